@@ -1,0 +1,50 @@
+"""``loyalty``: the one command-line face of Loyalty Monitor.
+
+Each sub-command lives in a module of this package and is a thin adapter: parse arguments, call a library function, print. Library
+modules are imported inside the handlers so that ``loyalty produce`` does not pay for importing
+Airflow or dbt. No library module imports this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+
+# Sub-command modules, in the order `loyalty --help` lists them. Each module in this package
+# defines `register(sub)` for its commands; add a feature's module here.
+COMMAND_MODULES = [
+    "loyalty_monitor.cli.broker",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loyalty",
+        description="Loyalty Monitor: capture every customer touchpoint, score relationship health, "
+                    "and warn account managers before customers drift away.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a clear one-line error for users; tracebacks with LOYALTY_DEBUG=1
+        import os
+        if os.environ.get("LOYALTY_DEBUG"):
+            raise
+        print(f"loyalty {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

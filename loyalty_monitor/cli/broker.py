@@ -1,0 +1,40 @@
+"""``loyalty broker start|stop|status`` and ``loyalty config``."""
+
+from __future__ import annotations
+
+import argparse
+
+from loyalty_monitor.cli._common import print_json
+from loyalty_monitor.settings import load_settings
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from loyalty_monitor import broker
+
+    settings = load_settings(broker_port=args.port or None)
+    if args.action == "start":
+        state = broker.start(settings)
+        print(f"embedded broker (Tansu, in-memory: data is lost when it stops) running at "
+              f"{state.bootstrap_servers}, pid {state.pid}; log: {state.log_file}")
+        return 0
+    if args.action == "stop":
+        print("broker stopped" if broker.stop(settings) else "no embedded broker was running")
+        return 0
+    info = broker.status(settings)
+    print_json(info)
+    return 0 if info.get("running") and "error" not in info else 1
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    print_json(load_settings().redacted())
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("broker", help="start, stop or inspect the embedded Kafka-compatible broker")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("--port", type=int, default=0,
+                   help="listen port (default: LOYALTY_BROKER_PORT or a free one)")
+    p.set_defaults(func=cmd_broker)
+    p = sub.add_parser("config", help="print the effective settings (secrets masked)")
+    p.set_defaults(func=cmd_config)

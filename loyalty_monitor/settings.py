@@ -1,0 +1,189 @@
+"""All runtime configuration of Loyalty Monitor, in one place.
+
+Values come from, in rising priority: the defaults below, a TOML file (``loyalty.toml`` in the
+working directory, or the path in ``LOYALTY_CONFIG``), and ``LOYALTY_<FIELD>`` environment
+variables (upper-case field name, e.g. ``LOYALTY_BOOTSTRAP_SERVERS``). Scoring weights, thresholds
+and alert-rule parameters are not settings: they live in the user-edited ``config/scoring.yml``.
+
+This module imports nothing of the project: everything else imports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+#: The repository root when the package runs from a checkout (the normal case: ``pip install -e``).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+ENV_PREFIX = "LOYALTY_"
+
+# Fields whose values must never be printed or logged.
+SECRET_FIELDS = frozenset({"sasl_password", "smtp_password", "slack_webhook_url", "webhook_url"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- where things live -------------------------------------------------------------------
+    data_dir: Path = PROJECT_ROOT / "data"
+    #: fsspec URL of the Parquet landing zone; empty means ``<data_dir>/landing``.
+    landing_url: str = ""
+    #: DuckDB warehouse file; empty means ``<data_dir>/warehouse.duckdb``.
+    warehouse_path: str = ""
+    scoring_file: Path = PROJECT_ROOT / "config" / "scoring.yml"
+    dbt_project_dir: Path = PROJECT_ROOT / "dbt_project"
+    #: dbt target in dbt_project/profiles.yml (``duckdb`` embedded default, ``postgres``).
+    dbt_target: str = "duckdb"
+
+    # --- Kafka -------------------------------------------------------------------------------
+    #: Comma-separated host:port list. Empty means: the embedded broker's address if it runs
+    #: (recorded by ``loyalty broker start``), else ``127.0.0.1:9092``.
+    bootstrap_servers: str = ""
+    security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    sasl_mechanism: str = ""  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+    sasl_username: str = ""
+    sasl_password: str = ""
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+
+    topic_touchpoints: str = "touchpoints"
+    topic_customers: str = "customers"
+    topic_dead_letter: str = "loyalty.dead-letter"
+    topic_batches: str = "loyalty.batches-landed"
+    partitions_touchpoints: int = 6
+    partitions_customers: int = 3
+    consumer_group: str = "loyalty-landing"
+
+    # --- consumer ----------------------------------------------------------------------------
+    batch_max_records: int = 20_000
+    batch_max_wait_s: float = 2.0
+    max_message_bytes: int = 1_048_576
+    #: Kept short: a group's first join waits for the rebalance timeout (see README).
+    max_poll_interval_ms: int = 10_000
+    session_timeout_ms: int = 10_000
+    metrics_port: int = 0  # 0 = no HTTP metrics endpoint; metrics are still written to data_dir
+
+    # --- embedded broker ---------------------------------------------------------------------
+    broker_port: int = 0  # 0 = pick a free port
+
+    # --- alert delivery (secrets only from env or a private config file) ---------------------
+    alert_channels: str = "file"  # comma-separated: file, smtp, slack, webhook
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_from: str = "loyalty-monitor@localhost"
+    slack_webhook_url: str = ""
+    webhook_url: str = ""
+    #: Who hears about failed runs and failed quality gates (comma-separated e-mail addresses).
+    data_engineer_emails: str = "data-engineers@localhost"
+
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # --- derived -----------------------------------------------------------------------------
+    @property
+    def landing(self) -> str:
+        return self.landing_url or str(self.data_dir / "landing")
+
+    @property
+    def warehouse(self) -> Path:
+        return Path(self.warehouse_path) if self.warehouse_path else self.data_dir / "warehouse.duckdb"
+
+    @property
+    def broker_state_file(self) -> Path:
+        return self.data_dir / "run" / "broker.json"
+
+    @property
+    def bootstrap(self) -> str:
+        if self.bootstrap_servers:
+            return self.bootstrap_servers
+        try:
+            state = json.loads(self.broker_state_file.read_text())
+            return state["bootstrap_servers"]
+        except (OSError, ValueError, KeyError):
+            return "127.0.0.1:9092"
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """Connection and security keyword arguments for kafka-python clients (pass-through)."""
+        cfg: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap.split(","),
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            cfg.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        for ours, theirs in (("ssl_cafile", "ssl_cafile"), ("ssl_certfile", "ssl_certfile"),
+                             ("ssl_keyfile", "ssl_keyfile")):
+            if getattr(self, ours):
+                cfg[theirs] = getattr(self, ours)
+        return cfg
+
+    def confluent_client_config(self) -> dict[str, Any]:
+        """The same connection settings in librdkafka (confluent-kafka) spelling."""
+        cfg: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap,
+            "security.protocol": self.security_protocol.lower(),
+        }
+        if self.sasl_mechanism:
+            cfg.update({"sasl.mechanism": self.sasl_mechanism, "sasl.username": self.sasl_username,
+                        "sasl.password": self.sasl_password})
+        if self.ssl_cafile:
+            cfg["ssl.ca.location"] = self.ssl_cafile
+        if self.ssl_certfile:
+            cfg["ssl.certificate.location"] = self.ssl_certfile
+        if self.ssl_keyfile:
+            cfg["ssl.key.location"] = self.ssl_keyfile
+        return cfg
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings as a dict with secrets masked: safe to print or log."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS and value:
+                value = "***"
+            out[f.name] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+def _coerce(kind: Any, raw: Any) -> Any:
+    kind = kind if isinstance(kind, type) else {"Path": Path, "int": int, "float": float,
+                                                "bool": bool, "str": str}.get(str(kind), str)
+    if kind is bool and isinstance(raw, str):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if kind is Path:
+        return Path(raw).expanduser()
+    return kind(raw)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings from defaults, the TOML file, ``LOYALTY_*`` variables and ``overrides``."""
+    values: dict[str, Any] = {}
+    known = {f.name: f for f in fields(Settings) if f.name != "extra"}
+    config_path = Path(os.environ.get(ENV_PREFIX + "CONFIG", "loyalty.toml"))
+    extra: dict[str, Any] = {}
+    if config_path.is_file():
+        with config_path.open("rb") as fh:
+            for key, raw in tomllib.load(fh).items():
+                if key in known:
+                    values[key] = _coerce(known[key].type, raw)
+                else:
+                    extra[key] = raw
+    for name, f in known.items():
+        env = os.environ.get(ENV_PREFIX + name.upper())
+        if env is not None and env != "":
+            values[name] = _coerce(f.type, env)
+    for name, value in overrides.items():
+        if value is not None:
+            values[name] = _coerce(known[name].type, value) if name in known else value
+    return dataclasses.replace(Settings(), extra=extra, **values)
