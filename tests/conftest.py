@@ -1,0 +1,60 @@
+"""Shared fixtures. Area-specific fixtures live in the area's own test modules.
+
+Every test runs against real parts: a real Tansu broker process, real files, real dbt/GX/Airflow.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from loyalty_monitor.broker import EmbeddedBroker
+from loyalty_monitor.settings import Settings, load_settings
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def broker() -> EmbeddedBroker:
+    """One real Tansu broker for the session (topics are created per test settings)."""
+    with EmbeddedBroker(create_topics=False) as running:
+        yield running
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An isolated data directory; also exported so subprocesses (the CLI) use it."""
+    path = tmp_path / "data"
+    path.mkdir()
+    monkeypatch.setenv("LOYALTY_DATA_DIR", str(path))
+    return path
+
+
+@pytest.fixture()
+def settings(data_dir: Path, broker: EmbeddedBroker, monkeypatch: pytest.MonkeyPatch,
+             request: pytest.FixtureRequest) -> Settings:
+    """Settings on the session broker with topic names unique to this test, topics created."""
+    from loyalty_monitor.broker import ensure_topics
+
+    suffix = f"{abs(hash(request.node.nodeid)) % 10**8}"
+    env = {
+        "LOYALTY_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "LOYALTY_TOPIC_TOUCHPOINTS": f"touchpoints-{suffix}",
+        "LOYALTY_TOPIC_CUSTOMERS": f"customers-{suffix}",
+        "LOYALTY_TOPIC_DEAD_LETTER": f"dead-letter-{suffix}",
+        "LOYALTY_TOPIC_BATCHES": f"batches-{suffix}",
+        "LOYALTY_CONSUMER_GROUP": f"landing-{suffix}",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    current = load_settings()
+    ensure_topics(current)
+    return current
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
