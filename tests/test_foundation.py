@@ -1,0 +1,118 @@
+"""The foundation: settings precedence, the embedded broker CLI, and the direction of dependencies."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loyalty_monitor.settings import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_settings_precedence_defaults_file_env_overrides(tmp_path, monkeypatch):
+    config = tmp_path / "loyalty.toml"
+    config.write_text('topic_touchpoints = "from-file"\nbatch_max_records = 7\nsasl_password = "s3cret"\n'
+                      'custom_key = "kept"\n')
+    monkeypatch.setenv("LOYALTY_CONFIG", str(config))
+    monkeypatch.setenv("LOYALTY_BATCH_MAX_RECORDS", "11")
+    monkeypatch.setenv("LOYALTY_SMTP_STARTTLS", "yes")
+    settings = load_settings(consumer_group="from-override")
+    assert settings.topic_touchpoints == "from-file"          # file beats default
+    assert settings.batch_max_records == 11                   # env beats file, coerced to int
+    assert settings.smtp_starttls is True
+    assert settings.consumer_group == "from-override"         # explicit override beats env
+    assert settings.extra == {"custom_key": "kept"}
+    assert settings.redacted()["sasl_password"] == "***"      # secrets never printed
+    assert load_settings(data_dir=str(tmp_path)).warehouse == tmp_path / "warehouse.duckdb"
+
+
+def test_kafka_security_settings_pass_through(monkeypatch):
+    monkeypatch.setenv("LOYALTY_BOOTSTRAP_SERVERS", "k1:9093,k2:9093")
+    monkeypatch.setenv("LOYALTY_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("LOYALTY_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("LOYALTY_SASL_USERNAME", "svc")
+    monkeypatch.setenv("LOYALTY_SASL_PASSWORD", "pw")
+    monkeypatch.setenv("LOYALTY_SSL_CAFILE", "/etc/ca.pem")
+    cfg = load_settings().kafka_client_config()
+    assert cfg["bootstrap_servers"] == ["k1:9093", "k2:9093"]
+    assert cfg["security_protocol"] == "SASL_SSL"
+    assert cfg["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert cfg["sasl_plain_username"] == "svc" and cfg["sasl_plain_password"] == "pw"
+    assert cfg["ssl_cafile"] == "/etc/ca.pem"
+    rd = load_settings().confluent_client_config()
+    assert rd["bootstrap.servers"] == "k1:9093,k2:9093" and rd["security.protocol"] == "sasl_ssl"
+
+
+def _loyalty(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "loyalty_monitor.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_broker_cli_start_status_stop(tmp_path):
+    env = {**os.environ, "LOYALTY_DATA_DIR": str(tmp_path)}
+    started = _loyalty("broker", "start", env=env)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert "in-memory" in started.stdout
+        status = _loyalty("broker", "status", env=env)
+        assert status.returncode == 0, status.stderr
+        assert '"running": true' in status.stdout
+        for topic in ("touchpoints", "customers", "loyalty.dead-letter", "loyalty.batches-landed"):
+            assert topic in status.stdout
+        again = _loyalty("broker", "start", env=env)          # idempotent: reuses the running one
+        assert again.returncode == 0 and started.stdout.split("pid ")[1] == again.stdout.split("pid ")[1]
+    finally:
+        stopped = _loyalty("broker", "stop", env=env)
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    after = _loyalty("broker", "status", env=env)
+    assert after.returncode == 1 and '"running": false' in after.stdout
+
+
+def test_cli_reports_errors_in_one_line(tmp_path):
+    env = {**os.environ, "LOYALTY_DATA_DIR": str(tmp_path), "LOYALTY_BATCH_MAX_RECORDS": "many"}
+    result = _loyalty("config", env=env)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+
+
+# --- architecture: dependencies point one way --------------------------------------------------
+def _project_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+LIBRARY_FILES = [p for folder in ("loyalty_monitor", "streaming", "expectations")
+                 for p in (ROOT / folder).rglob("*.py")
+                 if "cli" not in p.relative_to(ROOT).parts and not any(part.startswith(".") for part in p.parts)]
+
+
+@pytest.mark.parametrize("path", LIBRARY_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_library_module_imports_a_face(path):
+    bad = {name for name in _project_imports(path)
+           if name.startswith(("loyalty_monitor.cli", "dags")) or name == "dags"}
+    assert not bad, f"{path.relative_to(ROOT)} imports a face (CLI or DAG file): {bad}"
+
+
+@pytest.mark.parametrize("module", ["loyalty_monitor/settings.py", "loyalty_monitor/contract/__init__.py"])
+def test_bottom_layer_imports_nothing_of_the_project(module):
+    names = _project_imports(ROOT / module)
+    assert not {n for n in names if n.split(".")[0] in {"loyalty_monitor", "streaming", "expectations", "dags"}}
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in readme and "make demo" in readme
+    assert "make test" in ci.splitlines()[-1]
