@@ -84,6 +84,12 @@ class Settings:
     webhook_url: str = ""
     #: Who hears about failed runs and failed quality gates (comma-separated e-mail addresses).
     data_engineer_emails: str = "data-engineers@localhost"
+    #: Delivery attempts per alert and channel within one dispatch; waits double from the first.
+    alert_max_attempts: int = 3
+    alert_backoff_s: float = 2.0
+    alert_timeout_s: float = 10.0
+    #: One message per account manager listing all of that manager's new alerts.
+    alert_digest: bool = False
 
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -1,0 +1,167 @@
+"""What an alert says: who, why, what to do next, what is at stake, as plain text, HTML and JSON.
+
+Every text that comes from data (names, drivers, actions) is HTML-escaped in the HTML part; the
+plain-text part carries the same content so that any mail client shows it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html as html_lib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+PRODUCT = "Loyalty Monitor"
+
+#: Alert columns of ``published.fct_churn_alerts`` (docs/design.md) that messages and state use.
+ALERT_COLUMNS = (
+    "alert_id", "customer_id", "customer_name", "account_manager_id", "account_manager_name",
+    "account_manager_email", "rule", "severity", "alert_date", "episode_end_date", "health_score",
+    "status", "drivers", "suggested_action", "value_at_stake", "currency", "segment",
+)
+
+
+@dataclass
+class Message:
+    """One notification, ready for any channel."""
+
+    key: str  # stable, file-name safe: the idempotency key of the message
+    subject: str
+    text: str
+    html: str | None
+    to: list[str]  # e-mail recipients
+    payload: dict[str, Any] = field(default_factory=dict)  # JSON body for webhooks and the file sink
+    slack_text: str = ""
+
+
+def _s(value: Any, default: str = "") -> str:
+    if value is None:
+        return default
+    if isinstance(value, float) and value != value:  # NaN from pandas
+        return default
+    return str(value)
+
+
+def format_money(amount: Any, currency: Any) -> str:
+    try:
+        value = float(amount)
+    except (TypeError, ValueError):
+        return "unknown"
+    if value != value:
+        return "unknown"
+    return f"{value:,.0f} {_s(currency, '').strip()}".strip()
+
+
+def drivers_list(drivers: Any) -> list[str]:
+    """The mart's ``; ``-separated drivers, worst first, as a list of plain sentences."""
+    return [d.strip() for d in _s(drivers).split(";") if d.strip()]
+
+
+def slack_escape(text: str) -> str:
+    # Slack's mrkdwn treats these three as control characters.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _jsonable(alert: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key in ALERT_COLUMNS:
+        value = alert.get(key)
+        if isinstance(value, (dt.date, dt.datetime)):
+            value = value.isoformat()
+        elif isinstance(value, float) and value != value:
+            value = None
+        elif hasattr(value, "item"):  # numpy scalars
+            value = value.item()
+        out[key] = value
+    return out
+
+
+def _alert_lines(alert: Mapping[str, Any]) -> list[str]:
+    drivers = drivers_list(alert.get("drivers")) or ["(no drivers recorded)"]
+    return [
+        f"Customer: {_s(alert.get('customer_name'), '?')} ({_s(alert.get('customer_id'))}), "
+        f"segment {_s(alert.get('segment'), 'unknown')}",
+        f"Risk: {_s(alert.get('severity'), '?')} severity, health {_s(alert.get('health_score'), '?')}/100 "
+        f"({_s(alert.get('status'), '?')}), rule {_s(alert.get('rule'), '?')}, since {_s(alert.get('alert_date'))}",
+        "Why:",
+        *[f"  - {d}" for d in drivers],
+        f"What to do next: {_s(alert.get('suggested_action'), 'talk to the customer')}",
+        f"At stake: {format_money(alert.get('value_at_stake'), alert.get('currency'))}",
+        f"Alert id: {_s(alert.get('alert_id'))}",
+    ]
+
+
+def _alert_html(alert: Mapping[str, Any]) -> str:
+    e = html_lib.escape
+    drivers = drivers_list(alert.get("drivers")) or ["(no drivers recorded)"]
+    items = "".join(f"<li>{e(d)}</li>" for d in drivers)
+    return (
+        f'<div class="alert" style="border-left:4px solid #c0392b;padding:4px 12px;margin:12px 0">'
+        f"<h3>{e(_s(alert.get('customer_name'), '?'))} "
+        f"<small>({e(_s(alert.get('customer_id')))}, {e(_s(alert.get('segment'), 'unknown'))})</small></h3>"
+        f"<p><b>Risk:</b> {e(_s(alert.get('severity'), '?'))} severity, health "
+        f"{e(_s(alert.get('health_score'), '?'))}/100 ({e(_s(alert.get('status'), '?'))}), "
+        f"rule {e(_s(alert.get('rule'), '?'))}, since {e(_s(alert.get('alert_date')))}</p>"
+        f"<p><b>Why:</b></p><ul>{items}</ul>"
+        f"<p><b>What to do next:</b> {e(_s(alert.get('suggested_action'), 'talk to the customer'))}</p>"
+        f"<p><b>At stake:</b> {e(format_money(alert.get('value_at_stake'), alert.get('currency')))}</p>"
+        f"<p style=\"color:#888\">Alert id: {e(_s(alert.get('alert_id')))}</p></div>"
+    )
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html_lib.escape(title)}</title>"
+            f"</head><body style=\"font-family:sans-serif\">{body}"
+            f"<p style=\"color:#888\">Sent by {PRODUCT}.</p></body></html>")
+
+
+def render_alerts(alerts: list[Mapping[str, Any]], key: str) -> Message:
+    """One message to one account manager about one alert or (digest) several, highest value first."""
+    if not alerts:
+        raise ValueError("render_alerts needs at least one alert")
+    alerts = sorted(alerts, key=lambda a: -(float(a.get("value_at_stake") or 0)))
+    first = alerts[0]
+    manager = _s(first.get("account_manager_name"), "account manager")
+    email = _s(first.get("account_manager_email")).strip()
+    if len(alerts) == 1:
+        subject = (f"[{PRODUCT}] {_s(first.get('severity'), '?')} churn risk: "
+                   f"{_s(first.get('customer_name'), '?')} - "
+                   f"{format_money(first.get('value_at_stake'), first.get('currency'))} at stake")
+    else:
+        total = format_money(sum(float(a.get("value_at_stake") or 0) for a in alerts), first.get("currency"))
+        subject = f"[{PRODUCT}] {len(alerts)} customers at churn risk - {total} at stake"
+    intro = (f"Hello {manager}, {'this customer' if len(alerts) == 1 else 'these customers'} "
+             f"of yours may be drifting away.")
+    text_parts = [intro, ""]
+    for alert in alerts:
+        text_parts += _alert_lines(alert) + [""]
+    text_parts.append(f"Sent by {PRODUCT}.")
+    html_body = (f"<p>{html_lib.escape(intro)}</p>" + "".join(_alert_html(a) for a in alerts))
+    slack_lines = [slack_escape(f"{subject} (for {manager}{' <' + email + '>' if email else ''})")]
+    for alert in alerts:
+        slack_lines.append(slack_escape(
+            f"- {_s(alert.get('customer_name'), '?')}: {'; '.join(drivers_list(alert.get('drivers')))}. "
+            f"Next: {_s(alert.get('suggested_action'), 'talk to the customer')}. "
+            f"At stake: {format_money(alert.get('value_at_stake'), alert.get('currency'))}."))
+    payload = {
+        "kind": "churn_alert",
+        "idempotency_key": key,
+        "recipient": {"account_manager_id": _s(first.get("account_manager_id")) or None,
+                      "account_manager_name": _s(first.get("account_manager_name")) or None,
+                      "account_manager_email": email or None},
+        "alerts": [_jsonable(a) for a in alerts],
+    }
+    return Message(key=key, subject=subject, text="\n".join(text_parts), html=_page(subject, html_body),
+                   to=[email] if email else [], payload=payload, slack_text="\n".join(slack_lines))
+
+
+def render_notice(subject: str, text: str, html: str | None, to: list[str], key: str) -> Message:
+    """A message to the data engineers (failed runs, failed quality gates)."""
+    full_subject = f"[{PRODUCT}] {subject}"
+    if html is None:
+        html = _page(full_subject, f"<h2>{html_lib.escape(subject)}</h2>"
+                                   f"<pre style=\"white-space:pre-wrap\">{html_lib.escape(text)}</pre>")
+    return Message(key=key, subject=full_subject, text=text, html=html, to=to,
+                   payload={"kind": "data_engineer_notice", "idempotency_key": key,
+                            "subject": subject, "text": text, "recipients": to},
+                   slack_text=slack_escape(f"{full_subject}\n{text}"))

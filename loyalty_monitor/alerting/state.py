@@ -1,0 +1,83 @@
+"""``ops.alert_state``: one row per alert episode and channel, the idempotency record of delivery.
+
+A row with status ``sent``, ``capped`` or ``expired`` is final: no later run (retry, rerun, backfill)
+notifies about that alert on that channel again. ``failed`` rows are retried by the next dispatch
+while the alert is inside the dispatch window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+STATE_TABLE = "ops.alert_state"
+STATUSES = ("sent", "failed", "expired", "capped")
+FINAL_STATUSES = ("sent", "capped", "expired")
+
+DDL = f"""
+create schema if not exists ops;
+create table if not exists {STATE_TABLE} (
+    alert_id varchar not null,
+    channel varchar not null,
+    status varchar not null,            -- sent | failed | expired | capped
+    first_attempt_at timestamp,         -- UTC
+    sent_at timestamp,                  -- UTC, when status became sent
+    attempts integer not null default 0,
+    last_error varchar,
+    recipient varchar,
+    account_manager_id varchar,         -- copied from the alert so that the weekly cap and
+    alert_date date,                    -- `loyalty alerts list` survive a rebuilt mart
+    value_at_stake double,
+    updated_at timestamp not null,      -- UTC
+    primary key (alert_id, channel)
+);
+"""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def ensure_table(con: Any) -> None:
+    con.execute(DDL)
+
+
+@dataclass
+class StateRow:
+    alert_id: str
+    channel: str
+    status: str
+    first_attempt_at: dt.datetime | None
+    sent_at: dt.datetime | None
+    attempts: int
+    last_error: str | None
+    recipient: str | None
+    account_manager_id: str | None
+    alert_date: dt.date | None
+    value_at_stake: float | None
+
+
+def load(con: Any) -> dict[tuple[str, str], StateRow]:
+    ensure_table(con)
+    rows = con.execute(
+        f"select alert_id, channel, status, first_attempt_at, sent_at, attempts, last_error, recipient,"
+        f" account_manager_id, alert_date, value_at_stake from {STATE_TABLE}").fetchall()
+    return {(r[0], r[1]): StateRow(*r) for r in rows}
+
+
+def record(con: Any, row: StateRow) -> None:
+    """Insert or update one row (upsert on alert_id + channel)."""
+    con.execute(
+        f"""insert into {STATE_TABLE} (alert_id, channel, status, first_attempt_at, sent_at, attempts,
+                last_error, recipient, account_manager_id, alert_date, value_at_stake, updated_at)
+            values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            on conflict (alert_id, channel) do update set
+                status = excluded.status, first_attempt_at = excluded.first_attempt_at,
+                sent_at = excluded.sent_at, attempts = excluded.attempts,
+                last_error = excluded.last_error, recipient = excluded.recipient,
+                account_manager_id = excluded.account_manager_id, alert_date = excluded.alert_date,
+                value_at_stake = excluded.value_at_stake, updated_at = excluded.updated_at""",
+        [row.alert_id, row.channel, row.status, row.first_attempt_at, row.sent_at, row.attempts,
+         row.last_error, row.recipient, row.account_manager_id, row.alert_date, row.value_at_stake,
+         utcnow()])

@@ -1,0 +1,95 @@
+"""Real loopback servers for alert tests: an aiosmtpd SMTP server and a JSON webhook HTTP server."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from loyalty_monitor.broker import free_port
+
+
+@dataclass
+class ReceivedMail:
+    mail_from: str
+    rcpt_tos: list[str]
+    message: email.message.EmailMessage
+
+    @property
+    def text(self) -> str:
+        return self.message.get_body(preferencelist=("plain",)).get_content()
+
+    @property
+    def html(self) -> str:
+        return self.message.get_body(preferencelist=("html",)).get_content()
+
+
+class _Handler:
+    def __init__(self, inbox: list[ReceivedMail]):
+        self.inbox = inbox
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook name
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.inbox.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message))
+        return "250 OK"
+
+
+class SmtpServer:
+    def __init__(self) -> None:
+        self.inbox: list[ReceivedMail] = []
+        self.port = free_port()
+        self.controller = Controller(_Handler(self.inbox), hostname="127.0.0.1", port=self.port)
+
+    def __enter__(self) -> "SmtpServer":
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
+
+
+@dataclass
+class WebhookServer:
+    """Records every POST; answers ``fail_first`` requests per path with HTTP 500, then 200."""
+
+    fail_first: int = 0
+    received: list[dict[str, Any]] = field(default_factory=list)  # the 200-answered bodies
+    requests: int = 0
+
+    def __post_init__(self) -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server hook name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with outer.lock:
+                    outer.requests += 1
+                    fail = outer.requests <= outer.fail_first
+                    if not fail:
+                        outer.received.append({"path": self.path, "headers": dict(self.headers),
+                                               "json": json.loads(body)})
+                self.send_response(500 if fail else 200)
+                self.end_headers()
+                self.wfile.write(b"boom" if fail else b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> "WebhookServer":
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

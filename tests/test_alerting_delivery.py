@@ -1,0 +1,288 @@
+"""Alert rendering, routing, retries, cap and idempotency against real loopback SMTP/HTTP servers.
+
+The warehouse here is a small real DuckDB file holding ``published.fct_churn_alerts`` with the
+design.md columns; the end-to-end path through dbt and Airflow is in test_dags_pipeline.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from alerting_servers import SmtpServer, WebhookServer
+from loyalty_monitor.alerting import AlertPolicy, dispatch_alerts, list_alerts, notify_data_engineers
+from loyalty_monitor.alerting.channels import (
+    FileChannel, SlackChannel, SmtpChannel, WebhookChannel, build_channels, email_message, redact_url)
+from loyalty_monitor.alerting.dispatch import deliver
+from loyalty_monitor.alerting.messages import render_alerts
+from loyalty_monitor.settings import Settings, load_settings
+
+AS_OF = dt.date(2026, 3, 12)  # a Thursday; ISO week 11 runs 9-15 March
+
+
+def alert(alert_id: str, manager: str, value: float, day: dt.date = AS_OF, **extra) -> dict:
+    row = {
+        "alert_id": alert_id, "customer_id": f"C-{alert_id}", "customer_name": f"Customer {alert_id}",
+        "account_manager_id": manager, "account_manager_name": f"Manager {manager}",
+        "account_manager_email": f"{manager.lower()}@example.com", "rule": "dialogue_gap",
+        "severity": "high", "alert_date": day, "episode_end_date": None, "health_score": 38.5,
+        "status": "red", "drivers": "no dialogue for 64 days (usual 14); 2 unanswered calls",
+        "suggested_action": "call the decision maker this week", "value_at_stake": value,
+        "currency": "EUR", "segment": "key account",
+    }
+    row.update(extra)
+    return row
+
+
+def write_alerts(settings: Settings, rows: list[dict]) -> None:
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute("create schema if not exists published")
+    con.execute("""create or replace table published.fct_churn_alerts (
+        alert_id varchar, customer_id varchar, customer_name varchar, account_manager_id varchar,
+        account_manager_name varchar, account_manager_email varchar, rule varchar, severity varchar,
+        alert_date date, episode_end_date date, health_score double, status varchar, drivers varchar,
+        suggested_action varchar, value_at_stake double, currency varchar, segment varchar)""")
+    cols = list(rows[0]) if rows else []
+    for row in rows:
+        con.execute(f"insert into published.fct_churn_alerts ({', '.join(cols)}) values "
+                    f"({', '.join('?' for _ in cols)})", [row[c] for c in cols])
+    con.close()
+
+
+def state(settings: Settings) -> dict[tuple[str, str], dict]:
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    cur = con.execute("select * from ops.alert_state")
+    names = [d[0] for d in cur.description]
+    out = {(r[0], r[1]): dict(zip(names, r)) for r in cur.fetchall()}
+    con.close()
+    return out
+
+
+@pytest.fixture()
+def alert_settings(data_dir: Path) -> Settings:
+    return load_settings(data_dir=data_dir, alert_backoff_s=0.01, alert_max_attempts=3)
+
+
+@pytest.fixture()
+def smtp():
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture()
+def webhook():
+    with WebhookServer() as server:
+        yield server
+
+
+def smtp_channel(server: SmtpServer) -> SmtpChannel:
+    return SmtpChannel(host="127.0.0.1", port=server.port, sender="monitor@example.com", timeout_s=5)
+
+
+POLICY = AlertPolicy(dispatch_window_days=7, max_per_manager_per_week=3)
+
+
+def test_message_escapes_data_and_has_plain_and_html_parts():
+    evil = alert("A1", "AM1", 125000.0, customer_name="<script>alert(1)</script> & Co",
+                 drivers="complaint <b>open</b> for 12 days; no visit", suggested_action="fix \"it\" <now>")
+    message = render_alerts([evil], "A1.smtp")
+    assert "<script>" not in message.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in message.html
+    assert "<li>complaint &lt;b&gt;open&lt;/b&gt; for 12 days</li><li>no visit</li>" in message.html
+    assert "fix &quot;it&quot; &lt;now&gt;" in message.html
+    # the plain-text part carries who, why, what next and what is at stake, unescaped
+    assert "<script>alert(1)</script> & Co" in message.text
+    assert "  - complaint <b>open</b> for 12 days\n  - no visit" in message.text
+    assert "What to do next: fix \"it\" <now>" in message.text
+    assert "At stake: 125,000 EUR" in message.text
+    assert "<script>" not in message.slack_text
+    mail = email_message(message, "monitor@example.com")
+    assert mail.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in mail.iter_parts()] == ["text/plain", "text/html"]
+    assert mail["To"] == "am1@example.com"
+
+
+def test_alerts_route_to_their_account_manager_by_smtp_and_webhook(alert_settings, smtp, webhook):
+    write_alerts(alert_settings, [alert("A1", "AM1", 90000.0), alert("A2", "AM2", 50000.0),
+                                  alert("A3", "AM1", 10000.0, day=AS_OF - dt.timedelta(days=2))])
+    channels = [smtp_channel(smtp), WebhookChannel(url=webhook.url + "/hook", timeout_s=5)]
+    result = dispatch_alerts(alert_settings, AS_OF, channels=channels, policy=POLICY)
+    assert (result.sent, result.failed, result.capped, result.expired) == (6, 0, 0, 0)
+
+    by_customer = {m.message["Subject"].split(": ")[1].split(" - ")[0]: m for m in smtp.inbox}
+    assert by_customer["Customer A1"].rcpt_tos == ["am1@example.com"]
+    assert by_customer["Customer A2"].rcpt_tos == ["am2@example.com"]
+    assert by_customer["Customer A3"].rcpt_tos == ["am1@example.com"]
+    body = by_customer["Customer A2"].text
+    assert "no dialogue for 64 days (usual 14)" in body and "call the decision maker" in body
+    assert "At stake: 50,000 EUR" in body and "Hello Manager AM2" in body
+    assert "<li>2 unanswered calls</li>" in by_customer["Customer A2"].html
+
+    hooks = {r["json"]["alerts"][0]["alert_id"]: r for r in webhook.received}
+    assert set(hooks) == {"A1", "A2", "A3"}
+    assert hooks["A2"]["json"]["recipient"] == {"account_manager_id": "AM2", "account_manager_name": "Manager AM2",
+                                                "account_manager_email": "am2@example.com"}
+    assert hooks["A2"]["headers"]["Idempotency-Key"] == "A2.webhook"
+    assert hooks["A2"]["json"]["alerts"][0]["suggested_action"] == "call the decision maker this week"
+    rows = state(alert_settings)
+    assert rows[("A1", "smtp")]["status"] == "sent" and rows[("A1", "smtp")]["recipient"] == "am1@example.com"
+    assert rows[("A1", "webhook")]["attempts"] == 1 and rows[("A1", "webhook")]["sent_at"] is not None
+
+
+def test_rerun_and_later_days_send_nothing_twice(alert_settings, smtp):
+    write_alerts(alert_settings, [alert("A1", "AM1", 90000.0), alert("A2", "AM2", 50000.0)])
+    channels = [smtp_channel(smtp)]
+    first = dispatch_alerts(alert_settings, AS_OF, channels=channels, policy=POLICY)
+    again = dispatch_alerts(alert_settings, AS_OF, channels=channels, policy=POLICY)
+    next_day = dispatch_alerts(alert_settings, AS_OF + dt.timedelta(days=1), channels=channels, policy=POLICY)
+    assert first.sent == 2 and again.sent == 0 and next_day.sent == 0
+    assert again.already_done == 2
+    assert len(smtp.inbox) == 2
+
+
+def test_webhook_failing_twice_then_ok_receives_the_alert_exactly_once(alert_settings):
+    write_alerts(alert_settings, [alert("A1", "AM1", 90000.0)])
+    waits: list[float] = []
+    with WebhookServer(fail_first=2) as hook:
+        result = dispatch_alerts(alert_settings, AS_OF, channels=[WebhookChannel(url=hook.url, timeout_s=5)],
+                                 policy=POLICY, sleep=waits.append)
+        again = dispatch_alerts(alert_settings, AS_OF, channels=[WebhookChannel(url=hook.url, timeout_s=5)],
+                                policy=POLICY, sleep=waits.append)
+    assert hook.requests == 3 and len(hook.received) == 1
+    assert waits == [0.01, 0.02]  # exponential backoff
+    assert result.sent == 1 and again.sent == 0
+    row = state(alert_settings)[("A1", "webhook")]
+    assert row["status"] == "sent" and row["attempts"] == 3 and row["last_error"] is None
+
+
+def test_failed_delivery_is_recorded_then_retried_by_the_next_run(alert_settings, caplog):
+    write_alerts(alert_settings, [alert("A1", "AM1", 90000.0)])
+    secret_url = "http://127.0.0.1:9/services/T000/B000/SECRETTOKEN"  # port 9: nothing listens
+    caplog.set_level(logging.INFO)
+    result = dispatch_alerts(alert_settings, AS_OF, channels=[WebhookChannel(url=secret_url, timeout_s=2)],
+                             policy=POLICY, sleep=lambda s: None)
+    assert result.failed == 1 and result.sent == 0
+    row = state(alert_settings)[("A1", "webhook")]
+    assert row["status"] == "failed" and row["attempts"] == 3
+    assert "http://127.0.0.1:9/***" in row["last_error"]
+    assert "SECRETTOKEN" not in row["last_error"] and "SECRETTOKEN" not in caplog.text
+    with WebhookServer() as hook:
+        retry = dispatch_alerts(alert_settings, AS_OF + dt.timedelta(days=1),
+                                channels=[WebhookChannel(url=hook.url, timeout_s=5)], policy=POLICY)
+    assert retry.sent == 1 and len(hook.received) == 1
+    row = state(alert_settings)[("A1", "webhook")]
+    assert row["status"] == "sent" and row["attempts"] == 4 and row["last_error"] is None
+
+
+def test_weekly_cap_per_manager_keeps_the_most_valuable_and_lists_capped_lowest_first(alert_settings, smtp):
+    monday = dt.date(2026, 3, 9)
+    rows = [alert(f"A{i}", "AM1", value, day=monday + dt.timedelta(days=i % 4))
+            for i, value in enumerate([5000.0, 80000.0, 1000.0, 40000.0, 20000.0])]
+    rows.append(alert("B1", "AM2", 300.0))  # another manager has their own cap
+    rows.append(alert("P1", "AM1", 99000.0, day=monday - dt.timedelta(days=1)))  # previous ISO week
+    write_alerts(alert_settings, rows)
+    policy = AlertPolicy(dispatch_window_days=7, max_per_manager_per_week=2)
+    result = dispatch_alerts(alert_settings, AS_OF, channels=[smtp_channel(smtp)], policy=policy)
+    assert (result.sent, result.capped) == (4, 3)
+    subjects = sorted(m.message["Subject"] for m in smtp.inbox)
+    assert [s.split(": ")[1].split(" - ")[0] for s in subjects] == [
+        "Customer A1", "Customer A3", "Customer B1", "Customer P1"]
+    capped = list_alerts(alert_settings, status="capped")
+    assert [(r["alert_id"], r["value_at_stake"]) for r in capped] == [
+        ("A2", 1000.0), ("A0", 5000.0), ("A4", 20000.0)]
+    # a later run in the same week cannot slip a capped or a new alert past the cap
+    write_alerts(alert_settings, rows + [alert("A9", "AM1", 1e6, day=AS_OF + dt.timedelta(days=1))])
+    later = dispatch_alerts(alert_settings, AS_OF + dt.timedelta(days=1), channels=[smtp_channel(smtp)],
+                            policy=policy)
+    assert (later.sent, later.capped) == (0, 1)
+    assert len(smtp.inbox) == 4
+
+
+def test_alerts_before_the_window_expire_instead_of_being_sent(alert_settings, smtp):
+    write_alerts(alert_settings, [alert("OLD", "AM1", 90000.0, day=AS_OF - dt.timedelta(days=30)),
+                                  alert("NEW", "AM1", 1000.0),
+                                  alert("FUTURE", "AM1", 1000.0, day=AS_OF + dt.timedelta(days=1))])
+    result = dispatch_alerts(alert_settings, AS_OF, channels=[smtp_channel(smtp)], policy=POLICY)
+    assert (result.sent, result.expired) == (1, 1)
+    rows = state(alert_settings)
+    assert rows[("OLD", "smtp")]["status"] == "expired"
+    assert ("FUTURE", "smtp") not in rows
+    listed = {r["alert_id"]: r["status"] for r in list_alerts(alert_settings)}
+    assert listed == {"NEW": "sent", "OLD": "expired", "FUTURE": "pending"}
+
+
+def test_digest_sends_one_message_per_manager(alert_settings, smtp):
+    write_alerts(alert_settings, [alert("A1", "AM1", 1000.0), alert("A2", "AM1", 70000.0),
+                                  alert("A3", "AM2", 5000.0)])
+    result = dispatch_alerts(alert_settings, AS_OF, channels=[smtp_channel(smtp)], policy=POLICY, digest=True)
+    assert (result.sent, result.messages) == (3, 2)
+    digest = next(m for m in smtp.inbox if m.rcpt_tos == ["am1@example.com"])
+    assert digest.message["Subject"].endswith("2 customers at churn risk - 71,000 EUR at stake")
+    assert digest.text.index("Customer A2") < digest.text.index("Customer A1")  # highest value first
+
+
+def test_missing_manager_email_is_a_visible_failure_not_a_silent_drop(alert_settings, smtp):
+    write_alerts(alert_settings, [alert("A1", "AM1", 1000.0, account_manager_email=None)])
+    result = dispatch_alerts(alert_settings, AS_OF, channels=[smtp_channel(smtp)], policy=POLICY,
+                             sleep=lambda s: None)
+    assert result.failed == 1 and not smtp.inbox
+    assert list_alerts(alert_settings, status="failed")[0]["last_error"].startswith("no e-mail recipient")
+
+
+def test_file_sink_is_the_default_and_writes_json_and_eml(alert_settings):
+    write_alerts(alert_settings, [alert("A1", "AM1", 1000.0)])
+    channels = build_channels(alert_settings)
+    assert [c.name for c in channels] == ["file"]
+    dispatch_alerts(alert_settings, AS_OF, channels=channels, policy=POLICY)
+    outbox = alert_settings.data_dir / "alerts" / "outbox"
+    assert sorted(p.name for p in outbox.iterdir()) == ["A1.file.eml", "A1.file.html", "A1.file.json"]
+    record = json.loads((outbox / "A1.file.json").read_text())
+    assert record["to"] == ["am1@example.com"] and record["alerts"][0]["drivers"].startswith("no dialogue")
+
+
+def test_notify_data_engineers_reaches_every_channel(alert_settings, smtp, webhook):
+    outbox = alert_settings.data_dir / "alerts" / "outbox"
+    with WebhookServer() as slack:
+        channels = [FileChannel(outbox, "monitor@example.com"), smtp_channel(smtp),
+                    SlackChannel(url=slack.url + "/services/T/B/X", timeout_s=5),
+                    WebhookChannel(url=webhook.url, timeout_s=5)]
+        results = notify_data_engineers(alert_settings, "Quality gate failed for 2026-03-12",
+                                        "2 critical checks failed: <null customer_id>", channels=channels)
+    assert [r["ok"] for r in results] == [True] * 4
+    assert smtp.inbox[0].rcpt_tos == ["data-engineers@localhost"]
+    assert "2 critical checks failed: <null customer_id>" in smtp.inbox[0].text
+    assert "&lt;null customer_id&gt;" in smtp.inbox[0].html
+    assert slack.received[0]["json"]["text"].endswith("&lt;null customer_id&gt;")
+    assert webhook.received[0]["json"]["kind"] == "data_engineer_notice"
+    assert len(list(outbox.glob("data-engineers-*.eml"))) == 1
+
+
+def test_notify_data_engineers_never_raises_and_falls_back_to_the_outbox(data_dir):
+    settings = load_settings(data_dir=data_dir, alert_channels="slack", slack_webhook_url="",
+                             alert_backoff_s=0.0)
+    results = notify_data_engineers(settings, "Run failed", "task build_warehouse failed")
+    assert results[0]["channel"] == "config" and "LOYALTY_SLACK_WEBHOOK_URL" in results[0]["error"]
+    assert results[1] == {"channel": "file", "ok": True, "error": None}
+    assert list((data_dir / "alerts" / "outbox").glob("data-engineers-*.json"))
+
+
+def test_unknown_channel_and_redaction():
+    with pytest.raises(ValueError, match="unknown alert channel 'pager'"):
+        build_channels(load_settings(alert_channels="file,pager"))
+    assert redact_url("https://hooks.slack.com/services/T0/B0/XYZ") == "https://hooks.slack.com/***"
+    assert "XYZ" not in SlackChannel(url="https://hooks.slack.com/services/T0/B0/XYZ").describe()
+
+
+def test_deliver_gives_up_after_the_configured_attempts(tmp_path):
+    waits: list[float] = []
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the outbox should be")
+    ok, attempts, error = deliver(FileChannel(blocked, "x@y"), render_alerts([alert("A1", "AM1", 1.0)], "A1"),
+                                  attempts=4, backoff_s=0.5, sleep=waits.append)
+    assert (ok, attempts) == (False, 4) and waits == [0.5, 1.0, 2.0]
+    assert error.startswith("cannot write to outbox")
