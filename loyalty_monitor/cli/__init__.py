@@ -16,6 +16,7 @@ import sys
 # defines `register(sub)` for its commands; add a feature's module here.
 COMMAND_MODULES = [
     "loyalty_monitor.cli.broker",
+    "loyalty_monitor.cli.generate",
 ]
 
 

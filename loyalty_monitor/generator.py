@@ -1,0 +1,798 @@
+"""A realistic, seeded customer-touchpoint history with its ground truth (``loyalty generate``).
+
+Writes the three files of the "Generator files" section of docs/design.md:
+
+- ``customers.jsonl``: contract-v1 customer records in send order (initial portfolio, customers
+  added mid-history, account-manager changes, and ``{"customer_id": ..., "tombstone": true}`` lines
+  that the producer sends as null values).
+- ``touchpoints.jsonl``: contract-v1 touchpoints in send order, with the noise real producers make:
+  re-sent duplicates (same event_id, identical bytes), late events (sent days after ``occurred_at``,
+  so the file is out of order), and a few malformed lines.
+- ``ground_truth.json``: per customer whether and when it drifts and churns, and exact noise counts.
+
+How the history is simulated: every customer has one renewal process per kind of touch (sales
+dialogue, switchboard calls, service visits, orders, dunning, complaints, surveys, executive
+meetings, other departments). The next touch of a process is drawn from a gap whose mean depends on
+the segment, the customer's own rhythm, seasonality and, for churners, how far the drift has
+progressed: dialogue gaps grow, friction (dunning, complaints, unanswered calls, low NPS) rises,
+orders stop, and nothing happens after the churn date. One heap merges all processes in time, so
+the file is written as a stream in send order and memory does not grow with the number of events.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+from loyalty_monitor.contract import SCHEMA_VERSION
+
+CUSTOMERS_FILE = "customers.jsonl"
+TOUCHPOINTS_FILE = "touchpoints.jsonl"
+GROUND_TRUTH_FILE = "ground_truth.json"
+
+DEFAULT_CUSTOMERS = 500
+DEFAULT_MONTHS = 18
+DEFAULT_SEED = 42
+
+# Noise rates, per valid event. Malformed kinds are injected round-robin so that even a small
+# history contains each kind; the error code the contract's decode() gives each kind is recorded.
+DUPLICATE_RATE = 0.015
+LATE_RATE = 0.02
+MALFORMED_RATE = 0.001
+MALFORMED_KINDS = {
+    "broken_json": "not_json",
+    "missing_field": "schema_violation",
+    "bad_enum": "schema_violation",
+    "negative_amount": "schema_violation",
+    "bad_timestamp": "bad_timestamp",
+}
+
+CHURN_SHARE = 0.17         # customers that drift away during (or just after) the history
+ADDED_SHARE = 0.10         # customers that first appear mid-history (no baseline)
+DELETED_SHARE = 0.015      # customers erased by a tombstone late in the history
+MANAGER_CHANGE_SHARE = 0.04
+
+# Valid events per active customer-month at intensity 1.0, measured on the default mix; used to
+# turn --events-per-customer-month and --target-events into an intensity and a customer count.
+BASE_EVENTS_PER_CUSTOMER_MONTH = 5.0
+
+SEGMENTS = (("key", 0.15), ("growth", 0.30), ("standard", 0.55))
+
+# country: weight, currency, time zone class, units of currency per EUR, company-name parts
+COUNTRIES = {
+    "DK": (0.35, "DKK", "CET", 7.46, ("A/S", "ApS"),
+           ("Møller", "Vestergaard", "Kjær", "Holm", "Søndergaard", "Bech", "Dahl", "Lund")),
+    "SE": (0.15, "SEK", "CET", 11.2, ("AB",), ("Lindqvist", "Berg", "Åkesson", "Nyström", "Ek")),
+    "NO": (0.10, "NOK", "CET", 11.6, ("AS",), ("Haugen", "Bakke", "Solberg", "Strand")),
+    "DE": (0.15, "EUR", "CET", 1.0, ("GmbH", "KG"), ("Müller", "Schröder", "Becker", "Krause", "Vogel")),
+    "PL": (0.10, "PLN", "CET", 4.3, ("Sp. z o.o.", "S.A."), ("Kowalski", "Wiśniewski", "Zieliński", "Nowak")),
+    "NL": (0.05, "EUR", "CET", 1.0, ("B.V.",), ("de Vries", "Jansen", "Visser")),
+    "FI": (0.05, "EUR", "EET", 1.0, ("Oy",), ("Virtanen", "Mäkinen", "Laine")),
+    "GB": (0.05, "GBP", "GMT", 0.85, ("Ltd",), ("Harrison", "Whitfield", "Cole")),
+}
+TRADES = ("Industri", "Maskinfabrik", "Teknik", "Components", "Hydraulics", "Automation", "Logistics",
+          "Foods", "Packaging", "Energy", "Metal", "Plast", "Systems", "Engineering")
+# standard offset in seconds, and the offset strings for (standard, summer) time
+TIME_ZONES = {"CET": (3600, ("+01:00", "+02:00")), "EET": (7200, ("+02:00", "+03:00")),
+              "GMT": (0, ("Z", "+01:00"))}
+TZ_INDEX = {"CET": 0, "EET": 1, "GMT": 2}
+
+ACCOUNT_MANAGERS = (
+    ("AM01", "Anna Holm"), ("AM02", "Mikkel Sørensen"), ("AM03", "Sofie Lindberg"),
+    ("AM04", "Jonas Weber"), ("AM05", "Karolina Nowak"), ("AM06", "Lars Eriksen"),
+    ("AM07", "Ingrid Bakke"), ("AM08", "Thomas Schulz"), ("AM09", "Emma de Jong"),
+    ("AM10", "Oliver Grant"), ("AM11", "Mette Kristensen"), ("AM12", "Piotr Zieliński"),
+)
+PRODUCT_LINES = ("pumps", "valves", "spare_parts", "service_agreements", "control_systems", "filters",
+                 "installation")
+ANNUAL_POTENTIAL_EUR = {"key": (800_000, 4_000_000), "growth": (150_000, 800_000),
+                        "standard": (15_000, 150_000)}
+
+# Processes (kinds of touch) per customer.
+SALES, RECEPTION, SERVICE, ORDER, DUNNING, COMPLAINT, SURVEY, MANAGEMENT, OTHER, FOLLOW_UP = range(10)
+PROCESSES = (SALES, RECEPTION, SERVICE, ORDER, DUNNING, COMPLAINT, SURVEY, MANAGEMENT, OTHER)
+# Mean gap in days between touches of each process, per segment (healthy customer, intensity 1).
+MEAN_GAP_DAYS = {
+    "key": {SALES: 8, RECEPTION: 12, SERVICE: 30, ORDER: 21, DUNNING: 240, COMPLAINT: 150,
+            SURVEY: 120, MANAGEMENT: 90, OTHER: 90},
+    "growth": {SALES: 15, RECEPTION: 20, SERVICE: 60, ORDER: 30, DUNNING: 200, COMPLAINT: 200,
+               SURVEY: 150, MANAGEMENT: 180, OTHER: 120},
+    "standard": {SALES: 35, RECEPTION: 40, SERVICE: 120, ORDER: 60, DUNNING: 180, COMPLAINT: 240,
+                 SURVEY: 180, MANAGEMENT: 720, OTHER: 180},
+}
+# A drifting customer's rate of each touch at full drift, relative to its healthy rate; in between
+# the rate moves linearly with drift progress f in [0, 1]. Below 1 the touch fades (dialogue),
+# above 1 it grows (friction).
+DRIFT_RATE_AT_CHURN = {SALES: 0.2, RECEPTION: 1.0, SERVICE: 0.4, ORDER: 0.33, DUNNING: 4.0,
+                       COMPLAINT: 4.0, SURVEY: 0.7, MANAGEMENT: 0.15, OTHER: 0.5}
+ORDERS_STOP_AT_DRIFT = 0.6
+DUNNING_STAGES = ("reminder", "second_reminder", "collection_call", "final_notice")
+
+NOTES = {
+    "sales": ("Discussed next quarter's volumes", "Sent updated price list",
+              "Customer asked for a quote on spare parts", "Introduced the new control system",
+              "Kunden ønsker tilbud på serviceaftale", "Follow-up on delivery times"),
+    "reception": ("Asked for their account manager", "Caller wanted delivery status",
+                  "Could not reach sales, tried a mobile", "Wrong department, transferred"),
+    "service": ("Replaced worn seals", "Commissioning of new line", "Recurring fault, part on order",
+                "Annual inspection"),
+    "complaint": ("Delivery arrived late again", "Invoice does not match the order",
+                  "Technician blamed the previous supplier", "Nobody called back as promised"),
+    "survey": ("Good service, slow answers on the phone", "Always helpful", "Hard to reach sales",
+               "Prices fine, follow-up lacking"),
+    "other": ("Delivery slot agreed with logistics", "Documentation requested", "Marketing event invitation"),
+}
+
+ProgressCallback = Callable[[float, int], None]
+
+
+@dataclass
+class GenerationSummary:
+    """What ``generate()`` wrote: file paths and exact counts (also in ground_truth.json)."""
+
+    out_dir: Path
+    customers_file: Path
+    touchpoints_file: Path
+    ground_truth_file: Path
+    seed: int
+    start: date
+    end: date
+    customers: int
+    churners: int
+    deleted: int
+    customer_lines: int
+    touchpoint_lines: int
+    valid_events: int
+    duplicates: int
+    late_events: int
+    malformed: int
+    malformed_by_kind: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def events_per_second(self) -> float:
+        return self.touchpoint_lines / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["events_per_second"] = round(self.events_per_second)
+        return {k: (str(v) if isinstance(v, (Path, date)) else v) for k, v in out.items()}
+
+
+@dataclass(slots=True)
+class _Customer:
+    idx: int
+    customer_id: str
+    name: str
+    segment: str
+    country: str
+    currency: str
+    tz: int
+    manager: int
+    annual_potential: float
+    rhythm: float            # the customer's own pace: < 1 more frequent, > 1 less
+    product_lines: tuple[str, ...]
+    order_amount: float      # mean order value in the customer's currency
+    nps_base: float
+    added_day: int           # first day of activity (0 = present from the start)
+    drift_start: int | None
+    churn_day: int | None
+    deleted_day: int | None
+    end_day: int             # first day without activity
+    manager_change: tuple[int, int] | None = None  # (day, new manager)
+    dunning_stage: int = -1  # index into DUNNING_STAGES of the open dunning episode
+    dunning_invoice: str = ""
+    dunning_amount: float = 0.0
+    dunning_days: int = 0
+
+
+def _months_before(day: date, months: int) -> date:
+    month_index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(month_index, 12)
+    month += 1
+    for dom in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, dom)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def _as_date(value: date | str | None, default: date) -> date:
+    if value is None:
+        return default
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(value)
+
+
+def _last_sunday(year: int, month: int) -> date:
+    last = date(year, month + 1, 1) - timedelta(days=1)
+    return last - timedelta(days=(last.weekday() + 1) % 7)
+
+
+def _seasonal_thinning(day: date) -> float:
+    """Probability that a touch on this day does not happen: the summer and Christmas dips."""
+    md = (day.month, day.day)
+    if (12, 20) <= md or md <= (1, 3):
+        return 0.75
+    if (7, 1) <= md <= (8, 10):
+        # the industrial holiday weeks in mid July are the quietest
+        return 0.6 if (7, 8) <= md <= (7, 31) else 0.3
+    return 0.0
+
+
+def expected_customers_for(target_events: int, months: float, intensity: float = 1.0) -> int:
+    """How many customers give about ``target_events`` valid events over ``months``."""
+    per_customer = BASE_EVENTS_PER_CUSTOMER_MONTH * intensity * months
+    return max(1, math.ceil(target_events / per_customer))
+
+
+def generate(out_dir: Path | str, customers: int = DEFAULT_CUSTOMERS, start: date | str | None = None,
+             end: date | str | None = None, seed: int = DEFAULT_SEED, *,
+             events_per_customer_month: float | None = None, target_events: int | None = None,
+             duplicate_rate: float = DUPLICATE_RATE, late_rate: float = LATE_RATE,
+             malformed_rate: float = MALFORMED_RATE, churn_share: float = CHURN_SHARE,
+             progress: ProgressCallback | None = None) -> GenerationSummary:
+    """Write a seeded history to ``out_dir`` (see the module doc) and return its summary.
+
+    ``start``/``end`` (dates or ISO strings, both inclusive) default to the 18 months ending today
+    (UTC). ``events_per_customer_month`` scales the volume per customer; ``target_events`` picks the
+    number of customers instead of ``customers``. ``progress(fraction, lines_written)`` is called
+    about once a second on long runs. The same arguments always give byte-identical files.
+    """
+    started = time.perf_counter()
+    end_date = _as_date(end, datetime.now(timezone.utc).date())
+    start_date = _as_date(start, _months_before(end_date, DEFAULT_MONTHS))
+    if end_date < start_date:
+        raise ValueError(f"end {end_date} is before start {start_date}")
+    days = (end_date - start_date).days + 1
+    intensity = 1.0
+    if events_per_customer_month is not None:
+        if events_per_customer_month <= 0:
+            raise ValueError("events_per_customer_month must be positive")
+        intensity = events_per_customer_month / BASE_EVENTS_PER_CUSTOMER_MONTH
+    if target_events is not None:
+        customers = expected_customers_for(target_events, days / 30.44, intensity)
+    if customers < 1:
+        raise ValueError("customers must be at least 1")
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    portfolio = _make_customers(rng, customers, days, churn_share)
+    calendar = _Calendar(start_date, days)
+
+    customer_lines = _write_customers(out / CUSTOMERS_FILE, portfolio, calendar, rng)
+    counts = _write_touchpoints(out / TOUCHPOINTS_FILE, portfolio, calendar, rng, intensity,
+                                duplicate_rate, late_rate, malformed_rate, seed, progress)
+
+    truth = {
+        "generator": {"seed": seed, "start": start_date.isoformat(), "end": end_date.isoformat(),
+                      "customers": customers, "intensity": round(intensity, 6),
+                      "rates": {"duplicate": duplicate_rate, "late": late_rate,
+                                "malformed": malformed_rate, "churn_share": churn_share}},
+        "counts": {**counts, "customer_lines": customer_lines,
+                   "tombstones": sum(1 for c in portfolio if c.deleted_day is not None),
+                   "malformed_error_codes": MALFORMED_KINDS},
+        "customers": [_truth_row(c, calendar) for c in portfolio],
+    }
+    (out / GROUND_TRUTH_FILE).write_text(json.dumps(truth, indent=1, ensure_ascii=False) + "\n",
+                                         encoding="utf-8")
+    return GenerationSummary(
+        out_dir=out, customers_file=out / CUSTOMERS_FILE, touchpoints_file=out / TOUCHPOINTS_FILE,
+        ground_truth_file=out / GROUND_TRUTH_FILE, seed=seed, start=start_date, end=end_date,
+        customers=customers, churners=sum(1 for c in portfolio if c.churn_day is not None),
+        deleted=truth["counts"]["tombstones"], customer_lines=customer_lines,
+        touchpoint_lines=counts["touchpoint_lines"], valid_events=counts["valid_events"],
+        duplicates=counts["duplicates"], late_events=counts["late_events"],
+        malformed=counts["malformed"], malformed_by_kind=counts["malformed_by_kind"],
+        seconds=time.perf_counter() - started)
+
+
+# --- calendar ----------------------------------------------------------------------------------
+
+class _Calendar:
+    """Per-day lookup tables, so that formatting a timestamp costs a few list look-ups."""
+
+    def __init__(self, start: date, days: int) -> None:
+        self.start = start
+        self.days = days
+        span = range(-1, days + 2)  # one day either side for UTC conversion
+        self.dates = [start + timedelta(days=d) for d in span]
+        self.iso = [d.isoformat() for d in self.dates]
+        self.weekday = [d.weekday() for d in self.dates]
+        self.thinning = [_seasonal_thinning(d) for d in self.dates]
+        summer = {}
+        for year in range(self.dates[0].year, self.dates[-1].year + 1):
+            summer[year] = (_last_sunday(year, 3), _last_sunday(year, 10))
+        self.dst = [int(summer[d.year][0] <= d < summer[d.year][1]) for d in self.dates]
+        self.clock = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86400)]
+        # offset seconds and strings per time-zone class and DST flag
+        self.offset_s = [[TIME_ZONES[z][0] + 3600 * dst for dst in (0, 1)] for z in TZ_INDEX]
+        self.offset_str = [list(TIME_ZONES[z][1]) for z in TZ_INDEX]
+
+    def date_of(self, day: int) -> date:
+        return self.start + timedelta(days=day)  # also past the end (churn dates may lie there)
+
+
+# --- portfolio ---------------------------------------------------------------------------------
+
+def _pick(rng: random.Random, weighted: tuple[tuple[str, float], ...]) -> str:
+    r = rng.random()
+    for value, weight in weighted:
+        r -= weight
+        if r < 0:
+            return value
+    return weighted[-1][0]
+
+
+def _make_customers(rng: random.Random, n: int, days: int, churn_share: float) -> list[_Customer]:
+    width = max(6, len(str(n)))
+    country_weights = tuple((code, spec[0]) for code, spec in COUNTRIES.items())
+    portfolio: list[_Customer] = []
+    for idx in range(n):
+        segment = _pick(rng, SEGMENTS)
+        country = _pick(rng, country_weights)
+        _, currency, tz, per_eur, suffixes, surnames = COUNTRIES[country]
+        name = f"{rng.choice(surnames)} {rng.choice(TRADES)} {rng.choice(suffixes)}"
+        low, high = ANNUAL_POTENTIAL_EUR[segment]
+        potential = round(math.exp(rng.uniform(math.log(low), math.log(high))) * per_eur, -3)
+        orders_per_year = 365 / MEAN_GAP_DAYS[segment][ORDER]
+        wallet_share = rng.uniform(0.2, 0.8)
+        added_day = 0
+        if n > 1 and rng.random() < ADDED_SHARE:
+            added_day = int(rng.uniform(0.05, 0.85) * days)
+        drift_start = churn_day = None
+        if rng.random() < churn_share:
+            drift_len = int(rng.uniform(90, 180) if segment == "key" else rng.uniform(45, 150))
+            # some churn dates lie just after the history: those customers are still drifting at its
+            # end, which is exactly when an alert is worth most
+            earliest = added_day + 90 + drift_len
+            latest = days + 45
+            if earliest < latest:
+                churn_day = int(rng.uniform(max(earliest, 0.35 * days), latest))
+                drift_start = churn_day - drift_len
+        customer = _Customer(
+            idx=idx, customer_id=f"C{idx + 1:0{width}d}", name=name, segment=segment, country=country,
+            currency=currency, tz=TZ_INDEX[tz], manager=rng.randrange(len(ACCOUNT_MANAGERS)),
+            annual_potential=potential, rhythm=math.exp(rng.gauss(0, 0.25)),
+            product_lines=tuple(rng.sample(PRODUCT_LINES, rng.randint(1, 4))),
+            order_amount=potential * wallet_share / orders_per_year,
+            nps_base={"key": 8.3, "growth": 7.9, "standard": 7.4}[segment] + rng.gauss(0, 0.8),
+            added_day=added_day, drift_start=drift_start, churn_day=churn_day, deleted_day=None,
+            end_day=days)
+        portfolio.append(customer)
+
+    # Tombstones late in the history: mostly customers that left (erasure on request), plus one
+    # that is deleted while still active (e.g. merged into another customer record).
+    n_deleted = max(1, round(n * DELETED_SHARE)) if n >= 20 else 0
+    late = int(0.8 * days)
+    gone = [c for c in portfolio if c.churn_day is not None and c.churn_day + 30 < days - 2]
+    rng.shuffle(gone)
+    for c in gone[: max(0, n_deleted - 1)]:
+        c.deleted_day = rng.randint(max(late, c.churn_day + 30), days - 1)
+    active = [c for c in portfolio if c.churn_day is None and c.added_day < late - 60]
+    if n_deleted and active:
+        rng.choice(active).deleted_day = rng.randint(late, days - 1)
+
+    for c in portfolio:
+        c.end_day = min(d for d in (days, c.churn_day, c.deleted_day) if d is not None)
+        if rng.random() < MANAGER_CHANGE_SHARE and c.end_day - c.added_day > 60:
+            new_manager = (c.manager + rng.randrange(1, len(ACCOUNT_MANAGERS))) % len(ACCOUNT_MANAGERS)
+            c.manager_change = (rng.randint(c.added_day + 30, c.end_day - 30), new_manager)
+    return portfolio
+
+
+def _manager_record(manager: int) -> dict:
+    manager_id, name = ACCOUNT_MANAGERS[manager]
+    email = name.lower().replace(" ", ".")
+    email = email.translate(str.maketrans({"ø": "o", "ń": "n", "ś": "s", "ł": "l", "é": "e"}))
+    return {"id": manager_id, "name": name, "email": f"{email}@example.com"}
+
+
+def _customer_record(c: _Customer, manager: int, updated_at: str) -> str:
+    record = {"schema_version": SCHEMA_VERSION, "customer_id": c.customer_id, "name": c.name,
+              "segment": c.segment, "country": c.country, "account_manager": _manager_record(manager),
+              "annual_potential": c.annual_potential, "currency": c.currency, "updated_at": updated_at}
+    return json.dumps(record, ensure_ascii=False)
+
+
+def _utc_stamp(calendar: _Calendar, day: int, hour: int) -> str:
+    return f"{calendar.iso[day + 1]}T{hour:02d}:00:00Z"
+
+
+def _write_customers(path: Path, portfolio: list[_Customer], calendar: _Calendar,
+                     rng: random.Random) -> int:
+    """Customer records in send order: the initial portfolio first, then changes as they happen."""
+    initial, later = [], []
+    for c in portfolio:
+        if c.added_day == 0:
+            before = calendar.start - timedelta(days=rng.randint(1, 700))
+            initial.append(_customer_record(c, c.manager, f"{before.isoformat()}T06:00:00Z"))
+        else:
+            later.append(((c.added_day, 7, c.idx),
+                          _customer_record(c, c.manager, _utc_stamp(calendar, c.added_day, 7))))
+        if c.manager_change:
+            day, new_manager = c.manager_change
+            later.append(((day, 6, c.idx), _customer_record(c, new_manager, _utc_stamp(calendar, day, 6))))
+        if c.deleted_day is not None:
+            later.append(((c.deleted_day, 18, c.idx),
+                          json.dumps({"customer_id": c.customer_id, "tombstone": True})))
+    later.sort(key=lambda item: item[0])
+    lines = initial + [line for _, line in later]
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return len(lines)
+
+
+def _truth_row(c: _Customer, calendar: _Calendar) -> dict:
+    def iso(day: int | None) -> str | None:
+        return None if day is None else calendar.date_of(day).isoformat()
+
+    manager = c.manager_change[1] if c.manager_change else c.manager
+    return {"customer_id": c.customer_id, "segment": c.segment, "country": c.country,
+            "account_manager_id": ACCOUNT_MANAGERS[manager][0],
+            "added_at": iso(c.added_day) if c.added_day else None,
+            "churns": c.churn_day is not None, "drift_start": iso(c.drift_start),
+            "churn_date": iso(c.churn_day), "deleted": c.deleted_day is not None,
+            "deleted_at": iso(c.deleted_day)}
+
+
+# --- touchpoints -------------------------------------------------------------------------------
+
+def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, rng: random.Random,
+                       intensity: float, duplicate_rate: float, late_rate: float,
+                       malformed_rate: float, seed: int,
+                       progress: ProgressCallback | None) -> dict:
+    rand = rng.random
+    randint = rng.randint
+    heappush, heappop, heapreplace = heapq.heappush, heapq.heappop, heapq.heapreplace
+    iso, weekday, thinning, dst, clock = cal.iso, cal.weekday, cal.thinning, cal.dst, cal.clock
+    offset_s, offset_str = cal.offset_s, cal.offset_str
+    days = cal.days
+    managers = [m[0] for m in ACCOUNT_MANAGERS]
+    notes = {k: [json.dumps(n, ensure_ascii=False) for n in v] for k, v in NOTES.items()}
+    # event ids look like UUIDs; a per-seed prefix plus a counter makes them unique by construction
+    id_prefix = f"{random.Random(seed ^ 0x5EED).getrandbits(64):016x}"
+    id_prefix = f"{id_prefix[:8]}-{id_prefix[8:12]}-4{id_prefix[13:16]}-8{id_prefix[1:4]}-"
+    counter = 0
+
+    def gap_days(c: _Customer, process: int, day: int) -> float:
+        mean = MEAN_GAP_DAYS[c.segment][process] * c.rhythm / intensity
+        if c.drift_start is not None and day > c.drift_start:
+            f = min(1.0, (day - c.drift_start) / (c.churn_day - c.drift_start))
+            mean /= 1 + (DRIFT_RATE_AT_CHURN[process] - 1) * f
+        if process in (SALES, ORDER, MANAGEMENT, SURVEY):
+            return mean * (0.4 + 1.2 * rand())   # planned rhythms: regular-ish
+        return -mean * math.log(1.0 - rand())    # things that just happen: memoryless
+
+    def schedule(c: _Customer, process: int, day: float) -> tuple | None:
+        """The next touch of ``process`` at or after ``day``: (utc_s, idx, process, day, second)."""
+        while True:
+            d = int(day)
+            if d >= c.end_day:
+                return None
+            wd = weekday[d + 1]
+            if wd >= 5 and (process != ORDER or rand() < 0.7):
+                d += 7 - wd  # business happens on weekdays (a few web orders come at weekends)
+                if d >= c.end_day:
+                    return None
+            if process == ORDER and c.drift_start is not None and d > c.drift_start and \
+                    (d - c.drift_start) / (c.churn_day - c.drift_start) > ORDERS_STOP_AT_DRIFT:
+                return None
+            thin = thinning[d + 1]
+            if thin and rand() < thin:
+                day = d + 1 + gap_days(c, process, d) * 0.5
+                continue
+            second = 27000 + int(rand() * 36000)  # 07:30-17:30 local
+            utc = d * 86400 + second - offset_s[c.tz][dst[d + 1]]
+            return (utc, c.idx, process, d, second)
+
+    def first_touch(c: _Customer, process: int) -> tuple | None:
+        mean = MEAN_GAP_DAYS[c.segment][process] * c.rhythm / intensity
+        if c.added_day:  # a new customer: onboarding starts with sales within days
+            start = c.added_day + (rand() * 5 if process == SALES else rand() * mean)
+        else:
+            start = rand() * mean
+        return schedule(c, process, start)
+
+    def stamp(c: _Customer, day: int, second: int) -> str:
+        return f"{iso[day + 1]}T{clock[second]}{offset_str[c.tz][dst[day + 1]]}"
+
+    def drift(c: _Customer, day: int) -> float:
+        if c.drift_start is None or day <= c.drift_start:
+            return 0.0
+        return min(1.0, (day - c.drift_start) / (c.churn_day - c.drift_start))
+
+    def manager_of(c: _Customer, day: int) -> str:
+        change = c.manager_change
+        if change is not None and day >= change[0]:
+            return managers[change[1]]
+        return managers[c.manager]
+
+    def role(f: float) -> str:
+        # drifting customers are reached lower in their organisation: stakeholder coverage narrows
+        r = rand()
+        top = 0.5 * (1 - 0.7 * f)
+        if r < top:
+            return "executive" if r < top * 0.2 else "decision_maker"
+        return "user" if r < top + 0.35 else ("finance" if r < top + 0.42 else "other")
+
+    def note(kind: str, share: float) -> str:
+        if rand() < share:
+            options = notes[kind]
+            return f',"note":{options[int(rand() * len(options))]}'
+        return ""
+
+    def new_id() -> str:
+        nonlocal counter
+        counter += 1
+        return f"{id_prefix}{counter:012x}"
+
+    # --- one function per process: returns (line, event_type, department) ------------------
+    def sales(c: _Customer, day: int, second: int, eid: str, follow_up: bool = False) -> tuple:
+        f = drift(c, day)
+        r = rand()
+        if follow_up:
+            etype = "call" if r < 0.6 else "email"
+        else:
+            meeting_share = {"key": 0.2, "growth": 0.13, "standard": 0.07}[c.segment]
+            etype = "meeting" if r < meeting_share else ("call" if r < meeting_share + 0.43 else "email")
+        direction = "outbound" if follow_up or rand() < 0.65 - 0.25 * f else "inbound"
+        if etype == "call":
+            answered = rand() < (0.95 if direction == "inbound" else 0.85 - 0.35 * f)
+            if answered:
+                payload = (f'{{"answered":true,"duration_s":{60 + int(rand() * 1500)},'
+                           f'"transferred":false,"resolved":{"true" if rand() < 0.85 else "false"}}}')
+            else:
+                payload = '{"answered":false,"duration_s":0}'
+        elif etype == "meeting":
+            payload = f'{{"duration_s":{1800 * (1 + int(rand() * 4))}}}'
+        else:
+            payload = '{"subject":"Re: order follow-up"}' if follow_up else "{}"
+        text = (',"note":"Follow-up after order: is everything as agreed?"' if follow_up
+                else note("sales", 0.3))
+        line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"{etype}",'
+                f'"occurred_at":"{stamp(c, day, second)}","customer_id":"{c.customer_id}",'
+                f'"department":"sales","direction":"{direction}","employee_id":"{manager_of(c, day)}",'
+                f'"contact_role":"{role(f)}","source":"crm"{text},"payload":{payload}}}')
+        return line, etype, "sales"
+
+    def reception(c: _Customer, day: int, second: int, eid: str) -> tuple:
+        f = drift(c, day)
+        answered = rand() < 0.9 - 0.3 * f
+        if answered:
+            transferred = rand() < 0.25
+            resolved = rand() < (0.5 if transferred else 0.8)
+            payload = (f'{{"answered":true,"duration_s":{20 + int(rand() * 400)},'
+                       f'"transferred":{"true" if transferred else "false"},'
+                       f'"resolved":{"true" if resolved else "false"}}}')
+        else:
+            payload = '{"answered":false,"duration_s":0,"transferred":false}'
+        r = rand()
+        contact = "user" if r < 0.6 else ("other" if r < 0.85 else
+                                          ("decision_maker" if r < 0.95 else "finance"))
+        # the phone system stamps milliseconds and sends a field the contract does not know yet
+        line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"call",'
+                f'"occurred_at":"{iso[day + 1]}T{clock[second]}.{int(rand() * 1000):03d}'
+                f'{offset_str[c.tz][dst[day + 1]]}","customer_id":"{c.customer_id}",'
+                f'"department":"reception","direction":"inbound","employee_id":"RC{1 + int(rand() * 4):02d}",'
+                f'"contact_role":"{contact}","source":"pbx"{note("reception", 0.15)},'
+                f'"pbx_queue":"switchboard","payload":{payload}}}')
+        return line, "call", "reception"
+
+    def service(c: _Customer, day: int, second: int, eid: str) -> tuple:
+        f = drift(c, day)
+        resolved = rand() < 0.88 - 0.3 * f
+        first_fix = resolved and rand() < 0.75 - 0.3 * f
+        contact = "user" if rand() < 0.75 else ("decision_maker" if rand() < 0.6 else "other")
+        line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"service_visit",'
+                f'"occurred_at":"{stamp(c, day, second)}","customer_id":"{c.customer_id}",'
+                f'"department":"service","direction":"outbound","employee_id":"SV{1 + int(rand() * 10):02d}",'
+                f'"contact_role":"{contact}","source":"field_service"{note("service", 0.4)},'
+                f'"payload":{{"resolved":{"true" if resolved else "false"},'
+                f'"first_time_fix":{"true" if first_fix else "false"}}}}}')
+        return line, "service_visit", "service"
+
+    def order(c: _Customer, day: int, second: int, eid: str) -> tuple:
+        # the ERP sends UTC timestamps
+        utc = day * 86400 + second - offset_s[c.tz][dst[day + 1]]
+        uday, usecond = divmod(utc, 86400)
+        amount = c.order_amount * math.exp(0.5 * (rand() + rand() + rand() - 1.5))
+        product = c.product_lines[int(rand() * len(c.product_lines))]
+        contact = "user" if rand() < 0.7 else "decision_maker"
+        line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"order",'
+                f'"occurred_at":"{iso[uday + 1]}T{clock[usecond]}Z","customer_id":"{c.customer_id}",'
+                f'"department":"sales","direction":"inbound","contact_role":"{contact}","source":"erp",'
+                f'"payload":{{"amount":{amount:.2f},"currency":"{c.currency}","product_line":"{product}",'
+                f'"order_id":"SO-{eid[-8:]}"}}}}')
+        return line, "order", "sales"
+
+    def dunning(c: _Customer, day: int, second: int, eid: str) -> tuple:
+        if c.dunning_stage < 0:  # a new invoice falls overdue
+            c.dunning_stage = 0
+            c.dunning_invoice = f"INV-{cal.date_of(day).year}-{c.idx:06d}{day % 1000:03d}"
+            c.dunning_amount = round(c.order_amount * (0.5 + rand() * 1.5), 2)
+            c.dunning_days = 8 + int(rand() * 10)
+        stage = DUNNING_STAGES[c.dunning_stage]
+        line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"dunning_contact",'
+                f'"occurred_at":"{stamp(c, day, second)}","customer_id":"{c.customer_id}",'
+                f'"department":"finance","direction":"outbound","employee_id":"FI{1 + int(rand() * 4):02d}",'
+                f'"contact_role":"finance","source":"erp","payload":{{"stage":"{stage}",'
+                f'"amount_overdue":{c.dunning_amount:.2f},"days_overdue":{c.dunning_days},'
+                f'"invoice_id":"{c.dunning_invoice}"}}}}')
+        return line, "dunning_contact", "finance"
+
+    def complaint(c: _Customer, day: int, second: int, eid: str) -> tuple:
+        f = drift(c, day)
+        r = rand()
+        severity = "high" if r < 0.1 + 0.35 * f else ("medium" if r < 0.45 + 0.2 * f else "low")
+        department = "support" if rand() < 0.8 else "service"
+        resolved = rand() < 0.8 - 0.4 * f
+        contact = "user" if rand() < 0.6 else ("decision_maker" if rand() < 0.75 else "executive")
+        line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"complaint",'
+                f'"occurred_at":"{stamp(c, day, second)}","customer_id":"{c.customer_id}",'
+                f'"department":"{department}","direction":"inbound","employee_id":"SP{1 + int(rand() * 5):02d}",'
+                f'"contact_role":"{contact}","source":"helpdesk"{note("complaint", 0.7)},'
+                f'"payload":{{"severity":"{severity}","resolved":{"true" if resolved else "false"}}}}}')
+        return line, "complaint", department
+
+    def survey(c: _Customer, day: int, second: int, eid: str) -> tuple:
+        f = drift(c, day)
+        score = min(10, max(0, round(rng.gauss(c.nps_base - 5.5 * f, 1.3))))
+        comment = notes["survey"][int(rand() * len(notes["survey"]))] if rand() < 0.4 else "null"
+        line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"survey_response",'
+                f'"occurred_at":"{stamp(c, day, second)}","customer_id":"{c.customer_id}",'
+                f'"department":"support","contact_role":"{role(f)}","source":"survey",'
+                f'"payload":{{"nps_score":{score},"comment":{comment}}}}}')
+        return line, "survey_response", "support"
+
+    def management(c: _Customer, day: int, second: int, eid: str) -> tuple:
+        line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"meeting",'
+                f'"occurred_at":"{stamp(c, day, second)}","customer_id":"{c.customer_id}",'
+                f'"department":"management","direction":"outbound","employee_id":"MG{1 + int(rand() * 3):02d}",'
+                f'"contact_role":"executive","source":"crm",'
+                f'"note":"Executive business review","payload":{{"duration_s":{3600 + 1800 * int(rand() * 3)}}}}}')
+        return line, "meeting", "management"
+
+    def other(c: _Customer, day: int, second: int, eid: str) -> tuple:
+        etype = "call" if rand() < 0.5 else "email"
+        direction = "inbound" if rand() < 0.5 else "outbound"
+        payload = (f'{{"answered":true,"duration_s":{30 + int(rand() * 300)}}}' if etype == "call" else "{}")
+        line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"{etype}",'
+                f'"occurred_at":"{stamp(c, day, second)}","customer_id":"{c.customer_id}",'
+                f'"department":"other","direction":"{direction}","employee_id":"OT{1 + int(rand() * 3):02d}",'
+                f'"contact_role":"user","source":"crm"{note("other", 0.5)},"payload":{payload}}}')
+        return line, etype, "other"
+
+    handlers = {SALES: sales, RECEPTION: reception, SERVICE: service, ORDER: order, DUNNING: dunning,
+                COMPLAINT: complaint, SURVEY: survey, MANAGEMENT: management, OTHER: other}
+
+    heap = []
+    for c in portfolio:
+        for process in PROCESSES:
+            entry = first_touch(c, process)
+            if entry is not None:
+                heap.append(entry)
+    heapq.heapify(heap)
+
+    pending: list[tuple[int, int, str]] = []  # (send time, tie-break, line): late and re-sent lines
+    seq = 0
+    buffer: list[str] = []
+    lines = valid = duplicates = late = 0
+    malformed_by_kind = {kind: 0 for kind in MALFORMED_KINDS}
+    malformed_kinds = list(MALFORMED_KINDS)
+    by_type: dict[str, int] = {}
+    by_department: dict[str, int] = {}
+    horizon = days * 86400
+    next_report = time.monotonic() + 1.0
+
+    with path.open("w", encoding="utf-8", buffering=1 << 20) as fh:
+        while heap:
+            utc, idx, process, day, second = heap[0]
+            c = portfolio[idx]
+            eid = new_id()
+            if process == FOLLOW_UP:
+                line, etype, department = sales(c, day, second, eid, follow_up=True)
+                heappop(heap)
+            else:
+                line, etype, department = handlers[process](c, day, second, eid)
+                if process == DUNNING:
+                    f = drift(c, day)
+                    if c.dunning_stage < 3 and rand() < 0.25 + 0.6 * f:
+                        c.dunning_stage += 1  # unpaid: escalate in about two weeks
+                        step = 10 + int(rand() * 9)
+                        c.dunning_days += step
+                        nxt = schedule(c, DUNNING, day + step)
+                    else:
+                        c.dunning_stage = -1
+                        nxt = schedule(c, DUNNING, day + 1 + gap_days(c, DUNNING, day))
+                else:
+                    nxt = schedule(c, process, day + max(1.0, gap_days(c, process, day)))
+                if nxt is None:
+                    heappop(heap)
+                else:
+                    heapreplace(heap, nxt)
+                if process == ORDER:
+                    # follow-up after an order: the call that keeps customers (less when drifting)
+                    care = {"key": 0.55, "growth": 0.4, "standard": 0.3}[c.segment]
+                    if rand() < care * (1 - 0.8 * drift(c, day)):
+                        fu = schedule(c, SALES, day + 2 + rand() * 5)
+                        if fu is not None:
+                            heappush(heap, (fu[0], fu[1], FOLLOW_UP, fu[3], fu[4]))
+            valid += 1
+            by_type[etype] = by_type.get(etype, 0) + 1
+            by_department[department] = by_department.get(department, 0) + 1
+
+            while pending and pending[0][0] <= utc:
+                buffer.append(heappop(pending)[2])
+            send = utc
+            if rand() < late_rate:
+                late += 1
+                send = utc + 86400 + int(rand() * 9 * 86400)  # arrives 1-10 days late
+                seq += 1
+                heappush(pending, (send, seq, line))
+            else:
+                buffer.append(line)
+            if rand() < duplicate_rate:
+                duplicates += 1
+                seq += 1
+                heappush(pending, (send + 1 + int(rand() * 6 * 3600), seq, line))
+            if rand() < malformed_rate:
+                kind = malformed_kinds[sum(malformed_by_kind.values()) % len(malformed_kinds)]
+                malformed_by_kind[kind] += 1
+                buffer.append(_malform(kind, line, new_id(), c.currency))
+
+            if len(buffer) >= 8192:
+                lines += len(buffer)
+                fh.write("\n".join(buffer))
+                fh.write("\n")
+                buffer.clear()
+                if progress is not None and time.monotonic() >= next_report:
+                    next_report = time.monotonic() + 1.0
+                    progress(min(1.0, max(0.0, utc / horizon)), lines)
+        while pending:
+            buffer.append(heappop(pending)[2])
+        if buffer:
+            lines += len(buffer)
+            fh.write("\n".join(buffer))
+            fh.write("\n")
+    if progress is not None:
+        progress(1.0, lines)
+    malformed = sum(malformed_by_kind.values())
+    assert lines == valid + duplicates + malformed
+    return {"touchpoint_lines": lines, "valid_events": valid, "duplicates": duplicates,
+            "late_events": late, "malformed": malformed, "malformed_by_kind": malformed_by_kind,
+            "events_by_type": dict(sorted(by_type.items())),
+            "events_by_department": dict(sorted(by_department.items()))}
+
+
+def _malform(kind: str, line: str, event_id: str, currency: str) -> str:
+    """A broken copy of ``line`` (with its own event_id) of the given kind."""
+    record = json.loads(line)
+    record["event_id"] = event_id
+    if kind == "broken_json":
+        text = json.dumps(record, ensure_ascii=False)
+        return text[: len(text) // 2]  # a producer that crashed mid-write
+    if kind == "missing_field":
+        required = ("event_id", "event_type", "occurred_at", "customer_id", "department", "payload")
+        del record[required[int(event_id[-3:], 16) % len(required)]]
+    elif kind == "bad_enum":
+        record["department"] = "logistics"
+    elif kind == "negative_amount":
+        record.update(event_type="order", direction="inbound",
+                      payload={"amount": -125.0, "currency": currency, "product_line": "spare_parts"})
+    elif kind == "bad_timestamp":
+        # matches the RFC 3339 pattern but is no date: February 30th
+        record["occurred_at"] = record["occurred_at"][:5] + "02-30" + record["occurred_at"][10:]
+    return json.dumps(record, ensure_ascii=False)
