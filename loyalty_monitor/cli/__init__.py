@@ -17,6 +17,7 @@ import sys
 COMMAND_MODULES = [
     "loyalty_monitor.cli.broker",
     "loyalty_monitor.cli.generate",
+    "loyalty_monitor.cli.report",
 ]
 
 

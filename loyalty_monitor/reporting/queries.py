@@ -1,0 +1,460 @@
+"""Read what the leadership report shows from the published marts (and the ops tables).
+
+Every section is fetched on its own and degrades to "no data" with a reason when a mart, a column or
+the rows are missing: a half-built warehouse still gives a readable report. Where a mart's column
+names are not fixed by docs/design.md, the reader accepts the few names the dbt project may use
+(``_pick``) instead of guessing one and crashing.
+
+The queries are plain SQL on a DuckDB connection opened read-only; nothing here writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+PUBLISHED = "published"
+OPS = "ops"
+STATUSES = ("red", "yellow", "green")
+#: How long after an alert a two-way dialogue counts as its follow-up (issue 6).
+FOLLOW_UP_DAYS = 14
+DEFAULT_PERIOD_WEEKS = 12
+TOP_VALUES_AT_RISK = 10
+
+
+@dataclass
+class Section:
+    """One report section's data, or why there is none."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    missing: str = ""  # non-empty: show "no data" with this reason
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing
+
+
+class MissingData(Exception):
+    """A section cannot be built from this warehouse (the message says why, for the reader)."""
+
+
+class Marts:
+    """Catalogue-aware access to the warehouse: which tables and columns exist."""
+
+    def __init__(self, con: Any):
+        self.con = con
+        rows = con.execute(
+            "select table_schema, table_name, column_name, data_type from information_schema.columns "
+            "where table_schema in (?, ?) order by table_schema, table_name, ordinal_position",
+            [PUBLISHED, OPS]).fetchall()
+        self._columns: dict[str, dict[str, str]] = {}
+        for schema, table, column, dtype in rows:
+            self._columns.setdefault(f"{schema}.{table}", {})[column.lower()] = dtype.upper()
+
+    def columns(self, table: str) -> dict[str, str]:
+        return self._columns.get(table, {})
+
+    def require(self, table: str, *columns: str) -> None:
+        cols = self.columns(table)
+        if not cols:
+            raise MissingData(f"table {table} is not in the warehouse yet")
+        absent = [c for c in columns if c not in cols]
+        if absent:
+            raise MissingData(f"{table} lacks column(s) {', '.join(absent)}")
+
+    def pick(self, table: str, *candidates: str, contains: Iterable[str] = (),
+             dtype: str | None = None, required: bool = True) -> str | None:
+        """The first candidate column that exists, else one whose name holds all of ``contains``."""
+        cols = self.columns(table)
+        for name in candidates:
+            if name in cols:
+                return name
+        words = list(contains)
+        if words:
+            for name, kind in cols.items():
+                if all(w in name for w in words) and (dtype is None or dtype in kind):
+                    return name
+        if required:
+            raise MissingData(f"{table} has no column like {' / '.join(candidates)}")
+        return None
+
+    def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        cur = self.con.execute(sql, params or [])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
+        row = self.con.execute(sql, params or []).fetchone()
+        return row[0] if row else None
+
+
+HEALTH = f"{PUBLISHED}.fct_customer_health_daily"
+CUSTOMERS = f"{PUBLISHED}.dim_customers"
+ALERTS = f"{PUBLISHED}.fct_churn_alerts"
+TOUCHPOINTS = f"{PUBLISHED}.fct_touchpoints"
+MATRIX = f"{PUBLISHED}.fct_loyalty_matrix"
+PLATFORM = f"{PUBLISHED}.fct_sales_platform"
+ACTIVITY = f"{PUBLISHED}.fct_account_manager_activity"
+QUALITY_RUNS = f"{OPS}.quality_runs"
+
+
+def latest_as_of(marts: Marts) -> dt.date | None:
+    if "as_of_date" not in marts.columns(HEALTH):
+        return None
+    return marts.scalar(f"select max(as_of_date) from {HEALTH}")
+
+
+def resolve_period(marts: Marts, start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
+    """Defaults: the 12 weeks up to the latest as-of date in the warehouse (today if it is empty)."""
+    end = end or latest_as_of(marts) or dt.date.today()
+    start = start or end - dt.timedelta(weeks=DEFAULT_PERIOD_WEEKS) + dt.timedelta(days=1)
+    if start > end:
+        raise ValueError(f"period start {start} is after period end {end}")
+    return start, end
+
+
+def _section(builder, *args: Any) -> Section:
+    try:
+        return Section(data=builder(*args))
+    except MissingData as exc:
+        return Section(missing=str(exc))
+
+
+# --- sections ------------------------------------------------------------------------------------
+
+def portfolio(marts: Marts, start: dt.date, end: dt.date) -> dict[str, Any]:
+    """Status counts on the last day with data, and a weekly trend over the period."""
+    marts.require(HEALTH, "customer_id", "as_of_date", "status", "health_score")
+    now = marts.scalar(f"select max(as_of_date) from {HEALTH} where as_of_date <= ?", [end])
+    if now is None:
+        raise MissingData(f"no health scores on or before {end}")
+    counts = {s: 0 for s in STATUSES}
+    for row in marts.rows(f"select status, count(*) as n from {HEALTH} where as_of_date = ? "
+                          f"group by status", [now]):
+        counts[str(row["status"])] = row["n"]
+    total = sum(counts.values())
+    avg = marts.scalar(f"select avg(health_score) from {HEALTH} where as_of_date = ?", [now])
+    # One snapshot per week, ending on the period's last day, so the trend compares like with like.
+    days = []
+    day = end
+    while day >= start:
+        days.append(day)
+        day -= dt.timedelta(days=7)
+    days.reverse()
+    trend_rows = marts.rows(
+        f"select as_of_date, status, count(*) as n from {HEALTH} "
+        f"where as_of_date in ({', '.join('?' for _ in days)}) group by as_of_date, status", days)
+    trend: dict[dt.date, dict[str, int]] = {d: {s: 0 for s in STATUSES} for d in days}
+    for row in trend_rows:
+        trend[row["as_of_date"]][str(row["status"])] = row["n"]
+    first = next((d for d in days if sum(trend[d].values())), None)
+    return {
+        "as_of": now, "counts": counts, "total": total, "avg_health": avg,
+        "trend": [{"date": d, **trend[d]} for d in days],
+        "change": ({s: counts[s] - trend[first][s] for s in STATUSES} if first else None),
+        "change_since": first,
+    }
+
+
+def health_by(marts: Marts, as_of: dt.date, dimension: str) -> list[dict[str, Any]]:
+    """Status mix and mean health per segment or per account manager on ``as_of``."""
+    marts.require(HEALTH, "customer_id", "as_of_date", "status", "health_score", dimension)
+    label = "h." + dimension
+    join = ""
+    if dimension == "account_manager_id" and "account_manager_name" in marts.columns(CUSTOMERS):
+        # Name the manager as master data does today; a manager without a name keeps the id.
+        join = (f"left join (select account_manager_id, max(account_manager_name) as am_name "
+                f"from {CUSTOMERS} group by account_manager_id) c using (account_manager_id)")
+        label = "coalesce(c.am_name, h.account_manager_id)"
+    return marts.rows(
+        f"select {label} as label, count(*) as customers, "
+        f"count(*) filter (where status = 'red') as red, "
+        f"count(*) filter (where status = 'yellow') as yellow, "
+        f"count(*) filter (where status = 'green') as green, avg(health_score) as avg_health "
+        f"from {HEALTH} h {join} where h.as_of_date = ? group by 1 "
+        f"order by red desc, yellow desc, label", [as_of])
+
+
+def _dialogue_columns(marts: Marts) -> tuple[str, str]:
+    marts.require(TOUCHPOINTS, "customer_id")
+    flag = marts.pick(TOUCHPOINTS, "is_two_way_dialogue", "is_two_way", "two_way_dialogue",
+                      "is_dialogue", "is_two_way_contact", contains=("two_way",))
+    date = marts.pick(TOUCHPOINTS, "event_date", "occurred_date", "occurred_on", "occurred_at")
+    return flag, date
+
+
+def dialogue_coverage(marts: Marts, as_of: dt.date) -> dict[str, Any]:
+    """Share of customers with a two-way dialogue in the trailing 30 and 90 days."""
+    flag, date = _dialogue_columns(marts)
+    marts.require(CUSTOMERS, "customer_id", "segment")
+    marts.require(TOUCHPOINTS, "department")
+    window = (f"cast(t.{date} as date) > cast(? as date) - {{days}} "
+              f"and cast(t.{date} as date) <= cast(? as date)")
+    w30, w90 = window.format(days=30), window.format(days=90)
+    total = marts.scalar(f"select count(*) from {CUSTOMERS}") or 0
+    if not total:
+        raise MissingData("dim_customers is empty")
+    by_department = marts.rows(
+        f"select t.department as label, "
+        f"count(distinct t.customer_id) filter (where {w30}) as d30, "
+        f"count(distinct t.customer_id) filter (where {w90}) as d90 "
+        f"from {TOUCHPOINTS} t join {CUSTOMERS} c using (customer_id) "
+        f"where t.{flag} group by 1 order by d90 desc, label", [as_of, as_of, as_of, as_of])
+    by_segment = marts.rows(
+        f"select c.segment as label, count(*) as customers, "
+        f"count(*) filter (where exists (select 1 from {TOUCHPOINTS} t where t.customer_id = c.customer_id "
+        f"and t.{flag} and {w30})) as d30, "
+        f"count(*) filter (where exists (select 1 from {TOUCHPOINTS} t where t.customer_id = c.customer_id "
+        f"and t.{flag} and {w90})) as d90 "
+        f"from {CUSTOMERS} c group by 1 order by label", [as_of, as_of, as_of, as_of])
+    for row in by_department:
+        row["customers"] = total
+    for row in by_department + by_segment:
+        row["share30"] = row["d30"] / row["customers"] if row["customers"] else 0.0
+        row["share90"] = row["d90"] / row["customers"] if row["customers"] else 0.0
+    overall = {
+        "customers": total,
+        "share30": sum(r["d30"] for r in by_segment) / total,
+        "share90": sum(r["d90"] for r in by_segment) / total,
+    }
+    return {"by_department": by_department, "by_segment": by_segment, "overall": overall}
+
+
+def sales_platform(marts: Marts, as_of: dt.date) -> dict[str, Any]:
+    """Breadth (customer mix), height (revenue vs potential), depth (loyalty): fct_sales_platform.
+
+    The mart's grain is set by the dbt project; the report shows its latest period as published,
+    column by column, and charts the breadth from master data.
+    """
+    cols = marts.columns(PLATFORM)
+    if not cols:
+        raise MissingData(f"table {PLATFORM} is not in the warehouse yet")
+    period = marts.pick(PLATFORM, "period_end", "as_of_date", "period_start", "period", "month",
+                        "quarter", "year", contains=("period",), required=False)
+    where, params = "", []
+    if period:
+        latest = marts.scalar(f"select max({period}) from {PLATFORM} where {period} <= ?", [as_of]) \
+            if "DATE" in cols[period] or "TIMESTAMP" in cols[period] else \
+            marts.scalar(f"select max({period}) from {PLATFORM}")
+        if latest is None:
+            raise MissingData(f"{PLATFORM} has no period up to {as_of}")
+        where, params = f"where {period} = ?", [latest]
+    rows = marts.rows(f"select * from {PLATFORM} {where} limit 200", params)
+    if not rows:
+        raise MissingData(f"{PLATFORM} is empty")
+    shown = [c for c in rows[0] if not c.startswith("_")]
+    mix = []
+    if {"segment", "customer_id"} <= set(marts.columns(CUSTOMERS)):
+        mix = marts.rows(f"select segment as label, count(*) as customers from {CUSTOMERS} "
+                         f"group by 1 order by customers desc, label")
+    return {"period": rows[0].get(period) if period else None, "period_column": period,
+            "columns": shown, "rows": rows, "mix": mix}
+
+
+def loyalty_matrix(marts: Marts, as_of: dt.date) -> dict[str, Any]:
+    """Rational against emotional loyalty per customer, with its quadrant."""
+    marts.require(MATRIX, "customer_id")
+    rational = marts.pick(MATRIX, "rational_score", "rational_loyalty", "rational", contains=("rational",))
+    emotional = marts.pick(MATRIX, "emotional_score", "emotional_loyalty", "emotional",
+                           contains=("emotional",))
+    quadrant = marts.pick(MATRIX, "quadrant", "loyalty_quadrant", contains=("quadrant",), required=False)
+    day = marts.pick(MATRIX, "as_of_date", "period_end", required=False)
+    where, params = "", []
+    if day:
+        latest = marts.scalar(f"select max({day}) from {MATRIX} where {day} <= ?", [as_of])
+        if latest is None:
+            raise MissingData(f"{MATRIX} has no rows up to {as_of}")
+        where, params = f"where m.{day} = ?", [latest]
+    name = "c.customer_name" if "customer_name" in marts.columns(CUSTOMERS) else "m.customer_id"
+    join = f"left join {CUSTOMERS} c using (customer_id)" if marts.columns(CUSTOMERS) else ""
+    if not join:
+        name = "m.customer_id"
+    rows = marts.rows(
+        f"select m.customer_id, {name} as customer_name, cast(m.{rational} as double) as rational, "
+        f"cast(m.{emotional} as double) as emotional, "
+        f"{'m.' + quadrant if quadrant else 'null'} as quadrant "
+        f"from {MATRIX} m {join} {where}", params)
+    rows = [r for r in rows if r["rational"] is not None and r["emotional"] is not None]
+    if not rows:
+        raise MissingData(f"{MATRIX} has no scored customers")
+    counts: dict[str, int] = {}
+    for r in rows:
+        key = str(r["quadrant"] or "unclassified")
+        counts[key] = counts.get(key, 0) + 1
+    top = max(max(r["rational"], r["emotional"]) for r in rows)
+    scale = 1.0 if top <= 1.0 else 100.0  # scores may be published as 0-1 or 0-100
+    return {"points": rows, "quadrants": sorted(counts.items(), key=lambda kv: -kv[1]), "scale": scale}
+
+
+def account_manager_activity(marts: Marts, start: dt.date, end: dt.date) -> dict[str, Any]:
+    """Calls and meetings against plan per account manager, summed over the period's weeks."""
+    marts.require(ACTIVITY, "account_manager_id")
+    week = marts.pick(ACTIVITY, "week_start", "week", "week_start_date", "week_end", contains=("week",))
+    calls = marts.pick(ACTIVITY, "calls", "calls_made", "actual_calls", "calls_actual", contains=("call",))
+    meetings = marts.pick(ACTIVITY, "meetings", "meetings_held", "actual_meetings", "meetings_actual",
+                          contains=("meeting",))
+    cols = marts.columns(ACTIVITY)
+    plan_calls = marts.pick(ACTIVITY, "planned_calls", "calls_plan", "plan_calls", "calls_planned",
+                            contains=("plan", "call"), required=False)
+    plan_meetings = marts.pick(ACTIVITY, "planned_meetings", "meetings_plan", "plan_meetings",
+                               "meetings_planned", contains=("plan", "meeting"), required=False)
+    # Plain activity columns must not be plan columns found by the fuzzy match.
+    if calls == plan_calls or meetings == plan_meetings:
+        raise MissingData(f"{ACTIVITY} has no actual call/meeting counts")
+    silent = [c for c in ("customers_no_dialogue_30d", "customers_no_dialogue_60d",
+                          "customers_no_dialogue_90d") if c in cols]
+    name = "max(a.account_manager_name)" if "account_manager_name" in cols else "a.account_manager_id"
+    latest_week = marts.scalar(f"select max({week}) from {ACTIVITY} where {week} <= ?", [end])
+    silent_sql = "".join(
+        f", max({c}) filter (where {week} = ?) as {c}" for c in silent)
+    rows = marts.rows(
+        f"select a.account_manager_id, {name} as name, count(distinct {week}) as weeks, "
+        f"sum({calls}) as calls, sum({meetings}) as meetings, "
+        f"{f'sum({plan_calls})' if plan_calls else 'null'} as plan_calls, "
+        f"{f'sum({plan_meetings})' if plan_meetings else 'null'} as plan_meetings{silent_sql} "
+        f"from {ACTIVITY} a where {week} >= ? and {week} <= ? group by a.account_manager_id "
+        f"order by name", [latest_week] * len(silent) + [start - dt.timedelta(days=6), end])
+    if not rows:
+        raise MissingData(f"{ACTIVITY} has no weeks in the period")
+    for r in rows:
+        r["calls_ratio"] = (r["calls"] / r["plan_calls"]) if r["plan_calls"] else None
+        r["meetings_ratio"] = (r["meetings"] / r["plan_meetings"]) if r["plan_meetings"] else None
+    return {"rows": rows, "silent_columns": silent, "has_plan": bool(plan_calls or plan_meetings)}
+
+
+def values_at_risk(marts: Marts, as_of: dt.date) -> dict[str, Any]:
+    """The open alert episodes with the most value at stake, their drivers and the last contact."""
+    marts.require(ALERTS, "alert_id", "customer_id", "customer_name", "alert_date", "episode_end_date",
+                  "value_at_stake", "drivers", "severity", "rule", "suggested_action", "currency",
+                  "account_manager_name", "status")
+    open_sql = (f"from {ALERTS} where alert_date <= ? "
+                f"and (episode_end_date is null or episode_end_date > ?)")
+    # One row per customer: its most valuable open episode.
+    rows = marts.rows(
+        f"select * from (select *, row_number() over (partition by customer_id "
+        f"order by value_at_stake desc nulls last, alert_date desc) as rn {open_sql}) "
+        f"where rn = 1 order by value_at_stake desc nulls last limit {TOP_VALUES_AT_RISK}", [as_of, as_of])
+    totals = marts.rows(
+        f"select currency, count(distinct customer_id) as customers, sum(v) as value from ("
+        f"select customer_id, currency, max(value_at_stake) as v {open_sql} group by customer_id, currency"
+        f") group by currency order by value desc", [as_of, as_of])
+    last_contact = _last_dialogue(marts, [r["customer_id"] for r in rows], as_of)
+    for r in rows:
+        r["last_contact"] = last_contact.get(r["customer_id"])
+        r["driver_list"] = [d.strip() for d in str(r["drivers"] or "").split(";") if d.strip()]
+    return {"rows": rows, "totals": totals}
+
+
+def _last_dialogue(marts: Marts, customer_ids: list[str], as_of: dt.date) -> dict[str, dict[str, Any]]:
+    """Latest touchpoint per customer up to ``as_of`` with its note (leadership sees the last word)."""
+    if not customer_ids:
+        return {}
+    try:
+        _, date = _dialogue_columns(marts)
+    except MissingData:
+        return {}
+    cols = marts.columns(TOUCHPOINTS)
+    extra = ", ".join(f"{c}" for c in ("event_type", "department", "note") if c in cols)
+    if not extra:
+        return {}
+    order = "occurred_at" if "occurred_at" in cols else date
+    rows = marts.rows(
+        f"select customer_id, cast({date} as date) as day, {extra} from (select *, row_number() over "
+        f"(partition by customer_id order by {order} desc) as rn from {TOUCHPOINTS} "
+        f"where customer_id in ({', '.join('?' for _ in customer_ids)}) and cast({date} as date) <= ?) "
+        f"where rn = 1", [*customer_ids, as_of])
+    return {r["customer_id"]: r for r in rows}
+
+
+def alert_follow_up(marts: Marts, start: dt.date, end: dt.date) -> dict[str, Any]:
+    """Alerts raised in the period, and how many a two-way dialogue followed within 14 days."""
+    marts.require(ALERTS, "alert_id", "customer_id", "alert_date", "severity", "rule")
+    flag, date = _dialogue_columns(marts)
+    rows = marts.rows(
+        f"select a.alert_id, a.alert_date, a.severity, a.rule, "
+        f"exists (select 1 from {TOUCHPOINTS} t where t.customer_id = a.customer_id and t.{flag} "
+        f"and cast(t.{date} as date) > a.alert_date "
+        f"and cast(t.{date} as date) <= a.alert_date + {FOLLOW_UP_DAYS} "
+        f"and cast(t.{date} as date) <= ?) as followed "
+        f"from {ALERTS} a where a.alert_date between ? and ?", [end, start, end])
+    raised = len(rows)
+    followed = sum(1 for r in rows if r["followed"])
+    # Alerts younger than the follow-up window that have no dialogue yet are not failures (yet).
+    pending = sum(1 for r in rows if not r["followed"]
+                  and (end - r["alert_date"]).days < FOLLOW_UP_DAYS)
+    by_severity: dict[str, dict[str, int]] = {}
+    by_rule: dict[str, dict[str, int]] = {}
+    for r in rows:
+        for key, table in ((str(r["severity"]), by_severity), (str(r["rule"]), by_rule)):
+            entry = table.setdefault(key, {"raised": 0, "followed": 0})
+            entry["raised"] += 1
+            entry["followed"] += int(bool(r["followed"]))
+    order = {"high": 0, "medium": 1, "low": 2}
+    return {
+        "raised": raised, "followed": followed, "pending": pending,
+        "not_followed": raised - followed - pending,
+        "share": followed / (raised - pending) if raised - pending else None,
+        "by_severity": sorted(by_severity.items(), key=lambda kv: order.get(kv[0], 9)),
+        "by_rule": sorted(by_rule.items(), key=lambda kv: -kv[1]["raised"]),
+    }
+
+
+def quality_status(marts: Marts, start: dt.date, end: dt.date) -> dict[str, Any]:
+    """Quality-gate runs of the period, as recorded by the gate in ops.quality_runs."""
+    cols = marts.columns(QUALITY_RUNS)
+    if not cols:
+        raise MissingData("no quality runs recorded")
+    when = marts.pick(QUALITY_RUNS, "run_at", "finished_at", "started_at", "validated_at", "created_at",
+                      "run_time", "as_of_date", "logical_date", contains=("_at",), required=False)
+    success = marts.pick(QUALITY_RUNS, "success", "passed", "succeeded", "ok", required=False)
+    status = marts.pick(QUALITY_RUNS, "status", "outcome", "result", required=False)
+    where, params = "", []
+    if when:
+        where, params = (f"where cast({when} as date) between ? and ?", [start, end])
+    rows = marts.rows(f"select * from {QUALITY_RUNS} {where} "
+                      f"{f'order by {when} desc' if when else ''} limit 500", params)
+    if not rows:
+        raise MissingData("no quality runs recorded in this period")
+
+    def passed(row: dict[str, Any]) -> bool | None:
+        if success:
+            return bool(row[success]) if row[success] is not None else None
+        if status:
+            value = str(row[status]).lower()
+            return value in {"passed", "pass", "success", "succeeded", "ok", "warning", "warn"}
+        return None
+
+    shown = [c for c in rows[0] if "json" not in c and c not in {"details", "results"}][:8]
+    for row in rows:
+        row["_outcome"] = passed(row)
+    outcomes = [r["_outcome"] for r in rows]
+    return {"runs": len(rows), "passed": sum(1 for o in outcomes if o is True),
+            "failed": sum(1 for o in outcomes if o is False), "latest": rows[:10], "columns": shown}
+
+
+def collect(con: Any, start: dt.date | None, end: dt.date | None) -> dict[str, Any]:
+    """Everything the template renders, section by section."""
+    marts = Marts(con)
+    start, end = resolve_period(marts, start, end)
+    folio = _section(portfolio, marts, start, end)
+    as_of = folio.data["as_of"] if folio.ok else end
+    return {
+        "period_start": start, "period_end": end, "as_of": as_of,
+        "portfolio": folio,
+        "by_segment": _section(lambda: {"rows": _nonempty(health_by(marts, as_of, "segment"))}),
+        "by_manager": _section(lambda: {"rows": _nonempty(health_by(marts, as_of, "account_manager_id"))}),
+        "coverage": _section(dialogue_coverage, marts, as_of),
+        "platform": _section(sales_platform, marts, as_of),
+        "matrix": _section(loyalty_matrix, marts, as_of),
+        "activity": _section(account_manager_activity, marts, start, end),
+        "at_risk": _section(values_at_risk, marts, as_of),
+        "alerts": _section(alert_follow_up, marts, start, end),
+        "quality": _section(quality_status, marts, start, end),
+    }
+
+
+def _nonempty(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not rows:
+        raise MissingData("no health scores on the report date")
+    return rows

@@ -1,0 +1,117 @@
+"""A small handmade warehouse with the mart columns of docs/design.md, for the report tests.
+
+It lets the report be tested section by section (including empty and missing marts) without
+running the whole pipeline; test_report.py also renders from a warehouse the pipeline built.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+
+import duckdb
+
+EVIL_NAME = '<script>window.__pwned = 1</script>Evil & Sons <b>bold</b>'
+EVIL_NOTE = 'Call me <img src=x onerror="window.__pwned = 2"> about <a href="http://evil.example/">this</a>'
+END = dt.date(2026, 6, 30)
+SEGMENTS = ("key", "growth", "standard")
+MANAGERS = [("AM1", "Anna Møller", "anna@example.com"), ("AM2", "Bo Jensen", "bo@example.com"),
+            ("AM3", "Ewa Nowak", "ewa@example.com")]
+DEPARTMENTS = ("sales", "service", "support", "finance", "reception")
+
+
+def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, seed: int = 7,
+                            with_quality_runs: bool = True) -> Path:
+    rng = random.Random(seed)
+    con = duckdb.connect(str(path))
+    con.execute("create schema published; create schema ops")
+    con.execute("""create table published.dim_customers (customer_id varchar, customer_name varchar,
+        segment varchar, country varchar, account_manager_id varchar, account_manager_name varchar,
+        account_manager_email varchar, annual_potential double, currency varchar, updated_at timestamp)""")
+    con.execute("""create table published.fct_customer_health_daily (customer_id varchar, as_of_date date,
+        health_score double, dialogue_score double, stakeholder_score double, service_score double,
+        financial_score double, commercial_score double, status varchar, drivers varchar,
+        days_since_dialogue integer, usual_gap_days double, gap_ratio double, segment varchar,
+        account_manager_id varchar)""")
+    con.execute("""create table published.fct_churn_alerts (alert_id varchar, customer_id varchar,
+        customer_name varchar, account_manager_id varchar, account_manager_name varchar,
+        account_manager_email varchar, rule varchar, severity varchar, alert_date date,
+        episode_end_date date, health_score double, status varchar, drivers varchar,
+        suggested_action varchar, value_at_stake double, currency varchar, segment varchar)""")
+    con.execute("""create table published.fct_touchpoints (event_id varchar, customer_id varchar,
+        occurred_at timestamptz, event_date date, event_type varchar, department varchar, direction varchar,
+        note varchar, is_two_way_dialogue boolean, contact_kind varchar)""")
+    con.execute("""create table published.fct_loyalty_matrix (customer_id varchar, as_of_date date,
+        rational_score double, emotional_score double, quadrant varchar)""")
+    con.execute("""create table published.fct_sales_platform (period_start date, period_end date,
+        segment varchar, customers integer, revenue double, potential double, height_share double,
+        ambassador_share double)""")
+    con.execute("""create table published.fct_account_manager_activity (account_manager_id varchar,
+        account_manager_name varchar, week_start date, calls integer, meetings integer,
+        planned_calls integer, planned_meetings integer, customers_no_dialogue_30d integer,
+        customers_no_dialogue_60d integer, customers_no_dialogue_90d integer)""")
+
+    start = END - dt.timedelta(days=days - 1)
+    churners = set(rng.sample(range(customers), customers // 5))
+    event_no = 0
+    for i in range(customers):
+        cid = f"C{i:04d}"
+        name = EVIL_NAME if i == 0 else f"Customer {i} A/S"
+        segment = SEGMENTS[i % 3]
+        am = MANAGERS[i % len(MANAGERS)]
+        potential = float(rng.randint(20, 900) * 1000)
+        con.execute("insert into published.dim_customers values (?,?,?,?,?,?,?,?,?,?)",
+                    [cid, name, segment, "DK", *am, potential, "EUR", dt.datetime(2026, 1, 1)])
+        churns = i in churners or i == 0
+        health_rows = []
+        for d in range(days):
+            day = start + dt.timedelta(days=d)
+            decline = max(0, d - days // 2) * (1.2 if churns else 0.0)
+            score = max(0.0, min(100.0, 82 - decline + rng.uniform(-6, 6)))
+            status = "green" if score >= 65 else ("yellow" if score >= 40 else "red")
+            drivers = ("no two-way dialogue for 74 days, usually every 21; unpaid invoice at collection call"
+                       if status != "green" else "")
+            health_rows.append([cid, day, score, score, score, score, score, score, status, drivers,
+                                int(decline), 21.0, 1 + decline / 20, segment, am[0]])
+        con.executemany("insert into published.fct_customer_health_daily values "
+                        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", health_rows)
+        tps = []
+        for d in range(0, days, 9 if not churns else 23):
+            event_no += 1
+            day = start + dt.timedelta(days=d + rng.randint(0, 3))
+            note = EVIL_NOTE if i == 0 else f"talked about order {event_no}"
+            tps.append([f"E{event_no}", cid, dt.datetime.combine(day, dt.time(10), dt.timezone.utc), day,
+                        "call", DEPARTMENTS[event_no % len(DEPARTMENTS)], "outbound", note,
+                        event_no % 4 != 0, "caring"])
+        con.executemany("insert into published.fct_touchpoints values (?,?,?,?,?,?,?,?,?,?)", tps)
+        rational, emotional = rng.uniform(0, 1), rng.uniform(0, 1)
+        quadrant = ("ambassador" if rational >= .5 and emotional >= .5 else
+                    "rational_only" if rational >= .5 else "emotional_only" if emotional >= .5 else "at_risk")
+        con.execute("insert into published.fct_loyalty_matrix values (?,?,?,?,?)",
+                    [cid, END, rational, emotional, quadrant])
+        if churns:
+            alert_day = start + dt.timedelta(days=days // 2 + rng.randint(5, 50))
+            con.execute("insert into published.fct_churn_alerts values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        [f"A-{cid}", cid, name, *am, "status_drop", rng.choice(["high", "medium"]), alert_day,
+                         None, 35.0, "red", "no two-way dialogue for 74 days, usually every 21; "
+                         "unresolved high-severity complaint",
+                         "call the decision maker this week", potential, "EUR", segment])
+    for seg in SEGMENTS:
+        con.execute("insert into published.fct_sales_platform values (?,?,?,?,?,?,?,?)",
+                    [dt.date(2026, 4, 1), END, seg, customers // 3, 1.2e6, 3.4e6, 0.35, 0.28])
+    for am_id, am_name, _ in MANAGERS:
+        for w in range(days // 7):
+            week = start + dt.timedelta(days=7 * w)
+            con.execute("insert into published.fct_account_manager_activity values (?,?,?,?,?,?,?,?,?,?)",
+                        [am_id, am_name, week, rng.randint(4, 14), rng.randint(1, 5), 10, 3,
+                         rng.randint(0, 5), rng.randint(0, 3), rng.randint(0, 2)])
+    if with_quality_runs:
+        con.execute("""create table ops.quality_runs (run_id varchar, run_at timestamptz, suite varchar,
+            success boolean, critical_failures integer, warnings integer, details_json varchar)""")
+        for d in range(0, days, 3):
+            con.execute("insert into ops.quality_runs values (?,?,?,?,?,?,?)",
+                        [f"R{d}", dt.datetime.combine(start + dt.timedelta(days=d), dt.time(6), dt.timezone.utc),
+                         "touchpoints_landed", d % 30 != 0, int(d % 30 == 0), d % 2, "{}"])
+    con.close()
+    return path
