@@ -61,7 +61,7 @@ MANAGER_CHANGE_SHARE = 0.04
 
 # Valid events per active customer-month at intensity 1.0, measured on the default mix; used to
 # turn --events-per-customer-month and --target-events into an intensity and a customer count.
-BASE_EVENTS_PER_CUSTOMER_MONTH = 5.0
+BASE_EVENTS_PER_CUSTOMER_MONTH = 4.7
 
 SEGMENTS = (("key", 0.15), ("growth", 0.30), ("standard", 0.55))
 
@@ -100,11 +100,11 @@ SALES, RECEPTION, SERVICE, ORDER, DUNNING, COMPLAINT, SURVEY, MANAGEMENT, OTHER,
 PROCESSES = (SALES, RECEPTION, SERVICE, ORDER, DUNNING, COMPLAINT, SURVEY, MANAGEMENT, OTHER)
 # Mean gap in days between touches of each process, per segment (healthy customer, intensity 1).
 MEAN_GAP_DAYS = {
-    "key": {SALES: 8, RECEPTION: 12, SERVICE: 30, ORDER: 21, DUNNING: 240, COMPLAINT: 150,
+    "key": {SALES: 10, RECEPTION: 12, SERVICE: 30, ORDER: 21, DUNNING: 240, COMPLAINT: 150,
             SURVEY: 120, MANAGEMENT: 90, OTHER: 90},
-    "growth": {SALES: 15, RECEPTION: 20, SERVICE: 60, ORDER: 30, DUNNING: 200, COMPLAINT: 200,
+    "growth": {SALES: 18, RECEPTION: 20, SERVICE: 60, ORDER: 30, DUNNING: 200, COMPLAINT: 200,
                SURVEY: 150, MANAGEMENT: 180, OTHER: 120},
-    "standard": {SALES: 35, RECEPTION: 40, SERVICE: 120, ORDER: 60, DUNNING: 180, COMPLAINT: 240,
+    "standard": {SALES: 40, RECEPTION: 40, SERVICE: 120, ORDER: 60, DUNNING: 180, COMPLAINT: 240,
                  SURVEY: 180, MANAGEMENT: 720, OTHER: 180},
 }
 # A drifting customer's rate of each touch at full drift, relative to its healthy rate; in between
