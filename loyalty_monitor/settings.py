@@ -91,6 +91,11 @@ class Settings:
     #: One message per account manager listing all of that manager's new alerts.
     alert_digest: bool = False
 
+    # --- Airflow -----------------------------------------------------------------------------
+    #: Retries of a failed pipeline task; the wait starts at task_retry_delay_s and doubles.
+    task_retries: int = 2
+    task_retry_delay_s: float = 60.0
+
     extra: dict[str, Any] = field(default_factory=dict)
 
     # --- derived -----------------------------------------------------------------------------

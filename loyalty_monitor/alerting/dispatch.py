@@ -41,13 +41,9 @@ class AlertPolicy:
 
 def load_policy(settings: Settings) -> AlertPolicy:
     """The ``alerts:`` section of config/scoring.yml (user-edited), with defaults for missing keys."""
-    import yaml
+    from loyalty_monitor import scoring
 
-    try:
-        config = yaml.safe_load(settings.scoring_file.read_text()) or {}
-    except FileNotFoundError:
-        config = {}
-    section = config.get("alerts") or {}
+    section = scoring.load_scoring(settings.scoring_file).get("alerts") or {}
     defaults = AlertPolicy()
     return AlertPolicy(
         dispatch_window_days=int(section.get("dispatch_window_days", defaults.dispatch_window_days)),

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "loyalty_monitor.cli.broker",
     "loyalty_monitor.cli.generate",
     "loyalty_monitor.cli.report",
+    "loyalty_monitor.cli.pipeline",
 ]
 
 

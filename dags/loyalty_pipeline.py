@@ -1,0 +1,134 @@
+"""Airflow DAGs of Loyalty Monitor. Thin wiring only: every step is a function of loyalty_monitor.pipeline.
+
+``loyalty_pipeline`` runs daily (silence is the main churn signal: time alone must be able to raise
+an alert) AND whenever the consumer announces a landed batch on Kafka (an asset watcher with the
+apache-kafka provider's message-queue trigger). Steps, each idempotent for the run's as-of date:
+
+    check_landing -> dbt_build (one task per dbt model, astronomer-cosmos) -> check_marts -> publish
+    -> dispatch_alerts
+
+``loyalty_weekly_report`` renders the leadership report every Monday for the week before.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.providers.apache.kafka.triggers.msg_queue import KafkaMessageQueueTrigger
+from airflow.sdk import (
+    Asset,
+    AssetOrTimeSchedule,
+    AssetWatcher,
+    CronDataIntervalTimetable,
+    dag,
+    get_current_context,
+    task,
+)
+from airflow.sdk.exceptions import AirflowFailException
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+
+from loyalty_monitor import pipeline
+from loyalty_monitor.settings import load_settings
+
+settings = load_settings()
+
+batches_landed = Asset(
+    name="loyalty_batches_landed",
+    uri=f"kafka://{settings.bootstrap.split(',')[0]}/{settings.topic_batches}",
+    watchers=[AssetWatcher(
+        name="loyalty_batches_landed_watcher",
+        trigger=KafkaMessageQueueTrigger(
+            topics=[settings.topic_batches],
+            kafka_config_id=pipeline.KAFKA_CONNECTION_ID,
+            apply_function="loyalty_monitor.pipeline.is_batch_landed",
+            poll_interval=1,
+        ),
+    )],
+)
+
+
+def as_of() -> dt.date:
+    """Scheduled runs compute their logical date; event-driven runs (no logical date) the day they run."""
+    context = get_current_context()
+    return pipeline.as_of_date(context.get("logical_date") or context["dag_run"].run_after)
+
+
+def notify_failure(context) -> None:
+    ti = context["ti"]
+    pipeline.on_failure(
+        load_settings(), dag_id=ti.dag_id, task_id=ti.task_id,
+        logical_date=context.get("logical_date") or context["dag_run"].run_after,
+        error=context.get("exception"), try_number=ti.try_number, log_url=getattr(ti, "log_url", None))
+
+
+default_args = {
+    "owner": "data-engineering",
+    "retries": settings.task_retries,
+    "retry_delay": dt.timedelta(seconds=settings.task_retry_delay_s),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": dt.timedelta(minutes=30),
+    "on_failure_callback": notify_failure,
+}
+
+
+def gate(step, *args):
+    """A failed quality gate fails the task at once (no retry: the data, not the weather, is wrong)."""
+    try:
+        return step(load_settings(), *args)
+    except pipeline.QualityGateFailed as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+@dag(
+    dag_id=pipeline.DAG_ID,
+    schedule=AssetOrTimeSchedule(
+        timetable=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"), assets=batches_landed),
+    start_date=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    max_active_runs=1,  # one writer of the DuckDB warehouse at a time
+    default_args=default_args,
+    doc_md=__doc__,
+    tags=["loyalty"],
+)
+def loyalty_pipeline():
+    @task
+    def check_landing() -> dict:
+        return gate(pipeline.check_landing, as_of())
+
+    dbt_build = DbtTaskGroup(
+        group_id="dbt_build",
+        project_config=ProjectConfig(
+            dbt_project_path=settings.dbt_project_dir,
+            manifest_path=pipeline.dbt_manifest(settings),
+            env_vars=pipeline.dbt_environment(settings),
+            install_dbt_deps=False,
+        ),
+        profile_config=ProfileConfig(
+            profile_name=pipeline.dbt_profile_name(settings), target_name=settings.dbt_target,
+            profiles_yml_filepath=settings.dbt_project_dir / "profiles.yml"),
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
+                                         invocation_mode=InvocationMode.DBT_RUNNER),
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD,
+                                   emit_datasets=False),
+        operator_args={"vars": pipeline.dbt_run_vars(
+            settings, "{{ (logical_date or dag_run.run_after) | ds }}")},
+        default_args=default_args,
+    )
+
+    @task
+    def check_marts() -> dict:
+        return gate(pipeline.check_marts, as_of())
+
+    @task
+    def publish() -> None:
+        pipeline.publish(load_settings(), as_of())
+
+    @task
+    def dispatch_alerts() -> dict:
+        return pipeline.dispatch_alerts(load_settings(), as_of())
+
+    check_landing() >> dbt_build >> check_marts() >> publish() >> dispatch_alerts()
+
+
+loyalty_pipeline()

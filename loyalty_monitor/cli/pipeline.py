@@ -1,0 +1,95 @@
+"""``loyalty run``, ``loyalty alerts list``, ``loyalty up`` and ``loyalty down``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+
+from loyalty_monitor.settings import load_settings
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from loyalty_monitor import stack
+
+    settings = load_settings()
+    if args.start or args.end:
+        if not (args.start and args.end):
+            raise ValueError("--start and --end go together")
+        dates = stack.date_range(args.start, args.end, args.step)
+    else:
+        dates = [args.as_of or dt.datetime.now(dt.timezone.utc).date()]
+    outcomes = stack.run_dates(settings, dates)
+    ok = len(outcomes) == len(dates) and all(o.state == "success" for o in outcomes)
+    if not ok:
+        last = outcomes[-1]
+        print(f"loyalty run: stopped at {last.as_of}: {last.state}; the data engineers were notified "
+              f"(see {settings.data_dir / 'alerts' / 'outbox'} with the default file channel)")
+    return 0 if ok else 1
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from loyalty_monitor.alerting import list_alerts
+
+    rows = list_alerts(load_settings(), status=args.status)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"churn alerts{' (' + args.status + ')' if args.status else ''}: {len(rows)}")
+    for column in ("status", "channel", "alert date", "customer", "severity", "at stake", "recipient",
+                   "attempts", "sent at", "last error"):
+        table.add_column(column)
+    for r in rows:
+        stake = f"{r['value_at_stake']:,.0f} {r['currency'] or ''}" if r["value_at_stake"] is not None else ""
+        table.add_row(r["status"], r["channel"] or "", str(r["alert_date"] or ""),
+                      f"{r['customer_name'] or ''} ({r['customer_id'] or r['alert_id']})", r["severity"] or "",
+                      stake.strip(), r["recipient"] or "", str(r["attempts"] or ""),
+                      str(r["sent_at"] or "")[:19], (r["last_error"] or "")[:60])
+    Console().print(table)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from loyalty_monitor import stack
+
+    stack.up(load_settings(), port=args.port)
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from loyalty_monitor import stack
+
+    stack.down(load_settings())
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the pipeline DAG end to end in-process (dag.test), for a date or a range")
+    p.add_argument("--as-of", type=_date, help="logical date to compute (default: today, UTC)")
+    p.add_argument("--start", type=_date, help="first date of a backfill")
+    p.add_argument("--end", type=_date, help="last date of a backfill (inclusive)")
+    p.add_argument("--step", type=int, default=1, help="days between backfill runs (default 1)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("alerts", help="churn alerts and their delivery state")
+    alerts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = alerts.add_parser("list", help="list alerts with status, channel, attempts and last error")
+    q.add_argument("--status", choices=["sent", "failed", "capped", "expired", "pending"])
+    q.add_argument("--format", choices=["table", "json"], default="table")
+    q.set_defaults(func=cmd_alerts)
+
+    p = sub.add_parser("up", help="start broker, consumer and airflow standalone (UI on :8080)")
+    p.add_argument("--port", type=int, default=8080, help="Airflow UI port (default 8080)")
+    p.set_defaults(func=cmd_up)
+    p = sub.add_parser("down", help="stop what `loyalty up` started")
+    p.set_defaults(func=cmd_down)

@@ -1,0 +1,251 @@
+"""The steps of the ``loyalty_pipeline`` DAG as plain functions, keyed by the run's logical date.
+
+Every step is idempotent for its ``as_of`` date: dbt rebuilds the same tables, publish replaces
+the published marts in one transaction, and alert dispatch consults ``ops.alert_state``. The DAG
+file (``dags/loyalty_pipeline.py``) only wires these together; ``loyalty run`` executes that DAG.
+
+A failed critical quality gate raises :class:`QualityGateFailed`: the run stops before publish
+and dispatch (no customer alert goes out on bad data) and the data engineers are told why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from loyalty_monitor.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DAG_ID = "loyalty_pipeline"
+REPORT_DAG_ID = "loyalty_weekly_report"
+#: Airflow connection the asset watcher's Kafka trigger uses (defined from settings by
+#: ``airflow_environment()``, or by operators in Airflow's own secrets backend).
+KAFKA_CONNECTION_ID = "loyalty_kafka"
+
+
+class QualityGateFailed(RuntimeError):
+    """Critical data-quality checks failed: nothing is published and no alert is sent."""
+
+
+def as_of_date(logical_date: Any) -> dt.date:
+    """The business date a run computes: the logical date's UTC calendar day."""
+    if logical_date is None:
+        return dt.datetime.now(dt.timezone.utc).date()
+    if isinstance(logical_date, dt.datetime):
+        if logical_date.tzinfo is not None:
+            logical_date = logical_date.astimezone(dt.timezone.utc)
+        return logical_date.date()
+    if isinstance(logical_date, dt.date):
+        return logical_date
+    return dt.date.fromisoformat(str(logical_date)[:10])
+
+
+def _gate_summary(result: Any, what: str) -> dict[str, Any]:
+    return {
+        "gate": what,
+        "passed": bool(result.passed),
+        "critical_failures": [str(f) for f in (result.critical_failures or [])],
+        "warnings": [str(w) for w in (result.warnings or [])],
+        "docs_path": str(result.docs_path) if getattr(result, "docs_path", None) else None,
+    }
+
+
+def _raise_if_failed(summary: dict[str, Any], as_of: dt.date) -> dict[str, Any]:
+    if summary["passed"]:
+        if summary["warnings"]:
+            log.warning("%s quality gate for %s passed with %d warnings: %s", summary["gate"], as_of,
+                        len(summary["warnings"]), "; ".join(summary["warnings"][:5]))
+        return summary
+    failures = summary["critical_failures"] or ["(the gate reported failure without details)"]
+    detail = "; ".join(failures[:10]) + (f"; and {len(failures) - 10} more" if len(failures) > 10 else "")
+    docs = f" Data docs: {summary['docs_path']}" if summary["docs_path"] else ""
+    raise QualityGateFailed(f"{summary['gate']} quality gate failed for {as_of}: {detail}.{docs}")
+
+
+def check_landing(settings: Settings, as_of: dt.date) -> dict[str, Any]:
+    """Quality gate on the landed Parquet data, before dbt reads it."""
+    from expectations.gate import validate_landing
+
+    return _raise_if_failed(_gate_summary(validate_landing(settings), "landing"), as_of)
+
+
+def dbt_environment(settings: Settings) -> dict[str, str]:
+    """Environment that dbt_project/profiles.yml reads (one place: settings)."""
+    return {"LOYALTY_WAREHOUSE_PATH": str(settings.warehouse), "LOYALTY_LANDING": settings.landing}
+
+
+def build_warehouse(settings: Settings, as_of: dt.date, select: str | None = None) -> Any:
+    """dbt build into schema ``build`` (the DAG runs one task per model instead; this is for scripts)."""
+    from loyalty_monitor import warehouse
+
+    return warehouse.build(settings, as_of, select=select)
+
+
+def check_marts(settings: Settings, as_of: dt.date) -> dict[str, Any]:
+    """Quality gate on the freshly built marts (schema ``build``), before anyone can see them."""
+    from expectations.gate import validate_marts
+
+    return _raise_if_failed(_gate_summary(validate_marts(settings, as_of, schema="build"), "marts"), as_of)
+
+
+def publish(settings: Settings, as_of: dt.date) -> Any:
+    """Copy the checked marts into schema ``published`` (one transaction)."""
+    from loyalty_monitor import warehouse
+
+    result = warehouse.publish(settings)
+    log.info("published the marts of %s", as_of)
+    return result
+
+
+def dispatch_alerts(settings: Settings, as_of: dt.date) -> dict[str, Any]:
+    """Send the due churn alerts; raise (after recording) if some could not be delivered."""
+    from loyalty_monitor.alerting import AlertDeliveryError
+    from loyalty_monitor.alerting import dispatch_alerts as dispatch
+
+    result = dispatch(settings, as_of)
+    summary = {k: getattr(result, k) for k in ("sent", "failed", "capped", "expired", "already_done", "messages")}
+    if result.failed:
+        raise AlertDeliveryError(f"{result.failed} alert deliveries failed for {as_of} (recorded in "
+                                 f"ops.alert_state; a retry sends only those): " + "; ".join(result.errors[:5]))
+    return summary
+
+
+def render_weekly_report(settings: Settings, as_of: dt.date) -> str:
+    """The leadership report for the ISO week ending on ``as_of``."""
+    from loyalty_monitor.reporting import render_report
+
+    start = as_of - dt.timedelta(days=6)
+    out = settings.data_dir / "reports" / f"loyalty-report-{as_of.isoformat()}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    render_report(settings, out, period_start=start, period_end=as_of)
+    return str(out)
+
+
+def on_failure(settings: Settings, *, dag_id: str, task_id: str, logical_date: Any, error: BaseException | None,
+               try_number: int | None = None, log_url: str | None = None) -> list[dict[str, Any]]:
+    """Tell the data engineers that a task failed for good (after its retries). Never raises."""
+    from loyalty_monitor.alerting import notify_data_engineers
+
+    as_of = as_of_date(logical_date)
+    if isinstance(error, QualityGateFailed):
+        subject = f"{dag_id} {as_of}: quality gate failed, nothing published, no alerts sent"
+    else:
+        subject = f"{dag_id} {as_of}: task {task_id} failed"
+    lines = [
+        f"DAG: {dag_id}", f"Task: {task_id}", f"Logical date: {logical_date} (as of {as_of})",
+        f"Attempt: {try_number}" if try_number else "",
+        f"Error: {type(error).__name__}: {error}" if error else "Error: (not reported by Airflow)",
+        f"Log: {log_url}" if log_url else "",
+        "",
+        "Fix the cause, then rerun the date: `loyalty run --as-of " + as_of.isoformat() + "` "
+        "(or clear the task in the Airflow UI). Reruns never send an alert twice.",
+    ]
+    try:
+        return notify_data_engineers(settings, subject, "\n".join(line for line in lines if line is not None))
+    except Exception:  # noqa: BLE001 - a failure callback must never fail itself
+        log.exception("could not notify the data engineers about %s.%s", dag_id, task_id)
+        return []
+
+
+def kafka_connection(settings: Settings) -> dict[str, Any]:
+    """The Airflow connection (JSON form) for the asset watcher's Kafka consumer."""
+    extra = settings.confluent_client_config()
+    extra.update({"group.id": f"{settings.consumer_group}-airflow-watcher", "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False,
+                  # Kept short like the consumer's: a group's first join waits for the rebalance timeout.
+                  "max.poll.interval.ms": settings.max_poll_interval_ms,
+                  "session.timeout.ms": settings.session_timeout_ms})
+    return {"conn_type": "kafka", "extra": extra}
+
+
+def airflow_environment(settings: Settings, airflow_home: Path | None = None) -> dict[str, str]:
+    """Environment for Airflow processes of this project (standalone, dag.test, the CLI)."""
+    from loyalty_monitor.settings import PROJECT_ROOT
+
+    home = airflow_home or settings.data_dir / "airflow"
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        f"AIRFLOW_CONN_{KAFKA_CONNECTION_ID.upper()}": json.dumps(kafka_connection(settings)),
+        "LOYALTY_DATA_DIR": str(settings.data_dir),
+    }
+
+
+def is_batch_landed(message: Any) -> Any:
+    """Asset-watcher filter: a "batch landed" message (design.md) with records starts a run.
+
+    Returns the parsed message (truthy) to fire the event, or None to keep waiting. A malformed
+    message is logged and ignored here: the consumer wrote it, the data itself is in the landing zone.
+    """
+    try:
+        value = message.value()
+        body = json.loads(value) if value else None
+    except (ValueError, TypeError) as exc:
+        log.warning("ignoring a malformed batch-landed message: %s", exc)
+        return None
+    if not isinstance(body, dict) or "batch_id" not in body:
+        log.warning("ignoring a batch-landed message without batch_id: %r", str(body)[:200])
+        return None
+    return {"batch_id": body["batch_id"], "topic": body.get("topic"),
+            "event_dates": body.get("event_dates") or [], "records": body.get("records")}
+
+
+def dbt_profile_name(settings: Settings) -> str:
+    """The ``profile:`` of dbt_project/dbt_project.yml (the one place it is named)."""
+    import yaml
+
+    project_file = settings.dbt_project_dir / "dbt_project.yml"
+    try:
+        return str(yaml.safe_load(project_file.read_text())["profile"])
+    except (OSError, KeyError, TypeError) as exc:
+        raise RuntimeError(f"cannot read the dbt profile name from {project_file}: {exc}") from exc
+
+
+def dbt_manifest(settings: Settings) -> Path:
+    """dbt's manifest.json for the DAG's one-task-per-model rendering; re-parsed when the project changed.
+
+    Written under ``<data_dir>/dbt/target`` (never into the repository). ``dbt parse`` reads but
+    never connects to the warehouse.
+    """
+    import os
+
+    target = settings.data_dir / "dbt" / "target"
+    manifest = target / "manifest.json"
+    project = settings.dbt_project_dir
+    sources = [p for p in project.rglob("*") if p.is_file() and p.suffix in {".sql", ".yml", ".yaml", ".csv", ".md"}
+               and "target" not in p.relative_to(project).parts and "dbt_packages" not in p.relative_to(project).parts]
+    newest = max((p.stat().st_mtime for p in sources), default=0.0)
+    if manifest.exists() and manifest.stat().st_mtime >= newest:
+        return manifest
+    from dbt.cli.main import dbtRunner
+
+    log.info("parsing the dbt project %s into %s", project, target)
+    previous = {k: os.environ.get(k) for k in dbt_environment(settings)}
+    os.environ.update(dbt_environment(settings))
+    try:
+        result = dbtRunner().invoke(["parse", "--project-dir", str(project), "--profiles-dir", str(project),
+                                     "--target", settings.dbt_target, "--target-path", str(target), "--quiet"])
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    if not result.success or not manifest.exists():
+        raise RuntimeError(f"dbt parse of {project} failed: {result.exception or 'see the dbt log above'}")
+    return manifest
+
+
+def dbt_run_vars(settings: Settings, as_of: Any) -> dict[str, Any]:
+    """dbt vars for a run of ``as_of`` (a date, or a template string the DAG fills in per run)."""
+    from loyalty_monitor import warehouse
+
+    values = dict(warehouse.dbt_vars(settings, dt.date(2000, 1, 1)))
+    values["as_of_date"] = as_of.isoformat() if isinstance(as_of, dt.date) else str(as_of)
+    return values

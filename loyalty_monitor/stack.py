@@ -1,0 +1,239 @@
+"""Airflow on this machine: in-process DAG runs (``loyalty run``) and the local stack (``loyalty up``/``down``).
+
+Airflow reads its configuration when first imported, so :func:`prepare_airflow` must run before
+anything imports ``airflow``: it points AIRFLOW_HOME at ``<data_dir>/airflow`` (unless set), the DAG
+folder at the repository's ``dags/``, and defines the Kafka connection the asset watcher uses. The
+metadata database (SQLite) is migrated once per AIRFLOW_HOME and Airflow version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from loyalty_monitor import pipeline
+from loyalty_monitor.settings import PROJECT_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+MIGRATED_STAMP = ".loyalty-db-migrated"
+
+
+def _venv_bin() -> Path:
+    return Path(sys.executable).parent
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """The environment Airflow processes of this project need (user-set values win)."""
+    env = dict(os.environ)
+    for key, value in pipeline.airflow_environment(settings).items():
+        if key == "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" and "AIRFLOW_HOME" in os.environ:
+            continue  # a user-chosen AIRFLOW_HOME brings its own database
+        env.setdefault(key, value)
+    env["PATH"] = f"{_venv_bin()}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def prepare_airflow(settings: Settings, progress: Callable[[str], None] = print) -> Path:
+    """Export the Airflow environment into this process and migrate the metadata DB once."""
+    if "airflow" in sys.modules and "AIRFLOW_HOME" not in os.environ:
+        raise RuntimeError("airflow was imported before prepare_airflow(): its configuration is already fixed")
+    env = airflow_env(settings)
+    for key, value in env.items():
+        os.environ[key] = value
+    home = Path(env["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    ensure_migrated(home, env, progress)
+    return home
+
+
+def _airflow_version() -> str:
+    from importlib.metadata import version
+
+    return version("apache-airflow-core")
+
+
+def ensure_migrated(home: Path, env: dict[str, str], progress: Callable[[str], None] = print) -> float:
+    """Run ``airflow db migrate`` unless this home was migrated for this Airflow version; seconds spent."""
+    stamp = home / MIGRATED_STAMP
+    wanted = _airflow_version()
+    if stamp.exists() and stamp.read_text().strip() == wanted:
+        return 0.0
+    progress(f"preparing the Airflow metadata database in {home} (one time)...")
+    started = time.monotonic()
+    proc = subprocess.run([str(_venv_bin() / "airflow"), "db", "migrate"], env=env, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise RuntimeError("airflow db migrate failed: " + " | ".join(tail))
+    took = time.monotonic() - started
+    stamp.write_text(wanted)
+    progress(f"Airflow metadata database ready in {took:.0f} s")
+    return took
+
+
+def load_dag(dag_id: str = pipeline.DAG_ID) -> Any:
+    """The DAG as Airflow parses it from the repository's dags/ folder."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"), include_examples=False)
+    if dag_id not in bag.dags:
+        errors = "; ".join(f"{Path(k).name}: {str(v).strip().splitlines()[-1]}" for k, v in bag.import_errors.items())
+        raise RuntimeError(f"DAG {dag_id} not found in {PROJECT_ROOT / 'dags'}" + (f": {errors}" if errors else ""))
+    return bag.dags[dag_id]
+
+
+@dataclass
+class RunOutcome:
+    as_of: dt.date
+    state: str
+    seconds: float
+    failed_tasks: list[str]
+
+
+def run_dates(settings: Settings, dates: list[dt.date], dag_id: str = pipeline.DAG_ID,
+              progress: Callable[[str], None] = print) -> list[RunOutcome]:
+    """Run the DAG in-process with ``dag.test()`` for each date, in order; stops at the first failure."""
+    prepare_airflow(settings, progress)
+    dag = load_dag(dag_id)
+    outcomes = []
+    for number, day in enumerate(dates, 1):
+        progress(f"[{number}/{len(dates)}] {dag_id} as of {day} ...")
+        started = time.monotonic()
+        logical = dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.timezone.utc)
+        run = dag.test(logical_date=logical)
+        state = str(getattr(run.state, "value", run.state))
+        failed = sorted(ti.task_id for ti in run.get_task_instances()
+                        if str(getattr(ti.state, "value", ti.state)) in ("failed", "upstream_failed"))
+        outcome = RunOutcome(day, state, time.monotonic() - started, failed)
+        outcomes.append(outcome)
+        progress(f"[{number}/{len(dates)}] {dag_id} as of {day}: {state} in {outcome.seconds:.0f} s"
+                 + (f" (failed: {', '.join(failed)})" if failed else ""))
+        if state != "success":
+            break
+    return outcomes
+
+
+def date_range(start: dt.date, end: dt.date, step_days: int = 1) -> list[dt.date]:
+    if end < start:
+        raise ValueError(f"--end {end} is before --start {start}")
+    if step_days < 1:
+        raise ValueError("--step must be at least 1 day")
+    days = [start + dt.timedelta(days=i) for i in range(0, (end - start).days + 1, step_days)]
+    if days[-1] != end:
+        days.append(end)  # always finish on the requested end date
+    return days
+
+
+# --- local stack: broker + consumer + airflow standalone -------------------------------------------
+
+def _run_dir(settings: Settings) -> Path:
+    path = settings.data_dir / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        pid = int(json.loads(path.read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def _start_background(name: str, argv: list[str], env: dict[str, str], settings: Settings) -> tuple[int, Path, bool]:
+    """Start ``argv`` detached with a pid file; reuse a running one. Returns (pid, log, started)."""
+    run = _run_dir(settings)
+    pid_file, log_file = run / f"{name}.pid", run / f"{name}.log"
+    running = _read_pid(pid_file)
+    if running:
+        return running, log_file, False
+    with log_file.open("ab") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, cwd=str(PROJECT_ROOT))
+    pid_file.write_text(json.dumps({"pid": proc.pid, "argv": argv, "started_at": time.time()}))
+    return proc.pid, log_file, True
+
+
+def _stop_background(name: str, settings: Settings, timeout_s: float = 20.0) -> bool:
+    pid_file = _run_dir(settings) / f"{name}.pid"
+    pid = _read_pid(pid_file)
+    pid_file.unlink(missing_ok=True)
+    if pid is None:
+        return False
+    try:  # the process leads its own session: stop its children (airflow's sub-processes) too
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and _pid_alive(pid):
+        time.sleep(0.2)
+    if _pid_alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    return True
+
+
+def up(settings: Settings, port: int = 8080, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Start the embedded broker, the consumer and ``airflow standalone`` (idempotent)."""
+    from loyalty_monitor import broker
+
+    state = broker.start(settings)
+    progress(f"broker: {state.bootstrap_servers} (pid {state.pid})")
+    env = airflow_env(settings)
+    env["LOYALTY_BOOTSTRAP_SERVERS"] = state.bootstrap_servers
+    env[f"AIRFLOW_CONN_{pipeline.KAFKA_CONNECTION_ID.upper()}"] = json.dumps(pipeline.kafka_connection(
+        _with_bootstrap(settings, state.bootstrap_servers)))
+    env["AIRFLOW__API__PORT"] = str(port)
+    env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
+    home = Path(env["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    ensure_migrated(home, env, progress)
+    loyalty = shutil.which("loyalty", path=env["PATH"]) or str(_venv_bin() / "loyalty")
+    pid, log_file, started = _start_background("consumer", [loyalty, "consume"], env, settings)
+    progress(f"consumer: pid {pid}{'' if started else ' (already running)'}; log {log_file}")
+    pid, log_file, started = _start_background("airflow", [str(_venv_bin() / "airflow"), "standalone"], env, settings)
+    progress(f"airflow standalone: pid {pid}{'' if started else ' (already running)'}; log {log_file}")
+    password_file = home / "simple_auth_manager_passwords.json.generated"
+    progress(f"Airflow UI: http://localhost:{port} (user admin; the password is in {password_file} once "
+             f"Airflow has started, about a minute)")
+    return {"broker": state.bootstrap_servers, "airflow_home": str(home), "ui": f"http://localhost:{port}",
+            "password_file": str(password_file)}
+
+
+def _with_bootstrap(settings: Settings, bootstrap: str) -> Settings:
+    import dataclasses
+
+    return dataclasses.replace(settings, bootstrap_servers=bootstrap)
+
+
+def down(settings: Settings, progress: Callable[[str], None] = print) -> None:
+    """Stop airflow standalone, the consumer and the embedded broker (in that order)."""
+    from loyalty_monitor import broker
+
+    for name in ("airflow", "consumer"):
+        progress(f"{name}: {'stopped' if _stop_background(name, settings) else 'was not running'}")
+    progress(f"broker: {'stopped' if broker.stop(settings) else 'was not running'}")
