@@ -1,0 +1,41 @@
+"""Checkpoints as code: which suite validates which data, per gate stage.
+
+GX runs one checkpoint per suite here, because each suite validates its own in-memory table
+(a GX checkpoint passes the same batch parameters, i.e. the same dataframe, to all its
+validation definitions). Each checkpoint's data asset has the suite's name in the pandas data
+source ``loyalty``; the tables themselves are built by expectations.frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from expectations.suites import (landed_customers, landed_touchpoints, mart_alerts, mart_customers,
+                                 mart_health, touchpoint_daily_volume, touchpoint_event_ids)
+
+DATASOURCE = "loyalty"
+#: Results keep the per-expectation SUMMARY (counts and up to 20 failing values), not whole rows.
+RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 20}
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    stage: str  # "landing" | "marts"
+    suite: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.stage}.{self.suite}"
+
+    @property
+    def asset(self) -> str:
+        return self.suite
+
+
+#: Stage "landing": new landed data, before dbt builds anything.
+LANDING = tuple(CheckpointSpec("landing", m.NAME) for m in (
+    landed_touchpoints, touchpoint_event_ids, touchpoint_daily_volume, landed_customers))
+#: Stage "marts": the marts in schema `build`, before publish and before any alert is sent.
+MARTS = tuple(CheckpointSpec("marts", m.NAME) for m in (mart_customers, mart_health, mart_alerts))
+
+ALL = LANDING + MARTS

@@ -1,0 +1,43 @@
+"""Thresholds of the quality gate. Defaults here; override in ``loyalty.toml`` under ``[quality]``
+(e.g. ``clock_skew_minutes = 10``). Scoring parameters are not here: they live in config/scoring.yml.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+
+from loyalty_monitor.settings import Settings
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    #: occurred_at / updated_at may lie this far in the future (producers' clocks drift).
+    clock_skew_minutes: float = 10.0
+    #: Older events are "absurdly old" (epoch-zero or default-date bugs), not late.
+    max_event_age_days: int = 1830
+    #: Share of touchpoint rows whose customer is not (yet) in master data before it is critical.
+    #: Master data may arrive a little after a new customer's first touchpoint.
+    unknown_customer_tolerance: float = 0.02
+    #: Share of exact re-sends in a batch above which a warning is raised (staging dedups them).
+    resend_warning_share: float = 0.05
+    #: Daily volume band: learned from the same weekday of this many trailing weeks.
+    volume_history_weeks: int = 4
+    #: Fewer same-weekday samples than this and the band is not enforced yet.
+    volume_min_history_days: int = 2
+    #: Band = [median * low_factor - sigmas * sqrt(median), median * high_factor + sigmas * sqrt(median)].
+    volume_low_factor: float = 0.5
+    volume_high_factor: float = 2.0
+    volume_poisson_sigmas: float = 3.0
+    #: How many failing values each finding quotes.
+    examples: int = 5
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "GateConfig":
+        raw = settings.extra.get("quality", {}) or {}
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(raw) - set(known)
+        if unknown:
+            raise ValueError(f"unknown [quality] setting(s) in loyalty.toml: {', '.join(sorted(unknown))}")
+        values = {name: type(getattr(cls, name))(value) for name, value in raw.items()}
+        return dataclasses.replace(cls(), **values)

@@ -1,0 +1,113 @@
+"""The GX file context of a data directory, synchronised from the code definitions.
+
+Layout under ``<data_dir>/quality/``: ``gx/`` (the GX project: suites, validation definitions,
+checkpoints written from code; validation results under ``gx/uncommitted/validations``),
+``data_docs/`` (the static Data Docs site), ``state.json`` and ``runs.jsonl`` (see gate.py).
+Opening and synchronising costs a few hundred milliseconds, so it is done once per process
+and data directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from expectations import checkpoints as specs
+from loyalty_monitor.settings import Settings
+
+# GX reads these at import: no usage statistics, no network.
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+SITE_NAME = "loyalty_quality"
+_cache: dict[Path, "QualityContext"] = {}
+_lock = threading.Lock()
+
+
+def quality_dir(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "quality"
+
+
+def docs_dir(settings: Settings) -> Path:
+    return quality_dir(settings) / "data_docs"
+
+
+@dataclass
+class QualityContext:
+    context: Any  # great_expectations FileDataContext
+    checkpoints: dict[str, Any]  # checkpoint name -> gx.Checkpoint
+    docs_index: Path
+
+
+def _quiet_gx() -> None:
+    for name in ("great_expectations", "great_expectations.core", "great_expectations.data_context"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _configure(context: Any, docs: Path) -> None:
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    site = {
+        "class_name": "SiteBuilder",
+        "show_how_to_buttons": False,
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                          "base_directory": str(docs)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    }
+    variables = context.variables
+    variables.data_docs_sites = {SITE_NAME: site}
+    variables.analytics_enabled = False
+    variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    variables.save()
+
+
+def _sync_definitions(context: Any) -> dict[str, Any]:
+    """Create or update the datasource, assets, suites, validation definitions and checkpoints."""
+    import great_expectations as gx
+
+    from expectations.suites import all_suites
+
+    suites = all_suites()
+    try:
+        datasource = context.data_sources.get(specs.DATASOURCE)
+    except (KeyError, ValueError, LookupError):
+        datasource = context.data_sources.add_pandas(specs.DATASOURCE)
+    existing_assets = {asset.name for asset in datasource.assets}
+    checkpoints: dict[str, Any] = {}
+    for spec in specs.ALL:
+        if spec.asset in existing_assets:
+            asset = datasource.get_asset(spec.asset)
+        else:
+            asset = datasource.add_dataframe_asset(spec.asset)
+        batch_definition = next((b for b in asset.batch_definitions if b.name == "table"), None) \
+            or asset.add_batch_definition_whole_dataframe("table")
+        suite = context.suites.add_or_update(suites[spec.suite])
+        validation = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=spec.name, data=batch_definition, suite=suite))
+        checkpoints[spec.name] = context.checkpoints.add_or_update(gx.Checkpoint(
+            name=spec.name, validation_definitions=[validation], actions=[],
+            result_format=specs.RESULT_FORMAT))
+    return checkpoints
+
+
+def open_context(settings: Settings) -> QualityContext:
+    """The synchronised GX context of ``settings.data_dir`` (cached per process)."""
+    root = quality_dir(settings).resolve()
+    with _lock:
+        cached = _cache.get(root)
+        if cached is not None and (root / "gx" / "great_expectations.yml").exists():
+            return cached
+        _quiet_gx()
+        import great_expectations as gx
+
+        root.mkdir(parents=True, exist_ok=True)
+        context = gx.get_context(mode="file", project_root_dir=str(root))
+        docs = docs_dir(settings).resolve()
+        _configure(context, docs)
+        checkpoints = _sync_definitions(context)
+        opened = QualityContext(context, checkpoints, docs / "index.html")
+        _cache[root] = opened
+        return opened

@@ -1,0 +1,336 @@
+"""The tables the suites validate, and their run-time parameters.
+
+Landing: the gate validates only NEW data (files landed since the last passing gate, or the
+event dates asked for), but some checks need history, read with DuckDB straight from the Parquet
+landing zone and only the columns they need:
+- event-id conflicts: the batch's event ids are looked up (event_id column only) in every earlier
+  file; only the files that hold one are read in full;
+- the daily-volume band: the same weekday of the trailing weeks (only those date partitions);
+- known customers: the latest state of every customer in the landed master data (small).
+Marts: read from the DuckDB warehouse, schema ``build`` (before publish) or ``published``.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+import re
+import statistics
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from expectations.config import GateConfig
+from expectations.suites import (landed_customers, landed_touchpoints, mart_alerts, mart_customers,
+                                 mart_health, touchpoint_daily_volume, touchpoint_event_ids)
+from loyalty_monitor.contract import EVENT_TYPES
+from loyalty_monitor.settings import Settings
+from streaming.landing import LandingZone
+
+_PARTITION = re.compile(r"event_date=(\d{4}-\d{2}-\d{2})")
+#: Content that makes a touchpoint what it is; Kafka lineage and landing time are not content,
+#: and occurred_at counts as the instant (not the raw text), so a re-send is the same content.
+TOUCHPOINT_CONTENT = ("schema_version", "event_type", "occurred_at", "customer_id", "department",
+                      "direction", "employee_id", "contact_role", "note", "source", "payload_json",
+                      "extra_json")
+CUSTOMER_CONTENT = ("schema_version", "name", "segment", "country", "account_manager_id",
+                    "account_manager_name", "account_manager_email", "annual_potential",
+                    "currency", "updated_at", "extra_json")
+#: Touchpoint columns the suite reads, plus lineage so a failure can be traced to its file.
+TOUCHPOINT_COLUMNS = ("event_id", "schema_version", "event_type", "occurred_at", "event_date",
+                      "customer_id", "department", "direction", "contact_role", "stage", "severity",
+                      "duration_s", "amount", "amount_overdue", "days_overdue", "nps_score",
+                      "currency", "kafka_partition", "kafka_offset", "landed_at")
+#: Stands in for "no upper bound yet" (GX needs a number where a parameter is declared).
+NO_UPPER_BOUND = 10**12
+
+
+@dataclass
+class LandedFile:
+    path: str
+    modified: float  # seconds since the epoch
+    event_date: date | None
+
+
+@dataclass
+class Frame:
+    """One table for one suite, with its parameters; ``label`` tells batches of a suite apart."""
+
+    suite: str
+    data: pd.DataFrame
+    parameters: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+
+# --- landing zone listing -------------------------------------------------------------------------
+
+def _modified(info: dict[str, Any]) -> float:
+    for key in ("mtime", "LastModified", "updated", "last_modified", "created"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return float(value)
+    return 0.0
+
+
+def list_landed(zone: LandingZone, dataset: str) -> list[LandedFile]:
+    """Every landed Parquet file of a dataset with its modification time and partition date."""
+    base = zone.full(dataset)
+    if not zone.fs.exists(base):
+        return []
+    found = zone.fs.find(base, detail=True)
+    files = []
+    for path, info in sorted(found.items()):
+        name = posixpath.basename(path)
+        if not name.endswith(".parquet") or name.startswith(".tmp-"):
+            continue
+        match = _PARTITION.search(path)
+        files.append(LandedFile(path, _modified(info),
+                                date.fromisoformat(match.group(1)) if match else None))
+    return files
+
+
+# --- DuckDB helpers ------------------------------------------------------------------------------
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class _Reader:
+    """An in-memory DuckDB session that reads landing files by path (any fsspec filesystem)."""
+
+    def __init__(self, zone: LandingZone):
+        self.con = duckdb.connect()
+        self.con.execute("SET TimeZone = 'UTC'")
+        self.zone = zone
+        if not zone.local:
+            self.con.register_filesystem(zone.fs)
+
+    def url(self, path: str) -> str:
+        return path if self.zone.local else self.zone.fs.unstrip_protocol(path)
+
+    def parquet(self, paths: list[str], filename: bool = False) -> str:
+        listing = ", ".join(_quote(self.url(p)) for p in paths)
+        extra = ", filename = true" if filename else ""
+        return (f"read_parquet([{listing}], union_by_name = true, hive_partitioning = false{extra})")
+
+    def df(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        return self.con.execute(sql, params or []).df()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _fingerprint(columns: tuple[str, ...]) -> str:
+    return "hash(" + ", ".join(columns) + ")"
+
+
+# --- landing frames ------------------------------------------------------------------------------
+
+def volume_band(samples: list[int], cfg: GateConfig) -> tuple[int, int] | None:
+    """[low, high] daily events of one type from same-weekday samples; None if too few samples."""
+    if len(samples) < cfg.volume_min_history_days:
+        return None
+    median = statistics.median(samples)
+    slack = cfg.volume_poisson_sigmas * math.sqrt(median)
+    low = max(0, math.floor(median * cfg.volume_low_factor - slack))
+    high = math.ceil(median * cfg.volume_high_factor + slack)
+    return low, high
+
+
+@dataclass
+class LandingFrames:
+    frames: list[Frame]
+    notes: list[str]
+    rows: dict[str, int]
+
+
+def landing_frames(zone: LandingZone, cfg: GateConfig, touchpoint_files: list[LandedFile],
+                   customer_files: list[LandedFile], all_touchpoints: list[LandedFile],
+                   all_customers: list[LandedFile], volume_dates: list[date],
+                   now: datetime) -> LandingFrames:
+    """The landing tables: new files given, history (``all_*``) used for ids, volume, customers."""
+    reader = _Reader(zone)
+    notes: list[str] = []
+    frames: list[Frame] = []
+    try:
+        _known_customers(reader, all_customers)
+        skew = timedelta(minutes=cfg.clock_skew_minutes)
+        if touchpoint_files:
+            frames += _touchpoint_frames(reader, cfg, touchpoint_files, all_touchpoints, now, skew)
+        if customer_files:
+            frames.append(_customer_frame(reader, customer_files, now, skew))
+        if volume_dates:
+            volume, volume_notes = _volume_frames(reader, cfg, volume_dates, all_touchpoints)
+            frames += volume
+            notes += volume_notes
+    finally:
+        reader.close()
+    rows: dict[str, int] = {}
+    for frame in frames:
+        rows[frame.suite] = rows.get(frame.suite, 0) + len(frame.data)
+    return LandingFrames(frames, notes, rows)
+
+
+def _known_customers(reader: _Reader, files: list[LandedFile]) -> None:
+    """Create temp table ``known_customers`` (ids whose latest landed state is not deleted)."""
+    if not files:
+        reader.con.execute("CREATE OR REPLACE TEMP TABLE known_customers (customer_id VARCHAR)")
+        return
+    reader.con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE known_customers AS
+        SELECT customer_id FROM (
+            SELECT customer_id, is_deleted FROM {reader.parquet([f.path for f in files])}
+            WHERE customer_id IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY customer_id
+                                       ORDER BY landed_at DESC NULLS LAST, kafka_offset DESC) = 1)
+        WHERE NOT coalesce(is_deleted, false)""")
+
+
+def _touchpoint_frames(reader: _Reader, cfg: GateConfig, new: list[LandedFile],
+                       every: list[LandedFile], now: datetime,
+                       skew: timedelta) -> list[Frame]:
+    con = reader.con
+    new_paths = [f.path for f in new]
+    con.execute(f"CREATE OR REPLACE TEMP VIEW new_touchpoints AS "
+                f"SELECT * FROM {reader.parquet(new_paths, filename=True)}")
+    columns = ", ".join(TOUCHPOINT_COLUMNS)
+    batch = reader.df(f"SELECT {columns}, filename AS source_file FROM new_touchpoints")
+    known_ids = reader.df("SELECT DISTINCT n.customer_id FROM new_touchpoints n "
+                          "JOIN known_customers k USING (customer_id)")["customer_id"].tolist()
+    params = {
+        "occurred_at_min": now - timedelta(days=cfg.max_event_age_days),
+        "occurred_at_max": now + skew,
+        "known_customer_ids": sorted(known_ids),
+        "known_customer_mostly": 1.0 - cfg.unknown_customer_tolerance,
+        "resend_mostly": 1.0 - cfg.resend_warning_share,
+    }
+    frames = [Frame(landed_touchpoints.NAME, batch, params)]
+
+    # Event ids: phase 1 reads only event_id of earlier files to find the few that hold a batch id.
+    con.execute("CREATE OR REPLACE TEMP TABLE batch_ids AS "
+                "SELECT DISTINCT event_id FROM new_touchpoints WHERE event_id IS NOT NULL")
+    new_set = set(new_paths)
+    earlier = [f.path for f in every if f.path not in new_set]
+    holders: list[str] = []
+    if earlier:
+        holders = reader.df(
+            f"SELECT DISTINCT filename FROM {reader.parquet(earlier, filename=True)} "
+            f"WHERE event_id IN (SELECT event_id FROM batch_ids)")["filename"].tolist()
+    sources = "SELECT * FROM new_touchpoints"
+    if holders:
+        sources += (f" UNION ALL BY NAME SELECT * FROM {reader.parquet(holders, filename=True)} "
+                    f"WHERE event_id IN (SELECT event_id FROM batch_ids)")
+    versions = reader.df(f"""
+        SELECT event_id, CAST({_fingerprint(TOUCHPOINT_CONTENT)} AS VARCHAR) AS content_fingerprint,
+               any_value(event_type) AS event_type, any_value(customer_id) AS customer_id,
+               min(occurred_at) AS occurred_at, min(landed_at) AS first_landed_at,
+               count(*) AS copies, string_agg(DISTINCT filename, ' ') AS files
+        FROM ({sources}) WHERE event_id IS NOT NULL
+        GROUP BY event_id, content_fingerprint ORDER BY event_id""")
+    frames.append(Frame(touchpoint_event_ids.NAME, versions, {}))
+    return frames
+
+
+def _customer_frame(reader: _Reader, new: list[LandedFile], now: datetime, skew: timedelta) -> Frame:
+    data = reader.df(f"""
+        SELECT * EXCLUDE (content_fingerprint) FROM (
+            SELECT *, {_fingerprint(('customer_id',) + CUSTOMER_CONTENT)} AS content_fingerprint
+            FROM {reader.parquet([f.path for f in new], filename=True)}
+            WHERE NOT coalesce(is_deleted, false))
+        QUALIFY row_number() OVER (PARTITION BY content_fingerprint ORDER BY landed_at, kafka_offset) = 1
+        ORDER BY customer_id, updated_at""")
+    data = data.rename(columns={"filename": "source_file"})
+    return Frame(landed_customers.NAME, data, {"updated_at_max": now + skew})
+
+
+def _volume_frames(reader: _Reader, cfg: GateConfig, dates: list[date],
+                   every: list[LandedFile]) -> tuple[list[Frame], list[str]]:
+    history = {d: [d - timedelta(weeks=k) for k in range(1, cfg.volume_history_weeks + 1)]
+               for d in dates}
+    needed = set(dates) | {h for hs in history.values() for h in hs}
+    paths = [f.path for f in every if f.event_date in needed]
+    counts: dict[tuple[date, str], int] = {}
+    if paths:
+        table = reader.df(f"""
+            SELECT event_date, event_type, count(DISTINCT event_id) AS events
+            FROM {reader.parquet(paths)} WHERE event_date IS NOT NULL AND event_type IS NOT NULL
+            GROUP BY ALL""")
+        for row in table.itertuples(index=False):
+            day = row.event_date.date() if hasattr(row.event_date, "date") else row.event_date
+            counts[(day, row.event_type)] = int(row.events)
+    days_with_data = {day for day, _ in counts}
+    frames: list[Frame] = []
+    notes: list[str] = []
+    for day in dates:
+        samples_days = [h for h in history[day] if h in days_with_data]
+        row: dict[str, Any] = {"event_date": day}
+        params: dict[str, Any] = {}
+        enforced = []
+        for event_type in EVENT_TYPES:
+            row[event_type] = counts.get((day, event_type), 0)
+            band = volume_band([counts.get((h, event_type), 0) for h in samples_days], cfg)
+            low, high = band if band else (0, NO_UPPER_BOUND)
+            params[f"{event_type}_min"] = low
+            params[f"{event_type}_max"] = high
+            if band:
+                enforced.append(f"{event_type} {low}-{high}")
+        if not enforced:
+            notes.append(f"daily volume of {day}: no band yet ({len(samples_days)} same-weekday "
+                         f"day(s) of history, need {cfg.volume_min_history_days})")
+            continue
+        frames.append(Frame(touchpoint_daily_volume.NAME, pd.DataFrame([row]), params, label=str(day)))
+    return frames, notes
+
+
+# --- mart frames ---------------------------------------------------------------------------------
+
+class MissingTable(LookupError):
+    pass
+
+
+def mart_frames(settings: Settings, as_of: date, schema: str) -> list[Frame]:
+    """dim_customers, the as-of day of fct_customer_health_daily and fct_churn_alerts of ``schema``."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", schema):
+        raise ValueError(f"not a schema name: {schema!r}")
+    path = settings.warehouse
+    if not path.exists():
+        raise FileNotFoundError(f"warehouse {path} does not exist: build the marts first")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as exc:
+        raise RuntimeError(f"cannot open warehouse {path} (another process writes it?): {exc}") from exc
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        present = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [schema]).fetchall()}
+        needed = ("dim_customers", "fct_customer_health_daily", "fct_churn_alerts")
+        missing = [t for t in needed if t not in present]
+        if missing:
+            raise MissingTable(f"{schema}.{', '.join(missing)} missing from {path}")
+        customers = con.execute(f"SELECT * FROM {schema}.dim_customers").df()
+        health = con.execute(f"SELECT * FROM {schema}.fct_customer_health_daily WHERE as_of_date = ?",
+                             [as_of]).df()
+        alerts = con.execute(f"SELECT * FROM {schema}.fct_churn_alerts").df()
+    finally:
+        con.close()
+    customer_ids = set(customers["customer_id"].dropna())
+    manager_ids = set(customers["account_manager_id"].dropna())
+    return [
+        Frame(mart_customers.NAME, customers, {}, label=schema),
+        Frame(mart_health.NAME, health, {
+            "customer_count": int(len(customers)),
+            "known_customer_ids": sorted(customer_ids & set(health["customer_id"].dropna())),
+        }, label=f"{schema} {as_of}"),
+        Frame(mart_alerts.NAME, alerts, {
+            "known_customer_ids": sorted(customer_ids & set(alerts["customer_id"].dropna())),
+            "known_account_manager_ids": sorted(manager_ids & set(alerts["account_manager_id"].dropna())),
+        }, label=schema),
+    ]

@@ -1,0 +1,354 @@
+"""The quality gate: what the DAG and ``loyalty validate`` call.
+
+- ``validate_landing(settings, event_dates=None, since_landed_at=None)``: the NEW landed data of a
+  run (files landed since the last passing landing gate, recorded in ``<data_dir>/quality/
+  state.json``; or all files of the given event dates; or files landed after ``since_landed_at``),
+  plus the daily-volume band of every closed day not yet checked.
+- ``validate_marts(settings, as_of, schema="build")``: the marts before publish.
+
+Both return a :class:`GateResult`: ``passed`` is False when any critical expectation failed.
+Every run keeps its GX validation results (``<data_dir>/quality/gx/uncommitted/validations``),
+rebuilds the affected Data Docs pages (``<data_dir>/quality/data_docs/index.html``) and appends
+one line to ``<data_dir>/quality/runs.jsonl``. The gate never publishes or alerts by itself: the
+caller stops the pipeline on ``not passed`` and calls :func:`notify_failure`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from expectations import frames as framing
+from expectations.config import GateConfig
+from expectations.context import docs_dir, open_context, quality_dir
+from loyalty_monitor.settings import Settings
+from streaming.landing import DATASETS, LandingZone
+
+log = logging.getLogger("loyalty.quality")
+UTC = timezone.utc
+Progress = Callable[[str], None]
+#: How far back the gate catches up on daily-volume checks of days it has not checked yet.
+VOLUME_CATCH_UP_DAYS = 31
+
+
+@dataclass
+class Finding:
+    """One failed expectation, named so a data engineer can find it in Data Docs."""
+
+    suite: str
+    expectation: str
+    column: str | None
+    severity: str
+    observed: str
+    why: str = ""
+    batch: str = ""
+    examples: list[Any] = field(default_factory=list)
+
+    def line(self) -> str:
+        where = f"{self.suite}{f' [{self.batch}]' if self.batch else ''}"
+        column = f" on {self.column}" if self.column else ""
+        return f"{self.severity.upper():8} {where}: {self.expectation}{column}: {self.observed}"
+
+
+@dataclass
+class GateResult:
+    stage: str  # "landing" | "marts"
+    passed: bool
+    critical_failures: list[Finding]
+    warnings: list[Finding]
+    docs_path: str | None
+    run_id: str
+    started_at: str
+    duration_s: float
+    scope: dict[str, Any] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """Plain-text summary for terminals and notifications."""
+        verdict = "PASSED" if self.passed else "FAILED (critical)"
+        lines = [f"quality gate {self.stage}: {verdict}; {len(self.critical_failures)} critical, "
+                 f"{len(self.warnings)} warning(s); run {self.run_id}"]
+        lines += [f"  {f.line()}" for f in self.critical_failures + self.warnings]
+        lines += [f"  note: {n}" for n in self.notes]
+        if self.docs_path:
+            lines.append(f"  Data Docs: {self.docs_path}")
+        return "\n".join(lines)
+
+
+# --- state and run records -----------------------------------------------------------------------
+
+def _state_path(settings: Settings) -> Path:
+    return quality_dir(settings) / "state.json"
+
+
+def runs_path(settings: Settings) -> Path:
+    return quality_dir(settings) / "runs.jsonl"
+
+
+def _read_state(settings: Settings) -> dict[str, Any]:
+    try:
+        return json.loads(_state_path(settings).read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def _write_state(settings: Settings, state: dict[str, Any]) -> None:
+    path = _state_path(settings)
+    tmp = path.with_suffix(f".tmp-{uuid.uuid4().hex}")
+    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _record(settings: Settings, result: GateResult) -> None:
+    line = {k: v for k, v in result.to_dict().items()}
+    for key in ("critical_failures", "warnings"):
+        line[key] = [{k: v for k, v in f.items() if k != "examples"} for f in line[key]]
+    with runs_path(settings).open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(line, default=str) + "\n")
+
+
+def quality_runs(settings: Settings, limit: int | None = None) -> list[dict[str, Any]]:
+    """The recorded gate runs, oldest first (the last ``limit`` if given)."""
+    try:
+        lines = runs_path(settings).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    runs = [json.loads(line) for line in lines if line.strip()]
+    return runs[-limit:] if limit else runs
+
+
+@contextmanager
+def _exclusive(settings: Settings) -> Iterator[None]:
+    """One gate run at a time per data directory (GX stores and state.json are files)."""
+    directory = quality_dir(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --- running suites ------------------------------------------------------------------------------
+
+def _summarise(result: Any, examples: int) -> tuple[str, list[Any]]:
+    info = result.exception_info or {}
+    if info.get("raised_exception"):
+        message = (info.get("exception_message") or "error").strip().splitlines()[0]
+        return f"could not be evaluated: {message[:200]}", []
+    details = result.result or {}
+    if "unexpected_count" in details and details.get("element_count") is not None:
+        values = list(details.get("partial_unexpected_list") or [])[:examples]
+        shown = [v.isoformat() if hasattr(v, "isoformat") else v for v in values]
+        count, total = details["unexpected_count"], details["element_count"]
+        text = f"{count} of {total} rows unexpected ({100 * count / total if total else 0:.2f}%)"
+        kwargs = result.expectation_config.kwargs
+        if kwargs.get("mostly") not in (None, 1, 1.0):
+            text += f", tolerance {100 * (1 - float(kwargs['mostly'])):.2f}%"
+        if shown:
+            text += f", e.g. {', '.join(str(v) for v in shown)}"
+        return text, shown
+    if "observed_value" in details:
+        kwargs = result.expectation_config.kwargs
+        bounds = {k: kwargs[k] for k in ("min_value", "max_value", "value") if kwargs.get(k) is not None}
+        text = f"observed {details['observed_value']}"
+        if bounds:
+            text += " (expected " + ", ".join(f"{k.replace('_value', '')} {v}" for k, v in bounds.items()) + ")"
+        return text, []
+    return "failed", []
+
+
+def _run_frames(settings: Settings, stage: str, frame_list: list[framing.Frame], cfg: GateConfig,
+                progress: Progress) -> tuple[list[Finding], list[Finding], str | None, str]:
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    quality = open_context(settings)
+    run_time = datetime.now(UTC)
+    run_name = f"{stage}-{run_time:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    critical: list[Finding] = []
+    warnings: list[Finding] = []
+    identifiers = []
+    for frame in frame_list:
+        progress(f"validating {frame.suite}{f' [{frame.label}]' if frame.label else ''}: "
+                 f"{len(frame.data)} row(s)")
+        checkpoint = quality.checkpoints[f"{stage}.{frame.suite}"]
+        outcome = checkpoint.run(batch_parameters={"dataframe": frame.data},
+                                 expectation_parameters=frame.parameters,
+                                 run_id=RunIdentifier(run_name=run_name, run_time=run_time))
+        for identifier, suite_result in outcome.run_results.items():
+            identifiers.append(identifier)
+            for result in suite_result.results:
+                if result.success:
+                    continue
+                config = result.expectation_config
+                kwargs = config.kwargs
+                column = kwargs.get("column") or (", ".join(kwargs["column_list"])
+                                                  if kwargs.get("column_list") else None)
+                observed, shown = _summarise(result, cfg.examples)
+                severity = getattr(config.severity, "value", str(config.severity))
+                finding = Finding(frame.suite, config.type, column, severity, observed,
+                                  (config.meta or {}).get("why", ""), frame.label, shown)
+                (critical if severity == "critical" else warnings).append(finding)
+    docs_path = None
+    if identifiers:
+        progress("building Data Docs")
+        quality.context.build_data_docs(site_names=["loyalty_quality"], resource_identifiers=identifiers)
+    if quality.docs_index.exists():
+        docs_path = str(quality.docs_index)
+    return critical, warnings, docs_path, run_name
+
+
+def _finish(settings: Settings, stage: str, started: float, started_at: datetime,
+            critical: list[Finding], warnings: list[Finding], docs_path: str | None, run_id: str,
+            scope: dict[str, Any], rows: dict[str, int], notes: list[str]) -> GateResult:
+    result = GateResult(stage=stage, passed=not critical, critical_failures=critical,
+                        warnings=warnings, docs_path=docs_path, run_id=run_id,
+                        started_at=started_at.isoformat(), duration_s=round(time.monotonic() - started, 3),
+                        scope=scope, rows=rows, notes=notes)
+    _record(settings, result)
+    log.log(logging.INFO if result.passed else logging.ERROR, "%s", result.summary())
+    return result
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def _existing_docs(settings: Settings) -> str | None:
+    index = docs_dir(settings) / "index.html"
+    return str(index) if index.exists() else None
+
+
+# --- the landing gate ----------------------------------------------------------------------------
+
+def _select(files: list[framing.LandedFile], state_key: str, state: dict[str, Any],
+            event_dates: list[date] | None, since: datetime | None) -> list[framing.LandedFile]:
+    if event_dates is not None:
+        wanted = set(event_dates)
+        return [f for f in files if f.event_date in wanted]
+    if since is not None:
+        return [f for f in files if f.modified > since.timestamp()]
+    mark = state.get(state_key)
+    if not mark:
+        return list(files)
+    cutoff, at_cutoff = mark["modified"], set(mark.get("files_at_cutoff", []))
+    return [f for f in files if f.modified > cutoff or (f.modified == cutoff and f.path not in at_cutoff)]
+
+
+def _mark(files: list[framing.LandedFile], previous: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not files:
+        return previous
+    cutoff = max(f.modified for f in files)
+    if previous and previous["modified"] > cutoff:
+        return previous
+    names = [f.path for f in files if f.modified == cutoff]
+    if previous and previous["modified"] == cutoff:
+        names = sorted(set(names) | set(previous.get("files_at_cutoff", [])))
+    return {"modified": cutoff, "files_at_cutoff": names}
+
+
+def validate_landing(settings: Settings, event_dates: list[date] | None = None,
+                     since_landed_at: datetime | None = None, *, now: datetime | None = None,
+                     progress: Progress | None = None) -> GateResult:
+    """Validate the new landed data; see the module docstring. ``now`` is for tests/backfills."""
+    progress = progress or _quiet
+    started, started_at = time.monotonic(), datetime.now(UTC)
+    now = now or started_at
+    cfg = GateConfig.from_settings(settings)
+    with _exclusive(settings):
+        zone = LandingZone.from_settings(settings)
+        state = _read_state(settings)
+        all_touchpoints = framing.list_landed(zone, DATASETS["touchpoint"])
+        all_customers = framing.list_landed(zone, DATASETS["customer"])
+        new_touchpoints = _select(all_touchpoints, "touchpoints", state, event_dates, since_landed_at)
+        new_customers = _select(all_customers, "customers", state, event_dates, since_landed_at)
+
+        today = now.astimezone(UTC).date()
+        volume_dates = {f.event_date for f in new_touchpoints if f.event_date}
+        volume_dates |= set(event_dates or [])
+        checked_through = state.get("volume_checked_through")
+        if event_dates is None and since_landed_at is None and checked_through:
+            day = max(date.fromisoformat(checked_through), today - timedelta(days=VOLUME_CATCH_UP_DAYS))
+            while (day := day + timedelta(days=1)) < today:
+                volume_dates.add(day)
+        volume_dates = sorted(d for d in volume_dates if d < today)  # an open day is not complete yet
+
+        scope = {"touchpoint_files": len(new_touchpoints), "customer_files": len(new_customers),
+                 "event_dates": sorted({str(f.event_date) for f in new_touchpoints + new_customers
+                                        if f.event_date}),
+                 "volume_dates": [str(d) for d in volume_dates],
+                 "mode": "event_dates" if event_dates is not None
+                 else "since_landed_at" if since_landed_at is not None else "new_files"}
+        progress(f"landing: {len(new_touchpoints)} new touchpoint file(s), {len(new_customers)} "
+                 f"customer file(s), volume check of {len(volume_dates)} day(s)")
+        built = framing.landing_frames(zone, cfg, new_touchpoints, new_customers, all_touchpoints,
+                                       all_customers, volume_dates, now)
+        notes = list(built.notes)
+        if not built.frames:
+            notes.append("no new landed data to validate")
+            critical, warnings, docs_path, run_id = [], [], _existing_docs(settings), \
+                f"landing-{started_at:%Y%m%dT%H%M%S}-empty"
+        else:
+            critical, warnings, docs_path, run_id = _run_frames(settings, "landing", built.frames, cfg,
+                                                                progress)
+        if not critical and scope["mode"] == "new_files":
+            state["touchpoints"] = _mark(new_touchpoints, state.get("touchpoints"))
+            state["customers"] = _mark(new_customers, state.get("customers"))
+            if volume_dates:
+                latest = max(volume_dates)
+                if not checked_through or latest > date.fromisoformat(checked_through):
+                    state["volume_checked_through"] = str(latest)
+            _write_state(settings, state)
+        return _finish(settings, "landing", started, started_at, critical, warnings, docs_path,
+                       run_id, scope, built.rows, notes)
+
+
+# --- the marts gate ------------------------------------------------------------------------------
+
+def validate_marts(settings: Settings, as_of: date, schema: str = "build", *,
+                   progress: Progress | None = None) -> GateResult:
+    """Validate the marts of ``schema`` for ``as_of``. A missing mart is a critical failure."""
+    progress = progress or _quiet
+    started, started_at = time.monotonic(), datetime.now(UTC)
+    cfg = GateConfig.from_settings(settings)
+    scope = {"as_of": str(as_of), "schema": schema}
+    with _exclusive(settings):
+        try:
+            frame_list = framing.mart_frames(settings, as_of, schema)
+        except (framing.MissingTable, FileNotFoundError) as exc:
+            missing = Finding("marts", "table_exists", None, "critical", str(exc),
+                              "the marts the pipeline publishes must exist")
+            return _finish(settings, "marts", started, started_at, [missing], [],
+                           _existing_docs(settings), f"marts-{started_at:%Y%m%dT%H%M%S}-missing",
+                           scope, {}, [])
+        critical, warnings, docs_path, run_id = _run_frames(settings, "marts", frame_list, cfg, progress)
+        rows = {f.suite: len(f.data) for f in frame_list}
+        return _finish(settings, "marts", started, started_at, critical, warnings, docs_path, run_id,
+                       scope, rows, [])
+
+
+# --- telling the data engineers ------------------------------------------------------------------
+
+def notify_failure(settings: Settings, result: GateResult) -> list[dict[str, Any]]:
+    """Send a failed gate's summary to the data engineers over the configured channels."""
+    from loyalty_monitor.alerting import notify_data_engineers
+
+    subject = (f"[loyalty-monitor] quality gate {result.stage} FAILED: "
+               f"{len(result.critical_failures)} critical expectation(s)")
+    text = (result.summary() + "\n\nThe pipeline stopped before publishing marts and before "
+            "sending alerts. Fix or remove the bad data, then re-run `loyalty validate`.")
+    return notify_data_engineers(settings, subject, text) or []

@@ -1,0 +1,116 @@
+"""Landing-zone data for the quality-gate tests and benchmark: real Parquet files written through
+streaming.landing (the same flattening and file layout as the consumer), with defects injected
+after flattening, where a contract check upstream would not stop them."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Iterable
+
+import pyarrow as pa
+
+from loyalty_monitor.contract import EVENT_TYPES
+from loyalty_monitor.settings import Settings
+from streaming.landing import (CUSTOMER_SCHEMA, TOUCHPOINT_SCHEMA, LandingZone, flatten_customer,
+                               flatten_touchpoint, relative_path)
+
+UTC = timezone.utc
+_offsets = itertools.count(0, 100_000)
+
+_PAYLOADS: dict[str, tuple[str, dict[str, Any]]] = {
+    "call": ("reception", {"answered": True, "duration_s": 95.0, "transferred": False, "resolved": True}),
+    "email": ("sales", {}),
+    "meeting": ("sales", {"duration_s": 3600}),
+    "service_visit": ("service", {"resolved": True, "first_time_fix": True}),
+    "dunning_contact": ("finance", {"stage": "reminder", "amount_overdue": 1200.0, "days_overdue": 14}),
+    "complaint": ("support", {"severity": "medium", "resolved": False}),
+    "survey_response": ("support", {"nps_score": 8, "comment": "fine"}),
+    "order": ("sales", {"amount": 5400.0, "currency": "DKK", "product_line": "pumps"}),
+}
+
+
+def customer_ids(count: int) -> list[str]:
+    return [f"C{i:05d}" for i in range(count)]
+
+
+def customer_record(customer_id: str, **overrides: Any) -> dict[str, Any]:
+    number = int(customer_id[1:]) if customer_id[1:].isdigit() else 0
+    record = {
+        "schema_version": 1, "customer_id": customer_id, "name": f"Customer {customer_id} A/S",
+        "segment": ("key", "growth", "standard")[number % 3], "country": "DK",
+        "account_manager": {"id": f"AM{number % 5}", "name": f"Manager {number % 5}",
+                            "email": f"am{number % 5}@example.com"},
+        "annual_potential": 250_000.0, "currency": "DKK", "updated_at": "2026-01-05T08:00:00Z",
+    }
+    record.update(overrides)
+    return record
+
+
+def touchpoint_record(event_id: str, event_type: str, occurred_at: datetime, customer_id: str,
+                      **overrides: Any) -> dict[str, Any]:
+    department, payload = _PAYLOADS[event_type]
+    record = {
+        "schema_version": 1, "event_id": event_id, "event_type": event_type,
+        "occurred_at": occurred_at.isoformat(), "customer_id": customer_id, "department": department,
+        "employee_id": "EMP001", "contact_role": "decision_maker", "source": "tests",
+        "payload": dict(payload),
+    }
+    if event_type in ("call", "email", "meeting"):
+        record["direction"] = "outbound"
+    record.update(overrides)
+    return record
+
+
+def day_of_touchpoints(day: date, per_type: int | dict[str, int], customers: list[str],
+                       prefix: str | None = None) -> list[dict[str, Any]]:
+    """Valid touchpoint records of one day: ``per_type`` events of each event type."""
+    counts = per_type if isinstance(per_type, dict) else {t: per_type for t in EVENT_TYPES}
+    prefix = prefix or f"E{day:%Y%m%d}"
+    records = []
+    number = 0
+    for event_type, count in counts.items():
+        for _ in range(count):
+            at = datetime.combine(day, time(8), UTC) + timedelta(seconds=37 * number)
+            records.append(touchpoint_record(f"{prefix}-{number:06d}", event_type, at,
+                                             customers[number % len(customers)]))
+            number += 1
+    return records
+
+
+def land_touchpoints(settings: Settings, records: Iterable[dict[str, Any]],
+                     rows_patch: dict[int, dict[str, Any]] | None = None,
+                     landed_at: datetime | None = None) -> list[str]:
+    """Flatten and land records (one file per event date); ``rows_patch`` overrides flat columns
+    of the given row numbers after flattening (defects the contract would have caught)."""
+    landed_at = landed_at or datetime.now(UTC)
+    first = next(_offsets)
+    rows = [flatten_touchpoint(r, settings.topic_touchpoints, 0, first + i, None, landed_at)
+            for i, r in enumerate(records)]
+    for index, patch in (rows_patch or {}).items():
+        rows[index].update(patch)
+    return _write(settings, "touchpoints", rows, TOUCHPOINT_SCHEMA, first)
+
+
+def land_customers(settings: Settings, records: Iterable[dict[str, Any]],
+                   rows_patch: dict[int, dict[str, Any]] | None = None) -> list[str]:
+    landed_at = datetime.now(UTC)
+    first = next(_offsets)
+    rows = [flatten_customer(r, r["customer_id"].encode(), settings.topic_customers, 0, first + i,
+                             None, landed_at) for i, r in enumerate(records)]
+    for index, patch in (rows_patch or {}).items():
+        rows[index].update(patch)
+    return _write(settings, "customers", rows, CUSTOMER_SCHEMA, first)
+
+
+def _write(settings: Settings, dataset: str, rows: list[dict[str, Any]], schema: pa.Schema,
+           first: int) -> list[str]:
+    zone = LandingZone.from_settings(settings)
+    by_date: dict[date, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_date.setdefault(row["event_date"], []).append(row)
+    written = []
+    for day, day_rows in sorted(by_date.items()):
+        path = relative_path(dataset, day, 0, first, first + len(rows) - 1)
+        written.append(zone.write_table(path, pa.Table.from_pylist(day_rows, schema=schema)))
+    return written
