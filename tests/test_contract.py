@@ -1,0 +1,259 @@
+"""The event contract v1 decoding rules (``loyalty_monitor.contract.decode``), one rule at a time.
+
+docs/event-contract.md is checked here too: every JSON example in it must decode as documented.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loyalty_monitor.contract import ERROR_CODES, MAX_NOTE_CHARS, SCHEMA_PATH, decode, schema
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "event-contract.md"
+
+CALL = {
+    "schema_version": 1, "event_id": "7d0c2a8e-1f7b-4a51-9a3e-000000000001", "event_type": "call",
+    "occurred_at": "2026-03-02T09:15:00+01:00", "customer_id": "C000042", "department": "reception",
+    "direction": "inbound", "employee_id": "RC02", "contact_role": "user", "note": "Asked for sales",
+    "source": "pbx", "payload": {"answered": True, "duration_s": 95, "transferred": True, "resolved": False},
+}
+PAYLOADS = {
+    "call": {"answered": False},
+    "email": {},
+    "meeting": {"duration_s": 3600},
+    "service_visit": {"resolved": True, "first_time_fix": False},
+    "dunning_contact": {"stage": "collection_call", "amount_overdue": 1250.5, "days_overdue": 38,
+                        "invoice_id": "INV-2026-0042"},
+    "complaint": {"severity": "high", "resolved": False},
+    "survey_response": {"nps_score": 4, "comment": "Hard to reach sales"},
+    "order": {"amount": 18400.0, "currency": "DKK", "product_line": "pumps"},
+}
+CUSTOMER = {
+    "schema_version": 1, "customer_id": "C000042", "name": "Møller Hydraulics A/S", "segment": "key",
+    "country": "DK", "account_manager": {"id": "AM03", "name": "Sofie Lindberg",
+                                         "email": "sofie.lindberg@example.com"},
+    "annual_potential": 2_400_000, "currency": "DKK", "updated_at": "2026-01-15T08:00:00Z",
+}
+
+
+def touchpoint(kind: str = "call", /, **changes: Any) -> dict:
+    """A valid touchpoint of the given event type, with ``changes`` applied (DROP removes a field)."""
+    record = copy.deepcopy(CALL)
+    record.update(event_type=kind, payload=copy.deepcopy(PAYLOADS[kind]))
+    for name, value in changes.items():
+        if value is DROP:
+            record.pop(name, None)
+        else:
+            record[name] = value
+    return record
+
+
+DROP = object()
+
+
+def decode_touchpoint(record: Any, key: bytes | None = b"C000042"):
+    return decode("touchpoint", key, json.dumps(record, ensure_ascii=False).encode())
+
+
+@pytest.mark.parametrize("event_type", sorted(PAYLOADS))
+def test_each_event_type_with_its_payload_is_valid(event_type: str) -> None:
+    result = decode_touchpoint(touchpoint(event_type))
+    assert result.ok and result.error is None
+    assert result.record["event_type"] == event_type
+
+
+def test_minimal_event_needs_only_the_required_fields() -> None:
+    record = {"schema_version": 1, "event_id": "e-1", "event_type": "order",
+              "occurred_at": "2026-03-02T09:15:00Z", "customer_id": "C000042", "department": "sales",
+              "payload": PAYLOADS["order"]}
+    assert decode_touchpoint(record).ok
+
+
+def test_unknown_fields_are_tolerated_and_kept() -> None:
+    record = touchpoint("call", pbx_queue="switchboard", crm={"version": 7})
+    record["payload"]["recording_url"] = "https://pbx.example.com/r/1"
+    result = decode_touchpoint(record)
+    assert result.ok
+    assert result.record["pbx_queue"] == "switchboard" and result.record["crm"] == {"version": 7}
+    assert result.record["payload"]["recording_url"] == "https://pbx.example.com/r/1"
+
+
+@pytest.mark.parametrize("event_type", ["call", "email", "meeting"])
+def test_direction_is_required_for_conversations(event_type: str) -> None:
+    result = decode_touchpoint(touchpoint(event_type, direction=DROP))
+    assert result.error_code == "schema_violation" and "direction" in result.error_detail
+
+
+@pytest.mark.parametrize("event_type", ["service_visit", "dunning_contact", "complaint", "survey_response",
+                                        "order"])
+def test_direction_is_optional_for_other_types(event_type: str) -> None:
+    assert decode_touchpoint(touchpoint(event_type, direction=DROP)).ok
+
+
+@pytest.mark.parametrize("field", ["schema_version", "event_id", "event_type", "occurred_at",
+                                   "customer_id", "department", "payload"])
+def test_each_required_field_is_required(field: str) -> None:
+    result = decode_touchpoint(touchpoint("email", **{field: DROP}))
+    assert not result.ok and result.error_code == "schema_violation"
+    assert field in result.error_detail
+
+
+@pytest.mark.parametrize("field, value", [
+    ("schema_version", 2), ("schema_version", "1"), ("event_id", ""), ("event_id", 42),
+    ("event_type", "fax"), ("department", "logistics"), ("direction", "sideways"),
+    ("contact_role", "ceo"), ("customer_id", ""), ("payload", []), ("note", "x" * (MAX_NOTE_CHARS + 1)),
+    ("occurred_at", "2026-03-02T09:15:00"), ("occurred_at", "02/03/2026 09:15"), ("occurred_at", 1772439300),
+    ("employee_id", 7), ("source", ["crm"]),
+])
+def test_bad_field_values_are_schema_violations(field: str, value: Any) -> None:
+    result = decode_touchpoint(touchpoint("email", **{field: value}))
+    assert (result.ok, result.error_code) == (False, "schema_violation"), result
+
+
+def test_optional_fields_may_be_null_and_note_may_use_the_full_length() -> None:
+    record = touchpoint("email", employee_id=None, contact_role=None, source=None, note="n" * MAX_NOTE_CHARS)
+    assert decode_touchpoint(record).ok
+
+
+@pytest.mark.parametrize("event_type, payload", [
+    ("call", {}),                                            # answered is required
+    ("call", {"answered": "yes"}),
+    ("call", {"answered": True, "duration_s": -1}),
+    ("call", {"answered": True, "transferred": 1}),
+    ("meeting", {"duration_s": "1h"}),
+    ("service_visit", {"first_time_fix": True}),             # resolved is required
+    ("service_visit", {"resolved": "true"}),
+    ("dunning_contact", {"amount_overdue": 10}),             # stage is required
+    ("dunning_contact", {"stage": "reminder"}),              # amount_overdue is required
+    ("dunning_contact", {"stage": "lawyer", "amount_overdue": 10}),
+    ("dunning_contact", {"stage": "reminder", "amount_overdue": -0.01}),
+    ("dunning_contact", {"stage": "reminder", "amount_overdue": 10, "days_overdue": 2.5}),
+    ("complaint", {"resolved": False}),                      # severity is required
+    ("complaint", {"severity": "critical"}),
+    ("survey_response", {}),                                 # nps_score is required
+    ("survey_response", {"nps_score": 11}),
+    ("survey_response", {"nps_score": -1}),
+    ("survey_response", {"nps_score": 7.5}),
+    ("order", {"currency": "DKK", "product_line": "pumps"}),  # amount is required
+    ("order", {"amount": 10, "product_line": "pumps"}),       # currency is required
+    ("order", {"amount": 10, "currency": "DKK"}),             # product_line is required
+    ("order", {"amount": -10, "currency": "DKK", "product_line": "pumps"}),
+    ("order", {"amount": 10, "currency": "dkk", "product_line": "pumps"}),
+    ("order", {"amount": 10, "currency": "DKK", "product_line": ""}),
+])
+def test_payload_rules_per_type(event_type: str, payload: dict) -> None:
+    record = touchpoint(event_type)
+    record["payload"] = payload
+    result = decode_touchpoint(record)
+    assert (result.ok, result.error_code) == (False, "schema_violation"), (payload, result)
+
+
+@pytest.mark.parametrize("stamp", ["2026-03-02T09:15:00Z", "2026-03-02T09:15:00.123456+02:00",
+                                   "2026-03-02t09:15:00z", "2026-03-02 09:15:00-05:00"])
+def test_rfc3339_timestamps_with_offset_are_accepted(stamp: str) -> None:
+    assert decode_touchpoint(touchpoint("email", occurred_at=stamp)).ok
+
+
+@pytest.mark.parametrize("stamp", ["2026-02-30T09:15:00+01:00", "2026-03-02T25:15:00Z",
+                                   "2026-03-02T09:15:00+25:00"])
+def test_impossible_instants_are_bad_timestamps(stamp: str) -> None:
+    result = decode_touchpoint(touchpoint("email", occurred_at=stamp))
+    assert result.error_code == "bad_timestamp" and "occurred_at" in result.error_detail
+
+
+def test_raw_byte_errors_each_have_their_code() -> None:
+    good = json.dumps(touchpoint("email")).encode()
+    assert decode("touchpoint", b"C000042", good).ok
+    cases = {
+        "oversized": decode("touchpoint", b"C000042", good, max_bytes=len(good) - 1),
+        "not_utf8": decode("touchpoint", b"C000042", b'{"event_id": "\xff\xfe"}'),
+        "not_json": decode("touchpoint", b"C000042", good[:-1]),
+        "not_object": decode("touchpoint", b"C000042", b'[{"event_id": "e-1"}]'),
+        "null_value": decode("touchpoint", b"C000042", None),
+        "key_mismatch": decode("touchpoint", b"C000043", good),
+    }
+    for code, result in cases.items():
+        assert (result.ok, result.record, result.error_code) == (False, None, code), result
+        assert result.error == {"code": code, "detail": result.error_detail} and result.error_detail
+    exactly_at_limit = decode("touchpoint", b"C000042", good, max_bytes=len(good))
+    assert exactly_at_limit.ok
+    assert set(cases) | {"schema_violation", "bad_timestamp"} == set(ERROR_CODES)
+
+
+def test_a_missing_key_is_not_checked_against_customer_id() -> None:
+    assert decode_touchpoint(touchpoint("email"), key=None).ok
+
+
+def test_customer_record_and_tombstone() -> None:
+    value = json.dumps(CUSTOMER, ensure_ascii=False).encode()
+    result = decode("customer", b"C000042", value)
+    assert result.ok and result.record["name"] == "Møller Hydraulics A/S"
+    tombstone = decode("customer", b"C000042", None)
+    assert (tombstone.ok, tombstone.record) == (True, None)
+    assert decode("customer", None, None).error_code == "null_value"
+    assert decode("customer", b"C000099", value).error_code == "key_mismatch"
+    kept = decode("customer", b"C000042", json.dumps({**CUSTOMER, "vat_id": "DK12345678"}).encode())
+    assert kept.ok and kept.record["vat_id"] == "DK12345678"
+
+
+@pytest.mark.parametrize("change", [
+    {"segment": "platinum"}, {"country": "Denmark"}, {"currency": "kr"}, {"annual_potential": -1},
+    {"account_manager": {"id": "AM03", "name": "Sofie"}},
+    {"account_manager": {"id": "AM03", "name": "Sofie", "email": "not-an-email"}},
+    {"name": ""}, {"updated_at": "yesterday"}, {"schema_version": 2},
+])
+def test_customer_violations(change: dict) -> None:
+    result = decode("customer", b"C000042", json.dumps({**CUSTOMER, **change}).encode())
+    assert (result.ok, result.error_code) == (False, "schema_violation"), (change, result)
+
+
+@pytest.mark.parametrize("field", ["customer_id", "name", "segment", "country", "account_manager",
+                                   "annual_potential", "currency", "updated_at"])
+def test_customer_required_fields(field: str) -> None:
+    record = {k: v for k, v in CUSTOMER.items() if k != field}
+    assert decode("customer", None, json.dumps(record).encode()).error_code == "schema_violation"
+
+
+def test_customer_impossible_updated_at_is_a_bad_timestamp() -> None:
+    record = {**CUSTOMER, "updated_at": "2026-04-31T08:00:00Z"}
+    assert decode("customer", b"C000042", json.dumps(record).encode()).error_code == "bad_timestamp"
+
+
+def test_schema_file_is_the_one_documented() -> None:
+    assert SCHEMA_PATH.name == "events.v1.schema.json"
+    assert set(schema()["$defs"]) >= {"touchpoint", "customer"}
+    assert "docs/event-contract.md" in schema()["description"]
+
+
+def _doc_examples() -> list[tuple[str, str, dict]]:
+    """(heading, kind, record) for every ```json block in the doc, in order."""
+    text = DOC.read_text(encoding="utf-8")
+    examples = []
+    heading = ""
+    for block in re.split(r"(^#+ .*$)", text, flags=re.M):
+        if block.startswith("#"):
+            heading = block.strip("# \n")
+            continue
+        for body in re.findall(r"```json\n(.*?)```", block, flags=re.S):
+            record = json.loads(body)
+            kind = "customer" if "account_manager" in record or "tombstone" in record else "touchpoint"
+            examples.append((heading, kind, record))
+    return examples
+
+
+def test_every_example_in_the_integrator_doc_decodes() -> None:
+    examples = _doc_examples()
+    touchpoint_types = {r["event_type"] for _, kind, r in examples if kind == "touchpoint"}
+    assert touchpoint_types == set(PAYLOADS), "the doc shows an example of every event type"
+    for heading, kind, record in examples:
+        if record.get("tombstone") is True:  # generator notation for a null value
+            result = decode("customer", record["customer_id"].encode(), None)
+        else:
+            result = decode(kind, record["customer_id"].encode(), json.dumps(record).encode())
+        assert result.ok, (heading, result.error)
