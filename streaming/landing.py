@@ -288,6 +288,7 @@ class PreparedBatch:
 
     dataset: str
     tables: dict[str, pa.Table]
+    by_partition: dict[int, list[str]]  # partition → its paths in ``tables``
     event_dates: list[str]
     rejected: list[tuple[Any, str]]  # (ref, detail)
     records: int
@@ -331,12 +332,14 @@ def prepare(batch: BatchBuilder) -> PreparedBatch:
     for index, row in enumerate(rows):
         groups[(row["kafka_partition"], row["event_date"])].append(index)
     tables: dict[str, pa.Table] = {}
+    by_partition: dict[int, list[str]] = defaultdict(list)
     for (partition, event_date), indices in sorted(groups.items()):
         first, last = batch.offsets[partition]
         path = relative_path(batch.dataset, event_date, partition, first, last)
         tables[path] = table.take(pa.array(indices, pa.int64())) if len(groups) > 1 else table
+        by_partition[partition].append(path)
     event_dates = sorted({str(d) for _, d in groups})
-    return PreparedBatch(batch.dataset, tables, event_dates, rejected, len(rows))
+    return PreparedBatch(batch.dataset, tables, dict(by_partition), event_dates, rejected, len(rows))
 
 
 # --- the landing zone on any fsspec filesystem ------------------------------------------------

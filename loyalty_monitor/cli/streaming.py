@@ -1,0 +1,137 @@
+"""``loyalty produce``, ``loyalty consume``, ``loyalty dead-letters list|replay``, ``loyalty land-offline``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from loyalty_monitor.cli._common import print_json
+from loyalty_monitor.settings import load_settings
+
+
+def _progress_printer(total_bytes: int | None):
+    """A progress callback: a rich bar on a terminal, else a line on stderr every few seconds."""
+    if sys.stderr.isatty():
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeRemainingColumn)
+        progress = Progress(TextColumn("producing"), BarColumn(), TextColumn("{task.fields[sent]:,} messages"),
+                            TimeRemainingColumn(), transient=True, console=None)
+        task = progress.add_task("produce", total=total_bytes, sent=0)
+        progress.start()
+
+        def update(position: int, sent: int) -> None:
+            progress.update(task, completed=position, sent=sent)
+        return update, progress.stop
+    import time
+    state = {"last": time.monotonic()}
+
+    def line(position: int, sent: int) -> None:
+        now = time.monotonic()
+        if now - state["last"] >= 5:
+            state["last"] = now
+            share = f" ({100 * position / total_bytes:.0f}% of input)" if total_bytes else ""
+            print(f"produce: {sent:,} messages sent{share}", file=sys.stderr, flush=True)
+    return line, lambda: None
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from streaming.producer import produce_lines, read_lines
+
+    settings = load_settings()
+    topic = {"touchpoints": settings.topic_touchpoints, "customers": settings.topic_customers}.get(
+        args.topic, args.topic)
+    if args.file == "-":
+        stream, total = sys.stdin.buffer, None
+    else:
+        stream, total = open(args.file, "rb"), os.path.getsize(args.file)
+    update, done = _progress_printer(total)
+    try:
+        result = produce_lines(settings, read_lines(stream), topic, key_field=args.key_field,
+                               on_progress=update)
+    finally:
+        done()
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    print(result.summary())
+    return 1 if result.failed else 0
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    from streaming.consumer import run_consumer
+
+    summary = run_consumer(load_settings(), until_idle=args.until_idle, idle_s=args.idle_seconds,
+                           max_records=args.max_records)
+    print(summary.line())
+    return 0
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from streaming.dead_letters import list_dead_letters, replay_dead_letters
+
+    settings = load_settings()
+    if args.action == "replay":
+        result = replay_dead_letters(settings, error_code=args.error_code,
+                                     on_progress=lambda n: print(f"replayed {n:,}", file=sys.stderr))
+        print(f"replayed {result.replayed} dead letters "
+              f"({', '.join(f'{t}: {n}' for t, n in result.by_topic.items()) or 'none'}); "
+              f"skipped {result.skipped_unknown_topic} from unknown topics")
+        return 0
+    records = list_dead_letters(settings, limit=args.limit, error_code=args.error_code)
+    if args.format == "json":
+        print_json([r.as_dict(preview_chars=None) for r in records])
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(records)} dead letters in {settings.topic_dead_letter}")
+    for column in ("offset", "failed at", "source", "code", "detail", "key", "value"):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        d = r.as_dict(preview_chars=60)
+        table.add_row(str(r.offset), r.failed_at[:19], f"{r.source_topic}[{r.source_partition}]@{r.source_offset}",
+                      r.error_code, r.error_detail[:80], d["key"] or "", d["value"] or "(null)")
+    Console(width=max(120, Console().width)).print(table)
+    return 0
+
+
+def cmd_land_offline(args: argparse.Namespace) -> int:
+    from streaming.landing import land_jsonl_offline
+
+    settings = load_settings()
+    results = land_jsonl_offline(settings, args.touchpoints, args.customers)
+    for dataset, r in results.items():
+        rejects = f"; rejects in {r.rejects_file}" if r.rejects_file else ""
+        print(f"{dataset}: {r.lines} lines, {r.landed} landed in {len(r.files)} files, "
+              f"{r.rejected} rejected{rejects}")
+    print(f"landing zone: {settings.landing}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("produce", help="publish JSON Lines (a file or - for stdin) to a Kafka topic")
+    p.add_argument("file", help="JSON Lines file, or - for standard input")
+    p.add_argument("--topic", required=True,
+                   help="touchpoints, customers (the configured names) or any topic name")
+    p.add_argument("--key-field", default="customer_id", help="JSON field used as message key")
+    p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("consume", help="run the landing consumer (validate, land Parquet, dead-letter)")
+    p.add_argument("--until-idle", action="store_true",
+                   help="exit once caught up (no new messages for --idle-seconds and lag 0)")
+    p.add_argument("--idle-seconds", type=float, default=1.0)
+    p.add_argument("--max-records", type=int, default=None, help="stop after this many messages")
+    p.set_defaults(func=cmd_consume)
+
+    p = sub.add_parser("dead-letters", help="list or replay messages of the dead-letter topic")
+    p.add_argument("action", choices=["list", "replay"])
+    p.add_argument("--limit", type=int, default=None, help="list: only the newest N")
+    p.add_argument("--error-code", default=None, help="only dead letters with this error code")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_dead_letters)
+
+    p = sub.add_parser("land-offline",
+                       help="land generator JSON Lines files directly (dev and dbt tests; no Kafka)")
+    p.add_argument("--touchpoints", default=None, help="touchpoints.jsonl")
+    p.add_argument("--customers", default=None, help="customers.jsonl")
+    p.set_defaults(func=cmd_land_offline)

@@ -1,0 +1,426 @@
+"""The landing consumer: ``touchpoints`` + ``customers`` → validated Parquet, exactly once.
+
+One loop, one thread (plus kafka-python's heartbeat thread):
+
+1. poll; decode every message with the contract (kind by topic); valid records go to a batch
+   builder, invalid ones to the batch's dead letters (original key, bytes and headers kept);
+2. when the batch is full (``batch_max_records``) or old (``batch_max_wait_s``), flush it:
+   a. write one intent manifest per (dataset, partition) to ``<landing>/_pending/`` listing the
+      files the batch is about to write,
+   b. write the Parquet files (temp name → fsync → rename),
+   c. send the dead letters and flush the producer (acks=all: durable),
+   d. commit the offsets (synchronously),
+   e. remove the manifests, publish one "batch landed" message per topic, write metrics.
+3. on partition assignment, a manifest left by a crash is resolved before anything is consumed:
+   if the committed offset already passed the manifest's batch, the files are final (the crash
+   hit between d and e) and only the manifest goes; otherwise the files are deleted and the
+   messages are simply consumed again, whatever the new batch boundaries are.
+
+Run it with ``loyalty consume`` or ``python -m streaming.consumer``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+from loyalty_monitor.settings import Settings, load_settings
+from streaming.landing import (DATASETS, UNLANDABLE, BatchBuilder, LandingZone, PreparedBatch,
+                               UnlandableRecord, prepare, safe_decode)
+from streaming.metrics import ConsumerMetrics, serve
+
+UTC = timezone.utc
+
+#: The longest detail text kept in a dead letter's header.
+MAX_DETAIL_CHARS = 1000
+
+
+def metrics_path(settings: Settings):
+    return settings.data_dir / "run" / "consumer-metrics.prom"
+
+
+class JsonLog:
+    """Structured log lines (one JSON object per line) on a text stream, stderr by default."""
+
+    def __init__(self, stream: TextIO | None = None, component: str = "consumer"):
+        self.stream = stream or sys.stderr
+        self.component = component
+
+    def __call__(self, event: str, level: str = "info", **fields: Any) -> None:
+        line = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "level": level,
+                "component": self.component, "event": event, **fields}
+        self.stream.write(json.dumps(line, default=str) + "\n")
+        self.stream.flush()
+
+
+@dataclass
+class DeadLetter:
+    message: Any  # kafka ConsumerRecord
+    code: str
+    detail: str
+
+
+@dataclass
+class RunSummary:
+    consumed: int = 0
+    landed: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    files: int = 0
+    stopped_by: str = ""
+
+    def line(self) -> str:
+        return (f"consumed {self.consumed}, landed {self.landed}, dead-lettered {self.dead_lettered} "
+                f"in {self.batches} batches ({self.files} files); stopped: {self.stopped_by}")
+
+
+def dead_letter_headers(message: Any, code: str, detail: str, failed_at: str) -> list[tuple[str, bytes]]:
+    """The original headers plus the ``dlq.*`` headers of design.md."""
+    return [*(message.headers or []),
+            ("dlq.source.topic", message.topic.encode()),
+            ("dlq.source.partition", str(message.partition).encode()),
+            ("dlq.source.offset", str(message.offset).encode()),
+            ("dlq.error.code", code.encode()),
+            ("dlq.error.detail", detail[:MAX_DETAIL_CHARS].encode("utf-8", "replace")),
+            ("dlq.failed_at", failed_at.encode())]
+
+
+class LandingConsumer:
+    """The consumer service. ``run()`` until SIGTERM/SIGINT, ``max_records`` or (``until_idle``) caught up."""
+
+    def __init__(self, settings: Settings, *, until_idle: bool = False, idle_s: float = 1.0,
+                 max_records: int | None = None, log: JsonLog | None = None,
+                 consumer_overrides: dict[str, Any] | None = None):
+        self.settings = settings
+        self.until_idle = until_idle
+        self.idle_s = idle_s
+        self.max_records = max_records
+        self.log = log or JsonLog()
+        self.kinds = {settings.topic_touchpoints: "touchpoint", settings.topic_customers: "customer"}
+        self.zone = LandingZone.from_settings(settings)
+        self.metrics = ConsumerMetrics()
+        self.summary = RunSummary()
+        self._stop_reason = ""
+        self._consumer_overrides = consumer_overrides or {}
+        self._reset_batch()
+        self.consumer = None
+        self.producer = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def stop(self, reason: str = "requested") -> None:
+        """Ask the loop to flush, commit and return (safe to call from a signal handler)."""
+        self._stop_reason = self._stop_reason or reason
+
+    def _connect(self) -> None:
+        from kafka import KafkaConsumer, KafkaProducer
+
+        client = self.settings.kafka_client_config()
+        poll_interval = self.settings.max_poll_interval_ms
+        config: dict[str, Any] = dict(
+            group_id=self.settings.consumer_group,
+            client_id="loyalty-landing",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=poll_interval,
+            session_timeout_ms=self.settings.session_timeout_ms,
+            heartbeat_interval_ms=max(self.settings.session_timeout_ms // 3, 100),
+            max_poll_records=min(self.settings.batch_max_records, 10_000),
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=max(4 * 1024 * 1024, 2 * self.settings.max_message_bytes),
+            fetch_max_wait_ms=100,
+            **client,
+        )
+        config.update(self._consumer_overrides)
+        self.consumer = KafkaConsumer(**config)
+        self.producer = KafkaProducer(
+            client_id="loyalty-landing-dlq", acks="all", linger_ms=5, retries=5,
+            # a dead letter carries the original bytes, which the broker already accepted once
+            max_request_size=max(64 * 1024 * 1024, 4 * self.settings.max_message_bytes),
+            **client)
+        self.consumer.subscribe(list(self.kinds), listener=_RebalanceListener(self))
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close(autocommit=False)
+        if self.producer is not None:
+            self.producer.close()
+
+    def run(self) -> RunSummary:
+        self._connect()
+        server = None
+        if self.settings.metrics_port > 0:
+            server = serve(self.metrics, self.settings.metrics_port)
+            self.log("metrics_http", port=self.settings.metrics_port)
+        self.log("started", group=self.settings.consumer_group, topics=list(self.kinds),
+                 landing=self.settings.landing, bootstrap=self.settings.bootstrap,
+                 until_idle=self.until_idle, max_records=self.max_records)
+        started = last_message = time.monotonic()
+        # How long --until-idle waits for the group to hand this member partitions at all.
+        join_patience = 3 * self.settings.max_poll_interval_ms / 1000 + 10
+        try:
+            while not self._stop_reason:
+                now = time.monotonic()
+                wait = self.settings.batch_max_wait_s
+                if self._batch_started is not None:
+                    wait = max(0.0, self._batch_started + self.settings.batch_max_wait_s - now)
+                # Never overfill a batch: batch_max_records bounds memory and flush time.
+                limit = min(self.consumer.config["max_poll_records"],
+                            self.settings.batch_max_records - self._batch_count)
+                if self.max_records is not None:
+                    limit = min(limit, self.max_records - self.summary.consumed)
+                polled = self.consumer.poll(timeout_ms=int(min(wait, 0.2) * 1000), max_records=max(limit, 1))
+                for messages in polled.values():
+                    for message in messages:
+                        self._handle(message)
+                now = time.monotonic()
+                if polled:
+                    last_message = now
+                if self._batch_count >= self.settings.batch_max_records or (
+                        self._batch_started is not None
+                        and now - self._batch_started >= self.settings.batch_max_wait_s):
+                    self.flush("full" if self._batch_count >= self.settings.batch_max_records else "max_wait")
+                    self._update_lag(cheap=True)
+                if self.max_records is not None and self.summary.consumed >= self.max_records:
+                    self.stop("max_records")
+                elif self.until_idle and now - last_message >= self.idle_s:
+                    self.flush("idle")
+                    if self.consumer.assignment():
+                        if sum(self._update_lag(cheap=False).values()) == 0:
+                            self.stop("caught_up")
+                        else:
+                            last_message = now  # lag left: keep polling for another idle period
+                    elif now - started > join_patience:
+                        self.stop("no_partitions_assigned")
+            self.flush("shutdown")
+        finally:
+            self.summary.stopped_by = self._stop_reason or "error"
+            self._write_metrics()
+            self.close()
+            if server is not None:
+                server.shutdown()
+        self.log("stopped", reason=self.summary.stopped_by, consumed=self.summary.consumed,
+                 landed=self.summary.landed, dead_lettered=self.summary.dead_lettered,
+                 batches=self.summary.batches)
+        return self.summary
+
+    # --- per message -----------------------------------------------------------------------
+    def _reset_batch(self) -> None:
+        self._builders = {topic: BatchBuilder(DATASETS[kind], topic) for topic, kind in self.kinds.items()}
+        self._dead: list[DeadLetter] = []
+        self._batch_started: float | None = None
+        self._batch_count = 0
+
+    def _handle(self, message: Any) -> None:
+        if self._batch_started is None:
+            self._batch_started = time.monotonic()
+        self._batch_count += 1
+        self.summary.consumed += 1
+        self.metrics.consumed[message.topic] += 1
+        kind = self.kinds[message.topic]
+        builder = self._builders[message.topic]
+        decoded = safe_decode(kind, message.key, message.value, self.settings.max_message_bytes)
+        if decoded.ok:
+            try:
+                builder.add(decoded.record, message.key, message.partition, message.offset,
+                            message.timestamp, ref=message)
+                return
+            except UnlandableRecord as exc:
+                self._dead.append(DeadLetter(message, UNLANDABLE, str(exc)))
+                return
+        builder.note_offset(message.partition, message.offset)
+        self._dead.append(DeadLetter(message, decoded.error_code or "unknown", decoded.error_detail or ""))
+
+    # --- batches ---------------------------------------------------------------------------
+    def flush(self, reason: str) -> bool:
+        """Land, dead-letter and commit the current batch; False if the commit was refused."""
+        from kafka.errors import CommitFailedError, KafkaError
+        from kafka.structs import OffsetAndMetadata, TopicPartition
+
+        if not any(b.offsets for b in self._builders.values()):
+            return True
+        started = self._batch_started or time.monotonic()
+        prepared: dict[str, PreparedBatch] = {}
+        for topic, builder in self._builders.items():
+            if builder.offsets:
+                prepared[topic] = prepare(builder)
+                for message, detail in prepared[topic].rejected:
+                    self._dead.append(DeadLetter(message, UNLANDABLE, detail))
+
+        pending: list[tuple[str, int]] = []
+        for topic, batch in prepared.items():
+            for partition, paths in batch.by_partition.items():
+                first, last = self._builders[topic].offsets[partition]
+                self.zone.write_pending(batch.dataset, partition, {
+                    "topic": topic, "partition": partition, "first": first, "last": last,
+                    "files": paths, "written_at": datetime.now(UTC).isoformat()})
+                pending.append((batch.dataset, partition))
+        files: dict[str, list[str]] = {topic: self.zone.write_prepared(batch)
+                                       for topic, batch in prepared.items()}
+
+        failed_at = datetime.now(UTC).isoformat()
+        futures = [self.producer.send(self.settings.topic_dead_letter, key=d.message.key,
+                                      value=d.message.value,
+                                      headers=dead_letter_headers(d.message, d.code, d.detail, failed_at))
+                   for d in self._dead]
+        self.producer.flush()
+        for future in futures:
+            if future.failed():
+                raise RuntimeError(f"dead-letter topic {self.settings.topic_dead_letter} refused a "
+                                   f"message: {future.exception}")
+
+        offsets = {TopicPartition(topic, partition): OffsetAndMetadata(last + 1, "", -1)
+                   for topic, builder in self._builders.items()
+                   for partition, (first, last) in builder.offsets.items()}
+        try:
+            self.consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # The group rebalanced under us: these offsets belong to another member now, which
+            # re-consumes them. The manifests stay, so whoever owns a partition next resolves them.
+            self.metrics.commit_failures += 1
+            self.log("commit_failed", level="warning", reason=reason, error=str(exc),
+                     partitions={f"{tp.topic}[{tp.partition}]": om.offset for tp, om in offsets.items()})
+            self._reset_batch()
+            return False
+        for dataset, partition in pending:
+            self.zone.clear_pending(dataset, partition)
+
+        latency = time.monotonic() - started
+        dead_by_topic: dict[str, int] = {}
+        for d in self._dead:
+            dead_by_topic[d.message.topic] = dead_by_topic.get(d.message.topic, 0) + 1
+            self.metrics.dead_lettered[(d.message.topic, d.code)] += 1
+        landed_at = datetime.now(UTC).isoformat()
+        for topic, batch in prepared.items():
+            builder = self._builders[topic]
+            partitions = {str(p): span for p, span in sorted(builder.offsets.items())}
+            notice = {
+                "batch_id": hashlib.sha1(json.dumps([topic, partitions]).encode()).hexdigest()[:20],
+                "topic": topic, "partitions": partitions, "event_dates": batch.event_dates,
+                "records": batch.records, "dead_letters": dead_by_topic.get(topic, 0),
+                "files": files[topic], "landed_at": landed_at,
+            }
+            self.producer.send(self.settings.topic_batches, key=topic.encode(),
+                               value=json.dumps(notice).encode())
+            self.metrics.landed[topic] += batch.records
+            self.metrics.files_written += len(files[topic])
+            self.summary.landed += batch.records
+            self.summary.files += len(files[topic])
+        self.producer.flush()
+        self.summary.dead_lettered += len(self._dead)
+        self.summary.batches += 1
+        self.metrics.observe_batch(latency, time.time())
+        self.log("batch_committed", reason=reason, messages=self._batch_count,
+                 landed=sum(b.records for b in prepared.values()), dead_letters=len(self._dead),
+                 files=sum(len(f) for f in files.values()), seconds=round(latency, 3),
+                 offsets={f"{tp.topic}[{tp.partition}]": om.offset for tp, om in offsets.items()})
+        self._reset_batch()
+        self._write_metrics()
+        return True
+
+    def recover(self, assigned: list[Any]) -> None:
+        """Resolve crash leftovers (pending manifests) of newly assigned partitions."""
+        for tp in assigned:
+            dataset = DATASETS[self.kinds[tp.topic]]
+            manifest = self.zone.read_pending(dataset, tp.partition)
+            if manifest is None:
+                continue
+            if manifest.get("topic") != tp.topic:
+                self.log("pending_manifest_other_topic", level="warning", manifest=manifest, topic=tp.topic)
+                continue
+            committed = self.consumer.committed(tp)
+            if committed is not None and committed > manifest["last"]:
+                self.log("pending_batch_was_committed", topic=tp.topic, partition=tp.partition,
+                         last=manifest["last"], committed=committed)
+            else:
+                removed = self.zone.delete(manifest["files"])
+                self.log("pending_batch_rolled_back", level="warning", topic=tp.topic,
+                         partition=tp.partition, first=manifest["first"], last=manifest["last"],
+                         committed=committed, files_removed=removed)
+            self.zone.clear_pending(dataset, tp.partition)
+
+    # --- lag and metrics -------------------------------------------------------------------
+    def _update_lag(self, cheap: bool) -> dict[tuple[str, int], int]:
+        """Messages behind the partition ends, per assigned partition; published as a gauge.
+
+        ``cheap`` uses the high-water marks of the last fetch responses (no request)."""
+        assignment = list(self.consumer.assignment())
+        if not assignment:
+            return {}
+        ends: dict[Any, int | None]
+        if cheap:
+            ends = {tp: self.consumer.highwater(tp) for tp in assignment}
+        else:
+            ends = dict(self.consumer.end_offsets(assignment))
+        lag = {}
+        for tp in assignment:
+            end = ends.get(tp)
+            if end is None:
+                continue
+            position = self.consumer.position(tp)
+            lag[(tp.topic, tp.partition)] = max(0, end - (position or 0))
+        self.metrics.set_lag(lag)
+        return lag
+
+    def _write_metrics(self) -> None:
+        try:
+            self.metrics.write(metrics_path(self.settings))
+        except OSError as exc:
+            self.log("metrics_write_failed", level="warning", error=str(exc))
+
+
+def _rebalance_listener_base():
+    from kafka import ConsumerRebalanceListener
+    return ConsumerRebalanceListener
+
+
+class _RebalanceListener(_rebalance_listener_base()):
+    def __init__(self, service: LandingConsumer):
+        self.service = service
+
+    def on_partitions_revoked(self, revoked):
+        # Land and commit what we hold while we still own it; the next owner starts after it.
+        if revoked:
+            self.service.log("partitions_revoked", partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in revoked))
+            self.service.flush("rebalance")
+
+    def on_partitions_assigned(self, assigned):
+        self.service.log("partitions_assigned", partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+        self.service.recover(list(assigned))
+
+
+def run_consumer(settings: Settings, *, until_idle: bool = False, idle_s: float = 1.0,
+                 max_records: int | None = None, log: JsonLog | None = None) -> RunSummary:
+    """Run the service in this process; SIGTERM and SIGINT flush, commit and return."""
+    service = LandingConsumer(settings, until_idle=until_idle, idle_s=idle_s,
+                              max_records=max_records, log=log)
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous[signum] = signal.signal(signum, lambda s, _f: service.stop(signal.Signals(s).name))
+    try:
+        return service.run()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m streaming.consumer", description=__doc__.splitlines()[0])
+    parser.add_argument("--until-idle", action="store_true", help="exit once caught up")
+    parser.add_argument("--idle-seconds", type=float, default=1.0)
+    parser.add_argument("--max-records", type=int, default=None)
+    args = parser.parse_args(argv)
+    summary = run_consumer(load_settings(), until_idle=args.until_idle, idle_s=args.idle_seconds,
+                           max_records=args.max_records)
+    print(summary.line(), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
