@@ -20,6 +20,7 @@ from airflow.sdk import (
     AssetOrTimeSchedule,
     AssetWatcher,
     CronDataIntervalTimetable,
+    CronTriggerTimetable,
     dag,
     get_current_context,
     task,
@@ -132,3 +133,23 @@ def loyalty_pipeline():
 
 
 loyalty_pipeline()
+
+
+@dag(
+    dag_id=pipeline.REPORT_DAG_ID,
+    schedule=CronTriggerTimetable("0 6 * * 1", timezone="UTC"),  # Mondays, for the week that just ended
+    start_date=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    tags=["loyalty"],
+)
+def loyalty_weekly_report():
+    @task
+    def render_report() -> str:
+        return pipeline.render_weekly_report(load_settings(), as_of() - dt.timedelta(days=1))
+
+    render_report()
+
+
+loyalty_weekly_report()

@@ -44,12 +44,16 @@ def as_of_date(logical_date: Any) -> dt.date:
     return dt.date.fromisoformat(str(logical_date)[:10])
 
 
+def _finding(finding: Any) -> str:
+    return finding.line() if hasattr(finding, "line") else str(finding)
+
+
 def _gate_summary(result: Any, what: str) -> dict[str, Any]:
     return {
         "gate": what,
         "passed": bool(result.passed),
-        "critical_failures": [str(f) for f in (result.critical_failures or [])],
-        "warnings": [str(w) for w in (result.warnings or [])],
+        "critical_failures": [_finding(f) for f in (result.critical_failures or [])],
+        "warnings": [_finding(w) for w in (result.warnings or [])],
         "docs_path": str(result.docs_path) if getattr(result, "docs_path", None) else None,
     }
 
@@ -70,7 +74,11 @@ def check_landing(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     """Quality gate on the landed Parquet data, before dbt reads it."""
     from expectations.gate import validate_landing
 
-    return _raise_if_failed(_gate_summary(validate_landing(settings), "landing"), as_of)
+    # The gate judges a day's volume only once the day is over: for a past as-of date (backfill,
+    # `loyalty run --as-of`) that is the end of that day, not the wall clock.
+    end_of_day = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(0), tzinfo=dt.timezone.utc)
+    now = min(dt.datetime.now(dt.timezone.utc), end_of_day)
+    return _raise_if_failed(_gate_summary(validate_landing(settings, now=now), "landing"), as_of)
 
 
 def dbt_environment(settings: Settings) -> dict[str, str]:
@@ -114,15 +122,14 @@ def dispatch_alerts(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     return summary
 
 
-def render_weekly_report(settings: Settings, as_of: dt.date) -> str:
-    """The leadership report for the ISO week ending on ``as_of``."""
+def render_weekly_report(settings: Settings, period_end: dt.date) -> str:
+    """The leadership report up to ``period_end`` (its default window: the 12 weeks before), as a file
+    ``<data_dir>/reports/loyalty-report-<period_end>.html``; a rerun overwrites the same file."""
     from loyalty_monitor.reporting import render_report
 
-    start = as_of - dt.timedelta(days=6)
-    out = settings.data_dir / "reports" / f"loyalty-report-{as_of.isoformat()}.html"
+    out = settings.data_dir / "reports" / f"loyalty-report-{period_end.isoformat()}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
-    render_report(settings, out, period_start=start, period_end=as_of)
-    return str(out)
+    return str(render_report(settings, out, period_end=period_end))
 
 
 def on_failure(settings: Settings, *, dag_id: str, task_id: str, logical_date: Any, error: BaseException | None,

@@ -86,7 +86,7 @@ def load_dag(dag_id: str = pipeline.DAG_ID) -> Any:
     """The DAG as Airflow parses it from the repository's dags/ folder."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"), include_examples=False)
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
     if dag_id not in bag.dags:
         errors = "; ".join(f"{Path(k).name}: {str(v).strip().splitlines()[-1]}" for k, v in bag.import_errors.items())
         raise RuntimeError(f"DAG {dag_id} not found in {PROJECT_ROOT / 'dags'}" + (f": {errors}" if errors else ""))
