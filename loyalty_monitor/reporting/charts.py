@@ -107,9 +107,9 @@ def status_bar(counts: dict[str, int], width: int = 960) -> Markup:
         if n:
             body.append(_rect(x, bar_y, w, bar_h, fill=style["pattern"], stroke="#ffffff", stroke_width="1"))
             label = f"{status_label(status)} {n} ({n / total:.0%})"
-            if w > 7.0 * len(label) + 10:
+            if w > 7.8 * len(label) + 14:
                 # A white plate keeps the label readable on any pattern.
-                body.append(_rect(x + 4, bar_y + 11, 7.0 * len(label) + 6, 22, fill="#ffffff",
+                body.append(_rect(x + 4, bar_y + 11, 7.8 * len(label) + 8, 22, fill="#ffffff",
                                   fill_opacity="0.9", rx="3"))
                 body.append(_text(x + 7, bar_y + 27, label, font_size="13", font_weight="600", fill=INK))
         x += w

@@ -433,8 +433,48 @@ def quality_status(marts: Marts, start: dt.date, end: dt.date) -> dict[str, Any]
             "failed": sum(1 for o in outcomes if o is False), "latest": rows[:10], "columns": shown}
 
 
-def collect(con: Any, start: dt.date | None, end: dt.date | None) -> dict[str, Any]:
-    """Everything the template renders, section by section."""
+def quality_status_from_records(records: list[dict[str, Any]], start: dt.date, end: dt.date) -> dict[str, Any]:
+    """The same summary from the gate's own run records (``expectations.gate.quality_runs``)."""
+    rows = []
+    for record in records:
+        try:
+            started = dt.datetime.fromisoformat(str(record.get("started_at")))
+        except ValueError:
+            continue
+        if not start <= started.date() <= end:
+            continue
+        critical = record.get("critical_failures") or []
+        rows.append({
+            "_outcome": bool(record.get("passed")),
+            "started_at": started.astimezone(dt.timezone.utc).replace(tzinfo=None),
+            "stage": record.get("stage"),
+            "critical": len(critical),
+            "warnings": len(record.get("warnings") or []),
+            "first_failure": _finding_text(critical[0]) if critical else None,
+            "run_id": record.get("run_id"),
+        })
+    if not rows:
+        raise MissingData("no quality runs recorded in this period")
+    rows.sort(key=lambda r: r["started_at"], reverse=True)
+    return {"runs": len(rows), "passed": sum(1 for r in rows if r["_outcome"]),
+            "failed": sum(1 for r in rows if not r["_outcome"]), "latest": rows[:10],
+            "columns": ["started_at", "stage", "critical", "warnings", "first_failure", "run_id"]}
+
+
+def _finding_text(finding: Any) -> str:
+    if isinstance(finding, dict):
+        column = f" on {finding['column']}" if finding.get("column") else ""
+        return f"{finding.get('suite', '')}: {finding.get('expectation', '')}{column}: {finding.get('observed', '')}"
+    return str(finding)
+
+
+def collect(con: Any, start: dt.date | None, end: dt.date | None,
+            quality_records: Any = None) -> dict[str, Any]:
+    """Everything the template renders, section by section.
+
+    ``quality_records``: a callable returning the gate's run records, used when the warehouse has no
+    ``ops.quality_runs`` table.
+    """
     marts = Marts(con)
     start, end = resolve_period(marts, start, end)
     folio = _section(portfolio, marts, start, end)
@@ -450,8 +490,20 @@ def collect(con: Any, start: dt.date | None, end: dt.date | None) -> dict[str, A
         "activity": _section(account_manager_activity, marts, start, end),
         "at_risk": _section(values_at_risk, marts, as_of),
         "alerts": _section(alert_follow_up, marts, start, end),
-        "quality": _section(quality_status, marts, start, end),
+        "quality": _quality(marts, start, end, quality_records),
     }
+
+
+def _quality(marts: Marts, start: dt.date, end: dt.date, quality_records: Any) -> Section:
+    if marts.columns(QUALITY_RUNS) or quality_records is None:
+        return _section(quality_status, marts, start, end)
+    try:
+        records = quality_records()
+    except Exception as exc:  # noqa: BLE001 - unreadable run records: say so, keep the report
+        return Section(missing=f"no quality runs recorded (run records unreadable: {exc})")
+    if not records:
+        return Section(missing="no quality runs recorded")
+    return _section(quality_status_from_records, records, start, end)
 
 
 def _nonempty(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -100,7 +100,7 @@ def build_context(settings: Settings, period_start: dt.date | None = None,
                   period_end: dt.date | None = None) -> dict[str, Any]:
     con = connect_read_only(settings)
     try:
-        context = queries.collect(con, period_start, period_end)
+        context = queries.collect(con, period_start, period_end, lambda: _gate_run_records(settings))
     finally:
         con.close()
     context.update(
@@ -108,6 +108,15 @@ def build_context(settings: Settings, period_start: dt.date | None = None,
         generated_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )
     return context
+
+
+def _gate_run_records(settings: Settings) -> list[dict[str, Any]]:
+    """The quality gate's own record of its runs (imported late: it loads Great Expectations)."""
+    try:
+        from expectations.gate import quality_runs
+    except ImportError:
+        return []
+    return quality_runs(settings)
 
 
 def render_html(context: dict[str, Any]) -> str:
