@@ -339,14 +339,14 @@ def values_at_risk(marts: Marts, as_of: dt.date) -> dict[str, Any]:
         f"select currency, count(distinct customer_id) as customers, sum(v) as value from ("
         f"select customer_id, currency, max(value_at_stake) as v {open_sql} group by customer_id, currency"
         f") group by currency order by value desc", [as_of, as_of])
-    last_contact = _last_dialogue(marts, [r["customer_id"] for r in rows], as_of)
+    last_contact = _last_contact(marts, [r["customer_id"] for r in rows], as_of)
     for r in rows:
         r["last_contact"] = last_contact.get(r["customer_id"])
         r["driver_list"] = [d.strip() for d in str(r["drivers"] or "").split(";") if d.strip()]
     return {"rows": rows, "totals": totals}
 
 
-def _last_dialogue(marts: Marts, customer_ids: list[str], as_of: dt.date) -> dict[str, dict[str, Any]]:
+def _last_contact(marts: Marts, customer_ids: list[str], as_of: dt.date) -> dict[str, dict[str, Any]]:
     """Latest touchpoint per customer up to ``as_of`` with its note (leadership sees the last word)."""
     if not customer_ids:
         return {}
