@@ -126,6 +126,7 @@ def trend_chart(trend: list[dict[str, Any]], width: int = 960) -> Markup:
     n = max(len(trend), 1)
     slot = plot_w / n
     bar_w = min(slot * 0.7, 46)
+    label_every = -(-n // 14)
     body = []
     for i in range(5):  # y grid with counts
         value = top_total * i / 4
@@ -142,9 +143,11 @@ def trend_chart(trend: list[dict[str, Any]], width: int = 960) -> Markup:
                 body.append(_rect(x, y, bar_w, h, fill=STATUS_STYLE[status]["pattern"], stroke="#ffffff",
                                   stroke_width="0.8"))
         red = point["red"]
-        if red:
+        if red and label_every == 1:
             body.append(_text(x + bar_w / 2, y - 3, f"{red}▲", font_size="10", fill=INK, text_anchor="middle"))
         day: dt.date = point["date"]
+        if (n - 1 - i) % label_every:
+            continue  # long periods: label every few weeks, counting back from the last
         body.append(_text(x + bar_w / 2, top + plot_h + 14, day.strftime("%d %b"), font_size="10",
                           fill=MUTED, text_anchor="middle"))
     body += status_legend(left, height - 10)
