@@ -83,7 +83,8 @@ def check_landing(settings: Settings, as_of: dt.date) -> dict[str, Any]:
 
 def dbt_environment(settings: Settings) -> dict[str, str]:
     """Environment that dbt_project/profiles.yml reads (one place: settings)."""
-    return {"LOYALTY_WAREHOUSE_PATH": str(settings.warehouse), "LOYALTY_LANDING": settings.landing}
+    return {"LOYALTY_WAREHOUSE_PATH": str(settings.warehouse), "LOYALTY_LANDING": settings.landing,
+            "LOYALTY_DBT_TARGET": settings.dbt_target}
 
 
 def build_warehouse(settings: Settings, as_of: dt.date, select: str | None = None) -> Any:
@@ -144,9 +145,9 @@ def on_failure(settings: Settings, *, dag_id: str, task_id: str, logical_date: A
         subject = f"{dag_id} {as_of}: task {task_id} failed"
     lines = [
         f"DAG: {dag_id}", f"Task: {task_id}", f"Logical date: {logical_date} (as of {as_of})",
-        f"Attempt: {try_number}" if try_number else "",
+        f"Attempt: {try_number}" if try_number else None,
         f"Error: {type(error).__name__}: {error}" if error else "Error: (not reported by Airflow)",
-        f"Log: {log_url}" if log_url else "",
+        f"Log: {log_url}" if log_url else None,
         "",
         "Fix the cause, then rerun the date: `loyalty run --as-of " + as_of.isoformat() + "` "
         "(or clear the task in the Airflow UI). Reruns never send an alert twice.",
@@ -237,7 +238,8 @@ def dbt_manifest(settings: Settings) -> Path:
     os.environ.update(dbt_environment(settings))
     try:
         result = dbtRunner().invoke(["parse", "--project-dir", str(project), "--profiles-dir", str(project),
-                                     "--target", settings.dbt_target, "--target-path", str(target), "--quiet"])
+                                     "--target", settings.dbt_target, "--target-path", str(target), "--quiet",
+                                     "--vars", json.dumps(dbt_run_vars(settings, dt.date.today()), default=str)])
     finally:
         for key, value in previous.items():
             if value is None:

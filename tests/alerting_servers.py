@@ -93,3 +93,24 @@ class WebhookServer:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def airflow_test_environment() -> str:
+    """Point Airflow at a private home for this test process; call before anything imports airflow.
+
+    Airflow fixes its configuration at first import, so every test module that touches Airflow
+    calls this at import time; the first call wins and the others reuse it.
+    """
+    import os
+    import tempfile
+
+    from loyalty_monitor.settings import PROJECT_ROOT
+
+    if "LOYALTY_TEST_AIRFLOW_HOME" not in os.environ:
+        os.environ["LOYALTY_TEST_AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="loyalty-airflow-")
+    home = os.environ["LOYALTY_TEST_AIRFLOW_HOME"]
+    os.environ["AIRFLOW_HOME"] = home
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_ROOT / "dags")
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
+    return home

@@ -286,3 +286,22 @@ def test_deliver_gives_up_after_the_configured_attempts(tmp_path):
                                   attempts=4, backoff_s=0.5, sleep=waits.append)
     assert (ok, attempts) == (False, 4) and waits == [0.5, 1.0, 2.0]
     assert error.startswith("cannot write to outbox")
+
+
+def test_cli_lists_alerts_as_json_and_table(alert_settings, smtp):
+    import subprocess
+    import sys
+
+    write_alerts(alert_settings, [alert("A1", "AM1", 90000.0), alert("A2", "AM1", 100.0),
+                                  alert("A3", "AM1", 50.0)])
+    dispatch_alerts(alert_settings, AS_OF, channels=[smtp_channel(smtp)],
+                    policy=AlertPolicy(dispatch_window_days=7, max_per_manager_per_week=1))
+    loyalty = str(Path(sys.executable).parent / "loyalty")
+    out = subprocess.run([loyalty, "alerts", "list", "--status", "capped", "--format", "json"],
+                         capture_output=True, text=True, check=True).stdout
+    assert [(r["alert_id"], r["status"], r["channel"]) for r in json.loads(out)] == [
+        ("A3", "capped", "smtp"), ("A2", "capped", "smtp")]
+    table = subprocess.run([loyalty, "alerts", "list"], capture_output=True, text=True, check=True).stdout
+    assert "sent" in table and "capped" in table and "am1@example.com" in table
+    bad = subprocess.run([loyalty, "alerts", "list", "--status", "lost"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import tempfile
 
 import pytest
 
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="airflow-home-"))
+from alerting_servers import airflow_test_environment
+
+airflow_test_environment()
 
 from loyalty_monitor import pipeline  # noqa: E402
 

@@ -162,6 +162,5 @@ def render_notice(subject: str, text: str, html: str | None, to: list[str], key:
         html = _page(full_subject, f"<h2>{html_lib.escape(subject)}</h2>"
                                    f"<pre style=\"white-space:pre-wrap\">{html_lib.escape(text)}</pre>")
     return Message(key=key, subject=full_subject, text=text, html=html, to=to,
-                   payload={"kind": "data_engineer_notice", "idempotency_key": key,
-                            "subject": subject, "text": text, "recipients": to},
+                   payload={"kind": "data_engineer_notice", "idempotency_key": key, "recipients": to},
                    slack_text=slack_escape(f"{full_subject}\n{text}"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 
 from loyalty_monitor.settings import load_settings
 
@@ -55,7 +56,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                       f"{r['customer_name'] or ''} ({r['customer_id'] or r['alert_id']})", r["severity"] or "",
                       stake.strip(), r["recipient"] or "", str(r["attempts"] or ""),
                       str(r["sent_at"] or "")[:19], (r["last_error"] or "")[:60])
-    Console().print(table)
+    # Piped output is not cut to 80 columns: people pipe this into less or grep.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
     return 0
 
 

@@ -1,0 +1,89 @@
+"""The pipeline steps the DAG calls (loyalty_monitor.pipeline), one by one, on real parts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loyalty_monitor import pipeline, stack
+from loyalty_monitor.settings import load_settings
+
+
+def loyalty(*args: str) -> str:
+    proc = subprocess.run([str(Path(sys.executable).parent / "loyalty"), *args], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, f"loyalty {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_landing_gate_passes_clean_data_and_stops_on_a_critical_defect(data_dir):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    gen = data_dir / "generated"
+    loyalty("generate", "--customers", "8", "--start", "2026-01-01", "--end", "2026-02-28", "--out", str(gen))
+    loyalty("land-offline", "--touchpoints", str(gen / "touchpoints.jsonl"), "--customers",
+            str(gen / "customers.jsonl"))
+    settings = load_settings()
+    as_of = dt.date(2026, 2, 28)
+    summary = pipeline.check_landing(settings, as_of)
+    assert summary["passed"] and summary["critical_failures"] == []
+
+    source = sorted(Path(settings.landing, "touchpoints").rglob("*.parquet"))[-1]
+    table = pq.read_table(source)
+    column = table.schema.get_field_index("department")
+    table = table.set_column(column, table.schema.field(column),
+                             pa.array(["warp drive"] * table.num_rows, type=table.schema.field(column).type))
+    pq.write_table(table, source.with_name("touchpoints-p000-999999999990-999999999999.parquet"))
+    with pytest.raises(pipeline.QualityGateFailed, match="landing quality gate failed for 2026-02-28: .*department"):
+        pipeline.check_landing(settings, as_of)
+
+
+def test_on_failure_tells_the_data_engineers_what_failed_and_how_to_rerun(data_dir):
+    settings = load_settings(alert_backoff_s=0.0)
+    results = pipeline.on_failure(settings, dag_id="loyalty_pipeline", task_id="dbt_build.fct_churn_alerts_run",
+                                  logical_date=dt.datetime(2026, 3, 12, tzinfo=dt.timezone.utc),
+                                  error=RuntimeError("Binder Error: column <x> not found"), try_number=3)
+    assert results == [{"channel": "file", "ok": True, "error": None}]
+    notice = json.loads(next((data_dir / "alerts" / "outbox").glob("data-engineers-*.json")).read_text())
+    assert notice["subject"] == "[Loyalty Monitor] loyalty_pipeline 2026-03-12: task dbt_build.fct_churn_alerts_run failed"
+    assert notice["to"] == ["data-engineers@localhost"]
+    assert "RuntimeError: Binder Error: column <x> not found" in notice["text"]
+    assert "loyalty run --as-of 2026-03-12" in notice["text"]
+    html = next((data_dir / "alerts" / "outbox").glob("data-engineers-*.html")).read_text()
+    assert "column &lt;x&gt; not found" in html
+
+    gate = pipeline.on_failure(settings, dag_id="loyalty_pipeline", task_id="check_marts", logical_date="2026-03-12",
+                               error=pipeline.QualityGateFailed("marts quality gate failed"))
+    assert gate[0]["ok"]
+    subjects = {json.loads(p.read_text())["subject"] for p in (data_dir / "alerts" / "outbox").glob("*.json")}
+    assert "[Loyalty Monitor] loyalty_pipeline 2026-03-12: quality gate failed, nothing published, no alerts sent" \
+        in subjects
+
+
+def test_as_of_date_is_the_utc_day_of_the_logical_date():
+    cest = dt.timezone(dt.timedelta(hours=2))
+    assert pipeline.as_of_date(dt.datetime(2026, 3, 12, 1, 30, tzinfo=cest)) == dt.date(2026, 3, 11)
+    assert pipeline.as_of_date(dt.date(2026, 3, 12)) == dt.date(2026, 3, 12)
+    assert pipeline.as_of_date("2026-03-12T00:00:00+00:00") == dt.date(2026, 3, 12)
+
+
+def test_backfill_range_steps_and_always_ends_on_the_end_date():
+    days = stack.date_range(dt.date(2026, 1, 1), dt.date(2026, 1, 10), 4)
+    assert days == [dt.date(2026, 1, 1), dt.date(2026, 1, 5), dt.date(2026, 1, 9), dt.date(2026, 1, 10)]
+    assert stack.date_range(dt.date(2026, 1, 1), dt.date(2026, 1, 1)) == [dt.date(2026, 1, 1)]
+    with pytest.raises(ValueError, match="before --start"):
+        stack.date_range(dt.date(2026, 1, 2), dt.date(2026, 1, 1))
+
+
+def test_kafka_connection_for_the_watcher_comes_from_settings():
+    settings = load_settings(bootstrap_servers="k1:9092,k2:9092", consumer_group="landing")
+    conn = pipeline.kafka_connection(settings)
+    assert conn["conn_type"] == "kafka"
+    assert conn["extra"]["bootstrap.servers"] == "k1:9092,k2:9092"
+    assert conn["extra"]["group.id"] == "landing-airflow-watcher"
