@@ -265,7 +265,10 @@ class LandingConsumer:
                                        for topic, batch in prepared.items()}
 
         failed_at = datetime.now(UTC).isoformat()
-        futures = [self.producer.send(self.settings.topic_dead_letter, key=d.message.key,
+        # Kafka clients refuse a record without key and value; such a message (possible from other
+        # clients) is dead-lettered with an empty key instead.
+        futures = [self.producer.send(self.settings.topic_dead_letter,
+                                      key=d.message.key if d.message.key is not None or d.message.value is not None else b"",
                                       value=d.message.value,
                                       headers=dead_letter_headers(d.message, d.code, d.detail, failed_at))
                    for d in self._dead]
@@ -339,7 +342,7 @@ class LandingConsumer:
                 self.log("pending_batch_was_committed", topic=tp.topic, partition=tp.partition,
                          last=manifest["last"], committed=committed)
             else:
-                removed = self.zone.delete(manifest["files"])
+                removed = self.zone.delete(manifest["files"]) + self.zone.delete_temp_files(manifest["files"])
                 self.log("pending_batch_rolled_back", level="warning", topic=tp.topic,
                          partition=tp.partition, first=manifest["first"], last=manifest["last"],
                          committed=committed, files_removed=removed)

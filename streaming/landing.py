@@ -40,6 +40,7 @@ from loyalty_monitor.settings import Settings
 DATASETS = {"touchpoint": "touchpoints", "customer": "customers"}
 
 UTC = timezone.utc
+TMP_SUFFIX = ".tmp"
 _INT64 = (-(2**63), 2**63 - 1)
 _INT32 = (-(2**31), 2**31 - 1)
 
@@ -366,7 +367,8 @@ class LandingZone:
     def _write_bytes_atomically(self, relative: str, write) -> str:
         final = self.full(relative)
         parent = posixpath.dirname(final)
-        tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(final)}")
+        # Hidden and not ending in .parquet: readers globbing *.parquet never see a half file.
+        tmp = posixpath.join(parent, f".{posixpath.basename(final)}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}")
         self.fs.makedirs(parent, exist_ok=True)
         if self.local:
             with open(tmp, "wb") as fh:
@@ -415,7 +417,18 @@ class LandingZone:
         if not self.fs.exists(base):
             return []
         return sorted(p for p in self.fs.find(base) if p.endswith(".parquet")
-                      and not posixpath.basename(p).startswith(".tmp-"))
+                      and not posixpath.basename(p).startswith("."))
+
+    def delete_temp_files(self, relatives: Iterable[str]) -> int:
+        """Remove temp files a crash left next to the given (final) paths."""
+        removed = 0
+        for rel in relatives:
+            final = self.full(rel)
+            pattern = posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.*{TMP_SUFFIX}")
+            for path in self.fs.glob(pattern):
+                self.fs.rm(path)
+                removed += 1
+        return removed
 
     def read(self, dataset: str) -> pa.Table:
         """All landed rows of a dataset as one table (small data: tests, dev, checks)."""

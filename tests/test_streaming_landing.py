@@ -1,0 +1,183 @@
+"""The landing zone without Kafka: the design.md schema, file naming, atomic replay, offline landing."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from loyalty_monitor.settings import load_settings
+from streaming import samples
+from streaming.landing import (CUSTOMER_SCHEMA, TOUCHPOINT_SCHEMA, BatchBuilder, LandingZone,
+                               UnlandableRecord, land_jsonl_offline, prepare, safe_decode)
+
+# The column list of docs/design.md, "Landing zone", in order: a change here is an interface change.
+DESIGN_TOUCHPOINT_COLUMNS = (
+    "event_id:string schema_version:int32 event_type:string occurred_at:timestamp[us,tz=UTC] "
+    "occurred_at_raw:string event_date:date32[day] customer_id:string department:string "
+    "direction:string employee_id:string contact_role:string note:string source:string "
+    "answered:bool duration_s:double transferred:bool resolved:bool first_time_fix:bool stage:string "
+    "amount_overdue:double days_overdue:int64 invoice_id:string severity:string nps_score:int32 "
+    "comment:string amount:double currency:string product_line:string payload_json:string "
+    "extra_json:string kafka_topic:string kafka_partition:int32 kafka_offset:int64 "
+    "kafka_timestamp:timestamp[ms,tz=UTC] landed_at:timestamp[us,tz=UTC]").split()
+DESIGN_CUSTOMER_COLUMNS = (
+    "customer_id:string is_deleted:bool schema_version:int32 name:string segment:string "
+    "country:string account_manager_id:string account_manager_name:string "
+    "account_manager_email:string annual_potential:double currency:string "
+    "updated_at:timestamp[us,tz=UTC] event_date:date32[day] extra_json:string kafka_topic:string "
+    "kafka_partition:int32 kafka_offset:int64 kafka_timestamp:timestamp[ms,tz=UTC] "
+    "landed_at:timestamp[us,tz=UTC]").split()
+
+
+def _columns(schema: pa.Schema) -> list[str]:
+    return [f"{f.name}:{f.type}".replace(", ", ",") for f in schema]
+
+
+def _touchpoint_batch(records, partition=2, first_offset=100, topic="touchpoints") -> BatchBuilder:
+    batch = BatchBuilder("touchpoints", topic)
+    for i, record in enumerate(records):
+        batch.add(record, record["customer_id"].encode(), partition, first_offset + i, 1_772_000_000_000)
+    return batch
+
+
+def test_schemas_are_exactly_the_design_doc_columns():
+    assert _columns(TOUCHPOINT_SCHEMA) == DESIGN_TOUCHPOINT_COLUMNS
+    assert _columns(CUSTOMER_SCHEMA) == DESIGN_CUSTOMER_COLUMNS
+
+
+def test_touchpoint_flattening_keeps_raw_time_payload_and_unknown_fields(tmp_path):
+    record = samples.touchpoint(4, occurred_at="2026-03-01T00:30:00+02:00", crm_case="K-17")
+    record["payload"]["unplanned"] = {"nested": [1, 2]}
+    batch = _touchpoint_batch([record])
+    zone = LandingZone(str(tmp_path / "landing"))
+    zone.write_prepared(prepare(batch))
+    [row] = zone.read("touchpoints").to_pylist()
+    # 00:30 at +02:00 is the previous day in UTC: event_date follows UTC, the raw text is kept.
+    assert row["occurred_at"] == datetime(2026, 2, 28, 22, 30, tzinfo=timezone.utc)
+    assert row["event_date"] == date(2026, 2, 28)
+    assert row["occurred_at_raw"] == "2026-03-01T00:30:00+02:00"
+    assert (row["stage"], row["amount_overdue"], row["days_overdue"], row["invoice_id"]) == \
+        ("reminder", 1200.0, 14, "INV-1")
+    assert row["answered"] is None and row["nps_score"] is None
+    assert json.loads(row["payload_json"])["unplanned"] == {"nested": [1, 2]}
+    assert json.loads(row["extra_json"]) == {"crm_case": "K-17"}
+    assert (row["kafka_topic"], row["kafka_partition"], row["kafka_offset"]) == ("touchpoints", 2, 100)
+    assert row["kafka_timestamp"] == datetime(2026, 2, 25, 6, 13, 20, tzinfo=timezone.utc)
+    assert row["landed_at"].tzinfo is not None
+
+
+def test_payload_values_of_the_wrong_type_become_null_not_a_crash(tmp_path):
+    # `email` payloads are free-form in the contract, so anything can arrive in a known field name.
+    record = samples.touchpoint(1, payload={"answered": "yes", "duration_s": True, "days_overdue": 10**30,
+                                            "nps_score": 7.0, "amount": 12})
+    batch = _touchpoint_batch([record])
+    [row] = prepare(batch).tables.popitem()[1].to_pylist()
+    assert row["answered"] is None and row["duration_s"] is None and row["days_overdue"] is None
+    assert row["nps_score"] == 7 and row["amount"] == 12.0
+    assert json.loads(row["payload_json"])["answered"] == "yes"
+
+
+def test_one_file_per_partition_and_event_date_named_by_the_batch_offset_range(tmp_path):
+    batch = BatchBuilder("touchpoints", "touchpoints")
+    for i in range(12):  # samples spread over 3 dates; two partitions
+        record = samples.touchpoint(i)
+        partition = i % 2
+        batch.add(record, None, partition, 1000 + i, None)
+    batch.note_offset(1, 1050)  # a dead-lettered message widens the partition's range
+    prepared = prepare(batch)
+    assert sorted(prepared.tables) == sorted(
+        f"touchpoints/event_date=2026-03-0{d}/touchpoints-p00{p}-{first:012d}-{last:012d}.parquet"
+        for d in (1, 2, 3) for p, (first, last) in ((0, (1000, 1010)), (1, (1001, 1050))))
+    assert prepared.event_dates == ["2026-03-01", "2026-03-02", "2026-03-03"]
+    assert sum(t.num_rows for t in prepared.tables.values()) == 12
+    assert sorted(prepared.by_partition) == [0, 1]
+    zone = LandingZone(str(tmp_path / "landing"))
+    written = zone.write_prepared(prepared)
+    assert len(written) == 6 and all(w.startswith(str(tmp_path)) for w in written)
+    assert not list((tmp_path / "landing").rglob("*.tmp"))  # temp names never stay behind
+
+
+def test_a_replayed_batch_rewrites_the_same_files_instead_of_adding_rows(tmp_path):
+    zone = LandingZone(str(tmp_path / "landing"))
+    records = [samples.touchpoint(i, days=1) for i in range(50)]
+    first = zone.write_prepared(prepare(_touchpoint_batch(records)))
+    again = zone.write_prepared(prepare(_touchpoint_batch(records)))
+    assert first == again and len(first) == 1
+    assert zone.files("touchpoints") == first
+    table = zone.read("touchpoints")
+    assert table.num_rows == 50 and len(set(table.column("event_id").to_pylist())) == 50
+
+
+def test_customers_and_tombstones(tmp_path):
+    batch = BatchBuilder("customers", "customers")
+    batch.add(samples.customer(1, extra_flag=True), b"C00001", 0, 5, 1_772_000_000_000)
+    batch.add(None, b"C00002", 0, 6, 1_772_000_000_000)  # tombstone: date from the Kafka timestamp
+    with pytest.raises(UnlandableRecord):
+        batch.add(None, b"\xff", 0, 7, None)
+    zone = LandingZone(str(tmp_path / "landing"))
+    zone.write_prepared(prepare(batch))
+    rows = {r["customer_id"]: r for r in zone.read("customers").to_pylist()}
+    assert rows["C00001"]["is_deleted"] is False and rows["C00001"]["account_manager_email"] == "am1@example.com"
+    assert json.loads(rows["C00001"]["extra_json"]) == {"extra_flag": True}
+    tomb = rows["C00002"]
+    assert tomb["is_deleted"] is True and tomb["name"] is None and tomb["event_date"] == date(2026, 2, 25)
+    assert [p.rsplit("/", 1)[1] for p in zone.files("customers")] == [
+        "customers-p000-000000000005-000000000007.parquet"] * 2  # two dates, one offset range
+
+
+def test_unstorable_values_are_split_out_instead_of_failing_the_batch():
+    batch = _touchpoint_batch([samples.touchpoint(i, days=1) for i in range(5)])
+    lone_surrogate = json.loads(b'"\\ud800"')
+    batch.add(samples.touchpoint(5, days=1, note=lone_surrogate), None, 2, 105, None, ref="bad-one")
+    prepared = prepare(batch)
+    assert prepared.records == 5
+    assert [ref for ref, _ in prepared.rejected] == ["bad-one"]
+    assert "surrogate" in prepared.rejected[0][1]
+
+
+def test_decoder_never_raises_on_out_of_range_timestamps():
+    decoded = safe_decode("touchpoint", None, samples.encode(samples.touchpoint(0, occurred_at="0001-01-01T00:00:00+01:00")), 10_000)
+    assert not decoded.ok and decoded.error_code == "bad_timestamp"
+
+
+def test_any_fsspec_url_works(tmp_path):
+    zone = LandingZone("memory://landing-test")
+    written = zone.write_prepared(prepare(_touchpoint_batch([samples.touchpoint(0)])))
+    assert written == ["/landing-test/touchpoints/event_date=2026-03-01/"
+                       "touchpoints-p002-000000000100-000000000100.parquet"]
+    with zone.fs.open(written[0], "rb") as fh:
+        assert pq.read_table(fh).column("event_id").to_pylist() == ["E000000000"]
+    zone.write_pending("touchpoints", 2, {"files": written})
+    assert zone.read_pending("touchpoints", 2) == {"files": written}
+    zone.clear_pending("touchpoints", 2)
+    assert zone.read_pending("touchpoints", 2) is None
+    zone.fs.rm("/landing-test", recursive=True)
+
+
+def test_offline_landing_of_jsonl_rejects_bad_lines_visibly(data_dir, tmp_path):
+    settings = load_settings(data_dir=data_dir)
+    touchpoints = tmp_path / "touchpoints.jsonl"
+    customers = tmp_path / "customers.jsonl"
+    good = [samples.encode(samples.touchpoint(i)) for i in range(30)]
+    bad = [b"{not json", samples.encode(samples.touchpoint(99, event_type="fax")), b"\xff\xfe"]
+    touchpoints.write_bytes(b"\n".join(good[:10] + bad + good[10:]) + b"\n\n")
+    customers.write_bytes(samples.encode(samples.customer(1)) + b"\n"
+                          + b'{"customer_id": "C00001", "tombstone": true}\n')
+    results = land_jsonl_offline(settings, touchpoints, customers)
+    tp = results["touchpoints"]
+    assert (tp.lines, tp.landed, tp.rejected) == (33, 30, 3)
+    rejects = [json.loads(line) for line in open(tp.rejects_file)]
+    assert [(r["line"], r["error_code"]) for r in rejects] == [
+        (10, "not_json"), (11, "schema_violation"), (12, "not_utf8")]
+    assert rejects[2]["raw_base64"] == "//4="  # exact bytes kept for repair and replay
+    zone = LandingZone.from_settings(settings)
+    offsets = sorted(zone.read("touchpoints").column("kafka_offset").to_pylist())
+    assert offsets == list(range(10)) + list(range(13, 33))  # offsets = 0-based line numbers
+    customers_rows = zone.read("customers").to_pylist()
+    assert [(r["customer_id"], r["is_deleted"]) for r in customers_rows] == [("C00001", False), ("C00001", True)]
+    again = land_jsonl_offline(settings, touchpoints, None)["touchpoints"]
+    assert again.files == tp.files and zone.read("touchpoints").num_rows == 30
