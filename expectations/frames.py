@@ -122,10 +122,15 @@ class _Reader:
         return (f"read_parquet([{listing}], union_by_name = true, hive_partitioning = false{extra})")
 
     def df(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-        return self.con.execute(sql, params or []).df()
+        return _df(self.con, sql, params)
 
     def close(self) -> None:
         self.con.close()
+
+
+def _df(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    # Through Arrow: DuckDB's own pandas conversion trips pandas 3 deprecation warnings.
+    return con.sql(sql, params=params or None).to_arrow_table().to_pandas()
 
 
 def _fingerprint(columns: tuple[str, ...]) -> str:
@@ -194,6 +199,13 @@ def _known_customers(reader: _Reader, files: list[LandedFile]) -> None:
         WHERE NOT coalesce(is_deleted, false)""")
 
 
+def _arrival(batch: pd.DataFrame, now: datetime) -> datetime:
+    """When the batch arrived: nothing in it can have happened later (plus clock skew). Landing
+    time, not the wall clock, so that re-validating old data (backfills) judges it fairly."""
+    latest = batch["landed_at"].max() if "landed_at" in batch and len(batch) else None
+    return latest.to_pydatetime() if latest is not None and not pd.isna(latest) else now
+
+
 def _touchpoint_frames(reader: _Reader, cfg: GateConfig, new: list[LandedFile],
                        every: list[LandedFile], now: datetime,
                        skew: timedelta) -> list[Frame]:
@@ -207,7 +219,7 @@ def _touchpoint_frames(reader: _Reader, cfg: GateConfig, new: list[LandedFile],
                           "JOIN known_customers k USING (customer_id)")["customer_id"].tolist()
     params = {
         "occurred_at_min": now - timedelta(days=cfg.max_event_age_days),
-        "occurred_at_max": now + skew,
+        "occurred_at_max": _arrival(batch, now) + skew,
         "known_customer_ids": sorted(known_ids),
         "known_customer_mostly": 1.0 - cfg.unknown_customer_tolerance,
         "resend_mostly": 1.0 - cfg.resend_warning_share,
@@ -248,7 +260,7 @@ def _customer_frame(reader: _Reader, new: list[LandedFile], now: datetime, skew:
         QUALIFY row_number() OVER (PARTITION BY content_fingerprint ORDER BY landed_at, kafka_offset) = 1
         ORDER BY customer_id, updated_at""")
     data = data.rename(columns={"filename": "source_file"})
-    return Frame(landed_customers.NAME, data, {"updated_at_max": now + skew})
+    return Frame(landed_customers.NAME, data, {"updated_at_max": _arrival(data, now) + skew})
 
 
 def _volume_frames(reader: _Reader, cfg: GateConfig, dates: list[date],
@@ -315,10 +327,10 @@ def mart_frames(settings: Settings, as_of: date, schema: str) -> list[Frame]:
         missing = [t for t in needed if t not in present]
         if missing:
             raise MissingTable(f"{schema}.{', '.join(missing)} missing from {path}")
-        customers = con.execute(f"SELECT * FROM {schema}.dim_customers").df()
-        health = con.execute(f"SELECT * FROM {schema}.fct_customer_health_daily WHERE as_of_date = ?",
-                             [as_of]).df()
-        alerts = con.execute(f"SELECT * FROM {schema}.fct_churn_alerts").df()
+        customers = _df(con, f"SELECT * FROM {schema}.dim_customers")
+        health = _df(con, f"SELECT * FROM {schema}.fct_customer_health_daily WHERE as_of_date = ?",
+                     [as_of])
+        alerts = _df(con, f"SELECT * FROM {schema}.fct_churn_alerts")
     finally:
         con.close()
     customer_ids = set(customers["customer_id"].dropna())

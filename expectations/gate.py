@@ -220,7 +220,9 @@ def _finish(settings: Settings, stage: str, started: float, started_at: datetime
                         started_at=started_at.isoformat(), duration_s=round(time.monotonic() - started, 3),
                         scope=scope, rows=rows, notes=notes)
     _record(settings, result)
-    log.log(logging.INFO if result.passed else logging.ERROR, "%s", result.summary())
+    log.log(logging.INFO if result.passed else logging.WARNING,
+            "quality gate %s %s: %d critical, %d warning(s); Data Docs %s", stage,
+            "passed" if result.passed else "FAILED", len(critical), len(warnings), docs_path)
     return result
 
 

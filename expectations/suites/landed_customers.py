@@ -4,7 +4,7 @@ Exact re-sends are collapsed before validation; a customer may legitimately chan
 in one batch, so identity is (customer_id, updated_at): two different records for the same
 customer at the same instant make "the current master data" ambiguous.
 
-Parameters: ``updated_at_max`` (now + clock skew).
+Parameters: ``updated_at_max`` (the batch's latest landed_at + clock skew).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Landed touchpoints: the rows of the files landed since the last passing gate (or of the dates asked).
 
-Run-time parameters (computed in expectations.frames): ``occurred_at_min``/``occurred_at_max``
-(now - max age, now + clock skew), ``known_customer_ids`` (the batch's customer ids that exist in
-master data), ``known_customer_mostly`` (1 - tolerance) and ``resend_mostly``.
+Run-time parameters (computed in expectations.frames): ``occurred_at_min`` (now - max age),
+``occurred_at_max`` (the batch's latest landed_at + clock skew: nothing happens after it
+arrives), ``known_customer_ids`` (the batch's customer ids that exist in master data),
+``known_customer_mostly`` (1 - tolerance) and ``resend_mostly``.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "loyalty_monitor.cli.generate",
     "loyalty_monitor.cli.report",
     "loyalty_monitor.cli.pipeline",
+    "loyalty_monitor.cli.quality",
     "loyalty_monitor.cli.streaming",
 ]
 

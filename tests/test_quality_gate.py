@@ -1,0 +1,314 @@
+"""The data-quality gate on real Parquet landing files and a real DuckDB warehouse, with real GX runs.
+
+Each defect kind must fail the gate with its expectation named; a clean batch passes; a warning
+does not block; only new data is validated; results and Data Docs are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import duckdb
+import pytest
+
+from expectations.gate import GateResult, quality_runs, validate_landing, validate_marts
+from loyalty_monitor.settings import Settings, load_settings
+from quality_builders import (customer_ids, customer_record, day_of_touchpoints, land_customers,
+                              land_touchpoints, touchpoint_record)
+
+UTC = timezone.utc
+TODAY = datetime.now(UTC).date()
+DAY = TODAY - timedelta(days=2)  # a closed day: its volume is checked
+PER_TYPE = 100
+CUSTOMERS = customer_ids(60)
+
+
+@pytest.fixture()
+def gate_settings(data_dir: Path) -> Settings:
+    return load_settings(data_dir=data_dir)
+
+
+def land_history(settings: Settings, weeks: int = 4) -> None:
+    """Master data plus the same weekday of the trailing weeks: the volume band's history."""
+    land_customers(settings, [customer_record(c) for c in CUSTOMERS])
+    for week in range(1, weeks + 1):
+        land_touchpoints(settings, day_of_touchpoints(DAY - timedelta(weeks=week), PER_TYPE, CUSTOMERS))
+
+
+def critical_names(result: GateResult) -> set[tuple[str, str, str | None]]:
+    return {(f.suite, f.expectation, f.column) for f in result.critical_failures}
+
+
+def warning_names(result: GateResult) -> set[tuple[str, str, str | None]]:
+    return {(f.suite, f.expectation, f.column) for f in result.warnings}
+
+
+def day_records() -> list[dict[str, Any]]:
+    return day_of_touchpoints(DAY, PER_TYPE, CUSTOMERS)
+
+
+def index_of(records: list[dict[str, Any]], event_type: str) -> int:
+    return next(i for i, r in enumerate(records) if r["event_type"] == event_type)
+
+
+# --- clean data ------------------------------------------------------------------------------------
+
+def test_clean_batch_passes_keeps_results_and_then_validates_only_new_data(gate_settings):
+    land_history(gate_settings)
+    land_touchpoints(gate_settings, day_records())
+    result = validate_landing(gate_settings)
+    assert result.passed, result.summary()
+    assert result.critical_failures == [] and result.warnings == []
+    assert result.rows["landed_touchpoints"] == 5 * 8 * PER_TYPE
+    assert result.rows["landed_customers"] == len(CUSTOMERS)
+    assert str(DAY) in result.scope["volume_dates"]  # the band was enforced on the closed day
+    assert "touchpoint_daily_volume" in result.rows
+
+    # Results kept: GX validation results, the Data Docs site, one line per run.
+    quality = gate_settings.data_dir / "quality"
+    assert list((quality / "gx" / "uncommitted" / "validations").rglob("*.json"))
+    docs = Path(result.docs_path)
+    assert docs == quality / "data_docs" / "index.html" and docs.is_file()
+    site = "".join(p.read_text(errors="replace") for p in docs.parent.rglob("*.html"))
+    for suite in ("landed_touchpoints", "touchpoint_event_ids", "touchpoint_daily_volume", "landed_customers"):
+        assert suite in site
+    runs = quality_runs(gate_settings)
+    assert len(runs) == 1 and runs[0]["passed"] is True and runs[0]["stage"] == "landing"
+    json.dumps(result.to_dict(), default=str)  # serialisable for XCom / JSON output
+
+    # A second run has nothing new to look at; a new file is the only thing validated next.
+    again = validate_landing(gate_settings)
+    assert again.passed and again.scope["touchpoint_files"] == 0 and again.rows == {}
+    land_touchpoints(gate_settings, day_of_touchpoints(TODAY - timedelta(days=1), 3, CUSTOMERS, prefix="T"))
+    third = validate_landing(gate_settings)
+    assert third.scope["touchpoint_files"] == 1 and third.rows["landed_touchpoints"] == 24
+    assert third.passed, third.summary()
+    assert len(quality_runs(gate_settings)) == 3
+
+
+def test_exact_resends_are_not_a_defect(gate_settings):
+    land_history(gate_settings)
+    records = day_records()
+    land_touchpoints(gate_settings, records)
+    land_touchpoints(gate_settings, records[:5])  # the producer re-sent five events
+    result = validate_landing(gate_settings)
+    assert result.passed, result.summary()
+    assert not result.warnings, result.summary()
+
+
+# --- one test per kind of defect -----------------------------------------------------------------
+
+def _duplicate_ids(settings: Settings) -> None:
+    records = day_records()
+    records[1]["event_id"] = records[0]["event_id"]  # same id, different content
+    land_touchpoints(settings, records)
+
+
+def _unknown_customers(settings: Settings) -> None:
+    records = day_records()
+    for record in records[::10]:  # 10 % of the touches: far beyond the 2 % tolerance
+        record["customer_id"] = "C9" + record["event_id"][-4:]
+    land_touchpoints(settings, records)
+
+
+def _future_timestamps(settings: Settings) -> None:
+    records = day_records()
+    records[3]["occurred_at"] = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    land_touchpoints(settings, records)
+
+
+def _negative_amounts(settings: Settings) -> None:
+    records = day_records()
+    land_touchpoints(settings, records, rows_patch={index_of(records, "order"): {"amount": -5400.0}})
+
+
+def _nps_out_of_range(settings: Settings) -> None:
+    records = day_records()
+    land_touchpoints(settings, records, rows_patch={index_of(records, "survey_response"): {"nps_score": 11}})
+
+
+def _collapsed_volume(settings: Settings) -> None:
+    counts = {t: PER_TYPE for t in ("email", "meeting", "service_visit", "dunning_contact",
+                                    "complaint", "survey_response", "order")}
+    counts["call"] = 2  # the phone system's feed broke: calls look like silence
+    land_touchpoints(settings, day_of_touchpoints(DAY, counts, CUSTOMERS))
+
+
+def _unknown_segment(settings: Settings) -> None:
+    land_touchpoints(settings, day_records())
+    land_customers(settings, [customer_record("C00007", segment="platinum",
+                                              updated_at="2026-02-01T08:00:00Z")])
+
+
+def _bad_manager_email(settings: Settings) -> None:
+    land_touchpoints(settings, day_records())
+    record = customer_record("C00008", updated_at="2026-02-01T08:00:00Z")
+    record["account_manager"] = {**record["account_manager"], "email": "anna at example dot com"}
+    land_customers(settings, [record])
+
+
+DEFECTS: dict[str, tuple[Callable[[Settings], None], tuple[str, str, str]]] = {
+    "duplicate_ids": (_duplicate_ids,
+                      ("touchpoint_event_ids", "expect_column_values_to_be_unique", "event_id")),
+    "missing_customer": (_unknown_customers,
+                         ("landed_touchpoints", "expect_column_values_to_be_in_set", "customer_id")),
+    "future_timestamps": (_future_timestamps,
+                          ("landed_touchpoints", "expect_column_values_to_be_between", "occurred_at")),
+    "negative_amounts": (_negative_amounts,
+                         ("landed_touchpoints", "expect_column_values_to_be_between", "amount")),
+    "nps_out_of_range": (_nps_out_of_range,
+                         ("landed_touchpoints", "expect_column_values_to_be_between", "nps_score")),
+    "collapsed_daily_volume": (_collapsed_volume,
+                               ("touchpoint_daily_volume", "expect_column_values_to_be_between", "call")),
+    "unknown_segment": (_unknown_segment,
+                        ("landed_customers", "expect_column_values_to_be_in_set", "segment")),
+    "malformed_manager_email": (_bad_manager_email, ("landed_customers",
+                                "expect_column_values_to_match_regex", "account_manager_email")),
+}
+
+
+@pytest.mark.parametrize("defect", list(DEFECTS))
+def test_each_defect_fails_the_gate_naming_its_expectation(gate_settings, defect):
+    land_history(gate_settings)
+    baseline = validate_landing(gate_settings)  # history alone is clean ...
+    assert baseline.passed, baseline.summary()
+    inject, expected = DEFECTS[defect]
+    inject(gate_settings)
+    result = validate_landing(gate_settings)  # ... so the failure is the new batch's
+    assert not result.passed
+    assert critical_names(result) == {expected}, result.summary()
+    finding = result.critical_failures[0]
+    assert finding.severity == "critical" and finding.why and finding.observed
+    assert f"{expected[1]} on {expected[2]}" in result.summary()
+    # A failed gate does not move the "validated up to" mark: the next run still sees the defect.
+    assert critical_names(validate_landing(gate_settings)) == {expected}
+
+
+def test_duplicate_id_against_earlier_landed_data_fails(gate_settings):
+    land_history(gate_settings)
+    assert validate_landing(gate_settings).passed
+    earlier = day_of_touchpoints(DAY - timedelta(weeks=1), PER_TYPE, CUSTOMERS)[0]
+    reused = touchpoint_record(earlier["event_id"], "complaint",
+                               datetime.combine(DAY, datetime.min.time(), UTC), "C00001")
+    land_touchpoints(gate_settings, day_records() + [reused])
+    result = validate_landing(gate_settings)
+    assert critical_names(result) == {("touchpoint_event_ids", "expect_column_values_to_be_unique",
+                                       "event_id")}, result.summary()
+    assert earlier["event_id"] in result.critical_failures[0].observed
+
+
+def test_warning_only_failure_does_not_block(gate_settings):
+    land_history(gate_settings)
+    records = day_records()
+    records[0]["customer_id"] = "C77777"  # one unknown customer: within tolerance
+    land_touchpoints(gate_settings, records)
+    result = validate_landing(gate_settings)
+    assert result.passed, result.summary()
+    assert result.critical_failures == []
+    assert warning_names(result) == {("landed_touchpoints", "expect_column_values_to_be_in_set",
+                                      "customer_id")}
+    assert "C77777" in result.warnings[0].observed
+
+
+def test_removing_the_bad_file_unblocks_the_gate(gate_settings):
+    land_history(gate_settings)
+    assert validate_landing(gate_settings).passed
+    records = day_records()
+    bad = land_touchpoints(gate_settings, records,
+                           rows_patch={index_of(records, "order"): {"amount": -1.0}})
+    assert not validate_landing(gate_settings).passed
+    for path in bad:  # the data engineer quarantines the file (and re-lands a fixed one)
+        os.replace(path, gate_settings.data_dir / Path(path).name)
+    land_touchpoints(gate_settings, records)
+    result = validate_landing(gate_settings)
+    assert result.passed, result.summary()
+
+
+# --- marts ----------------------------------------------------------------------------------------
+
+AS_OF = date(2026, 3, 2)
+
+
+def build_marts(settings: Settings, schema: str = "build", **defects: Any) -> None:
+    """Marts with the columns design.md fixes, as dbt would build them."""
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    con.execute(f"""CREATE OR REPLACE TABLE {schema}.dim_customers AS
+        SELECT 'C' || lpad(i::VARCHAR, 5, '0') AS customer_id, 'Customer ' || i AS customer_name,
+               ['key', 'growth', 'standard'][i % 3 + 1] AS segment, 'DK' AS country,
+               'AM' || (i % 4) AS account_manager_id, 'Manager ' || (i % 4) AS account_manager_name,
+               'am' || (i % 4) || '@example.com' AS account_manager_email,
+               100000.0 AS annual_potential, 'DKK' AS currency, TIMESTAMPTZ '2026-01-01 00:00:00+00' AS updated_at
+        FROM range(20) t(i)""")
+    con.execute(f"""CREATE OR REPLACE TABLE {schema}.fct_customer_health_daily AS
+        SELECT customer_id, DATE '{AS_OF}' AS as_of_date, 40.0 + i * 3 AS health_score,
+               50.0 AS dialogue_score, 60.0 AS stakeholder_score, 70.0 AS service_score,
+               80.0 AS financial_score, 90.0 AS commercial_score,
+               CASE WHEN i < 5 THEN 'red' WHEN i < 10 THEN 'yellow' ELSE 'green' END AS status,
+               'no dialogue for 40 days' AS drivers, 40 AS days_since_dialogue, 14 AS usual_gap_days,
+               2.9 AS gap_ratio, segment, account_manager_id
+        FROM (SELECT *, row_number() OVER (ORDER BY customer_id) - 1 AS i FROM {schema}.dim_customers)""")
+    con.execute(f"""CREATE OR REPLACE TABLE {schema}.fct_churn_alerts AS
+        SELECT 'A-' || h.customer_id AS alert_id, h.customer_id, c.customer_name, c.account_manager_id,
+               c.account_manager_name, c.account_manager_email, 'silence' AS rule, 'high' AS severity,
+               DATE '{AS_OF}' AS alert_date, NULL::DATE AS episode_end_date, h.health_score, h.status,
+               h.drivers, 'call them this week' AS suggested_action, 100000.0 AS value_at_stake,
+               'DKK' AS currency, c.segment
+        FROM {schema}.fct_customer_health_daily h JOIN {schema}.dim_customers c USING (customer_id)
+        WHERE h.status = 'red'""")
+    for sql in defects.values():
+        con.execute(sql.format(schema=schema))
+    con.close()
+
+
+MART_DEFECTS = {
+    "health_score_out_of_range": ("UPDATE {schema}.fct_customer_health_daily SET health_score = 130 "
+                                  "WHERE customer_id = 'C00003'",
+                                  ("mart_health", "expect_column_values_to_be_between", "health_score")),
+    "unknown_status": ("UPDATE {schema}.fct_customer_health_daily SET status = 'amber' "
+                       "WHERE customer_id = 'C00012'",
+                       ("mart_health", "expect_column_values_to_be_in_set", "status")),
+    "two_health_rows_per_day": ("INSERT INTO {schema}.fct_customer_health_daily "
+                                "SELECT * FROM {schema}.fct_customer_health_daily WHERE customer_id = 'C00001'",
+                                ("mart_health", "expect_compound_columns_to_be_unique",
+                                 "customer_id, as_of_date")),
+    "alert_for_unknown_customer": ("UPDATE {schema}.fct_churn_alerts SET customer_id = 'C99999' "
+                                   "WHERE customer_id = 'C00002'",
+                                   ("mart_alerts", "expect_column_values_to_be_in_set", "customer_id")),
+    "alert_for_unknown_manager": ("UPDATE {schema}.fct_churn_alerts SET account_manager_id = 'AM-gone' "
+                                  "WHERE customer_id = 'C00002'",
+                                  ("mart_alerts", "expect_column_values_to_be_in_set", "account_manager_id")),
+}
+
+
+def test_clean_marts_pass(gate_settings):
+    build_marts(gate_settings)
+    result = validate_marts(gate_settings, AS_OF)
+    assert result.passed, result.summary()
+    assert result.critical_failures == [] and result.warnings == []
+    assert result.rows == {"mart_customers": 20, "mart_health": 20, "mart_alerts": 5}
+    assert Path(result.docs_path).is_file()
+
+
+def test_mart_defects_fail_naming_their_expectation(gate_settings):
+    """All mart defect kinds against one warehouse, one schema per defect (one GX context)."""
+    for name, (sql, expected) in MART_DEFECTS.items():
+        build_marts(gate_settings, schema=name, defect=sql)
+        result = validate_marts(gate_settings, AS_OF, schema=name)
+        assert not result.passed, name
+        assert critical_names(result) == {expected}, f"{name}: {result.summary()}"
+
+
+def test_missing_mart_is_a_critical_failure(gate_settings):
+    build_marts(gate_settings)
+    con = duckdb.connect(str(gate_settings.warehouse))
+    con.execute("DROP TABLE build.fct_churn_alerts")
+    con.close()
+    result = validate_marts(gate_settings, AS_OF)
+    assert not result.passed
+    assert critical_names(result) == {("marts", "table_exists", None)}
+    assert "fct_churn_alerts" in result.critical_failures[0].observed
