@@ -1,0 +1,82 @@
+{#- Incremental-by-day machinery shared by the customer-day models.
+
+    Every customer-day model (int_customer_days, fct_dialogue_daily, fct_customer_health_daily)
+    stores `inputs_landed_at`: the newest landed_at among the inputs its row depends on. On an
+    incremental run a customer is rebuilt from the earliest of
+      - the day after its last stored day (new days),
+      - the earliest event_date of its touchpoints landed after the stored watermark
+        (late-arriving events: they change that day and every later day),
+      - the first day a master-data version landed after the watermark takes effect,
+    up to the as-of date. The watermark is the model's own max(inputs_landed_at) minus
+    `incremental.landing_overlap_seconds`, so each model catches up on its own even when it is run
+    as a separate task (astronomer-cosmos). A full refresh builds every customer from its first day;
+    both paths produce identical rows (tests/test_warehouse_incremental.py). -#}
+
+{% macro incremental_watermark(relation, column) -%}
+  {#- SQL timestamp literal: max(column) of relation minus the overlap; null when empty.
+      Resolved at compile time so that the landing scan can prune files on the literal. -#}
+  {%- if not execute -%}{{ return("cast(null as " ~ dbt.type_timestamp() ~ ")") }}{%- endif -%}
+  {%- set overlap = scoring('incremental.landing_overlap_seconds') | int -%}
+  {%- set result = run_query("select " ~ dbt.dateadd('second', -overlap, 'max(' ~ column ~ ')') ~ " from " ~ relation) -%}
+  {%- set value = result.columns[0].values()[0] -%}
+  {%- if value is none -%}
+    {{ return("cast(null as " ~ dbt.type_timestamp() ~ ")") }}
+  {%- endif -%}
+  {{ return("cast('" ~ value.strftime('%Y-%m-%d %H:%M:%S.%f') ~ "' as " ~ dbt.type_timestamp() ~ ")") }}
+{%- endmacro %}
+
+{% macro customer_days_to_rebuild() -%}
+  {#- A select of (customer_id, rebuild_from): which customers to (re)build from which day. -#}
+  {%- if is_incremental() -%}
+    {%- set watermark = incremental_watermark(this, 'inputs_landed_at') -%}
+    select
+        bounds.customer_id,
+        greatest(bounds.first_day, least(
+            coalesce({{ add_days('done.last_day', 1) }}, bounds.first_day),
+            coalesce(touched.first_changed_day, {{ add_days('done.last_day', 1) }}, bounds.first_day),
+            coalesce(versioned.first_changed_day, {{ add_days('done.last_day', 1) }}, bounds.first_day)
+        )) as rebuild_from
+    from {{ ref('int_customer_bounds') }} as bounds
+    left join (
+        select customer_id, max(as_of_date) as last_day
+        from {{ this }}
+        group by customer_id
+    ) as done on done.customer_id = bounds.customer_id
+    left join (
+        select customer_id, min(event_date) as first_changed_day
+        from {{ ref('fct_touchpoints') }}
+        where landed_at > {{ watermark }}
+        group by customer_id
+    ) as touched on touched.customer_id = bounds.customer_id
+    left join (
+        select customer_id, min(valid_from) as first_changed_day
+        from {{ ref('int_customer_versions') }}
+        where landed_at > {{ watermark }}
+        group by customer_id
+    ) as versioned on versioned.customer_id = bounds.customer_id
+  {%- else -%}
+    select customer_id, first_day as rebuild_from
+    from {{ ref('int_customer_bounds') }}
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro prune_customer_days() -%}
+  {#- pre-hook: drop days after the as-of date (backfills) and customers no longer in scope
+      (erased by a tombstone), so incremental tables match a full refresh. -#}
+  {%- if is_incremental() -%}
+    delete from {{ this }} where as_of_date > {{ as_of_date_literal() }};
+    delete from {{ this }} where customer_id not in (select customer_id from {{ ref('int_customer_bounds') }});
+  {%- else -%}
+    select 1
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro prune_touchpoints() -%}
+  {#- pre-hook of fct_touchpoints: events after the as-of date and erased customers go. -#}
+  {%- if is_incremental() -%}
+    delete from {{ this }} where event_date > {{ as_of_date_literal() }};
+    delete from {{ this }} where customer_id in (select customer_id from {{ ref('int_customers_erased') }});
+  {%- else -%}
+    select 1
+  {%- endif -%}
+{%- endmacro %}

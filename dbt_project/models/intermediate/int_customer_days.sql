@@ -1,0 +1,159 @@
+{#- The dense customer-day state: one row per customer per day from its first day to the as-of
+    date, with running (cumulative) counts of every kind of touch and the last date of each
+    signal. Trailing windows are differences of running counts (int_customer_windows), which makes
+    every window O(1) per row and lets a daily run extend the series from the stored state of the
+    day before instead of re-reading a year of events. Incremental by customer-day: see
+    macros/incremental.sql for which days are rebuilt. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['customer_id', 'as_of_date'],
+    pre_hook="{{ prune_customer_days() }}"
+) }}
+
+{%- set departments = ['sales', 'service', 'support', 'finance', 'reception', 'management', 'other'] -%}
+{%- set roles = ['executive', 'decision_maker', 'user', 'finance', 'other'] -%}
+{%- set stages = ['reminder', 'second_reminder', 'collection_call', 'final_notice'] -%}
+{%- set counts = [
+    ('contacts', 'true'),
+    ('dialogues', 'is_two_way_dialogue'),
+    ('caring', "contact_kind = 'caring'"),
+    ('friction', "contact_kind = 'friction'"),
+    ('neutral', "contact_kind = 'neutral'"),
+    ('inbound_calls', "event_type = 'call' and direction = 'inbound'"),
+    ('inbound_calls_answered', "event_type = 'call' and direction = 'inbound' and coalesce(answered, false)"),
+    ('visits', "event_type = 'service_visit'"),
+    ('visits_resolved', "event_type = 'service_visit' and coalesce(resolved, false)"),
+    ('visits_first_time_fix', "event_type = 'service_visit' and coalesce(first_time_fix, false)"),
+    ('complaints', "event_type = 'complaint'"),
+    ('complaints_high', "event_type = 'complaint' and severity = 'high'"),
+    ('orders', "event_type = 'order'"),
+    ('surveys', "event_type = 'survey_response' and nps_score is not null"),
+    ('promoters', "event_type = 'survey_response' and nps_score >= " ~ scoring('loyalty.promoter_min')),
+    ('detractors', "event_type = 'survey_response' and nps_score <= " ~ scoring('loyalty.detractor_max')),
+    ('survey_comments', "event_type = 'survey_response' and comment is not null and comment <> ''"),
+] -%}
+{%- for d in departments -%}{%- do counts.append(('dept_' ~ d, "department = '" ~ d ~ "'")) -%}{%- endfor -%}
+{%- for r in roles -%}{%- do counts.append(('role_' ~ r, "is_two_way_dialogue and contact_role = '" ~ r ~ "'")) -%}{%- endfor -%}
+{%- for s in stages -%}{%- do counts.append(('dunning_' ~ s, "event_type = 'dunning_contact' and dunning_stage = '" ~ s ~ "'")) -%}{%- endfor -%}
+{%- set sums = [('order_amount', "case when event_type = 'order' then coalesce(amount, 0) else 0 end")] -%}
+{%- set last_dates = [
+    ('dialogue', 'is_two_way_dialogue'),
+    ('caring', "contact_kind = 'caring'"),
+    ('order', "event_type = 'order'"),
+    ('dunning', "event_type = 'dunning_contact'"),
+    ('open_high_complaint', "event_type = 'complaint' and severity = 'high' and not coalesce(resolved, false)"),
+    ('resolution', "(event_type = 'complaint' and coalesce(resolved, false)) or (event_type = 'service_visit' and coalesce(resolved, false))"),
+] -%}
+{%- set running = counts | map(attribute=0) | list + ['dialogue_days'] + sums | map(attribute=0) | list -%}
+{%- set inc = is_incremental() -%}
+
+with rebuild as (
+    {{ customer_days_to_rebuild() }}
+),
+
+spine as (
+    select rebuild.customer_id, calendar.date_day as as_of_date
+    from rebuild
+    inner join {{ ref('int_calendar') }} as calendar on calendar.date_day >= rebuild.rebuild_from
+),
+
+event_days as (
+    select
+        touchpoints.customer_id,
+        touchpoints.event_date as as_of_date,
+        {% for name, condition in counts -%}
+        sum(case when {{ condition }} then 1 else 0 end) as day_{{ name }},
+        {% endfor -%}
+        {% for name, expr in sums -%}
+        sum({{ expr }}) as day_{{ name }},
+        {% endfor -%}
+        {% for name, condition in last_dates -%}
+        max(case when {{ condition }} then 1 else 0 end) as has_{{ name }},
+        {% endfor -%}
+        max(case when event_type = 'dunning_contact' then coalesce(amount_overdue, 0) end) as day_dunning_amount,
+        max(touchpoints.landed_at) as day_landed_at
+    from {{ ref('fct_touchpoints') }} as touchpoints
+    inner join rebuild
+        on rebuild.customer_id = touchpoints.customer_id
+       and touchpoints.event_date >= rebuild.rebuild_from
+    group by touchpoints.customer_id, touchpoints.event_date
+),
+
+version_days as (
+    -- a master-data version is an input from the day it takes effect
+    select
+        versions.customer_id,
+        greatest(versions.valid_from, bounds.first_day) as as_of_date,
+        max(versions.landed_at) as day_landed_at
+    from {{ ref('int_customer_versions') }} as versions
+    inner join {{ ref('int_customer_bounds') }} as bounds on bounds.customer_id = versions.customer_id
+    group by versions.customer_id, greatest(versions.valid_from, bounds.first_day)
+),
+
+days as (
+    select
+        spine.customer_id,
+        spine.as_of_date,
+        {% for name in running if name != 'dialogue_days' -%}
+        coalesce(event_days.day_{{ name }}, 0) as day_{{ name }},
+        {% endfor -%}
+        case when coalesce(event_days.day_dialogues, 0) > 0 then 1 else 0 end as day_dialogue_days,
+        {% for name, condition in last_dates -%}
+        case when event_days.has_{{ name }} = 1 then spine.as_of_date end as {{ name }}_day,
+        {% endfor -%}
+        event_days.day_dunning_amount,
+        count(event_days.day_dunning_amount) over (
+            partition by spine.customer_id order by spine.as_of_date
+            rows between unbounded preceding and current row
+        ) as dunning_group,
+        case
+            when event_days.day_landed_at is null then version_days.day_landed_at
+            when version_days.day_landed_at is null then event_days.day_landed_at
+            else greatest(event_days.day_landed_at, version_days.day_landed_at)
+        end as day_landed_at
+    from spine
+    left join event_days
+        on event_days.customer_id = spine.customer_id and event_days.as_of_date = spine.as_of_date
+    left join version_days
+        on version_days.customer_id = spine.customer_id and version_days.as_of_date = spine.as_of_date
+)
+
+{%- if inc %},
+
+base as (
+    -- the stored state of the day before each customer's rebuild starts
+    select stored.*
+    from {{ this }} as stored
+    inner join rebuild
+        on rebuild.customer_id = stored.customer_id
+       and stored.as_of_date = {{ add_days('rebuild.rebuild_from', -1) }}
+)
+{%- endif %}
+
+select
+    days.customer_id,
+    days.as_of_date,
+    {% for name in running -%}
+    {% if inc %}coalesce(base.cum_{{ name }}, 0) + {% endif %}sum(days.day_{{ name }}) over running_total as cum_{{ name }},
+    {% endfor -%}
+    {% for name, condition in last_dates -%}
+    {% if inc %}greatest(max(days.{{ name }}_day) over running_total, base.last_{{ name }}_date){% else %}max(days.{{ name }}_day) over running_total{% endif %} as last_{{ name }}_date,
+    {% endfor -%}
+    coalesce(
+        max(days.day_dunning_amount) over (partition by days.customer_id, days.dunning_group)
+        {%- if inc %}, base.last_dunning_amount{% endif %}
+    ) as last_dunning_amount,
+    {% if inc -%}
+    greatest(max(days.day_landed_at) over running_total, base.inputs_landed_at)
+    {%- else -%}
+    max(days.day_landed_at) over running_total
+    {%- endif %} as inputs_landed_at
+from days
+{% if inc -%}
+left join base on base.customer_id = days.customer_id
+{%- endif %}
+window running_total as (
+    partition by days.customer_id order by days.as_of_date
+    rows between unbounded preceding and current row
+)

@@ -1,0 +1,47 @@
+{#- Dialogue frequency per customer per day: contacts in the trailing 30 and 90 days by
+    department and kind, the dialogue rhythm (days since the last two-way dialogue, the usual gap,
+    the gap ratio), follow-up after the last order and the friction share of recent contact.
+    Incremental by customer-day (see macros/incremental.sql). -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['customer_id', 'as_of_date'],
+    pre_hook="{{ prune_customer_days() }}"
+) }}
+{%- set departments = ['sales', 'service', 'support', 'finance', 'reception', 'management', 'other'] -%}
+
+with rebuild as (
+    {{ customer_days_to_rebuild() }}
+)
+
+select
+    windows.customer_id,
+    windows.as_of_date,
+    windows.segment,
+    windows.account_manager_id,
+    {% for n in [30, 90] -%}
+    windows.contacts_{{ n }}d,
+    windows.dialogues_{{ n }}d,
+    windows.caring_{{ n }}d,
+    windows.friction_{{ n }}d,
+    windows.neutral_{{ n }}d,
+    {% for d in departments -%}
+    windows.contacts_{{ d }}_{{ n }}d,
+    {% endfor -%}
+    {% endfor -%}
+    windows.last_dialogue_date,
+    windows.days_since_dialogue,
+    windows.usual_gap_basis,
+    windows.segment_usual_gap_days,
+    round(windows.usual_gap_days, 1) as usual_gap_days,
+    round(windows.gap_ratio, 2) as gap_ratio,
+    windows.last_order_date,
+    windows.order_followed_up,
+    windows.friction_share_recent,
+    windows.caring_share_recent,
+    windows.last_caring_date,
+    windows.inputs_landed_at
+from {{ ref('int_customer_windows') }} as windows
+inner join rebuild
+    on rebuild.customer_id = windows.customer_id
+   and windows.as_of_date >= rebuild.rebuild_from

@@ -1,0 +1,65 @@
+{#- The sales platform for leadership, per month (its last day, or the as-of date for the current
+    month) by segment and country:
+      breadth  the customer mix: customers, new customers, share of all customers
+      height   revenue in the trailing year as a share of annual potential
+      depth    loyalty: mean rational and emotional loyalty, share of ambassadors, and the
+               red / yellow / green split of relationship health. -#}
+with loyalty as (
+    select * from {{ ref('fct_loyalty_matrix') }}
+),
+
+customer_periods as (
+    select
+        loyalty.period_month,
+        loyalty.period_end_date,
+        loyalty.customer_id,
+        loyalty.segment,
+        coalesce(windows.country, 'unknown') as country,
+        loyalty.rational_loyalty,
+        loyalty.emotional_loyalty,
+        loyalty.quadrant,
+        windows.order_amount_365d as revenue_trailing_year,
+        windows.annual_potential,
+        health.status,
+        case when bounds.first_day >= loyalty.period_month then 1 else 0 end as is_new
+    from loyalty
+    inner join (
+        select w.customer_id, w.as_of_date, w.order_amount_365d, w.annual_potential, v.country
+        from {{ ref('int_customer_windows') }} as w
+        left join {{ ref('int_customer_versions') }} as v
+            on v.customer_id = w.customer_id and w.as_of_date >= v.valid_from and w.as_of_date < v.valid_to
+    ) as windows
+        on windows.customer_id = loyalty.customer_id and windows.as_of_date = loyalty.period_end_date
+    inner join {{ ref('fct_customer_health_daily') }} as health
+        on health.customer_id = loyalty.customer_id and health.as_of_date = loyalty.period_end_date
+    inner join {{ ref('int_customer_bounds') }} as bounds on bounds.customer_id = loyalty.customer_id
+),
+
+grouped as (
+    select
+        period_month,
+        period_end_date,
+        segment,
+        country,
+        count(*) as customers,
+        sum(is_new) as new_customers,
+        sum(revenue_trailing_year) as revenue_trailing_year,
+        sum(annual_potential) as annual_potential,
+        avg(rational_loyalty) as mean_rational_loyalty,
+        avg(emotional_loyalty) as mean_emotional_loyalty,
+        sum(case when quadrant = 'ambassador' then 1 else 0 end) as ambassadors,
+        sum(case when status = 'green' then 1 else 0 end) as customers_green,
+        sum(case when status = 'yellow' then 1 else 0 end) as customers_yellow,
+        sum(case when status = 'red' then 1 else 0 end) as customers_red
+    from customer_periods
+    group by period_month, period_end_date, segment, country
+)
+
+select
+    {{ dbt.hash("cast(period_month as " ~ dbt.type_string() ~ ") || '|' || segment || '|' || country") }} as platform_key,
+    grouped.*,
+    {{ safe_ratio('customers', 'sum(customers) over (partition by period_month)') }} as breadth_share,
+    {{ safe_ratio('revenue_trailing_year', 'annual_potential') }} as height_potential_share,
+    round((mean_rational_loyalty + mean_emotional_loyalty) / 2, 1) as depth_loyalty,
+    {{ safe_ratio('ambassadors', 'customers') }} as ambassador_share
+from grouped

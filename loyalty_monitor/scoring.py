@@ -1,0 +1,143 @@
+"""Load and validate ``config/scoring.yml``: the user-edited weights, thresholds, plans and rules.
+
+The dbt models read these values through dbt vars (see ``loyalty_monitor.warehouse.dbt_vars``);
+this module is the only place that parses the file, and it fails with one clear line naming the
+offending key, so a typo never turns into silently wrong scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SEVERITIES = ("high", "medium", "low")
+AREAS = ("dialogue", "stakeholder", "service", "financial", "commercial")
+RULES = ("status_drop", "sharp_health_drop", "dialogue_gap", "dunning_escalation", "open_high_complaint")
+DUNNING_STAGES = ("reminder", "second_reminder", "collection_call", "final_notice")
+SEGMENTS = ("key", "growth", "standard", "unknown")
+
+
+class ScoringError(ValueError):
+    """config/scoring.yml is missing, unreadable or has an invalid value."""
+
+
+def _get(cfg: dict[str, Any], dotted: str) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ScoringError(f"scoring.yml: missing key '{dotted}'")
+        node = node[part]
+    return node
+
+
+def _number(cfg: dict[str, Any], dotted: str, low: float | None = None, high: float | None = None) -> float:
+    value = _get(cfg, dotted)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ScoringError(f"scoring.yml: '{dotted}' must be a number, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ScoringError(f"scoring.yml: '{dotted}' = {value} is outside [{low}, {high}]")
+    return float(value)
+
+
+def validate(cfg: Any) -> dict[str, Any]:
+    """Check every value the models use; return ``cfg`` unchanged (raises ScoringError)."""
+    if not isinstance(cfg, dict):
+        raise ScoringError("scoring.yml: top level must be a mapping")
+    if cfg.get("version") != 1:
+        raise ScoringError(f"scoring.yml: unsupported version {cfg.get('version')!r} (expected 1)")
+    _number(cfg, "classification.dropped_call_max_seconds", 0)
+    for key in ("non_caring_departments", "non_dialogue_departments"):
+        if not isinstance(_get(cfg, f"classification.{key}"), list):
+            raise ScoringError(f"scoring.yml: 'classification.{key}' must be a list")
+    for seg in SEGMENTS:
+        _number(cfg, f"dialogue.segment_usual_gap_days.{seg}", 1, 3650)
+    for key in ("own_baseline_min_dialogue_days", "own_baseline_min_observed_days",
+                "baseline_window_days", "min_gap_days", "max_gap_days", "order_followup_days",
+                "recent_days"):
+        _number(cfg, f"dialogue.{key}", 1, 3650)
+    if _number(cfg, "dialogue.min_gap_days") > _number(cfg, "dialogue.max_gap_days"):
+        raise ScoringError("scoring.yml: dialogue.min_gap_days must not exceed dialogue.max_gap_days")
+    weights = [_number(cfg, f"health.weights.{area}", 0) for area in AREAS]
+    if sum(weights) <= 0:
+        raise ScoringError("scoring.yml: health.weights must not all be zero")
+    green, yellow = _number(cfg, "health.green_min", 0, 100), _number(cfg, "health.yellow_min", 0, 100)
+    if yellow > green:
+        raise ScoringError("scoring.yml: health.yellow_min must not exceed health.green_min")
+    _number(cfg, "health.friction_share_not_green", 0, 1)
+    _number(cfg, "health.no_evidence_score", 0, 100)
+    full, zero = _number(cfg, "health.dialogue.full_score_ratio", 0), _number(cfg, "health.dialogue.zero_score_ratio", 0)
+    if zero <= full:
+        raise ScoringError("scoring.yml: health.dialogue.zero_score_ratio must exceed full_score_ratio")
+    if _number(cfg, "health.dialogue.friction_weight", 0, 1) + _number(cfg, "health.dialogue.frequency_weight", 0, 1) > 1:
+        raise ScoringError("scoring.yml: health.dialogue.friction_weight + frequency_weight must not exceed 1")
+    _number(cfg, "health.stakeholder.window_days", 1, 3650)
+    _number(cfg, "health.stakeholder.target_roles", 1, 5)
+    _number(cfg, "health.stakeholder.executive_points", 0, 100)
+    _number(cfg, "health.service.window_days", 1, 3650)
+    _number(cfg, "health.service.prior_rate", 0, 1)
+    _number(cfg, "health.service.prior_weight", 0)
+    _number(cfg, "health.service.points_per_complaint", 0, 100)
+    _number(cfg, "health.service.points_per_open_high_complaint", 0, 100)
+    _number(cfg, "health.financial.window_days", 1, 3650)
+    for stage in DUNNING_STAGES:
+        _number(cfg, f"health.financial.stage_scores.{stage}", 0, 100)
+    _number(cfg, "health.financial.max_amount_points", 0, 100)
+    _number(cfg, "health.financial.overdue_share_for_max", 0.0001)
+    _number(cfg, "health.commercial.trend_window_days", 1, 1000)
+    _number(cfg, "health.commercial.target_potential_share", 0.0001)
+    _number(cfg, "health.commercial.trend_weight", 0, 1)
+    _number(cfg, "loyalty.window_days", 1, 3650)
+    _number(cfg, "loyalty.strong_min", 0, 100)
+    _number(cfg, "loyalty.promoter_min", 0, 10)
+    _number(cfg, "loyalty.detractor_max", 0, 10)
+    _number(cfg, "loyalty.points_per_complaint", 0, 100)
+    _number(cfg, "activity_plan.calls_per_week", 0)
+    _number(cfg, "activity_plan.meetings_per_week", 0)
+    _number(cfg, "alerts.episode_cooldown_days", 0, 365)
+    _number(cfg, "alerts.warmup_days", 0, 3650)
+    _number(cfg, "alerts.value_at_stake_potential_share", 0)
+    for rule in RULES:
+        spec = _get(cfg, f"alerts.rules.{rule}")
+        if not isinstance(spec.get("enabled"), bool):
+            raise ScoringError(f"scoring.yml: 'alerts.rules.{rule}.enabled' must be true or false")
+        action = spec.get("suggested_action")
+        if not isinstance(action, str) or not action.strip():
+            raise ScoringError(f"scoring.yml: 'alerts.rules.{rule}.suggested_action' must be a sentence")
+        for key in ("severity", "severity_red", "severity_yellow"):
+            if key in spec and spec[key] not in SEVERITIES:
+                raise ScoringError(f"scoring.yml: 'alerts.rules.{rule}.{key}' must be one of {SEVERITIES}")
+    _get(cfg, "alerts.rules.status_drop.severity_red")
+    _number(cfg, "alerts.rules.status_drop.persist_days", 1, 365)
+    _number(cfg, "alerts.rules.sharp_health_drop.window_days", 1, 365)
+    _number(cfg, "alerts.rules.sharp_health_drop.min_drop_points", 0, 100)
+    _number(cfg, "alerts.rules.dialogue_gap.min_gap_ratio", 0)
+    _number(cfg, "alerts.rules.dialogue_gap.min_days_since_dialogue", 0)
+    stages = _get(cfg, "alerts.rules.dunning_escalation.stages")
+    if not isinstance(stages, list) or not stages or any(s not in DUNNING_STAGES for s in stages):
+        raise ScoringError(f"scoring.yml: 'alerts.rules.dunning_escalation.stages' must list stages of {DUNNING_STAGES}")
+    _number(cfg, "alerts.rules.dunning_escalation.min_value_at_stake", 0)
+    _number(cfg, "alerts.rules.dunning_escalation.no_caring_days", 1, 3650)
+    _number(cfg, "alerts.rules.open_high_complaint.deadline_days", 0, 3650)
+    _number(cfg, "incremental.landing_overlap_seconds", 0)
+    return cfg
+
+
+def load_scoring(path: str | Path) -> dict[str, Any]:
+    """Read and validate the scoring file at ``path``."""
+    path = Path(path)
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ScoringError(f"cannot read scoring file {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ScoringError(f"scoring file {path} is not valid YAML: {exc}") from exc
+    return validate(cfg)
+
+
+def fingerprint(cfg: dict[str, Any]) -> str:
+    """A stable hash of the scoring values: a change means past days must be re-scored."""
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,287 @@
+"""The warehouse: run the dbt project, publish its marts, and read them.
+
+dbt builds every model into schema ``build`` of the DuckDB file (``settings.warehouse``).
+``publish()`` copies each mart (``dim_*``, ``fct_*``) into schema ``published`` in one transaction,
+after the quality gate passed; everything people and alerts read is ``published``.
+
+dbt runs in-process through its programmatic entry point (``dbtRunner``). The profile reads the
+warehouse path and the landing URL from environment variables, which this module sets from the
+settings, so Airflow (astronomer-cosmos) can run the same project with the same variables:
+``dbt_env(settings)`` and ``dbt_vars(settings, as_of)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from loyalty_monitor.scoring import fingerprint, load_scoring
+from loyalty_monitor.settings import Settings
+
+BUILD_SCHEMA = "build"
+PUBLISHED_SCHEMA = "published"
+MART_PREFIXES = ("dim_", "fct_")
+#: The marts other parts read (docs/design.md); publish() refuses to publish without them.
+REQUIRED_MARTS = ("dim_customers", "fct_touchpoints", "fct_dialogue_daily", "fct_customer_health_daily",
+                  "fct_loyalty_matrix", "fct_sales_platform", "fct_account_manager_activity",
+                  "fct_churn_alerts")
+
+# dbt's runner keeps global state: one invocation at a time per process.
+_DBT_LOCK = threading.Lock()
+
+
+class WarehouseError(RuntimeError):
+    """dbt failed, or the warehouse is not in a state to do what was asked."""
+
+
+@dataclass
+class DbtNodeResult:
+    name: str
+    resource_type: str
+    status: str
+    message: str | None
+    seconds: float
+
+
+@dataclass
+class DbtRunResult:
+    """What one dbt invocation did: per-node results and overall success."""
+
+    args: list[str]
+    success: bool
+    nodes: list[DbtNodeResult] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def failures(self) -> list[DbtNodeResult]:
+        return [n for n in self.nodes if n.status in ("error", "fail", "runtime error")]
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for node in self.nodes:
+            counts[node.status] = counts.get(node.status, 0) + 1
+        parts = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        return f"dbt {' '.join(self.args[:1])}: {parts or 'nothing to do'} in {self.seconds:.1f}s"
+
+    def raise_for_failure(self) -> "DbtRunResult":
+        if self.success:
+            return self
+        if self.failures:
+            first = self.failures[0]
+            more = f" (and {len(self.failures) - 1} more)" if len(self.failures) > 1 else ""
+            message = " ".join((first.message or first.status).split())
+            raise WarehouseError(f"dbt {first.resource_type} {first.name} failed: {message}{more}")
+        raise WarehouseError(f"dbt {' '.join(self.args)} failed: {self.error or 'unknown error'}")
+
+
+# --- dbt invocation ------------------------------------------------------------------------------
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """Environment variables the dbt profile and sources read."""
+    return {
+        "LOYALTY_WAREHOUSE_PATH": str(settings.warehouse),
+        "LOYALTY_LANDING": str(settings.landing).rstrip("/"),
+        "LOYALTY_DBT_TARGET": settings.dbt_target,
+    }
+
+
+def dbt_vars(settings: Settings, as_of: dt.date | str | None = None) -> dict[str, Any]:
+    """The dbt vars of a run: ``scoring`` (config/scoring.yml, validated) and ``as_of_date``."""
+    as_of_date = _as_date(as_of)
+    return {"scoring": load_scoring(settings.scoring_file), "as_of_date": as_of_date.isoformat()}
+
+
+def dbt_vars_json(settings: Settings | None = None, as_of: dt.date | str | None = None) -> str:
+    """``dbt_vars`` as the JSON string for ``dbt --vars`` (handy from a shell or a DAG)."""
+    if settings is None:
+        from loyalty_monitor.settings import load_settings
+        settings = load_settings()
+    return json.dumps(dbt_vars(settings, as_of))
+
+
+def _as_date(value: dt.date | str | None) -> dt.date:
+    if value is None or value == "":
+        return dt.datetime.now(dt.timezone.utc).date()
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise WarehouseError(f"as-of date must be YYYY-MM-DD, got {value!r}") from None
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def run_dbt(settings: Settings, args: list[str], as_of: dt.date | str | None = None,
+            on_node: Callable[[DbtNodeResult], None] | None = None) -> DbtRunResult:
+    """Run one dbt command (e.g. ``["build", "--select", "marts"]``) in-process.
+
+    Adds ``--project-dir``/``--profiles-dir`` (dbt_project/), ``--target`` and ``--vars``
+    (``dbt_vars``) and exports the profile's environment. Returns a ``DbtRunResult``; call
+    ``raise_for_failure()`` for a one-line error naming the failing model. ``on_node`` is called
+    as each node finishes (progress for long builds).
+    """
+    from dbt.cli.main import dbtRunner
+
+    project = Path(settings.dbt_project_dir)
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    full_args = [*args, "--project-dir", str(project), "--profiles-dir", str(project),
+                 "--target", settings.dbt_target, "--vars", json.dumps(dbt_vars(settings, as_of)),
+                 "--log-path", str(settings.data_dir / "logs" / "dbt"),
+                 "--target-path", str(settings.data_dir / "dbt-target"),
+                 "--quiet"]
+    callbacks = []
+    if on_node is not None:
+        def _callback(event: Any) -> None:
+            if event.info.name == "NodeFinished":
+                node = event.data.run_result
+                on_node(DbtNodeResult(event.data.node_info.node_name, event.data.node_info.resource_type,
+                                      node.status, node.message or None, float(node.execution_time or 0)))
+        callbacks.append(_callback)
+    started = time.perf_counter()
+    with _DBT_LOCK, _environment(dbt_env(settings)):
+        outcome = dbtRunner(callbacks=callbacks).invoke(full_args)
+    result = DbtRunResult(args=list(args), success=bool(outcome.success),
+                          seconds=time.perf_counter() - started)
+    if outcome.exception is not None:
+        result.error = " ".join(str(outcome.exception).split())
+    for node in getattr(outcome.result, "results", None) or []:
+        status = str(getattr(node.status, "value", node.status))
+        result.nodes.append(DbtNodeResult(
+            name=getattr(node.node, "name", "?"), resource_type=str(getattr(node.node, "resource_type", "node")),
+            status=status, message=node.message or None, seconds=float(node.execution_time or 0)))
+    if not result.success and result.error is None and not result.failures:
+        result.error = "see " + str(settings.data_dir / "logs" / "dbt" / "dbt.log")
+    return result
+
+
+def _scoring_state_file(settings: Settings) -> Path:
+    return settings.warehouse.with_name(settings.warehouse.name + ".scoring")
+
+
+def build(settings: Settings, as_of: dt.date | str | None = None, full_refresh: bool = False,
+          select: str | None = None, on_node: Callable[[DbtNodeResult], None] | None = None,
+          raise_on_failure: bool = True) -> DbtRunResult:
+    """``dbt build`` (models, unit tests, data tests) up to ``as_of``; incremental unless asked.
+
+    When config/scoring.yml changed since the last full build, past days must be re-scored, so the
+    build turns into a full refresh by itself.
+    """
+    scoring_now = fingerprint(load_scoring(settings.scoring_file))
+    state_file = _scoring_state_file(settings)
+    if not full_refresh and select is None:
+        previous = state_file.read_text().strip() if state_file.exists() else None
+        if previous != scoring_now:
+            full_refresh = True
+    args = ["build"]
+    if full_refresh:
+        args.append("--full-refresh")
+    if select:
+        args += ["--select", select]
+    result = run_dbt(settings, args, as_of=as_of, on_node=on_node)
+    if result.success and select is None:
+        state_file.write_text(scoring_now + "\n")
+    if raise_on_failure:
+        result.raise_for_failure()
+    return result
+
+
+# --- reading and publishing ----------------------------------------------------------------------
+
+def connect(settings: Settings, read_only: bool = True):
+    """A DuckDB connection to the warehouse file (read-only by default)."""
+    import duckdb
+
+    path = settings.warehouse
+    if read_only and not path.exists():
+        raise WarehouseError(f"no warehouse at {path}: run `loyalty warehouse build` first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return duckdb.connect(str(path), read_only=read_only)
+
+
+def list_marts(con, schema: str = BUILD_SCHEMA) -> list[str]:
+    rows = con.execute(
+        "select table_name from information_schema.tables where table_schema = ? order by table_name",
+        [schema]).fetchall()
+    return [name for (name,) in rows if name.startswith(MART_PREFIXES)]
+
+
+def publish(settings: Settings) -> list[str]:
+    """Copy every mart of schema ``build`` into ``published`` in ONE transaction.
+
+    Readers see either the previous published state or the new one, never a mix; if anything
+    fails, the transaction rolls back and ``published`` stays exactly as it was.
+    """
+    con = connect(settings, read_only=False)
+    try:
+        marts = list_marts(con, BUILD_SCHEMA)
+        missing = [m for m in REQUIRED_MARTS if m not in marts]
+        if missing:
+            raise WarehouseError(f"cannot publish: schema {BUILD_SCHEMA} lacks {', '.join(missing)} "
+                                 "(run `loyalty warehouse build` first)")
+        con.execute("begin transaction")
+        try:
+            con.execute(f"create schema if not exists {PUBLISHED_SCHEMA}")
+            for mart in marts:
+                con.execute(f'create or replace table {PUBLISHED_SCHEMA}."{mart}" as '
+                            f'select * from {BUILD_SCHEMA}."{mart}"')
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+        return marts
+    finally:
+        con.close()
+
+
+def query(settings: Settings, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    """Run a read-only query on the warehouse; rows as dicts."""
+    con = connect(settings, read_only=True)
+    try:
+        cursor = con.execute(sql, params or [])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+    finally:
+        con.close()
+
+
+def health_on(settings: Settings, as_of: dt.date | str, schema: str = PUBLISHED_SCHEMA) -> list[dict[str, Any]]:
+    """Every customer's health row on one day (default: published)."""
+    return query(settings, f"select * from {schema}.fct_customer_health_daily where as_of_date = ? "
+                           "order by health_score, customer_id", [_as_date(as_of)])
+
+
+def alerts_between(settings: Settings, start: dt.date | str, end: dt.date | str,
+                   schema: str = PUBLISHED_SCHEMA) -> list[dict[str, Any]]:
+    """Alert episodes whose alert_date lies in (start, end] (default: published)."""
+    return query(settings, f"select * from {schema}.fct_churn_alerts where alert_date > ? and alert_date <= ? "
+                           "order by alert_date, customer_id, rule", [_as_date(start), _as_date(end)])
+
+
+def portfolio_status(settings: Settings, as_of: dt.date | str, schema: str = PUBLISHED_SCHEMA) -> dict[str, int]:
+    """Count of customers per status (green/yellow/red) on one day."""
+    rows = query(settings, f"select status, count(*) as n from {schema}.fct_customer_health_daily "
+                           "where as_of_date = ? group by status", [_as_date(as_of)])
+    return {row["status"]: int(row["n"]) for row in rows}
