@@ -113,6 +113,8 @@ MEAN_GAP_DAYS = {
 DRIFT_RATE_AT_CHURN = {SALES: 0.2, RECEPTION: 1.0, SERVICE: 0.4, ORDER: 0.33, DUNNING: 4.0,
                        COMPLAINT: 4.0, SURVEY: 0.7, MANAGEMENT: 0.15, OTHER: 0.5}
 ORDERS_STOP_AT_DRIFT = 0.6
+MEETING_SHARE = {"key": 0.2, "growth": 0.13, "standard": 0.07}      # of sales dialogue
+FOLLOW_UP_SHARE = {"key": 0.55, "growth": 0.4, "standard": 0.3}     # orders followed up (healthy)
 DUNNING_STAGES = ("reminder", "second_reminder", "collection_call", "final_notice")
 
 NOTES = {
@@ -191,6 +193,7 @@ class _Customer:
     dunning_invoice: str = ""
     dunning_amount: float = 0.0
     dunning_days: int = 0
+    mean_gap: list[float] = field(default_factory=list)  # per process, healthy, at the run's intensity
 
 
 def _months_before(day: date, months: int) -> date:
@@ -455,7 +458,6 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
                        malformed_rate: float, seed: int,
                        progress: ProgressCallback | None) -> dict:
     rand = rng.random
-    randint = rng.randint
     heappush, heappop, heapreplace = heapq.heappush, heapq.heappop, heapq.heapreplace
     iso, weekday, thinning, dst, clock = cal.iso, cal.weekday, cal.thinning, cal.dst, cal.clock
     offset_s, offset_str = cal.offset_s, cal.offset_str
@@ -467,12 +469,19 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
     id_prefix = f"{id_prefix[:8]}-{id_prefix[8:12]}-4{id_prefix[13:16]}-8{id_prefix[1:4]}-"
     counter = 0
 
+    # hot-loop look-ups as lists indexed by process
+    drift_rate_change = [DRIFT_RATE_AT_CHURN.get(p, 1.0) - 1 for p in range(FOLLOW_UP + 1)]
+    planned = [p in (SALES, ORDER, MANAGEMENT, SURVEY) for p in range(FOLLOW_UP + 1)]
+    for c in portfolio:
+        c.mean_gap = [MEAN_GAP_DAYS[c.segment].get(p, 0.0) * c.rhythm / intensity
+                      for p in range(FOLLOW_UP + 1)]
+
     def gap_days(c: _Customer, process: int, day: int) -> float:
-        mean = MEAN_GAP_DAYS[c.segment][process] * c.rhythm / intensity
+        mean = c.mean_gap[process]
         if c.drift_start is not None and day > c.drift_start:
             f = min(1.0, (day - c.drift_start) / (c.churn_day - c.drift_start))
-            mean /= 1 + (DRIFT_RATE_AT_CHURN[process] - 1) * f
-        if process in (SALES, ORDER, MANAGEMENT, SURVEY):
+            mean /= 1 + drift_rate_change[process] * f
+        if planned[process]:
             return mean * (0.4 + 1.2 * rand())   # planned rhythms: regular-ish
         return -mean * math.log(1.0 - rand())    # things that just happen: memoryless
 
@@ -499,7 +508,7 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
             return (utc, c.idx, process, d, second)
 
     def first_touch(c: _Customer, process: int) -> tuple | None:
-        mean = MEAN_GAP_DAYS[c.segment][process] * c.rhythm / intensity
+        mean = c.mean_gap[process]
         if c.added_day:  # a new customer: onboarding starts with sales within days
             start = c.added_day + (rand() * 5 if process == SALES else rand() * mean)
         else:
@@ -546,7 +555,7 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
         if follow_up:
             etype = "call" if r < 0.6 else "email"
         else:
-            meeting_share = {"key": 0.2, "growth": 0.13, "standard": 0.07}[c.segment]
+            meeting_share = MEETING_SHARE[c.segment]
             etype = "meeting" if r < meeting_share else ("call" if r < meeting_share + 0.43 else "email")
         direction = "outbound" if follow_up or rand() < 0.65 - 0.25 * f else "inbound"
         if etype == "call":
@@ -725,8 +734,7 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
                     heapreplace(heap, nxt)
                 if process == ORDER:
                     # follow-up after an order: the call that keeps customers (less when drifting)
-                    care = {"key": 0.55, "growth": 0.4, "standard": 0.3}[c.segment]
-                    if rand() < care * (1 - 0.8 * drift(c, day)):
+                    if rand() < FOLLOW_UP_SHARE[c.segment] * (1 - 0.8 * drift(c, day)):
                         fu = schedule(c, SALES, day + 2 + rand() * 5)
                         if fu is not None:
                             heappush(heap, (fu[0], fu[1], FOLLOW_UP, fu[3], fu[4]))
