@@ -11,7 +11,9 @@ One loop, one thread (plus kafka-python's heartbeat thread):
    c. send the dead letters and flush the producer (acks=all: durable),
    d. commit the offsets (synchronously),
    e. remove the manifests, publish one "batch landed" message per topic, write metrics.
-3. on partition assignment, a manifest left by a crash is resolved before anything is consumed:
+3. on a rebalance the uncommitted in-memory batch is dropped (nothing of it is written yet; its
+   messages are re-consumed from the committed offsets by whoever owns them next);
+4. on partition assignment, a manifest left by a crash is resolved before anything is consumed:
    if the committed offset already passed the manifest's batch, the files are final (the crash
    hit between d and e) and only the manifest goes; otherwise the files are deleted and the
    messages are simply consumed again, whatever the new batch boundaries are.
@@ -109,6 +111,8 @@ class LandingConsumer:
         self.summary = RunSummary()
         self._stop_reason = ""
         self._consumer_overrides = consumer_overrides or {}
+        self._revoked = False          # set by the rebalance listener, handled after poll()
+        self._to_recover: set[Any] = set()
         self._reset_batch()
         self.consumer = None
         self.producer = None
@@ -176,6 +180,7 @@ class LandingConsumer:
                 if self.max_records is not None:
                     limit = min(limit, self.max_records - self.summary.consumed)
                 polled = self.consumer.poll(timeout_ms=int(min(wait, 0.2) * 1000), max_records=max(limit, 1))
+                self._after_rebalance()
                 for messages in polled.values():
                     for message in messages:
                         self._handle(message)
@@ -327,6 +332,22 @@ class LandingConsumer:
         self._write_metrics()
         return True
 
+    def _after_rebalance(self) -> None:
+        """Apply what the rebalance listener noted during the last poll (see _RebalanceListener)."""
+        if self._revoked:
+            # Our uncommitted batch may belong to another member now: drop it. Nothing of it is
+            # written yet (files are only written in flush), and whoever owns its partitions
+            # re-consumes it from the committed offsets.
+            self._revoked = False
+            if self._batch_count:
+                self.log("batch_dropped_on_rebalance", messages=self._batch_count)
+            self._reset_batch()
+        if self._to_recover:
+            owned = self.consumer.assignment()
+            partitions = sorted((tp for tp in self._to_recover if tp in owned), key=lambda tp: (tp.topic, tp.partition))
+            self._to_recover.clear()
+            self.recover(partitions)
+
     def recover(self, assigned: list[Any]) -> None:
         """Resolve crash leftovers (pending manifests) of newly assigned partitions."""
         for tp in assigned:
@@ -384,18 +405,24 @@ def _rebalance_listener_base():
 
 
 class _RebalanceListener(_rebalance_listener_base()):
+    """Notes rebalances for the poll loop.
+
+    kafka-python 3 calls listeners on its IO thread, where blocking client calls (commit,
+    committed offsets) are refused, so the work happens in the loop right after ``poll()``
+    returns and before any record of the new assignment is handled.
+    """
+
     def __init__(self, service: LandingConsumer):
         self.service = service
 
     def on_partitions_revoked(self, revoked):
-        # Land and commit what we hold while we still own it; the next owner starts after it.
         if revoked:
             self.service.log("partitions_revoked", partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in revoked))
-            self.service.flush("rebalance")
+            self.service._revoked = True
 
     def on_partitions_assigned(self, assigned):
         self.service.log("partitions_assigned", partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
-        self.service.recover(list(assigned))
+        self.service._to_recover.update(assigned)
 
 
 def run_consumer(settings: Settings, *, until_idle: bool = False, idle_s: float = 1.0,
