@@ -40,6 +40,8 @@ GROUND_TRUTH_FILE = "ground_truth.json"
 DEFAULT_CUSTOMERS = 500
 DEFAULT_MONTHS = 18
 DEFAULT_SEED = 42
+#: Bumped whenever the same arguments would give different files (e.g. to invalidate cached histories).
+GENERATOR_VERSION = 2
 
 # Noise rates, per valid event. Malformed kinds are injected round-robin so that even a small
 # history contains each kind; the error code the contract's decode() gives each kind is recorded.
@@ -58,6 +60,11 @@ CHURN_SHARE = 0.17         # customers that drift away during (or just after) th
 ADDED_SHARE = 0.10         # customers that first appear mid-history (no baseline)
 DELETED_SHARE = 0.015      # customers erased by a tombstone late in the history
 MANAGER_CHANGE_SHARE = 0.04
+# Loyal customers have rough patches too (a billing dispute, a faulty delivery): friction rises for
+# a while but the dialogue goes on and nobody leaves. They are what a good alert must not cry about.
+ROUGH_PATCH_SHARE = 0.10
+ROUGH_PATCH_FRICTION = 0.6  # friction level during a patch, on the churners' drift scale 0..1
+ROUGH_PATCH_RATE = 6.0      # dunning and complaints during a patch, times the healthy rate
 
 # Valid events per active customer-month at intensity 1.0, measured on the default mix; used to
 # turn --events-per-customer-month and --target-events into an intensity and a customer count.
@@ -187,6 +194,7 @@ class _Customer:
     drift_start: int | None
     churn_day: int | None
     deleted_day: int | None
+    rough_patch: tuple[int, int] | None  # [first day, end day) of a loyal customer's rough patch
     end_day: int             # first day without activity
     manager_change: tuple[int, int] | None = None  # (day, new manager)
     dunning_stage: int = -1  # index into DUNNING_STAGES of the open dunning episode
@@ -280,12 +288,14 @@ def generate(out_dir: Path | str, customers: int = DEFAULT_CUSTOMERS, start: dat
                                 duplicate_rate, late_rate, malformed_rate, seed, progress)
 
     truth = {
-        "generator": {"seed": seed, "start": start_date.isoformat(), "end": end_date.isoformat(),
+        "generator": {"version": GENERATOR_VERSION, "seed": seed, "start": start_date.isoformat(),
+                      "end": end_date.isoformat(),
                       "customers": customers, "intensity": round(intensity, 6),
                       "rates": {"duplicate": duplicate_rate, "late": late_rate,
                                 "malformed": malformed_rate, "churn_share": churn_share}},
         "counts": {**counts, "customer_lines": customer_lines,
                    "tombstones": sum(1 for c in portfolio if c.deleted_day is not None),
+                   "rough_patches": sum(1 for c in portfolio if c.rough_patch is not None),
                    "malformed_error_codes": MALFORMED_KINDS},
         "customers": [_truth_row(c, calendar) for c in portfolio],
     }
@@ -373,7 +383,7 @@ def _make_customers(rng: random.Random, n: int, days: int, churn_share: float) -
             order_amount=potential * wallet_share / orders_per_year,
             nps_base={"key": 8.3, "growth": 7.9, "standard": 7.4}[segment] + rng.gauss(0, 0.8),
             added_day=added_day, drift_start=drift_start, churn_day=churn_day, deleted_day=None,
-            end_day=days)
+            rough_patch=None, end_day=days)
         portfolio.append(customer)
 
     # Tombstones late in the history: mostly customers that left (erasure on request), plus one
@@ -393,6 +403,11 @@ def _make_customers(rng: random.Random, n: int, days: int, churn_share: float) -
         if rng.random() < MANAGER_CHANGE_SHARE and c.end_day - c.added_day > 60:
             new_manager = (c.manager + rng.randrange(1, len(ACCOUNT_MANAGERS))) % len(ACCOUNT_MANAGERS)
             c.manager_change = (rng.randint(c.added_day + 30, c.end_day - 30), new_manager)
+        if c.churn_day is None and rng.random() < ROUGH_PATCH_SHARE:
+            first = int(rng.uniform(max(c.added_day + 60, 0.2 * days), 0.9 * days))
+            length = rng.randint(30, 75)
+            if first + length < c.end_day:
+                c.rough_patch = (first, first + length)
     return portfolio
 
 
@@ -448,7 +463,9 @@ def _truth_row(c: _Customer, calendar: _Calendar) -> dict:
             "added_at": iso(c.added_day) if c.added_day else None,
             "churns": c.churn_day is not None, "drift_start": iso(c.drift_start),
             "churn_date": iso(c.churn_day), "deleted": c.deleted_day is not None,
-            "deleted_at": iso(c.deleted_day)}
+            "deleted_at": iso(c.deleted_day),
+            "rough_patch_start": iso(c.rough_patch[0]) if c.rough_patch else None,
+            "rough_patch_end": iso(c.rough_patch[1]) if c.rough_patch else None}
 
 
 # --- touchpoints -------------------------------------------------------------------------------
@@ -472,6 +489,7 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
     # hot-loop look-ups as lists indexed by process
     drift_rate_change = [DRIFT_RATE_AT_CHURN.get(p, 1.0) - 1 for p in range(FOLLOW_UP + 1)]
     planned = [p in (SALES, ORDER, MANAGEMENT, SURVEY) for p in range(FOLLOW_UP + 1)]
+    friction_process = [p in (DUNNING, COMPLAINT) for p in range(FOLLOW_UP + 1)]
     for c in portfolio:
         c.mean_gap = [MEAN_GAP_DAYS[c.segment].get(p, 0.0) * c.rhythm / intensity
                       for p in range(FOLLOW_UP + 1)]
@@ -481,6 +499,9 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
         if c.drift_start is not None and day > c.drift_start:
             f = min(1.0, (day - c.drift_start) / (c.churn_day - c.drift_start))
             mean /= 1 + drift_rate_change[process] * f
+        elif c.rough_patch is not None and friction_process[process] and \
+                c.rough_patch[0] <= day < c.rough_patch[1]:
+            mean /= ROUGH_PATCH_RATE
         if planned[process]:
             return mean * (0.4 + 1.2 * rand())   # planned rhythms: regular-ish
         return -mean * math.log(1.0 - rand())    # things that just happen: memoryless
@@ -517,6 +538,13 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
 
     def stamp(c: _Customer, day: int, second: int) -> str:
         return f"{iso[day + 1]}T{clock[second]}{offset_str[c.tz][dst[day + 1]]}"
+
+    def friction(c: _Customer, day: int) -> float:
+        """How rough the relationship is: the drift, or a loyal customer's rough patch."""
+        patch = c.rough_patch
+        if patch is not None and patch[0] <= day < patch[1]:
+            return ROUGH_PATCH_FRICTION
+        return drift(c, day)
 
     def drift(c: _Customer, day: int) -> float:
         if c.drift_start is None or day <= c.drift_start:
@@ -578,7 +606,7 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
         return line, etype, "sales"
 
     def reception(c: _Customer, day: int, second: int, eid: str) -> tuple:
-        f = drift(c, day)
+        f = friction(c, day)
         answered = rand() < 0.9 - 0.3 * f
         if answered:
             transferred = rand() < 0.25
@@ -601,7 +629,7 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
         return line, "call", "reception"
 
     def service(c: _Customer, day: int, second: int, eid: str) -> tuple:
-        f = drift(c, day)
+        f = friction(c, day)
         resolved = rand() < 0.88 - 0.3 * f
         first_fix = resolved and rand() < 0.75 - 0.3 * f
         contact = "user" if rand() < 0.75 else ("decision_maker" if rand() < 0.6 else "other")
@@ -643,7 +671,7 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
         return line, "dunning_contact", "finance"
 
     def complaint(c: _Customer, day: int, second: int, eid: str) -> tuple:
-        f = drift(c, day)
+        f = friction(c, day)
         r = rand()
         severity = "high" if r < 0.1 + 0.35 * f else ("medium" if r < 0.45 + 0.2 * f else "low")
         department = "support" if rand() < 0.8 else "service"
@@ -657,7 +685,7 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
         return line, "complaint", department
 
     def survey(c: _Customer, day: int, second: int, eid: str) -> tuple:
-        f = drift(c, day)
+        f = friction(c, day)
         score = min(10, max(0, round(rng.gauss(c.nps_base - 5.5 * f, 1.3))))
         comment = notes["survey"][int(rand() * len(notes["survey"]))] if rand() < 0.4 else "null"
         line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"survey_response",'
@@ -717,7 +745,7 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
             else:
                 line, etype, department = handlers[process](c, day, second, eid)
                 if process == DUNNING:
-                    f = drift(c, day)
+                    f = friction(c, day)
                     if c.dunning_stage < 3 and rand() < 0.25 + 0.6 * f:
                         c.dunning_stage += 1  # unpaid: escalate in about two weeks
                         step = 10 + int(rand() * 9)

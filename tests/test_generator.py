@@ -251,6 +251,27 @@ def test_volume_knobs(tmp_path: Path) -> None:
     assert 0.8 * 15_000 <= target.valid_events <= 1.2 * 15_000
 
 
+def test_loyal_customers_rough_patches_bring_friction_but_not_silence(history: History) -> None:
+    patched = [c for c in history.truth["customers"] if c["rough_patch_start"]]
+    assert patched and not any(c["churns"] for c in patched)
+    assert history.truth["counts"]["rough_patches"] == len(patched)
+    inside = {"days": 0, "dialogue": 0, "friction": 0, "events": 0}
+    outside = dict(inside)
+    for c in patched:
+        first, end = date.fromisoformat(c["rough_patch_start"]), date.fromisoformat(c["rough_patch_end"])
+        active_from = date.fromisoformat(c["added_at"]) if c["added_at"] else START
+        active_to = date.fromisoformat(c["deleted_at"]) if c["deleted"] else END + timedelta(days=1)
+        inside["days"] += (end - first).days
+        outside["days"] += (active_to - active_from).days - (end - first).days
+        for occurred, record in history.by_customer[c["customer_id"]]:
+            side = inside if first <= occurred.date() < end else outside
+            side["dialogue"] += _is_dialogue(record)
+            side["friction"] += _is_friction(record)
+            side["events"] += 1
+    assert inside["friction"] / inside["events"] > 1.3 * outside["friction"] / outside["events"], (inside, outside)
+    assert inside["dialogue"] / inside["days"] > 0.7 * outside["dialogue"] / outside["days"], (inside, outside)
+
+
 def _loyalty(*args: str) -> subprocess.CompletedProcess:
     loyalty = Path(sys.executable).with_name("loyalty")
     return subprocess.run([str(loyalty), *args], capture_output=True, text=True, timeout=120,
