@@ -29,6 +29,12 @@ class GateConfig:
     volume_low_factor: float = 0.5
     volume_high_factor: float = 2.0
     volume_poisson_sigmas: float = 3.0
+    #: New touchpoint files are validated in chunks of about this much Parquet (bounded memory on
+    #: a first run over a long history).
+    chunk_mb: float = 64.0
+    #: Without explicit dates, daily volume is judged for closed days of the last this many days
+    #: (older days are history, not a broken feed now; pass --dates to audit them).
+    volume_recent_days: int = 31
     #: How many failing values each finding quotes.
     examples: int = 5
 

@@ -18,7 +18,7 @@ import re
 import statistics
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Iterator
 
 import duckdb
 import pandas as pd
@@ -53,6 +53,7 @@ class LandedFile:
     path: str
     modified: float  # seconds since the epoch
     event_date: date | None
+    size: int = 0  # bytes
 
 
 @dataclass
@@ -93,7 +94,8 @@ def list_landed(zone: LandingZone, dataset: str) -> list[LandedFile]:
             continue
         match = _PARTITION.search(path)
         files.append(LandedFile(path, _modified(info),
-                                date.fromisoformat(match.group(1)) if match else None))
+                                date.fromisoformat(match.group(1)) if match else None,
+                                int(info.get("size") or 0)))
     return files
 
 
@@ -150,38 +152,45 @@ def volume_band(samples: list[int], cfg: GateConfig) -> tuple[int, int] | None:
     return low, high
 
 
-@dataclass
-class LandingFrames:
-    frames: list[Frame]
-    notes: list[str]
-    rows: dict[str, int]
+def chunks(files: list[LandedFile], max_bytes: int) -> list[list[LandedFile]]:
+    """Consecutive groups of files of at most ``max_bytes`` of Parquet (at least one file each),
+    so that a first run over a long history never loads it into memory at once."""
+    groups: list[list[LandedFile]] = []
+    size = 0
+    for landed in files:
+        if not groups or (size + landed.size > max_bytes and groups[-1]):
+            groups.append([])
+            size = 0
+        groups[-1].append(landed)
+        size += landed.size
+    return groups
 
 
 def landing_frames(zone: LandingZone, cfg: GateConfig, touchpoint_files: list[LandedFile],
                    customer_files: list[LandedFile], all_touchpoints: list[LandedFile],
-                   all_customers: list[LandedFile], volume_dates: list[date],
-                   now: datetime) -> LandingFrames:
-    """The landing tables: new files given, history (``all_*``) used for ids, volume, customers."""
+                   all_customers: list[LandedFile], volume_dates: list[date], now: datetime,
+                   notes: list[str]) -> Iterator[Frame]:
+    """The landing tables, one at a time (the caller validates each before the next is read).
+
+    New files are validated; history (``all_*``) is read for event-id conflicts, the volume band and
+    known customers. Notes for the data engineer (e.g. a band without history) go to ``notes``.
+    """
     reader = _Reader(zone)
-    notes: list[str] = []
-    frames: list[Frame] = []
     try:
         _known_customers(reader, all_customers)
         skew = timedelta(minutes=cfg.clock_skew_minutes)
-        if touchpoint_files:
-            frames += _touchpoint_frames(reader, cfg, touchpoint_files, all_touchpoints, now, skew)
+        groups = chunks(touchpoint_files, cfg.chunk_mb * 1024 * 1024)
+        for number, group in enumerate(groups, 1):
+            label = f"files {number}/{len(groups)}" if len(groups) > 1 else ""
+            yield from _touchpoint_frames(reader, cfg, group, all_touchpoints, now, skew, label)
         if customer_files:
-            frames.append(_customer_frame(reader, customer_files, now, skew))
+            yield _customer_frame(reader, customer_files, now, skew)
         if volume_dates:
             volume, volume_notes = _volume_frames(reader, cfg, volume_dates, all_touchpoints)
-            frames += volume
             notes += volume_notes
+            yield from volume
     finally:
         reader.close()
-    rows: dict[str, int] = {}
-    for frame in frames:
-        rows[frame.suite] = rows.get(frame.suite, 0) + len(frame.data)
-    return LandingFrames(frames, notes, rows)
 
 
 def _known_customers(reader: _Reader, files: list[LandedFile]) -> None:
@@ -207,8 +216,8 @@ def _arrival(batch: pd.DataFrame, now: datetime) -> datetime:
 
 
 def _touchpoint_frames(reader: _Reader, cfg: GateConfig, new: list[LandedFile],
-                       every: list[LandedFile], now: datetime,
-                       skew: timedelta) -> list[Frame]:
+                       every: list[LandedFile], now: datetime, skew: timedelta,
+                       label: str) -> list[Frame]:
     con = reader.con
     new_paths = [f.path for f in new]
     con.execute(f"CREATE OR REPLACE TEMP VIEW new_touchpoints AS "
@@ -224,7 +233,7 @@ def _touchpoint_frames(reader: _Reader, cfg: GateConfig, new: list[LandedFile],
         "known_customer_mostly": 1.0 - cfg.unknown_customer_tolerance,
         "resend_mostly": 1.0 - cfg.resend_warning_share,
     }
-    frames = [Frame(landed_touchpoints.NAME, batch, params)]
+    frames = [Frame(landed_touchpoints.NAME, batch, params, label)]
 
     # Event ids: phase 1 reads only event_id of earlier files to find the few that hold a batch id.
     con.execute("CREATE OR REPLACE TEMP TABLE batch_ids AS "
@@ -247,7 +256,7 @@ def _touchpoint_frames(reader: _Reader, cfg: GateConfig, new: list[LandedFile],
                count(*) AS copies, string_agg(DISTINCT filename, ' ') AS files
         FROM ({sources}) WHERE event_id IS NOT NULL
         GROUP BY event_id, content_fingerprint ORDER BY event_id""")
-    frames.append(Frame(touchpoint_event_ids.NAME, versions, {}))
+    frames.append(Frame(touchpoint_event_ids.NAME, versions, {}, label))
     return frames
 
 

@@ -25,19 +25,17 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from expectations import frames as framing
 from expectations.config import GateConfig
-from expectations.context import docs_dir, open_context, quality_dir
+from expectations.context import SITE_NAME, docs_dir, open_context, quality_dir
 from loyalty_monitor.settings import Settings
 from streaming.landing import DATASETS, LandingZone
 
 log = logging.getLogger("loyalty.quality")
 UTC = timezone.utc
 Progress = Callable[[str], None]
-#: How far back the gate catches up on daily-volume checks of days it has not checked yet.
-VOLUME_CATCH_UP_DAYS = 31
 
 
 @dataclass
@@ -172,19 +170,21 @@ def _summarise(result: Any, examples: int) -> tuple[str, list[Any]]:
     return "failed", []
 
 
-def _run_frames(settings: Settings, stage: str, frame_list: list[framing.Frame], cfg: GateConfig,
-                progress: Progress) -> tuple[list[Finding], list[Finding], str | None, str]:
-    from great_expectations.core.run_identifier import RunIdentifier
-
-    quality = open_context(settings)
+def _run_frames(settings: Settings, stage: str, frame_list: Iterable[framing.Frame], cfg: GateConfig,
+                progress: Progress, rows: dict[str, int]) -> tuple[list[Finding], list[Finding], str | None, str]:
+    quality = None  # opened at the first table: a run with nothing new does not import GX
     run_time = datetime.now(UTC)
     run_name = f"{stage}-{run_time:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     critical: list[Finding] = []
     warnings: list[Finding] = []
     identifiers = []
     for frame in frame_list:
+        rows[frame.suite] = rows.get(frame.suite, 0) + len(frame.data)
         progress(f"validating {frame.suite}{f' [{frame.label}]' if frame.label else ''}: "
                  f"{len(frame.data)} row(s)")
+        if quality is None:
+            quality = open_context(settings)
+            from great_expectations.core.run_identifier import RunIdentifier
         checkpoint = quality.checkpoints[f"{stage}.{frame.suite}"]
         outcome = checkpoint.run(batch_parameters={"dataframe": frame.data},
                                  expectation_parameters=frame.parameters,
@@ -203,13 +203,10 @@ def _run_frames(settings: Settings, stage: str, frame_list: list[framing.Frame],
                 finding = Finding(frame.suite, config.type, column, severity, observed,
                                   (config.meta or {}).get("why", ""), frame.label, shown)
                 (critical if severity == "critical" else warnings).append(finding)
-    docs_path = None
-    if identifiers:
+    if quality is not None and identifiers:
         progress("building Data Docs")
-        quality.context.build_data_docs(site_names=["loyalty_quality"], resource_identifiers=identifiers)
-    if quality.docs_index.exists():
-        docs_path = str(quality.docs_index)
-    return critical, warnings, docs_path, run_name
+        quality.context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=identifiers)
+    return critical, warnings, _existing_docs(settings), run_name
 
 
 def _finish(settings: Settings, stage: str, started: float, started_at: datetime,
@@ -281,12 +278,15 @@ def validate_landing(settings: Settings, event_dates: list[date] | None = None,
 
         today = now.astimezone(UTC).date()
         volume_dates = {f.event_date for f in new_touchpoints if f.event_date}
-        volume_dates |= set(event_dates or [])
+        recent = today - timedelta(days=cfg.volume_recent_days)
         checked_through = state.get("volume_checked_through")
-        if event_dates is None and since_landed_at is None and checked_through:
-            day = max(date.fromisoformat(checked_through), today - timedelta(days=VOLUME_CATCH_UP_DAYS))
-            while (day := day + timedelta(days=1)) < today:
-                volume_dates.add(day)
+        if event_dates is None:
+            volume_dates = {d for d in volume_dates if d >= recent}
+            if since_landed_at is None and checked_through:  # catch up on days without new files
+                day = max(date.fromisoformat(checked_through), recent - timedelta(days=1))
+                while (day := day + timedelta(days=1)) < today:
+                    volume_dates.add(day)
+        volume_dates |= set(event_dates or [])
         volume_dates = sorted(d for d in volume_dates if d < today)  # an open day is not complete yet
 
         scope = {"touchpoint_files": len(new_touchpoints), "customer_files": len(new_customers),
@@ -297,16 +297,14 @@ def validate_landing(settings: Settings, event_dates: list[date] | None = None,
                  else "since_landed_at" if since_landed_at is not None else "new_files"}
         progress(f"landing: {len(new_touchpoints)} new touchpoint file(s), {len(new_customers)} "
                  f"customer file(s), volume check of {len(volume_dates)} day(s)")
-        built = framing.landing_frames(zone, cfg, new_touchpoints, new_customers, all_touchpoints,
-                                       all_customers, volume_dates, now)
-        notes = list(built.notes)
-        if not built.frames:
+        notes: list[str] = []
+        rows: dict[str, int] = {}
+        frame_iter = framing.landing_frames(zone, cfg, new_touchpoints, new_customers, all_touchpoints,
+                                            all_customers, volume_dates, now, notes)
+        critical, warnings, docs_path, run_id = _run_frames(settings, "landing", frame_iter, cfg,
+                                                            progress, rows)
+        if not rows:
             notes.append("no new landed data to validate")
-            critical, warnings, docs_path, run_id = [], [], _existing_docs(settings), \
-                f"landing-{started_at:%Y%m%dT%H%M%S}-empty"
-        else:
-            critical, warnings, docs_path, run_id = _run_frames(settings, "landing", built.frames, cfg,
-                                                                progress)
         if not critical and scope["mode"] == "new_files":
             state["touchpoints"] = _mark(new_touchpoints, state.get("touchpoints"))
             state["customers"] = _mark(new_customers, state.get("customers"))
@@ -316,7 +314,7 @@ def validate_landing(settings: Settings, event_dates: list[date] | None = None,
                     state["volume_checked_through"] = str(latest)
             _write_state(settings, state)
         return _finish(settings, "landing", started, started_at, critical, warnings, docs_path,
-                       run_id, scope, built.rows, notes)
+                       run_id, scope, rows, notes)
 
 
 # --- the marts gate ------------------------------------------------------------------------------
@@ -337,8 +335,9 @@ def validate_marts(settings: Settings, as_of: date, schema: str = "build", *,
             return _finish(settings, "marts", started, started_at, [missing], [],
                            _existing_docs(settings), f"marts-{started_at:%Y%m%dT%H%M%S}-missing",
                            scope, {}, [])
-        critical, warnings, docs_path, run_id = _run_frames(settings, "marts", frame_list, cfg, progress)
-        rows = {f.suite: len(f.data) for f in frame_list}
+        rows: dict[str, int] = {}
+        critical, warnings, docs_path, run_id = _run_frames(settings, "marts", frame_list, cfg,
+                                                            progress, rows)
         return _finish(settings, "marts", started, started_at, critical, warnings, docs_path, run_id,
                        scope, rows, [])
 

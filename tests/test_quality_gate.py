@@ -312,3 +312,22 @@ def test_missing_mart_is_a_critical_failure(gate_settings):
     assert not result.passed
     assert critical_names(result) == {("marts", "table_exists", None)}
     assert "fct_churn_alerts" in result.critical_failures[0].observed
+
+
+def test_large_first_run_is_validated_in_chunks_and_still_finds_conflicts(gate_settings):
+    """Bounded memory on a first run over a long history: files are validated chunk by chunk."""
+    import dataclasses
+
+    tiny_chunks = dataclasses.replace(gate_settings, extra={"quality": {"chunk_mb": 0.000001}})
+    land_history(gate_settings, weeks=3)
+    records = day_records()
+    conflicting = touchpoint_record(records[0]["event_id"], "order",
+                                    datetime.combine(DAY, datetime.min.time(), UTC), "C00002")
+    land_touchpoints(gate_settings, records)
+    land_touchpoints(gate_settings, [conflicting])
+    result = validate_landing(tiny_chunks)
+    assert result.rows["landed_touchpoints"] == 4 * 8 * PER_TYPE + 1
+    batches = {f.batch for f in result.critical_failures}
+    assert len(batches) >= 1 and all(b.startswith("files ") for b in batches)
+    assert critical_names(result) == {("touchpoint_event_ids", "expect_column_values_to_be_unique",
+                                       "event_id")}, result.summary()

@@ -26,7 +26,7 @@ NON_NEGATIVE = ("duration_s", "amount", "amount_overdue", "days_overdue")
 
 def build() -> gx.ExpectationSuite:
     expectations = [
-        critical(E.ExpectColumnValuesToNotBeNull, f"{column} is required by the event contract; "
+        critical(E.ExpectColumnValuesToNotBeNull, f"{column} is required: "
                  "staging and scoring cannot place a row without it", column=column)
         for column in REQUIRED
     ]
