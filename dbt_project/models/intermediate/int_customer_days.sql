@@ -4,6 +4,9 @@
     every window O(1) per row and lets a daily run extend the series from the stored state of the
     day before instead of re-reading a year of events. Incremental by customer-day: see
     macros/incremental.sql for which days are rebuilt. -#}
+-- depends_on: {{ ref('fct_touchpoints') }}
+-- depends_on: {{ ref('int_customer_versions') }}
+-- depends_on: {{ ref('int_customer_bounds') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',

@@ -1,6 +1,9 @@
 {#- Relationship health per customer per day (the scorecard of int_health_scored) with the top
     three drivers in plain words, worst area first. Incremental by customer-day (see
     macros/incremental.sql). -#}
+-- depends_on: {{ ref('fct_touchpoints') }}
+-- depends_on: {{ ref('int_customer_versions') }}
+-- depends_on: {{ ref('int_customer_bounds') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',

@@ -2,6 +2,9 @@
     department and kind, the dialogue rhythm (days since the last two-way dialogue, the usual gap,
     the gap ratio), follow-up after the last order and the friction share of recent contact.
     Incremental by customer-day (see macros/incremental.sql). -#}
+-- depends_on: {{ ref('fct_touchpoints') }}
+-- depends_on: {{ ref('int_customer_versions') }}
+-- depends_on: {{ ref('int_customer_bounds') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',

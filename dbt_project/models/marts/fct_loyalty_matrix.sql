@@ -44,7 +44,17 @@ scored as (
 )
 
 select
-    scored.*,
+    {{ dbt.hash("customer_id || '|' || " ~ as_text('period_end_date')) }} as matrix_key,
+    customer_id,
+    period_month,
+    period_end_date,
+    segment,
+    account_manager_id,
+    surveys,
+    promoters,
+    detractors,
+    survey_comments,
+    complaints,
     round(rational_score, 1) as rational_loyalty,
     round(emotional_score, 1) as emotional_loyalty,
     rational_score >= {{ strong }} as rational_strong,
