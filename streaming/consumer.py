@@ -44,6 +44,25 @@ UTC = timezone.utc
 MAX_DETAIL_CHARS = 1000
 
 
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    """kafka-python KafkaConsumer arguments of the landing consumer (also used by the benchmark's
+    raw baseline, so both read with the same settings)."""
+    return dict(
+        group_id=settings.consumer_group,
+        client_id="loyalty-landing",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_interval_ms=settings.max_poll_interval_ms,
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=max(settings.session_timeout_ms // 3, 100),
+        max_poll_records=min(settings.batch_max_records, 10_000),
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=max(4 * 1024 * 1024, 2 * settings.max_message_bytes),
+        fetch_max_wait_ms=100,
+        **settings.kafka_client_config(),
+    )
+
+
 def metrics_path(settings: Settings):
     return settings.data_dir / "run" / "consumer-metrics.prom"
 
@@ -77,10 +96,13 @@ class RunSummary:
     batches: int = 0
     files: int = 0
     stopped_by: str = ""
+    #: Seconds from the first message handled to the last commit (throughput without group join).
+    busy_seconds: float = 0.0
 
     def line(self) -> str:
+        rate = f", {self.consumed / self.busy_seconds:,.0f} msg/s" if self.busy_seconds > 0 else ""
         return (f"consumed {self.consumed}, landed {self.landed}, dead-lettered {self.dead_lettered} "
-                f"in {self.batches} batches ({self.files} files); stopped: {self.stopped_by}")
+                f"in {self.batches} batches ({self.files} files{rate}); stopped: {self.stopped_by}")
 
 
 def dead_letter_headers(message: Any, code: str, detail: str, failed_at: str) -> list[tuple[str, bytes]]:
@@ -112,6 +134,7 @@ class LandingConsumer:
         self._stop_reason = ""
         self._consumer_overrides = consumer_overrides or {}
         self._revoked = False          # set by the rebalance listener, handled after poll()
+        self._first_message_at: float | None = None
         self._to_recover: set[Any] = set()
         self._reset_batch()
         self.consumer = None
@@ -126,21 +149,7 @@ class LandingConsumer:
         from kafka import KafkaConsumer, KafkaProducer
 
         client = self.settings.kafka_client_config()
-        poll_interval = self.settings.max_poll_interval_ms
-        config: dict[str, Any] = dict(
-            group_id=self.settings.consumer_group,
-            client_id="loyalty-landing",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_interval_ms=poll_interval,
-            session_timeout_ms=self.settings.session_timeout_ms,
-            heartbeat_interval_ms=max(self.settings.session_timeout_ms // 3, 100),
-            max_poll_records=min(self.settings.batch_max_records, 10_000),
-            fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=max(4 * 1024 * 1024, 2 * self.settings.max_message_bytes),
-            fetch_max_wait_ms=100,
-            **client,
-        )
+        config = consumer_config(self.settings)
         config.update(self._consumer_overrides)
         self.consumer = KafkaConsumer(**config)
         self.producer = KafkaProducer(
@@ -225,6 +234,8 @@ class LandingConsumer:
     def _handle(self, message: Any) -> None:
         if self._batch_started is None:
             self._batch_started = time.monotonic()
+            if self._first_message_at is None:
+                self._first_message_at = self._batch_started
         self._batch_count += 1
         self.summary.consumed += 1
         self.metrics.consumed[message.topic] += 1
@@ -251,6 +262,15 @@ class LandingConsumer:
         if not any(b.offsets for b in self._builders.values()):
             return True
         started = self._batch_started or time.monotonic()
+        stages = {"collect": time.monotonic() - started}
+        mark = time.monotonic()
+
+        def stage(name: str) -> None:
+            nonlocal mark
+            now = time.monotonic()
+            stages[name] = round(now - mark, 3)
+            mark = now
+
         prepared: dict[str, PreparedBatch] = {}
         for topic, builder in self._builders.items():
             if builder.offsets:
@@ -266,8 +286,10 @@ class LandingConsumer:
                     "topic": topic, "partition": partition, "first": first, "last": last,
                     "files": paths, "written_at": datetime.now(UTC).isoformat()})
                 pending.append((batch.dataset, partition))
+        stage("prepare")
         files: dict[str, list[str]] = {topic: self.zone.write_prepared(batch)
                                        for topic, batch in prepared.items()}
+        stage("write")
 
         failed_at = datetime.now(UTC).isoformat()
         # Kafka clients refuse a record without key and value; such a message (possible from other
@@ -286,6 +308,7 @@ class LandingConsumer:
         offsets = {TopicPartition(topic, partition): OffsetAndMetadata(last + 1, "", -1)
                    for topic, builder in self._builders.items()
                    for partition, (first, last) in builder.offsets.items()}
+        stage("dead_letters")
         try:
             self.consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:
@@ -296,6 +319,7 @@ class LandingConsumer:
                      partitions={f"{tp.topic}[{tp.partition}]": om.offset for tp, om in offsets.items()})
             self._reset_batch()
             return False
+        stage("commit")
         for dataset, partition in pending:
             self.zone.clear_pending(dataset, partition)
 
@@ -321,12 +345,15 @@ class LandingConsumer:
             self.summary.landed += batch.records
             self.summary.files += len(files[topic])
         self.producer.flush()
+        stage("notify")
         self.summary.dead_lettered += len(self._dead)
         self.summary.batches += 1
+        self.summary.busy_seconds = time.monotonic() - (self._first_message_at or started)
         self.metrics.observe_batch(latency, time.time())
         self.log("batch_committed", reason=reason, messages=self._batch_count,
                  landed=sum(b.records for b in prepared.values()), dead_letters=len(self._dead),
                  files=sum(len(f) for f in files.values()), seconds=round(latency, 3),
+                 stages={k: round(v, 3) for k, v in stages.items()},
                  offsets={f"{tp.topic}[{tp.partition}]": om.offset for tp, om in offsets.items()})
         self._reset_batch()
         self._write_metrics()

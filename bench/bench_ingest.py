@@ -1,0 +1,145 @@
+"""Ingest throughput of the landing consumer against raw kafka-python consumption, and its memory.
+
+    python -m bench.bench_ingest [--events N] [--rss-events 100000,1000000] [--skip-rss]
+
+One embedded Tansu broker; a backlog of N touchpoints is produced once, then read twice by two
+consumer groups with the same kafka-python settings (``streaming.consumer.consumer_config``):
+(a) raw: poll and count; (b) ours: decode + validate + land Parquet + commit. Both are timed
+from the first message to the last one (b: to the last commit), so the group join is excluded.
+Target: ratio (b)/(a) >= 0.8. Then the consumer runs as a subprocess on fresh 100k and 1M
+backlogs and its peak RSS (VmHWM) is printed: bounded batches mean it must not grow with the backlog.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from loyalty_monitor.broker import EmbeddedBroker, ensure_topics
+from loyalty_monitor.settings import Settings, load_settings
+from streaming import samples
+from streaming.consumer import JsonLog, LandingConsumer, consumer_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_settings(bootstrap: str, data_dir: Path, tag: str) -> Settings:
+    return load_settings(data_dir=str(data_dir), bootstrap_servers=bootstrap,
+                         topic_touchpoints=f"bench-touchpoints-{tag}", topic_customers=f"bench-customers-{tag}",
+                         topic_dead_letter=f"bench-dead-letter-{tag}", topic_batches=f"bench-batches-{tag}",
+                         consumer_group=f"bench-landing-{tag}")
+
+
+def produce_backlog(settings: Settings, events: int) -> float:
+    """Produce ``events`` touchpoints (over 3 event dates, like a live stream) with confluent-kafka."""
+    from confluent_kafka import Producer
+
+    started = time.perf_counter()
+    producer = Producer({**settings.confluent_client_config(), "linger.ms": 20, "batch.size": 1_000_000,
+                         "queue.buffering.max.messages": 500_000, "acks": "all"})
+    for i, (key, value) in enumerate(samples.touchpoint_messages(events, customers=5000, days=3)):
+        while True:
+            try:
+                producer.produce(settings.topic_touchpoints, key=key, value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    if producer.flush(300) != 0:
+        raise RuntimeError("backlog not fully produced")
+    return time.perf_counter() - started
+
+
+def raw_consume(settings: Settings, events: int) -> float:
+    """Seconds for plain kafka-python to read ``events`` messages (first message to last)."""
+    from kafka import KafkaConsumer
+
+    config = consumer_config(settings)
+    config["group_id"] += "-raw"
+    consumer = KafkaConsumer(**config)
+    consumer.subscribe([settings.topic_touchpoints])
+    count, first = 0, None
+    try:
+        while count < events:
+            for messages in consumer.poll(timeout_ms=200, max_records=config["max_poll_records"]).values():
+                if first is None:
+                    first = time.perf_counter()
+                count += len(messages)
+        return time.perf_counter() - first
+    finally:
+        consumer.close(autocommit=False)
+
+
+def our_consume(settings: Settings, events: int) -> float:
+    summary = LandingConsumer(settings, until_idle=True, idle_s=1.0, log=JsonLog(io.StringIO())).run()
+    if summary.landed != events:
+        raise RuntimeError(f"landed {summary.landed} of {events}")
+    return summary.busy_seconds
+
+
+def peak_rss_of_consumer(settings: Settings) -> tuple[int, float]:
+    """Run ``python -m streaming.consumer --until-idle``; return (peak RSS bytes, wall seconds)."""
+    env = {**os.environ, **{f"LOYALTY_{k.upper()}": str(v) for k, v in {
+        "data_dir": settings.data_dir, "bootstrap_servers": settings.bootstrap_servers,
+        "topic_touchpoints": settings.topic_touchpoints, "topic_customers": settings.topic_customers,
+        "topic_dead_letter": settings.topic_dead_letter, "topic_batches": settings.topic_batches,
+        "consumer_group": settings.consumer_group}.items()}}
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "streaming.consumer", "--until-idle"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    status = Path(f"/proc/{proc.pid}/status")
+    while proc.poll() is None:
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) * 1024)
+        except OSError:
+            pass
+        time.sleep(0.05)
+    if proc.returncode != 0:
+        raise RuntimeError(f"consumer exited with {proc.returncode}")
+    return peak, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000, help="backlog for the throughput ratio")
+    parser.add_argument("--rss-events", default="100000,1000000",
+                        help="comma-separated backlog sizes for the peak-RSS runs")
+    parser.add_argument("--skip-rss", action="store_true")
+    args, _unknown = parser.parse_known_args(argv)  # `python -m bench` passes its arguments to every bench
+
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp, EmbeddedBroker(create_topics=False) as broker:
+        settings = make_settings(broker.bootstrap_servers, Path(tmp) / "throughput", "tp")
+        ensure_topics(settings)
+        seconds = produce_backlog(settings, args.events)
+        print(f"backlog: {args.events:,} touchpoints produced in {seconds:.1f}s", flush=True)
+        raw = raw_consume(settings, args.events)
+        ours = our_consume(settings, args.events)
+        raw_rate, our_rate = args.events / raw, args.events / ours
+        print(f"raw kafka-python consumption : {raw_rate:>10,.0f} msg/s ({raw:.2f}s)")
+        print(f"landing consumer (validate + land + commit): {our_rate:>10,.0f} msg/s ({ours:.2f}s)")
+        ratio = our_rate / raw_rate
+        print(f"ratio ours/raw: {ratio:.2f} (target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'})", flush=True)
+
+        if not args.skip_rss:
+            for n in (int(x) for x in args.rss_events.split(",") if x):
+                rss_settings = make_settings(broker.bootstrap_servers, Path(tmp) / f"rss-{n}", f"rss{n}")
+                ensure_topics(rss_settings)
+                produce_backlog(rss_settings, n)
+                peak, wall = peak_rss_of_consumer(rss_settings)
+                print(f"consumer peak RSS for a {n:>9,} backlog: {peak / 2**20:7.1f} MiB "
+                      f"(batch_max_records {rss_settings.batch_max_records:,}; run {wall:.1f}s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
