@@ -42,11 +42,12 @@ def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, se
     con.execute("""create table published.fct_touchpoints (event_id varchar, customer_id varchar,
         occurred_at timestamptz, event_date date, event_type varchar, department varchar, direction varchar,
         note varchar, is_two_way_dialogue boolean, contact_kind varchar)""")
-    con.execute("""create table published.fct_loyalty_matrix (customer_id varchar, as_of_date date,
-        rational_score double, emotional_score double, quadrant varchar)""")
-    con.execute("""create table published.fct_sales_platform (period_start date, period_end date,
-        segment varchar, customers integer, revenue double, potential double, height_share double,
-        ambassador_share double)""")
+    con.execute("""create table published.fct_loyalty_matrix (customer_id varchar, period_month date,
+        period_end_date date, rational_loyalty double, emotional_loyalty double, quadrant varchar)""")
+    con.execute("""create table published.fct_sales_platform (period_month date, period_end_date date,
+        segment varchar, country varchar, customers integer, breadth_share double,
+        height_potential_share double, depth_loyalty double, ambassador_share double,
+        customers_red integer, customers_yellow integer, customers_green integer)""")
     con.execute("""create table published.fct_account_manager_activity (account_manager_id varchar,
         account_manager_name varchar, week_start date, calls integer, meetings integer,
         planned_calls integer, planned_meetings integer, customers_no_dialogue_30d integer,
@@ -85,11 +86,12 @@ def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, se
                         "call", DEPARTMENTS[event_no % len(DEPARTMENTS)], "outbound", note,
                         event_no % 4 != 0, "caring"])
         con.executemany("insert into published.fct_touchpoints values (?,?,?,?,?,?,?,?,?,?)", tps)
-        rational, emotional = rng.uniform(0, 1), rng.uniform(0, 1)
-        quadrant = ("ambassador" if rational >= .5 and emotional >= .5 else
-                    "rational_only" if rational >= .5 else "emotional_only" if emotional >= .5 else "at_risk")
-        con.execute("insert into published.fct_loyalty_matrix values (?,?,?,?,?)",
-                    [cid, END, rational, emotional, quadrant])
+        for month_end in (END - dt.timedelta(days=30), END):
+            rational, emotional = rng.uniform(0, 100), rng.uniform(0, 100)
+            quadrant = ("ambassador" if rational >= 65 and emotional >= 65 else "rationally_loyal"
+                        if rational >= 65 else "emotionally_loyal" if emotional >= 65 else "at_risk")
+            con.execute("insert into published.fct_loyalty_matrix values (?,?,?,?,?,?)",
+                        [cid, month_end.replace(day=1), month_end, rational, emotional, quadrant])
         if churns:
             alert_day = start + dt.timedelta(days=days // 2 + rng.randint(5, 50))
             con.execute("insert into published.fct_churn_alerts values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -98,8 +100,11 @@ def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, se
                          "unresolved high-severity complaint",
                          "call the decision maker this week", potential, "EUR", segment])
     for seg in SEGMENTS:
-        con.execute("insert into published.fct_sales_platform values (?,?,?,?,?,?,?,?)",
-                    [dt.date(2026, 4, 1), END, seg, customers // 3, 1.2e6, 3.4e6, 0.35, 0.28])
+        for country, share in (("DK", 0.6), ("PL", 0.4)):
+            n = round(customers / 3 * share)
+            con.execute("insert into published.fct_sales_platform values (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        [END.replace(day=1), END, seg, country, n, n / customers, rng.uniform(0.2, 0.9),
+                         rng.uniform(40, 80), rng.uniform(0.1, 0.4), n // 4, n // 4, n - 2 * (n // 4)])
     for am_id, am_name, _ in MANAGERS:
         for w in range(days // 7):
             week = start + dt.timedelta(days=7 * w)

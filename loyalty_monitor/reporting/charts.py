@@ -25,6 +25,7 @@ BLUE = "#0072B2"
 SKY = "#56B4E9"
 PURPLE = "#CC79A7"
 ORANGE = "#E69F00"
+PALETTE = {"blue": BLUE, "sky": SKY, "orange": ORANGE, "purple": PURPLE}
 FONT = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif"
 
 
@@ -208,6 +209,36 @@ def paired_share_bars(rows: list[dict[str, Any]], title: str, width: int = 960,
     return _svg(width, height + 4, body, title, desc)
 
 
+def metric_bars(rows: list[dict[str, Any]], series: Sequence[tuple[str, str, str, float, str]], title: str,
+                width: int = 960, label_w: int = 150) -> Markup:
+    """Several bars per group, one per series (key, label, fill, full-scale value, format)."""
+    bar_h, gap = 14, 2
+    row_h = len(series) * (bar_h + gap) + 10
+    top = 4
+    height = top + row_h * len(rows) + 30
+    plot_w = width - label_w - 260
+    body = []
+    for i, row in enumerate(rows):
+        y = top + i * row_h
+        body.append(_text(label_w - 8, y + row_h / 2, _clip(row["label"], 20), font_size="12", fill=INK,
+                          text_anchor="end"))
+        for j, (key, label, fill, full, fmt) in enumerate(series):
+            by = y + j * (bar_h + gap)
+            value = row.get(key)
+            if value is None:
+                body.append(_text(label_w, by + 11, f"{label}: no data", font_size="10", fill=MUTED))
+                continue
+            w = plot_w * min(max(value / full, 0.0), 1.0)
+            body.append(_rect(label_w, by, w, bar_h, fill=fill))
+            body.append(_text(label_w + w + 4, by + 11, f"{label} {format(value, fmt)}", font_size="10",
+                              fill=INK))
+    body += legend([(fill, label) for _, label, fill, _, _ in series], label_w, height - 6)
+    desc = "; ".join(f"{r['label']}: " + ", ".join(
+        f"{label} {format(r[key], fmt) if r.get(key) is not None else 'no data'}"
+        for key, label, _, _, fmt in series) for r in rows)
+    return _svg(width, height, body, title, desc)
+
+
 def count_bars(rows: list[dict[str, Any]], title: str, width: int = 360, label_w: int = 110) -> Markup:
     """Plain horizontal bars with the count printed: the customer mix (breadth)."""
     row_h = 24
@@ -248,11 +279,13 @@ def _mark(shape: str, x: float, y: float, colour: str, title: str) -> str:
             f'L{x + 4:.1f} {y - 4:.1f}" stroke="{colour}" stroke-width="2">{tip}</path>')
 
 
-def loyalty_scatter(points: list[dict[str, Any]], scale: float, width: int = 560) -> Markup:
-    """Rational (x) against emotional (y) loyalty; quadrants named by the marts' own labels."""
+def loyalty_scatter(points: list[dict[str, Any]], scale: float, strong_min: float | None = None,
+                    width: int = 560) -> Markup:
+    """Rational (x) against emotional (y) loyalty; the dashed lines mark where "strong" starts, and
+    each quadrant is named by the label most of its customers carry in the mart."""
     size = width - 70
     left, top = 50, 12
-    height = top + size + 70
+    height = top + size + 84
     quadrant_names = sorted({str(p["quadrant"] or "unclassified") for p in points})
     marks = {q: _QUADRANT_MARKS[i % len(_QUADRANT_MARKS)] for i, q in enumerate(quadrant_names)}
 
@@ -263,7 +296,7 @@ def loyalty_scatter(points: list[dict[str, Any]], scale: float, width: int = 560
         return top + size - size * min(max(v / scale, 0.0), 1.0)
 
     body = [_rect(left, top, size, size, fill="#fafafa", stroke="#bbbbbb")]
-    mid = scale / 2
+    mid = strong_min if strong_min is not None else scale / 2
     body.append(f'<line x1="{px(mid):.1f}" x2="{px(mid):.1f}" y1="{top}" y2="{top + size}" '
                 f'stroke="#999" stroke-dasharray="4 3"/>')
     body.append(f'<line x1="{left}" x2="{left + size}" y1="{py(mid):.1f}" y2="{py(mid):.1f}" '
@@ -293,13 +326,16 @@ def loyalty_scatter(points: list[dict[str, Any]], scale: float, width: int = 560
                       font_size="12", fill=INK, text_anchor="middle"))
     body.append(f'<text x="14" y="{top + size / 2:.1f}" font-size="12" fill="{INK}" text-anchor="middle" '
                 f'transform="rotate(-90 14 {top + size / 2:.1f})">emotional loyalty (feels for us) →</text>')
-    lx = left
+    lx, ly = float(left), height - 30
     for q in quadrant_names:
         shape, colour = marks[q]
-        body.append(_mark(shape, lx + 5, height - 14, colour, q))
         label = f"{q.replace('_', ' ')} ({sum(1 for p in points if str(p['quadrant'] or 'unclassified') == q)})"
-        body.append(_text(lx + 14, height - 10, label, font_size="11", fill=INK))
-        lx += 30 + 6.5 * len(label)
+        step = 30 + 6.5 * len(label)
+        if lx + step > width and lx > left:  # wrap the legend instead of clipping it
+            lx, ly = float(left), ly + 18
+        body.append(_mark(shape, lx + 5, ly - 4, colour, q))
+        body.append(_text(lx + 14, ly, label, font_size="11", fill=INK))
+        lx += step
     return _svg(width, height, body, "Loyalty matrix: rational against emotional loyalty",
                 f"{len(points)} customers; " + ", ".join(f"{q}: {sum(1 for p in points if str(p['quadrant'] or 'unclassified') == q)}"
                                                          for q in quadrant_names))

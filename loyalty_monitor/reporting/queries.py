@@ -222,44 +222,60 @@ def dialogue_coverage(marts: Marts, as_of: dt.date) -> dict[str, Any]:
 
 
 def sales_platform(marts: Marts, as_of: dt.date) -> dict[str, Any]:
-    """Breadth (customer mix), height (revenue vs potential), depth (loyalty): fct_sales_platform.
+    """Breadth (customer mix), height (revenue vs potential), depth (loyalty) for the latest period.
 
-    The mart's grain is set by the dbt project; the report shows its latest period as published,
-    column by column, and charts the breadth from master data.
+    ``fct_sales_platform`` has one row per period, segment and country. Revenue and potential are in
+    the customers' own currencies, so the report never adds them up: it shows the ratios the mart
+    computed per group, and per segment their customer-weighted means.
     """
+    marts.require(PLATFORM, "segment", "country", "customers", "breadth_share", "height_potential_share",
+                  "depth_loyalty")
+    period = marts.pick(PLATFORM, "period_end_date", "period_end", "as_of_date", "period_month")
+    latest = marts.scalar(f"select max({period}) from {PLATFORM} where {period} <= ?", [as_of])
+    if latest is None:
+        raise MissingData(f"{PLATFORM} has no period up to {as_of}")
     cols = marts.columns(PLATFORM)
-    if not cols:
-        raise MissingData(f"table {PLATFORM} is not in the warehouse yet")
-    period = marts.pick(PLATFORM, "period_end", "as_of_date", "period_start", "period", "month",
-                        "quarter", "year", contains=("period",), required=False)
-    where, params = "", []
-    if period:
-        latest = marts.scalar(f"select max({period}) from {PLATFORM} where {period} <= ?", [as_of]) \
-            if "DATE" in cols[period] or "TIMESTAMP" in cols[period] else \
-            marts.scalar(f"select max({period}) from {PLATFORM}")
-        if latest is None:
-            raise MissingData(f"{PLATFORM} has no period up to {as_of}")
-        where, params = f"where {period} = ?", [latest]
-    rows = marts.rows(f"select * from {PLATFORM} {where} limit 200", params)
+    optional = [c for c in ("ambassador_share", "customers_red", "customers_yellow", "customers_green")
+                if c in cols]
+    rows = marts.rows(
+        f"select segment, country, customers, breadth_share, height_potential_share, depth_loyalty"
+        f"{''.join(', ' + c for c in optional)} from {PLATFORM} where {period} = ? "
+        f"order by segment, customers desc, country", [latest])
     if not rows:
-        raise MissingData(f"{PLATFORM} is empty")
-    shown = [c for c in rows[0] if not c.startswith("_")]
-    mix = []
-    if {"segment", "customer_id"} <= set(marts.columns(CUSTOMERS)):
-        mix = marts.rows(f"select segment as label, count(*) as customers from {CUSTOMERS} "
-                         f"group by 1 order by customers desc, label")
-    return {"period": rows[0].get(period) if period else None, "period_column": period,
-            "columns": shown, "rows": rows, "mix": mix}
+        raise MissingData(f"{PLATFORM} is empty for {latest}")
+    by_segment: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        seg = by_segment.setdefault(str(row["segment"]), {"label": str(row["segment"]), "customers": 0,
+                                                         "breadth": 0.0, "_h": 0.0, "_hn": 0, "_d": 0.0,
+                                                         "_dn": 0})
+        n = row["customers"] or 0
+        seg["customers"] += n
+        seg["breadth"] += row["breadth_share"] or 0.0
+        if row["height_potential_share"] is not None:
+            seg["_h"] += row["height_potential_share"] * n
+            seg["_hn"] += n
+        if row["depth_loyalty"] is not None:
+            seg["_d"] += row["depth_loyalty"] * n
+            seg["_dn"] += n
+    segments = []
+    for seg in by_segment.values():
+        seg["height"] = seg["_h"] / seg["_hn"] if seg["_hn"] else None
+        seg["depth"] = seg["_d"] / seg["_dn"] if seg["_dn"] else None
+        segments.append({k: v for k, v in seg.items() if not k.startswith("_")})
+    return {"period": latest, "rows": rows, "segments": segments, "optional": optional}
 
 
-def loyalty_matrix(marts: Marts, as_of: dt.date) -> dict[str, Any]:
-    """Rational against emotional loyalty per customer, with its quadrant."""
+def loyalty_matrix(marts: Marts, as_of: dt.date, strong_min: float | None = None) -> dict[str, Any]:
+    """Rational against emotional loyalty per customer, with its quadrant.
+
+    ``strong_min``: where "strong" starts on both axes (scoring.yml ``loyalty.strong_min``).
+    """
     marts.require(MATRIX, "customer_id")
-    rational = marts.pick(MATRIX, "rational_score", "rational_loyalty", "rational", contains=("rational",))
-    emotional = marts.pick(MATRIX, "emotional_score", "emotional_loyalty", "emotional",
+    rational = marts.pick(MATRIX, "rational_loyalty", "rational_score", "rational", contains=("rational",))
+    emotional = marts.pick(MATRIX, "emotional_loyalty", "emotional_score", "emotional",
                            contains=("emotional",))
     quadrant = marts.pick(MATRIX, "quadrant", "loyalty_quadrant", contains=("quadrant",), required=False)
-    day = marts.pick(MATRIX, "as_of_date", "period_end", required=False)
+    day = marts.pick(MATRIX, "period_end_date", "as_of_date", "period_end", required=False)
     where, params = "", []
     if day:
         latest = marts.scalar(f"select max({day}) from {MATRIX} where {day} <= ?", [as_of])
@@ -284,7 +300,9 @@ def loyalty_matrix(marts: Marts, as_of: dt.date) -> dict[str, Any]:
         counts[key] = counts.get(key, 0) + 1
     top = max(max(r["rational"], r["emotional"]) for r in rows)
     scale = 1.0 if top <= 1.0 else 100.0  # scores may be published as 0-1 or 0-100
-    return {"points": rows, "quadrants": sorted(counts.items(), key=lambda kv: -kv[1]), "scale": scale}
+    return {"points": rows, "quadrants": sorted(counts.items(), key=lambda kv: -kv[1]), "scale": scale,
+            "period": latest if day else None,
+            "strong_min": strong_min if strong_min is not None and strong_min <= scale else scale / 2}
 
 
 def account_manager_activity(marts: Marts, start: dt.date, end: dt.date) -> dict[str, Any]:
@@ -469,7 +487,7 @@ def _finding_text(finding: Any) -> str:
 
 
 def collect(con: Any, start: dt.date | None, end: dt.date | None,
-            quality_records: Any = None) -> dict[str, Any]:
+            quality_records: Any = None, strong_min: float | None = None) -> dict[str, Any]:
     """Everything the template renders, section by section.
 
     ``quality_records``: a callable returning the gate's run records, used when the warehouse has no
@@ -486,7 +504,7 @@ def collect(con: Any, start: dt.date | None, end: dt.date | None,
         "by_manager": _section(lambda: {"rows": _nonempty(health_by(marts, as_of, "account_manager_id"))}),
         "coverage": _section(dialogue_coverage, marts, as_of),
         "platform": _section(sales_platform, marts, as_of),
-        "matrix": _section(loyalty_matrix, marts, as_of),
+        "matrix": _section(loyalty_matrix, marts, as_of, strong_min),
         "activity": _section(account_manager_activity, marts, start, end),
         "at_risk": _section(values_at_risk, marts, as_of),
         "alerts": _section(alert_follow_up, marts, start, end),

@@ -32,7 +32,7 @@ def _environment() -> Environment:
     env.globals.update(
         status_label=charts.status_label, status_bar=charts.status_bar, trend_chart=charts.trend_chart,
         status_mix_rows=charts.status_mix_rows, paired_share_bars=charts.paired_share_bars,
-        count_bars=charts.count_bars, loyalty_scatter=charts.loyalty_scatter,
+        count_bars=charts.count_bars, metric_bars=charts.metric_bars, palette=charts.PALETTE, loyalty_scatter=charts.loyalty_scatter,
         plan_bullets=charts.plan_bullets, follow_up_bar=charts.follow_up_bar,
         pct=_pct, pct1=_pct1, signed=_signed, num=_num, money=_money, cell=_cell, is_number=_is_number,
         follow_up_days=queries.FOLLOW_UP_DAYS,
@@ -100,7 +100,8 @@ def build_context(settings: Settings, period_start: dt.date | None = None,
                   period_end: dt.date | None = None) -> dict[str, Any]:
     con = connect_read_only(settings)
     try:
-        context = queries.collect(con, period_start, period_end, lambda: _gate_run_records(settings))
+        context = queries.collect(con, period_start, period_end, lambda: _gate_run_records(settings),
+                                  strong_min=_strong_loyalty(settings))
     finally:
         con.close()
     context.update(
@@ -108,6 +109,16 @@ def build_context(settings: Settings, period_start: dt.date | None = None,
         generated_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )
     return context
+
+
+def _strong_loyalty(settings: Settings) -> float | None:
+    """Where strong loyalty starts (scoring.yml), to draw the loyalty matrix's quadrant lines."""
+    from loyalty_monitor.scoring import ScoringError, load_scoring
+
+    try:
+        return float(load_scoring(settings.scoring_file)["loyalty"]["strong_min"])
+    except (ScoringError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _gate_run_records(settings: Settings) -> list[dict[str, Any]]:
