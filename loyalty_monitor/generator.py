@@ -298,10 +298,8 @@ def generate(out_dir: Path | str, customers: int = DEFAULT_CUSTOMERS, start: dat
                    "tombstones": sum(1 for c in portfolio if c.deleted_day is not None),
                    "rough_patches": sum(1 for c in portfolio if c.rough_patch is not None),
                    "malformed_error_codes": MALFORMED_KINDS},
-        "customers": [_truth_row(c, calendar) for c in portfolio],
     }
-    (out / GROUND_TRUTH_FILE).write_text(json.dumps(truth, indent=1, ensure_ascii=False) + "\n",
-                                         encoding="utf-8")
+    _write_ground_truth(out / GROUND_TRUTH_FILE, truth, portfolio, calendar)
     return GenerationSummary(
         out_dir=out, customers_file=out / CUSTOMERS_FILE, touchpoints_file=out / TOUCHPOINTS_FILE,
         ground_truth_file=out / GROUND_TRUTH_FILE, seed=seed, start=start_date, end=end_date,
@@ -452,6 +450,16 @@ def _write_customers(path: Path, portfolio: list[_Customer], calendar: _Calendar
     with path.open("w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     return len(lines)
+
+
+def _write_ground_truth(path: Path, truth: dict, portfolio: list[_Customer], calendar: _Calendar) -> None:
+    """One JSON document; the customers one per line, streamed (big histories have 100k+ of them)."""
+    head = json.dumps(truth, indent=1, ensure_ascii=False)
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write(head[:-2] + ',\n "customers": [\n')  # reopen the object before its closing brace
+        for n, c in enumerate(portfolio):
+            fh.write(("  " if n == 0 else ",\n  ") + json.dumps(_truth_row(c, calendar), ensure_ascii=False))
+        fh.write("\n ]\n}\n")
 
 
 def _truth_row(c: _Customer, calendar: _Calendar) -> dict:
