@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 EVIL_NAME = '<script>window.__pwned = 1</script>Evil & Sons <b>bold</b>'
 EVIL_NOTE = 'Call me <img src=x onerror="window.__pwned = 2"> about <a href="http://evil.example/">this</a>'
@@ -53,6 +54,11 @@ def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, se
         planned_calls integer, planned_meetings integer, customers_no_dialogue_30d integer,
         customers_no_dialogue_60d integer, customers_no_dialogue_90d integer)""")
 
+    rows: dict[str, list[list]] = {}
+
+    def add(table: str, *values) -> None:
+        rows.setdefault(table, []).append(list(values))
+
     start = END - dt.timedelta(days=days - 1)
     churners = set(rng.sample(range(customers), customers // 5))
     event_no = 0
@@ -62,8 +68,7 @@ def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, se
         segment = SEGMENTS[i % 3]
         am = MANAGERS[i % len(MANAGERS)]
         potential = float(rng.randint(20, 900) * 1000)
-        con.execute("insert into published.dim_customers values (?,?,?,?,?,?,?,?,?,?)",
-                    [cid, name, segment, "DK", *am, potential, "EUR", dt.datetime(2026, 1, 1)])
+        add("published.dim_customers", cid, name, segment, "DK", *am, potential, "EUR", dt.datetime(2026, 1, 1))
         churns = i in churners or i == 0
         health_rows = []
         for d in range(days):
@@ -75,8 +80,7 @@ def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, se
                        if status != "green" else "")
             health_rows.append([cid, day, score, score, score, score, score, score, status, drivers,
                                 int(decline), 21.0, 1 + decline / 20, segment, am[0]])
-        con.executemany("insert into published.fct_customer_health_daily values "
-                        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", health_rows)
+        rows.setdefault("published.fct_customer_health_daily", []).extend(health_rows)
         tps = []
         for d in range(0, days, 9 if not churns else 23):
             event_no += 1
@@ -85,38 +89,50 @@ def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, se
             tps.append([f"E{event_no}", cid, dt.datetime.combine(day, dt.time(10), dt.timezone.utc), day,
                         "call", DEPARTMENTS[event_no % len(DEPARTMENTS)], "outbound", note,
                         event_no % 4 != 0, "caring"])
-        con.executemany("insert into published.fct_touchpoints values (?,?,?,?,?,?,?,?,?,?)", tps)
+        rows.setdefault("published.fct_touchpoints", []).extend(tps)
         for month_end in (END - dt.timedelta(days=30), END):
             rational, emotional = rng.uniform(0, 100), rng.uniform(0, 100)
             quadrant = ("ambassador" if rational >= 65 and emotional >= 65 else "rationally_loyal"
                         if rational >= 65 else "emotionally_loyal" if emotional >= 65 else "at_risk")
-            con.execute("insert into published.fct_loyalty_matrix values (?,?,?,?,?,?)",
-                        [cid, month_end.replace(day=1), month_end, rational, emotional, quadrant])
+            add("published.fct_loyalty_matrix", cid, month_end.replace(day=1), month_end, rational, emotional,
+                quadrant)
         if churns:
             alert_day = start + dt.timedelta(days=days // 2 + rng.randint(5, 50))
-            con.execute("insert into published.fct_churn_alerts values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        [f"A-{cid}", cid, name, *am, "status_drop", rng.choice(["high", "medium"]), alert_day,
-                         None, 35.0, "red", "no two-way dialogue for 74 days, usually every 21; "
-                         "unresolved high-severity complaint",
-                         "call the decision maker this week", potential, "EUR", segment])
+            add("published.fct_churn_alerts", f"A-{cid}", cid, name, *am, "status_drop",
+                rng.choice(["high", "medium"]), alert_day, None, 35.0, "red",
+                "no two-way dialogue for 74 days, usually every 21; unresolved high-severity complaint",
+                "call the decision maker this week", potential, "EUR", segment)
     for seg in SEGMENTS:
         for country, share in (("DK", 0.6), ("PL", 0.4)):
             n = round(customers / 3 * share)
-            con.execute("insert into published.fct_sales_platform values (?,?,?,?,?,?,?,?,?,?,?,?)",
-                        [END.replace(day=1), END, seg, country, n, n / customers, rng.uniform(0.2, 0.9),
-                         rng.uniform(40, 80), rng.uniform(0.1, 0.4), n // 4, n // 4, n - 2 * (n // 4)])
+            add("published.fct_sales_platform", END.replace(day=1), END, seg, country, n, n / customers,
+                rng.uniform(0.2, 0.9), rng.uniform(40, 80), rng.uniform(0.1, 0.4), n // 4, n // 4,
+                n - 2 * (n // 4))
     for am_id, am_name, _ in MANAGERS:
         for w in range(days // 7):
             week = start + dt.timedelta(days=7 * w)
-            con.execute("insert into published.fct_account_manager_activity values (?,?,?,?,?,?,?,?,?,?)",
-                        [am_id, am_name, week, rng.randint(4, 14), rng.randint(1, 5), 10, 3,
-                         rng.randint(0, 5), rng.randint(0, 3), rng.randint(0, 2)])
+            add("published.fct_account_manager_activity", am_id, am_name, week, rng.randint(4, 14),
+                rng.randint(1, 5), 10, 3, rng.randint(0, 5), rng.randint(0, 3), rng.randint(0, 2))
     if with_quality_runs:
         con.execute("""create table ops.quality_runs (run_id varchar, run_at timestamptz, suite varchar,
             success boolean, critical_failures integer, warnings integer, details_json varchar)""")
         for d in range(0, days, 3):
-            con.execute("insert into ops.quality_runs values (?,?,?,?,?,?,?)",
-                        [f"R{d}", dt.datetime.combine(start + dt.timedelta(days=d), dt.time(6), dt.timezone.utc),
-                         "touchpoints_landed", d % 30 != 0, int(d % 30 == 0), d % 2, "{}"])
+            run_at = dt.datetime.combine(start + dt.timedelta(days=d), dt.time(6), dt.timezone.utc)
+            add("ops.quality_runs", f"R{d}", run_at, "touchpoints_landed", d % 30 != 0, int(d % 30 == 0), d % 2,
+                "{}")
+    for table, values in rows.items():
+        _bulk_insert(con, table, values)
     con.close()
     return path
+
+
+def _bulk_insert(con: duckdb.DuckDBPyConnection, table: str, values: list[list]) -> None:
+    """Row-by-row inserts take a minute on a loaded machine; one Arrow batch takes milliseconds."""
+    schema, name = table.split(".")
+    columns = [r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+        "order by ordinal_position", [schema, name]).fetchall()]
+    batch = pa.table({c: [row[i] for row in values] for i, c in enumerate(columns)})
+    con.register("fixture_rows", batch)
+    con.execute(f"insert into {table} select * from fixture_rows")
+    con.unregister("fixture_rows")
