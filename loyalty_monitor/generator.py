@@ -42,7 +42,7 @@ DEFAULT_CUSTOMERS = 500
 DEFAULT_MONTHS = 18
 DEFAULT_SEED = 42
 #: Bumped whenever the same arguments would give different files (e.g. to invalidate cached histories).
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 # Noise rates, per valid event. Malformed kinds are injected round-robin so that even a small
 # history contains each kind; the error code the contract's decode() gives each kind is recorded.
@@ -424,6 +424,11 @@ def _customer_record(c: _Customer, manager: int, updated_at: str) -> str:
     return json.dumps(record, ensure_ascii=False)
 
 
+# Customer changes are stamped before the day's first touch anywhere (07:30 local is 04:30Z at +03:00),
+# so no touch of a day precedes the record it belongs to.
+BEFORE_BUSINESS_HOURS_UTC = 4
+
+
 def _utc_stamp(calendar: _Calendar, day: int, hour: int) -> str:
     return f"{calendar.iso[day + 1]}T{hour:02d}:00:00Z"
 
@@ -437,11 +442,13 @@ def _write_customers(path: Path, portfolio: list[_Customer], calendar: _Calendar
             before = calendar.start - timedelta(days=rng.randint(1, 700))
             initial.append(_customer_record(c, c.manager, f"{before.isoformat()}T06:00:00Z"))
         else:
-            later.append(((c.added_day, 7, c.idx),
-                          _customer_record(c, c.manager, _utc_stamp(calendar, c.added_day, 7))))
+            later.append(((c.added_day, BEFORE_BUSINESS_HOURS_UTC, c.idx),
+                          _customer_record(c, c.manager, _utc_stamp(calendar, c.added_day,
+                                                                    BEFORE_BUSINESS_HOURS_UTC))))
         if c.manager_change:
             day, new_manager = c.manager_change
-            later.append(((day, 6, c.idx), _customer_record(c, new_manager, _utc_stamp(calendar, day, 6))))
+            later.append(((day, BEFORE_BUSINESS_HOURS_UTC, c.idx),
+                          _customer_record(c, new_manager, _utc_stamp(calendar, day, BEFORE_BUSINESS_HOURS_UTC))))
         if c.deleted_day is not None:
             later.append(((c.deleted_day, 18, c.idx),
                           json.dumps({"customer_id": c.customer_id, "tombstone": True})))

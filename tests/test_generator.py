@@ -193,9 +193,15 @@ def test_added_and_deleted_customers_only_act_while_they_exist(history: History)
     added = [c for c in history.truth["customers"] if c["added_at"]]
     deleted = [c for c in history.truth["customers"] if c["deleted"]]
     assert added and deleted
+    created = {}
+    for raw in (history.out / CUSTOMERS_FILE).read_bytes().splitlines():
+        record = json.loads(raw)
+        if "updated_at" in record:
+            created.setdefault(record["customer_id"], parse_timestamp(record["updated_at"]))
     for c in added:
         first = min(o for o, _ in history.by_customer[c["customer_id"]])
-        assert first.date() >= date.fromisoformat(c["added_at"]) - timedelta(days=1)
+        assert created[c["customer_id"]].date().isoformat() == c["added_at"]
+        assert first >= created[c["customer_id"]], "a new customer's record comes before its first touch"
     for c in deleted:
         last = max(o for o, _ in history.by_customer[c["customer_id"]])
         assert last.date() <= date.fromisoformat(c["deleted_at"])
