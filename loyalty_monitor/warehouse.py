@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ MART_PREFIXES = ("dim_", "fct_")
 REQUIRED_MARTS = ("dim_customers", "fct_touchpoints", "fct_dialogue_daily", "fct_customer_health_daily",
                   "fct_loyalty_matrix", "fct_sales_platform", "fct_account_manager_activity",
                   "fct_churn_alerts")
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 # dbt's runner keeps global state: one invocation at a time per process.
 _DBT_LOCK = threading.Lock()
@@ -77,7 +80,7 @@ class DbtRunResult:
         if self.failures:
             first = self.failures[0]
             more = f" (and {len(self.failures) - 1} more)" if len(self.failures) > 1 else ""
-            message = " ".join((first.message or first.status).split())
+            message = " ".join(_ANSI.sub("", first.message or first.status).split())
             raise WarehouseError(f"dbt {first.resource_type} {first.name} failed: {message}{more}")
         raise WarehouseError(f"dbt {' '.join(self.args)} failed: {self.error or 'unknown error'}")
 
@@ -162,7 +165,10 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | str | None = N
         callbacks.append(_callback)
     started = time.perf_counter()
     with _DBT_LOCK, _environment(dbt_env(settings)):
-        outcome = dbtRunner(callbacks=callbacks).invoke(full_args)
+        try:
+            outcome = dbtRunner(callbacks=callbacks).invoke(full_args)
+        finally:
+            _release_duckdb()
     result = DbtRunResult(args=list(args), success=bool(outcome.success),
                           seconds=time.perf_counter() - started)
     if outcome.exception is not None:
@@ -177,17 +183,32 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | str | None = N
     return result
 
 
+def _release_duckdb() -> None:
+    """Close dbt-duckdb's cached database handle: dbt keeps it open after a run, and DuckDB
+    refuses other connections to the file (read-only ones, publish) from the same process."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # adapter not installed: nothing cached
+        return
+    with DuckDBConnectionManager._LOCK:
+        if DuckDBConnectionManager._ENV is not None:
+            DuckDBConnectionManager._ENV.close()
+            DuckDBConnectionManager._ENV = None
+
+
 def _scoring_state_file(settings: Settings) -> Path:
     return settings.warehouse.with_name(settings.warehouse.name + ".scoring")
 
 
 def build(settings: Settings, as_of: dt.date | str | None = None, full_refresh: bool = False,
           select: str | None = None, on_node: Callable[[DbtNodeResult], None] | None = None,
-          raise_on_failure: bool = True) -> DbtRunResult:
-    """``dbt build`` (models, unit tests, data tests) up to ``as_of``; incremental unless asked.
+          raise_on_failure: bool = True, unit_tests: bool = False) -> DbtRunResult:
+    """``dbt build`` (models and data tests) up to ``as_of``; incremental unless asked.
 
-    When config/scoring.yml changed since the last full build, past days must be re-scored, so the
-    build turns into a full refresh by itself.
+    dbt unit tests pin expected scores for the shipped config/scoring.yml, so they run in the test
+    suite (``unit_tests=True``), not in production builds where users tune that file. When the
+    scoring file changed since the last build, past days must be re-scored, so the build turns
+    into a full refresh by itself.
     """
     scoring_now = fingerprint(load_scoring(settings.scoring_file))
     state_file = _scoring_state_file(settings)
@@ -200,6 +221,8 @@ def build(settings: Settings, as_of: dt.date | str | None = None, full_refresh: 
         args.append("--full-refresh")
     if select:
         args += ["--select", select]
+    if not unit_tests:
+        args += ["--exclude", "test_type:unit"]
     result = run_dbt(settings, args, as_of=as_of, on_node=on_node)
     if result.success and select is None:
         state_file.write_text(scoring_now + "\n")

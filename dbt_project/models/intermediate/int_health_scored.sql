@@ -48,9 +48,10 @@ with parts as (
             2 * visits_service_window + inbound_calls_service_window + {{ h['service']['prior_weight'] }}
             + 0.000001
         ) as service_rate,
-        -- commercial: revenue trend and share of annual potential
+        -- commercial: revenue of the recent window against the customer's own trailing-year pace
+        -- (less noisy than window-on-window with few, lumpy orders), and share of annual potential
         order_amount_{{ tw }}d as revenue_recent,
-        order_amount_{{ 2 * tw }}d - order_amount_{{ tw }}d as revenue_previous,
+        {{ safe_ratio('(order_amount_365d - order_amount_' ~ tw ~ 'd) * ' ~ tw, 'least(365, observed_days) - ' ~ tw) }} as revenue_expected,
         {{ safe_ratio('order_amount_365d * 365.0', 'least(365, observed_days) * annual_potential') }} as potential_share
     from {{ ref('int_customer_windows') }} as w
 ),
@@ -81,9 +82,9 @@ scored as (
         {{ clamp_0_100(
             h['commercial']['trend_weight'] ~ ' * ('
             ~ 'case when observed_days < ' ~ 2 * tw ~ ' then ' ~ neutral
-            ~ ' when revenue_previous <= 0 and revenue_recent > 0 then 100'
-            ~ ' when revenue_previous <= 0 then case when cum_orders > 0 then 0 else ' ~ neutral ~ ' end'
-            ~ ' else 100.0 * least(1.0, revenue_recent / revenue_previous) end)'
+            ~ ' when coalesce(revenue_expected, 0) <= 0 and revenue_recent > 0 then 100'
+            ~ ' when coalesce(revenue_expected, 0) <= 0 then case when cum_orders > 0 then 0 else ' ~ neutral ~ ' end'
+            ~ ' else 100.0 * least(1.0, revenue_recent / revenue_expected) end)'
             ~ ' + (1 - ' ~ h['commercial']['trend_weight'] ~ ') * ('
             ~ 'case when potential_share is null then ' ~ neutral
             ~ ' else least(1.0, observed_days / 90.0) * 100.0 * least(1.0, potential_share / ' ~ h['commercial']['target_potential_share'] ~ ')'
@@ -140,8 +141,8 @@ select
         else 'overdue invoices'
     end as financial_driver,
     case
-        when revenue_previous > 0 and revenue_recent < revenue_previous
-            then 'orders down ' || {{ int_text('100 * (1 - revenue_recent / revenue_previous)') }} || '% on the previous {{ tw }} days'
+        when revenue_expected > 0 and revenue_recent < revenue_expected
+            then 'orders down ' || {{ int_text('100 * (1 - revenue_recent / revenue_expected)') }} || '% on its usual pace over {{ tw }} days'
         when revenue_recent <= 0 and cum_orders > 0 then 'no orders for {{ tw }} days'
         when potential_share is not null
             then 'buys only ' || {{ int_text('100 * potential_share') }} || '% of its annual potential'
