@@ -278,6 +278,17 @@ def test_loyal_customers_rough_patches_bring_friction_but_not_silence(history: H
     assert inside["dialogue"] / inside["days"] > 0.7 * outside["dialogue"] / outside["days"], (inside, outside)
 
 
+def test_default_history_is_the_18_months_up_to_today(tmp_path: Path) -> None:
+    before = datetime.now(timezone.utc).date()
+    summary = generate(tmp_path, customers=3)
+    after = datetime.now(timezone.utc).date()
+    assert summary.end in (before, after)
+    months_back = (summary.end.year * 12 + summary.end.month) - (summary.start.year * 12 + summary.start.month)
+    assert months_back == 18 and summary.start.day <= summary.end.day
+    truth = json.loads(summary.ground_truth_file.read_text(encoding="utf-8"))["generator"]
+    assert (truth["start"], truth["end"], truth["seed"]) == (summary.start.isoformat(), summary.end.isoformat(), 42)
+
+
 def _loyalty(*args: str) -> subprocess.CompletedProcess:
     loyalty = Path(sys.executable).with_name("loyalty")
     return subprocess.run([str(loyalty), *args], capture_output=True, text=True, timeout=120,
