@@ -75,6 +75,11 @@ def _validator(kind: Kind):
     return fastjsonschema.compile({"$ref": f"#/$defs/{kind}", "$defs": doc["$defs"]})
 
 
+def _reject_constant(name: str) -> float:
+    # JSON has no NaN or Infinity; Python's parser accepts them unless told not to.
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def parse_timestamp(value: str) -> datetime:
     """Parse an RFC 3339 timestamp with offset; raise ValueError otherwise. Returns UTC."""
     parsed = datetime.fromisoformat(value.replace("z", "Z"))
@@ -89,12 +94,14 @@ def validate(kind: Kind, record: Any) -> tuple[str, str] | None:
         return "not_object", f"expected a JSON object, got {type(record).__name__}"
     try:
         _validator(kind)(record)
+    except RecursionError:
+        return "schema_violation", "value is nested too deeply"
     except fastjsonschema.JsonSchemaValueException as exc:
         return "schema_violation", f"{exc.message} (at {exc.path if hasattr(exc, 'path') else exc.name})"
     stamp_field = "occurred_at" if kind == "touchpoint" else "updated_at"
     try:
         parse_timestamp(record[stamp_field])
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: year 1 shifted before UTC year 1
         return "bad_timestamp", f"{stamp_field}: {exc}"
     return None
 
@@ -114,9 +121,9 @@ def decode(kind: Kind, key: bytes | None, value: bytes | None,
     except UnicodeDecodeError as exc:
         return Decoded(False, error_code="not_utf8", error_detail=str(exc))
     try:
-        record = json.loads(text)
-    except ValueError as exc:
-        return Decoded(False, error_code="not_json", error_detail=str(exc))
+        record = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        return Decoded(False, error_code="not_json", error_detail=str(exc)[:500])
     problem = validate(kind, record)
     if problem:
         return Decoded(False, error_code=problem[0], error_detail=problem[1])
