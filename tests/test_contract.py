@@ -257,3 +257,14 @@ def test_every_example_in_the_integrator_doc_decodes() -> None:
         else:
             result = decode(kind, record["customer_id"].encode(), json.dumps(record).encode())
         assert result.ok, (heading, result.error)
+
+
+@pytest.mark.parametrize("raw, code", [
+    (json.dumps(touchpoint("order")).replace("18400.0", "NaN").encode(), "not_json"),
+    (json.dumps(touchpoint("order")).replace("18400.0", "Infinity").encode(), "not_json"),
+    (b"[" * 200_000 + b"]" * 200_000, "not_json"),
+    (json.dumps(touchpoint("call", occurred_at="0001-01-01T00:00:00+01:00")).encode(), "bad_timestamp"),
+])
+def test_hostile_values_are_errors_not_exceptions(raw: bytes, code: str) -> None:
+    result = decode("touchpoint", b"C000042", raw)
+    assert not result.ok and result.error_code == code
