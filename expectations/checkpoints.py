@@ -18,10 +18,24 @@ DATASOURCE = "loyalty"
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 20}
 
 
+#: Columns that locate a failing row in the landing zone, per suite (quoted in findings and Data
+#: Docs so that a data engineer can find, quarantine and replay the exact records).
+ROW_LOCATORS = {
+    landed_touchpoints.NAME: ["source_file", "kafka_partition", "kafka_offset"],
+    touchpoint_event_ids.NAME: ["files"],
+    landed_customers.NAME: ["source_file", "kafka_partition", "kafka_offset"],
+}
+
+
 @dataclass(frozen=True)
 class CheckpointSpec:
     stage: str  # "landing" | "marts"
     suite: str
+
+    @property
+    def result_format(self) -> dict:
+        locators = ROW_LOCATORS.get(self.suite)
+        return {**RESULT_FORMAT, "unexpected_index_column_names": locators} if locators else RESULT_FORMAT
 
     @property
     def name(self) -> str:

@@ -89,7 +89,7 @@ def _sync_definitions(context: Any) -> dict[str, Any]:
             gx.ValidationDefinition(name=spec.name, data=batch_definition, suite=suite))
         checkpoints[spec.name] = context.checkpoints.add_or_update(gx.Checkpoint(
             name=spec.name, validation_definitions=[validation], actions=[],
-            result_format=specs.RESULT_FORMAT))
+            result_format=spec.result_format))
     return checkpoints
 
 

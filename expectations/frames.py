@@ -6,7 +6,7 @@ landing zone and only the columns they need:
 - event-id conflicts: the batch's event ids are looked up (event_id column only) in every earlier
   file; only the files that hold one are read in full;
 - the daily-volume band: the same weekday of the trailing weeks (only those date partitions);
-- known customers: the latest state of every customer in the landed master data (small).
+- known customers: every customer id with a record in the landed master data (small).
 Marts: read from the DuckDB warehouse, schema ``build`` (before publish) or ``published``.
 """
 
@@ -194,18 +194,18 @@ def landing_frames(zone: LandingZone, cfg: GateConfig, touchpoint_files: list[La
 
 
 def _known_customers(reader: _Reader, files: list[LandedFile]) -> None:
-    """Create temp table ``known_customers`` (ids whose latest landed state is not deleted)."""
+    """Create temp table ``known_customers``: every id that ever had a master-data record.
+
+    A customer deleted later (tombstone) stays known: its earlier touches were valid when they
+    happened, and removing erased customers is staging's job, not a data defect.
+    """
     if not files:
         reader.con.execute("CREATE OR REPLACE TEMP TABLE known_customers (customer_id VARCHAR)")
         return
     reader.con.execute(f"""
         CREATE OR REPLACE TEMP TABLE known_customers AS
-        SELECT customer_id FROM (
-            SELECT customer_id, is_deleted FROM {reader.parquet([f.path for f in files])}
-            WHERE customer_id IS NOT NULL
-            QUALIFY row_number() OVER (PARTITION BY customer_id
-                                       ORDER BY landed_at DESC NULLS LAST, kafka_offset DESC) = 1)
-        WHERE NOT coalesce(is_deleted, false)""")
+        SELECT DISTINCT customer_id FROM {reader.parquet([f.path for f in files])}
+        WHERE customer_id IS NOT NULL AND NOT coalesce(is_deleted, false)""")
 
 
 def _arrival(batch: pd.DataFrame, now: datetime) -> datetime:

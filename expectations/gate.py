@@ -38,6 +38,13 @@ UTC = timezone.utc
 Progress = Callable[[str], None]
 
 
+def _short(value: Any) -> Any:
+    """A landing file as ``event_date=.../name.parquet``: enough to find it, short enough to read."""
+    if isinstance(value, str) and value.endswith(".parquet"):
+        return "/".join(value.split("/")[-2:])
+    return value
+
+
 @dataclass
 class Finding:
     """One failed expectation, named so a data engineer can find it in Data Docs."""
@@ -50,11 +57,17 @@ class Finding:
     why: str = ""
     batch: str = ""
     examples: list[Any] = field(default_factory=list)
+    #: Where failing rows are (landing: file and Kafka offset), for quarantine and replay.
+    locations: list[dict[str, Any]] = field(default_factory=list)
 
     def line(self) -> str:
         where = f"{self.suite}{f' [{self.batch}]' if self.batch else ''}"
         column = f" on {self.column}" if self.column else ""
-        return f"{self.severity.upper():8} {where}: {self.expectation}{column}: {self.observed}"
+        found = ""
+        if self.locations:
+            found = "; rows at " + ", ".join(
+                " ".join(f"{k}={_short(v)}" for k, v in loc.items()) for loc in self.locations[:3])
+        return f"{self.severity.upper():8} {where}: {self.expectation}{column}: {self.observed}{found}"
 
 
 @dataclass
@@ -170,6 +183,23 @@ def _summarise(result: Any, examples: int) -> tuple[str, list[Any]]:
     return "failed", []
 
 
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _locations(result: Any, limit: int) -> list[dict[str, Any]]:
+    details = result.result or {}
+    names = details.get("unexpected_index_column_names") or []
+    rows = details.get("partial_unexpected_index_list") or []
+    out = []
+    for row in rows[:limit]:
+        if isinstance(row, dict):
+            out.append({name: _plain(row.get(name)) for name in names if name in row})
+    return [loc for loc in out if loc]
+
+
 def _run_frames(settings: Settings, stage: str, frame_list: Iterable[framing.Frame], cfg: GateConfig,
                 progress: Progress, rows: dict[str, int]) -> tuple[list[Finding], list[Finding], str | None, str]:
     quality = None  # opened at the first table: a run with nothing new does not import GX
@@ -199,9 +229,10 @@ def _run_frames(settings: Settings, stage: str, frame_list: Iterable[framing.Fra
                 column = kwargs.get("column") or (", ".join(kwargs["column_list"])
                                                   if kwargs.get("column_list") else None)
                 observed, shown = _summarise(result, cfg.examples)
+                locations = _locations(result, cfg.examples)
                 severity = getattr(config.severity, "value", str(config.severity))
                 finding = Finding(frame.suite, config.type, column, severity, observed,
-                                  (config.meta or {}).get("why", ""), frame.label, shown)
+                                  (config.meta or {}).get("why", ""), frame.label, shown, locations)
                 (critical if severity == "critical" else warnings).append(finding)
     if quality is not None and identifiers:
         progress("building Data Docs")

@@ -1,10 +1,11 @@
-"""Landing-zone data for the quality-gate tests and benchmark: real Parquet files written through
-streaming.landing (the same flattening and file layout as the consumer), with defects injected
-after flattening, where a contract check upstream would not stop them."""
+"""Landing-zone data for the quality-gate tests: real Parquet files in the layout and with the
+columns of docs/design.md "Landing zone" (streaming.landing's schemas, paths and atomic writer),
+with defects injected after flattening, where a contract check upstream would not stop them."""
 
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable
 
@@ -12,8 +13,8 @@ import pyarrow as pa
 
 from loyalty_monitor.contract import EVENT_TYPES
 from loyalty_monitor.settings import Settings
-from streaming.landing import (CUSTOMER_SCHEMA, TOUCHPOINT_SCHEMA, LandingZone, flatten_customer,
-                               flatten_touchpoint, relative_path)
+from loyalty_monitor.contract import parse_timestamp
+from streaming.landing import CUSTOMER_SCHEMA, TOUCHPOINT_SCHEMA, LandingZone, relative_path
 
 UTC = timezone.utc
 _offsets = itertools.count(0, 100_000)
@@ -62,6 +63,42 @@ def touchpoint_record(event_id: str, event_type: str, occurred_at: datetime, cus
     return record
 
 
+_NAMES = TOUCHPOINT_SCHEMA.names
+#: design.md: payload fields are flattened into the columns between `source` and `payload_json`.
+_PAYLOAD_COLUMNS = _NAMES[_NAMES.index("source") + 1:_NAMES.index("payload_json")]
+
+
+def _lineage(settings_topic: str, offset: int, landed_at: datetime) -> dict[str, Any]:
+    return {"kafka_topic": settings_topic, "kafka_partition": 0, "kafka_offset": offset,
+            "kafka_timestamp": None, "landed_at": landed_at}
+
+
+def flat_touchpoint(record: dict[str, Any], topic: str, offset: int, landed_at: datetime) -> dict[str, Any]:
+    """A contract touchpoint as a landing row (design.md columns, payload flattened)."""
+    occurred = parse_timestamp(record["occurred_at"])
+    payload = record.get("payload") or {}
+    row = {k: record.get(k) for k in ("event_id", "schema_version", "event_type", "customer_id",
+                                      "department", "direction", "employee_id", "contact_role",
+                                      "note", "source")}
+    row.update(occurred_at=occurred, occurred_at_raw=record["occurred_at"], event_date=occurred.date(),
+               payload_json=json.dumps(payload), extra_json=None)
+    row.update({name: payload.get(name) for name in _PAYLOAD_COLUMNS})
+    row.update(_lineage(topic, offset, landed_at))
+    return row
+
+
+def flat_customer(record: dict[str, Any], topic: str, offset: int, landed_at: datetime) -> dict[str, Any]:
+    updated = parse_timestamp(record["updated_at"])
+    manager = record["account_manager"]
+    row = {k: record.get(k) for k in ("customer_id", "schema_version", "name", "segment", "country",
+                                      "annual_potential", "currency")}
+    row.update(is_deleted=False, account_manager_id=manager["id"], account_manager_name=manager["name"],
+               account_manager_email=manager["email"], updated_at=updated, event_date=updated.date(),
+               extra_json=None)
+    row.update(_lineage(topic, offset, landed_at))
+    return row
+
+
 def day_of_touchpoints(day: date, per_type: int | dict[str, int], customers: list[str],
                        prefix: str | None = None) -> list[dict[str, Any]]:
     """Valid touchpoint records of one day: ``per_type`` events of each event type."""
@@ -85,7 +122,7 @@ def land_touchpoints(settings: Settings, records: Iterable[dict[str, Any]],
     of the given row numbers after flattening (defects the contract would have caught)."""
     landed_at = landed_at or datetime.now(UTC)
     first = next(_offsets)
-    rows = [flatten_touchpoint(r, settings.topic_touchpoints, 0, first + i, None, landed_at)
+    rows = [flat_touchpoint(r, settings.topic_touchpoints, first + i, landed_at)
             for i, r in enumerate(records)]
     for index, patch in (rows_patch or {}).items():
         rows[index].update(patch)
@@ -96,8 +133,8 @@ def land_customers(settings: Settings, records: Iterable[dict[str, Any]],
                    rows_patch: dict[int, dict[str, Any]] | None = None) -> list[str]:
     landed_at = datetime.now(UTC)
     first = next(_offsets)
-    rows = [flatten_customer(r, r["customer_id"].encode(), settings.topic_customers, 0, first + i,
-                             None, landed_at) for i, r in enumerate(records)]
+    rows = [flat_customer(r, settings.topic_customers, first + i, landed_at)
+            for i, r in enumerate(records)]
     for index, patch in (rows_patch or {}).items():
         rows[index].update(patch)
     return _write(settings, "customers", rows, CUSTOMER_SCHEMA, first)

@@ -184,6 +184,9 @@ def test_each_defect_fails_the_gate_naming_its_expectation(gate_settings, defect
     finding = result.critical_failures[0]
     assert finding.severity == "critical" and finding.why and finding.observed
     assert f"{expected[1]} on {expected[2]}" in result.summary()
+    if expected[0] in ("landed_touchpoints", "landed_customers"):  # rows located for quarantine/replay
+        assert finding.locations and all(Path(loc["source_file"]).is_file() and "kafka_offset" in loc
+                                         for loc in finding.locations), finding
     # A failed gate does not move the "validated up to" mark: the next run still sees the defect.
     assert critical_names(validate_landing(gate_settings)) == {expected}
 
