@@ -24,7 +24,7 @@ from pathlib import Path
 from loyalty_monitor.broker import EmbeddedBroker, ensure_topics
 from loyalty_monitor.settings import Settings, load_settings
 from streaming import samples
-from streaming.consumer import JsonLog, LandingConsumer, consumer_config
+from streaming.consumer import JsonLog, LandingConsumer, consumer_config, default_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,8 +77,9 @@ def raw_consume(settings: Settings, events: int) -> float:
         consumer.close(autocommit=False)
 
 
-def our_consume(settings: Settings, events: int) -> float:
-    summary = LandingConsumer(settings, until_idle=True, idle_s=1.0, log=JsonLog(io.StringIO())).run()
+def our_consume(settings: Settings, events: int, workers: int | None) -> float:
+    summary = LandingConsumer(settings, until_idle=True, idle_s=1.0, workers=workers,
+                              log=JsonLog(io.StringIO())).run()
     if summary.landed != events:
         raise RuntimeError(f"landed {summary.landed} of {events}")
     return summary.busy_seconds
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-events", default="100000,1000000",
                         help="comma-separated backlog sizes for the peak-RSS runs")
     parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="decode worker processes of the consumer (default: its own default)")
     args, _unknown = parser.parse_known_args(argv)  # `python -m bench` passes its arguments to every bench
 
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp, EmbeddedBroker(create_topics=False) as broker:
@@ -123,10 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         seconds = produce_backlog(settings, args.events)
         print(f"backlog: {args.events:,} touchpoints produced in {seconds:.1f}s", flush=True)
         raw = raw_consume(settings, args.events)
-        ours = our_consume(settings, args.events)
+        ours = our_consume(settings, args.events, args.workers)
         raw_rate, our_rate = args.events / raw, args.events / ours
         print(f"raw kafka-python consumption : {raw_rate:>10,.0f} msg/s ({raw:.2f}s)")
-        print(f"landing consumer (validate + land + commit): {our_rate:>10,.0f} msg/s ({ours:.2f}s)")
+        workers = default_workers() if args.workers is None else args.workers
+        print(f"landing consumer (validate + land + commit, {workers} decode workers): "
+              f"{our_rate:>10,.0f} msg/s ({ours:.2f}s)")
         ratio = our_rate / raw_rate
         print(f"ratio ours/raw: {ratio:.2f} (target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'})", flush=True)
 

@@ -34,14 +34,24 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from loyalty_monitor.settings import Settings, load_settings
-from streaming.landing import (DATASETS, UNLANDABLE, BatchBuilder, LandingZone, PreparedBatch,
-                               UnlandableRecord, prepare, safe_decode)
+from streaming.landing import DATASETS, BatchBuilder, Chunk, LandingZone, PreparedBatch, decode_chunk, prepare
 from streaming.metrics import ConsumerMetrics, serve
 
 UTC = timezone.utc
 
 #: The longest detail text kept in a dead letter's header.
 MAX_DETAIL_CHARS = 1000
+#: Messages per decode task: small enough to overlap decoding with fetching, big enough that
+#: sending them to a worker process costs little.
+CHUNK_MESSAGES = 2000
+
+
+def default_workers() -> int:
+    """Decode worker processes by default: none (decode in the consumer process).
+
+    Workers overlap decoding with fetching and pay off on hosts with idle cores; on a busy
+    2-core host they only add processes (see docs/streaming.md, "Throughput")."""
+    return 0
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -79,6 +89,13 @@ class JsonLog:
                 "component": self.component, "event": event, **fields}
         self.stream.write(json.dumps(line, default=str) + "\n")
         self.stream.flush()
+
+
+@dataclass
+class _PendingChunk:
+    topic: str
+    messages: list[Any]  # the ConsumerRecords, for dead letters (original key, bytes, headers)
+    result: Any          # Chunk, or a Future of one
 
 
 @dataclass
@@ -121,7 +138,7 @@ class LandingConsumer:
 
     def __init__(self, settings: Settings, *, until_idle: bool = False, idle_s: float = 1.0,
                  max_records: int | None = None, log: JsonLog | None = None,
-                 consumer_overrides: dict[str, Any] | None = None):
+                 workers: int | None = None, consumer_overrides: dict[str, Any] | None = None):
         self.settings = settings
         self.until_idle = until_idle
         self.idle_s = idle_s
@@ -133,6 +150,8 @@ class LandingConsumer:
         self.summary = RunSummary()
         self._stop_reason = ""
         self._consumer_overrides = consumer_overrides or {}
+        self.workers = default_workers() if workers is None else workers
+        self._pool = None
         self._revoked = False          # set by the rebalance listener, handled after poll()
         self._first_message_at: float | None = None
         self._to_recover: set[Any] = set()
@@ -160,18 +179,34 @@ class LandingConsumer:
         self.consumer.subscribe(list(self.kinds), listener=_RebalanceListener(self))
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         if self.consumer is not None:
             self.consumer.close(autocommit=False)
         if self.producer is not None:
             self.producer.close()
 
+    def _start_pool(self) -> None:
+        if self.workers <= 0:
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: the Kafka clients run threads, and forking a threaded process is unsafe.
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        # Warm up: start the workers and compile the contract validators before the first batch.
+        sample = [(0, 0, None, None, b"{}")]
+        for kind in ("touchpoint", "customer") * self.workers:
+            self._pool.submit(decode_chunk, kind, "warm-up", sample, 1024, datetime.now(UTC)).result()
+
     def run(self) -> RunSummary:
+        self._start_pool()
         self._connect()
         server = None
         if self.settings.metrics_port > 0:
             server = serve(self.metrics, self.settings.metrics_port)
             self.log("metrics_http", port=self.settings.metrics_port)
-        self.log("started", group=self.settings.consumer_group, topics=list(self.kinds),
+        self.log("started", group=self.settings.consumer_group, topics=list(self.kinds), workers=self.workers,
                  landing=self.settings.landing, bootstrap=self.settings.bootstrap,
                  until_idle=self.until_idle, max_records=self.max_records)
         started = last_message = time.monotonic()
@@ -190,9 +225,7 @@ class LandingConsumer:
                     limit = min(limit, self.max_records - self.summary.consumed)
                 polled = self.consumer.poll(timeout_ms=int(min(wait, 0.2) * 1000), max_records=max(limit, 1))
                 self._after_rebalance()
-                for messages in polled.values():
-                    for message in messages:
-                        self._handle(message)
+                self._handle_polled(polled)
                 now = time.monotonic()
                 if polled:
                     last_message = now
@@ -228,30 +261,44 @@ class LandingConsumer:
     def _reset_batch(self) -> None:
         self._builders = {topic: BatchBuilder(DATASETS[kind], topic) for topic, kind in self.kinds.items()}
         self._dead: list[DeadLetter] = []
+        self._chunks: list[_PendingChunk] = []
         self._batch_started: float | None = None
         self._batch_count = 0
 
-    def _handle(self, message: Any) -> None:
+    def _handle_polled(self, polled: dict[Any, list[Any]]) -> None:
+        """Note offsets and start decoding (in a worker process when there is a pool)."""
+        if not polled:
+            return
         if self._batch_started is None:
             self._batch_started = time.monotonic()
             if self._first_message_at is None:
                 self._first_message_at = self._batch_started
-        self._batch_count += 1
-        self.summary.consumed += 1
-        self.metrics.consumed[message.topic] += 1
-        kind = self.kinds[message.topic]
-        builder = self._builders[message.topic]
-        decoded = safe_decode(kind, message.key, message.value, self.settings.max_message_bytes)
-        if decoded.ok:
-            try:
-                builder.add(decoded.record, message.key, message.partition, message.offset,
-                            message.timestamp, ref=message)
-                return
-            except UnlandableRecord as exc:
-                self._dead.append(DeadLetter(message, UNLANDABLE, str(exc)))
-                return
-        builder.note_offset(message.partition, message.offset)
-        self._dead.append(DeadLetter(message, decoded.error_code or "unknown", decoded.error_detail or ""))
+        by_topic: dict[str, list[Any]] = {}
+        for tp, messages in polled.items():
+            builder = self._builders[tp.topic]
+            builder.note_offset(tp.partition, messages[0].offset)
+            builder.note_offset(tp.partition, messages[-1].offset)
+            by_topic.setdefault(tp.topic, []).extend(messages)
+            self._batch_count += len(messages)
+            self.summary.consumed += len(messages)
+            self.metrics.consumed[tp.topic] += len(messages)
+        landed_at = datetime.now(UTC)
+        for topic, messages in by_topic.items():
+            for start in range(0, len(messages), CHUNK_MESSAGES):
+                part = messages[start:start + CHUNK_MESSAGES]
+                raw = [(m.partition, m.offset, m.timestamp, m.key, m.value) for m in part]
+                args = (self.kinds[topic], topic, raw, self.settings.max_message_bytes, landed_at)
+                result = self._pool.submit(decode_chunk, *args) if self._pool else decode_chunk(*args)
+                self._chunks.append(_PendingChunk(topic, part, result))
+
+    def _collect_chunks(self) -> None:
+        """Wait for the batch's decoded chunks; valid rows to the builders, rejects to dead letters."""
+        for pending in self._chunks:
+            chunk = pending.result if isinstance(pending.result, Chunk) else pending.result.result()
+            self._builders[pending.topic].add_table(chunk.table)
+            for index, code, detail in chunk.rejects:
+                self._dead.append(DeadLetter(pending.messages[index], code, detail))
+        self._chunks = []
 
     # --- batches ---------------------------------------------------------------------------
     def flush(self, reason: str) -> bool:
@@ -271,12 +318,9 @@ class LandingConsumer:
             stages[name] = round(now - mark, 3)
             mark = now
 
-        prepared: dict[str, PreparedBatch] = {}
-        for topic, builder in self._builders.items():
-            if builder.offsets:
-                prepared[topic] = prepare(builder)
-                for message, detail in prepared[topic].rejected:
-                    self._dead.append(DeadLetter(message, UNLANDABLE, detail))
+        self._collect_chunks()
+        stage("decode_wait")
+        prepared = {topic: prepare(builder) for topic, builder in self._builders.items() if builder.offsets}
 
         pending: list[tuple[str, int]] = []
         for topic, batch in prepared.items():
@@ -453,10 +497,11 @@ class _RebalanceListener(_rebalance_listener_base()):
 
 
 def run_consumer(settings: Settings, *, until_idle: bool = False, idle_s: float = 1.0,
-                 max_records: int | None = None, log: JsonLog | None = None) -> RunSummary:
+                 max_records: int | None = None, workers: int | None = None,
+                 log: JsonLog | None = None) -> RunSummary:
     """Run the service in this process; SIGTERM and SIGINT flush, commit and return."""
     service = LandingConsumer(settings, until_idle=until_idle, idle_s=idle_s,
-                              max_records=max_records, log=log)
+                              max_records=max_records, workers=workers, log=log)
     previous = {}
     for signum in (signal.SIGTERM, signal.SIGINT):
         previous[signum] = signal.signal(signum, lambda s, _f: service.stop(signal.Signals(s).name))
@@ -472,9 +517,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--until-idle", action="store_true", help="exit once caught up")
     parser.add_argument("--idle-seconds", type=float, default=1.0)
     parser.add_argument("--max-records", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="decode worker processes (default 0: decode in this process)")
     args = parser.parse_args(argv)
     summary = run_consumer(load_settings(), until_idle=args.until_idle, idle_s=args.idle_seconds,
-                           max_records=args.max_records)
+                           max_records=args.max_records, workers=args.workers)
     print(summary.line(), file=sys.stderr)
     return 0
 

@@ -23,11 +23,12 @@ import posixpath
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
@@ -40,6 +41,7 @@ from loyalty_monitor.settings import Settings
 DATASETS = {"touchpoint": "touchpoints", "customer": "customers"}
 
 UTC = timezone.utc
+EPOCH_DATE = date(1970, 1, 1)
 TMP_SUFFIX = ".tmp"
 _INT64 = (-(2**63), 2**63 - 1)
 _INT32 = (-(2**31), 2**31 - 1)
@@ -127,7 +129,7 @@ def safe_decode(kind: str, key: bytes | None, value: bytes | None, max_bytes: in
         return Decoded(False, error_code="decode_failed", error_detail=f"{type(exc).__name__}: {exc}"[:500])
 
 
-# --- flattening ------------------------------------------------------------------------------
+# --- flattening: raw messages → columnar chunks ----------------------------------------------
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
@@ -153,88 +155,121 @@ def _coerce(value: Any, kind: pa.DataType) -> Any:
     return value if low <= value <= high else None
 
 
+_PAYLOAD_COERCE = [(name, kind) for name, kind in PAYLOAD_FIELDS]
+
+
 def _utc_from_ms(ms: int | None, fallback: datetime) -> datetime:
     if ms is None or ms < 0:
         return fallback
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-def flatten_touchpoint(record: dict[str, Any], topic: str, partition: int, offset: int,
-                       timestamp_ms: int | None, landed_at: datetime) -> dict[str, Any]:
+def touchpoint_row(record: dict[str, Any], lineage: tuple) -> tuple:
+    """One touchpoint as a tuple in TOUCHPOINT_SCHEMA order (``lineage`` = the last 5 columns)."""
     occurred = parse_timestamp(record["occurred_at"])
-    payload = record.get("payload") or {}
-    extra = {k: v for k, v in record.items() if k not in _TOUCHPOINT_KNOWN}
-    row = {
-        "event_id": record["event_id"],
-        "schema_version": record["schema_version"],
-        "event_type": record["event_type"],
-        "occurred_at": occurred,
-        "occurred_at_raw": record["occurred_at"],
-        "event_date": occurred.date(),
-        "customer_id": record["customer_id"],
-        "department": record["department"],
-        "direction": record.get("direction"),
-        "employee_id": record.get("employee_id"),
-        "contact_role": record.get("contact_role"),
-        "note": record.get("note"),
-        "source": record.get("source"),
-        "payload_json": _json(payload),
-        "extra_json": _json(extra) if extra else None,
-        "kafka_topic": topic,
-        "kafka_partition": partition,
-        "kafka_offset": offset,
-        "kafka_timestamp": timestamp_ms if timestamp_ms is not None and timestamp_ms >= 0 else None,
-        "landed_at": landed_at,
-    }
-    for name, kind in PAYLOAD_FIELDS:
-        row[name] = _coerce(payload.get(name), kind)
-    return row
+    payload = record["payload"]
+    extra = {k: v for k, v in record.items() if k not in _TOUCHPOINT_KNOWN} if len(record) > 7 else None
+    get = record.get
+    return (record["event_id"], record["schema_version"], record["event_type"], occurred,
+            record["occurred_at"], occurred.date(), record["customer_id"], record["department"],
+            get("direction"), get("employee_id"), get("contact_role"), get("note"), get("source"),
+            *[_coerce(payload.get(name), kind) for name, kind in _PAYLOAD_COERCE],
+            _json(payload), _json(extra) if extra else None, *lineage)
 
 
-def flatten_customer(record: dict[str, Any] | None, key: bytes | None, topic: str, partition: int,
-                     offset: int, timestamp_ms: int | None, landed_at: datetime) -> dict[str, Any]:
-    """A customer row; ``record is None`` is a tombstone for ``key``."""
-    lineage = {
-        "kafka_topic": topic,
-        "kafka_partition": partition,
-        "kafka_offset": offset,
-        "kafka_timestamp": timestamp_ms if timestamp_ms is not None and timestamp_ms >= 0 else None,
-        "landed_at": landed_at,
-    }
+def customer_row(record: dict[str, Any] | None, key: bytes | None, lineage: tuple,
+                 fallback_time: datetime) -> tuple:
+    """One customer (``record is None``: a tombstone for ``key``) in CUSTOMER_SCHEMA order."""
     if record is None:
         try:
             customer_id = (key or b"").decode("utf-8")
         except UnicodeDecodeError as exc:
             raise UnlandableRecord(f"tombstone key is not UTF-8: {exc}") from None
-        return {"customer_id": customer_id, "is_deleted": True,
-                "event_date": _utc_from_ms(timestamp_ms, landed_at).date(), **lineage}
+        event_date = _utc_from_ms(lineage[3], fallback_time).date()
+        return (customer_id, True, None, None, None, None, None, None, None, None, None, None,
+                event_date, None, *lineage)
     updated = parse_timestamp(record["updated_at"])
     manager = record["account_manager"]
     extra = {k: v for k, v in record.items() if k not in _CUSTOMER_KNOWN}
-    return {
-        "customer_id": record["customer_id"],
-        "is_deleted": False,
-        "schema_version": record["schema_version"],
-        "name": record["name"],
-        "segment": record["segment"],
-        "country": record["country"],
-        "account_manager_id": manager["id"],
-        "account_manager_name": manager["name"],
-        "account_manager_email": manager["email"],
-        "annual_potential": float(record["annual_potential"]),
-        "currency": record["currency"],
-        "updated_at": updated,
-        "event_date": updated.date(),
-        "extra_json": _json(extra) if extra else None,
-        **lineage,
-    }
+    return (record["customer_id"], False, record["schema_version"], record["name"], record["segment"],
+            record["country"], manager["id"], manager["name"], manager["email"],
+            float(record["annual_potential"]), record["currency"], updated, updated.date(),
+            _json(extra) if extra else None, *lineage)
+
+
+#: A raw message as the chunk decoder takes it (plain tuples: cheap to send to a worker process).
+RawMessage = tuple  # (partition, offset, timestamp_ms, key, value)
+
+
+@dataclass
+class Chunk:
+    """Valid rows of some messages of one topic as an Arrow table, and the rejected ones."""
+
+    table: pa.Table
+    rejects: list[tuple[int, str, str]]  # (index in the input, error code, detail)
+
+
+def _to_table(schema: pa.Schema, rows: list[tuple]) -> pa.Table:
+    if not rows:
+        return schema.empty_table()
+    columns = list(zip(*rows))
+    return pa.Table.from_arrays([pa.array(col, type=f.type) for col, f in zip(columns, schema)], schema=schema)
+
+
+def decode_chunk(kind: str, topic: str, messages: list[RawMessage], max_bytes: int,
+                 landed_at: datetime) -> Chunk:
+    """Decode, validate and flatten messages of one topic into an Arrow table.
+
+    Pure function of its arguments (no I/O), so the consumer can run it in worker processes.
+    Invalid messages are returned as rejects with the contract's error code; a record that is
+    valid but cannot be stored (e.g. a lone UTF-16 surrogate in a string) gets ``unlandable``.
+    """
+    dataset = DATASETS[kind]
+    schema = SCHEMAS[dataset]
+    rows: list[tuple] = []
+    row_index: list[int] = []
+    rejects: list[tuple[int, str, str]] = []
+    for index, (partition, offset, timestamp_ms, key, value) in enumerate(messages):
+        decoded = safe_decode(kind, key, value, max_bytes)
+        if not decoded.ok:
+            rejects.append((index, decoded.error_code or "unknown", decoded.error_detail or ""))
+            continue
+        lineage = (topic, partition, offset,
+                   timestamp_ms if timestamp_ms is not None and timestamp_ms >= 0 else None, landed_at)
+        try:
+            if kind == "touchpoint":
+                rows.append(touchpoint_row(decoded.record, lineage))
+            else:
+                rows.append(customer_row(decoded.record, key, lineage, landed_at))
+        except UnlandableRecord as exc:
+            rejects.append((index, UNLANDABLE, str(exc)))
+            continue
+        except (ValueError, OverflowError, KeyError, TypeError, AttributeError) as exc:
+            rejects.append((index, UNLANDABLE, f"{type(exc).__name__}: {exc}"[:500]))
+            continue
+        row_index.append(index)
+    try:
+        table = _to_table(schema, rows)
+    except (pa.ArrowException, ValueError, TypeError, OverflowError):
+        # Rare: find the rows Arrow refuses, one by one, and reject only those.
+        good = []
+        for row, index in zip(rows, row_index):
+            try:
+                _to_table(schema, [row])
+            except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
+                rejects.append((index, UNLANDABLE, f"{type(exc).__name__}: {exc}"[:500]))
+            else:
+                good.append(row)
+        table = _to_table(schema, good)
+        rejects.sort()
+    return Chunk(table, rejects)
 
 
 # --- batches ---------------------------------------------------------------------------------
 
 @dataclass
 class BatchBuilder:
-    """Collects the valid records of one topic for one batch.
+    """The landed rows of one topic for one batch, as decoded chunks.
 
     ``offsets`` spans every consumed offset of a partition (dead-lettered ones included), so the
     file names cover the batch's whole offset range as design.md requires.
@@ -242,9 +277,7 @@ class BatchBuilder:
 
     dataset: str  # "touchpoints" | "customers"
     topic: str
-    landed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    refs: list[Any] = field(default_factory=list)
+    tables: list[pa.Table] = field(default_factory=list)
     offsets: dict[int, list[int]] = field(default_factory=dict)
 
     def note_offset(self, partition: int, offset: int) -> None:
@@ -257,41 +290,23 @@ class BatchBuilder:
             if offset > span[1]:
                 span[1] = offset
 
-    def add(self, record: dict[str, Any] | None, key: bytes | None, partition: int, offset: int,
-            timestamp_ms: int | None, ref: Any = None) -> None:
-        """Add one valid record (``None`` = customers tombstone).
+    def add_table(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self.tables.append(table)
 
-        Raises UnlandableRecord (or the parsing error) if the record cannot be flattened; the
-        caller dead-letters it.
-        """
-        self.note_offset(partition, offset)
-        try:
-            if self.dataset == "touchpoints":
-                row = flatten_touchpoint(record, self.topic, partition, offset, timestamp_ms,
-                                         self.landed_at)
-            else:
-                row = flatten_customer(record, key, self.topic, partition, offset, timestamp_ms,
-                                       self.landed_at)
-        except UnlandableRecord:
-            raise
-        except (ValueError, OverflowError, KeyError, TypeError) as exc:
-            raise UnlandableRecord(f"{type(exc).__name__}: {exc}") from None
-        self.rows.append(row)
-        self.refs.append(ref)
-
-    def __len__(self) -> int:
-        return len(self.rows)
+    @property
+    def records(self) -> int:
+        return sum(t.num_rows for t in self.tables)
 
 
 @dataclass
 class PreparedBatch:
-    """Arrow tables ready to write, keyed by landing path; plus rows Arrow refused."""
+    """Arrow tables ready to write, keyed by landing path."""
 
     dataset: str
     tables: dict[str, pa.Table]
     by_partition: dict[int, list[str]]  # partition → its paths in ``tables``
     event_dates: list[str]
-    rejected: list[tuple[Any, str]]  # (ref, detail)
     records: int
 
 
@@ -303,44 +318,32 @@ def relative_path(dataset: str, event_date: date | str, partition: int, first: i
     return posixpath.join(dataset, f"event_date={event_date}", file_name(dataset, partition, first, last))
 
 
-def _table(dataset: str, rows: list[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=SCHEMAS[dataset])
-
-
 def prepare(batch: BatchBuilder) -> PreparedBatch:
-    """Group a batch's rows by (partition, event_date) into Arrow tables.
-
-    The fast path converts all rows at once; if Arrow refuses (a value valid JSON but not
-    storable, such as a lone surrogate), rows are converted one by one and the refused ones are
-    returned in ``rejected`` for the dead-letter topic instead of failing the batch.
-    """
-    rejected: list[tuple[Any, str]] = []
-    rows, refs = batch.rows, batch.refs
-    try:
-        table = _table(batch.dataset, rows)
-    except (pa.ArrowException, ValueError, TypeError, OverflowError):
-        good_rows = []
-        for row, ref in zip(rows, refs):
-            try:
-                _table(batch.dataset, [row])
-            except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
-                rejected.append((ref, f"{type(exc).__name__}: {exc}"[:500]))
-            else:
-                good_rows.append(row)
-        rows = good_rows
-        table = _table(batch.dataset, rows)
-    groups: dict[tuple[int, date], list[int]] = defaultdict(list)
-    for index, row in enumerate(rows):
-        groups[(row["kafka_partition"], row["event_date"])].append(index)
+    """Split a batch's rows into one table per (partition, event_date), rows in offset order."""
+    if not batch.tables:
+        return PreparedBatch(batch.dataset, {}, {}, [], 0)
+    table = pa.concat_tables(batch.tables)
+    partitions = table.column("kafka_partition").to_numpy()
+    days = table.column("event_date").cast(pa.int32()).to_numpy()
+    order = np.lexsort((table.column("kafka_offset").to_numpy(), days, partitions))
+    table = table.take(pa.array(order))
+    partitions, days = partitions[order], days[order]
+    # start index of every (partition, day) run in the sorted table
+    change = np.flatnonzero((np.diff(partitions) != 0) | (np.diff(days) != 0)) + 1
+    starts = [0, *change.tolist()]
+    ends = [*change.tolist(), table.num_rows]
     tables: dict[str, pa.Table] = {}
     by_partition: dict[int, list[str]] = defaultdict(list)
-    for (partition, event_date), indices in sorted(groups.items()):
+    event_dates = set()
+    for start, end in zip(starts, ends):
+        partition = int(partitions[start])
+        event_date = EPOCH_DATE + timedelta(days=int(days[start]))
         first, last = batch.offsets[partition]
         path = relative_path(batch.dataset, event_date, partition, first, last)
-        tables[path] = table.take(pa.array(indices, pa.int64())) if len(groups) > 1 else table
+        tables[path] = table.slice(start, end - start)
         by_partition[partition].append(path)
-    event_dates = sorted({str(d) for _, d in groups})
-    return PreparedBatch(batch.dataset, tables, dict(by_partition), event_dates, rejected, len(rows))
+        event_dates.add(str(event_date))
+    return PreparedBatch(batch.dataset, tables, dict(by_partition), sorted(event_dates), table.num_rows)
 
 
 # --- the landing zone on any fsspec filesystem ------------------------------------------------
@@ -493,61 +496,51 @@ def _offline_lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield number, line
 
 
-def _key_and_value(kind: str, line: bytes) -> tuple[bytes | None, bytes | None]:
-    """The Kafka key and value a producer would send for one JSON Lines line."""
+def _reject_record(path: Path, number: int, line: bytes, code: str, detail: str) -> dict[str, Any]:
     try:
-        parsed = json.loads(line)
-    except ValueError:
-        return None, line
-    if not isinstance(parsed, dict):
-        return None, line
-    customer_id = parsed.get("customer_id")
-    key = customer_id.encode() if isinstance(customer_id, str) else None
-    if kind == "customer" and parsed.get("tombstone") is True and key:
-        return key, None
-    return key, line
+        ref: dict[str, Any] = {"file": str(path), "line": number, "raw": line.decode("utf-8")}
+    except UnicodeDecodeError:  # keep the exact bytes so the line can be repaired and replayed
+        ref = {"file": str(path), "line": number, "raw_base64": base64.b64encode(line).decode()}
+    return {**ref, "error_code": code, "error_detail": detail}
 
 
 def land_offline_file(settings: Settings, kind: str, path: Path, zone: LandingZone | None = None,
                       chunk: int | None = None) -> OfflineResult:
+    from streaming.producer import key_and_value  # the same key/tombstone rules as `loyalty produce`
+
     dataset = DATASETS[kind]
     topic = settings.topic_touchpoints if kind == "touchpoint" else settings.topic_customers
     zone = zone or LandingZone.from_settings(settings)
     chunk = chunk or settings.batch_max_records
     result = OfflineResult(dataset)
-    timestamp_ms = int(datetime.now(UTC).timestamp() * 1000)
+    landed_at = datetime.now(UTC)
+    timestamp_ms = int(landed_at.timestamp() * 1000)
     rejects: list[dict[str, Any]] = []
 
-    def flush(batch: BatchBuilder) -> None:
-        if not batch.offsets:
+    def land(lines: list[tuple[int, bytes]]) -> None:
+        if not lines:
             return
+        messages = [(0, number, timestamp_ms, *key_and_value(line)) for number, line in lines]
+        decoded = decode_chunk(kind, topic, messages, settings.max_message_bytes, landed_at)
+        for index, code, detail in decoded.rejects:
+            number, line = lines[index]
+            rejects.append(_reject_record(path, number, line, code, detail))
+        batch = BatchBuilder(dataset, topic)
+        batch.note_offset(0, lines[0][0])
+        batch.note_offset(0, lines[-1][0])
+        batch.add_table(decoded.table)
         prepared = prepare(batch)
-        for ref, detail in prepared.rejected:
-            rejects.append({**ref, "error_code": UNLANDABLE, "error_detail": detail})
         result.files.extend(zone.write_prepared(prepared))
         result.landed += prepared.records
 
-    batch = BatchBuilder(dataset, topic)
+    pending: list[tuple[int, bytes]] = []
     for number, line in _offline_lines(path):
         result.lines += 1
-        key, value = _key_and_value(kind, line)
-        decoded = safe_decode(kind, key, value, settings.max_message_bytes)
-        try:
-            ref = {"file": str(path), "line": number, "raw": line.decode("utf-8")}
-        except UnicodeDecodeError:  # keep the exact bytes so the line can be repaired and replayed
-            ref = {"file": str(path), "line": number, "raw_base64": base64.b64encode(line).decode()}
-        if not decoded.ok:
-            batch.note_offset(0, number)
-            rejects.append({**ref, "error_code": decoded.error_code, "error_detail": decoded.error_detail})
-        else:
-            try:
-                batch.add(decoded.record, key, 0, number, timestamp_ms, ref)
-            except UnlandableRecord as exc:
-                rejects.append({**ref, "error_code": UNLANDABLE, "error_detail": str(exc)})
-        if len(batch.offsets) and batch.offsets[0][1] - batch.offsets[0][0] + 1 >= chunk:
-            flush(batch)
-            batch = BatchBuilder(dataset, topic)
-    flush(batch)
+        pending.append((number, line))
+        if pending[-1][0] - pending[0][0] + 1 >= chunk:
+            land(pending)
+            pending = []
+    land(pending)
     result.rejected = len(rejects)
     if rejects:
         result.rejects_file = zone.append_rejected(f"{dataset}-offline.jsonl", rejects)

@@ -173,7 +173,7 @@ def test_events_produced_with_confluent_kafka_land(settings, monkeypatch):
     producer.produce(settings.topic_customers, key=b"C00009", value=None)
     assert producer.flush(30) == 0
 
-    summary, _ = _consume_until_idle(settings)
+    summary, log = _consume_until_idle(settings, workers=1)  # decoding in a worker process, too
 
     table = landed(settings)
     assert sorted(table.column("event_id").to_pylist()) == [f"E{i:09d}" for i in range(50_000, 53_000)]
@@ -181,6 +181,7 @@ def test_events_produced_with_confluent_kafka_land(settings, monkeypatch):
     customers = landed(settings, "customers")
     assert sorted(customers.column("is_deleted").to_pylist()) == [False, True]
     assert summary.dead_lettered == 0
+    assert [e["workers"] for e in log if e["event"] == "started"] == [1]
 
 
 def test_a_trickle_lands_within_seconds_metrics_are_served_and_sigterm_commits(settings, monkeypatch, tmp_path):

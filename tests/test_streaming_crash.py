@@ -7,10 +7,11 @@ import random
 import signal
 import threading
 import time
+from datetime import datetime, timezone
 
 from streaming import samples
 from streaming.consumer import JsonLog, LandingConsumer
-from streaming.landing import BatchBuilder, LandingZone, prepare
+from streaming.landing import BatchBuilder, LandingZone, decode_chunk, prepare
 from streaming_helpers import (coordinates, fast_settings, landed, log_events, produce,
                                run_consumer_until_idle, start_consumer, wait_for)
 
@@ -85,8 +86,12 @@ def test_a_batch_written_but_not_committed_is_rolled_back_even_with_other_bounda
     # the restarted consumer's 700) but never committed them.
     crashed = BatchBuilder("touchpoints", settings.topic_touchpoints)
     offsets = [o for _, o in coords][:1000]
-    for i, (partition, offset) in enumerate(coords[:1000]):
-        crashed.add(samples.touchpoint(i, customers=1), None, partition, offset, None)
+    raw = [(partition, offset, None, None, samples.encode(samples.touchpoint(i, customers=1)))
+           for i, (partition, offset) in enumerate(coords[:1000])]
+    for partition, offset, *_ in raw:
+        crashed.note_offset(partition, offset)
+    crashed.add_table(decode_chunk("touchpoint", settings.topic_touchpoints, raw, 20_000,
+                                   datetime.now(timezone.utc)).table)
     zone = LandingZone.from_settings(settings)
     prepared = prepare(crashed)
     paths = list(prepared.tables)

@@ -12,7 +12,7 @@ import pytest
 from loyalty_monitor.settings import load_settings
 from streaming import samples
 from streaming.landing import (CUSTOMER_SCHEMA, TOUCHPOINT_SCHEMA, BatchBuilder, LandingZone,
-                               UnlandableRecord, land_jsonl_offline, prepare, safe_decode)
+                               decode_chunk, land_jsonl_offline, prepare, safe_decode)
 
 # The column list of docs/design.md, "Landing zone", in order: a change here is an interface change.
 DESIGN_TOUCHPOINT_COLUMNS = (
@@ -37,10 +37,25 @@ def _columns(schema: pa.Schema) -> list[str]:
     return [f"{f.name}:{f.type}".replace(", ", ",") for f in schema]
 
 
-def _touchpoint_batch(records, partition=2, first_offset=100, topic="touchpoints") -> BatchBuilder:
-    batch = BatchBuilder("touchpoints", topic)
-    for i, record in enumerate(records):
-        batch.add(record, record["customer_id"].encode(), partition, first_offset + i, 1_772_000_000_000)
+LANDED_AT = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+
+
+def _batch(kind, messages, topic=None) -> tuple[BatchBuilder, list]:
+    """A batch of raw (partition, offset, timestamp_ms, key, value) messages; returns it and the rejects."""
+    dataset = {"touchpoint": "touchpoints", "customer": "customers"}[kind]
+    batch = BatchBuilder(dataset, topic or dataset)
+    chunk = decode_chunk(kind, batch.topic, messages, 20_000, LANDED_AT)
+    for partition, offset, *_ in messages:
+        batch.note_offset(partition, offset)
+    batch.add_table(chunk.table)
+    return batch, chunk.rejects
+
+
+def _touchpoint_batch(records, partition=2, first_offset=100) -> BatchBuilder:
+    messages = [(partition, first_offset + i, 1_772_000_000_000, r["customer_id"].encode(), samples.encode(r))
+                for i, r in enumerate(records)]
+    batch, rejects = _batch("touchpoint", messages)
+    assert rejects == []
     return batch
 
 
@@ -82,11 +97,9 @@ def test_payload_values_of_the_wrong_type_become_null_not_a_crash(tmp_path):
 
 
 def test_one_file_per_partition_and_event_date_named_by_the_batch_offset_range(tmp_path):
-    batch = BatchBuilder("touchpoints", "touchpoints")
-    for i in range(12):  # samples spread over 3 dates; two partitions
-        record = samples.touchpoint(i)
-        partition = i % 2
-        batch.add(record, None, partition, 1000 + i, None)
+    # samples spread over 3 dates; two partitions
+    batch, _ = _batch("touchpoint", [(i % 2, 1000 + i, None, None, samples.encode(samples.touchpoint(i)))
+                                     for i in range(12)])
     batch.note_offset(1, 1050)  # a dead-lettered message widens the partition's range
     prepared = prepare(batch)
     assert sorted(prepared.tables) == sorted(
@@ -113,11 +126,12 @@ def test_a_replayed_batch_rewrites_the_same_files_instead_of_adding_rows(tmp_pat
 
 
 def test_customers_and_tombstones(tmp_path):
-    batch = BatchBuilder("customers", "customers")
-    batch.add(samples.customer(1, extra_flag=True), b"C00001", 0, 5, 1_772_000_000_000)
-    batch.add(None, b"C00002", 0, 6, 1_772_000_000_000)  # tombstone: date from the Kafka timestamp
-    with pytest.raises(UnlandableRecord):
-        batch.add(None, b"\xff", 0, 7, None)
+    batch, rejects = _batch("customer", [
+        (0, 5, 1_772_000_000_000, b"C00001", samples.encode(samples.customer(1, extra_flag=True))),
+        (0, 6, 1_772_000_000_000, b"C00002", None),  # tombstone: event date from the Kafka timestamp
+        (0, 7, None, b"\xff", None),                 # a tombstone whose key is not text cannot be stored
+    ])
+    assert [(i, code) for i, code, _ in rejects] == [(2, "unlandable")]
     zone = LandingZone(str(tmp_path / "landing"))
     zone.write_prepared(prepare(batch))
     rows = {r["customer_id"]: r for r in zone.read("customers").to_pylist()}
@@ -129,14 +143,16 @@ def test_customers_and_tombstones(tmp_path):
         "customers-p000-000000000005-000000000007.parquet"] * 2  # two dates, one offset range
 
 
-def test_unstorable_values_are_split_out_instead_of_failing_the_batch():
-    batch = _touchpoint_batch([samples.touchpoint(i, days=1) for i in range(5)])
-    lone_surrogate = json.loads(b'"\\ud800"')
-    batch.add(samples.touchpoint(5, days=1, note=lone_surrogate), None, 2, 105, None, ref="bad-one")
-    prepared = prepare(batch)
-    assert prepared.records == 5
-    assert [ref for ref, _ in prepared.rejected] == ["bad-one"]
-    assert "surrogate" in prepared.rejected[0][1]
+def test_unstorable_values_are_rejected_without_failing_the_batch():
+    messages = [(2, 100 + i, None, None, samples.encode(samples.touchpoint(i, days=1))) for i in range(5)]
+    messages.insert(3, (2, 99, None, b"C00007", b'{"schema_version":1,"event_id":"E-sur","event_type":"email",'
+                        b'"direction":"inbound","occurred_at":"2026-03-01T09:00:00Z","customer_id":"C00007",'
+                        b'"department":"sales","payload":{},"note":"\\ud800"}'))
+    messages.append((2, 200, None, b"C00001", b"{not json"))
+    batch, rejects = _batch("touchpoint", messages)
+    assert batch.records == 5
+    assert [(i, code) for i, code, _ in rejects] == [(3, "unlandable"), (6, "not_json")]
+    assert "surrogate" in rejects[0][2]
 
 
 def test_decoder_never_raises_on_out_of_range_timestamps():

@@ -61,7 +61,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     from streaming.consumer import run_consumer
 
     summary = run_consumer(load_settings(), until_idle=args.until_idle, idle_s=args.idle_seconds,
-                           max_records=args.max_records)
+                           max_records=args.max_records, workers=args.workers)
     print(summary.line())
     return 0
 
@@ -121,6 +121,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="exit once caught up (no new messages for --idle-seconds and lag 0)")
     p.add_argument("--idle-seconds", type=float, default=1.0)
     p.add_argument("--max-records", type=int, default=None, help="stop after this many messages")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decode worker processes (default 0: decode in the consumer process)")
     p.set_defaults(func=cmd_consume)
 
     p = sub.add_parser("dead-letters", help="list or replay messages of the dead-letter topic")
