@@ -465,15 +465,15 @@ class LandingZone:
         if self.fs.exists(path):
             self.fs.rm(path)
 
-    def append_rejected(self, name: str, lines: Iterable[dict[str, Any]]) -> str:
-        """Append reject records (JSON Lines) under ``_rejected/`` for people to see and replay."""
+    def write_rejected(self, name: str, lines: list[dict[str, Any]]) -> str | None:
+        """Replace ``_rejected/<name>`` with these reject records (JSON Lines); none removes it."""
         rel = posixpath.join(self.REJECTED_DIR, name)
-        path = self.full(rel)
-        self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        with self.fs.open(path, "ab") as fh:
-            for line in lines:
-                fh.write((json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8", "replace"))
-        return path
+        if not lines:
+            self.delete([rel])
+            return None
+        data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+        payload = data.encode("utf-8", "backslashreplace")
+        return self._write_bytes_atomically(rel, lambda fh: fh.write(payload))
 
 
 # --- offline landing of generator files (dev and dbt tests; not a replacement for the consumer) --
@@ -542,8 +542,8 @@ def land_offline_file(settings: Settings, kind: str, path: Path, zone: LandingZo
             pending = []
     land(pending)
     result.rejected = len(rejects)
-    if rejects:
-        result.rejects_file = zone.append_rejected(f"{dataset}-offline.jsonl", rejects)
+    # one file per dataset, replaced by every run: it lists the rejects of the files landed last
+    result.rejects_file = zone.write_rejected(f"{dataset}-offline.jsonl", rejects)
     return result
 
 
