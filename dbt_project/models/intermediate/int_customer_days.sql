@@ -39,7 +39,8 @@
 {%- for d in departments -%}{%- do counts.append(('dept_' ~ d, "department = '" ~ d ~ "'")) -%}{%- endfor -%}
 {%- for r in roles -%}{%- do counts.append(('role_' ~ r, "is_two_way_dialogue and contact_role = '" ~ r ~ "'")) -%}{%- endfor -%}
 {%- for s in stages -%}{%- do counts.append(('dunning_' ~ s, "event_type = 'dunning_contact' and dunning_stage = '" ~ s ~ "'")) -%}{%- endfor -%}
-{%- set sums = [('order_amount', "case when event_type = 'order' then coalesce(amount, 0) else 0 end")] -%}
+{#- money is summed as exact decimals, so running totals do not depend on summation order -#}
+{%- set sums = [('order_amount', "cast(case when event_type = 'order' then coalesce(amount, 0) else 0 end as " ~ dbt.type_numeric() ~ ")")] -%}
 {%- set last_dates = [
     ('dialogue', 'is_two_way_dialogue'),
     ('caring', "contact_kind = 'caring'"),

@@ -3,7 +3,8 @@
       breadth  the customer mix: customers, new customers, share of all customers
       height   revenue in the trailing year as a share of annual potential
       depth    loyalty: mean rational and emotional loyalty, share of ambassadors, and the
-               red / yellow / green split of relationship health. -#}
+               red / yellow / green split of relationship health.
+    Sums and means are rounded (cents, hundredths) so results do not depend on summation order. -#}
 with loyalty as (
     select * from {{ ref('fct_loyalty_matrix') }}
 ),
@@ -43,10 +44,10 @@ grouped as (
         country,
         count(*) as customers,
         sum(is_new) as new_customers,
-        sum(revenue_trailing_year) as revenue_trailing_year,
-        sum(annual_potential) as annual_potential,
-        avg(rational_loyalty) as mean_rational_loyalty,
-        avg(emotional_loyalty) as mean_emotional_loyalty,
+        round(sum(revenue_trailing_year), 2) as revenue_trailing_year,
+        round(sum(annual_potential), 2) as annual_potential,
+        round(avg(rational_loyalty), 2) as mean_rational_loyalty,
+        round(avg(emotional_loyalty), 2) as mean_emotional_loyalty,
         sum(case when quadrant = 'ambassador' then 1 else 0 end) as ambassadors,
         sum(case when status = 'green' then 1 else 0 end) as customers_green,
         sum(case when status = 'yellow' then 1 else 0 end) as customers_yellow,
