@@ -459,7 +459,10 @@ def quality_status_from_records(records: list[dict[str, Any]], start: dt.date, e
             started = dt.datetime.fromisoformat(str(record.get("started_at")))
         except ValueError:
             continue
-        if not start <= started.date() <= end:
+        # A run belongs to the period if it ran then (or the morning after its last day), or if it
+        # judged data of the period: backfills and the demo check a whole history in one run.
+        ran_in_period = start <= started.date() <= end + dt.timedelta(days=1)
+        if not ran_in_period and not any(start <= d <= end for d in _scope_dates(record.get("scope"))):
             continue
         critical = record.get("critical_failures") or []
         rows.append({
@@ -477,6 +480,21 @@ def quality_status_from_records(records: list[dict[str, Any]], start: dt.date, e
     return {"runs": len(rows), "passed": sum(1 for r in rows if r["_outcome"]),
             "failed": sum(1 for r in rows if not r["_outcome"]), "latest": rows[:10],
             "columns": ["started_at", "stage", "critical", "warnings", "first_failure", "run_id"]}
+
+
+def _scope_dates(scope: Any) -> list[dt.date]:
+    """The ISO dates named anywhere in a gate run's scope (event dates, volume dates, as-of)."""
+    found: list[dt.date] = []
+    values = scope.values() if isinstance(scope, dict) else scope if isinstance(scope, list) else [scope]
+    for value in values:
+        if isinstance(value, (dict, list)):
+            found += _scope_dates(value)
+        elif isinstance(value, str) and len(value) >= 10:
+            try:
+                found.append(dt.date.fromisoformat(value[:10]))
+            except ValueError:
+                pass
+    return found
 
 
 def _finding_text(finding: Any) -> str:
