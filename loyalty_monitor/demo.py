@@ -35,6 +35,7 @@ from loyalty_monitor.settings import Settings
 DERIVED = ("landing", "alerts", "quality", "reports")
 INPUT_DIR = "demo-input"
 REPORT_FILE = "leadership-report.html"
+DEMO_RETRY_DELAY_S = 5
 
 
 class StepUnavailable(RuntimeError):
@@ -158,6 +159,8 @@ class Demo:
         # Every child command talks to this broker and writes under this data directory.
         self.env = {**os.environ, "LOYALTY_DATA_DIR": str(self.data_dir),
                     "LOYALTY_BOOTSTRAP_SERVERS": state.bootstrap_servers}
+        # Someone is watching: retry a failed task after seconds, not the production minute.
+        self.env.setdefault("LOYALTY_TASK_RETRY_DELAY_S", str(DEMO_RETRY_DELAY_S))
         self.commands = available_commands()
         return f"Tansu at {state.bootstrap_servers} (in memory), pid {state.pid}"
 
