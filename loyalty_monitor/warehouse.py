@@ -168,7 +168,7 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | str | None = N
         try:
             outcome = dbtRunner(callbacks=callbacks).invoke(full_args)
         finally:
-            _release_duckdb()
+            release_duckdb()
     result = DbtRunResult(args=list(args), success=bool(outcome.success),
                           seconds=time.perf_counter() - started)
     if outcome.exception is not None:
@@ -183,9 +183,10 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | str | None = N
     return result
 
 
-def _release_duckdb() -> None:
+def release_duckdb() -> None:
     """Close dbt-duckdb's cached database handle: dbt keeps it open after a run, and DuckDB
-    refuses other connections to the file (read-only ones, publish) from the same process."""
+    refuses other connections to the file (read-only ones, publish) from the same process.
+    run_dbt() calls it after every invocation; callers that run dbt themselves (cosmos) can too."""
     try:
         from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     except ImportError:  # adapter not installed: nothing cached
@@ -194,6 +195,9 @@ def _release_duckdb() -> None:
         if DuckDBConnectionManager._ENV is not None:
             DuckDBConnectionManager._ENV.close()
             DuckDBConnectionManager._ENV = None
+
+
+_release_duckdb = release_duckdb  # the name loyalty_monitor.pipeline already uses
 
 
 def _scoring_state_file(settings: Settings) -> Path:

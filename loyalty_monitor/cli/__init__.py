@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "loyalty_monitor.cli.pipeline",
     "loyalty_monitor.cli.quality",
     "loyalty_monitor.cli.streaming",
+    "loyalty_monitor.cli.warehouse",
 ]
 
 
