@@ -288,11 +288,12 @@ class Demo:
             states = ", ".join(f"{k} {v}" for k, v in facts.get("alert_states", {}).items())
             self.console.print(f"Churn-risk alerts raised over the history: {facts['alerts_raised']}"
                                + (f" (delivery: {states})" if states else ""))
+        if facts.get("top_risk"):
+            self.console.print("Top values at risk (open alerts):")
         for i, row in enumerate(facts.get("top_risk", []), 1):
             value = f"{row['value_at_stake']:,.0f} {row['currency'] or ''}".strip()
-            label = "Top value at risk" if i == 1 else "                 "
-            self.console.print(f"{label}: {row['customer_name']} ({row['customer_id']}), {value}, "
-                               f"{row['account_manager_name']}: {row['drivers']}", markup=False)
+            self.console.print(f"  {i}. {row['customer_name']} ({row['customer_id']}), {value}, "
+                               f"account manager {row['account_manager_name']}: {row['drivers']}", markup=False)
         self.console.print("Where things are:" if self.summary.outputs else "Nothing was written.")
         for name, path in self.summary.outputs.items():
             extra = f" ({facts['outbox_files']} files)" if name == "alert outbox" and "outbox_files" in facts else ""

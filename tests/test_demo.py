@@ -1,12 +1,20 @@
 """The main job, `loyalty demo`, at a reduced size, as a real subprocess; then its outputs on disk.
 
-It starts its own embedded broker (not the session one) because that is what a newcomer's run does,
-and runs a second time to prove leftovers from the first run (a warehouse, an outbox, a broker state
-file) never make it fail.
+The demo starts its own embedded broker (not the session one), as a newcomer's run does. It runs
+twice:
+
+1. A clean run: warehouse with published marts, Data Docs, alert outbox, report and printed summary
+   are checked, and headless Chromium opens the report (built by the real pipeline: no network, no
+   console errors, every section with data). The broker is left running (``--keep-broker``).
+2. A rerun over the first run's leftovers (a live broker, a warehouse, an outbox), on the same
+   history with every customer name and every customer's last note turned hostile (``<script>``,
+   HTML): the rerun must succeed, and the report must show the markup as text and execute nothing.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +23,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from loyalty_monitor import broker
+from loyalty_monitor.demo import INPUT_DIR, REPORT_FILE
+from loyalty_monitor.generator import CUSTOMERS_FILE, GROUND_TRUTH_FILE, TOUCHPOINTS_FILE
 from loyalty_monitor.settings import load_settings
+from report_browser import visit
+from report_fixtures import EVIL_NAME, EVIL_NOTE
+from test_report import PROBES, SECTIONS, assert_self_contained
 
 CUSTOMERS, MONTHS = 40, 6
 
@@ -25,20 +39,42 @@ def run_demo(data_dir: Path, *extra: str) -> subprocess.CompletedProcess:
     env.update(LOYALTY_DATA_DIR=str(data_dir), COLUMNS="200")
     return subprocess.run([str(Path(sys.executable).parent / "loyalty"), "demo", "--customers", str(CUSTOMERS),
                            "--months", str(MONTHS), *extra],
-                          capture_output=True, text=True, timeout=600, env=env)
+                          capture_output=True, text=True, timeout=900, env=env)
+
+
+def make_history_hostile(input_dir: Path) -> None:
+    """Every customer's name and last note carry markup; the generator's parameters stay the same."""
+    end = json.loads((input_dir / GROUND_TRUTH_FILE).read_text())["generator"]["end"]
+    lines, ids = [], set()
+    for line in (input_dir / CUSTOMERS_FILE).read_text().splitlines():
+        record = json.loads(line)
+        if "name" in record:
+            record["name"] = f"{EVIL_NAME} #{record['customer_id']}"
+            ids.add(record["customer_id"])
+        lines.append(json.dumps(record))
+    (input_dir / CUSTOMERS_FILE).write_text("\n".join(lines) + "\n")
+    with (input_dir / TOUCHPOINTS_FILE).open("a") as fh:
+        for n, customer_id in enumerate(sorted(ids)):
+            fh.write(json.dumps({
+                "schema_version": 1, "event_id": f"hostile-{n}", "event_type": "email",
+                "occurred_at": f"{end}T15:00:00Z", "customer_id": customer_id, "department": "sales",
+                "direction": "outbound", "note": EVIL_NOTE, "payload": {},
+            }) + "\n")
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end_and_leaves_its_outputs(data_dir: Path):
-    done = run_demo(data_dir)
+def test_demo_runs_end_to_end_and_reruns_over_its_leftovers(data_dir: Path, tmp_path: Path, artifacts_dir,
+                                                            request: pytest.FixtureRequest):
+    settings = load_settings(data_dir=data_dir)
+    request.addfinalizer(lambda: broker.stop(settings))  # never leave a kept broker behind on failure
+    done = run_demo(data_dir, "--keep-broker")
     out = done.stdout
-    assert done.returncode == 0, f"{out[-4000:]}\n{done.stderr[-4000:]}"
+    assert done.returncode == 0, f"{out[-5000:]}\n{done.stderr[-3000:]}"
     for step in ("start the embedded Kafka broker", "produce the history to Kafka",
                  "consume: land the events as Parquet", "run the pipeline DAG", "write the leadership report"):
         assert f"✓ {step}" in out, step
     assert "unavailable" not in out and "failed" not in out
 
-    settings = load_settings(data_dir=data_dir)
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     try:
         customers = con.execute("select count(*) from published.dim_customers").fetchone()[0]
@@ -58,21 +94,37 @@ def test_demo_runs_end_to_end_and_leaves_its_outputs(data_dir: Path):
     assert (f"Red ▲ {statuses.get('red', 0)}, Yellow ◆ {statuses.get('yellow', 0)}, "
             f"Green ● {statuses.get('green', 0)}") in out
     assert f"Churn-risk alerts raised over the history: {alerts}" in out
-    assert "Top value at risk:" in out
+    assert "Top values at risk (open alerts):" in out and "  1. " in out
 
-    report = data_dir / "reports" / "leadership-report.html"
-    html = report.read_text()
+    report = data_dir / "reports" / REPORT_FILE
     assert str(report) in out
-    assert '<section id="portfolio"' in html and "No data." not in html.split('id="quality"')[0]
-    assert "<script" not in html
-    data_docs = list((data_dir / "quality").glob("**/index.html"))
-    assert data_docs and any(str(p) in out for p in data_docs)
+    data_docs = data_dir / "quality" / "data_docs" / "index.html"
+    assert data_docs.is_file() and str(data_docs) in out
     outbox = data_dir / "alerts" / "outbox"
     assert any(p.is_file() for p in outbox.rglob("*")), "no alert notification in the file sink"
-    assert not (data_dir / "run" / "broker.json").exists()  # the demo stopped its broker
 
-    # Second run: reuses the generated history and cleans what the first run derived from the broker.
+    page = visit(report, tmp_path / "chromium", screenshot=artifacts_dir / "report-demo.png", probes=PROBES)
+    assert_self_contained(page, report)
+    for section in SECTIONS:
+        assert f'<section id="{section}"' in page.dom, section
+    assert "No data." not in page.probes["text"]  # the pipeline publishes every mart the report reads
+
+    # The broker was kept: the rerun must stop it and start clean, over the warehouse and outbox.
+    kept = broker.read_state(settings)
+    assert kept is not None and kept.alive()
+    make_history_hostile(data_dir / INPUT_DIR)
     again = run_demo(data_dir)
-    assert again.returncode == 0, f"{again.stdout[-4000:]}\n{again.stderr[-4000:]}"
+    assert again.returncode == 0, f"{again.stdout[-5000:]}\n{again.stderr[-3000:]}"
     assert "reused the history" in again.stdout
-    assert "cleaned:" in again.stdout
+    assert "stopped the previous demo's broker" in again.stdout
+    assert not kept.alive()
+    assert not settings.broker_state_file.exists()  # and this run stopped its own broker
+
+    page = visit(report, tmp_path / "chromium", screenshot=artifacts_dir / "report-demo-hostile.png",
+                 probes=PROBES)
+    assert_self_contained(page, report)
+    assert page.probes["not_pwned"] is True
+    assert page.probes["injected_elements"] == 0
+    assert html.escape(EVIL_NAME, quote=False) in page.dom
+    assert EVIL_NAME in page.probes["text"]
+    assert EVIL_NOTE in page.probes["text"]
