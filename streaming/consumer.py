@@ -29,12 +29,12 @@ import json
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from loyalty_monitor.settings import Settings, load_settings
-from streaming.landing import DATASETS, BatchBuilder, Chunk, LandingZone, PreparedBatch, decode_chunk, prepare
+from streaming.landing import DATASETS, BatchBuilder, Chunk, LandingZone, decode_chunk, prepare
 from streaming.metrics import ConsumerMetrics, serve
 
 UTC = timezone.utc

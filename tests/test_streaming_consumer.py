@@ -11,7 +11,6 @@ import sys
 import time
 import urllib.request
 
-import pytest
 
 from loyalty_monitor.broker import free_port
 from loyalty_monitor.contract import decode

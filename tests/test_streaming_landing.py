@@ -7,7 +7,6 @@ from datetime import date, datetime, timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from loyalty_monitor.settings import load_settings
 from streaming import samples

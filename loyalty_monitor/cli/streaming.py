@@ -13,7 +13,7 @@ from loyalty_monitor.settings import load_settings
 def _progress_printer(total_bytes: int | None):
     """A progress callback: a rich bar on a terminal, else a line on stderr every few seconds."""
     if sys.stderr.isatty():
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+        from rich.progress import (BarColumn, Progress, TextColumn,
                                    TimeRemainingColumn)
         progress = Progress(TextColumn("producing"), BarColumn(), TextColumn("{task.fields[sent]:,} messages"),
                             TimeRemainingColumn(), transient=True, console=None)
