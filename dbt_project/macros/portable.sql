@@ -31,7 +31,7 @@
 {%- endmacro %}
 
 {% macro int_text(expr) -%}
-  cast(cast(round({{ expr }}, 0) as {{ dbt.type_bigint() }}) as {{ dbt.type_string() }})
+  cast(cast({{ round_to(expr, 0) }} as {{ dbt.type_bigint() }}) as {{ dbt.type_string() }})
 {%- endmacro %}
 
 {% macro type_double() -%}
@@ -41,3 +41,16 @@
 {% macro default__type_double() -%}double precision{%- endmacro %}
 
 {% macro duckdb__type_double() -%}double{%- endmacro %}
+
+{% macro round_to(expr, digits) -%}
+  {{ return(adapter.dispatch('round_to')(expr, digits)) }}
+{%- endmacro %}
+
+{% macro default__round_to(expr, digits) -%}
+  {#- PostgreSQL has round(numeric, int) only; the value is cast back to double precision. -#}
+  cast(round(cast({{ expr }} as numeric), {{ digits }}) as {{ type_double() }})
+{%- endmacro %}
+
+{% macro duckdb__round_to(expr, digits) -%}
+  round({{ expr }}, {{ digits }})
+{%- endmacro %}

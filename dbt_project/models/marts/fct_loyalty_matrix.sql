@@ -55,8 +55,8 @@ select
     detractors,
     survey_comments,
     complaints,
-    round(rational_score, 1) as rational_loyalty,
-    round(emotional_score, 1) as emotional_loyalty,
+    {{ round_to("rational_score", 1) }} as rational_loyalty,
+    {{ round_to("emotional_score", 1) }} as emotional_loyalty,
     rational_score >= {{ strong }} as rational_strong,
     emotional_score >= {{ strong }} as emotional_strong,
     case

@@ -44,10 +44,10 @@ grouped as (
         country,
         count(*) as customers,
         sum(is_new) as new_customers,
-        round(sum(revenue_trailing_year), 2) as revenue_trailing_year,
-        round(sum(annual_potential), 2) as annual_potential,
-        round(avg(rational_loyalty), 2) as mean_rational_loyalty,
-        round(avg(emotional_loyalty), 2) as mean_emotional_loyalty,
+        {{ round_to("sum(revenue_trailing_year)", 2) }} as revenue_trailing_year,
+        {{ round_to("sum(annual_potential)", 2) }} as annual_potential,
+        {{ round_to("avg(rational_loyalty)", 2) }} as mean_rational_loyalty,
+        {{ round_to("avg(emotional_loyalty)", 2) }} as mean_emotional_loyalty,
         sum(case when quadrant = 'ambassador' then 1 else 0 end) as ambassadors,
         sum(case when status = 'green' then 1 else 0 end) as customers_green,
         sum(case when status = 'yellow' then 1 else 0 end) as customers_yellow,
@@ -61,6 +61,6 @@ select
     grouped.*,
     {{ safe_ratio('customers', 'sum(customers) over (partition by period_month)') }} as breadth_share,
     {{ safe_ratio('revenue_trailing_year', 'annual_potential') }} as height_potential_share,
-    round((mean_rational_loyalty + mean_emotional_loyalty) / 2, 1) as depth_loyalty,
+    {{ round_to("(mean_rational_loyalty + mean_emotional_loyalty) / 2", 1) }} as depth_loyalty,
     {{ safe_ratio('ambassadors', 'customers') }} as ambassador_share
 from grouped
