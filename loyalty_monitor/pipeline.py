@@ -82,9 +82,10 @@ def check_landing(settings: Settings, as_of: dt.date) -> dict[str, Any]:
 
 
 def dbt_environment(settings: Settings) -> dict[str, str]:
-    """Environment that dbt_project/profiles.yml reads (one place: settings)."""
-    return {"LOYALTY_WAREHOUSE_PATH": str(settings.warehouse), "LOYALTY_LANDING": settings.landing,
-            "LOYALTY_DBT_TARGET": settings.dbt_target}
+    """Environment that dbt_project/profiles.yml reads (defined by the warehouse module)."""
+    from loyalty_monitor import warehouse
+
+    return warehouse.dbt_env(settings)
 
 
 def build_warehouse(settings: Settings, as_of: dt.date, select: str | None = None) -> Any:
@@ -94,10 +95,19 @@ def build_warehouse(settings: Settings, as_of: dt.date, select: str | None = Non
     return warehouse.build(settings, as_of, select=select)
 
 
+def release_dbt_handle() -> None:
+    """dbt-duckdb keeps the warehouse open after an in-process run (``loyalty run``); DuckDB then
+    refuses this process's other connections to the file. Close it before the steps that read."""
+    from loyalty_monitor import warehouse
+
+    warehouse._release_duckdb()
+
+
 def check_marts(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     """Quality gate on the freshly built marts (schema ``build``), before anyone can see them."""
     from expectations.gate import validate_marts
 
+    release_dbt_handle()
     return _raise_if_failed(_gate_summary(validate_marts(settings, as_of, schema="build"), "marts"), as_of)
 
 
@@ -105,6 +115,7 @@ def publish(settings: Settings, as_of: dt.date) -> Any:
     """Copy the checked marts into schema ``published`` (one transaction)."""
     from loyalty_monitor import warehouse
 
+    release_dbt_handle()
     result = warehouse.publish(settings)
     log.info("published the marts of %s", as_of)
     return result
@@ -115,6 +126,7 @@ def dispatch_alerts(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     from loyalty_monitor.alerting import AlertDeliveryError
     from loyalty_monitor.alerting import dispatch_alerts as dispatch
 
+    release_dbt_handle()
     result = dispatch(settings, as_of)
     summary = {k: getattr(result, k) for k in ("sent", "failed", "capped", "expired", "already_done", "messages")}
     if result.failed:
@@ -139,7 +151,8 @@ def on_failure(settings: Settings, *, dag_id: str, task_id: str, logical_date: A
     from loyalty_monitor.alerting import notify_data_engineers
 
     as_of = as_of_date(logical_date)
-    if isinstance(error, QualityGateFailed):
+    # Airflow sees the gate's failure wrapped (AirflowFailException, so that it is not retried).
+    if isinstance(error, QualityGateFailed) or isinstance(getattr(error, "__cause__", None), QualityGateFailed):
         subject = f"{dag_id} {as_of}: quality gate failed, nothing published, no alerts sent"
     else:
         subject = f"{dag_id} {as_of}: task {task_id} failed"
@@ -179,6 +192,7 @@ def airflow_environment(settings: Settings, airflow_home: Path | None = None) ->
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",  # no phoning home from a customer-data pipeline
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         f"AIRFLOW_CONN_{KAFKA_CONNECTION_ID.upper()}": json.dumps(kafka_connection(settings)),
         "LOYALTY_DATA_DIR": str(settings.data_dir),

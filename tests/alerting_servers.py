@@ -112,5 +112,6 @@ def airflow_test_environment() -> str:
     os.environ["AIRFLOW_HOME"] = home
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_ROOT / "dags")
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] = "False"
     os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
     return home
