@@ -46,6 +46,10 @@ MAX_DETAIL_CHARS = 1000
 CHUNK_MESSAGES = 2000
 
 
+_WARM_UP_TOUCHPOINT = (b'{"schema_version":1,"event_id":"warm-up","event_type":"email","direction":"inbound",'
+                       b'"occurred_at":"2026-01-01T00:00:00Z","customer_id":"C0","department":"sales","payload":{}}')
+
+
 def default_workers() -> int:
     """Decode worker processes by default: none (decode in the consumer process).
 
@@ -186,7 +190,18 @@ class LandingConsumer:
         if self.producer is not None:
             self.producer.close()
 
-    def _start_pool(self) -> None:
+    def _warm_up(self) -> None:
+        """Pay the first-use costs (compiling the contract validators, loading Arrow and numpy
+        kernels, starting workers) before joining the group: done inside the first batch they
+        can exceed max_poll_interval_ms on a busy host, and the group would evict us."""
+        sample = [(0, 0, None, None, b"{}")]
+        for kind in ("touchpoint", "customer"):
+            decode_chunk(kind, "warm-up", sample, 1024, datetime.now(UTC))
+        warm = BatchBuilder("touchpoints", "warm-up")
+        warm.note_offset(0, 0)
+        warm.add_table(decode_chunk("touchpoint", "warm-up", [(0, 0, None, None, _WARM_UP_TOUCHPOINT)],
+                                    1024, datetime.now(UTC)).table)
+        prepare(warm)
         if self.workers <= 0:
             return
         import multiprocessing
@@ -194,13 +209,11 @@ class LandingConsumer:
 
         # spawn, not fork: the Kafka clients run threads, and forking a threaded process is unsafe.
         self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-        # Warm up: start the workers and compile the contract validators before the first batch.
-        sample = [(0, 0, None, None, b"{}")]
         for kind in ("touchpoint", "customer") * self.workers:
             self._pool.submit(decode_chunk, kind, "warm-up", sample, 1024, datetime.now(UTC)).result()
 
     def run(self) -> RunSummary:
-        self._start_pool()
+        self._warm_up()
         self._connect()
         server = None
         if self.settings.metrics_port > 0:

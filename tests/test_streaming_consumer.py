@@ -172,14 +172,18 @@ def test_events_produced_with_confluent_kafka_land(settings, monkeypatch):
     producer.produce(settings.topic_customers, key=b"C00009", value=None)
     assert producer.flush(30) == 0
 
-    summary, log = _consume_until_idle(settings, workers=1)  # decoding in a worker process, too
+    first = LandingConsumer(settings, max_records=1000, log=JsonLog(io.StringIO())).run()
+    assert (first.consumed, first.stopped_by) == (1000, "max_records")
+    assert landed(settings).num_rows + landed(settings, "customers").num_rows == 1000
+
+    summary, log = _consume_until_idle(settings, workers=1)  # the rest, decoded in a worker process
 
     table = landed(settings)
     assert sorted(table.column("event_id").to_pylist()) == [f"E{i:09d}" for i in range(50_000, 53_000)]
     assert len(set(coordinates(table))) == 3000
     customers = landed(settings, "customers")
     assert sorted(customers.column("is_deleted").to_pylist()) == [False, True]
-    assert summary.dead_lettered == 0
+    assert summary.dead_lettered == 0 and summary.consumed == 2002
     assert [e["workers"] for e in log if e["event"] == "started"] == [1]
 
 
