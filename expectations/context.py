@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from expectations import checkpoints as specs
 from loyalty_monitor.settings import Settings
 
 # GX reads these at import: no usage statistics, no network.
@@ -68,6 +67,7 @@ def _sync_definitions(context: Any) -> dict[str, Any]:
     """Create or update the datasource, assets, suites, validation definitions and checkpoints."""
     import great_expectations as gx
 
+    from expectations import checkpoints as specs
     from expectations.suites import all_suites
 
     suites = all_suites()

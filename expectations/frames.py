@@ -224,12 +224,12 @@ def _touchpoint_frames(reader: _Reader, cfg: GateConfig, new: list[LandedFile],
                 f"SELECT * FROM {reader.parquet(new_paths, filename=True)}")
     columns = ", ".join(TOUCHPOINT_COLUMNS)
     batch = reader.df(f"SELECT {columns}, filename AS source_file FROM new_touchpoints")
-    known_ids = reader.df("SELECT DISTINCT n.customer_id FROM new_touchpoints n "
-                          "JOIN known_customers k USING (customer_id)")["customer_id"].tolist()
+    unknown_ids = reader.df("SELECT DISTINCT customer_id FROM new_touchpoints WHERE customer_id "
+                            "NOT IN (SELECT customer_id FROM known_customers)")["customer_id"].tolist()
     params = {
         "occurred_at_min": now - timedelta(days=cfg.max_event_age_days),
         "occurred_at_max": _arrival(batch, now) + skew,
-        "known_customer_ids": sorted(known_ids),
+        "unknown_customer_ids": sorted(unknown_ids),
         "known_customer_mostly": 1.0 - cfg.unknown_customer_tolerance,
         "resend_mostly": 1.0 - cfg.resend_warning_share,
     }
@@ -344,14 +344,18 @@ def mart_frames(settings: Settings, as_of: date, schema: str) -> list[Frame]:
         con.close()
     customer_ids = set(customers["customer_id"].dropna())
     manager_ids = set(customers["account_manager_id"].dropna())
+
+    def missing(values: pd.Series, known: set) -> list:
+        return sorted(set(values.dropna()) - known)
+
     return [
         Frame(mart_customers.NAME, customers, {}, label=schema),
         Frame(mart_health.NAME, health, {
             "customer_count": int(len(customers)),
-            "known_customer_ids": sorted(customer_ids & set(health["customer_id"].dropna())),
+            "unknown_customer_ids": missing(health["customer_id"], customer_ids),
         }, label=f"{schema} {as_of}"),
         Frame(mart_alerts.NAME, alerts, {
-            "known_customer_ids": sorted(customer_ids & set(alerts["customer_id"].dropna())),
-            "known_account_manager_ids": sorted(manager_ids & set(alerts["account_manager_id"].dropna())),
+            "unknown_customer_ids": missing(alerts["customer_id"], customer_ids),
+            "unknown_account_manager_ids": missing(alerts["account_manager_id"], manager_ids),
         }, label=schema),
     ]

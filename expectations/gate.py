@@ -25,13 +25,15 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-from expectations import frames as framing
 from expectations.config import GateConfig
 from expectations.context import SITE_NAME, docs_dir, open_context, quality_dir
 from loyalty_monitor.settings import Settings
 from streaming.landing import DATASETS, LandingZone
+
+if TYPE_CHECKING:  # frames imports Great Expectations (seconds): only when validating
+    from expectations import frames as framing
 
 log = logging.getLogger("loyalty.quality")
 UTC = timezone.utc
@@ -295,6 +297,8 @@ def validate_landing(settings: Settings, event_dates: list[date] | None = None,
                      since_landed_at: datetime | None = None, *, now: datetime | None = None,
                      progress: Progress | None = None) -> GateResult:
     """Validate the new landed data; see the module docstring. ``now`` is for tests/backfills."""
+    from expectations import frames as framing
+
     progress = progress or _quiet
     started, started_at = time.monotonic(), datetime.now(UTC)
     now = now or started_at
@@ -353,6 +357,8 @@ def validate_landing(settings: Settings, event_dates: list[date] | None = None,
 def validate_marts(settings: Settings, as_of: date, schema: str = "build", *,
                    progress: Progress | None = None) -> GateResult:
     """Validate the marts of ``schema`` for ``as_of``. A missing mart is a critical failure."""
+    from expectations import frames as framing
+
     progress = progress or _quiet
     started, started_at = time.monotonic(), datetime.now(UTC)
     cfg = GateConfig.from_settings(settings)

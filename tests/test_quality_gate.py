@@ -155,7 +155,7 @@ DEFECTS: dict[str, tuple[Callable[[Settings], None], tuple[str, str, str]]] = {
     "duplicate_ids": (_duplicate_ids,
                       ("touchpoint_event_ids", "expect_column_values_to_be_unique", "event_id")),
     "missing_customer": (_unknown_customers,
-                         ("landed_touchpoints", "expect_column_values_to_be_in_set", "customer_id")),
+                         ("landed_touchpoints", "expect_column_values_to_not_be_in_set", "customer_id")),
     "future_timestamps": (_future_timestamps,
                           ("landed_touchpoints", "expect_column_values_to_be_between", "occurred_at")),
     "negative_amounts": (_negative_amounts,
@@ -212,7 +212,7 @@ def test_warning_only_failure_does_not_block(gate_settings):
     result = validate_landing(gate_settings)
     assert result.passed, result.summary()
     assert result.critical_failures == []
-    assert warning_names(result) == {("landed_touchpoints", "expect_column_values_to_be_in_set",
+    assert warning_names(result) == {("landed_touchpoints", "expect_column_values_to_not_be_in_set",
                                       "customer_id")}
     assert "C77777" in result.warnings[0].observed
 
@@ -281,10 +281,10 @@ MART_DEFECTS = {
                                  "customer_id, as_of_date")),
     "alert_for_unknown_customer": ("UPDATE {schema}.fct_churn_alerts SET customer_id = 'C99999' "
                                    "WHERE customer_id = 'C00002'",
-                                   ("mart_alerts", "expect_column_values_to_be_in_set", "customer_id")),
+                                   ("mart_alerts", "expect_column_values_to_not_be_in_set", "customer_id")),
     "alert_for_unknown_manager": ("UPDATE {schema}.fct_churn_alerts SET account_manager_id = 'AM-gone' "
                                   "WHERE customer_id = 'C00002'",
-                                  ("mart_alerts", "expect_column_values_to_be_in_set", "account_manager_id")),
+                                  ("mart_alerts", "expect_column_values_to_not_be_in_set", "account_manager_id")),
 }
 
 

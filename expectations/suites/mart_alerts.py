@@ -1,7 +1,7 @@
 """fct_churn_alerts: all rows (alerts are few; every one must be deliverable).
 
-Parameters: ``known_customer_ids`` and ``known_account_manager_ids`` (the alerts' ids that exist
-in dim_customers of the same schema).
+Parameters: ``unknown_customer_ids`` and ``unknown_account_manager_ids`` (the alerts' ids that
+are missing from dim_customers of the same schema).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ def build() -> gx.ExpectationSuite:
                  column="alert_id"),
         critical(E.ExpectColumnValuesToBeUnique, "alert_id is the episode key; a duplicate would "
                  "send the same alert twice or suppress another", column="alert_id"),
-        critical(E.ExpectColumnValuesToBeInSet, "every alert points to an existing customer",
-                 column="customer_id", value_set=param("known_customer_ids")),
-        critical(E.ExpectColumnValuesToBeInSet, "every alert points to an existing account manager",
-                 column="account_manager_id", value_set=param("known_account_manager_ids")),
+        critical(E.ExpectColumnValuesToNotBeInSet, "every alert points to an existing customer",
+                 column="customer_id", value_set=param("unknown_customer_ids")),
+        critical(E.ExpectColumnValuesToNotBeInSet, "every alert points to an existing account manager",
+                 column="account_manager_id", value_set=param("unknown_account_manager_ids")),
         critical(E.ExpectColumnValuesToNotBeNull, "an alert must reach someone",
                  column="account_manager_email"),
         critical(E.ExpectColumnValuesToMatchRegex, "an alert must reach someone",

@@ -1,7 +1,7 @@
 """fct_customer_health_daily rows of the validated day (``as_of_date = as_of``).
 
 Parameters: ``customer_count`` (rows of dim_customers in the same schema) and
-``known_customer_ids`` (the health rows' customer ids that exist in dim_customers).
+``unknown_customer_ids`` (the health rows' customer ids missing from dim_customers).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ def build() -> gx.ExpectationSuite:
         critical(E.ExpectColumnValuesToBeInSet, "the scorecard knows red, yellow and green only",
                  column="status", value_set=STATUSES),
         critical(E.ExpectColumnValuesToNotBeNull, "every scored customer has a status", column="status"),
-        critical(E.ExpectColumnValuesToBeInSet, "a health row for a customer missing from "
+        critical(E.ExpectColumnValuesToNotBeInSet, "a health row for a customer missing from "
                  "dim_customers cannot be routed", column="customer_id",
-                 value_set=param("known_customer_ids")),
+                 value_set=param("unknown_customer_ids")),
         warning(E.ExpectTableRowCountToEqual, "every customer should be scored every day",
                 value=param("customer_count")),
     ]
