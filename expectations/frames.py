@@ -326,6 +326,10 @@ def mart_frames(settings: Settings, as_of: date, schema: str) -> list[Frame]:
         raise FileNotFoundError(f"warehouse {path} does not exist: build the marts first")
     try:
         con = duckdb.connect(str(path), read_only=True)
+    except duckdb.ConnectionException:
+        # This process already holds the file read-write (dbt ran in-process, e.g. dag.test()):
+        # DuckDB then only allows the same configuration. The gate still only reads.
+        con = duckdb.connect(str(path))
     except duckdb.IOException as exc:
         raise RuntimeError(f"cannot open warehouse {path} (another process writes it?): {exc}") from exc
     try:

@@ -334,3 +334,15 @@ def test_large_first_run_is_validated_in_chunks_and_still_finds_conflicts(gate_s
     assert len(batches) >= 1 and all(b.startswith("files ") for b in batches)
     assert critical_names(result) == {("touchpoint_event_ids", "expect_column_values_to_be_unique",
                                        "event_id")}, result.summary()
+
+
+def test_marts_gate_reads_while_this_process_holds_the_warehouse_open(gate_settings):
+    """dbt running in-process (dag.test) keeps a read-write connection open; the gate still reads."""
+    build_marts(gate_settings)
+    held = duckdb.connect(str(gate_settings.warehouse))
+    try:
+        result = validate_marts(gate_settings, AS_OF)
+    finally:
+        held.close()
+    assert result.passed, result.summary()
+    assert result.rows["mart_health"] == 20
