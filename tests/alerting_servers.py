@@ -23,11 +23,11 @@ class ReceivedMail:
 
     @property
     def text(self) -> str:
-        return self.message.get_body(preferencelist=("plain",)).get_content()
+        return self.message.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
 
     @property
     def html(self) -> str:
-        return self.message.get_body(preferencelist=("html",)).get_content()
+        return self.message.get_body(preferencelist=("html",)).get_content().replace("\r\n", "\n")
 
 
 class _Handler:

@@ -1,0 +1,199 @@
+"""The real ``loyalty_pipeline`` DAG, end to end, with ``dag.test()`` on a real broker.
+
+One generated history (40 customers, 9 months) is produced to the session's Tansu broker and
+landed by the real consumer; then the DAG runs in-process (the same path as ``loyalty run``) with
+dbt on a real DuckDB file, Great Expectations, and delivery to a real aiosmtpd server and a real
+HTTP webhook that answers 500 twice before it accepts anything.
+
+The scenarios share that history and run in this order: a landing defect stops the run (no
+customer alert, the data engineers hear about it); the fixed data runs through and alerts reach
+each customer's account manager; a rerun of the same date sends nothing new.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alerting_servers import SmtpServer, WebhookServer, airflow_test_environment
+
+airflow_test_environment()
+
+from loyalty_monitor import pipeline, stack  # noqa: E402
+from loyalty_monitor.settings import PROJECT_ROOT, load_settings  # noqa: E402
+
+END = dt.date(2026, 2, 28)
+START = dt.date(2025, 6, 1)
+CAP = 1  # small, so that the generated history's alerts meet the weekly cap
+WINDOW_DAYS = 21  # the last three weeks of the history hold a handful of alerts
+
+
+def loyalty(env: dict[str, str], *args: str) -> str:
+    proc = subprocess.run([str(Path(sys.executable).parent / "loyalty"), *args], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, f"loyalty {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def world(broker, tmp_path_factory):
+    """History landed on the real broker; SMTP and webhook servers; settings wired to all of them."""
+    root = tmp_path_factory.mktemp("pipeline")
+    data_dir = root / "data"
+    data_dir.mkdir()
+    scoring = root / "scoring.yml"
+    shipped = (PROJECT_ROOT / "config" / "scoring.yml").read_text()
+    assert "max_per_manager_per_week: 3" in shipped and "dispatch_window_days: 7" in shipped
+    scoring.write_text(shipped.replace("max_per_manager_per_week: 3", f"max_per_manager_per_week: {CAP}")
+                       .replace("dispatch_window_days: 7", f"dispatch_window_days: {WINDOW_DAYS}"))
+    suffix = f"{os.getpid()}-pipeline"
+    with SmtpServer() as smtp, WebhookServer(fail_first=2) as hook:
+        env = {
+            "LOYALTY_DATA_DIR": str(data_dir), "LOYALTY_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "LOYALTY_TOPIC_TOUCHPOINTS": f"touchpoints-{suffix}", "LOYALTY_TOPIC_CUSTOMERS": f"customers-{suffix}",
+            "LOYALTY_TOPIC_DEAD_LETTER": f"dead-letter-{suffix}", "LOYALTY_TOPIC_BATCHES": f"batches-{suffix}",
+            "LOYALTY_CONSUMER_GROUP": f"landing-{suffix}", "LOYALTY_SCORING_FILE": str(scoring),
+            "LOYALTY_ALERT_CHANNELS": "smtp,webhook,file", "LOYALTY_SMTP_HOST": "127.0.0.1",
+            "LOYALTY_SMTP_PORT": str(smtp.port), "LOYALTY_WEBHOOK_URL": hook.url + "/alerts",
+            "LOYALTY_ALERT_BACKOFF_S": "0.05", "LOYALTY_TASK_RETRIES": "0",
+            "LOYALTY_DATA_ENGINEER_EMAILS": "oncall@example.com",
+        }
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in env.items():
+                mp.setenv(key, value)
+            settings = load_settings()
+            mp.setenv(f"AIRFLOW_CONN_{pipeline.KAFKA_CONNECTION_ID.upper()}",
+                      json.dumps(pipeline.kafka_connection(settings)))
+            from loyalty_monitor.broker import ensure_topics
+
+            ensure_topics(settings)
+            child_env = dict(os.environ)
+            gen = root / "generated"
+            loyalty(child_env, "generate", "--customers", "40", "--seed", "7", "--start", START.isoformat(), "--end",
+                    END.isoformat(), "--out", str(gen))
+            loyalty(child_env, "produce", str(gen / "customers.jsonl"), "--topic", settings.topic_customers)
+            loyalty(child_env, "produce", str(gen / "touchpoints.jsonl"), "--topic", settings.topic_touchpoints)
+            loyalty(child_env, "consume", "--until-idle")
+            managers = {}
+            for line in (gen / "customers.jsonl").read_text().splitlines():
+                record = json.loads(line)
+                if record.get("account_manager"):
+                    managers[record["customer_id"]] = record["account_manager"]["email"]
+            yield {"settings": settings, "smtp": smtp, "hook": hook, "managers": managers}
+
+
+def am_mail(world):
+    return [m for m in world["smtp"].inbox if m.rcpt_tos != ["oncall@example.com"]]
+
+
+def churn_hooks(world):
+    return [r for r in world["hook"].received if r["json"]["kind"] == "churn_alert"]
+
+
+def oncall_mail(world):
+    return [m for m in world["smtp"].inbox if m.rcpt_tos == ["oncall@example.com"]]
+
+
+def inject_landing_defect(settings) -> Path:
+    """A landed file whose touchpoints name a department the contract does not know (critical)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = sorted(Path(settings.landing, "touchpoints").rglob("*.parquet"))[-1]
+    table = pq.read_table(source)
+    column = table.schema.get_field_index("department")
+    table = table.set_column(column, table.schema.field(column),
+                             pa.array(["warp drive"] * table.num_rows, type=table.schema.field(column).type))
+    bad = source.with_name("touchpoints-p000-999999999990-999999999999.parquet")
+    pq.write_table(table, bad)
+    return bad
+
+
+@pytest.fixture(scope="module")
+def failed_gate_run(world):
+    settings = world["settings"]
+    bad = inject_landing_defect(settings)
+    outcomes = stack.run_dates(settings, [END])
+    bad.unlink()
+    return outcomes
+
+
+@pytest.fixture(scope="module")
+def good_run(world, failed_gate_run):
+    hook = world["hook"]
+    with hook.lock:  # the webhook answers 500 to the first two alert deliveries of this run
+        hook.requests, hook.received[:] = 0, []
+    return stack.run_dates(world["settings"], [END])
+
+
+def test_failed_quality_gate_sends_no_customer_alert_and_tells_the_data_engineers(world, failed_gate_run):
+    assert [(o.state, o.failed_tasks) for o in failed_gate_run] == [("failed", ["check_landing"])]
+    assert am_mail(world) == [] and churn_hooks(world) == []
+    notice = oncall_mail(world)
+    assert len(notice) == 1
+    assert "quality gate failed" in notice[0].message["Subject"]
+    assert "department" in notice[0].text and "warp drive" in notice[0].text
+
+
+def test_alerts_reach_each_account_manager_by_smtp_and_webhook(world, good_run):
+    assert [o.state for o in good_run] == ["success"]
+    mails = am_mail(world)
+    assert mails, "the generated history should raise alerts in its last three weeks"
+    for mail in mails:
+        text = mail.text
+        customer_id = text.split("(", 1)[1].split(")", 1)[0]
+        assert mail.rcpt_tos == [world["managers"][customer_id]]
+        assert "Why:\n  - " in text and "What to do next: " in text and "At stake: " in text
+        assert "<li>" in mail.html
+    hook = world["hook"]
+    assert hook.requests == len(hook.received) + 2  # the first two answers were HTTP 500
+    keys = [r["headers"]["Idempotency-Key"] for r in hook.received]
+    assert len(keys) == len(set(keys)) == len(mails)  # every alert exactly once, despite the 500s
+    for request in hook.received:
+        body = request["json"]
+        assert body["recipient"]["account_manager_email"] == world["managers"][body["alerts"][0]["customer_id"]]
+        assert body["alerts"][0]["drivers"] and body["alerts"][0]["suggested_action"]
+
+
+def test_weekly_cap_holds_and_capped_alerts_are_listed_lowest_value_first(world, good_run):
+    from loyalty_monitor.alerting import list_alerts
+
+    rows = list_alerts(world["settings"])
+    sent = [r for r in rows if r["status"] == "sent" and r["channel"] == "smtp"]
+    per_week: dict[tuple, int] = {}
+    for r in sent:
+        key = (r["recipient"], r["alert_date"].isocalendar()[:2])
+        per_week[key] = per_week.get(key, 0) + 1
+    assert per_week and max(per_week.values()) <= CAP
+    capped = [r["value_at_stake"] for r in list_alerts(world["settings"], status="capped")]
+    assert capped == sorted(capped)
+    assert {r["status"] for r in rows} <= {"sent", "capped", "expired", "pending"}
+
+
+def test_rerun_of_the_same_date_sends_nothing_new(world, good_run):
+    before_mail, before_hook = len(world["smtp"].inbox), len(world["hook"].received)
+    # the warehouse is unchanged, so the dbt tasks are marked done: the rerun redoes the gates,
+    # publish and dispatch (where a second notification would come from)
+    again = stack.run_dates(world["settings"], [END], skip_tasks=r"dbt_build\..*")
+    assert [o.state for o in again] == ["success"]
+    assert len(world["smtp"].inbox) == before_mail and len(world["hook"].received) == before_hook
+
+
+def test_dag_is_wired_for_schedule_events_retries_and_per_model_tasks(world):
+    dag = stack.load_dag()
+    timetable = dag.timetable
+    assert type(timetable).__name__ == "AssetOrTimeSchedule"
+    watcher = timetable.asset_condition.watchers[0]
+    assert watcher.trigger.kwargs["topics"] == [world["settings"].topic_batches]
+    assert watcher.trigger.kwargs["kafka_config_id"] == pipeline.KAFKA_CONNECTION_ID
+    ids = set(dag.task_ids)
+    assert {"check_landing", "check_marts", "publish", "dispatch_alerts"} <= ids
+    models = [t for t in ids if t.startswith("dbt_build.")]
+    assert any("fct_churn_alerts" in t for t in models) and len(models) >= 5
+    assert dag.default_args["retry_exponential_backoff"] and dag.default_args["on_failure_callback"]
