@@ -80,3 +80,15 @@
     select 1
   {%- endif -%}
 {%- endmacro %}
+
+{% macro rebuild_floor() -%}
+  {#- The earliest day any customer is rebuilt from in this incremental run, as a SQL date literal
+      (none on a full refresh): lets the windows skip stored days that cannot matter. -#}
+  {%- if not is_incremental() or not execute -%}{{ return(none) }}{%- endif -%}
+  {%- set result = run_query("select min(rebuild_from) from (" ~ customer_days_to_rebuild() ~ ") as rebuild") -%}
+  {%- set value = result.columns[0].values()[0] -%}
+  {%- if value is none -%}
+    {{ return(add_days(as_of_date_literal(), 1)) }}
+  {%- endif -%}
+  {{ return("cast('" ~ value.strftime('%Y-%m-%d') ~ "' as date)") }}
+{%- endmacro %}

@@ -56,12 +56,6 @@ with rebuild as (
     {{ customer_days_to_rebuild() }}
 ),
 
-spine as (
-    select rebuild.customer_id, calendar.date_day as as_of_date
-    from rebuild
-    inner join {{ ref('int_calendar') }} as calendar on calendar.date_day >= rebuild.rebuild_from
-),
-
 event_days as (
     select
         touchpoints.customer_id,
@@ -92,35 +86,30 @@ version_days as (
         max(versions.landed_at) as day_landed_at
     from {{ ref('int_customer_versions') }} as versions
     inner join {{ ref('int_customer_bounds') }} as bounds on bounds.customer_id = versions.customer_id
+    inner join rebuild
+        on rebuild.customer_id = versions.customer_id
+       and greatest(versions.valid_from, bounds.first_day) >= rebuild.rebuild_from
+    where greatest(versions.valid_from, bounds.first_day) <= {{ as_of_date_literal() }}
     group by versions.customer_id, greatest(versions.valid_from, bounds.first_day)
 ),
 
-days as (
+input_days as (
+    -- the sparse days on which the customer's state changes
     select
-        spine.customer_id,
-        spine.as_of_date,
+        coalesce(event_days.customer_id, version_days.customer_id) as customer_id,
+        coalesce(event_days.as_of_date, version_days.as_of_date) as as_of_date,
         {% for name in running if name != 'dialogue_days' -%}
         coalesce(event_days.day_{{ name }}, 0) as day_{{ name }},
         {% endfor -%}
         case when coalesce(event_days.day_dialogues, 0) > 0 then 1 else 0 end as day_dialogue_days,
         {% for name, condition in last_dates -%}
-        case when event_days.has_{{ name }} = 1 then spine.as_of_date end as {{ name }}_day,
+        case when event_days.has_{{ name }} = 1 then event_days.as_of_date end as {{ name }}_day,
         {% endfor -%}
         event_days.day_dunning_amount,
-        count(event_days.day_dunning_amount) over (
-            partition by spine.customer_id order by spine.as_of_date
-            rows between unbounded preceding and current row
-        ) as dunning_group,
-        case
-            when event_days.day_landed_at is null then version_days.day_landed_at
-            when version_days.day_landed_at is null then event_days.day_landed_at
-            else greatest(event_days.day_landed_at, version_days.day_landed_at)
-        end as day_landed_at
-    from spine
-    left join event_days
-        on event_days.customer_id = spine.customer_id and event_days.as_of_date = spine.as_of_date
-    left join version_days
-        on version_days.customer_id = spine.customer_id and version_days.as_of_date = spine.as_of_date
+        greatest(event_days.day_landed_at, version_days.day_landed_at) as day_landed_at
+    from event_days
+    full outer join version_days
+        on version_days.customer_id = event_days.customer_id and version_days.as_of_date = event_days.as_of_date
 )
 
 {%- if inc %},
@@ -133,31 +122,73 @@ base as (
         on rebuild.customer_id = stored.customer_id
        and stored.as_of_date = {{ add_days('rebuild.rebuild_from', -1) }}
 )
-{%- endif %}
+{%- endif %},
+
+grouped_inputs as (
+    select
+        input_days.*,
+        count(input_days.day_dunning_amount) over running_total as dunning_group
+    from input_days
+    window running_total as (
+        partition by input_days.customer_id order by input_days.as_of_date
+        rows between unbounded preceding and current row
+    )
+),
+
+state as (
+    -- running state on the input days (plus the stored state before the rebuild)
+    select
+        inputs.customer_id,
+        inputs.as_of_date,
+        {% for name in running -%}
+        {% if inc %}coalesce(base.cum_{{ name }}, 0) + {% endif %}sum(inputs.day_{{ name }}) over running_total as cum_{{ name }},
+        {% endfor -%}
+        {% for name, condition in last_dates -%}
+        greatest(max(inputs.{{ name }}_day) over running_total{% if inc %}, base.last_{{ name }}_date{% endif %}) as last_{{ name }}_date,
+        {% endfor -%}
+        coalesce(
+            max(inputs.day_dunning_amount) over (partition by inputs.customer_id, inputs.dunning_group)
+            {%- if inc %}, base.last_dunning_amount{% endif %}
+        ) as last_dunning_amount,
+        greatest(max(inputs.day_landed_at) over running_total{% if inc %}, base.inputs_landed_at{% endif %}) as inputs_landed_at
+    from grouped_inputs as inputs
+    {% if inc -%}
+    left join base on base.customer_id = inputs.customer_id
+    {%- endif %}
+    window running_total as (
+        partition by inputs.customer_id order by inputs.as_of_date
+        rows between unbounded preceding and current row
+    )
+),
+
+spine as (
+    select
+        rebuild.customer_id,
+        calendar.date_day as as_of_date,
+        max(input_days.as_of_date) over (
+            partition by rebuild.customer_id order by calendar.date_day
+            rows between unbounded preceding and current row
+        ) as state_day
+    from rebuild
+    inner join {{ ref('int_calendar') }} as calendar on calendar.date_day >= rebuild.rebuild_from
+    left join input_days
+        on input_days.customer_id = rebuild.customer_id and input_days.as_of_date = calendar.date_day
+)
 
 select
-    days.customer_id,
-    days.as_of_date,
+    spine.customer_id,
+    spine.as_of_date,
     {% for name in running -%}
-    {% if inc %}coalesce(base.cum_{{ name }}, 0) + {% endif %}sum(days.day_{{ name }}) over running_total as cum_{{ name }},
+    coalesce(state.cum_{{ name }}{% if inc %}, base.cum_{{ name }}{% endif %}, 0) as cum_{{ name }},
     {% endfor -%}
     {% for name, condition in last_dates -%}
-    {% if inc %}greatest(max(days.{{ name }}_day) over running_total, base.last_{{ name }}_date){% else %}max(days.{{ name }}_day) over running_total{% endif %} as last_{{ name }}_date,
+    {% if inc %}coalesce(state.last_{{ name }}_date, base.last_{{ name }}_date){% else %}state.last_{{ name }}_date{% endif %} as last_{{ name }}_date,
     {% endfor -%}
-    coalesce(
-        max(days.day_dunning_amount) over (partition by days.customer_id, days.dunning_group)
-        {%- if inc %}, base.last_dunning_amount{% endif %}
-    ) as last_dunning_amount,
-    {% if inc -%}
-    greatest(max(days.day_landed_at) over running_total, base.inputs_landed_at)
-    {%- else -%}
-    max(days.day_landed_at) over running_total
-    {%- endif %} as inputs_landed_at
-from days
+    {% if inc %}coalesce(state.last_dunning_amount, base.last_dunning_amount){% else %}state.last_dunning_amount{% endif %} as last_dunning_amount,
+    {% if inc %}coalesce(state.inputs_landed_at, base.inputs_landed_at){% else %}state.inputs_landed_at{% endif %} as inputs_landed_at
+from spine
+left join state on state.customer_id = spine.customer_id and state.as_of_date = spine.state_day
 {% if inc -%}
-left join base on base.customer_id = days.customer_id
+left join base on base.customer_id = spine.customer_id
 {%- endif %}
-window running_total as (
-    partition by days.customer_id order by days.as_of_date
-    rows between unbounded preceding and current row
-)
+order by spine.as_of_date, spine.customer_id

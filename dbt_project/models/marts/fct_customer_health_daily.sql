@@ -4,6 +4,8 @@
 -- depends_on: {{ ref('fct_touchpoints') }}
 -- depends_on: {{ ref('int_customer_versions') }}
 -- depends_on: {{ ref('int_customer_bounds') }}
+-- depends_on: {{ ref('int_customer_days') }}
+-- depends_on: {{ ref('int_health_scored') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -19,7 +21,7 @@ with rebuild as (
 
 scored as (
     select scored.*
-    from {{ ref('int_health_scored') }} as scored
+    from ({{ health_scored_sql('(' ~ customer_windows_sql(since=rebuild_floor()) ~ ')') }}) as scored
     inner join rebuild
         on rebuild.customer_id = scored.customer_id
        and scored.as_of_date >= rebuild.rebuild_from

@@ -5,6 +5,8 @@
 -- depends_on: {{ ref('fct_touchpoints') }}
 -- depends_on: {{ ref('int_customer_versions') }}
 -- depends_on: {{ ref('int_customer_bounds') }}
+-- depends_on: {{ ref('int_customer_days') }}
+-- depends_on: {{ ref('int_customer_windows') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -44,7 +46,7 @@ select
     windows.caring_share_recent,
     windows.last_caring_date,
     windows.inputs_landed_at
-from {{ ref('int_customer_windows') }} as windows
+from ({{ customer_windows_sql(since=rebuild_floor()) }}) as windows
 inner join rebuild
     on rebuild.customer_id = windows.customer_id
    and windows.as_of_date >= rebuild.rebuild_from

@@ -1,0 +1,134 @@
+{#- The SQL of int_customer_windows, shared with the incremental marts: `since` (a SQL date)
+    limits it to the days being rebuilt, and bounds the lag lookups so daily runs read only the
+    stored days they need. -#}
+
+{% macro customer_windows_sql(since=none) -%}
+{%- set lags = trailing_window_lengths() -%}
+{%- set baseline = scoring('dialogue.baseline_window_days') | int -%}
+{%- set followup = scoring('dialogue.order_followup_days') | int -%}
+{%- set recent = scoring('dialogue.recent_days') | int -%}
+{%- set segment_gaps = scoring('dialogue.segment_usual_gap_days') -%}
+{%- set departments = ['sales', 'service', 'support', 'finance', 'reception', 'management', 'other'] -%}
+
+with joined as (
+    select
+        current_day.*,
+        bounds.first_day,
+        {{ days_between('bounds.first_day', 'current_day.as_of_date') }} + 1 as observed_days,
+        coalesce(versions.segment, 'unknown') as segment,
+        versions.account_manager_id,
+        versions.annual_potential,
+        versions.currency,
+        {% for n in lags -%}
+        {% for name in ['contacts', 'dialogues', 'caring', 'friction', 'neutral', 'dialogue_days', 'order_amount', 'orders'] -%}
+        {{ trailing(name, n) }} as {{ name }}_{{ n }}d,
+        {% endfor -%}
+        {% endfor -%}
+        {% for d in departments -%}
+        {{ trailing('dept_' ~ d, 30) }} as contacts_{{ d }}_30d,
+        {{ trailing('dept_' ~ d, 90) }} as contacts_{{ d }}_90d,
+        {% endfor -%}
+        {%- set sw = scoring('health.stakeholder.window_days') | int -%}
+        {% for r in ['executive', 'decision_maker', 'user', 'finance', 'other'] -%}
+        {{ trailing('role_' ~ r, sw) }} as role_{{ r }}_stakeholder_window,
+        {% endfor -%}
+        {%- set sv = scoring('health.service.window_days') | int -%}
+        {% for name in ['visits', 'visits_resolved', 'visits_first_time_fix', 'inbound_calls', 'inbound_calls_answered', 'complaints', 'complaints_high'] -%}
+        {{ trailing(name, sv) }} as {{ name }}_service_window,
+        {% endfor -%}
+        {%- set lw = scoring('loyalty.window_days') | int -%}
+        {% for name in ['visits', 'visits_resolved', 'visits_first_time_fix', 'inbound_calls', 'inbound_calls_answered', 'complaints', 'surveys', 'promoters', 'detractors', 'survey_comments'] -%}
+        {{ trailing(name, lw) }} as {{ name }}_loyalty_window,
+        {% endfor -%}
+        {%- set fw = scoring('health.financial.window_days') | int -%}
+        {% for s in ['reminder', 'second_reminder', 'collection_call', 'final_notice'] -%}
+        {{ trailing('dunning_' ~ s, fw) }} as dunning_{{ s }}_financial_window,
+        {% endfor -%}
+        order_start.cum_dialogues as dialogues_at_last_order,
+        order_end.cum_dialogues as dialogues_at_followup_end
+    from {{ ref('int_customer_days') }} as current_day
+    inner join {{ ref('int_customer_bounds') }} as bounds on bounds.customer_id = current_day.customer_id
+    left join {{ ref('int_customer_versions') }} as versions
+        on versions.customer_id = current_day.customer_id
+       and current_day.as_of_date >= versions.valid_from
+       and current_day.as_of_date < versions.valid_to
+    {% for n in lags -%}
+    left join {{ ref('int_customer_days') }} as lag_{{ n }}
+        on lag_{{ n }}.customer_id = current_day.customer_id
+       and lag_{{ n }}.as_of_date = {{ add_days('current_day.as_of_date', -n) }}
+       {% if since is not none %}and lag_{{ n }}.as_of_date >= {{ add_days(since, -n) }}{% endif %}
+    {% endfor -%}
+    left join {{ ref('int_customer_days') }} as order_start
+        on order_start.customer_id = current_day.customer_id
+       and order_start.as_of_date = current_day.last_order_date
+    left join {{ ref('int_customer_days') }} as order_end
+        on order_end.customer_id = current_day.customer_id
+       and order_end.as_of_date = least({{ add_days('current_day.last_order_date', followup) }}, current_day.as_of_date)
+    {% if since is not none -%}
+    where current_day.as_of_date >= {{ since }}
+    {%- endif %}
+),
+
+rhythm as (
+    select
+        joined.*,
+        case joined.segment
+            {% for seg, gap in segment_gaps.items() -%}
+            when '{{ seg }}' then {{ gap }}
+            {% endfor -%}
+            else {{ segment_gaps['unknown'] }}
+        end as segment_usual_gap_days,
+        coalesce(
+            {{ days_between('joined.last_dialogue_date', 'joined.as_of_date') }},
+            joined.observed_days - 1
+        ) as days_since_dialogue,
+        -- own baseline: days from the window start (or first day) to the last dialogue, per dialogue day
+        {{ safe_ratio(
+            days_between(
+                'greatest(joined.first_day, ' ~ add_days('joined.as_of_date', -(baseline - 1)) ~ ')',
+                'joined.last_dialogue_date') ~ ' + 1',
+            'joined.dialogue_days_' ~ baseline ~ 'd') }} as own_gap_days,
+        (
+            joined.dialogue_days_{{ baseline }}d >= {{ scoring('dialogue.own_baseline_min_dialogue_days') }}
+            and joined.observed_days >= {{ scoring('dialogue.own_baseline_min_observed_days') }}
+        ) as has_own_baseline
+    from joined
+)
+
+select
+    rhythm.*,
+    case when has_own_baseline then 'own' else 'segment' end as usual_gap_basis,
+    least({{ scoring('dialogue.max_gap_days') }}, greatest({{ scoring('dialogue.min_gap_days') }},
+        case when has_own_baseline then own_gap_days else segment_usual_gap_days end)) as usual_gap_days,
+    {{ safe_ratio('days_since_dialogue', 'least(' ~ scoring('dialogue.max_gap_days') ~ ', greatest(' ~ scoring('dialogue.min_gap_days') ~ ', case when has_own_baseline then own_gap_days else segment_usual_gap_days end))') }} as gap_ratio,
+    {{ safe_ratio('friction_' ~ recent ~ 'd', 'contacts_' ~ recent ~ 'd') }} as friction_share_recent,
+    {{ safe_ratio('caring_' ~ recent ~ 'd', 'contacts_' ~ recent ~ 'd') }} as caring_share_recent,
+    case
+        when last_order_date is null then null
+        when dialogues_at_followup_end > dialogues_at_last_order then true
+        when {{ days_between('last_order_date', 'as_of_date') }} < {{ followup }} then null
+        else false
+    end as order_followed_up,
+    {{ days_between('last_caring_date', 'as_of_date') }} as days_since_caring,
+    case
+        when last_open_high_complaint_date is not null
+         and (last_resolution_date is null or last_resolution_date < last_open_high_complaint_date)
+        then {{ days_between('last_open_high_complaint_date', 'as_of_date') }}
+    end as open_high_complaint_days,
+    case
+        when dunning_final_notice_financial_window > 0 then 'final_notice'
+        when dunning_collection_call_financial_window > 0 then 'collection_call'
+        when dunning_second_reminder_financial_window > 0 then 'second_reminder'
+        when dunning_reminder_financial_window > 0 then 'reminder'
+    end as worst_dunning_stage,
+    case
+        when last_dunning_date is not null
+         and {{ days_between('last_dunning_date', 'as_of_date') }} < {{ scoring('health.financial.window_days') }}
+        then last_dunning_amount else 0
+    end as amount_overdue,
+    greatest(
+        coalesce(annual_potential, 0) * {{ scoring('alerts.value_at_stake_potential_share') }},
+        order_amount_365d
+    ) as value_at_stake
+from rhythm
+{%- endmacro %}
