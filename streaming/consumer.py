@@ -29,6 +29,7 @@ import json
 import signal
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TextIO
@@ -56,6 +57,17 @@ def default_workers() -> int:
     Workers overlap decoding with fetching and pay off on hosts with idle cores; on a busy
     2-core host they only add processes (see docs/streaming.md, "Throughput")."""
     return 0
+
+
+def _rejected_commit_errors() -> tuple[type[Exception], ...]:
+    from kafka import errors
+
+    return (errors.CommitFailedError, errors.RebalanceInProgressError, errors.IllegalGenerationError,
+            errors.UnknownMemberIdError, errors.FencedInstanceIdError)
+
+
+#: Commit errors that mean "not applied" (the group moved on); any other is ambiguous.
+REJECTED_COMMIT = _rejected_commit_errors()
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -316,7 +328,6 @@ class LandingConsumer:
     # --- batches ---------------------------------------------------------------------------
     def flush(self, reason: str) -> bool:
         """Land, dead-letter and commit the current batch; False if the commit was refused."""
-        from kafka.errors import CommitFailedError, KafkaError
         from kafka.structs import OffsetAndMetadata, TopicPartition
 
         if not any(b.offsets for b in self._builders.values()):
@@ -335,16 +346,19 @@ class LandingConsumer:
         stage("decode_wait")
         prepared = {topic: prepare(builder) for topic, builder in self._builders.items() if builder.offsets}
 
+        # The token marks this batch's manifests and files (Parquet key-value metadata), so that
+        # after a refused commit we remove only files nobody else has rewritten since.
+        token = uuid.uuid4().hex
         pending: list[tuple[str, int]] = []
         for topic, batch in prepared.items():
             for partition, paths in batch.by_partition.items():
                 first, last = self._builders[topic].offsets[partition]
                 self.zone.write_pending(batch.dataset, partition, {
                     "topic": topic, "partition": partition, "first": first, "last": last,
-                    "files": paths, "written_at": datetime.now(UTC).isoformat()})
+                    "files": paths, "token": token, "written_at": datetime.now(UTC).isoformat()})
                 pending.append((batch.dataset, partition))
         stage("prepare")
-        files: dict[str, list[str]] = {topic: self.zone.write_prepared(batch)
+        files: dict[str, list[str]] = {topic: self.zone.write_prepared(batch, token=token)
                                        for topic, batch in prepared.items()}
         stage("write")
 
@@ -368,11 +382,15 @@ class LandingConsumer:
         stage("dead_letters")
         try:
             self.consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:
-            # The group rebalanced under us: these offsets belong to another member now, which
-            # re-consumes them. The manifests stay, so whoever owns a partition next resolves them.
+        except REJECTED_COMMIT as exc:
+            # The group moved on without us (evicted after max_poll_interval_ms, or rebalancing):
+            # the commit was definitely not applied and another member re-consumes these
+            # messages, so our files are duplicates-to-be. Remove the ones that are still ours.
+            # (Any other commit error is ambiguous, the commit may have been applied: it stops the
+            # process, and the next start resolves the manifests against the committed offsets.)
             self.metrics.commit_failures += 1
-            self.log("commit_failed", level="warning", reason=reason, error=str(exc),
+            removed = self._discard_own_files(token, pending, files)
+            self.log("commit_failed", level="warning", reason=reason, error=str(exc), files_removed=removed,
                      partitions={f"{tp.topic}[{tp.partition}]": om.offset for tp, om in offsets.items()})
             self._reset_batch()
             return False
@@ -415,6 +433,20 @@ class LandingConsumer:
         self._reset_batch()
         self._write_metrics()
         return True
+
+    def _discard_own_files(self, token: str, pending: list[tuple[str, int]],
+                           files: dict[str, list[str]]) -> int:
+        removed = 0
+        for paths in files.values():
+            for path in paths:
+                if self.zone.file_token(path) == token:
+                    self.zone.fs.rm(path)
+                    removed += 1
+        for dataset, partition in pending:
+            manifest = self.zone.read_pending(dataset, partition)
+            if manifest is not None and manifest.get("token") == token:
+                self.zone.clear_pending(dataset, partition)
+        return removed
 
     def _after_rebalance(self) -> None:
         """Apply what the rebalance listener noted during the last poll (see _RebalanceListener)."""

@@ -43,6 +43,8 @@ DATASETS = {"touchpoint": "touchpoints", "customer": "customers"}
 UTC = timezone.utc
 EPOCH_DATE = date(1970, 1, 1)
 TMP_SUFFIX = ".tmp"
+#: Parquet key-value metadata key holding the writing batch's token (see the consumer).
+TOKEN_KEY = "loyalty.batch_token"
 _INT64 = (-(2**63), 2**63 - 1)
 _INT32 = (-(2**31), 2**31 - 1)
 
@@ -396,14 +398,27 @@ class LandingZone:
             finally:
                 os.close(fd)
 
-    def write_table(self, relative: str, table: pa.Table) -> str:
+    def write_table(self, relative: str, table: pa.Table, token: str | None = None) -> str:
+        if token:
+            table = table.replace_schema_metadata({TOKEN_KEY: token})
         return self._write_bytes_atomically(
             relative, lambda fh: pq.write_table(table, fh, compression="zstd"))
 
-    def write_prepared(self, prepared: PreparedBatch) -> list[str]:
-        written = [self.write_table(rel, table) for rel, table in prepared.tables.items()]
+    def write_prepared(self, prepared: PreparedBatch, token: str | None = None) -> list[str]:
+        """Write a batch's files (``token``: the writer's batch token, kept in the file metadata)."""
+        written = [self.write_table(rel, table, token) for rel, table in prepared.tables.items()]
         self.sync_dirs(prepared.tables)
         return written
+
+    def file_token(self, path: str) -> str | None:
+        """The batch token a landed file (full path) was written with; None if absent or unreadable."""
+        try:
+            with self.fs.open(path, "rb") as fh:
+                metadata = pq.read_metadata(fh).metadata or {}
+        except (OSError, pa.ArrowException):
+            return None
+        token = metadata.get(TOKEN_KEY.encode())
+        return token.decode() if token else None
 
     def delete(self, relatives: Iterable[str]) -> int:
         removed = 0

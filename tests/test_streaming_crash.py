@@ -131,8 +131,10 @@ def test_a_batch_committed_before_the_crash_keeps_its_files(settings, monkeypatc
 
 
 def test_a_second_consumer_takes_over_partitions_without_loss_or_duplicates(settings, monkeypatch, tmp_path):
+    # a longer poll interval than the other tests: two members plus the load on a busy host
+    # must not be evicted for slow batches here (that path is the crash test's business)
     settings = fast_settings(settings, monkeypatch, LOYALTY_BATCH_MAX_RECORDS="1000",
-                             LOYALTY_BATCH_MAX_WAIT_S="0.3")
+                             LOYALTY_BATCH_MAX_WAIT_S="0.3", LOYALTY_MAX_POLL_INTERVAL_MS="6000")
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
     load = SteadyLoad(settings, total=16_000, seconds=14)
     first = start_consumer(log=first_log)
@@ -144,7 +146,7 @@ def test_a_second_consumer_takes_over_partitions_without_loss_or_duplicates(sett
         second = start_consumer(log=second_log)
         load.join(60)
         assert load.error is None and len(load.coords) == 16_000
-        wait_for(lambda: len(set(coordinates(landed(settings)))) >= 16_000, 60, interval=0.5,
+        wait_for(lambda: len(set(coordinates(landed(settings)))) >= 16_000, 120, interval=0.5,
                  what="everything to land")
         time.sleep(1.0)  # a duplicate would show up after the count was reached
         for proc in (first, second):

@@ -116,9 +116,11 @@ def test_one_file_per_partition_and_event_date_named_by_the_batch_offset_range(t
 def test_a_replayed_batch_rewrites_the_same_files_instead_of_adding_rows(tmp_path):
     zone = LandingZone(str(tmp_path / "landing"))
     records = [samples.touchpoint(i, days=1) for i in range(50)]
-    first = zone.write_prepared(prepare(_touchpoint_batch(records)))
-    again = zone.write_prepared(prepare(_touchpoint_batch(records)))
+    first = zone.write_prepared(prepare(_touchpoint_batch(records)), token="writer-1")
+    assert zone.file_token(first[0]) == "writer-1"
+    again = zone.write_prepared(prepare(_touchpoint_batch(records)), token="writer-2")
     assert first == again and len(first) == 1
+    assert zone.file_token(first[0]) == "writer-2"  # the consumer deletes only files still carrying its token
     assert zone.files("touchpoints") == first
     table = zone.read("touchpoints")
     assert table.num_rows == 50 and len(set(table.column("event_id").to_pylist())) == 50
