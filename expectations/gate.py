@@ -352,6 +352,34 @@ def validate_landing(settings: Settings, event_dates: list[date] | None = None,
                        run_id, scope, rows, notes)
 
 
+def accept_landing(settings: Settings, reason: str, *, now: datetime | None = None) -> GateResult:
+    """Accept the landed data as it is (e.g. a real holiday dip in volume): move the "validated up
+    to" mark past every current file and the last closed day, and record who-knows-why in the run
+    log. The failed validation results stay in Data Docs; nothing is deleted."""
+    from expectations import frames as framing
+
+    if not reason.strip():
+        raise ValueError("say why the landed data is accepted (it is recorded in the run log)")
+    started, started_at = time.monotonic(), datetime.now(UTC)
+    now = now or started_at
+    with _exclusive(settings):
+        zone = LandingZone.from_settings(settings)
+        state = _read_state(settings)
+        touchpoints = framing.list_landed(zone, DATASETS["touchpoint"])
+        customers = framing.list_landed(zone, DATASETS["customer"])
+        pending = _select(touchpoints, "touchpoints", state, None, None) + \
+            _select(customers, "customers", state, None, None)
+        state["touchpoints"] = _mark(touchpoints, state.get("touchpoints"))
+        state["customers"] = _mark(customers, state.get("customers"))
+        state["volume_checked_through"] = str(now.astimezone(UTC).date() - timedelta(days=1))
+        _write_state(settings, state)
+        scope = {"mode": "accepted", "touchpoint_files": 0, "customer_files": 0,
+                 "accepted_files": len(pending), "reason": reason}
+        return _finish(settings, "landing", started, started_at, [], [], _existing_docs(settings),
+                       f"landing-{started_at:%Y%m%dT%H%M%S}-accepted", scope, {},
+                       [f"accepted without validation by an operator: {reason} ({len(pending)} file(s))"])
+
+
 # --- the marts gate ------------------------------------------------------------------------------
 
 def validate_marts(settings: Settings, as_of: date, schema: str = "build", *,

@@ -15,7 +15,8 @@ from typing import Any, Callable
 import duckdb
 import pytest
 
-from expectations.gate import GateResult, quality_runs, validate_landing, validate_marts
+from expectations.gate import (GateResult, accept_landing, quality_runs, validate_landing,
+                              validate_marts)
 from loyalty_monitor.settings import Settings, load_settings
 from quality_builders import (customer_ids, customer_record, day_of_touchpoints, land_customers,
                               land_touchpoints, touchpoint_record)
@@ -227,6 +228,21 @@ def test_removing_the_bad_file_unblocks_the_gate(gate_settings):
     land_touchpoints(gate_settings, records)
     result = validate_landing(gate_settings)
     assert result.passed, result.summary()
+
+
+def test_an_accepted_dip_unblocks_and_is_recorded(gate_settings):
+    """A real dip (a holiday) is not a broken feed: the data engineer accepts it, with a reason."""
+    land_history(gate_settings)
+    _collapsed_volume(gate_settings)
+    assert not validate_landing(gate_settings).passed
+    with pytest.raises(ValueError):
+        accept_landing(gate_settings, "  ")
+    accepted = accept_landing(gate_settings, "national holiday, switchboard closed")
+    assert accepted.passed and accepted.scope["accepted_files"] == 6
+    assert validate_landing(gate_settings).rows == {}  # nothing pending any more
+    log = quality_runs(gate_settings)
+    assert [r["passed"] for r in log] == [False, True, True]
+    assert "national holiday" in log[1]["notes"][0]
 
 
 # --- marts ----------------------------------------------------------------------------------------

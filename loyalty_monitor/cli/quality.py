@@ -50,6 +50,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from expectations import gate
 
     settings = load_settings()
+    if args.accept is not None:
+        accepted = gate.accept_landing(settings, args.accept)
+        print(f"landing data accepted as is: {accepted.notes[0]}")
+        return 0
     results = []
     if args.stage in ("landing", "all"):
         results.append(gate.validate_landing(settings, event_dates=args.dates, progress=_progress))
@@ -83,6 +87,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the health day to check in the marts (default: today)")
     p.add_argument("--schema", default="build", help="warehouse schema of the marts (default: build)")
     p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--accept", metavar="REASON", default=None,
+                   help="accept the landed data as it is (e.g. a real holiday dip in volume) so the "
+                        "pipeline can go on; the reason is recorded in the run log")
     p.add_argument("--no-notify", dest="notify", action="store_false",
                    help="do not notify the data engineers on a critical failure")
     p.set_defaults(func=cmd_validate)
