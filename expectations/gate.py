@@ -210,7 +210,19 @@ def _run_frames(settings: Settings, stage: str, frame_list: Iterable[framing.Fra
     critical: list[Finding] = []
     warnings: list[Finding] = []
     identifiers = []
-    for frame in frame_list:
+    frames = iter(frame_list)
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            break
+        except Exception as exc:  # noqa: BLE001 - unreadable data is a finding, never a crash
+            message = " ".join(str(exc).split())[:400]
+            critical.append(Finding(stage, "data_readable", None, "critical",
+                                    f"{type(exc).__name__}: {message}",
+                                    "data the gate cannot read cannot be trusted downstream either"))
+            log.warning("quality gate %s could not read its data: %s", stage, message)
+            break
         rows[frame.suite] = rows.get(frame.suite, 0) + len(frame.data)
         progress(f"validating {frame.suite}{f' [{frame.label}]' if frame.label else ''}: "
                  f"{len(frame.data)} row(s)")
@@ -399,6 +411,13 @@ def validate_marts(settings: Settings, as_of: date, schema: str = "build", *,
                               "the marts the pipeline publishes must exist")
             return _finish(settings, "marts", started, started_at, [missing], [],
                            _existing_docs(settings), f"marts-{started_at:%Y%m%dT%H%M%S}-missing",
+                           scope, {}, [])
+        except framing.duckdb.Error as exc:  # e.g. a mart without the column the gate filters on
+            unreadable = Finding("marts", "data_readable", None, "critical",
+                                 f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}",
+                                 "marts the gate cannot read cannot be trusted downstream either")
+            return _finish(settings, "marts", started, started_at, [unreadable], [],
+                           _existing_docs(settings), f"marts-{started_at:%Y%m%dT%H%M%S}-unreadable",
                            scope, {}, [])
         rows: dict[str, int] = {}
         critical, warnings, docs_path, run_id = _run_frames(settings, "marts", frame_list, cfg,

@@ -230,6 +230,17 @@ def test_removing_the_bad_file_unblocks_the_gate(gate_settings):
     assert result.passed, result.summary()
 
 
+def test_an_unreadable_landing_file_fails_the_gate_instead_of_crashing_it(gate_settings):
+    land_history(gate_settings, weeks=1)
+    broken = Path(gate_settings.landing) / "touchpoints" / f"event_date={DAY}" / "touchpoints-p000-1-2.parquet"
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_bytes(b"PAR1 this is not parquet")
+    result = validate_landing(gate_settings)
+    assert not result.passed
+    assert critical_names(result) == {("landing", "data_readable", None)}
+    assert broken.name in result.critical_failures[0].observed
+
+
 def test_an_accepted_dip_unblocks_and_is_recorded(gate_settings):
     """A real dip (a holiday) is not a broken feed: the data engineer accepts it, with a reason."""
     land_history(gate_settings)
@@ -329,6 +340,14 @@ def test_missing_mart_is_a_critical_failure(gate_settings):
     assert not result.passed
     assert critical_names(result) == {("marts", "table_exists", None)}
     assert "fct_churn_alerts" in result.critical_failures[0].observed
+
+    build_marts(gate_settings)
+    con = duckdb.connect(str(gate_settings.warehouse))
+    con.execute("ALTER TABLE build.fct_customer_health_daily RENAME COLUMN as_of_date TO day")
+    con.close()
+    result = validate_marts(gate_settings, AS_OF)
+    assert critical_names(result) == {("marts", "data_readable", None)}
+    assert "as_of_date" in result.critical_failures[0].observed
 
 
 def test_large_first_run_is_validated_in_chunks_and_still_finds_conflicts(gate_settings):
