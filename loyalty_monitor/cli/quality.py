@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
+from datetime import date, datetime, timezone
 
 from loyalty_monitor.cli._common import print_json
 from loyalty_monitor.settings import load_settings
@@ -58,7 +58,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.stage in ("landing", "all"):
         results.append(gate.validate_landing(settings, event_dates=args.dates, progress=_progress))
     if args.stage == "marts" or (args.stage == "all" and settings.warehouse.exists()):
-        results.append(gate.validate_marts(settings, args.as_of or date.today(), schema=args.schema,
+        results.append(gate.validate_marts(settings, args.as_of or datetime.now(timezone.utc).date(), schema=args.schema,
                                            progress=_progress))
     elif args.stage == "all":
         _progress(f"marts not checked: no warehouse at {settings.warehouse} yet")
@@ -84,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dates", type=_dates, default=None, metavar="D1,D2",
                    help="validate all landed data of these event dates instead of the new files")
     p.add_argument("--as-of", type=_date, default=None, metavar="DATE",
-                   help="the health day to check in the marts (default: today)")
+                   help="the health day to check in the marts (default: today, UTC)")
     p.add_argument("--schema", default="build", help="warehouse schema of the marts (default: build)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--accept", metavar="REASON", default=None,
