@@ -58,8 +58,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.stage in ("landing", "all"):
         results.append(gate.validate_landing(settings, event_dates=args.dates, progress=_progress))
     if args.stage == "marts" or (args.stage == "all" and settings.warehouse.exists()):
-        results.append(gate.validate_marts(settings, args.as_of or datetime.now(timezone.utc).date(), schema=args.schema,
-                                           progress=_progress))
+        as_of = args.as_of or datetime.now(timezone.utc).date()
+        results.append(gate.validate_marts(settings, as_of, schema=args.schema, progress=_progress))
     elif args.stage == "all":
         _progress(f"marts not checked: no warehouse at {settings.warehouse} yet")
     failed = [r for r in results if not r.passed]
