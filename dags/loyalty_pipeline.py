@@ -4,8 +4,8 @@
 an alert) AND whenever the consumer announces a landed batch on Kafka (an asset watcher with the
 apache-kafka provider's message-queue trigger). Steps, each idempotent for the run's as-of date:
 
-    check_landing -> dbt_build (one task per dbt model, astronomer-cosmos) -> check_marts -> publish
-    -> dispatch_alerts
+    check_landing -> plan_build (full refresh when scoring.yml changed) -> dbt_build (one task per
+    dbt model, astronomer-cosmos) -> record_build -> check_marts -> publish -> dispatch_alerts
 
 ``loyalty_weekly_report`` renders the leadership report every Monday for the week before.
 """
@@ -97,6 +97,14 @@ def loyalty_pipeline():
     def check_landing() -> dict:
         return gate(pipeline.check_landing, as_of())
 
+    @task
+    def plan_build() -> dict:
+        return pipeline.plan_build(load_settings())
+
+    @task
+    def record_build(plan: dict) -> None:
+        pipeline.record_build(load_settings(), plan)
+
     dbt_build = DbtTaskGroup(
         group_id="dbt_build",
         project_config=ProjectConfig(
@@ -118,6 +126,7 @@ def loyalty_pipeline():
             "vars": pipeline.dbt_run_vars(settings, "{{ (logical_date or dag_run.run_after) | ds }}"),
             # dbt unit tests pin scores for the shipped scoring.yml: they belong to the test suite.
             "exclude": ["test_type:unit"],
+            "full_refresh": "{{ ti.xcom_pull(task_ids='plan_build')['full_refresh'] }}",
         },
         default_args=default_args,
     )
@@ -134,7 +143,8 @@ def loyalty_pipeline():
     def dispatch_alerts() -> dict:
         return pipeline.dispatch_alerts(load_settings(), as_of())
 
-    check_landing() >> dbt_build >> check_marts() >> publish() >> dispatch_alerts()
+    plan = plan_build()
+    check_landing() >> plan >> dbt_build >> record_build(plan) >> check_marts() >> publish() >> dispatch_alerts()
 
 
 loyalty_pipeline()

@@ -100,7 +100,27 @@ def release_dbt_handle() -> None:
     refuses this process's other connections to the file. Close it before the steps that read."""
     from loyalty_monitor import warehouse
 
-    warehouse._release_duckdb()
+    warehouse.release_duckdb()
+
+
+def plan_build(settings: Settings) -> dict[str, Any]:
+    """Whether the dbt tasks must rebuild from scratch: yes when config/scoring.yml changed since the
+    last completed build (past days must be re-scored), as ``warehouse.build`` decides it too."""
+    from loyalty_monitor import scoring, warehouse
+
+    now = scoring.fingerprint(scoring.load_scoring(settings.scoring_file))
+    state = warehouse._scoring_state_file(settings)  # shared with `loyalty warehouse build`
+    previous = state.read_text().strip() if state.exists() else None
+    if previous != now:
+        log.info("scoring fingerprint %s differs from the last build's (%s): full refresh", now, previous)
+    return {"full_refresh": previous != now, "scoring_fingerprint": now}
+
+
+def record_build(settings: Settings, plan: dict[str, Any]) -> None:
+    """After the dbt tasks succeeded: remember which scoring the warehouse was built with."""
+    from loyalty_monitor import warehouse
+
+    warehouse._scoring_state_file(settings).write_text(plan["scoring_fingerprint"] + "\n")
 
 
 def check_marts(settings: Settings, as_of: dt.date) -> dict[str, Any]:

@@ -87,3 +87,20 @@ def test_kafka_connection_for_the_watcher_comes_from_settings():
     assert conn["conn_type"] == "kafka"
     assert conn["extra"]["bootstrap.servers"] == "k1:9092,k2:9092"
     assert conn["extra"]["group.id"] == "landing-airflow-watcher"
+
+
+def test_dbt_tasks_rebuild_from_scratch_only_when_scoring_changed(data_dir, tmp_path):
+    from loyalty_monitor.settings import PROJECT_ROOT
+
+    scoring = tmp_path / "scoring.yml"
+    shipped = (PROJECT_ROOT / "config" / "scoring.yml").read_text()
+    scoring.write_text(shipped)
+    settings = load_settings(scoring_file=scoring)
+    first = pipeline.plan_build(settings)
+    assert first["full_refresh"] is True  # never built
+    pipeline.record_build(settings, first)
+    assert pipeline.plan_build(settings)["full_refresh"] is False
+    assert "max_per_manager_per_week: 3" in shipped
+    scoring.write_text(shipped.replace("max_per_manager_per_week: 3", "max_per_manager_per_week: 4"))
+    changed = pipeline.plan_build(settings)
+    assert changed["full_refresh"] is True and changed["scoring_fingerprint"] != first["scoring_fingerprint"]
