@@ -190,75 +190,83 @@ def dispatch_alerts(settings: Settings, as_of: dt.date, *, channels: list[Channe
     con = connect(settings)
     try:
         rows = alert_state.load(con)
-        alerts = read_alerts(con, as_of)
-        due = []
-        for alert in alerts:
-            if alert.get("alert_date") is None or alert["alert_date"] > window_start:
-                due.append(alert)
-                continue
-            for channel in channels:
-                if (alert["alert_id"], channel.name) not in rows:
-                    alert_state.record(con, _state_row(
-                        alert, channel.name, "expired", None,
-                        last_error=f"alert date {alert['alert_date']} is before the dispatch window"))
-                    result.expired += 1
-        admitted, capped = _admit(due, rows, policy.max_per_manager_per_week)
-        for alert in capped:
-            for channel in channels:
-                alert_state.record(con, _state_row(
-                    alert, channel.name, "capped", None,
-                    last_error=f"weekly cap of {policy.max_per_manager_per_week} alerts per account "
-                               f"manager reached"))
-            result.capped += 1
-        log.info("%d alerts due, %d admitted, %d capped, %d expired; channels: %s", len(due),
-                 len(admitted), len(capped), result.expired, ", ".join(c.describe() for c in channels))
-        for channel in channels:
-            todo = []
-            for alert in admitted:
-                previous = rows.get((alert["alert_id"], channel.name))
-                if previous is not None and previous.status in alert_state.FINAL_STATUSES:
-                    result.already_done += 1
-                else:
-                    todo.append(alert)
-            groups: Iterable[list[dict[str, Any]]]
-            if digest:
-                by_manager: dict[str, list[dict[str, Any]]] = defaultdict(list)
-                for alert in todo:
-                    by_manager[_manager_key(alert)].append(alert)
-                groups = by_manager.values()
-            else:
-                groups = ([alert] for alert in todo)
-            for group in groups:
-                ids = sorted(a["alert_id"] for a in group)
-                key = (f"{ids[0]}.{channel.name}" if len(ids) == 1 else
-                       f"digest-{_manager_key(group[0])}-{as_of}-{uuid.uuid5(uuid.NAMESPACE_OID, ','.join(ids)).hex[:12]}"
-                       f".{channel.name}")
-                message = render_alerts(group, key)
-                started = alert_state.utcnow()
-                ok, attempts, error = deliver(channel, message, settings.alert_max_attempts,
-                                              settings.alert_backoff_s, sleep)
-                recipient = channel.recipient(message)
-                result.messages += 1 if ok else 0
-                for alert in group:
-                    previous = rows.get((alert["alert_id"], channel.name))
-                    alert_state.record(con, _state_row(
-                        alert, channel.name, "sent" if ok else "failed", previous,
-                        first_attempt_at=(previous.first_attempt_at if previous and previous.first_attempt_at
-                                          else started),
-                        sent_at=alert_state.utcnow() if ok else None,
-                        attempts=(previous.attempts if previous else 0) + attempts,
-                        last_error=error, recipient=recipient))
-                    if ok:
-                        result.sent += 1
-                    else:
-                        result.failed += 1
-                        result.errors.append(f"{alert['alert_id']} via {channel.name}: {error}")
-                log.info("%s %s to %s (%d alert%s)", "sent" if ok else "FAILED", message.key, recipient,
-                         len(group), "" if len(group) == 1 else "s")
+        with alert_state.StateWriter(con) as writer:
+            _dispatch(con, writer, rows, channels, policy, digest, as_of, window_start, result, settings, sleep)
     finally:
         con.close()
     log.info(result.summary())
     return result
+
+
+def _dispatch(con: Any, writer: alert_state.StateWriter, rows: dict, channels: list[Channel],
+              policy: AlertPolicy, digest: bool, as_of: dt.date, window_start: dt.date,
+              result: DispatchResult, settings: Settings, sleep: Callable[[float], None]) -> None:
+    """The body of dispatch_alerts, on an open connection (see its docstring)."""
+    alerts = read_alerts(con, as_of)
+    due = []
+    for alert in alerts:
+        if alert.get("alert_date") is None or alert["alert_date"] > window_start:
+            due.append(alert)
+            continue
+        for channel in channels:
+            if (alert["alert_id"], channel.name) not in rows:
+                writer.record(_state_row(
+                    alert, channel.name, "expired", None,
+                    last_error=f"alert date {alert['alert_date']} is before the dispatch window"))
+                result.expired += 1
+    admitted, capped = _admit(due, rows, policy.max_per_manager_per_week)
+    for alert in capped:
+        for channel in channels:
+            writer.record(_state_row(
+                alert, channel.name, "capped", None,
+                last_error=f"weekly cap of {policy.max_per_manager_per_week} alerts per account "
+                           f"manager reached"))
+        result.capped += 1
+    log.info("%d alerts due, %d admitted, %d capped, %d expired; channels: %s", len(due),
+             len(admitted), len(capped), result.expired, ", ".join(c.describe() for c in channels))
+    for channel in channels:
+        todo = []
+        for alert in admitted:
+            previous = rows.get((alert["alert_id"], channel.name))
+            if previous is not None and previous.status in alert_state.FINAL_STATUSES:
+                result.already_done += 1
+            else:
+                todo.append(alert)
+        groups: Iterable[list[dict[str, Any]]]
+        if digest:
+            by_manager: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for alert in todo:
+                by_manager[_manager_key(alert)].append(alert)
+            groups = by_manager.values()
+        else:
+            groups = ([alert] for alert in todo)
+        for group in groups:
+            ids = sorted(a["alert_id"] for a in group)
+            key = (f"{ids[0]}.{channel.name}" if len(ids) == 1 else
+                   f"digest-{_manager_key(group[0])}-{as_of}-{uuid.uuid5(uuid.NAMESPACE_OID, ','.join(ids)).hex[:12]}"
+                   f".{channel.name}")
+            message = render_alerts(group, key)
+            started = alert_state.utcnow()
+            ok, attempts, error = deliver(channel, message, settings.alert_max_attempts,
+                                          settings.alert_backoff_s, sleep)
+            recipient = channel.recipient(message)
+            result.messages += 1 if ok else 0
+            for alert in group:
+                previous = rows.get((alert["alert_id"], channel.name))
+                writer.record(_state_row(
+                    alert, channel.name, "sent" if ok else "failed", previous,
+                    first_attempt_at=(previous.first_attempt_at if previous and previous.first_attempt_at
+                                      else started),
+                    sent_at=alert_state.utcnow() if ok else None,
+                    attempts=(previous.attempts if previous else 0) + attempts,
+                    last_error=error, recipient=recipient))
+                if ok:
+                    result.sent += 1
+                else:
+                    result.failed += 1
+                    result.errors.append(f"{alert['alert_id']} via {channel.name}: {error}")
+            log.info("%s %s to %s (%d alert%s)", "sent" if ok else "FAILED", message.key, recipient,
+                     len(group), "" if len(group) == 1 else "s")
 
 
 def notify_data_engineers(settings: Settings, subject: str, text: str, html: str | None = None,

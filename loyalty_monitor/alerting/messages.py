@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html as html_lib
+from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -72,6 +73,8 @@ def _jsonable(alert: Mapping[str, Any]) -> dict[str, Any]:
             value = None
         elif hasattr(value, "item"):  # numpy scalars
             value = value.item()
+        elif isinstance(value, Decimal):  # exact money in the warehouse; JSON readers expect numbers
+            value = float(value)
         out[key] = value
     return out
 
