@@ -85,7 +85,7 @@ def available_commands() -> set[str]:
 
 class Demo:
     def __init__(self, settings: Settings, customers: int, months: int, fresh: bool, seed: int,
-                 keep_broker: bool, console: Any | None = None):
+                 keep_broker: bool, console: Any | None = None, end: dt.date | None = None):
         if customers < 1 or months < 1:
             raise ValueError("the demo needs at least 1 customer and 1 month of history")
         self.settings = settings
@@ -95,7 +95,8 @@ class Demo:
         self.summary = DemoSummary()
         self.data_dir = Path(settings.data_dir)
         self.input_dir = self.data_dir / INPUT_DIR
-        self.end = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+        # The history ends yesterday (a finished day) unless a fixed end is asked for (reproducible runs).
+        self.end = end or dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
         self.start = _months_before(self.end, months) + dt.timedelta(days=1)
         self.env: dict[str, str] = {}
         self.commands: set[str] = set()
@@ -380,6 +381,6 @@ def _months_before(day: dt.date, months: int) -> dt.date:
 
 
 def run_demo(settings: Settings, customers: int = 500, months: int = 18, fresh: bool = False, seed: int = 42,
-             keep_broker: bool = False, console: Any | None = None) -> DemoSummary:
+             keep_broker: bool = False, console: Any | None = None, end: dt.date | None = None) -> DemoSummary:
     """Run the whole product end to end on a generated history; see the module doc."""
-    return Demo(settings, customers, months, fresh, seed, keep_broker, console).run()
+    return Demo(settings, customers, months, fresh, seed, keep_broker, console, end).run()

@@ -27,7 +27,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from loyalty_monitor.demo import run_demo
 
     summary = run_demo(load_settings(), customers=args.customers, months=args.months, fresh=args.fresh,
-                       seed=args.seed, keep_broker=args.keep_broker)
+                       seed=args.seed, keep_broker=args.keep_broker, end=args.end)
     return 0 if summary.ok else 1
 
 
@@ -45,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--customers", type=int, default=500, help="customers to generate (default 500)")
     p.add_argument("--months", type=int, default=18, help="months of history (default 18)")
     p.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
+    p.add_argument("--end", type=_date, default=None,
+                   help="last day of the history and the pipeline's as-of date (default: yesterday, UTC)")
     p.add_argument("--fresh", action="store_true",
                    help="delete the previous demo's data first (default: reuse what is still valid)")
     p.add_argument("--keep-broker", action="store_true",
