@@ -60,6 +60,9 @@ def _configure(context: Any, docs: Path) -> None:
     variables.data_docs_sites = {SITE_NAME: site}
     variables.analytics_enabled = False
     variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    # Data Docs put the context id into the URL of the GX logo (fetched from GX's servers when a
+    # page is opened); without an id, opening the docs identifies nothing.
+    variables.data_context_id = None
     variables.save()
 
 

@@ -254,6 +254,45 @@ def _run_frames(settings: Settings, stage: str, frame_list: Iterable[framing.Fra
     return critical, warnings, _existing_docs(settings), run_name
 
 
+RUNS_PAGE = "gate_runs.html"
+
+
+def _write_runs_page(settings: Settings, limit: int = 200) -> None:
+    """A self-contained page of the latest gate runs beside the Data Docs index (GX's own pages
+    load their scripts and styles from CDNs; this one also reads well offline), linking each run's
+    validation pages."""
+    from html import escape
+
+    docs = docs_dir(settings)
+    docs.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for run in reversed(quality_runs(settings, limit)):
+        pages = sorted(docs.glob(f"validations/*/{run.get('run_id')}/*/*.html"))
+        links = " ".join(f'<a href="{escape(str(p.relative_to(docs)))}">{escape(p.parts[-4])}</a>'
+                         for p in pages)
+        findings = "".join(
+            f"<li class='{escape(sev)}'>{escape(sev)}: {escape(f.get('suite', ''))} "
+            f"{escape(f.get('expectation', ''))} {escape(str(f.get('column') or ''))}: "
+            f"{escape(str(f.get('observed', '')))}</li>"
+            for sev, key in (("critical", "critical_failures"), ("warning", "warnings"))
+            for f in run.get(key) or [])
+        notes = "".join(f"<li>{escape(str(n))}</li>" for n in run.get("notes") or [])
+        verdict = "passed" if run.get("passed") else "FAILED"
+        rows.append(f"<tr class='{verdict.lower()}'><td>{escape(str(run.get('started_at', ''))[:19])}</td>"
+                    f"<td>{escape(str(run.get('stage')))}</td><td>{verdict}</td>"
+                    f"<td><ul>{findings}{notes}</ul></td><td>{links}</td></tr>")
+    page = ("<!doctype html><meta charset='utf-8'><title>Loyalty Monitor quality gate runs</title>"
+            "<style>body{font-family:sans-serif;margin:2em}td{vertical-align:top;padding:4px 8px;"
+            "border-bottom:1px solid #ddd}tr.failed td:nth-child(3),li.critical{color:#b00}"
+            "li.warning{color:#a60}</style><h1>Quality gate runs</h1>"
+            "<p>Newest first. Full Data Docs: <a href='index.html'>index.html</a>.</p>"
+            "<table><tr><th>started (UTC)</th><th>stage</th><th>result</th><th>findings</th>"
+            "<th>validation pages</th></tr>" + "".join(rows) + "</table>")
+    tmp = docs / f".{RUNS_PAGE}.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, docs / RUNS_PAGE)
+
+
 def _finish(settings: Settings, stage: str, started: float, started_at: datetime,
             critical: list[Finding], warnings: list[Finding], docs_path: str | None, run_id: str,
             scope: dict[str, Any], rows: dict[str, int], notes: list[str]) -> GateResult:
@@ -262,6 +301,7 @@ def _finish(settings: Settings, stage: str, started: float, started_at: datetime
                         started_at=started_at.isoformat(), duration_s=round(time.monotonic() - started, 3),
                         scope=scope, rows=rows, notes=notes)
     _record(settings, result)
+    _write_runs_page(settings)
     log.log(logging.INFO if result.passed else logging.WARNING,
             "quality gate %s %s: %d critical, %d warning(s); Data Docs %s", stage,
             "passed" if result.passed else "FAILED", len(critical), len(warnings), docs_path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -79,6 +80,11 @@ def test_clean_batch_passes_keeps_results_and_then_validates_only_new_data(gate_
         assert suite in site
     runs = quality_runs(gate_settings)
     assert len(runs) == 1 and runs[0]["passed"] is True and runs[0]["stage"] == "landing"
+    runs_page = (docs.parent / "gate_runs.html").read_text()  # self-contained: readable offline
+    assert "landed_touchpoints" in runs_page and "https://" not in runs_page
+    links = re.findall(r'href="(validations/[^"]+)"', runs_page)
+    assert len(links) >= 4 and all((docs.parent / link).is_file() for link in links)
+    assert "dataContextId" not in docs.read_text()  # opening the docs identifies nothing
     json.dumps(result.to_dict(), default=str)  # serialisable for XCom / JSON output
 
     # A second run has nothing new to look at; a new file is the only thing validated next.

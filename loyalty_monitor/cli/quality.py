@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from datetime import date, datetime, timezone
 
 from loyalty_monitor.cli._common import print_json
@@ -44,6 +45,7 @@ def _print_table(results) -> None:
     docs = next((r.docs_path for r in reversed(results) if r.docs_path), None)
     if docs:
         print(f"Data Docs: file://{docs}")
+        print(f"Gate runs (also offline): file://{Path(docs).with_name('gate_runs.html')}")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
