@@ -197,3 +197,11 @@ def test_dag_is_wired_for_schedule_events_retries_and_per_model_tasks(world):
     models = [t for t in ids if t.startswith("dbt_build.")]
     assert any("fct_churn_alerts" in t for t in models) and len(models) >= 5
     assert dag.default_args["retry_exponential_backoff"] and dag.default_args["on_failure_callback"]
+
+
+def test_weekly_report_dag_renders_the_leadership_report(world, good_run):
+    monday = END + dt.timedelta(days=(7 - END.weekday()) % 7 or 7)
+    outcomes = stack.run_dates(world["settings"], [monday], dag_id=pipeline.REPORT_DAG_ID)
+    assert [o.state for o in outcomes] == ["success"]
+    report = world["settings"].data_dir / "reports" / f"loyalty-report-{monday - dt.timedelta(days=1)}.html"
+    assert report.exists() and "<html" in report.read_text()[:500].lower()
