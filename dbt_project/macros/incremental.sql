@@ -25,7 +25,7 @@
   {{ return("cast('" ~ value.strftime('%Y-%m-%d %H:%M:%S.%f') ~ "' as " ~ dbt.type_timestamp() ~ ")") }}
 {%- endmacro %}
 
-{% macro customer_days_to_rebuild() -%}
+{% macro customer_days_to_rebuild(day_column='as_of_date') -%}
   {#- A select of (customer_id, rebuild_from): which customers to (re)build from which day. -#}
   {%- if is_incremental() -%}
     {%- set watermark = incremental_watermark(this, 'inputs_landed_at') -%}
@@ -38,7 +38,7 @@
         )) as rebuild_from
     from {{ ref('int_customer_bounds') }} as bounds
     left join (
-        select customer_id, max(as_of_date) as last_day
+        select customer_id, max({{ day_column }}) as last_day
         from {{ this }}
         group by customer_id
     ) as done on done.customer_id = bounds.customer_id
@@ -60,11 +60,11 @@
   {%- endif -%}
 {%- endmacro %}
 
-{% macro prune_customer_days() -%}
+{% macro prune_customer_days(day_column='as_of_date') -%}
   {#- pre-hook: drop days after the as-of date (backfills) and customers no longer in scope
       (erased by a tombstone), so incremental tables match a full refresh. -#}
   {%- if is_incremental() -%}
-    delete from {{ this }} where as_of_date > {{ as_of_date_literal() }};
+    delete from {{ this }} where {{ day_column }} > {{ as_of_date_literal() }};
     delete from {{ this }} where customer_id not in (select customer_id from {{ ref('int_customer_bounds') }});
   {%- else -%}
     select 1
@@ -81,11 +81,11 @@
   {%- endif -%}
 {%- endmacro %}
 
-{% macro rebuild_floor() -%}
+{% macro rebuild_floor(day_column='as_of_date') -%}
   {#- The earliest day any customer is rebuilt from in this incremental run, as a SQL date literal
       (none on a full refresh): lets the windows skip stored days that cannot matter. -#}
   {%- if not is_incremental() or not execute -%}{{ return(none) }}{%- endif -%}
-  {%- set result = run_query("select min(rebuild_from) from (" ~ customer_days_to_rebuild() ~ ") as rebuild") -%}
+  {%- set result = run_query("select min(rebuild_from) from (" ~ customer_days_to_rebuild(day_column) ~ ") as rebuild") -%}
   {%- set value = result.columns[0].values()[0] -%}
   {%- if value is none -%}
     {{ return(add_days(as_of_date_literal(), 1)) }}

@@ -121,6 +121,7 @@ base as (
     inner join rebuild
         on rebuild.customer_id = stored.customer_id
        and stored.as_of_date = {{ add_days('rebuild.rebuild_from', -1) }}
+    where stored.as_of_date >= {{ add_days(rebuild_floor(), -1) }}
 )
 {%- endif %},
 

@@ -8,15 +8,32 @@
                          for context
       quadrant           ambassador (both strong), rationally_loyal (promises kept, no attachment:
                          open to a better offer), emotionally_loyal (attached despite broken
-                         promises: fix delivery), at_risk (neither). Strong = >= loyalty.strong_min. -#}
+                         promises: fix delivery), at_risk (neither). Strong = >= loyalty.strong_min.
+    Also carries what fct_sales_platform aggregates (country, revenue, potential, health status).
+    Incremental: a run recomputes the months from the earliest rebuilt day on (the current month's
+    row is replaced as the month goes on). -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['customer_id', 'period_month'],
+    pre_hook="{{ prune_customer_days('period_end_date') }}"
+) }}
+-- depends_on: {{ ref('fct_touchpoints') }}
+-- depends_on: {{ ref('int_customer_versions') }}
+-- depends_on: {{ ref('int_customer_bounds') }}
+-- depends_on: {{ ref('int_customer_days') }}
+-- depends_on: {{ ref('int_customer_windows') }}
 {%- set prior_rate = scoring('health.service.prior_rate') -%}
 {%- set prior_weight = scoring('health.service.prior_weight') -%}
 {%- set strong = scoring('loyalty.strong_min') -%}
 
+{%- set since = rebuild_floor('period_end_date') %}
+
 with period_ends as (
     select date_day as period_end_date, month_start as period_month
     from {{ ref('int_calendar') }}
-    where date_day = month_end or date_day = {{ as_of_date_literal() }}
+    where (date_day = month_end or date_day = {{ as_of_date_literal() }})
+    {% if since is not none %}and date_day >= {{ since }}{% endif %}
 ),
 
 scored as (
@@ -26,6 +43,12 @@ scored as (
         windows.as_of_date as period_end_date,
         windows.segment,
         windows.account_manager_id,
+        coalesce(versions.country, 'unknown') as country,
+        windows.order_amount_365d as revenue_trailing_year,
+        windows.annual_potential,
+        health.status,
+        windows.first_day,
+        windows.inputs_landed_at,
         windows.surveys_loyalty_window as surveys,
         windows.promoters_loyalty_window as promoters,
         windows.detractors_loyalty_window as detractors,
@@ -39,17 +62,28 @@ scored as (
             '50.0 + 50.0 * (promoters_loyalty_window - detractors_loyalty_window) / (surveys_loyalty_window + ' ~ prior_weight ~ ' + 0.000001)'
             ~ ' - ' ~ scoring('loyalty.points_per_complaint') ~ ' * complaints_loyalty_window') }}
             as emotional_score
-    from {{ ref('int_customer_windows') }} as windows
+    from ({{ customer_windows_sql(since=since) }}) as windows
     inner join period_ends on period_ends.period_end_date = windows.as_of_date
+    inner join {{ ref('fct_customer_health_daily') }} as health
+        on health.customer_id = windows.customer_id and health.as_of_date = windows.as_of_date
+    left join {{ ref('int_customer_versions') }} as versions
+        on versions.customer_id = windows.customer_id
+       and windows.as_of_date >= versions.valid_from and windows.as_of_date < versions.valid_to
 )
 
 select
-    {{ dbt.hash("customer_id || '|' || " ~ as_text('period_end_date')) }} as matrix_key,
+    {{ dbt.hash("customer_id || '|' || " ~ as_text('period_month')) }} as matrix_key,
     customer_id,
     period_month,
     period_end_date,
     segment,
     account_manager_id,
+    country,
+    revenue_trailing_year,
+    annual_potential,
+    status,
+    case when first_day >= period_month then 1 else 0 end as is_new_customer,
+    inputs_landed_at,
     surveys,
     promoters,
     detractors,

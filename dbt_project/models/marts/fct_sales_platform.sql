@@ -5,35 +5,21 @@
       depth    loyalty: mean rational and emotional loyalty, share of ambassadors, and the
                red / yellow / green split of relationship health.
     Sums and means are rounded (cents, hundredths) so results do not depend on summation order. -#}
-with loyalty as (
-    select * from {{ ref('fct_loyalty_matrix') }}
-),
-
-customer_periods as (
+with customer_periods as (
     select
-        loyalty.period_month,
-        loyalty.period_end_date,
-        loyalty.customer_id,
-        loyalty.segment,
-        coalesce(windows.country, 'unknown') as country,
-        loyalty.rational_loyalty,
-        loyalty.emotional_loyalty,
-        loyalty.quadrant,
-        windows.order_amount_365d as revenue_trailing_year,
-        windows.annual_potential,
-        health.status,
-        case when bounds.first_day >= loyalty.period_month then 1 else 0 end as is_new
-    from loyalty
-    inner join (
-        select w.customer_id, w.as_of_date, w.order_amount_365d, w.annual_potential, v.country
-        from {{ ref('int_customer_windows') }} as w
-        left join {{ ref('int_customer_versions') }} as v
-            on v.customer_id = w.customer_id and w.as_of_date >= v.valid_from and w.as_of_date < v.valid_to
-    ) as windows
-        on windows.customer_id = loyalty.customer_id and windows.as_of_date = loyalty.period_end_date
-    inner join {{ ref('fct_customer_health_daily') }} as health
-        on health.customer_id = loyalty.customer_id and health.as_of_date = loyalty.period_end_date
-    inner join {{ ref('int_customer_bounds') }} as bounds on bounds.customer_id = loyalty.customer_id
+        period_month,
+        period_end_date,
+        customer_id,
+        segment,
+        country,
+        rational_loyalty,
+        emotional_loyalty,
+        quadrant,
+        revenue_trailing_year,
+        annual_potential,
+        status,
+        is_new_customer as is_new
+    from {{ ref('fct_loyalty_matrix') }}
 ),
 
 grouped as (
