@@ -169,7 +169,9 @@ class LandingConsumer:
         self.workers = default_workers() if workers is None else workers
         self._pool = None
         self._revoked = False          # set by the rebalance listener, handled after poll()
+        self._to_rewind: dict[Any, int | None] = {}  # partition → fallback offset to seek back to
         self._first_message_at: float | None = None
+        self._last_activity = self._unassigned_since = time.monotonic()
         self._to_recover: set[Any] = set()
         self._reset_batch()
         self.consumer = None
@@ -234,8 +236,9 @@ class LandingConsumer:
         self.log("started", group=self.settings.consumer_group, topics=list(self.kinds), workers=self.workers,
                  landing=self.settings.landing, bootstrap=self.settings.bootstrap,
                  until_idle=self.until_idle, max_records=self.max_records)
-        started = last_message = time.monotonic()
-        # How long --until-idle waits for the group to hand this member partitions at all.
+        self._last_activity = self._unassigned_since = time.monotonic()
+        # How long --until-idle waits for the group to hand this member partitions (at the start,
+        # or again after an eviction) before it gives up.
         join_patience = 3 * self.settings.max_poll_interval_ms / 1000 + 10
         try:
             while not self._stop_reason:
@@ -249,11 +252,13 @@ class LandingConsumer:
                 if self.max_records is not None:
                     limit = min(limit, self.max_records - self.summary.consumed)
                 polled = self.consumer.poll(timeout_ms=int(min(wait, 0.2) * 1000), max_records=max(limit, 1))
-                self._after_rebalance()
+                rewound = self._after_rebalance()
+                if rewound:  # fetched from before the rewind: they come again, in order
+                    polled = {tp: messages for tp, messages in polled.items() if tp not in rewound}
                 self._handle_polled(polled)
                 now = time.monotonic()
                 if polled:
-                    last_message = now
+                    self._last_activity = now
                 if self._batch_count >= self.settings.batch_max_records or (
                         self._batch_started is not None
                         and now - self._batch_started >= self.settings.batch_max_wait_s):
@@ -261,15 +266,18 @@ class LandingConsumer:
                     self._update_lag(cheap=True)
                 if self.max_records is not None and self.summary.consumed >= self.max_records:
                     self.stop("max_records")
-                elif self.until_idle and now - last_message >= self.idle_s:
+                elif self.until_idle and now - self._last_activity >= self.idle_s:
                     self.flush("idle")
                     if self.consumer.assignment():
+                        self._unassigned_since = None
                         if sum(self._update_lag(cheap=False).values()) == 0:
                             self.stop("caught_up")
                         else:
-                            last_message = now  # lag left: keep polling for another idle period
-                    elif now - started > join_patience:
-                        self.stop("no_partitions_assigned")
+                            self._last_activity = now  # lag left: poll for another idle period
+                    else:
+                        self._unassigned_since = self._unassigned_since or now
+                        if now - self._unassigned_since > join_patience:
+                            self.stop("no_partitions_assigned")
             self.flush("shutdown")
         finally:
             self.summary.stopped_by = self._stop_reason or "error"
@@ -389,7 +397,10 @@ class LandingConsumer:
             # (Any other commit error is ambiguous, the commit may have been applied: it stops the
             # process, and the next start resolves the manifests against the committed offsets.)
             self.metrics.commit_failures += 1
+            self._last_activity = time.monotonic()
             removed = self._discard_own_files(token, pending, files)
+            # re-read this batch's messages if the partitions stay (or come back) with us
+            self._to_rewind.update(self._batch_firsts())
             self.log("commit_failed", level="warning", reason=reason, error=str(exc), files_removed=removed,
                      partitions={f"{tp.topic}[{tp.partition}]": om.offset for tp, om in offsets.items()})
             self._reset_batch()
@@ -434,6 +445,14 @@ class LandingConsumer:
         self._write_metrics()
         return True
 
+    def _batch_firsts(self) -> dict[Any, int]:
+        """The current batch's first offset per partition."""
+        from kafka.structs import TopicPartition
+
+        return {TopicPartition(topic, partition): first
+                for topic, builder in self._builders.items()
+                for partition, (first, _last) in builder.offsets.items()}
+
     def _discard_own_files(self, token: str, pending: list[tuple[str, int]],
                            files: dict[str, list[str]]) -> int:
         removed = 0
@@ -448,8 +467,33 @@ class LandingConsumer:
                 self.zone.clear_pending(dataset, partition)
         return removed
 
-    def _after_rebalance(self) -> None:
-        """Apply what the rebalance listener noted during the last poll (see _RebalanceListener)."""
+    def _rewind(self, partitions: dict[Any, int | None]) -> set[Any]:
+        """Seek owned partitions back to their committed offset (else the given fallback).
+
+        kafka-python keeps its fetch position for a partition that stays assigned across a
+        rebalance, so after dropping an uncommitted batch the consumer must go back explicitly,
+        or the dropped messages would be skipped."""
+        owned = self.consumer.assignment()
+        rewound = set()
+        for tp, fallback in partitions.items():
+            if tp not in owned:
+                continue
+            committed = self.consumer.committed(tp)
+            target = committed if committed is not None else fallback
+            if target is not None:
+                self.consumer.seek(tp, target)
+                rewound.add(tp)
+        return rewound
+
+    def _after_rebalance(self) -> set[Any]:
+        """Apply what the rebalance listener noted during the last poll (see _RebalanceListener).
+
+        Returns the partitions whose position was moved back (their polled records are stale)."""
+        rewound: set[Any] = set()
+        if self._revoked or self._to_recover:
+            # A rebalance is activity: --until-idle must not take the quiet of a (re)join for
+            # being caught up.
+            self._last_activity = time.monotonic()
         if self._revoked:
             # Our uncommitted batch may belong to another member now: drop it. Nothing of it is
             # written yet (files are only written in flush), and whoever owns its partitions
@@ -457,12 +501,22 @@ class LandingConsumer:
             self._revoked = False
             if self._batch_count:
                 self.log("batch_dropped_on_rebalance", messages=self._batch_count)
+            # where the dropped messages start, for partitions that have no committed offset yet
+            self._to_rewind.update(self._batch_firsts())
             self._reset_batch()
         if self._to_recover:
+            self._unassigned_since = None
             owned = self.consumer.assignment()
             partitions = sorted((tp for tp in self._to_recover if tp in owned), key=lambda tp: (tp.topic, tp.partition))
             self._to_recover.clear()
             self.recover(partitions)
+            # every (re)assigned partition starts at its committed offset, like a fresh member
+            for tp in partitions:
+                self._to_rewind.setdefault(tp, None)
+        if self._to_rewind:
+            rewound = self._rewind(self._to_rewind)
+            self._to_rewind = {}
+        return rewound
 
     def recover(self, assigned: list[Any]) -> None:
         """Resolve crash leftovers (pending manifests) of newly assigned partitions."""
@@ -493,11 +547,13 @@ class LandingConsumer:
         assignment = list(self.consumer.assignment())
         if not assignment:
             return {}
-        ends: dict[Any, int | None]
-        if cheap:
-            ends = {tp: self.consumer.highwater(tp) for tp in assignment}
-        else:
-            ends = dict(self.consumer.end_offsets(assignment))
+        # The high-water marks of the last fetch responses cost no request; the listed end offsets
+        # are exact on Apache Kafka, but the embedded Tansu broker can report them short (see
+        # docs/streaming.md), so the precise check takes the larger of both.
+        ends: dict[Any, int | None] = {tp: self.consumer.highwater(tp) for tp in assignment}
+        if not cheap:
+            for tp, end in self.consumer.end_offsets(assignment).items():
+                ends[tp] = max(end, ends.get(tp) or 0)
         lag = {}
         for tp in assignment:
             end = ends.get(tp)
