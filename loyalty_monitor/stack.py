@@ -8,14 +8,17 @@ metadata database (SQLite) is migrated once per AIRFLOW_HOME and Airflow version
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,21 +104,73 @@ class RunOutcome:
     failed_tasks: list[str]
 
 
+@contextlib.contextmanager
+def _airflow_output_to(log_file: Path | None):
+    """Send everything Airflow, dbt and GX print (thousands of lines per run) to ``log_file``, and
+    show on the console only which task is running. ``None``: leave the output alone."""
+    if log_file is None:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    console = os.fdopen(os.dup(saved_out), "w", buffering=1)
+    with log_file.open("ab") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+    stop = threading.Event()
+
+    def follow() -> None:
+        with log_file.open("r", errors="replace") as reader:
+            reader.seek(0, os.SEEK_END)
+            while not stop.is_set():
+                line = reader.readline()
+                if not line:
+                    time.sleep(0.2)
+                    continue
+                started = re.search(r"\[DAG TEST\] starting task_id=(\S+)", line)
+                if started:
+                    console.write(f"    {started.group(1)}\n")
+
+    follower = threading.Thread(target=follow, name="loyalty-run-progress", daemon=True)
+    follower.start()
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        time.sleep(0.3)  # let the follower print the last task
+        stop.set()
+        follower.join(2)
+        os.dup2(saved_out, 1)
+        os.dup2(saved_err, 2)
+        os.close(saved_out)
+        os.close(saved_err)
+        console.close()
+
+
 def run_dates(settings: Settings, dates: list[dt.date], dag_id: str = pipeline.DAG_ID,
-              progress: Callable[[str], None] = print, skip_tasks: str | None = None) -> list[RunOutcome]:
+              progress: Callable[[str], None] = print, skip_tasks: str | None = None,
+              log_file: Path | None = None) -> list[RunOutcome]:
     """Run the DAG in-process with ``dag.test()`` for each date, in order; stops at the first failure.
 
     ``skip_tasks``: a regular expression of task ids to mark successful without running them (for
     example ``dbt_build\\..*`` to redo only publish and dispatch on an unchanged warehouse).
+    ``log_file``: where Airflow's own output goes (default: the console).
     """
     prepare_airflow(settings, progress)
-    dag = load_dag(dag_id)
+    if log_file is not None:
+        progress(f"Airflow, dbt and quality-gate output: {log_file}")
+    with _airflow_output_to(log_file):
+        dag = load_dag(dag_id)
     outcomes = []
     for number, day in enumerate(dates, 1):
         progress(f"[{number}/{len(dates)}] {dag_id} as of {day} ...")
         started = time.monotonic()
         logical = dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.timezone.utc)
-        run = dag.test(logical_date=logical, mark_success_pattern=skip_tasks)
+        with _airflow_output_to(log_file):
+            run = dag.test(logical_date=logical, mark_success_pattern=skip_tasks)
         state = str(getattr(run.state, "value", run.state))
         failed = sorted(ti.task_id for ti in run.get_task_instances()
                         if str(getattr(ti.state, "value", ti.state)) == "failed")

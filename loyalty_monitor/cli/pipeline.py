@@ -27,12 +27,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         dates = stack.date_range(args.start, args.end, args.step)
     else:
         dates = [args.as_of or dt.datetime.now(dt.timezone.utc).date()]
-    outcomes = stack.run_dates(settings, dates)
+    log_file = None if args.verbose else (
+        settings.data_dir / "logs" / f"loyalty-run-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}.log")
+    outcomes = stack.run_dates(settings, dates, log_file=log_file)
     ok = len(outcomes) == len(dates) and all(o.state == "success" for o in outcomes)
     if not ok:
         last = outcomes[-1]
         print(f"loyalty run: stopped at {last.as_of}: {last.state}; the data engineers were notified "
-              f"(see {settings.data_dir / 'alerts' / 'outbox'} with the default file channel)")
+              f"(see {settings.data_dir / 'alerts' / 'outbox'} with the default file channel)"
+              + (f"; details in {log_file}" if log_file else ""))
     return 0 if ok else 1
 
 
@@ -81,6 +84,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start", type=_date, help="first date of a backfill")
     p.add_argument("--end", type=_date, help="last date of a backfill (inclusive)")
     p.add_argument("--step", type=int, default=1, help="days between backfill runs (default 1)")
+    p.add_argument("--verbose", action="store_true",
+                   help="show Airflow's, dbt's and the quality gate's output here instead of in a log file")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("alerts", help="churn alerts and their delivery state")
