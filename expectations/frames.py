@@ -146,7 +146,9 @@ def volume_band(samples: list[int], cfg: GateConfig) -> tuple[int, int] | None:
     if len(samples) < cfg.volume_min_history_days:
         return None
     median = statistics.median(samples)
-    slack = cfg.volume_poisson_sigmas * math.sqrt(median)
+    # Poisson slack, at least that of one event a day: a type that is usually absent may still
+    # occur a few times without looking like a surge.
+    slack = cfg.volume_poisson_sigmas * math.sqrt(max(median, 1.0))
     low = max(0, math.floor(median * cfg.volume_low_factor - slack))
     high = math.ceil(median * cfg.volume_high_factor + slack)
     return low, high

@@ -393,3 +393,14 @@ def test_docs_table_is_generated_from_the_suites():
 
     docs = (Path(__file__).resolve().parent.parent / "docs" / "quality.md").read_text()
     assert markdown() in docs, "regenerate the table: python -m expectations.catalog"
+
+
+def test_volume_band_is_tolerant_for_small_counts_and_strict_for_large_ones():
+    from expectations.config import GateConfig
+    from expectations.frames import volume_band
+
+    config = GateConfig()
+    assert volume_band([100], config) is None  # one same-weekday sample: no band yet
+    assert volume_band([0, 0, 0, 0], config) == (0, 3)  # a usually absent type may occur a few times
+    low, high = volume_band([1000, 980, 1010, 1000], config)
+    assert 400 <= low <= 410 and 2090 <= high <= 2100  # a feed down to a third is caught
