@@ -305,8 +305,9 @@ def loyalty_scatter(points: list[dict[str, Any]], scale: float, strong_min: floa
     corners = {(True, True): [], (False, True): [], (True, False): [], (False, False): []}
     for p in points:
         corners[(p["rational"] >= mid, p["emotional"] >= mid)].append(str(p["quadrant"] or "unclassified"))
-    fallback = {(True, True): "ambassador", (False, True): "emotional only",
-                (True, False): "rational only", (False, False): "weak on both"}
+    # Empty corners get the quadrant names fct_loyalty_matrix uses.
+    fallback = {(True, True): "ambassador", (False, True): "emotionally loyal",
+                (True, False): "rationally loyal", (False, False): "at risk"}
     for (high_r, high_e), names in corners.items():
         name = max(set(names), key=names.count) if names else fallback[(high_r, high_e)]
         x = left + size - 8 if high_r else left + 8
