@@ -34,9 +34,11 @@ from loyalty_monitor.settings import load_settings
 
 settings = load_settings()
 
+# The URI names the topic, not the broker address: the embedded broker's port changes with every
+# `loyalty up`, and an asset's identity must not.
 batches_landed = Asset(
     name="loyalty_batches_landed",
-    uri=f"kafka://{settings.bootstrap.split(',')[0]}/{settings.topic_batches}",
+    uri=f"kafka://loyalty-monitor/{settings.topic_batches}",
     watchers=[AssetWatcher(
         name="loyalty_batches_landed_watcher",
         trigger=KafkaMessageQueueTrigger(

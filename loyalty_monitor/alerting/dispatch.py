@@ -209,12 +209,17 @@ def _dispatch(con: Any, writer: alert_state.StateWriter, rows: dict, channels: l
             due.append(alert)
             continue
         for channel in channels:
-            if (alert["alert_id"], channel.name) not in rows:
+            if (alert["alert_id"], channel.name) in rows:
+                result.already_done += 1
+            else:
                 writer.record(_state_row(
                     alert, channel.name, "expired", None,
                     last_error=f"alert date {alert['alert_date']} is before the dispatch window"))
                 result.expired += 1
     admitted, capped = _admit(due, rows, policy.max_per_manager_per_week)
+    decided = {a["alert_id"] for a in admitted} | {a["alert_id"] for a in capped}
+    # due alerts neither admitted nor capped now were capped or expired by an earlier run
+    result.already_done += sum(1 for a in due if a["alert_id"] not in decided) * len(channels)
     for alert in capped:
         for channel in channels:
             writer.record(_state_row(
