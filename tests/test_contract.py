@@ -268,3 +268,48 @@ def test_every_example_in_the_integrator_doc_decodes() -> None:
 def test_hostile_values_are_errors_not_exceptions(raw: bytes, code: str) -> None:
     result = decode("touchpoint", b"C000042", raw)
     assert not result.ok and result.error_code == code
+
+
+def _equivalence_corpus() -> list[Any]:
+    """Valid and invalid touchpoints: every payload rule broken and kept, every type, odd shapes."""
+    from streaming import samples
+
+    corpus: list[Any] = [touchpoint(kind) for kind in PAYLOADS]
+    corpus += [samples.touchpoint(i) for i in range(64)]
+    for _, _, _, raw in samples.bad_touchpoints(DEFAULT_MAX):
+        try:
+            corpus.append(json.loads(raw))
+        except (TypeError, ValueError, RecursionError):
+            pass
+    for kind, payload in PAYLOADS.items():
+        for name in payload:
+            corpus.append(touchpoint(kind, payload={k: v for k, v in payload.items() if k != name}))
+            corpus.append(touchpoint(kind, payload={**payload, name: -1}))
+            corpus.append(touchpoint(kind, payload={**payload, name: "text"}))
+        corpus.append(touchpoint(kind, direction=DROP))
+        corpus.append(touchpoint(kind, payload=[]))
+        corpus.append(touchpoint(kind, event_type="visit"))
+    return corpus
+
+
+DEFAULT_MAX = 1_048_576
+
+
+def test_fast_per_type_validation_agrees_with_the_whole_schema() -> None:
+    """decode() picks the payload rule by event_type instead of running every if/then: same verdicts."""
+    import fastjsonschema
+
+    from loyalty_monitor.contract import _validate_touchpoint, _validator
+
+    def verdict(check, record) -> bool:
+        try:
+            check(record)
+            return True
+        except (fastjsonschema.JsonSchemaValueException, KeyError, TypeError):
+            return False
+
+    corpus = _equivalence_corpus()
+    assert len(corpus) > 100
+    verdicts = [(verdict(_validator("touchpoint"), r), verdict(_validate_touchpoint, r)) for r in corpus]
+    assert {whole for whole, _ in verdicts} == {True, False}
+    assert all(whole == fast for whole, fast in verdicts), [r for r, v in zip(corpus, verdicts) if v[0] != v[1]]
