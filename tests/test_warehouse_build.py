@@ -224,11 +224,26 @@ def test_dbt_docs_generate(built):
     assert catalog.exists() and "fct_customer_health_daily" in catalog.read_text()
 
 
-def test_dbt_failure_names_the_model(built, tmp_path):
-    settings, _ = built
-    bad = tmp_path / "scoring.yml"
-    bad.write_text(Path(settings.scoring_file).read_text().replace("green_min: 70", "green_min: 70\n  # broken"))
-    result = warehouse.run_dbt(settings, ["run", "--select", "does_not_exist_model"], as_of=END)
-    assert result.success  # selecting nothing is not an error
-    with pytest.raises(warehouse.WarehouseError, match="as-of date"):
+def test_dbt_failure_names_the_model(tmp_path):
+    settings = warehouse_settings(tmp_path / "data")
+    broken = Path(settings.landing) / "touchpoints" / "event_date=2026-01-01" / "touchpoints-p000-000000000000-000000000001.parquet"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("not parquet")
+    with pytest.raises(warehouse.WarehouseError, match=r"dbt model stg_landing__touchpoints failed: .*parquet"):
+        warehouse.build(settings, as_of=END, select="stg_landing__touchpoints")
+    with pytest.raises(warehouse.WarehouseError, match="as-of date must be YYYY-MM-DD"):
         warehouse.build(settings, as_of="31/10/2026")
+
+
+def test_build_on_an_empty_landing_zone(tmp_path):
+    """Nothing landed yet (no touchpoints, no customers): the build succeeds with empty marts."""
+    settings = warehouse_settings(tmp_path / "data")
+    result = warehouse.build(settings, as_of=END, full_refresh=True)
+    assert result.success
+    warehouse.publish(settings)
+    con = warehouse.connect(settings)
+    try:
+        for mart in warehouse.REQUIRED_MARTS:
+            assert con.execute(f"select count(*) from published.{mart}").fetchone()[0] == 0, mart
+    finally:
+        con.close()
