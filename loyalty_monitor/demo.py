@@ -99,6 +99,7 @@ class Demo:
         self.end = end or dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
         self.start = _months_before(self.end, months) + dt.timedelta(days=1)
         self.env: dict[str, str] = {}
+        self.produced: dict[str, int] = {}
         self.commands: set[str] = set()
 
     # --- plumbing --------------------------------------------------------------------------------
@@ -198,9 +199,14 @@ class Demo:
     def produce(self) -> str:
         from loyalty_monitor.generator import CUSTOMERS_FILE, TOUCHPOINTS_FILE
 
-        self.loyalty("produce", str(self.input_dir / CUSTOMERS_FILE), "--topic", self.settings.topic_customers)
-        self.loyalty("produce", str(self.input_dir / TOUCHPOINTS_FILE), "--topic",
-                     self.settings.topic_touchpoints)
+        for name, topic in ((CUSTOMERS_FILE, self.settings.topic_customers),
+                            (TOUCHPOINTS_FILE, self.settings.topic_touchpoints)):
+            path = self.input_dir / name
+            self.loyalty("produce", str(path), "--topic", topic)
+            # One message per non-blank line (the producer's contract), into a topic the fresh broker
+            # started empty: the consume step knows exactly how many messages must be landed.
+            with path.open("rb") as fh:
+                self.produced[topic] = sum(1 for line in fh if line.strip())
         return f"customers and touchpoints sent to {self.env['LOYALTY_BOOTSTRAP_SERVERS']}"
 
     def consume(self) -> str:
@@ -229,9 +235,14 @@ class Demo:
         consumer = KafkaConsumer(**config, group_id=self.settings.consumer_group, enable_auto_commit=False,
                                  client_id="loyalty-demo-lag")
         try:
-            partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
-            ends = consumer.end_offsets(partitions)
-            return sum(max(end - (consumer.committed(tp) or 0), 0) for tp, end in ends.items())
+            lag = 0
+            for topic in topics:
+                partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or ())]
+                committed = sum(consumer.committed(tp) or 0 for tp in partitions)
+                # Tansu can report end offsets short; the produced count is exact for a fresh broker.
+                ends = sum(consumer.end_offsets(partitions).values())
+                lag += max(max(ends, self.produced.get(topic, 0)) - committed, 0)
+            return lag
         finally:
             consumer.close()
 
