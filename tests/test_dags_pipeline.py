@@ -205,3 +205,42 @@ def test_weekly_report_dag_renders_the_leadership_report(world, good_run):
     assert [o.state for o in outcomes] == ["success"]
     report = world["settings"].data_dir / "reports" / f"loyalty-report-{monday - dt.timedelta(days=1)}.html"
     assert report.exists() and "<html" in report.read_text()[:500].lower()
+
+
+def _published_and_alert_state(settings) -> dict[str, list[tuple]]:
+    from loyalty_monitor import warehouse
+
+    warehouse.release_duckdb()  # the in-process dag.test leaves dbt's handle open
+    with warehouse.connect(settings, read_only=True) as con:
+        tables = [r[0] for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'published' "
+            "order by table_name").fetchall()]
+        snapshot = {t: sorted(map(repr, con.execute(f'select * from published."{t}"').fetchall())) for t in tables}
+        snapshot["ops.alert_state"] = sorted(map(repr, con.execute("select * from ops.alert_state").fetchall()))
+    return snapshot
+
+
+def test_a_failed_marts_gate_leaves_published_marts_and_alert_state_exactly_as_they_were(world, good_run):
+    """dbt has rebuilt `build` with a critical defect: the gate stops publish and dispatch."""
+    from loyalty_monitor import warehouse
+
+    settings = world["settings"]
+    before = _published_and_alert_state(settings)
+    assert before["fct_churn_alerts"] and before["ops.alert_state"]
+    mail_before, hooks_before = len(world["smtp"].inbox), len(churn_hooks(world))
+    warehouse.release_duckdb()
+    with warehouse.connect(settings, read_only=False) as con:  # a broken model: scores above 100
+        con.execute("update build.fct_customer_health_daily set health_score = 150 "
+                    "where as_of_date = (select max(as_of_date) from build.fct_customer_health_daily)")
+    try:
+        outcomes = stack.run_dates(settings, [END], skip_tasks=r"dbt_build\..*")
+        assert [(o.state, o.failed_tasks) for o in outcomes] == [("failed", ["check_marts"])]
+        assert _published_and_alert_state(settings) == before
+        new_mail = world["smtp"].inbox[mail_before:]
+        assert [m.rcpt_tos for m in new_mail] == [["oncall@example.com"]]  # only the data engineers
+        assert len(churn_hooks(world)) == hooks_before  # no customer alert by webhook either
+    finally:
+        warehouse.release_duckdb()
+        with warehouse.connect(settings, read_only=False) as con:
+            con.execute("create or replace table build.fct_customer_health_daily as "
+                        "select * from published.fct_customer_health_daily")
