@@ -16,6 +16,16 @@ from loyalty_monitor.settings import Settings, load_settings
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _restore_environment():
+    """Put os.environ back after each test module: in-process pipeline runs export Airflow and
+    dbt variables (AIRFLOW_HOME, LOYALTY_WAREHOUSE_PATH, ...) that must not leak into the next module."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def broker() -> EmbeddedBroker:
     """One real Tansu broker for the session (topics are created per test settings)."""
