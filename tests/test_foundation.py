@@ -15,7 +15,17 @@ from loyalty_monitor.settings import load_settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_settings_precedence_defaults_file_env_overrides(tmp_path, monkeypatch):
+@pytest.fixture()
+def clean_env(monkeypatch):
+    """No ambient LOYALTY_* variables: these tests set exactly what they check."""
+    for key in list(os.environ):
+        if key.startswith("LOYALTY_"):
+            monkeypatch.delenv(key)
+    return monkeypatch
+
+
+def test_settings_precedence_defaults_file_env_overrides(tmp_path, clean_env):
+    monkeypatch = clean_env
     config = tmp_path / "loyalty.toml"
     config.write_text('topic_touchpoints = "from-file"\nbatch_max_records = 7\nsasl_password = "s3cret"\n'
                       'custom_key = "kept"\n')
@@ -32,7 +42,8 @@ def test_settings_precedence_defaults_file_env_overrides(tmp_path, monkeypatch):
     assert load_settings(data_dir=str(tmp_path)).warehouse == tmp_path / "warehouse.duckdb"
 
 
-def test_kafka_security_settings_pass_through(monkeypatch):
+def test_kafka_security_settings_pass_through(clean_env):
+    monkeypatch = clean_env
     monkeypatch.setenv("LOYALTY_BOOTSTRAP_SERVERS", "k1:9093,k2:9093")
     monkeypatch.setenv("LOYALTY_SECURITY_PROTOCOL", "SASL_SSL")
     monkeypatch.setenv("LOYALTY_SASL_MECHANISM", "SCRAM-SHA-512")
