@@ -15,13 +15,13 @@ import sys
 # Sub-command modules, in the order `loyalty --help` lists them. Each module in this package
 # defines `register(sub)` for its commands; add a feature's module here.
 COMMAND_MODULES = [
+    "loyalty_monitor.cli.report",     # demo (the main job) and report first: what newcomers and leaders run
     "loyalty_monitor.cli.broker",
     "loyalty_monitor.cli.generate",
-    "loyalty_monitor.cli.report",
-    "loyalty_monitor.cli.pipeline",
-    "loyalty_monitor.cli.quality",
     "loyalty_monitor.cli.streaming",
     "loyalty_monitor.cli.warehouse",
+    "loyalty_monitor.cli.quality",
+    "loyalty_monitor.cli.pipeline",
 ]
 
 
