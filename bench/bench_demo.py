@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_demo")
     parser.add_argument("--customers", type=int, default=500)
     parser.add_argument("--months", type=int, default=18)
-    args, _ = parser.parse_known_args(argv)
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-demo-") as tmp:
         settings = load_settings(data_dir=Path(tmp), bootstrap_servers="")
         started = time.monotonic()
