@@ -112,10 +112,11 @@ class BrokerProcess:
     started_at: float
 
     def alive(self) -> bool:
-        return _pid_alive(self.pid)
+        return pid_alive(self.pid)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie counts as dead)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -179,9 +180,9 @@ def stop(settings: Settings, timeout_s: float = 10.0) -> bool:
         return False
     os.kill(state.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _pid_alive(state.pid):
+    while time.monotonic() < deadline and pid_alive(state.pid):
         time.sleep(0.1)
-    if _pid_alive(state.pid):
+    if pid_alive(state.pid):
         os.kill(state.pid, signal.SIGKILL)
     return True
 

@@ -268,18 +268,12 @@ def dbt_manifest(settings: Settings) -> Path:
     from dbt.cli.main import dbtRunner
 
     log.info("parsing the dbt project %s into %s", project, target)
-    previous = {k: os.environ.get(k) for k in dbt_environment(settings)}
-    os.environ.update(dbt_environment(settings))
-    try:
+    from loyalty_monitor.warehouse import environment
+
+    with environment(dbt_environment(settings)):
         result = dbtRunner().invoke(["parse", "--project-dir", str(project), "--profiles-dir", str(project),
                                      "--target", settings.dbt_target, "--target-path", str(target), "--quiet",
                                      "--vars", json.dumps(dbt_run_vars(settings, dt.date.today()), default=str)])
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     if not result.success or not manifest.exists():
         raise RuntimeError(f"dbt parse of {project} failed: {result.exception or 'see the dbt log above'}")
     return manifest

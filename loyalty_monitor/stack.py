@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from loyalty_monitor import pipeline
+from loyalty_monitor.broker import pid_alive
 from loyalty_monitor.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -202,26 +203,12 @@ def _run_dir(settings: Settings) -> Path:
     return path
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def _read_pid(path: Path) -> int | None:
     try:
         pid = int(json.loads(path.read_text())["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return pid if _pid_alive(pid) else None
+    return pid if pid_alive(pid) else None
 
 
 def _start_background(name: str, argv: list[str], env: dict[str, str], settings: Settings) -> tuple[int, Path, bool]:
@@ -249,9 +236,9 @@ def _stop_background(name: str, settings: Settings, timeout_s: float = 20.0) -> 
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _pid_alive(pid):
+    while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.2)
-    if _pid_alive(pid):
+    if pid_alive(pid):
         os.killpg(pid, signal.SIGKILL)
     return True
 

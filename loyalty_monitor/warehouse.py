@@ -124,7 +124,8 @@ def _as_date(value: dt.date | str | None) -> dt.date:
 
 
 @contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of a block, then restore the previous values."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -164,7 +165,7 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | str | None = N
                                       node.status, node.message or None, float(node.execution_time or 0)))
         callbacks.append(_callback)
     started = time.perf_counter()
-    with _DBT_LOCK, _environment(dbt_env(settings)):
+    with _DBT_LOCK, environment(dbt_env(settings)):
         try:
             outcome = dbtRunner(callbacks=callbacks).invoke(full_args)
         finally:
