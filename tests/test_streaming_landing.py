@@ -198,3 +198,26 @@ def test_offline_landing_of_jsonl_rejects_bad_lines_visibly(data_dir, tmp_path):
     assert [(r["customer_id"], r["is_deleted"]) for r in customers_rows] == [("C00001", False), ("C00001", True)]
     again = land_jsonl_offline(settings, touchpoints, None)["touchpoints"]
     assert again.files == tp.files and zone.read("touchpoints").num_rows == 30
+
+
+def test_payload_values_land_only_in_columns_of_their_type():
+    """Typed payload columns take a value only when it fits; payload_json keeps everything."""
+    from streaming.landing import PAYLOAD_FIELDS, _payload_columns
+
+    names = [name for name, _ in PAYLOAD_FIELDS]
+    columns = dict(zip(names, _payload_columns({
+        "answered": 1,                 # an int is not a bool
+        "duration_s": 95,              # int into a double column
+        "days_overdue": 38.0,          # a whole float into an int column
+        "nps_score": 2**40,            # beyond int32
+        "amount": True,                # a bool is not an amount
+        "currency": "DKK",
+        "stage": 3,                    # not a string
+        "unknown_field": "kept in payload_json only",
+    })))
+    assert columns["answered"] is None
+    assert columns["duration_s"] == 95.0 and isinstance(columns["duration_s"], float)
+    assert columns["days_overdue"] == 38 and isinstance(columns["days_overdue"], int)
+    assert columns["nps_score"] is None and columns["amount"] is None and columns["stage"] is None
+    assert columns["currency"] == "DKK"
+    assert sum(v is not None for v in columns.values()) == 3
