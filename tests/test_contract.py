@@ -313,3 +313,25 @@ def test_fast_per_type_validation_agrees_with_the_whole_schema() -> None:
     verdicts = [(verdict(_validator("touchpoint"), r), verdict(_validate_touchpoint, r)) for r in corpus]
     assert {whole for whole, _ in verdicts} == {True, False}
     assert all(whole == fast for whole, fast in verdicts), [r for r, v in zip(corpus, verdicts) if v[0] != v[1]]
+
+
+def test_enumerations_are_the_schemas_in_python_and_in_dbt() -> None:
+    """The contract's enums are restated in Python constants and in dbt's pivot macros: all agree."""
+    from loyalty_monitor import contract
+
+    defs = schema()["$defs"]
+    touchpoint_props = defs["touchpoint"]["properties"]
+    expected = {
+        "departments": touchpoint_props["department"]["enum"],
+        "contact_roles": [r for r in touchpoint_props["contact_role"]["enum"] if r is not None],
+        "dunning_stages": defs["dunningPayload"]["properties"]["stage"]["enum"],
+    }
+    assert list(contract.DEPARTMENTS) == expected["departments"]
+    assert list(contract.CONTACT_ROLES) == expected["contact_roles"]
+    assert list(contract.DUNNING_STAGES) == expected["dunning_stages"]
+    assert list(contract.EVENT_TYPES) == touchpoint_props["event_type"]["enum"]
+    macros = (Path(__file__).resolve().parent.parent / "dbt_project" / "macros" / "contract.sql").read_text()
+    for name, values in expected.items():
+        found = re.search(r"macro contract_" + name + r"\(\).*?return\((\[.*?\])\)", macros, re.S)
+        assert found, f"dbt macro contract_{name}() missing"
+        assert json.loads(found.group(1).replace("'", '"')) == values, f"dbt contract_{name}() differs"

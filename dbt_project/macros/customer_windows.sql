@@ -8,7 +8,7 @@
 {%- set followup = scoring('dialogue.order_followup_days') | int -%}
 {%- set recent = scoring('dialogue.recent_days') | int -%}
 {%- set segment_gaps = scoring('dialogue.segment_usual_gap_days') -%}
-{%- set departments = ['sales', 'service', 'support', 'finance', 'reception', 'management', 'other'] -%}
+{%- set departments = contract_departments() -%}
 
 with joined as (
     select
@@ -29,7 +29,7 @@ with joined as (
         {{ trailing('dept_' ~ d, 90) }} as contacts_{{ d }}_90d,
         {% endfor -%}
         {%- set sw = scoring('health.stakeholder.window_days') | int -%}
-        {% for r in ['executive', 'decision_maker', 'user', 'finance', 'other'] -%}
+        {% for r in contract_contact_roles() -%}
         {{ trailing('role_' ~ r, sw) }} as role_{{ r }}_stakeholder_window,
         {% endfor -%}
         {%- set sv = scoring('health.service.window_days') | int -%}
@@ -41,7 +41,7 @@ with joined as (
         {{ trailing(name, lw) }} as {{ name }}_loyalty_window,
         {% endfor -%}
         {%- set fw = scoring('health.financial.window_days') | int -%}
-        {% for s in ['reminder', 'second_reminder', 'collection_call', 'final_notice'] -%}
+        {% for s in contract_dunning_stages() -%}
         {{ trailing('dunning_' ~ s, fw) }} as dunning_{{ s }}_financial_window,
         {% endfor -%}
         order_start.cum_dialogues as dialogues_at_last_order,

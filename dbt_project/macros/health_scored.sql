@@ -33,7 +33,7 @@ with parts as (
         end as dialogue_friction_part,
         -- stakeholder breadth: distinct roles reached in two-way dialogue, executive or decision maker
         (
-            {% for r in ['executive', 'decision_maker', 'user', 'finance', 'other'] -%}
+            {% for r in contract_contact_roles() -%}
             {{ bool_to_int('role_' ~ r ~ '_stakeholder_window > 0') }}{{ ' + ' if not loop.last }}
             {%- endfor %}
         ) as roles_reached,

@@ -14,9 +14,9 @@
     pre_hook="{{ prune_customer_days() }}"
 ) }}
 
-{%- set departments = ['sales', 'service', 'support', 'finance', 'reception', 'management', 'other'] -%}
-{%- set roles = ['executive', 'decision_maker', 'user', 'finance', 'other'] -%}
-{%- set stages = ['reminder', 'second_reminder', 'collection_call', 'final_notice'] -%}
+{%- set departments = contract_departments() -%}
+{%- set roles = contract_contact_roles() -%}
+{%- set stages = contract_dunning_stages() -%}
 {%- set counts = [
     ('contacts', 'true'),
     ('dialogues', 'is_two_way_dialogue'),

@@ -13,7 +13,7 @@
     unique_key=['customer_id', 'as_of_date'],
     pre_hook="{{ prune_customer_days() }}"
 ) }}
-{%- set departments = ['sales', 'service', 'support', 'finance', 'reception', 'management', 'other'] -%}
+{%- set departments = contract_departments() -%}
 
 with rebuild as (
     {{ customer_days_to_rebuild() }}
