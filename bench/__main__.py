@@ -22,6 +22,7 @@ QUICK_ARGS = {
     "bench_warehouse": ["--events", "1000000"],
     "bench_quality": ["--events", "1000000"],
     "bench_alerting": [],
+    "bench_alert_quality": ["--quick"],
     "bench_demo": [],
 }
 
