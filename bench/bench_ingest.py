@@ -2,12 +2,15 @@
 
     python -m bench.bench_ingest [--events N] [--rss-events 100000,1000000] [--skip-rss]
 
-One embedded Tansu broker; a backlog of N touchpoints is produced once, then read twice by two
-consumer groups with the same kafka-python settings (``streaming.consumer.consumer_config``):
-(a) raw: poll and count; (b) ours: decode + validate + land Parquet + commit. Both are timed
-from the first message to the last one (b: to the last commit), so the group join is excluded.
-Target: ratio (b)/(a) >= 0.8. Then the consumer runs as a subprocess on fresh 100k and 1M
-backlogs and its peak RSS (VmHWM) is printed: bounded batches mean it must not grow with the backlog.
+One embedded Tansu broker; a backlog of N touchpoints is produced once, then read by three
+consumer groups in interleaved rounds: (a) raw kafka-python: poll and count (the issue's baseline);
+(b) raw confluent-kafka, the client the landing consumer uses, with the consumer's own settings
+(``streaming.consumer.consumer_config``): consume and count; (c) ours: decode + validate + land
+Parquet + commit. All are timed from the first message to the last one (c: to the last commit),
+so the group join is excluded. Target: ratio (c)/(a) >= 0.8. The ratio (c)/(b) says how much of
+the client's speed the landing work leaves. Then the consumer runs as a subprocess on fresh 100k
+and 1M backlogs and its peak RSS (VmHWM) is printed: bounded batches mean it must not grow with
+the backlog.
 """
 
 from __future__ import annotations
@@ -58,12 +61,21 @@ def produce_backlog(settings: Settings, events: int) -> float:
     return time.perf_counter() - started
 
 
+def kafka_python_config(settings: Settings) -> dict:
+    """The landing consumer's settings in kafka-python's spelling (the baseline reads alike)."""
+    return dict(group_id=settings.consumer_group + "-kafka-python", client_id="bench-raw",
+                enable_auto_commit=False, auto_offset_reset="earliest",
+                max_poll_interval_ms=settings.max_poll_interval_ms, session_timeout_ms=settings.session_timeout_ms,
+                max_poll_records=10_000, fetch_max_bytes=64 * 1024 * 1024,
+                max_partition_fetch_bytes=max(4 * 1024 * 1024, 2 * settings.max_message_bytes),
+                fetch_max_wait_ms=100, **settings.kafka_client_config())
+
+
 def raw_consume(settings: Settings, events: int) -> tuple[float, float]:
     """(wall seconds, CPU seconds) for plain kafka-python to read ``events`` messages."""
     from kafka import KafkaConsumer
 
-    config = consumer_config(settings)
-    config["group_id"] += "-raw"
+    config = kafka_python_config(settings)
     consumer = KafkaConsumer(**config)
     consumer.subscribe([settings.topic_touchpoints])
     count, first, cpu = 0, None, time.process_time()
@@ -76,6 +88,24 @@ def raw_consume(settings: Settings, events: int) -> tuple[float, float]:
         return time.perf_counter() - first, time.process_time() - cpu
     finally:
         consumer.close(autocommit=False)
+
+
+def raw_confluent_consume(settings: Settings, events: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) for plain confluent-kafka, with the landing consumer's settings."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({**consumer_config(settings), "group.id": settings.consumer_group + "-confluent"})
+    consumer.subscribe([settings.topic_touchpoints])
+    count, first, cpu = 0, None, time.process_time()
+    try:
+        while count < events:
+            messages = consumer.consume(num_messages=10_000, timeout=0.2)
+            if messages and first is None:
+                first = time.perf_counter()
+            count += sum(1 for m in messages if m.error() is None)
+        return time.perf_counter() - first, time.process_time() - cpu
+    finally:
+        consumer.close()
 
 
 def our_consume(settings: Settings, events: int, workers: int | None) -> tuple[float, float]:
@@ -130,25 +160,34 @@ def main(argv: list[str] | None = None) -> int:
         seconds = produce_backlog(settings, args.events)
         print(f"backlog: {args.events:,} touchpoints produced in {seconds:.1f}s", flush=True)
         workers = default_workers() if args.workers is None else args.workers
-        raw_runs, our_runs = [], []
+        raw_runs, client_runs, our_runs = [], [], []
         # Interleaved rounds, best of each: on a shared machine the load changes from second to
         # second, and the fastest run is the one least disturbed by it.
         for round_ in range(args.rounds):
             run_settings = dataclasses.replace(settings, consumer_group=f"{settings.consumer_group}-{round_}",
                                                data_dir=Path(tmp) / f"throughput-{round_}")
             raw_runs.append(raw_consume(run_settings, args.events))
+            client_runs.append(raw_confluent_consume(run_settings, args.events))
             our_runs.append(our_consume(run_settings, args.events, workers))
-            print(f"  round {round_ + 1}: raw {args.events / raw_runs[-1][0]:,.0f} msg/s, "
+            print(f"  round {round_ + 1}: raw kafka-python {args.events / raw_runs[-1][0]:,.0f} msg/s, "
+                  f"raw confluent-kafka {args.events / client_runs[-1][0]:,.0f} msg/s, "
                   f"ours {args.events / our_runs[-1][0]:,.0f} msg/s", flush=True)
         raw_wall, raw_cpu = min(raw_runs)
+        client_wall, client_cpu = min(client_runs)
         our_wall, our_cpu = min(our_runs)
+        per_msg = 1e6 / args.events
         print(f"raw kafka-python consumption            : {args.events / raw_wall:>9,.0f} msg/s "
-              f"(best of {args.rounds}; {raw_cpu / args.events * 1e6:.0f} us CPU/msg)")
+              f"(best of {args.rounds}; {raw_cpu * per_msg:.0f} us CPU/msg)")
+        print(f"raw confluent-kafka consumption         : {args.events / client_wall:>9,.0f} msg/s "
+              f"(best of {args.rounds}; {client_cpu * per_msg:.1f} us CPU/msg)")
         print(f"landing consumer (validate+land+commit) : {args.events / our_wall:>9,.0f} msg/s "
               f"(best of {args.rounds}; {workers} decode workers; "
-              f"{our_cpu / args.events * 1e6:.0f} us CPU/msg in the consumer process)")
+              f"{our_cpu * per_msg:.0f} us CPU/msg in the consumer process)")
         ratio = raw_wall / our_wall
-        print(f"throughput ratio ours/raw: {ratio:.2f} (target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'})",
+        print(f"throughput ratio ours/raw kafka-python: {ratio:.2f} "
+              f"(target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'})")
+        print(f"throughput ratio ours/raw confluent-kafka: {client_wall / our_wall:.2f} "
+              f"(the share of the client's own speed left after validating, landing and committing)",
               flush=True)
 
         if not args.skip_rss:
