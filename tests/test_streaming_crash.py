@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import random
 import signal
 import threading
@@ -161,3 +162,31 @@ def test_a_second_consumer_takes_over_partitions_without_loss_or_duplicates(sett
     assert second_got, "the second member never received partitions"
     assert log_events(second_log, "batch_committed"), "the second member never landed a batch"
     assert log_events(first_log, "partitions_revoked"), "the first member never handed partitions over"
+
+
+class _StallsInItsFirstBatch(LandingConsumer):
+    """A member that takes longer than max_poll_interval_ms over its first batch (a slow disk, a
+    long GC pause): the group evicts it while it is writing."""
+
+    stall_s = 5.0
+
+    def flush(self, reason: str) -> bool:
+        if self.stall_s and self._batch_count:
+            time.sleep(self.stall_s)
+            self.stall_s = 0.0
+        return super().flush(reason)
+
+
+def test_a_member_evicted_while_landing_has_its_commit_refused_and_relands_exactly_once(settings, monkeypatch):
+    settings = fast_settings(settings, monkeypatch, LOYALTY_BATCH_MAX_RECORDS="1000",
+                             LOYALTY_BATCH_MAX_WAIT_S="0.3")  # max_poll_interval_ms 3000 < the 5 s stall
+    coords = produce(settings, settings.topic_touchpoints, samples.touchpoint_messages(3000))
+    log = io.StringIO()
+    summary = _StallsInItsFirstBatch(settings, until_idle=True, idle_s=1.0, log=JsonLog(log)).run()
+    events = [json.loads(line) for line in log.getvalue().splitlines()]
+    refused = [e for e in events if e["event"] == "commit_failed"]
+    assert refused and refused[0]["files_removed"] > 0, "the evicted member's commit was not refused"
+    assert [e for e in events if e["event"] in ("partitions_lost", "partitions_revoked")]
+    assert sum(1 for e in events if e["event"] == "partitions_assigned") >= 2, "it never rejoined"
+    assert summary.stopped_by == "caught_up" and summary.landed == 3000
+    _assert_exactly_once(settings, coords, 3000)
