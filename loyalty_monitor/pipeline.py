@@ -136,7 +136,7 @@ def publish(settings: Settings, as_of: dt.date) -> Any:
     from loyalty_monitor import warehouse
 
     release_dbt_handle()
-    result = warehouse.publish(settings)
+    result = warehouse.publish(settings, published_by=f"loyalty_pipeline {as_of.isoformat()}")
     log.info("published the marts of %s", as_of)
     return result
 

@@ -28,6 +28,8 @@ from loyalty_monitor.settings import Settings
 
 BUILD_SCHEMA = "build"
 PUBLISHED_SCHEMA = "published"
+#: One row per publish, written in the publish's own transaction: what `published` holds right now.
+PIPELINE_RUNS_TABLE = "ops.pipeline_runs"
 MART_PREFIXES = ("dim_", "fct_")
 #: The marts other parts read (docs/design.md); publish() refuses to publish without them.
 REQUIRED_MARTS = ("dim_customers", "fct_touchpoints", "fct_dialogue_daily", "fct_customer_health_daily",
@@ -256,11 +258,13 @@ def list_marts(con, schema: str = BUILD_SCHEMA) -> list[str]:
     return [name for (name,) in rows if name.startswith(MART_PREFIXES)]
 
 
-def publish(settings: Settings) -> list[str]:
+def publish(settings: Settings, published_by: str = "cli") -> list[str]:
     """Copy every mart of schema ``build`` into ``published`` in ONE transaction.
 
     Readers see either the previous published state or the new one, never a mix; if anything
-    fails, the transaction rolls back and ``published`` stays exactly as it was.
+    fails, the transaction rolls back and ``published`` stays exactly as it was. The same
+    transaction appends a row to ``ops.pipeline_runs`` saying which day's data is now published,
+    when, by whom, and how much of it.
     """
     con = connect(settings, read_only=False)
     try:
@@ -275,11 +279,42 @@ def publish(settings: Settings) -> list[str]:
             for mart in marts:
                 con.execute(f'create or replace table {PUBLISHED_SCHEMA}."{mart}" as '
                             f'select * from {BUILD_SCHEMA}."{mart}"')
+            _record_publish(con, published_by, len(marts))
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
             raise
         return marts
+    finally:
+        con.close()
+
+
+def _record_publish(con: Any, published_by: str, marts: int) -> None:
+    con.execute("create schema if not exists ops")
+    con.execute(f"""create table if not exists {PIPELINE_RUNS_TABLE} (
+        published_at timestamp not null, published_by varchar not null, as_of_date date,
+        marts integer not null, customers bigint not null, touchpoints bigint not null,
+        open_alert_episodes bigint not null)""")
+    con.execute(f"""insert into {PIPELINE_RUNS_TABLE}
+        select current_timestamp::timestamp, ?,
+               (select max(as_of_date) from {PUBLISHED_SCHEMA}.fct_customer_health_daily), ?,
+               (select count(*) from {PUBLISHED_SCHEMA}.dim_customers),
+               (select count(*) from {PUBLISHED_SCHEMA}.fct_touchpoints),
+               (select count(*) from {PUBLISHED_SCHEMA}.fct_churn_alerts where episode_end_date is null)""",
+                [published_by, marts])
+
+
+def pipeline_runs(settings: Settings, limit: int = 10) -> list[dict[str, Any]]:
+    """The latest publishes, newest first (empty before the first one)."""
+    con = connect(settings, read_only=True)
+    try:
+        exists = con.execute("select count(*) from information_schema.tables "
+                             "where table_schema = 'ops' and table_name = 'pipeline_runs'").fetchone()[0]
+        if not exists:
+            return []
+        cursor = con.execute(f"select * from {PIPELINE_RUNS_TABLE} order by published_at desc limit ?", [limit])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
     finally:
         con.close()
 

@@ -187,6 +187,11 @@ def test_publish_is_atomic(built):
     assert set(warehouse.REQUIRED_MARTS) <= set(published)
     snapshot = _published_fingerprint(settings)
     assert snapshot["fct_customer_health_daily"][0] > 0
+    # the publish is recorded in its own transaction: which day is published, and how much
+    [run] = warehouse.pipeline_runs(settings)
+    assert run["published_by"] == "cli" and run["as_of_date"] == dt.date.fromisoformat(END)
+    assert run["marts"] == len(published) and run["customers"] == snapshot["dim_customers"][0]
+    assert run["touchpoints"] == snapshot["fct_touchpoints"][0]
 
     # a mart that fails while being copied (its source table is gone): the whole publish rolls back
     con = warehouse.connect(settings, read_only=False)
@@ -198,6 +203,7 @@ def test_publish_is_atomic(built):
     with pytest.raises(Exception):
         warehouse.publish(settings)
     assert _published_fingerprint(settings) == snapshot
+    assert warehouse.pipeline_runs(settings) == [run]  # a failed publish records nothing
     con = warehouse.connect(settings, read_only=False)
     con.execute("drop view build.fct_zz_broken")
     con.close()

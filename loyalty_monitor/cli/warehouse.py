@@ -53,7 +53,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                                        "order by rule", [day])
     print_json({"schema": schema, "as_of_date": str(day), "latest_day": str(latest),
                 "customers_by_status": warehouse.portfolio_status(settings, day, schema=schema),
-                "open_alert_episodes": {row["rule"]: row["episodes"] for row in alerts}})
+                "open_alert_episodes": {row["rule"]: row["episodes"] for row in alerts},
+                "last_publishes": [{k: str(v) for k, v in run.items()}
+                                   for run in warehouse.pipeline_runs(settings, limit=3)]})
     return 0
 
 
