@@ -56,14 +56,27 @@ with joined as (
     left join {{ ref('int_customer_days') }} as lag_{{ n }}
         on lag_{{ n }}.customer_id = current_day.customer_id
        and lag_{{ n }}.as_of_date = {{ add_days('current_day.as_of_date', -n) }}
-       {% if since is not none %}and lag_{{ n }}.as_of_date >= {{ add_days(since, -n) }}{% endif %}
+       {% if since is not none -%}
+       and lag_{{ n }}.as_of_date between {{ add_days(since, -n) }} and {{ add_days(as_of_date_literal(), -n) }}
+       {%- endif %}
     {% endfor -%}
     left join {{ ref('int_customer_days') }} as order_start
         on order_start.customer_id = current_day.customer_id
        and order_start.as_of_date = current_day.last_order_date
+       {% if since is not none -%}
+       {#- the day of the last order is a day with an order: a filter on the stored row itself,
+           so a daily run probes only order days instead of the whole history -#}
+       and order_start.last_order_date = order_start.as_of_date
+       {%- endif %}
     left join {{ ref('int_customer_days') }} as order_end
         on order_end.customer_id = current_day.customer_id
        and order_end.as_of_date = least({{ add_days('current_day.last_order_date', followup) }}, current_day.as_of_date)
+       {% if since is not none -%}
+       {#- the end of the follow-up time is either a day being rebuilt, or exactly `followup` days
+           after that row's own last order (no order came in between, or it would be the last) -#}
+       and (order_end.as_of_date >= {{ since }}
+            or order_end.as_of_date = {{ add_days('order_end.last_order_date', followup) }})
+       {%- endif %}
     {% if since is not none -%}
     where current_day.as_of_date >= {{ since }}
     {%- endif %}
