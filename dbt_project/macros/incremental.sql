@@ -38,9 +38,13 @@
         )) as rebuild_from
     from {{ ref('int_customer_bounds') }} as bounds
     left join (
-        select customer_id, max({{ day_column }}) as last_day
+        {#- Every run extends each customer it keeps to the as-of date, so the customers stored
+            are those on the newest stored day: reading that day only spares a daily run a scan
+            of the whole history. A customer missing there would count as new and be rebuilt
+            from its first day: slower, never wrong. -#}
+        select customer_id, {{ day_column }} as last_day
         from {{ this }}
-        group by customer_id
+        where {{ day_column }} = (select max({{ day_column }}) from {{ this }})
     ) as done on done.customer_id = bounds.customer_id
     left join (
         select customer_id, min(event_date) as first_changed_day
