@@ -65,9 +65,11 @@
 {%- endmacro %}
 
 {% macro prune_customer_days(day_column='as_of_date') -%}
-  {#- pre-hook: drop days after the as-of date (backfills) and customers no longer in scope
-      (erased by a tombstone), so incremental tables match a full refresh. -#}
+  {#- pre-hook: record which days this run rewrites (their data tests check those: macros/
+      rebuilt_rows.sql), then drop days after the as-of date (backfills) and customers no longer
+      in scope (erased by a tombstone), so incremental tables match a full refresh. -#}
   {%- if is_incremental() -%}
+    {{ record_rebuilt_rows(day_column ~ ' >= ' ~ rebuild_floor(day_column)) }}
     delete from {{ this }} where {{ day_column }} > {{ as_of_date_literal() }};
     delete from {{ this }} where customer_id not in (select customer_id from {{ ref('int_customer_bounds') }});
   {%- else -%}
@@ -76,10 +78,26 @@
 {%- endmacro %}
 
 {% macro prune_touchpoints() -%}
-  {#- pre-hook of fct_touchpoints: events after the as-of date and erased customers go. -#}
+  {#- pre-hook of fct_touchpoints: record which events this run rewrites (those landed after the
+      watermark, or dated after the newest stored day), then events after the as-of date and
+      erased customers go. -#}
   {%- if is_incremental() -%}
+    {%- set newest = run_query("select max(event_date) from " ~ this).columns[0].values()[0] if execute else none -%}
+    {{ record_rebuilt_rows(
+         "landed_at > " ~ incremental_watermark(this, 'landed_at') ~ " or event_date > cast('" ~ newest ~ "' as date)"
+         if newest is not none else '1 = 1') }}
     delete from {{ this }} where event_date > {{ as_of_date_literal() }};
     delete from {{ this }} where customer_id in (select customer_id from {{ ref('int_customers_erased') }});
+  {%- else -%}
+    select 1
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro record_landed_rows() -%}
+  {#- pre-hook of the append-only landing stage: it writes only batches landed after its watermark. -#}
+  {%- if is_incremental() -%}
+    {%- set watermark = incremental_watermark(this, 'landed_at') -%}
+    {{ record_rebuilt_rows('1 = 1' if watermark.startswith('cast(null') else 'landed_at > ' ~ watermark) }}
   {%- else -%}
     select 1
   {%- endif -%}

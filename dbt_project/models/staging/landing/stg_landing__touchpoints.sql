@@ -2,7 +2,7 @@
     re-sends count once. Timestamps in UTC; event_date is the UTC date of occurred_at, so late
     events land on the day they describe. Incremental: only batches landed since the last run
     (minus a safety overlap) are read; copies of events already stored are skipped. -#}
-{{ config(materialized='incremental', incremental_strategy='append') }}
+{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ record_landed_rows() }}") }}
 
 {%- set columns = [
     ('event_id', dbt.type_string()), ('schema_version', dbt.type_int()), ('event_type', dbt.type_string()),

@@ -1,0 +1,64 @@
+{#- Data tests of an incremental model check the rows the same dbt invocation (re)wrote.
+
+    A daily run rewrites a few days of the multi-million-row customer-day tables; testing every
+    stored row again on every run made the tests cost more than the models. Rows a run does not
+    rewrite were tested by the run that wrote them, and stay as they were (delete+insert replaces
+    whole keys, and pruning removes rows, never changes them).
+
+    How: the pre-hook of each incremental model records, before it writes anything, which rows it
+    is about to rewrite (a SQL predicate such as `as_of_date >= cast('2026-06-22' as date)`) in
+    the small table `dbt_rebuilt_rows`, with dbt's invocation_id. Every data test has
+    `where: "__rebuilt_rows__"` (dbt_project.yml); `get_where_subquery` below replaces the
+    placeholder with the recorded predicate when the tested model was built incrementally in this
+    same invocation, and drops the filter otherwise: a full refresh, a table model, or a
+    `dbt test` on its own tests every row. -#}
+
+{% macro rebuilt_rows_ledger(relation) -%}
+  {{ return(api.Relation.create(database=relation.database, schema=relation.schema, identifier='dbt_rebuilt_rows')) }}
+{%- endmacro %}
+
+{% macro record_rebuilt_rows(predicate) -%}
+  {#- pre-hook SQL: record `predicate` (the rows of `this` this run rewrites) for this invocation. -#}
+  {%- set ledger = rebuilt_rows_ledger(this) -%}
+  create table if not exists {{ ledger }} (
+      model_name {{ dbt.type_string() }},
+      invocation_id {{ dbt.type_string() }},
+      rebuilt_rows {{ dbt.type_string() }}
+  );
+  delete from {{ ledger }} where model_name = {{ sql_string(this.identifier) }};
+  insert into {{ ledger }} (model_name, invocation_id, rebuilt_rows)
+  values ({{ sql_string(this.identifier) }}, {{ sql_string(invocation_id) }}, {{ sql_string(predicate) }});
+{%- endmacro %}
+
+{% macro rebuilt_rows_predicate(relation) -%}
+  {#- The predicate recorded for `relation` in this invocation, or none. -#}
+  {%- if not execute or relation.identifier is none -%}{{ return(none) }}{%- endif -%}
+  {%- set ledger = rebuilt_rows_ledger(relation) -%}
+  {%- set exists = run_query(
+        "select count(*) from information_schema.tables where table_schema = " ~ sql_string(ledger.schema)
+        ~ " and table_name = " ~ sql_string(ledger.identifier)) -%}
+  {%- if exists.columns[0].values()[0] == 0 -%}{{ return(none) }}{%- endif -%}
+  {%- set found = run_query(
+        "select rebuilt_rows from " ~ ledger ~ " where model_name = " ~ sql_string(relation.identifier)
+        ~ " and invocation_id = " ~ sql_string(invocation_id)) -%}
+  {%- if found.rows | length == 0 -%}{{ return(none) }}{%- endif -%}
+  {{ return(found.columns[0].values()[0]) }}
+{%- endmacro %}
+
+{% macro get_where_subquery(relation) -%}
+  {#- dbt's own macro, plus the `__rebuilt_rows__` placeholder (see the top of this file). -#}
+  {%- set where = config.get('where', '') -%}
+  {%- if where and '__rebuilt_rows__' in where -%}
+    {%- set predicate = rebuilt_rows_predicate(relation) -%}
+    {%- set where = where | replace('__rebuilt_rows__', '(' ~ (predicate or '1 = 1') ~ ')') -%}
+    {%- if where | trim == '(1 = 1)' -%}{%- set where = '' -%}{%- endif -%}
+  {%- endif -%}
+  {%- if where -%}
+    {%- set filtered -%}
+      (select * from {{ relation }} where {{ where }}) dbt_subquery
+    {%- endset -%}
+    {{ return(filtered) }}
+  {%- else -%}
+    {{ return(relation) }}
+  {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,112 @@
+"""The data tests of a daily run check every row the run wrote, and `dbt test` alone checks all rows.
+
+A daily run rewrites a few days of the big customer-day tables, so its data tests check only the
+rows it rewrote (macros/rebuilt_rows.sql). Here the history is built to a cut date, then a later
+landing with new days and events sent late about days before the cut is built incrementally: every
+row that run added or changed must satisfy the predicate its tests used, and that predicate must
+reach back to the earliest late event. A duplicate planted on an old day is found by `dbt test`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from loyalty_monitor import warehouse
+from warehouse_history import land, land_as_partition, make_history, split_by_send_order, warehouse_settings
+
+START, CUT, END = "2026-01-01", dt.date(2026, 6, 20), "2026-07-31"
+# incremental models and the column their rebuilt rows are recognised by
+INCREMENTAL = ("stg_landing__touchpoints", "fct_touchpoints", "int_customer_days", "fct_dialogue_daily",
+               "fct_customer_health_daily", "int_alert_flags", "fct_loyalty_matrix")
+
+
+@pytest.fixture(scope="module")
+def daily_run(tmp_path_factory):
+    history = make_history(tmp_path_factory.mktemp("history"), customers=60, start=START, end=END, seed=11)
+    parts = tmp_path_factory.mktemp("parts")
+    split_by_send_order(history.touchpoints, parts / "tp1.jsonl", parts / "tp2.jsonl", "occurred_at", CUT)
+    split_by_send_order(history.customers, parts / "cu1.jsonl", parts / "cu2.jsonl", "updated_at", CUT)
+    settings = warehouse_settings(tmp_path_factory.mktemp("warehouse") / "data",
+                                  incremental={"landing_overlap_seconds": 0})
+    land(settings, parts / "tp1.jsonl", parts / "cu1.jsonl")
+    warehouse.build(settings, as_of=CUT)
+
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute("create schema before_daily")
+    for table in INCREMENTAL:
+        con.execute(f"create table before_daily.{table} as select * from build.{table}")
+    con.close()
+
+    land_as_partition(settings, tmp_path_factory.mktemp("scratch"), parts / "tp2.jsonl", parts / "cu2.jsonl",
+                      partition=1)
+    result = warehouse.build(settings, as_of=END)
+    return settings, result
+
+
+def _ledger(con) -> dict[str, tuple[str, str]]:
+    return {model: (invocation, rows) for model, invocation, rows in
+            con.execute("select model_name, invocation_id, rebuilt_rows from build.dbt_rebuilt_rows").fetchall()}
+
+
+def test_every_row_a_daily_run_writes_is_tested(daily_run):
+    settings, result = daily_run
+    assert result.success
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        ledger = _ledger(con)
+        assert set(INCREMENTAL) <= set(ledger), "each incremental model records the rows it rewrites"
+        assert len({invocation for invocation, _ in ledger.values()}) == 1, "all from the daily run"
+        for table in INCREMENTAL:
+            predicate = ledger[table][1]
+            written, untested = con.execute(f"""
+                select count(*), count(*) filter (where not coalesce({predicate}, false))
+                from (select * from build.{table} except select * from before_daily.{table}) as written
+            """).fetchone()
+            assert written > 0, f"{table}: the daily run should have written rows"
+            assert untested == 0, f"{table}: {untested} written rows lie outside its tests' filter {predicate}"
+        # the late events reach back before the cut: so do the days the health tests check
+        earliest_late = con.execute(f"""
+            select min(event_date) from build.fct_touchpoints
+            where landed_at > (select max(landed_at) from before_daily.fct_touchpoints)
+        """).fetchone()[0]
+        assert earliest_late < CUT
+        tested_from = con.execute(
+            f"select min(as_of_date) from build.fct_customer_health_daily "
+            f"where {ledger['fct_customer_health_daily'][1]}").fetchone()[0]
+        assert tested_from <= earliest_late
+        # and the checked range is a few days, not the history (the point of the filter)
+        assert tested_from > dt.date.fromisoformat(START)
+    finally:
+        con.close()
+
+
+def test_daily_run_tests_use_the_recorded_filter(daily_run):
+    settings, _ = daily_run
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    predicate = _ledger(con)["fct_customer_health_daily"][1]
+    con.close()
+    mart = '"build"."fct_customer_health_daily"'
+    compiled = [path.read_text() for path in (settings.data_dir / "dbt-target" / "run").rglob("*.sql")
+                if path.parent.name.endswith(".yml") and mart in path.read_text()]
+    assert len(compiled) >= 10, "the health mart's data tests ran"
+    for sql in compiled:
+        assert f"from {mart} where ({predicate})" in " ".join(sql.split()).replace('"warehouse".', "")
+
+
+def test_dbt_test_alone_checks_every_row(daily_run):
+    settings, _ = daily_run
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute("""
+        insert into build.fct_customer_health_daily
+        select * from build.fct_customer_health_daily
+        where as_of_date = (select min(as_of_date) from build.fct_customer_health_daily) limit 1
+    """)
+    con.close()
+    result = warehouse.run_dbt(settings, ["test", "--select", "fct_customer_health_daily",
+                                          "--exclude", "test_type:unit"], as_of=END)
+    failed = [node.name for node in result.failures]
+    assert not result.success
+    assert failed == ["unique_combination_fct_customer_health_daily_customer_id__as_of_date"], failed
