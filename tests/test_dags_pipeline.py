@@ -183,6 +183,11 @@ def test_rerun_of_the_same_date_sends_nothing_new(world, good_run):
     again = stack.run_dates(world["settings"], [END], skip_tasks=r"dbt_build\..*")
     assert [o.state for o in again] == ["success"]
     assert len(world["smtp"].inbox) == before_mail and len(world["hook"].received) == before_hook
+    # each successful run recorded its publish (the failed-gate run published nothing)
+    from loyalty_monitor import warehouse
+    runs = warehouse.pipeline_runs(world["settings"])
+    assert [r["published_by"] for r in runs] == [f"loyalty_pipeline {END}"] * 2
+    assert {r["as_of_date"] for r in runs} == {END}
 
 
 def test_dag_is_wired_for_schedule_events_retries_and_per_model_tasks(world):
