@@ -112,6 +112,14 @@ def validate(cfg: Any) -> dict[str, Any]:
                 raise ScoringError(f"scoring.yml: 'alerts.rules.{rule}.{key}' must be one of {SEVERITIES}")
     _get(cfg, "alerts.rules.status_drop.severity_red")
     _number(cfg, "alerts.rules.status_drop.persist_days", 1, 365)
+    _number(cfg, "alerts.rules.status_drop.recent_days", 1, 365)
+    if _number(cfg, "alerts.rules.status_drop.norm_skip_days", 0, 3650) >= \
+            _number(cfg, "alerts.rules.status_drop.norm_window_days", 1, 3650):
+        raise ScoringError("scoring.yml: alerts.rules.status_drop.norm_skip_days must be below norm_window_days")
+    _number(cfg, "alerts.rules.status_drop.norm_min_days", 1, 3650)
+    _number(cfg, "alerts.rules.status_drop.min_points_below_norm", 0, 100)
+    _number(cfg, "alerts.rules.status_drop.high_points_below_norm", 0, 100)
+    _number(cfg, "alerts.rules.sharp_health_drop.persist_days", 1, 365)
     _number(cfg, "alerts.rules.sharp_health_drop.window_days", 1, 365)
     _number(cfg, "alerts.rules.sharp_health_drop.min_drop_points", 0, 100)
     _number(cfg, "alerts.rules.dialogue_gap.min_gap_ratio", 0)
