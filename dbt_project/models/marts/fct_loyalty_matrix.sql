@@ -2,10 +2,13 @@
     month), over the trailing loyalty.window_days:
       rational loyalty   promises kept: service visits resolved and fixed first time, inbound
                          calls answered; shrunk towards health.service.prior_rate
-      emotional loyalty  50 + 50 x net promoter index (promoters minus detractors over answers,
-                         shrunk towards 0 with health.service.prior_weight pseudo-answers), minus
-                         loyalty.points_per_complaint per complaint; survey comments are counted
-                         for context
+      emotional loyalty  50 + 50 x net promoter index: promoters minus detractors over the
+                         evidence, where each complaint counts as loyalty.complaint_weight of a
+                         detractor answer, shrunk towards the neutral 0 with loyalty.prior_answers
+                         pseudo-answers. Absence of evidence is not evidence of low loyalty: a
+                         customer without answers or complaints scores the neutral 50, and one
+                         answer moves it only part of the way; survey comments are counted for
+                         context
       quadrant           ambassador (both strong), rationally_loyal (promises kept, no attachment:
                          open to a better offer), emotionally_loyal (attached despite broken
                          promises: fix delivery), at_risk (neither). Strong = >= loyalty.strong_min.
@@ -26,6 +29,8 @@
 {%- set prior_rate = scoring('health.service.prior_rate') -%}
 {%- set prior_weight = scoring('health.service.prior_weight') -%}
 {%- set strong = scoring('loyalty.strong_min') -%}
+{%- set prior_answers = scoring('loyalty.prior_answers') -%}
+{%- set complaint_weight = scoring('loyalty.complaint_weight') -%}
 
 {%- set since = rebuild_floor('period_end_date') %}
 
@@ -59,8 +64,8 @@ scored as (
             ~ prior_rate ~ ' * ' ~ prior_weight ~ ') / (2 * visits_loyalty_window + inbound_calls_loyalty_window + ' ~ prior_weight ~ ' + 0.000001)') }}
             as rational_score,
         {{ clamp_0_100(
-            '50.0 + 50.0 * (promoters_loyalty_window - detractors_loyalty_window) / (surveys_loyalty_window + ' ~ prior_weight ~ ' + 0.000001)'
-            ~ ' - ' ~ scoring('loyalty.points_per_complaint') ~ ' * complaints_loyalty_window') }}
+            '50.0 + 50.0 * (promoters_loyalty_window - detractors_loyalty_window - ' ~ complaint_weight ~ ' * complaints_loyalty_window)'
+            ~ ' / (surveys_loyalty_window + ' ~ complaint_weight ~ ' * complaints_loyalty_window + ' ~ prior_answers ~ ' + 0.000001)') }}
             as emotional_score
     from ({{ customer_windows_sql(since=since) }}) as windows
     inner join period_ends on period_ends.period_end_date = windows.as_of_date
