@@ -33,6 +33,10 @@
 {% macro rebuilt_rows_predicate(relation) -%}
   {#- The predicate recorded for `relation` in this invocation, or none. -#}
   {%- if not execute or relation.identifier is none -%}{{ return(none) }}{%- endif -%}
+  {%- set incremental = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
+        | selectattr('alias', 'equalto', relation.identifier)
+        | selectattr('config.materialized', 'equalto', 'incremental') | list -%}
+  {%- if not incremental -%}{{ return(none) }}{%- endif -%}
   {%- set ledger = rebuilt_rows_ledger(relation) -%}
   {%- set exists = run_query(
         "select count(*) from information_schema.tables where table_schema = " ~ sql_string(ledger.schema)
