@@ -148,7 +148,12 @@ def evaluate(settings, truth: dict, end: dt.date, warmup_days: int) -> dict:
             "select quadrant, count(*) from build.fct_loyalty_matrix group by quadrant").fetchall())
     finally:
         con.close()
+    return score(alerts, first_seen, truth, end, warmup_days, quadrants, quadrants_all)
 
+
+def score(alerts: list[tuple], first_seen: dict, truth: dict, end: dt.date, warmup_days: int,
+          quadrants: dict, quadrants_all: dict) -> dict:
+    """Counts from alert episodes ``(customer_id, rule, alert_date)`` and each customer's first day."""
     people = {row["customer_id"]: row for row in truth["customers"]}
     by_customer: dict[str, list[tuple[str, dt.date]]] = {}
     for customer_id, rule, alert_date in alerts:
