@@ -27,9 +27,16 @@
 {%- set rules = scoring('alerts.rules') -%}
 {%- set drop = rules['sharp_health_drop'] -%}
 {%- set sd = rules['status_drop'] -%}
-{%- set lookback = [drop['window_days'] | int + drop['persist_days'] | int, sd['persist_days'] | int,
-                    sd['recent_days'] | int, sd['norm_window_days'] | int] | max -%}
+{#- Means over long windows (the own norm: a year) are differences of running health totals
+    stored on each row (cum_health_tenths, cum_health_days), looked up at exact days like the
+    trailing windows of int_customer_windows: a daily run reads a few stored days per customer
+    instead of a year of health rows. Totals are in integer tenths (health_score has one
+    decimal), so they are exact and do not depend on summation order. -#}
+{%- set lookback = [drop['window_days'] | int + drop['persist_days'] | int, sd['persist_days'] | int] | max -%}
 {%- set since = rebuild_floor() -%}
+{%- set inc = is_incremental() -%}
+{%- set offsets = {'recent_start': sd['recent_days'] | int, 'norm_end': sd['norm_skip_days'] | int,
+                   'norm_start': sd['norm_window_days'] | int + 1} -%}
 {%- set dunning = rules['dunning_escalation'] %}
 
 with rebuild as (
@@ -48,20 +55,7 @@ health as (
             partition by health.customer_id order by health.as_of_date
             rows between {{ sd['persist_days'] | int - 1 }} preceding and current row
         ) as recent_not_green_days,
-        avg(health.health_score) over (
-            partition by health.customer_id order by health.as_of_date
-            rows between {{ sd['recent_days'] | int - 1 }} preceding and current row
-        ) as recent_mean_health,
-        -- the customer's own norm: its mean health over a year that ends a while ago, so that a slow
-        -- drift does not drag the norm down with it
-        avg(health.health_score) over (
-            partition by health.customer_id order by health.as_of_date
-            rows between {{ sd['norm_window_days'] | int }} preceding and {{ sd['norm_skip_days'] | int }} preceding
-        ) as own_norm_health,
-        count(health.health_score) over (
-            partition by health.customer_id order by health.as_of_date
-            rows between {{ sd['norm_window_days'] | int }} preceding and {{ sd['norm_skip_days'] | int }} preceding
-        ) as own_norm_days
+        cast(round(health.health_score * 10) as {{ dbt.type_bigint() }}) as health_tenths
     from {{ ref('fct_customer_health_daily') }} as health
     inner join rebuild
         on rebuild.customer_id = health.customer_id
@@ -69,17 +63,53 @@ health as (
     {% if since is not none -%}
     where health.as_of_date >= {{ add_days(since, -lookback) }}
     {%- endif %}
+)
+{%- if inc %},
+
+stored as (
+    -- the running totals stored on the day before each customer's rebuild
+    select stored.customer_id, stored.cum_health_tenths, stored.cum_health_days
+    from {{ this }} as stored
+    inner join rebuild
+        on rebuild.customer_id = stored.customer_id
+       and stored.as_of_date = {{ add_days('rebuild.rebuild_from', -1) }}
+    where stored.as_of_date >= {{ add_days(since, -1) }}
+)
+{%- endif %},
+
+running as (
+    select
+        health.customer_id,
+        health.as_of_date,
+        {% if inc %}coalesce(stored.cum_health_tenths, 0) + {% endif %}sum(health.health_tenths) over running_total as cum_health_tenths,
+        {% if inc %}coalesce(stored.cum_health_days, 0) + {% endif %}count(*) over running_total as cum_health_days
+    from health
+    {% if inc -%}
+    left join stored on stored.customer_id = health.customer_id
+    {%- endif %}
+    where health.as_of_date >= health.rebuild_from
+    window running_total as (
+        partition by health.customer_id order by health.as_of_date
+        rows between unbounded preceding and current row
+    )
+),
+
+totals as (
+    -- running totals by day: the rebuilt days and, on a daily run, the stored days before them
+    select customer_id, as_of_date, cum_health_tenths, cum_health_days from running
+    {% if inc -%}
+    union all
+    select stored.customer_id, stored.as_of_date, stored.cum_health_tenths, stored.cum_health_days
+    from {{ this }} as stored
+    inner join rebuild
+        on rebuild.customer_id = stored.customer_id
+       and stored.as_of_date < rebuild.rebuild_from
+    {%- endif %}
 ),
 
 judged as (
     select
         health.*,
-        -- the norm a customer is judged against: its own once it has enough history, else the
-        -- portfolio-wide line of a healthy relationship (health.green_min)
-        case
-            when own_norm_days >= {{ sd['norm_min_days'] | int }} then own_norm_health
-            else {{ scoring('health.green_min') }}
-        end - recent_mean_health as points_below_norm,
         case when recent_peak_health - health_score >= {{ drop['min_drop_points'] }} then 1 else 0 end as dropped_today
     from health
 ),
@@ -92,6 +122,45 @@ flagged as (
             rows between {{ drop['persist_days'] | int - 1 }} preceding and current row
         ) as recent_dropped_days
     from judged
+),
+
+normed as (
+    select
+        flagged.*,
+        own.cum_health_tenths,
+        own.cum_health_days,
+        -- the mean health of the last recent_days days
+        {{ safe_ratio('own.cum_health_tenths - coalesce(recent_start.cum_health_tenths, 0)',
+                      '10.0 * (own.cum_health_days - coalesce(recent_start.cum_health_days, 0))') }} as recent_mean_health,
+        -- the customer's own norm: its mean health over a year that ends a while ago, so that a slow
+        -- drift does not drag the norm down with it
+        coalesce(norm_end.cum_health_days, 0) - coalesce(norm_start.cum_health_days, 0) as own_norm_days,
+        {{ safe_ratio('coalesce(norm_end.cum_health_tenths, 0) - coalesce(norm_start.cum_health_tenths, 0)',
+                      '10.0 * (coalesce(norm_end.cum_health_days, 0) - coalesce(norm_start.cum_health_days, 0))') }} as own_norm_health
+    from flagged
+    inner join running as own
+        on own.customer_id = flagged.customer_id and own.as_of_date = flagged.as_of_date
+    {% for name, days in offsets.items() -%}
+    left join totals as {{ name }}
+        on {{ name }}.customer_id = flagged.customer_id
+       and {{ name }}.as_of_date = {{ add_days('flagged.as_of_date', -days) }}
+       {% if since is not none -%}
+       and {{ name }}.as_of_date between {{ add_days(since, -days) }} and {{ add_days(as_of_date_literal(), -days) }}
+       {%- endif %}
+    {% endfor -%}
+    where flagged.as_of_date >= flagged.rebuild_from
+),
+
+judged_norm as (
+    select
+        normed.*,
+        -- the norm a customer is judged against: its own once it has enough history, else the
+        -- portfolio-wide line of a healthy relationship (health.green_min)
+        case
+            when own_norm_days >= {{ sd['norm_min_days'] | int }} then own_norm_health
+            else {{ scoring('health.green_min') }}
+        end - recent_mean_health as points_below_norm
+    from normed
 )
 
 select
@@ -107,6 +176,7 @@ select
     {{ '(gap_ratio >= ' ~ rules['dialogue_gap']['min_gap_ratio'] ~ ' and days_since_dialogue >= ' ~ rules['dialogue_gap']['min_days_since_dialogue'] ~ ')' if rules['dialogue_gap']['enabled'] else 'false' }} as dialogue_gap,
     {{ '(coalesce(worst_dunning_stage in (' ~ sql_string_list(dunning['stages']) ~ '), false) and value_at_stake >= ' ~ dunning['min_value_at_stake'] ~ ' and (days_since_caring is null or days_since_caring > ' ~ dunning['no_caring_days'] ~ '))' if dunning['enabled'] else 'false' }} as dunning_escalation,
     {{ 'coalesce(open_high_complaint_days > ' ~ rules['open_high_complaint']['deadline_days'] ~ ', false)' if rules['open_high_complaint']['enabled'] else 'false' }} as open_high_complaint,
+    cum_health_tenths,
+    cum_health_days,
     inputs_landed_at
-from flagged
-where as_of_date >= rebuild_from
+from judged_norm
