@@ -145,7 +145,8 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | str | None = N
     """Run one dbt command (e.g. ``["build", "--select", "marts"]``) in-process.
 
     Adds ``--project-dir``/``--profiles-dir`` (dbt_project/), ``--target`` and ``--vars``
-    (``dbt_vars``) and exports the profile's environment. Returns a ``DbtRunResult``; call
+    (``dbt_vars``: ``scoring``; the as-of date goes in ``LOYALTY_AS_OF_DATE`` so that dbt's
+    partial parsing survives the date changing) and exports the profile's environment. Returns a ``DbtRunResult``; call
     ``raise_for_failure()`` for a one-line error naming the failing model. ``on_node`` is called
     as each node finishes (progress for long builds).
     """
@@ -153,8 +154,12 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | str | None = N
 
     project = Path(settings.dbt_project_dir)
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    # The as-of date goes in the environment, not --vars: dbt re-parses the whole project when
+    # the vars differ from its last parse, which a date that changes daily would do every run.
+    run_vars = dbt_vars(settings, as_of)
+    env = {**dbt_env(settings), "LOYALTY_AS_OF_DATE": run_vars.pop("as_of_date")}
     full_args = [*args, "--project-dir", str(project), "--profiles-dir", str(project),
-                 "--target", settings.dbt_target, "--vars", json.dumps(dbt_vars(settings, as_of)),
+                 "--target", settings.dbt_target, "--vars", json.dumps(run_vars),
                  "--log-path", str(settings.data_dir / "logs" / "dbt"),
                  "--target-path", str(settings.data_dir / "dbt-target"),
                  "--quiet"]
@@ -167,7 +172,7 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | str | None = N
                                       node.status, node.message or None, float(node.execution_time or 0)))
         callbacks.append(_callback)
     started = time.perf_counter()
-    with _DBT_LOCK, environment(dbt_env(settings)):
+    with _DBT_LOCK, environment(env):
         try:
             outcome = dbtRunner(callbacks=callbacks).invoke(full_args)
         finally:

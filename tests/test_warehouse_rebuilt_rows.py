@@ -1,4 +1,5 @@
-"""The data tests of a daily run check every row the run wrote, and `dbt test` alone checks all rows.
+"""What keeps a daily run cheap stays honest: its data tests check every row the run wrote,
+`dbt test` alone checks all rows, and the new as-of date does not make dbt re-parse the project.
 
 A daily run rewrites a few days of the big customer-day tables, so its data tests check only the
 rows it rewrote (macros/rebuilt_rows.sql). Here the history is built to a cut date, then a later
@@ -110,3 +111,12 @@ def test_dbt_test_alone_checks_every_row(daily_run):
     failed = [node.name for node in result.failures]
     assert not result.success
     assert failed == ["unique_combination_fct_customer_health_daily_customer_id__as_of_date"], failed
+
+
+def test_a_daily_run_reuses_the_parsed_project(daily_run):
+    """The as-of date changes every day; it must not make dbt parse the whole project again."""
+    settings, _ = daily_run
+    log = (settings.data_dir / "logs" / "dbt" / "dbt.log").read_text(encoding="utf-8")
+    assert log.count("Running with dbt=") >= 2, "a first build, then the daily run at a later as-of date"
+    assert "config vars, config profile, or config target have changed" not in log
+    assert "Partial parsing enabled" in log

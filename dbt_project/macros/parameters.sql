@@ -22,8 +22,15 @@
 {%- endmacro %}
 
 {% macro as_of_date_literal() -%}
-  {#- The as-of date as a SQL date literal; var `as_of_date` (YYYY-MM-DD), default today in UTC. -#}
-  {%- set value = var('as_of_date', none) or modules.datetime.datetime.utcnow().date().isoformat() -%}
+  {#- The as-of date as a SQL date literal: var `as_of_date` (YYYY-MM-DD), else the environment
+      variable LOYALTY_AS_OF_DATE, else today in UTC. `loyalty warehouse build` passes the
+      environment variable: dbt's partial parsing compares the --vars of the last parse, so a var
+      that changes every day made every daily run parse the whole project again. The value is
+      read only when dbt executes (it does not matter while dbt parses), so it never enters the
+      parsed manifest either. -#}
+  {%- if not execute -%}{{ return("cast('1900-01-01' as date)") }}{%- endif -%}
+  {%- set value = var('as_of_date', none) or env_var('LOYALTY_AS_OF_DATE', '')
+                  or modules.datetime.datetime.utcnow().date().isoformat() -%}
   {%- if not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', value | string) -%}
     {{ exceptions.raise_compiler_error("var as_of_date must be YYYY-MM-DD, got " ~ value) }}
   {%- endif -%}
