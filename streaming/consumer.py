@@ -623,6 +623,8 @@ class LandingConsumer:
         manifests = {}
         for tp in assigned:
             dataset = DATASETS[self.kinds[tp.topic]]
+            if self.zone.delete_pending_temp_files(dataset, tp.partition):
+                self.log("half_written_manifest_removed", topic=tp.topic, partition=tp.partition)
             manifest = self.zone.read_pending(dataset, tp.partition)
             if manifest is None:
                 continue

@@ -508,6 +508,10 @@ class LandingZone:
         if self.fs.exists(path):
             self.fs.rm(path)
 
+    def delete_pending_temp_files(self, dataset: str, partition: int) -> int:
+        """Remove a manifest half-written by a crash (its batch wrote no file yet: manifests come first)."""
+        return self.delete_temp_files([self._pending_rel(dataset, partition)])
+
     def write_rejected(self, name: str, lines: list[dict[str, Any]]) -> str | None:
         """Replace ``_rejected/<name>`` with these reject records (JSON Lines); none removes it."""
         rel = posixpath.join(self.REJECTED_DIR, name)

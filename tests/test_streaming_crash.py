@@ -103,6 +103,9 @@ def test_a_batch_written_but_not_committed_is_rolled_back_even_with_other_bounda
     # and a temp file of a write the crash interrupted
     stray = zone.full(paths[0]).rsplit("/", 1)
     zone.fs.pipe(f"{stray[0]}/.{stray[1]}.deadbeef.tmp", b"half a file")
+    # and a manifest the crash cut short, of a batch that had written nothing yet
+    other = (crashed_partition + 1) % settings.partitions_touchpoints
+    zone.fs.pipe(zone.full(f"_pending/.touchpoints-p{other:03d}.json.0badf00d.tmp"), b'{"topic": "touch')
 
     log = io.StringIO()
     summary = LandingConsumer(settings, until_idle=True, idle_s=1.0, log=JsonLog(log)).run()
@@ -112,6 +115,7 @@ def test_a_batch_written_but_not_committed_is_rolled_back_even_with_other_bounda
     assert not any(zone.fs.exists(zone.full(p)) for p in paths), "the crashed batch's files are gone"
     assert not zone.fs.glob(f"{stray[0]}/*.tmp")
     assert '"pending_batch_rolled_back"' in log.getvalue()
+    assert '"half_written_manifest_removed"' in log.getvalue()
 
 
 def test_a_batch_committed_before_the_crash_keeps_its_files(settings, monkeypatch):
