@@ -96,6 +96,10 @@ def run_size(events: int, work: Path, daily: bool) -> dict:
     _split(summary.customers_file, work / "cu1.jsonl", work / "cu2.jsonl", "updated_at")
     settings = _settings(work / "data")
     _timed("land history", lambda: land_jsonl_offline(settings, work / "tp1.jsonl", work / "cu1.jsonl"))
+    # the JSON Lines are landed now: free their disk space for DuckDB's spill files (10M events
+    # are about 7 GB of JSON)
+    for path in (summary.touchpoints_file, work / "tp1.jsonl", work / "cu1.jsonl"):
+        path.unlink()
     result, full_seconds = _timed("full refresh build", lambda: warehouse.build(settings, as_of=CUT, full_refresh=True))
     con = warehouse.connect(settings)
     rows = {t: con.execute(f"select count(*) from build.{t}").fetchone()[0]
