@@ -108,9 +108,27 @@ def test_dbt_test_alone_checks_every_row(daily_run):
     con.close()
     result = warehouse.run_dbt(settings, ["test", "--select", "fct_customer_health_daily",
                                           "--exclude", "test_type:unit"], as_of=END)
-    failed = [node.name for node in result.failures]
+    failed = sorted(node.name for node in result.failures)
     assert not result.success
-    assert failed == ["unique_combination_fct_customer_health_daily_customer_id__as_of_date"], failed
+    # the duplicate is a second row for that day, so the series is no longer one row per day either
+    assert failed == ["dense_daily_series_fct_customer_health_daily_as_of_date__customer_id",
+                      "unique_combination_fct_customer_health_daily_customer_id__as_of_date"], failed
+
+
+def test_a_gap_in_the_daily_series_is_found(daily_run):
+    """The full build reads "n days ago" as "n rows back": a missing day must fail a test."""
+    settings, _ = daily_run
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute("""
+        delete from build.int_customer_days
+        where (customer_id, as_of_date) in (
+            select customer_id, min(as_of_date) + 10 from build.int_customer_days group by customer_id limit 1)
+    """)
+    con.close()
+    result = warehouse.run_dbt(settings, ["test", "--select", "int_customer_days",
+                                          "--exclude", "test_type:unit"], as_of=END)
+    assert [node.name for node in result.failures] == [
+        "dense_daily_series_int_customer_days_as_of_date__customer_id"]
 
 
 def test_a_daily_run_reuses_the_parsed_project(daily_run):

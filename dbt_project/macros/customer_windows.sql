@@ -1,57 +1,93 @@
 {#- The SQL of int_customer_windows, shared with the incremental marts: `since` (a SQL date)
     limits it to the days being rebuilt, and bounds the lag lookups so daily runs read only the
-    stored days they need. -#}
+    stored days they need.
 
-{% macro customer_windows_sql(since=none) -%}
+    How a window looks up the running count n days ago (macros/windows.sql), by_window:
+      true   lag(cum, n) over each customer's daily series: the series is dense (one row per day
+             from the customer's first day, a data test on int_customer_days), so n rows back is
+             n days back. One partitioned sort serves every window length: what a full build of
+             tens of millions of customer-days can afford (a join per window length there built a
+             hash table of the whole table each, and spilled tens of GB).
+      false  a left join per window length on (customer, day - n), bounded by `since`: what a
+             daily run wants, probing a few stored days for the few rows it rebuilds.
+    Default: by window when the whole history is built (since is none). -#}
+
+{% macro customer_windows_sql(since=none, by_window=none) -%}
+{%- set by_window = (since is none) if by_window is none else by_window -%}
 {%- set lags = trailing_window_lengths() -%}
 {%- set baseline = scoring('dialogue.baseline_window_days') | int -%}
 {%- set followup = scoring('dialogue.order_followup_days') | int -%}
 {%- set recent = scoring('dialogue.recent_days') | int -%}
 {%- set segment_gaps = scoring('dialogue.segment_usual_gap_days') -%}
 {%- set departments = contract_departments() -%}
+{#- every trailing window: (column, running count, days) -#}
+{%- set windows = [] -%}
+{%- for n in lags -%}
+  {%- for name in ['contacts', 'dialogues', 'caring', 'friction', 'neutral', 'dialogue_days', 'order_amount', 'orders'] -%}
+    {%- do windows.append((name ~ '_' ~ n ~ 'd', name, n)) -%}
+  {%- endfor -%}
+{%- endfor -%}
+{%- for d in departments -%}
+  {%- do windows.append(('contacts_' ~ d ~ '_30d', 'dept_' ~ d, 30)) -%}
+  {%- do windows.append(('contacts_' ~ d ~ '_90d', 'dept_' ~ d, 90)) -%}
+{%- endfor -%}
+{%- set sw = scoring('health.stakeholder.window_days') | int -%}
+{%- for r in contract_contact_roles() -%}
+  {%- do windows.append(('role_' ~ r ~ '_stakeholder_window', 'role_' ~ r, sw)) -%}
+{%- endfor -%}
+{%- set sv = scoring('health.service.window_days') | int -%}
+{%- for name in ['visits', 'visits_resolved', 'visits_first_time_fix', 'inbound_calls', 'inbound_calls_answered', 'complaints', 'complaints_high'] -%}
+  {%- do windows.append((name ~ '_service_window', name, sv)) -%}
+{%- endfor -%}
+{%- set lw = scoring('loyalty.window_days') | int -%}
+{%- for name in ['visits', 'visits_resolved', 'visits_first_time_fix', 'inbound_calls', 'inbound_calls_answered', 'complaints', 'surveys', 'promoters', 'detractors', 'survey_comments'] -%}
+  {%- do windows.append((name ~ '_loyalty_window', name, lw)) -%}
+{%- endfor -%}
+{%- set fw = scoring('health.financial.window_days') | int -%}
+{%- for s in contract_dunning_stages() -%}
+  {%- do windows.append(('dunning_' ~ s ~ '_financial_window', 'dunning_' ~ s, fw)) -%}
+{%- endfor -%}
+{%- set lagged = [] -%}
+{%- for column, name, n in windows -%}
+  {%- if (name, n) not in lagged -%}{%- do lagged.append((name, n)) -%}{%- endif -%}
+{%- endfor -%}
 
-with joined as (
+{% if by_window -%}
+with current_days as (
     select
-        current_day.*,
+        days.*,
+        {% for name, n in lagged -%}
+        lag(days.cum_{{ name }}, {{ n }}) over customer_series as lag_{{ n }}_cum_{{ name }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from {{ ref('int_customer_days') }} as days
+    window customer_series as (partition by days.customer_id order by days.as_of_date)
+),
+
+joined as (
+{%- else -%}
+with joined as (
+{%- endif %}
+
+    select
+        {% for column in customer_day_measures().columns -%}
+        current_day.{{ column }},
+        {% endfor -%}
         bounds.first_day,
         {{ days_between('bounds.first_day', 'current_day.as_of_date') }} + 1 as observed_days,
         coalesce(versions.segment, 'unknown') as segment,
         versions.account_manager_id,
         versions.annual_potential,
         versions.currency,
-        {% for n in lags -%}
-        {% for name in ['contacts', 'dialogues', 'caring', 'friction', 'neutral', 'dialogue_days', 'order_amount', 'orders'] -%}
-        {{ trailing(name, n) }} as {{ name }}_{{ n }}d,
-        {% endfor -%}
-        {% endfor -%}
-        {% for d in departments -%}
-        {{ trailing('dept_' ~ d, 30) }} as contacts_{{ d }}_30d,
-        {{ trailing('dept_' ~ d, 90) }} as contacts_{{ d }}_90d,
-        {% endfor -%}
-        {%- set sw = scoring('health.stakeholder.window_days') | int -%}
-        {% for r in contract_contact_roles() -%}
-        {{ trailing('role_' ~ r, sw) }} as role_{{ r }}_stakeholder_window,
-        {% endfor -%}
-        {%- set sv = scoring('health.service.window_days') | int -%}
-        {% for name in ['visits', 'visits_resolved', 'visits_first_time_fix', 'inbound_calls', 'inbound_calls_answered', 'complaints', 'complaints_high'] -%}
-        {{ trailing(name, sv) }} as {{ name }}_service_window,
-        {% endfor -%}
-        {%- set lw = scoring('loyalty.window_days') | int -%}
-        {% for name in ['visits', 'visits_resolved', 'visits_first_time_fix', 'inbound_calls', 'inbound_calls_answered', 'complaints', 'surveys', 'promoters', 'detractors', 'survey_comments'] -%}
-        {{ trailing(name, lw) }} as {{ name }}_loyalty_window,
-        {% endfor -%}
-        {%- set fw = scoring('health.financial.window_days') | int -%}
-        {% for s in contract_dunning_stages() -%}
-        {{ trailing('dunning_' ~ s, fw) }} as dunning_{{ s }}_financial_window,
-        {% endfor -%}
-        order_start.cum_dialogues as dialogues_at_last_order,
-        order_end.cum_dialogues as dialogues_at_followup_end
-    from {{ ref('int_customer_days') }} as current_day
+        {% for column, name, n in windows -%}
+        {{ trailing(name, n, by_window) }} as {{ column }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from {{ 'current_days' if by_window else ref('int_customer_days') }} as current_day
     inner join {{ ref('int_customer_bounds') }} as bounds on bounds.customer_id = current_day.customer_id
     left join {{ ref('int_customer_versions') }} as versions
         on versions.customer_id = current_day.customer_id
        and current_day.as_of_date >= versions.valid_from
        and current_day.as_of_date < versions.valid_to
+    {% if not by_window -%}
     {% for n in lags -%}
     left join {{ ref('int_customer_days') }} as lag_{{ n }}
         on lag_{{ n }}.customer_id = current_day.customer_id
@@ -60,23 +96,7 @@ with joined as (
        and lag_{{ n }}.as_of_date between {{ add_days(since, -n) }} and {{ add_days(as_of_date_literal(), -n) }}
        {%- endif %}
     {% endfor -%}
-    left join {{ ref('int_customer_days') }} as order_start
-        on order_start.customer_id = current_day.customer_id
-       and order_start.as_of_date = current_day.last_order_date
-       {% if since is not none -%}
-       {#- the day of the last order is a day with an order: a filter on the stored row itself,
-           so a daily run probes only order days instead of the whole history -#}
-       and order_start.last_order_date = order_start.as_of_date
-       {%- endif %}
-    left join {{ ref('int_customer_days') }} as order_end
-        on order_end.customer_id = current_day.customer_id
-       and order_end.as_of_date = least({{ add_days('current_day.last_order_date', followup) }}, current_day.as_of_date)
-       {% if since is not none -%}
-       {#- the end of the follow-up time is either a day being rebuilt, or exactly `followup` days
-           after that row's own last order (no order came in between, or it would be the last) -#}
-       and (order_end.as_of_date >= {{ since }}
-            or order_end.as_of_date = {{ add_days('order_end.last_order_date', followup) }})
-       {%- endif %}
+    {%- endif %}
     {% if since is not none -%}
     where current_day.as_of_date >= {{ since }}
     {%- endif %}
@@ -118,7 +138,7 @@ select
     {{ safe_ratio('caring_' ~ recent ~ 'd', 'contacts_' ~ recent ~ 'd') }} as caring_share_recent,
     case
         when last_order_date is null then null
-        when dialogues_at_followup_end > dialogues_at_last_order then true
+        when first_dialogue_after_order <= {{ add_days('last_order_date', followup) }} then true
         when {{ days_between('last_order_date', 'as_of_date') }} < {{ followup }} then null
         else false
     end as order_followed_up,

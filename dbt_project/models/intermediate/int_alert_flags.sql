@@ -28,16 +28,22 @@
 {%- set drop = rules['sharp_health_drop'] -%}
 {%- set sd = rules['status_drop'] -%}
 {#- Means over long windows (the own norm: a year) are differences of running health totals
-    stored on each row (cum_health_tenths, cum_health_days), looked up at exact days like the
-    trailing windows of int_customer_windows: a daily run reads a few stored days per customer
-    instead of a year of health rows. Totals are in integer tenths (health_score has one
-    decimal), so they are exact and do not depend on summation order. -#}
+    stored on each row (cum_health_tenths, cum_health_days), read n days back like the trailing
+    windows of int_customer_windows: a daily run joins a few stored days per customer instead of
+    reading a year of health rows; a full build takes them n rows back in the customer's dense
+    series (lag), one sort instead of a hash join of the whole history per offset. Totals are in
+    integer tenths (health_score has one decimal), so they are exact and do not depend on
+    summation order. -#}
 {%- set lookback = [drop['window_days'] | int + drop['persist_days'] | int, sd['persist_days'] | int] | max -%}
 {%- set since = rebuild_floor() -%}
 {%- set inc = is_incremental() -%}
 {%- set offsets = {'recent_start': sd['recent_days'] | int, 'norm_end': sd['norm_skip_days'] | int,
                    'norm_start': sd['norm_window_days'] | int + 1} -%}
-{%- set dunning = rules['dunning_escalation'] %}
+{%- set dunning = rules['dunning_escalation'] -%}
+{#- where normed reads the running totals at each offset: a joined row (daily run) or lag columns
+    of the row itself (full build) -#}
+{%- set at = {'own': 'own.' if inc else 'flagged.'} -%}
+{%- for name in offsets -%}{%- do at.update({name: name ~ '.' if inc else 'flagged.' ~ name ~ '_'}) -%}{%- endfor %}
 
 with rebuild as (
     {{ customer_days_to_rebuild() }}
@@ -56,6 +62,16 @@ health as (
             rows between {{ sd['persist_days'] | int - 1 }} preceding and current row
         ) as recent_not_green_days,
         cast(round(health.health_score * 10) as {{ dbt.type_bigint() }}) as health_tenths
+        {%- if not inc %},
+        sum(cast(round(health.health_score * 10) as {{ dbt.type_bigint() }})) over (
+            partition by health.customer_id order by health.as_of_date
+            rows between unbounded preceding and current row
+        ) as cum_health_tenths,
+        count(*) over (
+            partition by health.customer_id order by health.as_of_date
+            rows between unbounded preceding and current row
+        ) as cum_health_days
+        {%- endif %}
     from {{ ref('fct_customer_health_daily') }} as health
     inner join rebuild
         on rebuild.customer_id = health.customer_id
@@ -66,6 +82,8 @@ health as (
 )
 {%- if inc %},
 
+{#- a daily run: the running totals continue from the stored day before each customer's rebuild,
+    and the totals n days back are looked up among the rebuilt and stored days -#}
 stored as (
     -- the running totals stored on the day before each customer's rebuild
     select stored.customer_id, stored.cum_health_tenths, stored.cum_health_days
@@ -74,19 +92,16 @@ stored as (
         on rebuild.customer_id = stored.customer_id
        and stored.as_of_date = {{ add_days('rebuild.rebuild_from', -1) }}
     where stored.as_of_date >= {{ add_days(since, -1) }}
-)
-{%- endif %},
+),
 
 running as (
     select
         health.customer_id,
         health.as_of_date,
-        {% if inc %}coalesce(stored.cum_health_tenths, 0) + {% endif %}sum(health.health_tenths) over running_total as cum_health_tenths,
-        {% if inc %}coalesce(stored.cum_health_days, 0) + {% endif %}count(*) over running_total as cum_health_days
+        coalesce(stored.cum_health_tenths, 0) + sum(health.health_tenths) over running_total as cum_health_tenths,
+        coalesce(stored.cum_health_days, 0) + count(*) over running_total as cum_health_days
     from health
-    {% if inc -%}
     left join stored on stored.customer_id = health.customer_id
-    {%- endif %}
     where health.as_of_date >= health.rebuild_from
     window running_total as (
         partition by health.customer_id order by health.as_of_date
@@ -97,15 +112,14 @@ running as (
 totals as (
     -- running totals by day: the rebuilt days and, on a daily run, the stored days before them
     select customer_id, as_of_date, cum_health_tenths, cum_health_days from running
-    {% if inc -%}
     union all
     select stored.customer_id, stored.as_of_date, stored.cum_health_tenths, stored.cum_health_days
     from {{ this }} as stored
     inner join rebuild
         on rebuild.customer_id = stored.customer_id
        and stored.as_of_date < rebuild.rebuild_from
-    {%- endif %}
-),
+)
+{%- endif %},
 
 judged as (
     select
@@ -121,23 +135,37 @@ flagged as (
             partition by customer_id order by as_of_date
             rows between {{ drop['persist_days'] | int - 1 }} preceding and current row
         ) as recent_dropped_days
+        {%- if not inc -%},
+        {#- a full build reads the running totals n days back from the customer's dense daily
+            series (n rows back): one sort instead of a hash join of the whole history per offset -#}
+        {% for name, days in offsets.items() -%}
+        lag(cum_health_tenths, {{ days }}) over customer_series as {{ name }}_cum_health_tenths,
+        lag(cum_health_days, {{ days }}) over customer_series as {{ name }}_cum_health_days{{ ',' if not loop.last }}
+        {% endfor -%}
+        {%- endif %}
     from judged
+    {%- if not inc %}
+    window customer_series as (partition by customer_id order by as_of_date)
+    {%- endif %}
 ),
 
 normed as (
     select
         flagged.*,
+        {% if inc -%}
         own.cum_health_tenths,
         own.cum_health_days,
+        {% endif -%}
         -- the mean health of the last recent_days days
-        {{ safe_ratio('own.cum_health_tenths - coalesce(recent_start.cum_health_tenths, 0)',
-                      '10.0 * (own.cum_health_days - coalesce(recent_start.cum_health_days, 0))') }} as recent_mean_health,
+        {{ safe_ratio(at.own ~ 'cum_health_tenths - coalesce(' ~ at.recent_start ~ 'cum_health_tenths, 0)',
+                      '10.0 * (' ~ at.own ~ 'cum_health_days - coalesce(' ~ at.recent_start ~ 'cum_health_days, 0))') }} as recent_mean_health,
         -- the customer's own norm: its mean health over a year that ends a while ago, so that a slow
         -- drift does not drag the norm down with it
-        coalesce(norm_end.cum_health_days, 0) - coalesce(norm_start.cum_health_days, 0) as own_norm_days,
-        {{ safe_ratio('coalesce(norm_end.cum_health_tenths, 0) - coalesce(norm_start.cum_health_tenths, 0)',
-                      '10.0 * (coalesce(norm_end.cum_health_days, 0) - coalesce(norm_start.cum_health_days, 0))') }} as own_norm_health
+        coalesce({{ at.norm_end }}cum_health_days, 0) - coalesce({{ at.norm_start }}cum_health_days, 0) as own_norm_days,
+        {{ safe_ratio('coalesce(' ~ at.norm_end ~ 'cum_health_tenths, 0) - coalesce(' ~ at.norm_start ~ 'cum_health_tenths, 0)',
+                      '10.0 * (coalesce(' ~ at.norm_end ~ 'cum_health_days, 0) - coalesce(' ~ at.norm_start ~ 'cum_health_days, 0))') }} as own_norm_health
     from flagged
+    {% if inc -%}
     inner join running as own
         on own.customer_id = flagged.customer_id and own.as_of_date = flagged.as_of_date
     {% for name, days in offsets.items() -%}
@@ -148,6 +176,7 @@ normed as (
        and {{ name }}.as_of_date between {{ add_days(since, -days) }} and {{ add_days(as_of_date_literal(), -days) }}
        {%- endif %}
     {% endfor -%}
+    {%- endif %}
     where flagged.as_of_date >= flagged.rebuild_from
 ),
 

@@ -14,43 +14,17 @@
     pre_hook="{{ prune_customer_days() }}"
 ) }}
 
-{%- set departments = contract_departments() -%}
-{%- set roles = contract_contact_roles() -%}
-{%- set stages = contract_dunning_stages() -%}
-{%- set counts = [
-    ('contacts', 'true'),
-    ('dialogues', 'is_two_way_dialogue'),
-    ('caring', "contact_kind = 'caring'"),
-    ('friction', "contact_kind = 'friction'"),
-    ('neutral', "contact_kind = 'neutral'"),
-    ('inbound_calls', "event_type = 'call' and direction = 'inbound'"),
-    ('inbound_calls_answered', "event_type = 'call' and direction = 'inbound' and coalesce(answered, false)"),
-    ('visits', "event_type = 'service_visit'"),
-    ('visits_resolved', "event_type = 'service_visit' and coalesce(resolved, false)"),
-    ('visits_first_time_fix', "event_type = 'service_visit' and coalesce(first_time_fix, false)"),
-    ('complaints', "event_type = 'complaint'"),
-    ('complaints_high', "event_type = 'complaint' and severity = 'high'"),
-    ('orders', "event_type = 'order'"),
-    ('surveys', "event_type = 'survey_response' and nps_score is not null"),
-    ('promoters', "event_type = 'survey_response' and nps_score >= " ~ scoring('loyalty.promoter_min')),
-    ('detractors', "event_type = 'survey_response' and nps_score <= " ~ scoring('loyalty.detractor_max')),
-    ('survey_comments', "event_type = 'survey_response' and comment is not null and comment <> ''"),
-] -%}
-{%- for d in departments -%}{%- do counts.append(('dept_' ~ d, "department = '" ~ d ~ "'")) -%}{%- endfor -%}
-{%- for r in roles -%}{%- do counts.append(('role_' ~ r, "is_two_way_dialogue and contact_role = '" ~ r ~ "'")) -%}{%- endfor -%}
-{%- for s in stages -%}{%- do counts.append(('dunning_' ~ s, "event_type = 'dunning_contact' and dunning_stage = '" ~ s ~ "'")) -%}{%- endfor -%}
-{#- money is summed as exact decimals, so running totals do not depend on summation order -#}
-{%- set sums = [('order_amount', "cast(case when event_type = 'order' then coalesce(amount, 0) else 0 end as " ~ dbt.type_numeric() ~ ")")] -%}
-{%- set last_dates = [
-    ('dialogue', 'is_two_way_dialogue'),
-    ('caring', "contact_kind = 'caring'"),
-    ('order', "event_type = 'order'"),
-    ('dunning', "event_type = 'dunning_contact'"),
-    ('open_high_complaint', "event_type = 'complaint' and severity = 'high' and not coalesce(resolved, false)"),
-    ('resolution', "(event_type = 'complaint' and coalesce(resolved, false)) or (event_type = 'service_visit' and coalesce(resolved, false))"),
-] -%}
-{%- set running = counts | map(attribute=0) | list + ['dialogue_days'] + sums | map(attribute=0) | list -%}
+{%- set measures = customer_day_measures() -%}
+{%- set counts = measures.counts -%}
+{%- set sums = measures.sums -%}
+{%- set last_dates = measures.last_dates -%}
+{%- set running = measures.running -%}
 {%- set inc = is_incremental() -%}
+{%- set first_dialogue_in_order_group -%}
+    min(case when inputs.dialogue_day is not null and inputs.order_day is null then inputs.as_of_date end) over (
+        partition by inputs.customer_id, inputs.order_group order by inputs.as_of_date
+        rows between unbounded preceding and current row)
+{%- endset -%}
 
 with rebuild as (
     {{ customer_days_to_rebuild() }}
@@ -128,7 +102,8 @@ base as (
 grouped_inputs as (
     select
         input_days.*,
-        count(input_days.day_dunning_amount) over running_total as dunning_group
+        count(input_days.day_dunning_amount) over running_total as dunning_group,
+        count(input_days.order_day) over running_total as order_group
     from input_days
     window running_total as (
         partition by input_days.customer_id order by input_days.as_of_date
@@ -151,6 +126,12 @@ state as (
             max(inputs.day_dunning_amount) over (partition by inputs.customer_id, inputs.dunning_group)
             {%- if inc %}, base.last_dunning_amount{% endif %}
         ) as last_dunning_amount,
+        {#- the first dialogue day after the last order day: order follow-up without looking up
+            another day's row (group 0 holds the days before the first order of this build) -#}
+        case when inputs.order_group > 0 then {{ first_dialogue_in_order_group }}
+             {%- if inc %} when base.last_order_date is not null
+             then coalesce(base.first_dialogue_after_order, {{ first_dialogue_in_order_group }}){% endif %}
+        end as first_dialogue_after_order,
         greatest(max(inputs.day_landed_at) over running_total{% if inc %}, base.inputs_landed_at{% endif %}) as inputs_landed_at
     from grouped_inputs as inputs
     {% if inc -%}
@@ -186,6 +167,9 @@ select
     {% if inc %}coalesce(state.last_{{ name }}_date, base.last_{{ name }}_date){% else %}state.last_{{ name }}_date{% endif %} as last_{{ name }}_date,
     {% endfor -%}
     {% if inc %}coalesce(state.last_dunning_amount, base.last_dunning_amount){% else %}state.last_dunning_amount{% endif %} as last_dunning_amount,
+    {#- null is a value here (an order without a dialogue since): the stored state applies only
+        before the first input day of the rebuild -#}
+    {% if inc %}case when spine.state_day is null then base.first_dialogue_after_order else state.first_dialogue_after_order end{% else %}state.first_dialogue_after_order{% endif %} as first_dialogue_after_order,
     {% if inc %}coalesce(state.inputs_landed_at, base.inputs_landed_at){% else %}state.inputs_landed_at{% endif %} as inputs_landed_at
 from spine
 left join state on state.customer_id = spine.customer_id and state.as_of_date = spine.state_day

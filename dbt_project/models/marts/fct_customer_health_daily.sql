@@ -27,30 +27,44 @@ scored as (
        and scored.as_of_date >= rebuild.rebuild_from
 ),
 
-area_drivers as (
-    {% for area in areas -%}
-    select customer_id, as_of_date, {{ loop.index }} as area_order, {{ area }}_score as area_score, {{ area }}_driver as driver
+ranked as (
+    {#- The top three drivers, worst area first (ties in area order), among the areas below
+        green: ranked within the row, so the full history streams through without a sort, a
+        group or a join back (at tens of millions of customer-days those spill to disk). -#}
+    select
+        scored.*,
+        {% for area in areas -%}
+        {%- set outer = loop -%}
+        case when {{ area }}_score < {{ green }} then 1
+            {% for other in areas if other != area -%}
+            + case when {{ other }}_score < {{ green }}
+                    and ({{ other }}_score < {{ area }}_score
+                         {%- if areas.index(other) < outer.index0 %} or {{ other }}_score = {{ area }}_score{% endif %})
+                   then 1 else 0 end
+            {% endfor -%}
+        end as {{ area }}_driver_rank{{ ',' if not outer.last }}
+        {% endfor %}
     from scored
-    where {{ area }}_score < {{ green }}
-    {{ 'union all' if not loop.last }}
-    {% endfor %}
 ),
 
-ranked_drivers as (
+top_drivers as (
     select
-        area_drivers.*,
-        row_number() over (partition by customer_id, as_of_date order by area_score, area_order) as driver_rank
-    from area_drivers
+        ranked.*,
+        {% for k in [1, 2, 3] -%}
+        case
+            {% for area in areas -%}
+            when {{ area }}_driver_rank = {{ k }} then {{ area }}_driver
+            {% endfor -%}
+        end as driver_{{ k }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from ranked
 ),
 
-drivers as (
+with_drivers as (
     select
-        customer_id,
-        as_of_date,
-        {{ dbt.listagg('driver', "'; '", 'order by driver_rank') }} as drivers
-    from ranked_drivers
-    where driver_rank <= 3
-    group by customer_id, as_of_date
+        top_drivers.*,
+        coalesce('; ' || driver_1, '') || coalesce('; ' || driver_2, '') || coalesce('; ' || driver_3, '') as driver_list
+    from top_drivers
 )
 
 select
@@ -63,7 +77,7 @@ select
     {{ round_to("scored.financial_score", 1) }} as financial_score,
     {{ round_to("scored.commercial_score", 1) }} as commercial_score,
     scored.status,
-    drivers.drivers,
+    case when scored.driver_list <> '' then substr(scored.driver_list, 3) end as drivers,
     scored.days_since_dialogue,
     {{ round_to("scored.usual_gap_days", 1) }} as usual_gap_days,
     {{ round_to("scored.gap_ratio", 2) }} as gap_ratio,
@@ -78,6 +92,4 @@ select
     scored.value_at_stake,
     scored.currency,
     scored.inputs_landed_at
-from scored
-left join drivers
-    on drivers.customer_id = scored.customer_id and drivers.as_of_date = scored.as_of_date
+from with_drivers as scored
