@@ -74,6 +74,41 @@ def _land_as_partition(settings, scratch: Path, touchpoints: Path, customers: Pa
         shutil.move(str(path), target)
 
 
+class _SpillWatch:
+    """Samples the size of DuckDB's spill directory (<warehouse>.tmp) once a second: the disk a
+    build needs beyond the database file."""
+
+    def __init__(self, warehouse_path: Path):
+        import threading
+
+        self.directory = Path(str(warehouse_path) + ".tmp")
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                size = sum(p.stat().st_size for p in self.directory.rglob("*") if p.is_file())
+            except OSError:  # a spill file removed while listing
+                continue
+            self.peak_bytes = max(self.peak_bytes, size)
+
+    def __enter__(self) -> "_SpillWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _peak_rss_gib() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 2)  # ru_maxrss is in KiB on Linux
+
+
 def _timed(label: str, fn):
     print(f"  {label} ...", end="", flush=True)
     started = time.perf_counter()
@@ -100,13 +135,20 @@ def run_size(events: int, work: Path, daily: bool) -> dict:
     # are about 7 GB of JSON)
     for path in (summary.touchpoints_file, work / "tp1.jsonl", work / "cu1.jsonl"):
         path.unlink()
-    result, full_seconds = _timed("full refresh build", lambda: warehouse.build(settings, as_of=CUT, full_refresh=True))
+    with _SpillWatch(Path(settings.warehouse)) as spill:
+        result, full_seconds = _timed("full refresh build",
+                                      lambda: warehouse.build(settings, as_of=CUT, full_refresh=True))
+    print(f"    peak spill {spill.peak_bytes / 1024 ** 3:.1f} GiB, peak RSS so far {_peak_rss_gib():.1f} GiB", flush=True)
     con = warehouse.connect(settings)
     rows = {t: con.execute(f"select count(*) from build.{t}").fetchone()[0]
             for t in ("fct_touchpoints", "fct_customer_health_daily", "fct_churn_alerts")}
     con.close()
     out = {"events": events, "touchpoint_lines": summary.touchpoint_lines, "customers": summary.customers,
-           "full_refresh_s": round(full_seconds, 2), "rows": rows, "dbt_nodes": len(result.nodes)}
+           "full_refresh_s": round(full_seconds, 2), "rows": rows, "dbt_nodes": len(result.nodes),
+           "full_refresh_peak_spill_gib": round(spill.peak_bytes / 1024 ** 3, 2),
+           "peak_rss_gib_after_full_refresh": _peak_rss_gib(),
+           "full_refresh_slowest_nodes_s": {n.name: round(n.seconds, 2)
+                                            for n in sorted(result.nodes, key=lambda n: n.seconds, reverse=True)[:6]}}
     if daily:
         day_lines = sum(1 for _ in (work / "tp2.jsonl").open(encoding="utf-8"))
         _timed("land one more day", lambda: _land_as_partition(settings, work / "scratch", work / "tp2.jsonl",
