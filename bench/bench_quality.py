@@ -4,7 +4,8 @@ Builds (once, cached under bench/results/) a landing zone from the generator: N 
 months ending yesterday, landed with ``land_jsonl_offline`` except the last day, which is landed
 afterwards as "the new data of a run". Then, in one process and on the same machine:
 
-- baseline: that day's incremental ``warehouse.build`` (dbt) after the history was built;
+- baseline: that day's incremental ``warehouse.build`` (dbt) after the history was built (with the
+  landing-overlap margin at 0, as a streaming consumer's daily run: bench/history_settings.py);
 - measured: ``validate_landing`` (only the new day's files; history is read for event-id
   conflicts, the volume band and known customers) plus ``validate_marts`` of the built day.
 
@@ -25,6 +26,8 @@ import sys
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+
+from bench.history_settings import settings_for_history_bench
 
 TARGET_RATIO = 0.5
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +71,6 @@ def _warehouse():
 def prepare(work: Path, events: int, fresh: bool) -> dict:
     """Generate and land the history once; returns the recorded layout."""
     from loyalty_monitor.generator import generate
-    from loyalty_monitor.settings import load_settings
     from streaming.landing import land_jsonl_offline
 
     marker = work / "prepared.json"
@@ -87,7 +89,7 @@ def prepare(work: Path, events: int, fresh: bool) -> dict:
     history, day_file = work / "history.jsonl", work / "last_day.jsonl"
     kept, new = _split_last_day(summary.touchpoints_file, history, day_file, last_day)
     _say(f"split: {kept:,} history lines, {new:,} lines on {last_day}")
-    settings = load_settings(data_dir=work / "data")
+    settings = settings_for_history_bench(work / "data")
     started = time.perf_counter()
     landed = land_jsonl_offline(settings, history, summary.customers_file)
     _say(f"landed history: {landed['touchpoints'].landed:,} touchpoints in "
@@ -111,10 +113,9 @@ def main() -> int:
     info = prepare(work, args.events, args.fresh)
 
     from expectations.gate import validate_landing, validate_marts
-    from loyalty_monitor.settings import load_settings
     from streaming.landing import land_offline_file
 
-    settings = load_settings(data_dir=info["data_dir"])
+    settings = settings_for_history_bench(Path(info["data_dir"]))
     last_day = date.fromisoformat(info["last_day"])
     warehouse = None if args.no_dbt else _warehouse()
     marker = work / "prepared.json"

@@ -8,9 +8,7 @@ days) is landed and the daily incremental run is timed, and printed as a ratio t
 measured in the same run, with the dbt nodes that took longest. Target: the daily run costs at
 most 10 % of a full refresh.
 
-The landing-overlap safety margin (config/scoring.yml ``incremental.landing_overlap_seconds``) is
-set to 0 here: the bench lands a year of history in one go just before the daily batch, which a
-streaming consumer never does (in production the margin re-checks minutes of recent events).
+The landing-overlap safety margin is set to 0 (bench/history_settings.py says why).
 Results are also written to bench/results/warehouse.json.
 """
 
@@ -24,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
+from bench.history_settings import settings_for_history_bench
 
 START, CUT = "2025-07-02", dt.date(2026, 6, 30)
 TARGET_RATIO = 0.10
@@ -33,14 +31,7 @@ RESULTS = Path(__file__).parent / "results" / "warehouse.json"
 
 
 def _settings(data_dir: Path):
-    from loyalty_monitor.settings import PROJECT_ROOT, load_settings
-
-    data_dir.mkdir(parents=True, exist_ok=True)
-    scoring = yaml.safe_load((PROJECT_ROOT / "config" / "scoring.yml").read_text())
-    scoring["incremental"]["landing_overlap_seconds"] = 0
-    (data_dir / "scoring.yml").write_text(yaml.safe_dump(scoring, sort_keys=False))
-    return load_settings(data_dir=data_dir, scoring_file=data_dir / "scoring.yml", landing_url="",
-                         warehouse_path="")
+    return settings_for_history_bench(data_dir, landing_url="", warehouse_path="")
 
 
 def _split(source: Path, first: Path, second: Path, key: str) -> None:
