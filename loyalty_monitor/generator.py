@@ -18,6 +18,13 @@ progressed: dialogue gaps grow, friction (dunning, complaints, unanswered calls,
 orders stop, and nothing happens after the churn date. A calendar queue (one list of pending touches
 per day) merges all processes in time, so the file is written as a stream in send order and memory
 follows the number of customers, not the number of events.
+
+Histories of other shapes (``churn_shape``, ``seasonality``, ``segment_mix``) exist so that a
+churn-drift detector is judged on principles, not tuned to one generator's quirks: besides today's
+linear fade, churners can stop suddenly, fade slowly over half a year, or lose their champion (the
+dialogue goes on, but below decision level). ground_truth.json carries the hidden truth an oracle
+needs (each customer's healthy gaps per process, the drift model's constants, the shape), and
+``seasonal_thinning()`` gives the true seasonal intensity of any day.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -42,7 +50,7 @@ DEFAULT_CUSTOMERS = 500
 DEFAULT_MONTHS = 18
 DEFAULT_SEED = 42
 #: Bumped whenever the same arguments would give different files (e.g. to invalidate cached histories).
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 # Noise rates, per valid event. Malformed kinds are injected round-robin so that even a small
 # history contains each kind; the error code the contract's decode() gives each kind is recorded.
@@ -72,6 +80,18 @@ ROUGH_PATCH_RATE = 6.0      # dunning and complaints during a patch, times the h
 BASE_EVENTS_PER_CUSTOMER_MONTH = 4.7
 
 SEGMENTS = (("key", 0.15), ("growth", 0.30), ("standard", 0.55))
+
+# How churners drift away (``churn_shape``). Every shape is a different history for the same
+# portfolio, so a detector can be judged on principles rather than on the default drift's quirks.
+CHURN_SHAPES = ("fade", "sudden", "slow", "champion")
+DEFAULT_CHURN_SHAPE = "fade"
+# Drift length in days (uniform in [low, high)) per shape and segment.
+DRIFT_LENGTH_DAYS = {
+    "fade": {"key": (90, 180), "growth": (45, 150), "standard": (45, 150)},
+    "sudden": {"key": (7, 21), "growth": (7, 21), "standard": (7, 21)},
+    "slow": {"key": (150, 210), "growth": (150, 210), "standard": (150, 210)},
+    "champion": {"key": (90, 180), "growth": (90, 180), "standard": (90, 180)},
+}
 
 # country: weight, currency, time zone class, units of currency per EUR, company-name parts
 COUNTRIES = {
@@ -121,9 +141,32 @@ MEAN_GAP_DAYS = {
 DRIFT_RATE_AT_CHURN = {SALES: 0.2, RECEPTION: 1.0, SERVICE: 0.4, ORDER: 0.33, DUNNING: 4.0,
                        COMPLAINT: 4.0, SURVEY: 0.7, MANAGEMENT: 0.15, OTHER: 0.5}
 ORDERS_STOP_AT_DRIFT = 0.6
+# The champion leaves: the customer is reached below decision level at once, executive meetings stop
+# at once (rate 0), the dialogue with the users goes on at a lower rate, friction rises only mildly.
+CHAMPION_DRIFT_RATE_AT_CHURN = {SALES: 0.6, RECEPTION: 1.0, SERVICE: 0.8, ORDER: 1.0, DUNNING: 1.5,
+                                COMPLAINT: 1.5, SURVEY: 0.8, MANAGEMENT: 0.0, OTHER: 0.7}
+CHAMPION_ORDERS_STOP_AT_DRIFT = 0.8
+CHAMPION_FRICTION_AT_CHURN = 0.4     # friction level (NPS, severity, unanswered calls) at churn, 0..1
+CHAMPION_TOP_SHARE_FACTOR = 0.05     # role() top share from drift_start on, of its healthy value
+# Per shape: rate of each process at full drift (relative to healthy), when orders stop (fraction of
+# the drift; 0 = at drift_start), and the friction level reached at the churn date.
+SHAPE_DRIFT_RATE_AT_CHURN = {"fade": DRIFT_RATE_AT_CHURN, "sudden": DRIFT_RATE_AT_CHURN,
+                             "slow": DRIFT_RATE_AT_CHURN, "champion": CHAMPION_DRIFT_RATE_AT_CHURN}
+SHAPE_ORDERS_STOP_AT_DRIFT = {"fade": ORDERS_STOP_AT_DRIFT, "sudden": 0.0, "slow": ORDERS_STOP_AT_DRIFT,
+                              "champion": CHAMPION_ORDERS_STOP_AT_DRIFT}
+SHAPE_FRICTION_AT_CHURN = {"fade": 1.0, "sudden": 1.0, "slow": 1.0, "champion": CHAMPION_FRICTION_AT_CHURN}
+# Contact roles of the sales dialogue and survey answers (role()): a share ``top`` are executives
+# (a fifth of them) or decision makers; the rest users, finance, other.
+HEALTHY_TOP_SHARE = 0.5
+TOP_SHARE_FALL_AT_CHURN = 0.7        # top = HEALTHY_TOP_SHARE * (1 - 0.7 * f) for a drift level f
+EXECUTIVE_SHARE_OF_TOP = 0.2
 MEETING_SHARE = {"key": 0.2, "growth": 0.13, "standard": 0.07}      # of sales dialogue
 FOLLOW_UP_SHARE = {"key": 0.55, "growth": 0.4, "standard": 0.3}     # orders followed up (healthy)
 DUNNING_STAGES = ("reminder", "second_reminder", "collection_call", "final_notice")
+PROCESS_NAMES = {SALES: "sales", RECEPTION: "reception", SERVICE: "service", ORDER: "order",
+                 DUNNING: "dunning", COMPLAINT: "complaint", SURVEY: "survey", MANAGEMENT: "management",
+                 OTHER: "other"}
+PLANNED_PROCESSES = (SALES, ORDER, MANAGEMENT, SURVEY)  # gaps uniform in 0.4-1.6 x mean; others exponential
 
 NOTES = {
     "sales": ("Discussed next quarter's volumes", "Sent updated price list",
@@ -232,15 +275,66 @@ def _last_sunday(year: int, month: int) -> date:
     return last - timedelta(days=(last.weekday() + 1) % 7)
 
 
-def _seasonal_thinning(day: date) -> float:
-    """Probability that a touch on this day does not happen: the summer and Christmas dips."""
+@lru_cache(maxsize=None)
+def easter_sunday(year: int) -> date:
+    """Easter Sunday of a Gregorian year (the anonymous Gregorian algorithm, Meeus/Jones/Butcher)."""
+    a = year % 19
+    b, c = divmod(year, 100)
+    d, e = divmod(b, 4)
+    f = (b + 8) // 25
+    g = (b - f + 1) // 3
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = divmod(c, 4)
+    l = (32 + 2 * e + 2 * i - h - k) % 7  # noqa: E741 (the algorithm's name)
+    m = (a + 11 * h + 22 * l) // 451
+    month, day = divmod(h + l - 7 * m + 114, 31)
+    return date(year, month, day + 1)
+
+
+def seasonal_thinning(day: date, seasonality: float = 1.0) -> float:
+    """Probability that a touch on ``day`` does not happen; ``1 - seasonal_thinning(day)`` is the
+    day's true seasonal intensity.
+
+    Base thinning p: 0.75 from 20 December to 3 January, 0.6 from 8 to 31 July, 0.3 on the other days
+    from 1 July to 10 August, else 0. With ``seasonality`` > 1 two quiet seasons join with base 0.5:
+    the whole of August, and the seven days after Easter Monday. The thinning is
+    ``1 - (1 - p) ** seasonality`` (0 = no dips, 1 = the default, 2 = deeper dips).
+    """
     md = (day.month, day.day)
     if (12, 20) <= md or md <= (1, 3):
-        return 0.75
-    if (7, 1) <= md <= (8, 10):
+        p = 0.75
+    elif (7, 1) <= md <= (8, 10):
         # the industrial holiday weeks in mid July are the quietest
-        return 0.6 if (7, 8) <= md <= (7, 31) else 0.3
-    return 0.0
+        p = 0.6 if (7, 8) <= md <= (7, 31) else 0.3
+    else:
+        p = 0.0
+    if seasonality > 1.0:
+        if day.month == 8:
+            p = max(p, 0.5)
+        elif 3 <= day.month <= 5:
+            easter_monday = easter_sunday(day.year) + timedelta(days=1)
+            if easter_monday < day <= easter_monday + timedelta(days=7):
+                p = max(p, 0.5)
+    if seasonality == 1.0 or p == 0.0:
+        return p
+    return 1.0 - (1.0 - p) ** seasonality
+
+
+def _segment_weights(segment_mix: dict[str, float] | None) -> tuple[tuple[str, float], ...]:
+    """SEGMENTS' weights, or ``segment_mix`` normalised to 1 (segments it leaves out get 0)."""
+    if segment_mix is None:
+        return SEGMENTS
+    names = [name for name, _ in SEGMENTS]
+    unknown = sorted(set(segment_mix) - set(names))
+    if unknown:
+        raise ValueError(f"segment_mix: unknown segment(s) {', '.join(unknown)} (known: {', '.join(names)})")
+    weights = {name: float(segment_mix.get(name, 0.0)) for name in names}
+    if any(not math.isfinite(w) or w < 0 for w in weights.values()):
+        raise ValueError("segment_mix: weights must be finite and not negative")
+    total = sum(weights.values())
+    if total <= 0:
+        raise ValueError("segment_mix: at least one weight must be positive")
+    return tuple((name, w / total) for name, w in weights.items() if w > 0)
 
 
 def expected_customers_for(target_events: int, months: float, intensity: float = 1.0) -> int:
@@ -254,13 +348,22 @@ def generate(out_dir: Path | str, customers: int = DEFAULT_CUSTOMERS, start: dat
              events_per_customer_month: float | None = None, target_events: int | None = None,
              duplicate_rate: float = DUPLICATE_RATE, late_rate: float = LATE_RATE,
              malformed_rate: float = MALFORMED_RATE, churn_share: float = CHURN_SHARE,
+             churn_shape: str = DEFAULT_CHURN_SHAPE, seasonality: float = 1.0,
+             segment_mix: dict[str, float] | None = None,
              progress: ProgressCallback | None = None) -> GenerationSummary:
     """Write a seeded history to ``out_dir`` (see the module doc) and return its summary.
 
     ``start``/``end`` (dates or ISO strings, both inclusive) default to the 18 months ending today
     (UTC). ``events_per_customer_month`` scales the volume per customer; ``target_events`` picks the
-    number of customers instead of ``customers``. ``progress(fraction, lines_written)`` is called
-    about once a second on long runs. The same arguments always give byte-identical files.
+    number of customers instead of ``customers``. ``churn_share`` is the share of churners.
+    ``churn_shape`` is how churners drift away: ``"fade"`` (default, linear over 45-180 days),
+    ``"sudden"`` (full drift from the first day, 7-21 days), ``"slow"`` (linear over 150-210 days) or
+    ``"champion"`` (reached below decision level at once, executive meetings stop, the dialogue goes
+    on at a lower rate; 90-180 days). ``seasonality`` scales the seasonal dips (see
+    ``seasonal_thinning``); ``segment_mix`` overrides the segments' weights (e.g.
+    ``{"key": 0.6, "growth": 0.3, "standard": 0.1}``). ``progress(fraction, lines_written)`` is
+    called about once a second on long runs. The same arguments always give byte-identical files;
+    the defaults give the same touchpoints and customers as before these options existed.
     """
     started = time.perf_counter()
     end_date = _as_date(end, datetime.now(timezone.utc).date())
@@ -277,23 +380,30 @@ def generate(out_dir: Path | str, customers: int = DEFAULT_CUSTOMERS, start: dat
         customers = expected_customers_for(target_events, days / 30.44, intensity)
     if customers < 1:
         raise ValueError("customers must be at least 1")
+    if churn_shape not in CHURN_SHAPES:
+        raise ValueError(f"churn_shape must be one of {', '.join(CHURN_SHAPES)}, not {churn_shape!r}")
+    if not (math.isfinite(seasonality) and seasonality >= 0):
+        raise ValueError("seasonality must be a finite number >= 0")
+    segments = _segment_weights(segment_mix)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    portfolio = _make_customers(rng, customers, days, churn_share)
-    calendar = _Calendar(start_date, days)
+    portfolio = _make_customers(rng, customers, days, churn_share, segments,
+                                DRIFT_LENGTH_DAYS[churn_shape])
+    calendar = _Calendar(start_date, days, seasonality)
 
     customer_lines = _write_customers(out / CUSTOMERS_FILE, portfolio, calendar, rng)
     counts = _write_touchpoints(out / TOUCHPOINTS_FILE, portfolio, calendar, rng, intensity,
-                                duplicate_rate, late_rate, malformed_rate, seed, progress)
+                                duplicate_rate, late_rate, malformed_rate, seed, progress, churn_shape)
 
     truth = {
         "generator": {"version": GENERATOR_VERSION, "seed": seed, "start": start_date.isoformat(),
                       "end": end_date.isoformat(),
                       "customers": customers, "intensity": round(intensity, 6),
                       "rates": {"duplicate": duplicate_rate, "late": late_rate,
-                                "malformed": malformed_rate, "churn_share": churn_share}},
+                                "malformed": malformed_rate, "churn_share": churn_share},
+                      **_model_truth(churn_shape, seasonality, segments)},
         "counts": {**counts, "customer_lines": customer_lines,
                    "tombstones": sum(1 for c in portfolio if c.deleted_day is not None),
                    "rough_patches": sum(1 for c in portfolio if c.rough_patch is not None),
@@ -311,19 +421,61 @@ def generate(out_dir: Path | str, customers: int = DEFAULT_CUSTOMERS, start: dat
         seconds=time.perf_counter() - started)
 
 
+def _model_truth(churn_shape: str, seasonality: float, segments: tuple[tuple[str, float], ...]) -> dict:
+    """The hidden model an oracle needs: the shape, the gaps, the drift's rates, the role model."""
+    rates = SHAPE_DRIFT_RATE_AT_CHURN[churn_shape]
+    orders_stop = SHAPE_ORDERS_STOP_AT_DRIFT[churn_shape]
+    stops = {"order": orders_stop, "management": 0.0 if churn_shape == "champion" else None}
+    if churn_shape == "champion":
+        top_in_drift = (f"{HEALTHY_TOP_SHARE * CHAMPION_TOP_SHARE_FACTOR:g} from drift_start on, at once "
+                        f"({CHAMPION_TOP_SHARE_FACTOR:.0%} of healthy)")
+    elif churn_shape == "sudden":
+        top_in_drift = f"{HEALTHY_TOP_SHARE} * (1 - {TOP_SHARE_FALL_AT_CHURN} * f) with f = 1 from drift_start on"
+    else:
+        top_in_drift = f"{HEALTHY_TOP_SHARE} * (1 - {TOP_SHARE_FALL_AT_CHURN} * f), f linear 0..1 over the drift"
+    return {
+        "churn_shape": churn_shape,
+        "seasonality": seasonality,
+        "segment_mix": {name: round(weight, 12) for name, weight in segments},
+        "drift_length_days": {seg: list(span) for seg, span in DRIFT_LENGTH_DAYS[churn_shape].items()},
+        # f: drift progress, 0 before drift_start, 1 at churn_date; "step": f = 1 from drift_start on
+        "drift_progress": "step" if churn_shape == "sudden" else "linear",
+        "mean_gap_days": {seg: {PROCESS_NAMES[p]: gaps[p] for p in PROCESSES}
+                          for seg, gaps in MEAN_GAP_DAYS.items()},
+        "planned_processes": [PROCESS_NAMES[p] for p in PLANNED_PROCESSES],
+        "drift_rate_at_churn": {PROCESS_NAMES[p]: rates[p] for p in PROCESSES},
+        "orders_stop_at_drift": orders_stop,
+        "stops_at_drift": stops,
+        "friction_at_churn": SHAPE_FRICTION_AT_CHURN[churn_shape],
+        "rough_patch_rate": ROUGH_PATCH_RATE,
+        "rough_patch_friction": ROUGH_PATCH_FRICTION,
+        "meeting_share": dict(MEETING_SHARE),
+        "follow_up_share": dict(FOLLOW_UP_SHARE),
+        "role_model": {
+            "healthy_top_share": HEALTHY_TOP_SHARE,
+            "executive_share_of_top": EXECUTIVE_SHARE_OF_TOP,
+            "top_share_in_drift": top_in_drift,
+            "note": ("contact_role of sales dialogue and survey answers: executive or decision_maker "
+                     "with probability top (executive a fifth of it), else user (0.35), finance (0.07), "
+                     "other; executive meetings (management) are always executive"),
+        },
+        "seasonal_thinning": "loyalty_monitor.generator.seasonal_thinning(day, seasonality)",
+    }
+
+
 # --- calendar ----------------------------------------------------------------------------------
 
 class _Calendar:
     """Per-day lookup tables, so that formatting a timestamp costs a few list look-ups."""
 
-    def __init__(self, start: date, days: int) -> None:
+    def __init__(self, start: date, days: int, seasonality: float = 1.0) -> None:
         self.start = start
         self.days = days
         span = range(-1, days + 2)  # one day either side for UTC conversion
         self.dates = [start + timedelta(days=d) for d in span]
         self.iso = [d.isoformat() for d in self.dates]
         self.weekday = [d.weekday() for d in self.dates]
-        self.thinning = [_seasonal_thinning(d) for d in self.dates]
+        self.thinning = [seasonal_thinning(d, seasonality) for d in self.dates]
         summer = {}
         for year in range(self.dates[0].year, self.dates[-1].year + 1):
             summer[year] = (_last_sunday(year, 3), _last_sunday(year, 10))
@@ -348,12 +500,14 @@ def _pick(rng: random.Random, weighted: tuple[tuple[str, float], ...]) -> str:
     return weighted[-1][0]
 
 
-def _make_customers(rng: random.Random, n: int, days: int, churn_share: float) -> list[_Customer]:
+def _make_customers(rng: random.Random, n: int, days: int, churn_share: float,
+                    segments: tuple[tuple[str, float], ...] = SEGMENTS,
+                    drift_lengths: dict[str, tuple[int, int]] = DRIFT_LENGTH_DAYS["fade"]) -> list[_Customer]:
     width = max(6, len(str(n)))
     country_weights = tuple((code, spec[0]) for code, spec in COUNTRIES.items())
     portfolio: list[_Customer] = []
     for idx in range(n):
-        segment = _pick(rng, SEGMENTS)
+        segment = _pick(rng, segments)
         country = _pick(rng, country_weights)
         _, currency, tz, per_eur, suffixes, surnames = COUNTRIES[country]
         name = f"{rng.choice(surnames)} {rng.choice(TRADES)} {rng.choice(suffixes)}"
@@ -366,7 +520,7 @@ def _make_customers(rng: random.Random, n: int, days: int, churn_share: float) -
             added_day = int(rng.uniform(0.05, 0.85) * days)
         drift_start = churn_day = None
         if rng.random() < churn_share:
-            drift_len = int(rng.uniform(90, 180) if segment == "key" else rng.uniform(45, 150))
+            drift_len = int(rng.uniform(*drift_lengths[segment]))
             # some churn dates lie just after the history: those customers are still drifting at its
             # end, which is exactly when an alert is worth most
             earliest = added_day + 90 + drift_len
@@ -481,7 +635,9 @@ def _truth_row(c: _Customer, calendar: _Calendar) -> dict:
             "churn_date": iso(c.churn_day), "deleted": c.deleted_day is not None,
             "deleted_at": iso(c.deleted_day),
             "rough_patch_start": iso(c.rough_patch[0]) if c.rough_patch else None,
-            "rough_patch_end": iso(c.rough_patch[1]) if c.rough_patch else None}
+            "rough_patch_end": iso(c.rough_patch[1]) if c.rough_patch else None,
+            "rhythm": c.rhythm,
+            "healthy_mean_gap_days": {PROCESS_NAMES[p]: round(c.mean_gap[p], 6) for p in PROCESSES}}
 
 
 # --- touchpoints -------------------------------------------------------------------------------
@@ -489,7 +645,7 @@ def _truth_row(c: _Customer, calendar: _Calendar) -> dict:
 def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, rng: random.Random,
                        intensity: float, duplicate_rate: float, late_rate: float,
                        malformed_rate: float, seed: int,
-                       progress: ProgressCallback | None) -> dict:
+                       progress: ProgressCallback | None, churn_shape: str = DEFAULT_CHURN_SHAPE) -> dict:
     rand = rng.random
     heappush, heappop = heapq.heappush, heapq.heappop
     iso, weekday, thinning, dst, clock = cal.iso, cal.weekday, cal.thinning, cal.dst, cal.clock
@@ -503,18 +659,36 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
     counter = 0
 
     # hot-loop look-ups as lists indexed by process
-    drift_rate_change = [DRIFT_RATE_AT_CHURN.get(p, 1.0) - 1 for p in range(FOLLOW_UP + 1)]
-    planned = [p in (SALES, ORDER, MANAGEMENT, SURVEY) for p in range(FOLLOW_UP + 1)]
+    rate_at_churn = SHAPE_DRIFT_RATE_AT_CHURN[churn_shape]
+    drift_rate_change = [rate_at_churn.get(p, 1.0) - 1 for p in range(FOLLOW_UP + 1)]
+    planned = [p in PLANNED_PROCESSES for p in range(FOLLOW_UP + 1)]
     friction_process = [p in (DUNNING, COMPLAINT) for p in range(FOLLOW_UP + 1)]
+    # the shape: "sudden" jumps to full drift on drift_start (f = 1 from then on); "champion" stops
+    # executive meetings at drift_start and puts the sales dialogue below decision level at once
+    sudden = churn_shape == "sudden"
+    champion = churn_shape == "champion"
+    friction_at_churn = SHAPE_FRICTION_AT_CHURN[churn_shape]
+    champion_top = HEALTHY_TOP_SHARE * CHAMPION_TOP_SHARE_FACTOR
+    # per process: None, or the drift fraction after which its touches stop (0: from drift_start on)
+    stop_at: list[float | None] = [None] * (FOLLOW_UP + 1)
+    stop_at[ORDER] = SHAPE_ORDERS_STOP_AT_DRIFT[churn_shape]
+    if champion:
+        stop_at[MANAGEMENT] = 0.0
+    # "sudden": the part of a gap drawn before drift_start that reaches past it runs at the drift rate
+    # (its length past drift_start stretched by healthy rate / drift rate), so the jump is immediate
+    stretch = [1.0 / rate_at_churn[p] if rate_at_churn.get(p) else math.inf for p in range(FOLLOW_UP + 1)]
     for c in portfolio:
         c.mean_gap = [MEAN_GAP_DAYS[c.segment].get(p, 0.0) * c.rhythm / intensity
                       for p in range(FOLLOW_UP + 1)]
 
     def gap_days(c: _Customer, process: int, day: int) -> float:
         mean = c.mean_gap[process]
-        if c.drift_start is not None and day > c.drift_start:
-            f = min(1.0, (day - c.drift_start) / (c.churn_day - c.drift_start))
-            mean /= 1 + drift_rate_change[process] * f
+        if c.drift_start is not None and (day > c.drift_start or (sudden and day == c.drift_start)):
+            f = 1.0 if sudden else min(1.0, (day - c.drift_start) / (c.churn_day - c.drift_start))
+            rate = 1 + drift_rate_change[process] * f
+            if rate <= 0:
+                return math.inf  # a touch that stops (the champion's executive meetings)
+            mean /= rate
         elif c.rough_patch is not None and friction_process[process] and \
                 c.rough_patch[0] <= day < c.rough_patch[1]:
             mean /= ROUGH_PATCH_RATE
@@ -522,9 +696,18 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
             return mean * (0.4 + 1.2 * rand())   # planned rhythms: regular-ish
         return -mean * math.log(1.0 - rand())    # things that just happen: memoryless
 
+    def cross(c: _Customer, process: int, origin: float, target: float) -> float:
+        """``sudden``: stretch the part of a gap from ``origin`` that lies past drift_start."""
+        ds = c.drift_start
+        if ds is not None and origin < ds <= target:
+            return ds + (target - ds) * stretch[process]
+        return target
+
     def schedule(c: _Customer, process: int, day: float) -> tuple | None:
         """The next touch of ``process`` at or after ``day``: (utc_s, idx, process, day, second)."""
         while True:
+            if day >= c.end_day:  # also infinite days (a touch that stopped)
+                return None
             d = int(day)
             if d >= c.end_day:
                 return None
@@ -533,12 +716,15 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
                 d += 7 - wd  # business happens on weekdays (a few web orders come at weekends)
                 if d >= c.end_day:
                     return None
-            if process == ORDER and c.drift_start is not None and d > c.drift_start and \
-                    (d - c.drift_start) / (c.churn_day - c.drift_start) > ORDERS_STOP_AT_DRIFT:
+            stop = stop_at[process]
+            if stop is not None and c.drift_start is not None and d >= c.drift_start and \
+                    (stop <= 0 or (d - c.drift_start) / (c.churn_day - c.drift_start) > stop):
                 return None
             thin = thinning[d + 1]
             if thin and rand() < thin:
                 day = d + 1 + gap_days(c, process, d) * 0.5
+                if sudden:
+                    day = cross(c, process, d, day)
                 continue
             second = 27000 + int(rand() * 36000)  # 07:30-17:30 local
             utc = d * 86400 + second - offset_s[c.tz][dst[d + 1]]
@@ -550,6 +736,8 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
             start = c.added_day + (rand() * 5 if process == SALES else rand() * mean)
         else:
             start = rand() * mean
+        if sudden:
+            start = cross(c, process, c.added_day, start)
         return schedule(c, process, start)
 
     def stamp(c: _Customer, day: int, second: int) -> str:
@@ -560,10 +748,17 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
         patch = c.rough_patch
         if patch is not None and patch[0] <= day < patch[1]:
             return ROUGH_PATCH_FRICTION
+        if friction_at_churn != 1.0:
+            return friction_at_churn * drift(c, day)
         return drift(c, day)
 
     def drift(c: _Customer, day: int) -> float:
-        if c.drift_start is None or day <= c.drift_start:
+        """Drift progress f: 0 before drift_start, 1 at the churn date (``sudden``: 1 from drift_start)."""
+        if c.drift_start is None or day < c.drift_start:
+            return 0.0
+        if sudden:
+            return 1.0
+        if day == c.drift_start:
             return 0.0
         return min(1.0, (day - c.drift_start) / (c.churn_day - c.drift_start))
 
@@ -573,12 +768,15 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
             return managers[change[1]]
         return managers[c.manager]
 
-    def role(f: float) -> str:
+    def role(c: _Customer, day: int, f: float) -> str:
         # drifting customers are reached lower in their organisation: stakeholder coverage narrows
         r = rand()
-        top = 0.5 * (1 - 0.7 * f)
+        if champion and c.drift_start is not None and day >= c.drift_start:
+            top = champion_top  # the champion has left: at once, not gradually
+        else:
+            top = HEALTHY_TOP_SHARE * (1 - TOP_SHARE_FALL_AT_CHURN * f)
         if r < top:
-            return "executive" if r < top * 0.2 else "decision_maker"
+            return "executive" if r < top * EXECUTIVE_SHARE_OF_TOP else "decision_maker"
         return "user" if r < top + 0.35 else ("finance" if r < top + 0.42 else "other")
 
     def note(kind: str, share: float) -> str:
@@ -618,7 +816,7 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
         line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"{etype}",'
                 f'"occurred_at":"{stamp(c, day, second)}","customer_id":"{c.customer_id}",'
                 f'"department":"sales","direction":"{direction}","employee_id":"{manager_of(c, day)}",'
-                f'"contact_role":"{role(f)}","source":"crm"{text},"payload":{payload}}}')
+                f'"contact_role":"{role(c, day, f)}","source":"crm"{text},"payload":{payload}}}')
         return line, etype, "sales"
 
     def reception(c: _Customer, day: int, second: int, eid: str) -> tuple:
@@ -706,7 +904,7 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
         comment = notes["survey"][int(rand() * len(notes["survey"]))] if rand() < 0.4 else "null"
         line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"survey_response",'
                 f'"occurred_at":"{stamp(c, day, second)}","customer_id":"{c.customer_id}",'
-                f'"department":"support","contact_role":"{role(f)}","source":"survey",'
+                f'"department":"support","contact_role":"{role(c, day, f)}","source":"survey",'
                 f'"payload":{{"nps_score":{score},"comment":{comment}}}}}')
         return line, "survey_response", "support"
 
@@ -773,9 +971,11 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
                             nxt = schedule(c, DUNNING, day + step)
                         else:
                             c.dunning_stage = -1
-                            nxt = schedule(c, DUNNING, day + 1 + gap_days(c, DUNNING, day))
+                            target = day + 1 + gap_days(c, DUNNING, day)
+                            nxt = schedule(c, DUNNING, cross(c, DUNNING, day, target) if sudden else target)
                     else:
-                        nxt = schedule(c, process, day + max(1.0, gap_days(c, process, day)))
+                        target = day + max(1.0, gap_days(c, process, day))
+                        nxt = schedule(c, process, cross(c, process, day, target) if sudden else target)
                     if nxt is not None:
                         agenda[nxt[3]].append(nxt)
                     if process == ORDER:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import statistics
@@ -15,8 +16,10 @@ import pytest
 
 from loyalty_monitor.contract import (CONTACT_ROLES, DEPARTMENTS, DUNNING_STAGES, EVENT_TYPES,
                                       SEVERITIES, decode, parse_timestamp)
-from loyalty_monitor.generator import (CUSTOMERS_FILE, GROUND_TRUTH_FILE, MALFORMED_KINDS,
-                                       ORDERS_STOP_AT_DRIFT, TOUCHPOINTS_FILE, generate)
+from loyalty_monitor.generator import (CUSTOMERS_FILE, DRIFT_RATE_AT_CHURN, GENERATOR_VERSION,
+                                       GROUND_TRUTH_FILE, MALFORMED_KINDS, MEAN_GAP_DAYS,
+                                       ORDERS_STOP_AT_DRIFT, PROCESS_NAMES, TOUCHPOINTS_FILE,
+                                       easter_sunday, generate, seasonal_thinning)
 
 START, END = date(2025, 1, 1), date(2025, 12, 31)
 DIALOGUE_TYPES = {"call", "email", "meeting"}
@@ -312,3 +315,286 @@ def test_cli_writes_to_the_data_dir_and_reports(data_dir: Path) -> None:
     assert reversed_range.returncode == 1
     assert reversed_range.stderr.strip().splitlines() == [
         "loyalty generate: error: end 2025-01-01 is before start 2025-02-01"]
+
+
+# --- histories of other shapes ---------------------------------------------------------------------
+
+# sha256 of the files the generator wrote for DEFAULT_CASE before churn_shape, seasonality and
+# segment_mix existed (computed with the original generator.py): the defaults must not change them.
+DEFAULT_CASE = dict(customers=40, start="2025-01-01", end="2025-06-30", seed=3)
+DEFAULT_CASE_SHA256 = {
+    TOUCHPOINTS_FILE: "f094d1fa7fc3c012c3bf1255f462a0f06b6aeb73f5ddd4a9f0cd1b41f6dc77d0",
+    CUSTOMERS_FILE: "f0ed7c7ac427700b3232d4581ef19e7390c6744a40e82ed00b0fbf5c8a359274",
+}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_default_options_leave_the_history_unchanged(tmp_path: Path) -> None:
+    generate(tmp_path / "implicit", **DEFAULT_CASE)
+    generate(tmp_path / "explicit", **DEFAULT_CASE, churn_shape="fade", seasonality=1.0, segment_mix=None)
+    for name, digest in DEFAULT_CASE_SHA256.items():
+        assert _sha256(tmp_path / "implicit" / name) == digest, name
+        assert _sha256(tmp_path / "explicit" / name) == digest, name
+
+
+SHAPE_START, SHAPE_END = date(2024, 1, 1), date(2025, 12, 31)
+# no malformed lines: a malformed copy (e.g. turned into an order) would count as a touch here
+SHAPE_CASE = dict(customers=300, start=SHAPE_START, end=SHAPE_END, seed=21, churn_share=0.4,
+                  malformed_rate=0.0)
+
+
+class ShapedHistory:
+    """A history generated without malformed lines, read with plain JSON for speed."""
+
+    def __init__(self, out: Path) -> None:
+        self.truth = json.loads((out / GROUND_TRUTH_FILE).read_text(encoding="utf-8"))
+        assert self.truth["counts"]["malformed"] == 0
+        events: dict[str, dict[str, tuple[date, dict]]] = defaultdict(dict)
+        for raw in (out / TOUCHPOINTS_FILE).read_bytes().splitlines():
+            record = json.loads(raw)
+            day = parse_timestamp(record["occurred_at"]).date()  # the local day (orders: UTC)
+            events[record["customer_id"]][record["event_id"]] = (day, record)  # re-sent once
+        self.events = {customer: list(by_id.values()) for customer, by_id in events.items()}
+
+    def events_list(self) -> list[dict]:
+        return [record for events in self.events.values() for _, record in events]
+
+    def churners(self) -> list[dict]:
+        """Churners whose whole drift and a 90-day baseline before it lie in the history."""
+        return [c for c in self.truth["customers"]
+                if c["churns"] and date.fromisoformat(c["churn_date"]) <= SHAPE_END
+                and date.fromisoformat(c["drift_start"]) >= SHAPE_START + timedelta(days=120)]
+
+
+@pytest.fixture(scope="module")
+def shaped(tmp_path_factory: pytest.TempPathFactory):
+    cache: dict[str, ShapedHistory] = {}
+
+    def get(shape: str) -> ShapedHistory:
+        if shape not in cache:
+            out = tmp_path_factory.mktemp(f"shape_{shape}")
+            generate(out, **SHAPE_CASE, churn_shape=shape)
+            cache[shape] = ShapedHistory(out)
+        return cache[shape]
+    return get
+
+
+def _is_sales_dialogue(record: dict) -> bool:
+    return record["department"] == "sales" and record["event_type"] in DIALOGUE_TYPES
+
+
+def _is_top(record: dict) -> bool:
+    return record["contact_role"] in ("executive", "decision_maker")
+
+
+def _drift_profile(history: ShapedHistory, first_days: int = 14) -> dict:
+    """Rates per churner-day before the drift (90 days) and in it, over all churners."""
+    p = Counter()
+    for c in history.churners():
+        drift_start = date.fromisoformat(c["drift_start"])
+        churn = date.fromisoformat(c["churn_date"])
+        length = (churn - drift_start).days
+        early = min(first_days, length)
+        p["days_before"] += 90
+        p["days_drift"] += length
+        p["days_early"] += early
+        for day, record in history.events.get(c["customer_id"], []):
+            assert day < churn, f"{c['customer_id']} acts on {day}, after churning on {churn}"
+            if drift_start - timedelta(days=90) <= day < drift_start:
+                side = "before"
+            elif drift_start <= day:
+                side = "drift"
+                p["early_sales"] += (day - drift_start).days < early and _is_sales_dialogue(record)
+                if record["event_type"] == "order":
+                    p["order_late"] += (day - drift_start).days / length > ORDERS_STOP_AT_DRIFT
+                    p["order_after_80"] += (day - drift_start).days / length > 0.8
+                    p["order_first_day_on"] += 1
+                if (day - drift_start).days >= 2 * length / 3:
+                    p["late_third_sales"] += _is_sales_dialogue(record)
+            else:
+                continue
+            p[f"{side}_events"] += 1
+            p[f"{side}_sales"] += _is_sales_dialogue(record)
+            p[f"{side}_sales_top"] += _is_sales_dialogue(record) and _is_top(record)
+            p[f"{side}_management"] += record["department"] == "management"
+            p[f"{side}_friction"] += _is_friction(record)
+    p["healthy_sales_rate"] = p["before_sales"] / p["days_before"]
+    return p
+
+
+def test_sudden_churners_stop_at_once(shaped) -> None:
+    history = shaped("sudden")
+    churners = history.churners()
+    assert len(churners) >= 40
+    lengths = [(date.fromisoformat(c["churn_date"]) - date.fromisoformat(c["drift_start"])).days
+               for c in history.truth["customers"] if c["churns"]]
+    assert min(lengths) >= 7 and max(lengths) <= 21
+    p = _drift_profile(history)
+    assert p["before_sales"] > 300
+    early_rate = p["early_sales"] / p["days_early"]
+    # the rates jump to their full-drift level (sales dialogue 0.2) on the first drift day
+    assert early_rate < 0.5 * p["healthy_sales_rate"], (early_rate, p["healthy_sales_rate"])
+    assert p["order_first_day_on"] == 0, "orders stop at once"
+    assert p["drift_friction"] / p["drift_events"] > 2 * p["before_friction"] / p["before_events"]
+    assert history.truth["generator"]["drift_progress"] == "step"
+    assert history.truth["generator"]["orders_stop_at_drift"] == 0.0
+
+
+def test_fade_and_slow_churners_drift_gradually(shaped) -> None:
+    slow = shaped("slow")
+    lengths = Counter()
+    for c in slow.truth["customers"]:
+        if c["churns"]:
+            length = (date.fromisoformat(c["churn_date"]) - date.fromisoformat(c["drift_start"])).days
+            assert 150 <= length <= 210, c
+            lengths[c["segment"]] += 1
+    assert set(lengths) == {"key", "growth", "standard"}, "every segment fades slowly"
+    for shape in ("fade", "slow"):
+        p = _drift_profile(shaped(shape))
+        healthy = p["healthy_sales_rate"]
+        # linear: the first two weeks barely differ, the last third of the drift is far quieter
+        assert p["early_sales"] / p["days_early"] > 0.7 * healthy, shape
+        late_third_days = p["days_drift"] / 3
+        assert p["late_third_sales"] / late_third_days < 0.6 * healthy, shape
+        assert p["order_late"] == 0, f"{shape}: orders stop at {ORDERS_STOP_AT_DRIFT} of the drift"
+
+
+def test_champion_leaving_narrows_the_contacts_but_the_dialogue_goes_on(shaped) -> None:
+    history = shaped("champion")
+    assert len(history.churners()) >= 40
+    for c in history.truth["customers"]:
+        if c["churns"]:
+            length = (date.fromisoformat(c["churn_date"]) - date.fromisoformat(c["drift_start"])).days
+            assert 90 <= length <= 180, c
+    p = _drift_profile(history)
+    top_before = p["before_sales_top"] / p["before_sales"]
+    top_drift = p["drift_sales_top"] / p["drift_sales"]
+    assert top_before > 0.35 and top_drift < 0.2 * top_before, (top_before, top_drift)
+    # at once, not gradually: already in the first two weeks nobody from the top is reached
+    early_top = sum(1 for c in history.churners() for day, r in history.events.get(c["customer_id"], [])
+                    if 0 <= (day - date.fromisoformat(c["drift_start"])).days < 14
+                    and _is_sales_dialogue(r) and _is_top(r))
+    assert early_top <= 0.1 * p["early_sales"], (early_top, p["early_sales"])
+    assert p["before_management"] > 0 and p["drift_management"] == 0, "executive meetings stop"
+    drift_rate = p["drift_sales"] / p["days_drift"]
+    assert drift_rate > 0.4 * p["healthy_sales_rate"], (drift_rate, p["healthy_sales_rate"])
+    # orders go on past the default stop (60 %) and end at 80 % of the drift
+    assert p["order_late"] > 0 and p["order_after_80"] == 0
+    # friction rises, but only mildly
+    before = p["before_friction"] / p["before_events"]
+    assert before < p["drift_friction"] / p["drift_events"] < 2.5 * before
+    generator = history.truth["generator"]
+    assert generator["drift_rate_at_churn"]["management"] == 0.0
+    assert generator["drift_rate_at_churn"]["sales"] == 0.6
+    assert generator["orders_stop_at_drift"] == 0.8
+
+
+def test_seasonal_thinning_keeps_its_default_and_deepens_with_seasonality() -> None:
+    # the default dips, as before the option existed
+    expected = {date(2025, 12, 24): 0.75, date(2026, 1, 2): 0.75, date(2025, 7, 15): 0.6,
+                date(2025, 7, 3): 0.3, date(2025, 8, 10): 0.3, date(2025, 8, 11): 0.0,
+                date(2025, 4, 23): 0.0, date(2025, 10, 1): 0.0}
+    for day, thinning in expected.items():
+        assert seasonal_thinning(day) == thinning, day
+        assert seasonal_thinning(day, 1.0) == thinning, day
+        assert seasonal_thinning(day, 0.0) == 0.0, day
+    assert [easter_sunday(y) for y in (2000, 2019, 2024, 2025, 2026)] == [
+        date(2000, 4, 23), date(2019, 4, 21), date(2024, 3, 31), date(2025, 4, 20), date(2026, 4, 5)]
+    # seasonality 2: deeper dips, plus all of August and the seven days after Easter Monday (base 0.5)
+    assert seasonal_thinning(date(2025, 7, 15), 2.0) == pytest.approx(1 - 0.4 ** 2)
+    assert seasonal_thinning(date(2025, 8, 20), 2.0) == pytest.approx(0.75)
+    assert seasonal_thinning(date(2025, 4, 21), 2.0) == 0.0            # Easter Monday itself
+    assert seasonal_thinning(date(2025, 4, 22), 2.0) == pytest.approx(0.75)
+    assert seasonal_thinning(date(2025, 4, 28), 2.0) == pytest.approx(0.75)
+    assert seasonal_thinning(date(2025, 4, 29), 2.0) == 0.0
+    assert seasonal_thinning(date(2024, 4, 5), 2.0) == pytest.approx(0.75)   # Easter 2024: 31 March
+    assert seasonal_thinning(date(2025, 12, 24), 0.5) == pytest.approx(0.5)
+
+
+def test_stronger_seasonality_deepens_the_august_dip(tmp_path: Path) -> None:
+    ratios = {}
+    for seasonality in (1.0, 2.0):
+        out = tmp_path / str(seasonality)
+        generate(out, customers=200, start="2025-01-01", end="2025-12-31", seed=4, seasonality=seasonality,
+                 malformed_rate=0.0)
+        per_day = Counter(parse_timestamp(r["occurred_at"]).date() for r in ShapedHistory(out).events_list())
+        def weekday_mean(first: date, last: date) -> float:
+            days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+            days = [d for d in days if d.weekday() < 5]
+            return sum(per_day[d] for d in days) / len(days)
+        ratios[seasonality] = (weekday_mean(date(2025, 8, 1), date(2025, 8, 31))
+                               / weekday_mean(date(2025, 9, 1), date(2025, 11, 30)))
+        assert json.loads((out / GROUND_TRUTH_FILE).read_text())["generator"]["seasonality"] == seasonality
+    assert ratios[2.0] < 0.7 * ratios[1.0], ratios
+
+
+def test_segment_mix_is_respected(tmp_path: Path) -> None:
+    mix = {"key": 0.6, "growth": 0.3, "standard": 0.1}
+    generate(tmp_path / "mix", customers=400, start="2025-01-01", end="2025-03-31", seed=8, segment_mix=mix)
+    truth = json.loads((tmp_path / "mix" / GROUND_TRUTH_FILE).read_text(encoding="utf-8"))
+    counts = Counter(c["segment"] for c in truth["customers"])
+    for segment, share in mix.items():
+        assert abs(counts[segment] / 400 - share) < 0.07, (segment, counts)
+    assert truth["generator"]["segment_mix"] == pytest.approx(mix)
+    # weights are normalised; segments left out get none
+    generate(tmp_path / "key", customers=30, start="2025-01-01", end="2025-01-31", seed=8,
+             segment_mix={"key": 2})
+    truth = json.loads((tmp_path / "key" / GROUND_TRUTH_FILE).read_text(encoding="utf-8"))
+    assert {c["segment"] for c in truth["customers"]} == {"key"}
+    assert truth["generator"]["segment_mix"] == {"key": 1.0}
+    for bad in ({"premium": 1.0}, {"key": -1.0, "growth": 2.0}, {"key": 0.0}):
+        with pytest.raises(ValueError, match="segment_mix"):
+            generate(tmp_path / "bad", customers=5, start="2025-01-01", end="2025-01-31", segment_mix=bad)
+    with pytest.raises(ValueError, match="churn_shape"):
+        generate(tmp_path / "bad", customers=5, start="2025-01-01", end="2025-01-31", churn_shape="abrupt")
+    with pytest.raises(ValueError, match="seasonality"):
+        generate(tmp_path / "bad", customers=5, start="2025-01-01", end="2025-01-31", seasonality=-1)
+
+
+@pytest.mark.parametrize("shape", ["fade", "sudden", "slow", "champion"])
+def test_ground_truth_carries_the_hidden_model(tmp_path: Path, shape: str) -> None:
+    generate(tmp_path, customers=40, start="2025-01-01", end="2025-12-31", seed=5, churn_shape=shape,
+             events_per_customer_month=9.4, seasonality=1.5)
+    truth = json.loads((tmp_path / GROUND_TRUTH_FILE).read_text(encoding="utf-8"))
+    generator = truth["generator"]
+    assert generator["version"] == GENERATOR_VERSION
+    assert (generator["churn_shape"], generator["seasonality"]) == (shape, 1.5)
+    assert generator["segment_mix"] == pytest.approx({"key": 0.15, "growth": 0.30, "standard": 0.55})
+    names = list(PROCESS_NAMES.values())
+    assert names == ["sales", "reception", "service", "order", "dunning", "complaint", "survey",
+                     "management", "other"]
+    assert generator["mean_gap_days"] == {segment: {PROCESS_NAMES[p]: gap for p, gap in gaps.items()}
+                                          for segment, gaps in MEAN_GAP_DAYS.items()}
+    assert set(generator["drift_rate_at_churn"]) == set(names)
+    if shape != "champion":
+        assert generator["drift_rate_at_churn"] == {PROCESS_NAMES[p]: r for p, r in DRIFT_RATE_AT_CHURN.items()}
+    assert generator["orders_stop_at_drift"] == {"fade": 0.6, "slow": 0.6, "sudden": 0.0, "champion": 0.8}[shape]
+    assert generator["rough_patch_rate"] == 6.0
+    assert generator["meeting_share"] == {"key": 0.2, "growth": 0.13, "standard": 0.07}
+    assert generator["role_model"]["healthy_top_share"] == 0.5 and generator["role_model"]["top_share_in_drift"]
+    intensity = generator["intensity"]
+    assert intensity == pytest.approx(2.0)
+    for c in truth["customers"]:
+        assert c["rhythm"] > 0
+        gaps = c["healthy_mean_gap_days"]
+        assert list(gaps) == names
+        for p, name in PROCESS_NAMES.items():
+            assert gaps[name] == pytest.approx(MEAN_GAP_DAYS[c["segment"]][p] * c["rhythm"] / intensity,
+                                               rel=1e-6, abs=1e-6), (c["customer_id"], name)
+
+
+def test_cli_exposes_the_shape_options(data_dir: Path) -> None:
+    done = _loyalty("generate", "--customers", "30", "--start", "2025-01-01", "--end", "2025-12-31",
+                    "--seed", "4", "--churn-shape", "champion", "--seasonality", "2",
+                    "--segment-mix", "key=0.6,growth=0.3,standard=0.1", "--churn-share", "0.3")
+    assert done.returncode == 0, done.stderr
+    generator = json.loads((data_dir / "generated" / GROUND_TRUTH_FILE).read_text(encoding="utf-8"))["generator"]
+    assert (generator["churn_shape"], generator["seasonality"]) == ("champion", 2.0)
+    assert generator["segment_mix"] == pytest.approx({"key": 0.6, "growth": 0.3, "standard": 0.1})
+    assert generator["rates"]["churn_share"] == 0.3
+    for bad in (["--churn-shape", "abrupt"], ["--segment-mix", "premium=1"], ["--seasonality", "-1"]):
+        failed = _loyalty("generate", "--customers", "3", *bad)
+        assert failed.returncode == 2, (bad, failed.stderr)

@@ -22,7 +22,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     summary = generate(out, customers=args.customers, start=args.start, end=args.end, seed=args.seed,
                        events_per_customer_month=args.events_per_customer_month,
-                       target_events=args.target_events, progress=show_progress)
+                       target_events=args.target_events, churn_share=args.churn_share,
+                       churn_shape=args.churn_shape, seasonality=args.seasonality,
+                       segment_mix=args.segment_mix, progress=show_progress)
     print(f"wrote {summary.touchpoint_lines:,} touchpoint lines ({summary.valid_events:,} valid events, "
           f"{summary.duplicates:,} re-sent duplicates, {summary.late_events:,} late, "
           f"{summary.malformed:,} malformed) and {summary.customer_lines:,} customer lines for "
@@ -54,6 +56,46 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a finite number >= 0")
+    return value
+
+
+def _segment_mix(text: str) -> dict[str, float]:
+    """``key=0.6,growth=0.3,standard=0.1`` -> {"key": 0.6, ...}."""
+    from loyalty_monitor.generator import SEGMENTS
+
+    known = [name for name, _ in SEGMENTS]
+    mix: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, weight = part.partition("=")
+        name = name.strip()
+        if not sep or name not in known:
+            raise argparse.ArgumentTypeError(
+                f"{part.strip()!r}: expected SEGMENT=WEIGHT with SEGMENT one of {', '.join(known)}")
+        try:
+            mix[name] = float(weight)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{weight.strip()!r} is not a number") from None
+        if not mix[name] >= 0 or mix[name] == float("inf"):
+            raise argparse.ArgumentTypeError(f"{name}: the weight must be a finite number >= 0")
+    if sum(mix.values()) <= 0:
+        raise argparse.ArgumentTypeError("at least one weight must be positive")
+    return mix
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="write a realistic, seeded touchpoint history with ground truth",
                        description="Write customers.jsonl, touchpoints.jsonl (send order, with re-sent "
@@ -70,4 +112,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target-events", type=_positive_int, default=None,
                    help="pick the number of customers to give about this many valid events "
                         "(overrides --customers)")
+    p.add_argument("--churn-share", type=_share, default=0.17,
+                   help="share of customers that drift away and churn (default 0.17; e.g. 0.02 for a "
+                        "calm portfolio)")
+    p.add_argument("--churn-shape", choices=("fade", "sudden", "slow", "champion"), default="fade",
+                   help="how churners drift away: fade (default: linear over 45-180 days), sudden (full "
+                        "drift from the first day, orders stop at once; 7-21 days), slow (linear over "
+                        "150-210 days), champion (the champion leaves: reached below decision level at "
+                        "once, executive meetings stop, dialogue falls only to 0.6; 90-180 days)")
+    p.add_argument("--seasonality", type=_non_negative_float, default=1.0,
+                   help="strength of the seasonal dips: 0 none, 1 default (summer, Christmas), above 1 "
+                        "deeper dips plus a quiet August and the week after Easter Monday")
+    p.add_argument("--segment-mix", type=_segment_mix, default=None, metavar="SEG=W,...",
+                   help="segment weights instead of key 0.15, growth 0.30, standard 0.55, e.g. "
+                        "key=0.6,growth=0.3,standard=0.1 (normalised; segments left out get none)")
     p.set_defaults(func=cmd_generate)
