@@ -24,6 +24,7 @@ QUICK_ARGS = {
     "bench_alerting": [],
     "bench_alert_quality": ["--quick"],
     "bench_demo": [],
+    "bench_bgnbd": [],
 }
 
 
