@@ -19,6 +19,8 @@ AREAS = ("dialogue", "stakeholder", "service", "financial", "commercial")
 RULES = ("status_drop", "sharp_health_drop", "dialogue_gap", "dunning_escalation", "open_high_complaint")
 DUNNING_STAGES = ("reminder", "second_reminder", "collection_call", "final_notice")
 SEGMENTS = ("key", "growth", "standard", "unknown")
+#: The streams the drift model knows how to count (dbt_project/macros/drift_streams.sql).
+DRIFT_STREAMS = ("dialogue", "senior", "orders", "friction", "detractors")
 
 
 class ScoringError(ValueError):
@@ -131,8 +133,48 @@ def validate(cfg: Any) -> dict[str, Any]:
     _number(cfg, "alerts.rules.dunning_escalation.min_value_at_stake", 0)
     _number(cfg, "alerts.rules.dunning_escalation.no_caring_days", 1, 3650)
     _number(cfg, "alerts.rules.open_high_complaint.deadline_days", 0, 3650)
+    _validate_drift(cfg)
     _number(cfg, "incremental.landing_overlap_seconds", 0)
     return cfg
+
+
+def _validate_drift(cfg: dict[str, Any]) -> None:
+    """The drift model (``drift``), its risk cases (``risk_cases``) and the reporting currency."""
+    streams = _get(cfg, "drift.streams")
+    if not isinstance(streams, dict) or not streams:
+        raise ScoringError("scoring.yml: 'drift.streams' must name at least one stream")
+    for name in streams:
+        if name not in DRIFT_STREAMS:
+            raise ScoringError(f"scoring.yml: 'drift.streams.{name}' is not a stream the model knows {DRIFT_STREAMS}")
+        ratio = _number(cfg, f"drift.streams.{name}.drifting_rate_ratio", 0.01, 100)
+        if ratio == 1:
+            raise ScoringError(f"scoring.yml: 'drift.streams.{name}.drifting_rate_ratio' = 1 carries no evidence")
+        if not isinstance(streams[name].get("label"), str):
+            raise ScoringError(f"scoring.yml: 'drift.streams.{name}.label' must be words")
+    _number(cfg, "drift.baseline_skip_days", 0, 3650)
+    _number(cfg, "drift.prior_days", 1, 3650)
+    _number(cfg, "drift.segment_window_days", 7, 3650)
+    _number(cfg, "drift.season_pseudo_count", 0)
+    _number(cfg, "drift.max_daily_evidence", 0.01)
+    _number(cfg, "drift.prior_drift_share", 0.0001, 0.5)
+    _number(cfg, "drift.min_rate_per_day", 0)
+    close = _number(cfg, "risk_cases.close_probability", 0.0001, 0.9999)
+    opening = _number(cfg, "risk_cases.open_probability", 0.0001, 0.9999)
+    if close > opening:
+        raise ScoringError("scoring.yml: risk_cases.close_probability must not exceed open_probability")
+    _number(cfg, "risk_cases.high_probability", 0.0001, 1)
+    _number(cfg, "risk_cases.warmup_days", 0, 3650)
+    action = _get(cfg, "risk_cases.suggested_action")
+    if not isinstance(action, str) or not action.strip():
+        raise ScoringError("scoring.yml: 'risk_cases.suggested_action' must be a sentence")
+    currency = _get(cfg, "reporting.currency")
+    rates = _get(cfg, "reporting.rates")
+    if not isinstance(rates, dict) or currency not in rates:
+        raise ScoringError("scoring.yml: 'reporting.rates' must be a mapping that includes reporting.currency")
+    for code in rates:
+        if not (isinstance(code, str) and len(code) == 3 and code.isupper()):
+            raise ScoringError(f"scoring.yml: 'reporting.rates.{code}' is not an ISO 4217 currency code")
+        _number(cfg, f"reporting.rates.{code}", 0.000001)
 
 
 def load_scoring(path: str | Path) -> dict[str, Any]:

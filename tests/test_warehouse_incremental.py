@@ -21,7 +21,8 @@ START, CUT, END = "2026-01-01", dt.date(2026, 6, 20), "2026-07-31"
 # Tables compared: every mart and the incremental customer-day state.
 COMPARED = ("dim_customers", "fct_touchpoints", "fct_dialogue_daily", "fct_customer_health_daily",
             "fct_loyalty_matrix", "fct_sales_platform", "fct_account_manager_activity", "fct_churn_alerts",
-            "int_customer_days", "stg_landing__touchpoints")
+            "fct_churn_risk_cases", "int_customer_days", "int_drift_days", "int_portfolio_days",
+            "stg_landing__touchpoints")
 
 
 def _snapshot(settings) -> dict[str, list[tuple]]:
@@ -46,8 +47,10 @@ def landed(tmp_path_factory):
     split_by_send_order(history.touchpoints, parts / "tp1.jsonl", parts / "tp2.jsonl", "occurred_at", CUT)
     split_by_send_order(history.customers, parts / "cu1.jsonl", parts / "cu2.jsonl", "updated_at", CUT)
     # overlap 0: the two landings are seconds apart, and the point is to exercise the incremental path
+    # risk cases open at a lower probability than the default, so that this small history has some
     settings = warehouse_settings(tmp_path_factory.mktemp("warehouse") / "data",
-                                  incremental={"landing_overlap_seconds": 0})
+                                  incremental={"landing_overlap_seconds": 0},
+                                  risk_cases={"open_probability": 0.3, "close_probability": 0.15})
     return history, parts, settings, tmp_path_factory.mktemp("scratch")
 
 

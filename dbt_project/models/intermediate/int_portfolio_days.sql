@@ -1,0 +1,207 @@
+{#- The portfolio per day and segment: what the drift model judges each customer against.
+      active_customers      customers in scope whose daily series has started
+      n_contacts, n_<stream> the day's touchpoints and stream counts (drift.streams)
+      season_index_milli    the portfolio's seasonal index of the day, in thousandths: its contacts
+                            that day over its usual daily contacts (the trailing year), with
+                            drift.season_pseudo_count pseudo-contacts at the usual level. Weekends,
+                            summer and Christmas come out low, from the data, without a calendar.
+      segment_rate_<stream> the segment's usual rate per customer and portfolio-normal day over the
+                            drift.segment_window_days before the day (the prior of every customer
+                            in the segment); portfolio_rate_<stream> the same over all segments
+      segment_exposure_days the portfolio-normal customer-days behind segment_rate_*
+    Population parameters, frozen once estimated: a day's row is written once, by the first run
+    that reaches it, and never rewritten (full_refresh=false, append-only; days after the as-of
+    date are dropped for backfills). So a full refresh of the customer models and the daily runs
+    judge every day against the same parameters, and erasing a customer later does not re-score
+    everybody else's past (the rows hold counts, no personal data). -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['date_day', 'segment'],
+    full_refresh=false,
+    pre_hook="{{ prune_portfolio_days() }}"
+) }}
+{%- set streams = drift_streams() -%}
+{%- set window = scoring('drift.segment_window_days') | int -%}
+{%- set pseudo = scoring('drift.season_pseudo_count') | float -%}
+{%- set inc = is_incremental() -%}
+{%- set since = portfolio_days_stored_until() if inc else none -%}
+
+with segments as (
+    select
+        bounds.customer_id,
+        bounds.first_day,
+        coalesce(versions.segment, 'unknown') as segment
+    from {{ ref('int_customer_bounds') }} as bounds
+    left join {{ ref('int_customer_versions') }} as versions
+        on versions.customer_id = bounds.customer_id and versions.valid_to = cast('9999-12-31' as date)
+),
+
+segment_list as (
+    select distinct segment from segments
+),
+
+grid as (
+    select calendar.date_day, segment_list.segment
+    from {{ ref('int_calendar') }} as calendar
+    cross join segment_list
+),
+
+arrivals as (
+    select first_day, segment, count(*) as customers
+    from segments
+    group by first_day, segment
+),
+
+active as (
+    -- a running count over the calendar (days x segments: small), then only the new days
+    select
+        grid.date_day,
+        grid.segment,
+        sum(coalesce(arrivals.customers, 0)) over (
+            partition by grid.segment order by grid.date_day rows between unbounded preceding and current row
+        ) as active_customers
+    from grid
+    left join arrivals on arrivals.first_day = grid.date_day and arrivals.segment = grid.segment
+),
+
+events as (
+    select
+        touchpoints.event_date as date_day,
+        segments.segment,
+        count(*) as n_contacts,
+        {% for s in streams -%}
+        {% if s.per_day -%}
+        count(distinct case when {{ s.event_condition }} then touchpoints.customer_id end) as n_{{ s.name }}
+        {%- else -%}
+        sum(case when {{ s.event_condition }} then 1 else 0 end) as n_{{ s.name }}
+        {%- endif %}{{ ',' if not loop.last }}
+        {% endfor %}
+    from {{ ref('fct_touchpoints') }} as touchpoints
+    inner join segments on segments.customer_id = touchpoints.customer_id
+    where touchpoints.event_date <= {{ as_of_date_literal() }}
+    {%- if since is not none %}
+      and touchpoints.event_date > {{ since }}
+    {%- endif %}
+    group by touchpoints.event_date, segments.segment
+),
+
+new_days as (
+    select
+        active.date_day,
+        active.segment,
+        active.active_customers,
+        coalesce(events.n_contacts, 0) as n_contacts,
+        {% for s in streams -%}
+        coalesce(events.n_{{ s.name }}, 0) as n_{{ s.name }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from active
+    left join events on events.date_day = active.date_day and events.segment = active.segment
+    where active.date_day <= {{ as_of_date_literal() }}
+    {%- if since is not none %}
+      and active.date_day > {{ since }}
+    {%- endif %}
+),
+
+known_days as (
+    -- the new days and, on a daily run, the stored days their trailing windows read
+    select date_day, segment, active_customers, n_contacts,
+           {% for s in streams %}n_{{ s.name }}, {% endfor %}1 as is_new
+    from new_days
+    {%- if since is not none %}
+    union all
+    select date_day, segment, active_customers, n_contacts,
+           {% for s in streams %}n_{{ s.name }}, {% endfor %}0 as is_new
+    from {{ this }}
+    where date_day >= {{ add_days(since, -(window + 1)) }}
+    {%- endif %}
+),
+
+portfolio as (
+    select
+        date_day,
+        sum(active_customers) as active_customers,
+        sum(n_contacts) as n_contacts
+    from known_days
+    group by date_day
+),
+
+seasons as (
+    select
+        date_day,
+        -- the usual contacts per customer-day over the trailing year (the day itself excluded)
+        {{ safe_ratio(
+            'sum(n_contacts) over (order by date_day rows between ' ~ window ~ ' preceding and 1 preceding)',
+            'sum(active_customers) over (order by date_day rows between ' ~ window ~ ' preceding and 1 preceding)') }} as usual_contacts_per_customer,
+        n_contacts,
+        active_customers
+    from portfolio
+),
+
+indexed as (
+    select
+        known_days.*,
+        case
+            when seasons.usual_contacts_per_customer is null or seasons.usual_contacts_per_customer = 0 then 1000
+            else {{ milli('(seasons.n_contacts + ' ~ pseudo ~ ') / (seasons.active_customers * seasons.usual_contacts_per_customer + ' ~ pseudo ~ ')') }}
+        end as season_index_milli
+    from known_days
+    inner join seasons on seasons.date_day = known_days.date_day
+),
+
+exposed as (
+    select
+        indexed.*,
+        cast(active_customers as {{ type_double() }}) * season_index_milli / 1000.0 as exposure_days
+    from indexed
+),
+
+portfolio_exposed as (
+    select
+        date_day,
+        sum(exposure_days) as exposure_days,
+        {% for s in streams -%}
+        sum(n_{{ s.name }}) as n_{{ s.name }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from exposed
+    group by date_day
+),
+
+portfolio_rates as (
+    select
+        date_day,
+        {% for s in streams -%}
+        {{ safe_ratio('sum(n_' ~ s.name ~ ') over trailing_window', 'sum(exposure_days) over trailing_window') }} as portfolio_rate_{{ s.name }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from portfolio_exposed
+    window trailing_window as (order by date_day rows between {{ window }} preceding and 1 preceding)
+),
+
+segment_rates as (
+    select
+        exposed.*,
+        sum(exposure_days) over trailing_window as segment_exposure_days,
+        {% for s in streams -%}
+        {{ safe_ratio('sum(n_' ~ s.name ~ ') over trailing_window', 'sum(exposure_days) over trailing_window') }} as segment_rate_{{ s.name }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from exposed
+    window trailing_window as (partition by segment order by date_day rows between {{ window }} preceding and 1 preceding)
+)
+
+select
+    segment_rates.date_day,
+    segment_rates.segment,
+    segment_rates.active_customers,
+    segment_rates.n_contacts,
+    {% for s in streams -%}
+    segment_rates.n_{{ s.name }},
+    {% endfor -%}
+    segment_rates.season_index_milli,
+    coalesce(segment_rates.segment_exposure_days, 0) as segment_exposure_days,
+    {% for s in streams -%}
+    segment_rates.segment_rate_{{ s.name }},
+    portfolio_rates.portfolio_rate_{{ s.name }}{{ ',' if not loop.last }}
+    {% endfor %}
+from segment_rates
+inner join portfolio_rates on portfolio_rates.date_day = segment_rates.date_day
+where segment_rates.is_new = 1

@@ -1,0 +1,164 @@
+{#- One row per churn-risk case: a customer whose probability of drifting toward churn
+    (int_drift_days) reached risk_cases.open_probability. A case stays open while the probability
+    stays at or above risk_cases.close_probability; the day it falls below, the customer has
+    recovered and the case is closed; only then can a new case open for the same customer.
+    drivers: the streams that moved the probability most since the evidence started to build
+    (the CUSUM's last zero), in words, with the customer's own usual values. reasons: the
+    scorecard rules that also held on the opening day (status drop, sharp health drop, dialogue
+    gap). Values at stake in the customer's currency and in the reporting currency
+    (config/scoring.yml `reporting`); expected_value_at_risk = probability x value at stake. -#}
+{%- set rc = scoring('risk_cases') -%}
+{%- set streams = drift_streams() -%}
+{%- set rates = scoring('reporting.rates') -%}
+{%- set rules = scoring('alerts.rules') -%}
+{%- set reason_rules = [('status_drop', 'health fell below its own norm'),
+                        ('sharp_health_drop', 'health dropped sharply'),
+                        ('dialogue_gap', 'far outside its usual dialogue rhythm')] -%}
+
+with elevated as (
+    select
+        drift.customer_id,
+        drift.as_of_date,
+        drift.drift_probability,
+        drift.observed_days,
+        lag(drift.as_of_date) over (partition by drift.customer_id order by drift.as_of_date) as previous_day
+    from {{ ref('int_drift_days') }} as drift
+    where drift.drift_probability >= {{ rc['close_probability'] }}
+),
+
+runs as (
+    -- consecutive elevated days; a day below close_probability ends the run
+    select
+        elevated.*,
+        sum(case when previous_day is null or {{ days_between('previous_day', 'as_of_date') }} > 1 then 1 else 0 end)
+            over (partition by customer_id order by as_of_date rows between unbounded preceding and current row) as run_number
+    from elevated
+),
+
+opened as (
+    select customer_id, run_number, min(as_of_date) as opened_on
+    from runs
+    where drift_probability >= {{ rc['open_probability'] }} and observed_days >= {{ rc['warmup_days'] | int }}
+    group by customer_id, run_number
+),
+
+spans as (
+    select customer_id, run_number, max(as_of_date) as last_elevated_day, max(drift_probability) as peak_probability
+    from runs
+    group by customer_id, run_number
+),
+
+cases as (
+    select
+        opened.customer_id,
+        opened.opened_on,
+        spans.last_elevated_day,
+        spans.peak_probability
+    from opened
+    inner join spans on spans.customer_id = opened.customer_id and spans.run_number = opened.run_number
+),
+
+at_open as (
+    select
+        cases.*,
+        drift.drift_probability,
+        drift.segment,
+        {% for s in streams -%}
+        drift.since_restart_milli_{{ s.name }},
+        drift.usual_rate_{{ s.name }},
+        {{ stream_count(s, 'days') }} - coalesce({{ stream_count(s, 'back') }}, 0) as n90_{{ s.name }},
+        {% endfor -%}
+        {{ days_between('days.last_dialogue_date', 'cases.opened_on') }} as days_since_dialogue,
+        {{ days_between('days.last_order_date', 'cases.opened_on') }} as days_since_order
+    from cases
+    inner join {{ ref('int_drift_days') }} as drift
+        on drift.customer_id = cases.customer_id and drift.as_of_date = cases.opened_on
+    inner join {{ ref('int_customer_days') }} as days
+        on days.customer_id = cases.customer_id and days.as_of_date = cases.opened_on
+    left join {{ ref('int_customer_days') }} as back
+        on back.customer_id = cases.customer_id and back.as_of_date = {{ add_days('cases.opened_on', -90) }}
+),
+
+ranked as (
+    -- the streams ranked within the row by what they added to the evidence (ties in config order)
+    select
+        at_open.*,
+        {% for s in streams -%}
+        {%- set outer = loop -%}
+        case when since_restart_milli_{{ s.name }} > 0 then 1
+            {% for other in streams if other.name != s.name -%}
+            + case when since_restart_milli_{{ other.name }} > 0
+                    and (since_restart_milli_{{ other.name }} > since_restart_milli_{{ s.name }}
+                         {%- if streams.index(other) < outer.index0 %} or since_restart_milli_{{ other.name }} = since_restart_milli_{{ s.name }}{% endif %})
+                   then 1 else 0 end
+            {% endfor -%}
+        end as rank_{{ s.name }},
+        {% endfor -%}
+        {% for s in streams -%}
+        {{ sql_string(s.label) }} || ': ' || {{ int_text('n90_' ~ s.name) }} || ' in the last 90 days, usually '
+            || {{ as_text(round_to('usual_rate_' ~ s.name ~ ' * 90', 1)) }}
+            {%- if s.name == 'dialogue' %}
+            || coalesce(', the last one ' || {{ as_text('days_since_dialogue') }} || ' days ago', ', none yet')
+            {%- elif s.name == 'orders' %}
+            || coalesce(', the last one ' || {{ as_text('days_since_order') }} || ' days ago', ', none yet')
+            {%- endif %} as driver_{{ s.name }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from at_open
+),
+
+worded as (
+    select
+        ranked.*,
+        {% for k in [1, 2, 3] -%}
+        case
+            {% for s in streams -%}
+            when rank_{{ s.name }} = {{ k }} then driver_{{ s.name }}
+            {% endfor -%}
+        end as driver_{{ k }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from ranked
+),
+
+reasoned as (
+    select
+        worded.*,
+        coalesce('; ' || driver_1, '') || coalesce('; ' || driver_2, '') || coalesce('; ' || driver_3, '') as driver_list,
+        ''
+        {%- for rule, words in reason_rules %}
+        || case when flags.{{ rule }} then '; {{ words }}' else '' end
+        {%- endfor %} as reason_list
+    from worded
+    left join {{ ref('int_alert_flags') }} as flags
+        on flags.customer_id = worded.customer_id and flags.as_of_date = worded.opened_on
+)
+
+select
+    {{ dbt.hash("reasoned.customer_id || '|churn_risk|' || " ~ as_text('reasoned.opened_on')) }} as case_id,
+    reasoned.customer_id,
+    customers.customer_name,
+    customers.account_manager_id,
+    customers.account_manager_name,
+    customers.account_manager_email,
+    reasoned.opened_on,
+    case when reasoned.last_elevated_day < {{ as_of_date_literal() }} then {{ add_days('reasoned.last_elevated_day', 1) }} end as closed_on,
+    case when reasoned.last_elevated_day < {{ as_of_date_literal() }} then 'closed' else 'open' end as case_status,
+    cast(reasoned.drift_probability as {{ type_double() }}) as probability_at_open,
+    cast(reasoned.peak_probability as {{ type_double() }}) as peak_probability,
+    case when reasoned.drift_probability >= {{ rc['high_probability'] }} then 'high' else 'medium' end as severity,
+    case when reasoned.driver_list <> '' then substr(reasoned.driver_list, 3) end as drivers,
+    case when reasoned.reason_list <> '' then substr(reasoned.reason_list, 3) end as reasons,
+    {{ sql_string(rc['suggested_action']) }} as suggested_action,
+    health.health_score,
+    health.status,
+    cast(health.value_at_stake as {{ type_double() }}) as value_at_stake,
+    coalesce(health.currency, customers.currency) as currency,
+    cast(health.value_at_stake * {{ reporting_rate('coalesce(health.currency, customers.currency)') }} as {{ type_double() }}) as value_at_stake_reporting,
+    {{ sql_string(scoring('reporting.currency')) }} as reporting_currency,
+    cast(reasoned.drift_probability * health.value_at_stake * {{ reporting_rate('coalesce(health.currency, customers.currency)') }} as {{ type_double() }}) as expected_value_at_risk,
+    coalesce(reasoned.segment, health.segment) as segment,
+    {{ days_between('reasoned.opened_on', 'reasoned.last_elevated_day') }} + 1 as case_days
+from reasoned
+inner join {{ ref('fct_customer_health_daily') }} as health
+    on health.customer_id = reasoned.customer_id and health.as_of_date = reasoned.opened_on
+inner join {{ ref('dim_customers') }} as customers
+    on customers.customer_id = reasoned.customer_id
