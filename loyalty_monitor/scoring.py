@@ -20,7 +20,7 @@ RULES = ("status_drop", "sharp_health_drop", "dialogue_gap", "dunning_escalation
 DUNNING_STAGES = ("reminder", "second_reminder", "collection_call", "final_notice")
 SEGMENTS = ("key", "growth", "standard", "unknown")
 #: The streams the drift model knows how to count (dbt_project/macros/drift_streams.sql).
-DRIFT_STREAMS = ("dialogue", "senior", "orders", "friction", "detractors")
+DRIFT_STREAMS = ("dialogue", "senior", "orders", "friction", "detractors", "promoters")
 
 
 class ScoringError(ValueError):
@@ -163,6 +163,7 @@ def _validate_drift(cfg: dict[str, Any]) -> None:
     if close > opening:
         raise ScoringError("scoring.yml: risk_cases.close_probability must not exceed open_probability")
     _number(cfg, "risk_cases.high_probability", 0.0001, 1)
+    _number(cfg, "risk_cases.min_driver_evidence", 0)
     _number(cfg, "risk_cases.warmup_days", 0, 3650)
     action = _get(cfg, "risk_cases.suggested_action")
     if not isinstance(action, str) or not action.strip():

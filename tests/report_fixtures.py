@@ -39,7 +39,9 @@ def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, se
         customer_name varchar, account_manager_id varchar, account_manager_name varchar,
         account_manager_email varchar, rule varchar, severity varchar, alert_date date,
         episode_end_date date, health_score double, status varchar, drivers varchar,
-        suggested_action varchar, value_at_stake double, currency varchar, segment varchar)""")
+        suggested_action varchar, value_at_stake double, currency varchar, segment varchar,
+        alert_kind varchar, probability double, value_at_stake_reporting double, reporting_currency varchar,
+        expected_value_at_risk double, reasons varchar)""")
     con.execute("""create table published.fct_touchpoints (event_id varchar, customer_id varchar,
         occurred_at timestamptz, event_date date, event_type varchar, department varchar, direction varchar,
         note varchar, is_two_way_dialogue boolean, contact_kind varchar)""")
@@ -98,10 +100,11 @@ def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, se
                 quadrant)
         if churns:
             alert_day = start + dt.timedelta(days=days // 2 + rng.randint(5, 50))
-            add("published.fct_churn_alerts", f"A-{cid}", cid, name, *am, "status_drop",
+            add("published.fct_churn_alerts", f"A-{cid}", cid, name, *am, "churn_risk",
                 rng.choice(["high", "medium"]), alert_day, None, 35.0, "red",
-                "no two-way dialogue for 74 days, usually every 21; unresolved high-severity complaint",
-                "call the decision maker this week", potential, "EUR", segment)
+                "two-way dialogue: 1 in the last 90 days, usually 9.4, the last one 74 days ago",
+                "call the decision maker this week", potential, "EUR", segment, "risk_case", 0.8, potential,
+                "EUR", 0.8 * potential, "health fell below its own norm")
     for seg in SEGMENTS:
         for country, share in (("DK", 0.6), ("PL", 0.4)):
             n = round(customers / 3 * share)

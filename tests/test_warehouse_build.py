@@ -53,7 +53,7 @@ def test_build_runs_unit_tests_and_data_tests(built):
     assert result.success
     assert len(kinds["unit_test"]) >= 7 and set(kinds["unit_test"]) == {"pass"}
     assert len(kinds["test"]) >= 100 and set(kinds["test"]) == {"pass"}
-    assert len(kinds["model"]) == 19 and set(kinds["model"]) == {"success"}
+    assert len(kinds["model"]) == 22 and set(kinds["model"]) == {"success"}
 
 
 def test_churners_health_declines_before_their_churn_date(con, history):

@@ -32,6 +32,9 @@
   {%- for d in departments -%}{%- do counts.append(('dept_' ~ d, "department = '" ~ d ~ "'")) -%}{%- endfor -%}
   {%- for r in roles -%}{%- do counts.append(('role_' ~ r, "is_two_way_dialogue and contact_role = '" ~ r ~ "'")) -%}{%- endfor -%}
   {%- for s in stages -%}{%- do counts.append(('dunning_' ~ s, "event_type = 'dunning_contact' and dunning_stage = '" ~ s ~ "'")) -%}{%- endfor -%}
+  {#- the drift model's streams (macros/drift_streams.sql), every one it knows, so that switching
+      one on in config/scoring.yml needs no new column -#}
+  {%- for name, condition in drift_stream_conditions().items() -%}{%- do counts.append(('drift_' ~ name, condition)) -%}{%- endfor -%}
   {#- money is summed as exact decimals, so running totals do not depend on summation order -#}
   {%- set sums = [('order_amount', "cast(case when event_type = 'order' then coalesce(amount, 0) else 0 end as " ~ dbt.type_numeric() ~ ")")] -%}
   {%- set last_dates = [

@@ -1,30 +1,34 @@
-{#- The streams of the drift model (config/scoring.yml `drift.streams`), one place for the models
-    that count them:
-      columns          the int_customer_days running counts (cum_*) whose sum is the stream's
-                       running count (stream_count(s, alias) writes the sum)
-      event_condition  which fct_touchpoints rows belong to it (the portfolio's daily totals)
-      per_day          true when the stream counts days (at most one per customer-day), not events
-    Dialogue counts days with a two-way dialogue (several calls on one day are one conversation);
-    the others count events. -#}
+{#- The streams of the drift model (config/scoring.yml `drift.streams`): one place for the models
+    that count them (int_customer_days per customer, int_portfolio_days per segment). -#}
+
+{% macro drift_stream_conditions() -%}
+  {#- Every stream the model can watch, as a condition on fct_touchpoints. The streams are
+      disjoint (no touchpoint is in two of them), so that the evidence of each adds up without
+      counting one touch twice: a collection call is friction, not dialogue; dialogue with an
+      executive or decision maker is senior, not dialogue. int_customer_days keeps a running count
+      cum_drift_<name> of each (macros/customer_day_measures.sql). -#}
+  {%- set senior_roles = "('executive', 'decision_maker')" -%}
+  {{ return({
+    'dialogue': "is_two_way_dialogue and contact_kind <> 'friction' and coalesce(contact_role, 'other') not in " ~ senior_roles,
+    'senior': "is_two_way_dialogue and contact_kind <> 'friction' and contact_role in " ~ senior_roles,
+    'orders': "event_type = 'order'",
+    'friction': "contact_kind = 'friction'",
+    'detractors': "event_type = 'survey_response' and nps_score <= " ~ scoring('loyalty.detractor_max'),
+    'promoters': "event_type = 'survey_response' and nps_score >= " ~ scoring('loyalty.promoter_min'),
+  }) }}
+{%- endmacro %}
 
 {% macro drift_streams() -%}
-  {%- set defined = {
-    'dialogue': {'columns': ['cum_dialogue_days'], 'event_condition': 'is_two_way_dialogue', 'per_day': true},
-    'senior': {'columns': ['cum_role_executive', 'cum_role_decision_maker'],
-               'event_condition': "is_two_way_dialogue and contact_role in ('executive', 'decision_maker')", 'per_day': false},
-    'orders': {'columns': ['cum_orders'], 'event_condition': "event_type = 'order'", 'per_day': false},
-    'friction': {'columns': ['cum_friction'], 'event_condition': "contact_kind = 'friction'", 'per_day': false},
-    'detractors': {'columns': ['cum_detractors'],
-                   'event_condition': "event_type = 'survey_response' and nps_score <= " ~ scoring('loyalty.detractor_max'),
-                   'per_day': false},
-  } -%}
+  {#- The streams config/scoring.yml `drift.streams` switches on, in its order, each with its
+      condition, drifting_rate_ratio and label. -#}
+  {%- set defined = drift_stream_conditions() -%}
   {%- set streams = [] -%}
   {%- for name, spec in scoring('drift.streams').items() -%}
     {%- if name not in defined -%}
       {{ exceptions.raise_compiler_error("config/scoring.yml drift.streams." ~ name ~ ": unknown stream (known: " ~ defined.keys() | join(', ') ~ ")") }}
     {%- endif -%}
-    {%- do streams.append(dict(defined[name], name=name, ratio=spec['drifting_rate_ratio'] | float,
-                               label=spec['label'])) -%}
+    {%- do streams.append({'name': name, 'event_condition': defined[name], 'ratio': spec['drifting_rate_ratio'] | float,
+                           'label': spec['label']}) -%}
   {%- endfor -%}
   {{ return(streams) }}
 {%- endmacro %}
@@ -57,20 +61,12 @@
 
 {% macro stream_evidence(s) -%}
   {#- The day's log-likelihood ratio of "drifting" (rate x drifting_rate_ratio) against "as usual"
-      for stream `s`, from n_<s> and expected_<s>. Event streams are Poisson:
-      n ln(ratio) + (1 - ratio) expected. A day stream (dialogue days) is Bernoulli with
-      P(day) = 1 - exp(-expected): a quiet day adds (1 - ratio) expected, a dialogue day
-      ln((1 - exp(-ratio expected)) / (1 - exp(-expected))). -#}
+      for stream `s`, Poisson in n_<s> with mean expected_<s>: n ln(ratio) + (1 - ratio) expected.
+      A quiet day adds (1 - ratio) expected for a fading stream; each event of a growing stream
+      adds ln(ratio) less what was expected anyway. -#}
   {%- set rho = s.ratio -%}
-  {%- set n = 'n_' ~ s.name -%}
-  {%- set e = 'expected_' ~ s.name -%}
-  {%- if s.per_day -%}
-  (case when {{ e }} <= 0 then 0
-        when {{ n }} > 0 then ln((1 - exp(-{{ rho }} * {{ e }})) / (1 - exp(-{{ e }})))
-        else {{ 1 - rho }} * {{ e }} end)
-  {%- else -%}
-  (case when {{ e }} <= 0 then 0 else {{ n }} * ln({{ rho }}) + {{ 1 - rho }} * {{ e }} end)
-  {%- endif -%}
+  (case when expected_{{ s.name }} <= 0 then 0
+        else n_{{ s.name }} * ln({{ rho }}) + {{ 1 - rho }} * expected_{{ s.name }} end)
 {%- endmacro %}
 
 {% macro reporting_rate(currency_expr) -%}
@@ -85,5 +81,12 @@
 
 {% macro stream_count(s, alias) -%}
   {#- the running count of stream `s` on the int_customer_days row `alias` -#}
-  ({% for column in s.columns %}{{ alias }}.{{ column }}{{ ' + ' if not loop.last }}{% endfor %})
+  {{ alias }}.cum_drift_{{ s.name }}
+{%- endmacro %}
+
+{% macro action_needed_rules() -%}
+  {#- The alert rules that state facts needing action now (not churn predictions), enabled in
+      config/scoring.yml. -#}
+  {%- set rules = scoring('alerts.rules') -%}
+  {{ return(['dunning_escalation', 'open_high_complaint'] | select('in', rules.keys() | list) | list) }}
 {%- endmacro %}

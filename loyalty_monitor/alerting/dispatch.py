@@ -4,7 +4,8 @@ Rules (docs/design.md "Alerts", docs/operations.md):
 - alerts whose ``alert_date`` lies in ``(as_of - dispatch_window_days, as_of]`` are due; older ones
   that were never handled are recorded ``expired`` (a backfill does not flood anyone with old news);
 - at most ``alerts.max_per_manager_per_week`` alerts per account manager and ISO week of the alert
-  date are admitted, highest ``value_at_stake`` first; the rest are recorded ``capped``;
+  date are admitted, highest expected value at risk first (probability x value at stake in the
+  reporting currency, ``messages.rank_key``); the rest are recorded ``capped``;
 - each admitted alert is delivered at least once per channel, with retries and exponential backoff
   inside one dispatch; ``ops.alert_state`` (alert_id + channel) makes reruns send nothing twice.
 """
@@ -21,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 from loyalty_monitor.alerting import state as alert_state
 from loyalty_monitor.alerting.channels import Channel, DeliveryError, build_channels
-from loyalty_monitor.alerting.messages import ALERT_COLUMNS, Message, render_alerts, render_notice
+from loyalty_monitor.alerting.messages import ALERT_COLUMNS, Message, rank_key, render_alerts, render_notice
 from loyalty_monitor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ def _admit(due: list[dict[str, Any]], rows: dict[tuple[str, str], alert_state.St
             continue
         else:
             fresh.append(alert)
-    for alert in sorted(fresh, key=lambda a: (-(a.get("value_at_stake") or 0.0), a["alert_id"])):
+    for alert in sorted(fresh, key=lambda a: (-rank_key(a), a["alert_id"])):
         bucket = used[(_manager_key(alert), _week(alert.get("alert_date")))]
         if len(bucket) < cap:
             bucket.add(alert["alert_id"])

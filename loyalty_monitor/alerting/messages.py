@@ -19,7 +19,45 @@ ALERT_COLUMNS = (
     "alert_id", "customer_id", "customer_name", "account_manager_id", "account_manager_name",
     "account_manager_email", "rule", "severity", "alert_date", "episode_end_date", "health_score",
     "status", "drivers", "suggested_action", "value_at_stake", "currency", "segment",
+    "alert_kind", "probability", "value_at_stake_reporting", "reporting_currency", "expected_value_at_risk",
+    "reasons",
 )
+
+
+def rank_key(alert: Mapping[str, Any]) -> float:
+    """What an alert is worth acting on: its expected value at risk (probability x value at stake in
+    the reporting currency); the value at stake where that is unknown."""
+    for key in ("expected_value_at_risk", "value_at_stake"):
+        value = alert.get(key)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        if number == number:
+            return number
+    return 0.0
+
+
+def at_stake(alert: Mapping[str, Any]) -> str:
+    """The value at stake in the customer's currency, and in the reporting currency where it differs."""
+    original = format_money(alert.get("value_at_stake"), alert.get("currency"))
+    reporting = alert.get("reporting_currency")
+    if reporting and reporting != alert.get("currency") and alert.get("value_at_stake_reporting") is not None:
+        return f"{original} ({format_money(alert.get('value_at_stake_reporting'), reporting)})"
+    return original
+
+
+def risk_words(alert: Mapping[str, Any]) -> str:
+    """The risk in the account manager's words: a churn-risk case says how likely the drift is; a
+    fact says that action is needed."""
+    if alert.get("alert_kind") == "action_needed":
+        return f"action needed ({_s(alert.get('severity'), '?')} severity)"
+    probability = alert.get("probability")
+    try:
+        share = f"{float(probability):.0%} likely drifting toward churn"
+    except (TypeError, ValueError):
+        share = "may be drifting toward churn"
+    return f"{share} ({_s(alert.get('severity'), '?')} severity)"
 
 
 @dataclass
@@ -84,12 +122,13 @@ def _alert_lines(alert: Mapping[str, Any]) -> list[str]:
     return [
         f"Customer: {_s(alert.get('customer_name'), '?')} ({_s(alert.get('customer_id'))}), "
         f"segment {_s(alert.get('segment'), 'unknown')}",
-        f"Risk: {_s(alert.get('severity'), '?')} severity, health {_s(alert.get('health_score'), '?')}/100 "
-        f"({_s(alert.get('status'), '?')}), rule {_s(alert.get('rule'), '?')}, since {_s(alert.get('alert_date'))}",
+        f"Risk: {risk_words(alert)}, health {_s(alert.get('health_score'), '?')}/100 "
+        f"({_s(alert.get('status'), '?')}), since {_s(alert.get('alert_date'))}",
         "Why:",
         *[f"  - {d}" for d in drivers],
+        *([f"Also: {_s(alert.get('reasons'))}"] if alert.get("reasons") else []),
         f"What to do next: {_s(alert.get('suggested_action'), 'talk to the customer')}",
-        f"At stake: {format_money(alert.get('value_at_stake'), alert.get('currency'))}",
+        f"At stake: {at_stake(alert)}",
         f"Alert id: {_s(alert.get('alert_id'))}",
     ]
 
@@ -102,12 +141,13 @@ def _alert_html(alert: Mapping[str, Any]) -> str:
         f'<div class="alert" style="border-left:4px solid #c0392b;padding:4px 12px;margin:12px 0">'
         f"<h3>{e(_s(alert.get('customer_name'), '?'))} "
         f"<small>({e(_s(alert.get('customer_id')))}, {e(_s(alert.get('segment'), 'unknown'))})</small></h3>"
-        f"<p><b>Risk:</b> {e(_s(alert.get('severity'), '?'))} severity, health "
+        f"<p><b>Risk:</b> {e(risk_words(alert))}, health "
         f"{e(_s(alert.get('health_score'), '?'))}/100 ({e(_s(alert.get('status'), '?'))}), "
-        f"rule {e(_s(alert.get('rule'), '?'))}, since {e(_s(alert.get('alert_date')))}</p>"
+        f"since {e(_s(alert.get('alert_date')))}</p>"
         f"<p><b>Why:</b></p><ul>{items}</ul>"
+        + (f"<p><b>Also:</b> {e(_s(alert.get('reasons')))}</p>" if alert.get("reasons") else "") +
         f"<p><b>What to do next:</b> {e(_s(alert.get('suggested_action'), 'talk to the customer'))}</p>"
-        f"<p><b>At stake:</b> {e(format_money(alert.get('value_at_stake'), alert.get('currency')))}</p>"
+        f"<p><b>At stake:</b> {e(at_stake(alert))}</p>"
         f"<p style=\"color:#888\">Alert id: {e(_s(alert.get('alert_id')))}</p></div>"
     )
 
@@ -122,12 +162,13 @@ def render_alerts(alerts: list[Mapping[str, Any]], key: str) -> Message:
     """One message to one account manager about one alert or (digest) several, highest value first."""
     if not alerts:
         raise ValueError("render_alerts needs at least one alert")
-    alerts = sorted(alerts, key=lambda a: -(float(a.get("value_at_stake") or 0)))
+    alerts = sorted(alerts, key=lambda a: -rank_key(a))
     first = alerts[0]
     manager = _s(first.get("account_manager_name"), "account manager")
     email = _s(first.get("account_manager_email")).strip()
     if len(alerts) == 1:
-        subject = (f"[{PRODUCT}] {_s(first.get('severity'), '?')} churn risk: "
+        what = "action needed" if first.get("alert_kind") == "action_needed" else "churn risk"
+        subject = (f"[{PRODUCT}] {_s(first.get('severity'), '?')} {what}: "
                    f"{_s(first.get('customer_name'), '?')} - "
                    f"{format_money(first.get('value_at_stake'), first.get('currency'))} at stake")
     else:
@@ -145,7 +186,7 @@ def render_alerts(alerts: list[Mapping[str, Any]], key: str) -> Message:
         slack_lines.append(slack_escape(
             f"- {_s(alert.get('customer_name'), '?')}: {'; '.join(drivers_list(alert.get('drivers')))}. "
             f"Next: {_s(alert.get('suggested_action'), 'talk to the customer')}. "
-            f"At stake: {format_money(alert.get('value_at_stake'), alert.get('currency'))}."))
+            f"At stake: {at_stake(alert)}."))
     payload = {
         "kind": "churn_alert",
         "idempotency_key": key,

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "loyalty_monitor.cli.warehouse",
     "loyalty_monitor.cli.quality",
     "loyalty_monitor.cli.pipeline",
+    "loyalty_monitor.cli.explain",
 ]
 
 

@@ -1,15 +1,18 @@
-{#- Every customer-day on which a churn-alert rule holds: one row per customer, day and rule
-    (the flags of int_alert_flags, unpivoted), after the warm-up. -#}
+{#- Every customer-day on which an "action needed" rule holds: facts, not predictions (an
+    unresolved high-severity complaint past its deadline; dunning escalation on a valuable customer
+    without caring contact). One row per customer, day and rule (the flags of int_alert_flags,
+    unpivoted), after the warm-up. The scorecard rules (status_drop, sharp_health_drop,
+    dialogue_gap) raise no alerts of their own: they are reasons inside a churn-risk case
+    (fct_churn_risk_cases), whose opening the drift model decides. -#}
 {%- set rules = scoring('alerts.rules') %}
 
-{% for rule in ['status_drop', 'sharp_health_drop', 'dialogue_gap', 'dunning_escalation', 'open_high_complaint'] -%}
+{% for rule in action_needed_rules() -%}
 select
     customer_id,
     as_of_date,
     '{{ rule }}' as rule,
-    {% if rule == 'status_drop' %}status_drop_severity{% else %}'{{ rules[rule]['severity'] }}'{% endif %} as severity,
-    case {% if rule == 'status_drop' %}status_drop_severity{% else %}'{{ rules[rule]['severity'] }}'{% endif %}
-        when 'high' then 3 when 'medium' then 2 else 1 end as severity_rank
+    '{{ rules[rule]['severity'] }}' as severity,
+    case '{{ rules[rule]['severity'] }}' when 'high' then 3 when 'medium' then 2 else 1 end as severity_rank
 from {{ ref('int_alert_flags') }}
 where past_warmup and {{ rule }}
 {{ 'union all' if not loop.last }}

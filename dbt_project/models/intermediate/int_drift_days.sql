@@ -269,8 +269,16 @@ attributed as (
             when restarts.restart_count = 0 then 0
             {% endif -%}
             else first_value(restarts.cum_evidence_milli_{{ s.name }}) over excursion
-        end as since_restart_milli_{{ s.name }}{{ ',' if not loop.last }}
-        {% endfor %}
+        end as since_restart_milli_{{ s.name }},
+        {% endfor -%}
+        case
+            {% if inc -%}
+            when restarts.restart_count = coalesce(base.restart_count, 0) then base.restart_date
+            {% else -%}
+            when restarts.restart_count = 0 then null
+            {% endif -%}
+            else first_value(restarts.as_of_date) over excursion
+        end as restart_date
     from restarts
     {% if inc -%}
     left join base on base.customer_id = restarts.customer_id
@@ -301,6 +309,7 @@ select
     attributed.floor_evidence_milli,
     attributed.cum_evidence_milli - attributed.floor_evidence_milli as evidence_milli,
     attributed.restart_count,
+    attributed.restart_date,
     cast(1.0 / (1.0 + exp(-((attributed.cum_evidence_milli - attributed.floor_evidence_milli) / 1000.0 + ln({{ share }} / (1 - {{ share }}))))) as {{ type_double() }}) as drift_probability,
     attributed.inputs_landed_at
 from attributed

@@ -71,11 +71,7 @@ events as (
         segments.segment,
         count(*) as n_contacts,
         {% for s in streams -%}
-        {% if s.per_day -%}
-        count(distinct case when {{ s.event_condition }} then touchpoints.customer_id end) as n_{{ s.name }}
-        {%- else -%}
-        sum(case when {{ s.event_condition }} then 1 else 0 end) as n_{{ s.name }}
-        {%- endif %}{{ ',' if not loop.last }}
+        sum(case when {{ s.event_condition }} then 1 else 0 end) as n_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor %}
     from {{ ref('fct_touchpoints') }} as touchpoints
     inner join segments on segments.customer_id = touchpoints.customer_id

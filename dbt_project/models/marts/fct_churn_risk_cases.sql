@@ -10,6 +10,7 @@
 {%- set rc = scoring('risk_cases') -%}
 {%- set streams = drift_streams() -%}
 {%- set rates = scoring('reporting.rates') -%}
+{%- set min_driver = (rc['min_driver_evidence'] * 1000) | int -%}
 {%- set rules = scoring('alerts.rules') -%}
 {%- set reason_rules = [('status_drop', 'health fell below its own norm'),
                         ('sharp_health_drop', 'health dropped sharply'),
@@ -59,24 +60,30 @@ cases as (
 ),
 
 at_open as (
+    -- the opening day, and the day the evidence started to build (the CUSUM's last zero before it)
     select
         cases.*,
         drift.drift_probability,
         drift.segment,
+        coalesce(drift.restart_date, {{ add_days('bounds.first_day', -1) }}) as building_since,
         {% for s in streams -%}
         drift.since_restart_milli_{{ s.name }},
         drift.usual_rate_{{ s.name }},
-        {{ stream_count(s, 'days') }} - coalesce({{ stream_count(s, 'back') }}, 0) as n90_{{ s.name }},
+        {{ stream_count(s, 'days') }} - coalesce({{ stream_count(s, 'restart_days') }}, 0) as seen_{{ s.name }},
+        drift.usual_rate_{{ s.name }} * (drift.cum_exposure_milli - coalesce(restart_drift.cum_exposure_milli, 0)) / 1000.0 as expected_{{ s.name }},
         {% endfor -%}
         {{ days_between('days.last_dialogue_date', 'cases.opened_on') }} as days_since_dialogue,
         {{ days_between('days.last_order_date', 'cases.opened_on') }} as days_since_order
     from cases
     inner join {{ ref('int_drift_days') }} as drift
         on drift.customer_id = cases.customer_id and drift.as_of_date = cases.opened_on
+    inner join {{ ref('int_customer_bounds') }} as bounds on bounds.customer_id = cases.customer_id
     inner join {{ ref('int_customer_days') }} as days
         on days.customer_id = cases.customer_id and days.as_of_date = cases.opened_on
-    left join {{ ref('int_customer_days') }} as back
-        on back.customer_id = cases.customer_id and back.as_of_date = {{ add_days('cases.opened_on', -90) }}
+    left join {{ ref('int_customer_days') }} as restart_days
+        on restart_days.customer_id = cases.customer_id and restart_days.as_of_date = drift.restart_date
+    left join {{ ref('int_drift_days') }} as restart_drift
+        on restart_drift.customer_id = cases.customer_id and restart_drift.as_of_date = drift.restart_date
 ),
 
 ranked as (
@@ -85,9 +92,9 @@ ranked as (
         at_open.*,
         {% for s in streams -%}
         {%- set outer = loop -%}
-        case when since_restart_milli_{{ s.name }} > 0 then 1
+        case when since_restart_milli_{{ s.name }} >= {{ min_driver }} then 1
             {% for other in streams if other.name != s.name -%}
-            + case when since_restart_milli_{{ other.name }} > 0
+            + case when since_restart_milli_{{ other.name }} >= {{ min_driver }}
                     and (since_restart_milli_{{ other.name }} > since_restart_milli_{{ s.name }}
                          {%- if streams.index(other) < outer.index0 %} or since_restart_milli_{{ other.name }} = since_restart_milli_{{ s.name }}{% endif %})
                    then 1 else 0 end
@@ -95,13 +102,14 @@ ranked as (
         end as rank_{{ s.name }},
         {% endfor -%}
         {% for s in streams -%}
-        {{ sql_string(s.label) }} || ': ' || {{ int_text('n90_' ~ s.name) }} || ' in the last 90 days, usually '
-            || {{ as_text(round_to('usual_rate_' ~ s.name ~ ' * 90', 1)) }}
+        {{ sql_string(s.label) }} || ': ' || {{ int_text('seen_' ~ s.name) }} || ' since '
+            || {{ as_text('building_since') }} || ', about ' || {{ as_text(round_to('expected_' ~ s.name, 1)) }}
+            || ' expected (usually ' || {{ as_text(round_to('usual_rate_' ~ s.name ~ ' * 90', 1)) }} || ' per 90 days'
             {%- if s.name == 'dialogue' %}
-            || coalesce(', the last one ' || {{ as_text('days_since_dialogue') }} || ' days ago', ', none yet')
+            || coalesce('; the last two-way dialogue ' || {{ as_text('days_since_dialogue') }} || ' days ago', '')
             {%- elif s.name == 'orders' %}
-            || coalesce(', the last one ' || {{ as_text('days_since_order') }} || ' days ago', ', none yet')
-            {%- endif %} as driver_{{ s.name }}{{ ',' if not loop.last }}
+            || coalesce('; the last order ' || {{ as_text('days_since_order') }} || ' days ago', '')
+            {%- endif %} || ')' as driver_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor %}
     from at_open
 ),

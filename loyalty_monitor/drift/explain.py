@@ -1,0 +1,191 @@
+"""Why a churn-risk case opened: one customer's drift probability over time and what moved it.
+
+``loyalty explain CUSTOMER [--as-of DATE] [--days N] [--html FILE]`` reads the drift model's daily
+rows (``build.int_drift_days``) and the customer's cases (``build.fct_churn_risk_cases``) and shows
+the probability day by day, the evidence each stream added since the evidence started to build (the
+CUSUM's last zero), and each stream's usual rate against what happened: in the terminal, or as a
+self-contained HTML page with an SVG chart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+from loyalty_monitor import warehouse
+from loyalty_monitor.scoring import load_scoring
+from loyalty_monitor.settings import Settings
+
+#: How far back the chart goes by default.
+DEFAULT_DAYS = 180
+#: Colours of the streams in the HTML chart (in config order, cycling).
+COLOURS = ("#1f77b4", "#9467bd", "#2ca02c", "#d62728", "#ff7f0e", "#8c564b")
+
+
+@dataclass
+class StreamStory:
+    name: str
+    label: str
+    usual_per_90_days: float   # the customer's usual rate, per 90 portfolio-normal days
+    seen_since_restart: int    # events since the evidence started to build
+    expected_since_restart: float
+    evidence_since_restart: float  # nats this stream added since then (positive: toward drift)
+
+
+@dataclass
+class Explanation:
+    customer_id: str
+    as_of: dt.date
+    days: list[dt.date] = field(default_factory=list)
+    probability: list[float] = field(default_factory=list)
+    evidence: list[float] = field(default_factory=list)          # CUSUM, nats
+    contributions: dict[str, list[float]] = field(default_factory=dict)  # per stream, nats since restart
+    streams: list[StreamStory] = field(default_factory=list)
+    restart_day: dt.date | None = None
+    cases: list[dict[str, Any]] = field(default_factory=list)
+    open_probability: float = 0.0
+    close_probability: float = 0.0
+
+
+class ExplainError(LookupError):
+    """The customer has no drift-model rows (unknown, erased, or the warehouse is not built)."""
+
+
+def explain(settings: Settings, customer_id: str, as_of: dt.date | str | None = None,
+            days: int = DEFAULT_DAYS) -> Explanation:
+    """The drift model's story of ``customer_id`` over the ``days`` up to ``as_of`` (default: latest)."""
+    scoring = load_scoring(settings.scoring_file)
+    streams = list(scoring["drift"]["streams"].items())
+    names = [name for name, _ in streams]
+    latest = warehouse.query(settings, "select max(as_of_date) as d from build.int_drift_days where customer_id = ?",
+                             [customer_id])[0]["d"]
+    if latest is None:
+        raise ExplainError(f"no drift-model rows for customer {customer_id!r}: check the id (`loyalty alerts list`), "
+                           "or build the warehouse first (`loyalty warehouse build`)")
+    day = dt.date.fromisoformat(str(as_of)) if as_of else latest
+    columns = ", ".join(f"n_{n}, usual_rate_{n}, expected_{n}, since_restart_milli_{n}" for n in names)
+    rows = warehouse.query(
+        settings,
+        f"select as_of_date, drift_probability, evidence_milli, restart_count, {columns} "
+        "from build.int_drift_days where customer_id = ? and as_of_date between ? and ? order by as_of_date",
+        [customer_id, day - dt.timedelta(days=days - 1), day])
+    if not rows:
+        raise ExplainError(f"customer {customer_id!r} has no drift-model rows between "
+                           f"{day - dt.timedelta(days=days - 1)} and {day}")
+    out = Explanation(customer_id=customer_id, as_of=rows[-1]["as_of_date"],
+                      open_probability=float(scoring["risk_cases"]["open_probability"]),
+                      close_probability=float(scoring["risk_cases"]["close_probability"]))
+    out.contributions = {n: [] for n in names}
+    for row in rows:
+        out.days.append(row["as_of_date"])
+        out.probability.append(float(row["drift_probability"]))
+        out.evidence.append(row["evidence_milli"] / 1000.0)
+        for n in names:
+            out.contributions[n].append(row[f"since_restart_milli_{n}"] / 1000.0)
+    # the current excursion: the rows since the last day the evidence stood at zero
+    last = rows[-1]
+    excursion = [r for r in rows if r["restart_count"] == last["restart_count"]]
+    out.restart_day = excursion[0]["as_of_date"] if last["evidence_milli"] > 0 else last["as_of_date"]
+    for name, spec in streams:
+        out.streams.append(StreamStory(
+            name=name, label=spec["label"],
+            usual_per_90_days=float(last[f"usual_rate_{name}"] or 0.0) * 90,
+            seen_since_restart=int(sum(r[f"n_{name}"] for r in excursion[1:])),
+            expected_since_restart=float(sum(r[f"expected_{name}"] for r in excursion[1:])),
+            evidence_since_restart=last[f"since_restart_milli_{name}"] / 1000.0))
+    out.streams.sort(key=lambda s: -s.evidence_since_restart)
+    out.cases = warehouse.query(
+        settings,
+        "select opened_on, closed_on, case_status, probability_at_open, severity, drivers from "
+        "build.fct_churn_risk_cases where customer_id = ? and opened_on <= ? order by opened_on",
+        [customer_id, out.as_of])
+    return out
+
+
+def _bar(value: float, width: int = 40) -> str:
+    filled = max(0, min(width, round(value * width)))
+    return "#" * filled + "." * (width - filled)
+
+
+def render_text(e: Explanation, weeks: int = 26) -> str:
+    """The story in a terminal: the weekly probability as bars, then what moved it."""
+    lines = [f"Customer {e.customer_id}: probability of drifting toward churn, as of {e.as_of}",
+             f"(a case opens at {e.open_probability:.0%} and closes below {e.close_probability:.0%})", ""]
+    by_week: dict[dt.date, float] = {}
+    for day, p in zip(e.days, e.probability):
+        by_week[day - dt.timedelta(days=day.weekday())] = p  # the week's last day
+    for week, p in list(by_week.items())[-weeks:]:
+        mark = " <- case" if any(c["opened_on"] and week <= c["opened_on"] < week + dt.timedelta(days=7)
+                                 for c in e.cases) else ""
+        lines.append(f"  {week}  {_bar(p)} {p:4.0%}{mark}")
+    lines += ["", f"Evidence now {e.evidence[-1]:.1f} nats, building since {e.restart_day}. What moved it:"]
+    for s in e.streams:
+        direction = "toward drift" if s.evidence_since_restart > 0 else "against drift"
+        lines.append(f"  {s.label:<50} {s.evidence_since_restart:+5.1f} ({direction}): "
+                     f"{s.seen_since_restart} since {e.restart_day}, about {s.expected_since_restart:.1f} "
+                     f"expected; usually {s.usual_per_90_days:.1f} per 90 days")
+    if e.cases:
+        lines += ["", "Cases:"]
+        for c in e.cases:
+            until = f"closed {c['closed_on']}" if c["closed_on"] else "open"
+            lines.append(f"  opened {c['opened_on']} at {float(c['probability_at_open']):.0%} ({c['severity']}), "
+                         f"{until}: {c['drivers'] or ''}")
+    return "\n".join(lines)
+
+
+def render_html(e: Explanation) -> str:
+    """A self-contained page: the probability line over the days, the streams' evidence as lines
+    below it, and the table of what moved it."""
+    width, top_h, low_h, left = 900, 220, 200, 50
+    n = len(e.days)
+
+    def x(i: int) -> float:
+        return left + (width - left - 10) * (i / max(1, n - 1))
+
+    def path(values: list[float], y0: float, h: float, lo: float, hi: float) -> str:
+        span = (hi - lo) or 1.0
+        return " ".join(f"{'M' if i == 0 else 'L'}{x(i):.1f},{y0 + h - (v - lo) / span * h:.1f}"
+                        for i, v in enumerate(values))
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{top_h + low_h + 60}" '
+             f'role="img" aria-label="drift probability and evidence by stream">']
+    for level, label in ((e.open_probability, "case opens"), (e.close_probability, "case closes")):
+        y = 10 + top_h - level * top_h
+        parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#999" '
+                     f'stroke-dasharray="4 3"/><text x="{width - 12}" y="{y - 3:.1f}" font-size="11" '
+                     f'text-anchor="end" fill="#666">{label} ({level:.0%})</text>')
+    parts.append(f'<path d="{path(e.probability, 10, top_h, 0.0, 1.0)}" fill="none" stroke="#c0392b" stroke-width="2"/>')
+    parts.append(f'<text x="4" y="20" font-size="12">100%</text><text x="4" y="{10 + top_h}" font-size="12">0%</text>')
+    all_values = [v for values in e.contributions.values() for v in values] or [0.0]
+    lo, hi = min(0.0, min(all_values)), max(1.0, max(all_values))
+    y0 = top_h + 40
+    parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y0 + low_h - (0 - lo) / (hi - lo) * low_h:.1f}" '
+                 f'y2="{y0 + low_h - (0 - lo) / (hi - lo) * low_h:.1f}" stroke="#ccc"/>')
+    for k, (name, values) in enumerate(e.contributions.items()):
+        colour = COLOURS[k % len(COLOURS)]
+        parts.append(f'<path d="{path(values, y0, low_h, lo, hi)}" fill="none" stroke="{colour}" stroke-width="1.5">'
+                     f'<title>{html.escape(name)}</title></path>')
+    parts.append(f'<text x="{left}" y="{top_h + 30}" font-size="12">evidence per stream since the last '
+                 f'restart (nats; above 0: toward drift)</text>')
+    parts.append(f'<text x="{left}" y="{top_h + low_h + 55}" font-size="11">{e.days[0]}</text>'
+                 f'<text x="{width - 10}" y="{top_h + low_h + 55}" font-size="11" text-anchor="end">{e.days[-1]}</text>')
+    parts.append("</svg>")
+    legend = "".join(f'<span style="color:{COLOURS[k % len(COLOURS)]}">&#9632; {html.escape(name)}</span> '
+                     for k, name in enumerate(e.contributions))
+    rows = "".join(
+        f"<tr><td>{html.escape(s.label)}</td><td>{s.evidence_since_restart:+.1f}</td><td>{s.seen_since_restart}</td>"
+        f"<td>{s.expected_since_restart:.1f}</td><td>{s.usual_per_90_days:.1f}</td></tr>" for s in e.streams)
+    cases = "".join(
+        f"<li>opened {c['opened_on']} at {float(c['probability_at_open']):.0%} ({html.escape(str(c['severity']))}), "
+        f"{'closed ' + str(c['closed_on']) if c['closed_on'] else 'open'}: {html.escape(str(c['drivers'] or ''))}</li>"
+        for c in e.cases) or "<li>none</li>"
+    title = f"Why {e.customer_id}: drift probability as of {e.as_of}"
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title></head>"
+            f"<body style=\"font-family:sans-serif;max-width:960px\"><h1>{html.escape(title)}</h1>"
+            f"{''.join(parts)}<p>{legend}</p>"
+            f"<h2>What moved it since {e.restart_day}</h2><table border=\"1\" cellpadding=\"4\" "
+            f"style=\"border-collapse:collapse\"><tr><th>stream</th><th>evidence (nats)</th><th>seen</th>"
+            f"<th>expected</th><th>usually per 90 days</th></tr>{rows}</table>"
+            f"<h2>Cases</h2><ul>{cases}</ul></body></html>")

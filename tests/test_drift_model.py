@@ -1,0 +1,150 @@
+"""The drift model on a small handcrafted history, built by the real dbt project on DuckDB.
+
+Twenty chatty customers call with sales every few business days and order every other week. In
+July the whole portfolio goes quiet for three weeks (the industrial holiday), so the same silence
+that would worry us about one customer is, for everybody at once, no evidence against anyone. From
+October one customer, QUIET, goes silent for good. Expected: a churn-risk case opens for QUIET in
+the autumn, and no case opens for anybody during the portfolio's holiday dip. `loyalty explain`
+tells the story from the same rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from loyalty_monitor import warehouse
+from loyalty_monitor.drift.explain import explain, render_html, render_text
+from warehouse_history import land, warehouse_settings
+
+START, END = dt.date(2025, 9, 1), dt.date(2026, 11, 30)
+HOLIDAY = (dt.date(2026, 7, 6), dt.date(2026, 7, 26))   # everybody silent
+QUIET_FROM = dt.date(2026, 10, 1)                        # one customer silent for good
+CUSTOMERS = [f"C{i:03d}" for i in range(1, 20)] + ["QUIET"]
+
+
+def _events() -> list[dict]:
+    events, n = [], 0
+    day = START
+    while day <= END:
+        if day.weekday() < 5 and not (HOLIDAY[0] <= day <= HOLIDAY[1]):
+            for k, customer in enumerate(CUSTOMERS):
+                if customer == "QUIET" and day >= QUIET_FROM:
+                    continue
+                offset = (day - START).days + k
+                if offset % 3 == 0:  # a sales call that reaches the customer, every third day
+                    n += 1
+                    events.append({
+                        "schema_version": 1, "event_id": f"e{n}", "event_type": "call",
+                        "occurred_at": f"{day}T09:00:00+01:00", "customer_id": customer,
+                        "department": "sales", "direction": "outbound", "employee_id": "S1",
+                        "contact_role": "decision_maker" if offset % 9 == 0 else "user", "source": "crm",
+                        "payload": {"answered": True, "duration_s": 300}})
+                if offset % 14 == 1:  # an order every other week
+                    n += 1
+                    events.append({
+                        "schema_version": 1, "event_id": f"e{n}", "event_type": "order",
+                        "occurred_at": f"{day}T10:00:00Z", "customer_id": customer, "department": "sales",
+                        "direction": "inbound", "contact_role": "user", "source": "erp",
+                        "payload": {"amount": 1000.0, "currency": "EUR", "product_line": "pumps",
+                                    "order_id": f"SO-{n}"}})
+        day += dt.timedelta(days=1)
+    return events
+
+
+def _customers() -> list[dict]:
+    return [{"schema_version": 1, "customer_id": c, "name": f"Company {c}", "segment": "key", "country": "DE",
+             "account_manager": {"id": "AM01", "name": "Ann Example", "email": "ann@example.com"},
+             "annual_potential": 500000.0, "currency": "EUR", "updated_at": f"{START}T06:00:00Z"}
+            for c in CUSTOMERS]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    work = tmp_path_factory.mktemp("drift")
+    touchpoints, customers = work / "touchpoints.jsonl", work / "customers.jsonl"
+    touchpoints.write_text("".join(json.dumps(e) + "\n" for e in _events()))
+    customers.write_text("".join(json.dumps(c) + "\n" for c in _customers()))
+    settings = warehouse_settings(work / "data")
+    land(settings, touchpoints, customers)
+    warehouse.build(settings, as_of=END, full_refresh=True)
+    return settings
+
+
+def _cases(settings) -> list[tuple]:
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        return con.execute("select customer_id, opened_on, drivers from build.fct_churn_risk_cases "
+                           "order by opened_on").fetchall()
+    finally:
+        con.close()
+
+
+def test_a_case_opens_for_the_customer_that_goes_quiet(built):
+    quiet = [(day, drivers) for customer, day, drivers in _cases(built) if customer == "QUIET"]
+    assert quiet, "no case for the customer that went silent"
+    opened, drivers = quiet[0]
+    assert QUIET_FROM < opened <= QUIET_FROM + dt.timedelta(days=45), opened
+    assert "two-way dialogue: 0 since" in drivers and "usually" in drivers
+
+
+def test_no_case_for_the_portfolio_holiday_dip(built):
+    during = [(c, d) for c, d, _ in _cases(built) if HOLIDAY[0] <= d <= HOLIDAY[1] + dt.timedelta(days=14)]
+    assert during == []
+    others = [(c, d) for c, d, _ in _cases(built) if c != "QUIET"]
+    assert others == []
+    con = duckdb.connect(str(built.warehouse), read_only=True)
+    try:
+        season = con.execute("select avg(season_index_milli) from build.int_portfolio_days "
+                             "where date_day between ? and ?", list(HOLIDAY)).fetchone()[0]
+        normal = con.execute("select avg(season_index_milli) from build.int_portfolio_days "
+                             "where date_day between '2026-05-01' and '2026-05-31'").fetchone()[0]
+    finally:
+        con.close()
+    assert season < 0.5 * normal, "the holiday is not seen as a quiet season of the portfolio"
+
+
+def test_without_the_seasonal_index_the_holiday_would_raise_cases(tmp_path):
+    """The control: with the seasonal index switched off (pseudo-contacts so many that every day
+    counts as normal), the same holiday silence opens cases for the chatty customers."""
+    touchpoints, customers = tmp_path / "touchpoints.jsonl", tmp_path / "customers.jsonl"
+    touchpoints.write_text("".join(json.dumps(e) + "\n" for e in _events()))
+    customers.write_text("".join(json.dumps(c) + "\n" for c in _customers()))
+    settings = warehouse_settings(tmp_path / "data", drift={"season_pseudo_count": 1e9})
+    land(settings, touchpoints, customers)
+    warehouse.build(settings, as_of=dt.date(2026, 8, 10), full_refresh=True)
+    during = {c for c, d, _ in _cases(settings) if HOLIDAY[0] <= d <= HOLIDAY[1] + dt.timedelta(days=14)}
+    assert len(during) >= 5, during
+
+
+def test_explain_shows_the_probability_and_what_moved_it(built):
+    story = explain(built, "QUIET", as_of=END, days=120)
+    assert story.probability[-1] > 0.9 and max(story.probability[:20]) < 0.3
+    assert story.streams[0].name in ("dialogue", "senior", "orders") and story.streams[0].evidence_since_restart > 1
+    text = render_text(story)
+    assert "QUIET" in text and "<- case" in text and "two-way dialogue" in text
+    page = render_html(story)
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "case opens" in page
+
+
+def test_explain_cli(built, tmp_path):
+    env_python = Path(sys.executable)
+    out = tmp_path / "why.html"
+    result = subprocess.run(
+        [str(env_python), "-m", "loyalty_monitor.cli", "explain", "QUIET", "--as-of", str(END), "--html", str(out)],
+        capture_output=True, text=True, env={"LOYALTY_DATA_DIR": str(built.data_dir),
+                                             "LOYALTY_SCORING_FILE": str(built.scoring_file),
+                                             "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert "<svg" in out.read_text()
+    unknown = subprocess.run(
+        [str(env_python), "-m", "loyalty_monitor.cli", "explain", "NOBODY"], capture_output=True, text=True,
+        env={"LOYALTY_DATA_DIR": str(built.data_dir), "LOYALTY_SCORING_FILE": str(built.scoring_file),
+             "PATH": "/usr/bin:/bin"})
+    assert unknown.returncode == 1 and "no drift-model rows for customer 'NOBODY'" in unknown.stderr
