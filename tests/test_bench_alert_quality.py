@@ -1,0 +1,268 @@
+"""The alert-quality bench's scoring and its oracle, on small handcrafted inputs (no warehouse build).
+
+bench/bench_alert_quality.py scores churn-risk cases and old rule alerts against the generator's
+ground truth at customer level; bench/oracle.py is the CUSUM with the true parameters it compares
+the model with. These tests pin the definitions on histories small enough to count by hand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pytest
+
+from bench import bench_alert_quality as aq
+from bench import oracle as oc
+
+D = dt.date.fromisoformat
+START, END = D("2025-01-01"), D("2025-12-31")
+
+
+def person(customer_id: str, *, churn: str | None = None, drift: str | None = None, manager: str = "AM01",
+           rough: tuple[str, str] | None = None, segment: str = "growth", gaps: dict | None = None) -> dict:
+    return {"customer_id": customer_id, "segment": segment, "account_manager_id": manager, "added_at": None,
+            "churns": churn is not None, "drift_start": drift, "churn_date": churn, "deleted": False,
+            "deleted_at": None, "rough_patch_start": rough[0] if rough else None,
+            "rough_patch_end": rough[1] if rough else None, "rhythm": 1.0,
+            "healthy_mean_gap_days": gaps or {p: 100.0 for p in oc.PROCESSES}}
+
+
+def truth_of(*people: dict, **generator) -> dict:
+    return {"generator": {"start": START.isoformat(), "end": END.isoformat(), **generator},
+            "customers": list(people)}
+
+
+def population(truth: dict, first_seen: dict | None = None, weights: dict | None = None) -> aq.Population:
+    seen = first_seen or {row["customer_id"]: START for row in truth["customers"]}
+    return aq.Population.from_truth(truth, seen, weights)
+
+
+# --- customer-level scoring ----------------------------------------------------------------------
+
+def test_a_churner_alerted_30_days_before_its_churn_is_recalled_with_lead_30():
+    truth = truth_of(person("C1", drift="2025-07-01", churn="2025-10-01"))
+    counts = aq.customer_counts([("C1", D("2025-09-01"))], population(truth))
+    figures = aq.customer_figures(counts)
+    assert counts["eligible_churners"] == 1 and counts["recalled_churners"] == 1
+    assert figures["recall"] == 1.0 and figures["median_lead_days"] == 30
+    assert figures["precision"] == 1.0
+
+
+def test_an_alert_200_days_before_the_churn_is_neither_recall_nor_precision():
+    truth = truth_of(person("C1", drift="2025-08-01", churn="2025-12-20"))
+    figures = aq.customer_figures(aq.customer_counts([("C1", D("2025-06-03"))], population(truth)))
+    assert figures["recall"] == 0.0 and figures["median_lead_days"] is None
+    assert figures["precision"] == 0.0  # 200 days > the 180-day horizon
+
+
+def test_the_recall_window_is_7_to_180_days_and_the_first_such_case_gives_the_lead():
+    truth = truth_of(person("C1", drift="2025-06-01", churn="2025-10-01"),
+                     person("C2", drift="2025-06-01", churn="2025-10-01"))
+    cases = [("C1", D("2025-09-27")),                         # 4 days before: too late for recall
+             ("C2", D("2025-07-03")), ("C2", D("2025-09-01"))]  # 90 and 30 days before
+    counts = aq.customer_counts(cases, population(truth))
+    assert counts["recalled_churners"] == 1 and counts["lead_days"] == [90]
+    # both are precise: churned within 180 days of a case (0 to 180 days after it opened)
+    assert counts["precise_customers"] == 2
+
+
+def test_a_stable_customers_case_is_a_false_alarm_per_100_stable_customer_years():
+    truth = truth_of(person("S1"), person("S2", rough=("2025-05-01", "2025-06-15")))
+    counts = aq.customer_counts([("S2", D("2025-05-20"))], population(truth))
+    figures = aq.customer_figures(counts)
+    years = 2 * (365 - aq.ELIGIBLE_AFTER_DAYS) / 365.25
+    assert counts["stable_alerted_customers"] == 1 and figures["precision"] == 0.0
+    assert figures["false_alarm_customers_per_100_stable_years"] == round(100 / years, 2)
+
+
+def test_precision_counts_customers_not_cases():
+    truth = truth_of(person("C1", drift="2025-07-01", churn="2025-11-01"), person("S1"))
+    cases = [("C1", D("2025-08-01")), ("C1", D("2025-09-01")), ("C1", D("2025-10-01")), ("S1", D("2025-06-01"))]
+    figures = aq.customer_figures(aq.customer_counts(cases, population(truth)))
+    assert figures["cases"] == 4 and figures["alerted_customers"] == 2
+    assert figures["precision"] == 0.5
+
+
+def test_eligibility_needs_60_days_of_history_before_the_drift_and_a_drift_inside_the_history():
+    truth = truth_of(person("EARLY", drift="2025-02-15", churn="2025-05-01"),
+                     person("LATE", drift="2026-01-10", churn="2026-02-10"),
+                     person("OK", drift="2025-06-01", churn="2025-08-01"),
+                     person("ERASED", drift="2025-06-01", churn="2025-08-01"))
+    seen = {"EARLY": START, "LATE": START, "OK": START}  # ERASED: not in the warehouse
+    pop = population(truth, seen)
+    assert [c for c in ("EARLY", "LATE", "OK", "ERASED") if pop.eligible(c)] == ["OK"]
+    counts = aq.customer_counts([("ERASED", D("2025-07-01")), ("LATE", D("2025-12-01"))], pop)
+    # an erased customer's case is not scored; LATE churns within 180 days of its case: precise
+    assert counts["alerted_customers"] == 1 and counts["precise_customers"] == 1
+    assert counts["eligible_churners"] == 1
+
+
+def test_value_weighted_recall_and_cases_per_account_manager_month():
+    truth = truth_of(person("BIG", drift="2025-06-01", churn="2025-09-01", manager="AM01"),
+                     person("SMALL", drift="2025-06-01", churn="2025-09-01", manager="AM02"))
+    pop = population(truth, weights={"BIG": 900_000.0, "SMALL": 100_000.0})
+    figures = aq.customer_figures(aq.customer_counts([("BIG", D("2025-08-01"))], pop))
+    assert figures["recall"] == 0.5 and figures["value_weighted_recall"] == 0.9
+    months = (365 - aq.CASE_WARMUP_DAYS) / aq.DAYS_PER_MONTH
+    assert figures["cases_per_manager_month"] == round(1 / (2 * months), 3)
+
+
+def test_pooling_sums_counts_before_taking_ratios():
+    one = truth_of(person("C1", drift="2025-06-01", churn="2025-09-01"), person("S1"))
+    two = truth_of(person("C2", drift="2025-06-01", churn="2025-09-01"), person("S2"), person("S3"))
+    a = aq.customer_counts([("C1", D("2025-08-01"))], population(one))                       # 1 of 1
+    b = aq.customer_counts([("S2", D("2025-08-01")), ("S3", D("2025-08-01"))], population(two))  # 0 of 2
+    pooled = aq.customer_figures(aq.pool_customer_counts([a, b]))
+    assert pooled["precision"] == round(1 / 3, 3)  # not the mean of 1.0 and 0.0
+    assert pooled["recall"] == 0.5 and pooled["median_lead_days"] == 31
+
+
+def test_relative_gives_each_model_figure_as_a_share_of_the_oracles():
+    model = {"precision": 0.45, "recall": 0.3, "median_lead_days": 40, "value_weighted_recall": None,
+             "false_alarm_customers_per_100_stable_years": 6.0}
+    oracle = {"precision": 0.6, "recall": 0.5, "median_lead_days": 50, "value_weighted_recall": 0.5,
+              "false_alarm_customers_per_100_stable_years": 3.0}
+    assert aq.relative(model, oracle) == {"precision": 0.75, "recall": 0.6, "median_lead_days": 0.8,
+                                          "value_weighted_recall": None,
+                                          "false_alarm_customers_per_100_stable_years": 2.0}
+
+
+def test_cases_at_other_probabilities_open_once_per_run_and_close_below_the_close_probability():
+    day = [START + dt.timedelta(days=i) for i in range(12)]
+    p = [0.1, 0.75, 0.8, 0.5, 0.2, 0.65, 0.95, 0.4, 0.35, 0.72, 0.1, 0.9]
+    observed = [0, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71]
+    rows = [("C1", d, q, o) for d, q, o in zip(day, p, observed)]
+    assert aq.cases_at(rows, 0.7, 0.3, 60) == [("C1", day[1]), ("C1", day[6]), ("C1", day[11])]
+    # at 0.6 the second run opens a day earlier
+    assert aq.cases_at(rows, 0.6, 0.3, 60) == [("C1", day[1]), ("C1", day[5]), ("C1", day[11])]
+    # no case in the warm-up; a high probability then opens on the first day after it
+    young = [("C2", d, 0.9, o) for d, o in zip(day[:4], (58, 59, 60, 61))]
+    assert aq.cases_at(young, 0.7, 0.3, 60) == [("C2", day[2])]
+
+
+def test_rule_episodes_merge_days_within_the_cooldown():
+    flagged = [("C1", "status_drop", D("2025-03-01")), ("C1", "status_drop", D("2025-03-10")),
+               ("C1", "status_drop", D("2025-04-01")), ("C1", "dialogue_gap", D("2025-03-05"))]
+    assert aq.rule_episodes(flagged, 14) == [("C1", "dialogue_gap", D("2025-03-05")),
+                                             ("C1", "status_drop", D("2025-03-01")),
+                                             ("C1", "status_drop", D("2025-04-01"))]
+
+
+# --- the oracle ----------------------------------------------------------------------------------
+
+def test_cusum_resets_at_zero_and_alerts_rearm_only_after_it_returns_there():
+    s = oc.cusum([1.0, -3.0, 2.0, 2.0, -1.0, 2.0, -5.0, 4.0])
+    assert s.tolist() == [1.0, 0.0, 2.0, 4.0, 3.0, 5.0, 0.0, 4.0]
+    assert oc.crossings(s, 3.5, warmup=0) == [3, 7]   # index 5 is the same excursion
+    assert oc.crossings(s, 3.5, warmup=4) == [5, 7]   # already above at the end of the warm-up
+
+
+def test_the_daily_log_likelihood_ratio_is_poisson():
+    counts, expected = np.array([[0.0, 2.0], [1.0, 0.0]]), np.array([[0.5, 0.5], [0.1, 0.1]])
+    llr = oc.daily_llr(counts, expected, [0.5, 2.0])
+    assert llr[0] == pytest.approx(0.5 * 0.5 + math.log(2.0) - 0.1)
+    assert llr[1] == pytest.approx(2 * math.log(0.5) + 0.5 * 0.5 - 0.1)
+
+
+GENERATOR = {"seasonality": 0.0, "churn_shape": "fade", "drift_progress": "linear",
+             "drift_rate_at_churn": {"sales": 0.2, "reception": 1.0, "service": 0.4, "order": 0.33,
+                                     "dunning": 4.0, "complaint": 4.0, "survey": 0.7, "management": 0.15,
+                                     "other": 0.5},
+             "orders_stop_at_drift": 0.6, "stops_at_drift": {"order": 0.6, "management": None},
+             "friction_at_churn": 1.0, "follow_up_share": {"growth": 0.0},
+             "planned_processes": ["sales", "order", "management", "survey"],
+             "role_model": {"healthy_top_share": 0.5}}
+
+
+def test_true_drift_ratios_per_shape():
+    row = person("C1")
+    fade = oc.stream_rates(GENERATOR, row, roles=False, marks=False)
+    assert fade["sales"][1] == pytest.approx(0.6)                            # 1 + (0.2 - 1) / 2
+    assert fade["order"][1] == pytest.approx(0.6 - 0.67 * 0.6 ** 2 / 2, abs=1e-3)  # stops at 60 %
+    assert fade["reception"][1] == pytest.approx(1.0)
+    sudden = oc.stream_rates({**GENERATOR, "churn_shape": "sudden", "drift_progress": "step",
+                              "stops_at_drift": {"order": 0.0}, "orders_stop_at_drift": 0.0}, row,
+                             roles=False, marks=False)
+    assert sudden["sales"][1] == pytest.approx(0.2) and sudden["dunning"][1] == pytest.approx(4.0)
+    assert sudden["order"][1] == oc.RATIO_FLOOR and sudden["order"][0] == pytest.approx(1 / 100)  # stopped: floored
+    full = oc.stream_rates(GENERATOR, row)
+    assert set(full) == set(oc.streams())
+    assert full["sales_senior"][1] < fade["sales"][1] < full["sales_rest"][1]  # contacts narrow
+    assert full["survey_rest_detractor"][1] > 1 > full["survey_rest_promoter"][1]
+
+
+def _rhythm(first: dt.date, last: dt.date, gap: int, process: str) -> list[oc.Event]:
+    """A touch every ``gap`` days, moved off weekends to the Monday (as the generator does)."""
+    out, day, n = [], first, 0
+    while day <= last:
+        d = day + dt.timedelta(days=(7 - day.weekday()) % 7 if day.weekday() >= 5 else 0)
+        if d <= last:
+            out.append(oc.Event(d, process, "decision_maker" if n % 2 else "user", ""))
+        day += dt.timedelta(days=gap)
+        n += 1
+    return out
+
+
+@pytest.mark.parametrize("roles, marks", [(False, False), (True, True)])
+def test_the_oracle_crosses_for_a_customer_whose_touches_stop_and_not_for_one_that_keeps_its_rhythm(roles, marks):
+    gaps = {p: 100_000.0 for p in oc.PROCESSES} | {"sales": 5.0, "order": 10.0}
+    truth = truth_of(person("STEADY", gaps=gaps), person("GOES", gaps=gaps, drift="2025-07-01", churn="2025-10-01"),
+                     **GENERATOR)
+    stop = D("2025-07-20")
+    events = {"STEADY": _rhythm(START, END, 5, "sales") + _rhythm(START, END, 10, "order"),
+              "GOES": _rhythm(START, stop, 5, "sales") + _rhythm(START, stop, 10, "order")}
+    oracle = oc.Oracle(truth, events, roles=roles, marks=marks)
+    steady, goes = oracle.traces["STEADY"], oracle.traces["GOES"]
+    assert steady.peak < 3.0
+    alerts = oracle.alerts(5.0)
+    assert [c for c, _ in alerts] == ["GOES"]
+    opened = alerts[0][1]
+    assert stop < opened < stop + dt.timedelta(days=60)
+    # at the threshold for one alerted customer, it is the one that went quiet
+    assert oracle.alerted_customers(oracle.threshold_for(1)) == 1
+    assert {c for c, _ in oracle.alerts(oracle.threshold_for(1))} == {"GOES"}
+    assert goes.peak > steady.peak
+
+
+def test_events_map_back_to_the_generators_processes():
+    def rec(event_type, department, payload=None, role="user"):
+        return {"event_type": event_type, "department": department, "payload": payload or {}, "contact_role": role}
+
+    assert oc.process_of(rec("order", "sales")) == "order"
+    assert oc.process_of(rec("call", "sales")) == "sales"
+    assert oc.process_of(rec("meeting", "management")) == "management"
+    assert oc.process_of(rec("call", "reception")) == "reception"
+    assert oc.process_of(rec("complaint", "service")) == "complaint"
+    assert oc.process_of(rec("service_visit", "service")) == "service"
+    assert oc.process_of(rec("survey_response", "support")) == "survey"
+    assert oc.process_of(rec("dunning_contact", "finance", {"stage": "reminder"})) == "dunning"
+    assert oc.process_of(rec("dunning_contact", "finance", {"stage": "second_reminder"})) is None
+    assert oc.mark_of("sales", rec("call", "sales", {"answered": False})) == "unanswered"
+    assert oc.mark_of("survey", rec("survey_response", "support", {"nps_score": 6})) == "detractor"
+    assert oc.stream_of("sales", "executive", "unanswered") == "sales_senior_unanswered"
+    assert oc.stream_of("sales", "executive", "unanswered", roles=False, marks=False) == "sales"
+
+
+def test_read_events_maps_every_valid_touch_of_a_generated_history(tmp_path):
+    from loyalty_monitor.generator import generate
+
+    summary = generate(tmp_path, customers=12, start="2025-01-01", end="2025-04-30", seed=3)
+    events = oc.read_events(summary.touchpoints_file)
+    mapped = sum(len(v) for v in events.values())
+    escalations = sum(1 for line in summary.touchpoints_file.read_text().splitlines()
+                      if '"dunning_contact"' in line and '"stage":"reminder"' not in line)
+    # every valid event is counted once (duplicates and malformed lines dropped), but escalations
+    assert mapped <= summary.valid_events
+    assert mapped >= summary.valid_events - escalations
+    assert all(e.process in oc.PROCESSES for v in events.values() for e in v)
+
+
+def test_a_champion_drift_stops_executive_meetings_but_they_are_usual_when_healthy():
+    champion = {**GENERATOR, "churn_shape": "champion", "friction_at_churn": 0.4,
+                "stops_at_drift": {"order": 0.8, "management": 0.0}, "orders_stop_at_drift": 0.8,
+                "drift_rate_at_churn": {**GENERATOR["drift_rate_at_churn"], "management": 0.0, "sales": 0.6}}
+    rates = oc.stream_rates(champion, person("C1"))
+    assert rates["management"] == (pytest.approx(1 / 100), oc.RATIO_FLOOR)
+    assert rates["sales_senior"][1] == oc.RATIO_FLOOR and rates["sales_rest"][1] > 1  # the champion left at once
