@@ -146,13 +146,14 @@ def _validate_drift(cfg: dict[str, Any]) -> None:
     for name in streams:
         if name not in DRIFT_STREAMS:
             raise ScoringError(f"scoring.yml: 'drift.streams.{name}' is not a stream the model knows {DRIFT_STREAMS}")
-        ratio = _number(cfg, f"drift.streams.{name}.drifting_rate_ratio", 0.01, 100)
+        ratio = _number(cfg, f"drift.streams.{name}.drifting_ratio", 0.01, 100)
         if ratio == 1:
-            raise ScoringError(f"scoring.yml: 'drift.streams.{name}.drifting_rate_ratio' = 1 carries no evidence")
+            raise ScoringError(f"scoring.yml: 'drift.streams.{name}.drifting_ratio' = 1 carries no evidence")
         if not isinstance(streams[name].get("label"), str):
             raise ScoringError(f"scoring.yml: 'drift.streams.{name}.label' must be words")
     _number(cfg, "drift.baseline_skip_days", 0, 3650)
     _number(cfg, "drift.prior_days", 1, 3650)
+    _number(cfg, "drift.share_prior_events", 0.01, 100000)
     _number(cfg, "drift.segment_window_days", 7, 3650)
     _number(cfg, "drift.season_pseudo_count", 0)
     _number(cfg, "drift.max_daily_evidence", 0.01)

@@ -34,7 +34,7 @@
   {%- for s in stages -%}{%- do counts.append(('dunning_' ~ s, "event_type = 'dunning_contact' and dunning_stage = '" ~ s ~ "'")) -%}{%- endfor -%}
   {#- the drift model's streams (macros/drift_streams.sql), every one it knows, so that switching
       one on in config/scoring.yml needs no new column -#}
-  {%- for name, condition in drift_stream_conditions().items() -%}{%- do counts.append(('drift_' ~ name, condition)) -%}{%- endfor -%}
+  {%- for name, spec in drift_stream_conditions().items() -%}{%- do counts.append(('drift_' ~ name, spec['condition'])) -%}{%- endfor -%}
   {#- money is summed as exact decimals, so running totals do not depend on summation order -#}
   {%- set sums = [('order_amount', "cast(case when event_type = 'order' then coalesce(amount, 0) else 0 end as " ~ dbt.type_numeric() ~ ")")] -%}
   {%- set last_dates = [

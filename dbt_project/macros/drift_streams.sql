@@ -2,35 +2,53 @@
     that count them (int_customer_days per customer, int_portfolio_days per segment). -#}
 
 {% macro drift_stream_conditions() -%}
-  {#- Every stream the model can watch, as a condition on fct_touchpoints. The streams are
-      disjoint (no touchpoint is in two of them), so that the evidence of each adds up without
-      counting one touch twice: a collection call is friction, not dialogue; dialogue with an
-      executive or decision maker is senior, not dialogue. int_customer_days keeps a running count
-      cum_drift_<name> of each (macros/customer_day_measures.sql). -#}
+  {#- Every stream the model can watch, as a condition on fct_touchpoints, and its kind:
+      rate   how often it happens: Poisson counts per portfolio-normal day. The rate streams are
+             disjoint (no touch in two of them), so their evidence adds up without counting a
+             touch twice: a collection call is friction, not dialogue; dialogue with an executive
+             or decision maker is senior, not dialogue.
+      share  which part of the customer's contact it is (of: its base count): binomial given the
+             base. Friction and NPS describe how contact goes, not how much of it there is: a
+             customer who stops calling also stops having unanswered calls, and that silence is
+             the rate streams' evidence, not evidence against a drift.
+      Bases: contacts (every touchpoint), surveys (survey answers with a score).
+      int_customer_days keeps a running count cum_drift_<name> of each (customer_day_measures). -#}
   {%- set senior_roles = "('executive', 'decision_maker')" -%}
   {{ return({
-    'dialogue': "is_two_way_dialogue and contact_kind <> 'friction' and coalesce(contact_role, 'other') not in " ~ senior_roles,
-    'senior': "is_two_way_dialogue and contact_kind <> 'friction' and contact_role in " ~ senior_roles,
-    'orders': "event_type = 'order'",
-    'friction': "contact_kind = 'friction'",
-    'detractors': "event_type = 'survey_response' and nps_score <= " ~ scoring('loyalty.detractor_max'),
-    'promoters': "event_type = 'survey_response' and nps_score >= " ~ scoring('loyalty.promoter_min'),
+    'dialogue': {'kind': 'rate', 'condition': "is_two_way_dialogue and contact_kind <> 'friction' and coalesce(contact_role, 'other') not in " ~ senior_roles},
+    'senior': {'kind': 'rate', 'condition': "is_two_way_dialogue and contact_kind <> 'friction' and contact_role in " ~ senior_roles},
+    'orders': {'kind': 'rate', 'condition': "event_type = 'order'"},
+    'friction': {'kind': 'share', 'of': 'contacts', 'condition': "contact_kind = 'friction'"},
+    'detractors': {'kind': 'share', 'of': 'surveys', 'condition': "event_type = 'survey_response' and nps_score <= " ~ scoring('loyalty.detractor_max')},
+    'promoters': {'kind': 'share', 'of': 'surveys', 'condition': "event_type = 'survey_response' and nps_score >= " ~ scoring('loyalty.promoter_min')},
+    'contacts': {'kind': 'base', 'condition': 'true'},
+    'surveys': {'kind': 'base', 'condition': "event_type = 'survey_response' and nps_score is not null"},
   }) }}
 {%- endmacro %}
 
 {% macro drift_streams() -%}
-  {#- The streams config/scoring.yml `drift.streams` switches on, in its order, each with its
-      condition, drifting_rate_ratio and label. -#}
+  {#- The streams config/scoring.yml `drift.streams` switches on, in its order: name, kind, of
+      (a share's base), event_condition, ratio (drifting_ratio) and label. -#}
   {%- set defined = drift_stream_conditions() -%}
   {%- set streams = [] -%}
   {%- for name, spec in scoring('drift.streams').items() -%}
-    {%- if name not in defined -%}
-      {{ exceptions.raise_compiler_error("config/scoring.yml drift.streams." ~ name ~ ": unknown stream (known: " ~ defined.keys() | join(', ') ~ ")") }}
+    {%- if name not in defined or defined[name]['kind'] == 'base' -%}
+      {{ exceptions.raise_compiler_error("config/scoring.yml drift.streams." ~ name ~ ": unknown stream") }}
     {%- endif -%}
-    {%- do streams.append({'name': name, 'event_condition': defined[name], 'ratio': spec['drifting_rate_ratio'] | float,
-                           'label': spec['label']}) -%}
+    {%- do streams.append({'name': name, 'kind': defined[name]['kind'], 'of': defined[name].get('of'),
+                           'event_condition': defined[name]['condition'],
+                           'ratio': spec['drifting_ratio'] | float, 'label': spec['label']}) -%}
   {%- endfor -%}
   {{ return(streams) }}
+{%- endmacro %}
+
+{% macro drift_counted() -%}
+  {#- What the portfolio counts per day and segment: every stream and base the model knows, as
+      (name, condition), whether config/scoring.yml switches it on or not, so that switching one
+      on needs no new column in the append-only int_portfolio_days. -#}
+  {%- set out = [] -%}
+  {%- for name, spec in drift_stream_conditions().items() -%}{%- do out.append((name, spec['condition'])) -%}{%- endfor -%}
+  {{ return(out) }}
 {%- endmacro %}
 
 {% macro milli(expr) -%}
@@ -60,13 +78,24 @@
 {%- endmacro %}
 
 {% macro stream_evidence(s) -%}
-  {#- The day's log-likelihood ratio of "drifting" (rate x drifting_rate_ratio) against "as usual"
-      for stream `s`, Poisson in n_<s> with mean expected_<s>: n ln(ratio) + (1 - ratio) expected.
-      A quiet day adds (1 - ratio) expected for a fading stream; each event of a growing stream
-      adds ln(ratio) less what was expected anyway. -#}
+  {#- The day's log-likelihood ratio of "drifting" against "as usual" for stream `s`.
+      rate:  Poisson in n_<s> with mean expected_<s>, drifting mean ratio x expected:
+             n ln(ratio) + (1 - ratio) expected. A quiet day adds (1 - ratio) expected for a fading
+             stream; each event of a growing stream adds ln(ratio) less what was expected anyway.
+      share: binomial, n_<s> of the day's base_<s> touches, usual share usual_rate_<s> (q),
+             drifting share q' = min(0.99, ratio x q): n ln(q'/q) + (base - n) ln((1 - q')/(1 - q)).
+             A day without any base touch is no evidence. -#}
   {%- set rho = s.ratio -%}
+  {%- if s.kind == 'share' -%}
+  {%- set q = 'usual_rate_' ~ s.name -%}
+  {%- set q1 = 'least(0.99, ' ~ rho ~ ' * ' ~ q ~ ')' -%}
+  (case when base_{{ s.name }} = 0 or {{ q }} <= 0 or {{ q }} >= 0.99 then 0
+        else n_{{ s.name }} * ln({{ q1 }} / {{ q }})
+             + (base_{{ s.name }} - n_{{ s.name }}) * ln((1 - {{ q1 }}) / (1 - {{ q }})) end)
+  {%- else -%}
   (case when expected_{{ s.name }} <= 0 then 0
         else n_{{ s.name }} * ln({{ rho }}) + {{ 1 - rho }} * expected_{{ s.name }} end)
+  {%- endif -%}
 {%- endmacro %}
 
 {% macro reporting_rate(currency_expr) -%}

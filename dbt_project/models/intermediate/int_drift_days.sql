@@ -33,6 +33,11 @@
 {%- set streams = drift_streams() -%}
 {%- set skip = scoring('drift.baseline_skip_days') | int -%}
 {%- set prior_days = scoring('drift.prior_days') | float -%}
+{%- set prior_events = scoring('drift.share_prior_events') | float -%}
+{%- set rate_names = [] -%}
+{%- for s in streams -%}
+  {%- for name in [s.name, s.of] if name and name not in rate_names -%}{%- do rate_names.append(name) -%}{%- endfor -%}
+{%- endfor -%}
 {%- set cap = scoring('drift.max_daily_evidence') | float -%}
 {%- set min_rate = scoring('drift.min_rate_per_day') | float -%}
 {%- set share = scoring('drift.prior_drift_share') | float -%}
@@ -51,6 +56,9 @@ customer_days as (
         rebuild.rebuild_from,
         {% for s in streams -%}
         {{ stream_count(s, 'days') }} as cum_n_{{ s.name }},
+        {% if s.kind == 'share' -%}
+        days.cum_drift_{{ s.of }} as cum_base_{{ s.name }},
+        {% endif -%}
         {% endfor -%}
         days.inputs_landed_at
     from {{ ref('int_customer_days') }} as days
@@ -66,8 +74,8 @@ portfolio_days as (
     select
         date_day,
         max(season_index_milli) as season_index_milli,
-        {% for s in streams -%}
-        max(portfolio_rate_{{ s.name }}) as portfolio_rate_{{ s.name }}{{ ',' if not loop.last }}
+        {% for name in rate_names -%}
+        max(portfolio_rate_{{ name }}) as portfolio_rate_{{ name }}{{ ',' if not loop.last }}
         {% endfor %}
     from {{ ref('int_portfolio_days') }}
     {% if since is not none -%}
@@ -83,9 +91,17 @@ counted as (
         coalesce(portfolio_days.season_index_milli, 1000) as season_index_milli,
         {% for s in streams -%}
         cum_n_{{ s.name }} - coalesce(lag(cum_n_{{ s.name }}) over customer_series, 0) as n_{{ s.name }},
+        {% if s.kind == 'share' -%}
+        cum_base_{{ s.name }} - coalesce(lag(cum_base_{{ s.name }}) over customer_series, 0) as base_{{ s.name }},
+        -- the segment's share (its rate of the stream over its rate of the base), or the portfolio's
+        coalesce(case when segment_days.segment_exposure_days >= {{ prior_days }}
+                      then {{ safe_ratio('segment_days.segment_rate_' ~ s.name, 'segment_days.segment_rate_' ~ s.of) }} end,
+                 {{ safe_ratio('portfolio_days.portfolio_rate_' ~ s.name, 'portfolio_days.portfolio_rate_' ~ s.of) }}, 0) as prior_rate_{{ s.name }}{{ ',' if not loop.last }}
+        {% else -%}
         -- the segment's rate, or the portfolio's while the segment has too little exposure
         coalesce(case when segment_days.segment_exposure_days >= {{ prior_days }} then segment_days.segment_rate_{{ s.name }} end,
                  portfolio_days.portfolio_rate_{{ s.name }}, 0) as prior_rate_{{ s.name }}{{ ',' if not loop.last }}
+        {% endif -%}
         {% endfor %}
     from customer_days
     left join {{ ref('int_customer_versions') }} as versions
@@ -151,11 +167,17 @@ baselined as (
         {% if inc -%}
         coalesce(exposure_back.cum_exposure_milli, 0) as baseline_exposure_milli,
         {% for s in streams -%}
+        {% if s.kind == 'share' -%}
+        coalesce(counts_back.cum_drift_{{ s.of }}, 0) as baseline_base_{{ s.name }},
+        {% endif -%}
         coalesce({{ stream_count(s, 'counts_back') }}, 0) as baseline_n_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor -%}
         {%- else -%}
         coalesce(lag(cum_exposure_milli, {{ skip }}) over customer_series, 0) as baseline_exposure_milli,
         {% for s in streams -%}
+        {% if s.kind == 'share' -%}
+        coalesce(lag(cum_base_{{ s.name }}, {{ skip }}) over customer_series, 0) as baseline_base_{{ s.name }},
+        {% endif -%}
         coalesce(lag(cum_n_{{ s.name }}, {{ skip }}) over customer_series, 0) as baseline_n_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor -%}
         {%- endif %}
@@ -177,8 +199,13 @@ rated as (
     select
         baselined.*,
         {% for s in streams -%}
+        {% if s.kind == 'share' -%}
+        (prior_rate_{{ s.name }} * {{ prior_events }} + baseline_n_{{ s.name }})
+            / ({{ prior_events }} + baseline_base_{{ s.name }}) as usual_rate_{{ s.name }}{{ ',' if not loop.last }}
+        {% else -%}
         (prior_rate_{{ s.name }} * {{ prior_days }} + baseline_n_{{ s.name }})
             / ({{ prior_days }} + baseline_exposure_milli / 1000.0) as usual_rate_{{ s.name }}{{ ',' if not loop.last }}
+        {% endif -%}
         {% endfor %}
     from baselined
 ),
@@ -187,8 +214,12 @@ expected as (
     select
         rated.*,
         {% for s in streams -%}
+        {% if s.kind == 'share' -%}
+        usual_rate_{{ s.name }} * base_{{ s.name }} as expected_{{ s.name }}{{ ',' if not loop.last }}
+        {% else -%}
         case when usual_rate_{{ s.name }} >= {{ min_rate }}
              then usual_rate_{{ s.name }} * season_index_milli / 1000.0 else 0 end as expected_{{ s.name }}{{ ',' if not loop.last }}
+        {% endif -%}
         {% endfor %}
     from rated
 ),
@@ -298,6 +329,9 @@ select
     attributed.cum_exposure_milli,
     {% for s in streams -%}
     attributed.n_{{ s.name }},
+    {% if s.kind == 'share' -%}
+    attributed.base_{{ s.name }},
+    {% endif -%}
     cast(attributed.usual_rate_{{ s.name }} as {{ type_double() }}) as usual_rate_{{ s.name }},
     cast(attributed.expected_{{ s.name }} as {{ type_double() }}) as expected_{{ s.name }},
     attributed.evidence_milli_{{ s.name }},

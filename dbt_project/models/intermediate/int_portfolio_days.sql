@@ -1,6 +1,6 @@
 {#- The portfolio per day and segment: what the drift model judges each customer against.
       active_customers      customers in scope whose daily series has started
-      n_contacts, n_<stream> the day's touchpoints and stream counts (drift.streams)
+      n_contacts, n_<stream> the day's touchpoints and the counts of the streams and share bases
       season_index_milli    the portfolio's seasonal index of the day, in thousandths: its contacts
                             that day over its usual daily contacts (the trailing year), with
                             drift.season_pseudo_count pseudo-contacts at the usual level. Weekends,
@@ -13,15 +13,22 @@
     that reaches it, and never rewritten (full_refresh=false, append-only; days after the as-of
     date are dropped for backfills). So a full refresh of the customer models and the daily runs
     judge every day against the same parameters, and erasing a customer later does not re-score
-    everybody else's past (the rows hold counts, no personal data). -#}
+    everybody else's past (the rows hold counts, no personal data). `loyalty warehouse build
+    --refit` estimates them again from the landed history (warehouse.build(refit=True)). -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['date_day', 'segment'],
     full_refresh=false,
+    on_schema_change='append_new_columns',
     pre_hook="{{ prune_portfolio_days() }}"
 ) }}
-{%- set streams = drift_streams() -%}
+{#- counted: every stream and share base the model knows (macros/drift_streams.sql); rated: those and all contacts -#}
+{%- set counted = [] -%}
+{%- for name, condition in drift_counted() if name != 'contacts' -%}
+  {%- do counted.append({'name': name, 'event_condition': condition}) -%}
+{%- endfor -%}
+{%- set rated = counted + [{'name': 'contacts'}] -%}
 {%- set window = scoring('drift.segment_window_days') | int -%}
 {%- set pseudo = scoring('drift.season_pseudo_count') | float -%}
 {%- set inc = is_incremental() -%}
@@ -70,7 +77,7 @@ events as (
         touchpoints.event_date as date_day,
         segments.segment,
         count(*) as n_contacts,
-        {% for s in streams -%}
+        {% for s in counted -%}
         sum(case when {{ s.event_condition }} then 1 else 0 end) as n_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor %}
     from {{ ref('fct_touchpoints') }} as touchpoints
@@ -88,7 +95,7 @@ new_days as (
         active.segment,
         active.active_customers,
         coalesce(events.n_contacts, 0) as n_contacts,
-        {% for s in streams -%}
+        {% for s in counted -%}
         coalesce(events.n_{{ s.name }}, 0) as n_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor %}
     from active
@@ -102,12 +109,12 @@ new_days as (
 known_days as (
     -- the new days and, on a daily run, the stored days their trailing windows read
     select date_day, segment, active_customers, n_contacts,
-           {% for s in streams %}n_{{ s.name }}, {% endfor %}1 as is_new
+           {% for s in counted %}n_{{ s.name }}, {% endfor %}1 as is_new
     from new_days
     {%- if since is not none %}
     union all
     select date_day, segment, active_customers, n_contacts,
-           {% for s in streams %}n_{{ s.name }}, {% endfor %}0 as is_new
+           {% for s in counted %}n_{{ s.name }}, {% endfor %}0 as is_new
     from {{ this }}
     where date_day >= {{ add_days(since, -(window + 1)) }}
     {%- endif %}
@@ -156,7 +163,7 @@ portfolio_exposed as (
     select
         date_day,
         sum(exposure_days) as exposure_days,
-        {% for s in streams -%}
+        {% for s in rated -%}
         sum(n_{{ s.name }}) as n_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor %}
     from exposed
@@ -166,7 +173,7 @@ portfolio_exposed as (
 portfolio_rates as (
     select
         date_day,
-        {% for s in streams -%}
+        {% for s in rated -%}
         {{ safe_ratio('sum(n_' ~ s.name ~ ') over trailing_window', 'sum(exposure_days) over trailing_window') }} as portfolio_rate_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor %}
     from portfolio_exposed
@@ -177,7 +184,7 @@ segment_rates as (
     select
         exposed.*,
         sum(exposure_days) over trailing_window as segment_exposure_days,
-        {% for s in streams -%}
+        {% for s in rated -%}
         {{ safe_ratio('sum(n_' ~ s.name ~ ') over trailing_window', 'sum(exposure_days) over trailing_window') }} as segment_rate_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor %}
     from exposed
@@ -189,12 +196,12 @@ select
     segment_rates.segment,
     segment_rates.active_customers,
     segment_rates.n_contacts,
-    {% for s in streams -%}
+    {% for s in counted -%}
     segment_rates.n_{{ s.name }},
     {% endfor -%}
     segment_rates.season_index_milli,
     coalesce(segment_rates.segment_exposure_days, 0) as segment_exposure_days,
-    {% for s in streams -%}
+    {% for s in rated -%}
     segment_rates.segment_rate_{{ s.name }},
     portfolio_rates.portfolio_rate_{{ s.name }}{{ ',' if not loop.last }}
     {% endfor %}

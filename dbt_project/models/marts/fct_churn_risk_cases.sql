@@ -70,7 +70,11 @@ at_open as (
         drift.since_restart_milli_{{ s.name }},
         drift.usual_rate_{{ s.name }},
         {{ stream_count(s, 'days') }} - coalesce({{ stream_count(s, 'restart_days') }}, 0) as seen_{{ s.name }},
+        {% if s.kind == 'share' -%}
+        days.cum_drift_{{ s.of }} - coalesce(restart_days.cum_drift_{{ s.of }}, 0) as seen_base_{{ s.name }},
+        {% else -%}
         drift.usual_rate_{{ s.name }} * (drift.cum_exposure_milli - coalesce(restart_drift.cum_exposure_milli, 0)) / 1000.0 as expected_{{ s.name }},
+        {% endif -%}
         {% endfor -%}
         {{ days_between('days.last_dialogue_date', 'cases.opened_on') }} as days_since_dialogue,
         {{ days_between('days.last_order_date', 'cases.opened_on') }} as days_since_order
@@ -102,6 +106,12 @@ ranked as (
         end as rank_{{ s.name }},
         {% endfor -%}
         {% for s in streams -%}
+        {% if s.kind == 'share' -%}
+        {{ sql_string(s.label) }} || ': ' || {{ int_text('seen_' ~ s.name) }} || ' of '
+            || {{ int_text('seen_base_' ~ s.name) }} || ' {{ 'contacts' if s.of == 'contacts' else 'answers' }} since '
+            || {{ as_text('building_since') }} || ', usually ' || {{ int_text('usual_rate_' ~ s.name ~ ' * 100') }} || ' %'
+            as driver_{{ s.name }}{{ ',' if not loop.last }}
+        {% else -%}
         {{ sql_string(s.label) }} || ': ' || {{ int_text('seen_' ~ s.name) }} || ' since '
             || {{ as_text('building_since') }} || ', about ' || {{ as_text(round_to('expected_' ~ s.name, 1)) }}
             || ' expected (usually ' || {{ as_text(round_to('usual_rate_' ~ s.name ~ ' * 90', 1)) }} || ' per 90 days'
@@ -110,6 +120,7 @@ ranked as (
             {%- elif s.name == 'orders' %}
             || coalesce('; the last order ' || {{ as_text('days_since_order') }} || ' days ago', '')
             {%- endif %} || ')' as driver_{{ s.name }}{{ ',' if not loop.last }}
+        {% endif -%}
         {% endfor %}
     from at_open
 ),
