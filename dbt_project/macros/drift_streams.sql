@@ -5,18 +5,20 @@
   {#- Every stream the model can watch, as a condition on fct_touchpoints, and its kind:
       rate   how often it happens: Poisson counts per portfolio-normal day. The rate streams are
              disjoint (no touch in two of them), so their evidence adds up without counting a
-             touch twice: a collection call is friction, not dialogue; dialogue with an executive
-             or decision maker is senior, not dialogue.
-      share  which part of the customer's contact it is (of: its base count): binomial given the
-             base. Friction and NPS describe how contact goes, not how much of it there is: a
+             touch twice: a collection call is friction, not dialogue.
+      share  which part of a base count it is (of): binomial given the base, so independent of
+             how much contact there is. Who we talk to (senior: executives and decision makers
+             among the two-way dialogue), how contact goes (friction among all contacts) and what
+             the customer answers (detractors, promoters among survey answers) are shares: a
              customer who stops calling also stops having unanswered calls, and that silence is
-             the rate streams' evidence, not evidence against a drift.
-      Bases: contacts (every touchpoint), surveys (survey answers with a score).
+             the rate streams' evidence, not evidence against a drift; a champion who leaves
+             shows as dialogue that goes on, with the wrong people.
+      Bases: contacts (every touchpoint), surveys (survey answers with a score), dialogue.
       int_customer_days keeps a running count cum_drift_<name> of each (customer_day_measures). -#}
   {%- set senior_roles = "('executive', 'decision_maker')" -%}
   {{ return({
-    'dialogue': {'kind': 'rate', 'condition': "is_two_way_dialogue and contact_kind <> 'friction' and coalesce(contact_role, 'other') not in " ~ senior_roles},
-    'senior': {'kind': 'rate', 'condition': "is_two_way_dialogue and contact_kind <> 'friction' and contact_role in " ~ senior_roles},
+    'dialogue': {'kind': 'rate', 'condition': "is_two_way_dialogue and contact_kind <> 'friction'"},
+    'senior': {'kind': 'share', 'of': 'dialogue', 'condition': "is_two_way_dialogue and contact_kind <> 'friction' and contact_role in " ~ senior_roles},
     'orders': {'kind': 'rate', 'condition': "event_type = 'order'"},
     'friction': {'kind': 'share', 'of': 'contacts', 'condition': "contact_kind = 'friction'"},
     'detractors': {'kind': 'share', 'of': 'surveys', 'condition': "event_type = 'survey_response' and nps_score <= " ~ scoring('loyalty.detractor_max')},

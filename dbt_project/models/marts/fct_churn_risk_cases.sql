@@ -108,7 +108,7 @@ ranked as (
         {% for s in streams -%}
         {% if s.kind == 'share' -%}
         {{ sql_string(s.label) }} || ': ' || {{ int_text('seen_' ~ s.name) }} || ' of '
-            || {{ int_text('seen_base_' ~ s.name) }} || ' {{ 'contacts' if s.of == 'contacts' else 'answers' }} since '
+            || {{ int_text('seen_base_' ~ s.name) }} || ' {{ {'contacts': 'contacts', 'surveys': 'survey answers', 'dialogue': 'two-way dialogues'}[s.of] }} since '
             || {{ as_text('building_since') }} || ', usually ' || {{ int_text('usual_rate_' ~ s.name ~ ' * 100') }} || ' %'
             as driver_{{ s.name }}{{ ',' if not loop.last }}
         {% else -%}
