@@ -5,7 +5,8 @@ an alert) AND whenever the consumer announces a landed batch on Kafka (an asset 
 apache-kafka provider's message-queue trigger). Steps, each idempotent for the run's as-of date:
 
     check_landing -> plan_build (full refresh when scoring.yml changed) -> dbt_build (one task per
-    dbt model, astronomer-cosmos) -> record_build -> check_marts -> publish -> dispatch_alerts
+    dbt model, astronomer-cosmos) -> record_build -> fit_population (the drift model's BG/NBD
+    step) -> check_marts -> publish -> dispatch_alerts
 
 ``loyalty_weekly_report`` renders the leadership report every Monday for the week before.
 """
@@ -134,6 +135,10 @@ def loyalty_pipeline():
     )
 
     @task
+    def fit_population(plan: dict) -> dict:
+        return pipeline.fit_population(load_settings(), as_of(), plan)
+
+    @task
     def check_marts() -> dict:
         return gate(pipeline.check_marts, as_of())
 
@@ -146,7 +151,8 @@ def loyalty_pipeline():
         return pipeline.dispatch_alerts(load_settings(), as_of())
 
     plan = plan_build()
-    check_landing() >> plan >> dbt_build >> record_build(plan) >> check_marts() >> publish() >> dispatch_alerts()
+    (check_landing() >> plan >> dbt_build >> record_build(plan) >> fit_population(plan) >> check_marts()
+     >> publish() >> dispatch_alerts())
 
 
 loyalty_pipeline()

@@ -123,6 +123,17 @@ def record_build(settings: Settings, plan: dict[str, Any]) -> None:
     warehouse._scoring_state_file(settings).write_text(plan["scoring_fingerprint"] + "\n")
 
 
+def fit_population(settings: Settings, as_of: dt.date, plan: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The drift model's population step: BG/NBD parameters refitted weekly or when the scoring
+    changed, and every customer's P(alive) as of the run's day (``loyalty_monitor.drift.population``)."""
+    from loyalty_monitor.drift import population
+
+    release_dbt_handle()
+    result = population.refresh(settings, as_of, refit=bool(plan and plan.get("full_refresh")))
+    return {"as_of": as_of.isoformat(), "refitted": result.refitted, "customers": result.customers,
+            "fits": len(result.fits)}
+
+
 def check_marts(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     """Quality gate on the freshly built marts (schema ``build``), before anyone can see them."""
     from expectations.gate import validate_marts

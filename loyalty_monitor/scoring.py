@@ -164,6 +164,8 @@ def _validate_drift(cfg: dict[str, Any]) -> None:
     if close > opening:
         raise ScoringError("scoring.yml: risk_cases.close_probability must not exceed open_probability")
     _number(cfg, "risk_cases.high_probability", 0.0001, 1)
+    if _get(cfg, "risk_cases").get("cases_per_manager_per_month") is not None:
+        _number(cfg, "risk_cases.cases_per_manager_per_month", 0.01, 1000)
     _number(cfg, "risk_cases.min_driver_evidence", 0)
     _number(cfg, "risk_cases.warmup_days", 0, 3650)
     action = _get(cfg, "risk_cases.suggested_action")

@@ -112,6 +112,11 @@ def dbt_vars_json(settings: Settings | None = None, as_of: dt.date | str | None 
     return json.dumps(dbt_vars(settings, as_of))
 
 
+def parse_as_of(value: dt.date | str | None) -> dt.date:
+    """The as-of date of a run: a date, an ISO string, or today (UTC) when empty."""
+    return _as_date(value)
+
+
 def _as_date(value: dt.date | str | None) -> dt.date:
     if value is None or value == "":
         return dt.datetime.now(dt.timezone.utc).date()
@@ -214,14 +219,27 @@ def _scoring_state_file(settings: Settings) -> Path:
 
 def build(settings: Settings, as_of: dt.date | str | None = None, full_refresh: bool = False,
           select: str | None = None, on_node: Callable[[DbtNodeResult], None] | None = None,
-          raise_on_failure: bool = True, unit_tests: bool = False) -> DbtRunResult:
+          raise_on_failure: bool = True, unit_tests: bool = False, refit: bool = False) -> DbtRunResult:
     """``dbt build`` (models and data tests) up to ``as_of``; incremental unless asked.
 
     dbt unit tests pin expected scores for the shipped config/scoring.yml, so they run in the test
     suite (``unit_tests=True``), not in production builds where users tune that file. When the
     scoring file changed since the last build, past days must be re-scored, so the build turns
     into a full refresh by itself.
+
+    The drift model's population parameters (``int_portfolio_days``) are append-only: a full
+    refresh keeps them, so the daily runs and a rebuild judge every day alike. ``refit`` drops
+    them first, so that they are estimated again from the whole landed history (and implies a
+    full refresh).
     """
+    if refit:
+        full_refresh = True
+        if settings.warehouse.exists():
+            con = connect(settings, read_only=False)
+            try:
+                con.execute(f"drop table if exists {BUILD_SCHEMA}.int_portfolio_days")
+            finally:
+                con.close()
     scoring_now = fingerprint(load_scoring(settings.scoring_file))
     state_file = _scoring_state_file(settings)
     if not full_refresh and select is None:

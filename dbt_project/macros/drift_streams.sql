@@ -13,18 +13,23 @@
              customer who stops calling also stops having unanswered calls, and that silence is
              the rate streams' evidence, not evidence against a drift; a champion who leaves
              shows as dialogue that goes on, with the wrong people.
-      Bases: contacts (every touchpoint), surveys (survey answers with a score), dialogue.
+      Bases: contacts (every touchpoint), surveys (survey answers with a score), commercial (calls,
+      e-mails and meetings of sales and management, either way: the relationship's stakeholders
+      are reached there; a service technician meets the users).
       int_customer_days keeps a running count cum_drift_<name> of each (customer_day_measures). -#}
   {%- set senior_roles = "('executive', 'decision_maker')" -%}
+  {#- the commercial relationship: calls, e-mails and meetings of sales and management, either way -#}
+  {%- set commercial = "event_type in ('call', 'email', 'meeting') and department in ('sales', 'management') and contact_kind <> 'friction'" -%}
   {{ return({
     'dialogue': {'kind': 'rate', 'condition': "is_two_way_dialogue and contact_kind <> 'friction'"},
-    'senior': {'kind': 'share', 'of': 'dialogue', 'condition': "is_two_way_dialogue and contact_kind <> 'friction' and contact_role in " ~ senior_roles},
+    'senior': {'kind': 'share', 'of': 'commercial', 'condition': commercial ~ " and contact_role in " ~ senior_roles},
     'orders': {'kind': 'rate', 'condition': "event_type = 'order'"},
     'friction': {'kind': 'share', 'of': 'contacts', 'condition': "contact_kind = 'friction'"},
     'detractors': {'kind': 'share', 'of': 'surveys', 'condition': "event_type = 'survey_response' and nps_score <= " ~ scoring('loyalty.detractor_max')},
     'promoters': {'kind': 'share', 'of': 'surveys', 'condition': "event_type = 'survey_response' and nps_score >= " ~ scoring('loyalty.promoter_min')},
     'contacts': {'kind': 'base', 'condition': 'true'},
     'surveys': {'kind': 'base', 'condition': "event_type = 'survey_response' and nps_score is not null"},
+    'commercial': {'kind': 'base', 'condition': commercial},
   }) }}
 {%- endmacro %}
 

@@ -23,8 +23,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     print(f"building the warehouse ({kind}, as of {args.as_of or 'today'}) in {settings.warehouse}",
           file=sys.stderr)
     result = warehouse.build(settings, as_of=args.as_of, full_refresh=args.full_refresh,
-                             select=args.select, on_node=_progress, unit_tests=args.unit_tests)
+                             select=args.select, on_node=_progress, unit_tests=args.unit_tests,
+                             refit=args.refit)
     print(result.summary())
+    if args.select is None:
+        from loyalty_monitor.drift import population
+
+        fitted = population.refresh(settings, warehouse.parse_as_of(args.as_of), refit=args.refit or args.full_refresh)
+        print(f"drift model population: P(alive) of {fitted.customers} customers"
+              f"{' (BG/NBD refitted)' if fitted.refitted else ''}")
     if args.publish:
         marts = warehouse.publish(settings)
         print(f"published {len(marts)} marts to schema {warehouse.PUBLISHED_SCHEMA}")
@@ -89,6 +96,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--full-refresh", action="store_true", help="rebuild every day instead of only new/late ones")
     b.add_argument("--select", help="dbt selection, e.g. 'marts' or '+fct_churn_alerts'")
     b.add_argument("--unit-tests", action="store_true", help="also run the dbt unit tests")
+    b.add_argument("--refit", action="store_true",
+                   help="estimate the drift model's population parameters again from the whole landed "
+                        "history (implies --full-refresh)")
     b.add_argument("--publish", action="store_true", help="publish the marts afterwards (no quality gate!)")
     b.set_defaults(func=cmd_build)
 

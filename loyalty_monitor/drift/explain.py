@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loyalty_monitor import warehouse
+from loyalty_monitor.drift import population
 from loyalty_monitor.scoring import load_scoring
 from loyalty_monitor.settings import Settings
 
@@ -47,6 +48,7 @@ class Explanation:
     cases: list[dict[str, Any]] = field(default_factory=list)
     open_probability: float = 0.0
     close_probability: float = 0.0
+    alive: dict[str, dict[str, Any]] = field(default_factory=dict)  # BG/NBD P(alive) by stream
 
 
 class ExplainError(LookupError):
@@ -96,6 +98,7 @@ def explain(settings: Settings, customer_id: str, as_of: dt.date | str | None = 
             expected_since_restart=float(sum(r[f"expected_{name}"] for r in excursion[1:])),
             evidence_since_restart=last[f"since_restart_milli_{name}"] / 1000.0))
     out.streams.sort(key=lambda s: -s.evidence_since_restart)
+    out.alive = population.p_alive_of(settings, customer_id)
     out.cases = warehouse.query(
         settings,
         "select opened_on, closed_on, case_status, probability_at_open, severity, drivers from "
@@ -126,6 +129,14 @@ def render_text(e: Explanation, weeks: int = 26) -> str:
         lines.append(f"  {s.label:<50} {s.evidence_since_restart:+5.1f} ({direction}): "
                      f"{s.seen_since_restart} since {e.restart_day}, about {s.expected_since_restart:.1f} "
                      f"expected; usually {s.usual_per_90_days:.1f} per 90 days")
+    if e.alive:
+        lines += ["", "Still there at all? BG/NBD probability alive (as of "
+                  f"{next(iter(e.alive.values()))['as_of_date']}):"]
+        for stream, row in e.alive.items():
+            lines.append(f"  {stream:<10} {float(row['p_alive']):4.0%} ({row['repeat_days']} repeat days, "
+                         f"the last {row['days_since_last']} days ago; about "
+                         f"{float(row[f'expected_next_{population.HORIZON_DAYS}_days']):.1f} expected in the next "
+                         f"{population.HORIZON_DAYS} days)")
     if e.cases:
         lines += ["", "Cases:"]
         for c in e.cases:
@@ -181,6 +192,9 @@ def render_html(e: Explanation) -> str:
         f"<li>opened {c['opened_on']} at {float(c['probability_at_open']):.0%} ({html.escape(str(c['severity']))}), "
         f"{'closed ' + str(c['closed_on']) if c['closed_on'] else 'open'}: {html.escape(str(c['drivers'] or ''))}</li>"
         for c in e.cases) or "<li>none</li>"
+    alive = "".join(f"<li>{html.escape(stream)}: {float(row['p_alive']):.0%} ({row['repeat_days']} repeat days, "
+                    f"the last {row['days_since_last']} days ago)</li>" for stream, row in e.alive.items()) \
+        or "<li>not fitted yet</li>"
     title = f"Why {e.customer_id}: drift probability as of {e.as_of}"
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title></head>"
             f"<body style=\"font-family:sans-serif;max-width:960px\"><h1>{html.escape(title)}</h1>"
@@ -188,4 +202,5 @@ def render_html(e: Explanation) -> str:
             f"<h2>What moved it since {e.restart_day}</h2><table border=\"1\" cellpadding=\"4\" "
             f"style=\"border-collapse:collapse\"><tr><th>stream</th><th>evidence (nats)</th><th>seen</th>"
             f"<th>expected</th><th>usually per 90 days</th></tr>{rows}</table>"
+            f"<h2>Still there at all? BG/NBD probability alive</h2><ul>{alive}</ul>"
             f"<h2>Cases</h2><ul>{cases}</ul></body></html>")

@@ -4,9 +4,10 @@
       usual_rate_<s>       the customer's usual rate per portfolio-normal day: its own count over
                            its history up to drift.baseline_skip_days ago, shrunk towards its
                            segment's rate (int_portfolio_days) with the weight of drift.prior_days
-                           (gamma-Poisson posterior mean)
+                           (gamma-Poisson posterior mean); a share stream: its usual share
       expected_<s>         what the customer usually does on such a day: usual rate x the
-                           portfolio's seasonal index of the day
+                           stream's seasonal index of the day (a share: usual share x the day's base)
+      cum_exposure_milli_<s>  a rate stream's portfolio-normal days so far (thousandths)
       evidence_milli_<s>   the day's log-likelihood ratio of "drifting" (rate x drifting_rate_ratio)
                            against "as usual", in thousandths of a nat: a quiet day of a chatty
                            customer adds a little, a dialogue subtracts, each friction event adds
@@ -34,6 +35,7 @@
 {%- set skip = scoring('drift.baseline_skip_days') | int -%}
 {%- set prior_days = scoring('drift.prior_days') | float -%}
 {%- set prior_events = scoring('drift.share_prior_events') | float -%}
+{%- set rate_streams = streams | selectattr('kind', 'equalto', 'rate') | list -%}
 {%- set rate_names = [] -%}
 {%- for s in streams -%}
   {%- for name in [s.name, s.of] if name and name not in rate_names -%}{%- do rate_names.append(name) -%}{%- endfor -%}
@@ -74,6 +76,9 @@ portfolio_days as (
     select
         date_day,
         max(season_index_milli) as season_index_milli,
+        {% for s in rate_streams -%}
+        max(season_index_{{ s.name }}_milli) as season_index_{{ s.name }}_milli,
+        {% endfor -%}
         {% for name in rate_names -%}
         max(portfolio_rate_{{ name }}) as portfolio_rate_{{ name }}{{ ',' if not loop.last }}
         {% endfor %}
@@ -89,6 +94,9 @@ counted as (
         customer_days.*,
         coalesce(versions.segment, 'unknown') as segment,
         coalesce(portfolio_days.season_index_milli, 1000) as season_index_milli,
+        {% for s in rate_streams -%}
+        coalesce(portfolio_days.season_index_{{ s.name }}_milli, 1000) as season_index_{{ s.name }}_milli,
+        {% endfor -%}
         {% for s in streams -%}
         cum_n_{{ s.name }} - coalesce(lag(cum_n_{{ s.name }}) over customer_series, 0) as n_{{ s.name }},
         {% if s.kind == 'share' -%}
@@ -135,7 +143,9 @@ base as (
 exposed as (
     select
         rebuilt.*,
-        {% if inc %}coalesce(base.cum_exposure_milli, 0) + {% endif %}sum(rebuilt.season_index_milli) over running as cum_exposure_milli
+        {% for s in rate_streams -%}
+        {% if inc %}coalesce(base.cum_exposure_milli_{{ s.name }}, 0) + {% endif %}sum(rebuilt.season_index_{{ s.name }}_milli) over running as cum_exposure_milli_{{ s.name }}{{ ',' if not loop.last }}
+        {% endfor %}
     from rebuilt
     {% if inc -%}
     left join base on base.customer_id = rebuilt.customer_id
@@ -149,9 +159,9 @@ exposed as (
 
 exposure_totals as (
     -- running exposure by day: the rebuilt days and the stored days before them
-    select customer_id, as_of_date, cum_exposure_milli from exposed
+    select customer_id, as_of_date{% for s in rate_streams %}, cum_exposure_milli_{{ s.name }}{% endfor %} from exposed
     union all
-    select stored.customer_id, stored.as_of_date, stored.cum_exposure_milli
+    select stored.customer_id, stored.as_of_date{% for s in rate_streams %}, stored.cum_exposure_milli_{{ s.name }}{% endfor %}
     from {{ this }} as stored
     inner join rebuild
         on rebuild.customer_id = stored.customer_id
@@ -165,7 +175,9 @@ baselined as (
     select
         exposed.*,
         {% if inc -%}
-        coalesce(exposure_back.cum_exposure_milli, 0) as baseline_exposure_milli,
+        {% for s in rate_streams -%}
+        coalesce(exposure_back.cum_exposure_milli_{{ s.name }}, 0) as baseline_exposure_milli_{{ s.name }},
+        {% endfor -%}
         {% for s in streams -%}
         {% if s.kind == 'share' -%}
         coalesce(counts_back.cum_drift_{{ s.of }}, 0) as baseline_base_{{ s.name }},
@@ -173,7 +185,9 @@ baselined as (
         coalesce({{ stream_count(s, 'counts_back') }}, 0) as baseline_n_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor -%}
         {%- else -%}
-        coalesce(lag(cum_exposure_milli, {{ skip }}) over customer_series, 0) as baseline_exposure_milli,
+        {% for s in rate_streams -%}
+        coalesce(lag(cum_exposure_milli_{{ s.name }}, {{ skip }}) over customer_series, 0) as baseline_exposure_milli_{{ s.name }},
+        {% endfor -%}
         {% for s in streams -%}
         {% if s.kind == 'share' -%}
         coalesce(lag(cum_base_{{ s.name }}, {{ skip }}) over customer_series, 0) as baseline_base_{{ s.name }},
@@ -204,7 +218,7 @@ rated as (
             / ({{ prior_events }} + baseline_base_{{ s.name }}) as usual_rate_{{ s.name }}{{ ',' if not loop.last }}
         {% else -%}
         (prior_rate_{{ s.name }} * {{ prior_days }} + baseline_n_{{ s.name }})
-            / ({{ prior_days }} + baseline_exposure_milli / 1000.0) as usual_rate_{{ s.name }}{{ ',' if not loop.last }}
+            / ({{ prior_days }} + baseline_exposure_milli_{{ s.name }} / 1000.0) as usual_rate_{{ s.name }}{{ ',' if not loop.last }}
         {% endif -%}
         {% endfor %}
     from baselined
@@ -218,7 +232,7 @@ expected as (
         usual_rate_{{ s.name }} * base_{{ s.name }} as expected_{{ s.name }}{{ ',' if not loop.last }}
         {% else -%}
         case when usual_rate_{{ s.name }} >= {{ min_rate }}
-             then usual_rate_{{ s.name }} * season_index_milli / 1000.0 else 0 end as expected_{{ s.name }}{{ ',' if not loop.last }}
+             then usual_rate_{{ s.name }} * season_index_{{ s.name }}_milli / 1000.0 else 0 end as expected_{{ s.name }}{{ ',' if not loop.last }}
         {% endif -%}
         {% endfor %}
     from rated
@@ -326,7 +340,9 @@ select
     attributed.segment,
     {{ days_between('bounds.first_day', 'attributed.as_of_date') }} as observed_days,
     attributed.season_index_milli,
-    attributed.cum_exposure_milli,
+    {% for s in rate_streams -%}
+    attributed.cum_exposure_milli_{{ s.name }},
+    {% endfor -%}
     {% for s in streams -%}
     attributed.n_{{ s.name }},
     {% if s.kind == 'share' -%}

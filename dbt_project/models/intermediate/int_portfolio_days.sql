@@ -1,10 +1,12 @@
 {#- The portfolio per day and segment: what the drift model judges each customer against.
       active_customers      customers in scope whose daily series has started
       n_contacts, n_<stream> the day's touchpoints and the counts of the streams and share bases
-      season_index_milli    the portfolio's seasonal index of the day, in thousandths: its contacts
-                            that day over its usual daily contacts (the trailing year), with
-                            drift.season_pseudo_count pseudo-contacts at the usual level. Weekends,
-                            summer and Christmas come out low, from the data, without a calendar.
+      season_index_<s>_milli  each stream's seasonal index of the day, in thousandths: the
+                            portfolio's count that day over its usual count per customer-day (the
+                            trailing year), with drift.season_pseudo_count pseudo-events at the
+                            usual level. Weekends, summer and Christmas come out low, from the
+                            data, without a calendar; each stream its own (orders come in at
+                            weekends, calls do not). season_index_milli: all contacts.
       segment_rate_<stream> the segment's usual rate per customer and portfolio-normal day over the
                             drift.segment_window_days before the day (the prior of every customer
                             in the segment); portfolio_rate_<stream> the same over all segments
@@ -124,47 +126,48 @@ portfolio as (
     select
         date_day,
         sum(active_customers) as active_customers,
-        sum(n_contacts) as n_contacts
+        {% for s in rated -%}
+        sum(n_{{ s.name }}) as n_{{ s.name }}{{ ',' if not loop.last }}
+        {% endfor %}
     from known_days
     group by date_day
 ),
 
 seasons as (
+    -- each stream's seasonal index of the day: its count that day over its usual count per
+    -- customer-day in the trailing year (the day itself excluded), with pseudo-counts; each stream
+    -- its own, since orders come in at weekends and calls do not
     select
         date_day,
-        -- the usual contacts per customer-day over the trailing year (the day itself excluded)
-        {{ safe_ratio(
-            'sum(n_contacts) over (order by date_day rows between ' ~ window ~ ' preceding and 1 preceding)',
-            'sum(active_customers) over (order by date_day rows between ' ~ window ~ ' preceding and 1 preceding)') }} as usual_contacts_per_customer,
-        n_contacts,
-        active_customers
-    from portfolio
-),
-
-indexed as (
-    select
-        known_days.*,
+        {% for s in rated -%}
+        {%- set usual = safe_ratio('sum(n_' ~ s.name ~ ') over trailing_window', 'sum(active_customers) over trailing_window') %}
         case
-            when seasons.usual_contacts_per_customer is null or seasons.usual_contacts_per_customer = 0 then 1000
-            else {{ milli('(seasons.n_contacts + ' ~ pseudo ~ ') / (seasons.active_customers * seasons.usual_contacts_per_customer + ' ~ pseudo ~ ')') }}
-        end as season_index_milli
-    from known_days
-    inner join seasons on seasons.date_day = known_days.date_day
+            when coalesce({{ usual }}, 0) = 0 then 1000
+            else {{ milli('(n_' ~ s.name ~ ' + ' ~ pseudo ~ ') / (active_customers * ' ~ usual ~ ' + ' ~ pseudo ~ ')') }}
+        end as season_index_{{ s.name }}_milli{{ ',' if not loop.last }}
+        {% endfor %}
+    from portfolio
+    window trailing_window as (order by date_day rows between {{ window }} preceding and 1 preceding)
 ),
 
 exposed as (
+    -- portfolio-normal customer-days per stream: active customers x the stream's seasonal index
     select
-        indexed.*,
-        cast(active_customers as {{ type_double() }}) * season_index_milli / 1000.0 as exposure_days
-    from indexed
+        known_days.*,
+        {% for s in rated -%}
+        seasons.season_index_{{ s.name }}_milli,
+        cast(known_days.active_customers as {{ type_double() }}) * seasons.season_index_{{ s.name }}_milli / 1000.0 as exposure_{{ s.name }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from known_days
+    inner join seasons on seasons.date_day = known_days.date_day
 ),
 
 portfolio_exposed as (
     select
         date_day,
-        sum(exposure_days) as exposure_days,
         {% for s in rated -%}
-        sum(n_{{ s.name }}) as n_{{ s.name }}{{ ',' if not loop.last }}
+        sum(n_{{ s.name }}) as n_{{ s.name }},
+        sum(exposure_{{ s.name }}) as exposure_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor %}
     from exposed
     group by date_day
@@ -174,7 +177,7 @@ portfolio_rates as (
     select
         date_day,
         {% for s in rated -%}
-        {{ safe_ratio('sum(n_' ~ s.name ~ ') over trailing_window', 'sum(exposure_days) over trailing_window') }} as portfolio_rate_{{ s.name }}{{ ',' if not loop.last }}
+        {{ safe_ratio('sum(n_' ~ s.name ~ ') over trailing_window', 'sum(exposure_' ~ s.name ~ ') over trailing_window') }} as portfolio_rate_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor %}
     from portfolio_exposed
     window trailing_window as (order by date_day rows between {{ window }} preceding and 1 preceding)
@@ -183,9 +186,9 @@ portfolio_rates as (
 segment_rates as (
     select
         exposed.*,
-        sum(exposure_days) over trailing_window as segment_exposure_days,
+        sum(exposure_contacts) over trailing_window as segment_exposure_days,
         {% for s in rated -%}
-        {{ safe_ratio('sum(n_' ~ s.name ~ ') over trailing_window', 'sum(exposure_days) over trailing_window') }} as segment_rate_{{ s.name }}{{ ',' if not loop.last }}
+        {{ safe_ratio('sum(n_' ~ s.name ~ ') over trailing_window', 'sum(exposure_' ~ s.name ~ ') over trailing_window') }} as segment_rate_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor %}
     from exposed
     window trailing_window as (partition by segment order by date_day rows between {{ window }} preceding and 1 preceding)
@@ -199,7 +202,10 @@ select
     {% for s in counted -%}
     segment_rates.n_{{ s.name }},
     {% endfor -%}
-    segment_rates.season_index_milli,
+    segment_rates.season_index_contacts_milli as season_index_milli,
+    {% for s in counted -%}
+    segment_rates.season_index_{{ s.name }}_milli,
+    {% endfor -%}
     coalesce(segment_rates.segment_exposure_days, 0) as segment_exposure_days,
     {% for s in rated -%}
     segment_rates.segment_rate_{{ s.name }},

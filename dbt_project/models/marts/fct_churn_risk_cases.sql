@@ -1,5 +1,7 @@
 {#- One row per churn-risk case: a customer whose probability of drifting toward churn
-    (int_drift_days) reached risk_cases.open_probability. A case stays open while the probability
+    (int_drift_days) reached risk_cases.open_probability (or, with
+    risk_cases.cases_per_manager_per_month set, the opening probability that keeps the trailing
+    year's cases within that budget). A case stays open while the probability
     stays at or above risk_cases.close_probability; the day it falls below, the customer has
     recovered and the case is closed; only then can a new case open for the same customer.
     drivers: the streams that moved the probability most since the evidence started to build
@@ -36,11 +38,54 @@ runs as (
     from elevated
 ),
 
-opened as (
-    select customer_id, run_number, min(as_of_date) as opened_on
+{%- if rc.get('cases_per_manager_per_month') %}
+{#- A budget instead of a probability: the opening probability is the lowest of 0.50, 0.51, ...,
+    0.99 at which the runs of the trailing year that would open a case stay within the budget
+    (cases per account manager per month x managers x 12). Re-derived each run, from the model's
+    own recent history. -#}
+peaks as (
+    select customer_id, run_number, max(drift_probability) as peak_probability, max(as_of_date) as last_day
     from runs
-    where drift_probability >= {{ rc['open_probability'] }} and observed_days >= {{ rc['warmup_days'] | int }}
+    where observed_days >= {{ rc['warmup_days'] | int }}
     group by customer_id, run_number
+),
+
+candidates as (
+    {% for k in range(50, 100) -%}
+    select {{ k / 100 }} as threshold{{ ' union all' if not loop.last }}
+    {% endfor %}
+),
+
+budget as (
+    select {{ rc['cases_per_manager_per_month'] }} * 12 * count(distinct account_manager_id) as cases_per_year
+    from {{ ref('dim_customers') }}
+),
+
+opening_threshold as (
+    select coalesce(min(counted.threshold), 0.99) as threshold
+    from (
+        select candidates.threshold, count(peaks.customer_id) as cases
+        from candidates
+        left join peaks
+            on peaks.peak_probability >= candidates.threshold
+           and peaks.last_day > {{ add_days(as_of_date_literal(), -365) }}
+        group by candidates.threshold
+    ) as counted
+    cross join budget
+    where counted.cases <= budget.cases_per_year
+),
+{%- else %}
+opening_threshold as (
+    select {{ rc['open_probability'] }} as threshold
+),
+{%- endif %}
+
+opened as (
+    select runs.customer_id, runs.run_number, min(runs.as_of_date) as opened_on
+    from runs
+    cross join opening_threshold
+    where runs.drift_probability >= opening_threshold.threshold and runs.observed_days >= {{ rc['warmup_days'] | int }}
+    group by runs.customer_id, runs.run_number
 ),
 
 spans as (
@@ -73,7 +118,7 @@ at_open as (
         {% if s.kind == 'share' -%}
         days.cum_drift_{{ s.of }} - coalesce(restart_days.cum_drift_{{ s.of }}, 0) as seen_base_{{ s.name }},
         {% else -%}
-        drift.usual_rate_{{ s.name }} * (drift.cum_exposure_milli - coalesce(restart_drift.cum_exposure_milli, 0)) / 1000.0 as expected_{{ s.name }},
+        drift.usual_rate_{{ s.name }} * (drift.cum_exposure_milli_{{ s.name }} - coalesce(restart_drift.cum_exposure_milli_{{ s.name }}, 0)) / 1000.0 as expected_{{ s.name }},
         {% endif -%}
         {% endfor -%}
         {{ days_between('days.last_dialogue_date', 'cases.opened_on') }} as days_since_dialogue,
@@ -108,7 +153,7 @@ ranked as (
         {% for s in streams -%}
         {% if s.kind == 'share' -%}
         {{ sql_string(s.label) }} || ': ' || {{ int_text('seen_' ~ s.name) }} || ' of '
-            || {{ int_text('seen_base_' ~ s.name) }} || ' {{ {'contacts': 'contacts', 'surveys': 'survey answers', 'dialogue': 'two-way dialogues'}[s.of] }} since '
+            || {{ int_text('seen_base_' ~ s.name) }} || ' {{ {'contacts': 'contacts', 'surveys': 'survey answers', 'commercial': 'sales and management contacts'}[s.of] }} since '
             || {{ as_text('building_since') }} || ', usually ' || {{ int_text('usual_rate_' ~ s.name ~ ' * 100') }} || ' %'
             as driver_{{ s.name }}{{ ',' if not loop.last }}
         {% else -%}
