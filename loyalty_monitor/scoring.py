@@ -20,7 +20,7 @@ RULES = ("status_drop", "sharp_health_drop", "dialogue_gap", "dunning_escalation
 DUNNING_STAGES = ("reminder", "second_reminder", "collection_call", "final_notice")
 SEGMENTS = ("key", "growth", "standard", "unknown")
 #: The streams the drift model knows how to count (dbt_project/macros/drift_streams.sql).
-DRIFT_STREAMS = ("dialogue", "senior", "orders", "friction", "detractors", "promoters")
+DRIFT_STREAMS = ("dialogue", "senior", "orders", "friction", "unresolved", "detractors", "promoters")
 
 
 class ScoringError(ValueError):

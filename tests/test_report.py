@@ -117,10 +117,10 @@ def test_alert_follow_up_counts_dialogue_within_14_days(data_dir):
     con.execute("create table published.fct_touchpoints (customer_id varchar, event_date date, "
                 "is_two_way_dialogue boolean)")
     con.execute("""insert into published.fct_churn_alerts values
-        ('a1', 'C1', date '2026-05-01', 'high', 'dialogue_gap'),
-        ('a2', 'C2', date '2026-05-01', 'medium', 'status_drop'),
-        ('a3', 'C3', date '2026-06-25', 'high', 'dialogue_gap'),
-        ('old', 'C1', date '2026-01-01', 'high', 'dialogue_gap')""")
+        ('a1', 'C1', date '2026-05-01', 'high', 'churn_risk'),
+        ('a2', 'C2', date '2026-05-01', 'medium', 'open_high_complaint'),
+        ('a3', 'C3', date '2026-06-25', 'high', 'churn_risk'),
+        ('old', 'C1', date '2026-01-01', 'high', 'churn_risk')""")
     con.execute("""insert into published.fct_touchpoints values
         ('C1', date '2026-05-06', true), ('C2', date '2026-05-21', true), ('C2', date '2026-05-03', false),
         ('C3', date '2026-06-25', true)""")

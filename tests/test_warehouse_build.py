@@ -91,28 +91,43 @@ def test_stable_customers_stay_mostly_green(con, history):
     assert red / total <= 0.02, f"stable customers red on {red / total:.1%} of days"
 
 
-def test_churners_are_alerted_before_churning_more_often_than_stable_customers(con, history):
-    # Tolerance: of the churners whose drift starts after the 60-day warm-up and who churn within
-    # the history, at least half get an alert between drift start and churn date, and at least
-    # 1.5 times the share of stable customers alerted in the last 120 days (about the same length;
-    # the generator gives stable customers "rough patches" that legitimately alert some of them).
+def test_churners_get_a_risk_case_far_more_often_than_stable_customers(con, history):
+    # The drift model on the generator's ground truth (customer level). Tolerances, from what this
+    # history allows (docs/warehouse.md, "Alert quality": even an oracle with the true rates catches
+    # only about a third of the churners at a few false alarms per 100 stable customer-years):
+    # - of the churners whose drift starts after the 60-day warm-up and who churn within the
+    #   history, at least a fifth get a case opened between drift start and churn date, and at least
+    #   four times the share of stable customers with a case in the last 120 days (about as long);
+    # - the drift probability ranks them: a churner's highest probability in its drift beats a
+    #   stable customer's highest in the last 120 days in at least 65 % of the pairs (AUC).
     _truth_table(con, history)
     churners = con.execute(f"""
-        select count(distinct t.customer_id), count(distinct a.customer_id)
-        from truth t left join build.fct_churn_alerts a
-          on a.customer_id = t.customer_id and a.alert_date between t.drift_start and t.churn_date
+        select count(distinct t.customer_id), count(distinct c.customer_id)
+        from truth t left join build.fct_churn_risk_cases c
+          on c.customer_id = t.customer_id and c.opened_on between t.drift_start and t.churn_date
         where t.churns and not t.deleted and t.drift_start >= date '{START}' + 60 and t.churn_date <= date '{END}'
     """).fetchone()
     stable = con.execute(f"""
-        select count(distinct t.customer_id), count(distinct a.customer_id)
-        from truth t left join build.fct_churn_alerts a
-          on a.customer_id = t.customer_id and a.alert_date > date '{END}' - 120
+        select count(distinct t.customer_id), count(distinct c.customer_id)
+        from truth t left join build.fct_churn_risk_cases c
+          on c.customer_id = t.customer_id and c.opened_on > date '{END}' - 120
         where not t.churns and not t.deleted
     """).fetchone()
     assert churners[0] >= 8
     churner_rate, stable_rate = churners[1] / churners[0], stable[1] / stable[0]
-    assert churner_rate >= 0.5, f"only {churner_rate:.0%} of churners were alerted before churning"
-    assert churner_rate >= 1.5 * stable_rate, f"churners {churner_rate:.0%} vs stable {stable_rate:.0%}"
+    assert churner_rate >= 0.2, f"only {churner_rate:.0%} of churners got a case before churning"
+    assert churner_rate >= 4 * stable_rate, f"churners {churner_rate:.0%} vs stable {stable_rate:.0%}"
+    drifting = [p for (p,) in con.execute(f"""
+        select max(d.drift_probability) from truth t join build.int_drift_days d
+          on d.customer_id = t.customer_id and d.as_of_date between t.drift_start and t.churn_date
+        where t.churns and not t.deleted and t.drift_start >= date '{START}' + 60 and t.churn_date <= date '{END}'
+        group by t.customer_id""").fetchall()]
+    steady = [p for (p,) in con.execute(f"""
+        select max(d.drift_probability) from truth t join build.int_drift_days d
+          on d.customer_id = t.customer_id and d.as_of_date > date '{END}' - 120
+        where not t.churns and not t.deleted group by t.customer_id""").fetchall()]
+    auc = sum((a > b) + 0.5 * (a == b) for a in drifting for b in steady) / (len(drifting) * len(steady))
+    assert auc >= 0.65, f"the drift probability ranks churners above stable customers in only {auc:.0%} of pairs"
 
 
 def test_daily_series_covers_every_day_up_to_as_of(con):

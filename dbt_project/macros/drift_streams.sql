@@ -13,7 +13,8 @@
              customer who stops calling also stops having unanswered calls, and that silence is
              the rate streams' evidence, not evidence against a drift; a champion who leaves
              shows as dialogue that goes on, with the wrong people.
-      Bases: contacts (every touchpoint), surveys (survey answers with a score), commercial (calls,
+      Bases: contacts (every touchpoint), surveys (survey answers with a score), visits (service
+      visits: unresolved ones are a share of them), commercial (calls,
       e-mails and meetings of sales and management, either way: the relationship's stakeholders
       are reached there; a service technician meets the users).
       int_customer_days keeps a running count cum_drift_<name> of each (customer_day_measures). -#}
@@ -25,10 +26,12 @@
     'senior': {'kind': 'share', 'of': 'commercial', 'condition': commercial ~ " and contact_role in " ~ senior_roles},
     'orders': {'kind': 'rate', 'condition': "event_type = 'order'"},
     'friction': {'kind': 'share', 'of': 'contacts', 'condition': "contact_kind = 'friction'"},
+    'unresolved': {'kind': 'share', 'of': 'visits', 'condition': "event_type = 'service_visit' and not coalesce(resolved, false)"},
     'detractors': {'kind': 'share', 'of': 'surveys', 'condition': "event_type = 'survey_response' and nps_score <= " ~ scoring('loyalty.detractor_max')},
     'promoters': {'kind': 'share', 'of': 'surveys', 'condition': "event_type = 'survey_response' and nps_score >= " ~ scoring('loyalty.promoter_min')},
     'contacts': {'kind': 'base', 'condition': 'true'},
     'surveys': {'kind': 'base', 'condition': "event_type = 'survey_response' and nps_score is not null"},
+    'visits': {'kind': 'base', 'condition': "event_type = 'service_visit'"},
     'commercial': {'kind': 'base', 'condition': commercial},
   }) }}
 {%- endmacro %}

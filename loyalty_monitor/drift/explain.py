@@ -107,6 +107,10 @@ def explain(settings: Settings, customer_id: str, as_of: dt.date | str | None = 
     return out
 
 
+def _share(value: float | None) -> str:
+    return "unknown" if value is None else f"{float(value):4.0%}"
+
+
 def _bar(value: float, width: int = 40) -> str:
     filled = max(0, min(width, round(value * width)))
     return "#" * filled + "." * (width - filled)
@@ -133,10 +137,11 @@ def render_text(e: Explanation, weeks: int = 26) -> str:
         lines += ["", "Still there at all? BG/NBD probability alive (as of "
                   f"{next(iter(e.alive.values()))['as_of_date']}):"]
         for stream, row in e.alive.items():
-            lines.append(f"  {stream:<10} {float(row['p_alive']):4.0%} ({row['repeat_days']} repeat days, "
-                         f"the last {row['days_since_last']} days ago; about "
-                         f"{float(row[f'expected_next_{population.HORIZON_DAYS}_days']):.1f} expected in the next "
-                         f"{population.HORIZON_DAYS} days)")
+            expected = row[f"expected_next_{population.HORIZON_DAYS}_days"]
+            lines.append(f"  {stream:<10} {_share(row['p_alive'])} ({row['repeat_days']} repeat days, "
+                         f"the last {row['days_since_last']} days ago; "
+                         f"{'about ' + format(float(expected), '.1f') if expected is not None else 'unknown'} "
+                         f"expected in the next {population.HORIZON_DAYS} days)")
     if e.cases:
         lines += ["", "Cases:"]
         for c in e.cases:
@@ -192,7 +197,7 @@ def render_html(e: Explanation) -> str:
         f"<li>opened {c['opened_on']} at {float(c['probability_at_open']):.0%} ({html.escape(str(c['severity']))}), "
         f"{'closed ' + str(c['closed_on']) if c['closed_on'] else 'open'}: {html.escape(str(c['drivers'] or ''))}</li>"
         for c in e.cases) or "<li>none</li>"
-    alive = "".join(f"<li>{html.escape(stream)}: {float(row['p_alive']):.0%} ({row['repeat_days']} repeat days, "
+    alive = "".join(f"<li>{html.escape(stream)}: {_share(row['p_alive'])} ({row['repeat_days']} repeat days, "
                     f"the last {row['days_since_last']} days ago)</li>" for stream, row in e.alive.items()) \
         or "<li>not fitted yet</li>"
     title = f"Why {e.customer_id}: drift probability as of {e.as_of}"

@@ -72,6 +72,11 @@ def _rfm(con, condition: str, as_of: dt.date) -> list[tuple]:
     """, [as_of, as_of]).fetchall()
 
 
+def _finite(value: float) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
 def _ensure_tables(con) -> None:
     con.execute(f"""create table if not exists {PARAMS_TABLE} (
         fitted_as_of date, stream varchar, segment varchar, r double, alpha double, a double, b double,
@@ -149,8 +154,11 @@ def refresh(settings: Settings, as_of: dt.date, refit: bool = False) -> Populati
                 p = bgnbd.p_alive(params, x, t_x, t_age)
                 expected = bgnbd.conditional_expected_transactions(params, HORIZON_DAYS, x, t_x, t_age)
                 for k, i in enumerate(index):
+                    # a degenerate fit (no drop-out seen: a and b run off) can leave the expectation
+                    # undefined; it is stored as unknown, never as NaN
                     values[i] = (as_of, alive[i][0], alive[i][1], alive[i][2], int(alive[i][3]),
-                                 int(alive[i][5] - alive[i][4]), int(alive[i][5]), float(p[k]), float(expected[k]))
+                                 int(alive[i][5] - alive[i][4]), int(alive[i][5]),
+                                 _finite(p[k]), _finite(expected[k]))
             con.executemany(f"insert into {ALIVE_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
         con.execute("commit")
         return PopulationResult(as_of=as_of, refitted=due, fits=fits, customers=len({a[0] for a in alive}))

@@ -153,7 +153,7 @@ ranked as (
         {% for s in streams -%}
         {% if s.kind == 'share' -%}
         {{ sql_string(s.label) }} || ': ' || {{ int_text('seen_' ~ s.name) }} || ' of '
-            || {{ int_text('seen_base_' ~ s.name) }} || ' {{ {'contacts': 'contacts', 'surveys': 'survey answers', 'commercial': 'sales and management contacts'}[s.of] }} since '
+            || {{ int_text('seen_base_' ~ s.name) }} || ' {{ {'contacts': 'contacts', 'surveys': 'survey answers', 'visits': 'service visits', 'commercial': 'sales and management contacts'}[s.of] }} since '
             || {{ as_text('building_since') }} || ', usually ' || {{ int_text('usual_rate_' ~ s.name ~ ' * 100') }} || ' %'
             as driver_{{ s.name }}{{ ',' if not loop.last }}
         {% else -%}
