@@ -184,3 +184,23 @@ def test_a_budget_of_cases_per_manager_sets_the_opening_probability(built, tmp_p
     default = _cases(built)
     assert [c for c, _, _ in budgeted] == ["QUIET"]
     assert budgeted[0][1] < default[0][1]
+
+
+def test_the_drift_model_scores_only_days_that_are_over(built):
+    """A run during the day (an event-driven run, as-of today) builds today's scorecard, but the
+    drift model stops at yesterday: its population parameters are written once per day and kept,
+    so they must not come from half a day. Runs on whatever day the suite runs (last: it moves the
+    module's warehouse forward)."""
+    today = dt.datetime.now(dt.timezone.utc).date()
+    warehouse.build(built, as_of=today)
+    con = duckdb.connect(str(built.warehouse), read_only=True)
+    try:
+        health = con.execute("select max(as_of_date) from build.fct_customer_health_daily").fetchone()[0]
+        drift = con.execute("select max(as_of_date) from build.int_drift_days").fetchone()[0]
+        portfolio = con.execute("select max(date_day) from build.int_portfolio_days").fetchone()[0]
+        open_cases = con.execute("select count(*) from build.fct_churn_risk_cases where case_status = 'open'").fetchone()[0]
+    finally:
+        con.close()
+    assert health == today
+    assert drift == portfolio == today - dt.timedelta(days=1)
+    assert open_cases == 1  # QUIET's case is still open: judged on the last day that is over

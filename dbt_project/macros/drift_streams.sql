@@ -80,8 +80,8 @@
       again when a run reaches them. -#}
   {%- if is_incremental() -%}
     {%- set stored = portfolio_days_stored_until() -%}
-    {{ record_rebuilt_rows('1 = 1' if stored is none else 'date_day > least(' ~ stored ~ ', ' ~ as_of_date_literal() ~ ')') }}
-    delete from {{ this }} where date_day > {{ as_of_date_literal() }}
+    {{ record_rebuilt_rows('1 = 1' if stored is none else 'date_day > least(' ~ stored ~ ', ' ~ drift_last_day() ~ ')') }}
+    delete from {{ this }} where date_day > {{ drift_last_day() }}
   {%- else -%}
     select 1
   {%- endif -%}
@@ -128,4 +128,14 @@
       config/scoring.yml. -#}
   {%- set rules = scoring('alerts.rules') -%}
   {{ return(['dunning_escalation', 'open_high_complaint'] | select('in', rules.keys() | list) | list) }}
+{%- endmacro %}
+
+{% macro drift_last_day() -%}
+  {#- The last day the drift model scores: the as-of date, but never a day that is not over yet
+      (UTC). An event-driven run during the day builds the rest up to today; the drift model's
+      population parameters are written once per day and kept (int_portfolio_days), so they must
+      not be estimated from half a day. Silence is judged over weeks: a day of latency. -#}
+  {%- if not execute -%}{{ return(as_of_date_literal()) }}{%- endif -%}
+  {%- set yesterday = (modules.datetime.datetime.utcnow().date() - modules.datetime.timedelta(days=1)).isoformat() -%}
+  {{ return("least(" ~ as_of_date_literal() ~ ", cast('" ~ yesterday ~ "' as date))") }}
 {%- endmacro %}

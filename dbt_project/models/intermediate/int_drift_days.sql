@@ -21,6 +21,8 @@
                            day before gives on a daily run
       drift_probability    1 / (1 + exp(-(S + log prior odds))), prior odds from drift.prior_drift_share
     Sums are in integer thousandths, so a daily run and a full refresh give identical rows.
+    Only days that are over are scored (drift_last_day: an event-driven run during the day leaves
+    today to the next run).
     Incremental by customer-day (macros/incremental.sql). -#}
 {{ config(
     materialized='incremental',
@@ -67,8 +69,9 @@ customer_days as (
     inner join rebuild
         on rebuild.customer_id = days.customer_id
        and days.as_of_date >= {{ add_days('rebuild.rebuild_from', -1) }}
+    where days.as_of_date <= {{ drift_last_day() }}
     {% if since is not none -%}
-    where days.as_of_date >= {{ add_days(since, -1) }}
+      and days.as_of_date >= {{ add_days(since, -1) }}
     {%- endif %}
 ),
 

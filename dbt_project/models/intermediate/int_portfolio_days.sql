@@ -84,7 +84,7 @@ events as (
         {% endfor %}
     from {{ ref('fct_touchpoints') }} as touchpoints
     inner join segments on segments.customer_id = touchpoints.customer_id
-    where touchpoints.event_date <= {{ as_of_date_literal() }}
+    where touchpoints.event_date <= {{ drift_last_day() }}
     {%- if since is not none %}
       and touchpoints.event_date > {{ since }}
     {%- endif %}
@@ -102,7 +102,7 @@ new_days as (
         {% endfor %}
     from active
     left join events on events.date_day = active.date_day and events.segment = active.segment
-    where active.date_day <= {{ as_of_date_literal() }}
+    where active.date_day <= {{ drift_last_day() }}
     {%- if since is not none %}
       and active.date_day > {{ since }}
     {%- endif %}

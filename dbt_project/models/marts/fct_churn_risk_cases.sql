@@ -68,7 +68,7 @@ opening_threshold as (
         from candidates
         left join peaks
             on peaks.peak_probability >= candidates.threshold
-           and peaks.last_day > {{ add_days(as_of_date_literal(), -365) }}
+           and peaks.last_day > {{ add_days(drift_last_day(), -365) }}
         group by candidates.threshold
     ) as counted
     cross join budget
@@ -204,8 +204,8 @@ select
     customers.account_manager_name,
     customers.account_manager_email,
     reasoned.opened_on,
-    case when reasoned.last_elevated_day < {{ as_of_date_literal() }} then {{ add_days('reasoned.last_elevated_day', 1) }} end as closed_on,
-    case when reasoned.last_elevated_day < {{ as_of_date_literal() }} then 'closed' else 'open' end as case_status,
+    case when reasoned.last_elevated_day < {{ drift_last_day() }} then {{ add_days('reasoned.last_elevated_day', 1) }} end as closed_on,
+    case when reasoned.last_elevated_day < {{ drift_last_day() }} then 'closed' else 'open' end as case_status,
     cast(reasoned.drift_probability as {{ type_double() }}) as probability_at_open,
     cast(reasoned.peak_probability as {{ type_double() }}) as peak_probability,
     case when reasoned.drift_probability >= {{ rc['high_probability'] }} then 'high' else 'medium' end as severity,
