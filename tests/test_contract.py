@@ -177,6 +177,7 @@ def test_raw_byte_errors_each_have_their_code() -> None:
         "not_object": decode("touchpoint", b"C000042", b'[{"event_id": "e-1"}]'),
         "null_value": decode("touchpoint", b"C000042", None),
         "key_mismatch": decode("touchpoint", b"C000043", good),
+        "bad_key": decode("customer", b"C0\r\n42", None),
     }
     for code, result in cases.items():
         assert (result.ok, result.record, result.error_code) == (False, None, code), result
@@ -335,3 +336,52 @@ def test_enumerations_are_the_schemas_in_python_and_in_dbt() -> None:
         found = re.search(r"macro contract_" + name + r"\(\).*?return\((\[.*?\])\)", macros, re.S)
         assert found, f"dbt macro contract_{name}() missing"
         assert json.loads(found.group(1).replace("'", '"')) == values, f"dbt contract_{name}() differs"
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00Z", "1999-12-31T23:59:59Z", "9999-12-31T23:59:59Z",
+                                   "2100-01-01T00:00:00+01:00"])
+def test_instants_outside_the_accepted_window_are_bad_timestamps(stamp: str) -> None:
+    """Not before 2000 and not after the receiver's clock plus a day of skew: a year-0001 event
+    would otherwise make the warehouse build a daily series from year 1 for its customer."""
+    result = decode_touchpoint(touchpoint("email", occurred_at=stamp))
+    assert result.error_code == "bad_timestamp" and "outside the accepted window" in result.error_detail
+
+
+def test_the_window_ends_a_day_after_the_receivers_clock() -> None:
+    import datetime as dt
+
+    from loyalty_monitor.contract import validate
+
+    now = dt.datetime(2026, 3, 2, 12, tzinfo=dt.timezone.utc)
+    assert validate("touchpoint", touchpoint("email", occurred_at="2026-03-03T11:00:00Z"), now=now) is None
+    assert validate("touchpoint", touchpoint("email", occurred_at="2026-03-03T13:00:00Z"), now=now)[0] == "bad_timestamp"
+    assert validate("touchpoint", touchpoint("email", occurred_at="2000-01-01T00:00:00Z"), now=now) is None
+
+
+@pytest.mark.parametrize("raw, where", [
+    (b'"amount": 1e23', "amount"), (b'"amount": 1e999', "amount"), (b'"amount": 1000000000000.5', "amount"),
+])
+def test_amounts_are_finite_and_bounded(raw: bytes, where: str) -> None:
+    good = json.dumps(touchpoint("order")).encode()
+    bad = good.replace(b'"amount": 18400.0', raw)
+    assert bad != good
+    result = decode("touchpoint", b"C000042", bad)
+    assert result.error_code == "schema_violation" and where in result.error_detail
+
+
+def test_the_largest_valid_values_are_accepted() -> None:
+    record = touchpoint("order")
+    record["payload"]["amount"] = 1_000_000_000_000
+    assert decode_touchpoint(record).ok
+    customer = dict(CUSTOMER, annual_potential=1e12)
+    assert decode("customer", b"C000042", json.dumps(customer).encode()).ok
+    customer["annual_potential"] = 1e999
+    assert decode("customer", b"C000042", json.dumps(customer).encode().replace(b"Infinity", b"1e999")
+                  ).error_code == "schema_violation"
+
+
+@pytest.mark.parametrize("field, value", [("customer_id", "C00\n42"), ("event_id", "e-1\r"), ("event_id", "e\u00001")])
+def test_identifiers_carry_no_control_characters(field: str, value: str) -> None:
+    record = touchpoint("email", **{field: value})
+    result = decode("touchpoint", record["customer_id"].encode(), json.dumps(record).encode())
+    assert result.error_code == "schema_violation" and field in result.error_detail

@@ -8,8 +8,9 @@ This module imports nothing of the project.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,13 @@ SCHEMA_PATH = Path(__file__).with_name("events.v1.schema.json")
 SCHEMA_VERSION = 1
 MAX_NOTE_CHARS = 4096
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
+#: The instants an event may carry: not before EARLIEST_INSTANT, not later than the receiver's clock
+#: plus MAX_CLOCK_SKEW. A year-0001 or year-9999 event is a producer's bug; the warehouse would
+#: otherwise build a daily series from it (hundreds of thousands of rows for one customer).
+EARLIEST_INSTANT = datetime(2000, 1, 1, tzinfo=timezone.utc)
+MAX_CLOCK_SKEW = timedelta(days=1)
+#: A key (customer_id, event_id, a tombstone's key): printable, without control characters.
+_IDENTIFIER = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
 
 Kind = Literal["touchpoint", "customer"]
 
@@ -41,6 +49,7 @@ ERROR_CODES = {
     "schema_violation": "value violates the event contract",
     "bad_timestamp": "timestamp is not a valid RFC 3339 instant with offset",
     "key_mismatch": "message key differs from the record's customer_id",
+    "bad_key": "message key is not a valid customer_id (empty, too long, or with control characters)",
 }
 
 
@@ -133,8 +142,9 @@ def parse_timestamp(value: str) -> datetime:
     return parsed.astimezone(timezone.utc)
 
 
-def validate(kind: Kind, record: Any) -> tuple[str, str] | None:
-    """Return ``(error_code, detail)`` if ``record`` breaks the contract, else None."""
+def validate(kind: Kind, record: Any, now: datetime | None = None) -> tuple[str, str] | None:
+    """Return ``(error_code, detail)`` if ``record`` breaks the contract, else None. ``now`` is the
+    receiver's clock (default: the system's), the upper end of the accepted timestamps."""
     if not isinstance(record, dict):
         return "not_object", f"expected a JSON object, got {type(record).__name__}"
     try:
@@ -148,9 +158,13 @@ def validate(kind: Kind, record: Any) -> tuple[str, str] | None:
         return "schema_violation", f"{exc.message} (at {exc.name})"
     stamp_field = "occurred_at" if kind == "touchpoint" else "updated_at"
     try:
-        parse_timestamp(record[stamp_field])
+        instant = parse_timestamp(record[stamp_field])
     except (ValueError, OverflowError) as exc:  # OverflowError: year 1 shifted before UTC year 1
         return "bad_timestamp", f"{stamp_field}: {exc}"
+    latest = (now or datetime.now(timezone.utc)) + MAX_CLOCK_SKEW
+    if not EARLIEST_INSTANT <= instant <= latest:
+        return "bad_timestamp", (f"{stamp_field}: {record[stamp_field]} lies outside the accepted window "
+                                 f"[{EARLIEST_INSTANT.isoformat()}, now + {MAX_CLOCK_SKEW}]")
     return None
 
 
@@ -159,6 +173,8 @@ def decode(kind: Kind, key: bytes | None, value: bytes | None,
     """Decode and validate one Kafka message of the given kind."""
     if value is None:
         if kind == "customer" and key:
+            if not _IDENTIFIER.match(key.decode("utf-8", "replace")):
+                return Decoded(False, error_code="bad_key", error_detail=ERROR_CODES["bad_key"])
             return Decoded(ok=True, record=None)  # tombstone: the customer was deleted
         return Decoded(False, error_code="null_value", error_detail=ERROR_CODES["null_value"])
     if len(value) > max_bytes:
