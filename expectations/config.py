@@ -19,6 +19,9 @@ class GateConfig:
     #: Share of touchpoint rows whose customer is not (yet) in master data before it is critical.
     #: Master data may arrive a little after a new customer's first touchpoint.
     unknown_customer_tolerance: float = 0.02
+    #: ... but never fewer than this many rows: an event-driven run over a batch of nine rows with
+    #: two new customers is a new customer arriving, not a broken feed.
+    unknown_customer_floor_rows: int = 5
     #: Share of exact re-sends in a batch above which a warning is raised (staging dedups them).
     resend_warning_share: float = 0.05
     #: Daily volume band: learned from the same weekday of this many trailing weeks.

@@ -232,7 +232,8 @@ def _touchpoint_frames(reader: _Reader, cfg: GateConfig, new: list[LandedFile],
         "occurred_at_min": now - timedelta(days=cfg.max_event_age_days),
         "occurred_at_max": _arrival(batch, now) + skew,
         "unknown_customer_ids": sorted(unknown_ids),
-        "known_customer_mostly": 1.0 - cfg.unknown_customer_tolerance,
+        "known_customer_mostly": 1.0 - max(cfg.unknown_customer_tolerance,
+                                           min(1.0, cfg.unknown_customer_floor_rows / max(1, len(batch)))),
         "resend_mostly": 1.0 - cfg.resend_warning_share,
     }
     frames = [Frame(landed_touchpoints.NAME, batch, params, label)]

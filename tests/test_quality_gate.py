@@ -220,6 +220,22 @@ def test_warning_only_failure_does_not_block(gate_settings):
     assert "C77777" in result.warnings[0].observed
 
 
+def test_a_tiny_batch_with_two_new_customers_is_not_critical(gate_settings):
+    """The tolerance of unknown customers has an absolute floor: nine rows of which two come from
+    customers whose master data has not landed yet is a warning, not a stopped pipeline."""
+    land_history(gate_settings)
+    land_touchpoints(gate_settings, day_records())
+    assert validate_landing(gate_settings).passed
+    records = day_records()[:9]  # a later, event-driven batch of the same day
+    for record in records:
+        record["event_id"] += "-later"
+    records[0]["customer_id"], records[1]["customer_id"] = "C77777", "C77778"
+    land_touchpoints(gate_settings, records)
+    result = validate_landing(gate_settings)
+    assert result.passed, result.summary()
+    assert "C77777" in result.warnings[0].observed and "C77778" in result.warnings[0].observed
+
+
 def test_removing_the_bad_file_unblocks_the_gate(gate_settings):
     land_history(gate_settings)
     assert validate_landing(gate_settings).passed
