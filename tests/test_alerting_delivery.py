@@ -309,3 +309,17 @@ def test_cli_lists_alerts_as_json_and_table(alert_settings, smtp):
     assert "sent" in table and "capped" in table and "am1@example.com" in table
     bad = subprocess.run([loyalty, "alerts", "list", "--status", "lost"], capture_output=True, text=True)
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_smtp_never_sends_credentials_without_tls(alert_settings, smtp):
+    """A username without STARTTLS (or port 465's implicit TLS) is refused before anything is sent:
+    the password would cross the network in clear text. The real server sees no mail."""
+    from loyalty_monitor.alerting.channels import DeliveryError
+
+    channel = SmtpChannel(host="127.0.0.1", port=smtp.port, sender="lm@example.com",
+                          username="alerts", password="s3cret", starttls=False, timeout_s=5)
+    with pytest.raises(DeliveryError, match="refusing to send the SMTP password without TLS") as info:
+        channel.send(render_alerts([alert("A1", "AM1", 1000.0)], "A1.smtp"))
+    assert "s3cret" not in str(info.value)
+    assert smtp.inbox == []
+    assert SmtpChannel(host="h", port=465, sender="s", username="u", password="p").implicit_tls

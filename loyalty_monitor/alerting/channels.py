@@ -106,6 +106,10 @@ class FileChannel:
             raise DeliveryError(f"cannot write to outbox {self.outbox}: {exc}") from exc
 
 
+#: SMTP submission over implicit TLS.
+SMTPS_PORT = 465
+
+
 @dataclass
 class SmtpChannel:
     host: str
@@ -119,17 +123,29 @@ class SmtpChannel:
 
     def describe(self) -> str:
         auth = f" as {self.username}" if self.username else ""
-        return f"SMTP {self.host}:{self.port}{' STARTTLS' if self.starttls else ''}{auth}"
+        tls = " TLS" if self.implicit_tls else " STARTTLS" if self.starttls else ""
+        return f"SMTP {self.host}:{self.port}{tls}{auth}"
 
     def recipient(self, message: Message) -> str:
         return ", ".join(message.to)
 
+    @property
+    def implicit_tls(self) -> bool:
+        """Port 465 speaks TLS from the first byte (RFC 8314)."""
+        return self.port == SMTPS_PORT
+
     def send(self, message: Message) -> None:
         if not message.to:
             raise DeliveryError("no e-mail recipient (account manager e-mail missing)")
+        if self.username and not (self.starttls or self.implicit_tls):
+            # credentials in clear text would cross the network readable by anyone on the path
+            raise DeliveryError(f"SMTP {self.host}:{self.port}: refusing to send the SMTP password without "
+                                f"TLS: set LOYALTY_SMTP_STARTTLS=true, or use port {SMTPS_PORT} (implicit TLS)")
+        connect = smtplib.SMTP_SSL if self.implicit_tls else smtplib.SMTP
+        extra = {"context": ssl.create_default_context()} if self.implicit_tls else {}
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
-                if self.starttls:
+            with connect(self.host, self.port, timeout=self.timeout_s, **extra) as smtp:
+                if self.starttls and not self.implicit_tls:
                     smtp.starttls(context=ssl.create_default_context())
                 if self.username:
                     smtp.login(self.username, self.password)
