@@ -22,6 +22,9 @@ class GateConfig:
     #: ... but never fewer than this many rows: an event-driven run over a batch of nine rows with
     #: two new customers is a new customer arriving, not a broken feed.
     unknown_customer_floor_rows: int = 5
+    #: The touchpoint feed is stale (critical) when its newest event is more than this many days
+    #: before the last closed day: a producer or the landing consumer has stopped.
+    feed_stale_days: int = 3
     #: Share of exact re-sends in a batch above which a warning is raised (staging dedups them).
     resend_warning_share: float = 0.05
     #: Daily volume band: learned from the same weekday of this many trailing weeks.

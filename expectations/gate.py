@@ -308,6 +308,24 @@ def _finish(settings: Settings, stage: str, started: float, started_at: datetime
     return result
 
 
+def _stale_feed(files: list[Any], today: date, cfg: GateConfig) -> Finding | None:
+    """A critical finding when the newest landed touchpoint is more than ``feed_stale_days`` before
+    the last closed day: however long since the last run, a stopped feed must not pass as "no new
+    data" (the whole portfolio would turn silent, hence red)."""
+    newest = max((f.event_date for f in files if f.event_date), default=None)
+    last_closed = today - timedelta(days=1)
+    if newest is None or (last_closed - newest).days <= cfg.feed_stale_days:
+        return None
+    days = (last_closed - newest).days
+    return Finding(
+        suite="touchpoint_feed", expectation="feed_is_fresh", column="event_date", severity="critical",
+        observed=f"the newest landed touchpoint is from {newest}, {days} days before {last_closed} "
+                 f"(limit {cfg.feed_stale_days}): a producer or the landing consumer has stopped; check "
+                 "`loyalty consume` and the producers, then run again",
+        why="a stopped feed looks like every customer going silent at once: nothing is published "
+            "until it flows again", batch=str(last_closed))
+
+
 def _quiet(_: str) -> None:
     return None
 
@@ -390,6 +408,9 @@ def validate_landing(settings: Settings, event_dates: list[date] | None = None,
                                             all_customers, volume_dates, now, notes)
         critical, warnings, docs_path, run_id = _run_frames(settings, "landing", frame_iter, cfg,
                                                             progress, rows)
+        stale = _stale_feed(all_touchpoints, today, cfg) if event_dates is None else None
+        if stale is not None:
+            critical.append(stale)
         if not rows:
             notes.append("no new landed data to validate")
         if not critical and scope["mode"] == "new_files":

@@ -236,6 +236,23 @@ def test_a_tiny_batch_with_two_new_customers_is_not_critical(gate_settings):
     assert "C77777" in result.warnings[0].observed and "C77778" in result.warnings[0].observed
 
 
+def test_a_feed_that_stopped_is_critical_whatever_the_gap_since_the_last_run(gate_settings):
+    """Nothing new landed for days: not "no new data to validate" but a stopped feed. Judged at
+    the end of a day two years later (a `loyalty run --as-of` long after the last event) and at
+    the end of the fifth day without events."""
+    land_history(gate_settings)
+    land_touchpoints(gate_settings, day_records())
+    assert validate_landing(gate_settings).passed
+    for later in (timedelta(days=730), timedelta(days=5)):
+        now = datetime.combine(DAY + later, datetime.min.time(), UTC)
+        result = validate_landing(gate_settings, now=now)
+        assert not result.passed, result.summary()
+        assert critical_names(result) == {("touchpoint_feed", "feed_is_fresh", "event_date")}, result.summary()
+        assert f"the newest landed touchpoint is from {DAY}" in result.critical_failures[0].observed
+    fresh = validate_landing(gate_settings, now=datetime.combine(DAY + timedelta(days=3), datetime.min.time(), UTC))
+    assert ("touchpoint_feed", "feed_is_fresh", "event_date") not in critical_names(fresh)
+
+
 def test_removing_the_bad_file_unblocks_the_gate(gate_settings):
     land_history(gate_settings)
     assert validate_landing(gate_settings).passed
