@@ -323,3 +323,20 @@ def test_smtp_never_sends_credentials_without_tls(alert_settings, smtp):
     assert "s3cret" not in str(info.value)
     assert smtp.inbox == []
     assert SmtpChannel(host="h", port=465, sender="s", username="u", password="p").implicit_tls
+
+
+def test_cr_lf_in_customer_data_neither_breaks_a_channel_nor_injects_a_header(alert_settings, smtp, tmp_path):
+    """A customer name with CR/LF (and a tab, a NUL) goes through SMTP and the file sink: the
+    subject is one line, no header is injected, the body keeps the text."""
+    evil = alert("A1", "AM1", 5000.0, customer_name="Acme\r\nBcc: spy@example.com\t\x00Ltd",
+                 drivers="two-way dialogue: 0 since 2026-02-01\r\nusually 9")
+    message = render_alerts([evil], "A1.smtp")
+    assert "\r" not in message.subject and "\n" not in message.subject
+    smtp_channel(smtp).send(message)
+    FileChannel(outbox=tmp_path / "outbox", sender="monitor@example.com").send(message)
+    mail = smtp.inbox[0]
+    assert mail.rcpt_tos == ["am1@example.com"]
+    assert mail.message["Bcc"] is None and "spy@example.com" not in mail.rcpt_tos
+    assert mail.message["Subject"].startswith("[Loyalty Monitor] high churn risk: Acme Bcc: spy@example.com Ltd")
+    assert "Acme" in mail.text
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1

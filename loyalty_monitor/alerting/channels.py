@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from loyalty_monitor.alerting.messages import Message
+from loyalty_monitor.alerting.messages import Message, one_line
 from loyalty_monitor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,9 @@ def _safe_name(key: str) -> str:
 def email_message(message: Message, sender: str) -> EmailMessage:
     """A MIME message with a plain-text part and (when present) an HTML alternative."""
     mail = EmailMessage()
-    mail["Subject"] = message.subject
-    mail["From"] = sender
-    mail["To"] = ", ".join(message.to)
+    mail["Subject"] = one_line(message.subject)
+    mail["From"] = one_line(sender)
+    mail["To"] = ", ".join(one_line(address) for address in message.to)
     mail["Date"] = formatdate(localtime=False, usegmt=True)
     mail["Message-ID"] = make_msgid(domain="loyalty-monitor")
     mail["X-Loyalty-Idempotency-Key"] = message.key

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html as html_lib
+import re
 from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -79,6 +80,16 @@ def _s(value: Any, default: str = "") -> str:
     if isinstance(value, float) and value != value:  # NaN from pandas
         return default
     return str(value)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """Text for a place that holds one line (a subject, a header, a Slack line): control characters
+    (CR, LF, tab, NUL, ...) from event data become a space, so a name like "Acme\\r\\nBcc: ..." can
+    neither break a channel nor inject a header."""
+    return " ".join(_CONTROL.sub(" ", text).split())
 
 
 def format_money(amount: Any, currency: Any) -> str:
@@ -183,10 +194,10 @@ def render_alerts(alerts: list[Mapping[str, Any]], key: str) -> Message:
     html_body = (f"<p>{html_lib.escape(intro)}</p>" + "".join(_alert_html(a) for a in alerts))
     slack_lines = [slack_escape(f"{subject} (for {manager}{' <' + email + '>' if email else ''})")]
     for alert in alerts:
-        slack_lines.append(slack_escape(
+        slack_lines.append(slack_escape(one_line(
             f"- {_s(alert.get('customer_name'), '?')}: {'; '.join(drivers_list(alert.get('drivers')))}. "
             f"Next: {_s(alert.get('suggested_action'), 'talk to the customer')}. "
-            f"At stake: {at_stake(alert)}."))
+            f"At stake: {at_stake(alert)}.")))
     payload = {
         "kind": "churn_alert",
         "idempotency_key": key,
@@ -195,6 +206,7 @@ def render_alerts(alerts: list[Mapping[str, Any]], key: str) -> Message:
                       "account_manager_email": email or None},
         "alerts": [_jsonable(a) for a in alerts],
     }
+    subject = one_line(subject)
     return Message(key=key, subject=subject, text="\n".join(text_parts), html=_page(subject, html_body),
                    to=[email] if email else [], payload=payload, slack_text="\n".join(slack_lines))
 
