@@ -72,6 +72,7 @@ default_args = {
     "retry_delay": dt.timedelta(seconds=settings.task_retry_delay_s),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": dt.timedelta(minutes=30),
+    "execution_timeout": dt.timedelta(seconds=settings.task_timeout_s),
     "on_failure_callback": notify_failure,
 }
 
@@ -91,6 +92,7 @@ def gate(step, *args):
     start_date=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
     max_active_runs=1,  # one writer of the DuckDB warehouse at a time
+    dagrun_timeout=dt.timedelta(seconds=settings.dagrun_timeout_s),
     default_args=default_args,
     doc_md=__doc__,
     tags=["loyalty"],
@@ -164,6 +166,7 @@ loyalty_pipeline()
     start_date=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
     max_active_runs=1,
+    dagrun_timeout=dt.timedelta(seconds=settings.dagrun_timeout_s),
     default_args=default_args,
     tags=["loyalty"],
 )

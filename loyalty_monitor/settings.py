@@ -95,6 +95,10 @@ class Settings:
     #: Retries of a failed pipeline task; the wait starts at task_retry_delay_s and doubles.
     task_retries: int = 2
     task_retry_delay_s: float = 60.0
+    #: Deadline of one pipeline task (Airflow execution_timeout) and of a whole run (dagrun_timeout):
+    #: a hung server or a lock never holds the pipeline for ever.
+    task_timeout_s: float = 3600.0
+    dagrun_timeout_s: float = 21600.0
 
     extra: dict[str, Any] = field(default_factory=dict)
 

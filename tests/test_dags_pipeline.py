@@ -202,6 +202,10 @@ def test_dag_is_wired_for_schedule_events_retries_and_per_model_tasks(world):
     models = [t for t in ids if t.startswith("dbt_build.")]
     assert any("fct_churn_alerts" in t for t in models) and len(models) >= 5
     assert dag.default_args["retry_exponential_backoff"] and dag.default_args["on_failure_callback"]
+    # deadlines: every task (the dbt tasks too) and the run as a whole
+    assert dag.dagrun_timeout == dt.timedelta(seconds=world["settings"].dagrun_timeout_s)
+    assert all(task.execution_timeout == dt.timedelta(seconds=world["settings"].task_timeout_s)
+               for task in dag.tasks), [t.task_id for t in dag.tasks if not t.execution_timeout]
 
 
 def test_weekly_report_dag_renders_the_leadership_report(world, good_run):
