@@ -14,6 +14,7 @@ apache-kafka provider's message-queue trigger). Steps, each idempotent for the r
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 from airflow.providers.apache.kafka.triggers.msg_queue import KafkaMessageQueueTrigger
 from airflow.sdk import (
@@ -33,6 +34,9 @@ from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavi
 from loyalty_monitor import pipeline
 from loyalty_monitor.settings import load_settings
 
+# Whatever the scheduler's own umask, what the pipeline writes (warehouse, outbox, reports) is its
+# owner's only: it holds customer names, notes and account managers' e-mail addresses.
+os.umask(0o077)
 settings = load_settings()
 
 # The URI names the topic, not the broker address: the embedded broker's port changes with every

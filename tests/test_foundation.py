@@ -85,6 +85,17 @@ def test_broker_cli_start_status_stop(tmp_path):
     assert after.returncode == 1 and '"running": false' in after.stdout
 
 
+def test_what_the_cli_writes_is_readable_by_its_owner_only(tmp_path):
+    data = tmp_path / "data"
+    env = {**os.environ, "LOYALTY_DATA_DIR": str(data)}
+    result = _loyalty("generate", "--customers", "5", "--start", "2026-01-01", "--end", "2026-01-31", env=env)
+    assert result.returncode == 0, result.stderr
+    written = [data, *data.rglob("*")]
+    assert len(written) >= 4
+    assert all(path.stat().st_mode & 0o077 == 0 for path in written), \
+        [(str(p), oct(p.stat().st_mode)) for p in written if p.stat().st_mode & 0o077]
+
+
 def test_cli_reports_errors_in_one_line(tmp_path):
     env = {**os.environ, "LOYALTY_DATA_DIR": str(tmp_path), "LOYALTY_BATCH_MAX_RECORDS": "many"}
     result = _loyalty("config", env=env)

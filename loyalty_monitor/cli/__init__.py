@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 
@@ -38,7 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Files and directories the CLI creates are its owner's only: the data directory holds customer
+#: names, notes and account managers' e-mail addresses.
+PRIVATE_UMASK = 0o077
+
+
 def main(argv: list[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
@@ -46,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a clear one-line error for users; tracebacks with LOYALTY_DEBUG=1
-        import os
         if os.environ.get("LOYALTY_DEBUG"):
             raise
         print(f"loyalty {args.command}: error: {exc}", file=sys.stderr)
