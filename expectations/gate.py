@@ -15,7 +15,6 @@ caller stops the pipeline on ``not passed`` and calls :func:`notify_failure`.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from expectations.config import GateConfig
 from expectations.context import SITE_NAME, docs_dir, open_context, quality_dir
+from loyalty_monitor import locks
 from loyalty_monitor.settings import Settings
 from streaming.landing import DATASETS, LandingZone
 
@@ -146,14 +146,8 @@ def quality_runs(settings: Settings, limit: int | None = None) -> list[dict[str,
 @contextmanager
 def _exclusive(settings: Settings) -> Iterator[None]:
     """One gate run at a time per data directory (GX stores and state.json are files)."""
-    directory = quality_dir(settings)
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with locks.exclusive(quality_dir(settings) / ".lock", "the quality gate", settings.lock_timeout_s):
+        yield
 
 
 # --- running suites ------------------------------------------------------------------------------

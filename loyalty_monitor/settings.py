@@ -99,6 +99,9 @@ class Settings:
     #: a hung server or a lock never holds the pipeline for ever.
     task_timeout_s: float = 3600.0
     dagrun_timeout_s: float = 21600.0
+    #: How long a pipeline run (or a quality gate) waits for another one on the same data
+    #: directory to finish before it gives up with a message naming the holder.
+    lock_timeout_s: float = 900.0
 
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from loyalty_monitor import pipeline
+from loyalty_monitor import locks, pipeline
 from loyalty_monitor.broker import pid_alive
 from loyalty_monitor.settings import PROJECT_ROOT, Settings
 
@@ -160,6 +160,14 @@ def run_dates(settings: Settings, dates: list[dt.date], dag_id: str = pipeline.D
     example ``dbt_build\\..*`` to redo only publish and dispatch on an unchanged warehouse).
     ``log_file``: where Airflow's own output goes (default: the console).
     """
+    # One pipeline run at a time per data directory: two runs (same or different dates) would
+    # write the same warehouse and alert state at once.
+    with locks.exclusive(settings.data_dir / "pipeline.lock", "the pipeline", settings.lock_timeout_s):
+        return _run_dates(settings, dates, dag_id, progress, skip_tasks, log_file)
+
+
+def _run_dates(settings: Settings, dates: list[dt.date], dag_id: str, progress: Callable[[str], None],
+               skip_tasks: str | None, log_file: Path | None) -> list[RunOutcome]:
     prepare_airflow(settings, progress)
     if log_file is not None:
         progress(f"Airflow, dbt and quality-gate output: {log_file}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import datetime as dt
+import time
 import os
 import subprocess
 import sys
@@ -138,3 +140,30 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make demo" in readme
     assert "make test" in ci.splitlines()[-1]
+
+
+def test_a_second_pipeline_run_waits_then_fails_naming_the_one_that_runs(tmp_path):
+    """Two `loyalty run` at once (same or different dates) must not write the same warehouse: the
+    second waits for the pipeline lock and, past its deadline, fails with one line naming the
+    holder; nothing of it ran. The lock dies with its holder."""
+    from loyalty_monitor import stack
+    from loyalty_monitor.locks import LockTimeout
+
+    settings = load_settings(data_dir=tmp_path, lock_timeout_s=1.0)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from loyalty_monitor.locks import exclusive\n"
+        f"with exclusive(Path({str(tmp_path / 'pipeline.lock')!r}), 'the pipeline', 5):\n"
+        "    print('holding', flush=True); time.sleep(30)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        started = time.monotonic()
+        with pytest.raises(LockTimeout, match=rf"the pipeline is busy: held by pid {holder.pid} since"):
+            stack.run_dates(settings, [dt.date(2026, 3, 12)], progress=lambda _: None)
+        assert 0.9 <= time.monotonic() - started < 10
+        assert not (tmp_path / "airflow").exists()  # nothing of the second run started
+    finally:
+        holder.kill()
+        holder.wait()
+    from loyalty_monitor.locks import exclusive  # the kernel released the killed holder's lock
+    with exclusive(tmp_path / "pipeline.lock", "the pipeline", 2):
+        pass
