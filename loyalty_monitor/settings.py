@@ -62,6 +62,9 @@ class Settings:
 
     # --- consumer ----------------------------------------------------------------------------
     batch_max_records: int = 20_000
+    #: A batch is also flushed once its messages add up to this many bytes: memory is bounded by
+    #: bytes, not only by count (300 one-MiB events made a 1 GB batch).
+    batch_max_bytes: int = 64 * 1024 * 1024
     batch_max_wait_s: float = 2.0
     max_message_bytes: int = 1_048_576
     #: Kept short: a group's first join waits for the rebalance timeout (see README).

@@ -6,7 +6,8 @@ loop decodes and writes, so the fetch costs the loop about 1 µs per message ins
 
 1. consume; decode every message with the contract (kind by topic); valid records go to a batch
    builder, invalid ones to the batch's dead letters (original key, bytes and headers kept);
-2. when the batch is full (``batch_max_records``) or old (``batch_max_wait_s``), flush it:
+2. when the batch is full (``batch_max_records`` messages or ``batch_max_bytes`` bytes) or old
+   (``batch_max_wait_s``), flush it:
    a. write one intent manifest per (dataset, partition) to ``<landing>/_pending/`` listing the
       files the batch is about to write,
    b. write the Parquet files (temp name → fsync → rename),
@@ -39,7 +40,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, NamedTuple, TextIO
+from typing import Any, Iterator, NamedTuple, TextIO
 
 from loyalty_monitor.settings import Settings, load_settings
 from streaming.landing import DATASETS, BatchBuilder, Chunk, LandingZone, decode_chunk, prepare
@@ -303,14 +304,18 @@ class LandingConsumer:
                 if self.max_records is not None:
                     limit = min(limit, self.max_records - self.summary.consumed)
                 messages = self.consumer.consume(num_messages=max(limit, 1), timeout=min(wait, 0.2))
-                self._handle_messages(messages)
+                for part in self._within_batch_bytes(messages):
+                    self._handle_messages(part)
+                    if self._batch_bytes >= self.settings.batch_max_bytes:
+                        self.flush("full")
                 now = time.monotonic()
                 if messages:
                     self._last_activity = now
-                if self._batch_count >= self.settings.batch_max_records or (
-                        self._batch_started is not None
-                        and now - self._batch_started >= self.settings.batch_max_wait_s):
-                    self.flush("full" if self._batch_count >= self.settings.batch_max_records else "max_wait")
+                full = (self._batch_count >= self.settings.batch_max_records
+                        or self._batch_bytes >= self.settings.batch_max_bytes)
+                if full or (self._batch_started is not None
+                            and now - self._batch_started >= self.settings.batch_max_wait_s):
+                    self.flush("full" if full else "max_wait")
                     self._update_lag(cheap=True)
                 if self.max_records is not None and self.summary.consumed >= self.max_records:
                     self.stop("max_records")
@@ -345,6 +350,20 @@ class LandingConsumer:
         self._chunks: list[_PendingChunk] = []
         self._batch_started: float | None = None
         self._batch_count = 0
+        self._batch_bytes = 0
+
+    def _within_batch_bytes(self, messages: list[Any]) -> Iterator[list[Any]]:
+        """The fetched messages in consecutive parts, each filling the open batch up to
+        ``batch_max_bytes`` (at least one message a part): one fetch of large messages never
+        overfills a batch. Read lazily: the caller flushes between parts."""
+        start = 0
+        while start < len(messages):
+            room, end = self.settings.batch_max_bytes - self._batch_bytes, start
+            while end < len(messages) and (end == start or room > 0):
+                room -= len(messages[end].value() or b"")
+                end += 1
+            yield messages[start:end]
+            start = end
 
     def _handle_messages(self, messages: list[Any]) -> None:
         """Note offsets and start decoding (in a worker process when there is a pool)."""
@@ -382,6 +401,7 @@ class LandingConsumer:
             builder.note_offset(partition, group[-1].offset())
             by_topic.setdefault(topic, []).extend(group)
             self._batch_count += len(group)
+            self._batch_bytes += sum(len(m.value() or b"") for m in group)
             self.summary.consumed += len(group)
             self.metrics.consumed[topic] += len(group)
         landed_at = datetime.now(UTC)

@@ -224,3 +224,22 @@ def test_a_trickle_lands_within_seconds_metrics_are_served_and_sigterm_commits(s
     from streaming.consumer import LandingConsumer as Service
     again = Service(settings, until_idle=True, idle_s=0.5, log=JsonLog(io.StringIO())).run()
     assert again.consumed == 0 and landed(settings).num_rows == 6
+
+
+def test_a_batch_is_bounded_by_bytes_as_well_as_by_count(settings, monkeypatch):
+    """Thirty valid events of about 150 KB each (a producer's extra field, kept in extra_json):
+    with batches bounded at 600 KB they land in several batches, each flushed as "full" by bytes
+    long before the count limit, and every event exactly once."""
+    settings = fast_settings(settings, monkeypatch, LOYALTY_BATCH_MAX_RECORDS="20000",
+                             LOYALTY_BATCH_MAX_BYTES="600000", LOYALTY_MAX_MESSAGE_BYTES="1048576",
+                             LOYALTY_BATCH_MAX_WAIT_S="5")
+    messages = []
+    for i in range(30):
+        record = samples.touchpoint(i, attachment="x" * 150_000)
+        messages.append((record["customer_id"].encode(), samples.encode(record)))
+    produce(settings, settings.topic_touchpoints, messages)
+    summary, log = _consume_until_idle(settings)
+    assert (summary.consumed, summary.landed, summary.dead_lettered) == (30, 30, 0)
+    full = [e for e in log if e.get("event") == "batch_committed" and e.get("reason") == "full"]
+    assert len(full) >= 6 and all(e["messages"] <= 5 for e in full), full
+    assert landed(settings).num_rows == 30
