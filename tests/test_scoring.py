@@ -50,3 +50,13 @@ def test_a_wrong_value_names_its_key(cfg, change, message):
 def test_a_budget_of_cases_is_accepted_instead_of_a_probability(cfg):
     cfg["risk_cases"]["cases_per_manager_per_month"] = 2
     assert validate(cfg)["risk_cases"]["cases_per_manager_per_month"] == 2
+
+
+def test_the_population_step_counts_the_drift_models_streams():
+    """BG/NBD's dialogue and order streams (Python) are the drift model's (dbt macro): one
+    definition of a two-way dialogue and an order, checked here until the macro is the only one."""
+    from loyalty_monitor.drift.population import STREAMS
+
+    macro = (PROJECT_ROOT / "dbt_project" / "macros" / "drift_streams.sql").read_text()
+    assert f"'dialogue': {{'kind': 'rate', 'condition': \"{STREAMS['dialogue']}\"}}" in macro
+    assert f"'orders': {{'kind': 'rate', 'condition': \"{STREAMS['orders']}\"}}" in macro

@@ -35,7 +35,9 @@ ALIVE_TABLE = "build.drift_customer_alive"
 REFIT_DAYS = 7
 #: A segment gets parameters of its own from this many customers with at least one event.
 MIN_CUSTOMERS = 30
-#: The streams, as conditions on build.fct_touchpoints (a day with at least one such event counts).
+#: The streams, as conditions on build.fct_touchpoints (a day with at least one such event counts):
+#: the same conditions as the drift model's streams in dbt_project/macros/drift_streams.sql
+#: (tests/test_scoring.py keeps them equal).
 STREAMS = {
     "dialogue": "is_two_way_dialogue and contact_kind <> 'friction'",
     "orders": "event_type = 'order'",
