@@ -67,6 +67,10 @@ class Settings:
     batch_max_bytes: int = 64 * 1024 * 1024
     batch_max_wait_s: float = 2.0
     max_message_bytes: int = 1_048_576
+    #: The contract's accepted instants: not before this date (UTC) and not later than the
+    #: receiver's clock plus this skew. Anything outside is dead-lettered as ``bad_timestamp``.
+    earliest_event_date: str = "2000-01-01"
+    max_clock_skew_hours: float = 24.0
     #: Kept short: a group's first join waits for the rebalance timeout (see README).
     max_poll_interval_ms: int = 10_000
     session_timeout_ms: int = 10_000

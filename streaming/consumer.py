@@ -43,7 +43,8 @@ from datetime import datetime, timezone
 from typing import Any, Iterator, NamedTuple, TextIO
 
 from loyalty_monitor.settings import Settings, load_settings
-from streaming.landing import DATASETS, BatchBuilder, Chunk, LandingZone, decode_chunk, prepare
+from streaming.landing import (DATASETS, BatchBuilder, Chunk, LandingZone, contract_window, decode_chunk,
+                               prepare)
 from streaming.metrics import ConsumerMetrics, serve
 
 UTC = timezone.utc
@@ -215,6 +216,7 @@ class LandingConsumer:
         self.log = log or JsonLog()
         self.kinds = {settings.topic_touchpoints: "touchpoint", settings.topic_customers: "customer"}
         self.zone = LandingZone.from_settings(settings)
+        self._window = contract_window(settings)
         self.metrics = ConsumerMetrics()
         self.summary = RunSummary()
         self._stop_reason = ""
@@ -412,7 +414,7 @@ class LandingConsumer:
                 for m in part:
                     kind, stamp = m.timestamp()
                     raw.append((m.partition(), m.offset(), stamp if kind else None, m.key(), m.value()))
-                args = (self.kinds[topic], topic, raw, self.settings.max_message_bytes, landed_at)
+                args = (self.kinds[topic], topic, raw, self.settings.max_message_bytes, landed_at, self._window)
                 result = self._pool.submit(decode_chunk, *args) if self._pool else decode_chunk(*args)
                 self._chunks.append(_PendingChunk(topic, part, result))
 

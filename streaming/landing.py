@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from loyalty_monitor.contract import Decoded, decode, parse_timestamp
+from loyalty_monitor.contract import DEFAULT_WINDOW, Decoded, TimeWindow, decode, parse_timestamp
 from loyalty_monitor.settings import Settings
 
 #: Landing datasets, by contract kind. The directory and file prefix are the dataset name,
@@ -121,10 +121,23 @@ class UnlandableRecord(ValueError):
 UNLANDABLE = "unlandable"
 
 
-def safe_decode(kind: str, key: bytes | None, value: bytes | None, max_bytes: int) -> Decoded:
+def contract_window(settings: Settings) -> TimeWindow:
+    """The contract's accepted time window as this installation configures it."""
+    try:
+        earliest = datetime.combine(date.fromisoformat(settings.earliest_event_date), datetime.min.time(), UTC)
+    except ValueError:
+        raise ValueError(f"setting earliest_event_date={settings.earliest_event_date!r} is not a date "
+                         "(YYYY-MM-DD)") from None
+    if settings.max_clock_skew_hours < 0:
+        raise ValueError(f"setting max_clock_skew_hours={settings.max_clock_skew_hours} must not be negative")
+    return TimeWindow(earliest=earliest, max_skew=timedelta(hours=settings.max_clock_skew_hours))
+
+
+def safe_decode(kind: str, key: bytes | None, value: bytes | None, max_bytes: int,
+                window: TimeWindow = DEFAULT_WINDOW) -> Decoded:
     """``contract.decode`` that never raises: bad input is data, whatever trips the decoder."""
     try:
-        return decode(kind, key, value, max_bytes)
+        return decode(kind, key, value, max_bytes, window)
     except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00 leaves datetime's range in UTC
         return Decoded(False, error_code="bad_timestamp", error_detail=f"timestamp out of range: {exc}")
     except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the stream
@@ -247,7 +260,7 @@ def _to_table(schema: pa.Schema, rows: list[tuple]) -> pa.Table:
 
 
 def decode_chunk(kind: str, topic: str, messages: list[RawMessage], max_bytes: int,
-                 landed_at: datetime) -> Chunk:
+                 landed_at: datetime, window: TimeWindow = DEFAULT_WINDOW) -> Chunk:
     """Decode, validate and flatten messages of one topic into an Arrow table.
 
     Pure function of its arguments (no I/O), so the consumer can run it in worker processes.
@@ -260,7 +273,7 @@ def decode_chunk(kind: str, topic: str, messages: list[RawMessage], max_bytes: i
     row_index: list[int] = []
     rejects: list[tuple[int, str, str]] = []
     for index, (partition, offset, timestamp_ms, key, value) in enumerate(messages):
-        decoded = safe_decode(kind, key, value, max_bytes)
+        decoded = safe_decode(kind, key, value, max_bytes, window)
         if not decoded.ok:
             rejects.append((index, decoded.error_code or "unknown", decoded.error_detail or ""))
             continue
@@ -568,7 +581,8 @@ def land_offline_file(settings: Settings, kind: str, path: Path, zone: LandingZo
         if not lines:
             return
         messages = [(0, number, timestamp_ms, *key_and_value(line)) for number, line in lines]
-        decoded = decode_chunk(kind, topic, messages, settings.max_message_bytes, landed_at)
+        decoded = decode_chunk(kind, topic, messages, settings.max_message_bytes, landed_at,
+                               contract_window(settings))
         for index, code, detail in decoded.rejects:
             number, line = lines[index]
             rejects.append(_reject_record(path, number, line, code, detail))

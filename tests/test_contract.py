@@ -385,3 +385,24 @@ def test_identifiers_carry_no_control_characters(field: str, value: str) -> None
     record = touchpoint("email", **{field: value})
     result = decode("touchpoint", record["customer_id"].encode(), json.dumps(record).encode())
     assert result.error_code == "schema_violation" and field in result.error_detail
+
+
+def test_an_installation_sets_its_own_window() -> None:
+    """The window is configuration (``earliest_event_date``, ``max_clock_skew_hours``): a company
+    whose history starts in 2015 rejects a 2010 event, and a zero skew rejects the next hour."""
+    import datetime as dt
+
+    from loyalty_monitor.contract import validate
+    from loyalty_monitor.settings import Settings
+    from streaming.landing import contract_window
+
+    window = contract_window(Settings(earliest_event_date="2015-01-01", max_clock_skew_hours=0))
+    now = dt.datetime(2026, 3, 2, 12, tzinfo=dt.timezone.utc)
+    assert validate("touchpoint", touchpoint("email", occurred_at="2010-06-01T00:00:00Z"), now=now,
+                    window=window)[0] == "bad_timestamp"
+    assert validate("touchpoint", touchpoint("email", occurred_at="2015-01-01T00:00:00Z"), now=now,
+                    window=window) is None
+    assert validate("touchpoint", touchpoint("email", occurred_at="2026-03-02T13:00:00Z"), now=now,
+                    window=window)[0] == "bad_timestamp"
+    with pytest.raises(ValueError, match="earliest_event_date"):
+        contract_window(Settings(earliest_event_date="yesterday"))

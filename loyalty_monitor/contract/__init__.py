@@ -24,8 +24,27 @@ DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 #: The instants an event may carry: not before EARLIEST_INSTANT, not later than the receiver's clock
 #: plus MAX_CLOCK_SKEW. A year-0001 or year-9999 event is a producer's bug; the warehouse would
 #: otherwise build a daily series from it (hundreds of thousands of rows for one customer).
+#: These are the defaults; an installation sets its own window (settings ``earliest_event_date``,
+#: ``max_clock_skew_hours``) and passes it as a ``TimeWindow``.
 EARLIEST_INSTANT = datetime(2000, 1, 1, tzinfo=timezone.utc)
 MAX_CLOCK_SKEW = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """The accepted instants: ``[earliest, receiver's now + max_skew]``."""
+
+    earliest: datetime = EARLIEST_INSTANT
+    max_skew: timedelta = MAX_CLOCK_SKEW
+
+    def __post_init__(self) -> None:
+        if self.earliest.tzinfo is None:
+            raise ValueError("TimeWindow.earliest needs a UTC offset")
+        if self.max_skew < timedelta(0):
+            raise ValueError("TimeWindow.max_skew must not be negative")
+
+
+DEFAULT_WINDOW = TimeWindow()
 #: A key (customer_id, event_id, a tombstone's key): printable, without control characters.
 _IDENTIFIER = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
 
@@ -142,9 +161,10 @@ def parse_timestamp(value: str) -> datetime:
     return parsed.astimezone(timezone.utc)
 
 
-def validate(kind: Kind, record: Any, now: datetime | None = None) -> tuple[str, str] | None:
+def validate(kind: Kind, record: Any, now: datetime | None = None,
+             window: TimeWindow = DEFAULT_WINDOW) -> tuple[str, str] | None:
     """Return ``(error_code, detail)`` if ``record`` breaks the contract, else None. ``now`` is the
-    receiver's clock (default: the system's), the upper end of the accepted timestamps."""
+    receiver's clock (default: the system's); ``window`` bounds the accepted timestamps around it."""
     if not isinstance(record, dict):
         return "not_object", f"expected a JSON object, got {type(record).__name__}"
     try:
@@ -161,15 +181,15 @@ def validate(kind: Kind, record: Any, now: datetime | None = None) -> tuple[str,
         instant = parse_timestamp(record[stamp_field])
     except (ValueError, OverflowError) as exc:  # OverflowError: year 1 shifted before UTC year 1
         return "bad_timestamp", f"{stamp_field}: {exc}"
-    latest = (now or datetime.now(timezone.utc)) + MAX_CLOCK_SKEW
-    if not EARLIEST_INSTANT <= instant <= latest:
+    latest = (now or datetime.now(timezone.utc)) + window.max_skew
+    if not window.earliest <= instant <= latest:
         return "bad_timestamp", (f"{stamp_field}: {record[stamp_field]} lies outside the accepted window "
-                                 f"[{EARLIEST_INSTANT.isoformat()}, now + {MAX_CLOCK_SKEW}]")
+                                 f"[{window.earliest.isoformat()}, now + {window.max_skew}]")
     return None
 
 
 def decode(kind: Kind, key: bytes | None, value: bytes | None,
-           max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Decoded:
+           max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, window: TimeWindow = DEFAULT_WINDOW) -> Decoded:
     """Decode and validate one Kafka message of the given kind."""
     if value is None:
         if kind == "customer" and key:
@@ -188,7 +208,7 @@ def decode(kind: Kind, key: bytes | None, value: bytes | None,
         record = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         return Decoded(False, error_code="not_json", error_detail=str(exc)[:500])
-    problem = validate(kind, record)
+    problem = validate(kind, record, window=window)
     if problem:
         return Decoded(False, error_code=problem[0], error_detail=problem[1])
     if key is not None and key.decode("utf-8", "replace") != record["customer_id"]:
