@@ -33,6 +33,9 @@ PAYLOADS = {
     "complaint": {"severity": "high", "resolved": False},
     "survey_response": {"nps_score": 4, "comment": "Hard to reach sales"},
     "order": {"amount": 18400.0, "currency": "DKK", "product_line": "pumps"},
+    "opportunity": {"opportunity_id": "OPP-1", "account_manager_id": "AM03", "status": "open",
+                    "pipeline_stage": "proposal", "stated_probability": 0.6, "amount": 185000.0,
+                    "currency": "DKK", "expected_close_date": "2026-06-30"},
 }
 CUSTOMER = {
     "schema_version": 1, "customer_id": "C000042", "name": "Møller Hydraulics A/S", "segment": "key",
@@ -91,7 +94,7 @@ def test_direction_is_required_for_conversations(event_type: str) -> None:
 
 
 @pytest.mark.parametrize("event_type", ["service_visit", "dunning_contact", "complaint", "survey_response",
-                                        "order"])
+                                        "order", "opportunity"])
 def test_direction_is_optional_for_other_types(event_type: str) -> None:
     assert decode_touchpoint(touchpoint(event_type, direction=DROP)).ok
 
@@ -406,3 +409,64 @@ def test_an_installation_sets_its_own_window() -> None:
                     window=window)[0] == "bad_timestamp"
     with pytest.raises(ValueError, match="earliest_event_date"):
         contract_window(Settings(earliest_event_date="yesterday"))
+
+
+# --- contract 1.1: opportunities -------------------------------------------------------------------
+
+OPEN = PAYLOADS["opportunity"]
+WON = {"opportunity_id": "OPP-1", "account_manager_id": "AM03", "status": "won", "amount": 185000.0,
+       "currency": "DKK", "final_amount": 166500.0, "closed_on": "2026-03-02"}
+LOST = {"opportunity_id": "OPP-1", "account_manager_id": "AM03", "status": "lost", "amount": 185000.0,
+        "currency": "DKK", "closed_on": "2026-03-01"}
+
+
+def test_the_contract_revision_is_1_1_and_messages_stay_version_1() -> None:
+    from loyalty_monitor.contract import CONTRACT_VERSION, OPPORTUNITY_STATUSES
+
+    assert schema()["x-contract-version"] == CONTRACT_VERSION == "1.1"
+    assert list(OPPORTUNITY_STATUSES) == schema()["$defs"]["opportunityPayload"]["properties"]["status"]["enum"]
+    assert "contract **1.1**" in DOC.read_text(encoding="utf-8")
+    assert decode_touchpoint(touchpoint("opportunity", schema_version=1)).ok
+    assert decode_touchpoint(touchpoint("opportunity", schema_version=2)).error_code == "schema_violation"
+
+
+@pytest.mark.parametrize("payload", [OPEN, WON, LOST, {**OPEN, "stated_probability": 0},
+                                     {**OPEN, "stated_probability": 1}, {**WON, "pipeline_stage": "closed"},
+                                     {**OPEN, "crm_owner_team": "nordics"}])
+def test_opportunity_states_are_valid(payload: dict) -> None:
+    result = decode_touchpoint(touchpoint("opportunity", payload=payload))
+    assert result.ok, result.error
+    assert result.record["payload"] == payload
+
+
+@pytest.mark.parametrize("payload", [
+    {k: v for k, v in OPEN.items() if k != "stated_probability"},   # open needs a probability
+    {k: v for k, v in OPEN.items() if k != "expected_close_date"},  # ... an expected close date
+    {k: v for k, v in OPEN.items() if k != "pipeline_stage"},       # ... and a stage
+    {k: v for k, v in WON.items() if k != "final_amount"},          # won needs what was won
+    {k: v for k, v in WON.items() if k != "closed_on"},
+    {k: v for k, v in LOST.items() if k != "closed_on"},
+    {k: v for k, v in OPEN.items() if k != "opportunity_id"},
+    {k: v for k, v in OPEN.items() if k != "account_manager_id"},
+    {k: v for k, v in OPEN.items() if k != "amount"},
+    {**OPEN, "stated_probability": 60}, {**OPEN, "stated_probability": -0.1},
+    {**OPEN, "stated_probability": "0.6"}, {**OPEN, "status": "pending"}, {**OPEN, "amount": -1},
+    {**OPEN, "amount": 1e13}, {**OPEN, "currency": "kr"}, {**OPEN, "expected_close_date": "30.06.2026"},
+    {**OPEN, "expected_close_date": "1999-12-31"}, {**OPEN, "expected_close_date": "2026-06-30T00:00:00Z"},
+    {**OPEN, "opportunity_id": "OPP\n1"}, {**OPEN, "pipeline_stage": ""}, {**OPEN, "pipeline_stage": "x" * 65},
+])
+def test_opportunity_payload_rules(payload: dict) -> None:
+    result = decode_touchpoint(touchpoint("opportunity", payload=payload))
+    assert (result.ok, result.error_code) == (False, "schema_violation"), (payload, result)
+
+
+@pytest.mark.parametrize("payload, field", [
+    ({**OPEN, "expected_close_date": "2026-02-30"}, "expected_close_date"),
+    ({**LOST, "closed_on": "2026-04-31"}, "closed_on"),
+    ({**WON, "closed_on": "2026-03-04"}, "closed_on"),   # after the event (2026-03-02) that reports it
+])
+def test_opportunity_dates_must_exist_and_closing_not_lie_ahead(payload: dict, field: str) -> None:
+    result = decode_touchpoint(touchpoint("opportunity", payload=payload))
+    assert result.error_code == "bad_timestamp" and field in result.error_detail, result
+    # the day after the event is still accepted (time zones)
+    assert decode_touchpoint(touchpoint("opportunity", payload={**WON, "closed_on": "2026-03-03"})).ok

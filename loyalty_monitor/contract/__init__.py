@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +19,10 @@ import fastjsonschema
 
 SCHEMA_PATH = Path(__file__).with_name("events.v1.schema.json")
 SCHEMA_VERSION = 1
+#: The contract's revision within v1 (the schema's ``x-contract-version``): 1.1 added the
+#: ``opportunity`` event type. Minor revisions only add (a type, an optional field), so a v1.0
+#: producer stays valid and messages keep ``schema_version`` 1.
+CONTRACT_VERSION = "1.1"
 MAX_NOTE_CHARS = 4096
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 #: The instants an event may carry: not before EARLIEST_INSTANT, not later than the receiver's clock
@@ -51,7 +55,9 @@ _IDENTIFIER = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
 Kind = Literal["touchpoint", "customer"]
 
 EVENT_TYPES = ("call", "email", "meeting", "service_visit", "dunning_contact", "complaint",
-               "survey_response", "order")
+               "survey_response", "order", "opportunity")
+#: Contract 1.1: an opportunity's status; ``won`` and ``lost`` close it.
+OPPORTUNITY_STATUSES = ("open", "won", "lost")
 DEPARTMENTS = ("sales", "service", "support", "finance", "reception", "management", "other")
 CONTACT_ROLES = ("executive", "decision_maker", "user", "finance", "other")
 SEGMENTS = ("key", "growth", "standard")
@@ -185,6 +191,23 @@ def validate(kind: Kind, record: Any, now: datetime | None = None,
     if not window.earliest <= instant <= latest:
         return "bad_timestamp", (f"{stamp_field}: {record[stamp_field]} lies outside the accepted window "
                                  f"[{window.earliest.isoformat()}, now + {window.max_skew}]")
+    if kind == "touchpoint" and record["event_type"] == "opportunity":
+        return _check_opportunity_dates(record["payload"], instant)
+    return None
+
+
+def _check_opportunity_dates(payload: dict[str, Any], occurred: datetime) -> tuple[str, str] | None:
+    """Contract 1.1: the payload's dates exist (the schema checks their shape only), and a deal is
+    not closed on a day after the event that reports it (a day of slack for time zones)."""
+    for name in ("expected_close_date", "closed_on"):
+        if name in payload:
+            try:
+                day = date.fromisoformat(payload[name])
+            except ValueError as exc:
+                return "bad_timestamp", f"payload.{name}: {exc}"
+            if name == "closed_on" and day > (occurred + timedelta(days=1)).date():
+                return "bad_timestamp", (f"payload.closed_on: {payload[name]} lies after the event that "
+                                         f"reports it ({occurred.date().isoformat()})")
     return None
 
 
