@@ -159,10 +159,14 @@ def dispatch_alerts(settings: Settings, as_of: dt.date) -> dict[str, Any]:
 
     release_dbt_handle()
     result = dispatch(settings, as_of)
-    summary = {k: getattr(result, k) for k in ("sent", "failed", "capped", "expired", "already_done", "messages")}
+    summary = {k: getattr(result, k) for k in ("sent", "failed", "capped", "expired", "already_done", "messages",
+                                               "paused", "undeliverable")}
     if result.failed:
+        paused = (f" channel {', '.join(result.paused_channels)} paused, {result.paused} deliveries left pending;"
+                  if result.paused_channels else "")
         raise AlertDeliveryError(f"{result.failed} alert deliveries failed for {as_of} (recorded in "
-                                 f"ops.alert_state; a retry sends only those): " + "; ".join(result.errors[:5]))
+                                 f"ops.alert_state; a retry sends only those and the pending ones):{paused} "
+                                 + "; ".join(result.errors[:5]))
     return summary
 
 

@@ -23,8 +23,48 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ENV_PREFIX = "LOYALTY_"
 
-# Fields whose values must never be printed or logged.
 SECRET_FIELDS = frozenset({"sasl_password", "smtp_password", "slack_webhook_url", "webhook_url"})
+# Fields whose values must never be printed or logged: they hold a :class:`Secret`.
+#: Keys of the TOML file's unknown entries that are masked as well by ``redacted()``.
+SECRET_NAME_HINTS = ("password", "secret", "token", "fernet", "webhook", "credential", "_key")
+
+
+class Secret:
+    """A secret string (password, webhook URL: its path is the credential) whose ``str`` and ``repr``
+    hide it, so that printing settings, a channel or a traceback's locals never shows it. Only
+    :meth:`reveal` gives the value, at the one place that sends it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: "str | Secret | None" = "") -> None:
+        self._value = value.reveal() if isinstance(value, Secret) else ("" if value is None else str(value))
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        import hmac
+
+        if isinstance(other, Secret):
+            return hmac.compare_digest(self._value.encode(), other._value.encode())
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __str__(self) -> str:
+        return "***" if self._value else ""
+
+    def __repr__(self) -> str:
+        return f"Secret({str(self)!r})"
+
+
+def reveal(value: "str | Secret | None") -> str:
+    """The clear text of a secret (or of a plain string, for values that did not come from settings)."""
+    return value.reveal() if isinstance(value, Secret) else ("" if value is None else str(value))
 
 
 @dataclass(frozen=True)
@@ -47,7 +87,7 @@ class Settings:
     security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
     sasl_mechanism: str = ""  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
     sasl_username: str = ""
-    sasl_password: str = ""
+    sasl_password: Secret = Secret()
     ssl_cafile: str = ""
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
@@ -84,17 +124,22 @@ class Settings:
     smtp_host: str = "localhost"
     smtp_port: int = 25
     smtp_username: str = ""
-    smtp_password: str = ""
+    smtp_password: Secret = Secret()
     smtp_starttls: bool = False
     smtp_from: str = "loyalty-monitor@localhost"
-    slack_webhook_url: str = ""
-    webhook_url: str = ""
+    slack_webhook_url: Secret = Secret()
+    webhook_url: Secret = Secret()
     #: Who hears about failed runs and failed quality gates (comma-separated e-mail addresses).
     data_engineer_emails: str = "data-engineers@localhost"
     #: Delivery attempts per alert and channel within one dispatch; waits double from the first.
     alert_max_attempts: int = 3
     alert_backoff_s: float = 2.0
+    #: Overall deadline of one delivery attempt (connect, TLS, send, answer), not only a socket
+    #: timeout: a server that drips one byte at a time cannot hold dispatch longer than this.
     alert_timeout_s: float = 10.0
+    #: A channel that fails this many attempts in a row is paused for the rest of the dispatch
+    #: run; its remaining messages stay pending for the next run (0 = never pause).
+    alert_channel_failure_limit: int = 3
     #: One message per account manager listing all of that manager's new alerts.
     alert_digest: bool = False
 
@@ -111,6 +156,12 @@ class Settings:
     lock_timeout_s: float = 900.0
 
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # dataclasses.replace(settings, smtp_password="...") and Settings(...) get a Secret too
+        for name in SECRET_FIELDS:
+            if not isinstance(getattr(self, name), Secret):
+                object.__setattr__(self, name, Secret(getattr(self, name)))
 
     # --- derived -----------------------------------------------------------------------------
     @property
@@ -145,7 +196,7 @@ class Settings:
             cfg.update(
                 sasl_mechanism=self.sasl_mechanism,
                 sasl_plain_username=self.sasl_username,
-                sasl_plain_password=self.sasl_password,
+                sasl_plain_password=self.sasl_password.reveal(),
             )
         for ours, theirs in (("ssl_cafile", "ssl_cafile"), ("ssl_certfile", "ssl_certfile"),
                              ("ssl_keyfile", "ssl_keyfile")):
@@ -161,7 +212,7 @@ class Settings:
         }
         if self.sasl_mechanism:
             cfg.update({"sasl.mechanism": self.sasl_mechanism, "sasl.username": self.sasl_username,
-                        "sasl.password": self.sasl_password})
+                        "sasl.password": self.sasl_password.reveal()})
         if self.ssl_cafile:
             cfg["ssl.ca.location"] = self.ssl_cafile
         if self.ssl_certfile:
@@ -175,15 +226,18 @@ class Settings:
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in SECRET_FIELDS and value:
-                value = "***"
+            if f.name in SECRET_FIELDS:
+                value = str(value)  # "***" when set
+            elif f.name == "extra":
+                value = {k: "***" if v and any(h in k.lower() for h in SECRET_NAME_HINTS) else v
+                         for k, v in value.items()}
             out[f.name] = str(value) if isinstance(value, Path) else value
         return out
 
 
 def _coerce(kind: Any, raw: Any) -> Any:
     kind = kind if isinstance(kind, type) else {"Path": Path, "int": int, "float": float,
-                                                "bool": bool, "str": str}.get(str(kind), str)
+                                                "bool": bool, "str": str, "Secret": Secret}.get(str(kind), str)
     if kind is bool and isinstance(raw, str):
         return raw.strip().lower() in {"1", "true", "yes", "on"}
     if kind is Path:

@@ -115,3 +115,63 @@ def airflow_test_environment() -> str:
     os.environ["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] = "False"
     os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
     return home
+
+
+class DripServer:
+    """A TCP server that answers one byte every ``interval_s`` seconds: each byte arrives well
+    within a socket timeout, so only an overall deadline ends the exchange. ``read_http``: read the
+    HTTP request first (a webhook receiver), else drip at once (an SMTP greeting). Each connection
+    drips for at most ``max_s`` seconds, then closes; ``connections`` counts them."""
+
+    def __init__(self, answer: bytes, interval_s: float = 2.0, read_http: bool = False, max_s: float = 40.0):
+        import socket
+
+        self.answer, self.interval_s, self.read_http, self.max_s = answer, interval_s, read_http, max_s
+        self.connections = 0
+        self.stop = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn) -> None:
+        import time
+
+        with conn:
+            conn.settimeout(self.max_s)
+            try:
+                if self.read_http:
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        data += conn.recv(65536) or b"\r\n\r\n"
+                    head, _, body = data.partition(b"\r\n\r\n")
+                    length = int(next((line.split(b":")[1] for line in head.split(b"\r\n")
+                                       if line.lower().startswith(b"content-length:")), b"0"))
+                    while len(body) < length:
+                        body += conn.recv(65536) or b"x" * length
+                ends = time.monotonic() + self.max_s
+                for byte in self.answer:
+                    if self.stop.wait(self.interval_s) or time.monotonic() > ends:
+                        return
+                    conn.sendall(bytes([byte]))
+            except OSError:
+                return
+
+    def __enter__(self) -> "DripServer":
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(2)
+        self.listener.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from alerting_servers import SmtpServer, WebhookServer
+from alerting_servers import DripServer, SmtpServer, WebhookServer
 from loyalty_monitor.alerting import AlertPolicy, dispatch_alerts, list_alerts, notify_data_engineers
 from loyalty_monitor.alerting.channels import (
     FileChannel, SlackChannel, SmtpChannel, WebhookChannel, build_channels, email_message, redact_url)
@@ -286,9 +286,10 @@ def test_deliver_gives_up_after_the_configured_attempts(tmp_path):
     waits: list[float] = []
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where the outbox should be")
-    ok, attempts, error = deliver(FileChannel(blocked, "x@y"), render_alerts([alert("A1", "AM1", 1.0)], "A1"),
-                                  attempts=4, backoff_s=0.5, sleep=waits.append)
-    assert (ok, attempts) == (False, 4) and waits == [0.5, 1.0, 2.0]
+    ok, attempts, error, permanent = deliver(FileChannel(blocked, "x@y"),
+                                             render_alerts([alert("A1", "AM1", 1.0)], "A1"),
+                                             attempts=4, backoff_s=0.5, sleep=waits.append)
+    assert (ok, attempts, permanent) == (False, 4, False) and waits == [0.5, 1.0, 2.0]
     assert error.startswith("cannot write to outbox")
 
 
@@ -340,3 +341,203 @@ def test_cr_lf_in_customer_data_neither_breaks_a_channel_nor_injects_a_header(al
     assert mail.message["Subject"].startswith("[Loyalty Monitor] high churn risk: Acme Bcc: spy@example.com Ltd")
     assert "Acme" in mail.text
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+
+
+# --- bounded time: an overall deadline per network exchange ------------------------------------------
+
+DEADLINE_S = 3.0
+#: a behaviour bound, not a benchmark: the deadline, the grace to notice it, and plenty of slack
+BOUND_S = 2 * DEADLINE_S
+
+
+@pytest.mark.faults
+def test_a_webhook_that_drips_one_byte_every_2_s_fails_at_the_deadline(alert_settings):
+    """Each byte arrives well within the 3 s socket timeout, so before the overall deadline the
+    call lasted as long as the server kept dripping (24 s in the issue). Now it fails after about
+    3 s and is recorded as a failure that the next run retries."""
+    import time
+
+    write_alerts(alert_settings, [alert("A1", "AM1", 90000.0)])
+    settings = load_settings(data_dir=alert_settings.data_dir, alert_max_attempts=1, alert_backoff_s=0.0)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    with DripServer(answer, interval_s=2.0, read_http=True) as drip:
+        started = time.monotonic()
+        result = dispatch_alerts(settings, AS_OF, channels=[WebhookChannel(url=drip.url + "/hook",
+                                                                           timeout_s=DEADLINE_S)],
+                                 policy=POLICY, sleep=lambda s: None)
+        elapsed = time.monotonic() - started
+    assert drip.connections == 1
+    assert elapsed < BOUND_S, f"the webhook call took {elapsed:.1f} s with a {DEADLINE_S} s deadline"
+    assert (result.sent, result.failed) == (0, 1)
+    row = state(settings)[("A1", "webhook")]
+    assert row["status"] == "failed" and "deadline of 3 s" in row["last_error"]
+    assert "/hook" not in row["last_error"]
+
+
+@pytest.mark.faults
+def test_an_smtp_server_that_drips_its_greeting_fails_at_the_deadline(alert_settings):
+    import time
+
+    write_alerts(alert_settings, [alert("A1", "AM1", 90000.0)])
+    settings = load_settings(data_dir=alert_settings.data_dir, alert_max_attempts=1, alert_backoff_s=0.0)
+    with DripServer(b"220 slow.example.com ESMTP ready\r\n", interval_s=2.0) as drip:
+        channel = SmtpChannel(host="127.0.0.1", port=drip.port, sender="lm@example.com", timeout_s=DEADLINE_S)
+        started = time.monotonic()
+        result = dispatch_alerts(settings, AS_OF, channels=[channel], policy=POLICY, sleep=lambda s: None)
+        elapsed = time.monotonic() - started
+    assert elapsed < BOUND_S, f"the SMTP session took {elapsed:.1f} s with a {DEADLINE_S} s deadline"
+    assert result.failed == 1
+    row = state(settings)[("A1", "smtp")]
+    assert row["status"] == "failed" and row["last_error"] == (
+        f"SMTP 127.0.0.1:{drip.port}: no complete exchange within the overall deadline of 3 s")
+
+
+# --- circuit breaker ---------------------------------------------------------------------------------
+
+@pytest.mark.faults
+def test_a_channel_failing_n_times_in_a_row_is_paused_and_its_messages_stay_pending(data_dir, smtp):
+    """Webhook always answers 500: after 3 failed attempts (limit 3) no further connection is made in
+    this run, the remaining alerts stay pending (no row, not counted as attempts), SMTP delivers
+    everything, and the data engineers get exactly one notice, on the working channel. The next run
+    sends what was left."""
+    settings = load_settings(data_dir=data_dir, alert_max_attempts=2, alert_backoff_s=0.0,
+                             alert_channel_failure_limit=3)
+    write_alerts(settings, [alert(f"A{i}", f"AM{i}", 1000.0 * (i + 1)) for i in range(5)])
+    with WebhookServer(fail_first=10**9) as broken:
+        result = dispatch_alerts(settings, AS_OF, channels=[smtp_channel(smtp), WebhookChannel(url=broken.url)],
+                                 policy=POLICY, sleep=lambda s: None)
+    assert broken.requests == 3  # 2 attempts of the first message, 1 of the second, then paused
+    assert list(result.paused_channels) == ["webhook"]
+    assert (result.sent, result.failed, result.paused) == (5, 2, 3)
+    rows = state(settings)
+    webhook_rows = {k[0]: r for k, r in rows.items() if k[1] == "webhook"}
+    assert sorted(r["attempts"] for r in webhook_rows.values()) == [1, 2]
+    assert all(r["status"] == "failed" for r in webhook_rows.values()) and len(webhook_rows) == 2
+    assert sum(1 for k in rows if k[1] == "smtp") == 5
+    notices = [m for m in smtp.inbox if m.rcpt_tos == ["data-engineers@localhost"]]
+    assert len(notices) == 1 and len(smtp.inbox) == 6
+    assert "channel webhook paused" in notices[0].message["Subject"]
+    assert "3 alert deliveries were left pending" in notices[0].text
+    assert [r["channel"] for r in result.notice] == ["smtp"]  # not on the paused channel
+
+    with WebhookServer() as healthy:
+        again = dispatch_alerts(settings, AS_OF, channels=[smtp_channel(smtp), WebhookChannel(url=healthy.url)],
+                                policy=POLICY, sleep=lambda s: None)
+    assert (again.sent, again.failed, again.paused) == (5, 0, 0) and len(healthy.received) == 5
+    assert len(smtp.inbox) == 6 and again.notice == []  # nothing twice, no notice when all is well
+    assert all(r["status"] == "sent" for k, r in state(settings).items())
+
+
+@pytest.mark.faults
+def test_a_paused_only_channel_notifies_through_the_outbox(alert_settings):
+    settings = load_settings(data_dir=alert_settings.data_dir, alert_max_attempts=1, alert_backoff_s=0.0,
+                             alert_channel_failure_limit=2)
+    write_alerts(settings, [alert(f"A{i}", f"AM{i}", 1000.0) for i in range(4)])
+    with WebhookServer(fail_first=10**9) as broken:
+        result = dispatch_alerts(settings, AS_OF, channels=[WebhookChannel(url=broken.url)], policy=POLICY)
+    assert broken.requests == 2 and (result.failed, result.paused) == (2, 2)
+    outbox = settings.data_dir / "alerts" / "outbox"
+    notices = list(outbox.glob("data-engineers-*.json"))
+    assert len(notices) == 1 and "channel webhook paused" in json.loads(notices[0].read_text())["subject"]
+    pending = [r for r in list_alerts(settings) if r["status"] == "pending"]
+    assert len(pending) == 2
+
+
+# --- a message that cannot be rendered ---------------------------------------------------------------
+
+@pytest.mark.faults
+def test_a_message_that_cannot_be_rendered_is_recorded_once_and_never_retried(alert_settings, smtp):
+    """An alert id with a line break cannot become an e-mail header: that is permanent, so it is
+    recorded 'undeliverable' after one attempt (not retried three times now and daily for a week),
+    the other alert still goes out, and the data engineers hear about it once."""
+    write_alerts(alert_settings, [alert("A1", "AM1", 9000.0), alert("A2\r\nX-Injected: 1", "AM2", 5000.0)])
+    waits: list[float] = []
+    first = dispatch_alerts(alert_settings, AS_OF, channels=[smtp_channel(smtp)], policy=POLICY, sleep=waits.append)
+    assert (first.sent, first.failed, first.undeliverable) == (1, 0, 1) and waits == []
+    row = state(alert_settings)[("A2\r\nX-Injected: 1", "smtp")]
+    assert row["status"] == "undeliverable" and row["attempts"] == 1
+    assert row["last_error"].startswith("cannot render the e-mail: ValueError")
+    notices = [m for m in smtp.inbox if m.rcpt_tos == ["data-engineers@localhost"]]
+    assert len(notices) == 1 and "undeliverable" in notices[0].message["Subject"]
+    assert all(m.message["X-Injected"] is None for m in smtp.inbox)
+
+    later = dispatch_alerts(alert_settings, AS_OF + dt.timedelta(days=1), channels=[smtp_channel(smtp)],
+                            policy=POLICY, sleep=waits.append)
+    assert (later.sent, later.failed, later.undeliverable, later.already_done) == (0, 0, 0, 2)
+    assert state(alert_settings)[("A2\r\nX-Injected: 1", "smtp")]["attempts"] == 1
+    assert len(smtp.inbox) == 2 and later.notice == []
+    assert [r["alert_id"] for r in list_alerts(alert_settings, status="undeliverable")] == ["A2\r\nX-Injected: 1"]
+
+
+def test_a_digest_that_cannot_be_rendered_is_sent_alert_by_alert():
+    """The digest subject sums the values at stake; a value that is not a number breaks it. The
+    alerts are then rendered one by one: the good one as its own message, none held back."""
+    from loyalty_monitor.alerting.dispatch import _render
+
+    good, odd = alert("A1", "AM1", 9000.0), alert("A2", "AM1", 5000.0, value_at_stake="n/a")
+    parts = _render([good, odd], "smtp", AS_OF)
+    assert [(sorted(a["alert_id"] for a in group), message.key, error) for group, message, error in parts] == [
+        (["A1"], "A1.smtp", None), (["A2"], "A2.smtp", None)]
+    assert "At stake: unknown" in parts[1][1].text
+
+# --- secrets -----------------------------------------------------------------------------------------
+
+SECRET = "SECRETxyz"
+
+
+@pytest.mark.faults
+def test_a_malformed_webhook_url_never_shows_its_secret(data_dir, caplog):
+    """Neither in the error dispatch raises, nor in ops.alert_state, the log or a notice."""
+    from loyalty_monitor import pipeline
+
+    caplog.set_level(logging.DEBUG)
+    write_alerts(load_settings(data_dir=data_dir), [alert("A1", "AM1", 1000.0)])
+    malformed = f"https://hooks.slack.com/services/T000/B000/{SECRET} with space"
+    settings = load_settings(data_dir=data_dir, alert_channels="slack", slack_webhook_url=malformed,
+                             alert_backoff_s=0.0, alert_max_attempts=1)
+    with pytest.raises(ValueError) as info:
+        dispatch_alerts(settings, AS_OF, policy=POLICY)
+    assert "https://hooks.slack.com/***" in str(info.value) and SECRET not in str(info.value)
+    notice = pipeline.on_failure(settings, dag_id="loyalty_pipeline", task_id="dispatch_alerts",
+                                 logical_date=dt.datetime(2026, 3, 13), error=info.value)
+    assert [n["channel"] for n in notice] == ["config", "file"]
+
+    # a channel built around the check (a bad or no scheme, a bad port, a space) fails without a leak
+    for url in (f"htp:/x/{SECRET}", f"hooks.slack.com/services/T000/B000/{SECRET}",
+                f"https://hooks.slack.com:port/services/{SECRET}", malformed):
+        result = dispatch_alerts(settings, AS_OF, channels=[WebhookChannel(url=url, timeout_s=2)], policy=POLICY,
+                                 sleep=lambda s: None)
+        assert result.failed == 1
+        last_error = state(settings)[("A1", "webhook")]["last_error"]
+        assert SECRET not in last_error and "/***" in last_error, last_error
+        assert all(SECRET not in e for e in result.errors)
+    outbox = data_dir / "alerts" / "outbox"
+    assert list(outbox.glob("data-engineers-*.json"))
+    for written in outbox.iterdir():
+        assert SECRET not in written.read_text(), written.name
+    assert SECRET not in caplog.text
+
+
+def test_secrets_are_hidden_in_settings_channels_and_loyalty_config(data_dir, tmp_path):
+    import subprocess
+    import sys
+
+    from loyalty_monitor.settings import Secret
+
+    settings = load_settings(data_dir=data_dir, smtp_password=f"pw-{SECRET}", alert_channels="smtp,slack,webhook",
+                             slack_webhook_url=f"https://hooks.slack.com/services/T0/B0/{SECRET}",
+                             webhook_url=f"https://example.com/hook/{SECRET}")
+    assert isinstance(settings.smtp_password, Secret) and settings.smtp_password.reveal() == f"pw-{SECRET}"
+    assert SECRET not in repr(settings) and SECRET not in str(settings.redacted())
+    for channel in build_channels(settings):
+        assert SECRET not in repr(channel) and SECRET not in channel.describe()
+    config = tmp_path / "loyalty.toml"
+    config.write_text(f'airflow_fernet_key = "{SECRET}="\nadmin_password = "{SECRET}"\n')
+    env = {**__import__("os").environ, "LOYALTY_CONFIG": str(config), "LOYALTY_SMTP_PASSWORD": SECRET,
+           "LOYALTY_SASL_PASSWORD": SECRET, "LOYALTY_WEBHOOK_URL": f"https://example.com/{SECRET}",
+           "LOYALTY_SLACK_WEBHOOK_URL": f"https://hooks.slack.com/services/T/B/{SECRET}"}
+    out = subprocess.run([str(Path(sys.executable).parent / "loyalty"), "config"], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    shown = json.loads(out)
+    assert SECRET not in out
+    assert shown["smtp_password"] == shown["webhook_url"] == shown["extra"]["admin_password"] == "***"

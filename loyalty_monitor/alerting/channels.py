@@ -3,11 +3,18 @@
 Configuration comes from settings (``LOYALTY_ALERT_CHANNELS``, ``LOYALTY_SMTP_*``,
 ``LOYALTY_SLACK_WEBHOOK_URL``, ``LOYALTY_WEBHOOK_URL``). Inside Airflow, the connections
 ``loyalty_smtp``, ``loyalty_slack`` and ``loyalty_webhook`` override them when defined, so that
-secrets can live in Airflow's secrets backend. URLs are logged redacted (webhook URLs are secrets).
+secrets can live in Airflow's secrets backend. URLs are logged redacted (webhook URLs are secrets),
+and the SMTP password and webhook URLs are held as :class:`~loyalty_monitor.settings.Secret`.
+
+Every network exchange has an overall deadline (``alert_timeout_s``, see ``deadline.py``), not only
+a socket timeout. Errors say whether they are the channel's (:class:`DeliveryError`: retried, and
+counted by dispatch's circuit breaker), the recipient's (:class:`RecipientError`: retried next run)
+or the message's own (:class:`MessageError`: it can never be sent; recorded once).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -17,15 +24,16 @@ import ssl
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from loyalty_monitor.alerting.deadline import Deadline, DeadlineExceeded, call_with_deadline
 from loyalty_monitor.alerting.messages import Message, one_line
-from loyalty_monitor.settings import Settings
+from loyalty_monitor.settings import Secret, Settings, reveal
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +43,20 @@ AIRFLOW_CONNECTIONS = {"smtp": "loyalty_smtp", "slack": "loyalty_slack", "webhoo
 
 class DeliveryError(RuntimeError):
     """A channel could not deliver a message (the text is safe to log: no secrets)."""
+
+
+class RecipientError(DeliveryError):
+    """This message has no usable recipient on this channel (e.g. no account-manager e-mail): not
+    the channel's fault, and pointless to retry at once; the next run retries (the data may be fixed)."""
+
+
+class MessageError(DeliveryError):
+    """This message can never be sent (it cannot be rendered or encoded for the channel): a
+    permanent failure, recorded once and never retried."""
+
+
+#: At most this much of a webhook's answer is read: only the status matters.
+MAX_ANSWER_BYTES = 64 * 1024
 
 
 class Channel(Protocol):
@@ -47,14 +69,65 @@ class Channel(Protocol):
     def send(self, message: Message) -> None: ...
 
 
-def redact_url(url: str) -> str:
-    """``https://hooks.slack.com/services/T0/B0/XYZ`` -> ``https://hooks.slack.com/***``."""
+def redact_url(url: str | Secret) -> str:
+    """``https://hooks.slack.com/services/T0/B0/XYZ`` -> ``https://hooks.slack.com/***``.
+
+    Never raises and never shows more than scheme, host and port, whatever the input: a malformed
+    URL (``htp:/x/SECRET``, a space, a bad port) must not carry its secret path into a log."""
+    url = reveal(url)
     if not url:
         return ""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}/***"
+    try:
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme if re.fullmatch(r"[a-z][a-z0-9+.-]{0,15}", parts.scheme or "") else "?"
+        host = parts.hostname or ""
+        if re.fullmatch(r"[0-9a-f:.]+", host) and ":" in host:  # IPv6, brackets stripped by urlsplit
+            host = f"[{host}]"
+        elif not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", host):
+            host = "?"
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:
+            port = ":?"
+    except ValueError:
+        scheme, host, port = "?", "?", ""
+    return f"{scheme}://{host}{port}/***"
+
+
+def check_url(url: str | Secret, what: str) -> None:
+    """Raise ValueError (naming only the redacted URL) unless ``url`` is a usable http(s) URL."""
+    text = reveal(url)
+    problem = None
+    try:
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https"):
+            problem = "it does not start with http:// or https://"
+        elif not parts.hostname:
+            problem = "it has no host"
+        elif re.search(r"[\x00-\x20\x7f]", text):
+            problem = "it contains a space or a control character"
+        else:
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        problem = "it cannot be parsed"
+    if problem:
+        raise ValueError(f"{what} is not a valid webhook URL ({redact_url(text)}): {problem}")
+
+
+def scrub(text: str, *secrets: str | Secret) -> str:
+    """``text`` with every secret (and a URL's path, the secret part of a webhook URL) replaced by ***."""
+    for secret in secrets:
+        value = reveal(secret)
+        if not value:
+            continue
+        candidates = {value}
+        if "://" in value:
+            path = value.split("://", 1)[1].partition("/")[2]
+            if len(path) >= 4:
+                candidates.add(path)
+        for candidate in sorted(candidates, key=len, reverse=True):
+            text = text.replace(candidate, "***")
+    return text
 
 
 def _safe_name(key: str) -> str:
@@ -76,6 +149,15 @@ def email_message(message: Message, sender: str) -> EmailMessage:
     return mail
 
 
+def _email_for(message: Message, sender: str) -> EmailMessage:
+    """The MIME message, or MessageError if this message cannot be encoded as e-mail (a header
+    value with a line break, say): no retry can change that."""
+    try:
+        return email_message(message, sender)
+    except (ValueError, TypeError, UnicodeError) as exc:
+        raise MessageError(f"cannot render the e-mail: {type(exc).__name__}: {exc}") from None
+
+
 @dataclass
 class FileChannel:
     """Writes one ``.json`` and one ``.eml`` (plus ``.html``) per message into the outbox folder."""
@@ -91,13 +173,14 @@ class FileChannel:
         return ", ".join(message.to) or "(outbox)"
 
     def send(self, message: Message) -> None:
+        mail = _email_for(message, self.sender).as_string()
         try:
             self.outbox.mkdir(parents=True, exist_ok=True)
             base = self.outbox / _safe_name(message.key)
             record = {"subject": message.subject, "to": message.to, "text": message.text,
                       **message.payload}
             for suffix, content in ((".json", json.dumps(record, indent=2, default=str)),
-                                    (".eml", email_message(message, self.sender).as_string()),
+                                    (".eml", mail),
                                     (".html", message.html or "")):
                 tmp = base.with_name(base.name + suffix + ".tmp")
                 tmp.write_text(content, encoding="utf-8")
@@ -116,10 +199,14 @@ class SmtpChannel:
     port: int
     sender: str
     username: str = ""
-    password: str = ""
+    password: Secret = field(default_factory=Secret)
     starttls: bool = False
+    #: Overall deadline of one SMTP session (connect, TLS, login, send), see deadline.py.
     timeout_s: float = 10.0
     name: str = "smtp"
+
+    def __post_init__(self) -> None:
+        self.password = Secret(self.password)
 
     def describe(self) -> str:
         auth = f" as {self.username}" if self.username else ""
@@ -136,44 +223,119 @@ class SmtpChannel:
 
     def send(self, message: Message) -> None:
         if not message.to:
-            raise DeliveryError("no e-mail recipient (account manager e-mail missing)")
+            raise RecipientError("no e-mail recipient (account manager e-mail missing)")
         if self.username and not (self.starttls or self.implicit_tls):
             # credentials in clear text would cross the network readable by anyone on the path
             raise DeliveryError(f"SMTP {self.host}:{self.port}: refusing to send the SMTP password without "
                                 f"TLS: set LOYALTY_SMTP_STARTTLS=true, or use port {SMTPS_PORT} (implicit TLS)")
-        connect = smtplib.SMTP_SSL if self.implicit_tls else smtplib.SMTP
-        extra = {"context": ssl.create_default_context()} if self.implicit_tls else {}
+        if any(re.search(r"[\x00-\x1f\x7f]", address) for address in message.to):
+            raise MessageError("cannot render the e-mail: a recipient address contains a control character")
+        mail = _email_for(message, self.sender)
         try:
-            with connect(self.host, self.port, timeout=self.timeout_s, **extra) as smtp:
-                if self.starttls and not self.implicit_tls:
-                    smtp.starttls(context=ssl.create_default_context())
-                if self.username:
-                    smtp.login(self.username, self.password)
-                smtp.send_message(email_message(message, self.sender), self.sender, message.to)
+            call_with_deadline(self.timeout_s, lambda deadline: self._session(deadline, mail, message.to),
+                               name="smtp")
+        except DeadlineExceeded as exc:
+            raise DeliveryError(f"SMTP {self.host}:{self.port}: {exc}") from None
+        except smtplib.SMTPRecipientsRefused as exc:
+            refused = "; ".join(f"{who}: {code}" for who, (code, _text) in exc.recipients.items())
+            raise RecipientError(f"SMTP {self.host}:{self.port}: recipient refused ({refused})") from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise DeliveryError(f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}") from exc
+            text = scrub(f"{type(exc).__name__}: {exc}", self.password)
+            raise DeliveryError(f"SMTP {self.host}:{self.port}: {text}") from exc
+
+    def _session(self, deadline: Deadline, mail: EmailMessage, to: list[str]) -> None:
+        """One SMTP session; its socket is the deadline's to shut."""
+        if self.implicit_tls:
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(timeout=self.timeout_s, context=ssl.create_default_context())
+        else:
+            smtp = smtplib.SMTP(timeout=self.timeout_s)
+        deadline.watch(lambda: smtp.sock)
+        try:
+            smtp.connect(self.host, self.port)
+            if self.starttls and not self.implicit_tls:
+                smtp.starttls(context=ssl.create_default_context())
+            if self.username:
+                smtp.login(self.username, self.password.reveal())
+            smtp.send_message(mail, self.sender, to)
+            try:
+                smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                pass  # the server accepted the message: a failed goodbye does not undo that
+        finally:
+            smtp.close()
 
 
-def post_json(url: str, body: dict[str, Any], timeout_s: float, headers: dict[str, str] | None = None) -> None:
+def _watched(connection_class: type, deadline: Deadline) -> Any:
+    """An http.client connection factory whose connections hand their socket to ``deadline``."""
+
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        conn = connection_class(*args, **kwargs)
+        deadline.watch(lambda: conn.sock)
+        return conn
+
+    return connect
+
+
+class _WatchedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: Deadline):
+        super().__init__()
+        self.deadline = deadline
+
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        return super().do_open(_watched(http_class, self.deadline), req, **kwargs)
+
+
+class _WatchedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: Deadline):
+        super().__init__()
+        self.deadline = deadline
+
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        return super().do_open(_watched(http_class, self.deadline), req, **kwargs)
+
+
+def post_json(url: str | Secret, body: dict[str, Any], timeout_s: float,
+              headers: dict[str, str] | None = None) -> None:
+    """POST ``body`` as JSON; the whole exchange (connect, TLS, send, answer) within ``timeout_s``.
+
+    Errors name the URL redacted only: the exception texts of urllib and http.client may contain
+    the URL, whose path is the secret of a Slack webhook."""
+    shown = redact_url(url)
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    if any(re.search(r"[\x00-\x1f\x7f]", str(value)) for value in all_headers.values()):
+        raise MessageError(f"POST {shown}: cannot render the request: a header value contains a control character")
     data = json.dumps(body, default=str).encode()
-    request = urllib.request.Request(url, data=data, method="POST",
-                                     headers={"Content-Type": "application/json", **(headers or {})})
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            response.read()
+        request = urllib.request.Request(reveal(url), data=data, method="POST", headers=all_headers)
+    except ValueError:
+        raise DeliveryError(f"POST {shown} failed: not a valid URL") from None
+
+    def exchange(deadline: Deadline) -> None:
+        opener = urllib.request.build_opener(_WatchedHTTPHandler(deadline), _WatchedHTTPSHandler(deadline))
+        with opener.open(request, timeout=timeout_s) as response:
+            response.read(MAX_ANSWER_BYTES)
+
+    try:
+        call_with_deadline(timeout_s, exchange, name="http")
+    except DeadlineExceeded as exc:
+        raise DeliveryError(f"POST {shown} failed: {exc}") from None
     except urllib.error.HTTPError as exc:
-        raise DeliveryError(f"POST {redact_url(url)} answered HTTP {exc.code}") from None
-    except (OSError, ValueError) as exc:
+        exc.close()
+        raise DeliveryError(f"POST {shown} answered HTTP {exc.code}") from None
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         # The exception text may contain the URL: never log it, only its redacted form.
         reason = getattr(exc, "reason", None) or type(exc).__name__
-        raise DeliveryError(f"POST {redact_url(url)} failed: {reason}") from None
+        raise DeliveryError(f"POST {shown} failed: {scrub(str(reason), url)}") from None
 
 
 @dataclass
 class SlackChannel:
-    url: str
+    url: Secret
     timeout_s: float = 10.0
     name: str = "slack"
+
+    def __post_init__(self) -> None:
+        self.url = Secret(self.url)
 
     def describe(self) -> str:
         return f"Slack webhook {redact_url(self.url)}"
@@ -188,9 +350,12 @@ class SlackChannel:
 
 @dataclass
 class WebhookChannel:
-    url: str
+    url: Secret
     timeout_s: float = 10.0
     name: str = "webhook"
+
+    def __post_init__(self) -> None:
+        self.url = Secret(self.url)
 
     def describe(self) -> str:
         return f"JSON webhook {redact_url(self.url)}"
@@ -202,6 +367,12 @@ class WebhookChannel:
     def send(self, message: Message) -> None:
         body = {"subject": message.subject, "text": message.text, **message.payload}
         post_json(self.url, body, self.timeout_s, headers={"Idempotency-Key": message.key})
+
+
+def channel_secrets(channel: Any) -> list[Secret]:
+    """The secrets a channel holds (to scrub them from any error text)."""
+    return [value for value in (getattr(channel, "url", None), getattr(channel, "password", None))
+            if isinstance(value, Secret)]
 
 
 def _airflow_connection(conn_id: str) -> Any | None:
@@ -216,16 +387,16 @@ def _airflow_connection(conn_id: str) -> Any | None:
         return None
 
 
-def _url_from_connection(conn: Any) -> str:
+def _url_from_connection(conn: Any) -> Secret:
     """Slack/webhook connections: the full URL in ``host`` (or ``password``, the secret field)."""
     for candidate in (conn.password, conn.host):
         if candidate and "://" in candidate:
-            return candidate
+            return Secret(candidate)
     if conn.host:
         scheme = conn.schema or "https"
         port = f":{conn.port}" if conn.port else ""
-        return f"{scheme}://{conn.host}{port}"
-    return ""
+        return Secret(f"{scheme}://{conn.host}{port}")
+    return Secret()
 
 
 def build_channels(settings: Settings, names: str | None = None) -> list[Channel]:
@@ -248,16 +419,17 @@ def build_channels(settings: Settings, names: str | None = None) -> list[Channel
                 port=int(conn.port if conn is not None and conn.port else settings.smtp_port),
                 sender=extra.get("from", settings.smtp_from),
                 username=(conn.login if conn is not None and conn.login else settings.smtp_username),
-                password=(conn.password if conn is not None and conn.password else settings.smtp_password),
+                password=Secret(conn.password if conn is not None and conn.password else settings.smtp_password),
                 starttls=bool(extra.get("starttls", settings.smtp_starttls)),
                 timeout_s=settings.alert_timeout_s))
         else:
-            url = _url_from_connection(conn) if conn is not None else ""
-            url = url or (settings.slack_webhook_url if name == "slack" else settings.webhook_url)
+            url = _url_from_connection(conn) if conn is not None else Secret()
+            url = url or Secret(settings.slack_webhook_url if name == "slack" else settings.webhook_url)
+            variable = f"LOYALTY_{name.upper()}{'_WEBHOOK' if name == 'slack' else ''}_URL"
             if not url:
-                raise ValueError(f"alert channel {name!r} needs LOYALTY_{name.upper()}"
-                                 f"{'_WEBHOOK' if name == 'slack' else ''}_URL or the Airflow connection "
+                raise ValueError(f"alert channel {name!r} needs {variable} or the Airflow connection "
                                  f"{AIRFLOW_CONNECTIONS[name]}")
+            check_url(url, variable if conn is None else f"the Airflow connection {AIRFLOW_CONNECTIONS[name]}")
             cls = SlackChannel if name == "slack" else WebhookChannel
             channels.append(cls(url=url, timeout_s=settings.alert_timeout_s))
     return channels

@@ -7,7 +7,12 @@ Rules (docs/design.md "Alerts", docs/operations.md):
   date are admitted, highest expected value at risk first (probability x value at stake in the
   reporting currency, ``messages.rank_key``); the rest are recorded ``capped``;
 - each admitted alert is delivered at least once per channel, with retries and exponential backoff
-  inside one dispatch; ``ops.alert_state`` (alert_id + channel) makes reruns send nothing twice.
+  inside one dispatch; ``ops.alert_state`` (alert_id + channel) makes reruns send nothing twice;
+- a channel that fails ``alert_channel_failure_limit`` attempts in a row is paused for the rest of the
+  run (circuit breaker): its remaining messages stay pending for the next run, and the data engineers
+  get one notice;
+- a message that cannot be rendered (for the channel) is recorded ``undeliverable`` once and never
+  retried: no retry can change it; a digest that cannot be rendered is sent alert by alert.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from loyalty_monitor.alerting import state as alert_state
-from loyalty_monitor.alerting.channels import Channel, DeliveryError, build_channels
+from loyalty_monitor.alerting.channels import (
+    Channel, DeliveryError, MessageError, RecipientError, build_channels, channel_secrets, scrub)
 from loyalty_monitor.alerting.messages import ALERT_COLUMNS, Message, rank_key, render_alerts, render_notice
 from loyalty_monitor.settings import Settings
 
@@ -62,12 +68,24 @@ class DispatchResult:
     expired: int = 0
     already_done: int = 0
     messages: int = 0
+    #: alert deliveries left pending because their channel was paused (circuit breaker)
+    paused: int = 0
+    #: alert deliveries recorded ``undeliverable`` (the message cannot be rendered for the channel)
+    undeliverable: int = 0
     errors: list[str] = field(default_factory=list)
+    #: channel name -> why it was paused in this run
+    paused_channels: dict[str, str] = field(default_factory=dict)
+    undeliverable_errors: list[str] = field(default_factory=list)
+    #: what notify_data_engineers returned for this run's notice (empty: no notice was needed)
+    notice: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"alerts for {self.as_of} (window after {self.window_start}): {self.sent} sent in "
                 f"{self.messages} messages, {self.failed} failed, {self.capped} capped, "
-                f"{self.expired} expired, {self.already_done} already handled")
+                f"{self.expired} expired, {self.already_done} already handled"
+                + (f", {self.undeliverable} undeliverable" if self.undeliverable else "")
+                + (f", {self.paused} left pending (paused: {', '.join(self.paused_channels)})"
+                   if self.paused_channels else ""))
 
 
 def connect(settings: Settings, read_only: bool = False) -> Any:
@@ -115,22 +133,73 @@ def _week(day: dt.date | None) -> tuple[int, int]:
     return (iso[0], iso[1])
 
 
+class Outcome(NamedTuple):
+    ok: bool
+    attempts: int  # attempts made (0: none, the channel was paused)
+    error: str | None
+    #: the message itself can never be sent on this channel (MessageError): do not retry it
+    permanent: bool = False
+
+
+class CircuitBreaker:
+    """Pauses a channel for the rest of one dispatch run once ``limit`` attempts failed in a row
+    (``limit`` < 1: never). A success resets the count. Failures that are the message's or the
+    recipient's, not the channel's, do not count."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.in_a_row: dict[str, int] = defaultdict(int)
+        self.paused: dict[str, str] = {}
+
+    def is_open(self, channel: str) -> bool:
+        return channel in self.paused
+
+    def success(self, channel: str) -> None:
+        self.in_a_row[channel] = 0
+
+    def failure(self, channel: str, error: str | None) -> None:
+        self.in_a_row[channel] += 1
+        if 0 < self.limit <= self.in_a_row[channel] and channel not in self.paused:
+            self.paused[channel] = f"{self.in_a_row[channel]} attempts failed in a row; last: {error}"
+            log.error("%s: %d delivery attempts failed in a row (last: %s); channel paused for the rest of "
+                      "this dispatch run, its remaining messages stay pending", channel,
+                      self.in_a_row[channel], error)
+
+
 def deliver(channel: Channel, message: Message, attempts: int, backoff_s: float,
-            sleep: Callable[[float], None] = time.sleep) -> tuple[bool, int, str | None]:
-    """Send with up to ``attempts`` tries, waiting backoff_s, 2*backoff_s, ... between them."""
+            sleep: Callable[[float], None] = time.sleep, breaker: CircuitBreaker | None = None) -> Outcome:
+    """Send with up to ``attempts`` tries, waiting backoff_s, 2*backoff_s, ... between them; stop
+    early when the message cannot be sent at all, or when ``breaker`` pauses the channel."""
     error: str | None = None
+    made = 0
+    secrets = channel_secrets(channel)
     for attempt in range(1, max(1, attempts) + 1):
+        if breaker is not None and breaker.is_open(channel.name):
+            break
+        made = attempt
         try:
             channel.send(message)
-            return True, attempt, None
+            if breaker is not None:
+                breaker.success(channel.name)
+            return Outcome(True, attempt, None)
+        except MessageError as exc:
+            error = scrub(str(exc), *secrets)
+            log.error("%s: %s can never be sent: %s", channel.name, message.key, error)
+            return Outcome(False, attempt, error, permanent=True)
+        except RecipientError as exc:  # the data's problem, not the channel's: the next run retries
+            error = scrub(str(exc), *secrets)
+            log.warning("%s: %s not sent: %s", channel.name, message.key, error)
+            return Outcome(False, attempt, error)
         except DeliveryError as exc:
-            error = str(exc)
+            error = scrub(str(exc), *secrets)
         except Exception as exc:  # noqa: BLE001 - a channel bug must not stop the other alerts
-            error = f"{type(exc).__name__}: {exc}"
+            error = scrub(f"{type(exc).__name__}: {exc}", *secrets)
         log.warning("%s: attempt %d/%d for %s failed: %s", channel.name, attempt, attempts, message.key, error)
-        if attempt < attempts:
+        if breaker is not None:
+            breaker.failure(channel.name, error)
+        if attempt < attempts and not (breaker is not None and breaker.is_open(channel.name)):
             sleep(backoff_s * 2 ** (attempt - 1))
-    return False, max(1, attempts), error
+    return Outcome(False, made, error or f"channel {channel.name} paused in this run")
 
 
 def _admit(due: list[dict[str, Any]], rows: dict[tuple[str, str], alert_state.StateRow],
@@ -188,20 +257,74 @@ def dispatch_alerts(settings: Settings, as_of: dt.date, *, channels: list[Channe
     digest = settings.alert_digest if digest is None else digest
     window_start = as_of - dt.timedelta(days=policy.dispatch_window_days)
     result = DispatchResult(as_of=as_of, window_start=window_start)
+    breaker = CircuitBreaker(settings.alert_channel_failure_limit)
     con = connect(settings)
     try:
         rows = alert_state.load(con)
         with alert_state.StateWriter(con) as writer:
-            _dispatch(con, writer, rows, channels, policy, digest, as_of, window_start, result, settings, sleep)
+            _dispatch(con, writer, rows, channels, policy, digest, as_of, window_start, result, settings, sleep,
+                      breaker)
     finally:
         con.close()
+    result.paused_channels = dict(breaker.paused)
     log.info(result.summary())
+    if result.paused_channels or result.undeliverable:
+        result.notice = _notify_problems(settings, result, channels)
     return result
+
+
+def _notify_problems(settings: Settings, result: DispatchResult, channels: list[Channel]) -> list[dict[str, Any]]:
+    """One notice per dispatch run about paused channels and undeliverable messages, sent on the
+    channels that still work (none left: the local outbox), never on a paused one."""
+    lines = [f"Alert dispatch for {result.as_of}: {result.summary()}.", ""]
+    for channel in channels:
+        if channel.name in result.paused_channels:
+            lines.append(f"- Channel {channel.name} ({channel.describe()}) was paused for the rest of the run: "
+                         f"{result.paused_channels[channel.name]}.")
+    if result.paused:
+        lines.append(f"  {result.paused} alert deliveries were left pending; the next dispatch sends them "
+                     f"(nothing is lost). Check the channel's server and settings.")
+    if result.undeliverable:
+        lines.append(f"- {result.undeliverable} alert deliveries can never be sent (recorded 'undeliverable', "
+                     f"not retried): the message cannot be rendered for the channel. Check the data:")
+        lines += [f"  {error}" for error in result.undeliverable_errors[:20]]
+    lines += ["", "`loyalty alerts list --status failed` and `--status undeliverable` show the details."]
+    subject = (f"alert dispatch {result.as_of}: "
+               + (f"channel {', '.join(result.paused_channels)} paused" if result.paused_channels else "")
+               + (" and " if result.paused_channels and result.undeliverable else "")
+               + (f"{result.undeliverable} undeliverable alert messages" if result.undeliverable else ""))
+    healthy = [c for c in channels if c.name not in result.paused_channels]
+    return notify_data_engineers(settings, subject, "\n".join(lines),
+                                 channels=healthy or build_channels(settings, "file"))
+
+
+def _message_key(group: list[dict[str, Any]], channel: str, as_of: dt.date) -> str:
+    ids = sorted(a["alert_id"] for a in group)
+    if len(ids) == 1:
+        return f"{ids[0]}.{channel}"
+    digest_id = uuid.uuid5(uuid.NAMESPACE_OID, ",".join(ids)).hex[:12]
+    return f"digest-{_manager_key(group[0])}-{as_of}-{digest_id}.{channel}"
+
+
+def _render(group: list[dict[str, Any]], channel: str,
+            as_of: dt.date) -> list[tuple[list[dict[str, Any]], Message | None, str | None]]:
+    """``(alerts, message, None)`` per message to send, ``(alerts, None, error)`` for alerts whose
+    message cannot be rendered. A digest that fails is rendered alert by alert instead, so that one
+    bad value does not hold back the others."""
+    try:
+        return [(group, render_alerts(group, _message_key(group, channel, as_of)), None)]
+    except Exception as exc:  # noqa: BLE001 - a value that breaks rendering must not stop dispatch
+        if len(group) > 1:
+            log.warning("cannot render a digest of %d alerts (%s: %s); sending them one by one", len(group),
+                        type(exc).__name__, exc)
+            return [part for alert in group for part in _render([alert], channel, as_of)]
+        return [(group, None, f"cannot render the message: {type(exc).__name__}: {exc}")]
 
 
 def _dispatch(con: Any, writer: alert_state.StateWriter, rows: dict, channels: list[Channel],
               policy: AlertPolicy, digest: bool, as_of: dt.date, window_start: dt.date,
-              result: DispatchResult, settings: Settings, sleep: Callable[[float], None]) -> None:
+              result: DispatchResult, settings: Settings, sleep: Callable[[float], None],
+              breaker: CircuitBreaker) -> None:
     """The body of dispatch_alerts, on an open connection (see its docstring)."""
     alerts = read_alerts(con, as_of)
     due = []
@@ -247,32 +370,53 @@ def _dispatch(con: Any, writer: alert_state.StateWriter, rows: dict, channels: l
         else:
             groups = ([alert] for alert in todo)
         for group in groups:
-            ids = sorted(a["alert_id"] for a in group)
-            key = (f"{ids[0]}.{channel.name}" if len(ids) == 1 else
-                   f"digest-{_manager_key(group[0])}-{as_of}-{uuid.uuid5(uuid.NAMESPACE_OID, ','.join(ids)).hex[:12]}"
-                   f".{channel.name}")
-            message = render_alerts(group, key)
-            started = alert_state.utcnow()
-            ok, attempts, error = deliver(channel, message, settings.alert_max_attempts,
-                                          settings.alert_backoff_s, sleep)
-            recipient = channel.recipient(message)
-            result.messages += 1 if ok else 0
-            for alert in group:
-                previous = rows.get((alert["alert_id"], channel.name))
-                writer.record(_state_row(
-                    alert, channel.name, "sent" if ok else "failed", previous,
-                    first_attempt_at=(previous.first_attempt_at if previous and previous.first_attempt_at
-                                      else started),
-                    sent_at=alert_state.utcnow() if ok else None,
-                    attempts=(previous.attempts if previous else 0) + attempts,
-                    last_error=error, recipient=recipient))
-                if ok:
-                    result.sent += 1
-                else:
-                    result.failed += 1
-                    result.errors.append(f"{alert['alert_id']} via {channel.name}: {error}")
-            log.info("%s %s to %s (%d alert%s)", "sent" if ok else "FAILED", message.key, recipient,
-                     len(group), "" if len(group) == 1 else "s")
+            if breaker.is_open(channel.name):  # left pending: no row, the next run sends them
+                result.paused += len(group)
+                continue
+            for part, message, render_error in _render(group, channel.name, as_of):
+                started = alert_state.utcnow()
+                if message is None:
+                    _record(writer, rows, result, part, channel.name, "undeliverable", 0, render_error, None, started)
+                    log.error("%s: alert %s can never be sent: %s", channel.name,
+                              ", ".join(a["alert_id"] for a in part), render_error)
+                    continue
+                if breaker.is_open(channel.name):
+                    result.paused += len(part)
+                    continue
+                outcome = deliver(channel, message, settings.alert_max_attempts, settings.alert_backoff_s, sleep,
+                                  breaker)
+                if outcome.attempts == 0:  # paused before its first attempt
+                    result.paused += len(part)
+                    continue
+                status = "sent" if outcome.ok else "undeliverable" if outcome.permanent else "failed"
+                recipient = channel.recipient(message)
+                result.messages += 1 if outcome.ok else 0
+                _record(writer, rows, result, part, channel.name, status, outcome.attempts, outcome.error,
+                        recipient, started)
+                log.info("%s %s to %s (%d alert%s)", "sent" if outcome.ok else status.upper(), message.key,
+                         recipient, len(part), "" if len(part) == 1 else "s")
+
+
+def _record(writer: alert_state.StateWriter, rows: dict, result: DispatchResult, alerts: list[dict[str, Any]],
+            channel: str, status: str, attempts: int, error: str | None, recipient: str | None,
+            started: Any) -> None:
+    for alert in alerts:
+        previous = rows.get((alert["alert_id"], channel))
+        writer.record(_state_row(
+            alert, channel, status, previous,
+            first_attempt_at=(previous.first_attempt_at if previous and previous.first_attempt_at else started),
+            sent_at=alert_state.utcnow() if status == "sent" else None,
+            attempts=(previous.attempts if previous else 0) + attempts,
+            last_error=error, recipient=recipient if recipient is not None else (
+                previous.recipient if previous else None)))
+        if status == "sent":
+            result.sent += 1
+        elif status == "undeliverable":
+            result.undeliverable += 1
+            result.undeliverable_errors.append(f"{alert['alert_id']} via {channel}: {error}")
+        else:
+            result.failed += 1
+            result.errors.append(f"{alert['alert_id']} via {channel}: {error}")
 
 
 def notify_data_engineers(settings: Settings, subject: str, text: str, html: str | None = None,
@@ -294,17 +438,18 @@ def notify_data_engineers(settings: Settings, subject: str, text: str, html: str
             results.append({"channel": "config", "ok": False, "error": str(exc)})
             channels = build_channels(settings, "file")
     for channel in channels:
-        ok, _attempts, error = deliver(channel, message, settings.alert_max_attempts, settings.alert_backoff_s)
-        results.append({"channel": channel.name, "ok": ok, "error": error})
-        if not ok:
-            log.error("could not notify data engineers via %s: %s", channel.name, error)
+        outcome = deliver(channel, message, settings.alert_max_attempts, settings.alert_backoff_s)
+        results.append({"channel": channel.name, "ok": outcome.ok, "error": outcome.error})
+        if not outcome.ok:
+            log.error("could not notify data engineers via %s: %s", channel.name, outcome.error)
     return results
 
 
 def list_alerts(settings: Settings, status: str | None = None) -> list[dict[str, Any]]:
     """Alerts with their delivery state, one row per alert and channel (``pending``: not handled yet).
 
-    Order: failed first, then sent (newest first), then capped (lowest value first), then the rest.
+    Order: failed and undeliverable first, then sent (newest first), then capped (lowest value
+    first), then the rest.
     """
     if status is not None and status not in (*alert_state.STATUSES, "pending"):
         raise ValueError(f"unknown status {status!r}; choose from {', '.join(alert_state.STATUSES)}, pending")
@@ -339,8 +484,8 @@ def list_alerts(settings: Settings, status: str | None = None) -> list[dict[str,
             from a full outer join s on a.alert_id = s.alert_id
         """
         where = " where coalesce(s.status, 'pending') = ?" if status else ""
-        order = """ order by case coalesce(s.status, 'pending') when 'failed' then 0 when 'sent' then 1
-                    when 'capped' then 2 when 'pending' then 3 else 4 end,
+        order = """ order by case coalesce(s.status, 'pending') when 'failed' then 0 when 'undeliverable' then 0
+                    when 'sent' then 1 when 'capped' then 2 when 'pending' then 3 else 4 end,
                     case when s.status = 'capped' then coalesce(a.value_at_stake, s.value_at_stake) end asc,
                     coalesce(a.alert_date, s.alert_date) desc,
                     coalesce(a.value_at_stake, s.value_at_stake) desc, 1, s.channel"""

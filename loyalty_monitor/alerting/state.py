@@ -1,8 +1,10 @@
 """``ops.alert_state``: one row per alert episode and channel, the idempotency record of delivery.
 
-A row with status ``sent``, ``capped`` or ``expired`` is final: no later run (retry, rerun, backfill)
+A row with status ``sent``, ``capped``, ``expired`` or ``undeliverable`` (the message cannot be
+rendered for the channel: no retry can change that) is final: no later run (retry, rerun, backfill)
 notifies about that alert on that channel again. ``failed`` rows are retried by the next dispatch
-while the alert is inside the dispatch window.
+while the alert is inside the dispatch window. An alert with no row for a channel is pending (not
+handled yet, or left for the next run because its channel was paused).
 """
 
 from __future__ import annotations
@@ -12,15 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 STATE_TABLE = "ops.alert_state"
-STATUSES = ("sent", "failed", "expired", "capped")
-FINAL_STATUSES = ("sent", "capped", "expired")
+STATUSES = ("sent", "failed", "expired", "capped", "undeliverable")
+FINAL_STATUSES = ("sent", "capped", "expired", "undeliverable")
 
 DDL = f"""
 create schema if not exists ops;
 create table if not exists {STATE_TABLE} (
     alert_id varchar not null,
     channel varchar not null,
-    status varchar not null,            -- sent | failed | expired | capped
+    status varchar not null,            -- sent | failed | expired | capped | undeliverable
     first_attempt_at timestamp,         -- UTC
     sent_at timestamp,                  -- UTC, when status became sent
     attempts integer not null default 0,

@@ -91,7 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("alerts", help="churn alerts and their delivery state")
     alerts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     q = alerts.add_parser("list", help="list alerts with status, channel, attempts and last error")
-    q.add_argument("--status", choices=["sent", "failed", "capped", "expired", "pending"])
+    q.add_argument("--status", choices=["sent", "failed", "undeliverable", "capped", "expired", "pending"])
     q.add_argument("--format", choices=["table", "json"], default="table")
     q.set_defaults(func=cmd_alerts)
 
