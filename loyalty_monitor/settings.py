@@ -144,6 +144,9 @@ class Settings:
     alert_digest: bool = False
 
     # --- Airflow -----------------------------------------------------------------------------
+    #: Address the Airflow UI/API of ``loyalty up`` listens on: this machine only unless told
+    #: otherwise (``0.0.0.0`` for every interface).
+    airflow_host: str = "127.0.0.1"
     #: Retries of a failed pipeline task; the wait starts at task_retry_delay_s and doubles.
     task_retries: int = 2
     task_retry_delay_s: float = 60.0

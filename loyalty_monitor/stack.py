@@ -251,30 +251,94 @@ def _stop_background(name: str, settings: Settings, timeout_s: float = 20.0) -> 
     return True
 
 
-def up(settings: Settings, port: int = 8080, progress: Callable[[str], None] = print) -> dict[str, Any]:
+#: Airflow's SimpleAuthManager keeps the login passwords in this file (under AIRFLOW_HOME).
+PASSWORD_FILE_NAME = "simple_auth_manager_passwords.json.generated"
+ADMIN_USER = "admin"
+
+
+def ensure_admin_password(path: Path, user: str = ADMIN_USER) -> Path:
+    """The admin login of ``airflow standalone``, generated here into ``path`` with mode 0600.
+
+    Left to itself, Airflow generates the password at first start, prints it (into
+    ``<data_dir>/run/airflow.log``) and writes the file with whatever umask the process has. A file
+    that already holds the user is kept (same password) and made private; the password is never
+    printed: ``loyalty up`` says where the file is.
+    """
+    import secrets
+
+    from loyalty_monitor.settings import Secret
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        passwords = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        passwords = {}
+    if not isinstance(passwords, dict):
+        passwords = {}
+    if user not in passwords:
+        password = Secret(secrets.token_urlsafe(18))
+        passwords[user] = password.reveal()
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(passwords) + "\n")
+        tmp.replace(path)
+    os.chmod(path, 0o600)
+    return path
+
+
+def standalone_environment(settings: Settings, bootstrap: str, host: str | None = None,
+                           port: int = 8080) -> dict[str, str]:
+    """The environment of ``airflow standalone`` for ``loyalty up``: API server on ``host``
+    (default ``settings.airflow_host``, 127.0.0.1: this machine only) and ``port``; the admin
+    password file under AIRFLOW_HOME (created 0600 by :func:`ensure_admin_password`)."""
+    host = host or settings.airflow_host
+    env = airflow_env(settings)
+    env["LOYALTY_BOOTSTRAP_SERVERS"] = bootstrap
+    env[f"AIRFLOW_CONN_{pipeline.KAFKA_CONNECTION_ID.upper()}"] = json.dumps(pipeline.kafka_connection(
+        _with_bootstrap(settings, bootstrap)))
+    env["AIRFLOW__API__HOST"] = host
+    env["AIRFLOW__API__PORT"] = str(port)
+    # tasks call the API server; on every interface it is still reachable on the loopback address
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://{_url_host(local)}:{port}/execution/")
+    env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
+    env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+                   str(Path(env["AIRFLOW_HOME"]) / PASSWORD_FILE_NAME))
+    return env
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def up(settings: Settings, port: int = 8080, progress: Callable[[str], None] = print,
+       host: str | None = None) -> dict[str, Any]:
     """Start the embedded broker, the consumer and ``airflow standalone`` (idempotent)."""
     from loyalty_monitor import broker
 
+    host = host or settings.airflow_host
     state = broker.start(settings)
     progress(f"broker: {state.bootstrap_servers} (pid {state.pid})")
-    env = airflow_env(settings)
-    env["LOYALTY_BOOTSTRAP_SERVERS"] = state.bootstrap_servers
-    env[f"AIRFLOW_CONN_{pipeline.KAFKA_CONNECTION_ID.upper()}"] = json.dumps(pipeline.kafka_connection(
-        _with_bootstrap(settings, state.bootstrap_servers)))
-    env["AIRFLOW__API__PORT"] = str(port)
-    env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
+    env = standalone_environment(settings, state.bootstrap_servers, host, port)
     home = Path(env["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
+    password_file = ensure_admin_password(Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]))
     ensure_migrated(home, env, progress)
     loyalty = shutil.which("loyalty", path=env["PATH"]) or str(_venv_bin() / "loyalty")
     pid, log_file, started = _start_background("consumer", [loyalty, "consume"], env, settings)
     progress(f"consumer: pid {pid}{'' if started else ' (already running)'}; log {log_file}")
     pid, log_file, started = _start_background("airflow", [str(_venv_bin() / "airflow"), "standalone"], env, settings)
     progress(f"airflow standalone: pid {pid}{'' if started else ' (already running)'}; log {log_file}")
-    password_file = home / "simple_auth_manager_passwords.json.generated"
-    progress(f"Airflow UI: http://localhost:{port} (user admin; the password is in {password_file} once "
-             f"Airflow has started, about a minute)")
-    return {"broker": state.bootstrap_servers, "airflow_home": str(home), "ui": f"http://localhost:{port}",
+    everywhere = host in ("0.0.0.0", "::", "")
+    ui = f"http://{'localhost' if everywhere else _url_host(host)}:{port}"
+    progress(f"Airflow UI: {ui} in about a minute (user {ADMIN_USER}; the password is in {password_file}, "
+             f"readable by you only)")
+    if everywhere:
+        progress(f"note: the Airflow UI listens on every network interface ({host}): anyone who can reach "
+                 f"this machine gets its login page")
+    return {"broker": state.bootstrap_servers, "airflow_home": str(home), "ui": ui, "host": host,
             "password_file": str(password_file)}
 
 

@@ -67,7 +67,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from loyalty_monitor import stack
 
-    stack.up(load_settings(), port=args.port)
+    stack.up(load_settings(), port=args.port, host=args.host)
     return 0
 
 
@@ -95,8 +95,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--format", choices=["table", "json"], default="table")
     q.set_defaults(func=cmd_alerts)
 
-    p = sub.add_parser("up", help="start broker, consumer and airflow standalone (UI on :8080)")
+    p = sub.add_parser("up", help="start broker, consumer and airflow standalone (UI on 127.0.0.1:8080)")
     p.add_argument("--port", type=int, default=8080, help="Airflow UI port (default 8080)")
+    p.add_argument("--host", default=None,
+                   help="address the Airflow UI listens on (default LOYALTY_AIRFLOW_HOST or 127.0.0.1: this "
+                        "machine only; 0.0.0.0: every interface)")
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("down", help="stop what `loyalty up` started")
     p.set_defaults(func=cmd_down)
