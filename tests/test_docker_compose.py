@@ -1,15 +1,20 @@
 """Static checks of the production stack (docker-compose.yml, docker/Dockerfile, .env.example).
 
 There is no Docker engine on the development machine, so the stack is checked as data: it parses,
-has its services, pins its images, health-checks what runs long, mounts the DAGs and the project,
-keeps every secret in .env, and every setting it passes is one the project or Airflow knows.
+has its services, pins its images, health-checks what runs long, mounts the DAGs and the project
+read-only, keeps every secret in .env (which ships none, and which never reaches a container),
+publishes ports on 127.0.0.1 only, lets Kafka clients from outside in over SASL_SSL only, and every
+setting it passes is one the project or Airflow knows. Its two scripts run for real: the start-up
+check refuses empty and example secrets, the TLS script makes a certificate a client can verify.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +26,14 @@ from loyalty_monitor.settings import PROJECT_ROOT, Settings
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
 DOCKERFILE = PROJECT_ROOT / "docker" / "Dockerfile"
+CHECK_SECRETS = PROJECT_ROOT / "docker" / "check-secrets.sh"
+KAFKA_TLS = PROJECT_ROOT / "docker" / "kafka-tls.sh"
 # found without importing Airflow (slow): the installed version's own list of options
 AIRFLOW_CONFIG = Path(importlib.util.find_spec("airflow").origin).parent / "config_templates" / "config.yml"
 
 AIRFLOW_SERVICES = {"airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",
                     "airflow-dag-processor": "dag-processor", "airflow-triggerer": "triggerer"}
-ONE_SHOT = {"kafka-init", "airflow-init"}
+ONE_SHOT = {"preflight", "kafka-init", "airflow-init"}
 REQUIRED = {"kafka", "postgres", "consumer", *AIRFLOW_SERVICES, *ONE_SHOT}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|WEBHOOK_URL|SQL_ALCHEMY_CONN|_KEY$")
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message}; $${...} is an escaped $
@@ -92,7 +99,7 @@ def test_every_image_is_pinned_or_built(services: dict) -> None:
 
 def test_project_services_share_the_project_image(services: dict) -> None:
     built = {name for name, s in services.items() if "build" in s}
-    assert built == {"consumer", "airflow-init", *AIRFLOW_SERVICES}
+    assert built == {"preflight", "consumer", "airflow-init", *AIRFLOW_SERVICES}
     assert len({services[name]["image"] for name in built}) == 1
 
 
@@ -141,11 +148,23 @@ def test_topic_init_creates_the_topics_with_the_projects_partition_counts(servic
     assert "--if-not-exists" in script and "--create" in script
 
 
+#: The parts of the checkout the containers run, mounted read-only over the image's copy.
+PROJECT_PARTS = ("loyalty_monitor", "streaming", "expectations", "dbt_project", "config", "dags")
+
+
+def short_mounts(service: dict[str, Any]) -> list[list[str]]:
+    """``source:target[:mode]`` mounts, split; long-syntax (dict) mounts are left out."""
+    return [m.split(":") for m in service.get("volumes") or [] if isinstance(m, str)]
+
+
 def test_dags_and_project_are_mounted_where_airflow_looks(services: dict) -> None:
     for name in [*AIRFLOW_SERVICES, "airflow-init", "consumer"]:
         service = services[name]
-        mounts = {m.split(":")[1]: m.split(":")[0] for m in service["volumes"]}
-        assert mounts.get("/opt/loyalty") == ".", f"{name}: project not mounted"
+        mounts = {m[1]: m[0] for m in short_mounts(service)}
+        modes = {m[1]: m[2:] for m in short_mounts(service)}
+        for part in PROJECT_PARTS:
+            assert mounts.get(f"/opt/loyalty/{part}") == f"./{part}", f"{name}: {part}/ not mounted"
+            assert modes[f"/opt/loyalty/{part}"] == ["ro"], f"{name}: {part}/ is not mounted read-only"
         assert mounts.get("/data", "").startswith("loyalty-data"), f"{name}: no shared data volume"
         assert environment(service)["LOYALTY_BOOTSTRAP_SERVERS"] == "kafka:9092", name
         if name != "consumer":
@@ -162,7 +181,12 @@ def test_named_volumes_are_declared_and_used(compose: dict, services: dict) -> N
     used = set()
     for name, service in services.items():
         for mount in service.get("volumes") or []:
-            source = mount.split(":")[0]
+            if isinstance(mount, dict):
+                if mount.get("type") != "volume":
+                    continue
+                source = mount["source"]
+            else:
+                source = mount.split(":")[0]
             if not source.startswith((".", "/", "~")):
                 assert source in declared, f"{name}: volume {source} is not declared"
                 used.add(source)
@@ -197,10 +221,11 @@ def test_every_variable_is_documented_in_env_example(env_example: dict[str, str]
     assert not undocumented, f"add to .env.example: {sorted(undocumented)}"
     unused = set(env_example) - set(used)
     assert not unused, f".env.example documents variables the stack does not use: {sorted(unused)}"
-    required = {v for v, op in used.items() if op in (":?", "?")}
-    assert {"POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_FERNET_KEY"} <= required
+    required = {m.group(1) for m in REFERENCE.finditer(raw) if m.group(2) in (":?", "?")}
+    assert {"POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_FERNET_KEY", "KAFKA_CLIENT_PASSWORD",
+            "KAFKA_SSL_KEYSTORE_PASSWORD"} <= required
     for variable in required:
-        assert env_example[variable], f".env.example: give {variable} an example value"
+        assert env_example[variable] == "", f".env.example ships a value for the required secret {variable}"
     text = ENV_EXAMPLE.read_text(encoding="utf-8")
     for variable in used:  # each variable has a comment near it saying what it is for
         block = text[: text.index(f"\n{variable}=")].rsplit("\n\n", 1)[-1]
@@ -234,3 +259,223 @@ def test_dockerfile_builds_the_project_from_the_lock_file() -> None:
         for path in (part for part in source.split() if not part.startswith("--")):
             assert (PROJECT_ROOT / path).exists() or path == ".", f"COPY of missing {path}"
     assert re.search(r"^USER \d+", text, flags=re.M), "the image does not run as root"
+
+
+# --- nobody gets in who should not -----------------------------------------------------------------
+
+def defaults_of(text: str) -> str:
+    """``text`` with each ${VAR:-default} replaced by its default (what an unset .env gives)."""
+    return REFERENCE.sub(lambda m: m.group(3) if m.group(2) in (":-", "-") else f"<{m.group(1)}>", text)
+
+
+def test_published_ports_listen_on_loopback_unless_told_otherwise(services: dict,
+                                                                   env_example: dict[str, str]) -> None:
+    published = {}
+    for name, service in services.items():
+        for port in service.get("ports") or []:
+            assert isinstance(port, str), f"{name}: {port!r}"
+            parts = defaults_of(port).split(":")
+            assert len(parts) == 3, f"{name}: {port!r} names no host address"
+            address, host_port, container_port = parts
+            assert address == "127.0.0.1", f"{name}: {port!r} listens on {address!r} by default"
+            variable = REFERENCE.match(port).group(1)
+            assert env_example[variable] == "127.0.0.1", f".env.example: {variable} should be 127.0.0.1"
+            published[name] = container_port
+    assert published == {"kafka": "29092", "airflow-apiserver": "8080"}
+
+
+def test_kafka_lets_outside_clients_in_over_sasl_ssl_only(services: dict) -> None:
+    kafka = services["kafka"]
+    env = environment(kafka)
+    listeners = dict(item.split("://") for item in env["KAFKA_LISTENERS"].split(","))
+    protocols = dict(item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    published = {defaults_of(p).rsplit(":", 1)[1] for p in kafka["ports"]}
+    by_port = {address.rsplit(":", 1)[1]: listener for listener, address in listeners.items()}
+    # every published port is a SASL_SSL listener; PLAINTEXT and the controller stay inside
+    assert published == {"29092"}
+    assert {protocols[by_port[port]] for port in published} == {"SASL_SSL"}
+    assert protocols["PLAINTEXT"] == "PLAINTEXT" and "9092" not in published and "9093" not in published
+    advertised = dict(item.split("://") for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    assert advertised["PLAINTEXT"] == "kafka:9092"  # a name only the compose network resolves
+    # the apache/kafka image's start script expects its own keystore variables when a listener name
+    # contains "SSL"; named EXTERNAL, the listener takes its settings from the variables below
+    assert "SSL://" not in env["KAFKA_ADVERTISED_LISTENERS"]
+    external = "KAFKA_LISTENER_NAME_EXTERNAL_"
+    assert env[external + "SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert env[external + "SCRAM___SHA___512_SASL_JAAS_CONFIG"].startswith(
+        "org.apache.kafka.common.security.scram.ScramLoginModule required")
+    assert env[external + "SSL_KEYSTORE_TYPE"] == "PKCS12"
+    keystore = env[external + "SSL_KEYSTORE_LOCATION"]
+    for key in ("SSL_KEYSTORE_PASSWORD", "SSL_KEY_PASSWORD"):
+        assert REFERENCE.fullmatch(env[external + key]).group(1) == "KAFKA_SSL_KEYSTORE_PASSWORD"
+    bind = [m for m in kafka["volumes"] if isinstance(m, dict) and m["target"] == keystore]
+    assert bind and bind[0]["source"] == "./docker/kafka-tls/broker.p12" and bind[0]["read_only"]
+    assert bind[0]["bind"]["create_host_path"] is False
+    # kafka-init creates the SCRAM user the external clients log in as, from .env
+    init = services["kafka-init"]
+    assert "kafka-configs.sh --bootstrap-server kafka:9092 --alter --entity-type users" in command_text(init)
+    assert "SCRAM-SHA-512=[iterations=8192,password=$$KAFKA_CLIENT_PASSWORD]" in command_text(init)
+    assert REFERENCE.fullmatch(environment(init)["KAFKA_CLIENT_PASSWORD"]).group(2) == ":?"
+    # the project's own services stay on the internal listener
+    for name, service in services.items():
+        if "LOYALTY_BOOTSTRAP_SERVERS" in environment(service):
+            assert environment(service)["LOYALTY_BOOTSTRAP_SERVERS"] == "kafka:9092", name
+
+
+def test_env_example_ships_no_usable_secret(env_example: dict[str, str]) -> None:
+    secrets = {name for name in env_example if SECRET_NAME.search(name)}
+    assert {"AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_JWT_SECRET",
+            "POSTGRES_PASSWORD", "KAFKA_CLIENT_PASSWORD", "KAFKA_SSL_KEYSTORE_PASSWORD",
+            "LOYALTY_SMTP_PASSWORD"} <= secrets
+    for name in secrets:
+        assert env_example[name] == "", f".env.example ships a value for {name}"
+
+
+def test_env_file_never_reaches_a_container(compose: dict, services: dict) -> None:
+    """No env_file, no mount of the checkout (it holds .env), no .env in the image."""
+    raw = COMPOSE_FILE.read_text(encoding="utf-8")
+    assert "env_file" not in raw
+    for name, service in services.items():
+        for mount in service.get("volumes") or []:
+            source = mount["source"] if isinstance(mount, dict) else mount.split(":")[0]
+            assert source.rstrip("/") not in (".", "./.env", ".env"), f"{name} mounts {source}"
+            if source.startswith("./") and not isinstance(mount, dict):
+                assert mount.endswith(":ro"), f"{name}: {mount} is writable from the container"
+    build_ignore = (PROJECT_ROOT / "docker" / "Dockerfile.dockerignore").read_text(encoding="utf-8")
+    classic_ignore = (PROJECT_ROOT / ".dockerignore").read_text(encoding="utf-8")
+    assert build_ignore == classic_ignore, "keep .dockerignore equal to docker/Dockerfile.dockerignore"
+    rules = [line.strip() for line in build_ignore.splitlines() if line.strip() and not line.startswith("#")]
+    for excluded in (".env", ".env.*", "docker/kafka-tls"):
+        assert excluded in rules, f"the image build context includes {excluded}"
+    assert ".env" not in [r for r in rules if r.startswith("!")]
+
+
+def test_each_service_gets_only_the_secrets_it_needs(services: dict) -> None:
+    def secrets(name: str) -> set[str]:
+        return {key for key in environment(services[name]) if SECRET_NAME.search(key) and not key.endswith("_FILE")}
+
+    assert secrets("consumer") == set()  # it lands events: no database, Airflow or alert secret
+    assert secrets("kafka-init") == {"KAFKA_CLIENT_PASSWORD"}
+    assert secrets("postgres") == {"POSTGRES_PASSWORD"}
+    assert {"LOYALTY_SMTP_PASSWORD", "AIRFLOW__CORE__FERNET_KEY"} <= secrets("airflow-scheduler")
+    assert not any(key.startswith("KAFKA_") for key in secrets("airflow-scheduler"))
+
+
+def test_preflight_runs_before_anything_else_starts(services: dict) -> None:
+    def upstream(name: str) -> set[str]:
+        direct = set(services[name].get("depends_on") or {})
+        return direct.union(*(upstream(d) for d in direct)) if direct else set()
+
+    for name in services:
+        if name != "preflight":
+            assert "preflight" in upstream(name), f"{name} can start before the secrets are checked"
+    for name in ("kafka", "postgres"):
+        assert services[name]["depends_on"]["preflight"]["condition"] == "service_completed_successfully"
+    preflight = services["preflight"]
+    assert command_text(preflight) == "/bin/sh /opt/loyalty/docker/check-secrets.sh"
+    assert "./docker/check-secrets.sh:/opt/loyalty/docker/check-secrets.sh:ro" in preflight["volumes"]
+    checked = set(re.findall(r"^check (\w+)", CHECK_SECRETS.read_text(), flags=re.M)) | {"AIRFLOW_FERNET_KEY"}
+    assert checked <= set(environment(preflight)), "preflight does not receive every secret it checks"
+
+
+GOOD = {
+    "AIRFLOW_ADMIN_PASSWORD": "3f9c0e4b7a21d6e8", "POSTGRES_PASSWORD": "b7e1f0c29d3a4e56",
+    "AIRFLOW_API_SECRET_KEY": "9a" * 32, "AIRFLOW_JWT_SECRET": "4c" * 32,
+    "KAFKA_CLIENT_PASSWORD": "e2d4c6b8a0f1e3d5", "KAFKA_SSL_KEYSTORE_PASSWORD": "0f1e2d3c4b5a6978",
+    "AIRFLOW_FERNET_KEY": "hX0oT9mXoN3JTkq5L1YbW6Gq4Zt8sVb2cR7dUe1fA3g=",
+}
+#: what .env.example shipped before it shipped no secrets: a copied old .env must not start
+SHIPPED_BEFORE = {
+    "AIRFLOW_ADMIN_PASSWORD": "change-me-airflow-admin", "POSTGRES_PASSWORD": "change-me-postgres",
+    "AIRFLOW_API_SECRET_KEY": "change-me-api-secret-key-0123456789abcdef",
+    "AIRFLOW_JWT_SECRET": "change-me-jwt-secret-0123456789abcdef0123456789",
+    "AIRFLOW_FERNET_KEY": "Qz5jA7MIE6L8YllXwgoS4Lgkktygp7-sK8tZoOsDOYk=",
+    "LOYALTY_SMTP_PASSWORD": "change-me-smtp",
+}
+
+
+def run_check(values: dict[str, str]) -> subprocess.CompletedProcess:
+    # /bin/sh, as in the container (dash on Debian, like the python:slim image)
+    return subprocess.run(["/bin/sh", str(CHECK_SECRETS)], env={"PATH": os.environ["PATH"], **values},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_start_up_check_refuses_empty_and_example_secrets() -> None:
+    ok = run_check(GOOD)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == "preflight: secrets set"
+
+    empty = run_check({})
+    assert empty.returncode == 1
+    for name in GOOD:
+        assert f"preflight: {name}: is empty" in empty.stderr, name
+    assert "refusing to start the stack: 7 secret(s)" in empty.stderr
+    assert "LOYALTY_SMTP_PASSWORD" not in empty.stderr  # optional: empty means no SMTP login
+
+    old = run_check({**GOOD, **SHIPPED_BEFORE})
+    assert old.returncode == 1
+    for name in SHIPPED_BEFORE:
+        assert f"preflight: {name}: is" in old.stderr and "example" in old.stderr.split(f"{name}: ")[1].split("\n")[0]
+
+    weak = run_check({**GOOD, "POSTGRES_PASSWORD": "short", "AIRFLOW_FERNET_KEY": "not-a-fernet-key",
+                      "KAFKA_CLIENT_PASSWORD": "pass,word]0123456", "AIRFLOW_ADMIN_PASSWORD": "password"})
+    assert weak.returncode == 1
+    assert "POSTGRES_PASSWORD: is shorter than 12 characters" in weak.stderr
+    assert "AIRFLOW_FERNET_KEY: is not a Fernet key" in weak.stderr
+    assert "KAFKA_CLIENT_PASSWORD: must not contain" in weak.stderr
+    assert "AIRFLOW_ADMIN_PASSWORD: is an example or placeholder value" in weak.stderr
+
+
+def test_kafka_tls_script_makes_a_certificate_a_client_verifies(tmp_path: Path) -> None:
+    """The keystore opens only with its password; a TLS client that trusts ca.pem accepts the
+    broker's certificate for the external host name (what a producer with LOYALTY_SSL_CAFILE does)."""
+    import socket
+    import ssl
+    import stat
+    import threading
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    out = tmp_path / "tls"
+    password = "0f1e2d3c4b5a6978"
+    made = subprocess.run(["/bin/sh", str(KAFKA_TLS), "localhost", "127.0.0.1"], capture_output=True, text=True,
+                          env={"PATH": os.environ["PATH"], "KAFKA_TLS_DIR": str(out),
+                               "KAFKA_SSL_KEYSTORE_PASSWORD": password}, timeout=120)
+    assert made.returncode == 0, made.stderr
+    assert stat.S_IMODE((out / "ca.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((out / "broker.p12").stat().st_mode) == 0o644
+    assert b"PRIVATE KEY" not in (out / "broker.p12").read_bytes()
+    with pytest.raises(ValueError):
+        pkcs12.load_key_and_certificates((out / "broker.p12").read_bytes(), b"wrong password")
+    key, cert, chain = pkcs12.load_key_and_certificates((out / "broker.p12").read_bytes(), password.encode())
+    pem = tmp_path / "server.pem"  # for Python's TLS server only, inside the test's own directory
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption())
+                    + cert.public_bytes(serialization.Encoding.PEM)
+                    + b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
+
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(pem)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with server_context.wrap_socket(conn, server_side=True) as tls:
+            tls.sendall(b"ok")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client_context = ssl.create_default_context(cafile=str(out / "ca.pem"))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with client_context.wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.recv(2) == b"ok"
+    thread.join(5)
+    listener.close()
+    # a second run (new host name) keeps the CA, so producers keep trusting the broker
+    ca_before = (out / "ca.pem").read_bytes()
+    again = subprocess.run(["/bin/sh", str(KAFKA_TLS), "kafka.example.net"], capture_output=True, text=True,
+                           env={"PATH": os.environ["PATH"], "KAFKA_TLS_DIR": str(out),
+                                "KAFKA_SSL_KEYSTORE_PASSWORD": password}, timeout=120)
+    assert again.returncode == 0 and (out / "ca.pem").read_bytes() == ca_before
