@@ -96,6 +96,28 @@ def _sync_definitions(context: Any) -> dict[str, Any]:
     return checkpoints
 
 
+def _build_docs_offline(context: Any, docs: Path) -> None:
+    """Every Data Docs build of this context ends with the pages made readable offline
+    (expectations/offline_docs.py): GX's own pages load their scripts and styles from CDNs, and
+    its index of validations is empty without them."""
+    from expectations.offline_docs import make_offline
+
+    build = context.build_data_docs
+
+    def build_data_docs(*args: Any, **kwargs: Any) -> Any:
+        built = build(*args, **kwargs)
+        identifiers = kwargs.get("resource_identifiers")
+        runs = {getattr(getattr(i, "run_id", None), "run_name", None) for i in identifiers or ()}
+        if not identifiers or None in runs:
+            make_offline(docs)  # a full build: every page
+        else:
+            for run_name in sorted(runs):
+                make_offline(docs, run_name)
+        return built
+
+    context.build_data_docs = build_data_docs
+
+
 def open_context(settings: Settings) -> QualityContext:
     """The synchronised GX context of ``settings.data_dir`` (cached per process)."""
     root = quality_dir(settings).resolve()
@@ -111,6 +133,7 @@ def open_context(settings: Settings) -> QualityContext:
         docs = docs_dir(settings).resolve()
         _configure(context, docs)
         checkpoints = _sync_definitions(context)
+        _build_docs_offline(context, docs)
         opened = QualityContext(context, checkpoints, docs / "index.html")
         _cache[root] = opened
         return opened

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import Any
 
 from loyalty_monitor.cli._common import print_json
 from loyalty_monitor.settings import load_settings
@@ -67,14 +69,45 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
+    """``dbt docs generate --static``: one HTML file with the manifest and catalog inside, which
+    opens from the file system (the plain index.html fetches manifest.json and catalog.json, which
+    a browser refuses for a file:// page, so it needs ``dbt docs serve``)."""
     from loyalty_monitor import warehouse
 
     settings = load_settings()
-    warehouse.run_dbt(settings, ["docs", "generate"]).raise_for_failure()
-    print(f"dbt docs written to {settings.data_dir / 'dbt-target'} (open index.html, or "
-          f"`dbt docs serve --project-dir dbt_project --profiles-dir dbt_project --target-path "
-          f"{settings.data_dir / 'dbt-target'}`)")
+    built = _is_built(settings)
+    # Compiling reads the built warehouse (int_calendar asks it for the history's bounds): before the
+    # first build the docs are written from the project alone, without compiled SQL or column types.
+    if not built:
+        warehouse.run_dbt(settings, ["parse"]).raise_for_failure()  # the manifest --no-compile reads
+    args = ["docs", "generate", "--static"] + ([] if built else ["--no-compile"])
+    warehouse.run_dbt(settings, args).raise_for_failure()
+    page = docs_page(settings)
+    if not page.is_file():
+        raise warehouse.WarehouseError(f"dbt docs generate --static wrote no {page.name} in {page.parent}")
+    if not built:
+        print("the warehouse is not built yet: the docs describe every model and column, without compiled "
+              "SQL or column types (run `loyalty warehouse build`, then this again)")
+    print(f"dbt docs: {page.resolve().as_uri()}")
+    print(f"  one self-contained file: open it in a browser, offline too (or serve {page.parent} "
+          "with `dbt docs serve --target-path ...`)")
     return 0
+
+
+def _is_built(settings: Any) -> bool:
+    from loyalty_monitor import warehouse
+
+    try:
+        rows = warehouse.query(settings, "select count(*) as n from information_schema.schemata "
+                                         "where schema_name = ?", [warehouse.BUILD_SCHEMA])
+    except Exception:  # noqa: BLE001 - no warehouse, or one being written: treat as not built
+        return False
+    return bool(rows and rows[0]["n"])
+
+
+def docs_page(settings: Any) -> Path:
+    """Where ``loyalty warehouse docs`` writes the self-contained dbt docs page."""
+    return Path(settings.data_dir) / "dbt-target" / "static_index.html"
 
 
 def cmd_check_scoring(args: argparse.Namespace) -> int:
@@ -110,7 +143,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     st.add_argument("--schema", default="published", choices=["published", "build"])
     st.set_defaults(func=cmd_status)
 
-    d = wsub.add_parser("docs", help="dbt docs generate (lineage, every model and column described)")
+    d = wsub.add_parser("docs", help="dbt docs as one file that opens offline (lineage, every model and "
+                                     "column described)")
     d.set_defaults(func=cmd_docs)
 
     c = wsub.add_parser("check-scoring", help="validate config/scoring.yml")
