@@ -53,6 +53,7 @@ def topic_specs(settings: Settings) -> list[dict[str, Any]]:
         {"name": settings.topic_touchpoints, "partitions": settings.partitions_touchpoints, "config": {}},
         {"name": settings.topic_customers, "partitions": settings.partitions_customers,
          "config": {"cleanup.policy": "compact"}},
+        {"name": settings.topic_case_events, "partitions": settings.partitions_case_events, "config": {}},
         {"name": settings.topic_dead_letter, "partitions": 1, "config": {}},
         {"name": settings.topic_batches, "partitions": 1, "config": {}},
     ]

@@ -23,8 +23,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ENV_PREFIX = "LOYALTY_"
 
-SECRET_FIELDS = frozenset({"sasl_password", "smtp_password", "slack_webhook_url", "webhook_url"})
 # Fields whose values must never be printed or logged: they hold a :class:`Secret`.
+SECRET_FIELDS = frozenset({"sasl_password", "smtp_password", "slack_webhook_url", "webhook_url",
+                           "web_signing_keys"})
 #: Keys of the TOML file's unknown entries that are masked as well by ``redacted()``.
 SECRET_NAME_HINTS = ("password", "secret", "token", "fernet", "webhook", "credential", "_key")
 
@@ -96,8 +97,11 @@ class Settings:
     topic_customers: str = "customers"
     topic_dead_letter: str = "loyalty.dead-letter"
     topic_batches: str = "loyalty.batches-landed"
+    #: Contract 1.2: what account managers do with churn-risk cases (acknowledge, snooze, close, feedback).
+    topic_case_events: str = "case-events"
     partitions_touchpoints: int = 6
     partitions_customers: int = 3
+    partitions_case_events: int = 3
     consumer_group: str = "loyalty-landing"
 
     # --- consumer ----------------------------------------------------------------------------
@@ -158,6 +162,27 @@ class Settings:
     #: directory to finish before it gives up with a message naming the holder.
     lock_timeout_s: float = 900.0
 
+    # --- the account managers' web app (docs/web.md) -----------------------------------------
+    #: ``loyalty web`` listens here: this machine only unless told otherwise.
+    web_host: str = "127.0.0.1"
+    web_port: int = 8050
+    #: The address people open (behind a reverse proxy: its public URL); alert messages link to
+    #: ``<web_base_url>/cases/<case_id>``. Empty: ``http://<web_host>:<web_port>``.
+    web_base_url: str = ""
+    #: Comma-separated keys that sign sign-in links and session cookies: links are signed with the
+    #: first, any of them is accepted (add a new key first, drop the old one later). Empty: a key
+    #: generated once into ``<data_dir>/run/web-signing-key`` (private to its owner).
+    web_signing_keys: str = ""
+    #: How long a sign-in link and a session last.
+    web_link_days: float = 14.0
+    web_session_hours: float = 12.0
+    #: Comma-separated e-mail addresses that see every customer (leadership); the data engineers
+    #: (``data_engineer_emails``) do too. Everyone else sees the customers they manage.
+    web_leadership_emails: str = ""
+    #: Trust the ``X-Forwarded-Email`` header set by an authenticating reverse proxy (OIDC):
+    #: only when the app is reachable through that proxy alone.
+    web_trust_proxy_header: bool = False
+
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -174,6 +199,11 @@ class Settings:
     @property
     def warehouse(self) -> Path:
         return Path(self.warehouse_path) if self.warehouse_path else self.data_dir / "warehouse.duckdb"
+
+    @property
+    def web_url(self) -> str:
+        """The web app's address as people open it (alert messages link into it)."""
+        return (self.web_base_url or f"http://{self.web_host}:{self.web_port}").rstrip("/")
 
     @property
     def broker_state_file(self) -> Path:

@@ -1,4 +1,4 @@
-"""The landing consumer: ``touchpoints`` + ``customers`` → validated Parquet, exactly once.
+"""The landing consumer: ``touchpoints`` + ``customers`` + ``case-events`` → validated Parquet, exactly once.
 
 The Kafka client is confluent-kafka (librdkafka): it fetches on its own C threads while this
 loop decodes and writes, so the fetch costs the loop about 1 µs per message instead of the
@@ -214,7 +214,8 @@ class LandingConsumer:
         self.idle_s = idle_s
         self.max_records = max_records
         self.log = log or JsonLog()
-        self.kinds = {settings.topic_touchpoints: "touchpoint", settings.topic_customers: "customer"}
+        self.kinds = {settings.topic_touchpoints: "touchpoint", settings.topic_customers: "customer",
+                      settings.topic_case_events: "case_event"}
         self.zone = LandingZone.from_settings(settings)
         self._window = contract_window(settings)
         self.metrics = ConsumerMetrics()

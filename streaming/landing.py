@@ -4,6 +4,7 @@ Layout (docs/design.md, "Landing zone")::
 
     <landing>/touchpoints/event_date=YYYY-MM-DD/touchpoints-p{partition:03d}-{first:012d}-{last:012d}.parquet
     <landing>/customers/event_date=YYYY-MM-DD/customers-p{partition:03d}-{first:012d}-{last:012d}.parquet
+    <landing>/case_events/event_date=YYYY-MM-DD/case_events-p{partition:03d}-{first:012d}-{last:012d}.parquet
 
 A file name depends only on the dataset, the partition, the event date and the batch's offset range
 of that partition, so a replayed batch rewrites the same names instead of adding duplicates.
@@ -38,7 +39,7 @@ from loyalty_monitor.settings import Settings
 
 #: Landing datasets, by contract kind. The directory and file prefix are the dataset name,
 #: independent of the (configurable) Kafka topic name, which is kept in the `kafka_topic` column.
-DATASETS = {"touchpoint": "touchpoints", "customer": "customers"}
+DATASETS = {"touchpoint": "touchpoints", "customer": "customers", "case_event": "case_events"}
 
 UTC = timezone.utc
 EPOCH_DATE = date(1970, 1, 1)
@@ -104,13 +105,39 @@ CUSTOMER_SCHEMA = pa.schema([
     *LINEAGE_FIELDS,
 ])
 
-SCHEMAS = {"touchpoints": TOUCHPOINT_SCHEMA, "customers": CUSTOMER_SCHEMA}
+#: Contract 1.2: what account managers did with churn-risk cases; payload fields flattened (null
+#: where absent), the whole payload kept in ``payload_json``.
+CASE_EVENT_PAYLOAD_FIELDS = [
+    ("snooze_until", pa.date32()), ("reason", pa.string()), ("outcome", pa.string()), ("note", pa.string()),
+    ("verdict", pa.string()), ("comment", pa.string()),
+]
+
+CASE_EVENT_SCHEMA = pa.schema([
+    pa.field("event_id", pa.string()),
+    pa.field("schema_version", pa.int32()),
+    pa.field("event_type", pa.string()),
+    pa.field("occurred_at", pa.timestamp("us", tz="UTC")),
+    pa.field("occurred_at_raw", pa.string()),
+    pa.field("event_date", pa.date32()),
+    pa.field("case_id", pa.string()),
+    pa.field("customer_id", pa.string()),
+    pa.field("actor", pa.string()),
+    pa.field("source", pa.string()),
+    *[pa.field(name, kind) for name, kind in CASE_EVENT_PAYLOAD_FIELDS],
+    pa.field("payload_json", pa.string()),
+    pa.field("extra_json", pa.string()),
+    *LINEAGE_FIELDS,
+])
+
+SCHEMAS = {"touchpoints": TOUCHPOINT_SCHEMA, "customers": CUSTOMER_SCHEMA, "case_events": CASE_EVENT_SCHEMA}
 
 _TOUCHPOINT_KNOWN = {"schema_version", "event_id", "event_type", "occurred_at", "customer_id",
                      "department", "direction", "employee_id", "contact_role", "note", "source",
                      "payload"}
 _CUSTOMER_KNOWN = {"schema_version", "customer_id", "name", "segment", "country",
                    "account_manager", "annual_potential", "currency", "updated_at"}
+_CASE_EVENT_KNOWN = {"schema_version", "event_id", "event_type", "occurred_at", "case_id", "customer_id",
+                     "actor", "source", "payload"}
 
 
 class UnlandableRecord(ValueError):
@@ -240,6 +267,20 @@ def customer_row(record: dict[str, Any] | None, key: bytes | None, lineage: tupl
             _json(extra) if extra else None, *lineage)
 
 
+def case_event_row(record: dict[str, Any], lineage: tuple) -> tuple:
+    """One case event (contract 1.2) as a tuple in CASE_EVENT_SCHEMA order."""
+    occurred = parse_timestamp(record["occurred_at"])
+    payload = record["payload"]
+    until = payload.get("until")
+    extra = {k: v for k, v in record.items() if k not in _CASE_EVENT_KNOWN}
+    return (record["event_id"], record["schema_version"], record["event_type"], occurred,
+            record["occurred_at"], occurred.date(), record["case_id"], record["customer_id"],
+            record["actor"], record.get("source"),
+            date.fromisoformat(until) if isinstance(until, str) else None,
+            *(_coerce_str(payload.get(name)) for name in ("reason", "outcome", "note", "verdict", "comment")),
+            _json(payload), _json(extra) if extra else None, *lineage)
+
+
 #: A raw message as the chunk decoder takes it (plain tuples: cheap to send to a worker process).
 RawMessage = tuple  # (partition, offset, timestamp_ms, key, value)
 
@@ -282,6 +323,8 @@ def decode_chunk(kind: str, topic: str, messages: list[RawMessage], max_bytes: i
         try:
             if kind == "touchpoint":
                 rows.append(touchpoint_row(decoded.record, lineage))
+            elif kind == "case_event":
+                rows.append(case_event_row(decoded.record, lineage))
             else:
                 rows.append(customer_row(decoded.record, key, lineage, landed_at))
         except UnlandableRecord as exc:

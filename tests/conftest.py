@@ -53,6 +53,7 @@ def settings(data_dir: Path, broker: EmbeddedBroker, monkeypatch: pytest.MonkeyP
         "LOYALTY_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
         "LOYALTY_TOPIC_TOUCHPOINTS": f"touchpoints-{suffix}",
         "LOYALTY_TOPIC_CUSTOMERS": f"customers-{suffix}",
+        "LOYALTY_TOPIC_CASE_EVENTS": f"case-events-{suffix}",
         "LOYALTY_TOPIC_DEAD_LETTER": f"dead-letter-{suffix}",
         "LOYALTY_TOPIC_BATCHES": f"batches-{suffix}",
         "LOYALTY_CONSUMER_GROUP": f"landing-{suffix}",

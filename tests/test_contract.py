@@ -246,7 +246,8 @@ def _doc_examples() -> list[tuple[str, str, dict]]:
             continue
         for body in re.findall(r"```json\n(.*?)```", block, flags=re.S):
             record = json.loads(body)
-            kind = "customer" if "account_manager" in record or "tombstone" in record else "touchpoint"
+            kind = ("customer" if "account_manager" in record or "tombstone" in record
+                    else "case_event" if "case_id" in record else "touchpoint")
             examples.append((heading, kind, record))
     return examples
 
@@ -255,6 +256,10 @@ def test_every_example_in_the_integrator_doc_decodes() -> None:
     examples = _doc_examples()
     touchpoint_types = {r["event_type"] for _, kind, r in examples if kind == "touchpoint"}
     assert touchpoint_types == set(PAYLOADS), "the doc shows an example of every event type"
+    from loyalty_monitor.contract import CASE_EVENT_TYPES
+
+    case_types = {r["event_type"] for _, kind, r in examples if kind == "case_event"}
+    assert case_types == set(CASE_EVENT_TYPES), "the doc shows an example of every case event type"
     for heading, kind, record in examples:
         if record.get("tombstone") is True:  # generator notation for a null value
             result = decode("customer", record["customer_id"].encode(), None)
@@ -420,12 +425,12 @@ LOST = {"opportunity_id": "OPP-1", "account_manager_id": "AM03", "status": "lost
         "currency": "DKK", "closed_on": "2026-03-01"}
 
 
-def test_the_contract_revision_is_1_1_and_messages_stay_version_1() -> None:
+def test_the_contract_revision_is_1_2_and_messages_stay_version_1() -> None:
     from loyalty_monitor.contract import CONTRACT_VERSION, OPPORTUNITY_STATUSES
 
-    assert schema()["x-contract-version"] == CONTRACT_VERSION == "1.1"
+    assert schema()["x-contract-version"] == CONTRACT_VERSION == "1.2"
     assert list(OPPORTUNITY_STATUSES) == schema()["$defs"]["opportunityPayload"]["properties"]["status"]["enum"]
-    assert "contract **1.1**" in DOC.read_text(encoding="utf-8")
+    assert "contract **1.2**" in DOC.read_text(encoding="utf-8")
     assert decode_touchpoint(touchpoint("opportunity", schema_version=1)).ok
     assert decode_touchpoint(touchpoint("opportunity", schema_version=2)).error_code == "schema_violation"
 

@@ -25,6 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, NamedTuple
 
+from loyalty_monitor.alerting import lifecycle as case_lifecycle
 from loyalty_monitor.alerting import state as alert_state
 from loyalty_monitor.alerting.channels import (
     Channel, DeliveryError, MessageError, RecipientError, build_channels, channel_secrets, scrub)
@@ -326,7 +327,8 @@ def _dispatch(con: Any, writer: alert_state.StateWriter, rows: dict, channels: l
               result: DispatchResult, settings: Settings, sleep: Callable[[float], None],
               breaker: CircuitBreaker) -> None:
     """The body of dispatch_alerts, on an open connection (see its docstring)."""
-    alerts = read_alerts(con, as_of)
+    # snoozed and closed cases send nothing; an ended snooze sends one reminder (alerting/lifecycle.py)
+    alerts = case_lifecycle.apply(con, read_alerts(con, as_of), as_of, settings.web_url)
     due = []
     for alert in alerts:
         if alert.get("alert_date") is None or alert["alert_date"] > window_start:

@@ -25,6 +25,11 @@ ALERT_COLUMNS = (
 )
 
 
+#: Keys dispatch adds to an alert: ``link`` (the case or customer in the web app, from the setting
+#: ``web_base_url``) and ``reminder`` (a snoozed case whose snooze ended).
+OPTIONAL_KEYS = ("link", "reminder")
+
+
 def rank_key(alert: Mapping[str, Any]) -> float:
     """What an alert is worth acting on: its expected value at risk (probability x value at stake in
     the reporting currency); the value at stake where that is unknown."""
@@ -125,12 +130,16 @@ def _jsonable(alert: Mapping[str, Any]) -> dict[str, Any]:
         elif isinstance(value, Decimal):  # exact money in the warehouse; JSON readers expect numbers
             value = float(value)
         out[key] = value
+    for key in OPTIONAL_KEYS:  # added by dispatch (alerting/lifecycle.py), not mart columns
+        if alert.get(key):
+            out[key] = str(alert[key])
     return out
 
 
 def _alert_lines(alert: Mapping[str, Any]) -> list[str]:
     drivers = drivers_list(alert.get("drivers")) or ["(no drivers recorded)"]
     return [
+        *([f"Reminder: {_s(alert.get('reminder'))}"] if alert.get("reminder") else []),
         f"Customer: {_s(alert.get('customer_name'), '?')} ({_s(alert.get('customer_id'))}), "
         f"segment {_s(alert.get('segment'), 'unknown')}",
         f"Risk: {risk_words(alert)}, health {_s(alert.get('health_score'), '?')}/100 "
@@ -140,6 +149,7 @@ def _alert_lines(alert: Mapping[str, Any]) -> list[str]:
         *([f"Also: {_s(alert.get('reasons'))}"] if alert.get("reasons") else []),
         f"What to do next: {_s(alert.get('suggested_action'), 'talk to the customer')}",
         f"At stake: {at_stake(alert)}",
+        *([f"Open it: {_s(alert.get('link'))}"] if alert.get("link") else []),
         f"Alert id: {_s(alert.get('alert_id'))}",
     ]
 
@@ -150,6 +160,7 @@ def _alert_html(alert: Mapping[str, Any]) -> str:
     items = "".join(f"<li>{e(d)}</li>" for d in drivers)
     return (
         f'<div class="alert" style="border-left:4px solid #c0392b;padding:4px 12px;margin:12px 0">'
+        + (f"<p><b>Reminder:</b> {e(_s(alert.get('reminder')))}</p>" if alert.get("reminder") else "") +
         f"<h3>{e(_s(alert.get('customer_name'), '?'))} "
         f"<small>({e(_s(alert.get('customer_id')))}, {e(_s(alert.get('segment'), 'unknown'))})</small></h3>"
         f"<p><b>Risk:</b> {e(risk_words(alert))}, health "
@@ -159,6 +170,7 @@ def _alert_html(alert: Mapping[str, Any]) -> str:
         + (f"<p><b>Also:</b> {e(_s(alert.get('reasons')))}</p>" if alert.get("reasons") else "") +
         f"<p><b>What to do next:</b> {e(_s(alert.get('suggested_action'), 'talk to the customer'))}</p>"
         f"<p><b>At stake:</b> {e(at_stake(alert))}</p>"
+        + (f"<p><a href=\"{e(_s(alert.get('link')))}\">Open it in {PRODUCT}</a></p>" if alert.get("link") else "") +
         f"<p style=\"color:#888\">Alert id: {e(_s(alert.get('alert_id')))}</p></div>"
     )
 
@@ -179,7 +191,7 @@ def render_alerts(alerts: list[Mapping[str, Any]], key: str) -> Message:
     email = _s(first.get("account_manager_email")).strip()
     if len(alerts) == 1:
         what = "action needed" if first.get("alert_kind") == "action_needed" else "churn risk"
-        subject = (f"[{PRODUCT}] {_s(first.get('severity'), '?')} {what}: "
+        subject = (f"[{PRODUCT}] {'reminder: ' if first.get('reminder') else ''}{_s(first.get('severity'), '?')} {what}: "
                    f"{_s(first.get('customer_name'), '?')} - "
                    f"{format_money(first.get('value_at_stake'), first.get('currency'))} at stake")
     else:
@@ -197,7 +209,8 @@ def render_alerts(alerts: list[Mapping[str, Any]], key: str) -> Message:
         slack_lines.append(slack_escape(one_line(
             f"- {_s(alert.get('customer_name'), '?')}: {'; '.join(drivers_list(alert.get('drivers')))}. "
             f"Next: {_s(alert.get('suggested_action'), 'talk to the customer')}. "
-            f"At stake: {at_stake(alert)}.")))
+            f"At stake: {at_stake(alert)}."))
+            + (f" <{slack_escape(one_line(_s(alert.get('link'))))}|Open it>" if alert.get("link") else ""))
     payload = {
         "kind": "churn_alert",
         "idempotency_key": key,

@@ -20,9 +20,10 @@ import fastjsonschema
 SCHEMA_PATH = Path(__file__).with_name("events.v1.schema.json")
 SCHEMA_VERSION = 1
 #: The contract's revision within v1 (the schema's ``x-contract-version``): 1.1 added the
-#: ``opportunity`` event type. Minor revisions only add (a type, an optional field), so a v1.0
-#: producer stays valid and messages keep ``schema_version`` 1.
-CONTRACT_VERSION = "1.1"
+#: ``opportunity`` event type, 1.2 the case events (a new kind on its own topic). Minor revisions
+#: only add (a type, an optional field, a kind), so a v1.0 producer stays valid and messages keep
+#: ``schema_version`` 1.
+CONTRACT_VERSION = "1.2"
 MAX_NOTE_CHARS = 4096
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 #: The instants an event may carry: not before EARLIEST_INSTANT, not later than the receiver's clock
@@ -52,7 +53,7 @@ DEFAULT_WINDOW = TimeWindow()
 #: A key (customer_id, event_id, a tombstone's key): printable, without control characters.
 _IDENTIFIER = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
 
-Kind = Literal["touchpoint", "customer"]
+Kind = Literal["touchpoint", "customer", "case_event"]
 
 EVENT_TYPES = ("call", "email", "meeting", "service_visit", "dunning_contact", "complaint",
                "survey_response", "order", "opportunity")
@@ -63,6 +64,10 @@ CONTACT_ROLES = ("executive", "decision_maker", "user", "finance", "other")
 SEGMENTS = ("key", "growth", "standard")
 DUNNING_STAGES = ("reminder", "second_reminder", "collection_call", "final_notice")
 SEVERITIES = ("low", "medium", "high")
+#: Contract 1.2: what an account manager does with a churn-risk case (topic ``case-events``).
+CASE_EVENT_TYPES = ("acknowledge", "snooze", "close", "feedback")
+CLOSE_OUTCOMES = ("contacted", "saved", "lost", "not_a_risk", "duplicate")
+FEEDBACK_VERDICTS = ("real_risk", "not_a_risk", "unsure")
 
 # Machine-readable error codes carried by dead letters.
 ERROR_CODES = {
@@ -102,7 +107,7 @@ def schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text())
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=3)
 def _validator(kind: Kind):
     """Whole-schema validator for ``kind`` (the reference semantics)."""
     doc = schema()
@@ -182,7 +187,7 @@ def validate(kind: Kind, record: Any, now: datetime | None = None,
         return "schema_violation", "value is nested too deeply"
     except fastjsonschema.JsonSchemaValueException as exc:
         return "schema_violation", f"{exc.message} (at {exc.name})"
-    stamp_field = "occurred_at" if kind == "touchpoint" else "updated_at"
+    stamp_field = "updated_at" if kind == "customer" else "occurred_at"
     try:
         instant = parse_timestamp(record[stamp_field])
     except (ValueError, OverflowError) as exc:  # OverflowError: year 1 shifted before UTC year 1
@@ -193,6 +198,21 @@ def validate(kind: Kind, record: Any, now: datetime | None = None,
                                  f"[{window.earliest.isoformat()}, now + {window.max_skew}]")
     if kind == "touchpoint" and record["event_type"] == "opportunity":
         return _check_opportunity_dates(record["payload"], instant)
+    if kind == "case_event" and record["event_type"] == "snooze":
+        return _check_snooze_date(record["payload"], instant)
+    return None
+
+
+def _check_snooze_date(payload: dict[str, Any], occurred: datetime) -> tuple[str, str] | None:
+    """Contract 1.2: a snooze ends on a day that exists, not before the day it was set (a day of
+    slack for time zones): a snooze that had ended when it was sent is a producer's mistake."""
+    try:
+        until = date.fromisoformat(payload["until"])
+    except ValueError as exc:
+        return "bad_timestamp", f"payload.until: {exc}"
+    if until < (occurred - timedelta(days=1)).date():
+        return "bad_timestamp", (f"payload.until: {payload['until']} lies before the event that sets it "
+                                 f"({occurred.date().isoformat()})")
     return None
 
 

@@ -1,0 +1,152 @@
+"""Case lifecycle events (contract 1.2): the contract's rules, landing, and what dispatch still sends.
+
+The warehouse side (stg_landing__case_events -> int_case_lifecycle -> fct_case_lifecycle) is
+pinned by dbt unit tests (models/intermediate/cases/_int_cases__unit_tests.yml) and exercised end
+to end, with the real consumer and a real build, in tests/test_web.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+
+import duckdb
+import pytest
+
+from loyalty_monitor import cases
+from loyalty_monitor.alerting import build_channels, dispatch_alerts
+from loyalty_monitor.alerting.dispatch import AlertPolicy
+from loyalty_monitor.contract import decode
+from loyalty_monitor.settings import load_settings
+from streaming.landing import decode_chunk
+from test_alerting_delivery import alert, write_alerts
+
+SNOOZE = {"schema_version": 1, "event_id": "e-1", "event_type": "snooze", "occurred_at": "2026-05-26T08:42:10+02:00",
+          "case_id": "a41c0f3e9d2b7c55", "customer_id": "C000042", "actor": "sofie.lindberg@example.com",
+          "source": "web", "payload": {"until": "2026-06-15", "reason": "Purchasing manager on leave"}}
+
+
+def decode_event(record: dict, key: bytes | None = b"C000042"):
+    return decode("case_event", key, json.dumps(record).encode())
+
+
+def changed(**changes) -> dict:
+    record = copy.deepcopy(SNOOZE)
+    for name, value in changes.items():
+        if name.startswith("payload_"):
+            record["payload"][name.removeprefix("payload_")] = value
+        elif value is None:
+            record.pop(name)
+        else:
+            record[name] = value
+    return record
+
+
+@pytest.mark.parametrize("event_type, payload", [
+    ("acknowledge", {}), ("acknowledge", {"note": "on it"}),
+    ("snooze", {"until": "2026-05-26", "reason": "today is fine"}),
+    ("close", {"outcome": "saved", "note": None}), ("close", {"outcome": "duplicate"}),
+    ("feedback", {"verdict": "not_a_risk", "comment": "seasonal"}), ("feedback", {"verdict": "unsure", "extra": 1}),
+])
+def test_every_case_event_type_is_valid(event_type: str, payload: dict) -> None:
+    result = decode_event(changed(event_type=event_type, payload=payload))
+    assert result.ok, result.error
+
+
+@pytest.mark.parametrize("record, code", [
+    (changed(payload_until="2026-06-31"), "bad_timestamp"),             # no such day
+    (changed(payload_until="2026-05-24"), "bad_timestamp"),             # ended before it was set
+    (changed(payload_until="15/06/2026"), "schema_violation"),
+    (changed(payload={"until": "2026-06-15"}), "schema_violation"),     # a snooze needs a reason
+    (changed(event_type="close", payload={"outcome": "won"}), "schema_violation"),
+    (changed(event_type="feedback", payload={}), "schema_violation"),
+    (changed(event_type="reopen"), "schema_violation"),
+    (changed(actor=None), "schema_violation"),
+    (changed(case_id="a\nb"), "schema_violation"),
+    (changed(schema_version=2), "schema_violation"),
+    (changed(occurred_at="2026-05-26T08:42:10"), "schema_violation"),  # no offset
+    (changed(occurred_at="1999-05-26T08:42:10Z"), "bad_timestamp"),
+])
+def test_case_events_that_break_the_contract_have_their_code(record: dict, code: str) -> None:
+    result = decode_event(record)
+    assert not result.ok and result.error_code == code, result.error
+
+
+def test_a_case_event_is_keyed_by_its_customer() -> None:
+    assert decode_event(SNOOZE, key=b"C000043").error_code == "key_mismatch"
+
+
+def test_case_events_land_flat_with_the_payload_kept_whole() -> None:
+    messages = [(1, 7, 1_780_000_000_000, b"C000042", json.dumps(SNOOZE).encode()),
+                (1, 8, None, b"C000042", json.dumps(changed(event_id="e-2", event_type="close",
+                                                            payload={"outcome": "not_a_risk"})).encode()),
+                (1, 9, None, b"C000042", b"{not json")]
+    chunk = decode_chunk("case_event", "case-events", messages, 1_000_000, dt.datetime.now(dt.timezone.utc))
+    assert [(i, code) for i, code, _ in chunk.rejects] == [(2, "not_json")]
+    rows = chunk.table.to_pylist()
+    assert rows[0]["snooze_until"] == dt.date(2026, 6, 15) and rows[0]["reason"] == "Purchasing manager on leave"
+    assert rows[0]["event_date"] == dt.date(2026, 5, 26) and rows[0]["kafka_offset"] == 7
+    assert rows[1]["outcome"] == "not_a_risk" and rows[1]["snooze_until"] is None
+    assert json.loads(rows[1]["payload_json"]) == {"outcome": "not_a_risk"}
+
+
+def test_the_library_refuses_events_that_break_the_contract() -> None:
+    case = {"case_id": "a41c0f3e9d2b7c55", "customer_id": "C000042"}
+    event = cases.snooze(case, "sofie.lindberg@example.com", dt.date.today() + dt.timedelta(days=3), "on leave")
+    assert decode_event(event).ok and event["source"] == "cli"
+    with pytest.raises(cases.CaseEventError, match="until"):
+        cases.snooze(case, "sofie.lindberg@example.com", dt.date(2020, 1, 1), "too late")
+    with pytest.raises(cases.CaseEventError, match="outcome"):
+        cases.close(case, "sofie.lindberg@example.com", "won")
+
+
+AS_OF = dt.date(2026, 3, 12)
+POLICY = AlertPolicy(dispatch_window_days=7, max_per_manager_per_week=10)
+
+
+def write_lifecycle(settings, rows: list[tuple]) -> None:
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute("""create or replace table published.fct_case_lifecycle (case_id varchar, case_status varchar,
+                   lifecycle_state varchar, snoozed_until date, snooze_reason varchar)""")
+    con.executemany("insert into published.fct_case_lifecycle values (?, ?, ?, ?, ?)", rows)
+    con.close()
+
+
+def test_snoozed_and_closed_cases_send_nothing_and_an_ended_snooze_reminds_once(data_dir):
+    settings = load_settings(data_dir=data_dir, web_base_url="https://loyalty.example.com/")
+    day = AS_OF - dt.timedelta(days=2)
+    write_alerts(settings, [
+        alert("NEW", "AM1", 1000.0, day), alert("SNOOZED", "AM1", 2000.0, day), alert("CLOSED", "AM1", 3000.0, day),
+        alert("WOKE", "AM1", 4000.0, dt.date(2026, 2, 1)), alert("RECOVERED", "AM1", 5000.0, dt.date(2026, 2, 1)),
+        alert("FACT", "AM1", 6000.0, day, rule="dunning_escalation", alert_kind="action_needed")])
+    write_lifecycle(settings, [
+        ("SNOOZED", "open", "snoozed", AS_OF + dt.timedelta(days=1), "on leave"),
+        ("CLOSED", "open", "closed", None, None),
+        ("WOKE", "open", "acknowledged", AS_OF - dt.timedelta(days=1), "back <soon>"),
+        ("RECOVERED", "closed", "acknowledged", AS_OF - dt.timedelta(days=1), "back soon"),
+        ("FACT", "open", "closed", None, None)])  # a fact is no case: lifecycle rows never hold it
+    channels = build_channels(settings, "file")
+    result = dispatch_alerts(settings, AS_OF, channels=channels, policy=POLICY)
+    outbox = settings.data_dir / "alerts" / "outbox"
+    sent = sorted(p.name.removesuffix(".file.json") for p in outbox.glob("*.json"))
+    reminder = f"WOKE-snoozed-{(AS_OF - dt.timedelta(days=1)).isoformat()}"
+    assert sent == sorted(["NEW", "FACT", reminder]), "nothing about snoozed, closed or recovered cases"
+    message = json.loads((outbox / f"{reminder}.file.json").read_text())
+    assert message["subject"].startswith("[Loyalty Monitor] reminder:")
+    assert "You snoozed this case until" in message["text"] and "back <soon>" in message["text"]
+    assert message["alerts"][0]["link"] == "https://loyalty.example.com/cases/WOKE"
+    assert "back &lt;soon&gt;" in (outbox / f"{reminder}.file.html").read_text()
+    fact = json.loads((outbox / "FACT.file.json").read_text())
+    assert fact["alerts"][0]["link"] == "https://loyalty.example.com/customers/C-FACT"
+    assert result.sent == 3
+    # the next run sends the reminder no second time, and still nothing about the held cases
+    again = dispatch_alerts(settings, AS_OF + dt.timedelta(days=1), channels=channels, policy=POLICY)
+    assert again.sent == 0
+
+
+def test_dispatch_without_a_lifecycle_mart_holds_nothing(data_dir):
+    settings = load_settings(data_dir=data_dir)
+    write_alerts(settings, [alert("NEW", "AM1", 1000.0)])
+    result = dispatch_alerts(settings, AS_OF, channels=build_channels(settings, "file"), policy=POLICY)
+    assert result.sent == 1
