@@ -315,7 +315,7 @@ def _url_host(host: str) -> str:
 
 def up(settings: Settings, port: int = 8080, progress: Callable[[str], None] = print,
        host: str | None = None) -> dict[str, Any]:
-    """Start the embedded broker, the consumer and ``airflow standalone`` (idempotent)."""
+    """Start the embedded broker, the consumer, ``airflow standalone`` and the web app (idempotent)."""
     from loyalty_monitor import broker
 
     host = host or settings.airflow_host
@@ -331,6 +331,9 @@ def up(settings: Settings, port: int = 8080, progress: Callable[[str], None] = p
     progress(f"consumer: pid {pid}{'' if started else ' (already running)'}; log {log_file}")
     pid, log_file, started = _start_background("airflow", [str(_venv_bin() / "airflow"), "standalone"], env, settings)
     progress(f"airflow standalone: pid {pid}{'' if started else ' (already running)'}; log {log_file}")
+    pid, log_file, started = _start_background("web", [loyalty, "web"], env, settings)
+    progress(f"web app: {settings.web_url} (pid {pid}{'' if started else ', already running'}; log {log_file}); "
+             f"sign in with a link from `loyalty web link EMAIL`")
     everywhere = host in ("0.0.0.0", "::", "")
     ui = f"http://{'localhost' if everywhere else _url_host(host)}:{port}"
     progress(f"Airflow UI: {ui} in about a minute (user {ADMIN_USER}; the password is in {password_file}, "
@@ -349,9 +352,9 @@ def _with_bootstrap(settings: Settings, bootstrap: str) -> Settings:
 
 
 def down(settings: Settings, progress: Callable[[str], None] = print) -> None:
-    """Stop airflow standalone, the consumer and the embedded broker (in that order)."""
+    """Stop the web app, airflow standalone, the consumer and the embedded broker (in that order)."""
     from loyalty_monitor import broker
 
-    for name in ("airflow", "consumer"):
+    for name in ("web", "airflow", "consumer"):
         progress(f"{name}: {'stopped' if _stop_background(name, settings) else 'was not running'}")
     progress(f"broker: {'stopped' if broker.stop(settings) else 'was not running'}")

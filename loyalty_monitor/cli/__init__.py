@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "loyalty_monitor.cli.quality",
     "loyalty_monitor.cli.pipeline",
     "loyalty_monitor.cli.cases",      # after pipeline: adds ack/snooze/close/feedback to `loyalty alerts`
+    "loyalty_monitor.cli.web",
     "loyalty_monitor.cli.explain",
 ]
 

@@ -1,0 +1,52 @@
+"""``loyalty web``: the account managers' web app; ``loyalty web link EMAIL``: a sign-in link."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from loyalty_monitor.settings import load_settings
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    from loyalty_monitor.web import serve
+
+    settings = load_settings()
+    host, port = args.host or settings.web_host, args.port or settings.web_port
+    print(f"Loyalty Monitor web app on http://{host}:{port} (sign in with a link from `loyalty web link EMAIL`)",
+          flush=True)
+    if host in ("0.0.0.0", "::", ""):
+        print("note: the web app listens on every network interface: put it behind TLS (docs/web.md)",
+              file=sys.stderr)
+    serve(settings, host, port)
+    return 0
+
+
+def cmd_link(args: argparse.Namespace) -> int:
+    from loyalty_monitor.web import auth, queries
+
+    settings = load_settings()
+    email = auth.normalise_email(args.email)
+    if auth.role_of(settings, email) == "manager":
+        try:
+            with queries.reader(settings) as con:
+                known = queries.known_person(con, email)
+        except Exception:  # noqa: BLE001 - no warehouse yet: the link may still be wanted
+            known = True
+        if not known:
+            print(f"warning: {email} manages no customer in the published warehouse and has no role "
+                  f"(web_leadership_emails, data_engineer_emails): the link shows nothing", file=sys.stderr)
+    print(auth.sign_in_link(settings, email, args.days))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("web", help="the account managers' web app: my customers, one customer, my queue")
+    p.add_argument("--host", help="address to listen on (default LOYALTY_WEB_HOST or 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, help="port (default LOYALTY_WEB_PORT or 8050)")
+    p.set_defaults(func=cmd_web)
+    actions = p.add_subparsers(dest="web_action", metavar="ACTION")
+    q = actions.add_parser("link", help="print a signed sign-in link for an account manager (or leader)")
+    q.add_argument("email")
+    q.add_argument("--days", type=float, default=None, help="how long the link lasts (default LOYALTY_WEB_LINK_DAYS, 14)")
+    q.set_defaults(func=cmd_link)

@@ -1,0 +1,299 @@
+"""The account managers' web app, served for real on a loopback port and driven by real headless Chromium.
+
+One module-wide world: a generated history (shifted so that it ends yesterday, because case events
+carry the real clock), landed, built with the real dbt project and published; the session's Tansu
+broker for the case events; the real consumer lands them and the next dbt build shows them.
+Screenshots are kept in test-artifacts/web-*.png.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import duckdb
+import httpx
+import pytest
+import yaml
+
+from loyalty_monitor import warehouse
+from loyalty_monitor.generator import generate
+from loyalty_monitor.settings import PROJECT_ROOT, Settings, load_settings
+from loyalty_monitor.web import BackgroundServer, auth
+from streaming.landing import LandingZone, land_jsonl_offline
+from streaming_helpers import read_topic
+from web_browser import Browser
+
+EVIL = ' <b id="injected-b">Bold</b><img id="injected-img" src="x"> & <script>window.__pwned = 1</script>Søn'
+LEADER = "ceo@example.com"
+#: The generated history's own dates; it is shifted by whole weeks to end yesterday.
+GEN_START, GEN_END = dt.date(2025, 3, 3), dt.date(2025, 11, 30)
+TODAY = dt.datetime.now(dt.timezone.utc).date()
+
+
+def _shift_history(source: Path, target: Path, field: str, days: int, rename: bool = False) -> None:
+    lines = []
+    for line in source.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+            stamp = dt.datetime.fromisoformat(record[field])
+        except (ValueError, KeyError, TypeError):
+            lines.append(line)  # the generator's malformed lines stay as they are
+            continue
+        record[field] = (stamp + dt.timedelta(days=days)).isoformat()
+        if rename:
+            record["name"] = record["name"] + EVIL
+        lines.append(json.dumps(record, ensure_ascii=False))
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+class World:
+    def __init__(self, settings: Settings, url: str, root: Path):
+        self.settings, self.url, self.root = settings, url, root
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        con = duckdb.connect(str(self.settings.warehouse), read_only=True)
+        try:
+            return con.execute(sql, params or []).fetchall()
+        finally:
+            con.close()
+
+    def link(self, email: str) -> str:
+        return f"{self.url}/login?token={auth.link_token(self.settings, email)}"
+
+    def rebuild(self) -> None:
+        warehouse.build(self.settings, as_of=TODAY, select="stg_landing__case_events+")
+        warehouse.release_duckdb()
+        warehouse.publish(self.settings, published_by="test")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, broker) -> World:
+    from loyalty_monitor.broker import ensure_topics
+
+    root = tmp_path_factory.mktemp("web")
+    data_dir = root / "data"
+    data_dir.mkdir()
+    scoring = yaml.safe_load((PROJECT_ROOT / "config" / "scoring.yml").read_text())
+    scoring["risk_cases"].update(open_probability=0.5, close_probability=0.2)  # enough open cases for 30 customers
+    (data_dir / "scoring.yml").write_text(yaml.safe_dump(scoring, sort_keys=False))
+    suffix = os.urandom(4).hex()
+    settings = load_settings(
+        data_dir=data_dir, scoring_file=data_dir / "scoring.yml", landing_url="", warehouse_path="",
+        bootstrap_servers=broker.bootstrap_servers, topic_touchpoints=f"touchpoints-web-{suffix}",
+        topic_customers=f"customers-web-{suffix}", topic_case_events=f"case-events-web-{suffix}",
+        topic_dead_letter=f"dead-letter-web-{suffix}", topic_batches=f"batches-web-{suffix}",
+        consumer_group=f"landing-web-{suffix}", max_poll_interval_ms=3000, session_timeout_ms=3000,
+        batch_max_wait_s=0.5, web_leadership_emails=LEADER, web_signing_keys="new-key-0123456789,old-key-0123456789")
+    ensure_topics(settings)
+    generate(root / "generated", customers=30, start=GEN_START, end=GEN_END, seed=5, churn_share=0.5,
+             opportunity_rate=0)
+    shift = ((TODAY - dt.timedelta(days=1) - GEN_END).days // 7) * 7
+    _shift_history(root / "generated" / "touchpoints.jsonl", root / "touchpoints.jsonl", "occurred_at", shift)
+    _shift_history(root / "generated" / "customers.jsonl", root / "customers.jsonl", "updated_at", shift, rename=True)
+    land_jsonl_offline(settings, root / "touchpoints.jsonl", root / "customers.jsonl")
+    warehouse.build(settings, as_of=TODAY, full_refresh=True)
+    warehouse.release_duckdb()
+    warehouse.publish(settings, published_by="test")
+    with BackgroundServer(settings) as url:
+        yield World(settings, url, root)
+
+
+@pytest.fixture(scope="module")
+def managers(world) -> dict[str, dict]:
+    """Two account managers with open cases: A has the most valuable one."""
+    rows = world.query("""select account_manager_email, case_id, customer_id, expected_value_at_risk
+                          from published.fct_case_lifecycle where case_status = 'open'
+                          order by expected_value_at_risk desc""")
+    by_manager: dict[str, dict] = {}
+    for email, case_id, customer_id, value in rows:
+        by_manager.setdefault(email, {"email": email, "cases": [], "customers": []})
+        by_manager[email]["cases"].append(case_id)
+        by_manager[email]["customers"].append(customer_id)
+    assert len(by_manager) >= 2, f"the history needs open cases of two managers, got {rows}"
+    first, second = list(by_manager.values())[:2]
+    return {"A": first, "B": second}
+
+
+@pytest.fixture()
+def browser(tmp_path):
+    running = Browser(tmp_path / "chromium")
+    yield running
+    running.close()
+
+
+def _local_only(world: World, browser: Browser) -> None:
+    outside = [u for u in browser.requests if not (u.startswith(world.url + "/") or u.startswith("data:"))]
+    assert not outside, f"requests off the machine: {outside}"
+    assert not browser.errors, browser.errors
+
+
+def test_a_sign_in_link_opens_the_managers_queue_ranked_by_value_at_risk(world, managers, browser, artifacts_dir):
+    a = managers["A"]
+    browser.goto(world.link(a["email"]))
+    assert urlsplit(browser.url).path == "/queue"
+    assert browser.text("#signed-in-as") == a["email"]
+    shown = browser.eval("[...document.querySelectorAll('#queue tbody tr')].map(r => r.dataset.case)")
+    assert shown == a["cases"], "the manager's open cases, highest expected value at risk first"
+    cookie = next(c for c in browser.cookies() if c["name"] == auth.SESSION_COOKIE)
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert browser.eval("document.querySelectorAll('form[action$=\"/acknowledge\"]').length") == len(a["cases"])
+    browser.screenshot(artifacts_dir / "web-queue.png")
+    _local_only(world, browser)
+
+
+def test_my_customers_shows_only_the_managers_customers_with_trends_and_escapes_names(world, managers, browser,
+                                                                                       artifacts_dir):
+    a = managers["A"]
+    browser.goto(world.link(a["email"]))
+    browser.goto(f"{world.url}/customers?sort=health&dir=asc")
+    shown = browser.eval("[...document.querySelectorAll('#customers tbody tr')].map(r => r.dataset.customer)")
+    expected = {r[0] for r in world.query("select customer_id from published.dim_customers "
+                                          "where lower(account_manager_email) = ?", [a["email"]])}
+    assert set(shown) == expected and len(shown) == len(expected)
+    health = browser.eval("[...document.querySelectorAll('#customers tbody tr td:nth-child(3)')]"
+                          ".map(td => parseFloat(td.innerText))")
+    assert health == sorted(health), "sorted by health, lowest first"
+    assert browser.eval("document.querySelectorAll('#customers svg.spark polyline').length") == len(expected)
+    # every name carries markup: it is shown as text, nothing of it became an element or ran
+    names = browser.eval("[...document.querySelectorAll('#customers tbody tr td:first-child a')].map(a => a.innerText)")
+    assert all("<b id=\"injected-b\">Bold</b>" in name for name in names)
+    assert browser.eval("document.querySelectorAll('#injected-b, #injected-img, main script').length") == 0
+    assert browser.eval("window.__pwned === undefined")
+    browser.screenshot(artifacts_dir / "web-customers.png")
+    _local_only(world, browser)
+
+
+def test_the_customer_page_shows_timeline_areas_cases_and_matrix(world, managers, browser, artifacts_dir):
+    a = managers["A"]
+    customer_id = a["customers"][0]
+    browser.goto(world.link(a["email"]))
+    browser.goto(f"{world.url}/customers/{customer_id}")
+    assert "<b id=\"injected-b\">Bold</b>" in browser.text("#customer-name")
+    times = browser.eval("[...document.querySelectorAll('#timeline tbody tr td:first-child')].map(td => td.innerText)")
+    assert times and times == sorted(times, reverse=True), "newest first"
+    kinds = dict(world.query("select contact_kind, count(*) from published.fct_touchpoints where customer_id = ? "
+                             "group by 1", [customer_id]))
+    marked = browser.eval("[...document.querySelectorAll('#timeline .mark')].map(m => m.innerText.toLowerCase())")
+    assert set(marked) == {k for k in ("friction", "caring") if kinds.get(k)}
+    assert browser.eval("document.querySelectorAll('.areas svg.spark polyline').length") == 5
+    assert browser.eval(f"!!document.getElementById('case-{a['cases'][0]}')")
+    quadrant = world.query("select quadrant from published.fct_loyalty_matrix where customer_id = ? "
+                           "order by period_end_date desc limit 1", [customer_id])[0][0]
+    assert browser.text("#quadrant") == quadrant.replace("_", " ")
+    browser.screenshot(artifacts_dir / "web-customer.png")
+    _local_only(world, browser)
+
+
+def test_a_managers_link_does_not_open_another_managers_customer(world, managers, browser):
+    a, b = managers["A"], managers["B"]
+    browser.goto(world.link(a["email"]))
+    browser.goto(f"{world.url}/customers/{b['customers'][0]}")
+    assert browser.responses[f"{world.url}/customers/{b['customers'][0]}"] == 403
+    assert "Not your customer" in browser.text("h1")
+    assert b["customers"][0] not in browser.eval("document.body.innerHTML")
+    browser.goto(f"{world.url}/cases/{b['cases'][0]}")
+    assert "Not your customer" in browser.text("h1")
+    # nor may A act on B's case, even with A's own valid form token
+    with httpx.Client(base_url=world.url) as client:
+        client.get(world.link(a["email"]).removeprefix(world.url))
+        page = client.get("/queue").text
+        csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        refused = client.post(f"/cases/{b['cases'][0]}/acknowledge", data={"csrf": csrf})
+        assert refused.status_code == 403
+
+
+def test_links_sessions_and_forms_are_signed(world, managers):
+    a = managers["A"]
+    settings = world.settings
+    with httpx.Client(base_url=world.url) as client:
+        token = auth.link_token(settings, a["email"])
+        assert client.get(f"/login?token={token[:-2]}xx").status_code == 401, "tampered signature"
+        payload, signature = token.split(".")
+        other = auth._b64(auth._unb64(payload).replace(a["email"].encode(), managers["B"]["email"].encode()))
+        assert client.get(f"/login?token={other}.{signature}").status_code == 401, "another manager's address"
+        expired = auth.link_token(settings, a["email"], days=-1)
+        assert client.get(f"/login?token={expired}").status_code == 401
+        assert client.get("/queue").status_code == 401 and not client.cookies
+        # rotation: a link signed with the old key (now second in the list) still signs in
+        old = load_settings(**{**_overrides(settings), "web_signing_keys": "old-key-0123456789"})
+        assert client.get(f"/login?token={auth.link_token(old, a['email'])}").status_code == 303
+        page = client.get("/queue")
+        assert page.status_code == 200
+        csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        case = a["cases"][0]
+        assert client.post(f"/cases/{case}/acknowledge", data={}).status_code == 403, "no CSRF token"
+        assert client.post(f"/cases/{case}/acknowledge", data={"csrf": csrf},
+                           headers={"Origin": "http://evil.example"}).status_code == 403, "another origin"
+        # the proxy header counts only when the installation trusts its proxy
+        client.cookies.clear()
+        assert client.get("/queue", headers={"X-Forwarded-Email": a["email"]}).status_code == 401
+
+
+def _overrides(settings: Settings) -> dict:
+    return {name: getattr(settings, name) for name in
+            ("data_dir", "scoring_file", "bootstrap_servers", "topic_case_events", "web_leadership_emails")}
+
+
+def test_acknowledge_and_snooze_reach_kafka_land_and_show_after_the_next_build(world, managers, browser,
+                                                                              artifacts_dir):
+    a, b = managers["A"], managers["B"]
+    acked, snoozed = a["cases"][0], b["cases"][0]
+    until = TODAY + dt.timedelta(days=21)
+    browser.goto(world.link(a["email"]))
+    browser.submit(f"#case-{acked} form[action$='/acknowledge']")
+    assert urlsplit(browser.url).path == "/queue", browser.text()
+    assert "Acknowledged" in browser.text("#notice")
+    assert "acknowledged just now" in browser.text(f"#case-{acked}")
+    # leadership sees every manager's cases and snoozes one of B's
+    browser.clear_cookies()
+    browser.goto(world.link(LEADER))
+    assert snoozed in browser.eval("[...document.querySelectorAll('#queue tbody tr')].map(r => r.dataset.case)")
+    browser.submit(f"#case-{snoozed} form[action$='/snooze']",
+                   {"until": until.isoformat(), "reason": "Buyer on leave <b>until</b> later"})
+    assert "Snoozed" in browser.text("#notice")
+    _local_only(world, browser)
+
+    events = [json.loads(m.value) for m in read_topic(world.settings, world.settings.topic_case_events)]
+    by_case = {e["case_id"]: e for e in events}
+    assert by_case[acked]["event_type"] == "acknowledge" and by_case[acked]["actor"] == a["email"]
+    assert by_case[snoozed]["event_type"] == "snooze" and by_case[snoozed]["actor"] == LEADER
+    assert by_case[snoozed]["payload"] == {"until": until.isoformat(), "reason": "Buyer on leave <b>until</b> later"}
+    assert all(e["source"] == "web" for e in events)
+
+    # a script closes nothing but gives feedback through the CLI on the same topic
+    env = {**os.environ, "LOYALTY_DATA_DIR": str(world.settings.data_dir),
+           "LOYALTY_BOOTSTRAP_SERVERS": world.settings.bootstrap_servers,
+           "LOYALTY_TOPIC_CASE_EVENTS": world.settings.topic_case_events}
+    cli = subprocess.run([sys.executable, "-m", "loyalty_monitor.cli", "alerts", "feedback", acked,
+                          "--verdict", "real_risk", "--by", "crm-sync", "--format", "json"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)["payload"] == {"verdict": "real_risk"}
+
+    from streaming.consumer import JsonLog, LandingConsumer
+
+    with open(world.root / "consumer.log", "w") as log:
+        summary = LandingConsumer(world.settings, until_idle=True, idle_s=1.0, log=JsonLog(log)).run()
+    assert summary.dead_lettered == 0
+    landed = LandingZone.from_settings(world.settings).read("case_events")
+    assert sorted(landed.column("event_type").to_pylist()) == ["acknowledge", "feedback", "snooze"]
+
+    world.rebuild()
+    state = dict((r[0], r[1:]) for r in world.query(
+        "select case_id, lifecycle_state, snoozed_until, snooze_reason, feedback_verdict, needs_action "
+        "from published.fct_case_lifecycle where case_id in (?, ?)", [acked, snoozed]))
+    assert state[acked] == ("acknowledged", None, None, "real_risk", True)
+    assert state[snoozed] == ("snoozed", until, "Buyer on leave <b>until</b> later", None, False)
+
+    browser.goto(f"{world.url}/queue")
+    assert "acknowledged" in browser.text(f"#case-{acked}") and "just now" not in browser.text(f"#case-{acked}")
+    assert f"snoozed until {until.isoformat()}" in browser.text(f"#snoozed #case-{snoozed}")
+    assert "<b>until</b>" in browser.text(f"#snoozed #case-{snoozed}")
+    browser.screenshot(artifacts_dir / "web-queue-after-build.png")
+    _local_only(world, browser)
