@@ -342,6 +342,27 @@ class Demo:
         state = "[green]finished[/]" if self.summary.ok else "[red]finished with problems (see above)[/]"
         self.console.print(f"Demo {state} in {seconds:.0f} s. Open the report: "
                            f"{self.summary.outputs.get('leadership report', '(not written)')}")
+        web = self.web_sign_in()
+        if web:
+            self.console.print(web, markup=False)
+
+    def web_sign_in(self) -> str | None:
+        """How to open the web app, with a sign-in link for the manager of the most valuable open case."""
+        try:
+            from loyalty_monitor.web import auth, queries
+
+            with queries.reader(self.settings) as con:
+                row = con.execute(
+                    "select account_manager_email, account_manager_name from published.fct_case_lifecycle "
+                    "where needs_action order by expected_value_at_risk desc limit 1").fetchone() or con.execute(
+                    "select account_manager_email, account_manager_name from published.dim_customers "
+                    "where account_manager_email is not null order by 1 limit 1").fetchone()
+        except Exception:  # noqa: BLE001 - no published warehouse: nothing to open
+            return None
+        if row is None:
+            return None
+        return (f"Open the web app: `loyalty web` (or `loyalty up`, which also starts the broker the queue's "
+                f"buttons need), then sign in as {row[1]} with {auth.sign_in_link(self.settings, row[0])}")
 
     def run(self) -> DemoSummary:
         started = time.monotonic()
