@@ -269,6 +269,9 @@ class Demo:
         docs = sorted((self.data_dir / "quality").glob("**/index.html"), key=lambda p: len(p.parts))
         if docs:
             outputs["data docs"] = docs[0]
+            runs_page = docs[0].with_name("gate_runs.html")
+            if runs_page.is_file():
+                outputs["gate runs"] = runs_page
         outbox = self.data_dir / "alerts" / "outbox"
         if outbox.is_dir():
             outputs["alert outbox"] = outbox
@@ -301,6 +304,8 @@ class Demo:
                     pass
             if marts.columns(queries.ALERTS):
                 facts["alerts_raised"] = marts.scalar(f"select count(*) from {queries.ALERTS}")
+            if marts.columns(queries.CUSTOMERS):
+                facts["customers_published"] = marts.scalar(f"select count(*) from {queries.CUSTOMERS}")
             if "status" in marts.columns("ops.alert_state"):
                 facts["alert_states"] = dict(marts.con.execute(
                     "select status, count(*) from ops.alert_state group by 1 order by 1").fetchall())
@@ -308,6 +313,56 @@ class Demo:
             pass
         finally:
             con.close()
+        try:  # the report's executive summary: the same sentences leadership reads first
+            from loyalty_monitor.reporting import build_context
+
+            self.summary.facts["in_short"] = [s.text for s in build_context(self.settings)["summary"]]
+        except Exception as exc:  # noqa: BLE001 - the summary is a courtesy; the report step says more
+            self.summary.facts["in_short_error"] = str(exc)
+
+    def generated_counts(self) -> dict[str, Any]:
+        """Customers and tombstones of the generated history (its ground truth)."""
+        from loyalty_monitor.generator import GROUND_TRUTH_FILE
+
+        try:
+            truth = json.loads((self.input_dir / GROUND_TRUTH_FILE).read_text())
+            return {"customers": int(truth["generator"]["customers"]),
+                    "tombstones": int(truth["counts"]["tombstones"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+
+    def explanations(self) -> list[str]:
+        """What the summary's numbers mean, for someone who has never seen the product."""
+        facts = self.summary.facts
+        lines = []
+        generated = self.generated_counts()
+        published = facts.get("customers_published")
+        if generated and published is not None and published != generated["customers"]:
+            lines.append(
+                f"Customers: {generated['customers']} generated, {published} in the warehouse. The history "
+                f"erases {generated['tombstones']} customers late on with a tombstone (a right-to-erasure "
+                "request: `loyalty erase`), and the warehouse keeps no trace of them.")
+        states = facts.get("alert_states", {})
+        if states.get("expired"):
+            window = 7
+            try:
+                from loyalty_monitor.alerting.dispatch import load_policy
+
+                window = load_policy(self.settings).dispatch_window_days
+            except Exception:  # noqa: BLE001 - the default window is right for the explanation
+                pass
+            lines.append(
+                f"Expired alerts: the demo builds the whole {self.months}-month history in one run on its last "
+                f"day, so most alerts are older than the {window}-day dispatch window; they are recorded "
+                "'expired' instead of waking account managers with old news. Run daily, each alert is "
+                "sent the day it is raised.")
+        if states.get("capped"):
+            lines.append("Capped alerts: beyond alerts.max_per_manager_per_week in one week, the least valuable "
+                         "alerts are held back so that a manager receives few alerts, each worth acting on.")
+        if "gate runs" in self.summary.outputs:
+            lines.append("Quality gate: every validation with its findings is listed on the gate-runs page "
+                         "(it opens offline), each linking to its Data Docs page.")
+        return lines
 
     def print_summary(self, seconds: float) -> None:
         from rich.table import Table
@@ -333,8 +388,16 @@ class Demo:
             self.console.print("Top values at risk (open alerts):")
         for i, row in enumerate(facts.get("top_risk", []), 1):
             value = f"{row['value_at_stake']:,.0f} {row['currency'] or ''}".strip()
+            if row.get("value_reporting") is not None and row.get("reporting_currency") != row["currency"]:
+                value = f"{row['value_reporting']:,.0f} {row['reporting_currency']} ({value})"
             self.console.print(f"  {i}. {row['customer_name']} ({row['customer_id']}), {value}, "
                                f"account manager {row['account_manager_name']}: {row['drivers']}", markup=False)
+        if facts.get("in_short"):
+            self.console.print("The report in short:")
+            for sentence in facts["in_short"]:
+                self.console.print(f"  - {sentence}", markup=False)
+        for line in self.explanations():
+            self.console.print(line, markup=False)
         self.console.print("Where things are:" if self.summary.outputs else "Nothing was written.")
         for name, path in self.summary.outputs.items():
             extra = f" ({facts['outbox_files']} files)" if name == "alert outbox" and "outbox_files" in facts else ""

@@ -93,8 +93,11 @@ class _Session:
 
 def visit(html_file: Path, profile_dir: Path, screenshot: Path | None = None,
           probes: dict[str, str] | None = None, width: int = 1280, height: int = 4000,
-          fragment: str = "") -> PageVisit:
-    """Load ``html_file`` in a fresh headless Chromium and report what the page did."""
+          fragment: str = "", media: str | None = None, pdf: Path | None = None) -> PageVisit:
+    """Load ``html_file`` in a fresh headless Chromium and report what the page did.
+
+    ``media="print"`` evaluates the probes (and takes the screenshot) with the print stylesheet;
+    ``pdf`` prints the page to that file (A4, backgrounds on), as a reader's "Print" would."""
     profile_dir.mkdir(parents=True, exist_ok=True)
     port_file = profile_dir / "DevToolsActivePort"
     port_file.unlink(missing_ok=True)  # a stale one from an earlier run points at a dead port
@@ -117,6 +120,8 @@ def visit(html_file: Path, profile_dir: Path, screenshot: Path | None = None,
             browser.call("Emulation.setDeviceMetricsOverride",
                          {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
                          session_id=sid)
+            if media:
+                browser.call("Emulation.setEmulatedMedia", {"media": media}, session_id=sid)
             browser.events.clear()
             browser.call("Page.navigate", {"url": html_file.resolve().as_uri() + fragment}, session_id=sid)
             browser.wait_for("Page.loadEventFired")
@@ -139,6 +144,12 @@ def visit(html_file: Path, profile_dir: Path, screenshot: Path | None = None,
             for name, expression in (probes or {}).items():
                 result.probes[name] = browser.call("Runtime.evaluate", {
                     "expression": expression, "returnByValue": True}, session_id=sid)["result"].get("value")
+            if pdf is not None:
+                printed = browser.call("Page.printToPDF", {"paperWidth": 8.27, "paperHeight": 11.69,
+                                                           "printBackground": True, "preferCSSPageSize": True},
+                                       session_id=sid, timeout=120)
+                pdf.parent.mkdir(parents=True, exist_ok=True)
+                pdf.write_bytes(base64.b64decode(printed["data"]))
             if screenshot is not None:
                 shot = browser.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": False},
                                     session_id=sid, timeout=60)

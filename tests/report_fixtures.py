@@ -16,6 +16,10 @@ import pyarrow as pa
 EVIL_NAME = '<script>window.__pwned = 1</script>Evil & Sons <b>bold</b>'
 EVIL_NOTE = 'Call me <img src=x onerror="window.__pwned = 2"> about <a href="http://evil.example/">this</a>'
 END = dt.date(2026, 6, 30)
+#: Units of the reporting currency (EUR) per unit of each customer currency, as scoring.yml has them.
+RATES = {"EUR": 1.0, "DKK": 0.134, "PLN": 0.2326}
+#: A currency without a rate: its alerts have no value in the reporting currency.
+NO_RATE_CURRENCY = "XTS"
 SEGMENTS = ("key", "growth", "standard")
 MANAGERS = [("AM1", "Anna Møller", "anna@example.com"), ("AM2", "Bo Jensen", "bo@example.com"),
             ("AM3", "Ewa Nowak", "ewa@example.com")]
@@ -23,7 +27,11 @@ DEPARTMENTS = ("sales", "service", "support", "finance", "reception")
 
 
 def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, seed: int = 7,
-                            with_quality_runs: bool = True) -> Path:
+                            with_quality_runs: bool = True, with_forecast_audit: bool = False) -> Path:
+    """Churners (a fifth, and customer 0) fall from green to red in the second half; their alerts
+    are in EUR, DKK or PLN (value_at_stake_reporting in EUR), some raised while still yellow. Three
+    customers who recovered keep an old open alert (stale, green today), one in a currency without a
+    rate. ``with_forecast_audit`` adds a published fct_forecast_audit (company figures)."""
     rng = random.Random(seed)
     con = duckdb.connect(str(path))
     con.execute("create schema published; create schema ops")
@@ -62,7 +70,7 @@ def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, se
         rows.setdefault(table, []).append(list(values))
 
     start = END - dt.timedelta(days=days - 1)
-    churners = set(rng.sample(range(customers), customers // 5))
+    churners = set(rng.sample(range(4, customers), customers // 5))
     event_no = 0
     for i in range(customers):
         cid = f"C{i:04d}"
@@ -70,7 +78,10 @@ def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, se
         segment = SEGMENTS[i % 3]
         am = MANAGERS[i % len(MANAGERS)]
         potential = float(rng.randint(20, 900) * 1000)
-        add("published.dim_customers", cid, name, segment, "DK", *am, potential, "EUR", dt.datetime(2026, 1, 1))
+        if i in (1, 2, 3):
+            potential = 4_000_000.0  # the recovered customers' stale alerts rank among the largest
+        currency = ("EUR", "DKK", "PLN")[i % 3] if i else "EUR"
+        add("published.dim_customers", cid, name, segment, "DK", *am, potential, currency, dt.datetime(2026, 1, 1))
         churns = i in churners or i == 0
         health_rows = []
         for d in range(days):
@@ -100,11 +111,22 @@ def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, se
                 quadrant)
         if churns:
             alert_day = start + dt.timedelta(days=days // 2 + rng.randint(5, 50))
+            # The alert tells the status on its day: early alerts caught customers still yellow.
+            then = next(h for h in health_rows if h[1] == alert_day)
+            reporting = potential * RATES[currency]
             add("published.fct_churn_alerts", f"A-{cid}", cid, name, *am, "churn_risk",
-                rng.choice(["high", "medium"]), alert_day, None, 35.0, "red",
+                rng.choice(["high", "medium"]), alert_day, None, then[2], "yellow" if i % 2 else "red",
                 "two-way dialogue: 1 in the last 90 days, usually 9.4, the last one 74 days ago",
-                "call the decision maker this week", potential, "EUR", segment, "risk_case", 0.8, potential,
-                "EUR", 0.8 * potential, "health fell below its own norm")
+                "call the decision maker this week", potential, currency, segment, "risk_case", 0.8, reporting,
+                "EUR", 0.8 * reporting, "health fell below its own norm")
+        elif i in (1, 2, 3):
+            # Recovered long ago, alert never closed: stale, and green today; one has no rate.
+            alert_day = start + dt.timedelta(days=3 * i)
+            cur = NO_RATE_CURRENCY if i == 3 else currency
+            reporting = None if i == 3 else potential * RATES[currency]
+            add("published.fct_churn_alerts", f"A-{cid}", cid, name, *am, "dunning_escalation", "medium",
+                alert_day, None, 55.0, "yellow", "unpaid invoice at collection call", "call about the invoice",
+                potential, cur, segment, "action_needed", 1.0, reporting, "EUR", reporting, None)
     for seg in SEGMENTS:
         for country, share in (("DK", 0.6), ("PL", 0.4)):
             n = round(customers / 3 * share)
@@ -123,6 +145,19 @@ def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, se
             run_at = dt.datetime.combine(start + dt.timedelta(days=d), dt.time(6), dt.timezone.utc)
             add("ops.quality_runs", f"R{d}", run_at, "touchpoints_landed", d % 30 != 0, int(d % 30 == 0), d % 2,
                 "{}")
+    if with_forecast_audit:
+        con.execute("""create table published.fct_forecast_audit (scope varchar, account_manager_id varchar,
+            period_type varchar, period_start date, period_end date, closed_deals integer, won_deals integer,
+            forecasts integer, stated_mean double, realised_rate double, pipeline_deals integer,
+            pipeline_value_reporting double, pipeline_stated_value double, pipeline_track_record_value double,
+            reporting_currency varchar, judgement varchar)""")
+        for scope, am_id in (("company", None), ("manager", "AM1")):
+            add("published.fct_forecast_audit", scope, am_id, "quarter", dt.date(2026, 4, 1), dt.date(2026, 6, 30),
+                30, 12, 90, 0.61, 0.40, 25, 2_000_000.0, 1_240_000.0, 810_000.0, "EUR", "optimistic")
+            add("published.fct_forecast_audit", scope, am_id, "quarter", dt.date(2026, 1, 1), dt.date(2026, 3, 31),
+                20, 9, 60, 0.58, 0.45, 20, 1_500_000.0, 900_000.0, 700_000.0, "EUR", "unclear")
+            add("published.fct_forecast_audit", scope, am_id, "track_record", dt.date(2024, 7, 1), END,
+                160, 66, 480, 0.62, 0.41, None, None, None, None, "EUR", "optimistic")
     for table, values in rows.items():
         _bulk_insert(con, table, values)
     con.close()

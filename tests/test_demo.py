@@ -92,6 +92,7 @@ def test_demo_runs_end_to_end_and_reruns_over_its_leftovers(data_dir: Path, tmp_
             "group by 1").fetchall())
         alerts = con.execute("select count(*) from published.fct_churn_alerts").fetchone()[0]
         sent = con.execute("select count(*) from ops.alert_state where status = 'sent'").fetchone()[0]
+        expired = con.execute("select count(*) from ops.alert_state where status = 'expired'").fetchone()[0]
     finally:
         con.close()
     assert 0 < customers <= CUSTOMERS
@@ -102,11 +103,23 @@ def test_demo_runs_end_to_end_and_reruns_over_its_leftovers(data_dir: Path, tmp_
             f"Green ● {statuses.get('green', 0)}") in out
     assert f"Churn-risk alerts raised over the history: {alerts}" in out
     assert "Top values at risk (open alerts):" in out and "  1. " in out
+    # It explains what it prints: the report's own summary, why alerts expired in a one-shot
+    # backfill, why fewer customers than generated are in the warehouse.
+    assert "The report in short:" in out and "  - Red " in out
+    if expired:
+        assert "Expired alerts: the demo builds the whole 6-month history in one run" in out
+    if customers < CUSTOMERS:
+        assert f"Customers: {CUSTOMERS} generated, {customers} in the warehouse" in out
 
     report = data_dir / "reports" / REPORT_FILE
     assert str(report) in out
     data_docs = data_dir / "quality" / "data_docs" / "index.html"
     assert data_docs.is_file() and str(data_docs) in out
+    assert str(data_docs.with_name("gate_runs.html")) in out  # the offline gate-runs page is linked
+    docs_page = visit(data_docs, tmp_path / "chromium", probes={
+        "rows": "document.querySelectorAll('table.offline-table tbody tr').length"})
+    assert all(u.startswith("file://") for u in docs_page.requests), docs_page.requests
+    assert docs_page.probes["rows"] >= 5  # Data Docs list the validations offline
     outbox = data_dir / "alerts" / "outbox"
     assert sent >= 1, "no alert due in the dispatch window of the pinned history"
     assert sum(1 for p in outbox.rglob("*") if p.is_file()) >= sent, "sent alerts missing from the file sink"

@@ -20,10 +20,10 @@ from loyalty_monitor.reporting import ReportError, build_context, render_report
 from loyalty_monitor.reporting import queries
 from loyalty_monitor.settings import load_settings
 from report_browser import visit
-from report_fixtures import END, EVIL_NAME, EVIL_NOTE, build_fixture_warehouse
+from report_fixtures import END, EVIL_NAME, EVIL_NOTE, NO_RATE_CURRENCY, build_fixture_warehouse
 
-SECTIONS = ("portfolio", "health-by", "coverage", "platform", "matrix", "activity", "at-risk", "alerts",
-            "quality")
+SECTIONS = ("summary", "portfolio", "movers", "health-by", "coverage", "platform", "matrix", "activity",
+            "at-risk", "alerts", "quality")
 PROBES = {
     "not_pwned": "window.__pwned === undefined",
     "scripts": "document.scripts.length",
@@ -103,8 +103,10 @@ def test_report_numbers_match_the_marts(warehouse, data_dir):
     assert len(portfolio["trend"]) == 12
     assert sum(r["customers"] for r in context["by_segment"].data["rows"]) == 60
     risk = context["at_risk"].data["rows"]
-    values = [r["value_at_stake"] for r in risk]
+    # Ranked in the reporting currency: the customers' own currencies differ.
+    values = [r["value_reporting"] for r in risk]
     assert values == sorted(values, reverse=True) and len(risk) == queries.TOP_VALUES_AT_RISK
+    assert len({r["currency"] for r in risk}) > 1
     assert context["quality"].data["failed"] >= 1 and context["quality"].data["passed"] >= 1
 
 
@@ -163,3 +165,183 @@ def test_report_period_option_and_clear_errors(warehouse, data_dir, tmp_path):
     assert "no warehouse at" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
     with pytest.raises(ReportError):
         render_report(load_settings(data_dir=tmp_path / "nowhere"), tmp_path / "x.html")
+
+
+# --- issue 16: a report that tells the truth at a glance -----------------------------------------
+
+#: Every figure of the executive summary, and the same figure in the section its sentence links to.
+SUMMARY_PROBE = """(() => {
+  const out = [];
+  for (const link of document.querySelectorAll('#summary li a')) {
+    const id = link.getAttribute('href').slice(1);
+    const section = document.getElementById(id);
+    const figures = {};
+    for (const fig of link.querySelectorAll('[data-figure]')) {
+      const there = section && section.querySelector('[data-figure="' + fig.dataset.figure + '"]');
+      figures[fig.dataset.figure] = [fig.textContent.trim(), there ? there.textContent.trim() : null];
+    }
+    out.push({id: id, text: link.textContent.trim(), exists: !!section, figures: figures});
+  }
+  return out;
+})()"""
+
+
+def summary_of(page) -> list[dict]:
+    return page.probes["summary"]
+
+
+def test_executive_summary_figures_match_the_sections_they_summarise(warehouse, data_dir, tmp_path,
+                                                                       artifacts_dir):
+    """The browser reads each summary figure and the same figure in the linked section; both must
+    agree, and the portfolio and value figures must be the warehouse's."""
+    out = render_report(load_settings(), tmp_path / "report.html")
+    page = visit(out, tmp_path / "chromium", screenshot=artifacts_dir / "report-summary.png", height=1200,
+                 probes={**PROBES, "summary": SUMMARY_PROBE,
+                         "first": "document.querySelector('main section').id"})
+    assert_self_contained(page, out)
+    sentences = summary_of(page)
+    assert 3 <= len(sentences) <= 5, sentences
+    assert page.probes["first"] == "summary"  # the summary comes before every section
+    for sentence in sentences:
+        assert sentence["exists"], sentence  # each sentence links to a section of the report
+        assert sentence["figures"], sentence
+        for key, (said, shown) in sentence["figures"].items():
+            assert said == shown, f"{sentence['id']}: summary says {key}={said!r}, section shows {shown!r}"
+    figures = {k: v[0] for s in sentences for k, v in s["figures"].items()}
+    assert [s["id"] for s in sentences] == ["portfolio", "at-risk", "movers", "alerts"]
+
+    # ... and the figures are the warehouse's.
+    con = duckdb.connect(str(load_settings().warehouse), read_only=True)
+    try:
+        start = END - dt.timedelta(weeks=12) + dt.timedelta(days=1)
+        first_week = start + dt.timedelta(days=(END - start).days % 7)
+        red_now, red_then, customers = con.execute(
+            "select count(*) filter (where as_of_date = ? and status = 'red'), "
+            "count(*) filter (where as_of_date = ? and status = 'red'), count(*) filter (where as_of_date = ?) "
+            "from published.fct_customer_health_daily", [END, first_week, END]).fetchone()
+        total, at_risk = con.execute(
+            "select sum(v), count(*) from (select customer_id, max(value_at_stake_reporting) as v "
+            "from published.fct_churn_alerts where alert_date <= ? and (episode_end_date is null "
+            "or episode_end_date > ?) group by customer_id)", [END, END]).fetchone()
+        drop = con.execute(
+            "select min(n.health_score - t.health_score) from published.fct_customer_health_daily n "
+            "join published.fct_customer_health_daily t using (customer_id) where n.as_of_date = ? "
+            "and t.as_of_date = ?", [END, first_week]).fetchone()[0]
+    finally:
+        con.close()
+    assert figures["red-now"] == str(red_now) and figures["red-then"] == str(red_then)
+    assert figures["customers"] == str(customers)
+    assert figures["risk-total"] == f"{total:,.0f} EUR" and figures["risk-customers"] == str(at_risk)
+    # The biggest mover is the largest fall (rounding each score may move the difference by one).
+    assert abs(int(figures["mover-then"]) - int(figures["mover-now"]) + drop) <= 1
+    assert "forecast" not in [s["id"] for s in sentences]  # no forecast marts: no forecast sentence
+
+
+def test_forecast_sentence_only_when_the_forecast_audit_is_published(data_dir, tmp_path):
+    settings = load_settings()
+    build_fixture_warehouse(settings.warehouse, with_forecast_audit=True)
+    context = build_context(settings)
+    forecast = [s for s in context["summary"] if s.section == "forecast"]
+    assert len(forecast) == 1 and len(context["summary"]) == 5
+    figures = forecast[0].figures()
+    # The company's latest quarter up to the period's end (not a manager's, not an older quarter).
+    assert figures["forecast-stated"] == "1,240,000 EUR" and figures["forecast-audited"] == "810,000 EUR"
+    assert figures["forecast-stated-mean"] == "62%" and figures["forecast-realised"] == "41%"
+    assert "optimistic" in forecast[0].text
+    html = render_report(settings, tmp_path / "with-forecast.html").read_text()
+    assert 'href="#forecast"' in html and 'data-figure="forecast-stated"' in html
+
+
+def test_values_at_risk_show_now_next_to_then_in_one_currency(warehouse, data_dir):
+    risk = build_context(load_settings())["at_risk"].data
+    rows = risk["rows"]
+    # Status today next to the alert date's: some alerts raised while yellow are red now, and the
+    # recovered customers' old alerts show them green, open for months (stale).
+    assert any(r["status"] == "yellow" and r["status_now"] == "red" for r in rows)
+    green = [r for r in rows if r["status_now"] == "green"]
+    assert green and all(r["stale"] and r["open_days"] >= queries.STALE_CASE_DAYS for r in green)
+    assert risk["now_counts"]["green"] == len(green)
+    assert risk["stale"] == sum(1 for r in rows if r["open_days"] >= queries.STALE_CASE_DAYS)
+    # One currency: totals in EUR from the warehouse's conversion; the original stays on each row.
+    assert risk["converted"] and risk["reporting_currency"] == "EUR" and risk["rates_date"]
+    assert risk["total_reporting"] == pytest.approx(sum(t["reporting"] or 0 for t in risk["totals"]))
+    assert {t["currency"] for t in risk["totals"]} >= {"EUR", "DKK", "PLN", NO_RATE_CURRENCY}
+    assert risk["without_rate"] == 1  # its value is not guessed into the total
+    html = render_report(load_settings(), load_settings().data_dir / "r.html").read_text()
+    assert "stale: open" in html and "DKK</span>" in html and "Today:" in html
+
+
+def _activity_warehouse(path, rows):
+    con = duckdb.connect(str(path))
+    con.execute("create schema published; create schema ops")
+    con.execute("create table ops.quality_runs (run_at timestamp, success boolean)")
+    con.execute("""create table published.fct_account_manager_activity (account_manager_id varchar,
+        account_manager_name varchar, week_start date, week_end_date date, days_in_week integer, calls integer,
+        calls_planned integer, meetings integer, meetings_planned integer)""")
+    con.executemany("insert into published.fct_account_manager_activity values (?, ?, ?, ?, ?, ?, 10, ?, 3)",
+                    rows)
+    con.close()
+
+
+def test_activity_plan_is_pro_rated_to_the_period_and_a_team_shortfall_is_said_in_words(data_dir, tmp_path):
+    """A period from Thursday 2026-06-04 to Wednesday 2026-06-17 (14 days) over three Monday weeks:
+    3 days of the week of 1 June are in it, all 7 of the week of 8 June, 3 of the week of 15 June,
+    whose data ends on the period's last day."""
+    mon = dt.date(2026, 6, 1)
+    weeks = [(mon, mon + dt.timedelta(days=6), 7), (mon + dt.timedelta(days=7), mon + dt.timedelta(days=13), 7),
+             (mon + dt.timedelta(days=14), mon + dt.timedelta(days=16), 3)]
+    rows = []
+    for am, name, calls, meetings in (("AM1", "Anna", (7, 7, 3), (1, 2, 1)), ("AM2", "Bo", (14, 14, 6), (3, 3, 1))):
+        rows += [(am, name, w, e, d, c, m) for (w, e, d), c, m in zip(weeks, calls, meetings)]
+    _activity_warehouse(load_settings().warehouse, rows)
+    start, end = dt.date(2026, 6, 4), dt.date(2026, 6, 17)
+    activity = build_context(load_settings(), start, end)["activity"].data
+    anna, bo = activity["rows"]
+    assert activity["period_days"] == 14 and anna["weeks"] == pytest.approx(2.0)
+    assert anna["plan_calls"] == pytest.approx(20.0)  # 10 a week over 14 days, not 30 for three weeks
+    assert anna["plan_meetings"] == pytest.approx(6.0)
+    # Actuals: 4 of the first week's 7 days are before the period; the last week is counted whole
+    # (its 3 days of data are all in the period).
+    assert anna["calls"] == pytest.approx(7 * 4 / 7 + 7 + 3)
+    assert bo["calls_ratio"] == pytest.approx((14 * 4 / 7 + 14 + 6) / 20)
+    assert not activity["all_below_plan"]  # Bo made his calls
+    html = render_report(load_settings(), tmp_path / "a.html", start, end).read_text()
+    assert "▼ below plan" in html and "Every account manager is below plan" not in html
+
+    # Everybody below plan: said once, in words, and the bars carry no mark each.
+    (data_dir / "warehouse.duckdb").unlink()
+    _activity_warehouse(load_settings().warehouse, [r[:5] + (1, 0) for r in rows])
+    html = render_report(load_settings(), tmp_path / "b.html", start, end).read_text()
+    assert "Every account manager is below plan" in html and "▼ below plan" not in html
+
+
+def test_loyalty_matrix_explains_at_risk_against_red(warehouse, data_dir):
+    matrix = build_context(load_settings())["matrix"].data
+    x = matrix["at_risk_vs_red"]
+    points = matrix["points"]
+    assert x["at_risk"] == sum(1 for p in points if p["quadrant"] == "at_risk")
+    assert sum(x["at_risk_by_status"].values()) == x["at_risk"]
+    assert sum(n for _, n in x["red_by_quadrant"]) == x["red"]
+    assert 0 < x["both"] < x["red"]  # the fixture has red customers outside the quadrant
+    html = render_report(load_settings(), data_dir / "m.html").read_text()
+    assert '"At risk" here is not the red status.' in html
+
+
+def test_report_names_no_local_path_and_prints(warehouse, data_dir, tmp_path, artifacts_dir):
+    settings = load_settings()
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute("alter table ops.quality_runs add column docs_path varchar")
+    con.execute("update ops.quality_runs set docs_path = ?", [str(data_dir / "quality" / "data_docs" / "index.html")])
+    con.close()
+    out = render_report(settings, tmp_path / "print.html")
+    html = out.read_text()
+    for path in (str(data_dir), str(tmp_path), str(settings.warehouse), "/tmp/", "/home/"):
+        assert path not in html, path
+    assert "hover" not in html.lower().replace(":hover", "")  # nothing hovers on paper
+    page = visit(out, tmp_path / "chromium", media="print", pdf=artifacts_dir / "report-print.pdf",
+                 screenshot=artifacts_dir / "report-print.png",
+                 probes={"nav": "getComputedStyle(document.querySelector('nav')).display",
+                         "summary": "getComputedStyle(document.getElementById('summary')).display"})
+    assert page.probes["nav"] == "none" and page.probes["summary"] != "none"
+    pdf = (artifacts_dir / "report-print.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page") >= 4

@@ -342,8 +342,12 @@ def loyalty_scatter(points: list[dict[str, Any]], scale: float, strong_min: floa
                                                          for q in quadrant_names))
 
 
-def plan_bullets(rows: list[dict[str, Any]], width: int = 960, label_w: int = 180) -> Markup:
-    """Calls and meetings as a share of plan per account manager; the 100 % line marks the plan."""
+def plan_bullets(rows: list[dict[str, Any]], width: int = 960, label_w: int = 180,
+                 flag_below: bool = True) -> Markup:
+    """Calls and meetings as a share of plan per account manager; the 100 % line marks the plan.
+
+    ``flag_below=False`` leaves out the "▼ below plan" marks: when every manager is below plan the
+    report says so once, in words, instead of on every bar."""
     row_h, top = 40, 18
     height = top + row_h * len(rows) + 30
     plot_w = width - label_w - 120
@@ -363,17 +367,18 @@ def plan_bullets(rows: list[dict[str, Any]], width: int = 960, label_w: int = 18
             by = y + 3 + j * 16
             ratio = row[key]
             if ratio is None:
-                body.append(_text(label_w, by + 11, f"{row[actual]} {tag} (no plan)", font_size="10", fill=INK))
+                body.append(_text(label_w, by + 11, f"{row[actual]:,.0f} {tag} (no plan)", font_size="10",
+                                  fill=INK))
                 continue
             body.append(_rect(label_w, by, px(ratio) - label_w, 14, fill=fill))
-            flag = "" if ratio >= 1 else " ▼ below plan"
-            body.append(_text(px(ratio) + 4, by + 11, f"{ratio:.0%} of plan ({row[actual]} {tag}){flag}",
+            flag = "" if ratio >= 1 or not flag_below else " ▼ below plan"
+            body.append(_text(px(ratio) + 4, by + 11, f"{ratio:.0%} of plan ({row[actual]:,.0f} {tag}){flag}",
                               font_size="10", fill=INK))
     body.append(f'<line x1="{px(1.0):.1f}" x2="{px(1.0):.1f}" y1="{top - 4}" y2="{height - 26}" '
                 f'stroke="{INK}" stroke-width="2"/>')
     body += legend([(BLUE, "calls"), (ORANGE, "meetings")], label_w, height - 6)
     return _svg(width, height, body, "Account-manager activity against plan",
-                "; ".join(f"{r['name']}: calls {r['calls']}, meetings {r['meetings']}" for r in rows))
+                "; ".join(f"{r['name']}: calls {r['calls']:,.0f}, meetings {r['meetings']:,.0f}" for r in rows))
 
 
 def follow_up_bar(followed: int, not_followed: int, pending: int, width: int = 960) -> Markup:

@@ -21,6 +21,10 @@ STATUSES = ("red", "yellow", "green")
 FOLLOW_UP_DAYS = 14
 DEFAULT_PERIOD_WEEKS = 12
 TOP_VALUES_AT_RISK = 10
+#: An alert case open this many days or more is flagged stale: open for months, nobody closed it.
+STALE_CASE_DAYS = 60
+#: Customers listed as the period's biggest movers (largest falls in health).
+TOP_MOVERS = 5
 
 
 @dataclass
@@ -97,6 +101,7 @@ MATRIX = f"{PUBLISHED}.fct_loyalty_matrix"
 PLATFORM = f"{PUBLISHED}.fct_sales_platform"
 ACTIVITY = f"{PUBLISHED}.fct_account_manager_activity"
 QUALITY_RUNS = f"{OPS}.quality_runs"
+FORECAST_AUDIT = f"{PUBLISHED}.fct_forecast_audit"
 
 
 def latest_as_of(marts: Marts) -> dt.date | None:
@@ -155,6 +160,25 @@ def portfolio(marts: Marts, start: dt.date, end: dt.date) -> dict[str, Any]:
         "change": ({s: counts[s] - trend[first][s] for s in STATUSES} if first else None),
         "change_since": first,
     }
+
+
+def movers(marts: Marts, since: dt.date, now: dt.date) -> dict[str, Any]:
+    """The customers whose health fell most from ``since`` (the trend's first week) to ``now``."""
+    marts.require(HEALTH, "customer_id", "as_of_date", "status", "health_score")
+    if since >= now:
+        raise MissingData("the period has a single week: nothing to compare")
+    cols = marts.columns(CUSTOMERS)
+    name = "c.customer_name" if "customer_name" in cols else "n.customer_id"
+    join = f"left join {CUSTOMERS} c on c.customer_id = n.customer_id" if cols else ""
+    if not join:
+        name = "n.customer_id"
+    rows = marts.rows(
+        f"select n.customer_id, {name} as customer_name, t.health_score as health_then, t.status as status_then, "
+        f"n.health_score as health_now, n.status as status_now, n.health_score - t.health_score as delta "
+        f"from {HEALTH} n join {HEALTH} t on t.customer_id = n.customer_id and t.as_of_date = ? "
+        f"{join} where n.as_of_date = ? and n.health_score < t.health_score "
+        f"order by delta, n.customer_id limit {TOP_MOVERS}", [since, now])
+    return {"rows": rows, "since": since, "now": now}
 
 
 def health_by(marts: Marts, as_of: dt.date, dimension: str) -> list[dict[str, Any]]:
@@ -302,7 +326,32 @@ def loyalty_matrix(marts: Marts, as_of: dt.date, strong_min: float | None = None
     scale = 1.0 if top <= 1.0 else 100.0  # scores may be published as 0-1 or 0-100
     return {"points": rows, "quadrants": sorted(counts.items(), key=lambda kv: -kv[1]), "scale": scale,
             "period": latest if day else None,
-            "strong_min": strong_min if strong_min is not None and strong_min <= scale else scale / 2}
+            "strong_min": strong_min if strong_min is not None and strong_min <= scale else scale / 2,
+            "at_risk_vs_red": _at_risk_vs_red(marts, rows, as_of)}
+
+
+def _at_risk_vs_red(marts: Marts, points: list[dict[str, Any]], as_of: dt.date) -> dict[str, Any] | None:
+    """How the matrix's 'at risk' quadrant (weak on both loyalties) and the red status overlap.
+
+    They answer different questions: the quadrant is how the customer feels and how well we kept
+    our promises (a monthly view); red is the relationship's health today (dialogue, stakeholders,
+    service, money, orders). A loyal customer we stopped talking to is red but not 'at risk'; a
+    customer who never liked us but is in steady contact is 'at risk' and green.
+    """
+    status = _status_today(marts, [p["customer_id"] for p in points], as_of)
+    if not status:
+        return None
+    at_risk = [p for p in points if str(p["quadrant"] or "").replace(" ", "_").lower() == "at_risk"]
+    red = [p for p in points if str(status.get(p["customer_id"], {}).get("status")) == "red"]
+    both = [p for p in at_risk if str(status.get(p["customer_id"], {}).get("status")) == "red"]
+    by_status = {s: sum(1 for p in at_risk if str(status.get(p["customer_id"], {}).get("status")) == s)
+                 for s in STATUSES}
+    red_by_quadrant: dict[str, int] = {}
+    for p in red:
+        key = str(p["quadrant"] or "unclassified")
+        red_by_quadrant[key] = red_by_quadrant.get(key, 0) + 1
+    return {"at_risk": len(at_risk), "red": len(red), "both": len(both), "at_risk_by_status": by_status,
+            "red_by_quadrant": sorted(red_by_quadrant.items(), key=lambda kv: -kv[1])}
 
 
 def account_manager_activity(marts: Marts, start: dt.date, end: dt.date) -> dict[str, Any]:
@@ -322,46 +371,153 @@ def account_manager_activity(marts: Marts, start: dt.date, end: dt.date) -> dict
         raise MissingData(f"{ACTIVITY} has no actual call/meeting counts")
     silent = [c for c in ("customers_no_dialogue_30d", "customers_no_dialogue_60d",
                           "customers_no_dialogue_90d") if c in cols]
-    name = "max(a.account_manager_name)" if "account_manager_name" in cols else "a.account_manager_id"
+    name = "a.account_manager_name" if "account_manager_name" in cols else "a.account_manager_id"
+    week_end = "a.week_end_date" if "week_end_date" in cols else "null"
     latest_week = marts.scalar(f"select max({week}) from {ACTIVITY} where {week} <= ?", [end])
-    silent_sql = "".join(
-        f", max({c}) filter (where {week} = ?) as {c}" for c in silent)
-    rows = marts.rows(
-        f"select a.account_manager_id, {name} as name, count(distinct {week}) as weeks, "
-        f"sum({calls}) as calls, sum({meetings}) as meetings, "
-        f"{f'sum({plan_calls})' if plan_calls else 'null'} as plan_calls, "
-        f"{f'sum({plan_meetings})' if plan_meetings else 'null'} as plan_meetings{silent_sql} "
-        f"from {ACTIVITY} a where {week} >= ? and {week} <= ? group by a.account_manager_id "
-        f"order by name", [latest_week] * len(silent) + [start - dt.timedelta(days=6), end])
-    if not rows:
+    weeks = marts.rows(
+        f"select a.account_manager_id, {name} as name, cast(a.{week} as date) as week_start, "
+        f"cast({week_end} as date) as week_end, a.{calls} as calls, a.{meetings} as meetings, "
+        f"{f'a.{plan_calls}' if plan_calls else 'null'} as plan_calls, "
+        f"{f'a.{plan_meetings}' if plan_meetings else 'null'} as plan_meetings"
+        f"{''.join(f', a.{c}' for c in silent)} "
+        f"from {ACTIVITY} a where {week} >= ? and {week} <= ? order by a.account_manager_id, {week}",
+        [start - dt.timedelta(days=6), end])
+    if not weeks:
         raise MissingData(f"{ACTIVITY} has no weeks in the period")
+    managers: dict[str, dict[str, Any]] = {}
+    for w in weeks:
+        # The period rarely starts on a Monday or ends on a Sunday: a week counts with the share of
+        # its days inside the period, the plan over all 7 days, the actuals over the days the
+        # week's data covers (the current week is not over yet).
+        first, last = w["week_start"], w["week_start"] + dt.timedelta(days=6)
+        observed_last = min(last, w["week_end"] or last, end)
+        in_period = _overlap(first, last, start, end)
+        observed = (observed_last - first).days + 1
+        actual_share = _overlap(first, observed_last, start, end) / observed if observed > 0 else 0.0
+        m = managers.setdefault(w["account_manager_id"], {
+            "account_manager_id": w["account_manager_id"], "name": w["name"], "days": 0,
+            "calls": 0.0, "meetings": 0.0, "plan_calls": None, "plan_meetings": None})
+        m["name"] = w["name"] or m["name"]
+        m["days"] += in_period
+        m["calls"] += (w["calls"] or 0) * actual_share
+        m["meetings"] += (w["meetings"] or 0) * actual_share
+        for key in ("plan_calls", "plan_meetings"):
+            if w[key] is not None:
+                m[key] = (m[key] or 0.0) + w[key] * in_period / 7
+        if w["week_start"] == latest_week:
+            for c in silent:
+                m[c] = w[c]
+    rows = sorted(managers.values(), key=lambda r: (str(r["name"]), str(r["account_manager_id"])))
     for r in rows:
+        r["weeks"] = r["days"] / 7
+        for c in silent:
+            r.setdefault(c, None)
         r["calls_ratio"] = (r["calls"] / r["plan_calls"]) if r["plan_calls"] else None
         r["meetings_ratio"] = (r["meetings"] / r["plan_meetings"]) if r["plan_meetings"] else None
-    return {"rows": rows, "silent_columns": silent, "has_plan": bool(plan_calls or plan_meetings)}
+    ratios = [r[k] for r in rows for k in ("calls_ratio", "meetings_ratio") if r[k] is not None]
+    has_plan = bool(plan_calls or plan_meetings)
+    return {"rows": rows, "silent_columns": silent, "has_plan": has_plan,
+            "period_days": _overlap(start, end, start, end),
+            "all_below_plan": bool(ratios) and all(x < 1 for x in ratios),
+            "calls_range": _ratio_range(rows, "calls_ratio"),
+            "meetings_range": _ratio_range(rows, "meetings_ratio")}
 
 
-def values_at_risk(marts: Marts, as_of: dt.date) -> dict[str, Any]:
-    """The open alert episodes with the most value at stake, their drivers and the last contact."""
+def _overlap(first: dt.date, last: dt.date, start: dt.date, end: dt.date) -> int:
+    """Days of [first, last] inside [start, end]."""
+    return max((min(last, end) - max(first, start)).days + 1, 0)
+
+
+def _ratio_range(rows: list[dict[str, Any]], key: str) -> tuple[float, float] | None:
+    values = [r[key] for r in rows if r[key] is not None]
+    return (min(values), max(values)) if values else None
+
+
+def values_at_risk(marts: Marts, as_of: dt.date, reporting: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The open alert episodes with the most value at stake, their drivers and the last contact.
+
+    Ranking and totals are in the reporting currency (``value_at_stake_reporting``, converted in the
+    warehouse with the dated rates of scoring.yml ``reporting``); each row keeps its own currency
+    too. Each customer's status and drivers *today* (``as_of``) stand next to those of the alert
+    date, and a case open for ``STALE_CASE_DAYS`` or more is flagged stale.
+    """
     marts.require(ALERTS, "alert_id", "customer_id", "customer_name", "alert_date", "episode_end_date",
                   "value_at_stake", "drivers", "severity", "rule", "suggested_action", "currency",
                   "account_manager_name", "status")
+    cols = marts.columns(ALERTS)
+    converted = "value_at_stake_reporting" in cols and "reporting_currency" in cols
+    value = "value_at_stake_reporting" if converted else "value_at_stake"
     open_sql = (f"from {ALERTS} where alert_date <= ? "
                 f"and (episode_end_date is null or episode_end_date > ?)")
     # One row per customer: its most valuable open episode.
     rows = marts.rows(
         f"select * from (select *, row_number() over (partition by customer_id "
-        f"order by value_at_stake desc nulls last, alert_date desc) as rn {open_sql}) "
-        f"where rn = 1 order by value_at_stake desc nulls last limit {TOP_VALUES_AT_RISK}", [as_of, as_of])
-    totals = marts.rows(
-        f"select currency, count(distinct customer_id) as customers, sum(v) as value from ("
-        f"select customer_id, currency, max(value_at_stake) as v {open_sql} group by customer_id, currency"
-        f") group by currency order by value desc", [as_of, as_of])
+        f"order by {value} desc nulls last, alert_date desc) as rn {open_sql}) "
+        f"where rn = 1 order by {value} desc nulls last, customer_id limit {TOP_VALUES_AT_RISK}", [as_of, as_of])
+    per_customer = (f"select customer_id, currency, max(value_at_stake) as v, "
+                    f"{'max(value_at_stake_reporting)' if converted else 'null'} as r {open_sql} "
+                    f"group by customer_id, currency")
+    by_currency = marts.rows(
+        f"select currency, count(distinct customer_id) as customers, sum(v) as value, sum(r) as reporting "
+        f"from ({per_customer}) group by currency order by reporting desc nulls last, value desc",
+        [as_of, as_of])
+    customers = marts.scalar(f"select count(distinct customer_id) {open_sql}", [as_of, as_of]) or 0
+    now = _status_today(marts, [r["customer_id"] for r in rows], as_of)
     last_contact = _last_contact(marts, [r["customer_id"] for r in rows], as_of)
     for r in rows:
         r["last_contact"] = last_contact.get(r["customer_id"])
-        r["driver_list"] = [d.strip() for d in str(r["drivers"] or "").split(";") if d.strip()]
-    return {"rows": rows, "totals": totals}
+        r["driver_list"] = _drivers(r["drivers"])
+        r["open_days"] = (as_of - r["alert_date"]).days
+        r["stale"] = r["open_days"] >= STALE_CASE_DAYS
+        r["value_reporting"] = r.get("value_at_stake_reporting") if converted else None
+        today = now.get(r["customer_id"])
+        r["status_now"] = str(today["status"]) if today else None
+        r["health_now"] = today["health_score"] if today else None
+        r["driver_list_now"] = _drivers(today.get("drivers")) if today else []
+        r["change"] = _status_change(str(r["status"]), r["status_now"])
+    currency = (rows[0].get("reporting_currency") if converted and rows else None) \
+        or (reporting or {}).get("currency")
+    total = None
+    if converted:
+        total = sum(c["reporting"] or 0.0 for c in by_currency)
+    shown_now = [r["status_now"] for r in rows if r["status_now"]]
+    return {
+        "rows": rows, "totals": by_currency, "customers": customers, "converted": converted,
+        "reporting_currency": currency if converted else None,
+        "rates_date": (reporting or {}).get("rates_date") if converted else None,
+        "total_reporting": total,
+        "without_rate": sum(c["customers"] for c in by_currency if converted and c["reporting"] is None),
+        "now_counts": {s: shown_now.count(s) for s in STATUSES},
+        "changed": sum(1 for r in rows if r["change"] not in ("same", None)),
+        "stale": sum(1 for r in rows if r["stale"]),
+        "stale_days": STALE_CASE_DAYS,
+    }
+
+
+def _drivers(text: Any) -> list[str]:
+    return [d.strip() for d in str(text or "").split(";") if d.strip()]
+
+
+_RANK = {"green": 0, "yellow": 1, "red": 2}
+
+
+def _status_change(then: str, now: str | None) -> str | None:
+    """worse / better / same, from the alert date's status to today's (None: not scored today)."""
+    if now is None or then not in _RANK or now not in _RANK:
+        return None
+    return "worse" if _RANK[now] > _RANK[then] else "better" if _RANK[now] < _RANK[then] else "same"
+
+
+def _status_today(marts: Marts, customer_ids: list[str], as_of: dt.date) -> dict[str, dict[str, Any]]:
+    """Each customer's status, health and drivers on ``as_of`` (the report's "now")."""
+    cols = marts.columns(HEALTH)
+    if not customer_ids or not {"customer_id", "as_of_date", "status", "health_score"} <= set(cols):
+        return {}
+    drivers = "drivers" if "drivers" in cols else "null as drivers"
+    rows = marts.rows(
+        f"select customer_id, status, health_score, {drivers} from {HEALTH} where as_of_date = ? "
+        f"and customer_id in ({', '.join('?' for _ in customer_ids)})", [as_of, *customer_ids])
+    return {r["customer_id"]: r for r in rows}
 
 
 def _last_contact(marts: Marts, customer_ids: list[str], as_of: dt.date) -> dict[str, dict[str, Any]]:
@@ -383,6 +539,40 @@ def _last_contact(marts: Marts, customer_ids: list[str], as_of: dt.date) -> dict
         f"where customer_id in ({', '.join('?' for _ in customer_ids)}) and cast({date} as date) <= ?) "
         f"where rn = 1", [*customer_ids, as_of])
     return {r["customer_id"]: r for r in rows}
+
+
+def forecast_audit(marts: Marts, end: dt.date) -> dict[str, Any]:
+    """The company's forecast as stated against as audited, from ``fct_forecast_audit`` if published.
+
+    ``quarter``: the latest quarter (starting by ``end``) whose opening pipeline was valued: its value
+    weighted by the stated probabilities and by each manager's track record. ``track_record``: the
+    mean stated probability of the deals closed in the track-record window against the share won,
+    and the audit's judgement. Raises MissingData when the mart (or both parts) is not there.
+    """
+    marts.require(FORECAST_AUDIT, "scope", "period_type", "period_start")
+    cols = marts.columns(FORECAST_AUDIT)
+    out: dict[str, Any] = {"reporting_currency": None}
+    currency = "reporting_currency" if "reporting_currency" in cols else "null"
+    if {"pipeline_stated_value", "pipeline_track_record_value"} <= set(cols):
+        rows = marts.rows(
+            f"select period_start, pipeline_stated_value as stated, pipeline_track_record_value as audited, "
+            f"{currency} as currency from {FORECAST_AUDIT} where scope = 'company' and period_type = 'quarter' "
+            f"and period_start <= ? and pipeline_stated_value is not null "
+            f"and pipeline_track_record_value is not null order by period_start desc limit 1", [end])
+        if rows:
+            out["quarter"] = rows[0]
+            out["reporting_currency"] = rows[0]["currency"]
+    if {"stated_mean", "realised_rate", "closed_deals"} <= set(cols):
+        judgement = "judgement" if "judgement" in cols else "null"
+        rows = marts.rows(
+            f"select period_start, period_end, stated_mean, realised_rate, closed_deals, {judgement} as judgement "
+            f"from {FORECAST_AUDIT} where scope = 'company' and period_type = 'track_record' "
+            f"and stated_mean is not null order by period_end desc limit 1")
+        if rows:
+            out["track_record"] = rows[0]
+    if "quarter" not in out and "track_record" not in out:
+        raise MissingData(f"{FORECAST_AUDIT} has no company figures yet")
+    return out
 
 
 def alert_follow_up(marts: Marts, start: dt.date, end: dt.date) -> dict[str, Any]:
@@ -443,7 +633,9 @@ def quality_status(marts: Marts, start: dt.date, end: dt.date) -> dict[str, Any]
             return value in {"passed", "pass", "success", "succeeded", "ok", "warning", "warn"}
         return None
 
-    shown = [c for c in rows[0] if "json" not in c and c not in {"details", "results"}][:8]
+    # Where the gate keeps its files is no reader's business (and the report names no paths).
+    shown = [c for c in rows[0] if "json" not in c and c not in {"details", "results"}
+             and not any(w in c for w in ("path", "file", "dir", "docs"))][:8]
     for row in rows:
         row["_outcome"] = passed(row)
     outcomes = [r["_outcome"] for r in rows]
@@ -505,29 +697,37 @@ def _finding_text(finding: Any) -> str:
 
 
 def collect(con: Any, start: dt.date | None, end: dt.date | None,
-            quality_records: Any = None, strong_min: float | None = None) -> dict[str, Any]:
+            quality_records: Any = None, strong_min: float | None = None,
+            reporting: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything the template renders, section by section.
 
     ``quality_records``: a callable returning the gate's run records, used when the warehouse has no
-    ``ops.quality_runs`` table.
+    ``ops.quality_runs`` table. ``reporting``: scoring.yml ``reporting`` (currency, rates_date).
+    ``forecast_summary`` (the summary's forecast figures) only when the forecast audit is published.
     """
     marts = Marts(con)
     start, end = resolve_period(marts, start, end)
     folio = _section(portfolio, marts, start, end)
     as_of = folio.data["as_of"] if folio.ok else end
-    return {
+    since = folio.data["change_since"] if folio.ok else None
+    context = {
         "period_start": start, "period_end": end, "as_of": as_of,
         "portfolio": folio,
+        "movers": (_section(movers, marts, since, as_of) if since else
+                   Section(missing=folio.missing or "the period has no earlier week to compare with")),
         "by_segment": _section(lambda: {"rows": _nonempty(health_by(marts, as_of, "segment"))}),
         "by_manager": _section(lambda: {"rows": _nonempty(health_by(marts, as_of, "account_manager_id"))}),
         "coverage": _section(dialogue_coverage, marts, as_of),
         "platform": _section(sales_platform, marts, as_of),
         "matrix": _section(loyalty_matrix, marts, as_of, strong_min),
         "activity": _section(account_manager_activity, marts, start, end),
-        "at_risk": _section(values_at_risk, marts, as_of),
+        "at_risk": _section(values_at_risk, marts, as_of, reporting),
         "alerts": _section(alert_follow_up, marts, start, end),
         "quality": _quality(marts, start, end, quality_records),
     }
+    if marts.columns(FORECAST_AUDIT):
+        context["forecast_summary"] = _section(forecast_audit, marts, end)
+    return context
 
 
 def _quality(marts: Marts, start: dt.date, end: dt.date, quality_records: Any) -> Section:

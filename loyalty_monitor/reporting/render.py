@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import numbers
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from loyalty_monitor.reporting import charts, queries
+from loyalty_monitor.reporting import charts, queries, summary
+from loyalty_monitor.reporting import formatting as fmt
 from loyalty_monitor.settings import Settings
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -34,53 +34,11 @@ def _environment() -> Environment:
         status_mix_rows=charts.status_mix_rows, paired_share_bars=charts.paired_share_bars,
         count_bars=charts.count_bars, metric_bars=charts.metric_bars, palette=charts.PALETTE, loyalty_scatter=charts.loyalty_scatter,
         plan_bullets=charts.plan_bullets, follow_up_bar=charts.follow_up_bar,
-        pct=_pct, pct1=_pct1, signed=_signed, num=_num, money=_money, cell=_cell, is_number=_is_number,
+        pct=fmt.pct, pct1=fmt.pct1, signed=fmt.signed, num=fmt.num, money=fmt.money, money_list=fmt.money_list, cell=fmt.cell,
+        is_number=fmt.is_number, day=fmt.day, no_paths=fmt.without_paths, Figure=summary.Figure,
         follow_up_days=queries.FOLLOW_UP_DAYS,
     )
     return env
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Number) and not isinstance(value, bool)
-
-
-def _pct(part: float, whole: float) -> str:
-    return f"{part / whole:.0%}" if whole else "–"
-
-
-def _pct1(share: float | None) -> str:
-    return "–" if share is None else f"{share:.0%}"
-
-
-def _signed(n: int) -> str:
-    return f"+{n}" if n > 0 else ("±0" if n == 0 else f"−{-n}")
-
-
-def _num(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "–"
-    return f"{float(value):,.{digits}f}"
-
-
-def _money(value: Any, currency: Any) -> str:
-    if value is None:
-        return "–"
-    return f"{float(value):,.0f} {currency or ''}".strip()
-
-
-def _cell(value: Any, column: str = "") -> str:
-    """A generic mart value for tables whose columns the report does not know in advance."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if any(w in column for w in ("share", "ratio", "rate", "pct")) and -1.5 <= value <= 1.5:
-            return f"{value:.0%}"
-        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    return str(value)
 
 
 def connect_read_only(settings: Settings):
@@ -100,25 +58,41 @@ def build_context(settings: Settings, period_start: dt.date | None = None,
                   period_end: dt.date | None = None) -> dict[str, Any]:
     con = connect_read_only(settings)
     try:
+        scoring = _scoring(settings)
         context = queries.collect(con, period_start, period_end, lambda: _gate_run_records(settings),
-                                  strong_min=_strong_loyalty(settings))
+                                  strong_min=_strong_loyalty(scoring), reporting=_reporting(scoring))
     finally:
         con.close()
+    # The report names no file and no directory: it is mailed and printed, and a path tells a
+    # reader nothing but where our servers keep their data.
     context.update(
-        defs=charts.defs(), source=str(settings.warehouse),
+        defs=charts.defs(), summary=summary.executive_summary(context),
         generated_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )
     return context
 
 
-def _strong_loyalty(settings: Settings) -> float | None:
-    """Where strong loyalty starts (scoring.yml), to draw the loyalty matrix's quadrant lines."""
+def _scoring(settings: Settings) -> dict[str, Any]:
     from loyalty_monitor.scoring import ScoringError, load_scoring
 
     try:
-        return float(load_scoring(settings.scoring_file)["loyalty"]["strong_min"])
-    except (ScoringError, KeyError, TypeError, ValueError):
+        return load_scoring(settings.scoring_file)
+    except ScoringError:
+        return {}
+
+
+def _strong_loyalty(scoring: dict[str, Any]) -> float | None:
+    """Where strong loyalty starts (scoring.yml), to draw the loyalty matrix's quadrant lines."""
+    try:
+        return float(scoring["loyalty"]["strong_min"])
+    except (KeyError, TypeError, ValueError):
         return None
+
+
+def _reporting(scoring: dict[str, Any]) -> dict[str, Any]:
+    """The reporting currency and the day its rates are from (scoring.yml ``reporting``)."""
+    section = scoring.get("reporting") or {}
+    return {"currency": section.get("currency"), "rates_date": section.get("rates_date")}
 
 
 def _gate_run_records(settings: Settings) -> list[dict[str, Any]]:
