@@ -93,6 +93,8 @@ _F_GRID = [(i + 0.5) / 400 for i in range(400)]
 def process_of(record: dict) -> str | None:
     """The generator process that made a touchpoint (None: not counted, e.g. a dunning escalation)."""
     etype = record.get("event_type")
+    if etype == "opportunity":
+        return None  # contract 1.1: a CRM record of a deal, not a touch (the warehouse skips it too)
     if etype == "order":
         return "order"
     if etype == "dunning_contact":

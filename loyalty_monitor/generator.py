@@ -50,7 +50,7 @@ DEFAULT_CUSTOMERS = 500
 DEFAULT_MONTHS = 18
 DEFAULT_SEED = 42
 #: Bumped whenever the same arguments would give different files (e.g. to invalidate cached histories).
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 
 # Noise rates, per valid event. Malformed kinds are injected round-robin so that even a small
 # history contains each kind; the error code the contract's decode() gives each kind is recorded.
@@ -337,9 +337,13 @@ def _segment_weights(segment_mix: dict[str, float] | None) -> tuple[tuple[str, f
     return tuple((name, w / total) for name, w in weights.items() if w > 0)
 
 
-def expected_customers_for(target_events: int, months: float, intensity: float = 1.0) -> int:
+def expected_customers_for(target_events: int, months: float, intensity: float = 1.0,
+                           opportunity_rate: float = 1.0) -> int:
     """How many customers give about ``target_events`` valid events over ``months``."""
-    per_customer = BASE_EVENTS_PER_CUSTOMER_MONTH * intensity * months
+    from loyalty_monitor.generator_opportunities import EVENTS_PER_CUSTOMER_MONTH
+
+    per_customer = (BASE_EVENTS_PER_CUSTOMER_MONTH * intensity
+                    + EVENTS_PER_CUSTOMER_MONTH * opportunity_rate) * months
     return max(1, math.ceil(target_events / per_customer))
 
 
@@ -349,7 +353,7 @@ def generate(out_dir: Path | str, customers: int = DEFAULT_CUSTOMERS, start: dat
              duplicate_rate: float = DUPLICATE_RATE, late_rate: float = LATE_RATE,
              malformed_rate: float = MALFORMED_RATE, churn_share: float = CHURN_SHARE,
              churn_shape: str = DEFAULT_CHURN_SHAPE, seasonality: float = 1.0,
-             segment_mix: dict[str, float] | None = None,
+             segment_mix: dict[str, float] | None = None, opportunity_rate: float = 1.0,
              progress: ProgressCallback | None = None) -> GenerationSummary:
     """Write a seeded history to ``out_dir`` (see the module doc) and return its summary.
 
@@ -361,7 +365,9 @@ def generate(out_dir: Path | str, customers: int = DEFAULT_CUSTOMERS, start: dat
     ``"champion"`` (reached below decision level at once, executive meetings stop, the dialogue goes
     on at a lower rate; 90-180 days). ``seasonality`` scales the seasonal dips (see
     ``seasonal_thinning``); ``segment_mix`` overrides the segments' weights (e.g.
-    ``{"key": 0.6, "growth": 0.3, "standard": 0.1}``). ``progress(fraction, lines_written)`` is
+    ``{"key": 0.6, "growth": 0.3, "standard": 0.1}``). ``opportunity_rate`` scales the sales
+    opportunities (contract 1.1; ``loyalty_monitor.generator_opportunities``, 0 = none); they draw
+    from their own random stream, so the other touches do not change. ``progress(fraction, lines_written)`` is
     called about once a second on long runs. The same arguments always give byte-identical files;
     the defaults give the same touchpoints and customers as before these options existed.
     """
@@ -376,8 +382,10 @@ def generate(out_dir: Path | str, customers: int = DEFAULT_CUSTOMERS, start: dat
         if events_per_customer_month <= 0:
             raise ValueError("events_per_customer_month must be positive")
         intensity = events_per_customer_month / BASE_EVENTS_PER_CUSTOMER_MONTH
+    if not (math.isfinite(opportunity_rate) and opportunity_rate >= 0):
+        raise ValueError("opportunity_rate must be a finite number >= 0")
     if target_events is not None:
-        customers = expected_customers_for(target_events, days / 30.44, intensity)
+        customers = expected_customers_for(target_events, days / 30.44, intensity, opportunity_rate)
     if customers < 1:
         raise ValueError("customers must be at least 1")
     if churn_shape not in CHURN_SHAPES:
@@ -395,7 +403,9 @@ def generate(out_dir: Path | str, customers: int = DEFAULT_CUSTOMERS, start: dat
 
     customer_lines = _write_customers(out / CUSTOMERS_FILE, portfolio, calendar, rng)
     counts = _write_touchpoints(out / TOUCHPOINTS_FILE, portfolio, calendar, rng, intensity,
-                                duplicate_rate, late_rate, malformed_rate, seed, progress, churn_shape)
+                                duplicate_rate, late_rate, malformed_rate, seed, progress, churn_shape,
+                                opportunity_rate)
+    opportunities = counts.pop("opportunities")
 
     truth = {
         "generator": {"version": GENERATOR_VERSION, "seed": seed, "start": start_date.isoformat(),
@@ -408,6 +418,7 @@ def generate(out_dir: Path | str, customers: int = DEFAULT_CUSTOMERS, start: dat
                    "tombstones": sum(1 for c in portfolio if c.deleted_day is not None),
                    "rough_patches": sum(1 for c in portfolio if c.rough_patch is not None),
                    "malformed_error_codes": MALFORMED_KINDS},
+        "opportunities": opportunities,
     }
     _write_ground_truth(out / GROUND_TRUTH_FILE, truth, portfolio, calendar)
     return GenerationSummary(
@@ -645,7 +656,10 @@ def _truth_row(c: _Customer, calendar: _Calendar) -> dict:
 def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, rng: random.Random,
                        intensity: float, duplicate_rate: float, late_rate: float,
                        malformed_rate: float, seed: int,
-                       progress: ProgressCallback | None, churn_shape: str = DEFAULT_CHURN_SHAPE) -> dict:
+                       progress: ProgressCallback | None, churn_shape: str = DEFAULT_CHURN_SHAPE,
+                       opportunity_rate: float = 0.0) -> dict:
+    from loyalty_monitor.generator_opportunities import OpportunityStream
+
     rand = rng.random
     heappush, heappop = heapq.heappush, heapq.heappop
     iso, weekday, thinning, dst, clock = cal.iso, cal.weekday, cal.thinning, cal.dst, cal.clock
@@ -949,6 +963,12 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
     by_department: dict[str, int] = {}
     horizon = days * 86400
     next_report = time.monotonic() + 1.0
+    # sales opportunities (contract 1.1): their own random stream, merged in send order
+    opportunities = OpportunityStream(
+        portfolio, cal, ACCOUNT_MANAGERS,
+        lambda c, day: c.manager_change[1] if c.manager_change and day >= c.manager_change[0] else c.manager,
+        seed=seed, rate=opportunity_rate, late_rate=late_rate, duplicate_rate=duplicate_rate,
+        churn_shape=churn_shape)
 
     with path.open("w", encoding="utf-8", buffering=1 << 20) as fh:
         for today in range(days):
@@ -988,8 +1008,7 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
                 by_type[etype] = by_type.get(etype, 0) + 1
                 by_department[department] = by_department.get(department, 0) + 1
 
-                while pending and pending[0][0] <= utc:
-                    buffer.append(heappop(pending)[2])
+                opportunities.drain_until(utc, pending, buffer)
                 send = utc
                 if rand() < late_rate:
                     late += 1
@@ -1015,8 +1034,7 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
                     if progress is not None and time.monotonic() >= next_report:
                         next_report = time.monotonic() + 1.0
                         progress(min(1.0, max(0.0, utc / horizon)), lines)
-        while pending:
-            buffer.append(heappop(pending)[2])
+        opportunities.drain_until(math.inf, pending, buffer)
         if buffer:
             lines += len(buffer)
             fh.write("\n".join(buffer))
@@ -1024,11 +1042,19 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
     if progress is not None:
         progress(1.0, lines)
     malformed = sum(malformed_by_kind.values())
+    extra = opportunities.counts
+    valid += extra["valid_events"]
+    duplicates += extra["duplicates"]
+    late += extra["late_events"]
+    if extra["valid_events"]:
+        by_type["opportunity"] = extra["valid_events"]
+        by_department["sales"] = by_department.get("sales", 0) + extra["valid_events"]
     assert lines == valid + duplicates + malformed
     return {"touchpoint_lines": lines, "valid_events": valid, "duplicates": duplicates,
             "late_events": late, "malformed": malformed, "malformed_by_kind": malformed_by_kind,
             "events_by_type": dict(sorted(by_type.items())),
-            "events_by_department": dict(sorted(by_department.items()))}
+            "events_by_department": dict(sorted(by_department.items())),
+            "opportunities": opportunities.truth()}
 
 
 def _malform(kind: str, line: str, event_id: str, currency: str) -> str:

@@ -134,6 +134,7 @@ def validate(cfg: Any) -> dict[str, Any]:
     _number(cfg, "alerts.rules.dunning_escalation.no_caring_days", 1, 3650)
     _number(cfg, "alerts.rules.open_high_complaint.deadline_days", 0, 3650)
     _validate_drift(cfg)
+    _validate_forecast(cfg)
     _number(cfg, "incremental.landing_overlap_seconds", 0)
     return cfg
 
@@ -179,6 +180,26 @@ def _validate_drift(cfg: dict[str, Any]) -> None:
         if not (isinstance(code, str) and len(code) == 3 and code.isupper()):
             raise ScoringError(f"scoring.yml: 'reporting.rates.{code}' is not an ISO 4217 currency code")
         _number(cfg, f"reporting.rates.{code}", 0.000001)
+
+
+def _validate_forecast(cfg: dict[str, Any]) -> None:
+    """The forecast audit (``forecast``): bands, minimum samples, the track record."""
+    edges = _get(cfg, "forecast.band_edges")
+    if (not isinstance(edges, list) or len(edges) < 2
+            or any(isinstance(e, bool) or not isinstance(e, (int, float)) for e in edges)
+            or edges[0] != 0 or edges[-1] != 1 or any(b <= a for a, b in zip(edges, edges[1:]))):
+        raise ScoringError("scoring.yml: 'forecast.band_edges' must be increasing numbers from 0 to 1, "
+                           f"got {edges!r}")
+    for key in ("min_closed_deals", "min_band_forecasts"):
+        if _number(cfg, f"forecast.{key}", 1, 100000) != int(_get(cfg, f"forecast.{key}")):
+            raise ScoringError(f"scoring.yml: 'forecast.{key}' must be a whole number")
+    _number(cfg, "forecast.bias_tolerance", 0, 1)
+    _number(cfg, "forecast.significance_z", 0, 10)
+    if _number(cfg, "forecast.track_record_quarters", 1, 40) != int(_get(cfg, "forecast.track_record_quarters")):
+        raise ScoringError("scoring.yml: 'forecast.track_record_quarters' must be a whole number")
+    _number(cfg, "forecast.track_record_prior_deals", 0, 10000)
+    _number(cfg, "forecast.slip_grace_days", 0, 3650)
+    _number(cfg, "forecast.silent_opportunity_days", 1, 3650)
 
 
 def load_scoring(path: str | Path) -> dict[str, Any]:

@@ -332,12 +332,22 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _without_opportunities(path: Path) -> str:
+    """sha256 of the file without its opportunity lines (contract 1.1, their own random stream)."""
+    lines = [line for line in path.read_bytes().splitlines(keepends=True)
+             if b'"event_type":"opportunity"' not in line]
+    return hashlib.sha256(b"".join(lines)).hexdigest()
+
+
 def test_default_options_leave_the_history_unchanged(tmp_path: Path) -> None:
     generate(tmp_path / "implicit", **DEFAULT_CASE)
     generate(tmp_path / "explicit", **DEFAULT_CASE, churn_shape="fade", seasonality=1.0, segment_mix=None)
+    generate(tmp_path / "no_opportunities", **DEFAULT_CASE, opportunity_rate=0)
     for name, digest in DEFAULT_CASE_SHA256.items():
-        assert _sha256(tmp_path / "implicit" / name) == digest, name
-        assert _sha256(tmp_path / "explicit" / name) == digest, name
+        assert _without_opportunities(tmp_path / "implicit" / name) == digest, name
+        assert _without_opportunities(tmp_path / "explicit" / name) == digest, name
+        assert _sha256(tmp_path / "no_opportunities" / name) == digest, name
+    assert b'"event_type":"opportunity"' in (tmp_path / "implicit" / TOUCHPOINTS_FILE).read_bytes()
 
 
 SHAPE_START, SHAPE_END = date(2024, 1, 1), date(2025, 12, 31)

@@ -24,7 +24,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
                        events_per_customer_month=args.events_per_customer_month,
                        target_events=args.target_events, churn_share=args.churn_share,
                        churn_shape=args.churn_shape, seasonality=args.seasonality,
-                       segment_mix=args.segment_mix, progress=show_progress)
+                       segment_mix=args.segment_mix, opportunity_rate=args.opportunity_rate,
+                       progress=show_progress)
     print(f"wrote {summary.touchpoint_lines:,} touchpoint lines ({summary.valid_events:,} valid events, "
           f"{summary.duplicates:,} re-sent duplicates, {summary.late_events:,} late, "
           f"{summary.malformed:,} malformed) and {summary.customer_lines:,} customer lines for "
@@ -126,4 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--segment-mix", type=_segment_mix, default=None, metavar="SEG=W,...",
                    help="segment weights instead of key 0.15, growth 0.30, standard 0.55, e.g. "
                         "key=0.6,growth=0.3,standard=0.1 (normalised; segments left out get none)")
+    p.add_argument("--opportunity-rate", type=_non_negative_float, default=1.0,
+                   help="scale the sales opportunities (contract 1.1; default 1: key accounts about 3 "
+                        "deals a year, growth 1.5, standard 0.6; 0 = none)")
     p.set_defaults(func=cmd_generate)

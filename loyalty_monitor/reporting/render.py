@@ -14,7 +14,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from loyalty_monitor.reporting import charts, queries, summary
+from loyalty_monitor.reporting import charts, forecast, queries, summary
 from loyalty_monitor.reporting import formatting as fmt
 from loyalty_monitor.settings import Settings
 
@@ -61,6 +61,9 @@ def build_context(settings: Settings, period_start: dt.date | None = None,
         scoring = _scoring(settings)
         context = queries.collect(con, period_start, period_end, lambda: _gate_run_records(settings),
                                   strong_min=_strong_loyalty(scoring), reporting=_reporting(scoring))
+        audit = forecast.collect(con)  # forecast honesty (templates/_forecast.html), when built
+        if audit is not None:
+            context["forecast"] = audit
     finally:
         con.close()
     # The report names no file and no directory: it is mailed and printed, and a path tells a

@@ -5,7 +5,9 @@
     stays at or above risk_cases.close_probability; the day it falls below, the customer has
     recovered and the case is closed; only then can a new case open for the same customer.
     drivers: the streams that moved the probability most since the evidence started to build
-    (the CUSUM's last zero), in words, with the customer's own usual values. reasons: the
+    (the CUSUM's last zero), in words, with the customer's own usual values, and an open sales
+    opportunity at a customer without two-way dialogue for forecast.silent_opportunity_days on the
+    opening day (the largest; forecast audit, contract 1.1). reasons: the
     scorecard rules that also held on the opening day (status drop, sharp health drop, dialogue
     gap). Values at stake in the customer's currency and in the reporting currency
     (config/scoring.yml `reporting`); expected_value_at_risk = probability x value at stake. -#}
@@ -183,10 +185,36 @@ worded as (
     from ranked
 ),
 
+silent_opportunities as (
+    -- opportunities open on the opening day at a customer without two-way dialogue: the largest, in words
+    select customer_id, opened_on,
+           words || case when opportunities > 1 then ' (and ' || {{ as_text('opportunities - 1') }} || ' more open)' else '' end as words
+    from (
+        select
+            at_open.customer_id,
+            at_open.opened_on,
+            {{ silent_opportunity_words('states.opportunity_id', 'states.pipeline_stage', 'states.amount', 'states.currency', 'states.expected_close_date', 'at_open.days_since_dialogue') }} as words,
+            count(*) over (partition by at_open.customer_id, at_open.opened_on) as opportunities,
+            row_number() over (
+                partition by at_open.customer_id, at_open.opened_on
+                order by coalesce(states.amount * {{ reporting_rate('states.currency') }}, -1) desc, states.opportunity_id
+            ) as largest
+        from at_open
+        inner join {{ ref('int_opportunity_states') }} as states
+            on states.customer_id = at_open.customer_id
+           and states.status = 'open'
+           and states.event_date <= at_open.opened_on
+           and (states.next_event_date is null or states.next_event_date > at_open.opened_on)
+        where coalesce(at_open.days_since_dialogue >= {{ scoring('forecast.silent_opportunity_days') | int }}, true)
+    ) as ranked
+    where largest = 1
+),
+
 reasoned as (
     select
         worded.*,
-        coalesce('; ' || driver_1, '') || coalesce('; ' || driver_2, '') || coalesce('; ' || driver_3, '') as driver_list,
+        coalesce('; ' || driver_1, '') || coalesce('; ' || driver_2, '') || coalesce('; ' || driver_3, '')
+            || coalesce('; ' || silent_opportunities.words, '') as driver_list,
         ''
         {%- for rule, words in reason_rules %}
         || case when flags.{{ rule }} then '; {{ words }}' else '' end
@@ -194,6 +222,8 @@ reasoned as (
     from worded
     left join {{ ref('int_alert_flags') }} as flags
         on flags.customer_id = worded.customer_id and flags.as_of_date = worded.opened_on
+    left join silent_opportunities
+        on silent_opportunities.customer_id = worded.customer_id and silent_opportunities.opened_on = worded.opened_on
 )
 
 select

@@ -12,7 +12,10 @@
     Two-way dialogue: an answered call that was not dropped (and not taken by a department in
     classification.non_dialogue_departments: the switchboard), a meeting, or a service visit.
     Incremental: new landed events (and events that became due because the as-of date moved) are
-    inserted; erased customers' rows are deleted first. -#}
+    inserted; erased customers' rows are deleted first.
+    Opportunity events (contract 1.1) are not touches: a CRM record of a deal is no contact with the
+    customer, so they never count as contact, dialogue or friction; they feed the forecast audit
+    (models/intermediate/forecast). -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -28,6 +31,7 @@ with events as (
     select *
     from {{ ref('stg_landing__touchpoints') }}
     where event_date <= {{ as_of_date_literal() }}
+      and event_type <> 'opportunity'
       and customer_id not in (select customer_id from {{ ref('int_customers_erased') }})
     {% if is_incremental() %}
       and (
