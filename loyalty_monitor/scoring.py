@@ -159,6 +159,8 @@ def _validate_drift(cfg: dict[str, Any]) -> None:
     _number(cfg, "drift.season_pseudo_count", 0)
     _number(cfg, "drift.max_daily_evidence", 0.01)
     _number(cfg, "drift.prior_drift_share", 0.0001, 0.5)
+    _number(cfg, "drift.single_stream_share", 0.0, 0.99)
+    _number(cfg, "drift.min_baseline_events", 0, 1000)
     _number(cfg, "drift.min_rate_per_day", 0)
     close = _number(cfg, "risk_cases.close_probability", 0.0001, 0.9999)
     opening = _number(cfg, "risk_cases.open_probability", 0.0001, 0.9999)

@@ -139,3 +139,21 @@
   {%- set yesterday = (modules.datetime.datetime.utcnow().date() - modules.datetime.timedelta(days=1)).isoformat() -%}
   {{ return("least(" ~ as_of_date_literal() ~ ", cast('" ~ yesterday ~ "' as date))") }}
 {%- endmacro %}
+
+{% macro drift_mixture_milli(together, streams, cum_prefix, floor_prefix) -%}
+  {#- log(w_all * exp(S_all) + sum_s w_s * exp(S_s)) in integer thousandths of a nat, where S_all is
+      the CUSUM of all streams together and S_s the CUSUM of stream s alone (each >= 0), with
+      w_s = drift.single_stream_share / number of streams and w_all = 1 - drift.single_stream_share:
+      the likelihood ratio of "drifting, in all streams or in one alone" against "as usual".
+      Computed as max + log(sum of w * exp(S - max)), so that large S do not overflow. -#}
+  {%- set alone = scoring('drift.single_stream_share') | float -%}
+  {%- set each = alone / (streams | length) -%}
+  {%- set terms = [(together, 1.0 - alone)] -%}
+  {%- for s in streams -%}{%- do terms.append(('(' ~ cum_prefix ~ s.name ~ ' - ' ~ floor_prefix ~ s.name ~ ')', each)) -%}{%- endfor -%}
+  {%- set top -%}greatest({% for expr, w in terms %}{{ expr }}{{ ', ' if not loop.last }}{% endfor %}){%- endset -%}
+  cast(round({{ top }} + 1000 * ln(
+      {%- for expr, w in terms %}
+      {{ w }} * exp(({{ expr }} - {{ top }}) / 1000.0){{ ' +' if not loop.last }}
+      {%- endfor %}
+  )) as {{ dbt.type_bigint() }})
+{%- endmacro %}

@@ -6,7 +6,8 @@
                            segment's rate (int_portfolio_days) with the weight of drift.prior_days
                            (gamma-Poisson posterior mean); a share stream: its usual share
       expected_<s>         what the customer usually does on such a day: usual rate x the
-                           stream's seasonal index of the day (a share: usual share x the day's base)
+                           stream's seasonal index of the day (a share: usual share x the day's base);
+                           0 for a rate stream the customer hardly ever used (drift.min_baseline_events)
       cum_exposure_milli_<s>  a rate stream's portfolio-normal days so far (thousandths)
       evidence_milli_<s>   the day's log-likelihood ratio of "drifting" (rate x drifting_rate_ratio)
                            against "as usual", in thousandths of a nat: a quiet day of a chatty
@@ -44,6 +45,7 @@
 {%- endfor -%}
 {%- set cap = scoring('drift.max_daily_evidence') | float -%}
 {%- set min_rate = scoring('drift.min_rate_per_day') | float -%}
+{%- set min_events = scoring('drift.min_baseline_events') | int -%}
 {%- set share = scoring('drift.prior_drift_share') | float -%}
 {%- set since = rebuild_floor() -%}
 {%- set inc = is_incremental() %}
@@ -234,7 +236,11 @@ expected as (
         {% if s.kind == 'share' -%}
         usual_rate_{{ s.name }} * base_{{ s.name }} as expected_{{ s.name }}{{ ',' if not loop.last }}
         {% else -%}
+        -- silence is evidence only in what the customer does: once it has been watched for
+        -- prior_days, a stream it used fewer than min_baseline_events times carries none (a
+        -- customer who orders through a distributor does not drift by not ordering)
         case when usual_rate_{{ s.name }} >= {{ min_rate }}
+              and (baseline_n_{{ s.name }} >= {{ min_events }} or baseline_exposure_milli_{{ s.name }} < {{ (prior_days * 1000) | int }})
              then usual_rate_{{ s.name }} * season_index_{{ s.name }}_milli / 1000.0 else 0 end as expected_{{ s.name }}{{ ',' if not loop.last }}
         {% endif -%}
         {% endfor %}
@@ -263,7 +269,8 @@ running as (
         day_total.*,
         {% if inc %}coalesce(base.cum_evidence_milli, 0) + {% endif %}sum(day_total.day_evidence_milli) over running_total as cum_evidence_milli,
         {% for s in streams -%}
-        {% if inc %}coalesce(base.cum_evidence_milli_{{ s.name }}, 0) + {% endif %}sum(day_total.evidence_milli_{{ s.name }}) over running_total as cum_evidence_milli_{{ s.name }}{{ ',' if not loop.last }}
+        {% if inc %}coalesce(base.cum_evidence_milli_{{ s.name }}, 0) + {% endif %}sum(day_total.evidence_milli_{{ s.name }}) over running_total as cum_evidence_milli_{{ s.name }},
+        {% if inc %}coalesce(base.cum_capped_milli_{{ s.name }}, 0) + {% endif %}sum(least({{ (cap * 1000) | int }}, greatest({{ (-cap * 1000) | int }}, day_total.evidence_milli_{{ s.name }}))) over running_total as cum_capped_milli_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor %}
     from day_total
     {% if inc -%}
@@ -278,6 +285,9 @@ running as (
 cusum as (
     select
         running.*,
+        {% for s in streams -%}
+        least(0, {% if inc %}coalesce(base.floor_capped_milli_{{ s.name }}, 0), {% endif %}min(running.cum_capped_milli_{{ s.name }}) over running_total) as floor_capped_milli_{{ s.name }},
+        {% endfor -%}
         least(0, {% if inc %}coalesce(base.floor_evidence_milli, 0), {% endif %}min(running.cum_evidence_milli) over running_total) as floor_evidence_milli
     from running
     {% if inc -%}
@@ -335,6 +345,17 @@ attributed as (
         partition by restarts.customer_id, restarts.restart_count order by restarts.as_of_date
         rows between unbounded preceding and current row
     )
+),
+
+mixed as (
+    -- which streams drift is not known in advance: all together (a fade), or one alone (a champion
+    -- leaves and the dialogue goes on with the wrong people). The evidence is the log of the
+    -- mixture likelihood ratio over these alternatives, each with its own CUSUM.
+    select
+        attributed.*,
+        {{ drift_mixture_milli('attributed.cum_evidence_milli - attributed.floor_evidence_milli',
+                               streams, 'attributed.cum_capped_milli_', 'attributed.floor_capped_milli_') }} as evidence_milli
+    from attributed
 )
 
 select
@@ -356,14 +377,18 @@ select
     attributed.evidence_milli_{{ s.name }},
     attributed.cum_evidence_milli_{{ s.name }},
     attributed.since_restart_milli_{{ s.name }},
+    attributed.cum_capped_milli_{{ s.name }},
+    attributed.floor_capped_milli_{{ s.name }},
+    attributed.cum_capped_milli_{{ s.name }} - attributed.floor_capped_milli_{{ s.name }} as alone_milli_{{ s.name }},
     {% endfor -%}
     attributed.day_evidence_milli,
     attributed.cum_evidence_milli,
     attributed.floor_evidence_milli,
-    attributed.cum_evidence_milli - attributed.floor_evidence_milli as evidence_milli,
+    attributed.cum_evidence_milli - attributed.floor_evidence_milli as together_milli,
+    attributed.evidence_milli,
     attributed.restart_count,
     attributed.restart_date,
-    cast(1.0 / (1.0 + exp(-((attributed.cum_evidence_milli - attributed.floor_evidence_milli) / 1000.0 + ln({{ share }} / (1 - {{ share }}))))) as {{ type_double() }}) as drift_probability,
+    cast(1.0 / (1.0 + exp(-(attributed.evidence_milli / 1000.0 + ln({{ share }} / (1 - {{ share }}))))) as {{ type_double() }}) as drift_probability,
     attributed.inputs_landed_at
-from attributed
+from mixed as attributed
 inner join {{ ref('int_customer_bounds') }} as bounds on bounds.customer_id = attributed.customer_id
