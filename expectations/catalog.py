@@ -33,9 +33,20 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     return out
 
 
+def on_failure(suite: str, severity: str) -> str:
+    """What a failure does: report it, set the failing rows aside, or stop the run."""
+    from expectations.checkpoints import ROW_LEVEL_SUITES
+
+    if severity != "critical":
+        return "report"
+    return "quarantine rows" if suite in ROW_LEVEL_SUITES else "stop the run"
+
+
 def markdown() -> str:
-    lines = ["| suite | expectation | column | severity | why |", "|---|---|---|---|---|"]
-    lines += [f"| `{s}` | `{e}` | `{c}` | {sev} | {why} |" for s, e, c, sev, why in rows()]
+    lines = ["| suite | expectation | column | severity | on failure | why |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| `{s}` | `{e}` | `{c}` | {sev} | {on_failure(s, sev)} | {why} |"
+              for s, e, c, sev, why in rows()]
     return "\n".join(lines)
 
 

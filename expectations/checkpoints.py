@@ -25,6 +25,10 @@ ROW_LOCATORS = {
     touchpoint_event_ids.NAME: ["files"],
     landed_customers.NAME: ["source_file", "kafka_partition", "kafka_offset"],
 }
+#: Suites whose critical failures are failures of landed rows: those rows are set aside in the
+#: quarantine and the run goes on (expectations/quarantine.py; expectations.frames gives their
+#: tables the landed rows). Every other critical failure is systemic and stops the run.
+ROW_LEVEL_SUITES = frozenset(ROW_LOCATORS)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,22 @@ class GateConfig:
     volume_recent_days: int = 31
     #: How many failing values each finding quotes.
     examples: int = 5
+    #: Rows that fail a row-level critical expectation (a null key, a value outside its set or
+    #: range, an unknown customer, an event id with two contents) are set aside in the quarantine
+    #: and the rest of the batch goes on, unless more than this share of a batch's rows fail: that
+    #: is a broken producer or feed, and the run stops (systemic). 0 turns quarantine off: any
+    #: failing row stops the run.
+    quarantine_max_share: float = 0.01
+    #: ... but up to this many failing rows of a batch are always set aside, whatever the share (one
+    #: bad row in an event-driven batch of nine is a bad row, not a broken feed).
+    quarantine_floor_rows: int = 5
+
+    def quarantine_limit(self, rows: int) -> int:
+        """How many failing rows of a batch of ``rows`` rows may be set aside before the batch
+        counts as a systemic failure (0: quarantine is off)."""
+        if self.quarantine_max_share <= 0:
+            return 0
+        return max(self.quarantine_floor_rows, int(self.quarantine_max_share * rows))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "GateConfig":

@@ -7,6 +7,8 @@ landing zone and only the columns they need:
   file; only the files that hold one are read in full;
 - the daily-volume band: the same weekday of the trailing weeks (only those date partitions);
 - known customers: every customer id with a record in the landed master data (small).
+Rows held in the quarantine (expectations.quarantine) are not history: they are not in the
+warehouse, so they neither conflict with a corrected re-send nor make a customer known.
 Marts: read from the DuckDB warehouse, schema ``build`` (before publish) or ``published``.
 """
 
@@ -24,6 +26,7 @@ import duckdb
 import pandas as pd
 
 from expectations.config import GateConfig
+from expectations.quarantine import ID_COLUMN, KEY
 from expectations.suites import (landed_customers, landed_touchpoints, mart_alerts, mart_customers,
                                  mart_health, touchpoint_daily_volume, touchpoint_event_ids)
 from loyalty_monitor.contract import EVENT_TYPES
@@ -39,11 +42,14 @@ TOUCHPOINT_CONTENT = ("schema_version", "event_type", "occurred_at", "customer_i
 CUSTOMER_CONTENT = ("schema_version", "name", "segment", "country", "account_manager_id",
                     "account_manager_name", "account_manager_email", "annual_potential",
                     "currency", "updated_at", "extra_json")
-#: Touchpoint columns the suite reads, plus lineage so a failure can be traced to its file.
+#: Touchpoint columns the suite reads, plus lineage so a failure can be traced to its file (and
+#: its row quarantined: kafka_topic, kafka_partition, kafka_offset identify a landed row).
 TOUCHPOINT_COLUMNS = ("event_id", "schema_version", "event_type", "occurred_at", "event_date",
                       "customer_id", "department", "direction", "contact_role", "stage", "severity",
                       "duration_s", "amount", "amount_overdue", "days_overdue", "nps_score",
-                      "currency", "kafka_partition", "kafka_offset", "landed_at")
+                      "currency", "kafka_topic", "kafka_partition", "kafka_offset", "landed_at")
+#: DuckDB temp tables of landed-row keys (expectations.quarantine.KEY): ``held_rows`` (rows in
+#: quarantine) and ``only_rows`` (re-validating quarantined rows).
 #: Stands in for "no upper bound yet" (GX needs a number where a parameter is declared).
 NO_UPPER_BOUND = 10**12
 
@@ -58,12 +64,21 @@ class LandedFile:
 
 @dataclass
 class Frame:
-    """One table for one suite, with its parameters; ``label`` tells batches of a suite apart."""
+    """One table for one suite, with its parameters; ``label`` tells batches of a suite apart.
+
+    Row-level suites also say which landed rows their failures are: ``rows`` (one row per landed
+    row of the batch, with its Kafka lineage, ``source_file``, ``event_id``,
+    ``customer_id``, ``event_date``, ``landed_at``) and ``match`` (a column of a failing GX row ->
+    the column of ``rows`` it equals). A frame without ``rows`` (volume) can only fail as a whole.
+    """
 
     suite: str
     data: pd.DataFrame
     parameters: dict[str, Any] = field(default_factory=dict)
     label: str = ""
+    dataset: str | None = None  # "touchpoint" | "customer" (streaming.landing.DATASETS keys)
+    rows: pd.DataFrame | None = None
+    match: dict[str, str] = field(default_factory=dict)
 
 
 # --- landing zone listing -------------------------------------------------------------------------
@@ -168,25 +183,56 @@ def chunks(files: list[LandedFile], max_bytes: int) -> list[list[LandedFile]]:
     return groups
 
 
+def _key_table(reader: _Reader, name: str, keys: pd.DataFrame | None) -> None:
+    """Temp table ``name`` of landed-row keys (dataset, Kafka lineage, row_id)."""
+    reader.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (dataset VARCHAR, kafka_topic VARCHAR, "
+                       "kafka_partition INTEGER, kafka_offset BIGINT, row_id VARCHAR)")
+    if keys is not None and len(keys):
+        table = keys[list(KEY)]
+        reader.con.register("_keys", table)
+        reader.con.execute(f"INSERT INTO {name} SELECT * FROM _keys")
+        reader.con.unregister("_keys")
+
+
+def _not_in(table: str, dataset: str, alias: str) -> str:
+    """SQL condition: the row ``alias`` is not one of the landed rows in temp table ``table``."""
+    return (f"NOT EXISTS (SELECT 1 FROM {table} k WHERE k.dataset = '{dataset}' "
+            f"AND k.kafka_topic IS NOT DISTINCT FROM {alias}.kafka_topic "
+            f"AND k.kafka_partition = {alias}.kafka_partition AND k.kafka_offset = {alias}.kafka_offset "
+            f"AND k.row_id IS NOT DISTINCT FROM {alias}.{ID_COLUMN[dataset]})")
+
+
+def _in(table: str, dataset: str, alias: str) -> str:
+    return _not_in(table, dataset, alias).replace("NOT EXISTS", "EXISTS", 1)
+
+
 def landing_frames(zone: LandingZone, cfg: GateConfig, touchpoint_files: list[LandedFile],
                    customer_files: list[LandedFile], all_touchpoints: list[LandedFile],
                    all_customers: list[LandedFile], volume_dates: list[date], now: datetime,
-                   notes: list[str]) -> Iterator[Frame]:
+                   notes: list[str], *, held: pd.DataFrame | None = None,
+                   only: pd.DataFrame | None = None) -> Iterator[Frame]:
     """The landing tables, one at a time (the caller validates each before the next is read).
 
     New files are validated; history (``all_*``) is read for event-id conflicts, the volume band and
     known customers. Notes for the data engineer (e.g. a band without history) go to ``notes``.
+    ``held``: landed rows in quarantine (not history). ``only``: validate just these landed rows of
+    the new files (re-validating quarantined rows before their release): every unknown customer
+    then fails, whatever the tolerance, and the other rows of their files count as history.
     """
     reader = _Reader(zone)
     try:
+        _key_table(reader, "held_rows", held)
+        if only is not None:
+            _key_table(reader, "only_rows", only)
         _known_customers(reader, all_customers)
         skew = timedelta(minutes=cfg.clock_skew_minutes)
         groups = chunks(touchpoint_files, cfg.chunk_mb * 1024 * 1024)
         for number, group in enumerate(groups, 1):
             label = f"files {number}/{len(groups)}" if len(groups) > 1 else ""
-            yield from _touchpoint_frames(reader, cfg, group, all_touchpoints, now, skew, label)
+            yield from _touchpoint_frames(reader, cfg, group, all_touchpoints, now, skew, label,
+                                          only=only is not None)
         if customer_files:
-            yield _customer_frame(reader, customer_files, now, skew)
+            yield _customer_frame(reader, customer_files, now, skew, only=only is not None)
         if volume_dates:
             volume, volume_notes = _volume_frames(reader, cfg, volume_dates, all_touchpoints)
             notes += volume_notes
@@ -206,8 +252,9 @@ def _known_customers(reader: _Reader, files: list[LandedFile]) -> None:
         return
     reader.con.execute(f"""
         CREATE OR REPLACE TEMP TABLE known_customers AS
-        SELECT DISTINCT customer_id FROM {reader.parquet([f.path for f in files])}
-        WHERE customer_id IS NOT NULL AND NOT coalesce(is_deleted, false)""")
+        SELECT DISTINCT customer_id FROM {reader.parquet([f.path for f in files])} AS c
+        WHERE customer_id IS NOT NULL AND NOT coalesce(is_deleted, false)
+          AND {_not_in('held_rows', 'customer', 'c')}""")
 
 
 def _arrival(batch: pd.DataFrame, now: datetime) -> datetime:
@@ -219,11 +266,12 @@ def _arrival(batch: pd.DataFrame, now: datetime) -> datetime:
 
 def _touchpoint_frames(reader: _Reader, cfg: GateConfig, new: list[LandedFile],
                        every: list[LandedFile], now: datetime, skew: timedelta,
-                       label: str) -> list[Frame]:
+                       label: str, only: bool = False) -> list[Frame]:
     con = reader.con
     new_paths = [f.path for f in new]
+    where = f"WHERE {_in('only_rows', 'touchpoint', 't')}" if only else ""
     con.execute(f"CREATE OR REPLACE TEMP VIEW new_touchpoints AS "
-                f"SELECT * FROM {reader.parquet(new_paths, filename=True)}")
+                f"SELECT * FROM {reader.parquet(new_paths, filename=True)} AS t {where}")
     columns = ", ".join(TOUCHPOINT_COLUMNS)
     batch = reader.df(f"SELECT {columns}, filename AS source_file FROM new_touchpoints")
     unknown_ids = reader.df("SELECT DISTINCT customer_id FROM new_touchpoints WHERE customer_id "
@@ -232,16 +280,20 @@ def _touchpoint_frames(reader: _Reader, cfg: GateConfig, new: list[LandedFile],
         "occurred_at_min": now - timedelta(days=cfg.max_event_age_days),
         "occurred_at_max": _arrival(batch, now) + skew,
         "unknown_customer_ids": sorted(unknown_ids),
-        "known_customer_mostly": 1.0 - max(cfg.unknown_customer_tolerance,
-                                           min(1.0, cfg.unknown_customer_floor_rows / max(1, len(batch)))),
+        "known_customer_mostly": 1.0 if only else 1.0 - max(
+            cfg.unknown_customer_tolerance,
+            min(1.0, cfg.unknown_customer_floor_rows / max(1, len(batch)))),
         "resend_mostly": 1.0 - cfg.resend_warning_share,
     }
-    frames = [Frame(landed_touchpoints.NAME, batch, params, label)]
+    lineage = {"source_file": "source_file", "kafka_partition": "kafka_partition",
+               "kafka_offset": "kafka_offset"}
+    frames = [Frame(landed_touchpoints.NAME, batch, params, label, "touchpoint", batch, lineage)]
 
     # Event ids: phase 1 reads only event_id of earlier files to find the few that hold a batch id.
     con.execute("CREATE OR REPLACE TEMP TABLE batch_ids AS "
                 "SELECT DISTINCT event_id FROM new_touchpoints WHERE event_id IS NOT NULL")
-    new_set = set(new_paths)
+    # (Re-validating quarantined rows, the other rows of their files are history too.)
+    new_set = set() if only else set(new_paths)
     earlier = [f.path for f in every if f.path not in new_set]
     holders: list[str] = []
     if earlier:
@@ -250,8 +302,9 @@ def _touchpoint_frames(reader: _Reader, cfg: GateConfig, new: list[LandedFile],
             f"WHERE event_id IN (SELECT event_id FROM batch_ids)")["filename"].tolist()
     sources = "SELECT * FROM new_touchpoints"
     if holders:
-        sources += (f" UNION ALL BY NAME SELECT * FROM {reader.parquet(holders, filename=True)} "
-                    f"WHERE event_id IN (SELECT event_id FROM batch_ids)")
+        sources += (f" UNION ALL BY NAME SELECT * FROM {reader.parquet(holders, filename=True)} AS h "
+                    f"WHERE event_id IN (SELECT event_id FROM batch_ids) "
+                    f"AND {_not_in('held_rows', 'touchpoint', 'h')}")
     versions = reader.df(f"""
         SELECT event_id, CAST({_fingerprint(TOUCHPOINT_CONTENT)} AS VARCHAR) AS content_fingerprint,
                any_value(event_type) AS event_type, any_value(customer_id) AS customer_id,
@@ -259,20 +312,38 @@ def _touchpoint_frames(reader: _Reader, cfg: GateConfig, new: list[LandedFile],
                count(*) AS copies, string_agg(DISTINCT filename, ' ') AS files
         FROM ({sources}) WHERE event_id IS NOT NULL
         GROUP BY event_id, content_fingerprint ORDER BY event_id""")
-    frames.append(Frame(touchpoint_event_ids.NAME, versions, {}, label))
+    # A conflicting event id is a failure of every row of the batch that carries it.
+    frames.append(Frame(touchpoint_event_ids.NAME, versions, {}, label, "touchpoint", batch,
+                        {"event_id": "event_id"}))
     return frames
 
 
-def _customer_frame(reader: _Reader, new: list[LandedFile], now: datetime, skew: timedelta) -> Frame:
-    data = reader.df(f"""
-        SELECT * EXCLUDE (content_fingerprint) FROM (
-            SELECT *, {_fingerprint(('customer_id',) + CUSTOMER_CONTENT)} AS content_fingerprint
-            FROM {reader.parquet([f.path for f in new], filename=True)}
-            WHERE NOT coalesce(is_deleted, false))
-        QUALIFY row_number() OVER (PARTITION BY content_fingerprint ORDER BY landed_at, kafka_offset) = 1
+def _customer_frame(reader: _Reader, new: list[LandedFile], now: datetime, skew: timedelta,
+                    only: bool = False) -> Frame:
+    where = f"AND {_in('only_rows', 'customer', 'c')}" if only else ""
+    reader.con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE new_customers AS
+        SELECT *, row_number() OVER (PARTITION BY content_fingerprint
+                                     ORDER BY landed_at, kafka_offset, kafka_partition, filename) AS copy_number
+        FROM (SELECT *, {_fingerprint(('customer_id',) + CUSTOMER_CONTENT)} AS content_fingerprint
+              FROM {reader.parquet([f.path for f in new], filename=True)} AS c
+              WHERE NOT coalesce(is_deleted, false) {where})""")
+    # Exact re-sends are validated once (the first copy); a failure is a failure of every copy.
+    data = reader.df("""
+        SELECT * EXCLUDE (copy_number, content_fingerprint) FROM new_customers WHERE copy_number = 1
         ORDER BY customer_id, updated_at""")
     data = data.rename(columns={"filename": "source_file"})
-    return Frame(landed_customers.NAME, data, {"updated_at_max": _arrival(data, now) + skew})
+    rows = reader.df("""
+        SELECT c.kafka_topic, c.kafka_partition, c.kafka_offset, c.filename AS source_file,
+               CAST(NULL AS VARCHAR) AS event_id, c.customer_id, c.event_date, c.landed_at,
+               first.filename AS first_source_file, first.kafka_partition AS first_kafka_partition,
+               first.kafka_offset AS first_kafka_offset
+        FROM new_customers c JOIN new_customers first
+          ON first.content_fingerprint = c.content_fingerprint AND first.copy_number = 1""")
+    return Frame(landed_customers.NAME, data, {"updated_at_max": _arrival(data, now) + skew}, "",
+                 "customer", rows, {"source_file": "first_source_file",
+                                    "kafka_partition": "first_kafka_partition",
+                                    "kafka_offset": "first_kafka_offset"})
 
 
 def _volume_frames(reader: _Reader, cfg: GateConfig, dates: list[date],

@@ -6,7 +6,14 @@
   plus the daily-volume band of every closed day not yet checked.
 - ``validate_marts(settings, as_of, schema="build")``: the marts before publish.
 
-Both return a :class:`GateResult`: ``passed`` is False when any critical expectation failed.
+Both return a :class:`GateResult`: ``passed`` is False when the run must stop. On landed data a
+critical failure of a ROW-LEVEL expectation (a null key, a value outside its set or range, an
+unknown customer, an event id with two contents) does not stop the run: the failing rows are set
+aside in the quarantine (expectations/quarantine.py; dbt staging leaves them out) and listed in
+``GateResult.quarantined``, unless more than ``quarantine_max_share`` of a batch fails. Systemic
+failures stop it: a stopped feed, a collapsed volume, too large a share of failing rows, data that
+cannot be read, and every failure in the marts. ``release_rows`` re-validates quarantined rows
+after a fix and lets those that pass in; ``accept_rows`` takes rows in as they are.
 Every run keeps its GX validation results (``<data_dir>/quality/gx/uncommitted/validations``),
 rebuilds the affected Data Docs pages (``<data_dir>/quality/data_docs/index.html``) and appends
 one line to ``<data_dir>/quality/runs.jsonl``. The gate never publishes or alerts by itself: the
@@ -85,6 +92,11 @@ class GateResult:
     scope: dict[str, Any] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Critical row-level failures whose rows were set aside in the quarantine (the run went on).
+    quarantined: list[Finding] = field(default_factory=list)
+    #: Distinct landed rows behind ``quarantined``, and the quarantine ids of those new to it.
+    quarantined_rows: int = 0
+    quarantine_ids: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,11 +106,28 @@ class GateResult:
         verdict = "PASSED" if self.passed else "FAILED (critical)"
         lines = [f"quality gate {self.stage}: {verdict}; {len(self.critical_failures)} critical, "
                  f"{len(self.warnings)} warning(s); run {self.run_id}"]
-        lines += [f"  {f.line()}" for f in self.critical_failures + self.warnings]
+        if self.quarantined:
+            ids = _id_ranges(self.quarantine_ids)
+            lines.append(f"  {self.quarantined_rows} row(s) set aside in quarantine"
+                         f"{f' (new ids {ids})' if ids else ''}; the rest goes on")
+        lines += [f"  {f.line()}" for f in self.critical_failures]
+        lines += [f"  quarantined: {f.line()}" for f in self.quarantined]
+        lines += [f"  {f.line()}" for f in self.warnings]
         lines += [f"  note: {n}" for n in self.notes]
         if self.docs_path:
             lines.append(f"  Data Docs: {self.docs_path}")
         return "\n".join(lines)
+
+
+def _id_ranges(ids: list[int]) -> str:
+    """1,2,3,7 -> "1-3, 7"."""
+    spans: list[list[int]] = []
+    for i in sorted(ids):
+        if spans and i == spans[-1][1] + 1:
+            spans[-1][1] = i
+        else:
+            spans.append([i, i])
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in spans)
 
 
 # --- state and run records -----------------------------------------------------------------------
@@ -127,7 +156,7 @@ def _write_state(settings: Settings, state: dict[str, Any]) -> None:
 
 def _record(settings: Settings, result: GateResult) -> None:
     line = {k: v for k, v in result.to_dict().items()}
-    for key in ("critical_failures", "warnings"):
+    for key in ("critical_failures", "warnings", "quarantined"):
         line[key] = [{k: v for k, v in f.items() if k != "examples"} for f in line[key]]
     with runs_path(settings).open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(line, default=str) + "\n")
@@ -196,8 +225,61 @@ def _locations(result: Any, limit: int) -> list[dict[str, Any]]:
     return [loc for loc in out if loc]
 
 
+@dataclass
+class _RowFailure:
+    """A failed critical expectation of a row-level suite, and the landed rows behind it."""
+
+    finding: Finding
+    dataset: str
+    batch: str
+    batch_rows: int  # landed rows of the batch (chunk) it was found in
+    count: int  # failing rows GX counted
+    rows: Any = None  # pandas.DataFrame of failing landed rows; None: not traceable to rows
+
+
+def _all_failing_entries(quality: Any, frame: framing.Frame, result: Any) -> list[dict[str, Any]]:
+    """Every failing row of one expectation (the checkpoint's SUMMARY lists a few): the same
+    expectation on the same table, with GX's COMPLETE result format (not stored)."""
+    from expectations.checkpoints import DATASOURCE, ROW_LOCATORS
+
+    asset = quality.context.data_sources.get(DATASOURCE).get_asset(frame.suite)
+    batch = asset.get_batch_definition("table").get_batch(batch_parameters={"dataframe": frame.data})
+    complete = batch.validate(result.expectation_config.to_domain_obj(), result_format={
+        "result_format": "COMPLETE", "unexpected_index_column_names": ROW_LOCATORS[frame.suite],
+        "return_unexpected_index_query": False, "partial_unexpected_count": 0},
+        expectation_parameters=frame.parameters)
+    return list((complete.result or {}).get("unexpected_index_list") or [])
+
+
+def _row_failure(quality: Any, frame: framing.Frame, result: Any, finding: Finding, cfg: GateConfig,
+                 all_rows: bool) -> _RowFailure:
+    """Trace a failed critical expectation of a row-level frame to its landed rows. Not traced
+    (rows None) when GX could not evaluate it, or when more rows fail than the batch's quarantine
+    takes (the run stops anyway: listing them all would only cost time)."""
+    from expectations import quarantine
+    from expectations.checkpoints import ROW_LOCATORS
+
+    details = result.result or {}
+    count = details.get("unexpected_count")
+    failure = _RowFailure(finding, frame.dataset or "", frame.label, len(frame.rows), int(count or 0))
+    if count is None or (result.exception_info or {}).get("raised_exception"):
+        return failure
+    entries = list(details.get("partial_unexpected_index_list") or [])
+    if count > len(entries):
+        if not all_rows and count > cfg.quarantine_limit(len(frame.rows)):
+            return failure
+        entries = _all_failing_entries(quality, frame, result)
+    failure.rows = quarantine.failing_rows(frame, finding, entries, ROW_LOCATORS.get(frame.suite, ()))
+    return failure
+
+
 def _run_frames(settings: Settings, stage: str, frame_list: Iterable[framing.Frame], cfg: GateConfig,
-                progress: Progress, rows: dict[str, int]) -> tuple[list[Finding], list[Finding], str | None, str]:
+                progress: Progress, rows: dict[str, int], *, all_rows: bool = False,
+                ) -> tuple[list[Finding], list[Finding], str | None, str, list[_RowFailure]]:
+    """Validate each table. Critical failures of row-level tables (``Frame.rows``) come back as
+    ``_RowFailure``s for the caller to set aside or stop on, not among the critical findings;
+    ``all_rows``: trace every failing row, however many."""
+    row_failures: list[_RowFailure] = []
     quality = None  # opened at the first table: a run with nothing new does not import GX
     run_time = datetime.now(UTC)
     run_name = f"{stage}-{run_time:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -241,11 +323,53 @@ def _run_frames(settings: Settings, stage: str, frame_list: Iterable[framing.Fra
                 severity = getattr(config.severity, "value", str(config.severity))
                 finding = Finding(frame.suite, config.type, column, severity, observed,
                                   (config.meta or {}).get("why", ""), frame.label, shown, locations)
-                (critical if severity == "critical" else warnings).append(finding)
+                if severity == "critical" and frame.rows is not None:
+                    row_failures.append(_row_failure(quality, frame, result, finding, cfg, all_rows))
+                else:
+                    (critical if severity == "critical" else warnings).append(finding)
     if quality is not None and identifiers:
         progress("building Data Docs")
         quality.context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=identifiers)
-    return critical, warnings, _existing_docs(settings), run_name
+    return critical, warnings, _existing_docs(settings), run_name, row_failures
+
+
+def _triage(failures: list[_RowFailure], cfg: GateConfig) -> tuple[list[_RowFailure], list[Finding]]:
+    """Row-level failures to set aside, or the findings that stop the run. A batch whose failing
+    rows are more than its quarantine takes (``GateConfig.quarantine_limit``) is a systemic
+    failure: a broken producer or feed, not a few bad rows. When anything stops the run, nothing
+    is set aside: every row-level failure is then a critical finding (as before quarantine)."""
+    from expectations.quarantine import keys_frame
+
+    stop: list[Finding] = []
+    batches: dict[tuple[str, str], list[_RowFailure]] = {}
+    for failure in failures:
+        batches.setdefault((failure.dataset, failure.batch), []).append(failure)
+    for (dataset, batch), group in batches.items():
+        if cfg.quarantine_max_share <= 0:  # quarantine is off
+            stop += [f.finding for f in group]
+            continue
+        total = group[0].batch_rows
+        limit = cfg.quarantine_limit(total)
+        keys: set[tuple] = set()
+        for failure in group:
+            if failure.rows is not None:
+                keys |= set(keys_frame(failure.rows).itertuples(index=False, name=None))
+        failing = max([len(keys)] + [f.count for f in group if f.rows is None])
+        if failing > limit:
+            share = 100 * failing / total if total else 100.0
+            stop.append(Finding(
+                "quarantine", "failing_row_share", None, "critical",
+                f"{failing} of {total} new {dataset} row(s) ({share:.2f}%) fail row-level critical "
+                f"expectations: more than the {limit} the quarantine takes from a batch "
+                f"({100 * cfg.quarantine_max_share:g}%, at least {cfg.quarantine_floor_rows} rows); "
+                "nothing was set aside",
+                "a few bad rows are set aside and the day goes on; this many mean a broken producer "
+                "or feed, which stops the run", batch))
+        stop += [f.finding for f in group if f.rows is None]  # cannot be traced to rows
+    if stop:
+        listed = {id(f) for f in stop}
+        return [], stop + [f.finding for f in failures if id(f.finding) not in listed]
+    return failures, []
 
 
 RUNS_PAGE = "gate_runs.html"
@@ -268,7 +392,8 @@ def _write_runs_page(settings: Settings, limit: int = 200) -> None:
             f"<li class='{escape(sev)}'>{escape(sev)}: {escape(f.get('suite', ''))} "
             f"{escape(f.get('expectation', ''))} {escape(str(f.get('column') or ''))}: "
             f"{escape(str(f.get('observed', '')))}</li>"
-            for sev, key in (("critical", "critical_failures"), ("warning", "warnings"))
+            for sev, key in (("critical", "critical_failures"), ("quarantined", "quarantined"),
+                             ("warning", "warnings"))
             for f in run.get(key) or [])
         notes = "".join(f"<li>{escape(str(n))}</li>" for n in run.get("notes") or [])
         verdict = "passed" if run.get("passed") else "FAILED"
@@ -278,7 +403,7 @@ def _write_runs_page(settings: Settings, limit: int = 200) -> None:
     page = ("<!doctype html><meta charset='utf-8'><title>Loyalty Monitor quality gate runs</title>"
             "<style>body{font-family:sans-serif;margin:2em}td{vertical-align:top;padding:4px 8px;"
             "border-bottom:1px solid #ddd}tr.failed td:nth-child(3),li.critical{color:#b00}"
-            "li.warning{color:#a60}</style><h1>Quality gate runs</h1>"
+            "li.warning,li.quarantined{color:#a60}</style><h1>Quality gate runs</h1>"
             "<p>Newest first. Full Data Docs: <a href='index.html'>index.html</a>.</p>"
             "<table><tr><th>started (UTC)</th><th>stage</th><th>result</th><th>findings</th>"
             "<th>validation pages</th></tr>" + "".join(rows) + "</table>")
@@ -289,16 +414,20 @@ def _write_runs_page(settings: Settings, limit: int = 200) -> None:
 
 def _finish(settings: Settings, stage: str, started: float, started_at: datetime,
             critical: list[Finding], warnings: list[Finding], docs_path: str | None, run_id: str,
-            scope: dict[str, Any], rows: dict[str, int], notes: list[str]) -> GateResult:
+            scope: dict[str, Any], rows: dict[str, int], notes: list[str],
+            quarantined: list[Finding] | None = None, quarantined_rows: int = 0,
+            quarantine_ids: list[int] | None = None) -> GateResult:
     result = GateResult(stage=stage, passed=not critical, critical_failures=critical,
                         warnings=warnings, docs_path=docs_path, run_id=run_id,
                         started_at=started_at.isoformat(), duration_s=round(time.monotonic() - started, 3),
-                        scope=scope, rows=rows, notes=notes)
+                        scope=scope, rows=rows, notes=notes, quarantined=quarantined or [],
+                        quarantined_rows=quarantined_rows, quarantine_ids=quarantine_ids or [])
     _record(settings, result)
     _write_runs_page(settings)
-    log.log(logging.INFO if result.passed else logging.WARNING,
-            "quality gate %s %s: %d critical, %d warning(s); Data Docs %s", stage,
-            "passed" if result.passed else "FAILED", len(critical), len(warnings), docs_path)
+    log.log(logging.INFO if result.passed and not quarantined_rows else logging.WARNING,
+            "quality gate %s %s: %d critical, %d warning(s), %d row(s) quarantined; Data Docs %s", stage,
+            "passed" if result.passed else "FAILED", len(critical), len(warnings), quarantined_rows,
+            docs_path)
     return result
 
 
@@ -362,6 +491,7 @@ def validate_landing(settings: Settings, event_dates: list[date] | None = None,
                      progress: Progress | None = None) -> GateResult:
     """Validate the new landed data; see the module docstring. ``now`` is for tests/backfills."""
     from expectations import frames as framing
+    from expectations import quarantine
 
     progress = progress or _quiet
     started, started_at = time.monotonic(), datetime.now(UTC)
@@ -399,14 +529,39 @@ def validate_landing(settings: Settings, event_dates: list[date] | None = None,
         notes: list[str] = []
         rows: dict[str, int] = {}
         frame_iter = framing.landing_frames(zone, cfg, new_touchpoints, new_customers, all_touchpoints,
-                                            all_customers, volume_dates, now, notes)
-        critical, warnings, docs_path, run_id = _run_frames(settings, "landing", frame_iter, cfg,
-                                                            progress, rows)
+                                            all_customers, volume_dates, now, notes,
+                                            held=quarantine.held_keys(settings))
+        critical, warnings, docs_path, run_id, row_failures = _run_frames(
+            settings, "landing", frame_iter, cfg, progress, rows)
         stale = _stale_feed(all_touchpoints, today, cfg) if event_dates is None else None
         if stale is not None:
             critical.append(stale)
+        set_aside, stopping = _triage(row_failures, cfg)
+        critical += stopping
         if not rows:
             notes.append("no new landed data to validate")
+        new_ids: list[int] = []
+        if set_aside and not critical:
+            try:
+                new_ids = quarantine.record(settings, zone, [f.rows for f in set_aside], run_id)
+            except Exception as exc:  # noqa: BLE001 - unsaved, the rows would reach the warehouse
+                critical.append(Finding(
+                    "quarantine", "rows_set_aside", None, "critical",
+                    f"could not write {quarantine.quarantine_path(settings)}: {type(exc).__name__}: "
+                    f"{' '.join(str(exc).split())[:300]}",
+                    "failing rows must be held out before dbt reads their batch"))
+                critical += [f.finding for f in set_aside]
+                set_aside = []
+        if not critical and new_touchpoints:
+            try:  # corrected re-sends of held rows, taken in now
+                superseded = quarantine.supersede(settings, zone, [f.path for f in new_touchpoints])
+                if superseded:
+                    notes.append(f"quarantined row(s) {_id_ranges(superseded)} superseded: a re-send "
+                                 "of the same event id passed and was taken in instead")
+            except Exception as exc:  # noqa: BLE001 - bookkeeping only: they stay held either way
+                log.warning("could not mark superseded quarantine rows: %s", exc)
+        quarantined_rows = len({key for f in set_aside
+                                for key in quarantine.keys_frame(f.rows).itertuples(index=False, name=None)})
         if not critical and scope["mode"] == "new_files":
             state["touchpoints"] = _mark(new_touchpoints, state.get("touchpoints"))
             state["customers"] = _mark(new_customers, state.get("customers"))
@@ -416,7 +571,8 @@ def validate_landing(settings: Settings, event_dates: list[date] | None = None,
                     state["volume_checked_through"] = str(latest)
             _write_state(settings, state)
         return _finish(settings, "landing", started, started_at, critical, warnings, docs_path,
-                       run_id, scope, rows, notes)
+                       run_id, scope, rows, notes, [f.finding for f in set_aside], quarantined_rows,
+                       new_ids)
 
 
 def accept_landing(settings: Settings, reason: str, *, now: datetime | None = None) -> GateResult:
@@ -447,6 +603,133 @@ def accept_landing(settings: Settings, reason: str, *, now: datetime | None = No
                        [f"accepted without validation by an operator: {reason} ({len(pending)} file(s))"])
 
 
+# --- quarantined rows: release after a fix, accept as they are ----------------------------------
+
+@dataclass
+class QuarantineDecision:
+    """What ``release_rows`` / ``accept_rows`` did, by quarantine id."""
+
+    action: str  # "release" | "accept"
+    changed: list[int]  # now released / accepted: staging takes them in on the next run
+    still_failing: dict[int, str] = field(default_factory=dict)  # release: id -> why still held
+    skipped: dict[int, str] = field(default_factory=dict)  # id -> why nothing was done
+    result: GateResult | None = None  # the re-validation (release) or the run-log record (accept)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _targets(settings: Settings, ids: list[int] | None) -> tuple[Any, dict[int, str]]:
+    """The quarantined rows asked for (``None``: all of them) and why the others are skipped."""
+    from expectations import quarantine
+
+    table = quarantine.table(settings)
+    pending = table[table["status"] == "quarantined"]
+    if ids is None:
+        return pending, {}
+    status = dict(zip(table["quarantine_id"].astype(int), table["status"]))
+    skipped = {int(i): (f"status is {status[i]}, not quarantined" if i in status else "no such quarantine id")
+               for i in ids if status.get(i) != "quarantined"}
+    return pending[pending["quarantine_id"].isin(list(ids))], skipped
+
+
+def release_rows(settings: Settings, ids: list[int] | None, reason: str, *, by: str | None = None,
+                 now: datetime | None = None, progress: Progress | None = None) -> QuarantineDecision:
+    """Re-validate quarantined rows after a fix (their master data landed, a suite or the contract
+    was corrected) and release those that pass: staging takes them in on the next run, which
+    rebuilds the days they change. ``ids=None``: every quarantined row. The re-validation reads the
+    rows from their landing files with the current suites, and is strict where a batch would be
+    tolerant: every row of an unknown customer fails. Rows that still fail stay quarantined."""
+    from expectations import frames as framing
+    from expectations import quarantine
+
+    if not reason.strip():
+        raise ValueError("say why the rows may go in now (it is recorded with them)")
+    by = by or quarantine.operator()
+    progress = progress or _quiet
+    started, started_at = time.monotonic(), datetime.now(UTC)
+    now = now or started_at
+    cfg = GateConfig.from_settings(settings)
+    with _exclusive(settings):
+        targets, skipped = _targets(settings, ids)
+        zone = LandingZone.from_settings(settings)
+        landed = {DATASETS[kind]: framing.list_landed(zone, DATASETS[kind]) for kind in DATASETS}
+        url = (lambda path: path) if zone.local else zone.fs.unstrip_protocol
+        files = {url(f.path): f for listed in landed.values() for f in listed}
+        present = targets["source_file"].isin(list(files))
+        for row in targets[~present].itertuples():
+            skipped[int(row.quarantine_id)] = (f"its landing file {_short(row.source_file)} is gone "
+                                               "(rewritten or removed): re-send the event, or accept the row")
+        targets = targets[present]
+        picked = {kind: sorted({files[path].path for path in targets.loc[targets["dataset"] == kind, "source_file"]})
+                  for kind in DATASETS}
+        chosen = {kind: [f for f in landed[DATASETS[kind]] if f.path in set(picked[kind])] for kind in DATASETS}
+        notes: list[str] = []
+        rows: dict[str, int] = {}
+        critical: list[Finding] = []
+        warnings: list[Finding] = []
+        failures: list[_RowFailure] = []
+        docs_path, run_id = _existing_docs(settings), f"landing-{started_at:%Y%m%dT%H%M%S}-release"
+        if len(targets):
+            progress(f"re-validating {len(targets)} quarantined row(s)")
+            frame_iter = framing.landing_frames(
+                zone, cfg, chosen["touchpoint"], chosen["customer"], landed[DATASETS["touchpoint"]],
+                landed[DATASETS["customer"]], [], now, notes, held=quarantine.held_keys(settings),
+                only=quarantine.keys_frame(targets))
+            critical, warnings, docs_path, run_id, failures = _run_frames(
+                settings, "landing", frame_iter, cfg, progress, rows, all_rows=True)
+        failing: dict[tuple, list[str]] = {}
+        for failure in failures:
+            if failure.rows is None:
+                critical.append(failure.finding)
+                continue
+            for record in failure.rows.to_dict("records"):
+                failing.setdefault(quarantine.key_of(record), []).append(record["reason"])
+        still: dict[int, str] = {}
+        passing: list[int] = []
+        for record in targets.to_dict("records"):
+            key = quarantine.key_of(record)
+            identifier = int(record["quarantine_id"])
+            if critical:
+                still[identifier] = "the re-validation itself failed: " + "; ".join(f.line() for f in critical)[:300]
+            elif key in failing:
+                still[identifier] = "; ".join(dict.fromkeys(failing[key]))
+            else:
+                passing.append(identifier)
+        changed = quarantine.decide(settings, passing, "released", reason, by) if passing else []
+        scope = {"mode": "release", "requested": "all" if ids is None else list(ids), "released": changed,
+                 "still_failing": sorted(still), "skipped": sorted(skipped), "reason": reason, "by": by}
+        if changed:
+            notes.append(f"released by {by}: {_id_ranges(changed)} ({reason})")
+        result = _finish(settings, "landing", started, started_at, critical, warnings, docs_path, run_id,
+                         scope, rows, notes, [f.finding for f in failures if f.rows is not None],
+                         len(still))
+        return QuarantineDecision("release", changed, still, skipped, result)
+
+
+def accept_rows(settings: Settings, ids: list[int] | None, reason: str, *,
+                by: str | None = None) -> QuarantineDecision:
+    """Take quarantined rows into the warehouse as they are (``ids=None``: every quarantined row):
+    an operator who knows the data is right after all says why; who, why and when are kept with
+    each row and in the run log. Staging takes them in on the next run."""
+    from expectations import quarantine
+
+    if not reason.strip():
+        raise ValueError("say why the rows are accepted as they are (it is recorded with them)")
+    by = by or quarantine.operator()
+    started, started_at = time.monotonic(), datetime.now(UTC)
+    with _exclusive(settings):
+        targets, skipped = _targets(settings, ids)
+        changed = quarantine.decide(settings, [int(i) for i in targets["quarantine_id"]], "accepted",
+                                    reason, by)
+        scope = {"mode": "accept_rows", "requested": "all" if ids is None else list(ids),
+                 "accepted": changed, "skipped": sorted(skipped), "reason": reason, "by": by}
+        note = (f"quarantined row(s) {_id_ranges(changed) or 'none'} accepted as they are by {by}: {reason}")
+        result = _finish(settings, "landing", started, started_at, [], [], _existing_docs(settings),
+                         f"landing-{started_at:%Y%m%dT%H%M%S}-accepted-rows", scope, {}, [note])
+        return QuarantineDecision("accept", changed, {}, skipped, result)
+
+
 # --- the marts gate ------------------------------------------------------------------------------
 
 def validate_marts(settings: Settings, as_of: date, schema: str = "build", *,
@@ -475,8 +758,8 @@ def validate_marts(settings: Settings, as_of: date, schema: str = "build", *,
                            _existing_docs(settings), f"marts-{started_at:%Y%m%dT%H%M%S}-unreadable",
                            scope, {}, [])
         rows: dict[str, int] = {}
-        critical, warnings, docs_path, run_id = _run_frames(settings, "marts", frame_list, cfg,
-                                                            progress, rows)
+        critical, warnings, docs_path, run_id, _ = _run_frames(settings, "marts", frame_list, cfg,
+                                                               progress, rows)
         return _finish(settings, "marts", started, started_at, critical, warnings, docs_path, run_id,
                        scope, rows, [])
 
@@ -491,4 +774,21 @@ def notify_failure(settings: Settings, result: GateResult) -> list[dict[str, Any
                f"{len(result.critical_failures)} critical expectation(s)")
     text = (result.summary() + "\n\nThe pipeline stopped before publishing marts and before "
             "sending alerts. Fix or remove the bad data, then re-run `loyalty validate`.")
+    return notify_data_engineers(settings, subject, text) or []
+
+
+def notify_quarantine(settings: Settings, result: GateResult) -> list[dict[str, Any]]:
+    """Tell the data engineers that rows were set aside (the run went on without them)."""
+    from loyalty_monitor.alerting import notify_data_engineers
+
+    ids = _id_ranges(result.quarantine_ids)
+    subject = (f"quality gate {result.stage}: {len(result.quarantine_ids)} row(s) quarantined, "
+               "the run goes on without them")
+    text = (result.summary() + "\n\nThese rows failed critical expectations and are held out of the "
+            "warehouse; the rest of the data is built, published and alerted. The rows, why and their "
+            "original values: `loyalty validate --quarantined`.\n"
+            f"After a fix (master data landed, a suite or producer corrected): "
+            f"`loyalty validate --release {ids or 'ID'} --reason \"...\"` re-validates them and lets "
+            "those that pass in on the next run.\n"
+            f"If they are right as they are: `loyalty validate --accept {ids or 'ID'} --reason \"...\"`.")
     return notify_data_engineers(settings, subject, text) or []

@@ -5,7 +5,8 @@ the published marts in one transaction, and alert dispatch consults ``ops.alert_
 file (``dags/loyalty_pipeline.py``) only wires these together; ``loyalty run`` executes that DAG.
 
 A failed critical quality gate raises :class:`QualityGateFailed`: the run stops before publish
-and dispatch (no customer alert goes out on bad data) and the data engineers are told why.
+and dispatch (no customer alert goes out on bad data) and the data engineers are told why. Rows
+the landing gate set aside in quarantine do not stop it: the data engineers are told how many.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ def _gate_summary(result: Any, what: str) -> dict[str, Any]:
         "critical_failures": [_finding(f) for f in (result.critical_failures or [])],
         "warnings": [_finding(w) for w in (result.warnings or [])],
         "docs_path": str(result.docs_path) if getattr(result, "docs_path", None) else None,
+        # Rows that failed a row-level critical expectation, set aside: the run goes on without them.
+        "quarantined": [_finding(q) for q in (getattr(result, "quarantined", None) or [])],
+        "quarantined_rows": int(getattr(result, "quarantined_rows", 0) or 0),
     }
 
 
@@ -78,7 +82,14 @@ def check_landing(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     # `loyalty run --as-of`) that is the end of that day, not the wall clock.
     end_of_day = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(0), tzinfo=dt.timezone.utc)
     now = min(dt.datetime.now(dt.timezone.utc), end_of_day)
-    return _raise_if_failed(_gate_summary(validate_landing(settings, now=now), "landing"), as_of)
+    result = validate_landing(settings, now=now)
+    if result.passed and result.quarantine_ids:  # rows set aside: the run goes on, engineers hear of it
+        from expectations.gate import notify_quarantine
+
+        log.warning("landing quality gate for %s set %d row(s) aside in quarantine", as_of,
+                    len(result.quarantine_ids))
+        notify_quarantine(settings, result)
+    return _raise_if_failed(_gate_summary(result, "landing"), as_of)
 
 
 def dbt_environment(settings: Settings) -> dict[str, str]:

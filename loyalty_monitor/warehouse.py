@@ -91,10 +91,14 @@ class DbtRunResult:
 
 def dbt_env(settings: Settings) -> dict[str, str]:
     """Environment variables the dbt profile and sources read."""
+    from expectations.quarantine import quarantine_path  # light: no Great Expectations import
+
     return {
         "LOYALTY_WAREHOUSE_PATH": str(settings.warehouse),
         "LOYALTY_LANDING": str(settings.landing).rstrip("/"),
         "LOYALTY_DBT_TARGET": settings.dbt_target,
+        # Rows the landing gate set aside: staging leaves them out (macros/quarantine.sql).
+        "LOYALTY_QUARANTINE": str(quarantine_path(settings)),
     }
 
 

@@ -28,6 +28,9 @@ _PAYLOADS: dict[str, tuple[str, dict[str, Any]]] = {
     "complaint": ("support", {"severity": "medium", "resolved": False}),
     "survey_response": ("support", {"nps_score": 8, "comment": "fine"}),
     "order": ("sales", {"amount": 5400.0, "currency": "DKK", "product_line": "pumps"}),
+    "opportunity": ("sales", {"opportunity_id": "OPP-1", "account_manager_id": "AM1", "status": "open",
+                              "pipeline_stage": "proposal", "stated_probability": 0.4, "amount": 20000.0,
+                              "currency": "DKK", "expected_close_date": "2026-12-31"}),
 }
 
 

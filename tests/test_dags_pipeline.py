@@ -100,18 +100,20 @@ def oncall_mail(world):
     return [m for m in world["smtp"].inbox if m.rcpt_tos == ["oncall@example.com"]]
 
 
-def inject_landing_defect(settings) -> Path:
-    """A landed file whose touchpoints name a department the contract does not know (critical)."""
+def inject_landing_defect(settings) -> list[Path]:
+    """Copies of the last landed files whose touchpoints name a department the contract does not
+    know (critical): a whole batch of bad rows stops the run (a few would be set aside in quarantine)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    source = sorted(Path(settings.landing, "touchpoints").rglob("*.parquet"))[-1]
-    table = pq.read_table(source)
-    column = table.schema.get_field_index("department")
-    table = table.set_column(column, table.schema.field(column),
-                             pa.array(["warp drive"] * table.num_rows, type=table.schema.field(column).type))
-    bad = source.with_name("touchpoints-p000-999999999990-999999999999.parquet")
-    pq.write_table(table, bad)
+    bad = []
+    for number, source in enumerate(sorted(Path(settings.landing, "touchpoints").rglob("*.parquet"))[-7:]):
+        table = pq.read_table(source)
+        column = table.schema.get_field_index("department")
+        table = table.set_column(column, table.schema.field(column),
+                                 pa.array(["warp drive"] * table.num_rows, type=table.schema.field(column).type))
+        bad.append(source.with_name(f"touchpoints-p000-{999999999990 - number:012d}-999999999999.parquet"))
+        pq.write_table(table, bad[-1])
     return bad
 
 
@@ -120,7 +122,8 @@ def failed_gate_run(world):
     settings = world["settings"]
     bad = inject_landing_defect(settings)
     outcomes = stack.run_dates(settings, [END])
-    bad.unlink()
+    for path in bad:
+        path.unlink()
     return outcomes
 
 

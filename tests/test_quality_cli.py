@@ -24,11 +24,12 @@ def _validate(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_validate_fails_with_exit_1_names_the_expectation_and_notifies(data_dir):
+    """Every survey answer of the batch is out of range: a broken producer, not a few bad rows."""
     settings = load_settings(data_dir=data_dir)
     land_customers(settings, [customer_record(c) for c in CUSTOMERS])
     records = day_of_touchpoints(DAY, 10, CUSTOMERS)
-    survey = next(i for i, r in enumerate(records) if r["event_type"] == "survey_response")
-    land_touchpoints(settings, records, rows_patch={survey: {"nps_score": -1}})
+    surveys = [i for i, r in enumerate(records) if r["event_type"] == "survey_response"]
+    land_touchpoints(settings, records, rows_patch={i: {"nps_score": -1} for i in surveys})
 
     run = _validate(data_dir, "--stage", "landing", "--format", "json")
     assert run.returncode == 1, run.stderr
@@ -36,7 +37,9 @@ def test_validate_fails_with_exit_1_names_the_expectation_and_notifies(data_dir)
     assert report["passed"] is False
     (landing,) = report["results"]
     failed = [(f["suite"], f["expectation"], f["column"], f["severity"]) for f in landing["critical_failures"]]
-    assert failed == [("landed_touchpoints", "expect_column_values_to_be_between", "nps_score", "critical")]
+    assert failed == [("quarantine", "failing_row_share", None, "critical"),
+                      ("landed_touchpoints", "expect_column_values_to_be_between", "nps_score", "critical")]
+    assert landing["quarantined"] == [] and not (data_dir / "quality" / "quarantine.parquet").exists()
     assert Path(landing["docs_path"]).is_file()
     assert "Traceback" not in run.stderr
 
@@ -64,3 +67,46 @@ def test_validate_rejects_a_malformed_date_in_one_line(data_dir):
     run = _validate(data_dir, "--dates", "2026-13-01")
     assert run.returncode == 2 and "expected YYYY-MM-DD" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_validate_quarantines_a_bad_row_lists_it_and_accepts_it_by_id(data_dir):
+    """One bad answer among 90 touches: exit 0, the row is set aside and the data engineers told;
+    `--quarantined` shows why and its values; `--release` cannot let it in (it still fails);
+    `--accept` works on rows (the old whole-file form is refused with a pointer)."""
+    settings = load_settings(data_dir=data_dir)
+    land_customers(settings, [customer_record(c) for c in CUSTOMERS])
+    records = day_of_touchpoints(DAY, 10, CUSTOMERS)
+    survey = next(i for i, r in enumerate(records) if r["event_type"] == "survey_response")
+    land_touchpoints(settings, records, rows_patch={survey: {"nps_score": -1}})
+
+    run = _validate(data_dir, "--stage", "landing")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "landing gate: PASSED" in run.stdout
+    assert "1 row(s) set aside in quarantine" in run.stdout and "nps_score" in run.stdout
+    (notice,) = [json.loads(p.read_text()) for p in (data_dir / "alerts" / "outbox").glob("*.json")]
+    assert "1 row(s) quarantined, the run goes on" in notice["subject"]
+    assert "loyalty validate --release 1" in json.dumps(notice)
+
+    listed = _validate(data_dir, "--quarantined", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)["quarantined"]
+    assert row["quarantine_id"] == 1 and row["status"] == "quarantined"
+    assert row["expectation"] == "landed_touchpoints.expect_column_values_to_be_between on nps_score"
+    assert "NPS is 0-10" in row["reason"] and "nps_score = -1" in row["reason"]
+    assert row["original"]["nps_score"] == -1 and row["original"]["event_id"] == records[survey]["event_id"]
+    table = _validate(data_dir, "--quarantined")
+    assert f"#1 quarantined touchpoint {records[survey]['event_id']}" in table.stdout
+    assert '"nps_score": -1' in table.stdout
+
+    release = _validate(data_dir, "--release", "1", "--reason", "checked the suite")
+    assert release.returncode == 1 and "#1 still quarantined: NPS is 0-10" in release.stdout, release.stdout
+
+    old_form = _validate(data_dir, "--accept", "national holiday, switchboard closed")
+    assert old_form.returncode == 2 and "--accept-files" in old_form.stderr
+    assert _validate(data_dir, "--accept", "1").returncode == 2  # no reason given
+    accepted = _validate(data_dir, "--accept", "1", "--reason", "-1 is the survey tool's 'no answer'",
+                         "--by", "anna")
+    assert accepted.returncode == 0 and "accepted as they are: 1" in accepted.stdout, accepted.stdout
+    assert "no quarantined rows" in _validate(data_dir, "--quarantined").stdout
+    (row,) = json.loads(_validate(data_dir, "--quarantined", "--status", "accepted", "--format", "json").stdout)["quarantined"]
+    assert row["released_by"] == "anna" and row["release_reason"] == "-1 is the survey tool's 'no answer'"

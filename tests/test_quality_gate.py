@@ -1,11 +1,14 @@
 """The data-quality gate on real Parquet landing files and a real DuckDB warehouse, with real GX runs.
 
 Each defect kind must fail the gate with its expectation named; a clean batch passes; a warning
-does not block; only new data is validated; results and Data Docs are kept.
+does not block; only new data is validated; results and Data Docs are kept. A few rows failing a
+row-level expectation are set aside in the quarantine and the run goes on; a feed that stopped, a
+collapsed volume or too large a share of failing rows stop it (issue 12).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -16,8 +19,10 @@ from typing import Any, Callable
 import duckdb
 import pytest
 
-from expectations.gate import (GateResult, accept_landing, quality_runs, validate_landing,
-                              validate_marts)
+from expectations import quarantine
+from expectations.gate import (GateResult, accept_landing, accept_rows, quality_runs, release_rows,
+                              validate_landing, validate_marts)
+from loyalty_monitor.contract import EVENT_TYPES
 from loyalty_monitor.settings import Settings, load_settings
 from quality_builders import (customer_ids, customer_record, day_of_touchpoints, land_customers,
                               land_touchpoints, touchpoint_record)
@@ -32,6 +37,18 @@ CUSTOMERS = customer_ids(60)
 @pytest.fixture()
 def gate_settings(data_dir: Path) -> Settings:
     return load_settings(data_dir=data_dir)
+
+
+def with_quality(settings: Settings, **values: Any) -> Settings:
+    """The settings with [quality] values as loyalty.toml would give them."""
+    quality = {**(settings.extra.get("quality") or {}), **values}
+    return dataclasses.replace(settings, extra={**settings.extra, "quality": quality})
+
+
+@pytest.fixture()
+def strict_settings(gate_settings: Settings) -> Settings:
+    """Quarantine off (quarantine_max_share = 0): every critical failure stops the run, as before."""
+    return with_quality(gate_settings, quarantine_max_share=0)
 
 
 def land_history(settings: Settings, weeks: int = 4) -> None:
@@ -50,6 +67,10 @@ def validate_history(settings: Settings) -> GateResult:
 
 def critical_names(result: GateResult) -> set[tuple[str, str, str | None]]:
     return {(f.suite, f.expectation, f.column) for f in result.critical_failures}
+
+
+def quarantined_names(result: GateResult) -> set[tuple[str, str, str | None]]:
+    return {(f.suite, f.expectation, f.column) for f in result.quarantined}
 
 
 def warning_names(result: GateResult) -> set[tuple[str, str, str | None]]:
@@ -72,7 +93,7 @@ def test_clean_batch_passes_keeps_results_and_then_validates_only_new_data(gate_
     result = validate_landing(gate_settings)
     assert result.passed, result.summary()
     assert result.critical_failures == [] and result.warnings == []
-    assert result.rows["landed_touchpoints"] == 5 * 8 * PER_TYPE
+    assert result.rows["landed_touchpoints"] == 5 * len(EVENT_TYPES) * PER_TYPE
     assert result.rows["landed_customers"] == len(CUSTOMERS)
     assert str(DAY) in result.scope["volume_dates"]  # the band was enforced on the closed day
     assert "touchpoint_daily_volume" in result.rows
@@ -99,7 +120,7 @@ def test_clean_batch_passes_keeps_results_and_then_validates_only_new_data(gate_
     assert again.passed and again.scope["touchpoint_files"] == 0 and again.rows == {}
     land_touchpoints(gate_settings, day_of_touchpoints(TODAY - timedelta(days=1), 3, CUSTOMERS, prefix="T"))
     third = validate_landing(gate_settings)
-    assert third.scope["touchpoint_files"] == 1 and third.rows["landed_touchpoints"] == 24
+    assert third.scope["touchpoint_files"] == 1 and third.rows["landed_touchpoints"] == 3 * len(EVENT_TYPES)
     assert third.passed, third.summary()
     assert len(quality_runs(gate_settings)) == 3
 
@@ -146,8 +167,7 @@ def _nps_out_of_range(settings: Settings) -> None:
 
 
 def _collapsed_volume(settings: Settings) -> None:
-    counts = {t: PER_TYPE for t in ("email", "meeting", "service_visit", "dunning_contact",
-                                    "complaint", "survey_response", "order")}
+    counts = {t: PER_TYPE for t in EVENT_TYPES}
     counts["call"] = 2  # the phone system's feed broke: calls look like silence
     land_touchpoints(settings, day_of_touchpoints(DAY, counts, CUSTOMERS))
 
@@ -186,7 +206,9 @@ DEFECTS: dict[str, tuple[Callable[[Settings], None], tuple[str, str, str]]] = {
 
 
 @pytest.mark.parametrize("defect", list(DEFECTS))
-def test_each_defect_fails_the_gate_naming_its_expectation(gate_settings, defect):
+def test_each_defect_fails_the_gate_naming_its_expectation(strict_settings, defect):
+    """With quarantine off, each kind of defect stops the run naming its expectation."""
+    gate_settings = strict_settings
     land_history(gate_settings)  # clean (test_clean_batch_passes...): exactly one failure is the defect's
     inject, expected = DEFECTS[defect]
     inject(gate_settings)
@@ -201,7 +223,9 @@ def test_each_defect_fails_the_gate_naming_its_expectation(gate_settings, defect
                                          for loc in finding.locations), finding
 
 
-def test_duplicate_id_against_earlier_landed_data_fails(gate_settings):
+def test_duplicate_id_against_earlier_landed_data_is_quarantined(gate_settings):
+    """The new row that re-uses an earlier event id with other content is set aside; the earlier
+    one (already in the warehouse) is not touched."""
     land_history(gate_settings)
     assert validate_history(gate_settings).passed
     earlier = day_of_touchpoints(DAY - timedelta(weeks=1), PER_TYPE, CUSTOMERS)[0]
@@ -209,9 +233,13 @@ def test_duplicate_id_against_earlier_landed_data_fails(gate_settings):
                                datetime.combine(DAY, datetime.min.time(), UTC), "C00001")
     land_touchpoints(gate_settings, day_records() + [reused])
     result = validate_landing(gate_settings)
-    assert critical_names(result) == {("touchpoint_event_ids", "expect_column_values_to_be_unique",
-                                       "event_id")}, result.summary()
-    assert earlier["event_id"] in result.critical_failures[0].observed
+    assert result.passed and not result.critical_failures, result.summary()
+    assert quarantined_names(result) == {("touchpoint_event_ids", "expect_column_values_to_be_unique",
+                                          "event_id")}, result.summary()
+    assert earlier["event_id"] in result.quarantined[0].observed
+    (row,) = quarantine.listing(gate_settings)
+    assert row["event_id"] == earlier["event_id"] and row["original"]["event_type"] == "complaint"
+    assert row["customer_id"] == "C00001" and f"event_date={DAY}" in row["source_file"]
 
 
 def test_warning_only_failure_does_not_block(gate_settings):
@@ -260,7 +288,8 @@ def test_a_feed_that_stopped_is_critical_whatever_the_gap_since_the_last_run(gat
     assert ("touchpoint_feed", "feed_is_fresh", "event_date") not in critical_names(fresh)
 
 
-def test_removing_the_bad_file_unblocks_the_gate(gate_settings):
+def test_removing_the_bad_file_unblocks_the_gate(strict_settings):
+    gate_settings = strict_settings
     land_history(gate_settings)
     assert validate_history(gate_settings).passed
     records = day_records()
@@ -300,6 +329,129 @@ def test_an_accepted_dip_unblocks_and_is_recorded(gate_settings):
     log = quality_runs(gate_settings)
     assert [r["passed"] for r in log] == [False, True, True]
     assert "national holiday" in log[1]["notes"][0]
+
+
+# --- quarantine: rows, not runs (issue 12) --------------------------------------------------------
+
+#: What each row-level defect's quarantined row still shows of the defect (original values).
+ROW_LEVEL = {
+    "duplicate_ids": lambda o: o["event_id"] == "E" + f"{DAY:%Y%m%d}-000000",
+    "future_timestamps": lambda o: o["occurred_at"] > datetime.now(UTC).isoformat()[:10],
+    "negative_amounts": lambda o: o["amount"] == -5400.0 and o["event_type"] == "order",
+    "nps_out_of_range": lambda o: o["nps_score"] == 11,
+    "unknown_segment": lambda o: o["segment"] == "platinum" and o["customer_id"] == "C00007",
+    "malformed_manager_email": lambda o: o["account_manager_email"] == "anna at example dot com",
+}
+
+
+@pytest.mark.parametrize("defect", list(ROW_LEVEL))
+def test_a_row_level_defect_is_quarantined_and_the_run_goes_on(gate_settings, defect):
+    """A few rows failing a row-level critical expectation are set aside with why, which
+    expectation and their original values; the gate passes and the batch is done."""
+    land_history(gate_settings)
+    inject, expected = DEFECTS[defect]
+    inject(gate_settings)
+    result = validate_landing(gate_settings)
+    assert result.passed and not result.critical_failures, result.summary()
+    assert quarantined_names(result) == {expected}, result.summary()
+    assert "set aside in quarantine" in result.summary()
+    rows = quarantine.listing(gate_settings)
+    assert len(rows) == result.quarantined_rows == len(result.quarantine_ids) == (2 if defect == "duplicate_ids" else 1)
+    for row in rows:
+        assert row["status"] == "quarantined" and row["gate_run_id"] == result.run_id
+        assert row["expectation"] == f"{expected[0]}.{expected[1]} on {expected[2]}"
+        assert row["reason"].startswith(result.quarantined[0].why)
+        assert row["original"]["kafka_offset"] == row["kafka_offset"] and Path(row["source_file"]).is_file()
+        assert row["dataset"] == ("customer" if expected[0] == "landed_customers" else "touchpoint")
+    assert any(ROW_LEVEL[defect](row["original"]) for row in rows), rows
+    assert validate_landing(gate_settings).rows == {}  # the batch is done: the mark moved on
+    assert quarantine.held_keys(gate_settings).shape[0] == len(rows)
+
+
+def test_a_share_of_failing_rows_above_the_limit_stops_the_run_and_sets_nothing_aside(gate_settings):
+    """30 of 900 rows (3.3 %) failing is a broken producer, not a few bad rows: the run stops.
+    Told it is one broken event type, the data engineer lets the gate set them aside for one run."""
+    land_history(gate_settings)
+    assert validate_history(gate_settings).passed  # the day is its own batch
+    records = day_records()
+    orders = [i for i, r in enumerate(records) if r["event_type"] == "order"][:30]
+    land_touchpoints(gate_settings, records, rows_patch={i: {"amount": -1.0} for i in orders})
+    result = validate_landing(gate_settings)
+    assert not result.passed
+    assert critical_names(result) == {("quarantine", "failing_row_share", None),
+                                      ("landed_touchpoints", "expect_column_values_to_be_between", "amount")}
+    share = next(f for f in result.critical_failures if f.expectation == "failing_row_share")
+    assert share.observed.startswith(f"30 of {len(records)} new touchpoint row(s)"), share.observed
+    assert not result.quarantined and quarantine.listing(gate_settings) == []
+
+    wider = validate_landing(with_quality(gate_settings, quarantine_max_share=0.05))
+    assert wider.passed, wider.summary()
+    # more rows than the 20 a checkpoint lists: all of them come from GX's complete result
+    offsets = {row["kafka_offset"] for row in quarantine.listing(gate_settings)}
+    assert wider.quarantined_rows == len(offsets) == 30
+
+
+def test_a_corrected_resend_goes_in_and_supersedes_the_quarantined_row(gate_settings):
+    land_history(gate_settings)
+    records = day_records()
+    order = index_of(records, "order")
+    land_touchpoints(gate_settings, records, rows_patch={order: {"amount": -5400.0}})
+    assert validate_landing(gate_settings).quarantined_rows == 1
+    land_touchpoints(gate_settings, [records[order]])  # the producer fixed it and sent it again
+    result = validate_landing(gate_settings)
+    # The held row is not history: the same event id with the right amount is no conflict.
+    assert result.passed and not result.quarantined, result.summary()
+    (row,) = quarantine.listing(gate_settings, status=None)
+    assert row["status"] == "superseded" and row["released_by"] == "landing gate"
+    assert any("superseded" in note for note in result.notes)
+    assert quarantine.held_keys(gate_settings).shape[0] == 1  # still left out of the warehouse
+
+
+def test_quarantined_rows_are_released_after_a_fix_or_accepted_as_they_are(gate_settings):
+    """Touches of three customers whose master data has not landed yet (3.3 % of the batch: above
+    the unknown-customer tolerance, within a 5 % quarantine) and one bad NPS answer are set aside.
+    Released before the master data lands, they stay; after it landed, they go in. The NPS answer
+    still fails a release, and is accepted as it is. Who, why and when are kept."""
+    settings = with_quality(gate_settings, quarantine_max_share=0.05)
+    land_history(settings)
+    assert validate_history(settings).passed  # the day is its own batch
+    records = day_records()
+    for number, record in enumerate(records[1::30]):
+        record["customer_id"] = f"C9{number % 3:04d}"
+    survey = next(i for i, r in enumerate(records) if r["event_type"] == "survey_response" and i % 30 != 1)
+    land_touchpoints(settings, records, rows_patch={survey: {"nps_score": 11}})
+    result = validate_landing(settings)
+    assert result.passed and result.quarantined_rows == 31, result.summary()
+    rows = quarantine.listing(settings)
+    unknown = [r["quarantine_id"] for r in rows if r["customer_id"].startswith("C9")]
+    (nps,) = [r["quarantine_id"] for r in rows if r["original"]["nps_score"] == 11]
+    assert len(unknown) == 30
+
+    early = release_rows(settings, unknown[:1], "master data is due today", by="anna")
+    assert early.changed == [] and "unknown to master data" in early.still_failing[unknown[0]]
+
+    land_customers(settings, [customer_record(f"C9{n:04d}") for n in range(3)])
+    released = release_rows(settings, None, "master data of C90000-C90002 landed", by="anna")
+    assert sorted(released.changed) == sorted(unknown)
+    assert list(released.still_failing) == [nps] and "NPS is 0-10" in released.still_failing[nps]
+    assert released.result.scope["mode"] == "release" and released.result.passed
+
+    accepted = accept_rows(settings, [nps, 999], "the survey tool scored 0-11 that week; agreed with support",
+                           by="ben")
+    assert accepted.changed == [nps] and accepted.skipped == {999: "no such quarantine id"}
+    again = accept_rows(settings, [nps], "twice", by="ben")
+    assert again.changed == [] and again.skipped == {nps: "status is accepted, not quarantined"}
+    with pytest.raises(ValueError):
+        accept_rows(settings, [nps], "  ")
+
+    by_id = {r["quarantine_id"]: r for r in quarantine.listing(settings, status=None)}
+    assert {by_id[i]["status"] for i in unknown} == {"released"}
+    assert by_id[unknown[0]]["released_by"] == "anna" and "C90000" in by_id[unknown[0]]["release_reason"]
+    assert by_id[nps]["status"] == "accepted" and by_id[nps]["released_by"] == "ben"
+    assert by_id[nps]["released_at"] >= by_id[nps]["quarantined_at"]
+    assert quarantine.held_keys(settings).empty  # nothing held: staging takes them all in
+    modes = [run["scope"].get("mode") for run in quality_runs(settings)]
+    assert modes.count("release") == 2 and modes.count("accept_rows") == 2
 
 
 # --- marts ----------------------------------------------------------------------------------------
@@ -398,9 +550,7 @@ def test_missing_mart_is_a_critical_failure(gate_settings):
 
 def test_large_first_run_is_validated_in_chunks_and_still_finds_conflicts(gate_settings):
     """Bounded memory on a first run over a long history: files are validated chunk by chunk."""
-    import dataclasses
-
-    tiny_chunks = dataclasses.replace(gate_settings, extra={"quality": {"chunk_mb": 0.000001}})
+    tiny_chunks = with_quality(gate_settings, chunk_mb=0.000001, quarantine_max_share=0)
     land_history(gate_settings, weeks=3)
     records = day_records()
     conflicting = touchpoint_record(records[0]["event_id"], "order",
@@ -408,7 +558,7 @@ def test_large_first_run_is_validated_in_chunks_and_still_finds_conflicts(gate_s
     land_touchpoints(gate_settings, records)
     land_touchpoints(gate_settings, [conflicting])
     result = validate_landing(tiny_chunks)
-    assert result.rows["landed_touchpoints"] == 4 * 8 * PER_TYPE + 1
+    assert result.rows["landed_touchpoints"] == 4 * len(EVENT_TYPES) * PER_TYPE + 1
     batches = {f.batch for f in result.critical_failures}
     assert len(batches) >= 1 and all(b.startswith("files ") for b in batches)
     assert critical_names(result) == {("touchpoint_event_ids", "expect_column_values_to_be_unique",

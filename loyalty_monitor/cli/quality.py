@@ -1,8 +1,11 @@
-"""``loyalty validate``: run the data-quality gate on the new landed data and/or the marts."""
+"""``loyalty validate``: run the data-quality gate on the new landed data and/or the marts, and
+deal with the rows it set aside (``--quarantined``, ``--release``, ``--accept``)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from pathlib import Path
 from datetime import date, datetime, timezone
@@ -25,6 +28,34 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD: {exc}") from None
 
 
+def _ids(text: str) -> list[int] | None:
+    """``3,4,7`` or ``5-9`` (or both) -> ids; ``all`` -> None (every quarantined row)."""
+    if text.strip().lower() == "all":
+        return None
+    ids: list[int] = []
+    try:
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            first, _, last = part.partition("-")
+            ids += list(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected quarantine ids (e.g. 3,4,7 or 5-9) or 'all', got {text!r}; to accept whole "
+            "landed files and days as they are (a real dip in volume), use --accept-files REASON") from None
+    if not ids:
+        raise argparse.ArgumentTypeError("expected quarantine ids (e.g. 3,4,7 or 5-9) or 'all'")
+    return ids
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
+    return value
+
+
 def _progress(message: str) -> None:
     print(f"... {message}", file=sys.stderr, flush=True)
 
@@ -40,6 +71,12 @@ def _print_table(results) -> None:
             for f in findings:
                 suite = f"{f.suite} [{f.batch}]" if f.batch else f.suite
                 print(f"  {f.severity:9}{suite:34}{f.expectation:44}{(f.column or '-'):22}{f.observed}")
+        if result.quarantined:
+            print(f"  {result.quarantined_rows} row(s) set aside in quarantine, the rest goes on "
+                  f"({len(result.quarantine_ids)} new): `loyalty validate --quarantined` lists them")
+            for f in result.quarantined:
+                suite = f"{f.suite} [{f.batch}]" if f.batch else f.suite
+                print(f"  {'set aside':9}{suite:34}{f.expectation:44}{(f.column or '-'):22}{f.observed}")
         for note in result.notes:
             print(f"  note: {note}")
     docs = next((r.docs_path for r in reversed(results) if r.docs_path), None)
@@ -48,14 +85,75 @@ def _print_table(results) -> None:
         print(f"Gate runs (also offline): file://{Path(docs).with_name('gate_runs.html')}")
 
 
+def _print_quarantined(rows: list[dict]) -> None:
+    if not rows:
+        print("no quarantined rows")
+        return
+    for row in rows:
+        what = row["event_id"] or row["customer_id"]
+        extra = f"customer {row['customer_id']}, " if row["event_id"] else ""
+        print(f"#{row['quarantine_id']} {row['status']:11} {row['dataset']} {what} ({extra}{row['event_date']}) "
+              f"quarantined {str(row['quarantined_at'])[:19]} by run {row['gate_run_id']}")
+        print(f"    failed: {row['expectation']}")
+        print(f"    why:    {row['reason']}")
+        print(f"    where:  {'/'.join(str(row['source_file']).split('/')[-2:])} topic {row['kafka_topic']} "
+              f"partition {row['kafka_partition']} offset {row['kafka_offset']}")
+        if row["status"] != "quarantined":
+            print(f"    {row['status']} {str(row['released_at'])[:19]} by {row['released_by']}: "
+                  f"{row['release_reason']}")
+        original = {k: v for k, v in (row["original"] or {}).items() if v is not None}
+        print(f"    values: {json.dumps(original, default=str)}")
+
+
+def _print_decision(decision, verb: str) -> None:
+    changed = ", ".join(str(i) for i in decision.changed) or "none"
+    print(f"{verb}: {changed}" + (" (staging takes them in on the next run)" if decision.changed else ""))
+    for identifier, why in sorted(decision.still_failing.items()):
+        print(f"  #{identifier} still quarantined: {why}")
+    for identifier, why in sorted(decision.skipped.items()):
+        print(f"  #{identifier} skipped: {why}")
+
+
+def _quarantine_command(args: argparse.Namespace, settings) -> int:
+    from expectations import gate, quarantine
+
+    if args.quarantined:
+        status = None if args.status == "all" else args.status
+        rows = quarantine.listing(settings, status=status)
+        if args.format == "json":
+            print_json({"quarantined": rows, "file": str(quarantine.quarantine_path(settings))})
+        else:
+            _print_quarantined(rows)
+        return 0
+    if not (args.reason or "").strip():
+        _progress("say why with --reason TEXT: it is recorded with the rows")
+        return 2
+    if args.release is not False:
+        decision = gate.release_rows(settings, args.release, args.reason, by=args.by, progress=_progress)
+        verb = "released"
+    else:
+        decision = gate.accept_rows(settings, args.accept, args.reason, by=args.by)
+        verb = "accepted as they are"
+    if args.format == "json":
+        print_json(decision.to_dict())
+    else:
+        _print_decision(decision, verb)
+    return 1 if decision.still_failing or decision.skipped else 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from expectations import gate
 
     settings = load_settings()
-    if args.accept is not None:
-        accepted = gate.accept_landing(settings, args.accept)
+    if args.quarantined or args.release is not False or args.accept is not False:
+        return _quarantine_command(args, settings)
+    if args.accept_files is not None:
+        accepted = gate.accept_landing(settings, args.accept_files)
         print(f"landing data accepted as is: {accepted.notes[0]}")
         return 0
+    if args.max_share is not None:
+        quality = {**(settings.extra.get("quality") or {}), "quarantine_max_share": args.max_share}
+        settings = dataclasses.replace(settings, extra={**settings.extra, "quality": quality})
     results = []
     if args.stage in ("landing", "all"):
         results.append(gate.validate_landing(settings, event_dates=args.dates, progress=_progress))
@@ -69,9 +167,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print_json({"passed": not failed, "results": [r.to_dict() for r in results]})
     else:
         _print_table(results)
-    if failed and args.notify:
-        for result in failed:
-            sent = gate.notify_failure(settings, result)
+    if args.notify:
+        for result in results:
+            if not result.passed:
+                sent = gate.notify_failure(settings, result)
+            elif result.quarantine_ids:
+                sent = gate.notify_quarantine(settings, result)
+            else:
+                continue
             channels = ", ".join(f"{s['channel']}{'' if s['ok'] else ' (FAILED)'}" for s in sent)
             _progress(f"data engineers notified via {channels or 'no channel'}")
     return 1 if failed else 0
@@ -89,9 +192,28 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the health day to check in the marts (default: today, UTC)")
     p.add_argument("--schema", default="build", help="warehouse schema of the marts (default: build)")
     p.add_argument("--format", choices=["table", "json"], default="table")
-    p.add_argument("--accept", metavar="REASON", default=None,
-                   help="accept the landed data as it is (e.g. a real holiday dip in volume) so the "
-                        "pipeline can go on; the reason is recorded in the run log")
+    p.add_argument("--max-share", type=_share, default=None, metavar="SHARE",
+                   help="for this run, set aside failing rows up to this share of a batch instead of "
+                        "[quality] quarantine_max_share (e.g. 0.3 to quarantine a broken event type "
+                        "and build the rest); 0: stop on any failing row")
     p.add_argument("--no-notify", dest="notify", action="store_false",
-                   help="do not notify the data engineers on a critical failure")
+                   help="do not notify the data engineers on a critical failure or quarantined rows")
+    rows = p.add_argument_group("quarantined rows (docs/quality.md \"Quarantine\")")
+    action = rows.add_mutually_exclusive_group()
+    action.add_argument("--quarantined", action="store_true",
+                        help="list the rows set aside: why, which expectation, their original values")
+    action.add_argument("--release", type=_ids, default=False, metavar="IDS",
+                        help="after a fix, re-validate these quarantined rows (3,4,7 / 5-9 / all) and "
+                             "let those that pass into the warehouse on the next run")
+    action.add_argument("--accept", type=_ids, default=False, metavar="IDS",
+                        help="take these quarantined rows (3,4,7 / 5-9 / all) into the warehouse as "
+                             "they are")
+    action.add_argument("--accept-files", metavar="REASON", default=None,
+                        help="accept every pending landed file and day as it is (e.g. a real holiday "
+                             "dip in volume) so the pipeline can go on; recorded in the run log")
+    rows.add_argument("--reason", default=None, help="why (--release, --accept): kept with the rows")
+    rows.add_argument("--by", default=None, help="who decides (default: the user running this)")
+    rows.add_argument("--status", default="quarantined",
+                      choices=["quarantined", "released", "accepted", "superseded", "all"],
+                      help="--quarantined lists rows of this status (default: quarantined)")
     p.set_defaults(func=cmd_validate)

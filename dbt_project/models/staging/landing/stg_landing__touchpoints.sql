@@ -1,7 +1,9 @@
 {#- One row per unique touchpoint (event_id), keeping the first landed copy so that producer
     re-sends count once. Timestamps in UTC; event_date is the UTC date of occurred_at, so late
     events land on the day they describe. Incremental: only batches landed since the last run
-    (minus a safety overlap) are read; copies of events already stored are skipped. -#}
+    (minus a safety overlap) are read; copies of events already stored are skipped. Rows held in
+    the quality gate's quarantine are left out; a row let in later counts as landed then
+    (macros/quarantine.sql). -#}
 {{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ record_landed_rows() }}") }}
 
 {%- set columns = [
@@ -26,10 +28,13 @@ with landed as (
         {% endfor -%}
         {{ to_utc('occurred_at') }} as occurred_at,
         {{ to_utc('kafka_timestamp') }} as kafka_timestamp,
-        {{ to_utc('landed_at') }} as landed_at
-    from {{ source('landing', 'touchpoints') }}
+        {{ quarantine_landed_at('touchpoint', 'landed_row', to_utc('landed_row.landed_at')) }} as landed_at
+    from {{ source('landing', 'touchpoints') }} as landed_row
+    where {{ quarantine_not_held('touchpoint', 'landed_row') }}
     {% if is_incremental() %}
-    where {{ to_utc('landed_at') }} > {{ incremental_watermark(this, 'landed_at') }}
+    {%- set watermark = incremental_watermark(this, 'landed_at') %}
+      and ({{ to_utc('landed_row.landed_at') }} > {{ watermark }}
+           {{ quarantine_let_in_since('touchpoint', 'landed_row', watermark) }})
     {% endif %}
     {% else %}
     select
