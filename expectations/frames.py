@@ -395,31 +395,37 @@ def mart_frames(settings: Settings, as_of: date, schema: str) -> list[Frame]:
     """dim_customers, the as-of day of fct_customer_health_daily and fct_churn_alerts of ``schema``."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", schema):
         raise ValueError(f"not a schema name: {schema!r}")
-    path = settings.warehouse
-    if not path.exists():
-        raise FileNotFoundError(f"warehouse {path} does not exist: build the marts first")
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.ConnectionException:
-        # This process already holds the file read-write (dbt ran in-process, e.g. dag.test()):
-        # DuckDB then only allows the same configuration. The gate still only reads.
-        con = duckdb.connect(str(path))
-    except duckdb.IOException as exc:
-        raise RuntimeError(f"cannot open warehouse {path} (another process writes it?): {exc}") from exc
-    try:
+    from loyalty_monitor.marts import DuckDBMarts, engine_of, open_marts
+
+    if engine_of(settings) == "postgres":  # the marts are read through loyalty_monitor.marts
+        path = f"PostgreSQL database {settings.pg_database}"
+        reader = open_marts(settings)
+    else:
+        path = settings.warehouse
+        if not path.exists():
+            raise FileNotFoundError(f"warehouse {path} does not exist: build the marts first")
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+        except duckdb.ConnectionException:
+            # This process already holds the file read-write (dbt ran in-process, e.g. dag.test()):
+            # DuckDB then only allows the same configuration. The gate still only reads.
+            con = duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            raise RuntimeError(f"cannot open warehouse {path} (another process writes it?): {exc}") from exc
         con.execute("SET TimeZone = 'UTC'")
-        present = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [schema]).fetchall()}
+        reader = DuckDBMarts(con)
+    try:
+        present = set(reader.tables(schema))
         needed = ("dim_customers", "fct_customer_health_daily", "fct_churn_alerts")
         missing = [t for t in needed if t not in present]
         if missing:
             raise MissingTable(f"{schema}.{', '.join(missing)} missing from {path}")
-        customers = _df(con, f"SELECT * FROM {schema}.dim_customers")
-        health = _df(con, f"SELECT * FROM {schema}.fct_customer_health_daily WHERE as_of_date = ?",
-                     [as_of])
-        alerts = _df(con, f"SELECT * FROM {schema}.fct_churn_alerts")
+        customers = reader.query_arrow(f"SELECT * FROM {schema}.dim_customers").to_pandas()
+        health = reader.query_arrow(f"SELECT * FROM {schema}.fct_customer_health_daily WHERE as_of_date = ?",
+                                    [as_of]).to_pandas()
+        alerts = reader.query_arrow(f"SELECT * FROM {schema}.fct_churn_alerts").to_pandas()
     finally:
-        con.close()
+        reader.close()
     customer_ids = set(customers["customer_id"].dropna())
     manager_ids = set(customers["account_manager_id"].dropna())
 

@@ -104,9 +104,9 @@ def publish(settings: Settings, events: list[dict[str, Any]], timeout_s: float =
 
 def find_case(settings: Settings, case_id: str) -> dict[str, Any] | None:
     """The case with its current state, from the published warehouse (read-only); None if unknown."""
-    from loyalty_monitor.warehouse import connect
+    from loyalty_monitor.warehouse import open_reader
 
-    con = connect(settings, read_only=True)
+    con = open_reader(settings)  # loyalty_monitor.marts: DuckDB or PostgreSQL
     try:
         cursor = con.execute(f"select * from {LIFECYCLE_TABLE} where case_id = ?", [case_id])
         row = cursor.fetchone()

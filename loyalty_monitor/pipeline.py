@@ -116,8 +116,15 @@ def release_dbt_handle() -> None:
 
 def plan_build(settings: Settings) -> dict[str, Any]:
     """Whether the dbt tasks must rebuild from scratch: yes when config/scoring.yml changed since the
-    last completed build (past days must be re-scored), as ``warehouse.build`` decides it too."""
+    last completed build (past days must be re-scored), as ``warehouse.build`` decides it too.
+
+    On PostgreSQL it first loads the landed files into schema ``landing`` (``warehouse.load``), the
+    step the dbt tasks that follow need, as ``warehouse.build`` does it; on DuckDB nothing to load."""
     from loyalty_monitor import scoring, warehouse
+
+    loaded = warehouse.load(settings)
+    if loaded is not None:
+        log.info("landing zone loaded into PostgreSQL: %s", loaded.summary())
 
     now = scoring.fingerprint(scoring.load_scoring(settings.scoring_file))
     state = warehouse._scoring_state_file(settings)  # shared with `loyalty warehouse build`

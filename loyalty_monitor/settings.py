@@ -25,7 +25,7 @@ ENV_PREFIX = "LOYALTY_"
 
 # Fields whose values must never be printed or logged: they hold a :class:`Secret`.
 SECRET_FIELDS = frozenset({"sasl_password", "smtp_password", "slack_webhook_url", "webhook_url",
-                           "web_signing_keys"})
+                           "web_signing_keys", "pg_password"})
 #: Keys of the TOML file's unknown entries that are masked as well by ``redacted()``.
 SECRET_NAME_HINTS = ("password", "secret", "token", "fernet", "webhook", "credential", "_key")
 
@@ -80,6 +80,13 @@ class Settings:
     dbt_project_dir: Path = PROJECT_ROOT / "dbt_project"
     #: dbt target in dbt_project/profiles.yml (``duckdb`` embedded default, ``postgres``).
     dbt_target: str = "duckdb"
+    #: The PostgreSQL warehouse (``dbt_target = "postgres"``; docs/warehouse.md "Engines"): the dbt
+    #: profile, the landing load and the marts readers all connect with these.
+    pg_host: str = "localhost"
+    pg_port: int = 5432
+    pg_user: str = "loyalty"
+    pg_password: Secret = Secret()
+    pg_database: str = "loyalty"
 
     # --- Kafka -------------------------------------------------------------------------------
     #: Comma-separated host:port list. Empty means: the embedded broker's address if it runs

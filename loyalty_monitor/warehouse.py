@@ -1,8 +1,11 @@
 """The warehouse: run the dbt project, publish its marts, and read them.
 
-dbt builds every model into schema ``build`` of the DuckDB file (``settings.warehouse``).
+dbt builds every model into schema ``build`` of the DuckDB file (``settings.warehouse``), or of the
+PostgreSQL database when ``settings.dbt_target`` is ``postgres`` (then ``load()`` first copies the
+landed Parquet files into schema ``landing``: ``loyalty_monitor.landing_load``).
 ``publish()`` copies each mart (``dim_*``, ``fct_*``) into schema ``published`` in one transaction,
-after the quality gate passed; everything people and alerts read is ``published``.
+after the quality gate passed; everything people and alerts read is ``published``, through
+``loyalty_monitor.marts`` (``open_reader()``) on either engine.
 
 dbt runs in-process through its programmatic entry point (``dbtRunner``). The profile reads the
 warehouse path and the landing URL from environment variables, which this module sets from the
@@ -21,8 +24,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from loyalty_monitor.marts import MartsError, MartsReader, engine_of, open_marts
 from loyalty_monitor.scoring import fingerprint, load_scoring
 from loyalty_monitor.settings import Settings
 
@@ -35,6 +39,9 @@ MART_PREFIXES = ("dim_", "fct_")
 REQUIRED_MARTS = ("dim_customers", "fct_touchpoints", "fct_dialogue_daily", "fct_customer_health_daily",
                   "fct_loyalty_matrix", "fct_sales_platform", "fct_account_manager_activity",
                   "fct_churn_alerts")
+
+if TYPE_CHECKING:
+    from loyalty_monitor.landing_load import LoadResult
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -99,7 +106,18 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "LOYALTY_DBT_TARGET": settings.dbt_target,
         # Rows the landing gate set aside: staging leaves them out (macros/quarantine.sql).
         "LOYALTY_QUARANTINE": str(quarantine_path(settings)),
+        # The postgres target of profiles.yml (read only when LOYALTY_DBT_TARGET=postgres).
+        **pg_env(settings),
     }
+
+
+def pg_env(settings: Settings) -> dict[str, str]:
+    """The ``LOYALTY_PG_*`` variables of the dbt profile's ``postgres`` target, from the settings."""
+    from loyalty_monitor.settings import reveal
+
+    return {"LOYALTY_PG_HOST": settings.pg_host, "LOYALTY_PG_PORT": str(settings.pg_port),
+            "LOYALTY_PG_USER": settings.pg_user, "LOYALTY_PG_PASSWORD": reveal(settings.pg_password),
+            "LOYALTY_PG_DATABASE": settings.pg_database}
 
 
 def dbt_vars(settings: Settings, as_of: dt.date | str | None = None) -> dict[str, Any]:
@@ -236,14 +254,13 @@ def build(settings: Settings, as_of: dt.date | str | None = None, full_refresh: 
     them first, so that they are estimated again from the whole landed history (and implies a
     full refresh).
     """
+    if is_postgres(settings):
+        load(settings)  # PostgreSQL cannot read the landed Parquet: bring new files in first
     if refit:
         full_refresh = True
-        if settings.warehouse.exists():
-            con = connect(settings, read_only=False)
-            try:
+        if is_postgres(settings) or settings.warehouse.exists():
+            with open_marts(settings, read_only=False) as con:
                 con.execute(f"drop table if exists {BUILD_SCHEMA}.int_portfolio_days")
-            finally:
-                con.close()
     scoring_now = fingerprint(load_scoring(settings.scoring_file))
     state_file = _scoring_state_file(settings)
     if not full_refresh and select is None:
@@ -263,6 +280,24 @@ def build(settings: Settings, as_of: dt.date | str | None = None, full_refresh: 
     if raise_on_failure:
         result.raise_for_failure()
     return result
+
+
+def is_postgres(settings: Settings) -> bool:
+    return engine_of(settings) == "postgres"
+
+
+def load(settings: Settings) -> "LoadResult | None":
+    """On PostgreSQL, load new and changed landed Parquet files into schema ``landing``
+    (``loyalty_monitor.landing_load``; idempotent, by file). On DuckDB nothing to do: dbt reads the
+    files in place. ``build()`` calls it first."""
+    if not is_postgres(settings):
+        return None
+    from loyalty_monitor.landing_load import load_landing
+
+    try:
+        return load_landing(settings)
+    except MartsError as exc:
+        raise WarehouseError(str(exc)) from None
 
 
 # --- reading and publishing ----------------------------------------------------------------------
@@ -291,9 +326,13 @@ def publish(settings: Settings, published_by: str = "cli") -> list[str]:
     Readers see either the previous published state or the new one, never a mix; if anything
     fails, the transaction rolls back and ``published`` stays exactly as it was. The same
     transaction appends a row to ``ops.pipeline_runs`` saying which day's data is now published,
-    when, by whom, and how much of it.
+    when, by whom, and how much of it. The same SQL runs on DuckDB and PostgreSQL (DDL is
+    transactional on both), through ``loyalty_monitor.marts``.
     """
-    con = connect(settings, read_only=False)
+    try:
+        con = open_marts(settings, read_only=False)
+    except MartsError as exc:
+        raise WarehouseError(str(exc)) from None
     try:
         marts = list_marts(con, BUILD_SCHEMA)
         missing = [m for m in REQUIRED_MARTS if m not in marts]
@@ -304,7 +343,8 @@ def publish(settings: Settings, published_by: str = "cli") -> list[str]:
         try:
             con.execute(f"create schema if not exists {PUBLISHED_SCHEMA}")
             for mart in marts:
-                con.execute(f'create or replace table {PUBLISHED_SCHEMA}."{mart}" as '
+                con.execute(f'drop table if exists {PUBLISHED_SCHEMA}."{mart}"')
+                con.execute(f'create table {PUBLISHED_SCHEMA}."{mart}" as '
                             f'select * from {BUILD_SCHEMA}."{mart}"')
             _record_publish(con, published_by, len(marts))
             con.execute("commit")
@@ -323,7 +363,7 @@ def _record_publish(con: Any, published_by: str, marts: int) -> None:
         marts integer not null, customers bigint not null, touchpoints bigint not null,
         open_alert_episodes bigint not null)""")
     con.execute(f"""insert into {PIPELINE_RUNS_TABLE}
-        select current_timestamp::timestamp, ?,
+        select cast(current_timestamp as timestamp), ?,
                (select max(as_of_date) from {PUBLISHED_SCHEMA}.fct_customer_health_daily), ?,
                (select count(*) from {PUBLISHED_SCHEMA}.dim_customers),
                (select count(*) from {PUBLISHED_SCHEMA}.fct_touchpoints),
@@ -333,28 +373,25 @@ def _record_publish(con: Any, published_by: str, marts: int) -> None:
 
 def pipeline_runs(settings: Settings, limit: int = 10) -> list[dict[str, Any]]:
     """The latest publishes, newest first (empty before the first one)."""
-    con = connect(settings, read_only=True)
-    try:
-        exists = con.execute("select count(*) from information_schema.tables "
-                             "where table_schema = 'ops' and table_name = 'pipeline_runs'").fetchone()[0]
-        if not exists:
+    with open_reader(settings) as con:
+        if not con.table_exists("ops", "pipeline_runs"):
             return []
-        cursor = con.execute(f"select * from {PIPELINE_RUNS_TABLE} order by published_at desc limit ?", [limit])
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
-    finally:
-        con.close()
+        return con.query(f"select * from {PIPELINE_RUNS_TABLE} order by published_at desc limit ?", [limit])
 
 
 def query(settings: Settings, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-    """Run a read-only query on the warehouse; rows as dicts."""
-    con = connect(settings, read_only=True)
+    """Run a read-only query on the warehouse (either engine: ``?`` placeholders); rows as dicts."""
+    with open_reader(settings) as con:
+        return con.query(sql, params or [])
+
+
+def open_reader(settings: Settings) -> MartsReader:
+    """A read-only ``MartsReader`` on the warehouse (``loyalty_monitor.marts``); WarehouseError if it
+    cannot be opened (no DuckDB file yet, PostgreSQL unreachable)."""
     try:
-        cursor = con.execute(sql, params or [])
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
-    finally:
-        con.close()
+        return open_marts(settings, read_only=True)
+    except MartsError as exc:
+        raise WarehouseError(str(exc)) from None
 
 
 def health_on(settings: Settings, as_of: dt.date | str, schema: str = PUBLISHED_SCHEMA) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the test suite needs beyond the Python virtualenv: headless Chromium renders
-# the leadership report. Installs only what is missing; a no-op on a prepared machine.
+# the leadership report; the PostgreSQL server runs the warehouse parity tests. Installs only what
+# is missing; a no-op on a prepared machine.
 set -euo pipefail
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -9,6 +10,25 @@ if ! command -v chromium >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
     echo "warning: chromium is not installed and cannot be installed here; report rendering tests will fail" >&2
+  fi
+fi
+
+# PostgreSQL server binaries: tests/test_warehouse_postgres.py builds the dbt project on a
+# throw-away cluster of its own (tests/postgres_cluster.py: initdb + pg_ctl on a free port). Debian
+# puts them under /usr/lib/postgresql/<version>/bin, off PATH; the fixture looks there too.
+have_initdb() {
+  command -v initdb >/dev/null 2>&1 && return 0
+  local d
+  for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && return 0; done
+  return 1
+}
+if ! have_initdb; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing the PostgreSQL server (warehouse parity tests)..."
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "warning: PostgreSQL server binaries (initdb) are not installed and cannot be installed here; the PostgreSQL warehouse tests will be skipped" >&2
   fi
 fi
 

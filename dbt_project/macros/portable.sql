@@ -30,6 +30,12 @@
   cast({{ expr }} as {{ dbt.type_string() }})
 {%- endmacro %}
 
+{% macro fixed_text(expr, digits) -%}
+  {#- A number as text with exactly `digits` decimals ('1.0', '3.7'): a double cast to text reads
+      '1.0' on DuckDB and '1' on PostgreSQL, a fixed-point decimal reads alike on both. -#}
+  cast(cast({{ round_to(expr, digits) }} as decimal(38, {{ digits | int }})) as {{ dbt.type_string() }})
+{%- endmacro %}
+
 {% macro int_text(expr) -%}
   cast(cast({{ round_to(expr, 0) }} as {{ dbt.type_bigint() }}) as {{ dbt.type_string() }})
 {%- endmacro %}
@@ -47,10 +53,13 @@
 {%- endmacro %}
 
 {% macro default__round_to(expr, digits) -%}
-  {#- PostgreSQL has round(numeric, int) only; the value is cast back to double precision. -#}
-  cast(round(cast({{ expr }} as numeric), {{ digits }}) as {{ type_double() }})
+  {#- Round half away from zero, in decimal: the double is first fixed to 9 decimals, so that the
+      last bits of a double (which differ between engines: PostgreSQL divides numeric literals in
+      numeric, DuckDB in double) cannot move a value that is mathematically 43.75 to either side of
+      the boundary. PostgreSQL has round(numeric, int) only; the value is cast back to double. -#}
+  cast(round(cast({{ expr }} as numeric(38, 9)), {{ digits }}) as {{ type_double() }})
 {%- endmacro %}
 
 {% macro duckdb__round_to(expr, digits) -%}
-  round({{ expr }}, {{ digits }})
+  cast(round(cast({{ expr }} as decimal(38, 9)), {{ digits }}) as {{ type_double() }})
 {%- endmacro %}

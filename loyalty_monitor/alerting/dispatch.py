@@ -90,16 +90,16 @@ class DispatchResult:
 
 
 def connect(settings: Settings, read_only: bool = False) -> Any:
-    import duckdb
+    """The warehouse through ``loyalty_monitor.marts`` (DuckDB file or PostgreSQL, by ``dbt_target``):
+    published alerts are read, ``ops.alert_state`` is written next to them."""
+    from loyalty_monitor.marts import MartsError, engine_of, open_marts
 
-    path = settings.warehouse
-    if read_only and not path.exists():
-        raise FileNotFoundError(f"no warehouse at {path}: run the pipeline first (`loyalty run`)")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if read_only and engine_of(settings) == "duckdb" and not settings.warehouse.exists():
+        raise FileNotFoundError(f"no warehouse at {settings.warehouse}: run the pipeline first (`loyalty run`)")
     try:
-        return duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
-        raise RuntimeError(f"cannot open the warehouse {path} (is another process writing it?): {exc}") from exc
+        return open_marts(settings, read_only=read_only)
+    except MartsError as exc:
+        raise RuntimeError(str(exc)) from exc
 
 
 def _rows(cursor: Any) -> list[dict[str, Any]]:
@@ -466,13 +466,13 @@ def list_alerts(settings: Settings, status: str | None = None) -> list[dict[str,
                       if has_alerts else
                       "select null::varchar alert_id, null customer_id, null customer_name,"
                       " null account_manager_name, null account_manager_email, null rule, null severity,"
-                      " null::date alert_date, null::double value_at_stake, null currency,"
+                      " null::date alert_date, null::double precision value_at_stake, null currency,"
                       " null suggested_action where false")
         state_sql = (f"select * from {alert_state.STATE_TABLE}" if has_state else
                      "select null::varchar alert_id, null::varchar channel, null::varchar status,"
                      " null::timestamp first_attempt_at, null::timestamp sent_at, null::integer attempts,"
                      " null::varchar last_error, null::varchar recipient, null::varchar account_manager_id,"
-                     " null::date alert_date, null::double value_at_stake where false")
+                     " null::date alert_date, null::double precision value_at_stake where false")
         sql = f"""
             with a as ({alerts_sql}), s as ({state_sql})
             select coalesce(s.alert_id, a.alert_id) as alert_id,

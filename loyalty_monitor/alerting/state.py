@@ -30,7 +30,7 @@ create table if not exists {STATE_TABLE} (
     recipient varchar,
     account_manager_id varchar,         -- copied from the alert so that the weekly cap and
     alert_date date,                    -- `loyalty alerts list` survive a rebuilt mart
-    value_at_stake double,
+    value_at_stake double precision,
     updated_at timestamp not null,      -- UTC
     primary key (alert_id, channel)
 );
@@ -122,13 +122,22 @@ class StateWriter:
 
         latest = {(r.alert_id, r.channel): r for r in self.buffer}  # one row per key per statement
         now = utcnow()
+        columns = ", ".join((*self.COLUMNS, "updated_at"))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in (*self.COLUMNS[2:], "updated_at"))
+        if getattr(self.con, "engine", "duckdb") == "postgres":  # loyalty_monitor.marts.PostgresMarts
+            self.con.executemany(
+                f"insert into {STATE_TABLE} ({columns}) values ({', '.join('?' * (len(self.COLUMNS) + 1))}) "
+                f"on conflict (alert_id, channel) do update set {updates}",
+                [[getattr(r, c) for c in self.COLUMNS] + [now] for r in latest.values()])
+            self.buffer = []
+            return
         batch = pa.table({  # noqa: F841 - read by DuckDB's replacement scan below
             **{c: [getattr(r, c) for r in latest.values()] for c in self.COLUMNS},
             "updated_at": [now] * len(latest)})
-        columns = ", ".join((*self.COLUMNS, "updated_at"))
-        updates = ", ".join(f"{c} = excluded.{c}" for c in (*self.COLUMNS[2:], "updated_at"))
-        self.con.execute(f"insert into {STATE_TABLE} ({columns}) select {columns} from batch "
-                         f"on conflict (alert_id, channel) do update set {updates}")
+        raw = getattr(self.con, "con", self.con)  # a DuckDBMarts, or a DuckDB connection
+        # called from this frame, so that the replacement scan finds `batch`
+        raw.execute(f"insert into {STATE_TABLE} ({columns}) select {columns} from batch "
+                    f"on conflict (alert_id, channel) do update set {updates}")
         self.buffer = []
 
     def __exit__(self, *exc: object) -> None:

@@ -1,4 +1,4 @@
-"""``loyalty warehouse build|publish|status|docs|check-scoring``: the dbt warehouse."""
+"""``loyalty warehouse build|load|publish|status|docs|check-scoring``: the dbt warehouse."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     kind = "full refresh" if args.full_refresh else "incremental"
-    print(f"building the warehouse ({kind}, as of {args.as_of or 'today'}) in {settings.warehouse}",
-          file=sys.stderr)
+    where = (f"PostgreSQL {settings.pg_user}@{settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
+             if warehouse.is_postgres(settings) else settings.warehouse)
+    print(f"building the warehouse ({kind}, as of {args.as_of or 'today'}) in {where}", file=sys.stderr)
     result = warehouse.build(settings, as_of=args.as_of, full_refresh=args.full_refresh,
                              select=args.select, on_node=_progress, unit_tests=args.unit_tests,
                              refit=args.refit)
@@ -37,6 +38,19 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.publish:
         marts = warehouse.publish(settings)
         print(f"published {len(marts)} marts to schema {warehouse.PUBLISHED_SCHEMA}")
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from loyalty_monitor import warehouse
+
+    settings = load_settings()
+    if not warehouse.is_postgres(settings):
+        print("the warehouse is DuckDB: dbt reads the landed Parquet files in place, nothing to load "
+              "(set dbt_target = \"postgres\" / LOYALTY_DBT_TARGET=postgres for PostgreSQL)")
+        return 0
+    result = warehouse.load(settings)
+    print(f"landing zone loaded into PostgreSQL schema landing: {result.summary()}")
     return 0
 
 
@@ -134,6 +148,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "history (implies --full-refresh)")
     b.add_argument("--publish", action="store_true", help="publish the marts afterwards (no quality gate!)")
     b.set_defaults(func=cmd_build)
+
+    ld = wsub.add_parser("load", help="PostgreSQL: load new and changed landed Parquet files into schema "
+                                      "landing (idempotent; `build` does it first)")
+    ld.set_defaults(func=cmd_load)
 
     pub = wsub.add_parser("publish", help="copy the marts from schema build to published (one transaction)")
     pub.set_defaults(func=cmd_publish)

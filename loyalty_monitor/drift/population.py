@@ -67,7 +67,7 @@ def _rfm(con, condition: str, as_of: dt.date) -> list[tuple]:
             from days group by customer_id
         )
         select per_customer.customer_id, coalesce(customers.segment, 'unknown') as segment, x,
-               date_diff('day', first_day, last_day) as t_x, date_diff('day', first_day, ?) as t_age
+               (last_day - first_day) as t_x, (cast(? as date) - first_day) as t_age
         from per_customer
         left join build.dim_customers as customers on customers.customer_id = per_customer.customer_id
         order by per_customer.customer_id
@@ -81,11 +81,13 @@ def _finite(value: float) -> float | None:
 
 def _ensure_tables(con) -> None:
     con.execute(f"""create table if not exists {PARAMS_TABLE} (
-        fitted_as_of date, stream varchar, segment varchar, r double, alpha double, a double, b double,
-        customers integer, log_likelihood double, fitted_at timestamp)""")
+        fitted_as_of date, stream varchar, segment varchar, r double precision, alpha double precision,
+        a double precision, b double precision, customers integer, log_likelihood double precision,
+        fitted_at timestamp)""")
     con.execute(f"""create table if not exists {ALIVE_TABLE} (
         as_of_date date, customer_id varchar, stream varchar, segment varchar, repeat_days integer,
-        days_since_last integer, age_days integer, p_alive double, expected_next_{HORIZON_DAYS}_days double)""")
+        days_since_last integer, age_days integer, p_alive double precision,
+        expected_next_{HORIZON_DAYS}_days double precision)""")
 
 
 def _latest_fits(con) -> tuple[dt.date | None, dict[tuple[str, str], bgnbd.BGNBDParams]]:
@@ -116,7 +118,9 @@ def _fit(rows: list[tuple]) -> dict[str, tuple[bgnbd.BGNBDParams, int, float]]:
 
 def refresh(settings: Settings, as_of: dt.date, refit: bool = False) -> PopulationResult:
     """Fit the population parameters when due (or ``refit``), then write every customer's P(alive)."""
-    con = warehouse.connect(settings, read_only=False)
+    from loyalty_monitor.marts import open_marts  # DuckDB file or PostgreSQL, by settings.dbt_target
+
+    con = open_marts(settings, read_only=False)
     try:
         _ensure_tables(con)
         data = {stream: _rfm(con, condition, as_of) for stream, condition in STREAMS.items()}
@@ -170,7 +174,9 @@ def refresh(settings: Settings, as_of: dt.date, refit: bool = False) -> Populati
 
 def p_alive_of(settings: Settings, customer_id: str) -> dict[str, dict]:
     """The latest P(alive) rows of one customer, by stream (empty before the first refresh)."""
-    con = warehouse.connect(settings)
+    from loyalty_monitor.marts import open_marts
+
+    con = open_marts(settings)
     try:
         exists = con.execute("select count(*) from information_schema.tables where table_schema = 'build' "
                              "and table_name = 'drift_customer_alive'").fetchone()[0]

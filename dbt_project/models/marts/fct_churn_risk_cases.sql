@@ -160,8 +160,8 @@ ranked as (
             as driver_{{ s.name }}{{ ',' if not loop.last }}
         {% else -%}
         {{ sql_string(s.label) }} || ': ' || {{ int_text('seen_' ~ s.name) }} || ' since '
-            || {{ as_text('building_since') }} || ', about ' || {{ as_text(round_to('expected_' ~ s.name, 1)) }}
-            || ' expected (usually ' || {{ as_text(round_to('usual_rate_' ~ s.name ~ ' * 90', 1)) }} || ' per 90 days'
+            || {{ as_text('building_since') }} || ', about ' || {{ fixed_text('expected_' ~ s.name, 1) }}
+            || ' expected (usually ' || {{ fixed_text('usual_rate_' ~ s.name ~ ' * 90', 1) }} || ' per 90 days'
             {%- if s.name == 'dialogue' %}
             || coalesce('; the last two-way dialogue ' || {{ as_text('days_since_dialogue') }} || ' days ago', '')
             {%- elif s.name == 'orders' %}

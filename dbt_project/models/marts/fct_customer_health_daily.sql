@@ -30,16 +30,20 @@ scored as (
 ranked as (
     {#- The top three drivers, worst area first (ties in area order), among the areas below
         green: ranked within the row, so the full history streams through without a sort, a
-        group or a join back (at tens of millions of customer-days those spill to disk). -#}
+        group or a join back (at tens of millions of customer-days those spill to disk).
+        Scores are compared as published (one decimal): two areas that read 59.6 are a tie, and
+        the last bits of a double, which differ between engines, cannot reorder them. -#}
     select
         scored.*,
         {% for area in areas -%}
         {%- set outer = loop -%}
+        {%- set mine = round_to(area ~ '_score', 1) -%}
         case when {{ area }}_score < {{ green }} then 1
             {% for other in areas if other != area -%}
+            {%- set theirs = round_to(other ~ '_score', 1) -%}
             + case when {{ other }}_score < {{ green }}
-                    and ({{ other }}_score < {{ area }}_score
-                         {%- if areas.index(other) < outer.index0 %} or {{ other }}_score = {{ area }}_score{% endif %})
+                    and ({{ theirs }} < {{ mine }}
+                         {%- if areas.index(other) < outer.index0 %} or {{ theirs }} = {{ mine }}{% endif %})
                    then 1 else 0 end
             {% endfor -%}
         end as {{ area }}_driver_rank{{ ',' if not outer.last }}

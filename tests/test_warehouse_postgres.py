@@ -1,0 +1,232 @@
+"""The same dbt project on PostgreSQL as on DuckDB (docs/warehouse.md "Engines").
+
+A real PostgreSQL 15 cluster (tests/postgres_cluster.py: initdb, pg_ctl, a free port, removed at
+teardown) and a small generated history (30 customers, six months), landed once. The landing zone
+is loaded into PostgreSQL (``loyalty_monitor.landing_load``), the whole project is built there and on
+DuckDB, both are published, and every published mart is compared row for row: same tables, same
+columns in the same order, same rows; floating-point values to a relative tolerance of 1e-9
+(absolute 1e-9 near zero: the engines sum and divide in different orders), everything else exactly.
+Also: the load step is idempotent (a second run loads nothing and the row counts stay), a rewritten
+file replaces its rows and a removed file takes its rows along; and the marts reader gives the same
+answers on both engines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import math
+import shutil
+
+import pyarrow.parquet as pq
+import pytest
+
+from loyalty_monitor import warehouse
+from loyalty_monitor.landing_load import LOAD_LOG, landing_counts, load_landing
+from loyalty_monitor.marts import PostgresMarts, open_marts, pg_connect, to_pyformat
+from postgres_cluster import postgres_cluster  # noqa: F401 - the fixture
+from warehouse_history import land, make_history, warehouse_settings
+
+pytestmark = pytest.mark.slow
+
+START, END = "2026-01-01", "2026-06-30"
+REL_TOL = ABS_TOL = 1e-9
+
+
+def _on_postgres(settings, cluster, database: str | None = None):
+    return dataclasses.replace(settings, dbt_target="postgres", pg_host="127.0.0.1", pg_port=cluster.port,
+                               pg_user=cluster.user, pg_database=database or cluster.database)
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory, postgres_cluster):  # noqa: F811
+    history = make_history(tmp_path_factory.mktemp("history"), customers=30, start=START, end=END, seed=13)
+    # risk cases open at a lower probability than the default, so that this small history has some
+    duck = warehouse_settings(tmp_path_factory.mktemp("duckdb") / "data",
+                              risk_cases={"open_probability": 0.3, "close_probability": 0.15})
+    land(duck, history.touchpoints, history.customers)
+    # the PostgreSQL side reads the very same landing zone and scoring file; its own data dir
+    pg_data = tmp_path_factory.mktemp("postgres") / "data"
+    pg_data.mkdir(parents=True)
+    pg = _on_postgres(dataclasses.replace(duck, data_dir=pg_data, landing_url=duck.landing), postgres_cluster)
+    results = {}
+    for name, settings in (("duckdb", duck), ("postgres", pg)):
+        results[name] = warehouse.build(settings, as_of=END, full_refresh=True, unit_tests=True)
+        warehouse.publish(settings, published_by="test")
+    return duck, pg, results
+
+
+def _published(settings) -> dict[str, tuple[list[str], list[tuple]]]:
+    with open_marts(settings) as con:
+        out = {}
+        for table in warehouse.list_marts(con, warehouse.PUBLISHED_SCHEMA):
+            cursor = con.execute(f'select * from {warehouse.PUBLISHED_SCHEMA}."{table}"')
+            out[table] = ([d[0] for d in cursor.description], cursor.fetchall())
+        return out
+
+
+def _normal(value):
+    """A value as compared: Decimal -> float (money is exact on both, but numeric and DECIMAL may
+    differ in scale), datetime kept, everything else as is."""
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return value
+
+
+def _sort_key(row: tuple) -> tuple:
+    # floats rounded for ordering only (the comparison below uses the tolerance)
+    return tuple((0, "") if v is None else
+                 (1, round(v, 6)) if isinstance(v, float) else (2, str(v)) for v in map(_normal, row))
+
+
+def _same(a, b) -> bool:
+    a, b = _normal(a), _normal(b)
+    if isinstance(a, float) or isinstance(b, float):
+        if a is None or b is None:
+            return a is b
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+    return a == b
+
+
+def test_both_engines_build_and_test_everything(engines):
+    _, _, results = engines
+    for name, result in results.items():
+        assert result.success, f"{name}: {result.error}"
+        statuses = {n.status for n in result.nodes if n.resource_type == "model"}
+        assert statuses == {"success"}, f"{name}: {statuses}"
+        tests = [n for n in result.nodes if n.resource_type == "test"]
+        assert len(tests) >= 100 and {n.status for n in tests} == {"pass"}, name
+        unit = [n for n in result.nodes if n.resource_type == "unit_test"]  # same expectations on both
+        assert len(unit) >= 7 and {n.status for n in unit} == {"pass"}, name
+    models = lambda r: sorted(n.name for n in r.nodes if n.resource_type == "model")  # noqa: E731
+    assert models(results["duckdb"]) == models(results["postgres"])
+
+
+def test_every_published_mart_is_the_same_on_both_engines(engines):
+    duck, pg, _ = engines
+    left, right = _published(duck), _published(pg)
+    assert sorted(left) == sorted(right)
+    assert set(warehouse.REQUIRED_MARTS) <= set(left)
+    compared = 0
+    for table in sorted(left):
+        (columns_l, rows_l), (columns_r, rows_r) = left[table], right[table]
+        assert columns_l == columns_r, f"{table}: columns differ"
+        assert len(rows_l) == len(rows_r), f"{table}: {len(rows_l)} rows on DuckDB, {len(rows_r)} on PostgreSQL"
+        for row_l, row_r in zip(sorted(rows_l, key=_sort_key), sorted(rows_r, key=_sort_key)):
+            diffs = [(c, a, b) for c, a, b in zip(columns_l, row_l, row_r) if not _same(a, b)]
+            assert not diffs, f"{table}: {diffs[:5]} in row {dict(zip(columns_l, row_l))}"
+            compared += 1
+    assert compared > 1000
+    assert left["fct_churn_alerts"][1], "the history should give some alerts to compare"
+
+
+def test_publish_records_the_run_on_postgres(engines):
+    _, pg, _ = engines
+    runs = warehouse.pipeline_runs(pg)
+    assert runs and runs[0]["published_by"] == "test" and runs[0]["as_of_date"] == dt.date.fromisoformat(END)
+    assert warehouse.portfolio_status(pg, END) == warehouse.portfolio_status(engines[0], END)
+
+
+def test_marts_reader_answers_alike(engines):
+    duck, pg, _ = engines
+    sql = ("select status, count(*) as n from published.fct_customer_health_daily "
+           "where as_of_date = ? and status like '%e%' group by status order by status")
+    with open_marts(duck) as a, open_marts(pg) as b:
+        assert isinstance(b, PostgresMarts) and b.engine == "postgres" and a.engine == "duckdb"
+        assert a.query(sql, [dt.date.fromisoformat(END)]) == b.query(sql, [dt.date.fromisoformat(END)])
+        assert a.query_arrow(sql, [dt.date.fromisoformat(END)]).num_rows == b.query_arrow(
+            sql, [dt.date.fromisoformat(END)]).num_rows
+        assert b.table_exists("published", "dim_customers") and not b.table_exists("published", "nope")
+    assert to_pyformat("select '?', \"a?\", ? where x like 'a%' and y % 2 = 0") == \
+        "select '?', \"a?\", %s where x like 'a%%' and y %% 2 = 0"
+
+
+def test_load_is_idempotent_by_file(engines, postgres_cluster, tmp_path):  # noqa: F811
+    duck, _, _ = engines
+    # a database of its own, and a copy of the landing zone this test may change
+    admin = pg_connect(_on_postgres(duck, postgres_cluster, "postgres"))
+    with admin.cursor() as cur:
+        cur.execute("create database load_test")
+    admin.close()
+    landing = tmp_path / "landing"
+    shutil.copytree(duck.landing, landing)
+    settings = _on_postgres(dataclasses.replace(duck, data_dir=tmp_path, landing_url=str(landing)),
+                            postgres_cluster, "load_test")
+
+    first = load_landing(settings)
+    con = pg_connect(settings)
+    try:
+        counts = landing_counts(con)
+        assert counts["touchpoints"] > 500 and counts["customers"] >= 30
+        assert counts["touchpoints"] == sum(pq.read_metadata(p).num_rows
+                                            for p in landing.glob("touchpoints/*/*.parquet"))
+        second = load_landing(settings)
+        assert sum(second.files_loaded.values()) == 0 and second.files_unchanged == first.files_loaded
+        assert landing_counts(con) == counts
+
+        # types survive the COPY: timestamps with time zone, dates, doubles bit for bit, JSON text
+        with con.cursor() as cur:
+            cur.execute("select data_type from information_schema.columns where table_schema = 'landing' "
+                        "and table_name = 'touchpoints' and column_name in ('occurred_at', 'event_date', "
+                        "'amount', 'payload_json') order by column_name")
+            assert [r[0] for r in cur.fetchall()] == ["double precision", "date", "timestamp with time zone", "text"]
+        some = sorted(landing.glob("touchpoints/*/*.parquet"))[0]
+        table = pq.read_table(some)
+        relative = some.relative_to(landing).as_posix()
+        with con.cursor() as cur:
+            cur.execute("select event_id, occurred_at, amount, payload_json, kafka_timestamp from landing.touchpoints "
+                        "where _landing_file = %s order by kafka_offset", [relative])
+            loaded = cur.fetchall()
+        expected = sorted(table.to_pylist(), key=lambda r: r["kafka_offset"])
+        assert [(r["event_id"], r["occurred_at"], r["amount"], r["payload_json"], r["kafka_timestamp"])
+                for r in expected] == loaded
+
+        # a rewritten file (a replayed batch, an erasure) replaces its rows; a removed one takes them along
+        pq.write_table(table.slice(0, max(table.num_rows - 1, 0)), some)
+        gone = sorted(landing.glob("touchpoints/*/*.parquet"))[-1]
+        gone_rows = pq.read_metadata(gone).num_rows
+        gone.unlink()
+        third = load_landing(settings, datasets=["touchpoints"])
+        assert third.files_loaded["touchpoints"] == 1 and third.files_removed["touchpoints"] == 1
+        assert landing_counts(con)["touchpoints"] == counts["touchpoints"] - 1 - gone_rows
+        with con.cursor() as cur:
+            cur.execute(f"select count(*), sum(row_count) from {LOAD_LOG} where dataset = 'touchpoints'")
+            files, rows = cur.fetchone()
+        assert files == len(list(landing.glob("touchpoints/*/*.parquet")))
+        assert rows == landing_counts(con)["touchpoints"]
+    finally:
+        con.close()
+
+
+def test_the_pipeline_runs_on_postgres(engines):
+    """Gate, population step, publish and alert dispatch on PostgreSQL, against the same steps on DuckDB."""
+    from expectations.gate import validate_marts
+    from loyalty_monitor.alerting import dispatch as alert_dispatch
+    from loyalty_monitor.alerting.channels import build_channels
+    from loyalty_monitor.drift import population
+
+    duck, pg, _ = engines
+    as_of = dt.date.fromisoformat(END)
+    outcome = {}
+    for name, settings in (("duckdb", duck), ("postgres", pg)):
+        gate = validate_marts(settings, as_of, schema="build")
+        assert gate.passed, f"{name}: {gate.summary()}"
+        assert gate.rows == outcome.get("gate_rows", gate.rows)
+        outcome["gate_rows"] = gate.rows
+        fitted = population.refresh(settings, as_of, refit=True)
+        warehouse.publish(settings, published_by="pipeline test")
+        channels = build_channels(settings, "file")
+        # dispatch as on the day of the latest alert, so that some are due (older ones expire)
+        with open_marts(settings) as con:
+            day = con.execute("select max(alert_date) from published.fct_churn_alerts").fetchone()[0]
+        first = alert_dispatch.dispatch_alerts(settings, day, channels=channels, sleep=lambda s: None)
+        again = alert_dispatch.dispatch_alerts(settings, day, channels=channels, sleep=lambda s: None)
+        assert again.sent == 0 and again.failed == 0, f"{name}: a rerun sent again"
+        sent = sorted(r["alert_id"] for r in alert_dispatch.list_alerts(settings, "sent"))
+        outcome[name] = (first.sent, first.capped, first.expired, sent, fitted.customers,
+                         {(k, round(p.r, 6)) for k, p in fitted.fits.items()})
+    assert outcome["duckdb"] == outcome["postgres"]
+    assert outcome["postgres"][0] > 0 and outcome["postgres"][2] > 0, f"some alerts sent, older ones expired: {outcome}"
