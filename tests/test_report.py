@@ -345,3 +345,25 @@ def test_report_names_no_local_path_and_prints(warehouse, data_dir, tmp_path, ar
     assert page.probes["nav"] == "none" and page.probes["summary"] != "none"
     pdf = (artifacts_dir / "report-print.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page") >= 4
+
+
+def test_summary_sentences_read_well_with_one_of_everything():
+    """Small numbers: 1 customer, 1 alert was raised, no 'of the 1 largest'."""
+    from loyalty_monitor.reporting.queries import Section
+    from loyalty_monitor.reporting.summary import executive_summary
+
+    row = {"status_now": "yellow", "customer_id": "C1"}
+    context = {
+        "portfolio": Section(missing="no health scores"),
+        "at_risk": Section(data={"customers": 1, "converted": True, "total_reporting": 1000.0,
+                                 "reporting_currency": "EUR", "rates_date": "2026-11-30", "totals": [],
+                                 "rows": [row], "now_counts": {"red": 0, "yellow": 1, "green": 0}, "stale": 0,
+                                 "stale_days": 60}),
+        "alerts": Section(data={"raised": 1, "followed": 1, "share": 1.0}),
+    }
+    texts = [s.text for s in executive_summary(context)]
+    assert texts == [
+        "Open churn-risk alerts put 1,000 EUR at stake across 1 customer (rates of 2026-11-30).",
+        "1 alert was raised in the period; 1 was followed by a two-way dialogue within 14 days "
+        "(100% of those old enough to judge).",
+    ]

@@ -355,7 +355,11 @@ def _at_risk_vs_red(marts: Marts, points: list[dict[str, Any]], as_of: dt.date) 
 
 
 def account_manager_activity(marts: Marts, start: dt.date, end: dt.date) -> dict[str, Any]:
-    """Calls and meetings against plan per account manager, summed over the period's weeks."""
+    """Calls and meetings against plan per account manager over the period, pro-rated to its days.
+
+    The mart is weekly; a week partly inside the period counts with the share of its days inside
+    (the plan over the week's 7 days, the actuals over the days its data covers). ``all_below_plan``:
+    every manager below plan on every measure, which the report says once in words."""
     marts.require(ACTIVITY, "account_manager_id")
     week = marts.pick(ACTIVITY, "week_start", "week", "week_start_date", "week_end", contains=("week",))
     calls = marts.pick(ACTIVITY, "calls", "calls_made", "actual_calls", "calls_actual", contains=("call",))

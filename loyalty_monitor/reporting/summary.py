@@ -43,6 +43,11 @@ class Sentence:
         return {p.key: p.text for p in self.parts if isinstance(p, Figure)}
 
 
+def _n(count: int, singular: str, plural: str | None = None) -> str:
+    """The noun that goes with ``count``: 1 customer, 2 customers."""
+    return singular if count == 1 else (plural or singular + "s")
+
+
 #: The id of the forecast-audit section (its own template partial); the sentence links there.
 FORECAST_SECTION = "forecast"
 
@@ -84,22 +89,25 @@ def _value_at_risk(section: Section) -> Sentence | None:
     if r["converted"] and r["total_reporting"] is not None:
         parts: list[Any] = ["Open churn-risk alerts put ",
                             Figure("risk-total", fmt.money(r["total_reporting"], r["reporting_currency"])),
-                            " at stake across ", Figure("risk-customers", str(r["customers"])), " customers"]
+                            " at stake across ", Figure("risk-customers", str(r["customers"])),
+                            " " + _n(r["customers"], "customer")]
         if r["rates_date"]:
             parts.append(f" (rates of {r['rates_date']})")
     else:  # no reporting currency in the warehouse: one total per currency, none added up
         parts = ["Open churn-risk alerts put ",
                  Figure("risk-total", fmt.money_list(r["totals"])),
-                 " at stake across ", Figure("risk-customers", str(r["customers"])), " customers"]
+                 " at stake across ", Figure("risk-customers", str(r["customers"])),
+                 " " + _n(r["customers"], "customer")]
     rows = r["rows"]
     now = r["now_counts"]
-    if rows and any(now.values()):
-        parts += [f"; of the {len(rows)} largest, ", Figure("risk-red-now", str(now["red"])), " are red today"]
+    if len(rows) > 1 and any(now.values()):
+        parts += [f"; of the {len(rows)} largest, ", Figure("risk-red-now", str(now["red"])),
+                  f" {_n(now['red'], 'is', 'are')} red today"]
         if now["green"]:
             parts += [" and ", Figure("risk-green-now", str(now["green"])), " green again"]
         if r["stale"]:
             parts += [", and ", Figure("risk-stale", str(r["stale"])),
-                      f" have been open for {r['stale_days']} days or more"]
+                      f" {_n(r['stale'], 'has', 'have')} been open for {r['stale_days']} days or more"]
     parts.append(".")
     return Sentence("at-risk", parts)
 
@@ -119,9 +127,11 @@ def _alerts(section: Section) -> Sentence | None:
     if not section.ok or not section.data["raised"]:
         return None
     a = section.data
-    parts: list[Any] = [Figure("alerts-raised", str(a["raised"])), " alerts were raised in the period; ",
+    parts: list[Any] = [Figure("alerts-raised", str(a["raised"])),
+                        f" {_n(a['raised'], 'alert was', 'alerts were')} raised in the period; ",
                         Figure("alerts-followed", str(a["followed"])),
-                        f" were followed by a two-way dialogue within {FOLLOW_UP_DAYS} days"]
+                        f" {_n(a['followed'], 'was', 'were')} followed by a two-way dialogue within "
+                        f"{FOLLOW_UP_DAYS} days"]
     if a["share"] is not None:
         parts += [" (", Figure("alerts-share", fmt.pct1(a["share"])), " of those old enough to judge)"]
     parts.append(".")
@@ -146,7 +156,7 @@ def _forecast(section: Section | None) -> Sentence | None:
         parts += ["; over the track record" if parts else "Over the track record",
                   ", stated win probabilities averaged ", Figure("forecast-stated-mean", fmt.pct1(record["stated_mean"])),
                   " against ", Figure("forecast-realised", fmt.pct1(record["realised_rate"])), " of ",
-                  str(record["closed_deals"]), " closed deals won"]
+                  str(record["closed_deals"]), f" closed {_n(record['closed_deals'], 'deal')} won"]
         if record.get("judgement"):
             parts += [" (", str(record["judgement"]), ")"]
     parts.append(".")
