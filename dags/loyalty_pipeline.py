@@ -4,7 +4,8 @@
 an alert) AND whenever the consumer announces a landed batch on Kafka (an asset watcher with the
 apache-kafka provider's message-queue trigger). Steps, each idempotent for the run's as-of date:
 
-    check_landing -> plan_build (full refresh when scoring.yml changed) -> dbt_build (one task per
+    apply_erasures (tombstones: erase the customer everywhere) -> check_landing
+    -> plan_build (full refresh when scoring.yml changed) -> dbt_build (one task per
     dbt model, astronomer-cosmos) -> record_build -> fit_population (the drift model's BG/NBD
     step) -> check_marts -> publish -> dispatch_alerts
 
@@ -103,6 +104,10 @@ def gate(step, *args):
 )
 def loyalty_pipeline():
     @task
+    def apply_erasures() -> dict:
+        return pipeline.apply_erasures(load_settings(), as_of())
+
+    @task
     def check_landing() -> dict:
         return gate(pipeline.check_landing, as_of())
 
@@ -157,8 +162,8 @@ def loyalty_pipeline():
         return pipeline.dispatch_alerts(load_settings(), as_of())
 
     plan = plan_build()
-    (check_landing() >> plan >> dbt_build >> record_build(plan) >> fit_population(plan) >> check_marts()
-     >> publish() >> dispatch_alerts())
+    (apply_erasures() >> check_landing() >> plan >> dbt_build >> record_build(plan) >> fit_population(plan)
+     >> check_marts() >> publish() >> dispatch_alerts())
 
 
 loyalty_pipeline()

@@ -74,6 +74,21 @@ def _raise_if_failed(summary: dict[str, Any], as_of: dt.date) -> dict[str, Any]:
     raise QualityGateFailed(f"{summary['gate']} quality gate failed for {as_of}: {detail}.{docs}")
 
 
+def apply_erasures(settings: Settings, as_of: dt.date) -> dict[str, Any]:
+    """First step of every run: erase the customers whose tombstone has landed, everywhere the
+    project stores data, and erase again what of an erased customer landed since
+    (``loyalty_monitor.erasure``). Before the gate and dbt, so neither ever reads erased rows.
+    The result names customers only by keyed hash (it is kept in Airflow's metadata)."""
+    from loyalty_monitor import erasure
+
+    release_dbt_handle()
+    report = erasure.apply_erasures(settings, requested_by=f"{DAG_ID} {as_of.isoformat()}")
+    if report.erasures:
+        log.info("%s", report.summary())
+    return {"erased": report.customers, "erasures": [e["erasure_id"] for e in report.erasures],
+            "notes": report.notes}
+
+
 def check_landing(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     """Quality gate on the landed Parquet data, before dbt reads it."""
     from expectations.gate import validate_landing

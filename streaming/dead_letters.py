@@ -1,9 +1,12 @@
-"""Read and replay the dead-letter topic.
+"""Read, replay and purge the dead-letter topic.
 
 Every dead letter keeps the original key and bytes; its ``dlq.*`` headers say where it came from
 and why it failed. ``replay`` re-publishes the original bytes to their source topic (for example
 after the contract or a producer was fixed); messages that still fail land in the dead-letter
-topic again, with a new failure time.
+topic again, with a new failure time. ``purge`` removes an erased customer's dead letters: Kafka
+cannot delete single records, so the dead letters to keep are written again at the end of the
+topic and everything before them is deleted (DeleteRecords); on a broker without DeleteRecords
+(the embedded Tansu) the topic is re-created with the dead letters to keep.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ class DeadLetterRecord:
     error_detail: str
     failed_at: str
     headers: list[tuple[str, bytes]] = field(default_factory=list)  # the original message's
+    partition: int = 0
+    all_headers: list[tuple[str, bytes]] = field(default_factory=list)  # as stored, dlq.* included
 
     def as_dict(self, preview_chars: int | None = 200) -> dict[str, Any]:
         value = None if self.value is None else self.value.decode("utf-8", "replace")
@@ -63,7 +68,7 @@ def _parse(message: Any) -> DeadLetterRecord:
         source_topic=dlq.get("dlq.source.topic", ""), source_partition=number("dlq.source.partition"),
         source_offset=number("dlq.source.offset"), error_code=dlq.get("dlq.error.code", ""),
         error_detail=dlq.get("dlq.error.detail", ""), failed_at=dlq.get("dlq.failed_at", ""),
-        headers=original)
+        headers=original, partition=message.partition, all_headers=list(message.headers or []))
 
 
 def iter_dead_letters(settings: Settings, timeout_s: float = 30.0) -> Iterator[DeadLetterRecord]:
@@ -144,4 +149,169 @@ def replay_dead_letters(settings: Settings, error_code: str | None = None,
         producer.flush()
     finally:
         producer.close()
+    return result
+
+
+# --- purging an erased customer's dead letters ----------------------------------------------------
+
+@dataclass
+class PurgeResult:
+    scanned: int = 0
+    purged: int = 0
+    kept: int = 0
+    duplicates_dropped: int = 0
+    #: "none" (nothing matched), "delete_records" (kept ones re-written, the rest deleted) or
+    #: "recreated" (a broker without DeleteRecords: the topic re-created with the kept ones)
+    method: str = "none"
+
+    def summary(self, topic: str) -> str:
+        how = {"none": "nothing to purge", "delete_records": "kept ones re-written, older records deleted",
+               "recreated": "topic re-created with the kept ones (broker without DeleteRecords)"}[self.method]
+        return (f"{topic}: {self.scanned} dead letters read, {self.purged} purged, {self.kept} kept "
+                f"({self.duplicates_dropped} duplicate copies dropped); {how}")
+
+
+def _customer_ids_of(record: DeadLetterRecord) -> set[str]:
+    """Every customer a dead letter may be about: its key and, when the bytes are a JSON object,
+    their customer_id."""
+    import json
+
+    ids: set[str] = set()
+    if record.key:
+        ids.add(record.key.decode("utf-8", "replace"))
+    if record.value:
+        try:
+            parsed = json.loads(record.value)
+        except (ValueError, RecursionError):
+            parsed = None
+        if isinstance(parsed, dict) and isinstance(parsed.get("customer_id"), str):
+            ids.add(parsed["customer_id"])
+    return ids
+
+
+def _mentions(record: DeadLetterRecord, customer_ids: set[str]) -> bool:
+    """Is the dead letter about one of these customers (key, customer_id, or the id as a JSON
+    string anywhere in bytes that are not valid JSON)?"""
+    if _customer_ids_of(record) & customer_ids:
+        return True
+    value = record.value or b""
+    return any(b'"' + c.encode() + b'"' in value for c in customer_ids)
+
+
+def _identity(record: DeadLetterRecord) -> tuple:
+    """A dead letter's identity: where it was read (re-sends after a crash are copies of it)."""
+    if record.source_offset >= 0 and record.source_topic:
+        return ("source", record.source_topic, record.source_partition, record.source_offset, record.error_code)
+    return ("bytes", record.key, record.value, tuple(record.all_headers))
+
+
+def _delete_records_supported(admin: Any, topic: str, low: dict[int, int]) -> bool:
+    """Probe DeleteRecords with a no-op (delete before the current first offset). Tansu advertises
+    the API but drops the connection on it; a real Kafka broker answers."""
+    from kafka.structs import TopicPartition
+
+    try:
+        admin.delete_records({TopicPartition(topic, p): offset for p, offset in low.items()}, timeout_ms=10_000)
+        return True
+    except Exception:  # noqa: BLE001 - any failure: fall back to re-creating the topic
+        return False
+
+
+def purge_dead_letters(settings: Settings, customer_ids: set[str] | None = None, erased: bool = False,
+                       subject_of: Callable[[str], str] | None = None,
+                       erased_subjects: set[str] | None = None) -> PurgeResult:
+    """Remove the dead letters of ``customer_ids`` (and, with ``erased``, of every customer in the
+    erasure register, matched by keyed hash) from the dead-letter topic.
+
+    With DeleteRecords (Apache Kafka): the dead letters to keep (one copy each) are produced again
+    to their partition with their original key, bytes, headers and timestamp, then every record
+    before them is deleted; dead letters that arrive meanwhile are after the cut and stay. A crash
+    in between leaves copies, which the next purge folds into one. Without DeleteRecords (the
+    embedded broker, memory only): the topic is deleted, created again and the kept ones produced;
+    stop the consumer first there, or dead letters written meanwhile are lost.
+    """
+    from kafka import KafkaAdminClient, KafkaConsumer
+    from kafka.admin import NewTopic
+    from kafka.structs import TopicPartition
+
+    from streaming.producer import make_producer
+
+    wanted = set(customer_ids or ())
+    if erased:
+        if subject_of is None or erased_subjects is None:
+            from loyalty_monitor import erasure
+
+            key = erasure.subject_key(settings)
+            erased_subjects = set(erasure.erased_subjects(settings))
+            subject_of = lambda customer_id: erasure.pseudonym(key, customer_id)  # noqa: E731
+    topic = settings.topic_dead_letter
+    result = PurgeResult()
+    records = list(iter_dead_letters(settings))
+    result.scanned = len(records)
+
+    def doomed(record: DeadLetterRecord) -> bool:
+        if wanted and _mentions(record, wanted):
+            return True
+        return bool(erased and any(subject_of(c) in erased_subjects for c in _customer_ids_of(record)))
+
+    keep: dict[tuple, DeadLetterRecord] = {}
+    for record in records:
+        if doomed(record):
+            result.purged += 1
+        else:
+            identity = _identity(record)
+            if identity in keep:
+                result.duplicates_dropped += 1
+            keep[identity] = record  # the newest copy
+    result.kept = len(keep)
+    if not result.purged:
+        return result
+
+    admin = KafkaAdminClient(client_id="loyalty-dead-letter-purge", **settings.kafka_client_config())
+    try:
+        consumer = KafkaConsumer(client_id="loyalty-dead-letter-purge", enable_auto_commit=False,
+                                 **settings.kafka_client_config())
+        try:
+            partitions = sorted(consumer.partitions_for_topic(topic) or {0})
+            low = {tp.partition: o for tp, o in consumer.beginning_offsets(
+                [TopicPartition(topic, p) for p in partitions]).items()}
+        finally:
+            consumer.close()
+        cut = {p: max([r.offset for r in records if r.partition == p], default=low[p] - 1) + 1
+               for p in partitions}
+        supported = _delete_records_supported(admin, topic, low)
+        if not supported:
+            admin.close()
+            admin = KafkaAdminClient(client_id="loyalty-dead-letter-purge", **settings.kafka_client_config())
+            admin.delete_topics([topic])
+            deadline = time.monotonic() + 30
+            while topic in set(admin.list_topics()) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            from loyalty_monitor.broker import topic_specs
+
+            spec = next((t for t in topic_specs(settings) if t["name"] == topic), {"config": {}})
+            while True:
+                try:
+                    admin.create_topics([NewTopic(topic, len(partitions), 1, topic_configs=spec["config"])])
+                    break
+                except Exception:  # noqa: BLE001 - the deletion may still be under way
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+        producer = make_producer(settings, client_id="loyalty-dead-letter-purge")
+        try:
+            for record in sorted(keep.values(), key=lambda r: (r.partition, r.offset)):
+                producer.send(topic, key=record.key, value=record.value, headers=record.all_headers,
+                              partition=record.partition if supported else min(record.partition, len(partitions) - 1),
+                              timestamp_ms=record.timestamp_ms if record.timestamp_ms and record.timestamp_ms > 0 else None)
+            producer.flush()
+        finally:
+            producer.close()
+        if supported:
+            admin.delete_records({TopicPartition(topic, p): offset for p, offset in cut.items()}, timeout_ms=30_000)
+            result.method = "delete_records"
+        else:
+            result.method = "recreated"
+    finally:
+        admin.close()
     return result

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "loyalty_monitor.cli.cases",      # after pipeline: adds ack/snooze/close/feedback to `loyalty alerts`
     "loyalty_monitor.cli.web",
     "loyalty_monitor.cli.explain",
+    "loyalty_monitor.cli.erasure",
 ]
 
 

@@ -1,4 +1,4 @@
-"""``loyalty produce``, ``loyalty consume``, ``loyalty dead-letters list|replay``, ``loyalty land-offline``."""
+"""``loyalty produce``, ``loyalty consume``, ``loyalty dead-letters list|replay|purge``, ``loyalty land-offline``."""
 
 from __future__ import annotations
 
@@ -70,6 +70,14 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     from streaming.dead_letters import list_dead_letters, replay_dead_letters
 
     settings = load_settings()
+    if args.action == "purge":
+        from streaming.dead_letters import purge_dead_letters
+
+        if not args.customer and not args.erased:
+            raise ValueError("purge needs --customer ID (repeatable) and/or --erased")
+        result = purge_dead_letters(settings, customer_ids=set(args.customer or ()), erased=args.erased)
+        print(result.summary(settings.topic_dead_letter))
+        return 0
     if args.action == "replay":
         result = replay_dead_letters(settings, error_code=args.error_code,
                                      on_progress=lambda n: print(f"replayed {n:,}", file=sys.stderr))
@@ -125,8 +133,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="decode worker processes (default 0: decode in the consumer process)")
     p.set_defaults(func=cmd_consume)
 
-    p = sub.add_parser("dead-letters", help="list or replay messages of the dead-letter topic")
-    p.add_argument("action", choices=["list", "replay"])
+    p = sub.add_parser("dead-letters", help="list, replay or purge messages of the dead-letter topic")
+    p.add_argument("action", choices=["list", "replay", "purge"])
+    p.add_argument("--customer", action="append", metavar="ID",
+                   help="purge: the dead letters of this customer (key or customer_id); repeatable")
+    p.add_argument("--erased", action="store_true",
+                   help="purge: the dead letters of every customer in the erasure register")
     p.add_argument("--limit", type=int, default=None, help="list: only the newest N")
     p.add_argument("--error-code", default=None, help="only dead letters with this error code")
     p.add_argument("--format", choices=["table", "json"], default="table")

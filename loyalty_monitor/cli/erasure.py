@@ -1,0 +1,60 @@
+"""``loyalty erase CUSTOMER_ID... --by WHO`` and ``loyalty erasures`` (docs/event-contract.md, "Erasure")."""
+
+from __future__ import annotations
+
+import argparse
+
+from loyalty_monitor.cli._common import print_json
+from loyalty_monitor.settings import load_settings
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    from loyalty_monitor import erasure, locks
+
+    settings = load_settings()
+    # Not while a pipeline run reads or writes the same landing zone and warehouse.
+    with locks.exclusive(settings.data_dir / "pipeline.lock", "the pipeline", settings.lock_timeout_s):
+        if args.pending:
+            report = erasure.apply_erasures(settings, requested_by=args.by)
+        else:
+            report = erasure.erase_customers(settings, args.customer_id, requested_by=args.by)
+    print(report.summary())
+    for note in report.notes:
+        print(f"note: {note}")
+    print("Kafka still holds what was sent: see docs/operations.md (retention, compaction) and "
+          "`loyalty dead-letters purge --erased`.")
+    return 0
+
+
+def cmd_erasures(args: argparse.Namespace) -> int:
+    from loyalty_monitor import erasure
+
+    rows = erasure.erasures(load_settings())
+    if args.format == "json":
+        print_json(rows)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} erasures (customers as keyed hashes)")
+    for column in ("requested at", "by", "reason", "customer (keyed hash)", "completed", "removed"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        removed = ", ".join(f"{k} {v}" for k, v in sorted(r["removed"].items()) if k != "warehouse_tables")
+        table.add_row(str(r.get("requested_at") or ""), str(r.get("requested_by") or ""), str(r.get("reason") or ""),
+                      str(r.get("subject") or "")[:32] + "…", str(r.get("completed_at") or "NOT COMPLETED"), removed)
+    Console(width=max(120, Console().width)).print(table)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("erase", help="erase customers from the landing zone, warehouse, outbox and every file")
+    p.add_argument("customer_id", nargs="*", help="the customer ids to erase now")
+    p.add_argument("--by", required=True, help="who requested the erasure (recorded)")
+    p.add_argument("--pending", action="store_true",
+                   help="instead: apply the tombstones in the landing zone now (as each pipeline run does)")
+    p.set_defaults(func=cmd_erase)
+
+    p = sub.add_parser("erasures", help="list the recorded erasures (who, when, what was removed)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_erasures)

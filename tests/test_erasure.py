@@ -1,0 +1,571 @@
+"""Erasure is complete (issue 12): a tombstoned customer's name, id and texts are nowhere under the
+data directory afterwards: not in the landing zone's Parquet, not in any warehouse schema (nor in
+the DuckDB file's free blocks), not in the alert outbox or ``ops.alert_state``, not in the quality
+gate's files, logs, reports or Airflow's metadata; the dead-letter topic can be purged of it; and
+re-running the pipeline, even over a replayed batch, never brings it back.
+
+Every file is searched as bytes (the text as is, JSON-escaped, HTML-escaped, UTF-16) and, for
+Parquet, DuckDB and SQLite files, cell by cell (their strings are compressed on disk).
+
+The fast tests erase on a landed history with a small hand-made warehouse; the end-to-end test
+runs the real consumer, ``loyalty run`` (Airflow, dbt, Great Expectations, dispatch to the file
+outbox) on a generated history with one distinctive customer, tombstones it through Kafka and
+searches the whole data directory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import html
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from loyalty_monitor import erasure
+from loyalty_monitor.alerting import state as alert_state
+from loyalty_monitor.settings import PROJECT_ROOT, load_settings
+from streaming.landing import LandingZone, land_jsonl_offline
+
+pytestmark = pytest.mark.faults
+
+CANARY_ID = "CX-7f3a-ERASE"
+CANARY_NAME = "Zyxwvut Quillfeather"
+CANARY_NOTE = "erasure-canary-7f3a"
+TERMS = [CANARY_ID, CANARY_NAME, CANARY_NOTE]
+
+
+# --- searching everything ------------------------------------------------------------------------
+
+def _forms(term: str) -> set[bytes]:
+    return {term.encode(), json.dumps(term)[1:-1].encode(), json.dumps(term, ensure_ascii=False)[1:-1].encode(),
+            html.escape(term).encode(), term.encode("utf-16-le")}
+
+
+def _parquet_cells(path: Path):
+    table = pq.read_table(path)
+    for name, column in zip(table.column_names, table.columns):
+        if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+                or pa.types.is_boolean(column.type) or pa.types.is_temporal(column.type)):
+            for value in column.to_pylist():
+                if value is not None:
+                    yield f"{name}={value}"
+    for key, value in (pq.read_metadata(path).metadata or {}).items():
+        yield f"metadata {key!r}={value!r}"
+
+
+#: DuckDB column types that cannot hold text.
+_NOT_TEXT = ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "DOUBLE", "FLOAT",
+             "DECIMAL", "BOOLEAN", "DATE", "TIMESTAMP", "TIME", "INTERVAL")
+
+
+def _duckdb_cells(path: Path, terms: list[str]):
+    """Cells of every table (and the SQL of every view) of a DuckDB file that contain a term."""
+    with tempfile.TemporaryDirectory() as tmp:  # a copy: never touch (or lock) the real file
+        copy = Path(tmp) / path.name
+        shutil.copy(path, copy)
+        wal = path.with_name(path.name + ".wal")
+        if wal.exists():
+            shutil.copy(wal, Path(tmp) / wal.name)
+        con = duckdb.connect(str(copy), read_only=True)
+        try:
+            for schema, table in con.execute("select schema_name, table_name from duckdb_tables()").fetchall():
+                relation = f'"{schema}"."{table}"'
+                columns = [c for c, kind in con.execute(
+                    "select column_name, data_type from duckdb_columns() where schema_name = ? and table_name = ?",
+                    [schema, table]).fetchall() if not kind.upper().startswith(_NOT_TEXT)]
+                for column in columns:
+                    for term in terms:
+                        for (value,) in con.execute(f'select cast("{column}" as varchar) from {relation} '
+                                                    f'where contains(cast("{column}" as varchar), ?) limit 3',
+                                                    [term]).fetchall():
+                            yield f"{schema}.{table}.{column}={value}"
+            for (sql,) in con.execute("select sql from duckdb_views() where not internal").fetchall():
+                yield f"view {sql}"
+        finally:
+            con.close()
+
+
+def _sqlite_cells(path: Path):
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "db"
+        shutil.copy(path, copy)
+        con = sqlite3.connect(copy)
+        try:
+            for (table,) in con.execute("select name from sqlite_master where type = 'table'").fetchall():
+                for row in con.execute(f'select * from "{table}"'):
+                    for value in row:
+                        if isinstance(value, bytes):
+                            value = value.decode("utf-8", "replace")
+                        if value is not None:
+                            yield f"{table}: {value}"
+        finally:
+            con.close()
+
+
+def find_everywhere(root: Path, terms: list[str] = TERMS) -> list[str]:
+    """Every place under ``root`` that holds one of the terms: raw bytes of every file, and the
+    cells of every Parquet, DuckDB and SQLite file (and gzip content)."""
+    hits = []
+    for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        for term in terms:
+            if any(form in data for form in _forms(term)):
+                hits.append(f"{path.relative_to(root)}: bytes hold {term!r}")
+        cells = None
+        if data[:4] == b"PAR1":
+            cells = _parquet_cells(path)
+        elif data[8:12] == b"DUCK":
+            cells = _duckdb_cells(path, terms)
+        elif data[:16] == b"SQLite format 3\x00":
+            cells = _sqlite_cells(path)
+        elif data[:2] == b"\x1f\x8b":
+            cells = iter([gzip.decompress(data).decode("utf-8", "replace")])
+        for cell in cells or ():
+            if any(term in str(cell) for term in terms):
+                hits.append(f"{path.relative_to(root)}: content {str(cell)[:200]!r}")
+    return hits
+
+
+# --- a landed history with one distinctive customer ------------------------------------------------
+
+def canary_history(directory: Path, customers: int, start: str, end: str, seed: int,
+                   complaint_on: str | None = None) -> dict:
+    """A generated history in which one active customer is renamed CANARY_*: distinctive id,
+    name, notes and a survey comment. Written outside the data directory."""
+    from loyalty_monitor.generator import generate
+
+    summary = generate(directory, customers=customers, start=start, end=end, seed=seed)
+    truth = json.loads(summary.ground_truth_file.read_text())
+    alive = [c for c in truth["customers"] if not c["deleted"]]
+    chosen = next((c for c in alive if c["churns"]), alive[0])["customer_id"]  # a churner has alerts
+    other = next(c["customer_id"] for c in truth["customers"]
+                 if not c["deleted"] and c["customer_id"] != chosen)
+    customers_file, touchpoints_file = directory / "customers.jsonl", directory / "touchpoints.jsonl"
+    lines = []
+    for line in customers_file.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record.get("customer_id") == chosen:
+            record["customer_id"] = CANARY_ID
+            if "name" in record:
+                record["name"] = CANARY_NAME
+        lines.append(json.dumps(record, ensure_ascii=False))
+    customers_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    lines, n = [], 0
+    for line in touchpoints_file.read_text(encoding="utf-8").splitlines():
+        if f'"{chosen}"' in line:
+            record = json.loads(line)
+            record["customer_id"] = CANARY_ID
+            n += 1
+            if n % 4 == 0:
+                record["note"] = f"{CANARY_NOTE}: called {CANARY_NAME} about the invoice"
+            line = json.dumps(record, ensure_ascii=False)
+        lines.append(line)
+    lines.append(json.dumps({
+        "schema_version": 1, "event_id": "canary-survey", "event_type": "survey_response",
+        "occurred_at": f"{end}T07:00:00Z", "customer_id": CANARY_ID, "department": "support",
+        "payload": {"nps_score": 2, "comment": f"{CANARY_NOTE} survey comment"}}))
+    if complaint_on:  # an open high-severity complaint: an action-needed alert for the canary
+        lines.append(json.dumps({
+            "schema_version": 1, "event_id": "canary-complaint", "event_type": "complaint",
+            "occurred_at": f"{complaint_on}T10:00:00Z", "customer_id": CANARY_ID, "department": "support",
+            "direction": "inbound", "note": f"{CANARY_NOTE} complaint by {CANARY_NAME}",
+            "payload": {"severity": "high"}}))
+    touchpoints_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {"other": other, "truth": truth}
+
+
+def _offline_settings(data_dir: Path):
+    return load_settings(data_dir=data_dir, landing_url="", warehouse_path="")
+
+
+def _landed_ids(settings) -> dict[str, set[str]]:
+    zone = LandingZone.from_settings(settings)
+    return {dataset: set(zone.read(dataset).column("customer_id").to_pylist())
+            for dataset in ("touchpoints", "customers")}
+
+
+def _alert_id(customer_id: str, rule: str, day: dt.date) -> str:
+    return hashlib.md5(f"{customer_id}|{rule}|{day.isoformat()}".encode()).hexdigest()
+
+
+def _small_warehouse(settings, other: str) -> None:
+    """A warehouse shaped like the real one: marts in build and published, ops tables, a view."""
+    con = duckdb.connect(str(settings.warehouse))
+    try:
+        landing = str(Path(settings.landing) / "customers" / "*" / "*.parquet")
+        for schema in ("build", "published"):
+            con.execute(f"create schema {schema}")
+            con.execute(f"create table {schema}.dim_customers as select customer_id, name as customer_name, "
+                        f"account_manager_email from read_parquet('{landing}') where not is_deleted")
+            con.execute(f"create table {schema}.fct_touchpoints as select customer_id, note, comment from "
+                        f"read_parquet('{Path(settings.landing) / 'touchpoints' / '*' / '*.parquet'}')")
+        con.execute("create view build.stg_customers as select * from build.dim_customers")
+        alert_state.ensure_table(con)
+        day = dt.date(2026, 2, 27)
+        for customer_id in (CANARY_ID, other):
+            con.execute("insert into ops.alert_state (alert_id, channel, status, attempts, recipient, alert_date, "
+                        "updated_at) values (?, 'file', 'sent', 1, 'am@example.com', ?, now())",
+                        [_alert_id(customer_id, "open_high_complaint", day), day])
+        con.execute("create table ops.pipeline_runs (published_at timestamp, published_by varchar)")
+        con.execute("insert into ops.pipeline_runs values (now(), ?), (now(), 'loyalty_pipeline')",
+                    [f"rerun after {CANARY_NAME} complained"])
+    finally:
+        con.close()
+
+
+def _outbox_message(outbox: Path, customer_id: str, name: str) -> str:
+    key = _alert_id(customer_id, "open_high_complaint", dt.date(2026, 2, 27))
+    outbox.mkdir(parents=True, exist_ok=True)
+    record = {"subject": f"Action needed: {name}", "to": ["am@example.com"], "text": f"{name} complained",
+              "kind": "churn_alert", "idempotency_key": key,
+              "alerts": [{"alert_id": key, "customer_id": customer_id, "customer_name": name}]}
+    (outbox / f"{key}.file.json").write_text(json.dumps(record, indent=2))
+    (outbox / f"{key}.file.eml").write_text(f"Subject: Action needed: {name}\n\n{name} complained\n")
+    (outbox / f"{key}.file.html").write_text(f"<p>{html.escape(name)} complained</p>")
+    return key
+
+
+def _side_files(data_dir: Path, other: str) -> None:
+    """What other parts leave under the data directory: a log, JSON Lines, the quarantine, a
+    SQLite metadata DB with an XCom, a Data Docs page."""
+    (data_dir / "logs").mkdir(exist_ok=True)
+    (data_dir / "logs" / "run.log").write_text(f"warning: {CANARY_NAME} ({CANARY_ID}) has a gap\n"
+                                               f"info: {other} built\n")
+    (data_dir / "inputs").mkdir(exist_ok=True)
+    (data_dir / "inputs" / "customers.jsonl").write_text(
+        json.dumps({"customer_id": CANARY_ID, "name": CANARY_NAME}) + "\n"
+        + json.dumps({"customer_id": other, "name": "Other Co"}) + "\n")
+    quality = data_dir / "quality"
+    quality.mkdir(exist_ok=True)
+    pq.write_table(pa.table({"customer_id": [CANARY_ID, other], "original_json": [
+        json.dumps({"note": CANARY_NOTE}), json.dumps({"note": "fine"})]}), quality / "quarantine.parquet")
+    (quality / "data_docs").mkdir(exist_ok=True)
+    (quality / "data_docs" / "index.html").write_text(
+        f"<td>{html.escape(CANARY_NAME)}</td><td>{other}</td>")
+    (data_dir / "airflow").mkdir(exist_ok=True)
+    con = sqlite3.connect(data_dir / "airflow" / "airflow.db")
+    con.execute("create table xcom (key text, value blob)")
+    con.execute("insert into xcom values ('return_value', ?), ('other', 'kept')",
+                [json.dumps({"customer": CANARY_NAME}).encode()])
+    con.commit()
+    con.close()
+
+
+@pytest.fixture()
+def landed(tmp_path: Path):
+    gen = tmp_path / "generated"
+    facts = canary_history(gen, customers=20, start="2025-11-01", end="2026-02-27", seed=5)
+    data_dir = tmp_path / "data"
+    settings = _offline_settings(data_dir)
+    land_jsonl_offline(settings, gen / "touchpoints.jsonl", gen / "customers.jsonl")
+    deleted = [c["customer_id"] for c in facts["truth"]["customers"] if c["deleted"]]
+    return {"settings": settings, "gen": gen, "other": facts["other"], "data_dir": data_dir, "deleted": deleted}
+
+
+def _reasons(settings, report, customer_id: str) -> list[str]:
+    subject = erasure.pseudonym(erasure.subject_key(settings), customer_id)
+    return [e["reason"] for e in report.erasures if e["subject"] == subject]
+
+
+def test_erasure_on_request_leaves_no_trace_anywhere_and_records_who_without_the_data(landed):
+    settings, other, data_dir = landed["settings"], landed["other"], landed["data_dir"]
+    _small_warehouse(settings, other)
+    outbox = data_dir / "alerts" / "outbox"
+    canary_key = _outbox_message(outbox, CANARY_ID, CANARY_NAME)
+    other_key = _outbox_message(outbox, other, "Other Co")
+    _side_files(data_dir, other)
+    before = find_everywhere(data_dir)
+    for place in ("landing/", "warehouse.duckdb", "alerts/outbox", "logs/run.log", "inputs/customers.jsonl",
+                  "quality/quarantine.parquet", "quality/data_docs", "airflow/airflow.db"):
+        assert any(h.startswith(place) for h in before), f"the canary should be in {place} before erasure"
+    landed_before = _landed_ids(settings)
+
+    report = erasure.erase_customers(settings, [CANARY_ID], requested_by="dpo@example.com")
+
+    assert find_everywhere(data_dir) == []
+    removed = report.erasures[0]["removed"]
+    assert removed["landing_rows"] > 5 and removed["warehouse_rows"] > 5
+    assert removed["alert_states"] == 1 and removed["outbox_files"] == 3
+    assert {"build.dim_customers", "published.fct_touchpoints"} <= set(removed["warehouse_tables"])
+    # everybody else is untouched
+    after = _landed_ids(settings)
+    assert after["touchpoints"] == landed_before["touchpoints"] - {CANARY_ID}
+    assert after["customers"] == landed_before["customers"] - {CANARY_ID}
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        assert con.execute("select count(*) from published.dim_customers where customer_id = ?", [other]).fetchone()[0]
+        assert con.execute("select alert_id from ops.alert_state").fetchall() == [
+            (_alert_id(other, "open_high_complaint", dt.date(2026, 2, 27)),)]
+        assert con.execute("select count(*) from build.stg_customers").fetchone()[0] > 0  # views survive the copy
+        assert sorted(r[0] for r in con.execute("select published_by from ops.pipeline_runs").fetchall()) == [
+            "loyalty_pipeline", "rerun after [erased] complained"]
+    finally:
+        con.close()
+    assert not any(outbox.glob(f"{canary_key}.*")) and len(list(outbox.glob(f"{other_key}.*"))) == 3
+    assert (data_dir / "logs" / "run.log").read_text() == f"warning: [erased] ([erased]) has a gap\ninfo: {other} built\n"
+    assert [json.loads(line)["customer_id"] for line in (data_dir / "inputs" / "customers.jsonl").read_text().splitlines()] == [other]
+    assert pq.read_table(data_dir / "quality" / "quarantine.parquet").column("customer_id").to_pylist() == [other]
+    con = sqlite3.connect(data_dir / "airflow" / "airflow.db")
+    assert con.execute("select count(*) from xcom").fetchone()[0] == 2
+    con.close()
+
+    # recorded: who, when, what; the customer only as a keyed hash
+    [entry] = erasure.erasures(settings)
+    assert entry["requested_by"] == "dpo@example.com" and entry["reason"] == "request"
+    assert entry["completed_at"] and entry["removed"]["landing_rows"] == removed["landing_rows"]
+    assert entry["subject"] == erasure.pseudonym(erasure.subject_key(settings), CANARY_ID)
+    assert erasure.is_erased(settings, CANARY_ID) and not erasure.is_erased(settings, other)
+    assert oct((data_dir / "erasure" / "key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_tombstone_erases_and_a_replayed_batch_is_erased_again_but_a_new_record_recreates(landed, tmp_path):
+    settings, gen, other = landed["settings"], landed["gen"], landed["other"]
+    tomb = tmp_path / "tombstone.jsonl"
+    tomb.write_text(json.dumps({"customer_id": CANARY_ID, "tombstone": True}) + "\n")
+    # the tombstone lands like any customers batch (offsets = line numbers, past the others')
+    staging = _offline_settings(tmp_path / "staging")
+    land_jsonl_offline(staging, None, tomb)
+    for path in Path(staging.landing, "customers").rglob("*.parquet"):
+        target = Path(settings.landing, path.relative_to(staging.landing)).with_name("customers-p002-tombstone.parquet")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(path), target)
+
+    first = erasure.apply_erasures(settings, requested_by="loyalty_pipeline 2026-02-27")
+    assert _reasons(settings, first, CANARY_ID) == ["tombstone"]
+    # the history's own deleted customers are erased as well
+    assert len(first.erasures) == 1 + len(landed["deleted"])
+    assert not set(landed["deleted"]) & set().union(*_landed_ids(settings).values())
+    assert find_everywhere(landed["data_dir"]) == []
+    assert CANARY_ID not in set().union(*_landed_ids(settings).values())
+    assert erasure.apply_erasures(settings).erasures == []  # nothing left to do: idempotent
+
+    # A replayed batch (the consumer re-reads old offsets) lands the same files again.
+    land_jsonl_offline(settings, gen / "touchpoints.jsonl", gen / "customers.jsonl")
+    assert CANARY_ID in _landed_ids(settings)["touchpoints"]
+    again = erasure.apply_erasures(settings, requested_by="loyalty_pipeline 2026-02-28")
+    assert _reasons(settings, again, CANARY_ID) == ["re-landed"]
+    assert find_everywhere(landed["data_dir"]) == []
+    assert other in _landed_ids(settings)["touchpoints"]
+
+    # A master-data record sent after the erasure re-creates the customer: its new rows stay.
+    later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "customers.jsonl").write_text(json.dumps({
+        "schema_version": 1, "customer_id": CANARY_ID, "name": "New Owner ApS", "segment": "growth",
+        "country": "DK", "account_manager": {"id": "AM01", "name": "A M", "email": "am@example.com"},
+        "annual_potential": 1000, "currency": "DKK", "updated_at": later}) + "\n")
+    (new / "touchpoints.jsonl").write_text(json.dumps({
+        "schema_version": 1, "event_id": "after-recreation", "event_type": "email", "occurred_at": later,
+        "customer_id": CANARY_ID, "department": "sales", "direction": "outbound", "payload": {}}) + "\n")
+    staging = _offline_settings(tmp_path / "staging-new")
+    land_jsonl_offline(staging, new / "touchpoints.jsonl", new / "customers.jsonl")
+    for path in Path(staging.landing).rglob("*.parquet"):
+        target = Path(settings.landing, path.relative_to(staging.landing))
+        target = target.with_name(target.name.replace("-p000-", "-p005-"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(path), target)
+    assert erasure.apply_erasures(settings).erasures == []
+    assert CANARY_ID in _landed_ids(settings)["touchpoints"] and CANARY_ID in _landed_ids(settings)["customers"]
+    assert len(erasure.erasures(settings)) == len(first.erasures) + len(again.erasures)
+
+
+# --- the dead-letter topic --------------------------------------------------------------------------
+
+def test_dead_letters_purge_removes_one_customers_dead_letters_and_keeps_the_others(settings, tmp_path):
+    from streaming.dead_letters import list_dead_letters, purge_dead_letters
+    from streaming_helpers import produce
+
+    def letter(key: bytes | None, value: bytes, source_offset: int) -> tuple:
+        return key, value, [("dlq.source.topic", settings.topic_touchpoints.encode()),
+                            ("dlq.source.partition", b"0"), ("dlq.source.offset", str(source_offset).encode()),
+                            ("dlq.error.code", b"not_json"), ("dlq.error.detail", b"x"),
+                            ("dlq.failed_at", b"2026-02-27T10:00:00Z"), ("original", b"header")]
+
+    letters = [letter(CANARY_ID.encode(), f'{{"note": "{CANARY_NOTE}"'.encode(), 1),
+               letter(b"C0002", b'{"customer_id": "C0002", broken', 2),
+               letter(None, f'{{"customer_id": "{CANARY_ID}", "name": "{CANARY_NAME}"}}'.encode(), 3),
+               letter(b"C0003", b"\xff\xfe not utf-8", 4),
+               letter(b"C0002", b'{"customer_id": "C0002", broken', 2)]  # a re-sent copy (at least once)
+    for key, value, headers in letters:
+        produce(settings, settings.topic_dead_letter, [(key, value)], headers=headers)
+    assert len(list_dead_letters(settings)) == 5
+
+    result = purge_dead_letters(settings, customer_ids={CANARY_ID})
+    assert (result.purged, result.kept, result.duplicates_dropped) == (2, 2, 1)
+    assert result.method in ("delete_records", "recreated")
+    kept = list_dead_letters(settings)
+    assert sorted(r.key for r in kept) == [b"C0002", b"C0003"]
+    assert not any(CANARY_ID.encode() in (r.value or b"") or r.key == CANARY_ID.encode() for r in kept)
+    by_key = {r.key: r for r in kept}
+    assert by_key[b"C0003"].value == b"\xff\xfe not utf-8"  # original bytes and headers unchanged
+    assert (by_key[b"C0003"].source_offset, by_key[b"C0003"].error_code) == (4, "not_json")
+    assert ("original", b"header") in by_key[b"C0003"].headers
+    assert purge_dead_letters(settings, customer_ids={CANARY_ID}).method == "none"
+
+
+def test_dead_letters_purge_with_delete_records_writes_the_kept_ones_again_then_cuts_before_them(
+        settings, monkeypatch):
+    """The Apache Kafka path (Tansu cannot delete records): the kept dead letters are produced again
+    with their key, bytes, headers and timestamp, then everything before them is deleted."""
+    import kafka
+
+    from streaming.dead_letters import list_dead_letters, purge_dead_letters
+    from streaming_helpers import produce
+
+    cuts = []
+
+    class RecordingAdmin(kafka.KafkaAdminClient):
+        def delete_records(self, records_to_delete, timeout_ms=None, partition_leader_id=None):
+            cuts.append({tp.partition: offset for tp, offset in records_to_delete.items()})
+            return {}
+
+    monkeypatch.setattr(kafka, "KafkaAdminClient", RecordingAdmin)
+    for n, key in enumerate([CANARY_ID.encode(), b"C0002", b"C0003"]):
+        produce(settings, settings.topic_dead_letter, [(key, b"not json " + key)],
+                headers=[("dlq.source.topic", b"touchpoints"), ("dlq.source.partition", b"0"),
+                         ("dlq.source.offset", str(n).encode()), ("dlq.error.code", b"not_json")])
+    originals = {r.key: r for r in list_dead_letters(settings)}
+
+    result = purge_dead_letters(settings, customer_ids={CANARY_ID})
+
+    assert (result.method, result.purged, result.kept) == ("delete_records", 1, 2)
+    assert cuts == [{0: 0}, {0: 3}]  # a no-op probe at the first offset, then the cut after the last one read
+    copies = [r for r in list_dead_letters(settings) if r.offset >= 3]
+    assert [(r.key, r.value, r.all_headers, r.timestamp_ms) for r in copies] == [
+        (k, originals[k].value, originals[k].all_headers, originals[k].timestamp_ms) for k in (b"C0002", b"C0003")]
+
+
+# --- end to end -------------------------------------------------------------------------------------
+
+END = dt.date(2026, 2, 27)
+
+
+def loyalty(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    started = time.monotonic()
+    proc = subprocess.run([str(Path(sys.executable).parent / "loyalty"), *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    print(f"loyalty {' '.join(args)}: exit {proc.returncode} in {time.monotonic() - started:.0f} s")
+    assert proc.returncode == 0, f"loyalty {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # three pipeline runs; the shared 2-core machine can be busy
+def test_a_tombstone_through_kafka_erases_the_customer_from_every_file_and_it_never_comes_back(broker, tmp_path):
+    from loyalty_monitor.broker import ensure_topics
+    from streaming.dead_letters import list_dead_letters
+
+    root = tmp_path
+    data_dir = root / "data"
+    data_dir.mkdir()
+    scoring = root / "scoring.yml"  # every alert reaches the outbox (no weekly cap in the way)
+    shipped = (PROJECT_ROOT / "config" / "scoring.yml").read_text()
+    assert "max_per_manager_per_week: 3" in shipped
+    scoring.write_text(shipped.replace("max_per_manager_per_week: 3", "max_per_manager_per_week: 100"))
+    suffix = f"{os.getpid()}-erasure"
+    # Airflow's home is the production default, <data_dir>/airflow: its metadata DB and logs are searched too.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "AIRFLOW"))}
+    env.update({
+        "LOYALTY_DATA_DIR": str(data_dir), "LOYALTY_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "LOYALTY_TOPIC_TOUCHPOINTS": f"touchpoints-{suffix}", "LOYALTY_TOPIC_CUSTOMERS": f"customers-{suffix}",
+        "LOYALTY_TOPIC_DEAD_LETTER": f"dead-letter-{suffix}", "LOYALTY_TOPIC_BATCHES": f"batches-{suffix}",
+        "LOYALTY_CONSUMER_GROUP": f"landing-{suffix}", "LOYALTY_SCORING_FILE": str(scoring),
+        "LOYALTY_TASK_RETRIES": "0", "LOYALTY_ALERT_CHANNELS": "file",
+    })
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            if key.startswith("LOYALTY_"):
+                mp.setenv(key, value)
+        settings = load_settings()
+        ensure_topics(settings)
+        gen = root / "generated"
+        facts = canary_history(gen, customers=40, start="2025-10-01", end=END.isoformat(), seed=7,
+                               complaint_on=(END - dt.timedelta(days=9)).isoformat())
+        with (gen / "touchpoints.jsonl").open("a") as fh:  # two dead letters: the canary's and another's
+            fh.write(json.dumps({"schema_version": 1, "event_id": "canary-bad", "event_type": "call",
+                                 "occurred_at": "2026-02-30T10:00:00Z", "customer_id": CANARY_ID,
+                                 "department": "sales", "direction": "outbound", "payload": {"answered": True},
+                                 "note": f"{CANARY_NOTE} dead letter of {CANARY_NAME}"}) + "\n")
+            fh.write(json.dumps({"schema_version": 1, "event_id": "other-bad", "event_type": "call",
+                                 "occurred_at": "2026-02-30T10:00:00Z", "customer_id": facts["other"],
+                                 "department": "sales", "direction": "outbound", "payload": {"answered": True}}) + "\n")
+        loyalty(env, "produce", str(gen / "customers.jsonl"), "--topic", "customers")
+        loyalty(env, "produce", str(gen / "touchpoints.jsonl"), "--topic", "touchpoints")
+        loyalty(env, "consume", "--until-idle")
+        loyalty(env, "run", "--as-of", END.isoformat())
+
+        # Before: the canary is everywhere the issue found it.
+        before = find_everywhere(data_dir)
+        for place in ("landing/touchpoints/", "landing/customers/", "warehouse.duckdb", "alerts/outbox/"):
+            assert any(h.startswith(place) for h in before), f"the canary should be in {place}: {before[:5]}"
+        con = duckdb.connect(str(settings.warehouse), read_only=True)
+        try:
+            canary_alerts = {r[0] for r in con.execute(
+                "select alert_id from ops.alert_state join published.fct_churn_alerts using (alert_id) "
+                "where customer_id = ?", [CANARY_ID]).fetchall()}
+            customers_before = con.execute("select count(*) from published.dim_customers").fetchone()[0]
+            states_before = con.execute("select count(*) from ops.alert_state").fetchone()[0]
+        finally:
+            con.close()
+        assert canary_alerts, "the canary's complaint alert was dispatched"
+        assert any(r.key == CANARY_ID.encode() for r in list_dead_letters(settings))
+        replay = root / "landing-before"  # what a replayed batch would write again, later
+        shutil.copytree(settings.landing, replay)
+
+        # The tombstone, through Kafka like real input; the next run erases.
+        tomb = root / "tombstone.jsonl"
+        tomb.write_text(json.dumps({"customer_id": CANARY_ID, "tombstone": True}) + "\n")
+        loyalty(env, "produce", str(tomb), "--topic", "customers")
+        loyalty(env, "consume", "--until-idle")
+        loyalty(env, "run", "--as-of", END.isoformat())
+        purge = loyalty(env, "dead-letters", "purge", "--erased")
+        assert " 1 purged" in purge.stdout, purge.stdout
+
+        assert find_everywhere(data_dir) == []
+        letters = list_dead_letters(settings)
+        assert any(b'"other-bad"' in (r.value or b"") for r in letters)  # the others' dead letters stay
+        assert not any(term.encode() in (r.value or b"") + (r.key or b"") for r in letters for term in TERMS)
+
+        def assert_others_still_built() -> None:
+            con = duckdb.connect(str(settings.warehouse), read_only=True)
+            try:
+                assert con.execute("select count(*) from published.dim_customers").fetchone()[0] == customers_before - 1
+                assert con.execute("select count(*) from published.fct_customer_health_daily "
+                                   "where as_of_date = ?", [END]).fetchone()[0] == customers_before - 1
+                left = {r[0] for r in con.execute("select alert_id from ops.alert_state").fetchall()}
+                assert not left & canary_alerts and len(left) == states_before - len(canary_alerts)
+            finally:
+                con.close()
+
+        assert_others_still_built()
+        canary = erasure.pseudonym(erasure.subject_key(settings), CANARY_ID)
+        records = json.loads(loyalty(env, "erasures", "--format", "json").stdout)
+        [record] = [r for r in records if r["subject"] == canary]  # the history's own deleted customers too
+        assert record["reason"] == "tombstone" and record["requested_by"] == f"loyalty_pipeline {END}"
+        assert record["removed"]["landing_rows"] > 20 and record["removed"]["outbox_files"] == 3
+        assert record["removed"]["alert_states"] == len(canary_alerts)
+
+        # Re-running the pipeline over the same landing zone never brings the customer back, even
+        # when a replayed batch (a consumer restarted from old offsets) wrote its old files again.
+        for path in replay.rglob("*.parquet"):
+            shutil.copy(path, Path(settings.landing) / path.relative_to(replay))
+        loyalty(env, "run", "--as-of", END.isoformat())
+        assert find_everywhere(data_dir) == []
+        assert_others_still_built()
+        reasons = [r["reason"] for r in json.loads(loyalty(env, "erasures", "--format", "json").stdout)
+                   if r["subject"] == canary]
+        assert reasons == ["tombstone", "re-landed"]
