@@ -14,7 +14,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from loyalty_monitor.reporting import charts, forecast, queries, summary
+from loyalty_monitor.reporting import case_feedback, charts, forecast, queries, summary
 from loyalty_monitor.reporting import formatting as fmt
 from loyalty_monitor.settings import Settings
 
@@ -64,6 +64,9 @@ def build_context(settings: Settings, period_start: dt.date | None = None,
         audit = forecast.collect(con)  # forecast honesty (templates/_forecast.html), when built
         if audit is not None:
             context["forecast"] = audit
+        feedback = case_feedback.collect(con)  # precision in production (templates/_case_feedback.html)
+        if feedback is not None:
+            context["case_feedback"] = feedback
     finally:
         con.close()
     # The report names no file and no directory: it is mailed and printed, and a path tells a
