@@ -184,7 +184,12 @@ def loyalty_weekly_report():
     def render_report() -> str:
         return pipeline.render_weekly_report(load_settings(), as_of() - dt.timedelta(days=1))
 
+    @task
+    def send_weekly_digests() -> dict:
+        return pipeline.send_weekly_digests(load_settings(), as_of() - dt.timedelta(days=1))
+
     render_report()
+    send_weekly_digests()
 
 
 loyalty_weekly_report()

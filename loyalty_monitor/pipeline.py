@@ -213,6 +213,20 @@ def render_weekly_report(settings: Settings, period_end: dt.date) -> str:
     return str(render_report(settings, out, period_end=period_end))
 
 
+def send_weekly_digests(settings: Settings, week_end: dt.date) -> dict[str, Any]:
+    """Each account manager's weekly digest for the ISO week holding ``week_end`` (alerting/weekly.py),
+    once per manager and week; raise (after recording) if some could not be delivered."""
+    from loyalty_monitor.alerting import AlertDeliveryError
+    from loyalty_monitor.alerting.weekly import send_weekly_digests as send
+
+    result = send(settings, week_end)
+    if result.failed:
+        raise AlertDeliveryError(f"{result.failed} weekly digests failed for {result.week} (recorded in "
+                                 f"ops.alert_state; a retry sends only those): " + "; ".join(result.errors[:5]))
+    return {"week": result.week, "sent": result.sent, "already_done": result.already_done,
+            "skipped": result.skipped}
+
+
 def on_failure(settings: Settings, *, dag_id: str, task_id: str, logical_date: Any, error: BaseException | None,
                try_number: int | None = None, log_url: str | None = None) -> list[dict[str, Any]]:
     """Tell the data engineers that a task failed for good (after its retries). Never raises."""

@@ -153,6 +153,9 @@ class Settings:
     alert_channel_failure_limit: int = 3
     #: One message per account manager listing all of that manager's new alerts.
     alert_digest: bool = False
+    #: Each account manager's weekly digest (open cases by value at risk, who went quiet, what was
+    #: closed), sent Monday morning by the weekly report DAG (alerting/weekly.py).
+    alert_weekly_digest: bool = True
 
     # --- Airflow -----------------------------------------------------------------------------
     #: Address the Airflow UI/API of ``loyalty up`` listens on: this machine only unless told

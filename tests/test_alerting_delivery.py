@@ -470,11 +470,12 @@ def test_a_message_that_cannot_be_rendered_is_recorded_once_and_never_retried(al
 
 
 def test_a_digest_that_cannot_be_rendered_is_sent_alert_by_alert():
-    """The digest subject sums the values at stake; a value that is not a number breaks it. The
+    """The digest subject sums the values at stake (in the reporting currency); a value that is not a number breaks it. The
     alerts are then rendered one by one: the good one as its own message, none held back."""
     from loyalty_monitor.alerting.dispatch import _render
 
-    good, odd = alert("A1", "AM1", 9000.0), alert("A2", "AM1", 5000.0, value_at_stake="n/a")
+    good, odd = alert("A1", "AM1", 9000.0), alert("A2", "AM1", 5000.0, value_at_stake="n/a",
+                                                  value_at_stake_reporting="n/a")
     parts = _render([good, odd], "smtp", AS_OF)
     assert [(sorted(a["alert_id"] for a in group), message.key, error) for group, message, error in parts] == [
         (["A1"], "A1.smtp", None), (["A2"], "A2.smtp", None)]
@@ -541,3 +542,37 @@ def test_secrets_are_hidden_in_settings_channels_and_loyalty_config(data_dir, tm
     shown = json.loads(out)
     assert SECRET not in out
     assert shown["smtp_password"] == shown["webhook_url"] == shown["extra"]["admin_password"] == "***"
+
+
+def test_a_sent_alert_whose_severity_rises_gets_one_short_update(alert_settings, smtp):
+    """Issue 15: the severity shown is the one at sending time; a later escalation of the same alert
+    (a fact episode's worst severity rose; a case's probability reached risk_cases.high_probability)
+    is a new, short update message, once, not a silent change of the mart."""
+    fact = alert("F1", "AM1", 90000.0, rule="dunning_escalation", alert_kind="action_needed", severity="medium")
+    case = alert("K1", "AM1", 50000.0, severity="medium", probability=0.86)
+    write_alerts(alert_settings, [fact, case])
+    con = duckdb.connect(str(alert_settings.warehouse))
+    con.execute("""create table published.fct_case_lifecycle (case_id varchar, case_status varchar,
+                   lifecycle_state varchar, snoozed_until date, snooze_reason varchar, peak_probability double)""")
+    con.execute("insert into published.fct_case_lifecycle values ('K1', 'open', 'new', null, null, 0.86)")
+    con.close()
+    channels = [smtp_channel(smtp)]
+    first = dispatch_alerts(alert_settings, AS_OF, channels=channels, policy=POLICY)
+    assert first.sent == 2 and all("medium" in m.message["Subject"] for m in smtp.inbox)
+    # the next days: the dunning reached a high stage, the case's probability passed 0.9
+    write_alerts(alert_settings, [{**fact, "severity": "high"}, case])
+    con = duckdb.connect(str(alert_settings.warehouse))
+    con.execute("update published.fct_case_lifecycle set peak_probability = 0.95")
+    con.close()
+    later = AS_OF + dt.timedelta(days=2)
+    second = dispatch_alerts(alert_settings, later, channels=channels, policy=AlertPolicy(7, 0))  # cap 0: no new alert
+    assert second.sent == 2 and second.capped == 0
+    updates = smtp.inbox[2:]
+    assert sorted(m.message["X-Loyalty-Alert-Id"] for m in updates) == ["F1-escalated-high", "K1-escalated-high"]
+    for mail in updates:
+        assert mail.message["Subject"].strip().startswith("[Loyalty Monitor] update: high ")
+        assert f"Severity rose from medium to high since we told you on {AS_OF}." in mail.text
+        assert "an update on a customer of yours" in mail.text
+        assert "escalated" not in mail.text and "Alert id" not in mail.text
+    assert dispatch_alerts(alert_settings, later + dt.timedelta(days=1), channels=channels, policy=POLICY).sent == 0
+    assert len(smtp.inbox) == 4

@@ -297,3 +297,49 @@ def test_acknowledge_and_snooze_reach_kafka_land_and_show_after_the_next_build(w
     assert "<b>until</b>" in browser.text(f"#snoozed #case-{snoozed}")
     browser.screenshot(artifacts_dir / "web-queue-after-build.png")
     _local_only(world, browser)
+
+
+def test_the_feedback_form_on_the_case_reaches_kafka_lands_and_counts_in_the_precision_mart(world, managers,
+                                                                                           browser, artifacts_dir):
+    """Issue 15: "was this alert right?" (real risk / not a risk / unsure + comment) on the case in the
+    customer page, posted to the feedback endpoint as the manager; landed, built, and counted by
+    fct_case_feedback_monthly as a false alarm. Runs after the acknowledge/snooze test (it lands the
+    topic's events so far first)."""
+    a = managers["A"]
+    case, customer = a["cases"][-1], a["customers"][-1]
+    browser.goto(world.link(a["email"]))
+    browser.goto(f"{world.url}/customers/{customer}")
+    form = f"#case-{case} form.feedback"
+    assert browser.eval(f"document.querySelectorAll('{form} input[name=verdict]').length") == 3
+    assert browser.eval(f"[...document.querySelectorAll('{form} input[name=verdict]')].map(i => i.value)") == [
+        "real_risk", "not_a_risk", "unsure"]
+    browser.screenshot(artifacts_dir / "web-feedback-form.png")
+    browser.submit(form, {"verdict": "not_a_risk", "comment": "Seasonal <b>dip</b>, they always slow in summer"})
+    assert urlsplit(browser.url).path == f"/customers/{customer}", browser.text()
+    assert "feedback sent just now" in browser.text(f"#case-{case}")
+    _local_only(world, browser)
+
+    events = [json.loads(m.value) for m in read_topic(world.settings, world.settings.topic_case_events)]
+    mine = [e for e in events if e["case_id"] == case and e["event_type"] == "feedback"]
+    assert len(mine) == 1 and mine[0]["actor"] == a["email"] and mine[0]["source"] == "web"
+    assert mine[0]["payload"] == {"verdict": "not_a_risk", "comment": "Seasonal <b>dip</b>, they always slow in summer"}
+
+    from streaming.consumer import JsonLog, LandingConsumer
+
+    with open(world.root / "consumer-feedback.log", "w") as log:
+        summary = LandingConsumer(world.settings, until_idle=True, idle_s=1.0, log=JsonLog(log)).run()
+    assert summary.dead_lettered == 0
+    world.rebuild()
+    verdict, comment, opened_on, manager = world.query(
+        "select feedback_verdict, feedback_comment, opened_on, account_manager_id from published.fct_case_lifecycle "
+        "where case_id = ?", [case])[0]
+    assert (verdict, comment) == ("not_a_risk", "Seasonal <b>dip</b>, they always slow in summer")
+    false_alarms = world.query("select cases_false_alarm from published.fct_case_feedback_monthly "
+                               "where month_start = ? and account_manager_id = ?",
+                               [opened_on.replace(day=1), manager])
+    assert false_alarms and false_alarms[0][0] >= 1
+    browser.goto(f"{world.url}/customers/{customer}")
+    assert "Feedback: not a risk" in browser.text(f"#case-{case}")
+    assert browser.eval(f"document.querySelector('{form} input[value=not_a_risk]').checked")
+    browser.screenshot(artifacts_dir / "web-feedback-after-build.png")
+    _local_only(world, browser)

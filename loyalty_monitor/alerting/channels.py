@@ -143,6 +143,8 @@ def email_message(message: Message, sender: str) -> EmailMessage:
     mail["Date"] = formatdate(localtime=False, usegmt=True)
     mail["Message-ID"] = make_msgid(domain="loyalty-monitor")
     mail["X-Loyalty-Idempotency-Key"] = message.key
+    for name, value in getattr(message, "headers", {}).items():  # the alert ids (messages.ALERT_ID_HEADER)
+        mail[name] = one_line(value)
     mail.set_content(message.text)
     if message.html:
         mail.add_alternative(message.html, subtype="html")

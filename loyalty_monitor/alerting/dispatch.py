@@ -25,6 +25,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, NamedTuple
 
+from loyalty_monitor.alerting import context as alert_context
+from loyalty_monitor.alerting import escalation
 from loyalty_monitor.alerting import lifecycle as case_lifecycle
 from loyalty_monitor.alerting import state as alert_state
 from loyalty_monitor.alerting.channels import (
@@ -220,6 +222,8 @@ def _admit(due: list[dict[str, Any]], rows: dict[tuple[str, str], alert_state.St
         previous = by_alert.get(alert["alert_id"], [])
         if any(r.status in ("sent", "failed") for r in previous):
             admitted.append(alert)
+        elif alert.get("updates") and not previous:  # an escalation of a sent alert: not a new alert, no cap
+            admitted.append(alert)
         elif previous:  # capped or expired before: final for every channel
             continue
         else:
@@ -329,6 +333,8 @@ def _dispatch(con: Any, writer: alert_state.StateWriter, rows: dict, channels: l
     """The body of dispatch_alerts, on an open connection (see its docstring)."""
     # snoozed and closed cases send nothing; an ended snooze sends one reminder (alerting/lifecycle.py)
     alerts = case_lifecycle.apply(con, read_alerts(con, as_of), as_of, settings.web_url)
+    # the severity of today; a sent alert whose severity rose gets an update (alerting/escalation.py)
+    alerts = escalation.apply(con, alerts, as_of, settings)
     due = []
     for alert in alerts:
         if alert.get("alert_date") is None or alert["alert_date"] > window_start:
@@ -343,6 +349,7 @@ def _dispatch(con: Any, writer: alert_state.StateWriter, rows: dict, channels: l
                     last_error=f"alert date {alert['alert_date']} is before the dispatch window"))
                 result.expired += 1
     admitted, capped = _admit(due, rows, policy.max_per_manager_per_week)
+    alert_context.enrich(con, admitted, as_of)  # the last two-way dialogue and with whom (alerting/context.py)
     decided = {a["alert_id"] for a in admitted} | {a["alert_id"] for a in capped}
     # due alerts neither admitted nor capped now were capped or expired by an earlier run
     result.already_done += sum(1 for a in due if a["alert_id"] not in decided) * len(channels)
@@ -397,6 +404,8 @@ def _dispatch(con: Any, writer: alert_state.StateWriter, rows: dict, channels: l
                         recipient, started)
                 log.info("%s %s to %s (%d alert%s)", "sent" if outcome.ok else status.upper(), message.key,
                          recipient, len(part), "" if len(part) == 1 else "s")
+    writer.flush()
+    escalation.record_sent(con, admitted, as_of)  # the severity each manager was told
 
 
 def _record(writer: alert_state.StateWriter, rows: dict, result: DispatchResult, alerts: list[dict[str, Any]],

@@ -26,8 +26,11 @@ ALERT_COLUMNS = (
 
 
 #: Keys dispatch adds to an alert: ``link`` (the case or customer in the web app, from the setting
-#: ``web_base_url``) and ``reminder`` (a snoozed case whose snooze ended).
-OPTIONAL_KEYS = ("link", "reminder")
+#: ``web_base_url``), ``reminder`` (a snoozed case whose snooze ended), ``update``, ``updates`` and
+#: ``previous_severity`` (an escalation of an alert already sent: alerting/escalation.py).
+OPTIONAL_KEYS = ("link", "reminder", "update", "updates", "previous_severity")
+#: The mail header that carries the alert ids: the text never shows a hash (issue 15).
+ALERT_ID_HEADER = "X-Loyalty-Alert-Id"
 
 
 def rank_key(alert: Mapping[str, Any]) -> float:
@@ -45,12 +48,33 @@ def rank_key(alert: Mapping[str, Any]) -> float:
 
 
 def at_stake(alert: Mapping[str, Any]) -> str:
-    """The value at stake in the customer's currency, and in the reporting currency where it differs."""
+    """The value at stake in the one reporting currency, with the customer's own currency beside it
+    where it differs: "16,733 EUR (125,000 DKK)"."""
     original = format_money(alert.get("value_at_stake"), alert.get("currency"))
     reporting = alert.get("reporting_currency")
     if reporting and reporting != alert.get("currency") and alert.get("value_at_stake_reporting") is not None:
-        return f"{original} ({format_money(alert.get('value_at_stake_reporting'), reporting)})"
+        return f"{format_money(alert.get('value_at_stake_reporting'), reporting)} ({original})"
     return original
+
+
+def dialogue_words(alert: Mapping[str, Any]) -> str | None:
+    """The last two-way dialogue and with whom, with the customer's usual rhythm (alerting/context.py);
+    None when dispatch could not tell."""
+    last = alert.get("last_dialogue")
+    gap = alert.get("usual_gap_days")
+    usual = ""
+    try:
+        usual = f"; usually every {float(gap):.0f} days" if gap is not None else ""
+    except (TypeError, ValueError):
+        pass
+    if isinstance(last, Mapping):
+        ago = last.get("days_ago")
+        when = f"{_s(last.get('on'))}" + (f" ({ago} days ago)" if ago is not None else "")
+        return f"{when}, a {_s(last.get('what'), 'contact')} with their {_s(last.get('with'), 'contact')}, " \
+               f"by {_s(last.get('by'), 'us')}{usual}"
+    if "last_dialogue" in alert:
+        return f"none recorded{usual}"
+    return None
 
 
 def risk_words(alert: Mapping[str, Any]) -> str:
@@ -77,6 +101,7 @@ class Message:
     to: list[str]  # e-mail recipients
     payload: dict[str, Any] = field(default_factory=dict)  # JSON body for webhooks and the file sink
     slack_text: str = ""
+    headers: dict[str, str] = field(default_factory=dict)  # extra e-mail headers (the alert ids)
 
 
 def _s(value: Any, default: str = "") -> str:
@@ -133,12 +158,18 @@ def _jsonable(alert: Mapping[str, Any]) -> dict[str, Any]:
     for key in OPTIONAL_KEYS:  # added by dispatch (alerting/lifecycle.py), not mart columns
         if alert.get(key):
             out[key] = str(alert[key])
+    last = alert.get("last_dialogue")
+    if isinstance(last, Mapping):  # alerting/context.py
+        out["last_dialogue"] = {k: (v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v)
+                                for k, v in last.items()}
     return out
 
 
 def _alert_lines(alert: Mapping[str, Any]) -> list[str]:
     drivers = drivers_list(alert.get("drivers")) or ["(no drivers recorded)"]
+    dialogue = dialogue_words(alert)
     return [
+        *([f"Update: {_s(alert.get('update'))}"] if alert.get("update") else []),
         *([f"Reminder: {_s(alert.get('reminder'))}"] if alert.get("reminder") else []),
         f"Customer: {_s(alert.get('customer_name'), '?')} ({_s(alert.get('customer_id'))}), "
         f"segment {_s(alert.get('segment'), 'unknown')}",
@@ -147,10 +178,10 @@ def _alert_lines(alert: Mapping[str, Any]) -> list[str]:
         "Why:",
         *[f"  - {d}" for d in drivers],
         *([f"Also: {_s(alert.get('reasons'))}"] if alert.get("reasons") else []),
+        *([f"Last two-way dialogue: {dialogue}"] if dialogue else []),
         f"What to do next: {_s(alert.get('suggested_action'), 'talk to the customer')}",
         f"At stake: {at_stake(alert)}",
         *([f"Open it: {_s(alert.get('link'))}"] if alert.get("link") else []),
-        f"Alert id: {_s(alert.get('alert_id'))}",
     ]
 
 
@@ -158,8 +189,10 @@ def _alert_html(alert: Mapping[str, Any]) -> str:
     e = html_lib.escape
     drivers = drivers_list(alert.get("drivers")) or ["(no drivers recorded)"]
     items = "".join(f"<li>{e(d)}</li>" for d in drivers)
+    dialogue = dialogue_words(alert)
     return (
         f'<div class="alert" style="border-left:4px solid #c0392b;padding:4px 12px;margin:12px 0">'
+        + (f"<p><b>Update:</b> {e(_s(alert.get('update')))}</p>" if alert.get("update") else "")
         + (f"<p><b>Reminder:</b> {e(_s(alert.get('reminder')))}</p>" if alert.get("reminder") else "") +
         f"<h3>{e(_s(alert.get('customer_name'), '?'))} "
         f"<small>({e(_s(alert.get('customer_id')))}, {e(_s(alert.get('segment'), 'unknown'))})</small></h3>"
@@ -167,11 +200,12 @@ def _alert_html(alert: Mapping[str, Any]) -> str:
         f"{e(_s(alert.get('health_score'), '?'))}/100 ({e(_s(alert.get('status'), '?'))}), "
         f"since {e(_s(alert.get('alert_date')))}</p>"
         f"<p><b>Why:</b></p><ul>{items}</ul>"
-        + (f"<p><b>Also:</b> {e(_s(alert.get('reasons')))}</p>" if alert.get("reasons") else "") +
+        + (f"<p><b>Also:</b> {e(_s(alert.get('reasons')))}</p>" if alert.get("reasons") else "")
+        + (f"<p><b>Last two-way dialogue:</b> {e(dialogue)}</p>" if dialogue else "") +
         f"<p><b>What to do next:</b> {e(_s(alert.get('suggested_action'), 'talk to the customer'))}</p>"
         f"<p><b>At stake:</b> {e(at_stake(alert))}</p>"
-        + (f"<p><a href=\"{e(_s(alert.get('link')))}\">Open it in {PRODUCT}</a></p>" if alert.get("link") else "") +
-        f"<p style=\"color:#888\">Alert id: {e(_s(alert.get('alert_id')))}</p></div>"
+        + (f"<p><a href=\"{e(_s(alert.get('link')))}\">Open it in {PRODUCT}</a></p>" if alert.get("link") else "")
+        + "</div>"
     )
 
 
@@ -191,14 +225,16 @@ def render_alerts(alerts: list[Mapping[str, Any]], key: str) -> Message:
     email = _s(first.get("account_manager_email")).strip()
     if len(alerts) == 1:
         what = "action needed" if first.get("alert_kind") == "action_needed" else "churn risk"
-        subject = (f"[{PRODUCT}] {'reminder: ' if first.get('reminder') else ''}{_s(first.get('severity'), '?')} {what}: "
-                   f"{_s(first.get('customer_name'), '?')} - "
-                   f"{format_money(first.get('value_at_stake'), first.get('currency'))} at stake")
+        prefix = "update: " if first.get("update") else "reminder: " if first.get("reminder") else ""
+        subject = (f"[{PRODUCT}] {prefix}{_s(first.get('severity'), '?')} {what}: "
+                   f"{_s(first.get('customer_name'), '?')} - {at_stake(first)} at stake")
     else:
-        total = format_money(sum(float(a.get("value_at_stake") or 0) for a in alerts), first.get("currency"))
-        subject = f"[{PRODUCT}] {len(alerts)} customers at churn risk - {total} at stake"
-    intro = (f"Hello {manager}, {'this customer' if len(alerts) == 1 else 'these customers'} "
-             f"of yours may be drifting away.")
+        subject = f"[{PRODUCT}] {len(alerts)} customers at churn risk - {_total_at_stake(alerts)} at stake"
+    if len(alerts) == 1 and first.get("update"):
+        intro = f"Hello {manager}, an update on a customer of yours we told you about: it is getting worse."
+    else:
+        intro = (f"Hello {manager}, {'this customer' if len(alerts) == 1 else 'these customers'} "
+                 f"of yours may be drifting away.")
     text_parts = [intro, ""]
     for alert in alerts:
         text_parts += _alert_lines(alert) + [""]
@@ -207,8 +243,10 @@ def render_alerts(alerts: list[Mapping[str, Any]], key: str) -> Message:
     slack_lines = [slack_escape(f"{subject} (for {manager}{' <' + email + '>' if email else ''})")]
     for alert in alerts:
         slack_lines.append(slack_escape(one_line(
-            f"- {_s(alert.get('customer_name'), '?')}: {'; '.join(drivers_list(alert.get('drivers')))}. "
-            f"Next: {_s(alert.get('suggested_action'), 'talk to the customer')}. "
+            f"- {_s(alert.get('update')) + ' ' if alert.get('update') else ''}"
+            f"{_s(alert.get('customer_name'), '?')}: {'; '.join(drivers_list(alert.get('drivers')))}. "
+            + (f"Last two-way dialogue: {dialogue_words(alert)}. " if dialogue_words(alert) else "")
+            + f"Next: {_s(alert.get('suggested_action'), 'talk to the customer')}. "
             f"At stake: {at_stake(alert)}."))
             + (f" <{slack_escape(one_line(_s(alert.get('link'))))}|Open it>" if alert.get("link") else ""))
     payload = {
@@ -221,7 +259,21 @@ def render_alerts(alerts: list[Mapping[str, Any]], key: str) -> Message:
     }
     subject = one_line(subject)
     return Message(key=key, subject=subject, text="\n".join(text_parts), html=_page(subject, html_body),
-                   to=[email] if email else [], payload=payload, slack_text="\n".join(slack_lines))
+                   to=[email] if email else [], payload=payload, slack_text="\n".join(slack_lines),
+                   headers={ALERT_ID_HEADER: one_line(", ".join(_s(a.get("alert_id")) for a in alerts))})
+
+
+def _total_at_stake(alerts: list[Mapping[str, Any]]) -> str:
+    """A digest's total at stake: in the reporting currency when every alert has it, else in the
+    first alert's currency when they all share it, else per currency."""
+    reporting = {a.get("reporting_currency") for a in alerts}
+    if len(reporting) == 1 and None not in reporting and all(a.get("value_at_stake_reporting") is not None
+                                                             for a in alerts):
+        return format_money(sum(float(a["value_at_stake_reporting"]) for a in alerts), reporting.pop())
+    currencies = sorted({_s(a.get("currency")) for a in alerts})
+    totals = {c: sum(float(a.get("value_at_stake") or 0) for a in alerts if _s(a.get("currency")) == c)
+              for c in currencies}
+    return " + ".join(format_money(v, c) for c, v in totals.items())
 
 
 def render_notice(subject: str, text: str, html: str | None, to: list[str], key: str) -> Message:
