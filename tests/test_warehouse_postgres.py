@@ -1,11 +1,12 @@
 """The same dbt project on PostgreSQL as on DuckDB (docs/warehouse.md "Engines").
 
 A real PostgreSQL 15 cluster (tests/postgres_cluster.py: initdb, pg_ctl, a free port, removed at
-teardown) and a small generated history (30 customers, six months), landed once. The landing zone
-is loaded into PostgreSQL (``loyalty_monitor.landing_load``), the whole project is built there and on
-DuckDB, both are published, and every published mart is compared row for row: same tables, same
-columns in the same order, same rows; floating-point values to a relative tolerance of 1e-9
-(absolute 1e-9 near zero: the engines sum and divide in different orders), everything else exactly.
+teardown) and a small generated history (30 customers, six months), landed in two parts. On both
+engines the project is built up to a cut date (on PostgreSQL after loading the landing zone with
+``loyalty_monitor.landing_load``), then the second part (with events sent late about earlier days)
+lands and an incremental run follows, with the unit and data tests; both are published, and every
+published mart is compared row for row: same tables, same columns in the same order, same rows; floating-point values to a relative tolerance of 1e-9 (absolute 1e-9 near
+zero: the engines sum and divide in different orders), everything else exactly.
 Also: the load step is idempotent (a second run loads nothing and the row counts stay), a rewritten
 file replaces its rows and a removed file takes its rows along; and the marts reader gives the same
 answers on both engines.
@@ -26,11 +27,11 @@ from loyalty_monitor import warehouse
 from loyalty_monitor.landing_load import LOAD_LOG, landing_counts, load_landing
 from loyalty_monitor.marts import PostgresMarts, open_marts, pg_connect, to_pyformat
 from postgres_cluster import postgres_cluster  # noqa: F401 - the fixture
-from warehouse_history import land, make_history, warehouse_settings
+from warehouse_history import land, land_as_partition, make_history, split_by_send_order, warehouse_settings
 
 pytestmark = pytest.mark.slow
 
-START, END = "2026-01-01", "2026-06-30"
+START, CUT, END = "2026-01-01", dt.date(2026, 5, 20), "2026-06-30"
 REL_TOL = ABS_TOL = 1e-9
 
 
@@ -41,18 +42,33 @@ def _on_postgres(settings, cluster, database: str | None = None):
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory, postgres_cluster):  # noqa: F811
+    """Both engines the way production runs: a first build up to CUT, then the rest lands (events
+    sent late about days before CUT included) and an incremental run (on PostgreSQL the load picks up
+    the new files; incremental models add days and rebuild the late ones). The drift model's
+    population parameters are append-only (docs/warehouse.md), so both engines must see the same
+    sequence of landings and builds to be compared; the last test compares full refreshes too."""
     history = make_history(tmp_path_factory.mktemp("history"), customers=30, start=START, end=END, seed=13)
+    parts = tmp_path_factory.mktemp("parts")
+    split_by_send_order(history.touchpoints, parts / "tp1.jsonl", parts / "tp2.jsonl", "occurred_at", CUT)
+    split_by_send_order(history.customers, parts / "cu1.jsonl", parts / "cu2.jsonl", "updated_at", CUT)
+    # overlap 0: the two landings are seconds apart, and the point is the incremental path;
     # risk cases open at a lower probability than the default, so that this small history has some
     duck = warehouse_settings(tmp_path_factory.mktemp("duckdb") / "data",
+                              incremental={"landing_overlap_seconds": 0},
                               risk_cases={"open_probability": 0.3, "close_probability": 0.15})
-    land(duck, history.touchpoints, history.customers)
     # the PostgreSQL side reads the very same landing zone and scoring file; its own data dir
     pg_data = tmp_path_factory.mktemp("postgres") / "data"
     pg_data.mkdir(parents=True)
     pg = _on_postgres(dataclasses.replace(duck, data_dir=pg_data, landing_url=duck.landing), postgres_cluster)
+
+    land(duck, parts / "tp1.jsonl", parts / "cu1.jsonl")
+    for settings in (duck, pg):
+        assert warehouse.build(settings, as_of=CUT).success  # the first build: creates everything
+    land_as_partition(duck, tmp_path_factory.mktemp("scratch"), parts / "tp2.jsonl", parts / "cu2.jsonl", partition=1)
     results = {}
     for name, settings in (("duckdb", duck), ("postgres", pg)):
-        results[name] = warehouse.build(settings, as_of=END, full_refresh=True, unit_tests=True)
+        results[name] = warehouse.build(settings, as_of=END, unit_tests=True)  # incremental
+        assert "--full-refresh" not in results[name].args
         warehouse.publish(settings, published_by="test")
     return duck, pg, results
 
@@ -107,18 +123,29 @@ def test_both_engines_build_and_test_everything(engines):
 
 def test_every_published_mart_is_the_same_on_both_engines(engines):
     duck, pg, _ = engines
+    _assert_same_marts(duck, pg)
+
+
+def _assert_same_marts(duck, pg) -> None:
     left, right = _published(duck), _published(pg)
     assert sorted(left) == sorted(right)
     assert set(warehouse.REQUIRED_MARTS) <= set(left)
-    compared = 0
+    compared, problems = 0, {}
     for table in sorted(left):
         (columns_l, rows_l), (columns_r, rows_r) = left[table], right[table]
-        assert columns_l == columns_r, f"{table}: columns differ"
-        assert len(rows_l) == len(rows_r), f"{table}: {len(rows_l)} rows on DuckDB, {len(rows_r)} on PostgreSQL"
+        if columns_l != columns_r:
+            problems[table] = f"columns differ: {columns_l} vs {columns_r}"
+            continue
+        if len(rows_l) != len(rows_r):
+            problems[table] = f"{len(rows_l)} rows on DuckDB, {len(rows_r)} on PostgreSQL"
+            continue
         for row_l, row_r in zip(sorted(rows_l, key=_sort_key), sorted(rows_r, key=_sort_key)):
             diffs = [(c, a, b) for c, a, b in zip(columns_l, row_l, row_r) if not _same(a, b)]
-            assert not diffs, f"{table}: {diffs[:5]} in row {dict(zip(columns_l, row_l))}"
+            if diffs:
+                problems[table] = f"{diffs[:5]} in row {dict(zip(columns_l, row_l))}"
+                break
             compared += 1
+    assert not problems, "\n".join(f"{table}: {problem}" for table, problem in problems.items())
     assert compared > 1000
     assert left["fct_churn_alerts"][1], "the history should give some alerts to compare"
 
@@ -230,3 +257,11 @@ def test_the_pipeline_runs_on_postgres(engines):
                          {(k, round(p.r, 6)) for k, p in fitted.fits.items()})
     assert outcome["duckdb"] == outcome["postgres"]
     assert outcome["postgres"][0] > 0 and outcome["postgres"][2] > 0, f"some alerts sent, older ones expired: {outcome}"
+
+
+def test_full_refresh_is_the_same_on_both_engines(engines):
+    duck, pg, _ = engines
+    for settings in (duck, pg):
+        assert warehouse.build(settings, as_of=END, full_refresh=True).success
+        warehouse.publish(settings, published_by="full refresh")
+    _assert_same_marts(duck, pg)

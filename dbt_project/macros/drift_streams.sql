@@ -64,7 +64,7 @@
 {% macro milli(expr) -%}
   {#- a quantity in integer thousandths: running sums of it are exact and do not depend on
       summation order, so a daily run and a full refresh give identical rows -#}
-  cast(round({{ expr }} * 1000) as {{ dbt.type_bigint() }})
+  cast({{ round_half_away(expr ~ ' * 1000') }} as {{ dbt.type_bigint() }})
 {%- endmacro %}
 
 {% macro portfolio_days_stored_until() -%}
@@ -151,9 +151,12 @@
   {%- set terms = [(together, 1.0 - alone)] -%}
   {%- for s in streams -%}{%- do terms.append(('(' ~ cum_prefix ~ s.name ~ ' - ' ~ floor_prefix ~ s.name ~ ')', each)) -%}{%- endfor -%}
   {%- set top -%}greatest({% for expr, w in terms %}{{ expr }}{{ ', ' if not loop.last }}{% endfor %}){%- endset -%}
-  cast(round({{ top }} + 1000 * ln(
+  {%- set mixed -%}
+  {{ top }} + 1000 * ln(
       {%- for expr, w in terms %}
       {{ w }} * exp(({{ expr }} - {{ top }}) / 1000.0){{ ' +' if not loop.last }}
       {%- endfor %}
-  )) as {{ dbt.type_bigint() }})
+  )
+  {%- endset %}
+  cast({{ round_half_away(mixed) }} as {{ dbt.type_bigint() }})
 {%- endmacro %}

@@ -48,6 +48,20 @@
 
 {% macro duckdb__type_double() -%}double{%- endmacro %}
 
+{% macro round_half_away(expr) -%}
+  {#- A double rounded to a whole number, half away from zero (5062.5 -> 5063), on every engine:
+      PostgreSQL's round(double precision) rounds half to even (5062), DuckDB's half away. -#}
+  {{ return(adapter.dispatch('round_half_away')(expr)) }}
+{%- endmacro %}
+
+{% macro default__round_half_away(expr) -%}
+  trunc(({{ expr }}) + sign({{ expr }}) * 0.5)
+{%- endmacro %}
+
+{% macro duckdb__round_half_away(expr) -%}
+  round({{ expr }})
+{%- endmacro %}
+
 {% macro round_to(expr, digits) -%}
   {{ return(adapter.dispatch('round_to')(expr, digits)) }}
 {%- endmacro %}
