@@ -468,7 +468,8 @@ def build_marts(settings: Settings, schema: str = "build", **defects: Any) -> No
                ['key', 'growth', 'standard'][i % 3 + 1] AS segment, 'DK' AS country,
                'AM' || (i % 4) AS account_manager_id, 'Manager ' || (i % 4) AS account_manager_name,
                'am' || (i % 4) || '@example.com' AS account_manager_email,
-               100000.0 AS annual_potential, 'DKK' AS currency, TIMESTAMPTZ '2026-01-01 00:00:00+00' AS updated_at
+               100000.0 AS annual_potential, 'DKK' AS currency, TIMESTAMPTZ '2026-01-01 00:00:00+00' AS updated_at,
+               true AS has_master_data
         FROM range(20) t(i)""")
     con.execute(f"""CREATE OR REPLACE TABLE {schema}.fct_customer_health_daily AS
         SELECT customer_id, DATE '{AS_OF}' AS as_of_date, 40.0 + i * 3 AS health_score,
@@ -527,6 +528,23 @@ def test_mart_defects_fail_naming_their_expectation(gate_settings):
         result = validate_marts(gate_settings, AS_OF, schema=name)
         assert not result.passed, name
         assert critical_names(result) == {expected}, f"{name}: {result.summary()}"
+
+
+def test_a_customer_awaiting_master_data_is_a_warning_not_a_broken_mart(gate_settings):
+    """Touches that arrive before the customer's master data (an event-driven run over a tiny
+    batch) give a dim_customers row with segment 'unknown' and no manager: the marts are still
+    published, the data engineers see a warning; a customer WITH master data but no manager is
+    still critical."""
+    waiting = ("UPDATE {schema}.dim_customers SET segment = 'unknown', account_manager_id = NULL, "
+               "account_manager_email = NULL, has_master_data = false WHERE customer_id = 'C00003'")
+    build_marts(gate_settings, schema="waiting", defect=waiting)
+    result = validate_marts(gate_settings, AS_OF, schema="waiting")
+    assert result.passed, result.summary()
+    assert any(f.expectation == "expect_column_values_to_be_in_set" and f.column == "has_master_data"
+               for f in result.warnings), result.summary()
+    broken = "UPDATE {schema}.dim_customers SET account_manager_id = NULL WHERE customer_id = 'C00003'"
+    build_marts(gate_settings, schema="broken", defect=broken)
+    assert not validate_marts(gate_settings, AS_OF, schema="broken").passed
 
 
 def test_missing_mart_is_a_critical_failure(gate_settings):
