@@ -691,6 +691,62 @@ def _erase_warehouse(settings: Settings, targets: dict[str, Subject],
     return alert_ids
 
 
+def _erase_postgres(settings: Settings, targets: dict[str, Subject]) -> dict[str, set[str]]:
+    """The PostgreSQL warehouse: delete the targets' rows from every table with a customer_id (the
+    loaded landing tables included) and their alert states, in one transaction, then VACUUM FULL
+    the touched tables so the deleted tuples do not stay in their files. Returns their alert ids."""
+    from loyalty_monitor.marts import pg_connect
+
+    ids = sorted(targets)
+    con = pg_connect(settings, autocommit=False)
+    try:
+        with con.cursor() as cursor:
+            cursor.execute(
+                "select table_schema, table_name, array_agg(column_name::text) from information_schema.columns "
+                "where table_schema not in ('pg_catalog', 'information_schema') "
+                "and (table_schema, table_name) in (select table_schema, table_name from information_schema.tables "
+                "where table_type = 'BASE TABLE') group by 1, 2 order by 1, 2")
+            tables = [(schema, table, set(columns)) for schema, table, columns in cursor.fetchall()]
+            alert_ids: dict[str, set[str]] = defaultdict(set)
+            for schema, table, names in tables:
+                if "customer_id" in names:
+                    for key in ("alert_id", "case_id"):
+                        if key in names:
+                            cursor.execute(f"select customer_id, {key}::text from {_quote(schema)}.{_quote(table)} "
+                                           f"where customer_id = any(%s) and {key} is not null", [ids])
+                            for customer_id, value in cursor.fetchall():
+                                alert_ids[customer_id].add(value)
+            touched = []
+            for schema, table, names in tables:
+                relation = f"{_quote(schema)}.{_quote(table)}"
+                if "customer_id" in names:
+                    for customer_id in ids:
+                        cursor.execute(f"delete from {relation} where customer_id = %s", [customer_id])
+                        if cursor.rowcount:
+                            targets[customer_id].removed["warehouse_rows"] += cursor.rowcount
+                            targets[customer_id].removed.setdefault("warehouse_tables", []).append(
+                                f"postgres:{schema}.{table}")
+                            touched.append(relation)
+                elif (schema, table) == ("ops", "alert_state") and "alert_id" in names:
+                    for customer_id in ids:
+                        mine = sorted(alert_ids.get(customer_id, ()))
+                        if mine:
+                            cursor.execute(f"delete from {relation} where alert_id = any(%s)", [mine])
+                            targets[customer_id].removed["alert_states"] += cursor.rowcount
+                            touched.append(relation)
+        con.commit()
+        con.autocommit = True  # VACUUM cannot run inside a transaction
+        with con.cursor() as cursor:
+            for relation in sorted(set(touched)):
+                cursor.execute(f"vacuum full {relation}")
+    except Exception:
+        con.rollback()
+        raise
+    finally:
+        con.close()
+    return alert_ids
+
+
 def _compact_if_pending(settings: Settings) -> bool:
     """A previous erasure deleted rows but died before rewriting the file: finish that first."""
     pending = register_dir(settings) / COMPACT_PENDING
@@ -979,10 +1035,13 @@ def _run(settings: Settings, targets: dict[str, Subject], ids_to_files: dict[str
     for customer_id in list(terms):
         terms[customer_id] -= shared
     alert_ids = _erase_warehouse(settings, targets, terms)
-    if settings.dbt_target != "duckdb":
-        # Only the embedded DuckDB warehouse is erased here: say so in the record, loudly.
-        note = (f"the {settings.dbt_target} warehouse was NOT erased (only the DuckDB file is): delete the "
-                "customer's rows there and VACUUM FULL the tables")
+    if settings.dbt_target == "postgres":
+        for customer_id, values in _erase_postgres(settings, targets).items():
+            alert_ids.setdefault(customer_id, set()).update(values)
+    elif settings.dbt_target != "duckdb":
+        # An engine this module cannot reach: say so in the record, loudly.
+        note = (f"the {settings.dbt_target} warehouse was NOT erased: delete the customer's rows there "
+                "and rewrite the tables")
         report.notes.append(note)
         log.warning("erasure: %s", note)
         for s in targets.values():

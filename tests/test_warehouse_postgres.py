@@ -15,6 +15,7 @@ answers on both engines.
 from __future__ import annotations
 
 import dataclasses
+import json
 import datetime as dt
 import decimal
 import math
@@ -265,3 +266,26 @@ def test_full_refresh_is_the_same_on_both_engines(engines):
         assert warehouse.build(settings, as_of=END, full_refresh=True).success
         warehouse.publish(settings, published_by="full refresh")
     _assert_same_marts(duck, pg)
+
+
+def test_erasure_reaches_the_postgres_warehouse(engines):
+    """A customer erased on request leaves no row in any PostgreSQL table (the loaded landing
+    tables, staging, marts, published, ops), and the record says so without naming it. Runs last:
+    it rewrites the landing zone both engines share."""
+    from loyalty_monitor import erasure
+
+    _, pg, _ = engines
+    with open_marts(pg) as con:
+        customer = con.execute("select min(customer_id) from published.dim_customers").fetchone()[0]
+    report = erasure.erase_customers(pg, [customer], requested_by="privacy officer")
+    assert not any("NOT erased" in note for note in report.notes), report.notes
+    with open_marts(pg) as con:
+        tables = con.execute(
+            "select table_schema, table_name from information_schema.columns where column_name = 'customer_id' "
+            "and table_schema not in ('pg_catalog', 'information_schema')").fetchall()
+        assert len(tables) > 10
+        left = {f"{s}.{t}": con.execute(f'select count(*) from "{s}"."{t}" where customer_id = ?',
+                                        [customer]).fetchone()[0] for s, t in tables}
+    assert not any(left.values()), {k: v for k, v in left.items() if v}
+    log = "\n".join(json.dumps(entry) for entry in erasure.erasure_log(pg))
+    assert customer not in log and "postgres:" in log
