@@ -3,7 +3,9 @@ against the generator's ground truth, plus publish atomicity and `dbt docs gener
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import re
 from pathlib import Path
 
@@ -269,3 +271,18 @@ def test_build_on_an_empty_landing_zone(tmp_path):
             assert con.execute(f"select count(*) from published.{mart}").fetchone()[0] == 0, mart
     finally:
         con.close()
+
+
+def test_dbt_source_freshness_declares_the_gates_stale_feed_limit(built):
+    """`dbt source freshness` judges the touchpoint feed by the landing gate's feed_stale_days
+    ([quality] in loyalty.toml), not by a second limit of its own: this history ended months ago,
+    so the feed is an error, with the gate's limit as the criterion."""
+    settings, _ = built
+    for days in (3, 10):
+        tuned = dataclasses.replace(settings, extra={**settings.extra, "quality": {"feed_stale_days": days}})
+        warehouse.run_dbt(tuned, ["source", "freshness", "--select", "source:landing.touchpoints"], as_of=END)
+        sources = json.loads((Path(settings.data_dir) / "dbt-target" / "sources.json").read_text())
+        (result,) = [r for r in sources["results"] if r["unique_id"].endswith("landing.touchpoints")]
+        assert result["status"] == "error", result
+        assert result["criteria"]["error_after"] == {"count": days, "period": "day"}
+        assert result["criteria"]["warn_after"] == {"count": days - 1, "period": "day"}
