@@ -412,7 +412,8 @@ class Demo:
     def web_sign_in(self) -> str | None:
         """How to open the web app, with a sign-in link for the manager of the most valuable open case."""
         try:
-            from loyalty_monitor.web import auth, queries
+            from loyalty_monitor import access as auth
+            from loyalty_monitor.web import queries
 
             with queries.reader(self.settings) as con:
                 row = con.execute(

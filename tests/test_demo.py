@@ -76,7 +76,7 @@ def test_demo_runs_end_to_end_and_reruns_over_its_leftovers(data_dir: Path, tmp_
         assert f"✓ {step}" in out, step
     assert "✗ " not in out and ": unavailable" not in out and "skipped (needs" not in out
     # it ends by saying how to open the web app, with a working sign-in link for one manager
-    from loyalty_monitor.web import auth
+    from loyalty_monitor import access as auth
 
     link = out.split("Open the web app: `loyalty web`", 1)[1].split(" with ", 1)[1].split()[0]
     assert auth.email_from_link(settings, link.split("token=", 1)[1])

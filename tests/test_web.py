@@ -24,7 +24,8 @@ import yaml
 from loyalty_monitor import warehouse
 from loyalty_monitor.generator import generate
 from loyalty_monitor.settings import PROJECT_ROOT, Settings, load_settings
-from loyalty_monitor.web import BackgroundServer, auth
+from loyalty_monitor import access as auth
+from loyalty_monitor.web import BackgroundServer
 from streaming.landing import LandingZone, land_jsonl_offline
 from streaming_helpers import read_topic
 from web_browser import Browser
@@ -233,6 +234,33 @@ def test_links_sessions_and_forms_are_signed(world, managers):
         # the proxy header counts only when the installation trusts its proxy
         client.cookies.clear()
         assert client.get("/queue", headers={"X-Forwarded-Email": a["email"]}).status_code == 401
+
+
+def test_the_link_in_an_alert_signs_its_manager_in_and_opens_the_case(world, managers):
+    """Every alert carries a signed, expiring link for its account manager (alerting/lifecycle.py):
+    it signs in and opens the case itself; it never leads off the app, and it does not open another
+    manager's case."""
+    from loyalty_monitor.alerting.lifecycle import case_link
+
+    a, b = managers["A"], managers["B"]
+    settings = world.settings
+    alert = {"alert_kind": "risk_case", "alert_id": a["cases"][0], "customer_id": a["customers"][0],
+             "account_manager_email": a["email"]}
+    link = case_link(settings, alert)
+    assert link.startswith(settings.web_url + "/login?token=") and "next=%2Fcases%2F" in link
+    with httpx.Client(base_url=world.url) as client:
+        signed_in = client.get(link.removeprefix(settings.web_url))
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == f"/cases/{a['cases'][0]}"
+        case_page = client.get(signed_in.headers["location"], follow_redirects=True)
+        assert case_page.status_code == 200 and a["customers"][0] in str(case_page.url)
+    with httpx.Client(base_url=world.url) as client:
+        token = auth.link_token(settings, a["email"])
+        for elsewhere in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+            answer = client.get("/login", params={"token": token, "next": elsewhere})
+            assert answer.headers["location"] == "/queue", elsewhere
+        theirs = case_link(settings, {**alert, "alert_id": b["cases"][0], "customer_id": b["customers"][0]})
+        opened = client.get(theirs.removeprefix(settings.web_url), follow_redirects=True)
+        assert opened.status_code == 403
 
 
 def _overrides(settings: Settings) -> dict:

@@ -332,7 +332,7 @@ def _dispatch(con: Any, writer: alert_state.StateWriter, rows: dict, channels: l
               breaker: CircuitBreaker) -> None:
     """The body of dispatch_alerts, on an open connection (see its docstring)."""
     # snoozed and closed cases send nothing; an ended snooze sends one reminder (alerting/lifecycle.py)
-    alerts = case_lifecycle.apply(con, read_alerts(con, as_of), as_of, settings.web_url)
+    alerts = case_lifecycle.apply(con, read_alerts(con, as_of), as_of, settings)
     # the severity of today; a sent alert whose severity rose gets an update (alerting/escalation.py)
     alerts = escalation.apply(con, alerts, as_of, settings)
     due = []

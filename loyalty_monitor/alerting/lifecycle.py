@@ -11,7 +11,8 @@ case's state. Before dispatch admits anything:
   (``<case_id>-snoozed-<until>``, dated the ``until`` day), so that the weekly cap, the window and
   the idempotency of ``ops.alert_state`` apply to it as to every alert; the case's first alert is
   not sent as well;
-- every alert carries a ``link`` to the web app: the case for a risk case, the customer otherwise.
+- every alert carries a ``link`` to the web app: the case for a risk case, the customer otherwise,
+  signed for its account manager (a sign-in link that expires, then opens the page).
 
 A closed case never alerts again; the model opens a new case for the customer only once it has
 recovered, so closing never silences the customer's next drift.
@@ -21,6 +22,10 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import quote
+
+from loyalty_monitor.access import sign_in_link
+from loyalty_monitor.settings import Settings
 
 LIFECYCLE_TABLE = "published.fct_case_lifecycle"
 
@@ -37,15 +42,24 @@ def _lifecycle_rows(con: Any) -> dict[str, dict[str, Any]]:
     return {row[0]: dict(zip(names, row)) for row in cursor.fetchall()}
 
 
-def case_link(base_url: str, alert: dict[str, Any]) -> str | None:
-    if not base_url:
-        return None
+def case_path(alert: dict[str, Any]) -> str | None:
+    """The alert's page in the web app: the case for a risk case, the customer otherwise."""
     if alert.get("alert_kind") == "risk_case":
-        return f"{base_url}/cases/{alert['alert_id'].split('-snoozed-')[0]}"
-    return f"{base_url}/customers/{alert['customer_id']}" if alert.get("customer_id") else None
+        return f"/cases/{quote(alert['alert_id'].split('-snoozed-')[0])}"
+    return f"/customers/{quote(str(alert['customer_id']))}" if alert.get("customer_id") else None
 
 
-def apply(con: Any, alerts: list[dict[str, Any]], as_of: dt.date, base_url: str = "") -> list[dict[str, Any]]:
+def case_link(settings: Settings, alert: dict[str, Any]) -> str | None:
+    """A signed, expiring link for the alert's account manager that signs them in and opens the
+    alert's page (access.sign_in_link); the plain page address when there is no address to sign."""
+    path = case_path(alert)
+    if path is None:
+        return None
+    email = alert.get("account_manager_email")
+    return sign_in_link(settings, email, next_path=path) if email else f"{settings.web_url}{path}"
+
+
+def apply(con: Any, alerts: list[dict[str, Any]], as_of: dt.date, settings: Settings | None = None) -> list[dict[str, Any]]:
     """The alerts dispatch should consider on ``as_of``, after the case lifecycle (module doc)."""
     lifecycle = _lifecycle_rows(con)
     out: list[dict[str, Any]] = []
@@ -64,6 +78,7 @@ def apply(con: Any, alerts: list[dict[str, Any]], as_of: dt.date, base_url: str 
                                     + "; the customer is still drifting."})
         else:  # the snooze ended after the customer recovered: no reminder, the alert as before
             out.append(alert)
-    for alert in out:
-        alert.setdefault("link", case_link(base_url, alert))
+    if settings is not None:
+        for alert in out:
+            alert.setdefault("link", case_link(settings, alert))
     return out

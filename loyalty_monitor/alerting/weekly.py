@@ -13,7 +13,7 @@ to read gets:
   because the customer recovered.
 
 A manager with none of the three gets nothing. The message has a plain-text and an HTML part and
-links to the web app (``web_base_url``): the manager's own sign-in link (``web/auth.py``, valid
+links to the web app (``web_base_url``): the manager's own sign-in link (``access.py``, valid
 ``web_link_days``) and one link per case and customer. It is idempotent per (manager, ISO week):
 ``ops.alert_state`` holds one row per ``weekly-<manager email>-<YYYY>-W<WW>`` and channel, so a
 rerun of the week sends nothing twice; the row's ``account_manager_id`` is
@@ -136,7 +136,7 @@ def _case_value(row: dict[str, Any]) -> str:
 
 def _sign_in(settings: Settings, email: str) -> str:
     try:
-        from loyalty_monitor.web.auth import sign_in_link
+        from loyalty_monitor.access import sign_in_link
 
         return sign_in_link(settings, email)
     except Exception:  # noqa: BLE001 - without the web module the plain address still helps

@@ -23,7 +23,8 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 def cmd_link(args: argparse.Namespace) -> int:
-    from loyalty_monitor.web import auth, queries
+    from loyalty_monitor import access as auth
+    from loyalty_monitor.web import queries
 
     settings = load_settings()
     email = auth.normalise_email(args.email)

@@ -25,7 +25,8 @@ from starlette.routing import Route
 from loyalty_monitor import cases as case_events
 from loyalty_monitor.contract import CLOSE_OUTCOMES, FEEDBACK_VERDICTS, parse_timestamp
 from loyalty_monitor.settings import Settings
-from loyalty_monitor.web import auth, queries, svg
+from loyalty_monitor import access as auth
+from loyalty_monitor.web import queries, svg
 
 TEMPLATES = Path(__file__).with_name("templates")
 SECURITY_HEADERS = {
@@ -151,7 +152,8 @@ def create_app(settings: Settings, publish: Callable[[Settings, list[dict[str, A
             return page(request, "signin.html", status=401, title="Sign in",
                         error="This sign-in link is not valid or has expired. Ask for a new one.")
         value, max_age = auth.session_cookie(settings, email)
-        response = RedirectResponse("/queue", status_code=303)
+        target = request.query_params.get("next", "")
+        response = RedirectResponse(target if auth.is_local_path(target) else "/queue", status_code=303)
         response.set_cookie(auth.SESSION_COOKIE, value, max_age=max_age, httponly=True, samesite="lax",
                             secure=secure_cookie, path="/")
         return _secured(response)

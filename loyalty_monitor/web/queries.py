@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any, Iterator
 
 from loyalty_monitor.settings import Settings
-from loyalty_monitor.web.auth import User
+from loyalty_monitor.access import User
 
 P = "published"
 

@@ -1,6 +1,7 @@
-"""Who is signed in to the web app, and what they may see (docs/web.md, "Signing in").
+"""Who is signed in to the web app, and what they may see (docs/web.md, "Signing in"). Below the
+web app and the alert messages, which both hand out sign-in links: it imports only the settings.
 
-- **Sign-in links**: ``/login?token=...`` where the token is the manager's e-mail address and an
+- **Sign-in links**: ``/login?token=...[&next=/cases/...]`` where the token is the manager's e-mail address and an
   expiry, signed with HMAC-SHA256. Keys come from the setting ``web_signing_keys`` (a
   comma-separated list: new links are signed with the first key, any listed key is accepted, so a
   key is rotated by putting a new one first and dropping the old one once its links have expired).
@@ -104,9 +105,19 @@ def link_token(settings: Settings, email: str, days: float | None = None, now: f
     return _seal(signing_keys(settings), "login", payload)
 
 
-def sign_in_link(settings: Settings, email: str, days: float | None = None) -> str:
-    """A link that signs ``email`` in until it expires (``web_link_days`` by default)."""
-    return f"{settings.web_url}/login?{urlencode({'token': link_token(settings, email, days)})}"
+def sign_in_link(settings: Settings, email: str, days: float | None = None, next_path: str | None = None) -> str:
+    """A link that signs ``email`` in until it expires (``web_link_days`` by default), and then
+    opens ``next_path`` (a path of the app, e.g. ``/cases/<id>``) instead of the queue."""
+    query = {"token": link_token(settings, email, days)}
+    if next_path and is_local_path(next_path):
+        query["next"] = next_path
+    return f"{settings.web_url}/login?{urlencode(query)}"
+
+
+def is_local_path(path: str) -> bool:
+    """A path of this app (``/cases/x``), never another site (``//evil.example``, ``https:...``):
+    where a sign-in link may lead after signing in."""
+    return path.startswith("/") and not path.startswith("//") and "\\" not in path and ":" not in path.split("?")[0]
 
 
 def email_from_link(settings: Settings, token: str, now: float | None = None) -> str | None:
