@@ -34,8 +34,8 @@ AIRFLOW_CONFIG = Path(importlib.util.find_spec("airflow").origin).parent / "conf
 AIRFLOW_SERVICES = {"airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",
                     "airflow-dag-processor": "dag-processor", "airflow-triggerer": "triggerer"}
 ONE_SHOT = {"preflight", "kafka-init", "airflow-init"}
-REQUIRED = {"kafka", "postgres", "consumer", *AIRFLOW_SERVICES, *ONE_SHOT}
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|WEBHOOK_URL|SQL_ALCHEMY_CONN|_KEY$")
+REQUIRED = {"kafka", "postgres", "consumer", "web", *AIRFLOW_SERVICES, *ONE_SHOT}
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|WEBHOOK_URL|SQL_ALCHEMY_CONN|_KEYS?$")
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message}; $${...} is an escaped $
 REFERENCE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
@@ -82,6 +82,7 @@ def test_compose_file_has_the_services_of_the_stack(services: dict) -> None:
         assert command_text(services[name]).split()[:2] == ["airflow", subcommand], name
     assert "airflow db migrate" in command_text(services["airflow-init"])
     assert command_text(services["consumer"]).split() == ["loyalty", "consume"]
+    assert command_text(services["web"]).split()[:2] == ["loyalty", "web"]
 
 
 def test_every_image_is_pinned_or_built(services: dict) -> None:
@@ -99,7 +100,7 @@ def test_every_image_is_pinned_or_built(services: dict) -> None:
 
 def test_project_services_share_the_project_image(services: dict) -> None:
     built = {name for name, s in services.items() if "build" in s}
-    assert built == {"preflight", "consumer", "airflow-init", *AIRFLOW_SERVICES}
+    assert built == {"preflight", "consumer", "web", "airflow-init", *AIRFLOW_SERVICES}
     assert len({services[name]["image"] for name in built}) == 1
 
 
@@ -139,6 +140,7 @@ def test_topic_init_creates_the_topics_with_the_projects_partition_counts(servic
         "TOPIC_CUSTOMERS": (defaults.topic_customers, defaults.partitions_customers, True),
         "TOPIC_DEAD_LETTER": (defaults.topic_dead_letter, 1, False),
         "TOPIC_BATCHES": (defaults.topic_batches, 1, False),
+        "TOPIC_CASE_EVENTS": (defaults.topic_case_events, defaults.partitions_case_events, False),
     }
     for variable, (topic, partitions, compacted) in expected.items():
         assert env[variable].endswith(f":-{topic}}}"), (variable, env[variable])
@@ -281,7 +283,7 @@ def test_published_ports_listen_on_loopback_unless_told_otherwise(services: dict
             variable = REFERENCE.match(port).group(1)
             assert env_example[variable] == "127.0.0.1", f".env.example: {variable} should be 127.0.0.1"
             published[name] = container_port
-    assert published == {"kafka": "29092", "airflow-apiserver": "8080"}
+    assert published == {"kafka": "29092", "airflow-apiserver": "8080", "web": "8050"}
 
 
 def test_kafka_lets_outside_clients_in_over_sasl_ssl_only(services: dict) -> None:
@@ -383,6 +385,7 @@ GOOD = {
     "AIRFLOW_API_SECRET_KEY": "9a" * 32, "AIRFLOW_JWT_SECRET": "4c" * 32,
     "KAFKA_CLIENT_PASSWORD": "e2d4c6b8a0f1e3d5", "KAFKA_SSL_KEYSTORE_PASSWORD": "0f1e2d3c4b5a6978",
     "AIRFLOW_FERNET_KEY": "hX0oT9mXoN3JTkq5L1YbW6Gq4Zt8sVb2cR7dUe1fA3g=",
+    "LOYALTY_WEB_SIGNING_KEYS": "7d" * 32,
 }
 #: what .env.example shipped before it shipped no secrets: a copied old .env must not start
 SHIPPED_BEFORE = {
@@ -409,7 +412,7 @@ def test_start_up_check_refuses_empty_and_example_secrets() -> None:
     assert empty.returncode == 1
     for name in GOOD:
         assert f"preflight: {name}: is empty" in empty.stderr, name
-    assert "refusing to start the stack: 7 secret(s)" in empty.stderr
+    assert "refusing to start the stack: 8 secret(s)" in empty.stderr
     assert "LOYALTY_SMTP_PASSWORD" not in empty.stderr  # optional: empty means no SMTP login
 
     old = run_check({**GOOD, **SHIPPED_BEFORE})
