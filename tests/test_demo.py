@@ -22,11 +22,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 
 from loyalty_monitor import broker
 from loyalty_monitor.demo import INPUT_DIR, REPORT_FILE
 from loyalty_monitor.generator import CUSTOMERS_FILE, GROUND_TRUTH_FILE, TOUCHPOINTS_FILE
-from loyalty_monitor.settings import load_settings
+from loyalty_monitor.settings import PROJECT_ROOT, load_settings
 from report_browser import visit
 from report_fixtures import EVIL_NAME, EVIL_NOTE
 from test_report import PROBES, SECTIONS, assert_self_contained
@@ -35,9 +36,22 @@ from test_report import PROBES, SECTIONS, assert_self_contained
 CUSTOMERS, MONTHS, END = 40, 6, "2026-06-30"
 
 
+def small_history_scoring(data_dir: Path) -> Path:
+    """The shipped scoring file with risk cases opening at a lower probability and a four-week
+    dispatch window, as the other small-history tests do: 40 customers over six months carry too
+    little evidence for the default's few, sure cases, and the demo must have alerts to deliver."""
+    scoring = yaml.safe_load((PROJECT_ROOT / "config" / "scoring.yml").read_text())
+    scoring["risk_cases"].update(open_probability=0.5, close_probability=0.2)
+    scoring["alerts"]["dispatch_window_days"] = 28
+    path = data_dir.parent / "scoring-small-history.yml"
+    path.write_text(yaml.safe_dump(scoring, sort_keys=False))
+    return path
+
+
 def run_demo(data_dir: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
-    env.update(LOYALTY_DATA_DIR=str(data_dir), COLUMNS="200")
+    env.update(LOYALTY_DATA_DIR=str(data_dir), COLUMNS="200",
+               LOYALTY_SCORING_FILE=str(small_history_scoring(data_dir)))
     return subprocess.run([str(Path(sys.executable).parent / "loyalty"), "demo", "--customers", str(CUSTOMERS),
                            "--months", str(MONTHS), "--end", END, *extra],
                           capture_output=True, text=True, timeout=900, env=env)
