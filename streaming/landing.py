@@ -67,13 +67,18 @@ PAYLOAD_FIELDS = [
     ("amount", pa.float64()), ("currency", pa.string()), ("product_line", pa.string()),
 ]
 
-TOUCHPOINT_SCHEMA = pa.schema([
+#: The columns every event dataset starts with (touchpoints, case events).
+EVENT_HEAD_FIELDS = [
     pa.field("event_id", pa.string()),
     pa.field("schema_version", pa.int32()),
     pa.field("event_type", pa.string()),
     pa.field("occurred_at", pa.timestamp("us", tz="UTC")),
     pa.field("occurred_at_raw", pa.string()),
     pa.field("event_date", pa.date32()),
+]
+
+TOUCHPOINT_SCHEMA = pa.schema([
+    *EVENT_HEAD_FIELDS,
     pa.field("customer_id", pa.string()),
     pa.field("department", pa.string()),
     pa.field("direction", pa.string()),
@@ -113,12 +118,7 @@ CASE_EVENT_PAYLOAD_FIELDS = [
 ]
 
 CASE_EVENT_SCHEMA = pa.schema([
-    pa.field("event_id", pa.string()),
-    pa.field("schema_version", pa.int32()),
-    pa.field("event_type", pa.string()),
-    pa.field("occurred_at", pa.timestamp("us", tz="UTC")),
-    pa.field("occurred_at_raw", pa.string()),
-    pa.field("event_date", pa.date32()),
+    *EVENT_HEAD_FIELDS,
     pa.field("case_id", pa.string()),
     pa.field("customer_id", pa.string()),
     pa.field("actor", pa.string()),

@@ -15,8 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,20 +23,15 @@ from alerting_servers import SmtpServer, WebhookServer, airflow_test_environment
 
 airflow_test_environment()
 
+import pipeline_world  # noqa: E402
 from loyalty_monitor import pipeline, stack  # noqa: E402
-from loyalty_monitor.settings import PROJECT_ROOT, load_settings  # noqa: E402
+from pipeline_world import loyalty  # noqa: E402
+from loyalty_monitor.settings import PROJECT_ROOT  # noqa: E402
 
 END = dt.date(2026, 2, 28)
 START = dt.date(2025, 6, 1)
 CAP = 1  # small, so that the generated history's alerts meet the weekly cap
 WINDOW_DAYS = 21  # the last three weeks of the history hold a handful of alerts
-
-
-def loyalty(env: dict[str, str], *args: str) -> str:
-    proc = subprocess.run([str(Path(sys.executable).parent / "loyalty"), *args], env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, f"loyalty {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
 
 
 @pytest.fixture(scope="module")
@@ -53,39 +46,23 @@ def world(broker, tmp_path_factory):
     scoring.write_text(shipped.replace("max_per_manager_per_week: 3", f"max_per_manager_per_week: {CAP}")
                        .replace("dispatch_window_days: 7", f"dispatch_window_days: {WINDOW_DAYS}"))
     suffix = f"{os.getpid()}-pipeline"
-    with SmtpServer() as smtp, WebhookServer(fail_first=2) as hook:
-        env = {
-            "LOYALTY_DATA_DIR": str(data_dir), "LOYALTY_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-            "LOYALTY_TOPIC_TOUCHPOINTS": f"touchpoints-{suffix}", "LOYALTY_TOPIC_CUSTOMERS": f"customers-{suffix}",
-            "LOYALTY_TOPIC_DEAD_LETTER": f"dead-letter-{suffix}", "LOYALTY_TOPIC_BATCHES": f"batches-{suffix}",
-            "LOYALTY_CONSUMER_GROUP": f"landing-{suffix}", "LOYALTY_SCORING_FILE": str(scoring),
-            "LOYALTY_ALERT_CHANNELS": "smtp,webhook,file", "LOYALTY_SMTP_HOST": "127.0.0.1",
-            "LOYALTY_SMTP_PORT": str(smtp.port), "LOYALTY_WEBHOOK_URL": hook.url + "/alerts",
-            "LOYALTY_ALERT_BACKOFF_S": "0.05", "LOYALTY_TASK_RETRIES": "0",
-            "LOYALTY_DATA_ENGINEER_EMAILS": "oncall@example.com",
-        }
-        with pytest.MonkeyPatch.context() as mp:
-            for key, value in env.items():
-                mp.setenv(key, value)
-            settings = load_settings()
-            mp.setenv(f"AIRFLOW_CONN_{pipeline.KAFKA_CONNECTION_ID.upper()}",
-                      json.dumps(pipeline.kafka_connection(settings)))
-            from loyalty_monitor.broker import ensure_topics
-
-            ensure_topics(settings)
-            child_env = dict(os.environ)
-            gen = root / "generated"
-            loyalty(child_env, "generate", "--customers", "40", "--seed", "7", "--start", START.isoformat(), "--end",
-                    END.isoformat(), "--out", str(gen))
-            loyalty(child_env, "produce", str(gen / "customers.jsonl"), "--topic", settings.topic_customers)
-            loyalty(child_env, "produce", str(gen / "touchpoints.jsonl"), "--topic", settings.topic_touchpoints)
-            loyalty(child_env, "consume", "--until-idle")
-            managers = {}
-            for line in (gen / "customers.jsonl").read_text().splitlines():
-                record = json.loads(line)
-                if record.get("account_manager"):
-                    managers[record["customer_id"]] = record["account_manager"]["email"]
-            yield {"settings": settings, "smtp": smtp, "hook": hook, "managers": managers}
+    with SmtpServer() as smtp, WebhookServer(fail_first=2) as hook, pytest.MonkeyPatch.context() as mp:
+        settings, child_env = pipeline_world.enter(
+            mp, broker, data_dir, scoring, suffix, LOYALTY_ALERT_CHANNELS="smtp,webhook,file",
+            LOYALTY_SMTP_HOST="127.0.0.1", LOYALTY_SMTP_PORT=str(smtp.port),
+            LOYALTY_WEBHOOK_URL=hook.url + "/alerts", LOYALTY_DATA_ENGINEER_EMAILS="oncall@example.com")
+        gen = root / "generated"
+        loyalty(child_env, "generate", "--customers", "40", "--seed", "7", "--start", START.isoformat(), "--end",
+                END.isoformat(), "--out", str(gen))
+        loyalty(child_env, "produce", str(gen / "customers.jsonl"), "--topic", settings.topic_customers)
+        loyalty(child_env, "produce", str(gen / "touchpoints.jsonl"), "--topic", settings.topic_touchpoints)
+        loyalty(child_env, "consume", "--until-idle")
+        managers = {}
+        for line in (gen / "customers.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            if record.get("account_manager"):
+                managers[record["customer_id"]] = record["account_manager"]["email"]
+        yield {"settings": settings, "smtp": smtp, "hook": hook, "managers": managers}
 
 
 def am_mail(world):

@@ -40,9 +40,10 @@ from alerting_servers import SmtpServer, airflow_test_environment
 
 airflow_test_environment()
 
-from loyalty_monitor import pipeline  # noqa: E402
+import pipeline_world  # noqa: E402
+from pipeline_world import loyalty  # noqa: E402
 from loyalty_monitor.contract import decode  # noqa: E402
-from loyalty_monitor.settings import PROJECT_ROOT, load_settings  # noqa: E402
+from loyalty_monitor.settings import PROJECT_ROOT  # noqa: E402
 from streaming.landing import contract_window  # noqa: E402
 from streaming.producer import key_and_value  # noqa: E402
 
@@ -53,14 +54,6 @@ END = dt.date(2026, 2, 28)
 ONCALL = "oncall@example.com"
 EVIL_NAME = "Evil Corp\r\nBcc: attacker@example.com"
 MAX_MONEY = 1_000_000_000_000
-
-
-def loyalty(env: dict[str, str], *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(Path(sys.executable).parent / "loyalty"), *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
-    if check:
-        assert proc.returncode == 0, f"loyalty {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 def _touch(n: int, customer: str, when: str, event_type: str, department: str, payload: dict, **extra) -> dict:
@@ -107,24 +100,9 @@ def world(broker, tmp_path_factory):
     scoring.write_text(shipped.replace("max_per_manager_per_week: 3", "max_per_manager_per_week: 100"))
     suffix = f"{os.getpid()}-faults"
     with SmtpServer() as smtp, pytest.MonkeyPatch.context() as mp:
-        env = {
-            "LOYALTY_DATA_DIR": str(data_dir), "LOYALTY_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-            "LOYALTY_TOPIC_TOUCHPOINTS": f"touchpoints-{suffix}", "LOYALTY_TOPIC_CUSTOMERS": f"customers-{suffix}",
-            "LOYALTY_TOPIC_DEAD_LETTER": f"dead-letter-{suffix}", "LOYALTY_TOPIC_BATCHES": f"batches-{suffix}",
-            "LOYALTY_CONSUMER_GROUP": f"landing-{suffix}", "LOYALTY_SCORING_FILE": str(scoring),
-            "LOYALTY_ALERT_CHANNELS": "smtp,file", "LOYALTY_SMTP_HOST": "127.0.0.1",
-            "LOYALTY_SMTP_PORT": str(smtp.port), "LOYALTY_ALERT_BACKOFF_S": "0.05", "LOYALTY_TASK_RETRIES": "0",
-            "LOYALTY_DATA_ENGINEER_EMAILS": ONCALL,
-        }
-        for key, value in env.items():
-            mp.setenv(key, value)
-        settings = load_settings()
-        mp.setenv(f"AIRFLOW_CONN_{pipeline.KAFKA_CONNECTION_ID.upper()}",
-                  json.dumps(pipeline.kafka_connection(settings)))
-        from loyalty_monitor.broker import ensure_topics
-
-        ensure_topics(settings)
-        child_env = dict(os.environ)
+        settings, child_env = pipeline_world.enter(
+            mp, broker, data_dir, scoring, suffix, LOYALTY_ALERT_CHANNELS="smtp,file",
+            LOYALTY_SMTP_HOST="127.0.0.1", LOYALTY_SMTP_PORT=str(smtp.port), LOYALTY_DATA_ENGINEER_EMAILS=ONCALL)
         gen = root / "generated"
         loyalty(child_env, "generate", "--customers", "30", "--seed", "11", "--start", START.isoformat(),
                 "--end", END.isoformat(), "--out", str(gen))
