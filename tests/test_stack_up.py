@@ -42,7 +42,11 @@ def test_up_binds_the_airflow_api_server_to_loopback_unless_told_otherwise(data_
     assert stack.standalone_environment(from_settings, "b:1")["AIRFLOW__API__HOST"] == "10.1.2.3"
 
 
-def test_the_admin_password_file_is_private_and_airflow_does_not_print_the_password(data_dir):
+def test_the_admin_password_file_is_private_and_airflow_does_not_print_the_password(data_dir, monkeypatch):
+    # as `loyalty up` starts from a shell: a user-set AIRFLOW_HOME wins, and the test modules that
+    # ran before this one set one for their in-process DAG runs
+    for name in ("AIRFLOW_HOME", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"):
+        monkeypatch.delenv(name, raising=False)
     settings = load_settings(data_dir=data_dir)
     env = stack.standalone_environment(settings, "127.0.0.1:9092")
     path = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
