@@ -62,7 +62,8 @@ class PostgresCluster:
     def start(self) -> "PostgresCluster":
         initdb, pg_ctl = find_binary("initdb"), find_binary("pg_ctl")
         if not initdb or not pg_ctl:
-            pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed: run scripts/install-test-deps.sh")
+            pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) are not installed: run scripts/install-test-deps.sh "
+                        "(make test does)")
         if self.directory is None:
             self._tmp = tempfile.mkdtemp(prefix="loyalty-pg-")
             self.directory = Path(self._tmp)
@@ -73,7 +74,8 @@ class PostgresCluster:
             try:
                 pwd.getpwnam(self._owner)
             except KeyError:
-                pytest.skip("running as root and there is no 'postgres' user to run the server as")
+                pytest.fail("running as root and there is no 'postgres' user to run the server as: create one "
+                            "(the postgresql package does; scripts/install-test-deps.sh installs it)")
             # the server user must be able to reach its data directory through the temp path
             os.chmod(self.directory, 0o755)
             shutil.chown(self.directory, user=self._owner)
