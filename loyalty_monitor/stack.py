@@ -58,7 +58,19 @@ def prepare_airflow(settings: Settings, progress: Callable[[str], None] = print)
     home = Path(env["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     ensure_migrated(home, env, progress)
+    prepare_dbt_manifest(settings, progress)
     return home
+
+
+def prepare_dbt_manifest(settings: Settings, progress: Callable[[str], None] = print) -> Path:
+    """Parse the dbt project for the DAG's one-task-per-model rendering now, when it changed, so
+    that the DAG file only reads the manifest: a parse inside the DAG import could outlast
+    Airflow's import timeout on a busy machine, and the DAG would then not be found."""
+    started = time.monotonic()
+    manifest = pipeline.dbt_manifest(settings)
+    if time.monotonic() - started > 1:
+        progress(f"dbt project parsed for the DAG in {time.monotonic() - started:.0f} s")
+    return manifest
 
 
 def _airflow_version() -> str:
@@ -319,6 +331,7 @@ def up(settings: Settings, port: int = 8080, progress: Callable[[str], None] = p
     from loyalty_monitor import broker
 
     host = host or settings.airflow_host
+    prepare_dbt_manifest(settings, progress)
     state = broker.start(settings)
     progress(f"broker: {state.bootstrap_servers} (pid {state.pid})")
     env = standalone_environment(settings, state.bootstrap_servers, host, port)

@@ -52,7 +52,7 @@ def _event(n: int, case: dict, event_type: str, day: dt.date, **payload) -> dict
 def world(tmp_path_factory) -> World:
     root = tmp_path_factory.mktemp("case-feedback")
     history = make_history(root / "history", customers=60, start=START, end=END, seed=11)
-    settings = warehouse_settings(root / "data", risk_cases={"open_probability": 0.5, "close_probability": 0.2})
+    settings = warehouse_settings(root / "data", risk_cases={"open_probability": 0.15, "close_probability": 0.08})
     land(settings, history.touchpoints, history.customers)
     first = warehouse.build(settings, as_of=AS_OF, full_refresh=True, unit_tests=True)
     assert first.success, first
