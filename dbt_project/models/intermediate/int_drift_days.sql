@@ -329,7 +329,7 @@ backs as (
     window customer_series as (partition by running.customer_id order by running.as_of_date)
     {%- endif %}
 ),
-windowed as (
+windowed {{ computed_once() }} (
     -- per window of the last k days (drift.window_days) and stream: the log-likelihood ratio of
     -- "drifting since k days ago" against "as usual", in thousandths of a nat.
     --   rate:  N events over E portfolio-normal days in the window. The usual rate is not known but
@@ -365,7 +365,7 @@ windowed as (
     from backs
     inner join {{ ref('int_customer_bounds') }} as bounds on bounds.customer_id = backs.customer_id
 ),
-mixed as (
+mixed {{ computed_once() }} (
     -- when the drift began, and whether it shows in all streams together (a fade) or in one alone
     -- (a champion leaves and the dialogue goes on with the wrong people), is not known in advance:
     -- per window, the log of the mixture likelihood ratio over these alternatives
@@ -380,7 +380,7 @@ mixed as (
         {% endfor %}
     from windowed
 ),
-weighed as (
+weighed {{ computed_once() }} (
     select
         mixed.*,
         {%- set terms = [] -%}
