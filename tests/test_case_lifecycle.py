@@ -164,3 +164,36 @@ def test_dispatch_without_a_lifecycle_mart_holds_nothing(data_dir):
     write_alerts(settings, [alert("NEW", "AM1", 1000.0)])
     result = dispatch_alerts(settings, AS_OF, channels=build_channels(settings, "file"), policy=POLICY)
     assert result.sent == 1
+
+
+def test_alerts_list_shows_held_alerts_as_held_with_why(data_dir, capsys):
+    """A snoozed or closed case's alert is held by dispatch: `loyalty alerts list` says so, with the
+    date and reason its account manager gave, in the table and in JSON, instead of `pending`."""
+    from loyalty_monitor.alerting import list_alerts
+    from loyalty_monitor.cli import main
+
+    settings = load_settings(data_dir=data_dir)
+    day = AS_OF - dt.timedelta(days=2)
+    write_alerts(settings, [alert("NEW", "AM1", 1000.0, day), alert("SNOOZED", "AM1", 2000.0, day),
+                            alert("CLOSED", "AM1", 3000.0, day), alert("WOKE", "AM1", 4000.0, day)])
+    write_lifecycle(settings, [
+        ("SNOOZED", "open", "snoozed", dt.date(2026, 12, 10), "on leave"),
+        ("CLOSED", "open", "closed", None, None),
+        ("WOKE", "open", "acknowledged", AS_OF - dt.timedelta(days=1), None)])
+    rows = {r["alert_id"]: r for r in list_alerts(settings)}
+    assert rows["NEW"]["status"] == "pending" and rows["NEW"]["held_because"] is None
+    assert rows["SNOOZED"]["status"] == "held"
+    assert rows["SNOOZED"]["held_because"] == "snoozed until 2026-12-10: on leave"
+    assert rows["SNOOZED"]["snoozed_until"] == dt.date(2026, 12, 10)
+    assert rows["CLOSED"]["status"] == "held" and rows["CLOSED"]["held_because"] == "closed by its account manager"
+    assert rows["WOKE"]["status"] == "held" and "WOKE-snoozed-2026-03-11 goes instead" in rows["WOKE"]["held_because"]
+    assert [r["alert_id"] for r in list_alerts(settings, status="pending")] == ["NEW"]
+    assert sorted(r["alert_id"] for r in list_alerts(settings, status="held")) == ["CLOSED", "SNOOZED", "WOKE"]
+
+    assert main(["alerts", "list", "--format", "json"]) == 0  # LOYALTY_DATA_DIR is data_dir
+    listed = {r["alert_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert listed["SNOOZED"]["status"] == "held" and listed["SNOOZED"]["snoozed_until"] == "2026-12-10"
+    assert main(["alerts", "list"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "held: snoozed until 2026-12-10: on leave" in text, text
+    assert "pending" in text and "held: closed by its account manager" in text
