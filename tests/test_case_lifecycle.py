@@ -197,3 +197,40 @@ def test_alerts_list_shows_held_alerts_as_held_with_why(data_dir, capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "held: snoozed until 2026-12-10: on leave" in text, text
     assert "pending" in text and "held: closed by its account manager" in text
+
+
+def test_case_events_that_break_the_contract_are_dead_lettered_with_their_error_and_can_be_replayed(settings, monkeypatch):
+    """On the real broker and consumer: a close with an outcome the contract does not know and a
+    snooze keyed by another customer go to the dead-letter topic with their error code and detail
+    (`loyalty dead-letters list`), the good event lands; `loyalty dead-letters replay` sends the
+    original bytes back to the case-events topic, where a data engineer's fix can land them."""
+    import io
+
+    from streaming.consumer import JsonLog, LandingConsumer
+    from streaming.dead_letters import list_dead_letters, replay_dead_letters
+    from streaming.landing import LandingZone
+    from streaming_helpers import fast_settings, produce, read_topic
+
+    settings = fast_settings(settings, monkeypatch)
+    good = copy.deepcopy(SNOOZE)
+    bad_outcome = {**copy.deepcopy(SNOOZE), "event_id": "e-2", "event_type": "close",
+                   "payload": {"outcome": "won"}}
+    wrong_key = {**copy.deepcopy(SNOOZE), "event_id": "e-3"}
+    produce(settings, settings.topic_case_events, [
+        (b"C000042", json.dumps(good).encode()), (b"C000042", json.dumps(bad_outcome).encode()),
+        (b"C000099", json.dumps(wrong_key).encode())])
+    summary = LandingConsumer(settings, until_idle=True, idle_s=1.0, log=JsonLog(io.StringIO())).run()
+    assert (summary.landed, summary.dead_lettered) == (1, 2)
+    landed = LandingZone.from_settings(settings).read("case_events")
+    assert landed.column("event_id").to_pylist() == ["e-1"]
+    letters = {json.loads(r.value)["event_id"]: r for r in list_dead_letters(settings)}
+    assert set(letters) == {"e-2", "e-3"}
+    assert letters["e-2"].source_topic == settings.topic_case_events
+    assert letters["e-2"].error_code == "schema_violation" and "outcome" in letters["e-2"].error_detail
+    assert letters["e-3"].error_code == "key_mismatch"
+
+    before = len(read_topic(settings, settings.topic_case_events, quiet_s=0.5))
+    result = replay_dead_letters(settings, error_code="key_mismatch")
+    assert (result.replayed, result.skipped_unknown_topic) == (1, 0)
+    after = read_topic(settings, settings.topic_case_events, quiet_s=0.5)
+    assert len(after) == before + 1 and json.loads(after[-1].value)["event_id"] == "e-3"
