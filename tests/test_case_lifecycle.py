@@ -234,3 +234,33 @@ def test_case_events_that_break_the_contract_are_dead_lettered_with_their_error_
     assert (result.replayed, result.skipped_unknown_topic) == (1, 0)
     after = read_topic(settings, settings.topic_case_events, quiet_s=0.5)
     assert len(after) == before + 1 and json.loads(after[-1].value)["event_id"] == "e-3"
+
+
+def test_every_channel_carries_the_signed_link_that_opens_the_case(data_dir):
+    """Issue 15: 'e-mail, Slack and webhook messages carry the links'. One case alert through a real
+    SMTP server and a Slack and a JSON webhook on loopback: each message carries the account
+    manager's signed sign-in link, which opens the case."""
+    from alerting_servers import SmtpServer, WebhookServer
+    from loyalty_monitor.alerting.channels import SlackChannel, WebhookChannel
+    from test_alerting_delivery import smtp_channel
+
+    settings = load_settings(data_dir=data_dir, web_base_url="https://loyalty.example.com/")
+    write_alerts(settings, [alert("K7", "AM1", 7000.0, AS_OF - dt.timedelta(days=1))])
+    with SmtpServer() as smtp, WebhookServer() as hooks:
+        channels = [smtp_channel(smtp), SlackChannel(url=hooks.url + "/slack", timeout_s=5),
+                    WebhookChannel(url=hooks.url + "/hook", timeout_s=5)]
+        assert dispatch_alerts(settings, AS_OF, channels=channels, policy=POLICY).sent == 3
+        (mail,) = smtp.inbox
+        received = {r["path"]: r["json"] for r in hooks.received}
+    text_link = mail.text.split("Open it: ", 1)[1].split()[0]
+    assert _opens(settings, text_link) == "/cases/K7"
+    assert f'href="{html_escape(text_link)}"' in mail.html
+    slack_link = received["/slack"]["text"].split("<https://", 1)[1].split("|Open it>", 1)[0]
+    assert _opens(settings, "https://" + slack_link.replace("&amp;", "&")) == "/cases/K7"
+    assert _opens(settings, received["/hook"]["alerts"][0]["link"]) == "/cases/K7"
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
