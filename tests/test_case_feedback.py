@@ -388,3 +388,64 @@ def test_erased_customers_still_count_as_churned_without_keeping_who_they_were(w
     assert after[key]["churned_with_case"] == was.get("churned_with_case", 0) + 1
     assert after[key]["churned_tombstoned"] == 1 and after[key]["churned_erased"] == 1
     assert after[key]["churned_without_case"] == was.get("churned_without_case", 0)
+
+    # the leadership report's section counts them too, and says so
+    from loyalty_monitor.reporting import render_report
+
+    warehouse.publish(settings, published_by="test")
+    page = render_report(settings, tmp_path / "report.html", period_end=AS_OF).read_text()
+    section = page[page.index('id="case-feedback"'):]
+    assert "2 of the churned since erased" in section
+    assert stopped["customer_id"] not in page and tombstoned["name"] not in page
+
+
+# --- quarantined case events stay out of the warehouse ----------------------------------------------
+
+def test_a_quarantined_case_event_stays_out_of_staging_and_the_cases_state(world, tmp_path):
+    """The landing gate's suite landed_case_events sets aside an event that names another customer
+    than its case's (it passed the contract: nothing in one message shows it); with a real dbt
+    build, staging leaves it out and the case keeps its state, while a good event of the same
+    batch goes in. On a copy of the module's world."""
+    import shutil
+
+    from expectations import quarantine
+    from expectations.gate import validate_landing
+    from loyalty_monitor.settings import load_settings
+
+    warehouse.release_duckdb()
+    data = tmp_path / "data"
+    shutil.copytree(world.settings.data_dir, data)
+    settings = load_settings(data_dir=data, scoring_file=data / "scoring.yml", landing_url="", warehouse_path="")
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    cases = [dict(zip(("case_id", "customer_id", "account_manager_email", "opened_on", "lifecycle_state"), r))
+             for r in con.execute("""select case_id, customer_id, account_manager_email, opened_on, lifecycle_state
+                                     from published.fct_case_lifecycle where lifecycle_state = 'new'
+                                     order by opened_on desc, case_id limit 2""").fetchall()]
+    con.close()
+    assert len(cases) == 2 and cases[0]["customer_id"] != cases[1]["customer_id"]
+    good = _event(900, cases[0], "acknowledge", AS_OF)
+    wrong = {**_event(901, cases[1], "close", AS_OF, outcome="saved"), "customer_id": cases[0]["customer_id"]}
+    path = tmp_path / "more_case_events.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps(wrong) + "\n")
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+    assert land_offline_file(settings, "case_event", path).rejected == 0  # the contract cannot see it
+
+    result = validate_landing(settings, since_landed_at=since,
+                              now=dt.datetime.combine(AS_OF + dt.timedelta(days=1), dt.time(6), dt.timezone.utc))
+    assert result.passed and result.quarantined_rows == 1, result.summary()
+    (held,) = quarantine.listing(settings)
+    assert held["dataset"] == "case_event" and held["event_id"] == "fb-901"
+    assert held["expectation"] == "landed_case_events.expect_column_values_to_be_null on case_customer_mismatch"
+
+    built = warehouse.build(settings, as_of=AS_OF, select="stg_landing__case_events+")
+    assert built.success, built
+    warehouse.release_duckdb()
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        staged = {r[0] for r in con.execute("select event_id from build.stg_landing__case_events").fetchall()}
+        states = dict(con.execute("select case_id, lifecycle_state from build.fct_case_lifecycle where case_id in (?, ?)",
+                                  [cases[0]["case_id"], cases[1]["case_id"]]).fetchall())
+    finally:
+        con.close()
+    assert "fb-900" in staged and "fb-901" not in staged
+    assert states == {cases[0]["case_id"]: "acknowledged", cases[1]["case_id"]: "new"}
