@@ -97,7 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--format", choices=["table", "json"], default="table")
     q.set_defaults(func=cmd_alerts)
 
-    p = sub.add_parser("up", help="start broker, consumer and airflow standalone (UI on 127.0.0.1:8080)")
+    p = sub.add_parser("up", help="start broker, consumer, airflow standalone (UI on 127.0.0.1:8080) and the "
+                                  "account managers' web app (loyalty web, 127.0.0.1:8050)")
     p.add_argument("--port", type=int, default=8080, help="Airflow UI port (default 8080)")
     p.add_argument("--host", default=None,
                    help="address the Airflow UI listens on (default LOYALTY_AIRFLOW_HOST or 127.0.0.1: this "
