@@ -272,8 +272,9 @@ def load_quarantine(settings: Settings, con: Any) -> int | None:
 
 
 def load_erased_churn(settings: Settings, con: Any) -> int:
-    """Replace ``ops.erased_churn`` with the erasure register's churn counts (no customer named;
-    dbt's source ``erasure.erased_churn`` on PostgreSQL), in one transaction."""
+    """Replace the rows of ``ops.erased_churn`` with the erasure register's churn counts (no
+    customer named; dbt's source ``erasure.erased_churn`` on PostgreSQL), in one transaction. The
+    table is kept (dbt's view ``stg_erasure__churn`` depends on it), only its rows are replaced."""
     import pyarrow.parquet as pq
 
     from loyalty_monitor.erasure import write_churn_counts
@@ -283,8 +284,8 @@ def load_erased_churn(settings: Settings, con: Any) -> int:
     try:
         with con.cursor() as cur:
             cur.execute("create schema if not exists ops")
-            cur.execute(f"drop table if exists {ERASED_CHURN_TABLE}")
             _ensure_table(cur, ERASED_CHURN_TABLE, table.schema)
+            cur.execute(f"delete from {ERASED_CHURN_TABLE}")
             if table.num_rows:
                 _copy(cur, ERASED_CHURN_TABLE, table)
         con.commit()
