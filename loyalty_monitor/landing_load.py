@@ -25,7 +25,8 @@ round-trips, so values are bit-identical), decimals -> ``numeric(p, s)``, ``payl
 
 The quality gate's quarantine (``<data_dir>/quality/quarantine.parquet``), when present, is copied
 into ``ops.quarantine`` in the same way (whole table replaced in one transaction): dbt's staging on
-PostgreSQL reads it there (``macros/quarantine.sql``).
+PostgreSQL reads it there (``macros/quarantine.sql``). The erasure register's churn counts
+(``<data_dir>/erasure/erased_churn.parquet``, no customer named) become ``ops.erased_churn``.
 
 Loads are serialised by a PostgreSQL advisory lock, so two pipeline runs cannot interleave.
 """
@@ -44,6 +45,7 @@ LANDING_SCHEMA = "landing"
 LOAD_LOG = f"{LANDING_SCHEMA}._load_log"
 FILE_COLUMN = "_landing_file"
 QUARANTINE_TABLE = "ops.quarantine"
+ERASED_CHURN_TABLE = "ops.erased_churn"
 _LOCK_KEY = 0x4C4F59414C  # "LOYAL": pg_advisory_lock key of the landing load
 
 
@@ -229,6 +231,7 @@ def load_landing(settings: Settings, con: Any | None = None, datasets: Iterable[
                 result.files_loaded[dataset], result.rows_loaded[dataset] = loaded, rows
                 result.files_unchanged[dataset], result.files_removed[dataset] = unchanged, removed
             result.quarantine_rows = load_quarantine(settings, con)
+            load_erased_churn(settings, con)
         finally:
             with con.cursor() as cur:
                 cur.execute("select pg_advisory_unlock(%s)", [_LOCK_KEY])
@@ -259,6 +262,32 @@ def load_quarantine(settings: Settings, con: Any) -> int | None:
             _ensure_table(cur, QUARANTINE_TABLE, table.schema)
             if table.num_rows:
                 _copy(cur, QUARANTINE_TABLE, table)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    finally:
+        con.autocommit = True
+    return table.num_rows
+
+
+def load_erased_churn(settings: Settings, con: Any) -> int:
+    """Replace the rows of ``ops.erased_churn`` with the erasure register's churn counts (no
+    customer named; dbt's source ``erasure.erased_churn`` on PostgreSQL), in one transaction. The
+    table is kept (dbt's view ``stg_erasure__churn`` depends on it), only its rows are replaced."""
+    import pyarrow.parquet as pq
+
+    from loyalty_monitor.erasure import write_churn_counts
+
+    table = pq.read_table(write_churn_counts(settings))
+    con.autocommit = False
+    try:
+        with con.cursor() as cur:
+            cur.execute("create schema if not exists ops")
+            _ensure_table(cur, ERASED_CHURN_TABLE, table.schema)
+            cur.execute(f"delete from {ERASED_CHURN_TABLE}")
+            if table.num_rows:
+                _copy(cur, ERASED_CHURN_TABLE, table)
         con.commit()
     except BaseException:
         con.rollback()

@@ -100,6 +100,7 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     """Environment variables the dbt profile and sources read."""
     from expectations.config import GateConfig  # light: no Great Expectations import
     from expectations.quarantine import quarantine_path  # light: no Great Expectations import
+    from loyalty_monitor.erasure import ensure_churn_counts
 
     return {
         "LOYALTY_WAREHOUSE_PATH": str(settings.warehouse),
@@ -107,6 +108,8 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "LOYALTY_DBT_TARGET": settings.dbt_target,
         # Rows the landing gate set aside: staging leaves them out (macros/quarantine.sql).
         "LOYALTY_QUARANTINE": str(quarantine_path(settings)),
+        # Erased customers that churned, counted without naming them (stg_erasure__churn).
+        "LOYALTY_ERASED_CHURN": str(ensure_churn_counts(settings)),
         # `dbt source freshness` declares the landing gate's stale-feed limit, not a second one
         "LOYALTY_FEED_STALE_DAYS": str(GateConfig.from_settings(settings).feed_stale_days),
         # The postgres target of profiles.yml (read only when LOYALTY_DBT_TARGET=postgres).
