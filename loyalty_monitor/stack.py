@@ -184,11 +184,7 @@ def _run_dates(settings: Settings, dates: list[dt.date], dag_id: str, progress: 
     if log_file is not None:
         progress(f"Airflow, dbt and quality-gate output: {log_file}")
     with _airflow_output_to(log_file):
-        # Parse the dbt project first, out here: importing the DAG parses it when the manifest is
-        # missing or older than the project, and on a busy machine that outlasts Airflow's DAG
-        # import timeout (30 s), which then reports "DAG not found" instead of waiting.
-        pipeline.dbt_manifest(settings)
-        dag = load_dag(dag_id)
+        dag = load_dag(dag_id)  # the manifest is ready: prepare_airflow() parsed the project
     outcomes = []
     for number, day in enumerate(dates, 1):
         progress(f"[{number}/{len(dates)}] {dag_id} as of {day} ...")
