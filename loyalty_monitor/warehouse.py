@@ -99,7 +99,7 @@ class DbtRunResult:
 def dbt_env(settings: Settings) -> dict[str, str]:
     """Environment variables the dbt profile and sources read."""
     from expectations.config import GateConfig  # light: no Great Expectations import
-    from expectations.quarantine import quarantine_path  # light: no Great Expectations import
+    from expectations.context import quarantine_path  # light: no pandas, no Great Expectations
 
     return {
         "LOYALTY_WAREHOUSE_PATH": str(settings.warehouse),
