@@ -2,12 +2,17 @@
 
 ``loyalty_pipeline`` runs daily (silence is the main churn signal: time alone must be able to raise
 an alert) AND whenever the consumer announces a landed batch on Kafka (an asset watcher with the
-apache-kafka provider's message-queue trigger). Steps, each idempotent for the run's as-of date:
+apache-kafka provider's message-queue trigger). ``route`` picks one of two paths, each idempotent
+for the run's as-of date:
 
-    apply_erasures (tombstones: erase the customer everywhere) -> check_landing
-    -> plan_build (full refresh when scoring.yml changed) -> dbt_build (one task per
-    dbt model, astronomer-cosmos) -> record_build -> fit_population (the drift model's BG/NBD
-    step) -> check_marts -> publish -> dispatch_alerts
+- daily (scheduled, manual, backfill runs): apply_erasures (tombstones: erase the customer
+  everywhere) -> check_landing -> plan_build (full refresh when scoring.yml changed) -> dbt_build
+  (one task per dbt model, astronomer-cosmos) -> record_build -> fit_population (the drift model's
+  BG/NBD step) -> check_marts -> publish -> dispatch_alerts; every model, every mart.
+- event (a landed batch; or conf ``{"path": "event"}``): event_update, the same steps in one task
+  for what the batch touched: dbt builds only the models between the batch's landing source and
+  the marts alerts read (``pipeline.event_selection``), so a new high-severity complaint reaches
+  its account manager within a minute (docs/operations.md, "Event-to-alert latency").
 
 ``loyalty_weekly_report`` renders the leadership report every Monday for the week before.
 """
@@ -51,7 +56,10 @@ batches_landed = Asset(
             topics=[settings.topic_batches],
             kafka_config_id=pipeline.KAFKA_CONNECTION_ID,
             apply_function="loyalty_monitor.pipeline.is_batch_landed",
-            poll_interval=1,
+            # How long one poll waits for a message (it returns at once when one comes), and the
+            # pause after a message that starts no run: settings, so latency can be traded for load.
+            poll_timeout=settings.asset_watcher_poll_timeout_s,
+            poll_interval=settings.asset_watcher_poll_interval_s,
         ),
     )],
 )
@@ -96,13 +104,27 @@ def gate(step, *args):
         timetable=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"), assets=batches_landed),
     start_date=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
-    max_active_runs=1,  # one writer of the DuckDB warehouse at a time
+    max_active_runs=1,  # one writer of the DuckDB warehouse at a time ...
+    max_active_tasks=1,  # ... also within a run: two dbt tasks at once would both open the DuckDB file
     dagrun_timeout=dt.timedelta(seconds=settings.dagrun_timeout_s),
     default_args=default_args,
     doc_md=__doc__,
     tags=["loyalty"],
 )
 def loyalty_pipeline():
+    @task.branch
+    def route() -> str:
+        """A landed batch takes the event path (one task, what the batch touched); every other run
+        the daily path (every model, one task each)."""
+        context = get_current_context()
+        dag_run = context["dag_run"]
+        path = pipeline.run_path(dag_run.run_type, dag_run.conf)
+        return "event_update" if path == pipeline.EVENT_PATH else "apply_erasures"
+
+    @task
+    def event_update() -> dict:
+        return gate(pipeline.event_update, as_of(), pipeline.triggering_topics(get_current_context()))
+
     @task
     def apply_erasures() -> dict:
         return pipeline.apply_erasures(load_settings(), as_of())
@@ -137,7 +159,9 @@ def loyalty_pipeline():
         render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD,
                                    should_detach_multiple_parents_tests=True, emit_datasets=False),
         operator_args={
-            "vars": pipeline.dbt_run_vars(settings, "{{ (logical_date or dag_run.run_after) | ds }}"),
+            # dag_run.logical_date: a run without one (Airflow 3: asset-triggered, or triggered
+            # without a date) has no `logical_date` in the template context at all.
+            "vars": pipeline.dbt_run_vars(settings, "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"),
             # dbt unit tests pin scores for the shipped scoring.yml: they belong to the test suite.
             "exclude": ["test_type:unit"],
             "full_refresh": "{{ ti.xcom_pull(task_ids='plan_build')['full_refresh'] }}",
@@ -162,7 +186,9 @@ def loyalty_pipeline():
         return pipeline.dispatch_alerts(load_settings(), as_of())
 
     plan = plan_build()
-    (apply_erasures() >> check_landing() >> plan >> dbt_build >> record_build(plan) >> fit_population(plan)
+    path = route()
+    path >> event_update()
+    (path >> apply_erasures() >> check_landing() >> plan >> dbt_build >> record_build(plan) >> fit_population(plan)
      >> check_marts() >> publish() >> dispatch_alerts())
 
 
