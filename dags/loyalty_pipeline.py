@@ -2,17 +2,19 @@
 
 ``loyalty_pipeline`` runs daily (silence is the main churn signal: time alone must be able to raise
 an alert) AND whenever the consumer announces a landed batch on Kafka (an asset watcher with the
-apache-kafka provider's message-queue trigger). ``route`` picks one of two paths, each idempotent
-for the run's as-of date:
+apache-kafka provider's message-queue trigger). Two paths, each idempotent for the run's as-of date;
+the first task, ``event_update`` (a branch), takes one:
 
-- daily (scheduled, manual, backfill runs): apply_erasures (tombstones: erase the customer
-  everywhere) -> check_landing -> plan_build (full refresh when scoring.yml changed) -> dbt_build
-  (one task per dbt model, astronomer-cosmos) -> record_build -> fit_population (the drift model's
-  BG/NBD step) -> check_marts -> publish -> dispatch_alerts; every model, every mart.
-- event (a landed batch; or conf ``{"path": "event"}``): event_update, the same steps in one task
-  for what the batch touched: dbt builds only the models between the batch's landing source and
-  the marts alerts read (``pipeline.event_selection``), so a new high-severity complaint reaches
-  its account manager within a minute (docs/operations.md, "Event-to-alert latency").
+- event (a landed batch; or conf ``{"path": "event"}``): event_update does the whole update itself,
+  in one task, for what the batch touched: dbt builds only the models between the batch's landing
+  source and the marts alerts read (``pipeline.event_selection``), so a new high-severity complaint
+  reaches its account manager within a minute (docs/operations.md, "Event-to-alert latency"); the
+  daily path's tasks are skipped.
+- daily (scheduled, manual, backfill runs): event_update hands over at once to apply_erasures
+  (tombstones: erase the customer everywhere) -> check_landing -> plan_build (full refresh when
+  scoring.yml changed) -> dbt_build (one task per dbt model, astronomer-cosmos) -> record_build
+  -> fit_population (the drift model's BG/NBD step) -> check_marts -> publish -> dispatch_alerts;
+  every model, every mart.
 
 ``loyalty_weekly_report`` renders the leadership report every Monday for the week before.
 """
@@ -113,17 +115,18 @@ def gate(step, *args):
 )
 def loyalty_pipeline():
     @task.branch
-    def route() -> str:
-        """A landed batch takes the event path (one task, what the batch touched); every other run
-        the daily path (every model, one task each)."""
+    def event_update() -> list[str]:
+        """A landed batch: the whole update here, in one task, for what the batch touched; nothing
+        follows (the daily path is skipped). Any other run: hand over to the daily path (every
+        model, one task each). One task, not a branch and then the update: on a busy host every task
+        costs seconds of scheduling, process start and imports, and this path is about seconds."""
         context = get_current_context()
         dag_run = context["dag_run"]
-        path = pipeline.run_path(dag_run.run_type, dag_run.conf)
-        return "event_update" if path == pipeline.EVENT_PATH else "apply_erasures"
-
-    @task
-    def event_update() -> dict:
-        return gate(pipeline.event_update, as_of(), pipeline.triggering_topics(get_current_context()))
+        if pipeline.run_path(dag_run.run_type, dag_run.conf) != pipeline.EVENT_PATH:
+            return ["apply_erasures"]
+        summary = gate(pipeline.event_update, as_of(), pipeline.triggering_topics(context))
+        context["ti"].xcom_push(key="event_update", value=summary)
+        return []
 
     @task
     def apply_erasures() -> dict:
@@ -186,11 +189,8 @@ def loyalty_pipeline():
         return pipeline.dispatch_alerts(load_settings(), as_of())
 
     plan = plan_build()
-    path = route()
-    path >> event_update()
-    (path >> apply_erasures() >> check_landing() >> plan >> dbt_build >> record_build(plan) >> fit_population(plan)
-     >> check_marts() >> publish() >> dispatch_alerts())
-
+    (event_update() >> apply_erasures() >> check_landing() >> plan >> dbt_build >> record_build(plan)
+     >> fit_population(plan) >> check_marts() >> publish() >> dispatch_alerts())
 
 loyalty_pipeline()
 

@@ -71,6 +71,8 @@ class DbtRunResult:
     nodes: list[DbtNodeResult] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+    #: What ``dbt ls`` printed (one entry per selected node), for listing commands.
+    listed: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[DbtNodeResult]:
@@ -211,6 +213,8 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | str | None = N
                           seconds=time.perf_counter() - started)
     if outcome.exception is not None:
         result.error = " ".join(str(outcome.exception).split())
+    if isinstance(outcome.result, list):  # dbt ls
+        result.listed = [str(item) for item in outcome.result]
     for node in getattr(outcome.result, "results", None) or []:
         status = str(getattr(node.status, "value", node.status))
         result.nodes.append(DbtNodeResult(
