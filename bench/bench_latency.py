@@ -444,6 +444,25 @@ def main(argv: list[str]) -> int:
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     records: list[dict[str, Any]] = []
     set_up: dict[str, Any] = {}
+
+    def write_results() -> dict[str, Any]:
+        """Written after every event too: a run cut short still leaves what it measured."""
+        summary = summarise(records)
+        results = {"benchmark": "bench_latency", "started_at": started_at,
+                   "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                   "complete": len(records) == args.events,
+                   "machine": {"cpus": os.cpu_count(), "load_avg_now": [round(x, 2) for x in os.getloadavg()]},
+                   "parameters": {"customers": args.customers, "months": args.months, "seed": args.seed,
+                                  "events": args.events, "warm_up": args.warm_up,
+                                  "consumer_batch_max_wait_s": settings.batch_max_wait_s,
+                                  "asset_watcher_poll_timeout_s": settings.asset_watcher_poll_timeout_s,
+                                  "asset_watcher_poll_interval_s": settings.asset_watcher_poll_interval_s,
+                                  "weekly_cap": "lifted (100000)", "bytecode_cache": bench.bytecode_cache},
+                   "set_up": set_up, "summary": summary, "events": records}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=1, default=str) + "\n")
+        return summary
+
     try:
         set_up = bench.set_up()
         bench.log("warming up: the runs the watcher and the schedule start at once ...")
@@ -458,25 +477,14 @@ def main(argv: list[str]) -> int:
         for number, customer in enumerate(customers[args.warm_up:], 1):
             records.append(bench.one_event(producer, settings.topic_touchpoints, customer,
                                            f"{number}/{args.events}"))
+            write_results()
         producer.close()
     finally:
         if not args.keep:
             bench.tear_down()
             if temporary:
                 shutil.rmtree(data_dir, ignore_errors=True)
-    summary = summarise(records)
-    results = {"benchmark": "bench_latency", "started_at": started_at,
-               "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-               "machine": {"cpus": os.cpu_count(), "load_avg_at_end": [round(x, 2) for x in os.getloadavg()]},
-               "parameters": {"customers": args.customers, "months": args.months, "seed": args.seed,
-                              "events": args.events, "warm_up": args.warm_up,
-                              "consumer_batch_max_wait_s": settings.batch_max_wait_s,
-                              "asset_watcher_poll_timeout_s": settings.asset_watcher_poll_timeout_s,
-                              "asset_watcher_poll_interval_s": settings.asset_watcher_poll_interval_s,
-                              "weekly_cap": "lifted (100000)", "bytecode_cache": bench.bytecode_cache},
-               "set_up": set_up, "summary": summary, "events": records}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    summary = write_results()
     print(f"\nbench_latency: {summary['delivered']}/{summary['events']} alerts delivered; "
           f"p50 {summary['p50_s']} s, p95 {summary['p95_s']} s (target p95 <= {TARGET_P95_S:.0f} s); "
           f"load average (1 min) median {summary['load_avg_1m']['median'] if summary['load_avg_1m'] else '?'}")
