@@ -35,7 +35,7 @@ from typing import Any, Iterable
 import duckdb
 import pandas as pd
 
-from expectations.context import quality_dir
+from expectations.context import quarantine_path  # defined there: dbt_env needs it without pandas
 from loyalty_monitor.settings import Settings
 
 UTC = timezone.utc
@@ -54,10 +54,6 @@ SCHEMA = """
     failures_json VARCHAR, original_json VARCHAR, quarantined_at TIMESTAMPTZ, gate_run_id VARCHAR,
     status VARCHAR, released_at TIMESTAMPTZ, released_by VARCHAR, release_reason VARCHAR"""
 COLUMNS = tuple(part.split()[0] for part in SCHEMA.split(","))
-
-
-def quarantine_path(settings: Settings) -> Path:
-    return quality_dir(settings) / "quarantine.parquet"
 
 
 def operator() -> str:

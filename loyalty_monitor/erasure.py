@@ -702,7 +702,7 @@ def _alert_rules(settings: Settings) -> list[str]:
         rules = list((scoring.load_scoring(settings.scoring_file).get("alerts") or {}).get("rules") or {})
     except Exception:  # noqa: BLE001 - the fallback below only widens the search
         rules = []
-    return sorted(set(rules) | {"churn_risk", "dunning_escalation", "open_high_complaint"})
+    return sorted(set(rules) | {"churn_risk", "dunning_escalation", "new_high_complaint", "open_high_complaint"})
 
 
 def _alert_ids(con: Any, tables: list, ids: set[str], settings: Settings) -> dict[str, set[str]]:

@@ -16,7 +16,8 @@ import yaml
 
 SEVERITIES = ("high", "medium", "low")
 AREAS = ("dialogue", "stakeholder", "service", "financial", "commercial")
-RULES = ("status_drop", "sharp_health_drop", "dialogue_gap", "dunning_escalation", "open_high_complaint")
+RULES = ("status_drop", "sharp_health_drop", "dialogue_gap", "dunning_escalation", "new_high_complaint",
+         "open_high_complaint")
 DUNNING_STAGES = ("reminder", "second_reminder", "collection_call", "final_notice")
 SEGMENTS = ("key", "growth", "standard", "unknown")
 #: The streams the drift model knows how to count (dbt_project/macros/drift_streams.sql).

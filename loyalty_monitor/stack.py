@@ -165,21 +165,24 @@ def _airflow_output_to(log_file: Path | None):
 
 def run_dates(settings: Settings, dates: list[dt.date], dag_id: str = pipeline.DAG_ID,
               progress: Callable[[str], None] = print, skip_tasks: str | None = None,
-              log_file: Path | None = None) -> list[RunOutcome]:
+              log_file: Path | None = None, conf: dict[str, Any] | None = None) -> list[RunOutcome]:
     """Run the DAG in-process with ``dag.test()`` for each date, in order; stops at the first failure.
 
     ``skip_tasks``: a regular expression of task ids to mark successful without running them (for
     example ``dbt_build\\..*`` to redo only publish and dispatch on an unchanged warehouse).
     ``log_file``: where Airflow's own output goes (default: the console).
+    ``conf``: the runs' conf, e.g. ``{"path": "event", "topics": [...]}`` for the event-driven path
+    (``pipeline.run_path``) that a landed batch takes on the real scheduler.
     """
     # One pipeline run at a time per data directory: two runs (same or different dates) would
     # write the same warehouse and alert state at once.
     with locks.exclusive(settings.data_dir / "pipeline.lock", "the pipeline", settings.lock_timeout_s):
-        return _run_dates(settings, dates, dag_id, progress, skip_tasks, log_file)
+        return _run_dates(settings, dates, dag_id, progress, skip_tasks, log_file, conf)
 
 
 def _run_dates(settings: Settings, dates: list[dt.date], dag_id: str, progress: Callable[[str], None],
-               skip_tasks: str | None, log_file: Path | None) -> list[RunOutcome]:
+               skip_tasks: str | None, log_file: Path | None,
+               conf: dict[str, Any] | None = None) -> list[RunOutcome]:
     prepare_airflow(settings, progress)
     if log_file is not None:
         progress(f"Airflow, dbt and quality-gate output: {log_file}")
@@ -191,7 +194,7 @@ def _run_dates(settings: Settings, dates: list[dt.date], dag_id: str, progress: 
         started = time.monotonic()
         logical = dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.timezone.utc)
         with _airflow_output_to(log_file):
-            run = dag.test(logical_date=logical, mark_success_pattern=skip_tasks)
+            run = dag.test(logical_date=logical, mark_success_pattern=skip_tasks, run_conf=conf)
         state = str(getattr(run.state, "value", run.state))
         failed = sorted(ti.task_id for ti in run.get_task_instances()
                         if str(getattr(ti.state, "value", ti.state)) == "failed")

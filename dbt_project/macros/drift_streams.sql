@@ -127,7 +127,7 @@
   {#- The alert rules that state facts needing action now (not churn predictions), enabled in
       config/scoring.yml. -#}
   {%- set rules = scoring('alerts.rules') -%}
-  {{ return(['dunning_escalation', 'open_high_complaint'] | select('in', rules.keys() | list) | list) }}
+  {{ return(['dunning_escalation', 'new_high_complaint', 'open_high_complaint'] | select('in', rules.keys() | list) | list) }}
 {%- endmacro %}
 
 {% macro drift_last_day() -%}
