@@ -243,7 +243,9 @@ def load_landing(settings: Settings, con: Any | None = None, datasets: Iterable[
 
 
 def load_quarantine(settings: Settings, con: Any) -> int | None:
-    """Replace ``ops.quarantine`` with the quality gate's quarantine file, if there is one."""
+    """Replace the rows of ``ops.quarantine`` with the quality gate's quarantine file, if there is
+    one. The table is kept (dbt's staging views depend on it once it exists), only its rows are
+    replaced, in one transaction."""
     try:
         from expectations.quarantine import quarantine_path
     except ImportError:  # no quarantine in this checkout
@@ -258,8 +260,8 @@ def load_quarantine(settings: Settings, con: Any) -> int | None:
     try:
         with con.cursor() as cur:
             cur.execute("create schema if not exists ops")
-            cur.execute(f"drop table if exists {QUARANTINE_TABLE}")
             _ensure_table(cur, QUARANTINE_TABLE, table.schema)
+            cur.execute(f"delete from {QUARANTINE_TABLE}")
             if table.num_rows:
                 _copy(cur, QUARANTINE_TABLE, table)
         con.commit()
