@@ -242,10 +242,28 @@ def load_landing(settings: Settings, con: Any | None = None, datasets: Iterable[
     return result
 
 
+def _replace_ops_rows(con: Any, qualified: str, table: Any) -> int:
+    """Replace the rows of the ops table ``qualified`` with ``table`` (a pyarrow table), in one
+    transaction. The table is kept, not dropped: dbt's staging views depend on it once it exists."""
+    con.autocommit = False
+    try:
+        with con.cursor() as cur:
+            cur.execute("create schema if not exists ops")
+            _ensure_table(cur, qualified, table.schema)
+            cur.execute(f"delete from {qualified}")
+            if table.num_rows:
+                _copy(cur, qualified, table)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    finally:
+        con.autocommit = True
+    return table.num_rows
+
+
 def load_quarantine(settings: Settings, con: Any) -> int | None:
-    """Replace the rows of ``ops.quarantine`` with the quality gate's quarantine file, if there is
-    one. The table is kept (dbt's staging views depend on it once it exists), only its rows are
-    replaced, in one transaction."""
+    """Replace the rows of ``ops.quarantine`` with the quality gate's quarantine file, if there is one."""
     try:
         from expectations.quarantine import quarantine_path
     except ImportError:  # no quarantine in this checkout
@@ -255,48 +273,17 @@ def load_quarantine(settings: Settings, con: Any) -> int | None:
         return None
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
-    con.autocommit = False
-    try:
-        with con.cursor() as cur:
-            cur.execute("create schema if not exists ops")
-            _ensure_table(cur, QUARANTINE_TABLE, table.schema)
-            cur.execute(f"delete from {QUARANTINE_TABLE}")
-            if table.num_rows:
-                _copy(cur, QUARANTINE_TABLE, table)
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
-    finally:
-        con.autocommit = True
-    return table.num_rows
+    return _replace_ops_rows(con, QUARANTINE_TABLE, pq.read_table(path))
 
 
 def load_erased_churn(settings: Settings, con: Any) -> int:
     """Replace the rows of ``ops.erased_churn`` with the erasure register's churn counts (no
-    customer named; dbt's source ``erasure.erased_churn`` on PostgreSQL), in one transaction. The
-    table is kept (dbt's view ``stg_erasure__churn`` depends on it), only its rows are replaced."""
+    customer named; dbt's source ``erasure.erased_churn`` on PostgreSQL)."""
     import pyarrow.parquet as pq
 
     from loyalty_monitor.erasure import write_churn_counts
 
-    table = pq.read_table(write_churn_counts(settings))
-    con.autocommit = False
-    try:
-        with con.cursor() as cur:
-            cur.execute("create schema if not exists ops")
-            _ensure_table(cur, ERASED_CHURN_TABLE, table.schema)
-            cur.execute(f"delete from {ERASED_CHURN_TABLE}")
-            if table.num_rows:
-                _copy(cur, ERASED_CHURN_TABLE, table)
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
-    finally:
-        con.autocommit = True
-    return table.num_rows
+    return _replace_ops_rows(con, ERASED_CHURN_TABLE, pq.read_table(write_churn_counts(settings)))
 
 
 def landing_counts(con: Any) -> dict[str, int]:
