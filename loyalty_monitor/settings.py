@@ -87,6 +87,10 @@ class Settings:
     pg_user: str = "loyalty"
     pg_password: Secret = Secret()
     pg_database: str = "loyalty"
+    #: DuckDB's memory limit in dbt builds (DuckDB's own syntax: ``4GB``, ``500MB``); what does not
+    #: fit spills to ``<warehouse>.tmp``. Empty: DuckDB's default, 80 % of the machine's RAM
+    #: (docs/warehouse.md "Performance").
+    duckdb_memory_limit: str = "4GB"
 
     # --- Kafka -------------------------------------------------------------------------------
     #: Comma-separated host:port list. Empty means: the embedded broker's address if it runs
