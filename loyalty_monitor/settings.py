@@ -94,7 +94,7 @@ class Settings:
     #: A full refresh on DuckDB builds the customer-day tables (one row per customer and day) in
     #: batches of customers of at most about this many rows each, so that its memory does not grow
     #: with the number of customers (docs/warehouse.md "Performance"). 0: one batch.
-    customer_batch_rows: int = 8_000_000
+    customer_batch_rows: int = 2_000_000
 
     # --- Kafka -------------------------------------------------------------------------------
     #: Comma-separated host:port list. Empty means: the embedded broker's address if it runs
