@@ -77,3 +77,15 @@
 {% macro duckdb__round_to(expr, digits) -%}
   cast(round(cast({{ expr }} as decimal(38, 9)), {{ digits }}) as {{ type_double() }})
 {%- endmacro %}
+
+{% macro computed_once() -%}
+  {#- `with name {{ computed_once() }} (...)`: a CTE whose columns later CTEs use many times. PostgreSQL
+      inlines a CTE referenced once and does not share common subexpressions, so a chain of such
+      CTEs (the drift model's windows -> mixture per window -> mixture over windows) would repeat
+      each window's expression thousands of times per row; MATERIALIZED computes it once. -#}
+  {{ return(adapter.dispatch('computed_once')()) }}
+{%- endmacro %}
+
+{% macro default__computed_once() -%}as{%- endmacro %}
+
+{% macro postgres__computed_once() -%}as materialized{%- endmacro %}
