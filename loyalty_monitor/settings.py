@@ -87,6 +87,14 @@ class Settings:
     pg_user: str = "loyalty"
     pg_password: Secret = Secret()
     pg_database: str = "loyalty"
+    #: DuckDB's memory limit in dbt builds (DuckDB's own syntax: ``4GB``, ``500MB``); what does not
+    #: fit spills to ``<warehouse>.tmp``. Empty: DuckDB's default, 80 % of the machine's RAM
+    #: (docs/warehouse.md "Performance").
+    duckdb_memory_limit: str = "4GB"
+    #: A full refresh on DuckDB builds the customer-day tables (one row per customer and day) in
+    #: batches of customers of at most about this many rows each, so that its memory does not grow
+    #: with the number of customers (docs/warehouse.md "Performance"). 0: one batch.
+    customer_batch_rows: int = 2_000_000
 
     # --- Kafka -------------------------------------------------------------------------------
     #: Comma-separated host:port list. Empty means: the embedded broker's address if it runs

@@ -108,6 +108,10 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "LOYALTY_WAREHOUSE_PATH": str(settings.warehouse),
         "LOYALTY_LANDING": str(settings.landing).rstrip("/"),
         "LOYALTY_DBT_TARGET": settings.dbt_target,
+        # DuckDB's memory limit (profiles.yml; empty: DuckDB's default, 80 % of RAM)
+        "LOYALTY_DUCKDB_MEMORY_LIMIT": settings.duckdb_memory_limit,
+        # a full refresh builds the customer-day tables in batches of customers (macros/customer_batches.sql)
+        "LOYALTY_CUSTOMER_BATCH_ROWS": str(settings.customer_batch_rows),
         # Rows the landing gate set aside: staging leaves them out (macros/quarantine.sql).
         "LOYALTY_QUARANTINE": str(quarantine_path(settings)),
         # Erased customers that churned, counted without naming them (stg_erasure__churn).

@@ -60,6 +60,7 @@ with current_days as (
         lag(days.cum_{{ name }}, {{ n }}) over customer_series as lag_{{ n }}_cum_{{ name }}{{ ',' if not loop.last }}
         {% endfor %}
     from {{ ref('int_customer_days') }} as days
+    where {{ customer_batch_filter('days.customer_id') }}
     window customer_series as (partition by days.customer_id order by days.as_of_date)
 ),
 

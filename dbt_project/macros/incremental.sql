@@ -61,6 +61,7 @@
   {%- else -%}
     select customer_id, first_day as rebuild_from
     from {{ ref('int_customer_bounds') }}
+    where {{ customer_batch_filter('customer_id') }}
   {%- endif -%}
 {%- endmacro %}
 

@@ -21,7 +21,9 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['customer_id', 'as_of_date'],
-    pre_hook="{{ prune_customer_days() }}"
+    pre_hook="{{ prune_customer_days() }}",
+    customer_batched=true,
+    post_hook="{{ insert_customer_batches() }}"
 ) }}
 -- depends_on: {{ ref('fct_touchpoints') }}
 -- depends_on: {{ ref('int_customer_versions') }}

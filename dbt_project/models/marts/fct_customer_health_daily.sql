@@ -10,7 +10,9 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['customer_id', 'as_of_date'],
-    pre_hook="{{ prune_customer_days() }}"
+    pre_hook="{{ prune_customer_days() }}",
+    customer_batched=true,
+    post_hook="{{ insert_customer_batches() }}"
 ) }}
 {%- set green = scoring('health.green_min') -%}
 {%- set areas = ['dialogue', 'stakeholder', 'service', 'financial', 'commercial'] -%}

@@ -11,7 +11,9 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['customer_id', 'as_of_date'],
-    pre_hook="{{ prune_customer_days() }}"
+    pre_hook="{{ prune_customer_days() }}",
+    customer_batched=true,
+    post_hook="{{ insert_customer_batches() }}"
 ) }}
 {%- set departments = contract_departments() -%}
 
