@@ -352,3 +352,24 @@ def test_spark_sql_of_the_portable_subset():
     assert spark_literal(dt.datetime(2026, 1, 2, 3, 4, 5, 6)) == "timestamp_ntz'2026-01-02 03:04:05.000006'"
     assert spark_literal(1.5) == "1.5D" and spark_literal(None) == "null" and spark_literal(True) == "true"
     assert spark_literal(decimal.Decimal("1.25")) == "1.25BD" and spark_literal("a\\b") == "'a\\\\b'"
+
+
+def test_erasure_reaches_the_spark_warehouse(engines):
+    """The same on Spark: no row of an erased customer in any table of build, published or ops
+    (Parquet tables rewritten without them). Runs after the PostgreSQL erasure, on another customer."""
+    from loyalty_monitor import erasure
+
+    *_, sp, _ = engines
+    with open_marts(sp) as con:
+        customer = con.execute("select max(customer_id) from published.dim_customers").fetchone()[0]
+    report = erasure.erase_customers(sp, [customer], requested_by="privacy officer")
+    assert not any("NOT erased" in note for note in report.notes), report.notes
+    with open_marts(sp) as con:
+        tables = con.execute("select table_schema, table_name from information_schema.columns "
+                             "where column_name = 'customer_id'").fetchall()
+        assert len(tables) > 10
+        left = {f"{s}.{t}": con.execute(f"select count(*) from {s}.{t} where customer_id = ?",
+                                        [customer]).fetchone()[0] for s, t in tables}
+    assert not any(left.values()), {k: v for k, v in left.items() if v}
+    log = "\n".join(json.dumps(entry) for entry in erasure.erasure_log(sp))
+    assert customer not in log and "spark:" in log

@@ -388,7 +388,7 @@ select
     attributed.evidence_milli,
     attributed.restart_count,
     attributed.restart_date,
-    cast(1.0 / (1.0 + exp(-(attributed.evidence_milli / 1000.0 + ln({{ share }} / (1 - {{ share }}))))) as {{ type_double() }}) as drift_probability,
+    cast(1.0 / (1.0 + exp(-(attributed.evidence_milli / 1000.0 + ln(cast({{ share }} as {{ type_double() }}) / (1 - {{ share }}))))) as {{ type_double() }}) as drift_probability,
     attributed.inputs_landed_at
 from mixed as attributed
 inner join {{ ref('int_customer_bounds') }} as bounds on bounds.customer_id = attributed.customer_id
