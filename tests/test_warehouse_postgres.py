@@ -203,8 +203,9 @@ def test_marts_reader_answers_alike(engines):
         for reader in (b, c):
             assert reader.table_exists("published", "dim_customers") and not reader.table_exists("published", "nope")
         assert a.tables("published") == c.tables("published")
-        # the operational tables' upsert and delete, which Parquet tables cannot do themselves
-        for reader in (a, c):
+    # the operational tables' upsert and delete, which Parquet tables cannot do themselves
+    for settings in (duck, sp):
+        with open_marts(settings, read_only=False) as reader:
             reader.execute("create table if not exists ops.reader_probe (k varchar not null, v integer default 0, "
                            "primary key (k))")
             upsert = "insert into ops.reader_probe (k, v) values (?, ?) on conflict (k) do update set v = excluded.v"
@@ -212,7 +213,7 @@ def test_marts_reader_answers_alike(engines):
             reader.execute(upsert, ["a", 10])
             reader.execute("delete from ops.reader_probe where k = ?", ["b"])
             assert reader.query("select k, v from ops.reader_probe order by k") == [
-                {"k": "a", "v": 10}, {"k": "it's", "v": 3}]
+                {"k": "a", "v": 10}, {"k": "it's", "v": 3}], settings.dbt_target
             reader.execute("drop table ops.reader_probe")
     assert to_pyformat("select '?', \"a?\", ? where x like 'a%' and y % 2 = 0") == \
         "select '?', \"a?\", %s where x like 'a%%' and y %% 2 = 0"
