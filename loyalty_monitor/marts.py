@@ -3,7 +3,7 @@
 Everything that reads the published marts (or writes the few operational tables next to them:
 ``ops.pipeline_runs``, ``ops.alert_state``) goes through a :class:`MartsReader` from
 :func:`open_marts` instead of opening DuckDB itself, so that the same code runs on the embedded
-DuckDB file and on PostgreSQL (``settings.dbt_target``; docs/warehouse.md "Engines"):
+DuckDB file, on PostgreSQL and on Apache Spark (``settings.dbt_target``; docs/warehouse.md "Engines"):
 
 - ``query(sql, params)`` -> rows as dicts; ``query_arrow(sql, params)`` -> a ``pyarrow.Table``;
 - ``execute(sql, params)`` -> a DB-API cursor (``fetchone``/``fetchall``/``description``), and
@@ -16,10 +16,13 @@ PostgreSQL reader turns them into psycopg2's ``%s`` (and every ``%`` into ``%%``
 inside a quoted string literal is left alone.
 
 Implementations: :class:`DuckDBMarts` (the warehouse file; read-only by default, since DuckDB
-allows one writer per file) and :class:`PostgresMarts` (psycopg2, autocommit: every statement is
-its own transaction unless the caller says ``begin``/``commit``, as ``warehouse.publish`` does).
-A Spark (Databricks SQL / Thrift) reader would implement the same five methods over
-``databricks-sql-connector`` or ``pyhive``; it is not written yet.
+allows one writer per file), :class:`PostgresMarts` (psycopg2, autocommit: every statement is
+its own transaction unless the caller says ``begin``/``commit``, as ``warehouse.publish`` does) and
+:class:`SparkMarts` (Spark SQL through a runner: :class:`SessionSql`, the in-process SparkSession
+of ``loyalty_monitor.spark``, or :class:`ThriftSql`, PyHive to a Spark Thrift server or Databricks;
+another connector, e.g. ``databricks-sql-connector``, plugs in as a runner with ``run(sql)`` and
+``arrow(sql)``). What Spark lacks for the operational tables (transactions, ``delete``, upserts,
+``information_schema``) the Spark reader emulates; see its docstring.
 """
 
 from __future__ import annotations
