@@ -319,6 +319,24 @@ def test_full_refresh_is_the_same_on_every_engine(engines):
     _assert_same_marts(duck, sp)
 
 
+def test_the_report_renders_alike_on_every_engine(engines, tmp_path):
+    """The leadership report reads the marts through the engine's reader: the same sections and
+    figures on PostgreSQL and Spark as on DuckDB (the loyalty scatter may list its points in another
+    order; the generation time differs)."""
+    import re
+
+    from loyalty_monitor.reporting.render import render_report
+
+    def normal(html: str) -> str:
+        html = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "", html)
+        return "".join(sorted(re.split(r"(?=<(?:rect|circle|polygon) )", html)))
+
+    pages = {s.dbt_target: normal(render_report(s, tmp_path / f"{s.dbt_target}.html").read_text(encoding="utf-8"))
+             for s in engines[:3]}
+    assert pages["duckdb"] == pages["postgres"] == pages["spark"]
+    assert "no data" not in pages["spark"].lower()
+
+
 def test_erasure_reaches_the_postgres_warehouse(engines):
     """A customer erased on request leaves no row in any PostgreSQL table (the loaded landing
     tables, staging, marts, published, ops), and the record says so without naming it. Runs last:
