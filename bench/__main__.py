@@ -25,6 +25,7 @@ QUICK_ARGS = {
     "bench_alert_quality": ["--quick"],
     "bench_demo": [],
     "bench_bgnbd": [],
+    "bench_latency": ["--customers", "120", "--months", "6", "--events", "5", "--warm-up", "1"],
 }
 
 

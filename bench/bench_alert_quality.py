@@ -22,6 +22,8 @@ episodes are checked against today's ``fct_churn_alerts``). ``alerts now`` is to
 - **precision**: of the customers with a case, the share that churned within 180 days of a case's
   opening (``churn_date - opened_on`` in [0, 180]; churn dates after the history's end are in the
   ground truth). It counts customers, not cases;
+- **late**: of the customers with a case, those that had already churned when every one of their
+  cases opened: they were leaving, but the case came too late to act on (not counted as precise);
 - **false-alarm customers per 100 stable customer-years**: distinct never-churning customers with a
   case, per 100 years of stable customers' history after their first ``ELIGIBLE_AFTER_DAYS`` days;
 - **value-weighted recall**: recall with each eligible churner weighted by its value at stake on its
@@ -97,7 +99,7 @@ PRECISION_HORIZON_DAYS = 180
 # Cases can open from this many days into a history: the months an account manager lives with.
 CASE_WARMUP_DAYS = 60
 DAYS_PER_MONTH = 30.44
-SWEEP_PROBABILITIES = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
+SWEEP_PROBABILITIES = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7)
 SHAPES = ("fade", "sudden", "slow", "sparse", "seasonal", "champion", "calm")
 
 
@@ -255,7 +257,7 @@ def customer_counts(cases: Iterable[tuple[str, dt.date | str]], population: Popu
             by_customer.setdefault(customer_id, []).append(_d(opened))
     low, high = RECALL_LEAD_DAYS
     out = {"cases": sum(len(v) for v in by_customer.values()), "alerted_customers": len(by_customer),
-           "precise_customers": 0, "stable_alerted_customers": 0, "eligible_churners": 0,
+           "precise_customers": 0, "late_customers": 0, "stable_alerted_customers": 0, "eligible_churners": 0,
            "recalled_churners": 0, "lead_days": [], "stable_customer_years": 0.0,
            "eligible_value": 0.0, "recalled_value": 0.0, "valued": population.weights is not None,
            "eligible_without_value": 0,
@@ -268,6 +270,8 @@ def customer_counts(cases: Iterable[tuple[str, dt.date | str]], population: Popu
         churn = _d(row["churn_date"]) if row["churns"] else None
         if opened and churn is not None and any(0 <= (churn - day).days <= PRECISION_HORIZON_DAYS for day in opened):
             out["precise_customers"] += 1
+        elif opened and churn is not None and all(day > churn for day in opened):
+            out["late_customers"] += 1  # leaving, but the case came after the customer had left
         if not row["churns"]:
             out["stable_alerted_customers"] += bool(opened)
             out["stable_customer_years"] += max(0, (population.end - first).days + 1 - ELIGIBLE_AFTER_DAYS) / 365.25
@@ -323,6 +327,8 @@ def customer_figures(counts: dict) -> dict:
                                   if counts["valued"] else None),
         "cases_per_manager_month": _ratio(counts["cases"], counts["manager_months"]),
         "precise_customers": counts["precise_customers"],
+        "late_share": _ratio(counts.get("late_customers", 0), counts["alerted_customers"]),
+        "late_customers": counts.get("late_customers", 0),
         "eligible_churners": counts["eligible_churners"],
         "recalled_churners": counts["recalled_churners"],
         "eligible_without_value": counts.get("eligible_without_value", 0),
@@ -707,6 +713,10 @@ def print_customers(title: str, figures: dict, open_probability: float, oracle_i
     print(_customer_row("old rules (all five)", c["rules"]))
     if c.get("alerts_now"):
         print(_customer_row("alerts now (cases+facts)", c["alerts_now"]))
+    if m.get("alerted_customers"):
+        print(f"    of the alerted customers: {m['precise_customers']} churned within {PRECISION_HORIZON_DAYS} days "
+              f"of the case (precision), {m['late_customers']} had already left when it opened (late), "
+              f"{m['stable_alerted_customers']} never churned")
     rel = c["model_vs_oracle"]
     if rel:
         print(f"    model = x oracle:         precision {_fmt(rel['precision'], '.2f')}  "

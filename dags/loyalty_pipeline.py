@@ -2,12 +2,19 @@
 
 ``loyalty_pipeline`` runs daily (silence is the main churn signal: time alone must be able to raise
 an alert) AND whenever the consumer announces a landed batch on Kafka (an asset watcher with the
-apache-kafka provider's message-queue trigger). Steps, each idempotent for the run's as-of date:
+apache-kafka provider's message-queue trigger). Two paths, each idempotent for the run's as-of date;
+the first task, ``event_update`` (a branch), takes one:
 
-    apply_erasures (tombstones: erase the customer everywhere) -> check_landing
-    -> plan_build (full refresh when scoring.yml changed) -> dbt_build (one task per
-    dbt model, astronomer-cosmos) -> record_build -> fit_population (the drift model's BG/NBD
-    step) -> check_marts -> publish -> dispatch_alerts
+- event (a landed batch; or conf ``{"path": "event"}``): event_update does the whole update itself,
+  in one task, for what the batch touched: dbt builds only the models between the batch's landing
+  source and the marts alerts read (``pipeline.event_selection``), so a new high-severity complaint
+  reaches its account manager within a minute (docs/operations.md, "Event-to-alert latency"); the
+  daily path's tasks are skipped.
+- daily (scheduled, manual, backfill runs): event_update hands over at once to apply_erasures
+  (tombstones: erase the customer everywhere) -> check_landing -> plan_build (full refresh when
+  scoring.yml changed) -> dbt_build (one task per dbt model, astronomer-cosmos) -> record_build
+  -> fit_population (the drift model's BG/NBD step) -> check_marts -> publish -> dispatch_alerts;
+  every model, every mart.
 
 ``loyalty_weekly_report`` renders the leadership report every Monday for the week before.
 """
@@ -51,7 +58,10 @@ batches_landed = Asset(
             topics=[settings.topic_batches],
             kafka_config_id=pipeline.KAFKA_CONNECTION_ID,
             apply_function="loyalty_monitor.pipeline.is_batch_landed",
-            poll_interval=1,
+            # How long one poll waits for a message (it returns at once when one comes), and the
+            # pause after a message that starts no run: settings, so latency can be traded for load.
+            poll_timeout=settings.asset_watcher_poll_timeout_s,
+            poll_interval=settings.asset_watcher_poll_interval_s,
         ),
     )],
 )
@@ -96,13 +106,28 @@ def gate(step, *args):
         timetable=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"), assets=batches_landed),
     start_date=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
-    max_active_runs=1,  # one writer of the DuckDB warehouse at a time
+    max_active_runs=1,  # one writer of the DuckDB warehouse at a time ...
+    max_active_tasks=1,  # ... also within a run: two dbt tasks at once would both open the DuckDB file
     dagrun_timeout=dt.timedelta(seconds=settings.dagrun_timeout_s),
     default_args=default_args,
     doc_md=__doc__,
     tags=["loyalty"],
 )
 def loyalty_pipeline():
+    @task.branch
+    def event_update() -> list[str]:
+        """A landed batch: the whole update here, in one task, for what the batch touched; nothing
+        follows (the daily path is skipped). Any other run: hand over to the daily path (every
+        model, one task each). One task, not a branch and then the update: on a busy host every task
+        costs seconds of scheduling, process start and imports, and this path is about seconds."""
+        context = get_current_context()
+        dag_run = context["dag_run"]
+        if pipeline.run_path(dag_run.run_type, dag_run.conf) != pipeline.EVENT_PATH:
+            return ["apply_erasures"]
+        summary = gate(pipeline.event_update, as_of(), pipeline.triggering_topics(context))
+        context["ti"].xcom_push(key="event_update", value=summary)
+        return []
+
     @task
     def apply_erasures() -> dict:
         return pipeline.apply_erasures(load_settings(), as_of())
@@ -137,7 +162,9 @@ def loyalty_pipeline():
         render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD,
                                    should_detach_multiple_parents_tests=True, emit_datasets=False),
         operator_args={
-            "vars": pipeline.dbt_run_vars(settings, "{{ (logical_date or dag_run.run_after) | ds }}"),
+            # dag_run.logical_date: a run without one (Airflow 3: asset-triggered, or triggered
+            # without a date) has no `logical_date` in the template context at all.
+            "vars": pipeline.dbt_run_vars(settings, "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"),
             # dbt unit tests pin scores for the shipped scoring.yml: they belong to the test suite.
             "exclude": ["test_type:unit"],
             "full_refresh": "{{ ti.xcom_pull(task_ids='plan_build')['full_refresh'] }}",
@@ -162,9 +189,8 @@ def loyalty_pipeline():
         return pipeline.dispatch_alerts(load_settings(), as_of())
 
     plan = plan_build()
-    (apply_erasures() >> check_landing() >> plan >> dbt_build >> record_build(plan) >> fit_population(plan)
-     >> check_marts() >> publish() >> dispatch_alerts())
-
+    (event_update() >> apply_erasures() >> check_landing() >> plan >> dbt_build >> record_build(plan)
+     >> fit_population(plan) >> check_marts() >> publish() >> dispatch_alerts())
 
 loyalty_pipeline()
 

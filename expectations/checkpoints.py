@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from expectations.suites import (landed_customers, landed_touchpoints, mart_alerts, mart_customers,
-                                 mart_health, touchpoint_daily_volume, touchpoint_event_ids)
+from expectations.suites import (landed_case_events, landed_customers, landed_touchpoints, mart_alerts,
+                                 mart_customers, mart_health, touchpoint_daily_volume, touchpoint_event_ids)
 
 DATASOURCE = "loyalty"
 #: Results keep the per-expectation SUMMARY (counts and up to 20 failing values), not whole rows.
@@ -24,6 +24,7 @@ ROW_LOCATORS = {
     landed_touchpoints.NAME: ["source_file", "kafka_partition", "kafka_offset"],
     touchpoint_event_ids.NAME: ["files"],
     landed_customers.NAME: ["source_file", "kafka_partition", "kafka_offset"],
+    landed_case_events.NAME: ["source_file", "kafka_partition", "kafka_offset"],
 }
 #: Suites whose critical failures are failures of landed rows: those rows are set aside in the
 #: quarantine and the run goes on (expectations/quarantine.py; expectations.frames gives their
@@ -52,7 +53,7 @@ class CheckpointSpec:
 
 #: Stage "landing": new landed data, before dbt builds anything.
 LANDING = tuple(CheckpointSpec("landing", m.NAME) for m in (
-    landed_touchpoints, touchpoint_event_ids, touchpoint_daily_volume, landed_customers))
+    landed_touchpoints, touchpoint_event_ids, touchpoint_daily_volume, landed_customers, landed_case_events))
 #: Stage "marts": the marts in schema `build`, before publish and before any alert is sent.
 MARTS = tuple(CheckpointSpec("marts", m.NAME) for m in (mart_customers, mart_health, mart_alerts))
 

@@ -30,6 +30,13 @@ def quality_dir(settings: Settings) -> Path:
     return Path(settings.data_dir) / "quality"
 
 
+def quarantine_path(settings: Settings) -> Path:
+    """The quarantine file (``expectations.quarantine``). Defined here, beside the other paths,
+    because dbt's environment needs it in every DAG parse and every Airflow task, and
+    ``expectations.quarantine`` imports pandas and DuckDB (seconds per task on a busy host)."""
+    return quality_dir(settings) / "quarantine.parquet"
+
+
 def docs_dir(settings: Settings) -> Path:
     return quality_dir(settings) / "data_docs"
 

@@ -21,15 +21,15 @@ import re
 import statistics
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import duckdb
 import pandas as pd
 
 from expectations.config import GateConfig
 from expectations.quarantine import ID_COLUMN, KEY
-from expectations.suites import (landed_customers, landed_touchpoints, mart_alerts, mart_customers,
-                                 mart_health, touchpoint_daily_volume, touchpoint_event_ids)
+from expectations.suites import (landed_case_events, landed_customers, landed_touchpoints, mart_alerts,
+                                 mart_customers, mart_health, touchpoint_daily_volume, touchpoint_event_ids)
 from loyalty_monitor.contract import EVENT_TYPES
 from loyalty_monitor.settings import Settings
 from streaming.landing import LandingZone
@@ -49,6 +49,12 @@ TOUCHPOINT_COLUMNS = ("event_id", "schema_version", "event_type", "occurred_at",
                       "customer_id", "department", "direction", "contact_role", "stage", "severity",
                       "duration_s", "amount", "amount_overdue", "days_overdue", "nps_score",
                       "currency", "kafka_topic", "kafka_partition", "kafka_offset", "landed_at")
+#: Content that makes a case event what it is (lineage and landing time are not content).
+CASE_EVENT_CONTENT = ("schema_version", "event_type", "occurred_at", "case_id", "customer_id", "actor",
+                      "source", "payload_json", "extra_json")
+CASE_EVENT_COLUMNS = ("event_id", "schema_version", "event_type", "occurred_at", "event_date", "case_id",
+                      "customer_id", "actor", "snooze_until", "reason", "outcome", "verdict",
+                      "kafka_topic", "kafka_partition", "kafka_offset", "landed_at")
 #: DuckDB temp tables of landed-row keys (expectations.quarantine.KEY): ``held_rows`` (rows in
 #: quarantine) and ``only_rows`` (re-validating quarantined rows).
 #: Stands in for "no upper bound yet" (GX needs a number where a parameter is declared).
@@ -77,7 +83,7 @@ class Frame:
     data: pd.DataFrame
     parameters: dict[str, Any] = field(default_factory=dict)
     label: str = ""
-    dataset: str | None = None  # "touchpoint" | "customer" (streaming.landing.DATASETS keys)
+    dataset: str | None = None  # "touchpoint" | "customer" | "case_event" (streaming.landing.DATASETS keys)
     rows: pd.DataFrame | None = None
     match: dict[str, str] = field(default_factory=dict)
 
@@ -211,7 +217,9 @@ def landing_frames(zone: LandingZone, cfg: GateConfig, touchpoint_files: list[La
                    customer_files: list[LandedFile], all_touchpoints: list[LandedFile],
                    all_customers: list[LandedFile], volume_dates: list[date], now: datetime,
                    notes: list[str], *, held: pd.DataFrame | None = None,
-                   only: pd.DataFrame | None = None) -> Iterator[Frame]:
+                   only: pd.DataFrame | None = None, case_event_files: list[LandedFile] | None = None,
+                   all_case_events: list[LandedFile] | None = None,
+                   case_lookup: Callable[[list[str]], pd.DataFrame | None] | None = None) -> Iterator[Frame]:
     """The landing tables, one at a time (the caller validates each before the next is read).
 
     New files are validated; history (``all_*``) is read for event-id conflicts, the volume band and
@@ -219,6 +227,9 @@ def landing_frames(zone: LandingZone, cfg: GateConfig, touchpoint_files: list[La
     ``held``: landed rows in quarantine (not history). ``only``: validate just these landed rows of
     the new files (re-validating quarantined rows before their release): every unknown customer
     then fails, whatever the tolerance, and the other rows of their files count as history.
+    ``case_event_files`` / ``all_case_events``: the new and all landed case-event files;
+    ``case_lookup(case_ids)``: the published cases among them (case_id, customer_id), or None
+    when there is no warehouse to ask.
     """
     reader = _Reader(zone)
     try:
@@ -234,6 +245,9 @@ def landing_frames(zone: LandingZone, cfg: GateConfig, touchpoint_files: list[La
                                           only=only is not None)
         if customer_files:
             yield _customer_frame(reader, customer_files, now, skew, only=only is not None)
+        if case_event_files:
+            yield _case_event_frame(reader, cfg, case_event_files, all_case_events or case_event_files, now,
+                                    skew, case_lookup, notes, only=only is not None)
         if volume_dates:
             volume, volume_notes = _volume_frames(reader, cfg, volume_dates, all_touchpoints)
             notes += volume_notes
@@ -345,6 +359,88 @@ def _customer_frame(reader: _Reader, new: list[LandedFile], now: datetime, skew:
                  "customer", rows, {"source_file": "first_source_file",
                                     "kafka_partition": "first_kafka_partition",
                                     "kafka_offset": "first_kafka_offset"})
+
+
+def _case_event_frame(reader: _Reader, cfg: GateConfig, new: list[LandedFile], every: list[LandedFile], now: datetime,
+                      skew: timedelta, case_lookup: Callable[[list[str]], pd.DataFrame | None] | None,
+                      notes: list[str], only: bool = False) -> Frame:
+    """The new case events, with the columns the suite computes: the case's own customer where the
+    event names another (``case_customer_mismatch``), ``snooze_days`` and ``conflicting_event_id``."""
+    con = reader.con
+    new_paths = [f.path for f in new]
+    where = f"WHERE {_in('only_rows', 'case_event', 'e')}" if only else ""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW new_case_events AS "
+                f"SELECT * FROM {reader.parquet(new_paths, filename=True)} AS e {where}")
+    columns = ", ".join(CASE_EVENT_COLUMNS)
+    batch = reader.df(f"""SELECT {columns}, filename AS source_file,
+                                 datediff('day', event_date, snooze_until) AS snooze_days
+                          FROM new_case_events ORDER BY kafka_partition, kafka_offset""")
+    # Event ids: the same id with other content in the batch or in earlier (not held) files.
+    con.execute("CREATE OR REPLACE TEMP TABLE batch_case_ids AS "
+                "SELECT DISTINCT event_id FROM new_case_events WHERE event_id IS NOT NULL")
+    new_set = set() if only else set(new_paths)
+    earlier = [f.path for f in every if f.path not in new_set]
+    sources = "SELECT * FROM new_case_events"
+    if earlier:
+        sources += (f" UNION ALL BY NAME SELECT * FROM {reader.parquet(earlier, filename=True)} AS h "
+                    f"WHERE event_id IN (SELECT event_id FROM batch_case_ids) "
+                    f"AND {_not_in('held_rows', 'case_event', 'h')}")
+    conflicting = set(reader.df(f"""
+        SELECT event_id FROM ({sources}) WHERE event_id IS NOT NULL GROUP BY event_id
+        HAVING count(DISTINCT {_fingerprint(CASE_EVENT_CONTENT)}) > 1""")["event_id"])
+    batch["conflicting_event_id"] = [e if e in conflicting else None for e in batch["event_id"]]
+    case_ids = sorted({c for c in batch["case_id"].dropna()})
+    known = case_lookup(case_ids) if case_lookup is not None and case_ids else None
+    if known is None:
+        unknown: list[str] = []
+        owner: dict[str, Any] = {}
+        if case_ids:
+            notes.append("case events: no published warehouse to check their case ids against yet; "
+                         "unknown cases and customers that do not match their case are not checked")
+    else:
+        owner = dict(zip(known["case_id"], known["customer_id"]))
+        unknown = [c for c in case_ids if c not in owner]
+    batch["case_customer_mismatch"] = [
+        owner[c] if c in owner and owner[c] is not None and customer is not None and owner[c] != customer else None
+        for c, customer in zip(batch["case_id"], batch["customer_id"])]
+    params = {
+        "occurred_at_min": now - timedelta(days=cfg.max_event_age_days),
+        "occurred_at_max": _arrival(batch, now) + skew,
+        "unknown_case_ids": unknown,
+    }
+    lineage = {"source_file": "source_file", "kafka_partition": "kafka_partition", "kafka_offset": "kafka_offset"}
+    return Frame(landed_case_events.NAME, batch, params, "", "case_event", batch, lineage)
+
+
+def published_cases(settings: Settings) -> Callable[[list[str]], pd.DataFrame | None]:
+    """``lookup(case_ids)``: those of the published churn-risk cases (case_id, customer_id); None
+    when the warehouse has none to ask (not built yet, or busy: a note says the check was skipped)."""
+    def lookup(case_ids: list[str]) -> pd.DataFrame | None:
+        from loyalty_monitor.marts import DuckDBMarts, engine_of, open_marts
+
+        try:
+            if engine_of(settings) == "postgres":
+                reader = open_marts(settings)
+            else:
+                if not settings.warehouse.exists():
+                    return None
+                try:
+                    con = duckdb.connect(str(settings.warehouse), read_only=True)
+                except duckdb.ConnectionException:  # this process holds it read-write (in-process dbt)
+                    con = duckdb.connect(str(settings.warehouse))
+                reader = DuckDBMarts(con)
+        except Exception:  # noqa: BLE001 - a warehouse being written: the check is skipped, with a note
+            return None
+        try:
+            if not reader.table_exists("published", "fct_churn_risk_cases"):
+                return None
+            marks = ", ".join("?" * len(case_ids))
+            rows = reader.query(f"SELECT case_id, customer_id FROM published.fct_churn_risk_cases "
+                                f"WHERE case_id IN ({marks})", case_ids)
+            return pd.DataFrame(rows, columns=["case_id", "customer_id"])
+        finally:
+            reader.close()
+    return lookup
 
 
 def _volume_frames(reader: _Reader, cfg: GateConfig, dates: list[date],

@@ -504,6 +504,8 @@ def validate_landing(settings: Settings, event_dates: list[date] | None = None,
         all_customers = framing.list_landed(zone, DATASETS["customer"])
         new_touchpoints = _select(all_touchpoints, "touchpoints", state, event_dates, since_landed_at)
         new_customers = _select(all_customers, "customers", state, event_dates, since_landed_at)
+        all_case_events = framing.list_landed(zone, DATASETS["case_event"])
+        new_case_events = _select(all_case_events, "case_events", state, event_dates, since_landed_at)
 
         today = now.astimezone(UTC).date()
         volume_dates = {f.event_date for f in new_touchpoints if f.event_date}
@@ -519,18 +521,22 @@ def validate_landing(settings: Settings, event_dates: list[date] | None = None,
         volume_dates = sorted(d for d in volume_dates if d < today)  # an open day is not complete yet
 
         scope = {"touchpoint_files": len(new_touchpoints), "customer_files": len(new_customers),
-                 "event_dates": sorted({str(f.event_date) for f in new_touchpoints + new_customers
+                 "case_event_files": len(new_case_events),
+                 "event_dates": sorted({str(f.event_date) for f in new_touchpoints + new_customers + new_case_events
                                         if f.event_date}),
                  "volume_dates": [str(d) for d in volume_dates],
                  "mode": "event_dates" if event_dates is not None
                  else "since_landed_at" if since_landed_at is not None else "new_files"}
         progress(f"landing: {len(new_touchpoints)} new touchpoint file(s), {len(new_customers)} "
-                 f"customer file(s), volume check of {len(volume_dates)} day(s)")
+                 f"customer file(s), {len(new_case_events)} case-event file(s), volume check of "
+                 f"{len(volume_dates)} day(s)")
         notes: list[str] = []
         rows: dict[str, int] = {}
         frame_iter = framing.landing_frames(zone, cfg, new_touchpoints, new_customers, all_touchpoints,
                                             all_customers, volume_dates, now, notes,
-                                            held=quarantine.held_keys(settings))
+                                            held=quarantine.held_keys(settings),
+                                            case_event_files=new_case_events, all_case_events=all_case_events,
+                                            case_lookup=framing.published_cases(settings))
         critical, warnings, docs_path, run_id, row_failures = _run_frames(
             settings, "landing", frame_iter, cfg, progress, rows)
         stale = _stale_feed(all_touchpoints, today, cfg) if event_dates is None else None
@@ -565,6 +571,7 @@ def validate_landing(settings: Settings, event_dates: list[date] | None = None,
         if not critical and scope["mode"] == "new_files":
             state["touchpoints"] = _mark(new_touchpoints, state.get("touchpoints"))
             state["customers"] = _mark(new_customers, state.get("customers"))
+            state["case_events"] = _mark(new_case_events, state.get("case_events"))
             if volume_dates:
                 latest = max(volume_dates)
                 if not checked_through or latest > date.fromisoformat(checked_through):
@@ -590,10 +597,13 @@ def accept_landing(settings: Settings, reason: str, *, now: datetime | None = No
         state = _read_state(settings)
         touchpoints = framing.list_landed(zone, DATASETS["touchpoint"])
         customers = framing.list_landed(zone, DATASETS["customer"])
+        case_events = framing.list_landed(zone, DATASETS["case_event"])
         pending = _select(touchpoints, "touchpoints", state, None, None) + \
-            _select(customers, "customers", state, None, None)
+            _select(customers, "customers", state, None, None) + \
+            _select(case_events, "case_events", state, None, None)
         state["touchpoints"] = _mark(touchpoints, state.get("touchpoints"))
         state["customers"] = _mark(customers, state.get("customers"))
+        state["case_events"] = _mark(case_events, state.get("case_events"))
         state["volume_checked_through"] = str(now.astimezone(UTC).date() - timedelta(days=1))
         _write_state(settings, state)
         scope = {"mode": "accepted", "touchpoint_files": 0, "customer_files": 0,
@@ -675,7 +685,8 @@ def release_rows(settings: Settings, ids: list[int] | None, reason: str, *, by: 
             frame_iter = framing.landing_frames(
                 zone, cfg, chosen["touchpoint"], chosen["customer"], landed[DATASETS["touchpoint"]],
                 landed[DATASETS["customer"]], [], now, notes, held=quarantine.held_keys(settings),
-                only=quarantine.keys_frame(targets))
+                only=quarantine.keys_frame(targets), case_event_files=chosen["case_event"],
+                all_case_events=landed[DATASETS["case_event"]], case_lookup=framing.published_cases(settings))
             critical, warnings, docs_path, run_id, failures = _run_frames(
                 settings, "landing", frame_iter, cfg, progress, rows, all_rows=True)
         failing: dict[tuple, list[str]] = {}

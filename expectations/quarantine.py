@@ -35,7 +35,7 @@ from typing import Any, Iterable
 import duckdb
 import pandas as pd
 
-from expectations.context import quality_dir
+from expectations.context import quarantine_path  # defined there: dbt_env needs it without pandas
 from loyalty_monitor.settings import Settings
 
 UTC = timezone.utc
@@ -44,9 +44,9 @@ STATUSES = ("quarantined", "released", "accepted", "superseded")
 ADMITTED = ("released", "accepted")
 ROW_KEY = ("kafka_topic", "kafka_partition", "kafka_offset")
 #: The record id of each dataset, part of a landed row's key (``row_id``).
-ID_COLUMN = {"touchpoint": "event_id", "customer": "customer_id"}
+ID_COLUMN = {"touchpoint": "event_id", "customer": "customer_id", "case_event": "event_id"}
 KEY = ("dataset",) + ROW_KEY + ("row_id",)
-ROW_ID_SQL = "CASE dataset WHEN 'touchpoint' THEN event_id ELSE customer_id END"
+ROW_ID_SQL = "CASE dataset WHEN 'customer' THEN customer_id ELSE event_id END"
 SCHEMA = """
     quarantine_id BIGINT, dataset VARCHAR, kafka_topic VARCHAR, kafka_partition INTEGER,
     kafka_offset BIGINT, source_file VARCHAR, event_id VARCHAR, customer_id VARCHAR,
@@ -54,10 +54,6 @@ SCHEMA = """
     failures_json VARCHAR, original_json VARCHAR, quarantined_at TIMESTAMPTZ, gate_run_id VARCHAR,
     status VARCHAR, released_at TIMESTAMPTZ, released_by VARCHAR, release_reason VARCHAR"""
 COLUMNS = tuple(part.split()[0] for part in SCHEMA.split(","))
-
-
-def quarantine_path(settings: Settings) -> Path:
-    return quality_dir(settings) / "quarantine.parquet"
 
 
 def operator() -> str:

@@ -18,7 +18,13 @@ customer everywhere the project keeps data on disk:
 
 What was erased is recorded in ``<data_dir>/erasure/erasures.jsonl`` (append-only): who asked,
 when, what was removed where, and the customer only as a keyed hash (HMAC-SHA256 with the
-installation's secret ``<data_dir>/erasure/key``), never its id, name or texts. Every pipeline run
+installation's secret ``<data_dir>/erasure/key``), never its id, name or texts. For the figures
+that must still count an erased customer (customers who churned, with or without a case: the
+leadership report's precision section), the record keeps its ``churn``: the month it churned, its
+account manager's id, why (``tombstoned``, or the ``orders_stopped`` / ``closed_lost`` churn it
+already had) and whether it had a case, and nothing else about it. Those are counted per month,
+manager and reason in ``<data_dir>/erasure/erased_churn.parquet``, which dbt reads
+(``stg_erasure__churn`` -> ``fct_case_feedback_monthly``). Every pipeline run
 applies new tombstones first and erases again whatever of an erased customer reaches the landing
 zone later (a replayed batch, an offset reset, a late event): the register of keyed hashes makes
 erasure permanent without keeping the id. Rows sent after the erasure for a customer that a new
@@ -66,6 +72,12 @@ JSON_LINES_SUFFIXES = {".jsonl", ".ndjson"}
 #: Logs may be open for appending by a running process: rewritten in place (same inode), not renamed.
 APPENDED_SUFFIXES = {".log", ".out", ".err"}
 LANDING_DATASETS = ("touchpoints", "customers")
+#: Erased customers that churned, counted per month, manager and reason (read by dbt).
+CHURN_FILE = "erased_churn.parquet"
+#: How far back a case counts as "had a case" before a churn day (case_feedback.recall_lookback_days
+#: in config/scoring.yml; the same default as dbt_project/macros/case_feedback.sql).
+RECALL_LOOKBACK_DAYS = 365
+CHURN_REASONS = ("tombstoned", "orders_stopped", "closed_lost")
 
 
 class ErasureError(RuntimeError):
@@ -168,10 +180,180 @@ def erasures(settings: Settings) -> list[dict[str, Any]]:
         row = rows.setdefault(erasure_id, {"erasure_id": erasure_id, "completed_at": None, "removed": {}})
         if entry.get("event") == "requested":
             row.update({k: entry.get(k) for k in ("subject", "requested_by", "requested_at", "reason",
-                                                   "erased_through", "source")})
+                                                   "erased_through", "source", "churn")})
         elif entry.get("event") == "completed":
             row.update(completed_at=entry.get("completed_at"), removed=entry.get("removed", {}))
     return list(rows.values())
+
+
+# --- what the figures keep of an erased customer -------------------------------------------------
+
+def churn_counts_path(settings: Settings) -> Path:
+    return register_dir(settings) / CHURN_FILE
+
+
+def erased_churn_counts(settings: Settings) -> list[dict[str, Any]]:
+    """Erased customers that churned, per month, account manager and reason: ``month_start``,
+    ``account_manager_id``, ``churn_reason``, ``customers``, ``with_case``. From the register's
+    ``churn`` records, one per erased customer (its first erasure; a replay records none)."""
+    counted: set[str] = set()
+    counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for entry in erasure_log(settings):
+        churn = entry.get("churn")
+        if entry.get("event") != "requested" or not churn or entry.get("subject") in counted:
+            continue
+        counted.add(entry.get("subject"))
+        key = (churn["month_start"], churn.get("account_manager_id"), churn["churn_reason"])
+        counts[key][0] += 1
+        counts[key][1] += 1 if churn.get("had_case") else 0
+    return [{"month_start": month, "account_manager_id": manager, "churn_reason": reason,
+             "customers": n, "with_case": with_case}
+            for (month, manager, reason), (n, with_case) in sorted(counts.items(), key=lambda kv: (kv[0][0], str(kv[0][1]), kv[0][2]))]
+
+
+def write_churn_counts(settings: Settings) -> Path:
+    """(Re)write ``<data_dir>/erasure/erased_churn.parquet`` from the register (atomically; empty,
+    with its columns, when no erased customer churned): what dbt reads (stg_erasure__churn)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = erased_churn_counts(settings)
+    schema = pa.schema([("month_start", pa.date32()), ("account_manager_id", pa.string()),
+                        ("churn_reason", pa.string()), ("customers", pa.int32()), ("with_case", pa.int32())])
+    table = pa.Table.from_pylist(
+        [{**r, "month_start": dt.date.fromisoformat(r["month_start"])} for r in rows], schema=schema)
+    path = _private_dir(register_dir(settings)) / CHURN_FILE
+    tmp = path.with_name(f".{CHURN_FILE}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def ensure_churn_counts(settings: Settings) -> Path:
+    """The churn counts file, written from the register if it is missing (dbt always finds it)."""
+    path = churn_counts_path(settings)
+    return path if path.exists() else write_churn_counts(settings)
+
+
+def _lookback_days(settings: Settings) -> int:
+    try:
+        from loyalty_monitor import scoring
+
+        section = scoring.load_scoring(settings.scoring_file).get("case_feedback") or {}
+        return int(section.get("recall_lookback_days", RECALL_LOOKBACK_DAYS))
+    except Exception:  # noqa: BLE001 - the default, as dbt's macro has it
+        return RECALL_LOOKBACK_DAYS
+
+
+def _warehouse_churn(settings: Settings, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """customer_id -> its account manager, its churn as the last build saw it (int_case_churn, if
+    it had churned) and its cases' opening days, read from the warehouse before it is erased."""
+    from loyalty_monitor import marts
+
+    if not ids:
+        return {}
+    if marts.engine_of(settings) == "duckdb":
+        if not settings.warehouse.exists():
+            return {}
+        from loyalty_monitor import warehouse
+
+        warehouse.release_duckdb()  # dbt-duckdb keeps the file open after an in-process run
+    out: dict[str, dict[str, Any]] = {c: {"cases": []} for c in ids}
+    marks = ", ".join("?" * len(ids))
+    try:
+        reader = marts.open_marts(settings)
+    except Exception as exc:  # noqa: BLE001 - no warehouse yet: nothing was built about them
+        log.warning("erasure: cannot read the warehouse for the churn record: %s", exc)
+        return {}
+    try:
+        for schema in ("published", "build"):  # the build's is newer; it wins
+            if reader.table_exists(schema, "dim_customers"):
+                for row in reader.query(f"select customer_id, account_manager_id from {schema}.dim_customers "
+                                        f"where customer_id in ({marks})", ids):
+                    if row["account_manager_id"] is not None:
+                        out[row["customer_id"]]["account_manager_id"] = row["account_manager_id"]
+        if reader.table_exists("build", "fct_case_lifecycle"):
+            for row in reader.query(f"select customer_id, opened_on from build.fct_case_lifecycle "
+                                    f"where customer_id in ({marks})", ids):
+                out[row["customer_id"]]["cases"].append(row["opened_on"])
+        if reader.table_exists("build", "int_case_churn"):
+            for row in reader.query(f"select customer_id, account_manager_id, churned_on, churn_reason, had_case "
+                                    f"from build.int_case_churn where customer_id in ({marks})", ids):
+                out[row["customer_id"]]["churned"] = row
+    except Exception as exc:  # noqa: BLE001 - an older warehouse: tombstoned facts only
+        log.warning("erasure: could not read every churn fact from the warehouse: %s", exc)
+    finally:
+        reader.close()
+    return out
+
+
+def _landed_managers(zone: Any, files: list[str], ids: list[str]) -> dict[str, str]:
+    """customer_id -> account manager of its newest landed master-data record (customers never built)."""
+    customers = [p for p in files if _dataset_of(zone, p) == "customers"]
+    found: dict[str, tuple] = {}
+    rows = _duckdb_rows(zone, customers, "customer_id, account_manager_id, updated_at",
+                        "customer_id in (select unnest($ids)) and not coalesce(is_deleted, false) "
+                        "and account_manager_id is not null", {"ids": ids})
+    if rows is None:
+        import pyarrow.compute as pc
+
+        rows = []
+        for path in customers:
+            table = _read(zone, path)
+            if "account_manager_id" not in table.column_names:
+                continue
+            table = table.filter(pc.is_in(table.column("customer_id"), value_set=_string_array(ids)))
+            deleted = table.column("is_deleted").to_pylist() if "is_deleted" in table.column_names else [False] * table.num_rows
+            for cid, manager, at, gone in zip(table.column("customer_id").to_pylist(),
+                                              table.column("account_manager_id").to_pylist(),
+                                              _order_at(table), deleted):
+                if manager is not None and not gone:
+                    rows.append((cid, manager, at))
+    for customer_id, manager, at in rows:
+        at = _aware(at) or dt.datetime.min.replace(tzinfo=UTC)
+        if customer_id not in found or at >= found[customer_id][1]:
+            found[customer_id] = (manager, at)
+    return {c: m for c, (m, _) in found.items()}
+
+
+def _churn_records(settings: Settings, targets: dict[str, Subject], zone: Any, files: list[str],
+                   known: dict[str, dt.datetime]) -> dict[str, dict[str, Any]]:
+    """customer_id -> what the register keeps of its churn (module doc): only for a customer erased
+    for the first time (not a replay, not one a newer master-data record re-created) whose account
+    manager is known. A customer that had churned before (orders stopped, a case closed lost, as
+    of the last build) keeps that churn; any other churned the day it was erased (tombstoned)."""
+    ids = sorted(c for c, s in targets.items()
+                 if s.reason in ("tombstone", "request") and s.subject not in known and not s.recreated)
+    if not ids:
+        return {}
+    facts = _warehouse_churn(settings, ids)
+    missing = [c for c in ids if not facts.get(c, {}).get("account_manager_id")]
+    landed = _landed_managers(zone, files, missing) if missing else {}
+    lookback = dt.timedelta(days=_lookback_days(settings))
+    out: dict[str, dict[str, Any]] = {}
+    for customer_id in ids:
+        fact = facts.get(customer_id, {"cases": []})
+        erased_on = targets[customer_id].erased_through.astimezone(UTC).date()
+        before = fact.get("churned")
+        if before is not None and before["churned_on"] is not None and before["churned_on"] <= erased_on:
+            churned_on, reason = before["churned_on"], before["churn_reason"]
+            manager = before["account_manager_id"] or fact.get("account_manager_id")
+            had_case = bool(before["had_case"])
+        else:
+            churned_on, reason = erased_on, "tombstoned"
+            manager = fact.get("account_manager_id") or landed.get(customer_id)
+            had_case = any(o is not None and churned_on - lookback <= o <= churned_on for o in fact["cases"])
+        if manager is None or reason not in CHURN_REASONS:
+            continue  # never in master data: it had no account manager to count under
+        out[customer_id] = {"month_start": churned_on.replace(day=1).isoformat(),
+                            "account_manager_id": str(manager), "churn_reason": reason, "had_case": had_case}
+    return out
 
 
 # --- what to erase --------------------------------------------------------------------------------
@@ -520,7 +702,7 @@ def _alert_rules(settings: Settings) -> list[str]:
         rules = list((scoring.load_scoring(settings.scoring_file).get("alerts") or {}).get("rules") or {})
     except Exception:  # noqa: BLE001 - the fallback below only widens the search
         rules = []
-    return sorted(set(rules) | {"churn_risk", "dunning_escalation", "open_high_complaint"})
+    return sorted(set(rules) | {"churn_risk", "dunning_escalation", "new_high_complaint", "open_high_complaint"})
 
 
 def _alert_ids(con: Any, tables: list, ids: set[str], settings: Settings) -> dict[str, set[str]]:
@@ -1069,11 +1251,16 @@ def _lock(settings: Settings):
 def _run(settings: Settings, targets: dict[str, Subject], ids_to_files: dict[str, set[str]],
          files: list[str], zone: Any, report: ErasureReport) -> None:
     now = _utcnow()
+    # What the churn figures keep of them, read before anything is deleted (module doc).
+    churn = _churn_records(settings, targets, zone, files, erased_subjects(settings))
     _append(settings, [{
         "event": "requested", "erasure_id": s.erasure_id, "subject": s.subject, "reason": s.reason,
         "requested_by": s.requested_by, "requested_at": now.isoformat(timespec="seconds"),
         "erased_through": s.erased_through.isoformat(), "source": s.source,
+        **({"churn": churn[s.customer_id]} if s.customer_id in churn else {}),
     } for s in targets.values()])
+    if churn:
+        write_churn_counts(settings)
 
     ids = set(targets)
     terms = _landing_terms(zone, ids_to_files, ids)

@@ -25,7 +25,8 @@ round-trips, so values are bit-identical), decimals -> ``numeric(p, s)``, ``payl
 
 The quality gate's quarantine (``<data_dir>/quality/quarantine.parquet``), when present, is copied
 into ``ops.quarantine`` in the same way (whole table replaced in one transaction): dbt's staging on
-PostgreSQL reads it there (``macros/quarantine.sql``).
+PostgreSQL reads it there (``macros/quarantine.sql``). The erasure register's churn counts
+(``<data_dir>/erasure/erased_churn.parquet``, no customer named) become ``ops.erased_churn``.
 
 Loads are serialised by a PostgreSQL advisory lock, so two pipeline runs cannot interleave.
 """
@@ -44,6 +45,7 @@ LANDING_SCHEMA = "landing"
 LOAD_LOG = f"{LANDING_SCHEMA}._load_log"
 FILE_COLUMN = "_landing_file"
 QUARANTINE_TABLE = "ops.quarantine"
+ERASED_CHURN_TABLE = "ops.erased_churn"
 _LOCK_KEY = 0x4C4F59414C  # "LOYAL": pg_advisory_lock key of the landing load
 
 
@@ -229,6 +231,7 @@ def load_landing(settings: Settings, con: Any | None = None, datasets: Iterable[
                 result.files_loaded[dataset], result.rows_loaded[dataset] = loaded, rows
                 result.files_unchanged[dataset], result.files_removed[dataset] = unchanged, removed
             result.quarantine_rows = load_quarantine(settings, con)
+            load_erased_churn(settings, con)
         finally:
             with con.cursor() as cur:
                 cur.execute("select pg_advisory_unlock(%s)", [_LOCK_KEY])
@@ -239,8 +242,28 @@ def load_landing(settings: Settings, con: Any | None = None, datasets: Iterable[
     return result
 
 
+def _replace_ops_rows(con: Any, qualified: str, table: Any) -> int:
+    """Replace the rows of the ops table ``qualified`` with ``table`` (a pyarrow table), in one
+    transaction. The table is kept, not dropped: dbt's staging views depend on it once it exists."""
+    con.autocommit = False
+    try:
+        with con.cursor() as cur:
+            cur.execute("create schema if not exists ops")
+            _ensure_table(cur, qualified, table.schema)
+            cur.execute(f"delete from {qualified}")
+            if table.num_rows:
+                _copy(cur, qualified, table)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    finally:
+        con.autocommit = True
+    return table.num_rows
+
+
 def load_quarantine(settings: Settings, con: Any) -> int | None:
-    """Replace ``ops.quarantine`` with the quality gate's quarantine file, if there is one."""
+    """Replace the rows of ``ops.quarantine`` with the quality gate's quarantine file, if there is one."""
     try:
         from expectations.quarantine import quarantine_path
     except ImportError:  # no quarantine in this checkout
@@ -250,22 +273,17 @@ def load_quarantine(settings: Settings, con: Any) -> int | None:
         return None
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
-    con.autocommit = False
-    try:
-        with con.cursor() as cur:
-            cur.execute("create schema if not exists ops")
-            cur.execute(f"drop table if exists {QUARANTINE_TABLE}")
-            _ensure_table(cur, QUARANTINE_TABLE, table.schema)
-            if table.num_rows:
-                _copy(cur, QUARANTINE_TABLE, table)
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
-    finally:
-        con.autocommit = True
-    return table.num_rows
+    return _replace_ops_rows(con, QUARANTINE_TABLE, pq.read_table(path))
+
+
+def load_erased_churn(settings: Settings, con: Any) -> int:
+    """Replace the rows of ``ops.erased_churn`` with the erasure register's churn counts (no
+    customer named; dbt's source ``erasure.erased_churn`` on PostgreSQL)."""
+    import pyarrow.parquet as pq
+
+    from loyalty_monitor.erasure import write_churn_counts
+
+    return _replace_ops_rows(con, ERASED_CHURN_TABLE, pq.read_table(write_churn_counts(settings)))
 
 
 def landing_counts(con: Any) -> dict[str, int]:

@@ -16,7 +16,8 @@ import yaml
 
 SEVERITIES = ("high", "medium", "low")
 AREAS = ("dialogue", "stakeholder", "service", "financial", "commercial")
-RULES = ("status_drop", "sharp_health_drop", "dialogue_gap", "dunning_escalation", "open_high_complaint")
+RULES = ("status_drop", "sharp_health_drop", "dialogue_gap", "dunning_escalation", "new_high_complaint",
+         "open_high_complaint")
 DUNNING_STAGES = ("reminder", "second_reminder", "collection_call", "final_notice")
 SEGMENTS = ("key", "growth", "standard", "unknown")
 #: The streams the drift model knows how to count (dbt_project/macros/drift_streams.sql).
@@ -162,6 +163,11 @@ def _validate_drift(cfg: dict[str, Any]) -> None:
     _number(cfg, "drift.single_stream_share", 0.0, 0.99)
     _number(cfg, "drift.min_baseline_events", 0, 1000)
     _number(cfg, "drift.min_rate_per_day", 0)
+    windows = _get(cfg, "drift.window_days")
+    if (not isinstance(windows, list) or not windows or len(set(map(str, windows))) != len(windows)
+            or not all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 730 for k in windows)):
+        raise ScoringError("scoring.yml: 'drift.window_days' must be a list of distinct whole numbers of days "
+                           f"between 1 and 730 (e.g. [14, 30, 60, 90, 135, 180]), not {windows!r}")
     close = _number(cfg, "risk_cases.close_probability", 0.0001, 0.9999)
     opening = _number(cfg, "risk_cases.open_probability", 0.0001, 0.9999)
     if close > opening:

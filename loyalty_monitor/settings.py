@@ -177,6 +177,11 @@ class Settings:
     #: Address the Airflow UI/API of ``loyalty up`` listens on: this machine only unless told
     #: otherwise (``0.0.0.0`` for every interface).
     airflow_host: str = "127.0.0.1"
+    #: The asset watcher (Airflow triggerer) on the batches-landed topic: how long one poll waits
+    #: for a message (it returns as soon as one arrives), and how long it pauses after a message
+    #: that starts no run (malformed). Event-to-alert latency: docs/operations.md.
+    asset_watcher_poll_timeout_s: float = 1.0
+    asset_watcher_poll_interval_s: float = 1.0
     #: Retries of a failed pipeline task; the wait starts at task_retry_delay_s and doubles.
     task_retries: int = 2
     task_retry_delay_s: float = 60.0

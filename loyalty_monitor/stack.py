@@ -58,7 +58,19 @@ def prepare_airflow(settings: Settings, progress: Callable[[str], None] = print)
     home = Path(env["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     ensure_migrated(home, env, progress)
+    prepare_dbt_manifest(settings, progress)
     return home
+
+
+def prepare_dbt_manifest(settings: Settings, progress: Callable[[str], None] = print) -> Path:
+    """Parse the dbt project for the DAG's one-task-per-model rendering now, when it changed, so
+    that the DAG file only reads the manifest: a parse inside the DAG import could outlast
+    Airflow's import timeout on a busy machine, and the DAG would then not be found."""
+    started = time.monotonic()
+    manifest = pipeline.dbt_manifest(settings)
+    if time.monotonic() - started > 1:
+        progress(f"dbt project parsed for the DAG in {time.monotonic() - started:.0f} s")
+    return manifest
 
 
 def _airflow_version() -> str:
@@ -153,33 +165,36 @@ def _airflow_output_to(log_file: Path | None):
 
 def run_dates(settings: Settings, dates: list[dt.date], dag_id: str = pipeline.DAG_ID,
               progress: Callable[[str], None] = print, skip_tasks: str | None = None,
-              log_file: Path | None = None) -> list[RunOutcome]:
+              log_file: Path | None = None, conf: dict[str, Any] | None = None) -> list[RunOutcome]:
     """Run the DAG in-process with ``dag.test()`` for each date, in order; stops at the first failure.
 
     ``skip_tasks``: a regular expression of task ids to mark successful without running them (for
     example ``dbt_build\\..*`` to redo only publish and dispatch on an unchanged warehouse).
     ``log_file``: where Airflow's own output goes (default: the console).
+    ``conf``: the runs' conf, e.g. ``{"path": "event", "topics": [...]}`` for the event-driven path
+    (``pipeline.run_path``) that a landed batch takes on the real scheduler.
     """
     # One pipeline run at a time per data directory: two runs (same or different dates) would
     # write the same warehouse and alert state at once.
     with locks.exclusive(settings.data_dir / "pipeline.lock", "the pipeline", settings.lock_timeout_s):
-        return _run_dates(settings, dates, dag_id, progress, skip_tasks, log_file)
+        return _run_dates(settings, dates, dag_id, progress, skip_tasks, log_file, conf)
 
 
 def _run_dates(settings: Settings, dates: list[dt.date], dag_id: str, progress: Callable[[str], None],
-               skip_tasks: str | None, log_file: Path | None) -> list[RunOutcome]:
+               skip_tasks: str | None, log_file: Path | None,
+               conf: dict[str, Any] | None = None) -> list[RunOutcome]:
     prepare_airflow(settings, progress)
     if log_file is not None:
         progress(f"Airflow, dbt and quality-gate output: {log_file}")
     with _airflow_output_to(log_file):
-        dag = load_dag(dag_id)
+        dag = load_dag(dag_id)  # the manifest is ready: prepare_airflow() parsed the project
     outcomes = []
     for number, day in enumerate(dates, 1):
         progress(f"[{number}/{len(dates)}] {dag_id} as of {day} ...")
         started = time.monotonic()
         logical = dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.timezone.utc)
         with _airflow_output_to(log_file):
-            run = dag.test(logical_date=logical, mark_success_pattern=skip_tasks)
+            run = dag.test(logical_date=logical, mark_success_pattern=skip_tasks, run_conf=conf)
         state = str(getattr(run.state, "value", run.state))
         failed = sorted(ti.task_id for ti in run.get_task_instances()
                         if str(getattr(ti.state, "value", ti.state)) == "failed")
@@ -319,6 +334,7 @@ def up(settings: Settings, port: int = 8080, progress: Callable[[str], None] = p
     from loyalty_monitor import broker
 
     host = host or settings.airflow_host
+    prepare_dbt_manifest(settings, progress)
     state = broker.start(settings)
     progress(f"broker: {state.bootstrap_servers} (pid {state.pid})")
     env = standalone_environment(settings, state.bootstrap_servers, host, port)

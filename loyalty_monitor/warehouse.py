@@ -71,6 +71,8 @@ class DbtRunResult:
     nodes: list[DbtNodeResult] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+    #: What ``dbt ls`` printed (one entry per selected node), for listing commands.
+    listed: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[DbtNodeResult]:
@@ -99,7 +101,8 @@ class DbtRunResult:
 def dbt_env(settings: Settings) -> dict[str, str]:
     """Environment variables the dbt profile and sources read."""
     from expectations.config import GateConfig  # light: no Great Expectations import
-    from expectations.quarantine import quarantine_path  # light: no Great Expectations import
+    from expectations.context import quarantine_path  # light: no pandas, no Great Expectations
+    from loyalty_monitor.erasure import ensure_churn_counts
 
     return {
         "LOYALTY_WAREHOUSE_PATH": str(settings.warehouse),
@@ -107,6 +110,8 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "LOYALTY_DBT_TARGET": settings.dbt_target,
         # Rows the landing gate set aside: staging leaves them out (macros/quarantine.sql).
         "LOYALTY_QUARANTINE": str(quarantine_path(settings)),
+        # Erased customers that churned, counted without naming them (stg_erasure__churn).
+        "LOYALTY_ERASED_CHURN": str(ensure_churn_counts(settings)),
         # `dbt source freshness` declares the landing gate's stale-feed limit, not a second one
         "LOYALTY_FEED_STALE_DAYS": str(GateConfig.from_settings(settings).feed_stale_days),
         # The postgres target of profiles.yml (read only when LOYALTY_DBT_TARGET=postgres).
@@ -263,6 +268,8 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | str | None = N
                           seconds=time.perf_counter() - started)
     if outcome.exception is not None:
         result.error = " ".join(str(outcome.exception).split())
+    if isinstance(outcome.result, list):  # dbt ls
+        result.listed = [str(item) for item in outcome.result]
     for node in getattr(outcome.result, "results", None) or []:
         status = str(getattr(node.status, "value", node.status))
         result.nodes.append(DbtNodeResult(

@@ -56,6 +56,8 @@ MAX_DETAIL_CHARS = 1000
 CHUNK_MESSAGES = 2000
 #: librdkafka's "no offset" (OFFSET_INVALID).
 NO_OFFSET = -1001
+#: The smallest batch an eviction halves the batch to (records).
+MIN_BATCH_RECORDS = 100
 
 
 _WARM_UP_TOUCHPOINT = (b'{"schema_version":1,"event_id":"warm-up","event_type":"email","direction":"inbound",'
@@ -221,6 +223,10 @@ class LandingConsumer:
         self.metrics = ConsumerMetrics()
         self.summary = RunSummary()
         self._stop_reason = ""
+        # Records per batch: halved after an eviction (a batch that could not be landed within
+        # max_poll_interval_ms would be evicted again, for ever, on a host that stays busy),
+        # doubled back after each commit, never above settings.batch_max_records.
+        self._record_limit = settings.batch_max_records
         self._consumer_overrides = consumer_overrides or {}
         self.workers = default_workers() if workers is None else workers
         self._pool = None
@@ -303,7 +309,7 @@ class LandingConsumer:
                 if self._batch_started is not None:
                     wait = max(0.0, self._batch_started + self.settings.batch_max_wait_s - now)
                 # Never overfill a batch: batch_max_records bounds memory and flush time.
-                limit = self.settings.batch_max_records - self._batch_count
+                limit = self._record_limit - self._batch_count
                 if self.max_records is not None:
                     limit = min(limit, self.max_records - self.summary.consumed)
                 messages = self.consumer.consume(num_messages=max(limit, 1), timeout=min(wait, 0.2))
@@ -314,7 +320,7 @@ class LandingConsumer:
                 now = time.monotonic()
                 if messages:
                     self._last_activity = now
-                full = (self._batch_count >= self.settings.batch_max_records
+                full = (self._batch_count >= self._record_limit
                         or self._batch_bytes >= self.settings.batch_max_bytes)
                 if full or (self._batch_started is not None
                             and now - self._batch_started >= self.settings.batch_max_wait_s):
@@ -515,12 +521,14 @@ class LandingConsumer:
             self.metrics.commit_failures += 1
             self._last_activity = time.monotonic()
             removed = self._discard_own_files(token, pending, files)
+            self._record_limit = max(MIN_BATCH_RECORDS, self._record_limit // 2)
             self.log("commit_failed", level="warning", reason=reason, error=rejected.str(),
-                     files_removed=removed, partitions=offsets_log)
+                     files_removed=removed, partitions=offsets_log, next_batch_max_records=self._record_limit)
             self._rewind_batch()
             self._reset_batch()
             return False
         stage("commit")
+        self._record_limit = min(self.settings.batch_max_records, self._record_limit * 2)
         for dataset, partition in pending:
             self.zone.clear_pending(dataset, partition)
 

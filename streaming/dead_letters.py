@@ -130,7 +130,7 @@ def replay_dead_letters(settings: Settings, error_code: str | None = None,
     """Re-publish dead letters' original key, bytes and headers to their source topics."""
     from streaming.producer import make_producer
 
-    known = {settings.topic_touchpoints, settings.topic_customers}
+    known = {settings.topic_touchpoints, settings.topic_customers, settings.topic_case_events}
     result = ReplayResult()
     producer = make_producer(settings, client_id="loyalty-dead-letter-replay")
     try:

@@ -612,7 +612,8 @@ def land_offline_file(settings: Settings, kind: str, path: Path, zone: LandingZo
     from streaming.producer import key_and_value  # the same key/tombstone rules as `loyalty produce`
 
     dataset = DATASETS[kind]
-    topic = settings.topic_touchpoints if kind == "touchpoint" else settings.topic_customers
+    topic = {"touchpoint": settings.topic_touchpoints, "customer": settings.topic_customers,
+             "case_event": settings.topic_case_events}[kind]
     zone = zone or LandingZone.from_settings(settings)
     chunk = chunk or settings.batch_max_records
     result = OfflineResult(dataset)

@@ -14,7 +14,8 @@ import pyarrow as pa
 from loyalty_monitor.contract import EVENT_TYPES
 from loyalty_monitor.settings import Settings
 from loyalty_monitor.contract import parse_timestamp
-from streaming.landing import CUSTOMER_SCHEMA, TOUCHPOINT_SCHEMA, LandingZone, relative_path
+from streaming.landing import (CASE_EVENT_SCHEMA, CUSTOMER_SCHEMA, TOUCHPOINT_SCHEMA, LandingZone, case_event_row,
+                               relative_path)
 
 UTC = timezone.utc
 _offsets = itertools.count(0, 100_000)
@@ -141,6 +142,31 @@ def land_customers(settings: Settings, records: Iterable[dict[str, Any]],
     for index, patch in (rows_patch or {}).items():
         rows[index].update(patch)
     return _write(settings, "customers", rows, CUSTOMER_SCHEMA, first)
+
+
+def case_event_record(event_id: str, event_type: str, occurred_at: datetime, case_id: str, customer_id: str,
+                      **payload: Any) -> dict[str, Any]:
+    """A contract-1.2 case event (docs/event-contract.md "Case events")."""
+    defaults = {"snooze": {"until": (occurred_at.date() + timedelta(days=14)).isoformat(), "reason": "on leave"},
+                "close": {"outcome": "saved"}, "feedback": {"verdict": "real_risk"}}.get(event_type, {})
+    return {"schema_version": 1, "event_id": event_id, "event_type": event_type,
+            "occurred_at": occurred_at.isoformat(), "case_id": case_id, "customer_id": customer_id,
+            "actor": "am1@example.com", "source": "tests", "payload": {**defaults, **payload}}
+
+
+def land_case_events(settings: Settings, records: Iterable[dict[str, Any]],
+                     rows_patch: dict[int, dict[str, Any]] | None = None,
+                     landed_at: datetime | None = None) -> list[str]:
+    """Flatten case events as the consumer does (streaming.landing.case_event_row) and land them;
+    ``rows_patch`` overrides flat columns after flattening (defects the contract would have caught)."""
+    landed_at = landed_at or datetime.now(UTC)
+    first = next(_offsets)
+    names = CASE_EVENT_SCHEMA.names
+    rows = [dict(zip(names, case_event_row(r, (settings.topic_case_events, 0, first + i, None, landed_at))))
+            for i, r in enumerate(records)]
+    for index, patch in (rows_patch or {}).items():
+        rows[index].update(patch)
+    return _write(settings, "case_events", rows, CASE_EVENT_SCHEMA, first)
 
 
 def _write(settings: Settings, dataset: str, rows: list[dict[str, Any]], schema: pa.Schema,

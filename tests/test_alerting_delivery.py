@@ -549,20 +549,21 @@ def test_a_sent_alert_whose_severity_rises_gets_one_short_update(alert_settings,
     (a fact episode's worst severity rose; a case's probability reached risk_cases.high_probability)
     is a new, short update message, once, not a silent change of the mart."""
     fact = alert("F1", "AM1", 90000.0, rule="dunning_escalation", alert_kind="action_needed", severity="medium")
-    case = alert("K1", "AM1", 50000.0, severity="medium", probability=0.86)
+    case = alert("K1", "AM1", 50000.0, severity="medium", probability=0.5)
     write_alerts(alert_settings, [fact, case])
     con = duckdb.connect(str(alert_settings.warehouse))
     con.execute("""create table published.fct_case_lifecycle (case_id varchar, case_status varchar,
                    lifecycle_state varchar, snoozed_until date, snooze_reason varchar, peak_probability double)""")
-    con.execute("insert into published.fct_case_lifecycle values ('K1', 'open', 'new', null, null, 0.86)")
+    con.execute("insert into published.fct_case_lifecycle values ('K1', 'open', 'new', null, null, 0.5)")
     con.close()
     channels = [smtp_channel(smtp)]
     first = dispatch_alerts(alert_settings, AS_OF, channels=channels, policy=POLICY)
     assert first.sent == 2 and all("medium" in m.message["Subject"] for m in smtp.inbox)
-    # the next days: the dunning reached a high stage, the case's probability passed 0.9
+    # the next days: the dunning reached a high stage, the case's probability passed
+    # risk_cases.high_probability (0.6)
     write_alerts(alert_settings, [{**fact, "severity": "high"}, case])
     con = duckdb.connect(str(alert_settings.warehouse))
-    con.execute("update published.fct_case_lifecycle set peak_probability = 0.95")
+    con.execute("update published.fct_case_lifecycle set peak_probability = 0.7")
     con.close()
     later = AS_OF + dt.timedelta(days=2)
     second = dispatch_alerts(alert_settings, later, channels=channels, policy=AlertPolicy(7, 0))  # cap 0: no new alert

@@ -57,6 +57,14 @@ def test_an_alert_200_days_before_the_churn_is_neither_recall_nor_precision():
     assert figures["precision"] == 0.0  # 200 days > the 180-day horizon
 
 
+def test_a_case_opened_after_the_customer_left_is_late_not_precise():
+    truth = truth_of(person("C1", drift="2025-05-01", churn="2025-08-01"), person("C2"))
+    counts = aq.customer_counts([("C1", D("2025-08-20")), ("C2", D("2025-08-20"))], population(truth))
+    figures = aq.customer_figures(counts)
+    assert figures["precision"] == 0.0 and figures["recall"] == 0.0
+    assert figures["late_customers"] == 1 and figures["late_share"] == 0.5
+
+
 def test_the_recall_window_is_7_to_180_days_and_the_first_such_case_gives_the_lead():
     truth = truth_of(person("C1", drift="2025-06-01", churn="2025-10-01"),
                      person("C2", drift="2025-06-01", churn="2025-10-01"))

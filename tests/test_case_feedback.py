@@ -52,7 +52,7 @@ def _event(n: int, case: dict, event_type: str, day: dt.date, **payload) -> dict
 def world(tmp_path_factory) -> World:
     root = tmp_path_factory.mktemp("case-feedback")
     history = make_history(root / "history", customers=60, start=START, end=END, seed=11)
-    settings = warehouse_settings(root / "data", risk_cases={"open_probability": 0.5, "close_probability": 0.2})
+    settings = warehouse_settings(root / "data", risk_cases={"open_probability": 0.15, "close_probability": 0.08})
     land(settings, history.touchpoints, history.customers)
     first = warehouse.build(settings, as_of=AS_OF, full_refresh=True, unit_tests=True)
     assert first.success, first
@@ -310,3 +310,142 @@ def test_alert_messages_say_who_why_what_next_at_stake_and_the_last_dialogue_wit
         assert f" {shown} churn risk: " in mail.message["Subject"] or f" {shown} action needed: " in mail.message["Subject"]
         if alert["currency"] != alert["reporting_currency"]:  # the reporting currency and the original
             assert f"{alert['value_at_stake']:,.0f} {alert['currency']})" in mail.message["Subject"]
+
+
+# --- erased customers still count -----------------------------------------------------------------
+
+def test_erased_customers_still_count_as_churned_without_keeping_who_they_were(world, tmp_path):
+    """Customers erased since (a tombstone, or `loyalty erase`) are in no table any more, yet the
+    churn figures keep counting them: the erasure register keeps, for each, only the month it
+    churned, its account manager, why and whether it had a case. One customer had stopped ordering
+    before it was erased (it keeps that churn, month and all); one had not churned and had a case
+    in the year before it was erased (it churned, tombstoned, the day of its erasure, with a case).
+    On a copy of the module's world, with the real erasure and a real dbt build."""
+    import shutil
+
+    from loyalty_monitor import erasure
+    from loyalty_monitor.settings import load_settings
+
+    warehouse.release_duckdb()
+    data = tmp_path / "data"
+    shutil.copytree(world.settings.data_dir, data)
+    settings = load_settings(data_dir=data, scoring_file=data / "scoring.yml", landing_url="", warehouse_path="")
+
+    def rows(sql: str, params: list | None = None) -> list[dict]:
+        con = duckdb.connect(str(settings.warehouse), read_only=True)
+        try:
+            cursor = con.execute(sql, params or [])
+            return [dict(zip([d[0] for d in cursor.description], r)) for r in cursor.fetchall()]
+        finally:
+            con.close()
+
+    erased_on = dt.date(2026, 10, 15)
+    churned = rows("select * from build.int_case_churn where churn_reason = 'orders_stopped' order by customer_id")
+    assert churned, "the history needs a customer whose orders stopped"
+    stopped = churned[0]
+    with_case = rows("""select distinct c.customer_id, d.account_manager_id, d.customer_name as name from build.fct_case_lifecycle c
+                        join build.dim_customers d using (customer_id)
+                        where c.opened_on between ? and ? and c.customer_id not in
+                              (select customer_id from build.int_case_churn) order by 1""",
+                     [erased_on - dt.timedelta(days=300), erased_on])
+    assert with_case, "the history needs a customer with a recent case that has not churned"
+    tombstoned = with_case[0]
+    before = {(r["month_start"], r["account_manager_id"]): r
+              for r in rows("select * from published.fct_case_feedback_monthly")}
+
+    report = erasure.erase_customers(settings, [stopped["customer_id"], tombstoned["customer_id"]],
+                                     requested_by="test", erased_through=dt.datetime(2026, 10, 15, 12, tzinfo=dt.timezone.utc))
+    assert report.customers == 2
+    kept = sorted((e["churn"] for e in erasure.erasures(settings)), key=lambda c: c["churn_reason"])
+    assert kept == [
+        {"month_start": stopped["month_start"].isoformat(), "account_manager_id": stopped["account_manager_id"],
+         "churn_reason": "orders_stopped", "had_case": bool(stopped["had_case"])},
+        {"month_start": "2026-10-01", "account_manager_id": tombstoned["account_manager_id"],
+         "churn_reason": "tombstoned", "had_case": True}]
+    register = (data / "erasure" / "erasures.jsonl").read_text()
+    for who in (stopped["customer_id"], tombstoned["customer_id"], tombstoned["name"]):
+        assert who not in register  # the customer itself is kept only as a keyed hash
+    import pyarrow.parquet as pq
+    assert pq.read_table(data / "erasure" / "erased_churn.parquet").num_rows == 2
+
+    built = warehouse.build(settings, as_of=AS_OF, select="stg_erasure__churn int_case_churn fct_case_feedback_monthly",
+                            unit_tests=True)
+    assert built.success, built
+    units = {n.name: n.status for n in built.nodes if n.resource_type == "unit_test"}
+    assert units.get("erased_customers_still_count_as_churned") == "pass", units
+    warehouse.release_duckdb()
+    after = {(r["month_start"], r["account_manager_id"]): r for r in rows("select * from build.fct_case_feedback_monthly")}
+    assert not rows("select * from build.int_case_churn where customer_id in (?, ?)",
+                    [stopped["customer_id"], tombstoned["customer_id"]])
+
+    key = (stopped["month_start"], stopped["account_manager_id"])
+    for column in ("customers_churned", "churned_with_case", "churned_orders_stopped"):
+        assert after[key][column] == before[key][column], (column, before[key], after[key])  # the past holds
+    assert after[key]["churned_erased"] == 1
+    key = (dt.date(2026, 10, 1), tombstoned["account_manager_id"])
+    was = before.get(key, {})
+    assert after[key]["customers_churned"] == was.get("customers_churned", 0) + 1
+    assert after[key]["churned_with_case"] == was.get("churned_with_case", 0) + 1
+    assert after[key]["churned_tombstoned"] == 1 and after[key]["churned_erased"] == 1
+    assert after[key]["churned_without_case"] == was.get("churned_without_case", 0)
+
+    # the leadership report's section counts them too, and says so
+    from loyalty_monitor.reporting import render_report
+
+    warehouse.publish(settings, published_by="test")
+    page = render_report(settings, tmp_path / "report.html", period_end=AS_OF).read_text()
+    section = page[page.index('id="case-feedback"'):]
+    assert "2 of the churned since erased" in section
+    assert stopped["customer_id"] not in page and tombstoned["name"] not in page
+
+
+# --- quarantined case events stay out of the warehouse ----------------------------------------------
+
+def test_a_quarantined_case_event_stays_out_of_staging_and_the_cases_state(world, tmp_path):
+    """The landing gate's suite landed_case_events sets aside an event that names another customer
+    than its case's (it passed the contract: nothing in one message shows it); with a real dbt
+    build, staging leaves it out and the case keeps its state, while a good event of the same
+    batch goes in. On a copy of the module's world."""
+    import shutil
+
+    from expectations import quarantine
+    from expectations.gate import validate_landing
+    from loyalty_monitor.settings import load_settings
+
+    warehouse.release_duckdb()
+    data = tmp_path / "data"
+    shutil.copytree(world.settings.data_dir, data)
+    settings = load_settings(data_dir=data, scoring_file=data / "scoring.yml", landing_url="", warehouse_path="")
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    cases = [dict(zip(("case_id", "customer_id", "account_manager_email", "opened_on", "lifecycle_state"), r))
+             for r in con.execute("""select case_id, customer_id, account_manager_email, opened_on, lifecycle_state
+                                     from published.fct_case_lifecycle where lifecycle_state = 'new'
+                                     order by opened_on desc, case_id limit 2""").fetchall()]
+    con.close()
+    assert len(cases) == 2 and cases[0]["customer_id"] != cases[1]["customer_id"]
+    good = _event(900, cases[0], "acknowledge", AS_OF)
+    wrong = {**_event(901, cases[1], "close", AS_OF, outcome="saved"), "customer_id": cases[0]["customer_id"]}
+    path = tmp_path / "more_case_events.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps(wrong) + "\n")
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+    assert land_offline_file(settings, "case_event", path).rejected == 0  # the contract cannot see it
+
+    result = validate_landing(settings, since_landed_at=since,
+                              now=dt.datetime.combine(AS_OF + dt.timedelta(days=1), dt.time(6), dt.timezone.utc))
+    assert result.passed and result.quarantined_rows == 1, result.summary()
+    (held,) = quarantine.listing(settings)
+    assert held["dataset"] == "case_event" and held["event_id"] == "fb-901"
+    assert held["expectation"] == "landed_case_events.expect_column_values_to_be_null on case_customer_mismatch"
+
+    built = warehouse.build(settings, as_of=AS_OF, select="stg_landing__case_events+")
+    assert built.success, built
+    warehouse.release_duckdb()
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        staged = {r[0] for r in con.execute("select event_id from build.stg_landing__case_events").fetchall()}
+        states = dict(con.execute("select case_id, lifecycle_state from build.fct_case_lifecycle where case_id in (?, ?)",
+                                  [cases[0]["case_id"], cases[1]["case_id"]]).fetchall())
+    finally:
+        con.close()
+    assert "fb-900" in staged and "fb-901" not in staged
+    assert states == {cases[0]["case_id"]: "acknowledged", cases[1]["case_id"]: "new"}

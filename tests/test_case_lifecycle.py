@@ -164,3 +164,103 @@ def test_dispatch_without_a_lifecycle_mart_holds_nothing(data_dir):
     write_alerts(settings, [alert("NEW", "AM1", 1000.0)])
     result = dispatch_alerts(settings, AS_OF, channels=build_channels(settings, "file"), policy=POLICY)
     assert result.sent == 1
+
+
+def test_alerts_list_shows_held_alerts_as_held_with_why(data_dir, capsys):
+    """A snoozed or closed case's alert is held by dispatch: `loyalty alerts list` says so, with the
+    date and reason its account manager gave, in the table and in JSON, instead of `pending`."""
+    from loyalty_monitor.alerting import list_alerts
+    from loyalty_monitor.cli import main
+
+    settings = load_settings(data_dir=data_dir)
+    day = AS_OF - dt.timedelta(days=2)
+    write_alerts(settings, [alert("NEW", "AM1", 1000.0, day), alert("SNOOZED", "AM1", 2000.0, day),
+                            alert("CLOSED", "AM1", 3000.0, day), alert("WOKE", "AM1", 4000.0, day)])
+    write_lifecycle(settings, [
+        ("SNOOZED", "open", "snoozed", dt.date(2026, 12, 10), "on leave"),
+        ("CLOSED", "open", "closed", None, None),
+        ("WOKE", "open", "acknowledged", AS_OF - dt.timedelta(days=1), None)])
+    rows = {r["alert_id"]: r for r in list_alerts(settings)}
+    assert rows["NEW"]["status"] == "pending" and rows["NEW"]["held_because"] is None
+    assert rows["SNOOZED"]["status"] == "held"
+    assert rows["SNOOZED"]["held_because"] == "snoozed until 2026-12-10: on leave"
+    assert rows["SNOOZED"]["snoozed_until"] == dt.date(2026, 12, 10)
+    assert rows["CLOSED"]["status"] == "held" and rows["CLOSED"]["held_because"] == "closed by its account manager"
+    assert rows["WOKE"]["status"] == "held" and "WOKE-snoozed-2026-03-11 goes instead" in rows["WOKE"]["held_because"]
+    assert [r["alert_id"] for r in list_alerts(settings, status="pending")] == ["NEW"]
+    assert sorted(r["alert_id"] for r in list_alerts(settings, status="held")) == ["CLOSED", "SNOOZED", "WOKE"]
+
+    assert main(["alerts", "list", "--format", "json"]) == 0  # LOYALTY_DATA_DIR is data_dir
+    listed = {r["alert_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert listed["SNOOZED"]["status"] == "held" and listed["SNOOZED"]["snoozed_until"] == "2026-12-10"
+    assert main(["alerts", "list"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "held: snoozed until 2026-12-10: on leave" in text, text
+    assert "pending" in text and "held: closed by its account manager" in text
+
+
+def test_case_events_that_break_the_contract_are_dead_lettered_with_their_error_and_can_be_replayed(settings, monkeypatch):
+    """On the real broker and consumer: a close with an outcome the contract does not know and a
+    snooze keyed by another customer go to the dead-letter topic with their error code and detail
+    (`loyalty dead-letters list`), the good event lands; `loyalty dead-letters replay` sends the
+    original bytes back to the case-events topic, where a data engineer's fix can land them."""
+    import io
+
+    from streaming.consumer import JsonLog, LandingConsumer
+    from streaming.dead_letters import list_dead_letters, replay_dead_letters
+    from streaming.landing import LandingZone
+    from streaming_helpers import fast_settings, produce, read_topic
+
+    settings = fast_settings(settings, monkeypatch)
+    good = copy.deepcopy(SNOOZE)
+    bad_outcome = {**copy.deepcopy(SNOOZE), "event_id": "e-2", "event_type": "close",
+                   "payload": {"outcome": "won"}}
+    wrong_key = {**copy.deepcopy(SNOOZE), "event_id": "e-3"}
+    produce(settings, settings.topic_case_events, [
+        (b"C000042", json.dumps(good).encode()), (b"C000042", json.dumps(bad_outcome).encode()),
+        (b"C000099", json.dumps(wrong_key).encode())])
+    summary = LandingConsumer(settings, until_idle=True, idle_s=1.0, log=JsonLog(io.StringIO())).run()
+    assert (summary.landed, summary.dead_lettered) == (1, 2)
+    landed = LandingZone.from_settings(settings).read("case_events")
+    assert landed.column("event_id").to_pylist() == ["e-1"]
+    letters = {json.loads(r.value)["event_id"]: r for r in list_dead_letters(settings)}
+    assert set(letters) == {"e-2", "e-3"}
+    assert letters["e-2"].source_topic == settings.topic_case_events
+    assert letters["e-2"].error_code == "schema_violation" and "outcome" in letters["e-2"].error_detail
+    assert letters["e-3"].error_code == "key_mismatch"
+
+    before = len(read_topic(settings, settings.topic_case_events, quiet_s=0.5))
+    result = replay_dead_letters(settings, error_code="key_mismatch")
+    assert (result.replayed, result.skipped_unknown_topic) == (1, 0)
+    after = read_topic(settings, settings.topic_case_events, quiet_s=0.5)
+    assert len(after) == before + 1 and json.loads(after[-1].value)["event_id"] == "e-3"
+
+
+def test_every_channel_carries_the_signed_link_that_opens_the_case(data_dir):
+    """Issue 15: 'e-mail, Slack and webhook messages carry the links'. One case alert through a real
+    SMTP server and a Slack and a JSON webhook on loopback: each message carries the account
+    manager's signed sign-in link, which opens the case."""
+    from alerting_servers import SmtpServer, WebhookServer
+    from loyalty_monitor.alerting.channels import SlackChannel, WebhookChannel
+    from test_alerting_delivery import smtp_channel
+
+    settings = load_settings(data_dir=data_dir, web_base_url="https://loyalty.example.com/")
+    write_alerts(settings, [alert("K7", "AM1", 7000.0, AS_OF - dt.timedelta(days=1))])
+    with SmtpServer() as smtp, WebhookServer() as hooks:
+        channels = [smtp_channel(smtp), SlackChannel(url=hooks.url + "/slack", timeout_s=5),
+                    WebhookChannel(url=hooks.url + "/hook", timeout_s=5)]
+        assert dispatch_alerts(settings, AS_OF, channels=channels, policy=POLICY).sent == 3
+        (mail,) = smtp.inbox
+        received = {r["path"]: r["json"] for r in hooks.received}
+    text_link = mail.text.split("Open it: ", 1)[1].split()[0]
+    assert _opens(settings, text_link) == "/cases/K7"
+    assert f'href="{html_escape(text_link)}"' in mail.html
+    slack_link = received["/slack"]["text"].split("<https://", 1)[1].split("|Open it>", 1)[0]
+    assert _opens(settings, "https://" + slack_link.replace("&amp;", "&")) == "/cases/K7"
+    assert _opens(settings, received["/hook"]["alerts"][0]["link"]) == "/cases/K7"
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)

@@ -41,7 +41,7 @@ def small_history_scoring(data_dir: Path) -> Path:
     dispatch window, as the other small-history tests do: 40 customers over six months carry too
     little evidence for the default's few, sure cases, and the demo must have alerts to deliver."""
     scoring = yaml.safe_load((PROJECT_ROOT / "config" / "scoring.yml").read_text())
-    scoring["risk_cases"].update(open_probability=0.5, close_probability=0.2)
+    scoring["risk_cases"].update(open_probability=0.15, close_probability=0.08)
     scoring["alerts"]["dispatch_window_days"] = 28
     path = data_dir.parent / "scoring-small-history.yml"
     path.write_text(yaml.safe_dump(scoring, sort_keys=False))

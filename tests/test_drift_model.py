@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,7 +94,11 @@ def test_a_case_opens_for_the_customer_that_goes_quiet(built):
     assert quiet, "no case for the customer that went silent"
     opened, drivers = quiet[0]
     assert QUIET_FROM < opened <= QUIET_FROM + dt.timedelta(days=45), opened
-    assert "two-way dialogue: 0 since" in drivers and "usually" in drivers
+    # the drivers count from the first day of the window that carries the evidence (it may start a
+    # few days before the silence): far fewer dialogues than the customer's usual rhythm expects
+    seen = re.search(r"two-way dialogue: (\d+) since (\S+), about ([\d.]+) expected \(usually", drivers)
+    assert seen, drivers
+    assert int(seen[1]) <= float(seen[3]) / 3 and dt.date.fromisoformat(seen[2].rstrip(",")) <= QUIET_FROM + dt.timedelta(days=7)
 
 
 def test_no_case_for_the_portfolio_holiday_dip(built):
@@ -125,8 +130,8 @@ def _holiday_peaks(settings, until: dt.date) -> dict[str, float]:
 def test_without_the_seasonal_index_the_holiday_would_raise_cases(built, tmp_path):
     """The control: with the seasonal index switched off (pseudo-contacts so many that every day
     counts as normal), the same holiday silence drives the chatty customers' drift probability up
-    to where cases open (the default open_probability is 0.85, a user may set 0.75), while with
-    the index nobody comes near one."""
+    to about where cases open (the default open_probability is 0.3, a user may set 0.25), while
+    with the index nobody comes near one."""
     touchpoints, customers = tmp_path / "touchpoints.jsonl", tmp_path / "customers.jsonl"
     touchpoints.write_text("".join(json.dumps(e) + "\n" for e in _events()))
     customers.write_text("".join(json.dumps(c) + "\n" for c in _customers()))
@@ -136,8 +141,8 @@ def test_without_the_seasonal_index_the_holiday_would_raise_cases(built, tmp_pat
     warehouse.build(settings, as_of=until, full_refresh=True)
     without_index = _holiday_peaks(settings, until)
     with_index = _holiday_peaks(built, until)
-    assert sum(p >= 0.75 for p in without_index.values()) >= 3, without_index
-    assert max(with_index.values()) < 0.5, with_index  # nowhere near a case
+    assert sum(p >= 0.25 for p in without_index.values()) >= 3, without_index
+    assert max(with_index.values()) < 0.1, with_index  # nowhere near a case
 
 
 def test_explain_shows_the_probability_and_what_moved_it(built):
@@ -187,8 +192,9 @@ def test_explain_cli(built, tmp_path):
 
 def test_a_budget_of_cases_per_manager_sets_the_opening_probability(built, tmp_path):
     """risk_cases.cases_per_manager_per_month instead of a probability: with room for a dozen cases
-    a year for the one manager, the opening probability falls to the lowest candidate (0.50), so
-    QUIET's case opens earlier than at the default 0.85, and still nobody else gets one."""
+    a year for the one manager, the opening probability falls to the lowest candidate (the closing
+    probability, 0.15), so QUIET's case opens earlier than at the default 0.3, and still nobody else
+    gets one."""
     touchpoints, customers = tmp_path / "touchpoints.jsonl", tmp_path / "customers.jsonl"
     touchpoints.write_text("".join(json.dumps(e) + "\n" for e in _events()))
     customers.write_text("".join(json.dumps(c) + "\n" for c in _customers()))

@@ -95,3 +95,29 @@ def test_up_says_where_the_password_is_without_showing_it(data_dir, monkeypatch)
     assert all(env["AIRFLOW__API__HOST"] == "127.0.0.1" for env in started)
     assert any(info["password_file"] in line and "readable by you only" in line for line in lines)
     assert not any(password in line for line in lines)
+
+
+def test_up_starts_the_account_managers_web_app_and_down_stops_it_first(data_dir, monkeypatch):
+    """Issue 15: `loyalty up` starts the web app (`loyalty web`) with the consumer and Airflow and
+    says where it is; `loyalty down` stops it before the others."""
+    from loyalty_monitor import broker
+
+    class Running:
+        bootstrap_servers, pid = "127.0.0.1:1", 1
+
+    monkeypatch.setattr(broker, "start", lambda settings: Running())
+    monkeypatch.setattr(broker, "stop", lambda settings: True)
+    monkeypatch.setattr(stack, "ensure_migrated", lambda home, env, progress: 0.0)
+    started: dict[str, list[str]] = {}
+    monkeypatch.setattr(stack, "_start_background",
+                        lambda name, argv, env, settings: started.update({name: argv}) or (2, Path("x.log"), True))
+    stopped: list[str] = []
+    monkeypatch.setattr(stack, "_stop_background", lambda name, settings: stopped.append(name) or True)
+    settings = load_settings(data_dir=data_dir, web_port=18123)
+    lines: list[str] = []
+    stack.up(settings, port=8124, progress=lines.append)
+    assert set(started) == {"consumer", "airflow", "web"}
+    assert [Path(started["web"][0]).name, *started["web"][1:]] == ["loyalty", "web"]
+    assert any(line.startswith("web app: http://127.0.0.1:18123") for line in lines), lines
+    stack.down(settings, progress=lines.append)
+    assert stopped[0] == "web"

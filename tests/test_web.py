@@ -81,7 +81,7 @@ def world(tmp_path_factory, broker) -> World:
     data_dir = root / "data"
     data_dir.mkdir()
     scoring = yaml.safe_load((PROJECT_ROOT / "config" / "scoring.yml").read_text())
-    scoring["risk_cases"].update(open_probability=0.5, close_probability=0.2)  # enough open cases for 30 customers
+    scoring["risk_cases"].update(open_probability=0.15, close_probability=0.08)  # enough open cases for 30 customers
     (data_dir / "scoring.yml").write_text(yaml.safe_dump(scoring, sort_keys=False))
     suffix = os.urandom(4).hex()
     settings = load_settings(

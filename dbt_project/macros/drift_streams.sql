@@ -64,7 +64,7 @@
 {% macro milli(expr) -%}
   {#- a quantity in integer thousandths: running sums of it are exact and do not depend on
       summation order, so a daily run and a full refresh give identical rows -#}
-  cast({{ round_half_away(expr ~ ' * 1000') }} as {{ dbt.type_bigint() }})
+  cast({{ round_half_away('(' ~ expr ~ ') * 1000') }} as {{ dbt.type_bigint() }})
 {%- endmacro %}
 
 {% macro portfolio_days_stored_until() -%}
@@ -127,7 +127,7 @@
   {#- The alert rules that state facts needing action now (not churn predictions), enabled in
       config/scoring.yml. -#}
   {%- set rules = scoring('alerts.rules') -%}
-  {{ return(['dunning_escalation', 'open_high_complaint'] | select('in', rules.keys() | list) | list) }}
+  {{ return(['dunning_escalation', 'new_high_complaint', 'open_high_complaint'] | select('in', rules.keys() | list) | list) }}
 {%- endmacro %}
 
 {% macro drift_last_day() -%}
@@ -140,16 +140,10 @@
   {{ return("least(" ~ as_of_date_literal() ~ ", cast('" ~ yesterday ~ "' as date))") }}
 {%- endmacro %}
 
-{% macro drift_mixture_milli(together, streams, cum_prefix, floor_prefix) -%}
-  {#- log(w_all * exp(S_all) + sum_s w_s * exp(S_s)) in integer thousandths of a nat, where S_all is
-      the CUSUM of all streams together and S_s the CUSUM of stream s alone (each >= 0), with
-      w_s = drift.single_stream_share / number of streams and w_all = 1 - drift.single_stream_share:
-      the likelihood ratio of "drifting, in all streams or in one alone" against "as usual".
-      Computed as max + log(sum of w * exp(S - max)), so that large S do not overflow. -#}
-  {%- set alone = scoring('drift.single_stream_share') | float -%}
-  {%- set each = alone / (streams | length) -%}
-  {%- set terms = [(together, 1.0 - alone)] -%}
-  {%- for s in streams -%}{%- do terms.append(('(' ~ cum_prefix ~ s.name ~ ' - ' ~ floor_prefix ~ s.name ~ ')', each)) -%}{%- endfor -%}
+{% macro log_sum_exp_milli(terms) -%}
+  {#- log(sum of w x exp(x)) over `terms` [(x, w)], x in integer thousandths of a nat, as integer
+      thousandths: the log of a mixture of likelihood ratios. Computed as max + log(sum of
+      w x exp(x - max)), so that large x do not overflow. -#}
   {%- set top -%}greatest({% for expr, w in terms %}{{ expr }}{{ ', ' if not loop.last }}{% endfor %}){%- endset -%}
   {%- set mixed -%}
   {{ top }} + 1000 * ln(

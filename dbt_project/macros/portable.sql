@@ -130,3 +130,15 @@
   {#- dbt's date_spine asks the number of days first, which dbt-spark cannot answer for a subquery -#}
   select explode(sequence(cast({{ first_day }} as date), cast({{ last_day }} as date), interval 1 day)) as date_day
 {%- endmacro %}
+
+{% macro computed_once() -%}
+  {#- `with name {{ computed_once() }} (...)`: a CTE whose columns later CTEs use many times. PostgreSQL
+      inlines a CTE referenced once and does not share common subexpressions, so a chain of such
+      CTEs (the drift model's windows -> mixture per window -> mixture over windows) would repeat
+      each window's expression thousands of times per row; MATERIALIZED computes it once. -#}
+  {{ return(adapter.dispatch('computed_once')()) }}
+{%- endmacro %}
+
+{% macro default__computed_once() -%}as{%- endmacro %}
+
+{% macro postgres__computed_once() -%}as materialized{%- endmacro %}

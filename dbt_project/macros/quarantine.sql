@@ -1,7 +1,8 @@
 {#- The quarantine (docs/quality.md "Quarantine"): landed rows the landing gate set aside because
     they failed a row-level critical expectation. Staging leaves out every row whose status is not
     `released` or `accepted`, keyed by dataset, Kafka lineage (kafka_topic, kafka_partition,
-    kafka_offset) and record id (event_id / customer_id: offline loads number each file from 0). A row let in after it landed counts as landed when it was let in
+    kafka_offset) and record id (event_id of a touchpoint or case event, customer_id of a master-data
+    record: offline loads number each file from 0). A row let in after it landed counts as landed when it was let in
     (`released_at`): that is when the warehouse learns of it, and it is what makes the incremental
     models pick it up and rebuild the days it changes, like any late-arriving event. On DuckDB the
     quarantine is the Parquet file at LOYALTY_QUARANTINE (expectations/quarantine.py writes it); on
@@ -25,7 +26,7 @@
 {%- endmacro %}
 
 {% macro _quarantine_same_row(quarantine, row, dataset) -%}
-  {%- set id_column = 'event_id' if dataset == 'touchpoint' else 'customer_id' -%}
+  {%- set id_column = 'customer_id' if dataset == 'customer' else 'event_id' -%}
   {{ quarantine }}.kafka_topic is not distinct from {{ row }}.kafka_topic
   and {{ quarantine }}.kafka_partition = {{ row }}.kafka_partition
   and {{ quarantine }}.kafka_offset = {{ row }}.kafka_offset

@@ -20,6 +20,7 @@ SUITE_MODULES = (
     "expectations.suites.touchpoint_event_ids",
     "expectations.suites.touchpoint_daily_volume",
     "expectations.suites.landed_customers",
+    "expectations.suites.landed_case_events",
     "expectations.suites.mart_customers",
     "expectations.suites.mart_health",
     "expectations.suites.mart_alerts",

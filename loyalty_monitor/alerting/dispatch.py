@@ -457,26 +457,34 @@ def notify_data_engineers(settings: Settings, subject: str, text: str, html: str
 
 
 def list_alerts(settings: Settings, status: str | None = None) -> list[dict[str, Any]]:
-    """Alerts with their delivery state, one row per alert and channel (``pending``: not handled yet).
+    """Alerts with their delivery state, one row per alert and channel.
+
+    An alert with no delivery row is ``pending`` (dispatch has not handled it yet) or ``held``:
+    its risk case was snoozed or closed by its account manager, so dispatch sends nothing about it
+    (alerting.lifecycle); ``held_because`` then says why in words (``snoozed until 2026-12-10:
+    on leave``, ``closed by its account manager: saved``, or a snooze that ended and was replaced
+    by a reminder), next to ``lifecycle_state``, ``snoozed_until`` and ``close_outcome``.
 
     Order: failed and undeliverable first, then sent (newest first), then capped (lowest value
     first), then the rest.
     """
-    if status is not None and status not in (*alert_state.STATUSES, "pending"):
-        raise ValueError(f"unknown status {status!r}; choose from {', '.join(alert_state.STATUSES)}, pending")
+    if status is not None and status not in LIST_STATUSES:
+        raise ValueError(f"unknown status {status!r}; choose from {', '.join(LIST_STATUSES)}")
     con = connect(settings, read_only=True)
     try:
         has_alerts = _table_exists(con, ALERTS_TABLE)
         has_state = _table_exists(con, alert_state.STATE_TABLE)
         if not has_alerts and not has_state:
             return []
+        kind = "alert_kind" if has_alerts and _has_column(con, ALERTS_TABLE, "alert_kind") else "null as alert_kind"
         alerts_sql = (f"select alert_id, customer_id, customer_name, account_manager_name, account_manager_email,"
-                      f" rule, severity, alert_date, value_at_stake, currency, suggested_action from {ALERTS_TABLE}"
+                      f" rule, severity, alert_date, value_at_stake, currency, suggested_action, {kind}"
+                      f" from {ALERTS_TABLE}"
                       if has_alerts else
                       "select null::varchar alert_id, null customer_id, null customer_name,"
                       " null account_manager_name, null account_manager_email, null rule, null severity,"
                       " null::date alert_date, null::double precision value_at_stake, null currency,"
-                      " null suggested_action where false")
+                      " null suggested_action, null alert_kind where false")
         state_sql = (f"select * from {alert_state.STATE_TABLE}" if has_state else
                      "select null::varchar alert_id, null::varchar channel, null::varchar status,"
                      " null::timestamp first_attempt_at, null::timestamp sent_at, null::integer attempts,"
@@ -491,15 +499,70 @@ def list_alerts(settings: Settings, status: str | None = None) -> list[dict[str,
                    coalesce(a.value_at_stake, s.value_at_stake) as value_at_stake, a.currency,
                    a.account_manager_name,
                    coalesce(s.recipient, a.account_manager_email) as recipient,
-                   s.attempts, s.sent_at, s.last_error, a.suggested_action
+                   s.attempts, s.sent_at, s.last_error, a.suggested_action, a.alert_kind
             from a full outer join s on a.alert_id = s.alert_id
         """
-        where = " where coalesce(s.status, 'pending') = ?" if status else ""
+        # held alerts have no delivery row either: they are told apart below, then filtered
+        sql_status = "pending" if status == "held" else status
+        where = " where coalesce(s.status, 'pending') = ?" if sql_status else ""
         order = """ order by case coalesce(s.status, 'pending') when 'failed' then 0 when 'undeliverable' then 0
                     when 'sent' then 1 when 'capped' then 2 when 'pending' then 3 else 4 end,
                     case when s.status = 'capped' then coalesce(a.value_at_stake, s.value_at_stake) end asc,
                     coalesce(a.alert_date, s.alert_date) desc,
                     coalesce(a.value_at_stake, s.value_at_stake) desc, 1, s.channel"""
-        return _rows(con.execute(sql + where + order, [status] if status else []))
+        rows = _rows(con.execute(sql + where + order, [sql_status] if sql_status else []))
+        _mark_held(rows, _held_cases(con))
     finally:
         con.close()
+    if status in ("pending", "held"):
+        rows = [r for r in rows if r["status"] == status]
+    return rows
+
+
+#: Statuses ``list_alerts`` reports: those of ops.alert_state, ``pending`` and ``held``.
+LIST_STATUSES = (*alert_state.STATUSES, "pending", "held")
+
+
+def _has_column(con: Any, qualified: str, column: str) -> bool:
+    schema, table = qualified.split(".")
+    return bool(con.execute(
+        "select count(*) from information_schema.columns where table_schema = ? and table_name = ? "
+        "and column_name = ?", [schema, table, column]).fetchone()[0])
+
+
+def _held_cases(con: Any) -> dict[str, dict[str, Any]]:
+    """Risk cases whose account manager snoozed or closed them (published.fct_case_lifecycle)."""
+    from loyalty_monitor.alerting.lifecycle import LIFECYCLE_TABLE, _lifecycle_rows
+
+    rows = _lifecycle_rows(con)
+    if rows and _has_column(con, LIFECYCLE_TABLE, "close_outcome"):
+        for case_id, outcome in con.execute(f"select case_id, close_outcome from {LIFECYCLE_TABLE} "
+                                            "where lifecycle_state = 'closed'").fetchall():
+            if case_id in rows:
+                rows[case_id]["close_outcome"] = outcome
+    return rows
+
+
+def _mark_held(rows: list[dict[str, Any]], cases: dict[str, dict[str, Any]]) -> None:
+    """An alert without a delivery row whose case dispatch holds (alerting.lifecycle.apply) is not
+    pending: it is ``held``, and ``held_because`` says why, as the account manager decided it."""
+    for row in rows:
+        case = cases.get(row["alert_id"]) if row.get("alert_kind") == "risk_case" else None
+        row.update(held_because=None, lifecycle_state=case["lifecycle_state"] if case else None,
+                   snoozed_until=case["snoozed_until"] if case else None,
+                   close_outcome=case.get("close_outcome") if case else None)
+        if case is None or row["status"] != "pending":
+            continue
+        until = case["snoozed_until"]
+        reason = f": {case['snooze_reason']}" if case.get("snooze_reason") else ""
+        if case["lifecycle_state"] == "snoozed":
+            because = f"snoozed until {until}{reason}"
+        elif case["lifecycle_state"] == "closed":
+            outcome = case.get("close_outcome")
+            because = "closed by its account manager" + (f": {outcome.replace('_', ' ')}" if outcome else "")
+        elif until is not None and case["case_status"] == "open":
+            because = (f"snoozed until {until}{reason}; the reminder {row['alert_id']}-snoozed-{until} "
+                       "goes instead")
+        else:
+            continue
+        row.update(status="held", held_because=because)

@@ -4,8 +4,9 @@
 case's state. Before dispatch admits anything:
 
 - the alert of a case that is **snoozed** (until a later day) or **closed** by its account manager
-  is held: no message, no ``ops.alert_state`` row (``loyalty alerts list`` shows it pending while
-  it is held, and it expires like any alert once it is older than the dispatch window);
+  is held: no message, no ``ops.alert_state`` row (``loyalty alerts list`` shows it ``held`` with
+  why, e.g. "snoozed until 2026-12-10: on leave"), and it expires like any alert once it is older
+  than the dispatch window;
 - a case whose snooze has **ended** (its ``until`` day is on or before the as-of date) while the
   model still sees the customer drifting gets one **reminder** instead, as its own alert
   (``<case_id>-snoozed-<until>``, dated the ``until`` day), so that the weekly cap, the window and

@@ -55,7 +55,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         table.add_column(column)
     for r in rows:
         stake = f"{r['value_at_stake']:,.0f} {r['currency'] or ''}" if r["value_at_stake"] is not None else ""
-        table.add_row(r["status"], r["channel"] or "", str(r["alert_date"] or ""),
+        status = f"held: {r['held_because']}" if r.get("held_because") else r["status"]
+        table.add_row(status, r["channel"] or "", str(r["alert_date"] or ""),
                       f"{r['customer_name'] or ''} ({r['customer_id'] or r['alert_id']})", r["severity"] or "",
                       stake.strip(), r["recipient"] or "", str(r["attempts"] or ""),
                       str(r["sent_at"] or "")[:19], (r["last_error"] or "")[:60])
@@ -91,11 +92,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("alerts", help="churn alerts and their delivery state")
     alerts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     q = alerts.add_parser("list", help="list alerts with status, channel, attempts and last error")
-    q.add_argument("--status", choices=["sent", "failed", "undeliverable", "capped", "expired", "pending"])
+    q.add_argument("--status", choices=["sent", "failed", "undeliverable", "capped", "expired", "pending", "held"],
+                   help="pending: not handled by dispatch yet; held: its case is snoozed or closed")
     q.add_argument("--format", choices=["table", "json"], default="table")
     q.set_defaults(func=cmd_alerts)
 
-    p = sub.add_parser("up", help="start broker, consumer and airflow standalone (UI on 127.0.0.1:8080)")
+    p = sub.add_parser("up", help="start broker, consumer, airflow standalone (UI on 127.0.0.1:8080) and the "
+                                  "account managers' web app (loyalty web, 127.0.0.1:8050)")
     p.add_argument("--port", type=int, default=8080, help="Airflow UI port (default 8080)")
     p.add_argument("--host", default=None,
                    help="address the Airflow UI listens on (default LOYALTY_AIRFLOW_HOST or 127.0.0.1: this "

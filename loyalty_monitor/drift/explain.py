@@ -2,8 +2,8 @@
 
 ``loyalty explain CUSTOMER [--as-of DATE] [--days N] [--html FILE]`` reads the drift model's daily
 rows (``build.int_drift_days``) and the customer's cases (``build.fct_churn_risk_cases``) and shows
-the probability day by day, the evidence each stream added since the evidence started to build (the
-CUSUM's last zero), and each stream's usual rate against what happened: in the terminal, or as a
+the probability day by day, the evidence each stream added since the drift most likely began (the
+first day of the window that carries most evidence), and each stream's usual rate against what happened: in the terminal, or as a
 self-contained HTML page with an SVG chart.
 """
 
@@ -30,7 +30,7 @@ class StreamStory:
     name: str
     label: str
     usual_per_90_days: float   # the customer's usual rate, per 90 portfolio-normal days
-    seen_since_restart: int    # events since the evidence started to build
+    seen_since_restart: int    # events since the drift most likely began
     expected_since_restart: float
     evidence_since_restart: float  # nats this stream added since then (positive: toward drift)
 
@@ -41,8 +41,8 @@ class Explanation:
     as_of: dt.date
     days: list[dt.date] = field(default_factory=list)
     probability: list[float] = field(default_factory=list)
-    evidence: list[float] = field(default_factory=list)          # CUSUM, nats
-    contributions: dict[str, list[float]] = field(default_factory=dict)  # per stream, nats since restart
+    evidence: list[float] = field(default_factory=list)          # evidence (mixture over windows), nats
+    contributions: dict[str, list[float]] = field(default_factory=dict)  # per stream, nats in the window that carries most evidence
     streams: list[StreamStory] = field(default_factory=list)
     restart_day: dt.date | None = None
     cases: list[dict[str, Any]] = field(default_factory=list)
@@ -70,7 +70,7 @@ def explain(settings: Settings, customer_id: str, as_of: dt.date | str | None = 
     columns = ", ".join(f"n_{n}, usual_rate_{n}, expected_{n}, since_restart_milli_{n}" for n in names)
     rows = warehouse.query(
         settings,
-        f"select as_of_date, drift_probability, evidence_milli, restart_count, {columns} "
+        f"select as_of_date, drift_probability, evidence_milli, restart_date, {columns} "
         "from build.int_drift_days where customer_id = ? and as_of_date between ? and ? order by as_of_date",
         [customer_id, day - dt.timedelta(days=days - 1), day])
     if not rows:
@@ -86,16 +86,16 @@ def explain(settings: Settings, customer_id: str, as_of: dt.date | str | None = 
         out.evidence.append(row["evidence_milli"] / 1000.0)
         for n in names:
             out.contributions[n].append(row[f"since_restart_milli_{n}"] / 1000.0)
-    # the current excursion: the rows since the last day the evidence stood at zero
+    # the current drift window: the rows since the day the drift most likely began
     last = rows[-1]
-    excursion = [r for r in rows if r["restart_count"] == last["restart_count"]]
-    out.restart_day = excursion[0]["as_of_date"] if last["evidence_milli"] > 0 else last["as_of_date"]
+    out.restart_day = last["restart_date"] or last["as_of_date"]
+    window = [r for r in rows if r["as_of_date"] > out.restart_day]
     for name, spec in streams:
         out.streams.append(StreamStory(
             name=name, label=spec["label"],
             usual_per_90_days=float(last[f"usual_rate_{name}"] or 0.0) * 90,
-            seen_since_restart=int(sum(r[f"n_{name}"] for r in excursion[1:])),
-            expected_since_restart=float(sum(r[f"expected_{name}"] for r in excursion[1:])),
+            seen_since_restart=int(sum(r[f"n_{name}"] for r in window)),
+            expected_since_restart=float(sum(r[f"expected_{name}"] for r in window)),
             evidence_since_restart=last[f"since_restart_milli_{name}"] / 1000.0))
     out.streams.sort(key=lambda s: -s.evidence_since_restart)
     out.alive = population.p_alive_of(settings, customer_id)
@@ -183,8 +183,8 @@ def render_html(e: Explanation) -> str:
         colour = COLOURS[k % len(COLOURS)]
         parts.append(f'<path d="{path(values, y0, low_h, lo, hi)}" fill="none" stroke="{colour}" stroke-width="1.5">'
                      f'<title>{html.escape(name)}</title></path>')
-    parts.append(f'<text x="{left}" y="{top_h + 30}" font-size="12">evidence per stream since the last '
-                 f'restart (nats; above 0: toward drift)</text>')
+    parts.append(f'<text x="{left}" y="{top_h + 30}" font-size="12">evidence per stream since the drift most '
+                 f'likely began (nats; above 0: toward drift)</text>')
     parts.append(f'<text x="{left}" y="{top_h + low_h + 55}" font-size="11">{e.days[0]}</text>'
                  f'<text x="{width - 10}" y="{top_h + low_h + 55}" font-size="11" text-anchor="end">{e.days[-1]}</text>')
     parts.append("</svg>")

@@ -24,6 +24,8 @@ MONTHS = 12
 COUNTS = ("cases_opened", "cases_acknowledged_in_time", "cases_with_dialogue_in_time", "cases_closed_saved",
           "cases_closed_lost", "cases_closed_not_a_risk", "cases_confirmed_real", "cases_false_alarm",
           "cases_with_outcome", "customers_churned", "churned_with_case", "churned_without_case")
+#: Erased customers among the churned (counted from the erasure register; 0 on a mart built before).
+ERASED = ("churned_tombstoned", "churned_erased")
 
 
 def collect(con: Any, months: int = MONTHS) -> Section | None:
@@ -42,7 +44,7 @@ def _ratio(part: float, whole: float) -> float | None:
 
 
 def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {c: sum(int(r.get(c) or 0) for r in rows) for c in COUNTS}
+    out: dict[str, Any] = {c: sum(int(r.get(c) or 0) for r in rows) for c in COUNTS + ERASED}
     out["precision_rate"] = _ratio(out["cases_confirmed_real"], out["cases_with_outcome"])
     out["recall_rate"] = _ratio(out["churned_with_case"], out["customers_churned"])
     out["acknowledged_share"] = _ratio(out["cases_acknowledged_in_time"], out["cases_opened"])

@@ -14,6 +14,8 @@
       dialogue_gap         gap_ratio >= min_gap_ratio and at least min_days_since_dialogue days
       dunning_escalation   dunning reached one of `stages` in the financial window, value at stake
                            >= min_value_at_stake, and no caring contact for no_caring_days
+      new_high_complaint   a high-severity complaint is open (from the day it came in: the
+                           account manager hears of it at once)
       open_high_complaint  a high-severity complaint open for more than deadline_days -#}
 {{ config(
     materialized='incremental',
@@ -204,6 +206,7 @@ select
     {{ 'recent_dropped_days >= ' ~ drop['persist_days'] if drop['enabled'] else 'false' }} as sharp_health_drop,
     {{ '(gap_ratio >= ' ~ rules['dialogue_gap']['min_gap_ratio'] ~ ' and days_since_dialogue >= ' ~ rules['dialogue_gap']['min_days_since_dialogue'] ~ ')' if rules['dialogue_gap']['enabled'] else 'false' }} as dialogue_gap,
     {{ '(coalesce(worst_dunning_stage in (' ~ sql_string_list(dunning['stages']) ~ '), false) and value_at_stake >= ' ~ dunning['min_value_at_stake'] ~ ' and (days_since_caring is null or days_since_caring > ' ~ dunning['no_caring_days'] ~ '))' if dunning['enabled'] else 'false' }} as dunning_escalation,
+    {{ '(open_high_complaint_days is not null)' if rules['new_high_complaint']['enabled'] else 'false' }} as new_high_complaint,
     {{ 'coalesce(open_high_complaint_days > ' ~ rules['open_high_complaint']['deadline_days'] ~ ', false)' if rules['open_high_complaint']['enabled'] else 'false' }} as open_high_complaint,
     cum_health_tenths,
     cum_health_days,

@@ -8,20 +8,23 @@
       expected_<s>         what the customer usually does on such a day: usual rate x the
                            stream's seasonal index of the day (a share: usual share x the day's base);
                            0 for a rate stream the customer hardly ever used (drift.min_baseline_events)
-      cum_exposure_milli_<s>  a rate stream's portfolio-normal days so far (thousandths)
-      evidence_milli_<s>   the day's log-likelihood ratio of "drifting" (rate x drifting_rate_ratio)
-                           against "as usual", in thousandths of a nat: a quiet day of a chatty
-                           customer adds a little, a dialogue subtracts, each friction event adds
-      since_restart_milli_<s>  the stream's evidence since the CUSUM last stood at zero: what moved
-                           the probability (the drivers of a case)
-    and over all streams (the day's total capped at drift.max_daily_evidence):
-      evidence_milli       CUSUM S = max(0, S_yesterday + day's evidence): the log-likelihood ratio
-                           of the most likely drift start against "no drift"; computed as running
-                           total minus its running minimum (cum_evidence_milli - floor_evidence_milli),
-                           which window functions give on a full build and the stored row of the
-                           day before gives on a daily run
-      drift_probability    1 / (1 + exp(-(S + log prior odds))), prior odds from drift.prior_drift_share
-    Sums are in integer thousandths, so a daily run and a full refresh give identical rows.
+      evidence_milli_<s>   the day's log-likelihood ratio of "drifting" against "as usual" (the
+                           chart of `loyalty explain`; a share stream's windows add it up)
+      cum_count_<s>, cum_exposure_milli_<s>  a rate stream's running count and portfolio-normal days
+      cum_capped_milli_<s> a share stream's running evidence, each day capped at drift.max_daily_evidence
+    The evidence is judged over windows of the last k days (drift.window_days): per window and stream
+    the log-likelihood ratio of "drifting since k days ago" against "as usual" (a rate stream's usual
+    rate from its history before the window, integrated over its uncertainty: see `windowed`), then the
+    log of the mixture over "all streams together or one alone" and over the windows:
+      window<k>_milli      the window's mixture log-likelihood ratio (thousandths of a nat)
+      evidence_milli       the mixture over the windows: the log-likelihood ratio of "drifting, since
+                           some day in the windows" against "as usual"
+      drift_window_days, restart_date  the window that carries most evidence and its first day: when
+                           the drift most likely began
+      since_restart_milli_<s>  what stream <s> contributed in that window (the drivers of a case)
+      drift_probability    1 / (1 + exp(-(evidence + log prior odds))), prior odds from drift.prior_drift_share
+    Every window is a difference of running integer sums, so a daily run (which reads the stored
+    days the longest window reaches back to) and a full refresh give identical rows.
     Only days that are over are scored (drift_last_day: an event-driven run during the day leaves
     today to the next run).
     Incremental by customer-day (macros/incremental.sql). -#}
@@ -47,6 +50,8 @@
 {%- set min_rate = scoring('drift.min_rate_per_day') | float -%}
 {%- set min_events = scoring('drift.min_baseline_events') | int -%}
 {%- set share = scoring('drift.prior_drift_share') | float -%}
+{%- set alone = scoring('drift.single_stream_share') | float -%}
+{%- set windows = scoring('drift.window_days') | map('int') | list -%}
 {%- set since = rebuild_floor() -%}
 {%- set inc = is_incremental() %}
 
@@ -256,139 +261,171 @@ evidence as (
     from expected
 ),
 
-day_total as (
+running as (
+    -- running totals the windows are differences of: a share stream's daily evidence (capped at
+    -- drift.max_daily_evidence, so one burst cannot open a case on its own) and a rate stream's count
     select
         evidence.*,
-        least({{ (cap * 1000) | int }}, greatest({{ (-cap * 1000) | int }},
-            {% for s in streams %}evidence_milli_{{ s.name }}{{ ' + ' if not loop.last }}{% endfor %})) as day_evidence_milli
-    from evidence
-),
-
-running as (
-    select
-        day_total.*,
-        {% if inc %}coalesce(base.cum_evidence_milli, 0) + {% endif %}sum(day_total.day_evidence_milli) over running_total as cum_evidence_milli,
         {% for s in streams -%}
-        {% if inc %}coalesce(base.cum_evidence_milli_{{ s.name }}, 0) + {% endif %}sum(day_total.evidence_milli_{{ s.name }}) over running_total as cum_evidence_milli_{{ s.name }},
-        {% if inc %}coalesce(base.cum_capped_milli_{{ s.name }}, 0) + {% endif %}sum(least({{ (cap * 1000) | int }}, greatest({{ (-cap * 1000) | int }}, day_total.evidence_milli_{{ s.name }}))) over running_total as cum_capped_milli_{{ s.name }}{{ ',' if not loop.last }}
+        {% if s.kind == 'share' -%}
+        {% if inc %}coalesce(base.cum_capped_milli_{{ s.name }}, 0) + {% endif %}sum(least({{ (cap * 1000) | int }}, greatest({{ (-cap * 1000) | int }}, evidence.evidence_milli_{{ s.name }}))) over running_total as cum_capped_milli_{{ s.name }}{{ ',' if not loop.last }}
+        {% else -%}
+        evidence.cum_n_{{ s.name }} as cum_count_{{ s.name }}{{ ',' if not loop.last }}
+        {% endif -%}
         {% endfor %}
-    from day_total
+    from evidence
     {% if inc -%}
-    left join base on base.customer_id = day_total.customer_id
+    left join base on base.customer_id = evidence.customer_id
     {%- endif %}
     window running_total as (
-        partition by day_total.customer_id order by day_total.as_of_date
+        partition by evidence.customer_id order by evidence.as_of_date
         rows between unbounded preceding and current row
     )
 ),
-
-cusum as (
+{%- set back_columns = [] -%}
+{%- for s in streams -%}
+  {%- if s.kind == 'share' -%}{%- do back_columns.append('cum_capped_milli_' ~ s.name) -%}
+  {%- else -%}{%- do back_columns.append('cum_count_' ~ s.name) -%}{%- do back_columns.append('cum_exposure_milli_' ~ s.name) -%}{%- endif -%}
+{%- endfor %}
+{%- if inc %}
+series as (
+    -- the rebuilt days and the stored days the longest window reaches back to: the series is
+    -- dense (one row per customer and day), so "k days ago" is "k rows back"
+    select customer_id, as_of_date, 1 as is_rebuilt{% for c in back_columns %}, {{ c }}{% endfor %}
+    from running
+    union all
+    select stored.customer_id, stored.as_of_date, 0 as is_rebuilt{% for c in back_columns %}, stored.{{ c }}{% endfor %}
+    from {{ this }} as stored
+    inner join rebuild
+        on rebuild.customer_id = stored.customer_id
+       and stored.as_of_date < rebuild.rebuild_from
+    where stored.as_of_date >= {{ add_days(since, -(windows | max)) }}
+),
+series_back as (
     select
-        running.*,
-        {% for s in streams -%}
-        least(0, {% if inc %}coalesce(base.floor_capped_milli_{{ s.name }}, 0), {% endif %}min(running.cum_capped_milli_{{ s.name }}) over running_total) as floor_capped_milli_{{ s.name }},
-        {% endfor -%}
-        least(0, {% if inc %}coalesce(base.floor_evidence_milli, 0), {% endif %}min(running.cum_evidence_milli) over running_total) as floor_evidence_milli
+        series.customer_id,
+        series.as_of_date,
+        series.is_rebuilt,
+        {%- set lags = [] -%}
+        {%- for k in windows -%}{%- for c in back_columns -%}{%- do lags.append('lag(series.' ~ c ~ ', ' ~ k ~ ') over customer_series as back' ~ k ~ '_' ~ c) -%}{%- endfor -%}{%- endfor %}
+        {{ lags | join(',\n        ') }}
+    from series
+    window customer_series as (partition by series.customer_id order by series.as_of_date)
+),
+{%- endif %}
+backs as (
+    select
+        running.*
+        {%- for k in windows %}{% for c in back_columns %},
+        {% if inc %}series_back.back{{ k }}_{{ c }}{% else %}lag(running.{{ c }}, {{ k }}) over customer_series as back{{ k }}_{{ c }}{% endif %}
+        {%- endfor %}{% endfor %}
     from running
     {% if inc -%}
-    left join base on base.customer_id = running.customer_id
+    inner join series_back
+        on series_back.customer_id = running.customer_id
+       and series_back.as_of_date = running.as_of_date
+       and series_back.is_rebuilt = 1
+    {%- else -%}
+    window customer_series as (partition by running.customer_id order by running.as_of_date)
     {%- endif %}
-    window running_total as (
-        partition by running.customer_id order by running.as_of_date
-        rows between unbounded preceding and current row
-    )
 ),
-
-restarts as (
-    -- each day the CUSUM stands at zero starts a new excursion: count them, so each excursion's
-    -- evidence per stream is measured from its own start
+windowed {{ computed_once() }} (
+    -- per window of the last k days (drift.window_days) and stream: the log-likelihood ratio of
+    -- "drifting since k days ago" against "as usual", in thousandths of a nat.
+    --   rate:  N events over E portfolio-normal days in the window. The usual rate is not known but
+    --          estimated from the customer's history before the window, shrunk towards its segment:
+    --          Gamma(a, b) with a = prior rate x prior_days + events before, b = prior_days + days
+    --          before. Integrated over that uncertainty (negative binomial), the ratio is
+    --          N ln(rho) + (a + N) ln((b + E) / (b + rho E)): silence of a customer we know little
+    --          about is weak evidence and stays bounded; silence of a well-known chatty one is strong.
+    --   share: the window's sum of the day's capped evidence.
+    -- A window is judged once the customer has been watched for baseline_skip_days before it.
     select
-        cusum.*,
-        {% if inc %}coalesce(base.restart_count, 0) + {% endif %}sum(case when cusum.cum_evidence_milli = cusum.floor_evidence_milli then 1 else 0 end) over running_total as restart_count
-    from cusum
-    {% if inc -%}
-    left join base on base.customer_id = cusum.customer_id
-    {%- endif %}
-    window running_total as (
-        partition by cusum.customer_id order by cusum.as_of_date
-        rows between unbounded preceding and current row
-    )
-),
-
-attributed as (
-    select
-        restarts.*,
+        backs.*,
+        {{ days_between('bounds.first_day', 'backs.as_of_date') }} as observed_days,
+        {% for k in windows -%}
         {% for s in streams -%}
-        restarts.cum_evidence_milli_{{ s.name }} - case
-            {% if inc -%}
-            when restarts.restart_count = coalesce(base.restart_count, 0)
-            then coalesce(base.cum_evidence_milli_{{ s.name }} - base.since_restart_milli_{{ s.name }}, 0)
-            {% else -%}
-            when restarts.restart_count = 0 then 0
-            {% endif -%}
-            else first_value(restarts.cum_evidence_milli_{{ s.name }}) over excursion
-        end as since_restart_milli_{{ s.name }},
+        {% if s.kind == 'share' -%}
+        case when {{ days_between('bounds.first_day', 'backs.as_of_date') }} >= {{ k + skip }}
+             then backs.cum_capped_milli_{{ s.name }} - backs.back{{ k }}_cum_capped_milli_{{ s.name }} else 0 end as w{{ k }}_milli_{{ s.name }}{{ ',' if not (loop.last and k == windows[-1]) }}
+        {% else -%}
+        {%- set n_window = '(backs.cum_count_' ~ s.name ~ ' - backs.back' ~ k ~ '_cum_count_' ~ s.name ~ ')' -%}
+        {%- set e_window = '((backs.cum_exposure_milli_' ~ s.name ~ ' - backs.back' ~ k ~ '_cum_exposure_milli_' ~ s.name ~ ') / 1000.0)' -%}
+        {%- set a_before = '(backs.prior_rate_' ~ s.name ~ ' * ' ~ prior_days ~ ' + backs.back' ~ k ~ '_cum_count_' ~ s.name ~ ')' -%}
+        {%- set b_before = '(' ~ prior_days ~ ' + backs.back' ~ k ~ '_cum_exposure_milli_' ~ s.name ~ ' / 1000.0)' -%}
+        case when {{ days_between('bounds.first_day', 'backs.as_of_date') }} >= {{ k + skip }}
+              and backs.usual_rate_{{ s.name }} >= {{ min_rate }}
+              and (backs.back{{ k }}_cum_count_{{ s.name }} >= {{ min_events }}
+                   or backs.back{{ k }}_cum_exposure_milli_{{ s.name }} < {{ (prior_days * 1000) | int }})
+             then {{ milli('(' ~ n_window ~ ' * ln(' ~ s.ratio ~ ') + (' ~ a_before ~ ' + ' ~ n_window ~ ') * ln((' ~ b_before ~ ' + ' ~ e_window ~ ') / (' ~ b_before ~ ' + ' ~ s.ratio ~ ' * ' ~ e_window ~ ')))') }}
+             else 0 end as w{{ k }}_milli_{{ s.name }}{{ ',' if not (loop.last and k == windows[-1]) }}
+        {% endif -%}
         {% endfor -%}
-        case
-            {% if inc -%}
-            when restarts.restart_count = coalesce(base.restart_count, 0) then base.restart_date
-            {% else -%}
-            when restarts.restart_count = 0 then null
-            {% endif -%}
-            else first_value(restarts.as_of_date) over excursion
-        end as restart_date
-    from restarts
-    {% if inc -%}
-    left join base on base.customer_id = restarts.customer_id
-    {%- endif %}
-    window excursion as (
-        partition by restarts.customer_id, restarts.restart_count order by restarts.as_of_date
-        rows between unbounded preceding and current row
-    )
+        {% endfor %}
+    from backs
+    inner join {{ ref('int_customer_bounds') }} as bounds on bounds.customer_id = backs.customer_id
 ),
-
-mixed as (
-    -- which streams drift is not known in advance: all together (a fade), or one alone (a champion
-    -- leaves and the dialogue goes on with the wrong people). The evidence is the log of the
-    -- mixture likelihood ratio over these alternatives, each with its own CUSUM.
+mixed {{ computed_once() }} (
+    -- when the drift began, and whether it shows in all streams together (a fade) or in one alone
+    -- (a champion leaves and the dialogue goes on with the wrong people), is not known in advance:
+    -- per window, the log of the mixture likelihood ratio over these alternatives
+    -- (drift.single_stream_share); over the windows, their mixture with equal weights
     select
-        attributed.*,
-        {{ drift_mixture_milli('attributed.cum_evidence_milli - attributed.floor_evidence_milli',
-                               streams, 'attributed.cum_capped_milli_', 'attributed.floor_capped_milli_') }} as evidence_milli
-    from attributed
+        windowed.*,
+        {% for k in windows -%}
+        {%- set parts = [] -%}{%- for s in streams -%}{%- do parts.append('windowed.w' ~ k ~ '_milli_' ~ s.name) -%}{%- endfor -%}
+        {%- set terms = [('(' ~ (parts | join(' + ')) ~ ')', 1.0 - alone)] -%}
+        {%- for s in streams -%}{%- do terms.append(('windowed.w' ~ k ~ '_milli_' ~ s.name, alone / (streams | length))) -%}{%- endfor -%}
+        {{ log_sum_exp_milli(terms) }} as window{{ k }}_milli{{ ',' if not loop.last }}
+        {% endfor %}
+    from windowed
+),
+weighed {{ computed_once() }} (
+    select
+        mixed.*,
+        {%- set terms = [] -%}
+        {%- for k in windows -%}{%- do terms.append(('mixed.window' ~ k ~ '_milli', 1.0 / (windows | length))) -%}{%- endfor %}
+        {{ log_sum_exp_milli(terms) }} as evidence_milli,
+        -- the window that carries most of the evidence: when the drift most likely began (drivers)
+        case
+            when mixed.observed_days < {{ (windows | min) + skip }} then null
+            {% for k in windows -%}
+            when mixed.window{{ k }}_milli = greatest({% for j in windows %}mixed.window{{ j }}_milli{{ ', ' if not loop.last }}{% endfor %}) then {{ k }}
+            {% endfor -%}
+        end as drift_window_days
+    from mixed
 )
-
 select
-    attributed.customer_id,
-    attributed.as_of_date,
-    attributed.segment,
-    {{ days_between('bounds.first_day', 'attributed.as_of_date') }} as observed_days,
-    attributed.season_index_milli,
+    weighed.customer_id,
+    weighed.as_of_date,
+    weighed.segment,
+    weighed.observed_days,
+    weighed.season_index_milli,
     {% for s in rate_streams -%}
-    attributed.cum_exposure_milli_{{ s.name }},
+    weighed.cum_exposure_milli_{{ s.name }},
+    weighed.cum_count_{{ s.name }},
     {% endfor -%}
     {% for s in streams -%}
-    attributed.n_{{ s.name }},
+    weighed.n_{{ s.name }},
     {% if s.kind == 'share' -%}
-    attributed.base_{{ s.name }},
+    weighed.base_{{ s.name }},
+    weighed.cum_capped_milli_{{ s.name }},
     {% endif -%}
-    cast(attributed.usual_rate_{{ s.name }} as {{ type_double() }}) as usual_rate_{{ s.name }},
-    cast(attributed.expected_{{ s.name }} as {{ type_double() }}) as expected_{{ s.name }},
-    attributed.evidence_milli_{{ s.name }},
-    attributed.cum_evidence_milli_{{ s.name }},
-    attributed.since_restart_milli_{{ s.name }},
-    attributed.cum_capped_milli_{{ s.name }},
-    attributed.floor_capped_milli_{{ s.name }},
-    attributed.cum_capped_milli_{{ s.name }} - attributed.floor_capped_milli_{{ s.name }} as alone_milli_{{ s.name }},
+    cast(weighed.usual_rate_{{ s.name }} as {{ type_double() }}) as usual_rate_{{ s.name }},
+    cast(weighed.expected_{{ s.name }} as {{ type_double() }}) as expected_{{ s.name }},
+    weighed.evidence_milli_{{ s.name }},
+    case weighed.drift_window_days
+        {% for k in windows -%}
+        when {{ k }} then weighed.w{{ k }}_milli_{{ s.name }}
+        {% endfor -%}
+    end as since_restart_milli_{{ s.name }},
     {% endfor -%}
-    attributed.day_evidence_milli,
-    attributed.cum_evidence_milli,
-    attributed.floor_evidence_milli,
-    attributed.cum_evidence_milli - attributed.floor_evidence_milli as together_milli,
-    attributed.evidence_milli,
-    attributed.restart_count,
-    attributed.restart_date,
-    cast(1.0 / (1.0 + exp(-(attributed.evidence_milli / 1000.0 + ln(cast({{ share }} as {{ type_double() }}) / (1 - {{ share }}))))) as {{ type_double() }}) as drift_probability,
-    attributed.inputs_landed_at
-from mixed as attributed
-inner join {{ ref('int_customer_bounds') }} as bounds on bounds.customer_id = attributed.customer_id
+    {% for k in windows -%}
+    weighed.window{{ k }}_milli,
+    {% endfor -%}
+    weighed.evidence_milli,
+    weighed.drift_window_days,
+    {{ add_days('weighed.as_of_date', '-weighed.drift_window_days') }} as restart_date,
+    cast(1.0 / (1.0 + exp(-(weighed.evidence_milli / 1000.0 + ln(cast({{ share }} as {{ type_double() }}) / (1 - {{ share }}))))) as {{ type_double() }}) as drift_probability,
+    weighed.inputs_landed_at
+from weighed

@@ -4,8 +4,8 @@
     year's cases within that budget). A case stays open while the probability
     stays at or above risk_cases.close_probability; the day it falls below, the customer has
     recovered and the case is closed; only then can a new case open for the same customer.
-    drivers: the streams that moved the probability most since the evidence started to build
-    (the CUSUM's last zero), in words, with the customer's own usual values, and an open sales
+    drivers: the streams that moved the probability most in the window that carries most evidence
+    (since the day the drift most likely began: int_drift_days.restart_date), in words, with the customer's own usual values, and an open sales
     opportunity at a customer without two-way dialogue for forecast.silent_opportunity_days on the
     opening day (the largest; forecast audit, contract 1.1). reasons: the
     scorecard rules that also held on the opening day (status drop, sharp health drop, dialogue
@@ -41,8 +41,8 @@ runs as (
 ),
 
 {%- if rc.get('cases_per_manager_per_month') %}
-{#- A budget instead of a probability: the opening probability is the lowest of 0.50, 0.51, ...,
-    0.99 at which the runs of the trailing year that would open a case stay within the budget
+{#- A budget instead of a probability: the opening probability is the lowest of 0.01, 0.02, ...,
+    0.99 (from the closing probability up) at which the runs of the trailing year that would open a case stay within the budget
     (cases per account manager per month x managers x 12). Re-derived each run, from the model's
     own recent history. -#}
 peaks as (
@@ -53,7 +53,7 @@ peaks as (
 ),
 
 candidates as (
-    {% for k in range(50, 100) -%}
+    {% for k in range([1, (rc['close_probability'] * 100) | round(0, 'ceil') | int] | max, 100) -%}
     select {{ k / 100 }} as threshold{{ ' union all' if not loop.last }}
     {% endfor %}
 ),

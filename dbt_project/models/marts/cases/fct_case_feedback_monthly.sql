@@ -10,16 +10,18 @@
     not_a_risk. Both together are the cases with an outcome; precision_rate = real / with an outcome.
     Cases closed contacted or duplicate without a verdict, or with only "unsure", have no outcome.
 
-    Churned customers count in the month they churned: the first of
-      orders_stopped  a customer with at least churn_min_orders orders whose last order is more than
-                      greatest(churn_lapse_min_days, churn_lapse_gaps x its usual gap between
-                      orders) days before the as-of date; it churned on the day that silence
-                      crossed the threshold (last order + the threshold);
-      closed_lost     its account manager closed a case as lost (the day of the close).
-    A churned customer was caught when a case of it opened on or before the churn day and at most
-    recall_lookback_days before; recall_rate = caught / churned. Tombstoned customers are erased
-    before the build (docs/event-contract.md, "What erasure removes"): they are in no mart, so
-    here neither. Customers and cases count with their current account manager. -#}
+    Churned customers (int_case_churn) count in the month they churned: the first of orders
+    stopped (after a regular rhythm) and a case closed lost, with their current account manager. A
+    churned customer was caught when a case of it opened on or before the churn day and at most
+    recall_lookback_days before; recall_rate = caught / churned.
+
+    Erased customers (a tombstone, or `loyalty erase`) are in no table once erased (docs/event-
+    contract.md, "What erasure removes"), but they still count: the erasure register keeps, for
+    each, only the month it churned, its account manager, why (tombstoned, or the orders_stopped /
+    closed_lost churn it already had) and whether it had a case (loyalty_monitor/erasure.py,
+    "churn"), aggregated per month, manager and reason in <data_dir>/erasure/erased_churn.parquet
+    (stg_erasure__churn). A customer that had not churned before
+    churned the day it was erased (churned_tombstoned). -#}
 {%- set p = case_feedback_params() -%}
 
 with cases as (
@@ -66,66 +68,17 @@ case_facts as (
     left join followed on followed.case_id = cases.case_id
 ),
 
-orders as (
-    select
-        customer_id,
-        count(*) as orders,
-        min(event_date) as first_order_date,
-        max(event_date) as last_order_date
-    from {{ ref('fct_touchpoints') }}
-    where event_type = 'order'
-    group by customer_id
-),
-
-order_lapse as (
-    select
-        customer_id,
-        last_order_date,
-        cast(greatest(
-            {{ p['churn_lapse_min_days'] | int }},
-            ceil({{ p['churn_lapse_gaps'] }} * {{ days_between('first_order_date', 'last_order_date') }} / (orders - 1.0))
-        ) as {{ dbt.type_int() }}) as lapse_days
-    from orders
-    where orders >= {{ p['churn_min_orders'] | int }}
-),
-
-churn_events as (
-    select customer_id, {{ dbt.dateadd('day', 'lapse_days', 'last_order_date') }} as churned_at, 'orders_stopped' as churn_reason
-    from order_lapse
-    where {{ days_between('last_order_date', as_of_date_literal()) }} > lapse_days
-    union all
-    select customer_id, closed_at as churned_at, 'closed_lost' as churn_reason
-    from cases
-    where lifecycle_state = 'closed' and close_outcome = 'lost'
-),
-
-churned as (
-    select customer_id, churned_on, churn_reason
-    from (
-        select
-            customer_id,
-            cast(churned_at as date) as churned_on,
-            churn_reason,
-            row_number() over (partition by customer_id order by churned_at, churn_reason) as nth
-        from churn_events
-    ) as ranked
-    where nth = 1
-),
-
 churn_facts as (
-    select
-        churned.customer_id,
-        customers.account_manager_id,
-        cast({{ dbt.date_trunc('month', 'churned.churned_on') }} as date) as month_start,
-        churned.churn_reason,
-        case when exists (
-            select 1 from cases
-            where cases.customer_id = churned.customer_id
-              and cases.opened_on <= churned.churned_on
-              and cases.opened_on >= {{ add_days('churned.churned_on', -(p['recall_lookback_days'] | int)) }}
-        ) then 1 else 0 end as had_case
-    from churned
-    inner join {{ ref('dim_customers') }} as customers on customers.customer_id = churned.customer_id
+    select customer_id, account_manager_id, month_start, churn_reason, had_case
+    from {{ ref('int_case_churn') }}
+),
+
+{#- Customers erased since (tombstone or `loyalty erase`): in no table any more, they count from
+    what the erasure register keeps (month, account manager, reason, had a case), aggregated. -#}
+erased as (
+    select month_start, account_manager_id, churn_reason, customers, with_case
+    from {{ ref('stg_erasure__churn') }}
+    where month_start <= {{ as_of_date_literal() }}
 ),
 
 case_months as (
@@ -157,10 +110,48 @@ churn_months as (
     group by month_start, account_manager_id
 ),
 
+erased_months as (
+    select
+        month_start,
+        account_manager_id,
+        sum(customers) as customers_churned,
+        sum(with_case) as churned_with_case,
+        sum(case when churn_reason = 'orders_stopped' then customers else 0 end) as churned_orders_stopped,
+        sum(case when churn_reason = 'closed_lost' then customers else 0 end) as churned_closed_lost,
+        sum(case when churn_reason = 'tombstoned' then customers else 0 end) as churned_tombstoned,
+        sum(customers) as churned_erased
+    from erased
+    group by month_start, account_manager_id
+),
+
+all_churn_months as (
+    select month_start, account_manager_id, customers_churned, churned_with_case, churned_orders_stopped,
+           churned_closed_lost, 0 as churned_tombstoned, 0 as churned_erased
+    from churn_months
+    union all
+    select month_start, account_manager_id, customers_churned, churned_with_case, churned_orders_stopped,
+           churned_closed_lost, churned_tombstoned, churned_erased
+    from erased_months
+),
+
+churn_totals as (
+    select
+        month_start,
+        account_manager_id,
+        sum(customers_churned) as customers_churned,
+        sum(churned_with_case) as churned_with_case,
+        sum(churned_orders_stopped) as churned_orders_stopped,
+        sum(churned_closed_lost) as churned_closed_lost,
+        sum(churned_tombstoned) as churned_tombstoned,
+        sum(churned_erased) as churned_erased
+    from all_churn_months
+    group by month_start, account_manager_id
+),
+
 grid as (
     select month_start, account_manager_id from case_months
     union
-    select month_start, account_manager_id from churn_months
+    select month_start, account_manager_id from churn_totals
 ),
 
 managers as (
@@ -185,18 +176,20 @@ select
     coalesce(case_months.cases_confirmed_real, 0) as cases_confirmed_real,
     coalesce(case_months.cases_false_alarm, 0) as cases_false_alarm,
     coalesce(case_months.cases_confirmed_real, 0) + coalesce(case_months.cases_false_alarm, 0) as cases_with_outcome,
-    coalesce(churn_months.customers_churned, 0) as customers_churned,
-    coalesce(churn_months.churned_with_case, 0) as churned_with_case,
-    coalesce(churn_months.customers_churned, 0) - coalesce(churn_months.churned_with_case, 0) as churned_without_case,
-    coalesce(churn_months.churned_orders_stopped, 0) as churned_orders_stopped,
-    coalesce(churn_months.churned_closed_lost, 0) as churned_closed_lost,
+    coalesce(churn_totals.customers_churned, 0) as customers_churned,
+    coalesce(churn_totals.churned_with_case, 0) as churned_with_case,
+    coalesce(churn_totals.customers_churned, 0) - coalesce(churn_totals.churned_with_case, 0) as churned_without_case,
+    coalesce(churn_totals.churned_orders_stopped, 0) as churned_orders_stopped,
+    coalesce(churn_totals.churned_closed_lost, 0) as churned_closed_lost,
+    coalesce(churn_totals.churned_tombstoned, 0) as churned_tombstoned,
+    coalesce(churn_totals.churned_erased, 0) as churned_erased,
     {{ safe_ratio('case_months.cases_confirmed_real', 'coalesce(case_months.cases_confirmed_real, 0) + coalesce(case_months.cases_false_alarm, 0)') }} as precision_rate,
-    {{ safe_ratio('churn_months.churned_with_case', 'churn_months.customers_churned') }} as recall_rate
+    {{ safe_ratio('churn_totals.churned_with_case', 'churn_totals.customers_churned') }} as recall_rate
 from grid
 left join case_months
     on case_months.month_start = grid.month_start
    and coalesce(case_months.account_manager_id, '') = coalesce(grid.account_manager_id, '')
-left join churn_months
-    on churn_months.month_start = grid.month_start
-   and coalesce(churn_months.account_manager_id, '') = coalesce(grid.account_manager_id, '')
+left join churn_totals
+    on churn_totals.month_start = grid.month_start
+   and coalesce(churn_totals.account_manager_id, '') = coalesce(grid.account_manager_id, '')
 left join managers on coalesce(managers.account_manager_id, '') = coalesce(grid.account_manager_id, '')

@@ -1,0 +1,82 @@
+{#- The customers that churned, as fct_case_feedback_monthly counts them: one row per customer,
+    the first of
+      orders_stopped  a customer with at least churn_min_orders orders whose last order is more than
+                      greatest(churn_lapse_min_days, churn_lapse_gaps x its usual gap between
+                      orders) days before the as-of date; it churned on the day that silence
+                      crossed the threshold (last order + the threshold);
+      closed_lost     its account manager closed a case as lost (the day of the close);
+    with its current account manager and whether it had a case: one opened on or before the churn
+    day and at most recall_lookback_days before.
+
+    Also what erasure keeps of a churned customer before it deletes the customer's rows
+    (loyalty_monitor/erasure.py: the month, the account manager and had_case, nothing that
+    identifies the customer): tombstoned customers then still count in the month they churned.
+    A view: it is read for a few customers at a time. -#}
+{%- set p = case_feedback_params() -%}
+
+with cases as (
+    select customer_id, opened_on, closed_at, lifecycle_state, close_outcome
+    from {{ ref('fct_case_lifecycle') }}
+    where opened_on <= {{ as_of_date_literal() }}
+),
+
+orders as (
+    select
+        customer_id,
+        count(*) as orders,
+        min(event_date) as first_order_date,
+        max(event_date) as last_order_date
+    from {{ ref('fct_touchpoints') }}
+    where event_type = 'order'
+    group by customer_id
+),
+
+order_lapse as (
+    select
+        customer_id,
+        last_order_date,
+        cast(greatest(
+            {{ p['churn_lapse_min_days'] | int }},
+            ceil({{ p['churn_lapse_gaps'] }} * {{ days_between('first_order_date', 'last_order_date') }} / (orders - 1.0))
+        ) as {{ dbt.type_int() }}) as lapse_days
+    from orders
+    where orders >= {{ p['churn_min_orders'] | int }}
+),
+
+churn_events as (
+    select customer_id, {{ dbt.dateadd('day', 'lapse_days', 'last_order_date') }} as churned_at, 'orders_stopped' as churn_reason
+    from order_lapse
+    where {{ days_between('last_order_date', as_of_date_literal()) }} > lapse_days
+    union all
+    select customer_id, closed_at as churned_at, 'closed_lost' as churn_reason
+    from cases
+    where lifecycle_state = 'closed' and close_outcome = 'lost'
+),
+
+churned as (
+    select customer_id, churned_on, churn_reason
+    from (
+        select
+            customer_id,
+            cast(churned_at as date) as churned_on,
+            churn_reason,
+            row_number() over (partition by customer_id order by churned_at, churn_reason) as nth
+        from churn_events
+    ) as ranked
+    where nth = 1
+)
+
+select
+    churned.customer_id,
+    customers.account_manager_id,
+    churned.churned_on,
+    cast({{ dbt.date_trunc('month', 'churned.churned_on') }} as date) as month_start,
+    churned.churn_reason,
+    case when exists (
+        select 1 from cases
+        where cases.customer_id = churned.customer_id
+          and cases.opened_on <= churned.churned_on
+          and cases.opened_on >= {{ add_days('churned.churned_on', -(p['recall_lookback_days'] | int)) }}
+    ) then 1 else 0 end as had_case
+from churned
+inner join {{ ref('dim_customers') }} as customers on customers.customer_id = churned.customer_id
