@@ -9,7 +9,8 @@ landing zone and only the columns they need:
 - known customers: every customer id with a record in the landed master data (small).
 Rows held in the quarantine (expectations.quarantine) are not history: they are not in the
 warehouse, so they neither conflict with a corrected re-send nor make a customer known.
-Marts: read from the DuckDB warehouse, schema ``build`` (before publish) or ``published``.
+Marts: read from the warehouse (DuckDB file, or PostgreSQL/Spark through loyalty_monitor.marts),
+schema ``build`` (before publish) or ``published``.
 """
 
 from __future__ import annotations
@@ -493,8 +494,11 @@ def mart_frames(settings: Settings, as_of: date, schema: str) -> list[Frame]:
         raise ValueError(f"not a schema name: {schema!r}")
     from loyalty_monitor.marts import DuckDBMarts, engine_of, open_marts
 
-    if engine_of(settings) == "postgres":  # the marts are read through loyalty_monitor.marts
-        path = f"PostgreSQL database {settings.pg_database}"
+    if engine_of(settings) != "duckdb":  # the marts are read through loyalty_monitor.marts
+        # PostgreSQL, or Spark: the frames are bounded (customers, one day of health, the alert
+        # episodes), so the suites run on pandas as on DuckDB, one definition for every engine
+        path = (f"PostgreSQL database {settings.pg_database}" if engine_of(settings) == "postgres"
+                else f"Spark ({settings.spark_method})")
         reader = open_marts(settings)
     else:
         path = settings.warehouse

@@ -929,6 +929,53 @@ def _erase_postgres(settings: Settings, targets: dict[str, Subject]) -> dict[str
     return alert_ids
 
 
+def _erase_spark(settings: Settings, targets: dict[str, Subject]) -> dict[str, set[str]]:
+    """The Spark warehouse: every table of build, published and ops with a customer_id loses the
+    targets' rows, and ops.alert_state their alert states. A delete on Spark's Parquet tables
+    rewrites the table without the rows (loyalty_monitor.marts.SparkMarts) and drops the old files,
+    so nothing of the customer stays on disk. Spark has no transactions: a crash part-way leaves
+    some tables erased; running the erasure again finishes it. Returns their alert ids."""
+    from loyalty_monitor.marts import open_marts
+
+    ids = sorted(targets)
+    placeholders = ", ".join("?" * len(ids))
+    with open_marts(settings, read_only=False) as con:
+        rows = con.execute("select table_schema, table_name, column_name from information_schema.columns "
+                           "order by table_schema, table_name").fetchall()
+        tables: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for schema, table, column in rows:
+            tables[(schema, table)].add(column)
+        alert_ids: dict[str, set[str]] = defaultdict(set)
+        for (schema, table), names in tables.items():
+            if "customer_id" in names:
+                for key in ("alert_id", "case_id"):
+                    if key in names:
+                        for customer_id, value in con.execute(
+                                f"select customer_id, cast({key} as string) from {schema}.{table} "
+                                f"where customer_id in ({placeholders}) and {key} is not null", ids).fetchall():
+                            alert_ids[customer_id].add(value)
+        for (schema, table), names in tables.items():
+            relation = f"{schema}.{table}"
+            if "customer_id" in names:
+                counts = dict(con.execute(f"select customer_id, count(*) from {relation} "
+                                          f"where customer_id in ({placeholders}) group by customer_id", ids).fetchall())
+                if counts:
+                    con.execute(f"delete from {relation} where customer_id in ({placeholders})", ids)
+                    for customer_id, count in counts.items():
+                        targets[customer_id].removed["warehouse_rows"] += int(count)
+                        targets[customer_id].removed.setdefault("warehouse_tables", []).append(f"spark:{relation}")
+            elif (schema, table) == ("ops", "alert_state") and "alert_id" in names:
+                for customer_id in ids:
+                    mine = sorted(alert_ids.get(customer_id, ()))
+                    if mine:
+                        marks = ", ".join("?" * len(mine))
+                        count = con.execute(f"select count(*) from {relation} where alert_id in ({marks})",
+                                            mine).fetchone()[0]
+                        con.execute(f"delete from {relation} where alert_id in ({marks})", mine)
+                        targets[customer_id].removed["alert_states"] += int(count)
+    return alert_ids
+
+
 def _compact_if_pending(settings: Settings) -> bool:
     """A previous erasure deleted rows but died before rewriting the file: finish that first."""
     pending = register_dir(settings) / COMPACT_PENDING
@@ -1224,6 +1271,9 @@ def _run(settings: Settings, targets: dict[str, Subject], ids_to_files: dict[str
     alert_ids = _erase_warehouse(settings, targets, terms)
     if settings.dbt_target == "postgres":
         for customer_id, values in _erase_postgres(settings, targets).items():
+            alert_ids.setdefault(customer_id, set()).update(values)
+    elif settings.dbt_target == "spark":
+        for customer_id, values in _erase_spark(settings, targets).items():
             alert_ids.setdefault(customer_id, set()).update(values)
     elif settings.dbt_target != "duckdb":
         # An engine this module cannot reach: say so in the record, loudly.

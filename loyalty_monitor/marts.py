@@ -3,7 +3,7 @@
 Everything that reads the published marts (or writes the few operational tables next to them:
 ``ops.pipeline_runs``, ``ops.alert_state``) goes through a :class:`MartsReader` from
 :func:`open_marts` instead of opening DuckDB itself, so that the same code runs on the embedded
-DuckDB file and on PostgreSQL (``settings.dbt_target``; docs/warehouse.md "Engines"):
+DuckDB file, on PostgreSQL and on Apache Spark (``settings.dbt_target``; docs/warehouse.md "Engines"):
 
 - ``query(sql, params)`` -> rows as dicts; ``query_arrow(sql, params)`` -> a ``pyarrow.Table``;
 - ``execute(sql, params)`` -> a DB-API cursor (``fetchone``/``fetchall``/``description``), and
@@ -16,10 +16,13 @@ PostgreSQL reader turns them into psycopg2's ``%s`` (and every ``%`` into ``%%``
 inside a quoted string literal is left alone.
 
 Implementations: :class:`DuckDBMarts` (the warehouse file; read-only by default, since DuckDB
-allows one writer per file) and :class:`PostgresMarts` (psycopg2, autocommit: every statement is
-its own transaction unless the caller says ``begin``/``commit``, as ``warehouse.publish`` does).
-A Spark (Databricks SQL / Thrift) reader would implement the same five methods over
-``databricks-sql-connector`` or ``pyhive``; it is not written yet.
+allows one writer per file), :class:`PostgresMarts` (psycopg2, autocommit: every statement is
+its own transaction unless the caller says ``begin``/``commit``, as ``warehouse.publish`` does) and
+:class:`SparkMarts` (Spark SQL through a runner: :class:`SessionSql`, the in-process SparkSession
+of ``loyalty_monitor.spark``, or :class:`ThriftSql`, PyHive to a Spark Thrift server or Databricks;
+another connector, e.g. ``databricks-sql-connector``, plugs in as a runner with ``run(sql)`` and
+``arrow(sql)``). What Spark lacks for the operational tables (transactions, ``delete``, upserts,
+``information_schema``) the Spark reader emulates; see its docstring.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any, Iterable, Protocol, runtime_checkable
 
 from loyalty_monitor.settings import Settings, reveal
 
-ENGINES = ("duckdb", "postgres")
+ENGINES = ("duckdb", "postgres", "spark")
 
 
 class MartsError(RuntimeError):
@@ -160,6 +163,395 @@ class PostgresMarts(_Base):
         self.con.close()
 
 
+# --- Apache Spark ---------------------------------------------------------------------------------
+
+_TOKENS = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"]|\"\")*\"|\?|;|::|--[^\n]*")
+_UPSERT = re.compile(r"^\s*insert\s+into\s+([\w.]+)\s*\(([^)]*)\)\s*(.*?)\s+on\s+conflict\s*\(([^)]*)\)\s*do\s+update\s+set\s+(.*)$",
+                     re.IGNORECASE | re.DOTALL)
+_DELETE = re.compile(r"^\s*delete\s+from\s+([\w.]+)(?:\s+where\s+(.*))?$", re.IGNORECASE | re.DOTALL)
+_CREATE = re.compile(r"^\s*create\s+table\s+(if\s+not\s+exists\s+)?([\w.]+)\s*\((.*)\)\s*$", re.IGNORECASE | re.DOTALL)
+_NO_OP = re.compile(r"^\s*(begin|begin\s+transaction|start\s+transaction|commit|rollback|checkpoint)\s*$", re.IGNORECASE)
+_INFO = re.compile(r"\binformation_schema\.(tables|columns)\b", re.IGNORECASE)
+
+
+def spark_literal(value: Any) -> str:
+    """A Python value as a Spark SQL literal (parameters are inlined: the same text runs through a
+    SparkSession and through a Thrift server)."""
+    import datetime as dt
+    import decimal
+    import math
+
+    value = _plain(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return f"double('{value}')"
+        return repr(value) + "D"
+    if isinstance(value, decimal.Decimal):
+        return f"{value}BD"
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return f"timestamp_ntz'{value.isoformat(sep=' ')}'"
+    if isinstance(value, dt.date):
+        return f"date'{value.isoformat()}'"
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+def to_spark_sql(sql: str, params: Iterable[Any] | None = None) -> list[str]:
+    """The portable SQL of the library as Spark statements: ``?`` -> the inlined parameter,
+    ``"name"`` -> `` `name` ``, ``null::type`` -> ``cast(null as type)``, ``--`` comments dropped,
+    and a script split at ``;`` into its statements."""
+    values = list(params or [])
+    statements, current, position = [], [], 0
+    for match in _TOKENS.finditer(sql):
+        current.append(sql[position:match.start()])
+        token = match.group(0)
+        if token == "?":
+            if not values:
+                raise MartsError(f"more ? placeholders than parameters in: {sql}")
+            current.append(spark_literal(values.pop(0)))
+        elif token == ";":
+            statements.append("".join(current))
+            current = []
+        elif token == "::":
+            current.append("::")
+        elif token.startswith("--"):
+            pass
+        elif token.startswith('"'):
+            current.append("`" + token[1:-1].replace('""', '"').replace("`", "``") + "`")
+        elif token.startswith("'") and "''" in token[1:-1]:
+            current.append("'" + token[1:-1].replace("''", "\\'") + "'")
+        else:
+            current.append(token)
+        position = match.end()
+    current.append(sql[position:])
+    statements.append("".join(current))
+    if values:
+        raise MartsError(f"{len(values)} parameters left over for: {sql}")
+    casts = re.compile(r"\bnull::(\w+(?:\s+precision)?)", re.IGNORECASE)
+    return [_spark_types(casts.sub(r"cast(null as \1)", s)).strip() for s in statements if s.strip()]
+
+
+def _spark_types(sql: str) -> str:
+    """ANSI type names Spark spells differently, outside string literals: ``varchar`` (no length)
+    -> ``string``, ``double precision`` -> ``double``."""
+    parts = re.split(r"('(?:[^'\\]|\\.)*')", sql)
+    for i in range(0, len(parts), 2):
+        parts[i] = re.sub(r"\bvarchar\b(?!\s*\()", "string", parts[i], flags=re.IGNORECASE)
+        parts[i] = re.sub(r"\bdouble\s+precision\b", "double", parts[i], flags=re.IGNORECASE)
+    return "".join(parts)
+
+
+class _Rows:
+    """A DB-API-like cursor over rows already fetched (``description``, ``fetchone``, ``fetchall``)."""
+
+    def __init__(self, names: list[str] | None = None, types: list[str] | None = None,
+                 rows: list[tuple] | None = None):
+        self.description = [(n, t, None, None, None, None, True) for n, t in zip(names or [], types or [])]
+        self._rows = list(rows or [])
+        self.rowcount = len(self._rows)
+
+    def fetchone(self) -> tuple | None:
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchall(self) -> list[tuple]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def __iter__(self):
+        return iter(self.fetchall())
+
+
+class SessionSql:
+    """Runs one Spark SQL statement on a SparkSession (the session method, in this process)."""
+
+    def __init__(self, spark: Any):
+        self.spark = spark
+
+    def run(self, statement: str) -> tuple[list[str], list[str], list[tuple]]:
+        frame = self.spark.sql(statement)
+        fields = frame.schema.fields
+        return ([f.name for f in fields], [f.dataType.simpleString() for f in fields],
+                [tuple(row) for row in frame.collect()])
+
+    def arrow(self, statement: str) -> Any:
+        return self.spark.sql(statement).toArrow()
+
+    def close(self) -> None:
+        pass  # the session is the process's (loyalty_monitor.spark); dbt uses it too
+
+
+class ThriftSql:
+    """Runs one Spark SQL statement through a Spark Thrift server or Databricks (PyHive: the
+    ``thrift`` and ``http`` methods). The same statements as ``SessionSql``: everything the reader
+    does is SQL text."""
+
+    def __init__(self, connection: Any):
+        self.connection = connection
+
+    def run(self, statement: str) -> tuple[list[str], list[str], list[tuple]]:
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(statement)
+            if not cursor.description:
+                return [], [], []
+            names = [d[0].split(".")[-1] for d in cursor.description]
+            types = [str(d[1]).lower().replace("_type", "") for d in cursor.description]
+            return names, types, [tuple(r) for r in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def arrow(self, statement: str) -> Any:
+        import pyarrow as pa
+
+        names, _, rows = self.run(statement)
+        return pa.table({name: [row[i] for row in rows] for i, name in enumerate(names)})
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class SparkMarts(_Base):
+    """The Spark warehouse: schemas ``build``, ``published`` and ``ops`` in Spark's catalog (the
+    Hive metastore), through a :class:`SessionSql` (in-process SparkSession) or a :class:`ThriftSql`
+    (Thrift server, Databricks).
+
+    The library's portable SQL runs as it is, with what Spark lacks emulated for the small
+    operational tables next to the marts (``ops.alert_state``, ``ops.pipeline_runs`` ...), which
+    are plain Parquet on Spark:
+
+    - ``?`` parameters are inlined as literals; ``"name"`` becomes `` `name` ``; a script runs
+      statement by statement;
+    - ``begin``/``commit``/``rollback`` do nothing: Spark has no transactions (``warehouse.publish``
+      stages the new published tables and swaps them in by renames instead);
+    - ``delete from t where p`` rewrites ``t`` without the matching rows;
+    - ``insert into t (...) values/select ... on conflict (key) do update set c = excluded.c, ...``
+      (an upsert that replaces the row) rewrites ``t`` with the new rows in place of those with the
+      same key;
+    - ``create table (...)`` drops what Parquet tables cannot declare (``primary key``, ``default``,
+      ``not null``) and stores as Parquet;
+    - ``information_schema.tables``/``.columns`` are answered from the catalog (``show tables``,
+      ``describe``) as a temporary view, for ``table_exists``, ``tables`` and the queries that ask.
+
+    Writes are not atomic (Parquet without a table format); the ops tables hold idempotency records
+    that are rewritten whole, small by design.
+    """
+
+    engine = "spark"
+    SCHEMAS = ("build", "published", "ops")
+
+    def __init__(self, sql: Any):
+        self.sql = sql
+
+    # -- the MartsReader interface ------------------------------------------------------------------
+    def execute(self, sql: str, params: Iterable[Any] | None = None) -> Any:
+        cursor: Any = _Rows()
+        params = list(params or [])
+        upsert = _UPSERT.match(sql)
+        if upsert:
+            self._upsert(upsert, [params] if params else [[]])
+            return cursor
+        for statement in to_spark_sql(sql, params):
+            cursor = self._one(statement)
+        return cursor
+
+    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        rows = [list(row) for row in rows]
+        if not rows:
+            return
+        upsert = _UPSERT.match(sql)
+        if upsert:
+            self._upsert(upsert, rows)
+            return
+        values = re.match(r"^\s*(insert\s+into\s+[\w.]+(?:\s*\([^)]*\))?)\s+values\s*(\(.*\))\s*$", sql,
+                          re.IGNORECASE | re.DOTALL)
+        if values:  # one statement for all rows, not one Spark job per row
+            head, row_sql = values.groups()
+            tuples = ", ".join(to_spark_sql(row_sql, row)[0] for row in rows)
+            self._one(f"{head} values {tuples}")
+            return
+        for row in rows:
+            self.execute(sql, row)
+
+    def query_arrow(self, sql: str, params: Iterable[Any] | None = None) -> Any:
+        statements = to_spark_sql(sql, params)
+        for statement in statements[:-1]:
+            self._one(statement)
+        return self.sql.arrow(self._with_catalog(statements[-1]))
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        return table in self._tables_of(schema)
+
+    def tables(self, schema: str) -> list[str]:
+        return sorted(self._tables_of(schema))
+
+    def close(self) -> None:
+        self.sql.close()
+
+    # -- emulations -------------------------------------------------------------------------------
+    def _one(self, statement: str) -> Any:
+        if _NO_OP.match(statement):
+            return _Rows()
+        delete = _DELETE.match(statement)
+        if delete:
+            self._delete(delete.group(1), delete.group(2))
+            return _Rows()
+        create = _CREATE.match(statement)
+        if create:
+            statement = self._parquet_table(*create.groups())
+        names, types, rows = self.sql.run(self._with_catalog(statement))
+        return _Rows(names, types, rows)
+
+    def _schemas_of(self, schema: str) -> set[str]:
+        names, _, rows = self.sql.run("show schemas")
+        return {str(r[0]) for r in rows}
+
+    def _tables_of(self, schema: str) -> set[str]:
+        if not re.fullmatch(r"\w+", schema) or schema not in self._schemas_of(schema):
+            return set()
+        names, _, rows = self.sql.run(f"show tables in {schema}")
+        table = names.index("tableName") if "tableName" in names else 1
+        temporary = names.index("isTemporary") if "isTemporary" in names else None
+        return {str(r[table]) for r in rows if temporary is None or not r[temporary]}
+
+    def _with_catalog(self, statement: str) -> str:
+        """Statements that read information_schema get it as temporary views of the catalog."""
+        wanted = {m.lower() for m in _INFO.findall(statement)}
+        if not wanted:
+            return statement
+        tables = [(schema, table) for schema in self.SCHEMAS for table in sorted(self._tables_of(schema))]
+        rows = ", ".join(f"({spark_literal(s)}, {spark_literal(t)}, 'BASE TABLE')" for s, t in tables)
+        self.sql.run("create or replace temporary view loyalty_information_schema_tables "
+                     "(table_schema, table_name, table_type) as "
+                     + (f"select * from values {rows}" if rows else
+                        "select cast(null as string), cast(null as string), cast(null as string) where false"))
+        if "columns" in wanted:
+            columns = []
+            for schema, table in tables:
+                names, _, described = self.sql.run(f"describe table {schema}.{table}")
+                for position, row in enumerate(described, start=1):
+                    if not row[0] or str(row[0]).startswith("#"):
+                        break
+                    columns.append(f"({spark_literal(schema)}, {spark_literal(table)}, {spark_literal(row[0])}, "
+                                   f"{spark_literal(row[1])}, {position})")
+            self.sql.run("create or replace temporary view loyalty_information_schema_columns "
+                         "(table_schema, table_name, column_name, data_type, ordinal_position) as "
+                         + (f"select * from values {', '.join(columns)}" if columns else
+                            "select cast(null as string), cast(null as string), cast(null as string), "
+                            "cast(null as string), cast(null as int) where false"))
+        return _INFO.sub(lambda m: f"loyalty_information_schema_{m.group(1).lower()}", statement)
+
+    @staticmethod
+    def _parquet_table(if_not_exists: str | None, name: str, body: str) -> str:
+        parts, depth, current = [], 0, []
+        for char in body:
+            depth += char == "("
+            depth -= char == ")"
+            if char == "," and depth == 0:
+                parts.append("".join(current))
+                current = []
+            else:
+                current.append(char)
+        parts.append("".join(current))
+        columns = []
+        for part in parts:
+            part = part.strip()
+            if not part or re.match(r"^(primary\s+key|unique|constraint|check)\b", part, re.IGNORECASE):
+                continue
+            part = re.sub(r"\s+default\s+\S+", "", part, flags=re.IGNORECASE)
+            part = re.sub(r"\s+not\s+null\b|\s+primary\s+key\b", "", part, flags=re.IGNORECASE)
+            columns.append(part)
+        return f"create table {if_not_exists or ''}{name} ({', '.join(columns)}) using parquet"
+
+    def _scratch(self, table: str, suffix: str) -> str:
+        schema, _, name = table.rpartition(".")
+        return f"{schema + '.' if schema else ''}loyalty_work__{name}__{suffix}"
+
+    def _replace(self, table: str, select: str) -> None:
+        """``table`` becomes the result of ``select`` (which may read ``table``): written to a work
+        table first, then swapped in by a drop and a rename."""
+        work = self._scratch(table, "next")
+        self.sql.run(f"drop table if exists {work}")
+        self.sql.run(f"create table {work} using parquet as {select}")
+        self.sql.run(f"drop table if exists {table}")
+        self.sql.run(f"alter table {work} rename to {table}")
+
+    def _delete(self, table: str, where: str | None) -> None:
+        if where is None:
+            self._replace(table, f"select * from {table} where false")
+            return
+        where = self._with_catalog(where)
+        _, _, found = self.sql.run(f"select count(*) from {table} where {where}")
+        if found[0][0]:
+            self._replace(table, f"select * from {table} where not coalesce(({where}), false)")
+
+    def _upsert(self, match: re.Match[str], rows: list[list[Any]]) -> None:
+        table, column_list, source, keys, updates = match.groups()
+        columns = [c.strip() for c in column_list.split(",")]
+        keys = [k.strip() for k in keys.split(",")]
+        for assignment in updates.split(","):
+            left, _, right = assignment.partition("=")
+            if right.strip().lower() != f"excluded.{left.strip().lower()}":
+                raise MartsError(f"Spark reader: only upserts that replace the row are supported, not {assignment!r}")
+        if re.match(r"^values\b", source.strip(), re.IGNORECASE):
+            tuples = ", ".join(to_spark_sql(source.strip()[len("values"):], row)[0] for row in rows)
+            new_rows = f"select * from values {tuples} as new_rows ({', '.join(columns)})"
+        else:
+            new_rows = to_spark_sql(source, rows[0] if rows else [])[0]
+        stored = self.sql.run(f"select * from {table} where false")[0]
+        fresh = self._scratch(table, "new")
+        self.sql.run(f"drop table if exists {fresh}")
+        self.sql.run(f"create table {fresh} using parquet as select {', '.join(columns)} from ({new_rows}) as new_rows")
+        matched = " and ".join(f"stored.{k} = fresh.{k}" for k in keys)
+        picked = ", ".join(f"fresh.{c}" if c in columns else f"cast(null as string) as {c}" for c in stored)
+        self._replace(table, f"select stored.* from {table} as stored left anti join {fresh} as fresh on {matched} "
+                             f"union all select {picked} from {fresh} as fresh")
+        self.sql.run(f"drop table if exists {fresh}")
+
+
+def spark_connect(settings: Settings) -> Any:
+    """The SQL runner of the Spark warehouse of ``settings``: the in-process SparkSession (method
+    ``session``) or a PyHive connection to a Thrift server / Databricks (``thrift``, ``http``)."""
+    method = (settings.spark_method or "session").lower()
+    if method == "session":
+        from loyalty_monitor import spark
+
+        return SessionSql(spark.session(settings))
+    try:
+        from pyhive import hive
+    except ImportError:
+        raise MartsError("the Spark thrift/http methods need PyHive (pip install 'dbt-spark[PyHive]')") from None
+    from loyalty_monitor import spark
+
+    try:
+        if method == "thrift":
+            connection = hive.connect(host=settings.spark_host, port=int(settings.spark_port),
+                                      username=settings.spark_user or "loyalty", configuration=dict(spark.SESSION_CONF))
+        elif method == "http":
+            from thrift.transport import THttpClient
+
+            path = (f"sql/protocolv1/o/0/{settings.spark_cluster}" if settings.spark_cluster
+                    else f"sql/1.0/warehouses/{settings.spark_endpoint}")
+            transport = THttpClient.THttpClient(f"https://{settings.spark_host}:{settings.spark_port}/{path}")
+            transport.setCustomHeaders({"Authorization": "Bearer " + reveal(settings.spark_token)})
+            connection = hive.connect(thrift_transport=transport, configuration=dict(spark.SESSION_CONF))
+        else:
+            raise MartsError(f"spark_method {settings.spark_method!r}: choose session, thrift or http")
+    except MartsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - PyHive/thrift raise many kinds
+        raise MartsError(f"cannot connect to Spark ({method}) at {settings.spark_host}:{settings.spark_port}: "
+                         f"{' '.join(str(exc).split())}") from None
+    return ThriftSql(connection)
+
+
 def pg_connect(settings: Settings, autocommit: bool = True) -> Any:
     """A psycopg2 connection to the PostgreSQL warehouse of ``settings`` (session time zone UTC)."""
     import psycopg2
@@ -192,6 +584,8 @@ def open_marts(settings: Settings, read_only: bool = True) -> MartsReader:
     """
     if engine_of(settings) == "postgres":
         return PostgresMarts(pg_connect(settings))
+    if engine_of(settings) == "spark":
+        return SparkMarts(spark_connect(settings))
     import duckdb
 
     path = settings.warehouse

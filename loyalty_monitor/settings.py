@@ -25,7 +25,7 @@ ENV_PREFIX = "LOYALTY_"
 
 # Fields whose values must never be printed or logged: they hold a :class:`Secret`.
 SECRET_FIELDS = frozenset({"sasl_password", "smtp_password", "slack_webhook_url", "webhook_url",
-                           "web_signing_keys", "pg_password"})
+                           "web_signing_keys", "pg_password", "spark_token"})
 #: Keys of the TOML file's unknown entries that are masked as well by ``redacted()``.
 SECRET_NAME_HINTS = ("password", "secret", "token", "fernet", "webhook", "credential", "_key")
 
@@ -78,7 +78,7 @@ class Settings:
     warehouse_path: str = ""
     scoring_file: Path = PROJECT_ROOT / "config" / "scoring.yml"
     dbt_project_dir: Path = PROJECT_ROOT / "dbt_project"
-    #: dbt target in dbt_project/profiles.yml (``duckdb`` embedded default, ``postgres``).
+    #: dbt target in dbt_project/profiles.yml (``duckdb`` embedded default, ``postgres``, ``spark``).
     dbt_target: str = "duckdb"
     #: The PostgreSQL warehouse (``dbt_target = "postgres"``; docs/warehouse.md "Engines"): the dbt
     #: profile, the landing load and the marts readers all connect with these.
@@ -95,6 +95,22 @@ class Settings:
     #: batches of customers of at most about this many rows each, so that its memory does not grow
     #: with the number of customers (docs/warehouse.md "Performance"). 0: one batch.
     customer_batch_rows: int = 2_000_000
+    #: Apache Spark (``dbt_target = "spark"``; docs/warehouse.md "Engines"). ``session`` runs Spark
+    #: in this process in local mode (tests, the embedded run: the metastore and the tables live in
+    #: ``spark_dir``); ``thrift`` and ``http`` reach a Spark Thrift server or Databricks at
+    #: ``spark_host``/``spark_port`` (``spark_token``, ``spark_cluster``/``spark_endpoint`` for http).
+    spark_method: str = "session"
+    spark_master: str = "local[2]"
+    spark_driver_memory: str = "2g"
+    spark_shuffle_partitions: int = 4
+    #: metastore and table files of the session method; empty means ``<data_dir>/spark``
+    spark_dir: str = ""
+    spark_host: str = "localhost"
+    spark_port: int = 10000
+    spark_user: str = ""
+    spark_token: Secret = Secret()
+    spark_cluster: str = ""
+    spark_endpoint: str = ""
 
     # --- Kafka -------------------------------------------------------------------------------
     #: Comma-separated host:port list. Empty means: the embedded broker's address if it runs

@@ -120,7 +120,55 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "LOYALTY_FEED_STALE_DAYS": str(GateConfig.from_settings(settings).feed_stale_days),
         # The postgres target of profiles.yml (read only when LOYALTY_DBT_TARGET=postgres).
         **pg_env(settings),
+        # The spark target (read only when LOYALTY_DBT_TARGET=spark).
+        **spark_env(settings),
     }
+
+
+def spark_env(settings: Settings) -> dict[str, str]:
+    """The ``LOYALTY_SPARK_*`` variables of the dbt profile's ``spark`` target, from the settings;
+    on the Spark target also which landing datasets have files (a Spark query over no file fails,
+    so dbt cannot ask) and whether a quarantine file exists, and, for the session method, the
+    in-process Spark's settings (``PYSPARK_SUBMIT_ARGS``: ``loyalty_monitor.spark``)."""
+    from loyalty_monitor.settings import reveal
+
+    env = {"LOYALTY_SPARK_METHOD": settings.spark_method, "LOYALTY_SPARK_HOST": settings.spark_host,
+           "LOYALTY_SPARK_PORT": str(settings.spark_port), "LOYALTY_SPARK_USER": settings.spark_user or "loyalty",
+           "LOYALTY_SPARK_TOKEN": reveal(settings.spark_token), "LOYALTY_SPARK_CLUSTER": settings.spark_cluster,
+           "LOYALTY_SPARK_ENDPOINT": settings.spark_endpoint}
+    if (settings.dbt_target or "").lower() != "spark":
+        return env
+    from expectations.quarantine import quarantine_path  # light: no Great Expectations import
+    from loyalty_monitor import spark
+
+    env["LOYALTY_LANDING_DATASETS"] = ",".join(landed_datasets(settings))
+    env["LOYALTY_QUARANTINE_EXISTS"] = "1" if quarantine_path(settings).exists() else "0"
+    if settings.spark_method == "session":
+        env["PYSPARK_SUBMIT_ARGS"] = spark.submit_args(settings)
+    return env
+
+
+def landed_datasets(settings: Settings) -> list[str]:
+    """The landing datasets (touchpoints, customers, case_events) with at least one Parquet file."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(str(settings.landing).rstrip("/"))
+    found = []
+    for dataset in ("touchpoints", "customers", "case_events"):
+        try:
+            days = [d for d in fs.ls(f"{root}/{dataset}", detail=False)]
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if any(name.endswith(".parquet") for day in days for name in _ls_or_empty(fs, day)):
+            found.append(dataset)
+    return found
+
+
+def _ls_or_empty(fs: Any, path: str) -> list[str]:
+    try:
+        return fs.ls(path, detail=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def pg_env(settings: Settings) -> dict[str, str]:
@@ -210,6 +258,10 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | str | None = N
                 on_node(DbtNodeResult(event.data.node_info.node_name, event.data.node_info.resource_type,
                                       node.status, node.message or None, float(node.execution_time or 0)))
         callbacks.append(_callback)
+    if is_spark(settings) and settings.spark_method == "session":
+        from loyalty_monitor import spark
+
+        spark.session(settings)  # dbt-spark's session method then uses this one (same settings)
     started = time.perf_counter()
     with _DBT_LOCK, environment(env):
         try:
@@ -300,6 +352,10 @@ def is_postgres(settings: Settings) -> bool:
     return engine_of(settings) == "postgres"
 
 
+def is_spark(settings: Settings) -> bool:
+    return engine_of(settings) == "spark"
+
+
 def load(settings: Settings) -> "LoadResult | None":
     """On PostgreSQL, load new and changed landed Parquet files into schema ``landing``
     (``loyalty_monitor.landing_load``; idempotent, by file). On DuckDB nothing to do: dbt reads the
@@ -353,6 +409,9 @@ def publish(settings: Settings, published_by: str = "cli") -> list[str]:
         if missing:
             raise WarehouseError(f"cannot publish: schema {BUILD_SCHEMA} lacks {', '.join(missing)} "
                                  "(run `loyalty warehouse build` first)")
+        if con.engine == "spark":
+            _publish_spark(con, marts, published_by)
+            return marts
         con.execute("begin transaction")
         try:
             con.execute(f"create schema if not exists {PUBLISHED_SCHEMA}")
@@ -368,6 +427,22 @@ def publish(settings: Settings, published_by: str = "cli") -> list[str]:
         return marts
     finally:
         con.close()
+
+
+def _publish_spark(con: Any, marts: list[str], published_by: str) -> None:
+    """Publish on Spark, which has no transactions: every mart is first copied next to the
+    published one (``published.loyalty_stage__<mart>``), and only when all copies are written are
+    they swapped in, each by a drop and a rename (metadata only). A failure while copying leaves
+    ``published`` as it was; readers may see a mix of old and new marts only during the swap."""
+    con.execute(f"create schema if not exists {PUBLISHED_SCHEMA}")
+    staged = {mart: f"{PUBLISHED_SCHEMA}.loyalty_stage__{mart}" for mart in marts}
+    for mart, stage in staged.items():
+        con.execute(f"drop table if exists {stage}")
+        con.execute(f'create table {stage} using parquet as select * from {BUILD_SCHEMA}."{mart}"')
+    for mart, stage in staged.items():
+        con.execute(f'drop table if exists {PUBLISHED_SCHEMA}."{mart}"')
+        con.execute(f'alter table {stage} rename to {PUBLISHED_SCHEMA}."{mart}"')
+    _record_publish(con, published_by, len(marts))
 
 
 def _record_publish(con: Any, published_by: str, marts: int) -> None:

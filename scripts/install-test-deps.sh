@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the test suite needs beyond the Python virtualenv: headless Chromium renders
-# the leadership report; the PostgreSQL server runs the warehouse parity tests. Installs only what
+# the leadership report; the PostgreSQL server and a Java runtime (Spark) run the warehouse parity
+# tests. Installs only what
 # is missing; a no-op on a prepared machine.
 set -euo pipefail
 if ! command -v chromium >/dev/null 2>&1; then
@@ -29,6 +30,18 @@ if ! have_initdb; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
   else
     echo "warning: PostgreSQL server binaries (initdb) are not installed and cannot be installed here; the PostgreSQL warehouse tests will be skipped" >&2
+  fi
+fi
+
+# A Java runtime (17 or later): Apache Spark runs in the test process (dbt-spark's session method,
+# pyspark) for the engine parity tests (tests/test_warehouse_postgres.py).
+if ! command -v java >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing a Java runtime (Spark in the warehouse parity tests)..."
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  else
+    echo "warning: no Java runtime (java) and none can be installed here; the Spark warehouse tests will fail" >&2
   fi
 fi
 

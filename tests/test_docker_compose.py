@@ -34,7 +34,9 @@ AIRFLOW_CONFIG = Path(importlib.util.find_spec("airflow").origin).parent / "conf
 AIRFLOW_SERVICES = {"airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",
                     "airflow-dag-processor": "dag-processor", "airflow-triggerer": "triggerer"}
 ONE_SHOT = {"preflight", "kafka-init", "airflow-init"}
-REQUIRED = {"kafka", "postgres", "consumer", "web", *AIRFLOW_SERVICES, *ONE_SHOT}
+#: the warehouse at scale (profile "scale"): PostgreSQL and a standalone Spark with its Thrift server
+SCALE = {"warehouse-db", "spark-master", "spark-worker", "spark-thrift"}
+REQUIRED = {"kafka", "postgres", "consumer", "web", *AIRFLOW_SERVICES, *ONE_SHOT, *SCALE}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|WEBHOOK_URL|SQL_ALCHEMY_CONN|_KEYS?$")
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message}; $${...} is an escaped $
 REFERENCE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
@@ -482,3 +484,41 @@ def test_kafka_tls_script_makes_a_certificate_a_client_verifies(tmp_path: Path) 
                            env={"PATH": os.environ["PATH"], "KAFKA_TLS_DIR": str(out),
                                 "KAFKA_SSL_KEYSTORE_PASSWORD": password}, timeout=120)
     assert again.returncode == 0 and (out / "ca.pem").read_bytes() == ca_before
+
+
+def test_scale_profile_runs_the_warehouse_servers(services: dict) -> None:
+    """PostgreSQL and Spark (master, worker, Thrift server) start only with `--profile scale`, each
+    health-checked, and the pipeline's services reach them by the settings the engines read."""
+    from loyalty_monitor.spark import SESSION_CONF
+
+    for name in SCALE:
+        assert services[name].get("profiles") == ["scale"], name
+    assert not [n for n, s in services.items() if s.get("profiles") and n not in SCALE]
+    assert services["warehouse-db"]["image"].startswith("postgres:")
+    assert "warehouse-db-data:/var/lib/postgresql/data" in services["warehouse-db"]["volumes"]
+    spark_images = {services[name]["image"] for name in SCALE - {"warehouse-db"}}
+    assert len(spark_images) == 1 and spark_images.pop().startswith("apache/spark:4.")
+
+    master = command_text(services["spark-master"])
+    assert "org.apache.spark.deploy.master.Master" in master and "7077" in master
+    worker = command_text(services["spark-worker"])
+    assert "org.apache.spark.deploy.worker.Worker" in worker and worker.endswith("spark://spark-master:7077")
+    assert services["spark-worker"]["depends_on"]["spark-master"]["condition"] == "service_healthy"
+    thrift = command_text(services["spark-thrift"])
+    assert "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2" in thrift
+    assert "--master spark://spark-master:7077" in thrift and "hive.server2.thrift.port=10000" in thrift
+    assert services["spark-thrift"]["depends_on"]["spark-worker"]["condition"] == "service_healthy"
+    assert "beeline" in " ".join(services["spark-thrift"]["healthcheck"]["test"])
+    # every session on the cluster runs with the settings the results depend on (UTC, NTZ timestamps ...)
+    for key, value in SESSION_CONF.items():
+        assert f"--conf {key}={value}" in thrift, key
+    for name in ("spark-worker", "spark-thrift"):  # executors and driver read the landing zone, write tables
+        assert "loyalty-data:/data:ro" in services[name]["volumes"], name
+        assert any(v.startswith("spark-warehouse:") for v in services[name]["volumes"]), name
+    assert "ports" not in services["spark-thrift"] and "ports" not in services["warehouse-db"]  # network-internal
+
+    env = environment(services["airflow-scheduler"])
+    assert env["LOYALTY_DBT_TARGET"] == "${LOYALTY_DBT_TARGET:-duckdb}"
+    assert defaults_of(env["LOYALTY_PG_HOST"]) == "warehouse-db"
+    assert defaults_of(env["LOYALTY_SPARK_HOST"]) == "spark-thrift" and defaults_of(env["LOYALTY_SPARK_METHOD"]) == "thrift"
+    assert "LOYALTY_PG_PASSWORD" not in environment(services["consumer"])  # the consumer needs no warehouse

@@ -1,15 +1,19 @@
-"""The same dbt project on PostgreSQL as on DuckDB (docs/warehouse.md "Engines").
+"""The same dbt project on DuckDB, PostgreSQL and Apache Spark (docs/warehouse.md "Engines").
 
 A real PostgreSQL 15 cluster (tests/postgres_cluster.py: initdb, pg_ctl, a free port, removed at
-teardown) and a small generated history (30 customers, six months), landed in two parts. On both
-engines the project is built up to a cut date (on PostgreSQL after loading the landing zone with
-``loyalty_monitor.landing_load``), then the second part (with events sent late about earlier days)
-lands and an incremental run follows, with the unit and data tests; both are published, and every
-published mart is compared row for row: same tables, same columns in the same order, same rows; floating-point values to a relative tolerance of 1e-9 (absolute 1e-9 near
-zero: the engines sum and divide in different orders), everything else exactly.
+teardown), a real Spark 4 in this process (dbt-spark's session method, local[2], its metastore and
+tables in a temp dir) and a small generated history (30 customers, six months), landed in two
+parts. On every engine the project is built up to a cut date (on PostgreSQL after loading the
+landing zone with ``loyalty_monitor.landing_load``; Spark reads the Parquet files in place), then
+the second part (with events sent late about earlier days) lands and an incremental run follows,
+with the unit and data tests; all are published, and every published mart is compared row for row
+with DuckDB's: same tables, same columns in the same order, same rows; floating-point values to a
+relative tolerance of 1e-9 (absolute 1e-9 near zero: the engines sum and divide in different
+orders), everything else exactly.
 Also: the load step is idempotent (a second run loads nothing and the row counts stay), a rewritten
-file replaces its rows and a removed file takes its rows along; and the marts reader gives the same
-answers on both engines.
+file replaces its rows and a removed file takes its rows along; the marts reader gives the same
+answers on every engine; the marts gate, the population step, publish and alert dispatch run on
+each and send the same alerts; a full refresh gives the same marts everywhere.
 """
 
 from __future__ import annotations
@@ -20,20 +24,33 @@ import datetime as dt
 import decimal
 import math
 import shutil
+import time
 
 import pyarrow.parquet as pq
 import pytest
 
-from loyalty_monitor import warehouse
+from loyalty_monitor import spark, warehouse
 from loyalty_monitor.landing_load import LOAD_LOG, landing_counts, load_landing
-from loyalty_monitor.marts import PostgresMarts, open_marts, pg_connect, to_pyformat
+from loyalty_monitor.marts import PostgresMarts, SparkMarts, open_marts, pg_connect, to_pyformat
 from postgres_cluster import postgres_cluster  # noqa: F401 - the fixture
 from warehouse_history import land, land_as_partition, make_history, split_by_send_order, warehouse_settings
 
-pytestmark = pytest.mark.slow
+# Spark builds the history three times (first build, daily run with the unit tests, full refresh):
+# minutes each on two shared cores, so the first test (which sets the engines up) needs longer
+# than the suite's default timeout
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 START, CUT, END = "2026-01-01", dt.date(2026, 5, 20), "2026-06-30"
 REL_TOL = ABS_TOL = 1e-9
+
+
+def _on_spark(settings, data_dir):
+    """Spark in this process (the session method) on the same landing zone and scoring file, with a
+    modest footprint: two cores shared with other work, 2 GiB for the driver, 4 shuffle partitions."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return dataclasses.replace(settings, dbt_target="spark", data_dir=data_dir, landing_url=settings.landing,
+                               spark_method="session", spark_dir="", spark_master="local[2]",
+                               spark_driver_memory="2g", spark_shuffle_partitions=4)
 
 
 def _on_postgres(settings, cluster, database: str | None = None):
@@ -43,10 +60,10 @@ def _on_postgres(settings, cluster, database: str | None = None):
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory, postgres_cluster):  # noqa: F811
-    """Both engines the way production runs: a first build up to CUT, then the rest lands (events
+    """The three engines the way production runs: a first build up to CUT, then the rest lands (events
     sent late about days before CUT included) and an incremental run (on PostgreSQL the load picks up
     the new files; incremental models add days and rebuild the late ones). The drift model's
-    population parameters are append-only (docs/warehouse.md), so both engines must see the same
+    population parameters are append-only (docs/warehouse.md), so every engine must see the same
     sequence of landings and builds to be compared; the last test compares full refreshes too."""
     history = make_history(tmp_path_factory.mktemp("history"), customers=30, start=START, end=END, seed=13)
     parts = tmp_path_factory.mktemp("parts")
@@ -62,16 +79,27 @@ def engines(tmp_path_factory, postgres_cluster):  # noqa: F811
     pg_data.mkdir(parents=True)
     pg = _on_postgres(dataclasses.replace(duck, data_dir=pg_data, landing_url=duck.landing), postgres_cluster)
 
+    sp = _on_spark(duck, tmp_path_factory.mktemp("spark") / "data")
+    engines = (("duckdb", duck), ("postgres", pg), ("spark", sp))
+
     land(duck, parts / "tp1.jsonl", parts / "cu1.jsonl")
-    for settings in (duck, pg):
+    seconds: dict[str, list[float]] = {name: [] for name, _ in engines}
+    for name, settings in engines:
+        started = time.perf_counter()
         assert warehouse.build(settings, as_of=CUT).success  # the first build: creates everything
+        seconds[name].append(time.perf_counter() - started)
     land_as_partition(duck, tmp_path_factory.mktemp("scratch"), parts / "tp2.jsonl", parts / "cu2.jsonl", partition=1)
     results = {}
-    for name, settings in (("duckdb", duck), ("postgres", pg)):
+    for name, settings in engines:
+        started = time.perf_counter()
         results[name] = warehouse.build(settings, as_of=END, unit_tests=True)  # incremental
+        seconds[name].append(time.perf_counter() - started)
         assert "--full-refresh" not in results[name].args
         warehouse.publish(settings, published_by="test")
-    return duck, pg, results
+    print("\nbuild seconds (first build to the cut date, daily run with unit tests): "
+          + ", ".join(f"{name} {' / '.join(f'{s:.0f}' for s in times)}" for name, times in seconds.items()))
+    yield duck, pg, sp, results
+    spark.stop()  # the JVM's memory back for the rest of the suite
 
 
 def _published(settings) -> dict[str, tuple[list[str], list[tuple]]]:
@@ -108,8 +136,8 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def test_both_engines_build_and_test_everything(engines):
-    _, _, results = engines
+def test_every_engine_builds_and_tests_everything(engines):
+    *_, results = engines
     for name, result in results.items():
         assert result.success, f"{name}: {result.error}"
         statuses = {n.status for n in result.nodes if n.resource_type == "model"}
@@ -119,16 +147,17 @@ def test_both_engines_build_and_test_everything(engines):
         unit = [n for n in result.nodes if n.resource_type == "unit_test"]  # same expectations on both
         assert len(unit) >= 7 and {n.status for n in unit} == {"pass"}, name
     models = lambda r: sorted(n.name for n in r.nodes if n.resource_type == "model")  # noqa: E731
-    assert models(results["duckdb"]) == models(results["postgres"])
+    assert models(results["duckdb"]) == models(results["postgres"]) == models(results["spark"])
 
 
-def test_every_published_mart_is_the_same_on_both_engines(engines):
-    duck, pg, _ = engines
+def test_every_published_mart_is_the_same_on_every_engine(engines):
+    duck, pg, sp, _ = engines
     _assert_same_marts(duck, pg)
+    _assert_same_marts(duck, sp)
 
 
-def _assert_same_marts(duck, pg) -> None:
-    left, right = _published(duck), _published(pg)
+def _assert_same_marts(duck, other) -> None:
+    left, right = _published(duck), _published(other)
     assert sorted(left) == sorted(right)
     assert set(warehouse.REQUIRED_MARTS) <= set(left)
     compared, problems = 0, {}
@@ -138,7 +167,7 @@ def _assert_same_marts(duck, pg) -> None:
             problems[table] = f"columns differ: {columns_l} vs {columns_r}"
             continue
         if len(rows_l) != len(rows_r):
-            problems[table] = f"{len(rows_l)} rows on DuckDB, {len(rows_r)} on PostgreSQL"
+            problems[table] = f"{len(rows_l)} rows on DuckDB, {len(rows_r)} on {other.dbt_target}"
             continue
         for row_l, row_r in zip(sorted(rows_l, key=_sort_key), sorted(rows_r, key=_sort_key)):
             diffs = [(c, a, b) for c, a, b in zip(columns_l, row_l, row_r) if not _same(a, b)]
@@ -151,29 +180,47 @@ def _assert_same_marts(duck, pg) -> None:
     assert left["fct_churn_alerts"][1], "the history should give some alerts to compare"
 
 
-def test_publish_records_the_run_on_postgres(engines):
-    _, pg, _ = engines
-    runs = warehouse.pipeline_runs(pg)
-    assert runs and runs[0]["published_by"] == "test" and runs[0]["as_of_date"] == dt.date.fromisoformat(END)
-    assert warehouse.portfolio_status(pg, END) == warehouse.portfolio_status(engines[0], END)
+def test_publish_records_the_run_on_postgres_and_spark(engines):
+    duck, pg, sp, _ = engines
+    for settings in (pg, sp):
+        runs = warehouse.pipeline_runs(settings)
+        assert runs and runs[0]["published_by"] == "test" and runs[0]["as_of_date"] == dt.date.fromisoformat(END)
+        assert warehouse.portfolio_status(settings, END) == warehouse.portfolio_status(duck, END)
+    with open_marts(sp) as con:  # nothing of the staged swap is left behind
+        assert not [t for t in con.tables("published") if not t.startswith(warehouse.MART_PREFIXES)]
 
 
 def test_marts_reader_answers_alike(engines):
-    duck, pg, _ = engines
+    duck, pg, sp, _ = engines
     sql = ("select status, count(*) as n from published.fct_customer_health_daily "
            "where as_of_date = ? and status like '%e%' group by status order by status")
-    with open_marts(duck) as a, open_marts(pg) as b:
+    day = [dt.date.fromisoformat(END)]
+    with open_marts(duck) as a, open_marts(pg) as b, open_marts(sp) as c:
         assert isinstance(b, PostgresMarts) and b.engine == "postgres" and a.engine == "duckdb"
-        assert a.query(sql, [dt.date.fromisoformat(END)]) == b.query(sql, [dt.date.fromisoformat(END)])
-        assert a.query_arrow(sql, [dt.date.fromisoformat(END)]).num_rows == b.query_arrow(
-            sql, [dt.date.fromisoformat(END)]).num_rows
-        assert b.table_exists("published", "dim_customers") and not b.table_exists("published", "nope")
+        assert isinstance(c, SparkMarts) and c.engine == "spark"
+        assert a.query(sql, day) == b.query(sql, day) == c.query(sql, day)
+        assert a.query_arrow(sql, day).num_rows == b.query_arrow(sql, day).num_rows == c.query_arrow(sql, day).num_rows
+        for reader in (b, c):
+            assert reader.table_exists("published", "dim_customers") and not reader.table_exists("published", "nope")
+        assert a.tables("published") == c.tables("published")
+    # the operational tables' upsert and delete, which Parquet tables cannot do themselves
+    for settings in (duck, sp):
+        with open_marts(settings, read_only=False) as reader:
+            reader.execute("create table if not exists ops.reader_probe (k varchar not null, v integer default 0, "
+                           "primary key (k))")
+            upsert = "insert into ops.reader_probe (k, v) values (?, ?) on conflict (k) do update set v = excluded.v"
+            reader.executemany(upsert, [["a", 1], ["b", 2], ["it's", 3]])
+            reader.execute(upsert, ["a", 10])
+            reader.execute("delete from ops.reader_probe where k = ?", ["b"])
+            assert reader.query("select k, v from ops.reader_probe order by k") == [
+                {"k": "a", "v": 10}, {"k": "it's", "v": 3}], settings.dbt_target
+            reader.execute("drop table ops.reader_probe")
     assert to_pyformat("select '?', \"a?\", ? where x like 'a%' and y % 2 = 0") == \
         "select '?', \"a?\", %s where x like 'a%%' and y %% 2 = 0"
 
 
 def test_load_is_idempotent_by_file(engines, postgres_cluster, tmp_path):  # noqa: F811
-    duck, _, _ = engines
+    duck, *_ = engines
     # a database of its own, and a copy of the landing zone this test may change
     admin = pg_connect(_on_postgres(duck, postgres_cluster, "postgres"))
     with admin.cursor() as cur:
@@ -229,17 +276,18 @@ def test_load_is_idempotent_by_file(engines, postgres_cluster, tmp_path):  # noq
         con.close()
 
 
-def test_the_pipeline_runs_on_postgres(engines):
-    """Gate, population step, publish and alert dispatch on PostgreSQL, against the same steps on DuckDB."""
+def test_the_pipeline_runs_on_postgres_and_spark(engines):
+    """Gate, population step, publish and alert dispatch on PostgreSQL and Spark, against the same
+    steps on DuckDB."""
     from expectations.gate import validate_marts
     from loyalty_monitor.alerting import dispatch as alert_dispatch
     from loyalty_monitor.alerting.channels import build_channels
     from loyalty_monitor.drift import population
 
-    duck, pg, _ = engines
+    duck, pg, sp, _ = engines
     as_of = dt.date.fromisoformat(END)
     outcome = {}
-    for name, settings in (("duckdb", duck), ("postgres", pg)):
+    for name, settings in (("duckdb", duck), ("postgres", pg), ("spark", sp)):
         gate = validate_marts(settings, as_of, schema="build")
         assert gate.passed, f"{name}: {gate.summary()}"
         assert gate.rows == outcome.get("gate_rows", gate.rows)
@@ -256,16 +304,39 @@ def test_the_pipeline_runs_on_postgres(engines):
         sent = sorted(r["alert_id"] for r in alert_dispatch.list_alerts(settings, "sent"))
         outcome[name] = (first.sent, first.capped, first.expired, sent, fitted.customers,
                          {(k, round(p.r, 6)) for k, p in fitted.fits.items()})
-    assert outcome["duckdb"] == outcome["postgres"]
+    assert outcome["duckdb"] == outcome["postgres"] == outcome["spark"]
     assert outcome["postgres"][0] > 0 and outcome["postgres"][2] > 0, f"some alerts sent, older ones expired: {outcome}"
 
 
-def test_full_refresh_is_the_same_on_both_engines(engines):
-    duck, pg, _ = engines
-    for settings in (duck, pg):
+def test_full_refresh_is_the_same_on_every_engine(engines):
+    duck, pg, sp, _ = engines
+    for settings in (duck, pg, sp):
+        started = time.perf_counter()
         assert warehouse.build(settings, as_of=END, full_refresh=True).success
+        print(f"\n{settings.dbt_target}: full refresh of the history in {time.perf_counter() - started:.0f} s")
         warehouse.publish(settings, published_by="full refresh")
     _assert_same_marts(duck, pg)
+    _assert_same_marts(duck, sp)
+
+
+def test_the_report_renders_alike_on_spark(engines, tmp_path):
+    """The leadership report reads the marts through the engine's reader: the same sections and
+    figures on Spark as on DuckDB (the loyalty scatter may list its points in another order; the
+    generation time differs). (On PostgreSQL it goes through the same reader, not compared here yet.)"""
+    import re
+
+    from loyalty_monitor.reporting.render import render_report
+
+    def normal(html: str) -> str:
+        html = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "", html)
+        html = re.sub(r"\b(?:landing|marts)-\d{8}T\d{6}-[0-9a-f]+", "<gate run>", html)  # each its own runs
+        return "".join(sorted(re.split(r"(?=<(?:rect|circle|polygon) )", html)))
+
+    duck, _, sp, _ = engines
+    pages = {s.dbt_target: normal(render_report(s, tmp_path / f"{s.dbt_target}.html").read_text(encoding="utf-8"))
+             for s in (duck, sp)}
+    assert pages["duckdb"] == pages["spark"]
+    assert "no data" not in pages["spark"].lower()
 
 
 def test_erasure_reaches_the_postgres_warehouse(engines):
@@ -274,7 +345,7 @@ def test_erasure_reaches_the_postgres_warehouse(engines):
     it rewrites the landing zone both engines share."""
     from loyalty_monitor import erasure
 
-    _, pg, _ = engines
+    _, pg, _, _ = engines
     with open_marts(pg) as con:
         customer = con.execute("select min(customer_id) from published.dim_customers").fetchone()[0]
     report = erasure.erase_customers(pg, [customer], requested_by="privacy officer")
@@ -289,3 +360,37 @@ def test_erasure_reaches_the_postgres_warehouse(engines):
     assert not any(left.values()), {k: v for k, v in left.items() if v}
     log = "\n".join(json.dumps(entry) for entry in erasure.erasure_log(pg))
     assert customer not in log and "postgres:" in log
+
+
+def test_spark_sql_of_the_portable_subset():
+    """What the Spark reader sends for the library's portable SQL (no Spark needed)."""
+    from loyalty_monitor.marts import spark_literal, to_spark_sql
+
+    assert to_spark_sql('select "a b", ? from t where x = \'?\' and y = ?; select null::varchar -- note',
+                        ["it's", dt.date(2026, 1, 2)]) == [
+        "select `a b`, 'it\\'s' from t where x = '?' and y = date'2026-01-02'", "select cast(null as string)"]
+    assert to_spark_sql("select 'it''s'") == ["select 'it\\'s'"]
+    assert spark_literal(dt.datetime(2026, 1, 2, 3, 4, 5, 6)) == "timestamp_ntz'2026-01-02 03:04:05.000006'"
+    assert spark_literal(1.5) == "1.5D" and spark_literal(None) == "null" and spark_literal(True) == "true"
+    assert spark_literal(decimal.Decimal("1.25")) == "1.25BD" and spark_literal("a\\b") == "'a\\\\b'"
+
+
+def test_erasure_reaches_the_spark_warehouse(engines):
+    """The same on Spark: no row of an erased customer in any table of build, published or ops
+    (Parquet tables rewritten without them). Runs after the PostgreSQL erasure, on another customer."""
+    from loyalty_monitor import erasure
+
+    *_, sp, _ = engines
+    with open_marts(sp) as con:
+        customer = con.execute("select max(customer_id) from published.dim_customers").fetchone()[0]
+    report = erasure.erase_customers(sp, [customer], requested_by="privacy officer")
+    assert not any("NOT erased" in note for note in report.notes), report.notes
+    with open_marts(sp) as con:
+        tables = con.execute("select table_schema, table_name from information_schema.columns "
+                             "where column_name = 'customer_id'").fetchall()
+        assert len(tables) > 10
+        left = {f"{s}.{t}": con.execute(f"select count(*) from {s}.{t} where customer_id = ?",
+                                        [customer]).fetchone()[0] for s, t in tables}
+    assert not any(left.values()), {k: v for k, v in left.items() if v}
+    log = "\n".join(json.dumps(entry) for entry in erasure.erasure_log(sp))
+    assert customer not in log and "spark:" in log

@@ -80,8 +80,8 @@
       again when a run reaches them. -#}
   {%- if is_incremental() -%}
     {%- set stored = portfolio_days_stored_until() -%}
-    {{ record_rebuilt_rows('1 = 1' if stored is none else 'date_day > least(' ~ stored ~ ', ' ~ drift_last_day() ~ ')') }}
-    delete from {{ this }} where date_day > {{ drift_last_day() }}
+    {{ hook_sql(rebuilt_rows_statements('1 = 1' if stored is none else 'date_day > least(' ~ stored ~ ', ' ~ drift_last_day() ~ ')')
+                + delete_rows(this, 'date_day > ' ~ drift_last_day())) }}
   {%- else -%}
     select 1
   {%- endif -%}

@@ -40,10 +40,10 @@ with parts as (
         (role_executive_stakeholder_window + role_decision_maker_stakeholder_window) > 0 as executive_reached,
         least(1.0, cast(observed_days as {{ type_double() }}) / {{ sw }}) as stakeholder_evidence,
         -- service: promises kept (resolution, first-time fix, answered calls), shrunk to a prior
-        (
+        cast(
             visits_resolved_service_window + visits_first_time_fix_service_window + inbound_calls_answered_service_window
             + {{ h['service']['prior_rate'] }} * {{ h['service']['prior_weight'] }}
-        ) / (
+        as {{ type_double() }}) / (
             2 * visits_service_window + inbound_calls_service_window + {{ h['service']['prior_weight'] }}
             + 0.000001
         ) as service_rate,
@@ -64,7 +64,7 @@ scored as (
             ~ h['dialogue']['friction_weight'] ~ ' * dialogue_friction_part') }} as dialogue_score,
         {{ clamp_0_100(
             'stakeholder_evidence * ('
-            ~ (100 - h['stakeholder']['executive_points']) ~ ' * least(1.0, roles_reached / ' ~ h['stakeholder']['target_roles'] ~ '.0)'
+            ~ (100 - h['stakeholder']['executive_points']) ~ ' * least(1.0, cast(roles_reached as ' ~ type_double() ~ ') / ' ~ h['stakeholder']['target_roles'] ~ '.0)'
             ~ ' + case when executive_reached then ' ~ h['stakeholder']['executive_points'] ~ ' else 0 end)'
             ~ ' + (1 - stakeholder_evidence) * ' ~ neutral) }} as stakeholder_score,
         {{ clamp_0_100(
@@ -86,8 +86,8 @@ scored as (
             ~ ' else 100.0 * least(1.0, revenue_recent / revenue_expected) end)'
             ~ ' + (1 - ' ~ h['commercial']['trend_weight'] ~ ') * ('
             ~ 'case when potential_share is null then ' ~ neutral
-            ~ ' else least(1.0, observed_days / 90.0) * 100.0 * least(1.0, potential_share / ' ~ h['commercial']['target_potential_share'] ~ ')'
-            ~ ' + (1 - least(1.0, observed_days / 90.0)) * ' ~ neutral ~ ' end)') }} as commercial_score
+            ~ ' else least(1.0, cast(observed_days as ' ~ type_double() ~ ') / 90.0) * 100.0 * least(1.0, potential_share / ' ~ h['commercial']['target_potential_share'] ~ ')'
+            ~ ' + (1 - least(1.0, cast(observed_days as ' ~ type_double() ~ ') / 90.0)) * ' ~ neutral ~ ' end)') }} as commercial_score
     from parts
 ),
 

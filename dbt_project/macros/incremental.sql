@@ -17,7 +17,7 @@
       Resolved at compile time so that the landing scan can prune files on the literal. -#}
   {%- if not execute -%}{{ return("cast(null as " ~ dbt.type_timestamp() ~ ")") }}{%- endif -%}
   {%- set overlap = scoring('incremental.landing_overlap_seconds') | int -%}
-  {%- set result = run_query("select " ~ dbt.dateadd('second', -overlap, 'max(' ~ column ~ ')') ~ " from " ~ relation) -%}
+  {%- set result = run_query("select " ~ minus_seconds('max(' ~ column ~ ')', overlap) ~ " from " ~ relation) -%}
   {%- set value = result.columns[0].values()[0] -%}
   {%- if value is none -%}
     {{ return("cast(null as " ~ dbt.type_timestamp() ~ ")") }}
@@ -70,9 +70,9 @@
       rebuilt_rows.sql), then drop days after the as-of date (backfills) and customers no longer
       in scope (erased by a tombstone), so incremental tables match a full refresh. -#}
   {%- if is_incremental() -%}
-    {{ record_rebuilt_rows(day_column ~ ' >= ' ~ rebuild_floor(day_column)) }}
-    delete from {{ this }} where {{ day_column }} > {{ as_of_date_literal() }};
-    delete from {{ this }} where customer_id not in (select customer_id from {{ ref('int_customer_bounds') }});
+    {{ hook_sql(rebuilt_rows_statements(day_column ~ ' >= ' ~ rebuild_floor(day_column))
+                + delete_rows(this, day_column ~ ' > ' ~ as_of_date_literal())
+                + delete_rows(this, 'customer_id not in (select customer_id from ' ~ ref('int_customer_bounds') ~ ')')) }}
   {%- else -%}
     select 1
   {%- endif -%}
@@ -84,11 +84,11 @@
       erased customers go. -#}
   {%- if is_incremental() -%}
     {%- set newest = run_query("select max(event_date) from " ~ this).columns[0].values()[0] if execute else none -%}
-    {{ record_rebuilt_rows(
+    {{ hook_sql(rebuilt_rows_statements(
          "landed_at > " ~ incremental_watermark(this, 'landed_at') ~ " or event_date > cast('" ~ newest ~ "' as date)"
-         if newest is not none else '1 = 1') }}
-    delete from {{ this }} where event_date > {{ as_of_date_literal() }};
-    delete from {{ this }} where customer_id in (select customer_id from {{ ref('int_customers_erased') }});
+         if newest is not none else '1 = 1')
+       + delete_rows(this, 'event_date > ' ~ as_of_date_literal())
+       + delete_rows(this, 'customer_id in (select customer_id from ' ~ ref('int_customers_erased') ~ ')')) }}
   {%- else -%}
     select 1
   {%- endif -%}

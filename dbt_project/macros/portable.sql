@@ -1,7 +1,16 @@
 {#- Small portable helpers on top of dbt's cross-database macros (no DuckDB-only syntax). -#}
 
 {% macro add_days(date_expr, days) -%}
+  {{ return(adapter.dispatch('add_days')(date_expr, days)) }}
+{%- endmacro %}
+
+{% macro default__add_days(date_expr, days) -%}
   cast({{ dbt.dateadd('day', days, date_expr) }} as date)
+{%- endmacro %}
+
+{% macro spark__add_days(date_expr, days) -%}
+  {#- dbt-spark's dateadd goes through unix timestamps; date_add is the plain date arithmetic -#}
+  date_add(cast({{ date_expr }} as date), cast({{ days }} as int))
 {%- endmacro %}
 
 {% macro days_between(start_expr, end_expr) -%}
@@ -10,7 +19,30 @@
 
 {% macro to_utc(timestamp_with_zone) -%}
   {#- timestamp with time zone -> timestamp without time zone, in UTC (ANSI AT TIME ZONE). -#}
+  {{ return(adapter.dispatch('to_utc')(timestamp_with_zone)) }}
+{%- endmacro %}
+
+{% macro default__to_utc(timestamp_with_zone) -%}
   ({{ timestamp_with_zone }} at time zone 'UTC')
+{%- endmacro %}
+
+{% macro spark__to_utc(timestamp_with_zone) -%}
+  {#- Spark reads the landed UTC instants as TIMESTAMP (local time zone); with the session time
+      zone UTC (loyalty_monitor/spark.py) the wall clock without zone is the UTC one -#}
+  cast({{ timestamp_with_zone }} as timestamp_ntz)
+{%- endmacro %}
+
+{% macro minus_seconds(timestamp_expr, seconds) -%}
+  {#- a timestamp `seconds` earlier, to the microsecond (dbt-spark's dateadd keeps whole seconds) -#}
+  {{ return(adapter.dispatch('minus_seconds')(timestamp_expr, seconds)) }}
+{%- endmacro %}
+
+{% macro default__minus_seconds(timestamp_expr, seconds) -%}
+  {{ dbt.dateadd('second', -(seconds | int), timestamp_expr) }}
+{%- endmacro %}
+
+{% macro spark__minus_seconds(timestamp_expr, seconds) -%}
+  ({{ timestamp_expr }} - make_dt_interval(0, 0, 0, {{ seconds | int }}))
 {%- endmacro %}
 
 {% macro safe_ratio(numerator, denominator) -%}
@@ -48,6 +80,8 @@
 
 {% macro duckdb__type_double() -%}double{%- endmacro %}
 
+{% macro spark__type_double() -%}double{%- endmacro %}
+
 {% macro round_half_away(expr) -%}
   {#- A double rounded to a whole number, half away from zero (5062.5 -> 5063), on every engine:
       PostgreSQL's round(double precision) rounds half to even (5062), DuckDB's half away. -#}
@@ -59,6 +93,11 @@
 {%- endmacro %}
 
 {% macro duckdb__round_half_away(expr) -%}
+  round({{ expr }})
+{%- endmacro %}
+
+{% macro spark__round_half_away(expr) -%}
+  {#- Spark's round(double) rounds half up (away from zero), as DuckDB's -#}
   round({{ expr }})
 {%- endmacro %}
 
@@ -76,6 +115,20 @@
 
 {% macro duckdb__round_to(expr, digits) -%}
   cast(round(cast({{ expr }} as decimal(38, 9)), {{ digits }}) as {{ type_double() }})
+{%- endmacro %}
+
+{% macro day_spine(first_day, last_day) -%}
+  {#- A relation of one row per day (column date_day) from first_day to last_day, both included. -#}
+  {{ return(adapter.dispatch('day_spine')(first_day, last_day)) }}
+{%- endmacro %}
+
+{% macro default__day_spine(first_day, last_day) -%}
+  {{ dbt.date_spine('day', first_day, dbt.dateadd('day', 1, last_day)) }}
+{%- endmacro %}
+
+{% macro spark__day_spine(first_day, last_day) -%}
+  {#- dbt's date_spine asks the number of days first, which dbt-spark cannot answer for a subquery -#}
+  select explode(sequence(cast({{ first_day }} as date), cast({{ last_day }} as date), interval 1 day)) as date_day
 {%- endmacro %}
 
 {% macro computed_once() -%}

@@ -72,7 +72,7 @@
       none, so a daily run keeps its pruned scan; the run after a release reads their dates. -#}
   {%- set relation = quarantine_relation() -%}
   {%- if relation is none or not execute -%}{{ return('') }}{%- endif -%}
-  {%- set dates = run_query("select distinct cast(q.event_date as varchar) from " ~ relation ~ " as q where "
+  {%- set dates = run_query("select distinct cast(q.event_date as " ~ dbt.type_string() ~ ") from " ~ relation ~ " as q where "
                             ~ _quarantine_let_in_after('q', dataset, watermark) ~ " and q.event_date is not null"
                             ).columns[0].values() -%}
   {%- if dates | length == 0 -%}{{ return('') }}{%- endif -%}

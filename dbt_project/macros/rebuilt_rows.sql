@@ -19,15 +19,24 @@
 
 {% macro record_rebuilt_rows(predicate) -%}
   {#- pre-hook SQL: record `predicate` (the rows of `this` this run rewrites) for this invocation. -#}
+  {{ hook_sql(rebuilt_rows_statements(predicate)) }}
+{%- endmacro %}
+
+{% macro rebuilt_rows_statements(predicate) -%}
+  {#- the statements of record_rebuilt_rows, as a list for hook_sql (macros/spark.sql) -#}
   {%- set ledger = rebuilt_rows_ledger(this) -%}
+  {%- set create -%}
   create table if not exists {{ ledger }} (
       model_name {{ dbt.type_string() }},
       invocation_id {{ dbt.type_string() }},
       rebuilt_rows {{ dbt.type_string() }}
-  );
-  delete from {{ ledger }} where model_name = {{ sql_string(this.identifier) }};
+  )
+  {%- endset -%}
+  {%- set insert -%}
   insert into {{ ledger }} (model_name, invocation_id, rebuilt_rows)
-  values ({{ sql_string(this.identifier) }}, {{ sql_string(invocation_id) }}, {{ sql_string(predicate) }});
+  values ({{ sql_string(this.identifier) }}, {{ sql_string(invocation_id) }}, {{ sql_string(predicate) }})
+  {%- endset -%}
+  {{ return([create] + delete_rows(ledger, 'model_name = ' ~ sql_string(this.identifier)) + [insert]) }}
 {%- endmacro %}
 
 {% macro rebuilt_rows_predicate(relation) -%}
@@ -38,10 +47,7 @@
         | selectattr('config.materialized', 'equalto', 'incremental') | list -%}
   {%- if not incremental -%}{{ return(none) }}{%- endif -%}
   {%- set ledger = rebuilt_rows_ledger(relation) -%}
-  {%- set exists = run_query(
-        "select count(*) from information_schema.tables where table_schema = " ~ sql_string(ledger.schema)
-        ~ " and table_name = " ~ sql_string(ledger.identifier)) -%}
-  {%- if exists.columns[0].values()[0] == 0 -%}{{ return(none) }}{%- endif -%}
+  {%- if not table_exists_now(ledger) -%}{{ return(none) }}{%- endif -%}
   {%- set found = run_query(
         "select rebuilt_rows from " ~ ledger ~ " where model_name = " ~ sql_string(relation.identifier)
         ~ " and invocation_id = " ~ sql_string(invocation_id)) -%}
@@ -65,4 +71,23 @@
   {%- else -%}
     {{ return(relation) }}
   {%- endif -%}
+{%- endmacro %}
+
+{% macro table_exists_now(relation) -%}
+  {#- Whether a table exists right now, asking the database (dbt's relation cache does not know
+      tables that hooks created). -#}
+  {{ return(adapter.dispatch('table_exists_now')(relation)) }}
+{%- endmacro %}
+
+{% macro default__table_exists_now(relation) -%}
+  {%- set found = run_query(
+        "select count(*) from information_schema.tables where table_schema = " ~ sql_string(relation.schema)
+        ~ " and table_name = " ~ sql_string(relation.identifier)) -%}
+  {{ return(found.columns[0].values()[0] > 0) }}
+{%- endmacro %}
+
+{% macro spark__table_exists_now(relation) -%}
+  {#- Spark has no information_schema -#}
+  {%- set found = run_query("show tables in " ~ relation.schema ~ " like " ~ sql_string(relation.identifier)) -%}
+  {{ return(found.rows | length > 0) }}
 {%- endmacro %}

@@ -56,7 +56,7 @@ class PopulationResult:
 
 def _rfm(con, condition: str, as_of: dt.date) -> list[tuple]:
     """(customer_id, segment, x, t_x, T) per customer with at least one such day, in days."""
-    return con.execute(f"""
+    rows = con.execute(f"""
         with days as (
             select distinct touchpoints.customer_id, touchpoints.event_date
             from build.fct_touchpoints as touchpoints
@@ -72,6 +72,8 @@ def _rfm(con, condition: str, as_of: dt.date) -> list[tuple]:
         left join build.dim_customers as customers on customers.customer_id = per_customer.customer_id
         order by per_customer.customer_id
     """, [as_of, as_of]).fetchall()
+    # a difference of dates is a number of days on DuckDB and PostgreSQL, an interval on Spark
+    return [tuple(v.days if isinstance(v, dt.timedelta) else v for v in row) for row in rows]
 
 
 def _finite(value: float) -> float | None:

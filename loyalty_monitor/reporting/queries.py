@@ -311,8 +311,8 @@ def loyalty_matrix(marts: Marts, as_of: dt.date, strong_min: float | None = None
     if not join:
         name = "m.customer_id"
     rows = marts.rows(
-        f"select m.customer_id, {name} as customer_name, cast(m.{rational} as double) as rational, "
-        f"cast(m.{emotional} as double) as emotional, "
+        f"select m.customer_id, {name} as customer_name, cast(m.{rational} as double precision) as rational, "
+        f"cast(m.{emotional} as double precision) as emotional, "
         f"{'m.' + quadrant if quadrant else 'null'} as quadrant "
         f"from {MATRIX} m {join} {where}", params)
     rows = [r for r in rows if r["rational"] is not None and r["emotional"] is not None]

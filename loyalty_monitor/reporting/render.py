@@ -42,9 +42,19 @@ def _environment() -> Environment:
 
 
 def connect_read_only(settings: Settings):
-    """The warehouse file opened read-only; a clear error if it is missing or locked by a writer."""
+    """The warehouse opened read-only; a clear error if it is missing or locked by a writer.
+
+    DuckDB: the file itself. PostgreSQL and Spark: a ``loyalty_monitor.marts`` reader, which runs
+    the same portable SQL (``?`` parameters, ``information_schema``) with the same ``execute``."""
     import duckdb
 
+    from loyalty_monitor.marts import MartsError, engine_of, open_marts
+
+    if engine_of(settings) != "duckdb":
+        try:
+            return open_marts(settings)
+        except MartsError as exc:
+            raise ReportError(str(exc)) from exc
     path = settings.warehouse
     if not path.exists():
         raise ReportError(f"no warehouse at {path}: run the pipeline first (`loyalty run` or `loyalty demo`)")

@@ -3,7 +3,7 @@
 {%- set start_date = "(select min(first_day) from " ~ ref('int_customer_bounds') ~ ")" -%}
 {%- set end_date = as_of_date_literal() -%}
 with days as (
-    {{ dbt.date_spine('day', "coalesce(" ~ start_date ~ ", " ~ end_date ~ ")", dbt.dateadd('day', 1, end_date)) }}
+    {{ day_spine("coalesce(" ~ start_date ~ ", " ~ end_date ~ ")", end_date) }}
 )
 
 select

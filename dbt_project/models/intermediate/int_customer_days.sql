@@ -122,7 +122,7 @@ state as (
         {% if inc %}coalesce(base.cum_{{ name }}, 0) + {% endif %}sum(inputs.day_{{ name }}) over running_total as cum_{{ name }},
         {% endfor -%}
         {% for name, condition in last_dates -%}
-        greatest(max(inputs.{{ name }}_day) over running_total{% if inc %}, base.last_{{ name }}_date{% endif %}) as last_{{ name }}_date,
+        {% if inc %}greatest({% endif %}max(inputs.{{ name }}_day) over running_total{% if inc %}, base.last_{{ name }}_date){% endif %} as last_{{ name }}_date,
         {% endfor -%}
         coalesce(
             max(inputs.day_dunning_amount) over (partition by inputs.customer_id, inputs.dunning_group)
@@ -134,7 +134,7 @@ state as (
              {%- if inc %} when base.last_order_date is not null
              then coalesce(base.first_dialogue_after_order, {{ first_dialogue_in_order_group }}){% endif %}
         end as first_dialogue_after_order,
-        greatest(max(inputs.day_landed_at) over running_total{% if inc %}, base.inputs_landed_at{% endif %}) as inputs_landed_at
+        {% if inc %}greatest({% endif %}max(inputs.day_landed_at) over running_total{% if inc %}, base.inputs_landed_at){% endif %} as inputs_landed_at
     from grouped_inputs as inputs
     {% if inc -%}
     left join base on base.customer_id = inputs.customer_id

@@ -428,6 +428,6 @@ select
     weighed.evidence_milli,
     weighed.drift_window_days,
     {{ add_days('weighed.as_of_date', '-weighed.drift_window_days') }} as restart_date,
-    cast(1.0 / (1.0 + exp(-(weighed.evidence_milli / 1000.0 + ln({{ share }} / (1 - {{ share }}))))) as {{ type_double() }}) as drift_probability,
+    cast(1.0 / (1.0 + exp(-(weighed.evidence_milli / 1000.0 + ln(cast({{ share }} as {{ type_double() }}) / (1 - {{ share }}))))) as {{ type_double() }}) as drift_probability,
     weighed.inputs_landed_at
 from weighed
