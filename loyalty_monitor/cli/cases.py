@@ -39,6 +39,9 @@ def cmd_case_event(args: argparse.Namespace) -> int:
         event = cases.close(case, actor, outcome=args.outcome, note=args.note)
     else:
         event = cases.feedback(case, actor, verdict=args.verdict, comment=args.comment)
+    from loyalty_monitor import broker
+
+    broker.probe(settings)
     cases.publish(settings, [event])
     if args.format == "json":
         print(json.dumps(event, indent=2, ensure_ascii=False))
