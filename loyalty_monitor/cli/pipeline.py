@@ -17,6 +17,16 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from loyalty_monitor import stack
 
@@ -42,14 +52,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_alerts(args: argparse.Namespace) -> int:
     from loyalty_monitor.alerting import list_alerts
 
-    rows = list_alerts(load_settings(), status=args.status)
+    rows = list_alerts(load_settings(), status=args.status, manager=args.manager, since=args.since,
+                       limit=args.limit)
     if args.format == "json":
         print(json.dumps(rows, indent=2, default=str))
         return 0
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"churn alerts{' (' + args.status + ')' if args.status else ''}: {len(rows)}")
+    filters = [f for f in (args.status, args.manager and f"manager {args.manager}",
+                           args.since and f"since {args.since}", args.limit is not None and f"first {args.limit}") if f]
+    table = Table(title=f"churn alerts{' (' + ', '.join(filters) + ')' if filters else ''}: {len(rows)}")
     for column in ("status", "channel", "alert date", "customer", "severity", "at stake", "recipient",
                    "attempts", "sent at", "last error"):
         table.add_column(column)
@@ -94,6 +107,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = alerts.add_parser("list", help="list alerts with status, channel, attempts and last error")
     q.add_argument("--status", choices=["sent", "failed", "undeliverable", "capped", "expired", "pending", "held"],
                    help="pending: not handled by dispatch yet; held: its case is snoozed or closed")
+    q.add_argument("--manager", metavar="EMAIL|NAME",
+                   help="only this account manager's alerts: e-mail address, or part of the name")
+    q.add_argument("--since", type=_date, metavar="YYYY-MM-DD", help="only alerts dated on or after this day")
+    q.add_argument("--limit", type=_non_negative_int, metavar="N", help="only the first N rows (failed first)")
     q.add_argument("--format", choices=["table", "json"], default="table")
     q.set_defaults(func=cmd_alerts)
 
