@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import sys
 
+from loyalty_monitor.cli._common import example
 from loyalty_monitor.settings import load_settings
 
 
@@ -93,7 +94,9 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run the pipeline DAG end to end in-process (dag.test), for a date or a range")
+    p = sub.add_parser("run", help="run the pipeline DAG end to end in-process (dag.test), for a date or a range",
+                       **example("loyalty run --as-of 2026-10-31",
+                                 "loyalty run --start 2026-10-01 --end 2026-10-31 --step 7"))
     p.add_argument("--as-of", type=_date, help="logical date to compute (default: today, UTC)")
     p.add_argument("--start", type=_date, help="first date of a backfill")
     p.add_argument("--end", type=_date, help="last date of a backfill (inclusive)")
@@ -102,9 +105,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="show Airflow's, dbt's and the quality gate's output here instead of in a log file")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("alerts", help="churn alerts and their delivery state")
+    p = sub.add_parser("alerts", help="churn alerts and their delivery state",
+                       **example("loyalty alerts list --status failed"))
     alerts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    q = alerts.add_parser("list", help="list alerts with status, channel, attempts and last error")
+    q = alerts.add_parser("list", help="list alerts with status, channel, attempts and last error",
+                          **example("loyalty alerts list --manager anna@example.com --since 2026-10-01 --limit 20",
+                                    "loyalty alerts list --status failed --format json | jq '.[].last_error'"))
     q.add_argument("--status", choices=["sent", "failed", "undeliverable", "capped", "expired", "pending", "held"],
                    help="pending: not handled by dispatch yet; held: its case is snoozed or closed")
     q.add_argument("--manager", metavar="EMAIL|NAME",
@@ -115,11 +121,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=cmd_alerts)
 
     p = sub.add_parser("up", help="start broker, consumer, airflow standalone (UI on 127.0.0.1:8080) and the "
-                                  "account managers' web app (loyalty web, 127.0.0.1:8050)")
+                                  "account managers' web app (loyalty web, 127.0.0.1:8050)",
+                       **example("loyalty up --port 8081"))
     p.add_argument("--port", type=int, default=8080, help="Airflow UI port (default 8080)")
     p.add_argument("--host", default=None,
                    help="address the Airflow UI listens on (default LOYALTY_AIRFLOW_HOST or 127.0.0.1: this "
                         "machine only; 0.0.0.0: every interface)")
     p.set_defaults(func=cmd_up)
-    p = sub.add_parser("down", help="stop what `loyalty up` started")
+    p = sub.add_parser("down", help="stop what `loyalty up` started", **example("loyalty down"))
     p.set_defaults(func=cmd_down)

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from loyalty_monitor.cli._common import print_json
+from loyalty_monitor.cli._common import example, print_json
 from loyalty_monitor.settings import load_settings
 
 
@@ -160,7 +160,8 @@ def cmd_land_offline(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("produce", help="publish JSON Lines (a file or - for stdin) to a Kafka topic")
+    p = sub.add_parser("produce", help="publish JSON Lines (a file or - for stdin) to a Kafka topic",
+                       **example("loyalty produce data/generated/touchpoints.jsonl --topic touchpoints"))
     p.add_argument("file", help="JSON Lines file, or - for standard input")
     p.add_argument("--topic", required=True,
                    help="touchpoints, customers (the configured names) or any existing topic name")
@@ -171,7 +172,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--key-field", default="customer_id", help="JSON field used as message key")
     p.set_defaults(func=cmd_produce)
 
-    p = sub.add_parser("consume", help="run the landing consumer (validate, land Parquet, dead-letter)")
+    p = sub.add_parser("consume", help="run the landing consumer (validate, land Parquet, dead-letter)",
+                       **example("loyalty consume --until-idle && loyalty run"))
     p.add_argument("--until-idle", action="store_true",
                    help="exit once caught up (no new messages for --idle-seconds and lag 0)")
     p.add_argument("--idle-seconds", type=float, default=1.0)
@@ -180,7 +182,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="decode worker processes (default 0: decode in the consumer process)")
     p.set_defaults(func=cmd_consume)
 
-    p = sub.add_parser("dead-letters", help="list, replay or purge messages of the dead-letter topic")
+    p = sub.add_parser("dead-letters", help="list, replay or purge messages of the dead-letter topic",
+                       **example("loyalty dead-letters list --limit 20 --error-code schema_violation"))
     p.add_argument("action", choices=["list", "replay", "purge"])
     p.add_argument("--customer", action="append", metavar="ID",
                    help="purge: the dead letters of this customer (key or customer_id); repeatable")
@@ -192,7 +195,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_dead_letters)
 
     p = sub.add_parser("land-offline",
-                       help="land generator JSON Lines files directly (dev and dbt tests; no Kafka)")
+                       help="land generator JSON Lines files directly (dev and dbt tests; no Kafka)",
+                       **example("loyalty land-offline --touchpoints data/generated/touchpoints.jsonl "
+                                 "--customers data/generated/customers.jsonl"))
     p.add_argument("--touchpoints", default=None, help="touchpoints.jsonl")
     p.add_argument("--customers", default=None, help="customers.jsonl")
     p.set_defaults(func=cmd_land_offline)
