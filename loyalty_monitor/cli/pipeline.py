@@ -82,8 +82,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from loyalty_monitor import stack
 
-    stack.up(load_settings(), port=args.port, host=args.host)
-    return 0
+    info = stack.up(load_settings(), port=args.port, host=args.host, wait_s=args.wait)
+    return 1 if info["ui_answers"] is False else 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -127,6 +127,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default=None,
                    help="address the Airflow UI listens on (default LOYALTY_AIRFLOW_HOST or 127.0.0.1: this "
                         "machine only; 0.0.0.0: every interface)")
+    p.add_argument("--wait", type=float, default=300.0, metavar="SECONDS",
+                   help="wait up to this long until the Airflow UI answers (default 300; 0: do not wait); "
+                        "exit 1 if it does not")
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("down", help="stop what `loyalty up` started", **example("loyalty down"))
     p.set_defaults(func=cmd_down)
