@@ -328,9 +328,80 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+#: The DAGs ``loyalty up`` schedules: the daily pipeline (and its Kafka watcher) and the weekly report.
+STACK_DAG_IDS = (pipeline.DAG_ID, pipeline.REPORT_DAG_ID)
+
+# Runs in a child process with the stack's Airflow environment: Airflow fixes its configuration
+# (which database) at first import, and `loyalty up` itself never imports Airflow.
+_UNPAUSE_SCRIPT = """
+import json, sys
+from sqlalchemy import select
+from airflow.models.dag import DagModel
+from airflow.utils.session import create_session
+
+found = {}
+with create_session() as session:
+    for model in session.scalars(select(DagModel).where(DagModel.dag_id.in_(json.loads(sys.argv[1])))):
+        found[model.dag_id] = bool(model.is_paused)
+        model.is_paused = False
+print(json.dumps(found))
+"""
+
+
+def unpause_dags(env: dict[str, str], dag_ids: tuple[str, ...] = STACK_DAG_IDS,
+                 timeout_s: float = 300.0) -> dict[str, str]:
+    """Unpause ``dag_ids`` in the metadata database of ``env`` (Airflow's own ``DagModel``, as
+    ``airflow dags unpause`` does it); returns what each was: ``unpaused`` (it was paused),
+    ``already unpaused`` or ``not registered yet``.
+
+    Why: ``AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False`` only applies to a DAG Airflow has not
+    seen; in-process runs (``loyalty run``, ``make demo``) register the DAGs paused first.
+    """
+    done = subprocess.run([sys.executable, "-c", _UNPAUSE_SCRIPT, json.dumps(list(dag_ids))], env=env,
+                          capture_output=True, text=True, timeout=timeout_s, cwd=str(PROJECT_ROOT))
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise RuntimeError("could not unpause the DAGs: " + " | ".join(tail))
+    was_paused = json.loads(done.stdout.strip().splitlines()[-1])
+    return {dag_id: ("not registered yet" if dag_id not in was_paused
+                     else "unpaused" if was_paused[dag_id] else "already unpaused") for dag_id in dag_ids}
+
+
+def _metadata_db_exists(env: dict[str, str]) -> bool:
+    """False only for a SQLite metadata database that has no file yet (no DAG can be in it)."""
+    conn = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    if not conn.startswith("sqlite:///"):
+        return True
+    return Path(conn[len("sqlite:///"):].split("?")[0]).exists()
+
+
+def wait_for_http(url: str, timeout_s: float, interval_s: float = 1.0) -> bool:
+    """Whether ``url`` answers HTTP (any status) within ``timeout_s``."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answers: a status is an answer
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)
+
+
 def up(settings: Settings, port: int = 8080, progress: Callable[[str], None] = print,
-       host: str | None = None) -> dict[str, Any]:
-    """Start the embedded broker, the consumer, ``airflow standalone`` and the web app (idempotent)."""
+       host: str | None = None, wait_s: float = 0.0) -> dict[str, Any]:
+    """Start the embedded broker, the consumer, ``airflow standalone`` and the web app (idempotent),
+    with both DAGs unpaused.
+
+    ``wait_s`` > 0: then wait up to that long until the Airflow UI answers (``loyalty up`` waits
+    300 s); ``info["ui_answers"]`` says whether it did.
+    """
     from loyalty_monitor import broker
 
     host = host or settings.airflow_host
@@ -342,23 +413,44 @@ def up(settings: Settings, port: int = 8080, progress: Callable[[str], None] = p
     home.mkdir(parents=True, exist_ok=True)
     password_file = ensure_admin_password(Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]))
     ensure_migrated(home, env, progress)
+    dags = {dag_id: "not registered yet" for dag_id in STACK_DAG_IDS}
+    if _metadata_db_exists(env):
+        # Before the scheduler starts: DAGs an in-process run registered (paused) are scheduled from
+        # its first loop; DAGs Airflow has not seen yet are created unpaused (standalone_environment).
+        dags = unpause_dags(env)
+    shown = {"unpaused": "unpaused", "already unpaused": "unpaused",
+             "not registered yet": "unpaused once Airflow has parsed it"}
+    progress("DAGs: " + ", ".join(f"{dag_id} {shown[how]}" for dag_id, how in dags.items()))
     loyalty = shutil.which("loyalty", path=env["PATH"]) or str(_venv_bin() / "loyalty")
     pid, log_file, started = _start_background("consumer", [loyalty, "consume"], env, settings)
     progress(f"consumer: pid {pid}{'' if started else ' (already running)'}; log {log_file}")
-    pid, log_file, started = _start_background("airflow", [str(_venv_bin() / "airflow"), "standalone"], env, settings)
-    progress(f"airflow standalone: pid {pid}{'' if started else ' (already running)'}; log {log_file}")
+    pid, airflow_log, started = _start_background("airflow", [str(_venv_bin() / "airflow"), "standalone"], env,
+                                                  settings)
+    progress(f"airflow standalone: pid {pid}{'' if started else ' (already running)'}; log {airflow_log}")
     pid, log_file, started = _start_background("web", [loyalty, "web"], env, settings)
     progress(f"web app: {settings.web_url} (pid {pid}{'' if started else ', already running'}; log {log_file}); "
              f"sign in with a link from `loyalty web link EMAIL`")
     everywhere = host in ("0.0.0.0", "::", "")
     ui = f"http://{'localhost' if everywhere else _url_host(host)}:{port}"
-    progress(f"Airflow UI: {ui} in about a minute (user {ADMIN_USER}; the password is in {password_file}, "
-             f"readable by you only)")
+    login = f"user {ADMIN_USER}; the password is in {password_file}, readable by you only"
+    answers = None
+    if wait_s > 0:
+        local = f"http://{'127.0.0.1' if everywhere else _url_host(host)}:{port}"
+        progress(f"waiting for the Airflow UI to answer at {ui} (up to {wait_s:.0f} s) ...")
+        started_wait = time.monotonic()
+        answers = wait_for_http(f"{local}/api/v2/monitor/health", wait_s)
+        if answers:
+            progress(f"Airflow UI: {ui} ({login}); it answered after {time.monotonic() - started_wait:.0f} s")
+        else:
+            progress(f"Airflow UI: {ui} did not answer within {wait_s:.0f} s; it may still be starting "
+                     f"(see {airflow_log}); {login}")
+    else:
+        progress(f"Airflow UI: {ui} in about a minute ({login})")
     if everywhere:
         progress(f"note: the Airflow UI listens on every network interface ({host}): anyone who can reach "
                  f"this machine gets its login page")
     return {"broker": state.bootstrap_servers, "airflow_home": str(home), "ui": ui, "host": host,
-            "password_file": str(password_file)}
+            "password_file": str(password_file), "dags": dags, "ui_answers": answers}
 
 
 def _with_bootstrap(settings: Settings, bootstrap: str) -> Settings:

@@ -40,8 +40,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterator, NamedTuple, TextIO
+from typing import Any, Callable, Iterator, NamedTuple, TextIO
 
+from loyalty_monitor.broker import BrokerUnreachable, probe
 from loyalty_monitor.settings import Settings, load_settings
 from streaming.landing import (DATASETS, BatchBuilder, Chunk, LandingZone, contract_window, decode_chunk,
                                prepare)
@@ -210,8 +211,12 @@ class LandingConsumer:
 
     def __init__(self, settings: Settings, *, until_idle: bool = False, idle_s: float = 1.0,
                  max_records: int | None = None, log: JsonLog | None = None,
-                 workers: int | None = None, consumer_overrides: dict[str, Any] | None = None):
+                 workers: int | None = None, consumer_overrides: dict[str, Any] | None = None,
+                 on_progress: Callable[[int, int | None], None] | None = None):
         self.settings = settings
+        #: ``on_progress(messages consumed, messages still behind or None)``, about once a second.
+        self.on_progress = on_progress
+        self._progress_at = 0.0
         self.until_idle = until_idle
         self.idle_s = idle_s
         self.max_records = max_records
@@ -325,7 +330,9 @@ class LandingConsumer:
                 if full or (self._batch_started is not None
                             and now - self._batch_started >= self.settings.batch_max_wait_s):
                     self.flush("full" if full else "max_wait")
-                    self._update_lag(cheap=True)
+                    self._report_progress(self._update_lag(cheap=True))
+                elif self.on_progress and messages and now - self._progress_at >= 1.0:
+                    self._report_progress(self._update_lag(cheap=True))
                 if self.max_records is not None and self.summary.consumed >= self.max_records:
                     self.stop("max_records")
                 elif self.until_idle and now - self._last_activity >= self.idle_s:
@@ -718,6 +725,11 @@ class LandingConsumer:
         self.metrics.set_lag(lag)
         return lag
 
+    def _report_progress(self, lag: dict[tuple[str, int], int]) -> None:
+        if self.on_progress is not None:
+            self._progress_at = time.monotonic()
+            self.on_progress(self.summary.consumed, sum(lag.values()) if lag else None)
+
     def _write_metrics(self) -> None:
         try:
             self.metrics.write(metrics_path(self.settings))
@@ -727,10 +739,13 @@ class LandingConsumer:
 
 def run_consumer(settings: Settings, *, until_idle: bool = False, idle_s: float = 1.0,
                  max_records: int | None = None, workers: int | None = None,
-                 log: JsonLog | None = None) -> RunSummary:
-    """Run the service in this process; SIGTERM and SIGINT flush, commit and return."""
+                 log: JsonLog | None = None,
+                 on_progress: Callable[[int, int | None], None] | None = None) -> RunSummary:
+    """Run the service in this process; SIGTERM and SIGINT flush, commit and return.
+
+    ``on_progress(consumed, behind)``: see :class:`LandingConsumer` (the CLI's backlog bar)."""
     service = LandingConsumer(settings, until_idle=until_idle, idle_s=idle_s,
-                              max_records=max_records, workers=workers, log=log)
+                              max_records=max_records, workers=workers, log=log, on_progress=on_progress)
     previous = {}
     for signum in (signal.SIGTERM, signal.SIGINT):
         previous[signum] = signal.signal(signum, lambda s, _f: service.stop(signal.Signals(s).name))
@@ -749,7 +764,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None,
                         help="decode worker processes (default 0: decode in this process)")
     args = parser.parse_args(argv)
-    summary = run_consumer(load_settings(), until_idle=args.until_idle, idle_s=args.idle_seconds,
+    settings = load_settings()
+    try:
+        probe(settings)
+    except BrokerUnreachable as exc:
+        print(f"python -m streaming.consumer: error: {exc}", file=sys.stderr)
+        return 1
+    summary = run_consumer(settings, until_idle=args.until_idle, idle_s=args.idle_seconds,
                            max_records=args.max_records, workers=args.workers)
     print(summary.line(), file=sys.stderr)
     return 0

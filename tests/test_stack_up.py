@@ -12,6 +12,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from loyalty_monitor import stack
@@ -121,3 +122,92 @@ def test_up_starts_the_account_managers_web_app_and_down_stops_it_first(data_dir
     assert any(line.startswith("web app: http://127.0.0.1:18123") for line in lines), lines
     stack.down(settings, progress=lines.append)
     assert stopped[0] == "web"
+
+
+def _stack_environment(data_dir, monkeypatch) -> tuple[object, dict[str, str]]:
+    for name in list(os.environ):
+        if name.startswith("AIRFLOW"):  # as from a shell: the stack's own AIRFLOW_HOME under data_dir
+            monkeypatch.delenv(name)
+    settings = load_settings(data_dir=data_dir)
+    return settings, stack.standalone_environment(settings, "127.0.0.1:9092")
+
+
+def test_up_unpauses_the_dags_an_in_process_run_registered_paused(data_dir, monkeypatch):
+    """Issue 14: after `make demo` (dag.test registers the DAGs paused) `loyalty up` must schedule
+    both DAGs; DAGS_ARE_PAUSED_AT_CREATION=False applies only to DAGs Airflow has not seen. Real
+    metadata database, DAGs registered paused by the installed Airflow from the repository's dags/."""
+    from loyalty_monitor import broker, pipeline
+
+    settings, env = _stack_environment(data_dir, monkeypatch)
+    stack.prepare_dbt_manifest(settings)
+    stack.ensure_migrated(Path(env["AIRFLOW_HOME"]), env)
+    assert stack.unpause_dags(env) == {pipeline.DAG_ID: "not registered yet",
+                                       pipeline.REPORT_DAG_ID: "not registered yet"}
+    registered = subprocess.run([AIRFLOW, "dags", "reserialize"], capture_output=True, text=True, timeout=600,
+                                env={**env, "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True"})
+    assert registered.returncode == 0, registered.stderr[-2000:]
+
+    class Running:
+        bootstrap_servers, pid = "127.0.0.1:9092", 1
+
+    monkeypatch.setattr(broker, "start", lambda settings: Running())
+    started: list[str] = []
+    monkeypatch.setattr(stack, "_start_background",
+                        lambda name, argv, env, settings: started.append(name) or (2, Path("x.log"), True))
+    lines: list[str] = []
+    info = stack.up(settings, progress=lines.append)
+    assert info["dags"] == {pipeline.DAG_ID: "unpaused", pipeline.REPORT_DAG_ID: "unpaused"}
+    assert f"DAGs: {pipeline.DAG_ID} unpaused, {pipeline.REPORT_DAG_ID} unpaused" in lines, lines
+    import sqlite3
+
+    database = sqlite3.connect(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"][len("sqlite:///"):])
+    paused = dict(database.execute("select dag_id, is_paused from dag"))
+    database.close()
+    assert paused[pipeline.DAG_ID] == paused[pipeline.REPORT_DAG_ID] == 0, paused
+    assert stack.unpause_dags(env)[pipeline.DAG_ID] == "already unpaused"
+
+
+def test_up_waits_until_the_ui_answers_and_says_where_the_password_is(data_dir, monkeypatch):
+    """`loyalty up` returns once the UI answers HTTP (a real server on the UI's port stands in for the
+    api-server that `airflow standalone` starts), or says after --wait seconds that it did not."""
+    import http.server
+    import threading
+
+    from loyalty_monitor import broker
+
+    settings, _ = _stack_environment(data_dir, monkeypatch)
+
+    class Running:
+        bootstrap_servers, pid = "127.0.0.1:9092", 1
+
+    monkeypatch.setattr(broker, "start", lambda settings: Running())
+    monkeypatch.setattr(stack, "ensure_migrated", lambda home, env, progress: 0.0)
+    monkeypatch.setattr(stack, "_start_background", lambda name, argv, env, settings: (2, Path(f"{name}.log"), True))
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            self.send_response(200 if self.path == "/api/v2/monitor/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        lines: list[str] = []
+        info = stack.up(settings, port=server.server_address[1], progress=lines.append, wait_s=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert info["ui_answers"] is True
+    answered = [line for line in lines if line.startswith(f"Airflow UI: {info['ui']} (user admin; ")]
+    assert answered and info["password_file"] in answered[0] and "it answered after" in answered[0], lines
+
+    closed = broker.free_port()  # nothing listens: the UI never answers
+    lines = []
+    started = time.monotonic()
+    info = stack.up(settings, port=closed, progress=lines.append, wait_s=2)
+    assert info["ui_answers"] is False and time.monotonic() - started < 30
+    assert any("did not answer within 2 s" in line and "airflow.log" in line and info["password_file"] in line
+               for line in lines), lines

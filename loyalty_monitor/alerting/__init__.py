@@ -2,7 +2,8 @@
 
 - ``notify_data_engineers(settings, subject, text, html=None)``: failed runs, failed quality gates.
 - ``dispatch_alerts(settings, as_of)``: deliver the due rows of ``published.fct_churn_alerts``.
-- ``list_alerts(settings, status=None)``: alerts with their delivery state (``ops.alert_state``).
+- ``list_alerts(settings, status=None, manager=None, since=None, limit=None)``: alerts with their
+  delivery state (``ops.alert_state``).
 """
 
 from loyalty_monitor.alerting.channels import DeliveryError, build_channels, redact_url

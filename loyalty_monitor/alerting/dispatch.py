@@ -456,8 +456,13 @@ def notify_data_engineers(settings: Settings, subject: str, text: str, html: str
     return results
 
 
-def list_alerts(settings: Settings, status: str | None = None) -> list[dict[str, Any]]:
+def list_alerts(settings: Settings, status: str | None = None, *, manager: str | None = None,
+                since: dt.date | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """Alerts with their delivery state, one row per alert and channel.
+
+    Filters: ``status`` (below); ``manager``: the account manager's e-mail address (the
+    alert's recipient), or a part of their name, case-insensitive; ``since``: alerts dated on or after
+    this day; ``limit``: the first rows only, in the order below.
 
     An alert with no delivery row is ``pending`` (dispatch has not handled it yet) or ``held``:
     its risk case was snoozed or closed by its account manager, so dispatch sends nothing about it
@@ -516,7 +521,23 @@ def list_alerts(settings: Settings, status: str | None = None) -> list[dict[str,
         con.close()
     if status in ("pending", "held"):
         rows = [r for r in rows if r["status"] == status]
+    if manager:
+        wanted = manager.strip().lower()
+        rows = [r for r in rows if (r["recipient"] or "").lower() == wanted
+                or ("@" not in wanted and wanted in (r["account_manager_name"] or "").lower())]
+    if since is not None:
+        rows = [r for r in rows if r["alert_date"] is not None and _as_date(r["alert_date"]) >= since]
+    if limit is not None:
+        if limit < 0:
+            raise ValueError(f"limit must be 0 or more, not {limit}")
+        rows = rows[:limit]
     return rows
+
+
+def _as_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
 
 
 #: Statuses ``list_alerts`` reports: those of ops.alert_state, ``pending`` and ``held``.

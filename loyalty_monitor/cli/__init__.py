@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import os
 import sys
+import tomllib
 
 
 # Sub-command modules, in the order `loyalty --help` lists them. Each module in this package
@@ -30,12 +32,30 @@ COMMAND_MODULES = [
 ]
 
 
+DISTRIBUTION = "loyalty-monitor"
+
+
+def version() -> str:
+    """The installed distribution's version; from pyproject.toml when run from a checkout that is not installed."""
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        from loyalty_monitor.settings import PROJECT_ROOT
+
+        try:
+            with (PROJECT_ROOT / "pyproject.toml").open("rb") as fh:
+                return str(tomllib.load(fh)["project"]["version"])
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loyalty",
         description="Loyalty Monitor: capture every customer touchpoint, score relationship health, "
                     "and warn account managers before customers drift away.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -49,16 +69,27 @@ PRIVATE_UMASK = 0o077
 
 def main(argv: list[str] | None = None) -> int:
     os.umask(PRIVATE_UMASK)
-    args = build_parser().parse_args(argv)
+    command = "loyalty"
     try:
-        return int(args.func(args) or 0)
+        args = build_parser().parse_args(argv)
+        command = f"loyalty {args.command}"
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`loyalty alerts list | head -1`): stop quietly, as Unix tools do.
+        # Python's docs: point stdout at devnull, or the flush at exit raises again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + 13  # what a shell reports for a process ended by SIGPIPE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a clear one-line error for users; tracebacks with LOYALTY_DEBUG=1
         if os.environ.get("LOYALTY_DEBUG"):
             raise
-        print(f"loyalty {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{command}: error: {exc}", file=sys.stderr)
         return 1
 
 

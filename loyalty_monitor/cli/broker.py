@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from loyalty_monitor.cli._common import print_json
+from loyalty_monitor.cli._common import example, print_json
 from loyalty_monitor.settings import load_settings
 
 
@@ -31,10 +31,12 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("broker", help="start, stop or inspect the embedded Kafka-compatible broker")
+    p = sub.add_parser("broker", help="start, stop or inspect the embedded Kafka-compatible broker",
+                       **example("loyalty broker start   # then: loyalty broker status"))
     p.add_argument("action", choices=["start", "stop", "status"])
     p.add_argument("--port", type=int, default=0,
                    help="listen port (default: LOYALTY_BROKER_PORT or a free one)")
     p.set_defaults(func=cmd_broker)
-    p = sub.add_parser("config", help="print the effective settings (secrets masked)")
+    p = sub.add_parser("config", help="print the effective settings (secrets masked)",
+                       **example("LOYALTY_DATA_DIR=/srv/loyalty loyalty config"))
     p.set_defaults(func=cmd_config)

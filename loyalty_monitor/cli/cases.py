@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import json
 
+from loyalty_monitor.cli._common import example
 from loyalty_monitor.settings import load_settings
 
 
@@ -39,6 +40,9 @@ def cmd_case_event(args: argparse.Namespace) -> int:
         event = cases.close(case, actor, outcome=args.outcome, note=args.note)
     else:
         event = cases.feedback(case, actor, verdict=args.verdict, comment=args.comment)
+    from loyalty_monitor import broker
+
+    broker.probe(settings)
     cases.publish(settings, [event])
     if args.format == "json":
         print(json.dumps(event, indent=2, ensure_ascii=False))
@@ -57,8 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     alerts = _subparsers(sub.choices["alerts"])
 
-    def action(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = alerts.add_parser(name, help=help_text)
+    def action(name: str, help_text: str, sample: str) -> argparse.ArgumentParser:
+        p = alerts.add_parser(name, help=help_text, **example(f"loyalty alerts {name} {sample}"))
         p.add_argument("case_id", help="the case (its alert's id, as in `loyalty alerts list`)")
         p.add_argument("--by", help="who acts: your e-mail address (default cli:<user>)")
         p.add_argument("--customer", help="the case's customer id: skips looking the case up in the warehouse")
@@ -66,14 +70,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(func=cmd_case_event)
         return p
 
-    p = action("ack", "acknowledge a churn-risk case: you are on it")
+    p = action("ack", "acknowledge a churn-risk case: you are on it",
+               "e3b0c44298fc1c149afbf4c8996fb924 --by anna@example.com --note 'calling Friday'")
     p.add_argument("--note")
-    p = action("snooze", "snooze a case: no alert about it before --until")
+    p = action("snooze", "snooze a case: no alert about it before --until",
+               "e3b0c44298fc1c149afbf4c8996fb924 --until 2026-11-15 --reason 'customer on leave'")
     p.add_argument("--until", type=_date, required=True, help="the first day it may alert again (YYYY-MM-DD)")
     p.add_argument("--reason", required=True)
-    p = action("close", "close a case with its outcome; it does not reopen until the customer has recovered")
+    p = action("close", "close a case with its outcome; it does not reopen until the customer has recovered",
+               "e3b0c44298fc1c149afbf4c8996fb924 --outcome saved --note 'renewed for two years'")
     p.add_argument("--outcome", choices=CLOSE_OUTCOMES, required=True)
     p.add_argument("--note")
-    p = action("feedback", "say whether the alert was right")
+    p = action("feedback", "say whether the alert was right",
+               "e3b0c44298fc1c149afbf4c8996fb924 --verdict real_risk --comment 'right on time'")
     p.add_argument("--verdict", choices=FEEDBACK_VERDICTS, required=True)
     p.add_argument("--comment")

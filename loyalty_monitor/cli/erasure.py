@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from loyalty_monitor.cli._common import print_json
+from loyalty_monitor.cli._common import example, print_json
 from loyalty_monitor.settings import load_settings
 
 
@@ -48,13 +48,15 @@ def cmd_erasures(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("erase", help="erase customers from the landing zone, warehouse, outbox and every file")
+    p = sub.add_parser("erase", help="erase customers from the landing zone, warehouse, outbox and every file",
+                       **example("loyalty erase C000042 C000043 --by dpo@example.com"))
     p.add_argument("customer_id", nargs="*", help="the customer ids to erase now")
     p.add_argument("--by", required=True, help="who requested the erasure (recorded)")
     p.add_argument("--pending", action="store_true",
                    help="instead: apply the tombstones in the landing zone now (as each pipeline run does)")
     p.set_defaults(func=cmd_erase)
 
-    p = sub.add_parser("erasures", help="list the recorded erasures (who, when, what was removed)")
+    p = sub.add_parser("erasures", help="list the recorded erasures (who, when, what was removed)",
+                       **example("loyalty erasures --format json"))
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_erasures)

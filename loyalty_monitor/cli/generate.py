@@ -7,6 +7,8 @@ import sys
 import time
 from datetime import date
 
+from loyalty_monitor.cli._common import example
+
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from loyalty_monitor.generator import generate
@@ -99,8 +101,9 @@ def _segment_mix(text: str) -> dict[str, float]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="write a realistic, seeded touchpoint history with ground truth",
-                       description="Write customers.jsonl, touchpoints.jsonl (send order, with re-sent "
-                                   "duplicates, late and malformed lines) and ground_truth.json.")
+                       description="Write customers.jsonl, touchpoints.jsonl (send order, with re-sent\n"
+                                   "duplicates, late and malformed lines) and ground_truth.json.",
+                       **example("loyalty generate --customers 500 --end 2026-10-31 --seed 7 --out data/generated"))
     p.add_argument("--customers", type=_positive_int, default=500, help="number of customers (default 500)")
     p.add_argument("--start", type=_iso_date, default=None,
                    help="first day, YYYY-MM-DD (default: 18 months before --end)")

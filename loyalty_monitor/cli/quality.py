@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from datetime import date, datetime, timezone
 
-from loyalty_monitor.cli._common import print_json
+from loyalty_monitor.cli._common import example, print_json
 from loyalty_monitor.settings import load_settings
 
 
@@ -182,7 +182,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="run the data-quality gate (Great Expectations) and build "
-                                        "Data Docs; exit 1 on a critical failure")
+                                        "Data Docs; exit 1 on a critical failure",
+                       **example("loyalty validate --stage landing",
+                                 "loyalty validate --quarantined --format json",
+                                 "loyalty validate --release 3,4 --reason \"contract fixed upstream\""))
     p.add_argument("--stage", choices=["landing", "marts", "all"], default="all",
                    help="landing: new landed data; marts: the marts of --schema; all (default): "
                         "landing, then marts if the warehouse exists")

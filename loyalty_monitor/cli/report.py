@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
+from loyalty_monitor.cli._common import example
 from loyalty_monitor.settings import load_settings
 
 
@@ -32,7 +33,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="write the leadership report: one self-contained HTML file")
+    p = sub.add_parser("report", help="write the leadership report: one self-contained HTML file",
+                       **example("loyalty report --out report.html --period-end 2026-10-31"))
     p.add_argument("--out", required=True, help="HTML file to write (e.g. report.html)")
     p.add_argument("--period-start", type=_date, default=None,
                    help="first day of the period (default: 12 weeks before the period end)")
@@ -41,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="run the whole product on a generated history: broker, Kafka, "
-                                    "landing, dbt, quality gate, alerts, report")
+                                    "landing, dbt, quality gate, alerts, report",
+                       **example("loyalty demo --customers 200 --months 12 --fresh"))
     p.add_argument("--customers", type=int, default=500, help="customers to generate (default 500)")
     p.add_argument("--months", type=int, default=18, help="months of history (default 18)")
     p.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")

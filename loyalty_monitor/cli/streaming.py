@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from loyalty_monitor.cli._common import print_json
+from loyalty_monitor.cli._common import example, print_json
 from loyalty_monitor.settings import load_settings
 
 
@@ -35,41 +35,84 @@ def _progress_printer(total_bytes: int | None):
     return line, lambda: None
 
 
+def _topic_to_write(settings, name: str, create: bool, partitions: int | None) -> str:
+    """The topic ``produce`` sends to: the configured name for touchpoints/customers; a topic
+    the broker does not have is refused (a typo would create a topic nothing reads) unless ``create``."""
+    from loyalty_monitor import broker
+
+    topic = {"touchpoints": settings.topic_touchpoints, "customers": settings.topic_customers}.get(name, name)
+    existing = broker.probe(settings)
+    if topic in existing:
+        return topic
+    if not create:
+        raise ValueError(f"topic {topic!r} does not exist on {settings.bootstrap} (existing: "
+                         f"{', '.join(existing) or 'none'}); check the name, or add --create to create it")
+    broker.create_topic(settings, topic, partitions)
+    print(f"created topic {topic}", file=sys.stderr)
+    return topic
+
+
 def cmd_produce(args: argparse.Namespace) -> int:
     from streaming.producer import produce_lines, read_lines
 
     settings = load_settings()
-    topic = {"touchpoints": settings.topic_touchpoints, "customers": settings.topic_customers}.get(
-        args.topic, args.topic)
     if args.file == "-":
         stream, total = sys.stdin.buffer, None
     else:
         stream, total = open(args.file, "rb"), os.path.getsize(args.file)
-    update, done = _progress_printer(total)
     try:
-        result = produce_lines(settings, read_lines(stream), topic, key_field=args.key_field,
-                               on_progress=update)
+        topic = _topic_to_write(settings, args.topic, args.create, args.partitions)
+        update, done = _progress_printer(total)
+        try:
+            result = produce_lines(settings, read_lines(stream), topic, key_field=args.key_field,
+                                   on_progress=update)
+        finally:
+            done()
     finally:
-        done()
         if stream is not sys.stdin.buffer:
             stream.close()
     print(result.summary())
     return 1 if result.failed else 0
 
 
+def _backlog_bar():
+    """A backlog bar (messages landed of those waiting) for ``consume`` on a terminal, else None."""
+    if not sys.stderr.isatty():
+        return None, lambda: None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("consuming"), BarColumn(), MofNCompleteColumn(), TextColumn("messages"),
+                        TimeRemainingColumn(), transient=True)
+    task = progress.add_task("consume", total=None)
+    progress.start()
+
+    def update(consumed: int, lag: int | None) -> None:
+        progress.update(task, completed=consumed, total=None if lag is None else consumed + lag)
+    return update, progress.stop
+
+
 def cmd_consume(args: argparse.Namespace) -> int:
+    from loyalty_monitor import broker
     from streaming.consumer import run_consumer
 
-    summary = run_consumer(load_settings(), until_idle=args.until_idle, idle_s=args.idle_seconds,
-                           max_records=args.max_records, workers=args.workers)
+    settings = load_settings()
+    broker.probe(settings)  # one clear line and exit 1 when no broker answers, not a log flood
+    update, done = _backlog_bar()  # started before the consumer's log binds to stderr (rich redirects it)
+    try:
+        summary = run_consumer(settings, until_idle=args.until_idle, idle_s=args.idle_seconds,
+                               max_records=args.max_records, workers=args.workers, on_progress=update)
+    finally:
+        done()
     print(summary.line())
     return 0
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from loyalty_monitor import broker
     from streaming.dead_letters import list_dead_letters, replay_dead_letters
 
     settings = load_settings()
+    broker.probe(settings)
     if args.action == "purge":
         from streaming.dead_letters import purge_dead_letters
 
@@ -117,14 +160,20 @@ def cmd_land_offline(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("produce", help="publish JSON Lines (a file or - for stdin) to a Kafka topic")
+    p = sub.add_parser("produce", help="publish JSON Lines (a file or - for stdin) to a Kafka topic",
+                       **example("loyalty produce data/generated/touchpoints.jsonl --topic touchpoints"))
     p.add_argument("file", help="JSON Lines file, or - for standard input")
     p.add_argument("--topic", required=True,
-                   help="touchpoints, customers (the configured names) or any topic name")
+                   help="touchpoints, customers (the configured names) or any existing topic name")
+    p.add_argument("--create", action="store_true",
+                   help="create the topic if the broker does not have it (default: refuse, listing the topics)")
+    p.add_argument("--partitions", type=int, default=None,
+                   help="with --create: partitions of a new topic (default: the configured count, else 1)")
     p.add_argument("--key-field", default="customer_id", help="JSON field used as message key")
     p.set_defaults(func=cmd_produce)
 
-    p = sub.add_parser("consume", help="run the landing consumer (validate, land Parquet, dead-letter)")
+    p = sub.add_parser("consume", help="run the landing consumer (validate, land Parquet, dead-letter)",
+                       **example("loyalty consume --until-idle && loyalty run"))
     p.add_argument("--until-idle", action="store_true",
                    help="exit once caught up (no new messages for --idle-seconds and lag 0)")
     p.add_argument("--idle-seconds", type=float, default=1.0)
@@ -133,7 +182,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="decode worker processes (default 0: decode in the consumer process)")
     p.set_defaults(func=cmd_consume)
 
-    p = sub.add_parser("dead-letters", help="list, replay or purge messages of the dead-letter topic")
+    p = sub.add_parser("dead-letters", help="list, replay or purge messages of the dead-letter topic",
+                       **example("loyalty dead-letters list --limit 20 --error-code schema_violation"))
     p.add_argument("action", choices=["list", "replay", "purge"])
     p.add_argument("--customer", action="append", metavar="ID",
                    help="purge: the dead letters of this customer (key or customer_id); repeatable")
@@ -145,7 +195,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_dead_letters)
 
     p = sub.add_parser("land-offline",
-                       help="land generator JSON Lines files directly (dev and dbt tests; no Kafka)")
+                       help="land generator JSON Lines files directly (dev and dbt tests; no Kafka)",
+                       **example("loyalty land-offline --touchpoints data/generated/touchpoints.jsonl "
+                                 "--customers data/generated/customers.jsonl"))
     p.add_argument("--touchpoints", default=None, help="touchpoints.jsonl")
     p.add_argument("--customers", default=None, help="customers.jsonl")
     p.set_defaults(func=cmd_land_offline)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from loyalty_monitor.cli._common import print_json
+from loyalty_monitor.cli._common import example, print_json
 from loyalty_monitor.settings import load_settings
 
 
@@ -135,10 +135,12 @@ def cmd_check_scoring(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("warehouse", help="build, publish and inspect the dbt warehouse")
+    p = sub.add_parser("warehouse", help="build, publish and inspect the dbt warehouse",
+                       **example("loyalty warehouse build --as-of 2026-10-31 && loyalty warehouse status"))
     wsub = p.add_subparsers(dest="warehouse_command", required=True, metavar="ACTION")
 
-    b = wsub.add_parser("build", help="dbt build (models and data tests) into schema build")
+    b = wsub.add_parser("build", help="dbt build (models and data tests) into schema build",
+                        **example("loyalty warehouse build --as-of 2026-10-31 --select +fct_churn_alerts"))
     b.add_argument("--as-of", help="as-of date YYYY-MM-DD (default: today, UTC); nothing after it is used")
     b.add_argument("--full-refresh", action="store_true", help="rebuild every day instead of only new/late ones")
     b.add_argument("--select", help="dbt selection, e.g. 'marts' or '+fct_churn_alerts'")
@@ -150,20 +152,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.set_defaults(func=cmd_build)
 
     ld = wsub.add_parser("load", help="PostgreSQL: load new and changed landed Parquet files into schema "
-                                      "landing (idempotent; `build` does it first)")
+                                      "landing (idempotent; `build` does it first)",
+                         **example("LOYALTY_DBT_TARGET=postgres loyalty warehouse load"))
     ld.set_defaults(func=cmd_load)
 
-    pub = wsub.add_parser("publish", help="copy the marts from schema build to published (one transaction)")
+    pub = wsub.add_parser("publish", help="copy the marts from schema build to published (one transaction)",
+                          **example("loyalty warehouse publish"))
     pub.set_defaults(func=cmd_publish)
 
-    st = wsub.add_parser("status", help="portfolio status and open alert episodes on a day")
+    st = wsub.add_parser("status", help="portfolio status and open alert episodes on a day",
+                         **example("loyalty warehouse status --as-of 2026-10-31 --schema build"))
     st.add_argument("--as-of", help="day to show (default: the latest built day)")
     st.add_argument("--schema", default="published", choices=["published", "build"])
     st.set_defaults(func=cmd_status)
 
     d = wsub.add_parser("docs", help="dbt docs as one file that opens offline (lineage, every model and "
-                                     "column described)")
+                                     "column described)",
+                        **example("loyalty warehouse docs   # prints the file:// address to open"))
     d.set_defaults(func=cmd_docs)
 
-    c = wsub.add_parser("check-scoring", help="validate config/scoring.yml")
+    c = wsub.add_parser("check-scoring", help="validate config/scoring.yml",
+                        **example("LOYALTY_SCORING_FILE=my-scoring.yml loyalty warehouse check-scoring"))
     c.set_defaults(func=cmd_check_scoring)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from loyalty_monitor.cli._common import example
 from loyalty_monitor.settings import load_settings
 
 
@@ -42,12 +43,14 @@ def cmd_link(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("web", help="the account managers' web app: my customers, one customer, my queue")
+    p = sub.add_parser("web", help="the account managers' web app: my customers, one customer, my queue",
+                       **example("loyalty web --port 8050   # then: loyalty web link anna@example.com"))
     p.add_argument("--host", help="address to listen on (default LOYALTY_WEB_HOST or 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, help="port (default LOYALTY_WEB_PORT or 8050)")
     p.set_defaults(func=cmd_web)
     actions = p.add_subparsers(dest="web_action", metavar="ACTION")
-    q = actions.add_parser("link", help="print a signed sign-in link for an account manager (or leader)")
+    q = actions.add_parser("link", help="print a signed sign-in link for an account manager (or leader)",
+                           **example("loyalty web link anna@example.com --days 7"))
     q.add_argument("email")
     q.add_argument("--days", type=float, default=None, help="how long the link lasts (default LOYALTY_WEB_LINK_DAYS, 14)")
     q.set_defaults(func=cmd_link)

@@ -1,0 +1,184 @@
+"""Issue 14, "a CLI that fails helpfully": the real ``loyalty`` command in a subprocess.
+
+A broker that cannot be reached is one line naming the address and `loyalty broker start`, exit 1,
+in seconds; ``produce`` refuses a topic the broker does not have unless ``--create``; ``--version``;
+``alerts list`` filters and JSON; a closed pipe (``| head -1``) ends a command without a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from loyalty_monitor.alerting import list_alerts
+from loyalty_monitor.settings import load_settings
+from streaming_helpers import ROOT, read_topic
+from test_alerting_delivery import alert, write_alerts
+
+LOYALTY = str(Path(sys.executable).parent / "loyalty")
+
+
+def _closed_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _loyalty(*args: str, env: dict[str, str] | None = None, input: bytes | None = None,
+             timeout: float = 120) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.monotonic()
+    done = subprocess.run([LOYALTY, *args], cwd=ROOT, env=env or dict(os.environ), input=input,
+                          capture_output=True, timeout=timeout)
+    return done, time.monotonic() - started
+
+
+@pytest.mark.parametrize("command", [["consume", "--until-idle"], ["produce", "-", "--topic", "touchpoints"]])
+def test_no_broker_is_one_clear_line_and_a_failure(command, data_dir, tmp_path):
+    port = _closed_port()
+    env = {**os.environ, "LOYALTY_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"}
+    done, seconds = _loyalty(*command, env=env, input=b'{"customer_id": "C1"}\n')
+    stderr = done.stderr.decode()
+    assert done.returncode == 1, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr  # no client log flood, no traceback
+    assert f"127.0.0.1:{port}" in lines[0] and "`loyalty broker start`" in lines[0], lines[0]
+    assert lines[0].startswith(f"loyalty {command[0]}: error: no Kafka broker answers at ")
+    assert seconds < 15, seconds  # the clients alone retried for 31 s (produce) or for ever (consume)
+    assert done.stdout == b""
+
+
+def test_no_embedded_broker_says_to_start_it(data_dir):
+    """Nothing configured and no embedded broker running: the default address, and how to start one."""
+    env = {k: v for k, v in os.environ.items() if k != "LOYALTY_BOOTSTRAP_SERVERS"}
+    run_dir = data_dir / "run"
+    run_dir.mkdir()
+    port = _closed_port()  # a broker that was started once and is gone
+    (run_dir / "broker.json").write_text(json.dumps({"pid": 1, "port": port, "bootstrap_servers": f"127.0.0.1:{port}",
+                                                     "log_file": "x", "started_at": 0}))
+    done, seconds = _loyalty("consume", "--until-idle", env=env)
+    line = done.stderr.decode().strip()
+    assert done.returncode == 1 and len(line.splitlines()) == 1, line
+    assert f"127.0.0.1:{port}" in line and "is not running: start it with `loyalty broker start`" in line
+    assert seconds < 15
+
+
+def test_produce_refuses_an_unknown_topic_unless_create(settings):
+    typo = f"touchpionts-{settings.topic_touchpoints.rsplit('-', 1)[-1]}"
+    line = b'{"customer_id": "C00001", "note": "hello"}\n'
+    refused, _ = _loyalty("produce", "-", "--topic", typo, input=line)
+    stderr = refused.stderr.decode().strip()
+    assert refused.returncode == 1 and len(stderr.splitlines()) == 1, stderr
+    assert f"topic {typo!r} does not exist on {settings.bootstrap}" in stderr
+    assert settings.topic_touchpoints in stderr and "--create" in stderr  # the existing topics are listed
+    from loyalty_monitor.broker import probe
+
+    assert typo not in probe(settings)  # nothing was created by the attempt
+
+    created, _ = _loyalty("produce", "-", "--topic", typo, "--create", input=line)
+    assert created.returncode == 0, created.stderr
+    assert f"1 messages to {typo}" in created.stdout.decode()
+    assert typo in probe(settings)
+    assert [m.value for m in read_topic(settings, typo)] == [line.rstrip(b"\n")]
+
+    again, _ = _loyalty("produce", "-", "--topic", typo, input=line)  # it exists now
+    assert again.returncode == 0, again.stderr
+
+
+def test_version():
+    from importlib.metadata import version
+
+    done, _ = _loyalty("--version")
+    assert done.returncode == 0
+    assert done.stdout.decode().strip() == f"loyalty {version('loyalty-monitor')}"
+
+
+def test_every_sub_command_has_an_example_in_its_help():
+    import argparse
+
+    from loyalty_monitor.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, name: str):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    yield f"{name} {sub_name}", sub
+                    yield from walk(sub, f"{name} {sub_name}")
+
+    commands = dict(walk(build_parser(), "loyalty"))
+    assert {"loyalty alerts list", "loyalty produce", "loyalty warehouse build", "loyalty up"} <= set(commands)
+    missing = [name for name, parser in commands.items()
+               if not (parser.epilog or "").startswith("example:") or "loyalty " not in parser.epilog]
+    assert not missing, missing
+    shown, _ = _loyalty("alerts", "list", "--help")
+    assert "example:\n  loyalty alerts list --manager" in shown.stdout.decode()
+
+
+AS_OF = dt.date(2026, 3, 12)
+
+
+@pytest.fixture()
+def many_alerts(data_dir):
+    """Alerts of three account managers over three weeks, in the published warehouse as dbt leaves
+    them (no dispatch yet: all pending)."""
+    settings = load_settings(data_dir=data_dir)
+    rows = [alert(f"A{i:04d}", f"AM{i % 3}", 1000.0 + i, AS_OF - dt.timedelta(days=i % 21)) for i in range(600)]
+    write_alerts(settings, rows)
+    return settings
+
+
+def test_alerts_list_filters_in_the_library(many_alerts):
+    every = list_alerts(many_alerts)
+    assert len(every) == 600
+    mine = list_alerts(many_alerts, manager="AM1@Example.com")
+    assert mine and {r["recipient"] for r in mine} == {"am1@example.com"} and len(mine) == 200
+    assert {r["recipient"] for r in list_alerts(many_alerts, manager="manager am2")} == {"am2@example.com"}
+    assert list_alerts(many_alerts, manager="nobody@example.com") == []
+    since = AS_OF - dt.timedelta(days=6)
+    recent = list_alerts(many_alerts, since=since)
+    assert recent and all(r["alert_date"] >= since for r in recent)
+    assert len(recent) == sum(1 for r in every if r["alert_date"] >= since)
+    first = list_alerts(many_alerts, manager="am1@example.com", since=since, limit=5)
+    assert first == [r for r in every if r["recipient"] == "am1@example.com" and r["alert_date"] >= since][:5]
+    assert list_alerts(many_alerts, status="sent") == [] and list_alerts(many_alerts, limit=0) == []
+
+
+def test_alerts_list_json_and_filters_on_the_command_line(many_alerts):
+    since = AS_OF - dt.timedelta(days=6)
+    done, _ = _loyalty("alerts", "list", "--format", "json", "--manager", "am0@example.com",
+                       "--since", since.isoformat(), "--limit", "7")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert len(rows) == 7
+    assert {r["recipient"] for r in rows} == {"am0@example.com"} and all(r["alert_date"] >= since.isoformat()
+                                                                         for r in rows)
+    assert rows == json.loads(json.dumps(list_alerts(many_alerts, manager="am0@example.com", since=since,
+                                                     limit=7), default=str))
+    table, _ = _loyalty("alerts", "list", "--manager", "am0@example.com", "--limit", "2")
+    text = table.stdout.decode()
+    rows_shown = [line for line in text.splitlines() if "pending" in line]
+    assert table.returncode == 0 and "first 2" in text, text
+    assert len(rows_shown) == 2 and all("am0@example.com" in line for line in rows_shown), text
+    bad, _ = _loyalty("alerts", "list", "--since", "last week")
+    assert bad.returncode == 2 and "not a date" in bad.stderr.decode()
+
+
+@pytest.mark.parametrize("fmt", ["json", "table"])
+def test_a_closed_pipe_ends_the_listing_quietly(many_alerts, fmt):
+    """`loyalty alerts list | head -1` through a real shell pipe: head closes it after one line."""
+    done = subprocess.run(["bash", "-c", f"'{LOYALTY}' alerts list --format {fmt} | head -1; "
+                                         "echo \"status ${PIPESTATUS[0]}\" >&2"],
+                          cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    assert len(done.stdout.splitlines()) == 1, done.stdout[:500]
+    status = done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr and "Broken pipe" not in done.stderr, done.stderr
+    assert done.stderr.strip() == status, done.stderr  # nothing but the status line
+    assert status in ("status 0", "status 1", "status 141"), status
