@@ -16,7 +16,6 @@ the backlog.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import io
 import os
 import subprocess
@@ -164,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         # Interleaved rounds, best of each: on a shared machine the load changes from second to
         # second, and the fastest run is the one least disturbed by it.
         for round_ in range(args.rounds):
-            run_settings = dataclasses.replace(settings, consumer_group=f"{settings.consumer_group}-{round_}",
+            run_settings = settings.replace(consumer_group=f"{settings.consumer_group}-{round_}",
                                                data_dir=Path(tmp) / f"throughput-{round_}")
             raw_runs.append(raw_consume(run_settings, args.events))
             client_runs.append(raw_confluent_consume(run_settings, args.events))

@@ -86,7 +86,7 @@ default_args = {
     "retries": settings.task_retries,
     "retry_delay": dt.timedelta(seconds=settings.task_retry_delay_s),
     "retry_exponential_backoff": 2.0,
-    "max_retry_delay": dt.timedelta(minutes=30),
+    "max_retry_delay": dt.timedelta(seconds=settings.task_max_retry_delay_s),
     "execution_timeout": dt.timedelta(seconds=settings.task_timeout_s),
     "on_failure_callback": notify_failure,
 }
@@ -103,7 +103,7 @@ def gate(step, *args):
 @dag(
     dag_id=pipeline.DAG_ID,
     schedule=AssetOrTimeSchedule(
-        timetable=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"), assets=batches_landed),
+        timetable=CronDataIntervalTimetable(settings.pipeline_schedule, timezone="UTC"), assets=batches_landed),
     start_date=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
     max_active_runs=1,  # one writer of the DuckDB warehouse at a time ...
@@ -197,7 +197,7 @@ loyalty_pipeline()
 
 @dag(
     dag_id=pipeline.REPORT_DAG_ID,
-    schedule=CronTriggerTimetable("0 6 * * 1", timezone="UTC"),  # Mondays, for the week that just ended
+    schedule=CronTriggerTimetable(settings.weekly_report_schedule, timezone="UTC"),  # Mondays: the week that just ended
     start_date=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
     max_active_runs=1,

@@ -1,44 +1,102 @@
-"""All runtime configuration of Loyalty Monitor, in one place.
+"""All runtime configuration of Loyalty Monitor, in one typed model.
 
-Values come from, in rising priority: the defaults below, a TOML file (``loyalty.toml`` in the
-working directory, or the path in ``LOYALTY_CONFIG``), and ``LOYALTY_<FIELD>`` environment
-variables (upper-case field name, e.g. ``LOYALTY_BOOTSTRAP_SERVERS``). Scoring weights, thresholds
-and alert-rule parameters are not settings: they live in the user-edited ``config/scoring.yml``.
+Values come from, in rising priority:
+
+1. the defaults below;
+2. a TOML file: ``loyalty.toml`` in the *working directory*, or the path in ``LOYALTY_CONFIG``
+   (top-level keys are the field names; the tables ``[quality]`` (the quality gate's thresholds,
+   :class:`QualitySettings`) and ``[kafka]`` (Kafka client properties passed through));
+3. ``LOYALTY_<FIELD>`` environment variables (upper-case field name, e.g.
+   ``LOYALTY_BOOTSTRAP_SERVERS``; nested: ``LOYALTY_QUALITY__FEED_STALE_DAYS``,
+   ``LOYALTY_KAFKA__FETCH__MAX__BYTES`` for the Kafka property ``fetch.max.bytes``);
+4. keyword arguments of :func:`load_settings` (tests, ``--port`` style CLI options).
+
+Scoring weights, thresholds and alert-rule parameters are not settings: they live in the
+user-edited ``config/scoring.yml``.
+
+Paths: defaults are inside the project (``PROJECT_ROOT``, the checkout): the data directory is
+``<project root>/data`` wherever the command runs. A relative path given in the file or the
+environment is taken relative to the working directory, as any command-line path is.
+
+Strictness (issue 14): a key in the TOML file that is no setting, and a ``LOYALTY_*`` environment
+variable that is neither a setting nor on :data:`OTHER_ENV_VARS` (variables the project sets or reads
+for other purposes: dbt's profile, the CLI, test helpers), is an error naming the key, where it came
+from and the closest setting ("did you mean ...?"). Unknown environment variables are rejected, not
+only warned about, because a mistyped ``LOYALTY_SMTP_PASWORD`` would otherwise silently send mail
+without a password; the allow-list below is the complete list of other ``LOYALTY_*`` names used in
+this repository (``grep -rhoI "LOYALTY_[A-Z0-9_]*"``), so a variable the project itself exports never
+trips it. Invalid values are errors naming the setting and its source
+(``LOYALTY_SMTP_PORT (environment): 'abc' is not an integer``).
+
+The model is a pydantic-settings ``BaseSettings`` whose only own source is its keyword arguments:
+``Settings()`` is the defaults (tests rely on that); :func:`load_settings` reads the TOML file and the
+environment with pydantic-settings' ``TomlConfigSettingsSource`` and ``EnvSettingsSource``, checks
+names, records where each value came from (:meth:`Settings.sources`, shown by ``loyalty config``)
+and validates. Secrets are :class:`Secret` values: their ``str``/``repr`` and JSON form are masked.
+Settings are frozen: derive changed ones with :meth:`Settings.replace`, which validates again.
 
 This module imports nothing of the project: everything else imports it.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import difflib
+import hmac
 import json
 import os
-import tomllib
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, PrivateAttr, SecretStr,
+                      StrictBool, ValidationError, field_validator)
+from pydantic_core import core_schema
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 #: The repository root when the package runs from a checkout (the normal case: ``pip install -e``).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ENV_PREFIX = "LOYALTY_"
+#: Separates a table from its key in environment variables: ``LOYALTY_QUALITY__FEED_STALE_DAYS``.
+NESTED_DELIMITER = "__"
 
-# Fields whose values must never be printed or logged: they hold a :class:`Secret`.
-SECRET_FIELDS = frozenset({"sasl_password", "smtp_password", "slack_webhook_url", "webhook_url",
-                           "web_signing_keys", "pg_password", "spark_token"})
-#: Keys of the TOML file's unknown entries that are masked as well by ``redacted()``.
-SECRET_NAME_HINTS = ("password", "secret", "token", "fernet", "webhook", "credential", "_key")
+#: ``LOYALTY_*`` environment variables that are not settings but legitimately present: they are
+#: neither read as settings nor rejected. Keep in step with the code that uses them.
+OTHER_ENV_VARS: dict[str, str] = {
+    "LOYALTY_CONFIG": "the settings file to read (this module)",
+    "LOYALTY_DEBUG": "the CLI shows tracebacks (loyalty_monitor/cli)",
+    "LOYALTY_AS_OF_DATE": "the as-of date dbt reads (warehouse.run_dbt sets it for dbt)",
+    "LOYALTY_LANDING": "the landing zone dbt reads (warehouse.dbt_env, from landing_url)",
+    "LOYALTY_QUARANTINE": "the quarantine file dbt reads (warehouse.dbt_env)",
+    "LOYALTY_QUARANTINE_EXISTS": "whether it exists, for dbt on Spark (warehouse.spark_env)",
+    "LOYALTY_ERASED_CHURN": "erased customers' churn counts dbt reads (warehouse.dbt_env)",
+    "LOYALTY_FEED_STALE_DAYS": "dbt source freshness (warehouse.dbt_env, from quality.feed_stale_days)",
+    "LOYALTY_LANDING_DATASETS": "landed datasets, for dbt on Spark (warehouse.spark_env)",
+    "LOYALTY_DATASETS_DIR": "where the CDNOW validation data set is (loyalty_monitor/drift/cdnow.py)",
+    "LOYALTY_IMAGE_TAG": "the image tag docker compose uses (.env)",
+    "LOYALTY_TEST_AIRFLOW_HOME": "tests only (tests/alerting_servers.py)",
+}
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class SettingsError(ValueError):
+    """A setting that is unknown or has an invalid value; the message names it and its source."""
 
 
 class Secret:
-    """A secret string (password, webhook URL: its path is the credential) whose ``str`` and ``repr``
-    hide it, so that printing settings, a channel or a traceback's locals never shows it. Only
-    :meth:`reveal` gives the value, at the one place that sends it."""
+    """A secret string (password, webhook URL: its path is the credential) whose ``str``, ``repr``
+    and JSON form hide it, so that printing settings, a channel or a traceback's locals never shows
+    it. Only :meth:`reveal` gives the value, at the one place that sends it. A pydantic type: a
+    settings field of this type accepts a string, a ``Secret`` or a pydantic ``SecretStr``."""
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: "str | Secret | None" = "") -> None:
-        self._value = value.reveal() if isinstance(value, Secret) else ("" if value is None else str(value))
+    def __init__(self, value: "str | Secret | SecretStr | None" = "") -> None:
+        if isinstance(value, Secret):
+            value = value.reveal()
+        elif isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        self._value = "" if value is None else str(value)
 
     def reveal(self) -> str:
         return self._value
@@ -47,8 +105,6 @@ class Secret:
         return bool(self._value)
 
     def __eq__(self, other: object) -> bool:
-        import hmac
-
         if isinstance(other, Secret):
             return hmac.compare_digest(self._value.encode(), other._value.encode())
         return NotImplemented
@@ -62,14 +118,97 @@ class Secret:
     def __repr__(self) -> str:
         return f"Secret({str(self)!r})"
 
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
+        def validate(value: Any) -> "Secret":
+            if isinstance(value, (Secret, SecretStr, str)) or value is None:
+                return cls(value)
+            if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+                return cls(",".join(value))  # web_signing_keys = ["new", "old"] in TOML
+            raise ValueError("is not a string")
 
-def reveal(value: "str | Secret | None") -> str:
+        return core_schema.no_info_plain_validator_function(
+            validate, serialization=core_schema.plain_serializer_function_ser_schema(str, when_used="json"))
+
+
+def reveal(value: "str | Secret | SecretStr | None") -> str:
     """The clear text of a secret (or of a plain string, for values that did not come from settings)."""
-    return value.reveal() if isinstance(value, Secret) else ("" if value is None else str(value))
+    if isinstance(value, Secret):
+        return value.reveal()
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return "" if value is None else str(value)
 
 
-@dataclass(frozen=True)
-class Settings:
+class QualitySettings(BaseModel):
+    """Thresholds of the quality gate (``[quality]`` in loyalty.toml, ``LOYALTY_QUALITY__<NAME>``).
+    ``expectations.config.GateConfig`` is this model with the gate's own helpers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: occurred_at / updated_at may lie this far in the future (producers' clocks drift).
+    clock_skew_minutes: float = 10.0
+    #: Older events are "absurdly old" (epoch-zero or default-date bugs), not late.
+    max_event_age_days: int = 1830
+    #: Share of touchpoint rows whose customer is not (yet) in master data before it is critical.
+    #: Master data may arrive a little after a new customer's first touchpoint.
+    unknown_customer_tolerance: float = 0.02
+    #: ... but never fewer than this many rows: an event-driven run over a batch of nine rows with
+    #: two new customers is a new customer arriving, not a broken feed.
+    unknown_customer_floor_rows: int = 5
+    #: The touchpoint feed is stale (critical) when its newest event is more than this many days
+    #: before the last closed day: a producer or the landing consumer has stopped.
+    feed_stale_days: int = 3
+    #: Share of exact re-sends in a batch above which a warning is raised (staging dedups them).
+    resend_warning_share: float = 0.05
+    #: Daily volume band: learned from the same weekday of this many trailing weeks.
+    volume_history_weeks: int = 4
+    #: Fewer same-weekday samples than this and the band is not enforced yet.
+    volume_min_history_days: int = 2
+    #: Band = [median * low_factor - sigmas * sqrt(median), median * high_factor + sigmas * sqrt(median)].
+    volume_low_factor: float = 0.5
+    volume_high_factor: float = 2.0
+    volume_poisson_sigmas: float = 3.0
+    #: New touchpoint files are validated in chunks of about this much Parquet (bounded memory on
+    #: a first run over a long history).
+    chunk_mb: float = 64.0
+    #: Without explicit dates, daily volume is judged for closed days of the last this many days
+    #: (older days are history, not a broken feed now; pass --dates to audit them).
+    volume_recent_days: int = 31
+    #: How many failing values each finding quotes.
+    examples: int = 5
+    #: Rows that fail a row-level critical expectation (a null key, a value outside its set or
+    #: range, an unknown customer, an event id with two contents) are set aside in the quarantine
+    #: and the rest of the batch goes on, unless more than this share of a batch's rows fail: that
+    #: is a broken producer or feed, and the run stops (systemic). 0 turns quarantine off: any
+    #: failing row stops the run.
+    quarantine_max_share: float = 0.01
+    #: ... but up to this many failing rows of a batch are always set aside, whatever the share (one
+    #: bad row in an event-driven batch of nine is a bad row, not a broken feed).
+    quarantine_floor_rows: int = 5
+
+
+#: Kafka properties that have a typed setting: refused in the ``[kafka]`` pass-through, so that one
+#: value has one place (librdkafka name -> setting).
+KAFKA_PROPERTIES_WITH_SETTINGS = {
+    "bootstrap.servers": "bootstrap_servers", "metadata.broker.list": "bootstrap_servers",
+    "security.protocol": "security_protocol", "sasl.mechanism": "sasl_mechanism",
+    "sasl.mechanisms": "sasl_mechanism", "sasl.username": "sasl_username", "sasl.password": "sasl_password",
+    "ssl.ca.location": "ssl_cafile", "ssl.certificate.location": "ssl_certfile",
+    "ssl.key.location": "ssl_keyfile", "group.id": "consumer_group",
+    "max.poll.interval.ms": "max_poll_interval_ms", "session.timeout.ms": "session_timeout_ms",
+    "message.max.bytes": "max_message_bytes",
+}
+
+
+class Settings(BaseSettings):
+    """Every runtime setting (see the module docstring for where values come from)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED_DELIMITER, env_nested_max_split=1,
+        env_ignore_empty=True, case_sensitive=False, extra="forbid", frozen=True,
+        coerce_numbers_to_str=True, validate_default=False)
+
     # --- where things live -------------------------------------------------------------------
     data_dir: Path = PROJECT_ROOT / "data"
     #: fsspec URL of the Parquet landing zone; empty means ``<data_dir>/landing``.
@@ -79,11 +218,11 @@ class Settings:
     scoring_file: Path = PROJECT_ROOT / "config" / "scoring.yml"
     dbt_project_dir: Path = PROJECT_ROOT / "dbt_project"
     #: dbt target in dbt_project/profiles.yml (``duckdb`` embedded default, ``postgres``, ``spark``).
-    dbt_target: str = "duckdb"
+    dbt_target: Literal["duckdb", "postgres", "spark"] = "duckdb"
     #: The PostgreSQL warehouse (``dbt_target = "postgres"``; docs/warehouse.md "Engines"): the dbt
     #: profile, the landing load and the marts readers all connect with these.
     pg_host: str = "localhost"
-    pg_port: int = 5432
+    pg_port: Port = 5432
     pg_user: str = "loyalty"
     pg_password: Secret = Secret()
     pg_database: str = "loyalty"
@@ -94,19 +233,19 @@ class Settings:
     #: A full refresh on DuckDB builds the customer-day tables (one row per customer and day) in
     #: batches of customers of at most about this many rows each, so that its memory does not grow
     #: with the number of customers (docs/warehouse.md "Performance"). 0: one batch.
-    customer_batch_rows: int = 2_000_000
+    customer_batch_rows: NonNegativeInt = 2_000_000
     #: Apache Spark (``dbt_target = "spark"``; docs/warehouse.md "Engines"). ``session`` runs Spark
     #: in this process in local mode (tests, the embedded run: the metastore and the tables live in
     #: ``spark_dir``); ``thrift`` and ``http`` reach a Spark Thrift server or Databricks at
     #: ``spark_host``/``spark_port`` (``spark_token``, ``spark_cluster``/``spark_endpoint`` for http).
-    spark_method: str = "session"
+    spark_method: Literal["session", "thrift", "http"] = "session"
     spark_master: str = "local[2]"
     spark_driver_memory: str = "2g"
     spark_shuffle_partitions: int = 4
     #: metastore and table files of the session method; empty means ``<data_dir>/spark``
     spark_dir: str = ""
     spark_host: str = "localhost"
-    spark_port: int = 10000
+    spark_port: Port = 10000
     spark_user: str = ""
     spark_token: Secret = Secret()
     spark_cluster: str = ""
@@ -116,13 +255,19 @@ class Settings:
     #: Comma-separated host:port list. Empty means: the embedded broker's address if it runs
     #: (recorded by ``loyalty broker start``), else ``127.0.0.1:9092``.
     bootstrap_servers: str = ""
-    security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: str = ""  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
     sasl_username: str = ""
     sasl_password: Secret = Secret()
     ssl_cafile: str = ""
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
+    #: Any other Kafka client property, passed through to every confluent-kafka (librdkafka)
+    #: client: the landing consumer, its dead-letter producer, the case-event producer, the broker
+    #: probe and the Airflow asset watcher. In librdkafka spelling: ``[kafka]`` table in
+    #: loyalty.toml (``"fetch.max.bytes" = 52428800``) or ``LOYALTY_KAFKA__FETCH__MAX__BYTES``
+    #: (dots as ``__``). Properties that have a setting above are refused here (use the setting).
+    kafka: dict[str, Union[StrictBool, int, float, str]] = Field(default_factory=dict)
 
     topic_touchpoints: str = "touchpoints"
     topic_customers: str = "customers"
@@ -149,15 +294,15 @@ class Settings:
     #: Kept short: a group's first join waits for the rebalance timeout (see README).
     max_poll_interval_ms: int = 10_000
     session_timeout_ms: int = 10_000
-    metrics_port: int = 0  # 0 = no HTTP metrics endpoint; metrics are still written to data_dir
+    metrics_port: Port = 0  # 0 = no HTTP metrics endpoint; metrics are still written to data_dir
 
     # --- embedded broker ---------------------------------------------------------------------
-    broker_port: int = 0  # 0 = pick a free port
+    broker_port: Port = 0  # 0 = pick a free port
 
     # --- alert delivery (secrets only from env or a private config file) ---------------------
     alert_channels: str = "file"  # comma-separated: file, smtp, slack, webhook
     smtp_host: str = "localhost"
-    smtp_port: int = 25
+    smtp_port: Port = 25
     smtp_username: str = ""
     smtp_password: Secret = Secret()
     smtp_starttls: bool = False
@@ -167,7 +312,7 @@ class Settings:
     #: Who hears about failed runs and failed quality gates (comma-separated e-mail addresses).
     data_engineer_emails: str = "data-engineers@localhost"
     #: Delivery attempts per alert and channel within one dispatch; waits double from the first.
-    alert_max_attempts: int = 3
+    alert_max_attempts: PositiveInt = 3
     alert_backoff_s: float = 2.0
     #: Overall deadline of one delivery attempt (connect, TLS, send, answer), not only a socket
     #: timeout: a server that drips one byte at a time cannot hold dispatch longer than this.
@@ -191,8 +336,15 @@ class Settings:
     asset_watcher_poll_timeout_s: float = 1.0
     asset_watcher_poll_interval_s: float = 1.0
     #: Retries of a failed pipeline task; the wait starts at task_retry_delay_s and doubles.
-    task_retries: int = 2
+    task_retries: NonNegativeInt = 2
     task_retry_delay_s: float = 60.0
+    #: The longest wait between two retries of a task (the doubling stops here).
+    task_max_retry_delay_s: float = 1800.0
+    #: When the daily pipeline runs without new data (cron, UTC): it also runs as soon as a
+    #: batch lands (the batches-landed asset). The weekly report DAG: Mondays 06:00 UTC by
+    #: default, for the week that just ended. Read when the DAG files are parsed.
+    pipeline_schedule: str = "0 0 * * *"
+    weekly_report_schedule: str = "0 6 * * 1"
     #: Deadline of one pipeline task (Airflow execution_timeout) and of a whole run (dagrun_timeout):
     #: a hung server or a lock never holds the pipeline for ever.
     task_timeout_s: float = 3600.0
@@ -204,14 +356,14 @@ class Settings:
     # --- the account managers' web app (docs/web.md) -----------------------------------------
     #: ``loyalty web`` listens here: this machine only unless told otherwise.
     web_host: str = "127.0.0.1"
-    web_port: int = 8050
+    web_port: Port = 8050
     #: The address people open (behind a reverse proxy: its public URL); alert messages link to
     #: ``<web_base_url>/cases/<case_id>``. Empty: ``http://<web_host>:<web_port>``.
     web_base_url: str = ""
     #: Comma-separated keys that sign sign-in links and session cookies: links are signed with the
     #: first, any of them is accepted (add a new key first, drop the old one later). Empty: a key
     #: generated once into ``<data_dir>/run/web-signing-key`` (private to its owner).
-    web_signing_keys: str = ""
+    web_signing_keys: Secret = Secret()
     #: How long a sign-in link and a session last.
     web_link_days: float = 14.0
     web_session_hours: float = 12.0
@@ -222,13 +374,82 @@ class Settings:
     #: only when the app is reachable through that proxy alone.
     web_trust_proxy_header: bool = False
 
-    extra: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        # dataclasses.replace(settings, smtp_password="...") and Settings(...) get a Secret too
-        for name in SECRET_FIELDS:
-            if not isinstance(getattr(self, name), Secret):
-                object.__setattr__(self, name, Secret(getattr(self, name)))
+    # --- reporting -----------------------------------------------------------------------------
+    #: An alert counts as followed up when a two-way dialogue with the customer happened within
+    #: this many days (the leadership report's alert follow-up section).
+    report_follow_up_days: PositiveInt = 14
+
+    # --- tables -----------------------------------------------------------------------------------
+    #: The quality gate's thresholds (``[quality]``; docs/quality.md "Thresholds").
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: Any, env_settings: Any,
+                                   dotenv_settings: Any, file_secret_settings: Any) -> tuple[Any, ...]:
+        # Only keyword arguments: load_settings() reads the file and the environment itself, to check
+        # names and record sources; Settings() alone is the defaults.
+        return (init_settings,)
+
+    @field_validator("data_dir", "scoring_file", "dbt_project_dir", mode="after")
+    @classmethod
+    def _expand_user(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("dbt_target", "spark_method", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("security_protocol", "sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("kafka", mode="before")
+    @classmethod
+    def _kafka_properties(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        out = {}
+        for key, item in value.items():
+            name = str(key).strip().lower().replace(NESTED_DELIMITER, ".")
+            if name in KAFKA_PROPERTIES_WITH_SETTINGS:
+                raise ValueError(f"{name!r} has its own setting: set {KAFKA_PROPERTIES_WITH_SETTINGS[name]} instead")
+            out[name] = item
+        return out
+
+    # --- changing and inspecting ----------------------------------------------------------------
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with ``changes`` applied and validated again (``model_copy`` would not validate);
+        ``quality`` and ``kafka`` may be given as partial dicts, merged into the current tables."""
+        unknown = [name for name in changes if name not in type(self).model_fields]
+        if unknown:
+            raise SettingsError("; ".join(_unknown_message(name, "Settings.replace()", type(self).model_fields)
+                                          for name in unknown))
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        for name, value in changes.items():
+            if name == "quality" and isinstance(value, dict):
+                value = {**self.quality.model_dump(), **value}
+            elif name == "kafka" and isinstance(value, dict):
+                value = {**self.kafka, **value}
+            values[name] = value
+        origins = {name: "set in code" for name in changes}
+        for table in _TABLES:
+            if isinstance(changes.get(table), dict):
+                origins.update({f"{table}.{_table_key(table, k)}": "set in code" for k in changes[table]})
+        new = _validated(values, {**self._sources, **origins}, {name: None for name in changes})
+        return new
+
+    def sources(self) -> dict[str, str]:
+        """Where each setting's value came from: ``default``, ``<file path>`` or ``LOYALTY_<NAME>``
+        (environment), or ``load_settings(...)``/``set in code``. Table entries appear as
+        ``quality.<name>`` and ``kafka.<property>``."""
+        out = {name: self._sources.get(name, "default") for name in type(self).model_fields}
+        out.update({k: v for k, v in self._sources.items() if "." in k})
+        return out
 
     # --- derived -----------------------------------------------------------------------------
     @property
@@ -250,16 +471,22 @@ class Settings:
 
     @property
     def bootstrap(self) -> str:
+        return self.bootstrap_with_source()[0]
+
+    def bootstrap_with_source(self) -> tuple[str, str]:
+        """The Kafka bootstrap address every client uses and where it comes from: the setting, else
+        the embedded broker's address recorded by ``loyalty broker start``, else ``127.0.0.1:9092``."""
         if self.bootstrap_servers:
-            return self.bootstrap_servers
+            return self.bootstrap_servers, self._sources.get("bootstrap_servers", "default")
         try:
             state = json.loads(self.broker_state_file.read_text())
-            return state["bootstrap_servers"]
+            return state["bootstrap_servers"], f"embedded broker ({self.broker_state_file})"
         except (OSError, ValueError, KeyError):
-            return "127.0.0.1:9092"
+            return "127.0.0.1:9092", "default (no embedded broker running)"
 
     def kafka_client_config(self) -> dict[str, Any]:
-        """Connection and security keyword arguments for kafka-python clients (pass-through)."""
+        """Connection and security keyword arguments for kafka-python clients. The ``kafka``
+        pass-through properties are librdkafka's and are not given to kafka-python clients."""
         cfg: dict[str, Any] = {
             "bootstrap_servers": self.bootstrap.split(","),
             "security_protocol": self.security_protocol,
@@ -277,11 +504,13 @@ class Settings:
         return cfg
 
     def confluent_client_config(self) -> dict[str, Any]:
-        """The same connection settings in librdkafka (confluent-kafka) spelling."""
-        cfg: dict[str, Any] = {
+        """The connection settings in librdkafka (confluent-kafka) spelling, plus every ``kafka``
+        pass-through property. Callers add their client's own keys (``group.id``, ``client.id``) on top."""
+        cfg: dict[str, Any] = dict(self.kafka)
+        cfg.update({
             "bootstrap.servers": self.bootstrap,
             "security.protocol": self.security_protocol.lower(),
-        }
+        })
         if self.sasl_mechanism:
             cfg.update({"sasl.mechanism": self.sasl_mechanism, "sasl.username": self.sasl_username,
                         "sasl.password": self.sasl_password.reveal()})
@@ -295,46 +524,186 @@ class Settings:
 
     def redacted(self) -> dict[str, Any]:
         """Settings as a dict with secrets masked: safe to print or log."""
-        out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in SECRET_FIELDS:
-                value = str(value)  # "***" when set
-            elif f.name == "extra":
-                value = {k: "***" if v and any(h in k.lower() for h in SECRET_NAME_HINTS) else v
-                         for k, v in value.items()}
-            out[f.name] = str(value) if isinstance(value, Path) else value
-        return out
+        return self.model_dump(mode="json")
+
+    def described(self) -> list[dict[str, Any]]:
+        """Each effective value (secrets masked) with where it came from, for ``loyalty config``.
+        ``bootstrap_servers`` shows the address clients use (the embedded broker's when it runs)."""
+        values = self.redacted()
+        sources = self.sources()
+        rows = []
+        for name in type(self).model_fields:
+            if name in ("quality", "kafka"):
+                for key, value in values[name].items():
+                    rows.append({"name": f"{name}.{key}", "value": value,
+                                 "source": _source_label(sources.get(f"{name}.{key}", "default"))})
+                continue
+            value, source = values[name], sources[name]
+            if name == "bootstrap_servers":
+                value, source = self.bootstrap_with_source()
+            rows.append({"name": name, "value": value, "source": _source_label(source)})
+        return rows
 
 
-def _coerce(kind: Any, raw: Any) -> Any:
-    kind = kind if isinstance(kind, type) else {"Path": Path, "int": int, "float": float,
-                                                "bool": bool, "str": str, "Secret": Secret}.get(str(kind), str)
-    if kind is bool and isinstance(raw, str):
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    if kind is Path:
-        return Path(raw).expanduser()
-    return kind(raw)
+def _source_label(source: str) -> str:
+    if source.startswith(ENV_PREFIX):
+        return f"environment {source}"
+    if source.startswith(("default", "embedded broker", "load_settings()", "set in code", "environment")):
+        return source
+    return f"file {source}"
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+def config_path() -> Path:
+    """The settings file: ``$LOYALTY_CONFIG``, else ``loyalty.toml`` in the working directory."""
+    return Path(os.environ.get(ENV_PREFIX + "CONFIG") or "loyalty.toml")
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build Settings from defaults, the TOML file, ``LOYALTY_*`` variables and ``overrides``."""
+    """Build Settings from defaults, the TOML file, ``LOYALTY_*`` variables and ``overrides``
+    (``None`` overrides are ignored). Raises :class:`SettingsError` naming every unknown key or
+    invalid value and its source."""
+    fields = Settings.model_fields
     values: dict[str, Any] = {}
-    known = {f.name: f for f in fields(Settings) if f.name != "extra"}
-    config_path = Path(os.environ.get(ENV_PREFIX + "CONFIG", "loyalty.toml"))
-    extra: dict[str, Any] = {}
-    if config_path.is_file():
-        with config_path.open("rb") as fh:
-            for key, raw in tomllib.load(fh).items():
-                if key in known:
-                    values[key] = _coerce(known[key].type, raw)
-                else:
-                    extra[key] = raw
-    for name, f in known.items():
-        env = os.environ.get(ENV_PREFIX + name.upper())
-        if env is not None and env != "":
-            values[name] = _coerce(f.type, env)
-    for name, value in overrides.items():
-        if value is not None:
-            values[name] = _coerce(known[name].type, value) if name in known else value
-    return dataclasses.replace(Settings(), extra=extra, **values)
+    origins: dict[str, str] = {}
+    problems: list[str] = []
+
+    path = config_path()
+    if path.is_file():
+        shown = str(path.resolve())
+        try:
+            data = TomlConfigSettingsSource(Settings, toml_file=path).toml_data
+        except ValueError as exc:  # tomllib.TOMLDecodeError
+            raise SettingsError(f"{shown}: not valid TOML: {exc}") from exc
+        for key, raw in data.items():
+            if key not in fields:
+                problems.append(_unknown_message(key, shown, fields))
+                continue
+            values[key] = raw
+            origins[key] = shown
+            if key in _TABLES and isinstance(raw, dict):
+                problems += _check_table(key, raw, shown)
+                origins.update({f"{key}.{_table_key(key, k)}": shown for k in raw})
+    elif ENV_PREFIX + "CONFIG" in os.environ and os.environ[ENV_PREFIX + "CONFIG"]:
+        raise SettingsError(f"LOYALTY_CONFIG (environment): no settings file at {path}")
+
+    problems += _check_environment(fields)
+    env = EnvSettingsSource(Settings)()
+    for key, raw in env.items():
+        variable = ENV_PREFIX + key.upper()
+        if key in _TABLES and isinstance(raw, dict):
+            problems += [problem.replace(f"{key}.{_table_key(key, k)} ", f"{variable}{NESTED_DELIMITER}{k.upper()} ", 1)
+                         for k in raw for problem in _check_table(key, {k: raw[k]}, "environment")]
+            current = values.get(key)
+            values[key] = {**(current if isinstance(current, dict) else {}), **raw}
+            for k in raw:
+                origins[f"{key}.{_table_key(key, k)}"] = f"{variable}{NESTED_DELIMITER}{k.upper()}"
+            origins.setdefault(key, "environment")
+        else:
+            values[key] = raw
+            origins[key] = variable
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key not in fields:
+            problems.append(_unknown_message(key, "load_settings()", fields))
+            continue
+        values[key] = value
+        origins[key] = "load_settings()"
+    if problems:
+        raise SettingsError("; ".join(problems))
+    return _validated(values, origins, overrides)
+
+
+_TABLES = {"quality": QualitySettings.model_fields, "kafka": None}
+
+
+def _table_key(table: str, key: str) -> str:
+    return key.lower().replace(NESTED_DELIMITER, ".") if table == "kafka" else key
+
+
+def _check_table(table: str, raw: dict[str, Any], where: str) -> list[str]:
+    known = _TABLES[table]
+    if known is None:  # kafka: any property, but not one that has a setting of its own
+        problems = []
+        for key in raw:
+            name = _table_key(table, key)
+            if name in KAFKA_PROPERTIES_WITH_SETTINGS:
+                problems.append(f"{table}.{name} ({_where(where)}): has its own setting, "
+                                f"set {KAFKA_PROPERTIES_WITH_SETTINGS[name]} instead")
+        return problems
+    return [_unknown_message(f"{table}.{key}", where, {f"{table}.{k}" for k in known})
+            for key in raw if key not in known]
+
+
+def _check_environment(fields: Any) -> list[str]:
+    problems = []
+    names = {ENV_PREFIX + name.upper() for name in fields}
+    quality = {f"{ENV_PREFIX}QUALITY{NESTED_DELIMITER}{name.upper()}" for name in QualitySettings.model_fields}
+    kafka = f"{ENV_PREFIX}KAFKA{NESTED_DELIMITER}"
+    for variable in os.environ:
+        upper = variable.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in names or upper in OTHER_ENV_VARS or upper in quality:
+            continue
+        if upper.startswith(kafka) and len(upper) > len(kafka):
+            continue
+        problems.append(_unknown_message(variable, "environment", names | quality | set(OTHER_ENV_VARS)))
+    return problems
+
+
+def _unknown_message(key: str, where: str, known: Any) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    if not close and where == "environment":
+        close = [n for n in difflib.get_close_matches(key.upper(), list(known), n=1, cutoff=0.6)]
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{key} ({_where(where)}): unknown setting{hint}"
+
+
+def _where(where: str) -> str:
+    return where if where in ("environment", "load_settings()", "Settings.replace()") else f"in {where}"
+
+
+_MESSAGES = {
+    "int_parsing": "is not an integer", "int_from_float": "is not an integer", "int_type": "is not an integer",
+    "float_parsing": "is not a number", "float_type": "is not a number",
+    "bool_parsing": "is not a boolean (true/false, yes/no, on/off, 1/0)", "bool_type": "is not a boolean",
+    "string_type": "is not a string", "dict_type": "is not a table", "model_type": "is not a table",
+    "extra_forbidden": "unknown setting",
+}
+
+
+def _validated(values: dict[str, Any], origins: dict[str, str], overrides: dict[str, Any]) -> Settings:
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        raise SettingsError("; ".join(_describe(error, origins) for error in exc.errors())) from None
+    settings._sources = dict(origins)
+    return settings
+
+
+def _describe(error: Any, origins: dict[str, str]) -> str:
+    loc = [str(part) for part in error.get("loc", ())]
+    name = ".".join(loc[:2]) if loc and loc[0] in _TABLES else (loc[0] if loc else "settings")
+    source = origins.get(name) or origins.get(loc[0] if loc else "", "default")
+    if source.startswith(ENV_PREFIX):
+        label = f"{source} (environment)"
+    elif source in ("load_settings()", "set in code", "default", "environment"):
+        label = f"{name} ({source})"
+    else:
+        label = f"{name} (in {source})"
+    kind = error.get("type", "")
+    what = _MESSAGES.get(kind)
+    if what is None:
+        what = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        what = what[:1].lower() + what[1:]
+    value = error.get("input")
+    shown = "" if kind == "extra_forbidden" or isinstance(value, (dict, Secret)) or _secret_name(name) \
+        else f"{value!r} "
+    return f"{label}: {shown}{what}"
+
+
+def _secret_name(name: str) -> bool:
+    field = Settings.model_fields.get(name.split(".")[0])
+    return bool(field and field.annotation in (Secret, "Secret")) or any(
+        hint in name.lower() for hint in ("password", "secret", "token", "key"))

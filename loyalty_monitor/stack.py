@@ -454,9 +454,7 @@ def up(settings: Settings, port: int = 8080, progress: Callable[[str], None] = p
 
 
 def _with_bootstrap(settings: Settings, bootstrap: str) -> Settings:
-    import dataclasses
-
-    return dataclasses.replace(settings, bootstrap_servers=bootstrap)
+    return settings.replace(bootstrap_servers=bootstrap)
 
 
 def down(settings: Settings, progress: Callable[[str], None] = print) -> None:

@@ -10,7 +10,6 @@ check refuses empty and example secrets, the TLS script makes a certificate a cl
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import os
 import re
@@ -237,7 +236,7 @@ def test_every_variable_is_documented_in_env_example(env_example: dict[str, str]
 
 
 def test_project_settings_passed_to_containers_exist(services: dict) -> None:
-    fields = {f.name for f in dataclasses.fields(Settings)}
+    fields = set(Settings.model_fields)
     for name, service in services.items():
         for key in environment(service):
             if key.startswith("LOYALTY_"):

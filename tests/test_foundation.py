@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loyalty_monitor.settings import load_settings
+from loyalty_monitor.settings import SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,8 +29,7 @@ def clean_env(monkeypatch):
 def test_settings_precedence_defaults_file_env_overrides(tmp_path, clean_env):
     monkeypatch = clean_env
     config = tmp_path / "loyalty.toml"
-    config.write_text('topic_touchpoints = "from-file"\nbatch_max_records = 7\nsasl_password = "s3cret"\n'
-                      'custom_key = "kept"\n')
+    config.write_text('topic_touchpoints = "from-file"\nbatch_max_records = 7\nsasl_password = "s3cret"\n')
     monkeypatch.setenv("LOYALTY_CONFIG", str(config))
     monkeypatch.setenv("LOYALTY_BATCH_MAX_RECORDS", "11")
     monkeypatch.setenv("LOYALTY_SMTP_STARTTLS", "yes")
@@ -39,9 +38,12 @@ def test_settings_precedence_defaults_file_env_overrides(tmp_path, clean_env):
     assert settings.batch_max_records == 11                   # env beats file, coerced to int
     assert settings.smtp_starttls is True
     assert settings.consumer_group == "from-override"         # explicit override beats env
-    assert settings.extra == {"custom_key": "kept"}
     assert settings.redacted()["sasl_password"] == "***"      # secrets never printed
     assert load_settings(data_dir=str(tmp_path)).warehouse == tmp_path / "warehouse.duckdb"
+    # issue 14: an unknown key is an error (it used to be kept in ``extra``, printed in clear)
+    config.write_text(config.read_text() + 'custom_key = "kept"\n')
+    with pytest.raises(SettingsError, match="custom_key"):
+        load_settings()
 
 
 def test_kafka_security_settings_pass_through(clean_env):

@@ -10,7 +10,6 @@ events out is shown with a real dbt build in tests/test_case_feedback.py.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -35,8 +34,7 @@ def gate_settings(data_dir: Path) -> Settings:
 
 
 def strict(settings: Settings) -> Settings:
-    quality = {**(settings.extra.get("quality") or {}), "quarantine_max_share": 0}
-    return dataclasses.replace(settings, extra={**settings.extra, "quality": quality})
+    return settings.replace(quality={"quarantine_max_share": 0})
 
 
 def publish_cases(settings: Settings, cases: dict[str, str]) -> None:

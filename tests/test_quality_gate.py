@@ -8,7 +8,6 @@ collapsed volume or too large a share of failing rows stop it (issue 12).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -41,8 +40,7 @@ def gate_settings(data_dir: Path) -> Settings:
 
 def with_quality(settings: Settings, **values: Any) -> Settings:
     """The settings with [quality] values as loyalty.toml would give them."""
-    quality = {**(settings.extra.get("quality") or {}), **values}
-    return dataclasses.replace(settings, extra={**settings.extra, "quality": quality})
+    return settings.replace(quality=values)
 
 
 @pytest.fixture()

@@ -12,7 +12,6 @@ it is, follows on the run after.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -60,8 +59,7 @@ def notices(settings) -> list[dict]:
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("quarantine")
     settings = warehouse_settings(root / "data")
-    settings = dataclasses.replace(settings, extra={"quality": {"unknown_customer_tolerance": 0.0,
-                                                                "unknown_customer_floor_rows": 0}})
+    settings = settings.replace(quality={"unknown_customer_tolerance": 0.0, "unknown_customer_floor_rows": 0})
     history = make_history(root / "generated", customers=15, start=START.isoformat(),
                            end=(DAY - dt.timedelta(days=1)).isoformat(), seed=12)
     land(settings, history.touchpoints, history.customers)  # landed now

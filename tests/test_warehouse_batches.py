@@ -10,7 +10,6 @@ for row.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import re
 from pathlib import Path
@@ -66,8 +65,8 @@ def landed(tmp_path_factory):
 
 def test_batched_full_refresh_equals_one_batch_and_daily_runs(landed):
     _, parts, settings, scratch = landed
-    batched = dataclasses.replace(settings, customer_batch_rows=TINY_BATCH)
-    one_go = dataclasses.replace(settings, customer_batch_rows=0)
+    batched = settings.replace(customer_batch_rows=TINY_BATCH)
+    one_go = settings.replace(customer_batch_rows=0)
 
     land(settings, parts / "tp1.jsonl", parts / "cu1.jsonl")
     warehouse.build(batched, as_of=CUT, full_refresh=True)

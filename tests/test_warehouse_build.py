@@ -3,7 +3,6 @@ against the generator's ground truth, plus publish atomicity and `dbt docs gener
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import re
@@ -279,7 +278,7 @@ def test_dbt_source_freshness_declares_the_gates_stale_feed_limit(built):
     so the feed is an error, with the gate's limit as the criterion."""
     settings, _ = built
     for days in (3, 10):
-        tuned = dataclasses.replace(settings, extra={**settings.extra, "quality": {"feed_stale_days": days}})
+        tuned = settings.replace(quality={"feed_stale_days": days})
         warehouse.run_dbt(tuned, ["source", "freshness", "--select", "source:landing.touchpoints"], as_of=END)
         sources = json.loads((Path(settings.data_dir) / "dbt-target" / "sources.json").read_text())
         (result,) = [r for r in sources["results"] if r["unique_id"].endswith("landing.touchpoints")]

@@ -18,7 +18,6 @@ each and send the same alerts; a full refresh gives the same marts everywhere.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import datetime as dt
 import decimal
@@ -48,13 +47,13 @@ def _on_spark(settings, data_dir):
     """Spark in this process (the session method) on the same landing zone and scoring file, with a
     modest footprint: two cores shared with other work, 2 GiB for the driver, 4 shuffle partitions."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    return dataclasses.replace(settings, dbt_target="spark", data_dir=data_dir, landing_url=settings.landing,
+    return settings.replace(dbt_target="spark", data_dir=data_dir, landing_url=settings.landing,
                                spark_method="session", spark_dir="", spark_master="local[2]",
                                spark_driver_memory="2g", spark_shuffle_partitions=4)
 
 
 def _on_postgres(settings, cluster, database: str | None = None):
-    return dataclasses.replace(settings, dbt_target="postgres", pg_host="127.0.0.1", pg_port=cluster.port,
+    return settings.replace(dbt_target="postgres", pg_host="127.0.0.1", pg_port=cluster.port,
                                pg_user=cluster.user, pg_database=database or cluster.database)
 
 
@@ -77,7 +76,7 @@ def engines(tmp_path_factory, postgres_cluster):  # noqa: F811
     # the PostgreSQL side reads the very same landing zone and scoring file; its own data dir
     pg_data = tmp_path_factory.mktemp("postgres") / "data"
     pg_data.mkdir(parents=True)
-    pg = _on_postgres(dataclasses.replace(duck, data_dir=pg_data, landing_url=duck.landing), postgres_cluster)
+    pg = _on_postgres(duck.replace(data_dir=pg_data, landing_url=duck.landing), postgres_cluster)
 
     sp = _on_spark(duck, tmp_path_factory.mktemp("spark") / "data")
     engines = (("duckdb", duck), ("postgres", pg), ("spark", sp))
@@ -228,7 +227,7 @@ def test_load_is_idempotent_by_file(engines, postgres_cluster, tmp_path):  # noq
     admin.close()
     landing = tmp_path / "landing"
     shutil.copytree(duck.landing, landing)
-    settings = _on_postgres(dataclasses.replace(duck, data_dir=tmp_path, landing_url=str(landing)),
+    settings = _on_postgres(duck.replace(data_dir=tmp_path, landing_url=str(landing)),
                             postgres_cluster, "load_test")
 
     first = load_landing(settings)

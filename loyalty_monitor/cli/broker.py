@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from loyalty_monitor.cli._common import example, print_json
 from loyalty_monitor.settings import load_settings
@@ -26,7 +27,17 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    print_json(load_settings().redacted())
+    """Each effective setting, secrets masked, and where its value came from: ``default``, the
+    settings file's path, a ``LOYALTY_*`` variable, or the embedded broker (bootstrap_servers)."""
+    rows = load_settings().described()
+    if args.format == "json":
+        print_json(rows)
+        return 0
+    width = max(len(row["name"]) for row in rows)
+    for row in rows:
+        value = row["value"]
+        shown = value if isinstance(value, str) else json.dumps(value)
+        print(f"{row['name']:<{width}}  {shown if shown != '' else '(empty)'}  [{row['source']}]")
     return 0
 
 
@@ -37,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=0,
                    help="listen port (default: LOYALTY_BROKER_PORT or a free one)")
     p.set_defaults(func=cmd_broker)
-    p = sub.add_parser("config", help="print the effective settings (secrets masked)",
-                       **example("LOYALTY_DATA_DIR=/srv/loyalty loyalty config"))
+    p = sub.add_parser("config", help="print the effective settings, secrets masked, and where each came from",
+                       **example("LOYALTY_DATA_DIR=/srv/loyalty loyalty config",
+                                 "loyalty config --format json"))
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="text: name, value, [source] per line (default); json: a list of {name, value, source}")
     p.set_defaults(func=cmd_config)

@@ -4,7 +4,6 @@ deal with the rows it set aside (``--quarantined``, ``--release``, ``--accept``)
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -152,8 +151,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"landing data accepted as is: {accepted.notes[0]}")
         return 0
     if args.max_share is not None:
-        quality = {**(settings.extra.get("quality") or {}), "quarantine_max_share": args.max_share}
-        settings = dataclasses.replace(settings, extra={**settings.extra, "quality": quality})
+        settings = settings.replace(quality={"quarantine_max_share": args.max_share})
     results = []
     if args.stage in ("landing", "all"):
         results.append(gate.validate_landing(settings, event_dates=args.dates, progress=_progress))

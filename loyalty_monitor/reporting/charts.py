@@ -381,12 +381,12 @@ def plan_bullets(rows: list[dict[str, Any]], width: int = 960, label_w: int = 18
                 "; ".join(f"{r['name']}: calls {r['calls']:,.0f}, meetings {r['meetings']:,.0f}" for r in rows))
 
 
-def follow_up_bar(followed: int, not_followed: int, pending: int, width: int = 960) -> Markup:
+def follow_up_bar(followed: int, not_followed: int, pending: int, width: int = 960, days: int = 14) -> Markup:
     """Alerts of the period split into followed by a dialogue, not followed, and not yet due."""
     total = followed + not_followed + pending or 1
-    parts = [("followed by a dialogue within 14 days ✓", followed, "url(#pat-green)"),
-             ("no dialogue within 14 days ✗", not_followed, "url(#pat-red)"),
-             ("younger than 14 days, no dialogue yet …", pending, "url(#pat-pending)")]
+    parts = [(f"followed by a dialogue within {days} days ✓", followed, "url(#pat-green)"),
+             (f"no dialogue within {days} days ✗", not_followed, "url(#pat-red)"),
+             (f"younger than {days} days, no dialogue yet …", pending, "url(#pat-pending)")]
     body, x = [], 0.0
     for label, n, fill in parts:
         w = width * n / total

@@ -18,6 +18,7 @@ PUBLISHED = "published"
 OPS = "ops"
 STATUSES = ("red", "yellow", "green")
 #: How long after an alert a two-way dialogue counts as its follow-up (issue 6).
+#: The default of the ``report_follow_up_days`` setting (the report passes the setting in).
 FOLLOW_UP_DAYS = 14
 DEFAULT_PERIOD_WEEKS = 12
 TOP_VALUES_AT_RISK = 10
@@ -579,22 +580,25 @@ def forecast_audit(marts: Marts, end: dt.date) -> dict[str, Any]:
     return out
 
 
-def alert_follow_up(marts: Marts, start: dt.date, end: dt.date) -> dict[str, Any]:
-    """Alerts raised in the period, and how many a two-way dialogue followed within 14 days."""
+def alert_follow_up(marts: Marts, start: dt.date, end: dt.date,
+                    follow_up_days: int = FOLLOW_UP_DAYS) -> dict[str, Any]:
+    """Alerts raised in the period, and how many a two-way dialogue followed within
+    ``follow_up_days`` days (the ``report_follow_up_days`` setting)."""
+    days = int(follow_up_days)
     marts.require(ALERTS, "alert_id", "customer_id", "alert_date", "severity", "rule")
     flag, date = _dialogue_columns(marts)
     rows = marts.rows(
         f"select a.alert_id, a.alert_date, a.severity, a.rule, "
         f"exists (select 1 from {TOUCHPOINTS} t where t.customer_id = a.customer_id and t.{flag} "
         f"and cast(t.{date} as date) > a.alert_date "
-        f"and cast(t.{date} as date) <= a.alert_date + {FOLLOW_UP_DAYS} "
+        f"and cast(t.{date} as date) <= a.alert_date + {days} "
         f"and cast(t.{date} as date) <= ?) as followed "
         f"from {ALERTS} a where a.alert_date between ? and ?", [end, start, end])
     raised = len(rows)
     followed = sum(1 for r in rows if r["followed"])
     # Alerts younger than the follow-up window that have no dialogue yet are not failures (yet).
     pending = sum(1 for r in rows if not r["followed"]
-                  and (end - r["alert_date"]).days < FOLLOW_UP_DAYS)
+                  and (end - r["alert_date"]).days < days)
     by_severity: dict[str, dict[str, int]] = {}
     by_rule: dict[str, dict[str, int]] = {}
     for r in rows:
@@ -604,7 +608,7 @@ def alert_follow_up(marts: Marts, start: dt.date, end: dt.date) -> dict[str, Any
             entry["followed"] += int(bool(r["followed"]))
     order = {"high": 0, "medium": 1, "low": 2}
     return {
-        "raised": raised, "followed": followed, "pending": pending,
+        "raised": raised, "followed": followed, "pending": pending, "follow_up_days": days,
         "not_followed": raised - followed - pending,
         "share": followed / (raised - pending) if raised - pending else None,
         "by_severity": sorted(by_severity.items(), key=lambda kv: order.get(kv[0], 9)),
@@ -702,7 +706,8 @@ def _finding_text(finding: Any) -> str:
 
 def collect(con: Any, start: dt.date | None, end: dt.date | None,
             quality_records: Any = None, strong_min: float | None = None,
-            reporting: dict[str, Any] | None = None) -> dict[str, Any]:
+            reporting: dict[str, Any] | None = None,
+            follow_up_days: int = FOLLOW_UP_DAYS) -> dict[str, Any]:
     """Everything the template renders, section by section.
 
     ``quality_records``: a callable returning the gate's run records, used when the warehouse has no
@@ -715,7 +720,7 @@ def collect(con: Any, start: dt.date | None, end: dt.date | None,
     as_of = folio.data["as_of"] if folio.ok else end
     since = folio.data["change_since"] if folio.ok else None
     context = {
-        "period_start": start, "period_end": end, "as_of": as_of,
+        "period_start": start, "period_end": end, "as_of": as_of, "follow_up_days": follow_up_days,
         "portfolio": folio,
         "movers": (_section(movers, marts, since, as_of) if since else
                    Section(missing=folio.missing or "the period has no earlier week to compare with")),
@@ -726,7 +731,7 @@ def collect(con: Any, start: dt.date | None, end: dt.date | None,
         "matrix": _section(loyalty_matrix, marts, as_of, strong_min),
         "activity": _section(account_manager_activity, marts, start, end),
         "at_risk": _section(values_at_risk, marts, as_of, reporting),
-        "alerts": _section(alert_follow_up, marts, start, end),
+        "alerts": _section(alert_follow_up, marts, start, end, follow_up_days),
         "quality": _quality(marts, start, end, quality_records),
     }
     if marts.columns(FORECAST_AUDIT):

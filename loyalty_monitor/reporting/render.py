@@ -70,7 +70,8 @@ def build_context(settings: Settings, period_start: dt.date | None = None,
     try:
         scoring = _scoring(settings)
         context = queries.collect(con, period_start, period_end, lambda: _gate_run_records(settings),
-                                  strong_min=_strong_loyalty(scoring), reporting=_reporting(scoring))
+                                  strong_min=_strong_loyalty(scoring), reporting=_reporting(scoring),
+                                  follow_up_days=settings.report_follow_up_days)
         audit = forecast.collect(con)  # forecast honesty (templates/_forecast.html), when built
         if audit is not None:
             context["forecast"] = audit

@@ -131,7 +131,7 @@ def _alerts(section: Section) -> Sentence | None:
                         f" {_n(a['raised'], 'alert was', 'alerts were')} raised in the period; ",
                         Figure("alerts-followed", str(a["followed"])),
                         f" {_n(a['followed'], 'was', 'were')} followed by a two-way dialogue within "
-                        f"{FOLLOW_UP_DAYS} days"]
+                        f"{a.get('follow_up_days', FOLLOW_UP_DAYS)} days"]
     if a["share"] is not None:
         parts += [" (", Figure("alerts-share", fmt.pct1(a["share"])), " of those old enough to judge)"]
     parts.append(".")
