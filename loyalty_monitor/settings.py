@@ -8,7 +8,7 @@ Values come from, in rising priority:
    :class:`QualitySettings`) and ``[kafka]`` (Kafka client properties passed through));
 3. ``LOYALTY_<FIELD>`` environment variables (upper-case field name, e.g.
    ``LOYALTY_BOOTSTRAP_SERVERS``; nested: ``LOYALTY_QUALITY__FEED_STALE_DAYS``,
-   ``LOYALTY_KAFKA__FETCH__MAX__BYTES`` for the Kafka property ``fetch.max.bytes``);
+   ``LOYALTY_KAFKA__CLIENT__RACK`` for the Kafka client property ``client.rack``);
 4. keyword arguments of :func:`load_settings` (tests, ``--port`` style CLI options).
 
 Scoring weights, thresholds and alert-rule parameters are not settings: they live in the
@@ -22,7 +22,7 @@ Strictness (issue 14): a key in the TOML file that is no setting, and a ``LOYALT
 variable that is neither a setting nor on :data:`OTHER_ENV_VARS` (variables the project sets or reads
 for other purposes: dbt's profile, the CLI, test helpers), is an error naming the key, where it came
 from and the closest setting ("did you mean ...?"). Unknown environment variables are rejected, not
-only warned about, because a mistyped ``LOYALTY_SMTP_PASWORD`` would otherwise silently send mail
+only warned about, because a mistyped ``LOYALTY_SMTP_PASSWORD`` (one S missing) would otherwise send mail
 without a password; the allow-list below is the complete list of other ``LOYALTY_*`` names used in
 this repository (``grep -rhoI "LOYALTY_[A-Z0-9_]*"``), so a variable the project itself exports never
 trips it. Invalid values are errors naming the setting and its source
@@ -199,6 +199,29 @@ KAFKA_PROPERTIES_WITH_SETTINGS = {
     "max.poll.interval.ms": "max_poll_interval_ms", "session.timeout.ms": "session_timeout_ms",
     "message.max.bytes": "max_message_bytes",
 }
+#: Kafka properties the project's clients set themselves (their delivery and commit guarantees and
+#: memory bounds depend on them: streaming/consumer.py ``consumer_config``, the dead-letter and
+#: case-event producers): refused in the pass-through rather than silently overridden.
+KAFKA_PROPERTIES_SET_BY_CLIENTS = frozenset({
+    "client.id", "enable.auto.commit", "enable.auto.offset.store", "auto.offset.reset", "acks",
+    "enable.idempotence", "heartbeat.interval.ms", "fetch.max.bytes", "max.partition.fetch.bytes",
+    "receive.message.max.bytes", "fetch.wait.max.ms", "queued.max.messages.kbytes", "linger.ms",
+    "message.timeout.ms", "logger",
+})
+
+
+def _secret_kafka_property(name: str) -> bool:
+    return any(hint in name for hint in ("password", "secret", "token", "key.pem", "oauthbearer.config",
+                                         "credential"))
+
+
+def _kafka_refusal(name: str) -> str | None:
+    """Why the Kafka property ``name`` cannot be passed through, or None when it can."""
+    if name in KAFKA_PROPERTIES_WITH_SETTINGS:
+        return f"has its own setting, set {KAFKA_PROPERTIES_WITH_SETTINGS[name]} instead"
+    if name in KAFKA_PROPERTIES_SET_BY_CLIENTS:
+        return "is set by Loyalty Monitor's Kafka clients themselves and cannot be passed through"
+    return None
 
 
 class Settings(BaseSettings):
@@ -265,9 +288,11 @@ class Settings(BaseSettings):
     #: Any other Kafka client property, passed through to every confluent-kafka (librdkafka)
     #: client: the landing consumer, its dead-letter producer, the case-event producer, the broker
     #: probe and the Airflow asset watcher. In librdkafka spelling: ``[kafka]`` table in
-    #: loyalty.toml (``"fetch.max.bytes" = 52428800``) or ``LOYALTY_KAFKA__FETCH__MAX__BYTES``
-    #: (dots as ``__``). Properties that have a setting above are refused here (use the setting).
-    kafka: dict[str, Union[StrictBool, int, float, str]] = Field(default_factory=dict)
+    #: loyalty.toml (``"socket.keepalive.enable" = true``) or ``LOYALTY_KAFKA__CLIENT__RACK=eu-1a``
+    #: (dots as ``__``). Refused: properties that have a setting above (use the setting) and those
+    #: the clients set themselves (KAFKA_PROPERTIES_SET_BY_CLIENTS). kafka-python clients (``loyalty
+    #: produce``, dead-letter tools, topic admin) get only the typed connection settings.
+    kafka: dict[str, Union[StrictBool, int, float, str, Secret]] = Field(default_factory=dict)
 
     topic_touchpoints: str = "touchpoints"
     topic_customers: str = "customers"
@@ -416,9 +441,11 @@ class Settings(BaseSettings):
         out = {}
         for key, item in value.items():
             name = str(key).strip().lower().replace(NESTED_DELIMITER, ".")
-            if name in KAFKA_PROPERTIES_WITH_SETTINGS:
-                raise ValueError(f"{name!r} has its own setting: set {KAFKA_PROPERTIES_WITH_SETTINGS[name]} instead")
-            out[name] = item
+            why = _kafka_refusal(name)
+            if why:
+                raise ValueError(f"{name!r} {why}")
+            # ssl.key.password, sasl.oauthbearer.client.secret, ...: held as Secret, masked when shown
+            out[name] = Secret(item) if _secret_kafka_property(name) and isinstance(item, str) else item
         return out
 
     # --- changing and inspecting ----------------------------------------------------------------
@@ -506,7 +533,8 @@ class Settings(BaseSettings):
     def confluent_client_config(self) -> dict[str, Any]:
         """The connection settings in librdkafka (confluent-kafka) spelling, plus every ``kafka``
         pass-through property. Callers add their client's own keys (``group.id``, ``client.id``) on top."""
-        cfg: dict[str, Any] = dict(self.kafka)
+        cfg: dict[str, Any] = {name: reveal(value) if isinstance(value, Secret) else value
+                               for name, value in self.kafka.items()}
         cfg.update({
             "bootstrap.servers": self.bootstrap,
             "security.protocol": self.security_protocol.lower(),
@@ -629,9 +657,9 @@ def _check_table(table: str, raw: dict[str, Any], where: str) -> list[str]:
         problems = []
         for key in raw:
             name = _table_key(table, key)
-            if name in KAFKA_PROPERTIES_WITH_SETTINGS:
-                problems.append(f"{table}.{name} ({_where(where)}): has its own setting, "
-                                f"set {KAFKA_PROPERTIES_WITH_SETTINGS[name]} instead")
+            why = _kafka_refusal(name)
+            if why:
+                problems.append(f"{table}.{name} ({_where(where)}): {why}")
         return problems
     return [_unknown_message(f"{table}.{key}", where, {f"{table}.{k}" for k in known})
             for key in raw if key not in known]

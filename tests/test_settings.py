@@ -1,0 +1,267 @@
+"""The typed settings model (issue 14): unknown keys rejected with a "did you mean", errors that name
+the setting and its source, secrets never shown, ``loyalty config`` showing where each value came
+from, Kafka client properties passed through, and ``Settings.replace`` validating again."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loyalty_monitor.settings import (OTHER_ENV_VARS, PROJECT_ROOT, Secret, Settings, SettingsError,
+                                      load_settings, reveal)
+
+SECRET = "hunter2-do-not-print"
+
+
+@pytest.fixture()
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No ambient LOYALTY_* variables and no loyalty.toml in the working directory."""
+    for key in list(os.environ):
+        if key.startswith("LOYALTY_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    return monkeypatch
+
+
+def config_file(tmp_path: Path, env: pytest.MonkeyPatch, text: str) -> Path:
+    path = tmp_path / "loyalty.toml"
+    path.write_text(text)
+    env.setenv("LOYALTY_CONFIG", str(path))
+    return path
+
+
+# --- unknown keys -------------------------------------------------------------------------------
+
+def test_unknown_key_in_the_file_names_the_file_and_the_closest_setting(tmp_path, env):
+    path = config_file(tmp_path, env, f'alert_chanels = "smtp"\nsmtp_password = "{SECRET}"\n')
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "alert_chanels" in message and str(path.resolve()) in message
+    assert "did you mean 'alert_channels'?" in message
+    assert SECRET not in message
+
+
+def test_unknown_key_in_a_table_of_the_file(tmp_path, env):
+    config_file(tmp_path, env, "[quality]\nfeed_stale_day = 4\n")
+    with pytest.raises(SettingsError, match=r"quality\.feed_stale_day .*did you mean 'quality\.feed_stale_days'"):
+        load_settings()
+
+
+def test_unknown_environment_variable_is_rejected_with_a_did_you_mean(env):
+    env.setenv("LOYALTY_SMTP_PASWORD", SECRET)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "LOYALTY_SMTP_PASWORD (environment)" in message
+    assert "did you mean 'LOYALTY_SMTP_PASSWORD'?" in message
+    assert SECRET not in message
+
+
+def test_unknown_nested_environment_variable_is_rejected(env):
+    env.setenv("LOYALTY_QUALITY__FEED_STAL_DAYS", "4")
+    with pytest.raises(SettingsError, match="did you mean 'LOYALTY_QUALITY__FEED_STALE_DAYS'"):
+        load_settings()
+
+
+def test_variables_the_project_uses_for_other_purposes_are_not_settings_and_not_errors(env):
+    for name in OTHER_ENV_VARS:
+        if name != "LOYALTY_CONFIG":
+            env.setenv(name, "1")
+    env.setenv("LOYALTY_QUALITY__FEED_STALE_DAYS", "9")
+    settings = load_settings()
+    assert settings.quality.feed_stale_days == 9
+    assert settings.sources()["quality.feed_stale_days"] == "LOYALTY_QUALITY__FEED_STALE_DAYS"
+
+
+def test_every_loyalty_variable_in_the_repository_is_a_setting_or_allowed():
+    """The allow-list is complete: no LOYALTY_* name the project itself uses can trip the check."""
+    import re
+
+    known = {"LOYALTY_" + name.upper() for name in Settings.model_fields} | set(OTHER_ENV_VARS)
+    used: set[str] = set()
+    for folder in ("loyalty_monitor", "streaming", "expectations", "dags", "dbt_project", "docker", "scripts",
+                   "bench", "tests"):
+        for path in (PROJECT_ROOT / folder).rglob("*"):
+            if path.is_file() and path.suffix in {".py", ".sql", ".yml", ".yaml", ".sh", ".toml"} \
+                    and path.name != "test_settings.py":  # this file misspells names on purpose
+                used |= set(re.findall(r"\bLOYALTY_[A-Z0-9_]*[A-Z0-9]\b", path.read_text(errors="replace")))
+    for path in (PROJECT_ROOT / "docker-compose.yml", PROJECT_ROOT / "Makefile", PROJECT_ROOT / ".env.example"):
+        if path.exists():
+            used |= set(re.findall(r"\bLOYALTY_[A-Z0-9_]*[A-Z0-9]\b", path.read_text()))
+    nested = {name for name in used if "__" in name}  # LOYALTY_QUALITY__..., LOYALTY_KAFKA__...
+    prefixes = {name for name in used if name in {"LOYALTY_PG", "LOYALTY_SPARK", "LOYALTY_SMTP", "LOYALTY_SSL",
+                                                  "LOYALTY_SASL"}}  # prose: "LOYALTY_PG_*"
+    assert used - known - nested - prefixes == set()
+
+
+# --- invalid values -----------------------------------------------------------------------------
+
+def test_a_bad_integer_in_the_environment_names_the_variable(env):
+    env.setenv("LOYALTY_SMTP_PORT", "abc")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == "LOYALTY_SMTP_PORT (environment): 'abc' is not an integer"
+
+
+def test_a_bad_value_in_the_file_names_the_setting_and_the_file(tmp_path, env):
+    path = config_file(tmp_path, env, 'batch_max_records = "many"\nsmtp_starttls = "maybe"\n')
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert f"batch_max_records (in {path.resolve()}): 'many' is not an integer" in message
+    assert f"smtp_starttls (in {path.resolve()}): 'maybe' is not a boolean" in message
+
+
+def test_a_bad_secret_value_is_not_quoted(env):
+    env.setenv("LOYALTY_SMTP_PASSWORD", SECRET)
+    env.setenv("LOYALTY_WEB_PORT", "99999")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "LOYALTY_WEB_PORT (environment)" in str(caught.value) and SECRET not in str(caught.value)
+
+
+def test_the_cli_prints_a_bad_setting_as_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
+    env.update(LOYALTY_SMTP_PORT="abc", PYTHONPATH=str(PROJECT_ROOT))
+    done = subprocess.run([sys.executable, "-m", "loyalty_monitor.cli", "config"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr == "loyalty config: error: LOYALTY_SMTP_PORT (environment): 'abc' is not an integer\n"
+
+
+# --- loyalty config ------------------------------------------------------------------------------
+
+def test_loyalty_config_shows_sources_and_never_a_secret(tmp_path):
+    data_dir = tmp_path / "data"
+    (data_dir / "run").mkdir(parents=True)
+    # what `loyalty broker start` records: config shows the embedded broker's address, not ""
+    (data_dir / "run" / "broker.json").write_text(json.dumps(
+        {"pid": 1, "port": 45678, "bootstrap_servers": "127.0.0.1:45678", "log_file": "x", "started_at": 0}))
+    path = tmp_path / "private.toml"
+    path.write_text(f'smtp_password = "{SECRET}"\nalert_channels = "file,smtp"\n'
+                    f'[quality]\nexamples = 7\n[kafka]\n"ssl.key.password" = "{SECRET}-key"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
+    env.update(LOYALTY_CONFIG=str(path), LOYALTY_DATA_DIR=str(data_dir), LOYALTY_SLACK_WEBHOOK_URL=f"https://x/{SECRET}",
+               LOYALTY_SMTP_PORT="2525", PYTHONPATH=str(PROJECT_ROOT))
+    run = [sys.executable, "-m", "loyalty_monitor.cli", "config"]
+    text = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    as_json = subprocess.run(run + ["--format", "json"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                             timeout=120)
+    for done in (text, as_json):
+        assert done.returncode == 0, done.stderr
+        assert SECRET not in done.stdout + done.stderr
+    rows = {row["name"]: row for row in json.loads(as_json.stdout)}
+    assert rows["smtp_password"] == {"name": "smtp_password", "value": "***", "source": f"file {path.resolve()}"}
+    assert rows["slack_webhook_url"]["value"] == "***"
+    assert rows["kafka.ssl.key.password"]["value"] == "***"
+    assert rows["smtp_port"] == {"name": "smtp_port", "value": 2525, "source": "environment LOYALTY_SMTP_PORT"}
+    assert rows["quality.examples"]["value"] == 7 and rows["quality.examples"]["source"] == f"file {path.resolve()}"
+    assert rows["quality.feed_stale_days"]["source"] == "default"
+    assert rows["topic_touchpoints"] == {"name": "topic_touchpoints", "value": "touchpoints", "source": "default"}
+    assert rows["bootstrap_servers"]["value"] == "127.0.0.1:45678"
+    assert rows["bootstrap_servers"]["source"].startswith("embedded broker")
+    line = next(line for line in text.stdout.splitlines() if line.startswith("smtp_port "))
+    assert "2525" in line and "[environment LOYALTY_SMTP_PORT]" in line
+
+
+# --- Kafka pass-through ----------------------------------------------------------------------------
+
+def test_kafka_properties_pass_through_to_the_confluent_clients(tmp_path, env):
+    from loyalty_monitor.pipeline import kafka_connection
+    from streaming.consumer import consumer_config
+
+    config_file(tmp_path, env, '[kafka]\n"socket.keepalive.enable" = true\n"statistics.interval.ms" = 5000\n')
+    env.setenv("LOYALTY_KAFKA__CLIENT__RACK", "eu-west-1a")
+    settings = load_settings()
+    assert settings.kafka == {"socket.keepalive.enable": True, "statistics.interval.ms": 5000,
+                              "client.rack": "eu-west-1a"}
+    assert settings.sources()["kafka.client.rack"] == "LOYALTY_KAFKA__CLIENT__RACK"
+    for cfg in (settings.confluent_client_config(), consumer_config(settings), kafka_connection(settings)["extra"]):
+        assert cfg["client.rack"] == "eu-west-1a" and cfg["socket.keepalive.enable"] is True
+        assert cfg["statistics.interval.ms"] == 5000
+    assert "client.rack" not in settings.kafka_client_config()  # kafka-python clients: typed settings only
+
+
+def test_the_landing_consumer_accepts_the_passed_through_properties(tmp_path, env):
+    """librdkafka itself accepts the merged configuration (no broker needed to construct a client)."""
+    from confluent_kafka import Consumer
+
+    from streaming.consumer import consumer_config
+
+    env.setenv("LOYALTY_KAFKA__CLIENT__RACK", "eu-west-1a")
+    env.setenv("LOYALTY_KAFKA__SOCKET__KEEPALIVE__ENABLE", "true")
+    consumer = Consumer(consumer_config(load_settings(bootstrap_servers="127.0.0.1:1")))
+    consumer.close()
+
+
+@pytest.mark.parametrize("variable, wanted", [
+    ("LOYALTY_KAFKA__BOOTSTRAP__SERVERS", "set bootstrap_servers instead"),
+    ("LOYALTY_KAFKA__GROUP__ID", "set consumer_group instead"),
+    ("LOYALTY_KAFKA__ENABLE__AUTO__COMMIT", "set by Loyalty Monitor's Kafka clients themselves"),
+])
+def test_kafka_properties_with_a_setting_or_set_by_the_clients_are_refused(env, variable, wanted):
+    env.setenv(variable, "x")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert variable in str(caught.value) and wanted in str(caught.value)
+
+
+# --- replace, Secret, defaults ---------------------------------------------------------------------
+
+def test_replace_validates_again_and_keeps_secrets(env):
+    settings = load_settings(smtp_password=SECRET)
+    changed = settings.replace(smtp_port="2525", quality={"examples": 9})
+    assert changed.smtp_port == 2525 and changed.quality.examples == 9
+    assert changed.quality.feed_stale_days == settings.quality.feed_stale_days  # a partial table merges
+    assert changed.smtp_password.reveal() == SECRET
+    assert changed.sources()["smtp_port"] == "set in code"
+    assert settings.smtp_port == 25  # frozen: the original is untouched
+    with pytest.raises(SettingsError, match=r"smtp_port \(set in code\): 'abc' is not an integer"):
+        settings.replace(smtp_port="abc")
+    with pytest.raises(SettingsError, match="did you mean 'smtp_port'"):
+        settings.replace(smtp_prot=1)
+    with pytest.raises(SettingsError, match="quality.examples"):
+        settings.replace(quality={"examples": "many"})
+    with pytest.raises(Exception):
+        settings.smtp_port = 1  # type: ignore[misc]
+
+
+def test_secrets_are_hidden_everywhere_but_reveal(env):
+    settings = load_settings(smtp_password=SECRET, web_signing_keys=["new-key", "old-key"])
+    assert isinstance(settings.smtp_password, Secret)
+    assert SECRET not in repr(settings) and SECRET not in str(settings)
+    assert SECRET not in json.dumps(settings.redacted()) and SECRET not in settings.model_dump_json()
+    assert reveal(settings.smtp_password) == SECRET and settings.smtp_password.reveal() == SECRET
+    assert settings.web_signing_keys.reveal() == "new-key,old-key"
+    from pydantic import SecretStr
+
+    assert reveal(SecretStr("x")) == "x" and load_settings(pg_password=SecretStr("pw")).pg_password.reveal() == "pw"
+
+
+def test_settings_alone_are_the_defaults_and_paths_are_inside_the_project(env):
+    env.setenv("LOYALTY_SMTP_PORT", "2525")
+    assert Settings().smtp_port == 25  # Settings() reads no source; load_settings() does
+    assert load_settings().smtp_port == 2525
+    # the documented default: <project root>/data, wherever the command runs
+    assert Settings().data_dir == PROJECT_ROOT / "data" and Path.cwd() != PROJECT_ROOT
+    env.setenv("LOYALTY_DATA_DIR", "~/loyalty-data")
+    assert load_settings().data_dir == Path.home() / "loyalty-data"
+
+
+def test_a_missing_file_named_by_loyalty_config_is_an_error(tmp_path, env):
+    env.setenv("LOYALTY_CONFIG", str(tmp_path / "nope.toml"))
+    with pytest.raises(SettingsError, match="LOYALTY_CONFIG"):
+        load_settings()
+
+
+def test_the_shipped_schedules_are_settings(env):
+    env.setenv("LOYALTY_PIPELINE_SCHEDULE", "30 1 * * *")
+    settings = load_settings()
+    assert settings.pipeline_schedule == "30 1 * * *" and settings.weekly_report_schedule == "0 6 * * 1"
+    assert settings.report_follow_up_days == 14 and settings.task_max_retry_delay_s == 1800.0
