@@ -537,11 +537,18 @@ def test_secrets_are_hidden_in_settings_channels_and_loyalty_config(data_dir, tm
     env = {**__import__("os").environ, "LOYALTY_CONFIG": str(config), "LOYALTY_SMTP_PASSWORD": SECRET,
            "LOYALTY_SASL_PASSWORD": SECRET, "LOYALTY_WEBHOOK_URL": f"https://example.com/{SECRET}",
            "LOYALTY_SLACK_WEBHOOK_URL": f"https://hooks.slack.com/services/T/B/{SECRET}"}
-    out = subprocess.run([str(Path(sys.executable).parent / "loyalty"), "config"], env=env, capture_output=True,
+    loyalty = str(Path(sys.executable).parent / "loyalty")
+    # Issue 14: keys that are no setting are refused (they used to be kept in `extra`, masked by
+    # name only); the refusal names them, never their values.
+    refused = subprocess.run([loyalty, "config"], env=env, capture_output=True, text=True)
+    assert refused.returncode == 1 and "admin_password" in refused.stderr and "airflow_fernet_key" in refused.stderr
+    assert SECRET not in refused.stdout + refused.stderr
+    config.write_text(f'pg_password = "{SECRET}"\n')
+    out = subprocess.run([loyalty, "config", "--format", "json"], env=env, capture_output=True,
                          text=True, check=True).stdout
-    shown = json.loads(out)
+    shown = {row["name"]: row["value"] for row in json.loads(out)}
     assert SECRET not in out
-    assert shown["smtp_password"] == shown["webhook_url"] == shown["extra"]["admin_password"] == "***"
+    assert shown["smtp_password"] == shown["webhook_url"] == shown["pg_password"] == "***"
 
 
 def test_a_sent_alert_whose_severity_rises_gets_one_short_update(alert_settings, smtp):

@@ -265,3 +265,22 @@ def test_the_shipped_schedules_are_settings(env):
     settings = load_settings()
     assert settings.pipeline_schedule == "30 1 * * *" and settings.weekly_report_schedule == "0 6 * * 1"
     assert settings.report_follow_up_days == 14 and settings.task_max_retry_delay_s == 1800.0
+
+
+def test_every_variable_the_dbt_project_reads_is_derived_from_the_settings(tmp_path, env):
+    """profiles.yml and the models read LOYALTY_* variables; each is exported by warehouse.dbt_env
+    from Settings (LOYALTY_AS_OF_DATE by run_dbt from the run's as-of date), so dbt has no setting
+    of its own and `loyalty config` shows everything."""
+    import re
+
+    from loyalty_monitor import warehouse
+
+    read = set()
+    for path in (PROJECT_ROOT / "dbt_project").rglob("*"):
+        if path.is_file() and path.suffix in {".yml", ".sql"} and "target" not in path.parts:
+            read |= set(re.findall(r"env_var\(\s*['\"](LOYALTY_[A-Z0-9_]+)['\"]", path.read_text()))
+    settings = load_settings(data_dir=tmp_path / "data", pg_host="db.example", pg_password=SECRET)
+    exported = set(warehouse.dbt_env(settings)) | set(warehouse.spark_env(settings.replace(dbt_target="spark")))
+    assert read and read - exported == {"LOYALTY_AS_OF_DATE"}
+    pg = warehouse.pg_env(settings)
+    assert pg["LOYALTY_PG_HOST"] == "db.example" and pg["LOYALTY_PG_PASSWORD"] == SECRET
