@@ -470,6 +470,14 @@ class Settings(BaseSettings):
         new = _validated(values, {**self._sources, **origins}, {name: None for name in changes})
         return new
 
+    def __eq__(self, other: object) -> bool:
+        # values only, as the former dataclass: where a value came from does not make it differ
+        if not isinstance(other, Settings):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in type(self).model_fields)
+
+    __hash__ = None  # type: ignore[assignment]  # holds dicts (kafka), like the former dataclass
+
     def sources(self) -> dict[str, str]:
         """Where each setting's value came from: ``default``, ``<file path>`` or ``LOYALTY_<NAME>``
         (environment), or ``load_settings(...)``/``set in code``. Table entries appear as
@@ -507,7 +515,7 @@ class Settings(BaseSettings):
             return self.bootstrap_servers, self._sources.get("bootstrap_servers", "default")
         try:
             state = json.loads(self.broker_state_file.read_text())
-            return state["bootstrap_servers"], f"embedded broker ({self.broker_state_file})"
+            return state["bootstrap_servers"], f"embedded broker, recorded in {self.broker_state_file}"
         except (OSError, ValueError, KeyError):
             return "127.0.0.1:9092", "default (no embedded broker running)"
 
