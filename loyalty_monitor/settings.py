@@ -467,8 +467,7 @@ class Settings(BaseSettings):
         for table in _TABLES:
             if isinstance(changes.get(table), dict):
                 origins.update({f"{table}.{_table_key(table, k)}": "set in code" for k in changes[table]})
-        new = _validated(values, {**self._sources, **origins}, {name: None for name in changes})
-        return new
+        return _validated(values, {**self._sources, **origins})
 
     def __eq__(self, other: object) -> bool:
         # values only, as the former dataclass: where a value came from does not make it differ
@@ -649,7 +648,7 @@ def load_settings(**overrides: Any) -> Settings:
         origins[key] = "load_settings()"
     if problems:
         raise SettingsError("; ".join(problems))
-    return _validated(values, origins, overrides)
+    return _validated(values, origins)
 
 
 _TABLES = {"quality": QualitySettings.model_fields, "kafka": None}
@@ -709,7 +708,7 @@ _MESSAGES = {
 }
 
 
-def _validated(values: dict[str, Any], origins: dict[str, str], overrides: dict[str, Any]) -> Settings:
+def _validated(values: dict[str, Any], origins: dict[str, str]) -> Settings:
     try:
         settings = Settings(**values)
     except ValidationError as exc:
