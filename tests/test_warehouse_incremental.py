@@ -21,7 +21,8 @@ START, CUT, END = "2026-01-01", dt.date(2026, 6, 20), "2026-07-31"
 # Tables compared: every mart and the incremental customer-day state.
 COMPARED = ("dim_customers", "fct_touchpoints", "fct_dialogue_daily", "fct_customer_health_daily",
             "fct_loyalty_matrix", "fct_sales_platform", "fct_account_manager_activity", "fct_churn_alerts",
-            "fct_churn_risk_cases", "int_customer_days", "int_drift_days", "int_portfolio_days",
+            "fct_churn_risk_cases", "int_risk_case_spans", "int_case_openings", "int_customer_days", "int_drift_days",
+            "int_portfolio_days",
             "stg_landing__touchpoints")
 
 
@@ -92,6 +93,9 @@ def test_daily_run_rebuilds_only_new_days(landed):
     customer = con.execute("select min(customer_id) from build.fct_dialogue_daily").fetchone()[0]
     con.execute("update build.fct_dialogue_daily set contacts_30d = -1 where customer_id = ? "
                 "and as_of_date = date '2026-07-01'", [customer])
+    # and into every stored case opening: a daily run computes the openings of new cases only
+    openings = con.execute("select count(*) from build.int_case_openings").fetchone()[0]
+    con.execute("update build.int_case_openings set drivers = 'canary'")
     con.close()
     next_day = dt.date.fromisoformat(END) + dt.timedelta(days=1)
     warehouse.build(settings, as_of=next_day)
@@ -100,9 +104,11 @@ def test_daily_run_rebuilds_only_new_days(landed):
         canary = con.execute("select contacts_30d from build.fct_dialogue_daily where customer_id = ? "
                              "and as_of_date = date '2026-07-01'", [customer]).fetchone()[0]
         days = con.execute("select count(distinct as_of_date), max(as_of_date) from build.fct_dialogue_daily").fetchone()
+        kept = con.execute("select count(*) from build.fct_churn_risk_cases where drivers = 'canary'").fetchone()[0]
     finally:
         con.close()
     assert canary == -1, "the daily run recomputed an old day"
+    assert openings > 0 and kept == openings, "the daily run recomputed the openings of earlier cases"
     assert days[1] == next_day
 
 

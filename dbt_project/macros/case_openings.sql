@@ -1,0 +1,11 @@
+{% macro prune_case_openings() -%}
+  {#- pre-hook of int_case_openings: drop the openings that no longer open a case (late data moved
+      or removed it, an erased customer, a backfill to an earlier as-of date), so that the stored
+      rows are those a full refresh would give. -#}
+  {%- if is_incremental() -%}
+    {%- set key = "customer_id || '|' || " ~ as_text('opened_on') -%}
+    {{ hook_sql(delete_rows(this, key ~ ' not in (select ' ~ key ~ ' from ' ~ ref('int_risk_case_spans') ~ ')')) }}
+  {%- else -%}
+    select 1
+  {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,172 @@
+{#- What a churn-risk case says on its opening day, one row per case of int_risk_case_spans: the
+    drivers (the streams that moved the probability most in the window that carries most evidence,
+    since the day the drift most likely began: int_drift_days.restart_date), in words, with the
+    customer's own usual values, and an open sales opportunity at a customer without two-way
+    dialogue for forecast.silent_opportunity_days on the opening day (the largest; forecast audit,
+    contract 1.1); the reasons (the scorecard rules that also held on the opening day: status drop,
+    sharp health drop, dialogue gap); health and value at stake on that day.
+
+    Incremental, because these lookups into the customer-day tables are what a case costs: a stored
+    opening is kept while its opening day's inputs are unchanged (the int_drift_days row of that day
+    has the same inputs_landed_at: late events and master-data changes move it), so a daily run
+    computes the openings of new cases only. Openings that no longer open a case (late data moved
+    or removed it) and those of erased customers are deleted; a full refresh gives the same rows. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['customer_id', 'opened_on'],
+    pre_hook="{{ prune_case_openings() }}"
+) }}
+{%- set rc = scoring('risk_cases') -%}
+{%- set streams = drift_streams() -%}
+{%- set min_driver = (rc['min_driver_evidence'] * 1000) | int -%}
+{%- set reason_rules = [('status_drop', 'health fell below its own norm'),
+                        ('sharp_health_drop', 'health dropped sharply'),
+                        ('dialogue_gap', 'far outside its usual dialogue rhythm')] -%}
+
+with cases as (
+    -- the openings to compute: all on a full refresh; new or restated ones on a daily run
+    select spans.customer_id, spans.opened_on, spans.opened_inputs_landed_at
+    from {{ ref('int_risk_case_spans') }} as spans
+    {% if is_incremental() -%}
+    left join {{ this }} as stored
+        on stored.customer_id = spans.customer_id and stored.opened_on = spans.opened_on
+    where stored.customer_id is null or stored.inputs_landed_at is distinct from spans.opened_inputs_landed_at
+    {%- endif %}
+),
+
+at_open as (
+    -- the opening day, and the day the evidence started to build (int_drift_days.restart_date)
+    select
+        cases.*,
+        drift.segment,
+        coalesce(drift.restart_date, {{ add_days('bounds.first_day', -1) }}) as building_since,
+        {% for s in streams -%}
+        drift.since_restart_milli_{{ s.name }},
+        drift.usual_rate_{{ s.name }},
+        {{ stream_count(s, 'days') }} - coalesce({{ stream_count(s, 'restart_days') }}, 0) as seen_{{ s.name }},
+        {% if s.kind == 'share' -%}
+        days.cum_drift_{{ s.of }} - coalesce(restart_days.cum_drift_{{ s.of }}, 0) as seen_base_{{ s.name }},
+        {% else -%}
+        drift.usual_rate_{{ s.name }} * (drift.cum_exposure_milli_{{ s.name }} - coalesce(restart_drift.cum_exposure_milli_{{ s.name }}, 0)) / 1000.0 as expected_{{ s.name }},
+        {% endif -%}
+        {% endfor -%}
+        {{ days_between('days.last_dialogue_date', 'cases.opened_on') }} as days_since_dialogue,
+        {{ days_between('days.last_order_date', 'cases.opened_on') }} as days_since_order
+    from cases
+    inner join {{ ref('int_drift_days') }} as drift
+        on drift.customer_id = cases.customer_id and drift.as_of_date = cases.opened_on
+    inner join {{ ref('int_customer_bounds') }} as bounds on bounds.customer_id = cases.customer_id
+    inner join {{ ref('int_customer_days') }} as days
+        on days.customer_id = cases.customer_id and days.as_of_date = cases.opened_on
+    left join {{ ref('int_customer_days') }} as restart_days
+        on restart_days.customer_id = cases.customer_id and restart_days.as_of_date = drift.restart_date
+    left join {{ ref('int_drift_days') }} as restart_drift
+        on restart_drift.customer_id = cases.customer_id and restart_drift.as_of_date = drift.restart_date
+),
+
+ranked as (
+    -- the streams ranked within the row by what they added to the evidence (ties in config order)
+    select
+        at_open.*,
+        {% for s in streams -%}
+        {%- set outer = loop -%}
+        case when since_restart_milli_{{ s.name }} >= {{ min_driver }} then 1
+            {% for other in streams if other.name != s.name -%}
+            + case when since_restart_milli_{{ other.name }} >= {{ min_driver }}
+                    and (since_restart_milli_{{ other.name }} > since_restart_milli_{{ s.name }}
+                         {%- if streams.index(other) < outer.index0 %} or since_restart_milli_{{ other.name }} = since_restart_milli_{{ s.name }}{% endif %})
+                   then 1 else 0 end
+            {% endfor -%}
+        end as rank_{{ s.name }},
+        {% endfor -%}
+        {% for s in streams -%}
+        {% if s.kind == 'share' -%}
+        {{ sql_string(s.label) }} || ': ' || {{ int_text('seen_' ~ s.name) }} || ' of '
+            || {{ int_text('seen_base_' ~ s.name) }} || ' {{ {'contacts': 'contacts', 'surveys': 'survey answers', 'visits': 'service visits', 'commercial': 'sales and management contacts'}[s.of] }} since '
+            || {{ as_text('building_since') }} || ', usually ' || {{ int_text('usual_rate_' ~ s.name ~ ' * 100') }} || ' %'
+            as driver_{{ s.name }}{{ ',' if not loop.last }}
+        {% else -%}
+        {{ sql_string(s.label) }} || ': ' || {{ int_text('seen_' ~ s.name) }} || ' since '
+            || {{ as_text('building_since') }} || ', about ' || {{ fixed_text('expected_' ~ s.name, 1) }}
+            || ' expected (usually ' || {{ fixed_text('usual_rate_' ~ s.name ~ ' * 90', 1) }} || ' per 90 days'
+            {%- if s.name == 'dialogue' %}
+            || coalesce('; the last two-way dialogue ' || {{ as_text('days_since_dialogue') }} || ' days ago', '')
+            {%- elif s.name == 'orders' %}
+            || coalesce('; the last order ' || {{ as_text('days_since_order') }} || ' days ago', '')
+            {%- endif %} || ')' as driver_{{ s.name }}{{ ',' if not loop.last }}
+        {% endif -%}
+        {% endfor %}
+    from at_open
+),
+
+worded as (
+    select
+        ranked.*,
+        {% for k in [1, 2, 3] -%}
+        case
+            {% for s in streams -%}
+            when rank_{{ s.name }} = {{ k }} then driver_{{ s.name }}
+            {% endfor -%}
+        end as driver_{{ k }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from ranked
+),
+
+silent_opportunities as (
+    -- opportunities open on the opening day at a customer without two-way dialogue: the largest, in words
+    select customer_id, opened_on,
+           words || case when opportunities > 1 then ' (and ' || {{ as_text('opportunities - 1') }} || ' more open)' else '' end as words
+    from (
+        select
+            at_open.customer_id,
+            at_open.opened_on,
+            {{ silent_opportunity_words('states.opportunity_id', 'states.pipeline_stage', 'states.amount', 'states.currency', 'states.expected_close_date', 'at_open.days_since_dialogue') }} as words,
+            count(*) over (partition by at_open.customer_id, at_open.opened_on) as opportunities,
+            row_number() over (
+                partition by at_open.customer_id, at_open.opened_on
+                order by coalesce(states.amount * {{ reporting_rate('states.currency') }}, -1) desc, states.opportunity_id
+            ) as largest
+        from at_open
+        inner join {{ ref('int_opportunity_states') }} as states
+            on states.customer_id = at_open.customer_id
+           and states.status = 'open'
+           and states.event_date <= at_open.opened_on
+           and (states.next_event_date is null or states.next_event_date > at_open.opened_on)
+        where coalesce(at_open.days_since_dialogue >= {{ scoring('forecast.silent_opportunity_days') | int }}, true)
+    ) as ranked
+    where largest = 1
+),
+
+reasoned as (
+    select
+        worded.*,
+        coalesce('; ' || driver_1, '') || coalesce('; ' || driver_2, '') || coalesce('; ' || driver_3, '')
+            || coalesce('; ' || silent_opportunities.words, '') as driver_list,
+        ''
+        {%- for rule, words in reason_rules %}
+        || case when flags.{{ rule }} then '; {{ words }}' else '' end
+        {%- endfor %} as reason_list
+    from worded
+    left join {{ ref('int_alert_flags') }} as flags
+        on flags.customer_id = worded.customer_id and flags.as_of_date = worded.opened_on
+    left join silent_opportunities
+        on silent_opportunities.customer_id = worded.customer_id and silent_opportunities.opened_on = worded.opened_on
+)
+
+
+select
+    reasoned.customer_id,
+    reasoned.opened_on,
+    reasoned.opened_inputs_landed_at as inputs_landed_at,
+    reasoned.segment,
+    case when reasoned.driver_list <> '' then substr(reasoned.driver_list, 3) end as drivers,
+    case when reasoned.reason_list <> '' then substr(reasoned.reason_list, 3) end as reasons,
+    health.health_score,
+    health.status,
+    health.value_at_stake,
+    health.currency,
+    health.segment as health_segment
+from reasoned
+inner join {{ ref('fct_customer_health_daily') }} as health
+    on health.customer_id = reasoned.customer_id and health.as_of_date = reasoned.opened_on

@@ -1,0 +1,100 @@
+{#- One row per churn-risk case, its span only: the day it opened, its last elevated day and its peak.
+    A case opens the first day the drift probability (int_drift_days) reaches
+    risk_cases.open_probability (after risk_cases.warmup_days), or, with
+    risk_cases.cases_per_manager_per_month set, the opening probability that keeps the trailing
+    year's cases within that budget. It stays open while the probability stays at or above
+    risk_cases.close_probability (a run of elevated days); the first day below closes it, and only
+    then can a new case open for the same customer.
+
+    Rebuilt in full on every run, from the elevated days only (a narrow scan of int_drift_days):
+    what a case says on its opening day is int_case_openings, which is computed once per opening. -#}
+{{ config(materialized='table') }}
+{%- set rc = scoring('risk_cases') -%}
+
+with elevated as (
+    select
+        drift.customer_id,
+        drift.as_of_date,
+        drift.drift_probability,
+        drift.observed_days,
+        drift.inputs_landed_at,
+        lag(drift.as_of_date) over (partition by drift.customer_id order by drift.as_of_date) as previous_day
+    from {{ ref('int_drift_days') }} as drift
+    where drift.drift_probability >= {{ rc['close_probability'] }}
+),
+
+runs as (
+    -- consecutive elevated days; a day below close_probability ends the run
+    select
+        elevated.*,
+        sum(case when previous_day is null or {{ days_between('previous_day', 'as_of_date') }} > 1 then 1 else 0 end)
+            over (partition by customer_id order by as_of_date rows between unbounded preceding and current row) as run_number
+    from elevated
+),
+
+{%- if rc.get('cases_per_manager_per_month') %}
+{#- A budget instead of a probability: the opening probability is the lowest of 0.01, 0.02, ...,
+    0.99 (from the closing probability up) at which the runs of the trailing year that would open a case stay within the budget
+    (cases per account manager per month x managers x 12). Re-derived each run, from the model's
+    own recent history. -#}
+peaks as (
+    select customer_id, run_number, max(drift_probability) as peak_probability, max(as_of_date) as last_day
+    from runs
+    where observed_days >= {{ rc['warmup_days'] | int }}
+    group by customer_id, run_number
+),
+
+candidates as (
+    {% for k in range([1, (rc['close_probability'] * 100) | round(0, 'ceil') | int] | max, 100) -%}
+    select {{ k / 100 }} as threshold{{ ' union all' if not loop.last }}
+    {% endfor %}
+),
+
+budget as (
+    select {{ rc['cases_per_manager_per_month'] }} * 12 * count(distinct account_manager_id) as cases_per_year
+    from {{ ref('dim_customers') }}
+),
+
+opening_threshold as (
+    select coalesce(min(counted.threshold), 0.99) as threshold
+    from (
+        select candidates.threshold, count(peaks.customer_id) as cases
+        from candidates
+        left join peaks
+            on peaks.peak_probability >= candidates.threshold
+           and peaks.last_day > {{ add_days(drift_last_day(), -365) }}
+        group by candidates.threshold
+    ) as counted
+    cross join budget
+    where counted.cases <= budget.cases_per_year
+),
+{%- else %}
+opening_threshold as (
+    select {{ rc['open_probability'] }} as threshold
+),
+{%- endif %}
+
+opened as (
+    select runs.customer_id, runs.run_number, min(runs.as_of_date) as opened_on
+    from runs
+    cross join opening_threshold
+    where runs.drift_probability >= opening_threshold.threshold and runs.observed_days >= {{ rc['warmup_days'] | int }}
+    group by runs.customer_id, runs.run_number
+),
+
+spans as (
+    select customer_id, run_number, max(as_of_date) as last_elevated_day, max(drift_probability) as peak_probability
+    from runs
+    group by customer_id, run_number
+)
+
+select
+    opened.customer_id,
+    opened.opened_on,
+    spans.last_elevated_day,
+    spans.peak_probability,
+    runs.drift_probability as probability_at_open,
+    runs.inputs_landed_at as opened_inputs_landed_at
+from opened
+inner join spans on spans.customer_id = opened.customer_id and spans.run_number = opened.run_number
+inner join runs on runs.customer_id = opened.customer_id and runs.as_of_date = opened.opened_on
