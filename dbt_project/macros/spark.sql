@@ -170,7 +170,12 @@
 
 {% macro spark__landing_source(relation, source_name, table_name) -%}
   {#- a unit test's fixture stands in for the source: keep it -#}
-  {%- if source_name != 'landing' or '__dbt__cte__' in (relation | string) -%}{{ return(relation) }}{%- endif -%}
+  {%- if '__dbt__cte__' in (relation | string) -%}{{ return(relation) }}{%- endif -%}
+  {#- the erasure register's churn counts: the Parquet file itself (always there once a build ran) -#}
+  {%- if source_name == 'erasure' -%}
+    {{ return('parquet.`' ~ spark_path(env_var('LOYALTY_ERASED_CHURN', 'data/erasure/erased_churn.parquet')) ~ '`') }}
+  {%- endif -%}
+  {%- if source_name != 'landing' -%}{{ return(relation) }}{%- endif -%}
   {{ return('parquet.`' ~ spark_path(env_var('LOYALTY_LANDING', 'data/landing')) ~ '/' ~ table_name ~ '/*/*.parquet`') }}
 {%- endmacro %}
 
