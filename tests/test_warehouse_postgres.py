@@ -329,13 +329,15 @@ def test_the_report_renders_alike_on_spark(engines, tmp_path):
     def normal(html: str) -> str:
         html = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "", html)
         html = re.sub(r"\b(?:landing|marts)-\d{8}T\d{6}-[0-9a-f]+", "<gate run>", html)  # each its own runs
-        return "".join(sorted(re.split(r"(?=<(?:rect|circle|polygon) )", html)))
+        return sorted(re.split(r"(?=<(?:rect|circle|polygon|text) )", html))
 
     duck, _, sp, _ = engines
     pages = {s.dbt_target: normal(render_report(s, tmp_path / f"{s.dbt_target}.html").read_text(encoding="utf-8"))
              for s in (duck, sp)}
-    assert pages["duckdb"] == pages["spark"]
-    assert "no data" not in pages["spark"].lower()
+    only_duckdb = sorted(set(pages["duckdb"]) - set(pages["spark"]))[:5]
+    only_spark = sorted(set(pages["spark"]) - set(pages["duckdb"]))[:5]
+    assert pages["duckdb"] == pages["spark"], f"only on DuckDB: {only_duckdb}\nonly on Spark: {only_spark}"
+    assert "no data" not in "".join(pages["spark"]).lower()
 
 
 def test_erasure_reaches_the_postgres_warehouse(engines):
