@@ -696,13 +696,11 @@ def _tables(con: Any) -> list[tuple[str, str, list[tuple[str, str]]]]:
 
 
 def _alert_rules(settings: Settings) -> list[str]:
-    try:
-        from loyalty_monitor import scoring
+    """Every rule an alert can carry: config/scoring.yml's (its schema lists them all) and a risk
+    case's ``churn_risk``."""
+    from loyalty_monitor import scoring
 
-        rules = list((scoring.load_scoring(settings.scoring_file).get("alerts") or {}).get("rules") or {})
-    except Exception:  # noqa: BLE001 - the fallback below only widens the search
-        rules = []
-    return sorted(set(rules) | {"churn_risk", "dunning_escalation", "new_high_complaint", "open_high_complaint"})
+    return sorted({*scoring.RULES, "churn_risk"})
 
 
 def _alert_ids(con: Any, tables: list, ids: set[str], settings: Settings) -> dict[str, set[str]]:

@@ -40,7 +40,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from loyalty_monitor.contract import SCHEMA_VERSION
+from loyalty_monitor.contract import DUNNING_STAGES, SCHEMA_VERSION
 
 CUSTOMERS_FILE = "customers.jsonl"
 TOUCHPOINTS_FILE = "touchpoints.jsonl"
@@ -162,7 +162,6 @@ TOP_SHARE_FALL_AT_CHURN = 0.7        # top = HEALTHY_TOP_SHARE * (1 - 0.7 * f) f
 EXECUTIVE_SHARE_OF_TOP = 0.2
 MEETING_SHARE = {"key": 0.2, "growth": 0.13, "standard": 0.07}      # of sales dialogue
 FOLLOW_UP_SHARE = {"key": 0.55, "growth": 0.4, "standard": 0.3}     # orders followed up (healthy)
-DUNNING_STAGES = ("reminder", "second_reminder", "collection_call", "final_notice")
 PROCESS_NAMES = {SALES: "sales", RECEPTION: "reception", SERVICE: "service", ORDER: "order",
                  DUNNING: "dunning", COMPLAINT: "complaint", SURVEY: "survey", MANAGEMENT: "management",
                  OTHER: "other"}

@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from loyalty_monitor.dates import parse_as_of
 from loyalty_monitor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,16 +34,8 @@ class QualityGateFailed(RuntimeError):
 
 
 def as_of_date(logical_date: Any) -> dt.date:
-    """The business date a run computes: the logical date's UTC calendar day."""
-    if logical_date is None:
-        return dt.datetime.now(dt.timezone.utc).date()
-    if isinstance(logical_date, dt.datetime):
-        if logical_date.tzinfo is not None:
-            logical_date = logical_date.astimezone(dt.timezone.utc)
-        return logical_date.date()
-    if isinstance(logical_date, dt.date):
-        return logical_date
-    return dt.date.fromisoformat(str(logical_date)[:10])
+    """The business date a run computes: the logical date's UTC calendar day (today when None)."""
+    return parse_as_of(logical_date)
 
 
 def _finding(finding: Any) -> str:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from loyalty_monitor import contract, dates
 from loyalty_monitor.marts import MartsError, MartsReader, engine_of, open_marts
 from loyalty_monitor.scoring import fingerprint, load_scoring
 from loyalty_monitor.settings import Settings
@@ -181,9 +182,11 @@ def pg_env(settings: Settings) -> dict[str, str]:
 
 
 def dbt_vars(settings: Settings, as_of: dt.date | str | None = None) -> dict[str, Any]:
-    """The dbt vars of a run: ``scoring`` (config/scoring.yml, validated) and ``as_of_date``."""
+    """The dbt vars of a run: ``scoring`` (config/scoring.yml, validated), ``contract`` (the event
+    contract's enumerations, read from its JSON Schema) and ``as_of_date``."""
     as_of_date = _as_date(as_of)
-    return {"scoring": load_scoring(settings.scoring_file), "as_of_date": as_of_date.isoformat()}
+    return {"scoring": load_scoring(settings.scoring_file), "contract": contract.enumerations(),
+            "as_of_date": as_of_date.isoformat()}
 
 
 def dbt_vars_json(settings: Settings | None = None, as_of: dt.date | str | None = None) -> str:
@@ -200,16 +203,10 @@ def parse_as_of(value: dt.date | str | None) -> dt.date:
 
 
 def _as_date(value: dt.date | str | None) -> dt.date:
-    if value is None or value == "":
-        return dt.datetime.now(dt.timezone.utc).date()
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
     try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise WarehouseError(f"as-of date must be YYYY-MM-DD, got {value!r}") from None
+        return dates.parse_as_of(value)
+    except dates.AsOfDateError as exc:
+        raise WarehouseError(str(exc)) from None
 
 
 @contextlib.contextmanager

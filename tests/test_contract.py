@@ -324,9 +324,11 @@ def test_fast_per_type_validation_agrees_with_the_whole_schema() -> None:
     assert all(whole == fast for whole, fast in verdicts), [r for r, v in zip(corpus, verdicts) if v[0] != v[1]]
 
 
-def test_enumerations_are_the_schemas_in_python_and_in_dbt() -> None:
-    """The contract's enums are restated in Python constants and in dbt's pivot macros: all agree."""
-    from loyalty_monitor import contract
+def test_enumerations_are_the_schemas_in_python_and_in_dbt(tmp_path: Path) -> None:
+    """The contract's enums are read from the schema in Python (``enumeration``) and passed to dbt as
+    var ``contract``, which dbt's pivot macros read: all agree, and no macro restates a list."""
+    from loyalty_monitor import contract, warehouse
+    from loyalty_monitor.settings import load_settings
 
     defs = schema()["$defs"]
     touchpoint_props = defs["touchpoint"]["properties"]
@@ -334,16 +336,21 @@ def test_enumerations_are_the_schemas_in_python_and_in_dbt() -> None:
         "departments": touchpoint_props["department"]["enum"],
         "contact_roles": [r for r in touchpoint_props["contact_role"]["enum"] if r is not None],
         "dunning_stages": defs["dunningPayload"]["properties"]["stage"]["enum"],
+        "segments": defs["customer"]["properties"]["segment"]["enum"],
     }
     assert list(contract.DEPARTMENTS) == expected["departments"]
     assert list(contract.CONTACT_ROLES) == expected["contact_roles"]
     assert list(contract.DUNNING_STAGES) == expected["dunning_stages"]
+    assert list(contract.SEGMENTS) == expected["segments"]
     assert list(contract.EVENT_TYPES) == touchpoint_props["event_type"]["enum"]
+    settings = load_settings(data_dir=tmp_path, landing_url="", warehouse_path="")
+    passed = warehouse.dbt_vars(settings, "2026-01-01")["contract"]
     macros = (Path(__file__).resolve().parent.parent / "dbt_project" / "macros" / "contract.sql").read_text()
     for name, values in expected.items():
-        found = re.search(r"macro contract_" + name + r"\(\).*?return\((\[.*?\])\)", macros, re.S)
+        assert passed[name] == values, f"dbt var contract.{name} differs from the schema"
+        found = re.search(r"macro contract_" + name + r"\(\).*?return\((.*?)\) \}\}", macros, re.S)
         assert found, f"dbt macro contract_{name}() missing"
-        assert json.loads(found.group(1).replace("'", '"')) == values, f"dbt contract_{name}() differs"
+        assert found.group(1) == f"contract_enumeration('{name}')", f"dbt contract_{name}() restates a list"
 
 
 @pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00Z", "1999-12-31T23:59:59Z", "9999-12-31T23:59:59Z",

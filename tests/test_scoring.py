@@ -27,27 +27,87 @@ def test_the_shipped_file_is_valid():
 
 @pytest.mark.parametrize("change, message", [
     (lambda c: c["drift"]["streams"].update(emails={"drifting_ratio": 0.5, "label": "e-mails"}),
-     "'drift.streams.emails' is not a stream the model knows"),
+     "drift.streams.emails: unknown key; expected one of dialogue, senior"),
     (lambda c: c["drift"]["streams"]["dialogue"].update(drifting_ratio=1),
-     "'drift.streams.dialogue.drifting_ratio' = 1 carries no evidence"),
+     "drift.streams.dialogue.drifting_ratio: 1 carries no evidence"),
     (lambda c: c["drift"]["streams"]["orders"].pop("drifting_ratio"),
      "missing key 'drift.streams.orders.drifting_ratio'"),
-    (lambda c: c["drift"].update(prior_drift_share=0.9), "'drift.prior_drift_share' = 0.9 is outside"),
-    (lambda c: c["drift"].update(window_days=[30, 30]), "'drift.window_days' must be a list of distinct whole numbers"),
-    (lambda c: c["drift"].update(window_days=[0, 60]), "'drift.window_days' must be a list of distinct whole numbers"),
-    (lambda c: c["drift"].update(window_days="30"), "'drift.window_days' must be a list of distinct whole numbers"),
+    (lambda c: c["drift"].update(prior_drift_share=0.9), "drift.prior_drift_share: must be between 0.0001 and 0.5, got 0.9"),
+    (lambda c: c["drift"].update(window_days=[30, 30]), "drift.window_days: must be a list of distinct whole numbers"),
+    (lambda c: c["drift"].update(window_days=[0, 60]), "drift.window_days: must be a list of distinct whole numbers"),
+    (lambda c: c["drift"].update(window_days="30"), "drift.window_days: must be a list of distinct whole numbers"),
     (lambda c: c["risk_cases"].update(close_probability=0.9, open_probability=0.5),
-     "risk_cases.close_probability must not exceed open_probability"),
+     "risk_cases.close_probability: must not exceed open_probability"),
     (lambda c: c["risk_cases"].update(cases_per_manager_per_month="two"),
-     "'risk_cases.cases_per_manager_per_month' must be a number"),
+     "risk_cases.cases_per_manager_per_month: must be a number"),
     (lambda c: c["reporting"].update(currency="CHF", rates={"EUR": 1.0}),
-     "'reporting.rates' must be a mapping that includes reporting.currency"),
-    (lambda c: c["reporting"]["rates"].update(euro=1.0), "'reporting.rates.euro' is not an ISO 4217 currency code"),
+     "reporting.rates: must include the reporting currency 'CHF'"),
+    (lambda c: c["reporting"]["rates"].update(euro=1.0), "reporting.rates.euro: is not an ISO 4217 currency code"),
 ])
 def test_a_wrong_value_names_its_key(cfg, change, message):
     change(cfg)
     with pytest.raises(ScoringError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
         validate(cfg)
+
+
+@pytest.mark.parametrize("change, message", [
+    # an unknown key (a typo) is refused, with the close key it probably meant
+    (lambda c: c["risk_cases"].update(open_probabilty=0.5),
+     "risk_cases.open_probabilty: unknown key; did you mean 'open_probability'?"),
+    (lambda c: c["health"]["financial"]["stage_scores"].update(reminer=80),
+     "health.financial.stage_scores.reminer: unknown key; did you mean 'reminder'?"),
+    (lambda c: c.update(alert={}), "alert: unknown key; did you mean 'alerts'?"),
+    # a value out of its range names its path and the range
+    (lambda c: c["risk_cases"].update(open_probability=1.5),
+     "risk_cases.open_probability: must be between 0.0001 and 0.9999, got 1.5"),
+    (lambda c: c["alerts"]["rules"]["dialogue_gap"].update(min_gap_ratio=-1),
+     "alerts.rules.dialogue_gap.min_gap_ratio: must be at least 0, got -1"),
+    (lambda c: c["alerts"]["rules"]["dunning_escalation"].update(stages=["collection_call", "dunning"]),
+     "alerts.rules.dunning_escalation.stages[1]: must be one of 'reminder', 'second_reminder'"),
+    (lambda c: c["alerts"]["rules"]["dialogue_gap"].update(enabled="yes"),
+     "alerts.rules.dialogue_gap.enabled: must be true or false, got 'yes'"),
+    # cross-field rules
+    (lambda c: c["health"].update(yellow_min=80, green_min=70), "health.yellow_min: must not exceed health.green_min"),
+    (lambda c: c["alerts"]["rules"]["status_drop"].update(norm_skip_days=400, norm_window_days=365),
+     "alerts.rules.status_drop.norm_skip_days: must be below norm_window_days"),
+    (lambda c: c["alerts"]["rules"]["open_high_complaint"].pop("severity"),
+     "missing key 'alerts.rules.open_high_complaint.severity': is needed by a rule without a reason"),
+    (lambda c: c["alerts"]["rules"].pop("dialogue_gap"), "missing key 'alerts.rules.dialogue_gap'"),
+])
+def test_the_schema_names_the_key_path(cfg, change, message):
+    change(cfg)
+    with pytest.raises(ScoringError) as caught:
+        validate(cfg)
+    assert str(caught.value).startswith("scoring.yml: ") and message in str(caught.value), str(caught.value)
+
+
+def test_every_wrong_key_is_reported_one_a_line(cfg):
+    cfg["risk_cases"]["open_probability"] = 2
+    cfg["loyalty"]["strong_minimum"] = 65
+    with pytest.raises(ScoringError) as caught:
+        validate(cfg)
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 2 and all(line.startswith("scoring.yml: ") for line in lines), lines
+
+
+def test_the_rule_list_is_the_files():
+    """The rules are the keys of alerts.rules: those with a reason are a risk case's reasons, the
+    others raise alerts of their own (what dbt's action_needed_rules() and int_case_openings read)."""
+    from loyalty_monitor import scoring
+
+    cfg = load_scoring(SHIPPED)
+    assert tuple(cfg["alerts"]["rules"]) == scoring.RULES
+    assert scoring.action_rules(cfg) == ["dunning_escalation", "new_high_complaint", "open_high_complaint"]
+    assert scoring.reason_rules(cfg) == {"status_drop": "health fell below its own norm",
+                                         "sharp_health_drop": "health dropped sharply",
+                                         "dialogue_gap": "far outside its usual dialogue rhythm"}
+
+
+def test_enumerations_come_from_the_contract():
+    from loyalty_monitor import contract, scoring
+
+    assert scoring.DUNNING_STAGES == contract.DUNNING_STAGES
+    assert scoring.SEGMENTS == (*contract.SEGMENTS, "unknown")
 
 
 def test_a_budget_of_cases_is_accepted_instead_of_a_probability(cfg):

@@ -150,10 +150,9 @@ select
         then {{ days_between('last_open_high_complaint_date', 'as_of_date') }}
     end as open_high_complaint_days,
     case
-        when dunning_final_notice_financial_window > 0 then 'final_notice'
-        when dunning_collection_call_financial_window > 0 then 'collection_call'
-        when dunning_second_reminder_financial_window > 0 then 'second_reminder'
-        when dunning_reminder_financial_window > 0 then 'reminder'
+        {%- for s in contract_dunning_stages() | reverse %}
+        when dunning_{{ s }}_financial_window > 0 then '{{ s }}'
+        {%- endfor %}
     end as worst_dunning_stage,
     case
         when last_dunning_date is not null

@@ -124,10 +124,25 @@
 {%- endmacro %}
 
 {% macro action_needed_rules() -%}
-  {#- The alert rules that state facts needing action now (not churn predictions), enabled in
-      config/scoring.yml. -#}
+  {#- The alert rules that state facts needing action now (not churn predictions): those of
+      config/scoring.yml `alerts.rules` without a `reason`, in the file's order
+      (loyalty_monitor.scoring.action_rules). -#}
   {%- set rules = scoring('alerts.rules') -%}
-  {{ return(['dunning_escalation', 'new_high_complaint', 'open_high_complaint'] | select('in', rules.keys() | list) | list) }}
+  {%- if rules is not mapping -%}{{ return([]) }}{%- endif -%}
+  {%- set out = [] -%}
+  {%- for name, spec in rules.items() if spec.get('reason') is none -%}{%- do out.append(name) -%}{%- endfor -%}
+  {{ return(out) }}
+{%- endmacro %}
+
+{% macro case_reason_rules() -%}
+  {#- The scorecard rules, as (rule, words) pairs: those of config/scoring.yml `alerts.rules` with a
+      `reason`, the words a churn-risk case lists when the rule held on its opening day
+      (loyalty_monitor.scoring.reason_rules). -#}
+  {%- set rules = scoring('alerts.rules') -%}
+  {%- if rules is not mapping -%}{{ return([]) }}{%- endif -%}
+  {%- set out = [] -%}
+  {%- for name, spec in rules.items() if spec.get('reason') -%}{%- do out.append((name, spec['reason'])) -%}{%- endfor -%}
+  {{ return(out) }}
 {%- endmacro %}
 
 {% macro drift_last_day() -%}

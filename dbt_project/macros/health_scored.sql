@@ -71,11 +71,8 @@ scored as (
             '100.0 * service_rate - ' ~ h['service']['points_per_complaint'] ~ ' * complaints_service_window'
             ~ ' - case when open_high_complaint_days is not null then ' ~ h['service']['points_per_open_high_complaint'] ~ ' else 0 end') }} as service_score,
         {{ clamp_0_100(
-            "case worst_dunning_stage "
-            ~ "when 'final_notice' then " ~ f['stage_scores']['final_notice']
-            ~ " when 'collection_call' then " ~ f['stage_scores']['collection_call']
-            ~ " when 'second_reminder' then " ~ f['stage_scores']['second_reminder']
-            ~ " when 'reminder' then " ~ f['stage_scores']['reminder'] ~ " else 100 end"
+            "case worst_dunning_stage"
+            ~ stage_score_cases(f['stage_scores']) ~ " else 100 end"
             ~ " - case when annual_potential > 0 then " ~ f['max_amount_points']
             ~ " * least(1.0, amount_overdue / (annual_potential * " ~ f['overdue_share_for_max'] ~ ")) else 0 end") }} as financial_score,
         {{ clamp_0_100(
@@ -148,4 +145,9 @@ select
         else 'low order volume'
     end as commercial_driver
 from health
+{%- endmacro %}
+
+{% macro stage_score_cases(stage_scores) -%}
+  {#- " when '<stage>' then <score>" for each dunning stage of the contract, worst first -#}
+  {%- for s in contract_dunning_stages() | reverse %} when '{{ s }}' then {{ stage_scores[s] }}{%- endfor -%}
 {%- endmacro %}

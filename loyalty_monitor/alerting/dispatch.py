@@ -32,6 +32,7 @@ from loyalty_monitor.alerting import state as alert_state
 from loyalty_monitor.alerting.channels import (
     Channel, DeliveryError, MessageError, RecipientError, build_channels, channel_secrets, scrub)
 from loyalty_monitor.alerting.messages import ALERT_COLUMNS, Message, rank_key, render_alerts, render_notice
+from loyalty_monitor.dates import parse_as_of
 from loyalty_monitor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -535,9 +536,7 @@ def list_alerts(settings: Settings, status: str | None = None, *, manager: str |
 
 
 def _as_date(value: Any) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+    return parse_as_of(value)
 
 
 #: Statuses ``list_alerts`` reports: those of ops.alert_state, ``pending`` and ``held``.

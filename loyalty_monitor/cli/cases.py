@@ -8,18 +8,14 @@ until the broker has it. The warehouse shows the new state after its next build.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 
 from loyalty_monitor.cli._common import example
+from loyalty_monitor.dates import cli_date
 from loyalty_monitor.settings import load_settings
 
 
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+_date = cli_date
 
 
 def cmd_case_event(args: argparse.Namespace) -> int:

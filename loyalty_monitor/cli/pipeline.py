@@ -8,14 +8,11 @@ import json
 import sys
 
 from loyalty_monitor.cli._common import example
+from loyalty_monitor.dates import cli_date, parse_as_of
 from loyalty_monitor.settings import load_settings
 
 
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+_date = cli_date
 
 
 def _non_negative_int(text: str) -> int:
@@ -37,7 +34,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ValueError("--start and --end go together")
         dates = stack.date_range(args.start, args.end, args.step)
     else:
-        dates = [args.as_of or dt.datetime.now(dt.timezone.utc).date()]
+        dates = [parse_as_of(args.as_of)]
     log_file = None if args.verbose else (
         settings.data_dir / "logs" / f"loyalty-run-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}.log")
     outcomes = stack.run_dates(settings, dates, log_file=log_file)

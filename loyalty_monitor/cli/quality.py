@@ -7,24 +7,18 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from datetime import date, datetime, timezone
+from datetime import date
 
 from loyalty_monitor.cli._common import example, print_json
+from loyalty_monitor.dates import cli_date, parse_as_of
 from loyalty_monitor.settings import load_settings
 
 
 def _dates(text: str) -> list[date]:
-    try:
-        return [date.fromisoformat(part.strip()) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD[,YYYY-MM-DD...]: {exc}") from None
+    return [cli_date(part) for part in text.split(",") if part.strip()]
 
 
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD: {exc}") from None
+_date = cli_date
 
 
 def _ids(text: str) -> list[int] | None:
@@ -156,7 +150,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.stage in ("landing", "all"):
         results.append(gate.validate_landing(settings, event_dates=args.dates, progress=_progress))
     if args.stage == "marts" or (args.stage == "all" and settings.warehouse.exists()):
-        as_of = args.as_of or datetime.now(timezone.utc).date()
+        as_of = parse_as_of(args.as_of)
         results.append(gate.validate_marts(settings, as_of, schema=args.schema, progress=_progress))
     elif args.stage == "all":
         _progress(f"marts not checked: no warehouse at {settings.warehouse} yet")

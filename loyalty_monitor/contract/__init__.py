@@ -55,19 +55,55 @@ _IDENTIFIER = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
 
 Kind = Literal["touchpoint", "customer", "case_event"]
 
-EVENT_TYPES = ("call", "email", "meeting", "service_visit", "dunning_contact", "complaint",
-               "survey_response", "order", "opportunity")
+#: Where each enumeration of the contract sits in the schema (``$defs`` path of the property with
+#: the ``enum``). The constants below, the quality suites, the generator, config/scoring.yml's
+#: validation and dbt (var ``contract``: ``loyalty_monitor.warehouse.dbt_vars``) all read the values
+#: from the schema through ``enumeration``, so a contract change is made in the schema file only.
+ENUMERATIONS: dict[str, tuple[str, ...]] = {
+    "event_types": ("touchpoint", "properties", "event_type"),
+    "departments": ("touchpoint", "properties", "department"),
+    "contact_roles": ("touchpoint", "properties", "contact_role"),
+    "dunning_stages": ("dunningPayload", "properties", "stage"),
+    "severities": ("complaintPayload", "properties", "severity"),
+    "opportunity_statuses": ("opportunityPayload", "properties", "status"),
+    "segments": ("customer", "properties", "segment"),
+    "case_event_types": ("case_event", "properties", "event_type"),
+    "close_outcomes": ("closePayload", "properties", "outcome"),
+    "feedback_verdicts": ("feedbackPayload", "properties", "verdict"),
+}
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def enumeration(name: str) -> tuple[str, ...]:
+    """The values of the contract's enumeration ``name`` (a key of ``ENUMERATIONS``), in the
+    schema's order; ``null`` (an optional property's "not given") is left out."""
+    node: Any = schema()["$defs"]
+    for part in ENUMERATIONS[name]:
+        node = node[part]
+    return tuple(value for value in node["enum"] if value is not None)
+
+
+def enumerations() -> dict[str, list[str]]:
+    """Every enumeration by name (what dbt receives as var ``contract``)."""
+    return {name: list(enumeration(name)) for name in ENUMERATIONS}
+
+
+EVENT_TYPES = enumeration("event_types")
 #: Contract 1.1: an opportunity's status; ``won`` and ``lost`` close it.
-OPPORTUNITY_STATUSES = ("open", "won", "lost")
-DEPARTMENTS = ("sales", "service", "support", "finance", "reception", "management", "other")
-CONTACT_ROLES = ("executive", "decision_maker", "user", "finance", "other")
-SEGMENTS = ("key", "growth", "standard")
-DUNNING_STAGES = ("reminder", "second_reminder", "collection_call", "final_notice")
-SEVERITIES = ("low", "medium", "high")
+OPPORTUNITY_STATUSES = enumeration("opportunity_statuses")
+DEPARTMENTS = enumeration("departments")
+CONTACT_ROLES = enumeration("contact_roles")
+SEGMENTS = enumeration("segments")
+DUNNING_STAGES = enumeration("dunning_stages")
+SEVERITIES = enumeration("severities")
 #: Contract 1.2: what an account manager does with a churn-risk case (topic ``case-events``).
-CASE_EVENT_TYPES = ("acknowledge", "snooze", "close", "feedback")
-CLOSE_OUTCOMES = ("contacted", "saved", "lost", "not_a_risk", "duplicate")
-FEEDBACK_VERDICTS = ("real_risk", "not_a_risk", "unsure")
+CASE_EVENT_TYPES = enumeration("case_event_types")
+CLOSE_OUTCOMES = enumeration("close_outcomes")
+FEEDBACK_VERDICTS = enumeration("feedback_verdicts")
 
 # Machine-readable error codes carried by dead letters.
 ERROR_CODES = {
@@ -100,11 +136,6 @@ class Decoded:
         if self.ok:
             return None
         return {"code": self.error_code or "", "detail": self.error_detail or ""}
-
-
-@lru_cache(maxsize=1)
-def schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text())
 
 
 @lru_cache(maxsize=3)

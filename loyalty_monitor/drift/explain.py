@@ -17,6 +17,7 @@ from typing import Any
 from loyalty_monitor import warehouse
 from loyalty_monitor.drift import population
 from loyalty_monitor.scoring import load_scoring
+from loyalty_monitor.dates import parse_as_of
 from loyalty_monitor.settings import Settings
 
 #: How far back the chart goes by default.
@@ -66,7 +67,7 @@ def explain(settings: Settings, customer_id: str, as_of: dt.date | str | None = 
     if latest is None:
         raise ExplainError(f"no drift-model rows for customer {customer_id!r}: check the id (`loyalty alerts list`), "
                            "or build the warehouse first (`loyalty warehouse build`)")
-    day = dt.date.fromisoformat(str(as_of)) if as_of else latest
+    day = parse_as_of(as_of) if as_of else latest
     columns = ", ".join(f"n_{n}, usual_rate_{n}, expected_{n}, since_restart_milli_{n}" for n in names)
     rows = warehouse.query(
         settings,

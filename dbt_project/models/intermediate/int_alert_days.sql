@@ -1,9 +1,10 @@
 {#- Every customer-day on which an "action needed" rule holds: facts, not predictions (an
     unresolved high-severity complaint past its deadline; dunning escalation on a valuable customer
     without caring contact). One row per customer, day and rule (the flags of int_alert_flags,
-    unpivoted), after the warm-up. The scorecard rules (status_drop, sharp_health_drop,
-    dialogue_gap) raise no alerts of their own: they are reasons inside a churn-risk case
-    (fct_churn_risk_cases), whose opening the drift model decides. -#}
+    unpivoted), after the warm-up: the rules of config/scoring.yml `alerts.rules` without a
+    `reason` (action_needed_rules). The scorecard rules (those with a reason) raise no alerts of
+    their own: they are reasons inside a churn-risk case (fct_churn_risk_cases), whose opening the
+    drift model decides. -#}
 {%- set rules = scoring('alerts.rules') %}
 
 {% for rule in action_needed_rules() -%}

@@ -3,8 +3,8 @@
     since the day the drift most likely began: int_drift_days.restart_date), in words, with the
     customer's own usual values, and an open sales opportunity at a customer without two-way
     dialogue for forecast.silent_opportunity_days on the opening day (the largest; forecast audit,
-    contract 1.1); the reasons (the scorecard rules that also held on the opening day: status drop,
-    sharp health drop, dialogue gap); health and value at stake on that day.
+    contract 1.1); the reasons (the scorecard rules that also held on the opening day, in the words
+    of their `reason` in config/scoring.yml: status drop, sharp health drop, dialogue gap); health and value at stake on that day.
 
     Incremental, because these lookups into the customer-day tables are what a case costs: a stored
     opening is kept while its opening day's inputs are unchanged (the int_drift_days row of that day
@@ -20,9 +20,7 @@
 {%- set rc = scoring('risk_cases') -%}
 {%- set streams = drift_streams() -%}
 {%- set min_driver = (rc['min_driver_evidence'] * 1000) | int -%}
-{%- set reason_rules = [('status_drop', 'health fell below its own norm'),
-                        ('sharp_health_drop', 'health dropped sharply'),
-                        ('dialogue_gap', 'far outside its usual dialogue rhythm')] -%}
+{%- set reason_rules = case_reason_rules() -%}
 
 with cases as (
     -- the openings to compute: all on a full refresh; new or restated ones on a daily run
@@ -145,7 +143,7 @@ reasoned as (
             || coalesce('; ' || silent_opportunities.words, '') as driver_list,
         ''
         {%- for rule, words in reason_rules %}
-        || case when flags.{{ rule }} then '; {{ words }}' else '' end
+        || case when flags.{{ rule }} then {{ sql_string('; ' ~ words) }} else '' end
         {%- endfor %} as reason_list
     from worded
     left join {{ ref('int_alert_flags') }} as flags
