@@ -419,7 +419,7 @@ class LandingConsumer:
             self._batch_count += len(group)
             self._batch_bytes += sum(len(m.value() or b"") for m in group)
             self.summary.consumed += len(group)
-            self.metrics.consumed[topic] += len(group)
+            self.metrics.consumed.labels(topic).inc(len(group))
         landed_at = datetime.now(UTC)
         for topic, group in by_topic.items():
             for start in range(0, len(group), CHUNK_MESSAGES):
@@ -525,7 +525,7 @@ class LandingConsumer:
             # the commit was definitely not applied and another member re-consumes these
             # messages, so our files are duplicates-to-be. Remove the ones that are still ours.
             # The rebalance that follows restarts our partitions at their committed offsets.
-            self.metrics.commit_failures += 1
+            self.metrics.commit_failures.inc()
             self._last_activity = time.monotonic()
             removed = self._discard_own_files(token, pending, files)
             self._record_limit = max(MIN_BATCH_RECORDS, self._record_limit // 2)
@@ -543,7 +543,7 @@ class LandingConsumer:
         dead_by_topic: dict[str, int] = {}
         for d in self._dead:
             dead_by_topic[d.message.topic] = dead_by_topic.get(d.message.topic, 0) + 1
-            self.metrics.dead_lettered[(d.message.topic, d.code)] += 1
+            self.metrics.dead_lettered.labels(d.code, d.message.topic).inc()
         landed_at = datetime.now(UTC).isoformat()
         for topic, batch in prepared.items():
             builder = self._builders[topic]
@@ -555,8 +555,8 @@ class LandingConsumer:
                 "files": files[topic], "landed_at": landed_at,
             }
             self._produce(self.settings.topic_batches, key=topic.encode(), value=json.dumps(notice).encode())
-            self.metrics.landed[topic] += batch.records
-            self.metrics.files_written += len(files[topic])
+            self.metrics.landed.labels(topic).inc(batch.records)
+            self.metrics.files_written.inc(len(files[topic]))
             self.summary.landed += batch.records
             self.summary.files += len(files[topic])
         self._flush_producer()
