@@ -347,6 +347,7 @@ class LandingConsumer:
             self.close()
             if server is not None:
                 server.shutdown()
+                server.server_close()
         self.log("stopped", reason=self.summary.stopped_by, consumed=self.summary.consumed,
                  landed=self.summary.landed, dead_lettered=self.summary.dead_lettered,
                  batches=self.summary.batches)

@@ -94,6 +94,6 @@ def parse(text: str) -> dict[str, float]:
 def serve(metrics: ConsumerMetrics, port: int, host: str = "127.0.0.1") -> Any:
     """Serve the metrics over HTTP (``/metrics``) on a daemon thread, with the client's server.
 
-    Returns the server (``shutdown()`` to stop)."""
+    Returns the server (``shutdown()`` then ``server_close()`` to stop)."""
     server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
     return server
