@@ -95,15 +95,31 @@ class EventLog:
         getattr(self._logger, level)(event, **fields)
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (a test's capture, the CLI's progress
+    bar redirect), never to a stream that was replaced and closed since :func:`configure`."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def configure(fmt: LogFormat = "auto", level: int | str = logging.WARNING, stream: TextIO | None = None) -> None:
     """Route the standard library's logging and ``structlog.get_logger()`` to one handler on ``stream``.
 
     For command-line entry points only (see the module docstring). ``level`` is the root logger's:
     WARNING by default, which is what Python printed before any configuration, so commands do
     not get chattier; only the rendering changes. A second call replaces the first."""
+    handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderr()
     stream = stream or sys.stderr
     shared: list[Any] = [structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, _timestamper()]
-    handler = logging.StreamHandler(stream)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers(fmt, stream)],

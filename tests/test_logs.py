@@ -8,9 +8,21 @@ import logging
 import re
 
 import pytest
+import structlog
 
 from loyalty_monitor import logs
 from loyalty_monitor.settings import load_settings
+
+
+@pytest.fixture()
+def restore_logging():
+    """configure() changes the process's root logger and structlog: put both back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
 
 
 class _Terminal(io.StringIO):
@@ -56,22 +68,25 @@ def test_the_format_is_a_setting(monkeypatch):
         load_settings()
 
 
-def test_configure_routes_standard_logging_and_structlog_through_one_handler():
+def test_configure_routes_standard_logging_and_structlog_through_one_handler(restore_logging):
     out = io.StringIO()
-    root = logging.getLogger()
-    before = (list(root.handlers), root.level)
-    try:
-        logs.configure("json", stream=out)
-        logs.configure("json", stream=out)  # a second call replaces the handler, lines are not doubled
-        logging.getLogger("loyalty_monitor.test").warning("run %s failed", "r1", extra={"dag": "loyalty"})
-        logging.getLogger("loyalty_monitor.test").info("below the WARNING default: not shown")
-        logs.get_logger("loyalty_monitor.test").warning("structured", n=1)
-        lines = [json.loads(line) for line in out.getvalue().splitlines()]
-        assert [(r["logger"], r["level"], r["event"]) for r in lines] == [
-            ("loyalty_monitor.test", "warning", "run r1 failed"), ("loyalty_monitor.test", "warning", "structured")]
-        assert lines[0]["dag"] == "loyalty" and lines[1]["n"] == 1
-    finally:
-        root.handlers[:], _ = before[0], root.setLevel(before[1])
-        import structlog
+    logs.configure("json", stream=out)
+    logs.configure("json", stream=out)  # a second call replaces the handler, lines are not doubled
+    logging.getLogger("loyalty_monitor.test").warning("run %s failed", "r1", extra={"dag": "loyalty"})
+    logging.getLogger("loyalty_monitor.test").info("below the WARNING default: not shown")
+    logs.get_logger("loyalty_monitor.test").warning("structured", n=1)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(r["logger"], r["level"], r["event"]) for r in lines] == [
+        ("loyalty_monitor.test", "warning", "run r1 failed"), ("loyalty_monitor.test", "warning", "structured")]
+    assert lines[0]["dag"] == "loyalty" and lines[1]["n"] == 1
 
-        structlog.reset_defaults()
+
+def test_configure_without_a_stream_follows_sys_stderr(monkeypatch, restore_logging):
+    first = io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    logs.configure("json")
+    second = io.StringIO()  # e.g. the next test's capture, after the first stream was closed
+    monkeypatch.setattr("sys.stderr", second)
+    first.close()
+    logging.getLogger("loyalty_monitor.test").warning("still shown")
+    assert json.loads(second.getvalue())["event"] == "still shown"
