@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # System packages the test suite needs beyond the Python virtualenv: headless Chromium renders
-# the leadership report; the PostgreSQL server and a Java runtime (Spark) run the warehouse parity
+# the leadership report and the web app, driven by Playwright (a test dependency in pyproject.toml)
+# through this system binary: `playwright install` is never run, its browser download site is out
+# of reach; the PostgreSQL server and a Java runtime (Spark) run the warehouse parity
 # tests. Installs only what
 # is missing; a no-op on a prepared machine.
 set -euo pipefail

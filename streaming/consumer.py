@@ -40,9 +40,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, NamedTuple, TextIO
+from typing import Any, Callable, Iterator, NamedTuple
 
+from loyalty_monitor import logs
 from loyalty_monitor.broker import BrokerUnreachable, probe
+from loyalty_monitor.logs import EventLog
 from loyalty_monitor.settings import Settings, load_settings
 from streaming.landing import (DATASETS, BatchBuilder, Chunk, LandingZone, contract_window, decode_chunk,
                                prepare)
@@ -113,24 +115,15 @@ def metrics_path(settings: Settings):
     return settings.data_dir / "run" / "consumer-metrics.prom"
 
 
-class JsonLog:
-    """Structured log lines (one JSON object per line) on a text stream, stderr by default."""
-
-    def __init__(self, stream: TextIO | None = None, component: str = "consumer"):
-        self.stream = stream or sys.stderr
-        self.component = component
-
-    def __call__(self, event: str, level: str = "info", **fields: Any) -> None:
-        line = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "level": level,
-                "component": self.component, "event": event, **fields}
-        self.stream.write(json.dumps(line, default=str) + "\n")
-        self.stream.flush()
+#: The consumer's structured event log (loyalty_monitor/logs.py: console on a terminal, JSON lines
+#: otherwise or with ``log_format = "json"``); the name is the one callers and tests know.
+JsonLog = EventLog
 
 
 class _ClientLogHandler(logging.Handler):
     """librdkafka's own log lines (connection failures and the like) as structured lines."""
 
-    def __init__(self, log: JsonLog):
+    def __init__(self, log: EventLog):
         super().__init__()
         self.json_log = log
 
@@ -140,7 +133,7 @@ class _ClientLogHandler(logging.Handler):
         self.json_log("kafka_client", level=level, message=record.getMessage())
 
 
-def client_logger(log: JsonLog) -> logging.Logger:
+def client_logger(log: EventLog) -> logging.Logger:
     logger = logging.getLogger(f"loyalty.kafka.{id(log)}")
     logger.propagate = False
     logger.handlers = [_ClientLogHandler(log)]
@@ -210,7 +203,7 @@ class LandingConsumer:
     """The consumer service. ``run()`` until SIGTERM/SIGINT, ``max_records`` or (``until_idle``) caught up."""
 
     def __init__(self, settings: Settings, *, until_idle: bool = False, idle_s: float = 1.0,
-                 max_records: int | None = None, log: JsonLog | None = None,
+                 max_records: int | None = None, log: EventLog | None = None,
                  workers: int | None = None, consumer_overrides: dict[str, Any] | None = None,
                  on_progress: Callable[[int, int | None], None] | None = None):
         self.settings = settings
@@ -220,7 +213,7 @@ class LandingConsumer:
         self.until_idle = until_idle
         self.idle_s = idle_s
         self.max_records = max_records
-        self.log = log or JsonLog()
+        self.log = log or EventLog(fmt=settings.log_format)
         self.kinds = {settings.topic_touchpoints: "touchpoint", settings.topic_customers: "customer",
                       settings.topic_case_events: "case_event"}
         self.zone = LandingZone.from_settings(settings)
@@ -354,6 +347,7 @@ class LandingConsumer:
             self.close()
             if server is not None:
                 server.shutdown()
+                server.server_close()
         self.log("stopped", reason=self.summary.stopped_by, consumed=self.summary.consumed,
                  landed=self.summary.landed, dead_lettered=self.summary.dead_lettered,
                  batches=self.summary.batches)
@@ -419,7 +413,7 @@ class LandingConsumer:
             self._batch_count += len(group)
             self._batch_bytes += sum(len(m.value() or b"") for m in group)
             self.summary.consumed += len(group)
-            self.metrics.consumed[topic] += len(group)
+            self.metrics.consumed.labels(topic).inc(len(group))
         landed_at = datetime.now(UTC)
         for topic, group in by_topic.items():
             for start in range(0, len(group), CHUNK_MESSAGES):
@@ -525,7 +519,7 @@ class LandingConsumer:
             # the commit was definitely not applied and another member re-consumes these
             # messages, so our files are duplicates-to-be. Remove the ones that are still ours.
             # The rebalance that follows restarts our partitions at their committed offsets.
-            self.metrics.commit_failures += 1
+            self.metrics.commit_failures.inc()
             self._last_activity = time.monotonic()
             removed = self._discard_own_files(token, pending, files)
             self._record_limit = max(MIN_BATCH_RECORDS, self._record_limit // 2)
@@ -543,7 +537,7 @@ class LandingConsumer:
         dead_by_topic: dict[str, int] = {}
         for d in self._dead:
             dead_by_topic[d.message.topic] = dead_by_topic.get(d.message.topic, 0) + 1
-            self.metrics.dead_lettered[(d.message.topic, d.code)] += 1
+            self.metrics.dead_lettered.labels(d.code, d.message.topic).inc()
         landed_at = datetime.now(UTC).isoformat()
         for topic, batch in prepared.items():
             builder = self._builders[topic]
@@ -555,8 +549,8 @@ class LandingConsumer:
                 "files": files[topic], "landed_at": landed_at,
             }
             self._produce(self.settings.topic_batches, key=topic.encode(), value=json.dumps(notice).encode())
-            self.metrics.landed[topic] += batch.records
-            self.metrics.files_written += len(files[topic])
+            self.metrics.landed.labels(topic).inc(batch.records)
+            self.metrics.files_written.inc(len(files[topic]))
             self.summary.landed += batch.records
             self.summary.files += len(files[topic])
         self._flush_producer()
@@ -739,7 +733,7 @@ class LandingConsumer:
 
 def run_consumer(settings: Settings, *, until_idle: bool = False, idle_s: float = 1.0,
                  max_records: int | None = None, workers: int | None = None,
-                 log: JsonLog | None = None,
+                 log: EventLog | None = None,
                  on_progress: Callable[[int, int | None], None] | None = None) -> RunSummary:
     """Run the service in this process; SIGTERM and SIGINT flush, commit and return.
 
@@ -765,6 +759,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="decode worker processes (default 0: decode in this process)")
     args = parser.parse_args(argv)
     settings = load_settings()
+    logs.configure(settings.log_format)  # librdkafka's and other libraries' lines look like ours
     try:
         probe(settings)
     except BrokerUnreachable as exc:

@@ -1,108 +1,84 @@
-"""Consumer metrics in the Prometheus text exposition format (file and optional HTTP endpoint).
+"""Consumer metrics with the Prometheus client: a textfile-collector file and an optional HTTP endpoint.
 
-No client library: the handful of counters, gauges and one histogram are rendered by hand, so
-the file is readable with ``cat`` and scrapeable by node_exporter's textfile collector.
+Each :class:`ConsumerMetrics` owns a ``CollectorRegistry`` of its own (not the client's global
+one), so several consumers in one process (tests, the benchmark) never share or clash over a
+metric. The file is written with ``write_to_textfile`` (temp file + rename: a scraper never reads
+half a file; node_exporter's textfile collector reads it as is) and the endpoint is the client's
+own threaded server (``start_http_server``).
+
+Counters and the histogram also expose the client's ``_created`` samples (Unix time the series
+started); the names, labels and meanings of the rest are in docs/streaming.md, "Metrics".
 """
 
 from __future__ import annotations
 
-import os
 import threading
-from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server, write_to_textfile
+from prometheus_client.exposition import generate_latest
 
 #: Upper bounds (seconds) of the batch latency histogram buckets.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-def _labels(**labels: object) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(f'{k}="{str(v)}"'.replace("\n", " ") for k, v in sorted(labels.items()))
-    return "{" + inner + "}"
-
-
 class ConsumerMetrics:
-    """Counters of one consumer process; thread-safe rendering for the HTTP endpoint."""
+    """The metrics of one consumer, in a registry of their own.
+
+    Label names are declared in alphabetical order, so samples read ``{code="...",topic="..."}``
+    as they did before the client library rendered them."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.consumed: dict[str, int] = defaultdict(int)           # by topic
-        self.landed: dict[str, int] = defaultdict(int)             # by topic
-        self.dead_lettered: dict[tuple[str, str], int] = defaultdict(int)  # (topic, code)
-        self.files_written = 0
-        self.batches = 0
-        self.commit_failures = 0
-        self.lag: dict[tuple[str, int], int] = {}
-        self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
-        self.latency_sum = 0.0
-        self.last_batch_unix = 0.0
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        # prometheus_client appends "_total" to a counter's name in the exposition.
+        self.consumed = Counter("loyalty_consumer_messages_consumed", "Messages read from Kafka.",
+                                ["topic"], registry=r)
+        self.landed = Counter("loyalty_consumer_records_landed",
+                              "Valid records written to the landing zone and committed.", ["topic"], registry=r)
+        self.dead_lettered = Counter("loyalty_consumer_dead_letters",
+                                     "Messages sent to the dead-letter topic, by error code.",
+                                     ["code", "topic"], registry=r)
+        self.files_written = Counter("loyalty_consumer_files_written",
+                                     "Parquet files written to the landing zone.", registry=r)
+        self.commit_failures = Counter("loyalty_consumer_commit_failures",
+                                       "Batches whose offset commit failed (the group rebalanced); "
+                                       "they are re-consumed.", registry=r)
+        self.lag = Gauge("loyalty_consumer_lag", "Messages behind the end of the partition after the last batch.",
+                         ["partition", "topic"], registry=r)
+        self.last_batch = Gauge("loyalty_consumer_last_batch_timestamp_seconds",
+                                "Unix time of the last committed batch.", registry=r)
+        self.latency = Histogram("loyalty_consumer_batch_latency_seconds",
+                                 "Time from a batch's first message to its commit.",
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self._lag_lock = threading.Lock()
+        self._lag_labels: set[tuple[str, str]] = set()
 
     def observe_batch(self, seconds: float, finished_unix: float) -> None:
-        with self._lock:
-            self.batches += 1
-            self.latency_sum += seconds
-            for i, bound in enumerate(LATENCY_BUCKETS):
-                if seconds <= bound:
-                    self.latency_counts[i] += 1
-                    break
-            else:
-                self.latency_counts[-1] += 1
-            self.last_batch_unix = finished_unix
+        self.latency.observe(seconds)
+        self.last_batch.set(finished_unix)
 
     def set_lag(self, lag: dict[tuple[str, int], int]) -> None:
-        with self._lock:
-            self.lag = dict(lag)
+        """Replace the lag samples: set the current partitions, drop the ones no longer assigned."""
+        with self._lag_lock:
+            current = set()
+            for (topic, partition), behind in lag.items():
+                labels = (str(partition), topic)
+                self.lag.labels(*labels).set(behind)
+                current.add(labels)
+            for gone in self._lag_labels - current:
+                self.lag.remove(*gone)
+            self._lag_labels = current
 
     def render(self) -> str:
-        with self._lock:
-            lines = []
-
-            def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
-                lines.append(f"# HELP {name} {help_text}")
-                lines.append(f"# TYPE {name} {kind}")
-                for labels, value in samples:
-                    lines.append(f"{name}{labels} {value:g}" if isinstance(value, float)
-                                 else f"{name}{labels} {value}")
-
-            metric("loyalty_consumer_messages_consumed_total", "counter",
-                   "Messages read from Kafka.",
-                   [(_labels(topic=t), n) for t, n in sorted(self.consumed.items())])
-            metric("loyalty_consumer_records_landed_total", "counter",
-                   "Valid records written to the landing zone and committed.",
-                   [(_labels(topic=t), n) for t, n in sorted(self.landed.items())])
-            metric("loyalty_consumer_dead_letters_total", "counter",
-                   "Messages sent to the dead-letter topic, by error code.",
-                   [(_labels(topic=t, code=c), n) for (t, c), n in sorted(self.dead_lettered.items())])
-            metric("loyalty_consumer_files_written_total", "counter",
-                   "Parquet files written to the landing zone.", [("", self.files_written)])
-            metric("loyalty_consumer_commit_failures_total", "counter",
-                   "Batches whose offset commit failed (the group rebalanced); they are re-consumed.",
-                   [("", self.commit_failures)])
-            metric("loyalty_consumer_lag", "gauge",
-                   "Messages behind the end of the partition after the last batch.",
-                   [(_labels(topic=t, partition=p), n) for (t, p), n in sorted(self.lag.items())])
-            metric("loyalty_consumer_last_batch_timestamp_seconds", "gauge",
-                   "Unix time of the last committed batch.", [("", float(self.last_batch_unix))])
-            name = "loyalty_consumer_batch_latency_seconds"
-            lines.append(f"# HELP {name} Time from a batch's first message to its commit.")
-            lines.append(f"# TYPE {name} histogram")
-            cumulative = 0
-            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), self.latency_counts):
-                cumulative += count
-                le = "+Inf" if bound == float("inf") else f"{bound:g}"
-                lines.append(f'{name}_bucket{{le="{le}"}} {cumulative}')
-            lines.append(f"{name}_sum {self.latency_sum:.6f}")
-            lines.append(f"{name}_count {self.batches}")
-            return "\n".join(lines) + "\n"
+        """The Prometheus text exposition of this consumer's metrics."""
+        return generate_latest(self.registry).decode()
 
     def write(self, path: Path) -> None:
-        """Replace ``path`` atomically, so a scraper never reads half a file."""
+        """Replace ``path`` atomically (the textfile collector's file), so a scraper never reads half a file."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(self.render())
-        os.replace(tmp, path)
+        write_to_textfile(str(path), self.registry)
 
 
 def parse(text: str) -> dict[str, float]:
@@ -115,24 +91,9 @@ def parse(text: str) -> dict[str, float]:
     return samples
 
 
-def serve(metrics: ConsumerMetrics, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """Serve ``/metrics`` on a daemon thread; returns the server (``shutdown()`` to stop)."""
+def serve(metrics: ConsumerMetrics, port: int, host: str = "127.0.0.1") -> Any:
+    """Serve the metrics over HTTP (``/metrics``) on a daemon thread, with the client's server.
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            if self.path.split("?")[0] not in ("/metrics", "/"):
-                self.send_error(404)
-                return
-            body = metrics.render().encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:  # scrapes are not worth a log line
-            pass
-
-    server = ThreadingHTTPServer((host, port), Handler)
-    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    Returns the server (``shutdown()`` then ``server_close()`` to stop)."""
+    server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
     return server

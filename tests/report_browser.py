@@ -1,27 +1,28 @@
-"""Open an HTML file in real headless Chromium over the DevTools protocol and record what happened.
+"""Open an HTML file in real headless Chromium with Playwright and record what happened.
 
-Records every network request the page makes, console messages, log entries and uncaught
-exceptions, the rendered DOM, a full-page screenshot, and the result of JavaScript probes. Used by
-the report tests to prove the report is self-contained and that injected markup stays text.
+Records every network request the page makes, console messages (Chromium's own log entries, such
+as "Failed to load resource", arrive among them), uncaught exceptions, the rendered DOM, a
+screenshot, a PDF print and the result of JavaScript probes. Used by the report tests to prove the
+report is self-contained and that injected markup stays text.
+
+The browser is the system's Chromium (``executable_path``), not one Playwright downloads:
+``playwright install`` needs a download site this project's machines do not reach, and
+scripts/install-test-deps.sh installs Chromium from the distribution.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import shutil
-import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from websockets.sync.client import connect
+from playwright.sync_api import BrowserContext, ConsoleMessage, Error, Page, Playwright, sync_playwright
 
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-    "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-extensions",
-    "--disable-default-apps", "--mute-audio", "--remote-debugging-port=0",
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run",
+    "--disable-component-update", "--disable-sync", "--disable-extensions", "--disable-default-apps",
+    "--mute-audio",
 ]
 
 
@@ -34,10 +35,32 @@ def chromium_binary() -> str:
                        "(apt-get install -y chromium)")
 
 
+def launch(playwright: Playwright, profile_dir: Path, width: int, height: int) -> BrowserContext:
+    """A headless system Chromium with its profile in ``profile_dir`` and a ``width`` x ``height`` viewport."""
+    profile_dir.mkdir(parents=True, exist_ok=True)
+    return playwright.chromium.launch_persistent_context(
+        str(profile_dir), executable_path=chromium_binary(), headless=True, args=CHROMIUM_ARGS,
+        viewport={"width": width, "height": height}, device_scale_factor=1, timeout=60_000)
+
+
+def console_entry(message: ConsoleMessage) -> dict[str, Any]:
+    """A console message as ``{"type", "text", "args"}``; ``args`` are the JSON values passed to console.*."""
+    try:
+        args = [a.json_value() for a in message.args]
+    except Error:  # a value that is not JSON-serialisable, or a handle gone with its page
+        args = []
+    return {"type": message.type, "text": message.text, "args": args}
+
+
+def exception_entry(error: Error) -> dict[str, Any]:
+    return {"name": error.name, "message": error.message, "stack": error.stack}
+
+
 @dataclass
 class PageVisit:
     requests: list[str] = field(default_factory=list)
     console: list[dict[str, Any]] = field(default_factory=list)
+    #: Kept for callers: Playwright reports Chromium's log entries as console messages (``console``).
     log_entries: list[dict[str, Any]] = field(default_factory=list)
     exceptions: list[dict[str, Any]] = field(default_factory=list)
     dom: str = ""
@@ -49,46 +72,10 @@ class PageVisit:
                 + [e for e in self.log_entries if e.get("level") == "error"] + self.exceptions)
 
 
-class _Session:
-    def __init__(self, ws: Any):
-        self.ws = ws
-        self.next_id = 0
-        self.events: list[dict[str, Any]] = []
-
-    def call(self, method: str, params: dict[str, Any] | None = None, session_id: str | None = None,
-             timeout: float = 30.0) -> dict[str, Any]:
-        self.next_id += 1
-        msg: dict[str, Any] = {"id": self.next_id, "method": method, "params": params or {}}
-        if session_id:
-            msg["sessionId"] = session_id
-        self.ws.send(json.dumps(msg))
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = json.loads(self.ws.recv(timeout=max(deadline - time.monotonic(), 0.01)))
-            if reply.get("id") == self.next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-            self.events.append(reply)
-
-    def wait_for(self, method: str, timeout: float = 30.0) -> dict[str, Any]:
-        for event in self.events:
-            if event.get("method") == method:
-                return event
-        deadline = time.monotonic() + timeout
-        while True:
-            event = json.loads(self.ws.recv(timeout=max(deadline - time.monotonic(), 0.01)))
-            self.events.append(event)
-            if event.get("method") == method:
-                return event
-
-    def drain(self, quiet_s: float = 0.5) -> None:
-        """Collect events until the page has been quiet for ``quiet_s`` (late requests, errors)."""
-        while True:
-            try:
-                self.events.append(json.loads(self.ws.recv(timeout=quiet_s)))
-            except TimeoutError:
-                return
+def record(page: Page, visit_: PageVisit) -> None:
+    page.on("request", lambda request: visit_.requests.append(request.url))
+    page.on("console", lambda message: visit_.console.append(console_entry(message)))
+    page.on("pageerror", lambda error: visit_.exceptions.append(exception_entry(error)))
 
 
 def visit(html_file: Path, profile_dir: Path, screenshot: Path | None = None,
@@ -98,68 +85,26 @@ def visit(html_file: Path, profile_dir: Path, screenshot: Path | None = None,
 
     ``media="print"`` evaluates the probes (and takes the screenshot) with the print stylesheet;
     ``pdf`` prints the page to that file (A4, backgrounds on), as a reader's "Print" would."""
-    profile_dir.mkdir(parents=True, exist_ok=True)
-    port_file = profile_dir / "DevToolsActivePort"
-    port_file.unlink(missing_ok=True)  # a stale one from an earlier run points at a dead port
-    proc = subprocess.Popen([chromium_binary(), *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}",
-                             f"--window-size={width},{height}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not (port_file.exists() and len(port_file.read_text().splitlines()) >= 2):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("Chromium did not start its DevTools endpoint")
-            time.sleep(0.1)
-        port, path = port_file.read_text().splitlines()[:2]
-        with connect(f"ws://127.0.0.1:{port}{path}", max_size=None, open_timeout=20) as ws:
-            browser = _Session(ws)
-            target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-            sid = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-            for domain in ("Network", "Runtime", "Log", "Page"):
-                browser.call(f"{domain}.enable", session_id=sid)
-            browser.call("Emulation.setDeviceMetricsOverride",
-                         {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
-                         session_id=sid)
-            if media:
-                browser.call("Emulation.setEmulatedMedia", {"media": media}, session_id=sid)
-            browser.events.clear()
-            browser.call("Page.navigate", {"url": html_file.resolve().as_uri() + fragment}, session_id=sid)
-            browser.wait_for("Page.loadEventFired")
-            browser.drain()
-            result = PageVisit()
-            for event in browser.events:
-                method, params = event.get("method"), event.get("params", {})
-                if method == "Network.requestWillBeSent":
-                    result.requests.append(params["request"]["url"])
-                elif method == "Runtime.consoleAPICalled":
-                    result.console.append({"type": params.get("type"),
-                                           "args": [a.get("value") for a in params.get("args", [])]})
-                elif method == "Log.entryAdded":
-                    result.log_entries.append(params.get("entry", {}))
-                elif method == "Runtime.exceptionThrown":
-                    result.exceptions.append(params.get("exceptionDetails", {}))
-            result.dom = browser.call("Runtime.evaluate", {
-                "expression": "document.documentElement.outerHTML", "returnByValue": True},
-                session_id=sid)["result"]["value"]
-            for name, expression in (probes or {}).items():
-                result.probes[name] = browser.call("Runtime.evaluate", {
-                    "expression": expression, "returnByValue": True}, session_id=sid)["result"].get("value")
-            if pdf is not None:
-                printed = browser.call("Page.printToPDF", {"paperWidth": 8.27, "paperHeight": 11.69,
-                                                           "printBackground": True, "preferCSSPageSize": True},
-                                       session_id=sid, timeout=120)
-                pdf.parent.mkdir(parents=True, exist_ok=True)
-                pdf.write_bytes(base64.b64decode(printed["data"]))
-            if screenshot is not None:
-                shot = browser.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": False},
-                                    session_id=sid, timeout=60)
-                screenshot.parent.mkdir(parents=True, exist_ok=True)
-                screenshot.write_bytes(base64.b64decode(shot["data"]))
-            return result
-    finally:
-        proc.terminate()
+    result = PageVisit()
+    with sync_playwright() as playwright:
+        context = launch(playwright, profile_dir, width, height)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            page = context.pages[0] if context.pages else context.new_page()
+            if media:
+                page.emulate_media(media=media)  # type: ignore[arg-type]
+            record(page, result)
+            page.goto(html_file.resolve().as_uri() + fragment, wait_until="load", timeout=60_000)
+            page.wait_for_timeout(500)  # late requests and errors
+            result.dom = page.evaluate("document.documentElement.outerHTML")
+            for name, expression in (probes or {}).items():
+                result.probes[name] = page.evaluate(expression)
+            if pdf is not None:
+                pdf.parent.mkdir(parents=True, exist_ok=True)
+                page.pdf(path=str(pdf), width="8.27in", height="11.69in", print_background=True,
+                         prefer_css_page_size=True)
+            if screenshot is not None:
+                screenshot.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(screenshot), timeout=60_000)
+        finally:
+            context.close()
+    return result

@@ -14,6 +14,9 @@ import os
 import sys
 import tomllib
 
+from loyalty_monitor import logs
+from loyalty_monitor.settings import load_settings
+
 
 # Sub-command modules, in the order `loyalty --help` lists them. Each module in this package
 # defines `register(sub)` for its commands; add a feature's module here.
@@ -62,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging() -> None:
+    """Library log lines (the project's modules, Kafka clients, dbt) rendered as the ``log_format``
+    setting says: console on a terminal, JSON lines elsewhere (loyalty_monitor/logs.py)."""
+    try:
+        fmt = load_settings().log_format
+    except Exception:  # noqa: BLE001 - a bad setting is the command's to report, in one line
+        fmt = "auto"
+    logs.configure(fmt)
+
+
 #: Files and directories the CLI creates are its owner's only: the data directory holds customer
 #: names, notes and account managers' e-mail addresses.
 PRIVATE_UMASK = 0o077
@@ -73,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         command = f"loyalty {args.command}"
+        configure_logging()
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return code
