@@ -523,11 +523,11 @@ def fingerprint(cfg: dict[str, Any]) -> str:
 
 def action_rules(cfg: dict[str, Any]) -> list[str]:
     """The rules that state a fact needing action and raise alerts of their own (no ``reason``),
-    in the file's order (dbt: macro ``action_needed_rules``)."""
-    return [name for name, spec in cfg["alerts"]["rules"].items() if spec.get("reason") is None]
+    by name, as dbt's macro ``action_needed_rules`` lists them."""
+    return [name for name, spec in sorted(cfg["alerts"]["rules"].items()) if spec.get("reason") is None]
 
 
 def reason_rules(cfg: dict[str, Any]) -> dict[str, str]:
     """The scorecard rules: rule -> the words it adds to a churn-risk case's reasons (dbt:
     int_case_openings)."""
-    return {name: spec["reason"] for name, spec in cfg["alerts"]["rules"].items() if spec.get("reason")}
+    return {name: spec["reason"] for name, spec in sorted(cfg["alerts"]["rules"].items()) if spec.get("reason")}

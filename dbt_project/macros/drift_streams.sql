@@ -125,23 +125,25 @@
 
 {% macro action_needed_rules() -%}
   {#- The alert rules that state facts needing action now (not churn predictions): those of
-      config/scoring.yml `alerts.rules` without a `reason`, in the file's order
-      (loyalty_monitor.scoring.action_rules). -#}
+      config/scoring.yml `alerts.rules` without a `reason`, by name (the order of a mapping that
+      reaches dbt as a var is not the file's on every path: a fixed order keeps the SQL, and the
+      rows it writes, the same on every run) (loyalty_monitor.scoring.action_rules). -#}
   {%- set rules = scoring('alerts.rules') -%}
   {%- if rules is not mapping -%}{{ return([]) }}{%- endif -%}
   {%- set out = [] -%}
-  {%- for name, spec in rules.items() if spec.get('reason') is none -%}{%- do out.append(name) -%}{%- endfor -%}
+  {%- for name, spec in rules.items() | sort if spec.get('reason') is none -%}{%- do out.append(name) -%}{%- endfor -%}
   {{ return(out) }}
 {%- endmacro %}
 
 {% macro case_reason_rules() -%}
   {#- The scorecard rules, as (rule, words) pairs: those of config/scoring.yml `alerts.rules` with a
       `reason`, the words a churn-risk case lists when the rule held on its opening day
-      (loyalty_monitor.scoring.reason_rules). -#}
+      (loyalty_monitor.scoring.reason_rules), by name: the reasons' order in a case must not depend
+      on which path the var took (an event-driven run and a full refresh listed them differently). -#}
   {%- set rules = scoring('alerts.rules') -%}
   {%- if rules is not mapping -%}{{ return([]) }}{%- endif -%}
   {%- set out = [] -%}
-  {%- for name, spec in rules.items() if spec.get('reason') -%}{%- do out.append((name, spec['reason'])) -%}{%- endfor -%}
+  {%- for name, spec in rules.items() | sort if spec.get('reason') -%}{%- do out.append((name, spec['reason'])) -%}{%- endfor -%}
   {{ return(out) }}
 {%- endmacro %}
 
