@@ -19,7 +19,6 @@ import os
 import uuid
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from alerting_servers import airflow_test_environment
@@ -30,6 +29,7 @@ import pipeline_world  # noqa: E402
 from loyalty_monitor import pipeline, stack, warehouse  # noqa: E402
 from loyalty_monitor.settings import PROJECT_ROOT  # noqa: E402
 from pipeline_world import loyalty  # noqa: E402
+from warehouse_history import snapshot as build_snapshot  # noqa: E402
 
 END = dt.date(2026, 2, 28)
 START = dt.date(2025, 6, 1)
@@ -41,18 +41,7 @@ MARTS = ("dim_customers", "fct_touchpoints", "fct_dialogue_daily", "fct_customer
 
 def snapshot(settings, tables) -> dict[str, list[tuple]]:
     warehouse.release_duckdb()  # the in-process dag.test leaves dbt's handle open
-    con = duckdb.connect(str(settings.warehouse), read_only=True)
-    try:
-        out = {}
-        for table in tables:
-            columns = [name for (name,) in con.execute(
-                "select column_name from information_schema.columns where table_schema = 'build' "
-                "and table_name = ? order by ordinal_position", [table]).fetchall()]
-            order = ", ".join(f'"{c}"' for c in columns)
-            out[table] = con.execute(f"select {order} from build.{table} order by {order}").fetchall()
-        return out
-    finally:
-        con.close()
+    return build_snapshot(settings, tables)
 
 
 def outbox_alerts(settings) -> list[dict]:

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from loyalty_monitor import warehouse
-from warehouse_history import land, land_as_partition, make_history, split_by_send_order, warehouse_settings
+from warehouse_history import land, land_as_partition, make_history, snapshot, split_by_send_order, warehouse_settings
 
 START, CUT, END = "2026-01-01", dt.date(2026, 6, 20), "2026-07-31"
 # Tables compared: every mart and the incremental customer-day state.
@@ -27,18 +27,7 @@ COMPARED = ("dim_customers", "fct_touchpoints", "fct_dialogue_daily", "fct_custo
 
 
 def _snapshot(settings) -> dict[str, list[tuple]]:
-    con = duckdb.connect(str(settings.warehouse), read_only=True)
-    try:
-        out = {}
-        for table in COMPARED:
-            columns = [name for (name,) in con.execute(
-                "select column_name from information_schema.columns where table_schema = 'build' "
-                "and table_name = ? order by ordinal_position", [table]).fetchall()]
-            order = ", ".join(f'"{c}"' for c in columns)
-            out[table] = con.execute(f"select {order} from build.{table} order by {order}").fetchall()
-        return out
-    finally:
-        con.close()
+    return snapshot(settings, COMPARED)
 
 
 @pytest.fixture(scope="module")

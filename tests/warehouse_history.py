@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import yaml
 
 from loyalty_monitor.generator import generate
@@ -92,3 +93,20 @@ def land_as_partition(settings: Settings, scratch: Path, touchpoints: Path, cust
         renamed = relative.with_name(path.name.replace("-p000-", f"-p{partition:03d}-"))
         (target / renamed).parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(path), target / renamed)
+
+
+def snapshot(settings: Settings, tables: tuple[str, ...]) -> dict[str, list[tuple]]:
+    """Every row of each build-schema table, columns in table order, rows sorted: what two builds
+    that must agree are compared on."""
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        out = {}
+        for table in tables:
+            columns = [name for (name,) in con.execute(
+                "select column_name from information_schema.columns where table_schema = 'build' "
+                "and table_name = ? order by ordinal_position", [table]).fetchall()]
+            order = ", ".join(f'"{c}"' for c in columns)
+            out[table] = con.execute(f"select {order} from build.{table} order by {order}").fetchall()
+        return out
+    finally:
+        con.close()
