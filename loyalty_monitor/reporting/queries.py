@@ -325,7 +325,7 @@ def loyalty_matrix(marts: Marts, as_of: dt.date, strong_min: float | None = None
         counts[key] = counts.get(key, 0) + 1
     top = max(max(r["rational"], r["emotional"]) for r in rows)
     scale = 1.0 if top <= 1.0 else 100.0  # scores may be published as 0-1 or 0-100
-    return {"points": rows, "quadrants": sorted(counts.items(), key=lambda kv: -kv[1]), "scale": scale,
+    return {"points": rows, "quadrants": sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])), "scale": scale,
             "period": latest if day else None,
             "strong_min": strong_min if strong_min is not None and strong_min <= scale else scale / 2,
             "at_risk_vs_red": _at_risk_vs_red(marts, rows, as_of)}
@@ -352,7 +352,7 @@ def _at_risk_vs_red(marts: Marts, points: list[dict[str, Any]], as_of: dt.date) 
         key = str(p["quadrant"] or "unclassified")
         red_by_quadrant[key] = red_by_quadrant.get(key, 0) + 1
     return {"at_risk": len(at_risk), "red": len(red), "both": len(both), "at_risk_by_status": by_status,
-            "red_by_quadrant": sorted(red_by_quadrant.items(), key=lambda kv: -kv[1])}
+            "red_by_quadrant": sorted(red_by_quadrant.items(), key=lambda kv: (-kv[1], kv[0]))}
 
 
 def account_manager_activity(marts: Marts, start: dt.date, end: dt.date) -> dict[str, Any]:
