@@ -158,7 +158,7 @@ QUICK = (
 # --- generate, land, build ---------------------------------------------------------------------
 
 def _settings(data_dir: Path, scoring_file: Path):
-    from loyalty_monitor.settings import load_settings
+    from loyalty_core.settings import load_settings
 
     data_dir.mkdir(parents=True, exist_ok=True)
     return load_settings(data_dir=data_dir, scoring_file=scoring_file, landing_url="", warehouse_path="")
@@ -167,7 +167,7 @@ def _settings(data_dir: Path, scoring_file: Path):
 def prepare(scenario: Scenario, work: Path) -> tuple[Path, dict]:
     """Generate and land the history once per scenario (reused from ``work`` when unchanged)."""
     from loyalty_monitor.generator import generate
-    from loyalty_monitor.settings import load_settings
+    from loyalty_core.settings import load_settings
     from streaming.landing import land_jsonl_offline
 
     home = work / scenario.name
@@ -765,7 +765,7 @@ def print_overview(rows: list[tuple[str, int, dict]]) -> None:
 # --- main --------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    from loyalty_monitor.settings import PROJECT_ROOT
+    from loyalty_core.settings import PROJECT_ROOT
 
     from bench.oracle import Oracle, read_events
 

@@ -53,7 +53,7 @@ def main() -> int:
     from loyalty_monitor.alerting import AlertPolicy, dispatch_alerts
     from loyalty_monitor.alerting.channels import FileChannel
     from loyalty_monitor.alerting.messages import render_alerts
-    from loyalty_monitor.settings import load_settings
+    from loyalty_core.settings import load_settings
 
     alerts = make_alerts(args.alerts)
     policy = AlertPolicy(dispatch_window_days=7, max_per_manager_per_week=10**9)

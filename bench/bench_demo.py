@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from loyalty_monitor.demo import run_demo
-from loyalty_monitor.settings import load_settings
+from loyalty_core.settings import load_settings
 
 TARGET_S = 600.0
 

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from loyalty_monitor.broker import EmbeddedBroker, ensure_topics
-from loyalty_monitor.settings import Settings, load_settings
+from loyalty_core.settings import Settings, load_settings
 from streaming import samples
 from streaming.consumer import JsonLog, LandingConsumer, consumer_config, default_workers
 

@@ -55,7 +55,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from loyalty_monitor.settings import PROJECT_ROOT
+from loyalty_core.settings import PROJECT_ROOT
 
 RESULTS = Path(__file__).parent / "results" / "latency.json"
 TARGET_P95_S = 60.0
@@ -140,7 +140,7 @@ class Bench:
         return proc
 
     def settings(self):
-        from loyalty_monitor.settings import load_settings
+        from loyalty_core.settings import load_settings
 
         saved = dict(os.environ)
         try:

@@ -81,7 +81,7 @@ def _split(source: Path, first: Path, second: Path, key: str) -> None:
 def _land_as_partition(settings, scratch: Path, touchpoints: Path, customers: Path, partition: int) -> None:
     import shutil
 
-    from loyalty_monitor.settings import load_settings
+    from loyalty_core.settings import load_settings
     from streaming.landing import land_jsonl_offline
 
     staging = load_settings(data_dir=scratch, landing_url="", warehouse_path="")
@@ -271,7 +271,7 @@ def run_size(events: int, work: Path, daily: bool = True, months: int = MONTHS) 
 
 
 def _machine() -> dict:
-    from loyalty_monitor.settings import load_settings
+    from loyalty_core.settings import load_settings
 
     settings = load_settings()
     try:

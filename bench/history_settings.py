@@ -16,7 +16,7 @@ import yaml
 
 
 def settings_for_history_bench(data_dir: Path, **overrides):
-    from loyalty_monitor.settings import PROJECT_ROOT, load_settings
+    from loyalty_core.settings import PROJECT_ROOT, load_settings
 
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -167,7 +167,7 @@ class Event:
 
 def read_events(touchpoints_file: Path | str) -> dict[str, list[Event]]:
     """Valid, de-duplicated touchpoints per customer, mapped back to the generator's processes."""
-    from loyalty_monitor.contract import decode
+    from loyalty_core.contract import decode
 
     seen: set[str] = set()
     out: dict[str, list[Event]] = {}

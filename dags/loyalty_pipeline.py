@@ -40,7 +40,7 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
 from loyalty_monitor import pipeline
-from loyalty_monitor.settings import load_settings
+from loyalty_core.settings import load_settings
 
 # Whatever the scheduler's own umask, what the pipeline writes (warehouse, outbox, reports) is its
 # owner's only: it holds customer names, notes and account managers' e-mail addresses.

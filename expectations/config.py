@@ -1,12 +1,12 @@
 """Thresholds of the quality gate. They are settings like any other (one typed model,
-:class:`loyalty_monitor.settings.QualitySettings`): defaults there; override in ``loyalty.toml`` under
+:class:`loyalty_core.settings.QualitySettings`): defaults there; override in ``loyalty.toml`` under
 ``[quality]`` (e.g. ``clock_skew_minutes = 10``) or as ``LOYALTY_QUALITY__CLOCK_SKEW_MINUTES``. Scoring
 parameters are not here: they live in config/scoring.yml.
 """
 
 from __future__ import annotations
 
-from loyalty_monitor.settings import QualitySettings, Settings
+from loyalty_core.settings import QualitySettings, Settings
 
 
 class GateConfig(QualitySettings):

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loyalty_monitor.settings import Settings
+from loyalty_core.landing_zone import docs_dir, quality_dir, quarantine_path  # noqa: F401 (the gate's paths)
+from loyalty_core.settings import Settings
 
 # GX reads these at import: no usage statistics, no network.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -24,21 +25,6 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 SITE_NAME = "loyalty_quality"
 _cache: dict[Path, "QualityContext"] = {}
 _lock = threading.Lock()
-
-
-def quality_dir(settings: Settings) -> Path:
-    return Path(settings.data_dir) / "quality"
-
-
-def quarantine_path(settings: Settings) -> Path:
-    """The quarantine file (``expectations.quarantine``). Defined here, beside the other paths,
-    because dbt's environment needs it in every DAG parse and every Airflow task, and
-    ``expectations.quarantine`` imports pandas and DuckDB (seconds per task on a busy host)."""
-    return quality_dir(settings) / "quarantine.parquet"
-
-
-def docs_dir(settings: Settings) -> Path:
-    return quality_dir(settings) / "data_docs"
 
 
 @dataclass

@@ -9,7 +9,7 @@ landing zone and only the columns they need:
 - known customers: every customer id with a record in the landed master data (small).
 Rows held in the quarantine (expectations.quarantine) are not history: they are not in the
 warehouse, so they neither conflict with a corrected re-send nor make a customer known.
-Marts: read from the warehouse (DuckDB file, or PostgreSQL/Spark through loyalty_monitor.marts),
+Marts: read from the warehouse (DuckDB file, or PostgreSQL/Spark through loyalty_core.marts),
 schema ``build`` (before publish) or ``published``.
 """
 
@@ -30,9 +30,10 @@ from expectations.config import GateConfig
 from expectations.quarantine import ID_COLUMN, KEY
 from expectations.suites import (landed_case_events, landed_customers, landed_touchpoints, mart_alerts,
                                  mart_customers, mart_health, touchpoint_daily_volume, touchpoint_event_ids)
-from loyalty_monitor.contract import EVENT_TYPES
-from loyalty_monitor.settings import Settings
-from streaming.landing import LandingZone
+from loyalty_core.contract import EVENT_TYPES
+from loyalty_core.settings import Settings
+from expectations.landing_reader import LandingReader
+from loyalty_core.landing_zone import LandingZone
 
 _PARTITION = re.compile(r"event_date=(\d{4}-\d{2}-\d{2})")
 #: Content that makes a touchpoint what it is; Kafka lineage and landing time are not content,
@@ -83,7 +84,7 @@ class Frame:
     data: pd.DataFrame
     parameters: dict[str, Any] = field(default_factory=dict)
     label: str = ""
-    dataset: str | None = None  # "touchpoint" | "customer" | "case_event" (streaming.landing.DATASETS keys)
+    dataset: str | None = None  # "touchpoint" | "customer" | "case_event" (loyalty_core.landing_zone.DATASETS keys)
     rows: pd.DataFrame | None = None
     match: dict[str, str] = field(default_factory=dict)
 
@@ -123,40 +124,6 @@ def list_landed(zone: LandingZone, dataset: str) -> list[LandedFile]:
 
 # --- DuckDB helpers ------------------------------------------------------------------------------
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-class _Reader:
-    """An in-memory DuckDB session that reads landing files by path (any fsspec filesystem)."""
-
-    def __init__(self, zone: LandingZone):
-        self.con = duckdb.connect()
-        self.con.execute("SET TimeZone = 'UTC'")
-        self.zone = zone
-        if not zone.local:
-            self.con.register_filesystem(zone.fs)
-
-    def url(self, path: str) -> str:
-        return path if self.zone.local else self.zone.fs.unstrip_protocol(path)
-
-    def parquet(self, paths: list[str], filename: bool = False) -> str:
-        listing = ", ".join(_quote(self.url(p)) for p in paths)
-        extra = ", filename = true" if filename else ""
-        return (f"read_parquet([{listing}], union_by_name = true, hive_partitioning = false{extra})")
-
-    def df(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-        return _df(self.con, sql, params)
-
-    def close(self) -> None:
-        self.con.close()
-
-
-def _df(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-    # Through Arrow: DuckDB's own pandas conversion trips pandas 3 deprecation warnings.
-    return con.sql(sql, params=params or None).to_arrow_table().to_pandas()
-
-
 def _fingerprint(columns: tuple[str, ...]) -> str:
     return "hash(" + ", ".join(columns) + ")"
 
@@ -190,7 +157,7 @@ def chunks(files: list[LandedFile], max_bytes: int) -> list[list[LandedFile]]:
     return groups
 
 
-def _key_table(reader: _Reader, name: str, keys: pd.DataFrame | None) -> None:
+def _key_table(reader: LandingReader, name: str, keys: pd.DataFrame | None) -> None:
     """Temp table ``name`` of landed-row keys (dataset, Kafka lineage, row_id)."""
     reader.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (dataset VARCHAR, kafka_topic VARCHAR, "
                        "kafka_partition INTEGER, kafka_offset BIGINT, row_id VARCHAR)")
@@ -231,7 +198,7 @@ def landing_frames(zone: LandingZone, cfg: GateConfig, touchpoint_files: list[La
     ``case_lookup(case_ids)``: the published cases among them (case_id, customer_id), or None
     when there is no warehouse to ask.
     """
-    reader = _Reader(zone)
+    reader = LandingReader(zone)
     try:
         _key_table(reader, "held_rows", held)
         if only is not None:
@@ -256,7 +223,7 @@ def landing_frames(zone: LandingZone, cfg: GateConfig, touchpoint_files: list[La
         reader.close()
 
 
-def _known_customers(reader: _Reader, files: list[LandedFile]) -> None:
+def _known_customers(reader: LandingReader, files: list[LandedFile]) -> None:
     """Create temp table ``known_customers``: every id that ever had a master-data record.
 
     A customer deleted later (tombstone) stays known: its earlier touches were valid when they
@@ -279,7 +246,7 @@ def _arrival(batch: pd.DataFrame, now: datetime) -> datetime:
     return latest.to_pydatetime() if latest is not None and not pd.isna(latest) else now
 
 
-def _touchpoint_frames(reader: _Reader, cfg: GateConfig, new: list[LandedFile],
+def _touchpoint_frames(reader: LandingReader, cfg: GateConfig, new: list[LandedFile],
                        every: list[LandedFile], now: datetime, skew: timedelta,
                        label: str, only: bool = False) -> list[Frame]:
     con = reader.con
@@ -333,7 +300,7 @@ def _touchpoint_frames(reader: _Reader, cfg: GateConfig, new: list[LandedFile],
     return frames
 
 
-def _customer_frame(reader: _Reader, new: list[LandedFile], now: datetime, skew: timedelta,
+def _customer_frame(reader: LandingReader, new: list[LandedFile], now: datetime, skew: timedelta,
                     only: bool = False) -> Frame:
     where = f"AND {_in('only_rows', 'customer', 'c')}" if only else ""
     reader.con.execute(f"""
@@ -361,7 +328,7 @@ def _customer_frame(reader: _Reader, new: list[LandedFile], now: datetime, skew:
                                     "kafka_offset": "first_kafka_offset"})
 
 
-def _case_event_frame(reader: _Reader, cfg: GateConfig, new: list[LandedFile], every: list[LandedFile], now: datetime,
+def _case_event_frame(reader: LandingReader, cfg: GateConfig, new: list[LandedFile], every: list[LandedFile], now: datetime,
                       skew: timedelta, case_lookup: Callable[[list[str]], pd.DataFrame | None] | None,
                       notes: list[str], only: bool = False) -> Frame:
     """The new case events, with the columns the suite computes: the case's own customer where the
@@ -416,7 +383,7 @@ def published_cases(settings: Settings) -> Callable[[list[str]], pd.DataFrame | 
     """``lookup(case_ids)``: those of the published churn-risk cases (case_id, customer_id); None
     when the warehouse has none to ask (not built yet, or busy: a note says the check was skipped)."""
     def lookup(case_ids: list[str]) -> pd.DataFrame | None:
-        from loyalty_monitor.marts import DuckDBMarts, engine_of, open_marts
+        from loyalty_core.marts import DuckDBMarts, engine_of, open_marts
 
         try:
             if engine_of(settings) == "postgres":
@@ -443,7 +410,7 @@ def published_cases(settings: Settings) -> Callable[[list[str]], pd.DataFrame | 
     return lookup
 
 
-def _volume_frames(reader: _Reader, cfg: GateConfig, dates: list[date],
+def _volume_frames(reader: LandingReader, cfg: GateConfig, dates: list[date],
                    every: list[LandedFile]) -> tuple[list[Frame], list[str]]:
     history = {d: [d - timedelta(weeks=k) for k in range(1, cfg.volume_history_weeks + 1)]
                for d in dates}
@@ -492,9 +459,9 @@ def mart_frames(settings: Settings, as_of: date, schema: str) -> list[Frame]:
     """dim_customers, the as-of day of fct_customer_health_daily and fct_churn_alerts of ``schema``."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", schema):
         raise ValueError(f"not a schema name: {schema!r}")
-    from loyalty_monitor.marts import DuckDBMarts, engine_of, open_marts
+    from loyalty_core.marts import DuckDBMarts, engine_of, open_marts
 
-    if engine_of(settings) != "duckdb":  # the marts are read through loyalty_monitor.marts
+    if engine_of(settings) != "duckdb":  # the marts are read through loyalty_core.marts
         # PostgreSQL, or Spark: the frames are bounded (customers, one day of health, the alert
         # episodes), so the suites run on pandas as on DuckDB, one definition for every engine
         path = (f"PostgreSQL database {settings.pg_database}" if engine_of(settings) == "postgres"

@@ -17,7 +17,7 @@ after a fix and lets those that pass in; ``accept_rows`` takes rows in as they a
 Every run keeps its GX validation results (``<data_dir>/quality/gx/uncommitted/validations``),
 rebuilds the affected Data Docs pages (``<data_dir>/quality/data_docs/index.html``) and appends
 one line to ``<data_dir>/quality/runs.jsonl``. The gate never publishes or alerts by itself: the
-caller stops the pipeline on ``not passed`` and calls :func:`notify_failure`.
+caller stops the pipeline on ``not passed`` and tells the data engineers :func:`failure_notice`.
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from expectations.config import GateConfig
-from expectations.context import SITE_NAME, docs_dir, open_context, quality_dir
-from loyalty_monitor import locks
-from loyalty_monitor.settings import Settings
-from streaming.landing import DATASETS, LandingZone
+from expectations.context import SITE_NAME, open_context
+from loyalty_core.landing_zone import docs_dir, quality_dir, quality_runs, runs_path  # noqa: F401 (gate API)
+from loyalty_core import locks
+from loyalty_core.settings import Settings
+from loyalty_core.landing_zone import DATASETS, LandingZone
 
 if TYPE_CHECKING:  # frames imports Great Expectations (seconds): only when validating
     from expectations import frames as framing
@@ -136,10 +137,6 @@ def _state_path(settings: Settings) -> Path:
     return quality_dir(settings) / "state.json"
 
 
-def runs_path(settings: Settings) -> Path:
-    return quality_dir(settings) / "runs.jsonl"
-
-
 def _read_state(settings: Settings) -> dict[str, Any]:
     try:
         return json.loads(_state_path(settings).read_text())
@@ -160,16 +157,6 @@ def _record(settings: Settings, result: GateResult) -> None:
         line[key] = [{k: v for k, v in f.items() if k != "examples"} for f in line[key]]
     with runs_path(settings).open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(line, default=str) + "\n")
-
-
-def quality_runs(settings: Settings, limit: int | None = None) -> list[dict[str, Any]]:
-    """The recorded gate runs, oldest first (the last ``limit`` if given)."""
-    try:
-        lines = runs_path(settings).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    runs = [json.loads(line) for line in lines if line.strip()]
-    return runs[-limit:] if limit else runs
 
 
 @contextmanager
@@ -775,23 +762,19 @@ def validate_marts(settings: Settings, as_of: date, schema: str = "build", *,
                        scope, rows, [])
 
 
-# --- telling the data engineers ------------------------------------------------------------------
+# --- what the data engineers are told (the pipeline decides who is told and how) -------------------
 
-def notify_failure(settings: Settings, result: GateResult) -> list[dict[str, Any]]:
-    """Send a failed gate's summary to the data engineers over the configured channels."""
-    from loyalty_monitor.alerting import notify_data_engineers
-
+def failure_notice(result: GateResult) -> tuple[str, str]:
+    """Subject and text of a failed gate's summary for the data engineers."""
     subject = (f"[loyalty-monitor] quality gate {result.stage} FAILED: "
                f"{len(result.critical_failures)} critical expectation(s)")
     text = (result.summary() + "\n\nThe pipeline stopped before publishing marts and before "
             "sending alerts. Fix or remove the bad data, then re-run `loyalty validate`.")
-    return notify_data_engineers(settings, subject, text) or []
+    return subject, text
 
 
-def notify_quarantine(settings: Settings, result: GateResult) -> list[dict[str, Any]]:
-    """Tell the data engineers that rows were set aside (the run went on without them)."""
-    from loyalty_monitor.alerting import notify_data_engineers
-
+def quarantine_notice(result: GateResult) -> tuple[str, str]:
+    """Subject and text telling the data engineers that rows were set aside (the run went on)."""
     ids = _id_ranges(result.quarantine_ids)
     subject = (f"quality gate {result.stage}: {len(result.quarantine_ids)} row(s) quarantined, "
                "the run goes on without them")
@@ -802,4 +785,4 @@ def notify_quarantine(settings: Settings, result: GateResult) -> list[dict[str, 
             f"`loyalty validate --release {ids or 'ID'} --reason \"...\"` re-validates them and lets "
             "those that pass in on the next run.\n"
             f"If they are right as they are: `loyalty validate --accept {ids or 'ID'} --reason \"...\"`.")
-    return notify_data_engineers(settings, subject, text) or []
+    return subject, text

@@ -29,14 +29,14 @@ import math
 import os
 import uuid
 from datetime import date, datetime, timezone
-from pathlib import Path
 from typing import Any, Iterable
 
 import duckdb
 import pandas as pd
 
-from expectations.context import quarantine_path  # defined there: dbt_env needs it without pandas
-from loyalty_monitor.settings import Settings
+from expectations.landing_reader import LandingReader
+from loyalty_core.landing_zone import quarantine_path
+from loyalty_core.settings import Settings
 
 UTC = timezone.utc
 STATUSES = ("quarantined", "released", "accepted", "superseded")
@@ -211,10 +211,9 @@ def _shown(value: Any) -> str:
 
 def _originals(zone: Any, rows: pd.DataFrame) -> dict[tuple, str]:
     """Every landed column of the given rows as JSON, read again from their landing files."""
-    from expectations.frames import _Reader  # the gate's reader: local or any fsspec filesystem
 
     out: dict[tuple, str] = {}
-    reader = _Reader(zone)
+    reader = LandingReader(zone)
     try:
         for dataset, group in rows.groupby("dataset"):
             files = sorted(set(group["source_file"].dropna()))
@@ -308,7 +307,6 @@ def supersede(settings: Settings, zone: Any, files: list[str], now: datetime | N
     Returns their ids. Call under the quality gate's lock, after :func:`record`."""
     if not files or not quarantine_path(settings).exists():
         return []
-    from expectations.frames import _Reader
 
     con = _session(settings)
     try:
@@ -317,7 +315,7 @@ def supersede(settings: Settings, zone: Any, files: list[str], now: datetime | N
         if not len(held):
             return []
         keys = _frame(con, _keys_sql(_HELD))
-        reader = _Reader(zone)
+        reader = LandingReader(zone)
         try:
             reader.con.register("_ids", held[["event_id"]].drop_duplicates())
             reader.con.register("_held", keys)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
-from loyalty_monitor.settings import Settings
+from loyalty_core.settings import Settings
 
 SESSION_COOKIE = "lm_session"
 PROXY_HEADER = "x-forwarded-email"

@@ -18,8 +18,8 @@ import json
 import uuid
 from typing import Any
 
-from loyalty_monitor.contract import CASE_EVENT_TYPES, CLOSE_OUTCOMES, FEEDBACK_VERDICTS, validate
-from loyalty_monitor.settings import Settings
+from loyalty_core.contract import CASE_EVENT_TYPES, CLOSE_OUTCOMES, FEEDBACK_VERDICTS, validate
+from loyalty_core.settings import Settings
 
 #: The published mart with every case and its current lifecycle state.
 LIFECYCLE_TABLE = "published.fct_case_lifecycle"
@@ -106,7 +106,7 @@ def find_case(settings: Settings, case_id: str) -> dict[str, Any] | None:
     """The case with its current state, from the published warehouse (read-only); None if unknown."""
     from loyalty_monitor.warehouse import open_reader
 
-    con = open_reader(settings)  # loyalty_monitor.marts: DuckDB or PostgreSQL
+    con = open_reader(settings)  # loyalty_core.marts: DuckDB or PostgreSQL
     try:
         cursor = con.execute(f"select * from {LIFECYCLE_TABLE} where case_id = ?", [case_id])
         row = cursor.fetchone()

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from loyalty_monitor.settings import Settings
+from loyalty_core.settings import Settings
 
 #: Everything under the data directory that a demo run rebuilds from the broker's data.
 DERIVED = ("landing", "alerts", "quality", "reports")

@@ -38,14 +38,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import html
 import json
 import logging
 import os
 import posixpath
 import re
-import secrets
 import sqlite3
 import uuid
 from collections import defaultdict
@@ -53,14 +51,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from loyalty_monitor.settings import Settings
+from loyalty_core.settings import Settings
+from loyalty_core.erasure_register import (CHURN_FILE, KEY_FILE, LOG_FILE, REGISTER_DIR, _append, _private_dir,  # noqa: F401
+                                          _register_path, churn_counts_path, ensure_churn_counts,
+                                          erased_churn_counts, erased_subjects, erasure_log, erasures,
+                                          pseudonym, register_dir, subject_key, write_churn_counts)
 
 log = logging.getLogger(__name__)
 UTC = dt.timezone.utc
 
-REGISTER_DIR = "erasure"
-KEY_FILE = "key"
-LOG_FILE = "erasures.jsonl"
 #: Present while warehouse rows were deleted but the file not yet rewritten (survives a crash).
 COMPACT_PENDING = "compact.pending"
 ERASED = "[erased]"
@@ -72,8 +71,6 @@ JSON_LINES_SUFFIXES = {".jsonl", ".ndjson"}
 #: Logs may be open for appending by a running process: rewritten in place (same inode), not renamed.
 APPENDED_SUFFIXES = {".log", ".out", ".err"}
 LANDING_DATASETS = ("touchpoints", "customers")
-#: Erased customers that churned, counted per month, manager and reason (read by dbt).
-CHURN_FILE = "erased_churn.parquet"
 #: How far back a case counts as "had a case" before a churn day (case_feedback.recall_lookback_days
 #: in config/scoring.yml; the same default as dbt_project/macros/case_feedback.sql).
 RECALL_LOOKBACK_DAYS = 365
@@ -82,163 +79,6 @@ CHURN_REASONS = ("tombstoned", "orders_stopped", "closed_lost")
 
 class ErasureError(RuntimeError):
     """An erasure could not be completed (it is safe to run again)."""
-
-
-# --- the register: keyed hashes, who, when, what --------------------------------------------------
-
-def register_dir(settings: Settings) -> Path:
-    return Path(settings.data_dir) / REGISTER_DIR
-
-
-def _register_path(settings: Settings) -> Path:
-    return register_dir(settings) / LOG_FILE
-
-
-def _private_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-    return path
-
-
-def subject_key(settings: Settings) -> bytes:
-    """The installation's secret for keyed hashes of customer ids (created on first use, mode 0600).
-
-    Back it up with the data directory: without it an erased customer's rows that reach the
-    landing zone again (a replay) can no longer be recognised.
-    """
-    path = _private_dir(register_dir(settings)) / KEY_FILE
-    try:
-        key = path.read_bytes()
-        if len(key) >= 32:
-            return key
-    except FileNotFoundError:
-        pass
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        key = secrets.token_bytes(32)
-        os.write(fd, key)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return key
-
-
-def pseudonym(key: bytes, customer_id: str) -> str:
-    """The keyed hash that stands for a customer in the erasure register."""
-    return "hmac-sha256:" + hmac.new(key, customer_id.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-def erasure_log(settings: Settings) -> list[dict[str, Any]]:
-    """Every line of the register, oldest first."""
-    try:
-        lines = _register_path(settings).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            out.append(json.loads(line))
-        except ValueError:  # a line cut short by a crash: the erasure is redone from its tombstone
-            log.warning("erasure register: skipping an unreadable line")
-    return out
-
-
-def erased_subjects(settings: Settings) -> dict[str, dt.datetime]:
-    """Keyed hash -> the newest instant up to which that customer is erased."""
-    out: dict[str, dt.datetime] = {}
-    for entry in erasure_log(settings):
-        if entry.get("event") != "requested":
-            continue
-        through = dt.datetime.fromisoformat(entry["erased_through"])
-        subject = entry["subject"]
-        if subject not in out or through > out[subject]:
-            out[subject] = through
-    return out
-
-
-def _append(settings: Settings, entries: list[dict[str, Any]]) -> None:
-    if not entries:
-        return
-    path = _private_dir(register_dir(settings)) / LOG_FILE
-    data = "".join(json.dumps(e, sort_keys=True, default=str) + "\n" for e in entries).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def erasures(settings: Settings) -> list[dict[str, Any]]:
-    """One row per erasure: its request joined with its completion (``completed_at`` None while
-    unfinished), oldest first. No personal data: the customer appears as its keyed hash."""
-    rows: dict[str, dict[str, Any]] = {}
-    for entry in erasure_log(settings):
-        erasure_id = entry.get("erasure_id")
-        if not erasure_id:
-            continue
-        row = rows.setdefault(erasure_id, {"erasure_id": erasure_id, "completed_at": None, "removed": {}})
-        if entry.get("event") == "requested":
-            row.update({k: entry.get(k) for k in ("subject", "requested_by", "requested_at", "reason",
-                                                   "erased_through", "source", "churn")})
-        elif entry.get("event") == "completed":
-            row.update(completed_at=entry.get("completed_at"), removed=entry.get("removed", {}))
-    return list(rows.values())
-
-
-# --- what the figures keep of an erased customer -------------------------------------------------
-
-def churn_counts_path(settings: Settings) -> Path:
-    return register_dir(settings) / CHURN_FILE
-
-
-def erased_churn_counts(settings: Settings) -> list[dict[str, Any]]:
-    """Erased customers that churned, per month, account manager and reason: ``month_start``,
-    ``account_manager_id``, ``churn_reason``, ``customers``, ``with_case``. From the register's
-    ``churn`` records, one per erased customer (its first erasure; a replay records none)."""
-    counted: set[str] = set()
-    counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-    for entry in erasure_log(settings):
-        churn = entry.get("churn")
-        if entry.get("event") != "requested" or not churn or entry.get("subject") in counted:
-            continue
-        counted.add(entry.get("subject"))
-        key = (churn["month_start"], churn.get("account_manager_id"), churn["churn_reason"])
-        counts[key][0] += 1
-        counts[key][1] += 1 if churn.get("had_case") else 0
-    return [{"month_start": month, "account_manager_id": manager, "churn_reason": reason,
-             "customers": n, "with_case": with_case}
-            for (month, manager, reason), (n, with_case) in sorted(counts.items(), key=lambda kv: (kv[0][0], str(kv[0][1]), kv[0][2]))]
-
-
-def write_churn_counts(settings: Settings) -> Path:
-    """(Re)write ``<data_dir>/erasure/erased_churn.parquet`` from the register (atomically; empty,
-    with its columns, when no erased customer churned): what dbt reads (stg_erasure__churn)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    rows = erased_churn_counts(settings)
-    schema = pa.schema([("month_start", pa.date32()), ("account_manager_id", pa.string()),
-                        ("churn_reason", pa.string()), ("customers", pa.int32()), ("with_case", pa.int32())])
-    table = pa.Table.from_pylist(
-        [{**r, "month_start": dt.date.fromisoformat(r["month_start"])} for r in rows], schema=schema)
-    path = _private_dir(register_dir(settings)) / CHURN_FILE
-    tmp = path.with_name(f".{CHURN_FILE}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            pq.write_table(table, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def ensure_churn_counts(settings: Settings) -> Path:
-    """The churn counts file, written from the register if it is missing (dbt always finds it)."""
-    path = churn_counts_path(settings)
-    return path if path.exists() else write_churn_counts(settings)
 
 
 def _lookback_days(settings: Settings) -> int:
@@ -254,7 +94,7 @@ def _lookback_days(settings: Settings) -> int:
 def _warehouse_churn(settings: Settings, ids: list[str]) -> dict[str, dict[str, Any]]:
     """customer_id -> its account manager, its churn as the last build saw it (int_case_churn, if
     it had churned) and its cases' opening days, read from the warehouse before it is erased."""
-    from loyalty_monitor import marts
+    from loyalty_core import marts
 
     if not ids:
         return {}
@@ -311,8 +151,8 @@ def _landed_managers(zone: Any, files: list[str], ids: list[str]) -> dict[str, s
             table = table.filter(pc.is_in(table.column("customer_id"), value_set=_string_array(ids)))
             deleted = table.column("is_deleted").to_pylist() if "is_deleted" in table.column_names else [False] * table.num_rows
             for cid, manager, at, gone in zip(table.column("customer_id").to_pylist(),
-                                              table.column("account_manager_id").to_pylist(),
-                                              _order_at(table), deleted):
+                                           table.column("account_manager_id").to_pylist(),
+                                           _order_at(table), deleted):
                 if manager is not None and not gone:
                     rows.append((cid, manager, at))
     for customer_id, manager, at in rows:
@@ -415,7 +255,7 @@ def _aware(value: Any) -> dt.datetime | None:
 # --- the landing zone -----------------------------------------------------------------------------
 
 def _zone(settings: Settings):
-    from streaming.landing import LandingZone
+    from loyalty_core.landing_zone import LandingZone
 
     return LandingZone.from_settings(settings)
 
@@ -468,7 +308,7 @@ def _duckdb_rows(zone: Any, files: list[str], select: str, where: str = "true",
 def _files_with_column(zone: Any, files: list[str], column: str) -> list[str]:
     """The files whose schema has ``column`` (the landing datasets' schemas are known; other
     files, such as quarantined rows, are asked)."""
-    from streaming.landing import SCHEMAS
+    from loyalty_core.landing_zone import SCHEMAS
 
     out = []
     for path in files:
@@ -639,7 +479,7 @@ def _landing_terms(zone: Any, ids_to_files: dict[str, set[str]], ids: set[str]) 
         for column in ("name", "note", "comment"):
             if column in mine.column_names:
                 for customer_id, value in zip(mine.column("customer_id").to_pylist(),
-                                              mine.column(column).to_pylist()):
+                                           mine.column(column).to_pylist()):
                     if isinstance(value, str) and len(value.strip()) >= MIN_TERM_CHARS:
                         texts[customer_id].add(value)
     return texts
@@ -875,7 +715,7 @@ def _erase_postgres(settings: Settings, targets: dict[str, Subject]) -> dict[str
     """The PostgreSQL warehouse: delete the targets' rows from every table with a customer_id (the
     loaded landing tables included) and their alert states, in one transaction, then VACUUM FULL
     the touched tables so the deleted tuples do not stay in their files. Returns their alert ids."""
-    from loyalty_monitor.marts import pg_connect
+    from loyalty_core.marts import pg_connect
 
     ids = sorted(targets)
     con = pg_connect(settings, autocommit=False)
@@ -930,10 +770,10 @@ def _erase_postgres(settings: Settings, targets: dict[str, Subject]) -> dict[str
 def _erase_spark(settings: Settings, targets: dict[str, Subject]) -> dict[str, set[str]]:
     """The Spark warehouse: every table of build, published and ops with a customer_id loses the
     targets' rows, and ops.alert_state their alert states. A delete on Spark's Parquet tables
-    rewrites the table without the rows (loyalty_monitor.marts.SparkMarts) and drops the old files,
+    rewrites the table without the rows (loyalty_core.marts.SparkMarts) and drops the old files,
     so nothing of the customer stays on disk. Spark has no transactions: a crash part-way leaves
     some tables erased; running the erasure again finishes it. Returns their alert ids."""
-    from loyalty_monitor.marts import open_marts
+    from loyalty_core.marts import open_marts
 
     ids = sorted(targets)
     placeholders = ", ".join("?" * len(ids))
@@ -1240,7 +1080,7 @@ def _scrub_files(settings: Settings, roots: list[Path], skip: set[Path], targets
 
 def _lock(settings: Settings):
     """Hold the quality gate's lock: its results and Data Docs are rewritten too."""
-    from loyalty_monitor import locks
+    from loyalty_core import locks
 
     return locks.exclusive(Path(settings.data_dir) / "quality" / ".lock", "the quality gate",
                            settings.lock_timeout_s)
@@ -1342,10 +1182,10 @@ def apply_erasures(settings: Settings, requested_by: str = "loyalty_pipeline") -
             subject = pseudonym(key, customer_id)
             if subject in register:
                 targets[customer_id] = Subject(customer_id, subject, register[subject], requested_by,
-                                               "re-landed", source={"kind": "re-landed"})
+                                            "re-landed", source={"kind": "re-landed"})
         for customer_id, target in list(targets.items()):
             target.recreated = _recreated_after(zone, ids_to_files.get(customer_id, ()), customer_id,
-                                                target.erased_through)
+                                             target.erased_through)
             if target.reason == "re-landed" and target.recreated:
                 # only the new incarnation's rows may be left: anything sent before the erasure goes
                 probe = {customer_id: target}
@@ -1383,7 +1223,7 @@ def erase_customers(settings: Settings, customer_ids: Iterable[str], requested_b
                                            requested_by.strip(), "request", source={"kind": "request"})
         for customer_id, target in targets.items():
             target.recreated = _recreated_after(zone, ids_to_files.get(customer_id, ()), customer_id,
-                                                target.erased_through)
+                                             target.erased_through)
         _run(settings, targets, ids_to_files, files, zone, report)
     return report
 

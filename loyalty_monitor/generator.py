@@ -40,7 +40,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from loyalty_monitor.contract import DUNNING_STAGES, SCHEMA_VERSION
+from loyalty_core.contract import DUNNING_STAGES, SCHEMA_VERSION
 
 CUSTOMERS_FILE = "customers.jsonl"
 TOUCHPOINTS_FILE = "touchpoints.jsonl"

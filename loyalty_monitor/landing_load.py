@@ -39,7 +39,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from loyalty_monitor.settings import Settings
+from loyalty_core.erasure_register import write_churn_counts
+from loyalty_core.landing_zone import quarantine_path
+from loyalty_core.settings import Settings
 
 LANDING_SCHEMA = "landing"
 LOAD_LOG = f"{LANDING_SCHEMA}._load_log"
@@ -126,7 +128,7 @@ def _ensure_table(cursor: Any, qualified: str, schema: Any, extra: Iterable[tupl
 
 def ensure_landing_tables(con: Any) -> None:
     """Create schema ``landing``, its tables (every dataset, even with no files yet) and the load log."""
-    from streaming.landing import SCHEMAS
+    from loyalty_core.landing_zone import SCHEMAS
 
     with con.cursor() as cur:
         cur.execute(f"create schema if not exists {LANDING_SCHEMA}")
@@ -162,8 +164,8 @@ def load_landing(settings: Settings, con: Any | None = None, datasets: Iterable[
     """Bring the landed Parquet files into ``landing.*`` on PostgreSQL (module doc); idempotent."""
     import pyarrow as pa
 
-    from loyalty_monitor.marts import pg_connect
-    from streaming.landing import SCHEMAS, LandingZone
+    from loyalty_core.marts import pg_connect
+    from loyalty_core.landing_zone import SCHEMAS, LandingZone
 
     started = time.perf_counter()
     own = con is None
@@ -264,10 +266,6 @@ def _replace_ops_rows(con: Any, qualified: str, table: Any) -> int:
 
 def load_quarantine(settings: Settings, con: Any) -> int | None:
     """Replace the rows of ``ops.quarantine`` with the quality gate's quarantine file, if there is one."""
-    try:
-        from expectations.quarantine import quarantine_path
-    except ImportError:  # no quarantine in this checkout
-        return None
     path = quarantine_path(settings)
     if not path.exists():
         return None
@@ -281,14 +279,13 @@ def load_erased_churn(settings: Settings, con: Any) -> int:
     customer named; dbt's source ``erasure.erased_churn`` on PostgreSQL)."""
     import pyarrow.parquet as pq
 
-    from loyalty_monitor.erasure import write_churn_counts
 
     return _replace_ops_rows(con, ERASED_CHURN_TABLE, pq.read_table(write_churn_counts(settings)))
 
 
 def landing_counts(con: Any) -> dict[str, int]:
     """Rows per landing table (for checks and `loyalty warehouse load`)."""
-    from streaming.landing import SCHEMAS
+    from loyalty_core.landing_zone import SCHEMAS
 
     out = {}
     with con.cursor() as cur:

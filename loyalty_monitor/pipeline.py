@@ -17,8 +17,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from loyalty_monitor.dates import parse_as_of
-from loyalty_monitor.settings import Settings
+from loyalty_core.dates import parse_as_of
+from loyalty_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,8 @@ def apply_erasures(settings: Settings, as_of: dt.date) -> dict[str, Any]:
 
 def check_landing(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     """Quality gate on the landed Parquet data, before dbt reads it."""
-    from expectations.gate import validate_landing
+    from expectations.gate import quarantine_notice, validate_landing  # loads Great Expectations: not at DAG parse
+    from loyalty_monitor.alerting import notify_data_engineers  # with the gate: only when a run checks data
 
     # The gate judges a day's volume only once the day is over: for a past as-of date (backfill,
     # `loyalty run --as-of`) that is the end of that day, not the wall clock.
@@ -92,11 +93,9 @@ def check_landing(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     now = min(dt.datetime.now(dt.timezone.utc), end_of_day)
     result = validate_landing(settings, now=now)
     if result.passed and result.quarantine_ids:  # rows set aside: the run goes on, engineers hear of it
-        from expectations.gate import notify_quarantine
-
         log.warning("landing quality gate for %s set %d row(s) aside in quarantine", as_of,
                     len(result.quarantine_ids))
-        notify_quarantine(settings, result)
+        notify_data_engineers(settings, *quarantine_notice(result))
     return _raise_if_failed(_gate_summary(result, "landing"), as_of)
 
 
@@ -370,7 +369,7 @@ def kafka_connection(settings: Settings) -> dict[str, Any]:
 
 def airflow_environment(settings: Settings, airflow_home: Path | None = None) -> dict[str, str]:
     """Environment for Airflow processes of this project (standalone, dag.test, the CLI)."""
-    from loyalty_monitor.settings import PROJECT_ROOT
+    from loyalty_core.settings import PROJECT_ROOT
 
     home = airflow_home or settings.data_dir / "airflow"
     return {
@@ -420,7 +419,6 @@ def dbt_manifest(settings: Settings) -> Path:
     Written under ``<data_dir>/dbt/target`` (never into the repository). ``dbt parse`` reads but
     never connects to the warehouse.
     """
-    import os
 
     target = settings.data_dir / "dbt" / "target"
     manifest = target / "manifest.json"

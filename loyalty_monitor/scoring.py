@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal, Optional
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, create_model, model_validator
 
-from loyalty_monitor import contract
+from loyalty_core import contract
 
 SEVERITIES = ("high", "medium", "low")
 AREAS = ("dialogue", "stakeholder", "service", "financial", "commercial")

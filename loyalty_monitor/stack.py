@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from loyalty_monitor import locks, pipeline
+from loyalty_core import locks
+from loyalty_monitor import pipeline
 from loyalty_monitor.broker import pid_alive
-from loyalty_monitor.settings import PROJECT_ROOT, Settings
+from loyalty_core.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +282,7 @@ def ensure_admin_password(path: Path, user: str = ADMIN_USER) -> Path:
     """
     import secrets
 
-    from loyalty_monitor.settings import Secret
+    from loyalty_core.settings import Secret
 
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -5,7 +5,7 @@ PostgreSQL database when ``settings.dbt_target`` is ``postgres`` (then ``load()`
 landed Parquet files into schema ``landing``: ``loyalty_monitor.landing_load``).
 ``publish()`` copies each mart (``dim_*``, ``fct_*``) into schema ``published`` in one transaction,
 after the quality gate passed; everything people and alerts read is ``published``, through
-``loyalty_monitor.marts`` (``open_reader()``) on either engine.
+``loyalty_core.marts`` (``open_reader()``) on either engine.
 
 dbt runs in-process through its programmatic entry point (``dbtRunner``). The profile reads the
 warehouse path and the landing URL from environment variables, which this module sets from the
@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from loyalty_monitor import contract, dates
-from loyalty_monitor.marts import MartsError, MartsReader, engine_of, open_marts
+from loyalty_core import contract, dates
+from loyalty_core.marts import MartsError, MartsReader, engine_of, open_marts
 from loyalty_monitor.scoring import fingerprint, load_scoring
-from loyalty_monitor.settings import Settings
+from loyalty_core.erasure_register import ensure_churn_counts
+from loyalty_core.landing_zone import quarantine_path
+from loyalty_core.settings import Settings
 
 BUILD_SCHEMA = "build"
 PUBLISHED_SCHEMA = "published"
@@ -101,9 +103,6 @@ class DbtRunResult:
 
 def dbt_env(settings: Settings) -> dict[str, str]:
     """Environment variables the dbt profile and sources read."""
-    from expectations.config import GateConfig  # light: no Great Expectations import
-    from expectations.context import quarantine_path  # light: no pandas, no Great Expectations
-    from loyalty_monitor.erasure import ensure_churn_counts
 
     return {
         "LOYALTY_WAREHOUSE_PATH": str(settings.warehouse),
@@ -118,7 +117,7 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         # Erased customers that churned, counted without naming them (stg_erasure__churn).
         "LOYALTY_ERASED_CHURN": str(ensure_churn_counts(settings)),
         # `dbt source freshness` declares the landing gate's stale-feed limit, not a second one
-        "LOYALTY_FEED_STALE_DAYS": str(GateConfig.from_settings(settings).feed_stale_days),
+        "LOYALTY_FEED_STALE_DAYS": str(settings.quality.feed_stale_days),
         # The postgres target of profiles.yml (read only when LOYALTY_DBT_TARGET=postgres).
         **pg_env(settings),
         # The spark target (read only when LOYALTY_DBT_TARGET=spark).
@@ -130,8 +129,8 @@ def spark_env(settings: Settings) -> dict[str, str]:
     """The ``LOYALTY_SPARK_*`` variables of the dbt profile's ``spark`` target, from the settings;
     on the Spark target also which landing datasets have files (a Spark query over no file fails,
     so dbt cannot ask) and whether a quarantine file exists, and, for the session method, the
-    in-process Spark's settings (``PYSPARK_SUBMIT_ARGS``: ``loyalty_monitor.spark``)."""
-    from loyalty_monitor.settings import reveal
+    in-process Spark's settings (``PYSPARK_SUBMIT_ARGS``: ``loyalty_core.spark``)."""
+    from loyalty_core.settings import reveal
 
     env = {"LOYALTY_SPARK_METHOD": settings.spark_method, "LOYALTY_SPARK_HOST": settings.spark_host,
            "LOYALTY_SPARK_PORT": str(settings.spark_port), "LOYALTY_SPARK_USER": settings.spark_user or "loyalty",
@@ -139,8 +138,7 @@ def spark_env(settings: Settings) -> dict[str, str]:
            "LOYALTY_SPARK_ENDPOINT": settings.spark_endpoint}
     if (settings.dbt_target or "").lower() != "spark":
         return env
-    from expectations.quarantine import quarantine_path  # light: no Great Expectations import
-    from loyalty_monitor import spark
+    from loyalty_core import spark
 
     env["LOYALTY_LANDING_DATASETS"] = ",".join(landed_datasets(settings))
     env["LOYALTY_QUARANTINE_EXISTS"] = "1" if quarantine_path(settings).exists() else "0"
@@ -174,7 +172,7 @@ def _ls_or_empty(fs: Any, path: str) -> list[str]:
 
 def pg_env(settings: Settings) -> dict[str, str]:
     """The ``LOYALTY_PG_*`` variables of the dbt profile's ``postgres`` target, from the settings."""
-    from loyalty_monitor.settings import reveal
+    from loyalty_core.settings import reveal
 
     return {"LOYALTY_PG_HOST": settings.pg_host, "LOYALTY_PG_PORT": str(settings.pg_port),
             "LOYALTY_PG_USER": settings.pg_user, "LOYALTY_PG_PASSWORD": reveal(settings.pg_password),
@@ -192,7 +190,7 @@ def dbt_vars(settings: Settings, as_of: dt.date | str | None = None) -> dict[str
 def dbt_vars_json(settings: Settings | None = None, as_of: dt.date | str | None = None) -> str:
     """``dbt_vars`` as the JSON string for ``dbt --vars`` (handy from a shell or a DAG)."""
     if settings is None:
-        from loyalty_monitor.settings import load_settings
+        from loyalty_core.settings import load_settings
         settings = load_settings()
     return json.dumps(dbt_vars(settings, as_of))
 
@@ -256,7 +254,7 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | str | None = N
                                       node.status, node.message or None, float(node.execution_time or 0)))
         callbacks.append(_callback)
     if is_spark(settings) and settings.spark_method == "session":
-        from loyalty_monitor import spark
+        from loyalty_core import spark
 
         spark.session(settings)  # dbt-spark's session method then uses this one (same settings)
     started = time.perf_counter()
@@ -394,7 +392,7 @@ def publish(settings: Settings, published_by: str = "cli") -> list[str]:
     fails, the transaction rolls back and ``published`` stays exactly as it was. The same
     transaction appends a row to ``ops.pipeline_runs`` saying which day's data is now published,
     when, by whom, and how much of it. The same SQL runs on DuckDB and PostgreSQL (DDL is
-    transactional on both), through ``loyalty_monitor.marts``.
+    transactional on both), through ``loyalty_core.marts``.
     """
     try:
         con = open_marts(settings, read_only=False)
@@ -472,7 +470,7 @@ def query(settings: Settings, sql: str, params: list[Any] | None = None) -> list
 
 
 def open_reader(settings: Settings) -> MartsReader:
-    """A read-only ``MartsReader`` on the warehouse (``loyalty_monitor.marts``); WarehouseError if it
+    """A read-only ``MartsReader`` on the warehouse (``loyalty_core.marts``); WarehouseError if it
     cannot be opened (no DuckDB file yet, PostgreSQL unreachable)."""
     try:
         return open_marts(settings, read_only=True)

@@ -42,12 +42,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, NamedTuple
 
-from loyalty_monitor import logs
-from loyalty_monitor.broker import BrokerUnreachable, probe
-from loyalty_monitor.logs import EventLog
-from loyalty_monitor.settings import Settings, load_settings
-from streaming.landing import (DATASETS, BatchBuilder, Chunk, LandingZone, contract_window, decode_chunk,
-                               prepare)
+from loyalty_core import logs
+from streaming.topics import BrokerUnreachable, probe
+from loyalty_core.logs import EventLog
+from loyalty_core.settings import Settings, load_settings
+from loyalty_core.landing_zone import DATASETS, LandingZone
+from streaming.landing import (BatchBuilder, Chunk, contract_window, decode_chunk, prepare)
 from streaming.metrics import ConsumerMetrics, serve
 
 UTC = timezone.utc
@@ -115,7 +115,7 @@ def metrics_path(settings: Settings):
     return settings.data_dir / "run" / "consumer-metrics.prom"
 
 
-#: The consumer's structured event log (loyalty_monitor/logs.py: console on a terminal, JSON lines
+#: The consumer's structured event log (loyalty_core/logs.py: console on a terminal, JSON lines
 #: otherwise or with ``log_format = "json"``); the name is the one callers and tests know.
 JsonLog = EventLog
 

@@ -15,7 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from loyalty_monitor.settings import Settings
+from loyalty_core import erasure_register
+from loyalty_core.settings import Settings
+from streaming.topics import topic_specs
 
 #: How long fetches must stay empty before the dead-letter topic counts as read to its end.
 QUIET_S = 0.6
@@ -239,11 +241,9 @@ def purge_dead_letters(settings: Settings, customer_ids: set[str] | None = None,
     wanted = set(customer_ids or ())
     if erased:
         if subject_of is None or erased_subjects is None:
-            from loyalty_monitor import erasure
-
-            key = erasure.subject_key(settings)
-            erased_subjects = set(erasure.erased_subjects(settings))
-            subject_of = lambda customer_id: erasure.pseudonym(key, customer_id)  # noqa: E731
+            key = erasure_register.subject_key(settings)
+            erased_subjects = set(erasure_register.erased_subjects(settings))
+            subject_of = lambda customer_id: erasure_register.pseudonym(key, customer_id)  # noqa: E731
     topic = settings.topic_dead_letter
     result = PurgeResult()
     records = list(iter_dead_letters(settings))
@@ -287,8 +287,6 @@ def purge_dead_letters(settings: Settings, customer_ids: set[str] | None = None,
             deadline = time.monotonic() + 30
             while topic in set(admin.list_topics()) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            from loyalty_monitor.broker import topic_specs
-
             spec = next((t for t in topic_specs(settings) if t["name"] == topic), {"config": {}})
             while True:
                 try:

@@ -1,135 +1,31 @@
-"""The landing zone: contract records → flat Arrow rows → Parquet files, written atomically.
+"""Landing: contract records → flat Arrow rows → batches → Parquet files in the landing zone.
 
-Layout (docs/design.md, "Landing zone")::
-
-    <landing>/touchpoints/event_date=YYYY-MM-DD/touchpoints-p{partition:03d}-{first:012d}-{last:012d}.parquet
-    <landing>/customers/event_date=YYYY-MM-DD/customers-p{partition:03d}-{first:012d}-{last:012d}.parquet
-    <landing>/case_events/event_date=YYYY-MM-DD/case_events-p{partition:03d}-{first:012d}-{last:012d}.parquet
-
-A file name depends only on the dataset, the partition, the event date and the batch's offset range
-of that partition, so a replayed batch rewrites the same names instead of adding duplicates.
-Files are written under a temporary name, fsynced (local files) and renamed into place.
-
-``_pending/`` holds one small intent manifest per (dataset, partition) while a batch is written but
-not yet committed to Kafka; the consumer uses it to delete a crashed batch's files before it
-re-consumes (see docs/streaming.md, "Exactly-once landing").
+Where the files go and how they are written atomically is the landing zone's layout
+(``loyalty_core.landing_zone``); this module turns Kafka messages (or offline JSON Lines files) into
+the rows of that layout: decode against the contract, coerce payload fields, batch per dataset, and
+split a batch into one file per (partition, event date).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
-import posixpath
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
-import fsspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
-from fsspec.implementations.local import LocalFileSystem
 
-from loyalty_monitor.contract import DEFAULT_WINDOW, Decoded, TimeWindow, decode, parse_timestamp
-from loyalty_monitor.settings import Settings
+from loyalty_core.contract import DEFAULT_WINDOW, Decoded, TimeWindow, decode, parse_timestamp
+from loyalty_core.landing_zone import (DATASETS, EPOCH_DATE, PAYLOAD_FIELDS, SCHEMAS, UTC, LandingZone,
+                                       PreparedBatch, relative_path)
+from loyalty_core.settings import Settings
 
-#: Landing datasets, by contract kind. The directory and file prefix are the dataset name,
-#: independent of the (configurable) Kafka topic name, which is kept in the `kafka_topic` column.
-DATASETS = {"touchpoint": "touchpoints", "customer": "customers", "case_event": "case_events"}
-
-UTC = timezone.utc
-EPOCH_DATE = date(1970, 1, 1)
-TMP_SUFFIX = ".tmp"
-#: Parquet key-value metadata key holding the writing batch's token (see the consumer).
-TOKEN_KEY = "loyalty.batch_token"
 _INT64 = (-(2**63), 2**63 - 1)
 _INT32 = (-(2**31), 2**31 - 1)
-
-LINEAGE_FIELDS = [
-    pa.field("kafka_topic", pa.string()),
-    pa.field("kafka_partition", pa.int32()),
-    pa.field("kafka_offset", pa.int64()),
-    pa.field("kafka_timestamp", pa.timestamp("ms", tz="UTC")),
-    pa.field("landed_at", pa.timestamp("us", tz="UTC")),
-]
-
-#: Payload fields flattened into touchpoint columns (null where absent or of the wrong type;
-#: the whole payload is always kept in `payload_json`).
-PAYLOAD_FIELDS = [
-    ("answered", pa.bool_()), ("duration_s", pa.float64()), ("transferred", pa.bool_()),
-    ("resolved", pa.bool_()), ("first_time_fix", pa.bool_()), ("stage", pa.string()),
-    ("amount_overdue", pa.float64()), ("days_overdue", pa.int64()), ("invoice_id", pa.string()),
-    ("severity", pa.string()), ("nps_score", pa.int32()), ("comment", pa.string()),
-    ("amount", pa.float64()), ("currency", pa.string()), ("product_line", pa.string()),
-]
-
-#: The columns every event dataset starts with (touchpoints, case events).
-EVENT_HEAD_FIELDS = [
-    pa.field("event_id", pa.string()),
-    pa.field("schema_version", pa.int32()),
-    pa.field("event_type", pa.string()),
-    pa.field("occurred_at", pa.timestamp("us", tz="UTC")),
-    pa.field("occurred_at_raw", pa.string()),
-    pa.field("event_date", pa.date32()),
-]
-
-TOUCHPOINT_SCHEMA = pa.schema([
-    *EVENT_HEAD_FIELDS,
-    pa.field("customer_id", pa.string()),
-    pa.field("department", pa.string()),
-    pa.field("direction", pa.string()),
-    pa.field("employee_id", pa.string()),
-    pa.field("contact_role", pa.string()),
-    pa.field("note", pa.string()),
-    pa.field("source", pa.string()),
-    *[pa.field(name, kind) for name, kind in PAYLOAD_FIELDS],
-    pa.field("payload_json", pa.string()),
-    pa.field("extra_json", pa.string()),
-    *LINEAGE_FIELDS,
-])
-
-CUSTOMER_SCHEMA = pa.schema([
-    pa.field("customer_id", pa.string()),
-    pa.field("is_deleted", pa.bool_()),
-    pa.field("schema_version", pa.int32()),
-    pa.field("name", pa.string()),
-    pa.field("segment", pa.string()),
-    pa.field("country", pa.string()),
-    pa.field("account_manager_id", pa.string()),
-    pa.field("account_manager_name", pa.string()),
-    pa.field("account_manager_email", pa.string()),
-    pa.field("annual_potential", pa.float64()),
-    pa.field("currency", pa.string()),
-    pa.field("updated_at", pa.timestamp("us", tz="UTC")),
-    pa.field("event_date", pa.date32()),
-    pa.field("extra_json", pa.string()),
-    *LINEAGE_FIELDS,
-])
-
-#: Contract 1.2: what account managers did with churn-risk cases; payload fields flattened (null
-#: where absent), the whole payload kept in ``payload_json``.
-CASE_EVENT_PAYLOAD_FIELDS = [
-    ("snooze_until", pa.date32()), ("reason", pa.string()), ("outcome", pa.string()), ("note", pa.string()),
-    ("verdict", pa.string()), ("comment", pa.string()),
-]
-
-CASE_EVENT_SCHEMA = pa.schema([
-    *EVENT_HEAD_FIELDS,
-    pa.field("case_id", pa.string()),
-    pa.field("customer_id", pa.string()),
-    pa.field("actor", pa.string()),
-    pa.field("source", pa.string()),
-    *[pa.field(name, kind) for name, kind in CASE_EVENT_PAYLOAD_FIELDS],
-    pa.field("payload_json", pa.string()),
-    pa.field("extra_json", pa.string()),
-    *LINEAGE_FIELDS,
-])
-
-SCHEMAS = {"touchpoints": TOUCHPOINT_SCHEMA, "customers": CUSTOMER_SCHEMA, "case_events": CASE_EVENT_SCHEMA}
 
 _TOUCHPOINT_KNOWN = {"schema_version", "event_id", "event_type", "occurred_at", "customer_id",
                      "department", "direction", "employee_id", "contact_role", "note", "source",
@@ -385,25 +281,6 @@ class BatchBuilder:
         return sum(t.num_rows for t in self.tables)
 
 
-@dataclass
-class PreparedBatch:
-    """Arrow tables ready to write, keyed by landing path."""
-
-    dataset: str
-    tables: dict[str, pa.Table]
-    by_partition: dict[int, list[str]]  # partition → its paths in ``tables``
-    event_dates: list[str]
-    records: int
-
-
-def file_name(dataset: str, partition: int, first: int, last: int) -> str:
-    return f"{dataset}-p{partition:03d}-{first:012d}-{last:012d}.parquet"
-
-
-def relative_path(dataset: str, event_date: date | str, partition: int, first: int, last: int) -> str:
-    return posixpath.join(dataset, f"event_date={event_date}", file_name(dataset, partition, first, last))
-
-
 def prepare(batch: BatchBuilder) -> PreparedBatch:
     """Split a batch's rows into one table per (partition, event_date), rows in offset order."""
     if not batch.tables:
@@ -430,153 +307,6 @@ def prepare(batch: BatchBuilder) -> PreparedBatch:
         by_partition[partition].append(path)
         event_dates.add(str(event_date))
     return PreparedBatch(batch.dataset, tables, dict(by_partition), sorted(event_dates), table.num_rows)
-
-
-# --- the landing zone on any fsspec filesystem ------------------------------------------------
-
-class LandingZone:
-    """Atomic, deterministic Parquet files under an fsspec URL, plus the pending-batch manifests."""
-
-    PENDING_DIR = "_pending"
-    REJECTED_DIR = "_rejected"
-
-    def __init__(self, url: str, storage_options: dict[str, Any] | None = None):
-        self.url = url
-        self.fs, self.root = fsspec.core.url_to_fs(url, **(storage_options or {}))
-        self.root = self.root.rstrip("/") or "/"
-        self.local = isinstance(self.fs, LocalFileSystem)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "LandingZone":
-        return cls(settings.landing)
-
-    def full(self, relative: str) -> str:
-        return posixpath.join(self.root, relative)
-
-    def _write_bytes_atomically(self, relative: str, write) -> str:
-        final = self.full(relative)
-        parent = posixpath.dirname(final)
-        # Hidden and not ending in .parquet: readers globbing *.parquet never see a half file.
-        tmp = posixpath.join(parent, f".{posixpath.basename(final)}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}")
-        self.fs.makedirs(parent, exist_ok=True)
-        if self.local:
-            with open(tmp, "wb") as fh:
-                write(fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        else:  # object stores publish a file atomically on close; rename keeps one code path
-            with self.fs.open(tmp, "wb") as fh:
-                write(fh)
-            self.fs.mv(tmp, final)
-        return final
-
-    def sync_dirs(self, relatives: Iterable[str]) -> None:
-        """fsync the parent directories of renamed files so the renames survive a power cut."""
-        if not self.local:
-            return
-        for directory in {posixpath.dirname(self.full(r)) for r in relatives}:
-            fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-    def write_table(self, relative: str, table: pa.Table, token: str | None = None) -> str:
-        if token:
-            table = table.replace_schema_metadata({TOKEN_KEY: token})
-        return self._write_bytes_atomically(
-            relative, lambda fh: pq.write_table(table, fh, compression="zstd"))
-
-    def write_prepared(self, prepared: PreparedBatch, token: str | None = None) -> list[str]:
-        """Write a batch's files (``token``: the writer's batch token, kept in the file metadata)."""
-        written = [self.write_table(rel, table, token) for rel, table in prepared.tables.items()]
-        self.sync_dirs(prepared.tables)
-        return written
-
-    def file_token(self, path: str) -> str | None:
-        """The batch token a landed file (full path) was written with; None if absent or unreadable."""
-        try:
-            with self.fs.open(path, "rb") as fh:
-                metadata = pq.read_metadata(fh).metadata or {}
-        except (OSError, pa.ArrowException):
-            return None
-        token = metadata.get(TOKEN_KEY.encode())
-        return token.decode() if token else None
-
-    def delete(self, relatives: Iterable[str]) -> int:
-        removed = 0
-        for rel in relatives:
-            path = self.full(rel)
-            if self.fs.exists(path):
-                self.fs.rm(path)
-                removed += 1
-        return removed
-
-    def files(self, dataset: str) -> list[str]:
-        """Landed Parquet files of a dataset (full paths, sorted)."""
-        base = self.full(dataset)
-        if not self.fs.exists(base):
-            return []
-        return sorted(p for p in self.fs.find(base) if p.endswith(".parquet")
-                      and not posixpath.basename(p).startswith("."))
-
-    def delete_temp_files(self, relatives: Iterable[str]) -> int:
-        """Remove temp files a crash left next to the given (final) paths."""
-        removed = 0
-        for rel in relatives:
-            final = self.full(rel)
-            pattern = posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.*{TMP_SUFFIX}")
-            for path in self.fs.glob(pattern):
-                self.fs.rm(path)
-                removed += 1
-        return removed
-
-    def read(self, dataset: str) -> pa.Table:
-        """All landed rows of a dataset as one table (small data: tests, dev, checks)."""
-        paths = self.files(dataset)
-        if not paths:
-            return SCHEMAS[dataset].empty_table()
-        tables = []
-        for path in paths:
-            with self.fs.open(path, "rb") as fh:
-                tables.append(pq.read_table(fh, schema=SCHEMAS[dataset]))
-        return pa.concat_tables(tables)
-
-    # pending-batch manifests: written before a batch's files, removed after its commit
-    def _pending_rel(self, dataset: str, partition: int) -> str:
-        return posixpath.join(self.PENDING_DIR, f"{dataset}-p{partition:03d}.json")
-
-    def write_pending(self, dataset: str, partition: int, manifest: dict[str, Any]) -> None:
-        data = json.dumps(manifest, indent=1).encode()
-        self._write_bytes_atomically(self._pending_rel(dataset, partition), lambda fh: fh.write(data))
-
-    def read_pending(self, dataset: str, partition: int) -> dict[str, Any] | None:
-        path = self.full(self._pending_rel(dataset, partition))
-        try:
-            with self.fs.open(path, "rb") as fh:
-                return json.loads(fh.read())
-        except FileNotFoundError:
-            return None
-
-    def clear_pending(self, dataset: str, partition: int) -> None:
-        path = self.full(self._pending_rel(dataset, partition))
-        if self.fs.exists(path):
-            self.fs.rm(path)
-
-    def delete_pending_temp_files(self, dataset: str, partition: int) -> int:
-        """Remove a manifest half-written by a crash (its batch wrote no file yet: manifests come first)."""
-        return self.delete_temp_files([self._pending_rel(dataset, partition)])
-
-    def write_rejected(self, name: str, lines: list[dict[str, Any]]) -> str | None:
-        """Replace ``_rejected/<name>`` with these reject records (JSON Lines); none removes it."""
-        rel = posixpath.join(self.REJECTED_DIR, name)
-        if not lines:
-            self.delete([rel])
-            return None
-        data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
-        payload = data.encode("utf-8", "backslashreplace")
-        return self._write_bytes_atomically(rel, lambda fh: fh.write(payload))
 
 
 # --- offline landing of generator files (dev and dbt tests; not a replacement for the consumer) --

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
-from loyalty_monitor.settings import Settings
+from loyalty_core.settings import Settings
 
 #: Bytes of JSON Lines input between two progress callbacks.
 PROGRESS_EVERY_S = 0.5

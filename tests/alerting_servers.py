@@ -104,7 +104,7 @@ def airflow_test_environment() -> str:
     import os
     import tempfile
 
-    from loyalty_monitor.settings import PROJECT_ROOT
+    from loyalty_core.settings import PROJECT_ROOT
 
     if "LOYALTY_TEST_AIRFLOW_HOME" not in os.environ:
         os.environ["LOYALTY_TEST_AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="loyalty-airflow-")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from loyalty_monitor.broker import EmbeddedBroker
-from loyalty_monitor.settings import Settings, load_settings
+from loyalty_core.settings import Settings, load_settings
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 

@@ -14,7 +14,7 @@ import pytest
 
 from loyalty_monitor import pipeline
 from loyalty_monitor.broker import ensure_topics
-from loyalty_monitor.settings import Settings, load_settings
+from loyalty_core.settings import Settings, load_settings
 
 
 def loyalty(env: dict[str, str], *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -11,11 +11,11 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 
-from loyalty_monitor.contract import EVENT_TYPES
-from loyalty_monitor.settings import Settings
-from loyalty_monitor.contract import parse_timestamp
-from streaming.landing import (CASE_EVENT_SCHEMA, CUSTOMER_SCHEMA, TOUCHPOINT_SCHEMA, LandingZone, case_event_row,
-                               relative_path)
+from loyalty_core.contract import EVENT_TYPES
+from loyalty_core.settings import Settings
+from loyalty_core.contract import parse_timestamp
+from loyalty_core.landing_zone import (CASE_EVENT_SCHEMA, CUSTOMER_SCHEMA, TOUCHPOINT_SCHEMA, LandingZone)
+from streaming.landing import (case_event_row, relative_path)
 
 UTC = timezone.utc
 _offsets = itertools.count(0, 100_000)

@@ -12,8 +12,8 @@ from typing import Any, Iterable
 
 import pytest
 
-from loyalty_monitor.settings import Settings, load_settings
-from streaming.landing import LandingZone
+from loyalty_core.settings import Settings, load_settings
+from loyalty_core.landing_zone import LandingZone
 
 ROOT = Path(__file__).resolve().parent.parent
 

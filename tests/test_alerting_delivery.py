@@ -20,7 +20,7 @@ from loyalty_monitor.alerting.channels import (
     FileChannel, SlackChannel, SmtpChannel, WebhookChannel, build_channels, email_message, redact_url)
 from loyalty_monitor.alerting.dispatch import deliver
 from loyalty_monitor.alerting.messages import render_alerts
-from loyalty_monitor.settings import Settings, load_settings
+from loyalty_core.settings import Settings, load_settings
 
 AS_OF = dt.date(2026, 3, 12)  # a Thursday; ISO week 11 runs 9-15 March
 
@@ -523,7 +523,7 @@ def test_secrets_are_hidden_in_settings_channels_and_loyalty_config(data_dir, tm
     import subprocess
     import sys
 
-    from loyalty_monitor.settings import Secret
+    from loyalty_core.settings import Secret
 
     settings = load_settings(data_dir=data_dir, smtp_password=f"pw-{SECRET}", alert_channels="smtp,slack,webhook",
                              slack_webhook_url=f"https://hooks.slack.com/services/T0/B0/{SECRET}",

@@ -19,7 +19,7 @@ import duckdb
 import pytest
 
 from loyalty_monitor import warehouse
-from loyalty_monitor.settings import Settings
+from loyalty_core.settings import Settings
 from streaming.landing import land_offline_file
 from warehouse_history import History, land, make_history, warehouse_settings
 
@@ -263,7 +263,7 @@ def test_the_weekly_digest_reaches_each_manager_once_per_week_by_smtp(world):
 
 def test_the_weekly_digest_can_be_turned_off(world):
     from loyalty_monitor.alerting.weekly import send_weekly_digests
-    from loyalty_monitor.settings import load_settings
+    from loyalty_core.settings import load_settings
 
     off = load_settings(data_dir=world.settings.data_dir, scoring_file=world.settings.scoring_file,
                         landing_url="", warehouse_path="", alert_weekly_digest=False)
@@ -324,7 +324,7 @@ def test_erased_customers_still_count_as_churned_without_keeping_who_they_were(w
     import shutil
 
     from loyalty_monitor import erasure
-    from loyalty_monitor.settings import load_settings
+    from loyalty_core.settings import load_settings
 
     warehouse.release_duckdb()
     data = tmp_path / "data"
@@ -410,7 +410,7 @@ def test_a_quarantined_case_event_stays_out_of_staging_and_the_cases_state(world
 
     from expectations import quarantine
     from expectations.gate import validate_landing
-    from loyalty_monitor.settings import load_settings
+    from loyalty_core.settings import load_settings
 
     warehouse.release_duckdb()
     data = tmp_path / "data"

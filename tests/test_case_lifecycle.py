@@ -17,8 +17,8 @@ import pytest
 from loyalty_monitor import cases
 from loyalty_monitor.alerting import build_channels, dispatch_alerts
 from loyalty_monitor.alerting.dispatch import AlertPolicy
-from loyalty_monitor.contract import decode
-from loyalty_monitor.settings import load_settings
+from loyalty_core.contract import decode
+from loyalty_core.settings import load_settings
 from streaming.landing import decode_chunk
 from test_alerting_delivery import alert, write_alerts
 
@@ -208,7 +208,7 @@ def test_case_events_that_break_the_contract_are_dead_lettered_with_their_error_
 
     from streaming.consumer import JsonLog, LandingConsumer
     from streaming.dead_letters import list_dead_letters, replay_dead_letters
-    from streaming.landing import LandingZone
+    from loyalty_core.landing_zone import LandingZone
     from streaming_helpers import fast_settings, produce, read_topic
 
     settings = fast_settings(settings, monkeypatch)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from loyalty_monitor.alerting import list_alerts
-from loyalty_monitor.settings import load_settings
+from loyalty_core.settings import load_settings
 from streaming_helpers import ROOT, read_topic
 from test_alerting_delivery import alert, write_alerts
 

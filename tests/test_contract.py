@@ -1,4 +1,4 @@
-"""The event contract v1 decoding rules (``loyalty_monitor.contract.decode``), one rule at a time.
+"""The event contract v1 decoding rules (``loyalty_core.contract.decode``), one rule at a time.
 
 docs/event-contract.md is checked here too: every JSON example in it must decode as documented.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from loyalty_monitor.contract import ERROR_CODES, MAX_NOTE_CHARS, SCHEMA_PATH, decode, schema
+from loyalty_core.contract import ERROR_CODES, MAX_NOTE_CHARS, SCHEMA_PATH, decode, schema
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "event-contract.md"
 
@@ -256,7 +256,7 @@ def test_every_example_in_the_integrator_doc_decodes() -> None:
     examples = _doc_examples()
     touchpoint_types = {r["event_type"] for _, kind, r in examples if kind == "touchpoint"}
     assert touchpoint_types == set(PAYLOADS), "the doc shows an example of every event type"
-    from loyalty_monitor.contract import CASE_EVENT_TYPES
+    from loyalty_core.contract import CASE_EVENT_TYPES
 
     case_types = {r["event_type"] for _, kind, r in examples if kind == "case_event"}
     assert case_types == set(CASE_EVENT_TYPES), "the doc shows an example of every case event type"
@@ -308,7 +308,7 @@ def test_fast_per_type_validation_agrees_with_the_whole_schema() -> None:
     """decode() picks the payload rule by event_type instead of running every if/then: same verdicts."""
     import fastjsonschema
 
-    from loyalty_monitor.contract import _validate_touchpoint, _validator
+    from loyalty_core.contract import _validate_touchpoint, _validator
 
     def verdict(check, record) -> bool:
         try:
@@ -327,8 +327,9 @@ def test_fast_per_type_validation_agrees_with_the_whole_schema() -> None:
 def test_enumerations_are_the_schemas_in_python_and_in_dbt(tmp_path: Path) -> None:
     """The contract's enums are read from the schema in Python (``enumeration``) and passed to dbt as
     var ``contract``, which dbt's pivot macros read: all agree, and no macro restates a list."""
-    from loyalty_monitor import contract, warehouse
-    from loyalty_monitor.settings import load_settings
+    from loyalty_core import contract
+    from loyalty_monitor import warehouse
+    from loyalty_core.settings import load_settings
 
     defs = schema()["$defs"]
     touchpoint_props = defs["touchpoint"]["properties"]
@@ -365,7 +366,7 @@ def test_instants_outside_the_accepted_window_are_bad_timestamps(stamp: str) -> 
 def test_the_window_ends_a_day_after_the_receivers_clock() -> None:
     import datetime as dt
 
-    from loyalty_monitor.contract import validate
+    from loyalty_core.contract import validate
 
     now = dt.datetime(2026, 3, 2, 12, tzinfo=dt.timezone.utc)
     assert validate("touchpoint", touchpoint("email", occurred_at="2026-03-03T11:00:00Z"), now=now) is None
@@ -407,8 +408,8 @@ def test_an_installation_sets_its_own_window() -> None:
     whose history starts in 2015 rejects a 2010 event, and a zero skew rejects the next hour."""
     import datetime as dt
 
-    from loyalty_monitor.contract import validate
-    from loyalty_monitor.settings import Settings
+    from loyalty_core.contract import validate
+    from loyalty_core.settings import Settings
     from streaming.landing import contract_window
 
     window = contract_window(Settings(earliest_event_date="2015-01-01", max_clock_skew_hours=0))
@@ -433,7 +434,7 @@ LOST = {"opportunity_id": "OPP-1", "account_manager_id": "AM03", "status": "lost
 
 
 def test_the_contract_revision_is_1_2_and_messages_stay_version_1() -> None:
-    from loyalty_monitor.contract import CONTRACT_VERSION, OPPORTUNITY_STATUSES
+    from loyalty_core.contract import CONTRACT_VERSION, OPPORTUNITY_STATUSES
 
     assert schema()["x-contract-version"] == CONTRACT_VERSION == "1.2"
     assert list(OPPORTUNITY_STATUSES) == schema()["$defs"]["opportunityPayload"]["properties"]["status"]["enum"]

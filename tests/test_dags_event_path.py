@@ -27,7 +27,7 @@ airflow_test_environment()
 
 import pipeline_world  # noqa: E402
 from loyalty_monitor import pipeline, stack, warehouse  # noqa: E402
-from loyalty_monitor.settings import PROJECT_ROOT  # noqa: E402
+from loyalty_core.settings import PROJECT_ROOT  # noqa: E402
 from pipeline_world import loyalty  # noqa: E402
 from warehouse_history import snapshot as build_snapshot  # noqa: E402
 

@@ -26,7 +26,7 @@ airflow_test_environment()
 import pipeline_world  # noqa: E402
 from loyalty_monitor import pipeline, stack  # noqa: E402
 from pipeline_world import loyalty  # noqa: E402
-from loyalty_monitor.settings import PROJECT_ROOT  # noqa: E402
+from loyalty_core.settings import PROJECT_ROOT  # noqa: E402
 
 END = dt.date(2026, 2, 28)
 START = dt.date(2025, 6, 1)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from loyalty_monitor import pipeline, stack
-from loyalty_monitor.settings import load_settings
+from loyalty_core.settings import load_settings
 
 
 def loyalty(*args: str) -> str:
@@ -105,7 +105,7 @@ def test_kafka_connection_for_the_watcher_comes_from_settings():
 
 
 def test_dbt_tasks_rebuild_from_scratch_only_when_scoring_changed(data_dir, tmp_path):
-    from loyalty_monitor.settings import PROJECT_ROOT
+    from loyalty_core.settings import PROJECT_ROOT
 
     scoring = tmp_path / "scoring.yml"
     shipped = (PROJECT_ROOT / "config" / "scoring.yml").read_text()

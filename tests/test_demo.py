@@ -27,7 +27,7 @@ import yaml
 from loyalty_monitor import broker
 from loyalty_monitor.demo import INPUT_DIR, REPORT_FILE
 from loyalty_monitor.generator import CUSTOMERS_FILE, GROUND_TRUTH_FILE, TOUCHPOINTS_FILE
-from loyalty_monitor.settings import PROJECT_ROOT, load_settings
+from loyalty_core.settings import PROJECT_ROOT, load_settings
 from report_browser import visit
 from report_fixtures import EVIL_NAME, EVIL_NOTE
 from test_report import PROBES, SECTIONS, assert_self_contained

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from loyalty_monitor.settings import PROJECT_ROOT, Settings
+from loyalty_core.settings import PROJECT_ROOT, Settings
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
@@ -488,7 +488,7 @@ def test_kafka_tls_script_makes_a_certificate_a_client_verifies(tmp_path: Path) 
 def test_scale_profile_runs_the_warehouse_servers(services: dict) -> None:
     """PostgreSQL and Spark (master, worker, Thrift server) start only with `--profile scale`, each
     health-checked, and the pipeline's services reach them by the settings the engines read."""
-    from loyalty_monitor.spark import SESSION_CONF
+    from loyalty_core.spark import SESSION_CONF
 
     for name in SCALE:
         assert services[name].get("profiles") == ["scale"], name

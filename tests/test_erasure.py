@@ -36,8 +36,9 @@ import pytest
 
 from loyalty_monitor import erasure
 from loyalty_monitor.alerting import state as alert_state
-from loyalty_monitor.settings import PROJECT_ROOT, load_settings
-from streaming.landing import LandingZone, land_jsonl_offline
+from loyalty_core.settings import PROJECT_ROOT, load_settings
+from loyalty_core.landing_zone import LandingZone
+from streaming.landing import land_jsonl_offline
 
 pytestmark = pytest.mark.faults
 

@@ -42,8 +42,8 @@ airflow_test_environment()
 
 import pipeline_world  # noqa: E402
 from pipeline_world import loyalty  # noqa: E402
-from loyalty_monitor.contract import decode  # noqa: E402
-from loyalty_monitor.settings import PROJECT_ROOT  # noqa: E402
+from loyalty_core.contract import decode  # noqa: E402
+from loyalty_core.settings import PROJECT_ROOT  # noqa: E402
 from streaming.landing import contract_window  # noqa: E402
 from streaming.producer import key_and_value  # noqa: E402
 

@@ -25,7 +25,7 @@ import duckdb
 import pytest
 
 from loyalty_monitor import warehouse
-from loyalty_monitor.contract import decode, parse_timestamp
+from loyalty_core.contract import decode, parse_timestamp
 from loyalty_monitor.generator import GROUND_TRUTH_FILE, TOUCHPOINTS_FILE, generate
 from loyalty_monitor.generator_opportunities import (MANAGER_OPTIMISM, STAGES, STATED_RANGE,
                                                      OpportunityStream)
@@ -394,7 +394,7 @@ def test_the_report_without_forecast_marts_has_no_such_section_and_empty_ones_sa
     """A warehouse built before the forecast audit has no such section; once its marts exist but no
     deal has closed, the section says so."""
     from loyalty_monitor.reporting import render_report
-    from loyalty_monitor.settings import load_settings
+    from loyalty_core.settings import load_settings
 
     settings = load_settings()
     con = duckdb.connect(str(settings.warehouse))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loyalty_monitor.settings import SettingsError, load_settings
+from loyalty_core.settings import SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,7 +131,7 @@ def test_no_library_module_imports_a_face(path):
     assert not bad, f"{path.relative_to(ROOT)} imports a face (CLI or DAG file): {bad}"
 
 
-@pytest.mark.parametrize("module", ["loyalty_monitor/settings.py", "loyalty_monitor/contract/__init__.py"])
+@pytest.mark.parametrize("module", ["loyalty_core/settings.py", "loyalty_core/contract/__init__.py"])
 def test_bottom_layer_imports_nothing_of_the_project(module):
     names = _project_imports(ROOT / module)
     assert not {n for n in names if n.split(".")[0] in {"loyalty_monitor", "streaming", "expectations", "dags"}}
@@ -149,11 +149,11 @@ def test_a_second_pipeline_run_waits_then_fails_naming_the_one_that_runs(tmp_pat
     second waits for the pipeline lock and, past its deadline, fails with one line naming the
     holder; nothing of it ran. The lock dies with its holder."""
     from loyalty_monitor import stack
-    from loyalty_monitor.locks import LockTimeout
+    from loyalty_core.locks import LockTimeout
 
     settings = load_settings(data_dir=tmp_path, lock_timeout_s=1.0)
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from loyalty_monitor.locks import exclusive\n"
+        "import sys, time; from pathlib import Path; from loyalty_core.locks import exclusive\n"
         f"with exclusive(Path({str(tmp_path / 'pipeline.lock')!r}), 'the pipeline', 5):\n"
         "    print('holding', flush=True); time.sleep(30)")], stdout=subprocess.PIPE, text=True)
     try:
@@ -166,6 +166,6 @@ def test_a_second_pipeline_run_waits_then_fails_naming_the_one_that_runs(tmp_pat
     finally:
         holder.kill()
         holder.wait()
-    from loyalty_monitor.locks import exclusive  # the kernel released the killed holder's lock
+    from loyalty_core.locks import exclusive  # the kernel released the killed holder's lock
     with exclusive(tmp_path / "pipeline.lock", "the pipeline", 2):
         pass

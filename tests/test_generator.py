@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from loyalty_monitor.contract import (CONTACT_ROLES, DEPARTMENTS, DUNNING_STAGES, EVENT_TYPES,
+from loyalty_core.contract import (CONTACT_ROLES, DEPARTMENTS, DUNNING_STAGES, EVENT_TYPES,
                                       SEVERITIES, decode, parse_timestamp)
 from loyalty_monitor.generator import (CUSTOMERS_FILE, DRIFT_RATE_AT_CHURN, GENERATOR_VERSION,
                                        GROUND_TRUTH_FILE, MALFORMED_KINDS, MEAN_GAP_DAYS,

@@ -1,4 +1,4 @@
-"""Logging (loyalty_monitor/logs.py): JSON lines off a terminal, console lines on one, stdlib routed through structlog."""
+"""Logging (loyalty_core/logs.py): JSON lines off a terminal, console lines on one, stdlib routed through structlog."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import re
 import pytest
 import structlog
 
-from loyalty_monitor import logs
-from loyalty_monitor.settings import load_settings
+from loyalty_core import logs
+from loyalty_core.settings import load_settings
 
 
 @pytest.fixture()

@@ -20,7 +20,7 @@ import pytest
 
 from expectations.gate import validate_landing
 from expectations.offline_docs import MARKER, make_offline
-from loyalty_monitor.settings import load_settings
+from loyalty_core.settings import load_settings
 from quality_builders import (customer_ids, customer_record, day_of_touchpoints, land_customers,
                               land_touchpoints)
 from report_browser import visit

@@ -19,7 +19,7 @@ import pytest
 
 from expectations import quarantine
 from expectations.gate import GateResult, release_rows, validate_landing
-from loyalty_monitor.settings import Settings, load_settings
+from loyalty_core.settings import Settings, load_settings
 from quality_builders import case_event_record, land_case_events
 
 UTC = timezone.utc

@@ -9,7 +9,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from loyalty_monitor.settings import load_settings
+from loyalty_core.settings import load_settings
 from quality_builders import customer_ids, customer_record, day_of_touchpoints, land_customers, land_touchpoints
 
 CUSTOMERS = customer_ids(30)

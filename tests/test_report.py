@@ -18,7 +18,7 @@ import pytest
 
 from loyalty_monitor.reporting import ReportError, build_context, render_report
 from loyalty_monitor.reporting import queries
-from loyalty_monitor.settings import load_settings
+from loyalty_core.settings import load_settings
 from report_browser import visit
 from report_fixtures import END, EVIL_NAME, EVIL_NOTE, NO_RATE_CURRENCY, build_fixture_warehouse
 

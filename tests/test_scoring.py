@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from loyalty_monitor.scoring import ScoringError, load_scoring, validate
-from loyalty_monitor.settings import PROJECT_ROOT
+from loyalty_core.settings import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "config" / "scoring.yml"
 
@@ -104,7 +104,8 @@ def test_the_rule_list_is_the_files():
 
 
 def test_enumerations_come_from_the_contract():
-    from loyalty_monitor import contract, scoring
+    from loyalty_core import contract
+    from loyalty_monitor import scoring
 
     assert scoring.DUNNING_STAGES == contract.DUNNING_STAGES
     assert scoring.SEGMENTS == (*contract.SEGMENTS, "unknown")

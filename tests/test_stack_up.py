@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from loyalty_monitor import stack
-from loyalty_monitor.settings import load_settings
+from loyalty_core.settings import load_settings
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 

@@ -13,10 +13,10 @@ import urllib.request
 
 
 from loyalty_monitor.broker import free_port
-from loyalty_monitor.contract import decode
+from loyalty_core.contract import decode
 from streaming import samples
 from streaming.consumer import JsonLog, LandingConsumer, metrics_path
-from streaming.landing import LandingZone
+from loyalty_core.landing_zone import LandingZone
 from streaming.metrics import parse
 from streaming.producer import produce_lines
 from streaming_helpers import (ROOT, coordinates, fast_settings, headers, landed, log_events, produce,

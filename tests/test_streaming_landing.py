@@ -8,10 +8,10 @@ from datetime import date, datetime, timezone
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loyalty_monitor.settings import load_settings
+from loyalty_core.settings import load_settings
 from streaming import samples
-from streaming.landing import (CUSTOMER_SCHEMA, TOUCHPOINT_SCHEMA, BatchBuilder, LandingZone,
-                               decode_chunk, land_jsonl_offline, prepare, safe_decode)
+from loyalty_core.landing_zone import (CUSTOMER_SCHEMA, TOUCHPOINT_SCHEMA, LandingZone)
+from streaming.landing import (BatchBuilder, decode_chunk, land_jsonl_offline, prepare, safe_decode)
 
 # The column list of docs/design.md, "Landing zone", in order: a change here is an interface change.
 DESIGN_TOUCHPOINT_COLUMNS = (
@@ -202,7 +202,8 @@ def test_offline_landing_of_jsonl_rejects_bad_lines_visibly(data_dir, tmp_path):
 
 def test_payload_values_land_only_in_columns_of_their_type():
     """Typed payload columns take a value only when it fits; payload_json keeps everything."""
-    from streaming.landing import PAYLOAD_FIELDS, _payload_columns
+    from loyalty_core.landing_zone import PAYLOAD_FIELDS
+    from streaming.landing import _payload_columns
 
     names = [name for name, _ in PAYLOAD_FIELDS]
     columns = dict(zip(names, _payload_columns({

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from loyalty_monitor import warehouse
-from loyalty_monitor.settings import PROJECT_ROOT
+from loyalty_core.settings import PROJECT_ROOT
 from warehouse_history import History, land, make_history, warehouse_settings
 
 START, END = "2025-11-01", "2026-10-31"

@@ -11,7 +11,7 @@ import json
 import duckdb
 
 from loyalty_monitor import warehouse
-from loyalty_monitor.contract import EARLIEST_INSTANT, decode
+from loyalty_core.contract import EARLIEST_INSTANT, decode
 from warehouse_history import land, warehouse_settings
 
 AS_OF = dt.date(2026, 6, 30)

@@ -28,9 +28,10 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from loyalty_monitor import spark, warehouse
+from loyalty_core import spark
+from loyalty_monitor import warehouse
 from loyalty_monitor.landing_load import LOAD_LOG, landing_counts, load_landing
-from loyalty_monitor.marts import PostgresMarts, SparkMarts, open_marts, pg_connect, to_pyformat
+from loyalty_core.marts import PostgresMarts, SparkMarts, open_marts, pg_connect, to_pyformat
 from postgres_cluster import postgres_cluster  # noqa: F401 - the fixture
 from warehouse_history import land, land_as_partition, make_history, split_by_send_order, warehouse_settings
 
@@ -365,7 +366,7 @@ def test_erasure_reaches_the_postgres_warehouse(engines):
 
 def test_spark_sql_of_the_portable_subset():
     """What the Spark reader sends for the library's portable SQL (no Spark needed)."""
-    from loyalty_monitor.marts import spark_literal, to_spark_sql
+    from loyalty_core.marts import spark_literal, to_spark_sql
 
     assert to_spark_sql('select "a b", ? from t where x = \'?\' and y = ?; select null::varchar -- note',
                         ["it's", dt.date(2026, 1, 2)]) == [

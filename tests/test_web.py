@@ -23,10 +23,11 @@ import yaml
 
 from loyalty_monitor import warehouse
 from loyalty_monitor.generator import generate
-from loyalty_monitor.settings import PROJECT_ROOT, Settings, load_settings
+from loyalty_core.settings import PROJECT_ROOT, Settings, load_settings
 from loyalty_monitor import access as auth
 from loyalty_monitor.web import BackgroundServer
-from streaming.landing import LandingZone, land_jsonl_offline
+from loyalty_core.landing_zone import LandingZone
+from streaming.landing import land_jsonl_offline
 from streaming_helpers import read_topic
 from web_browser import Browser
 

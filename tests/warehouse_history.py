@@ -12,7 +12,7 @@ import duckdb
 import yaml
 
 from loyalty_monitor.generator import generate
-from loyalty_monitor.settings import PROJECT_ROOT, Settings, load_settings
+from loyalty_core.settings import PROJECT_ROOT, Settings, load_settings
 from streaming.landing import land_jsonl_offline
 
 

@@ -1,6 +1,6 @@
-{#- Enumerations of the event contract v1 (loyalty_monitor/contract/events.v1.schema.json) that the
+{#- Enumerations of the event contract v1 (loyalty_core/contract/events.v1.schema.json) that the
     models pivot into columns. dbt cannot read a file, so loyalty_monitor.warehouse.dbt_vars passes
-    the schema's enumerations as var `contract` (loyalty_monitor.contract.enumerations()): the
+    the schema's enumerations as var `contract` (loyalty_core.contract.enumerations()): the
     schema file is the one place a department, role, stage or segment is declared. -#}
 
 {% macro contract_enumeration(name) -%}

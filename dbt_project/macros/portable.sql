@@ -28,7 +28,7 @@
 
 {% macro spark__to_utc(timestamp_with_zone) -%}
   {#- Spark reads the landed UTC instants as TIMESTAMP (local time zone); with the session time
-      zone UTC (loyalty_monitor/spark.py) the wall clock without zone is the UTC one -#}
+      zone UTC (loyalty_core/spark.py) the wall clock without zone is the UTC one -#}
   cast({{ timestamp_with_zone }} as timestamp_ntz)
 {%- endmacro %}
 

@@ -180,7 +180,7 @@
 {%- endmacro %}
 
 {% macro spark_path(url) -%}
-  {#- a landing-zone URL as Spark's Hadoop file systems spell it (loyalty_monitor/spark.py: spark_url) -#}
+  {#- a landing-zone URL as Spark's Hadoop file systems spell it (loyalty_core/spark.py: spark_url) -#}
   {%- set url = url.rstrip('/') -%}
   {%- if url.startswith('s3://') -%}{%- set url = 's3a://' ~ url[5:] -%}{%- endif -%}
   {%- if url.startswith('file://') -%}{%- set url = url[7:] -%}{%- endif -%}

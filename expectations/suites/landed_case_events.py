@@ -25,7 +25,7 @@ import great_expectations as gx
 from great_expectations.expectations.row_conditions import Column
 
 from expectations.suites import critical, param
-from loyalty_monitor.contract import CASE_EVENT_TYPES, CLOSE_OUTCOMES, FEEDBACK_VERDICTS, SCHEMA_VERSION
+from loyalty_core.contract import CASE_EVENT_TYPES, CLOSE_OUTCOMES, FEEDBACK_VERDICTS, SCHEMA_VERSION
 
 NAME = "landed_case_events"
 DATA = "case event rows (acknowledge, snooze, close, feedback) landed since the last passing gate"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import great_expectations as gx
 
 from expectations.suites import critical, param, warning
-from loyalty_monitor.contract import SCHEMA_VERSION, SEGMENTS
+from loyalty_core.contract import SCHEMA_VERSION, SEGMENTS
 
 NAME = "landed_customers"
 DATA = "customer rows landed since the last passing gate (tombstones and exact re-sends excluded)"

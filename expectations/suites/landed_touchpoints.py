@@ -16,7 +16,7 @@ import great_expectations as gx
 from great_expectations.expectations.row_conditions import Column
 
 from expectations.suites import critical, param, warning
-from loyalty_monitor.contract import (CONTACT_ROLES, DEPARTMENTS, DUNNING_STAGES, EVENT_TYPES,
+from loyalty_core.contract import (CONTACT_ROLES, DEPARTMENTS, DUNNING_STAGES, EVENT_TYPES,
                                       SCHEMA_VERSION, SEVERITIES)
 
 NAME = "landed_touchpoints"

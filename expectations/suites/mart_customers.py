@@ -12,7 +12,7 @@ from great_expectations.expectations.row_conditions import Column
 
 from expectations.suites import critical, warning
 from expectations.suites.landed_customers import EMAIL_REGEX
-from loyalty_monitor.contract import SEGMENTS
+from loyalty_core.contract import SEGMENTS
 
 NAME = "mart_customers"
 DATA = "dim_customers, all rows"

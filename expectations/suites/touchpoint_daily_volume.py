@@ -11,7 +11,7 @@ from __future__ import annotations
 import great_expectations as gx
 
 from expectations.suites import critical, param, warning
-from loyalty_monitor.contract import EVENT_TYPES
+from loyalty_core.contract import EVENT_TYPES
 
 NAME = "touchpoint_daily_volume"
 DATA = "one row per closed event date, one column per event type (distinct events)"

@@ -4,7 +4,7 @@ Configuration comes from settings (``LOYALTY_ALERT_CHANNELS``, ``LOYALTY_SMTP_*`
 ``LOYALTY_SLACK_WEBHOOK_URL``, ``LOYALTY_WEBHOOK_URL``). Inside Airflow, the connections
 ``loyalty_smtp``, ``loyalty_slack`` and ``loyalty_webhook`` override them when defined, so that
 secrets can live in Airflow's secrets backend. URLs are logged redacted (webhook URLs are secrets),
-and the SMTP password and webhook URLs are held as :class:`~loyalty_monitor.settings.Secret`.
+and the SMTP password and webhook URLs are held as :class:`~loyalty_core.settings.Secret`.
 
 Every network exchange has an overall deadline (``alert_timeout_s``, see ``deadline.py``), not only
 a socket timeout. Errors say whether they are the channel's (:class:`DeliveryError`: retried, and
@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from loyalty_monitor.alerting.deadline import Deadline, DeadlineExceeded, call_with_deadline
 from loyalty_monitor.alerting.messages import Message, one_line
-from loyalty_monitor.settings import Secret, Settings, reveal
+from loyalty_core.settings import Secret, Settings, reveal
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ from loyalty_monitor.alerting import state as alert_state
 from loyalty_monitor.alerting.channels import (
     Channel, DeliveryError, MessageError, RecipientError, build_channels, channel_secrets, scrub)
 from loyalty_monitor.alerting.messages import ALERT_COLUMNS, Message, rank_key, render_alerts, render_notice
-from loyalty_monitor.dates import parse_as_of
-from loyalty_monitor.settings import Settings
+from loyalty_core.dates import parse_as_of
+from loyalty_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,9 @@ class DispatchResult:
 
 
 def connect(settings: Settings, read_only: bool = False) -> Any:
-    """The warehouse through ``loyalty_monitor.marts`` (DuckDB file or PostgreSQL, by ``dbt_target``):
+    """The warehouse through ``loyalty_core.marts`` (DuckDB file or PostgreSQL, by ``dbt_target``):
     published alerts are read, ``ops.alert_state`` is written next to them."""
-    from loyalty_monitor.marts import MartsError, engine_of, open_marts
+    from loyalty_core.marts import MartsError, engine_of, open_marts
 
     if read_only and engine_of(settings) == "duckdb" and not settings.warehouse.exists():
         raise FileNotFoundError(f"no warehouse at {settings.warehouse}: run the pipeline first (`loyalty run`)")

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from loyalty_monitor.access import sign_in_link
-from loyalty_monitor.settings import Settings
+from loyalty_core.settings import Settings
 
 LIFECYCLE_TABLE = "published.fct_case_lifecycle"
 

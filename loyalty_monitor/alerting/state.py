@@ -124,7 +124,7 @@ class StateWriter:
         now = utcnow()
         columns = ", ".join((*self.COLUMNS, "updated_at"))
         updates = ", ".join(f"{c} = excluded.{c}" for c in (*self.COLUMNS[2:], "updated_at"))
-        if getattr(self.con, "engine", "duckdb") in ("postgres", "spark"):  # loyalty_monitor.marts readers
+        if getattr(self.con, "engine", "duckdb") in ("postgres", "spark"):  # loyalty_core.marts readers
             self.con.executemany(
                 f"insert into {STATE_TABLE} ({columns}) values ({', '.join('?' * (len(self.COLUMNS) + 1))}) "
                 f"on conflict (alert_id, channel) do update set {updates}",

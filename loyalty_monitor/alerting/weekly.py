@@ -32,7 +32,7 @@ from typing import Any
 from loyalty_monitor.alerting import state as alert_state
 from loyalty_monitor.alerting.channels import Channel, build_channels
 from loyalty_monitor.alerting.messages import PRODUCT, Message, at_stake, format_money, one_line, slack_escape
-from loyalty_monitor.settings import Settings
+from loyalty_core.settings import Settings
 
 log = logging.getLogger(__name__)
 TOP_CASES = 10

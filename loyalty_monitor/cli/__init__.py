@@ -14,8 +14,8 @@ import os
 import sys
 import tomllib
 
-from loyalty_monitor import logs
-from loyalty_monitor.settings import load_settings
+from loyalty_core import logs
+from loyalty_core.settings import load_settings
 
 
 # Sub-command modules, in the order `loyalty --help` lists them. Each module in this package
@@ -43,7 +43,7 @@ def version() -> str:
     try:
         return importlib.metadata.version(DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
-        from loyalty_monitor.settings import PROJECT_ROOT
+        from loyalty_core.settings import PROJECT_ROOT
 
         try:
             with (PROJECT_ROOT / "pyproject.toml").open("rb") as fh:
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configure_logging() -> None:
     """Library log lines (the project's modules, Kafka clients, dbt) rendered as the ``log_format``
-    setting says: console on a terminal, JSON lines elsewhere (loyalty_monitor/logs.py)."""
+    setting says: console on a terminal, JSON lines elsewhere (loyalty_core/logs.py)."""
     try:
         fmt = load_settings().log_format
     except Exception:  # noqa: BLE001 - a bad setting is the command's to report, in one line

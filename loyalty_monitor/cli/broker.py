@@ -6,7 +6,7 @@ import argparse
 import json
 
 from loyalty_monitor.cli._common import example, print_json
-from loyalty_monitor.settings import load_settings
+from loyalty_core.settings import load_settings
 
 
 def cmd_broker(args: argparse.Namespace) -> int:

@@ -11,8 +11,8 @@ import argparse
 import json
 
 from loyalty_monitor.cli._common import example
-from loyalty_monitor.dates import cli_date
-from loyalty_monitor.settings import load_settings
+from loyalty_core.dates import cli_date
+from loyalty_core.settings import load_settings
 
 
 _date = cli_date
@@ -53,7 +53,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from loyalty_monitor.contract import CLOSE_OUTCOMES, FEEDBACK_VERDICTS
+    from loyalty_core.contract import CLOSE_OUTCOMES, FEEDBACK_VERDICTS
 
     alerts = _subparsers(sub.choices["alerts"])
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 
 from loyalty_monitor.cli._common import example, print_json
-from loyalty_monitor.settings import load_settings
+from loyalty_core.settings import load_settings
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    from loyalty_monitor import erasure, locks
+    from loyalty_core import locks
+    from loyalty_monitor import erasure
 
     settings = load_settings()
     # Not while a pipeline run reads or writes the same landing zone and warehouse.

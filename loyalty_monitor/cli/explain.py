@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from loyalty_monitor.settings import load_settings
+from loyalty_core.settings import load_settings
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

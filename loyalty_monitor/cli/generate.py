@@ -12,7 +12,7 @@ from loyalty_monitor.cli._common import example
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from loyalty_monitor.generator import generate
-    from loyalty_monitor.settings import load_settings
+    from loyalty_core.settings import load_settings
 
     out = args.out or load_settings().data_dir / "generated"
     started = time.monotonic()

@@ -8,8 +8,8 @@ import json
 import sys
 
 from loyalty_monitor.cli._common import example
-from loyalty_monitor.dates import cli_date, parse_as_of
-from loyalty_monitor.settings import load_settings
+from loyalty_core.dates import cli_date, parse_as_of
+from loyalty_core.settings import load_settings
 
 
 _date = cli_date

@@ -10,8 +10,8 @@ from pathlib import Path
 from datetime import date
 
 from loyalty_monitor.cli._common import example, print_json
-from loyalty_monitor.dates import cli_date, parse_as_of
-from loyalty_monitor.settings import load_settings
+from loyalty_core.dates import cli_date, parse_as_of
+from loyalty_core.settings import load_settings
 
 
 def _dates(text: str) -> list[date]:
@@ -136,6 +136,7 @@ def _quarantine_command(args: argparse.Namespace, settings) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from expectations import gate
+    from loyalty_monitor.alerting import notify_data_engineers
 
     settings = load_settings()
     if args.quarantined or args.release is not False or args.accept is not False:
@@ -162,9 +163,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.notify:
         for result in results:
             if not result.passed:
-                sent = gate.notify_failure(settings, result)
+                sent = notify_data_engineers(settings, *gate.failure_notice(result)) or []
             elif result.quarantine_ids:
-                sent = gate.notify_quarantine(settings, result)
+                sent = notify_data_engineers(settings, *gate.quarantine_notice(result)) or []
             else:
                 continue
             channels = ", ".join(f"{s['channel']}{'' if s['ok'] else ' (FAILED)'}" for s in sent)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from loyalty_monitor.cli._common import example
-from loyalty_monitor.dates import cli_date
-from loyalty_monitor.settings import load_settings
+from loyalty_core.dates import cli_date
+from loyalty_core.settings import load_settings
 
 
 _date = cli_date

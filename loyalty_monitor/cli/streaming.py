@@ -7,7 +7,7 @@ import os
 import sys
 
 from loyalty_monitor.cli._common import example, print_json
-from loyalty_monitor.settings import load_settings
+from loyalty_core.settings import load_settings
 
 
 def _progress_printer(total_bytes: int | None):

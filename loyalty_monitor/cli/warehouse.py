@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from loyalty_monitor.cli._common import example, print_json
-from loyalty_monitor.settings import load_settings
+from loyalty_core.settings import load_settings
 
 
 def _progress(node) -> None:

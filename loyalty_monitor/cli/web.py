@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from loyalty_monitor.cli._common import example
-from loyalty_monitor.settings import load_settings
+from loyalty_core.settings import load_settings
 
 
 def cmd_web(args: argparse.Namespace) -> int:

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from loyalty_monitor import warehouse
 from loyalty_monitor.drift import bgnbd
-from loyalty_monitor.settings import Settings
+from loyalty_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +119,7 @@ def _fit(rows: list[tuple]) -> dict[str, tuple[bgnbd.BGNBDParams, int, float]]:
 
 def refresh(settings: Settings, as_of: dt.date, refit: bool = False) -> PopulationResult:
     """Fit the population parameters when due (or ``refit``), then write every customer's P(alive)."""
-    from loyalty_monitor.marts import open_marts  # DuckDB file or PostgreSQL, by settings.dbt_target
+    from loyalty_core.marts import open_marts  # DuckDB file or PostgreSQL, by settings.dbt_target
 
     con = open_marts(settings, read_only=False)
     try:
@@ -176,7 +175,7 @@ def refresh(settings: Settings, as_of: dt.date, refit: bool = False) -> Populati
 
 def p_alive_of(settings: Settings, customer_id: str) -> dict[str, dict]:
     """The latest P(alive) rows of one customer, by stream (empty before the first refresh)."""
-    from loyalty_monitor.marts import open_marts
+    from loyalty_core.marts import open_marts
 
     con = open_marts(settings)
     try:

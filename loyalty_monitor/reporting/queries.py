@@ -652,7 +652,7 @@ def quality_status(marts: Marts, start: dt.date, end: dt.date) -> dict[str, Any]
 
 
 def quality_status_from_records(records: list[dict[str, Any]], start: dt.date, end: dt.date) -> dict[str, Any]:
-    """The same summary from the gate's own run records (``expectations.gate.quality_runs``)."""
+    """The same summary from the gate's own run records (``loyalty_core.landing_zone.quality_runs``)."""
     rows = []
     for record in records:
         try:

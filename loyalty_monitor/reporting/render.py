@@ -16,7 +16,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from loyalty_monitor.reporting import case_feedback, charts, forecast, queries, summary
 from loyalty_monitor.reporting import formatting as fmt
-from loyalty_monitor.settings import Settings
+from loyalty_core.landing_zone import quality_runs
+from loyalty_core.settings import Settings
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -44,11 +45,11 @@ def _environment() -> Environment:
 def connect_read_only(settings: Settings):
     """The warehouse opened read-only; a clear error if it is missing or locked by a writer.
 
-    DuckDB: the file itself. PostgreSQL and Spark: a ``loyalty_monitor.marts`` reader, which runs
+    DuckDB: the file itself. PostgreSQL and Spark: a ``loyalty_core.marts`` reader, which runs
     the same portable SQL (``?`` parameters, ``information_schema``) with the same ``execute``."""
     import duckdb
 
-    from loyalty_monitor.marts import MartsError, engine_of, open_marts
+    from loyalty_core.marts import MartsError, engine_of, open_marts
 
     if engine_of(settings) != "duckdb":
         try:
@@ -69,7 +70,7 @@ def build_context(settings: Settings, period_start: dt.date | None = None,
     con = connect_read_only(settings)
     try:
         scoring = _scoring(settings)
-        context = queries.collect(con, period_start, period_end, lambda: _gate_run_records(settings),
+        context = queries.collect(con, period_start, period_end, lambda: quality_runs(settings),
                                   strong_min=_strong_loyalty(scoring), reporting=_reporting(scoring),
                                   follow_up_days=settings.report_follow_up_days)
         audit = forecast.collect(con)  # forecast honesty (templates/_forecast.html), when built
@@ -110,15 +111,6 @@ def _reporting(scoring: dict[str, Any]) -> dict[str, Any]:
     """The reporting currency and the day its rates are from (scoring.yml ``reporting``)."""
     section = scoring.get("reporting") or {}
     return {"currency": section.get("currency"), "rates_date": section.get("rates_date")}
-
-
-def _gate_run_records(settings: Settings) -> list[dict[str, Any]]:
-    """The quality gate's own record of its runs (imported late: it loads Great Expectations)."""
-    try:
-        from expectations.gate import quality_runs
-    except ImportError:
-        return []
-    return quality_runs(settings)
 
 
 def render_html(context: dict[str, Any]) -> str:

@@ -23,8 +23,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from loyalty_monitor import cases as case_events
-from loyalty_monitor.contract import CLOSE_OUTCOMES, FEEDBACK_VERDICTS, parse_timestamp
-from loyalty_monitor.settings import Settings
+from loyalty_core.contract import CLOSE_OUTCOMES, FEEDBACK_VERDICTS, parse_timestamp
+from loyalty_core.settings import Settings
 from loyalty_monitor import access as auth
 from loyalty_monitor.web import queries, svg
 

@@ -10,7 +10,7 @@ import contextlib
 import datetime as dt
 from typing import Any, Iterator
 
-from loyalty_monitor.settings import Settings
+from loyalty_core.settings import Settings
 from loyalty_monitor.access import User
 
 P = "published"

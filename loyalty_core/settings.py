@@ -321,7 +321,7 @@ class Settings(BaseSettings):
     session_timeout_ms: int = 10_000
     metrics_port: Port = 0  # 0 = no HTTP metrics endpoint; metrics are still written to data_dir
 
-    # --- logging (loyalty_monitor/logs.py) ----------------------------------------------------
+    # --- logging (loyalty_core/logs.py) ----------------------------------------------------
     #: How log lines look: ``console`` (aligned, coloured on a terminal), ``json`` (one object per
     #: line, for log collectors), ``auto`` = console when stderr is a terminal, JSON otherwise.
     log_format: Literal["auto", "console", "json"] = "auto"

@@ -19,7 +19,7 @@ Implementations: :class:`DuckDBMarts` (the warehouse file; read-only by default,
 allows one writer per file), :class:`PostgresMarts` (psycopg2, autocommit: every statement is
 its own transaction unless the caller says ``begin``/``commit``, as ``warehouse.publish`` does) and
 :class:`SparkMarts` (Spark SQL through a runner: :class:`SessionSql`, the in-process SparkSession
-of ``loyalty_monitor.spark``, or :class:`ThriftSql`, PyHive to a Spark Thrift server or Databricks;
+of ``loyalty_core.spark``, or :class:`ThriftSql`, PyHive to a Spark Thrift server or Databricks;
 another connector, e.g. ``databricks-sql-connector``, plugs in as a runner with ``run(sql)`` and
 ``arrow(sql)``). What Spark lacks for the operational tables (transactions, ``delete``, upserts,
 ``information_schema``) the Spark reader emulates; see its docstring.
@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Protocol, runtime_checkable
 
-from loyalty_monitor.settings import Settings, reveal
+from loyalty_core.settings import Settings, reveal
 
 ENGINES = ("duckdb", "postgres", "spark")
 
@@ -285,7 +285,7 @@ class SessionSql:
         return self.spark.sql(statement).toArrow()
 
     def close(self) -> None:
-        pass  # the session is the process's (loyalty_monitor.spark); dbt uses it too
+        pass  # the session is the process's (loyalty_core.spark); dbt uses it too
 
 
 class ThriftSql:
@@ -521,14 +521,14 @@ def spark_connect(settings: Settings) -> Any:
     ``session``) or a PyHive connection to a Thrift server / Databricks (``thrift``, ``http``)."""
     method = (settings.spark_method or "session").lower()
     if method == "session":
-        from loyalty_monitor import spark
+        from loyalty_core import spark
 
         return SessionSql(spark.session(settings))
     try:
         from pyhive import hive
     except ImportError:
         raise MartsError("the Spark thrift/http methods need PyHive (pip install 'dbt-spark[PyHive]')") from None
-    from loyalty_monitor import spark
+    from loyalty_core import spark
 
     try:
         if method == "thrift":

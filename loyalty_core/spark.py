@@ -7,7 +7,7 @@ Two ways to reach Spark, chosen by ``settings.spark_method`` (``LOYALTY_SPARK_ME
   ``spark_dir`` (``<data_dir>/spark``). This is what the tests and the embedded run use. One
   process at a time: embedded Derby locks the metastore, as DuckDB locks its file.
 - ``thrift`` / ``http``: a Spark Thrift server (docker-compose.yml) or Databricks; dbt-spark
-  connects with PyHive, and the marts readers would too (``loyalty_monitor.marts``).
+  connects with PyHive, and the marts readers would too (``loyalty_core.marts``).
 
 Every session, in-process or on a server, runs with the same SQL settings (``SESSION_CONF``):
 UTC as the session time zone, ``timestamp`` meaning TIMESTAMP_NTZ (so timestamps read back as the
@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from loyalty_monitor.settings import Settings
+from loyalty_core.settings import Settings
 
 #: SQL settings every Spark session of the project runs with (also in dbt_project/profiles.yml,
 #: ``server_side_parameters``: runtime settings, valid on a Thrift server too).
