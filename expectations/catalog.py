@@ -35,6 +35,7 @@ def rows() -> list[tuple[str, str, str, str, str]]:
 
 def on_failure(suite: str, severity: str) -> str:
     """What a failure does: report it, set the failing rows aside, or stop the run."""
+    # pandas and Great Expectations: only when validating
     from expectations.checkpoints import ROW_LEVEL_SUITES
 
     if severity != "critical":

@@ -40,6 +40,7 @@ def _quiet_gx() -> None:
 
 
 def _configure(context: Any, docs: Path) -> None:
+    # Great Expectations takes seconds to import: only when the gate runs
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     site = {
@@ -61,9 +62,13 @@ def _configure(context: Any, docs: Path) -> None:
 
 def _sync_definitions(context: Any) -> dict[str, Any]:
     """Create or update the datasource, assets, suites, validation definitions and checkpoints."""
+    # Great Expectations takes seconds to import: only when the gate runs
     import great_expectations as gx
 
+    # the gate loads Great Expectations: not at import
     from expectations import checkpoints as specs
+
+    # pandas and Great Expectations: only when validating
     from expectations.suites import all_suites
 
     suites = all_suites()
@@ -93,6 +98,7 @@ def _build_docs_offline(context: Any, docs: Path) -> None:
     """Every Data Docs build of this context ends with the pages made readable offline
     (expectations/offline_docs.py): GX's own pages load their scripts and styles from CDNs, and
     its index of validations is empty without them."""
+    # pandas and Great Expectations: only when validating
     from expectations.offline_docs import make_offline
 
     build = context.build_data_docs
@@ -119,6 +125,7 @@ def open_context(settings: Settings) -> QualityContext:
         if cached is not None and (root / "gx" / "great_expectations.yml").exists():
             return cached
         _quiet_gx()
+        # Great Expectations takes seconds to import: only when the gate runs
         import great_expectations as gx
 
         root.mkdir(parents=True, exist_ok=True)

@@ -27,13 +27,22 @@ import duckdb
 import pandas as pd
 
 from expectations.config import GateConfig
-from expectations.quarantine import ID_COLUMN, KEY
-from expectations.suites import (landed_case_events, landed_customers, landed_touchpoints, mart_alerts,
-                                 mart_customers, mart_health, touchpoint_daily_volume, touchpoint_event_ids)
-from loyalty_core.contract import EVENT_TYPES
-from loyalty_core.settings import Settings
 from expectations.landing_reader import LandingReader
+from expectations.quarantine import ID_COLUMN, KEY
+from expectations.suites import (
+    landed_case_events,
+    landed_customers,
+    landed_touchpoints,
+    mart_alerts,
+    mart_customers,
+    mart_health,
+    touchpoint_daily_volume,
+    touchpoint_event_ids,
+)
+from loyalty_core.contract import EVENT_TYPES
 from loyalty_core.landing_zone import LandingZone
+from loyalty_core.marts import DuckDBMarts, engine_of, open_marts
+from loyalty_core.settings import Settings
 
 _PARTITION = re.compile(r"event_date=(\d{4}-\d{2}-\d{2})")
 #: Content that makes a touchpoint what it is; Kafka lineage and landing time are not content,
@@ -383,7 +392,6 @@ def published_cases(settings: Settings) -> Callable[[list[str]], pd.DataFrame | 
     """``lookup(case_ids)``: those of the published churn-risk cases (case_id, customer_id); None
     when the warehouse has none to ask (not built yet, or busy: a note says the check was skipped)."""
     def lookup(case_ids: list[str]) -> pd.DataFrame | None:
-        from loyalty_core.marts import DuckDBMarts, engine_of, open_marts
 
         try:
             if engine_of(settings) == "postgres":
@@ -459,7 +467,6 @@ def mart_frames(settings: Settings, as_of: date, schema: str) -> list[Frame]:
     """dim_customers, the as-of day of fct_customer_health_daily and fct_churn_alerts of ``schema``."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", schema):
         raise ValueError(f"not a schema name: {schema!r}")
-    from loyalty_core.marts import DuckDBMarts, engine_of, open_marts
 
     if engine_of(settings) != "duckdb":  # the marts are read through loyalty_core.marts
         # PostgreSQL, or Spark: the frames are bounded (customers, one day of health, the alert

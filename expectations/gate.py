@@ -30,15 +30,15 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from expectations.config import GateConfig
 from expectations.context import SITE_NAME, open_context
-from loyalty_core.landing_zone import docs_dir, quality_dir, quality_runs, runs_path  # noqa: F401 (gate API)
 from loyalty_core import locks
+from loyalty_core.landing_zone import DATASETS, LandingZone, docs_dir, quality_dir, quality_runs, runs_path  # noqa: F401 (gate API)
 from loyalty_core.settings import Settings
-from loyalty_core.landing_zone import DATASETS, LandingZone
 
 if TYPE_CHECKING:  # frames imports Great Expectations (seconds): only when validating
     from expectations import frames as framing
@@ -227,6 +227,7 @@ class _RowFailure:
 def _all_failing_entries(quality: Any, frame: framing.Frame, result: Any) -> list[dict[str, Any]]:
     """Every failing row of one expectation (the checkpoint's SUMMARY lists a few): the same
     expectation on the same table, with GX's COMPLETE result format (not stored)."""
+    # pandas and Great Expectations: only when validating
     from expectations.checkpoints import DATASOURCE, ROW_LOCATORS
 
     asset = quality.context.data_sources.get(DATASOURCE).get_asset(frame.suite)
@@ -243,7 +244,10 @@ def _row_failure(quality: Any, frame: framing.Frame, result: Any, finding: Findi
     """Trace a failed critical expectation of a row-level frame to its landed rows. Not traced
     (rows None) when GX could not evaluate it, or when more rows fail than the batch's quarantine
     takes (the run stops anyway: listing them all would only cost time)."""
+    # the gate loads Great Expectations: not at import
     from expectations import quarantine
+
+    # pandas and Great Expectations: only when validating
     from expectations.checkpoints import ROW_LOCATORS
 
     details = result.result or {}
@@ -291,6 +295,7 @@ def _run_frames(settings: Settings, stage: str, frame_list: Iterable[framing.Fra
                  f"{len(frame.data)} row(s)")
         if quality is None:
             quality = open_context(settings)
+            # Great Expectations takes seconds to import: only when the gate runs
             from great_expectations.core.run_identifier import RunIdentifier
         checkpoint = quality.checkpoints[f"{stage}.{frame.suite}"]
         outcome = checkpoint.run(batch_parameters={"dataframe": frame.data},
@@ -325,6 +330,7 @@ def _triage(failures: list[_RowFailure], cfg: GateConfig) -> tuple[list[_RowFail
     rows are more than its quarantine takes (``GateConfig.quarantine_limit``) is a systemic
     failure: a broken producer or feed, not a few bad rows. When anything stops the run, nothing
     is set aside: every row-level failure is then a critical finding (as before quarantine)."""
+    # pandas and Great Expectations: only when validating
     from expectations.quarantine import keys_frame
 
     stop: list[Finding] = []
@@ -366,7 +372,6 @@ def _write_runs_page(settings: Settings, limit: int = 200) -> None:
     """A self-contained page of the latest gate runs beside the Data Docs index (GX's own pages
     load their scripts and styles from CDNs; this one also reads well offline), linking each run's
     validation pages."""
-    from html import escape
 
     docs = docs_dir(settings)
     docs.mkdir(parents=True, exist_ok=True)
@@ -477,7 +482,10 @@ def validate_landing(settings: Settings, event_dates: list[date] | None = None,
                      since_landed_at: datetime | None = None, *, now: datetime | None = None,
                      progress: Progress | None = None) -> GateResult:
     """Validate the new landed data; see the module docstring. ``now`` is for tests/backfills."""
+    # the gate loads Great Expectations: not at import
     from expectations import frames as framing
+
+    # the gate loads Great Expectations: not at import
     from expectations import quarantine
 
     progress = progress or _quiet
@@ -573,6 +581,7 @@ def accept_landing(settings: Settings, reason: str, *, now: datetime | None = No
     """Accept the landed data as it is (e.g. a real holiday dip in volume): move the "validated up
     to" mark past every current file and the last closed day, and record who-knows-why in the run
     log. The failed validation results stay in Data Docs; nothing is deleted."""
+    # the gate loads Great Expectations: not at import
     from expectations import frames as framing
 
     if not reason.strip():
@@ -618,6 +627,7 @@ class QuarantineDecision:
 
 def _targets(settings: Settings, ids: list[int] | None) -> tuple[Any, dict[int, str]]:
     """The quarantined rows asked for (``None``: all of them) and why the others are skipped."""
+    # the gate loads Great Expectations: not at import
     from expectations import quarantine
 
     table = quarantine.table(settings)
@@ -637,7 +647,10 @@ def release_rows(settings: Settings, ids: list[int] | None, reason: str, *, by: 
     rebuilds the days they change. ``ids=None``: every quarantined row. The re-validation reads the
     rows from their landing files with the current suites, and is strict where a batch would be
     tolerant: every row of an unknown customer fails. Rows that still fail stay quarantined."""
+    # the gate loads Great Expectations: not at import
     from expectations import frames as framing
+
+    # the gate loads Great Expectations: not at import
     from expectations import quarantine
 
     if not reason.strip():
@@ -710,6 +723,7 @@ def accept_rows(settings: Settings, ids: list[int] | None, reason: str, *,
     """Take quarantined rows into the warehouse as they are (``ids=None``: every quarantined row):
     an operator who knows the data is right after all says why; who, why and when are kept with
     each row and in the run log. Staging takes them in on the next run."""
+    # the gate loads Great Expectations: not at import
     from expectations import quarantine
 
     if not reason.strip():
@@ -733,6 +747,7 @@ def accept_rows(settings: Settings, ids: list[int] | None, reason: str, *,
 def validate_marts(settings: Settings, as_of: date, schema: str = "build", *,
                    progress: Progress | None = None) -> GateResult:
     """Validate the marts of ``schema`` for ``as_of``. A missing mart is a critical failure."""
+    # the gate loads Great Expectations: not at import
     from expectations import frames as framing
 
     progress = progress or _quiet

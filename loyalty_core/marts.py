@@ -27,9 +27,16 @@ another connector, e.g. ``databricks-sql-connector``, plugs in as a runner with 
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+import math
 import re
 from typing import Any, Iterable, Protocol, runtime_checkable
 
+import duckdb
+import pyarrow as pa
+
+from loyalty_core import spark
 from loyalty_core.settings import Settings, reveal
 
 ENGINES = ("duckdb", "postgres", "spark")
@@ -144,6 +151,7 @@ class PostgresMarts(_Base):
         return cursor
 
     def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        # the PostgreSQL driver: only on the postgres target
         from psycopg2.extras import execute_batch
 
         rows = [[_plain(v) for v in row] for row in rows]
@@ -152,7 +160,6 @@ class PostgresMarts(_Base):
                 execute_batch(cursor, to_pyformat(sql), rows, page_size=500)
 
     def query_arrow(self, sql: str, params: Iterable[Any] | None = None) -> Any:
-        import pyarrow as pa
 
         cursor = self.execute(sql, params)
         names = [d[0] for d in cursor.description]
@@ -177,9 +184,6 @@ _INFO = re.compile(r"\binformation_schema\.(tables|columns)\b", re.IGNORECASE)
 def spark_literal(value: Any) -> str:
     """A Python value as a Spark SQL literal (parameters are inlined: the same text runs through a
     SparkSession and through a Thrift server)."""
-    import datetime as dt
-    import decimal
-    import math
 
     value = _plain(value)
     if value is None:
@@ -309,7 +313,6 @@ class ThriftSql:
             cursor.close()
 
     def arrow(self, statement: str) -> Any:
-        import pyarrow as pa
 
         names, _, rows = self.run(statement)
         return pa.table({name: [row[i] for row in rows] for i, name in enumerate(names)})
@@ -521,20 +524,20 @@ def spark_connect(settings: Settings) -> Any:
     ``session``) or a PyHive connection to a Thrift server / Databricks (``thrift``, ``http``)."""
     method = (settings.spark_method or "session").lower()
     if method == "session":
-        from loyalty_core import spark
 
         return SessionSql(spark.session(settings))
     try:
+        # the Spark engine's client: optional, only on the Spark target
         from pyhive import hive
     except ImportError:
         raise MartsError("the Spark thrift/http methods need PyHive (pip install 'dbt-spark[PyHive]')") from None
-    from loyalty_core import spark
 
     try:
         if method == "thrift":
             connection = hive.connect(host=settings.spark_host, port=int(settings.spark_port),
                                       username=settings.spark_user or "loyalty", configuration=dict(spark.SESSION_CONF))
         elif method == "http":
+            # the Spark engine's client: optional, only on the Spark target
             from thrift.transport import THttpClient
 
             path = (f"sql/protocolv1/o/0/{settings.spark_cluster}" if settings.spark_cluster
@@ -554,6 +557,7 @@ def spark_connect(settings: Settings) -> Any:
 
 def pg_connect(settings: Settings, autocommit: bool = True) -> Any:
     """A psycopg2 connection to the PostgreSQL warehouse of ``settings`` (session time zone UTC)."""
+    # the PostgreSQL driver: only on the postgres target
     import psycopg2
 
     try:
@@ -586,7 +590,6 @@ def open_marts(settings: Settings, read_only: bool = True) -> MartsReader:
         return PostgresMarts(pg_connect(settings))
     if engine_of(settings) == "spark":
         return SparkMarts(spark_connect(settings))
-    import duckdb
 
     path = settings.warehouse
     if read_only and not path.exists():

@@ -89,6 +89,7 @@ def session(settings: Settings) -> Any:
 
     A process holds one Spark; asking for another ``spark_dir`` stops the running one first.
     """
+    # the Spark engine's client: optional, only on the Spark target
     from pyspark.sql import SparkSession
 
     global _SPARK

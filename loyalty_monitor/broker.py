@@ -17,14 +17,23 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from loyalty_core.settings import Settings
-from streaming.topics import (PROBE_TIMEOUT_S, BrokerError, BrokerUnreachable, create_topic,  # noqa: F401
-                             ensure_topics, probe, topic_specs, wait_until_ready)
+from streaming.topics import (  # noqa: F401
+    PROBE_TIMEOUT_S,
+    BrokerError,
+    BrokerUnreachable,
+    create_topic,
+    ensure_topics,
+    probe,
+    topic_specs,
+    wait_until_ready,
+)
 
 
 def tansu_binary() -> Path:
@@ -137,6 +146,7 @@ def status(settings: Settings) -> dict[str, Any]:
     info: dict[str, Any] = {"running": running, **state.__dict__}
     if running:
         try:
+            # optional: the caller handles its absence
             from kafka import KafkaAdminClient
             admin = KafkaAdminClient(bootstrap_servers=state.bootstrap_servers, request_timeout_ms=3000)
             info["topics"] = sorted(t for t in admin.list_topics() if not t.startswith("__"))
@@ -161,7 +171,6 @@ class EmbeddedBroker:
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "EmbeddedBroker":
-        import tempfile
         log = Path(tempfile.mkdtemp(prefix="tansu-")) / "broker.log"
         self.proc = launch(self.port, log, detach=False)
         wait_until_ready(self.bootstrap_servers)

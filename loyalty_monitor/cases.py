@@ -18,8 +18,11 @@ import json
 import uuid
 from typing import Any
 
+from confluent_kafka import Producer
+
 from loyalty_core.contract import CASE_EVENT_TYPES, CLOSE_OUTCOMES, FEEDBACK_VERDICTS, validate
 from loyalty_core.settings import Settings
+from loyalty_monitor.warehouse import open_reader
 
 #: The published mart with every case and its current lifecycle state.
 LIFECYCLE_TABLE = "published.fct_case_lifecycle"
@@ -83,7 +86,6 @@ def feedback(case: dict[str, Any], actor: str, verdict: str, comment: str | None
 def publish(settings: Settings, events: list[dict[str, Any]], timeout_s: float = 30.0) -> None:
     """Send the events to ``topic_case_events`` (key = customer_id) and wait until the broker has
     them (acks=all, idempotent producer): returns only when they are durable, raises otherwise."""
-    from confluent_kafka import Producer
 
     errors: list[str] = []
 
@@ -104,7 +106,6 @@ def publish(settings: Settings, events: list[dict[str, Any]], timeout_s: float =
 
 def find_case(settings: Settings, case_id: str) -> dict[str, Any] | None:
     """The case with its current state, from the published warehouse (read-only); None if unknown."""
-    from loyalty_monitor.warehouse import open_reader
 
     con = open_reader(settings)  # loyalty_core.marts: DuckDB or PostgreSQL
     try:

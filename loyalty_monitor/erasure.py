@@ -51,11 +51,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from loyalty_core import locks, marts
+from loyalty_core.erasure_register import (  # noqa: F401
+    CHURN_FILE,
+    KEY_FILE,
+    LOG_FILE,
+    REGISTER_DIR,
+    _append,
+    _private_dir,
+    _register_path,
+    churn_counts_path,
+    ensure_churn_counts,
+    erased_churn_counts,
+    erased_subjects,
+    erasure_log,
+    erasures,
+    pseudonym,
+    register_dir,
+    subject_key,
+    write_churn_counts,
+)
+from loyalty_core.landing_zone import SCHEMAS, LandingZone
+from loyalty_core.marts import open_marts, pg_connect
 from loyalty_core.settings import Settings
-from loyalty_core.erasure_register import (CHURN_FILE, KEY_FILE, LOG_FILE, REGISTER_DIR, _append, _private_dir,  # noqa: F401
-                                          _register_path, churn_counts_path, ensure_churn_counts,
-                                          erased_churn_counts, erased_subjects, erasure_log, erasures,
-                                          pseudonym, register_dir, subject_key, write_churn_counts)
+from loyalty_monitor import scoring, warehouse
 
 log = logging.getLogger(__name__)
 UTC = dt.timezone.utc
@@ -83,6 +107,7 @@ class ErasureError(RuntimeError):
 
 def _lookback_days(settings: Settings) -> int:
     try:
+        # optional: the caller handles its absence
         from loyalty_monitor import scoring
 
         section = scoring.load_scoring(settings.scoring_file).get("case_feedback") or {}
@@ -94,14 +119,12 @@ def _lookback_days(settings: Settings) -> int:
 def _warehouse_churn(settings: Settings, ids: list[str]) -> dict[str, dict[str, Any]]:
     """customer_id -> its account manager, its churn as the last build saw it (int_case_churn, if
     it had churned) and its cases' opening days, read from the warehouse before it is erased."""
-    from loyalty_core import marts
 
     if not ids:
         return {}
     if marts.engine_of(settings) == "duckdb":
         if not settings.warehouse.exists():
             return {}
-        from loyalty_monitor import warehouse
 
         warehouse.release_duckdb()  # dbt-duckdb keeps the file open after an in-process run
     out: dict[str, dict[str, Any]] = {c: {"cases": []} for c in ids}
@@ -141,7 +164,6 @@ def _landed_managers(zone: Any, files: list[str], ids: list[str]) -> dict[str, s
                         "customer_id in (select unnest($ids)) and not coalesce(is_deleted, false) "
                         "and account_manager_id is not null", {"ids": ids})
     if rows is None:
-        import pyarrow.compute as pc
 
         rows = []
         for path in customers:
@@ -255,7 +277,6 @@ def _aware(value: Any) -> dt.datetime | None:
 # --- the landing zone -----------------------------------------------------------------------------
 
 def _zone(settings: Settings):
-    from loyalty_core.landing_zone import LandingZone
 
     return LandingZone.from_settings(settings)
 
@@ -276,14 +297,12 @@ def _dataset_of(zone: Any, path: str) -> str | None:
 
 
 def _read(zone: Any, path: str, columns: list[str] | None = None):
-    import pyarrow.parquet as pq
 
     with zone.fs.open(path, "rb") as fh:
         return pq.read_table(fh, columns=columns)
 
 
 def _schema_names(zone: Any, path: str) -> list[str]:
-    import pyarrow.parquet as pq
 
     with zone.fs.open(path, "rb") as fh:
         return pq.read_schema(fh).names
@@ -295,7 +314,6 @@ def _duckdb_rows(zone: Any, files: list[str], select: str, where: str = "true",
     file); None when the landing zone is not a local directory (then pyarrow reads it)."""
     if not zone.local or not files:
         return None if not zone.local else []
-    import duckdb
 
     con = duckdb.connect()
     try:
@@ -308,7 +326,6 @@ def _duckdb_rows(zone: Any, files: list[str], select: str, where: str = "true",
 def _files_with_column(zone: Any, files: list[str], column: str) -> list[str]:
     """The files whose schema has ``column`` (the landing datasets' schemas are known; other
     files, such as quarantined rows, are asked)."""
-    from loyalty_core.landing_zone import SCHEMAS
 
     out = []
     for path in files:
@@ -327,7 +344,6 @@ def _files_with_column(zone: Any, files: list[str], column: str) -> list[str]:
 
 def _landed_ids(zone: Any, files: list[str]) -> dict[str, set[str]]:
     """customer_id -> the files holding rows of it (files without a customer_id column skipped)."""
-    import pyarrow.compute as pc
 
     out: dict[str, set[str]] = defaultdict(set)
     with_ids = _files_with_column(zone, files, "customer_id")
@@ -384,7 +400,6 @@ def _tombstones(zone: Any, files: list[str]) -> dict[str, dict[str, Any]]:
 
 def _recreated_after(zone: Any, files: Iterable[str], customer_id: str, through: dt.datetime) -> bool:
     """Is there a master-data record of the customer newer than its erasure?"""
-    import pyarrow.compute as pc
 
     for path in files:
         if _dataset_of(zone, path) != "customers":
@@ -428,7 +443,6 @@ def _rewrite_landing(zone: Any, ids_to_files: dict[str, set[str]], targets: dict
     """Rewrite every landed file with rows of the targets without those rows (atomically; an
     emptied file is deleted). Files keep name, Parquet metadata and modification time, so the
     quality gate does not take them for new data."""
-    import pyarrow as pa
 
     files = sorted({f for cid, paths in ids_to_files.items() if cid in targets for f in paths})
     touched_dirs: list[str] = []
@@ -467,7 +481,6 @@ def _rewrite_landing(zone: Any, ids_to_files: dict[str, set[str]], targets: dict
 
 def _landing_terms(zone: Any, ids_to_files: dict[str, set[str]], ids: set[str]) -> dict[str, set[str]]:
     """customer_id -> its name(s) and its own free texts (notes, survey comments) as landed."""
-    import pyarrow.compute as pc
 
     texts: dict[str, set[str]] = defaultdict(set)
     files = sorted({f for cid in ids for f in ids_to_files.get(cid, ())})
@@ -486,14 +499,12 @@ def _landing_terms(zone: Any, ids_to_files: dict[str, set[str]], ids: set[str]) 
 
 
 def _string_array(values: Iterable[str]):
-    import pyarrow as pa
 
     return pa.array(sorted(values), type=pa.string())
 
 
 def _shared_texts(zone: Any, files: list[str], candidates: set[str], ids: set[str]) -> set[str]:
     """The candidate texts that other customers' rows use as well (not personal to the erased ones)."""
-    import pyarrow.compute as pc
 
     if not candidates:
         return set()
@@ -538,7 +549,6 @@ def _tables(con: Any) -> list[tuple[str, str, list[tuple[str, str]]]]:
 def _alert_rules(settings: Settings) -> list[str]:
     """Every rule an alert can carry: config/scoring.yml's (its schema lists them all) and a risk
     case's ``churn_risk``."""
-    from loyalty_monitor import scoring
 
     return sorted({*scoring.RULES, "churn_risk"})
 
@@ -592,7 +602,6 @@ def _warehouse_terms(con: Any, tables: list, ids: set[str]) -> dict[str, set[str
 def _compact(settings: Settings) -> None:
     """Replace the warehouse file by a copy that holds live data only (deleted rows survive DELETE
     and CHECKPOINT in the file's free blocks). Atomic: a temporary file, fsynced, renamed."""
-    import duckdb
 
     path = settings.warehouse
     tmp = path.with_name(f".{path.name}.erasure-{uuid.uuid4().hex[:8]}.tmp")
@@ -641,13 +650,11 @@ def _erase_warehouse(settings: Settings, targets: dict[str, Subject],
     """Delete the targets' rows from every table with a customer_id, their alert states, and
     redact their terms in text columns of the other tables; then compact the file. Returns the
     targets' alert ids (for the outbox). Adds the names and texts the warehouse holds to ``terms``."""
-    import duckdb
 
     path = settings.warehouse
     pending = register_dir(settings) / COMPACT_PENDING
     if not path.exists():
         return {}
-    from loyalty_monitor import warehouse
 
     warehouse.release_duckdb()  # dbt-duckdb keeps the file open after an in-process run
     ids = set(targets)
@@ -715,7 +722,6 @@ def _erase_postgres(settings: Settings, targets: dict[str, Subject]) -> dict[str
     """The PostgreSQL warehouse: delete the targets' rows from every table with a customer_id (the
     loaded landing tables included) and their alert states, in one transaction, then VACUUM FULL
     the touched tables so the deleted tuples do not stay in their files. Returns their alert ids."""
-    from loyalty_core.marts import pg_connect
 
     ids = sorted(targets)
     con = pg_connect(settings, autocommit=False)
@@ -773,7 +779,6 @@ def _erase_spark(settings: Settings, targets: dict[str, Subject]) -> dict[str, s
     rewrites the table without the rows (loyalty_core.marts.SparkMarts) and drops the old files,
     so nothing of the customer stays on disk. Spark has no transactions: a crash part-way leaves
     some tables erased; running the erasure again finishes it. Returns their alert ids."""
-    from loyalty_core.marts import open_marts
 
     ids = sorted(targets)
     placeholders = ", ".join("?" * len(ids))
@@ -818,7 +823,6 @@ def _compact_if_pending(settings: Settings) -> bool:
     """A previous erasure deleted rows but died before rewriting the file: finish that first."""
     pending = register_dir(settings) / COMPACT_PENDING
     if pending.exists() and settings.warehouse.exists():
-        from loyalty_monitor import warehouse
 
         warehouse.release_duckdb()
         _compact(settings)
@@ -933,8 +937,6 @@ def _scrub_sqlite(path: Path, terms: list[str]) -> int:
 def _rewrite_parquet(path: Path, targets: dict[str, Subject], pattern: re.Pattern[str]) -> None:
     """A Parquet file outside the landing zone (e.g. the quality gate's quarantine): the targets'
     rows go, and their terms are redacted in the text cells of the rows that stay."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     table = pq.read_table(path)
     dropped: dict[str, int] = defaultdict(int)
@@ -1080,7 +1082,6 @@ def _scrub_files(settings: Settings, roots: list[Path], skip: set[Path], targets
 
 def _lock(settings: Settings):
     """Hold the quality gate's lock: its results and Data Docs are rewritten too."""
-    from loyalty_core import locks
 
     return locks.exclusive(Path(settings.data_dir) / "quality" / ".lock", "the quality gate",
                            settings.lock_timeout_s)

@@ -39,8 +39,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pyarrow.types as t
+
 from loyalty_core.erasure_register import write_churn_counts
-from loyalty_core.landing_zone import quarantine_path
+from loyalty_core.landing_zone import SCHEMAS, LandingZone, quarantine_path
+from loyalty_core.marts import pg_connect
 from loyalty_core.settings import Settings
 
 LANDING_SCHEMA = "landing"
@@ -73,8 +79,6 @@ class LoadResult:
 
 def pg_type(arrow_type: Any) -> str:
     """The PostgreSQL column type of an Arrow type of the landing zone."""
-    import pyarrow as pa
-    import pyarrow.types as t
 
     if t.is_string(arrow_type) or t.is_large_string(arrow_type):
         return "text"
@@ -104,7 +108,6 @@ def _quote(name: str) -> str:
 
 
 def _csv(table: Any) -> io.BytesIO:
-    import pyarrow.csv as pacsv
 
     buffer = io.BytesIO()
     pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
@@ -128,7 +131,6 @@ def _ensure_table(cursor: Any, qualified: str, schema: Any, extra: Iterable[tupl
 
 def ensure_landing_tables(con: Any) -> None:
     """Create schema ``landing``, its tables (every dataset, even with no files yet) and the load log."""
-    from loyalty_core.landing_zone import SCHEMAS
 
     with con.cursor() as cur:
         cur.execute(f"create schema if not exists {LANDING_SCHEMA}")
@@ -148,7 +150,6 @@ def _signature(info: dict[str, Any]) -> tuple[int, str]:
 
 
 def _read_file(zone: Any, path: str, schema: Any) -> Any:
-    import pyarrow.parquet as pq
 
     with zone.fs.open(path, "rb") as fh:
         table = pq.read_table(fh)
@@ -162,10 +163,7 @@ def _read_file(zone: Any, path: str, schema: Any) -> Any:
 
 def load_landing(settings: Settings, con: Any | None = None, datasets: Iterable[str] | None = None) -> LoadResult:
     """Bring the landed Parquet files into ``landing.*`` on PostgreSQL (module doc); idempotent."""
-    import pyarrow as pa
 
-    from loyalty_core.marts import pg_connect
-    from loyalty_core.landing_zone import SCHEMAS, LandingZone
 
     started = time.perf_counter()
     own = con is None
@@ -269,7 +267,6 @@ def load_quarantine(settings: Settings, con: Any) -> int | None:
     path = quarantine_path(settings)
     if not path.exists():
         return None
-    import pyarrow.parquet as pq
 
     return _replace_ops_rows(con, QUARANTINE_TABLE, pq.read_table(path))
 
@@ -277,7 +274,6 @@ def load_quarantine(settings: Settings, con: Any) -> int | None:
 def load_erased_churn(settings: Settings, con: Any) -> int:
     """Replace the rows of ``ops.erased_churn`` with the erasure register's churn counts (no
     customer named; dbt's source ``erasure.erased_churn`` on PostgreSQL)."""
-    import pyarrow.parquet as pq
 
 
     return _replace_ops_rows(con, ERASED_CHURN_TABLE, pq.read_table(write_churn_counts(settings)))
@@ -285,7 +281,6 @@ def load_erased_churn(settings: Settings, con: Any) -> int:
 
 def landing_counts(con: Any) -> dict[str, int]:
     """Rows per landing table (for checks and `loyalty warehouse load`)."""
-    from loyalty_core.landing_zone import SCHEMAS
 
     out = {}
     with con.cursor() as cur:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,7 @@ def apply_erasures(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     project stores data, and erase again what of an erased customer landed since
     (``loyalty_monitor.erasure``). Before the gate and dbt, so neither ever reads erased rows.
     The result names customers only by keyed hash (it is kept in Airflow's metadata)."""
+    # at run time: parsing the DAG file stays light
     from loyalty_monitor import erasure
 
     release_dbt_handle()
@@ -101,6 +103,7 @@ def check_landing(settings: Settings, as_of: dt.date) -> dict[str, Any]:
 
 def dbt_environment(settings: Settings) -> dict[str, str]:
     """Environment that dbt_project/profiles.yml reads (defined by the warehouse module)."""
+    # at run time: parsing the DAG file stays light
     from loyalty_monitor import warehouse
 
     return warehouse.dbt_env(settings)
@@ -108,6 +111,7 @@ def dbt_environment(settings: Settings) -> dict[str, str]:
 
 def build_warehouse(settings: Settings, as_of: dt.date, select: str | None = None) -> Any:
     """dbt build into schema ``build`` (the DAG runs one task per model instead; this is for scripts)."""
+    # at run time: parsing the DAG file stays light
     from loyalty_monitor import warehouse
 
     return warehouse.build(settings, as_of, select=select)
@@ -116,6 +120,7 @@ def build_warehouse(settings: Settings, as_of: dt.date, select: str | None = Non
 def release_dbt_handle() -> None:
     """dbt-duckdb keeps the warehouse open after an in-process run (``loyalty run``); DuckDB then
     refuses this process's other connections to the file. Close it before the steps that read."""
+    # at run time: parsing the DAG file stays light
     from loyalty_monitor import warehouse
 
     warehouse.release_duckdb()
@@ -127,6 +132,7 @@ def plan_build(settings: Settings) -> dict[str, Any]:
 
     On PostgreSQL it first loads the landed files into schema ``landing`` (``warehouse.load``), the
     step the dbt tasks that follow need, as ``warehouse.build`` does it; on DuckDB nothing to load."""
+    # at run time: parsing the DAG file stays light
     from loyalty_monitor import scoring, warehouse
 
     loaded = warehouse.load(settings)
@@ -143,6 +149,7 @@ def plan_build(settings: Settings) -> dict[str, Any]:
 
 def record_build(settings: Settings, plan: dict[str, Any]) -> None:
     """After the dbt tasks succeeded: remember which scoring the warehouse was built with."""
+    # at run time: parsing the DAG file stays light
     from loyalty_monitor import warehouse
 
     warehouse._scoring_state_file(settings).write_text(plan["scoring_fingerprint"] + "\n")
@@ -151,6 +158,7 @@ def record_build(settings: Settings, plan: dict[str, Any]) -> None:
 def fit_population(settings: Settings, as_of: dt.date, plan: dict[str, Any] | None = None) -> dict[str, Any]:
     """The drift model's population step: BG/NBD parameters refitted weekly or when the scoring
     changed, and every customer's P(alive) as of the run's day (``loyalty_monitor.drift.population``)."""
+    # at run time: parsing the DAG file stays light
     from loyalty_monitor.drift import population
 
     release_dbt_handle()
@@ -161,6 +169,7 @@ def fit_population(settings: Settings, as_of: dt.date, plan: dict[str, Any] | No
 
 def check_marts(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     """Quality gate on the freshly built marts (schema ``build``), before anyone can see them."""
+    # the gate loads Great Expectations: not at import
     from expectations.gate import validate_marts
 
     release_dbt_handle()
@@ -169,6 +178,7 @@ def check_marts(settings: Settings, as_of: dt.date) -> dict[str, Any]:
 
 def publish(settings: Settings, as_of: dt.date) -> Any:
     """Copy the checked marts into schema ``published`` (one transaction)."""
+    # at run time: parsing the DAG file stays light
     from loyalty_monitor import warehouse
 
     release_dbt_handle()
@@ -179,7 +189,10 @@ def publish(settings: Settings, as_of: dt.date) -> Any:
 
 def dispatch_alerts(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     """Send the due churn alerts; raise (after recording) if some could not be delivered."""
+    # at run time: parsing the DAG file stays light
     from loyalty_monitor.alerting import AlertDeliveryError
+
+    # at run time: parsing the DAG file stays light
     from loyalty_monitor.alerting import dispatch_alerts as dispatch
 
     release_dbt_handle()
@@ -270,8 +283,8 @@ def event_update(settings: Settings, as_of: dt.date, topics: list[str] | None = 
     changed since the last build, the build is the daily run's full refresh instead (nothing is
     selected then). Returns what each step took (seconds), for the latency benchmark and the log.
     """
-    import time
 
+    # at run time: parsing the DAG file stays light
     from loyalty_monitor import warehouse
 
     steps: dict[str, float] = {}
@@ -308,6 +321,7 @@ def event_update(settings: Settings, as_of: dt.date, topics: list[str] | None = 
 def render_weekly_report(settings: Settings, period_end: dt.date) -> str:
     """The leadership report up to ``period_end`` (its default window: the 12 weeks before), as a file
     ``<data_dir>/reports/loyalty-report-<period_end>.html``; a rerun overwrites the same file."""
+    # at run time: parsing the DAG file stays light
     from loyalty_monitor.reporting import render_report
 
     out = settings.data_dir / "reports" / f"loyalty-report-{period_end.isoformat()}.html"
@@ -318,7 +332,10 @@ def render_weekly_report(settings: Settings, period_end: dt.date) -> str:
 def send_weekly_digests(settings: Settings, week_end: dt.date) -> dict[str, Any]:
     """Each account manager's weekly digest for the ISO week holding ``week_end`` (alerting/weekly.py),
     once per manager and week; raise (after recording) if some could not be delivered."""
+    # at run time: parsing the DAG file stays light
     from loyalty_monitor.alerting import AlertDeliveryError
+
+    # at run time: parsing the DAG file stays light
     from loyalty_monitor.alerting.weekly import send_weekly_digests as send
 
     result = send(settings, week_end)
@@ -332,6 +349,7 @@ def send_weekly_digests(settings: Settings, week_end: dt.date) -> dict[str, Any]
 def on_failure(settings: Settings, *, dag_id: str, task_id: str, logical_date: Any, error: BaseException | None,
                try_number: int | None = None, log_url: str | None = None) -> list[dict[str, Any]]:
     """Tell the data engineers that a task failed for good (after its retries). Never raises."""
+    # at run time: parsing the DAG file stays light
     from loyalty_monitor.alerting import notify_data_engineers
 
     as_of = as_of_date(logical_date)
@@ -369,6 +387,7 @@ def kafka_connection(settings: Settings) -> dict[str, Any]:
 
 def airflow_environment(settings: Settings, airflow_home: Path | None = None) -> dict[str, str]:
     """Environment for Airflow processes of this project (standalone, dag.test, the CLI)."""
+    # at run time: parsing the DAG file stays light
     from loyalty_core.settings import PROJECT_ROOT
 
     home = airflow_home or settings.data_dir / "airflow"
@@ -404,6 +423,7 @@ def is_batch_landed(message: Any) -> Any:
 
 def dbt_profile_name(settings: Settings) -> str:
     """The ``profile:`` of dbt_project/dbt_project.yml (the one place it is named)."""
+    # at run time: parsing the DAG file stays light
     import yaml
 
     project_file = settings.dbt_project_dir / "dbt_project.yml"
@@ -428,9 +448,11 @@ def dbt_manifest(settings: Settings) -> Path:
     newest = max((p.stat().st_mtime for p in sources), default=0.0)
     if manifest.exists() and manifest.stat().st_mtime >= newest:
         return manifest
+    # at run time: parsing the DAG file stays light
     from dbt.cli.main import dbtRunner
 
     log.info("parsing the dbt project %s into %s", project, target)
+    # at run time: parsing the DAG file stays light
     from loyalty_monitor.warehouse import environment
 
     with environment(dbt_environment(settings)):
@@ -444,6 +466,7 @@ def dbt_manifest(settings: Settings) -> Path:
 
 def dbt_run_vars(settings: Settings, as_of: Any) -> dict[str, Any]:
     """dbt vars for a run of ``as_of`` (a date, or a template string the DAG fills in per run)."""
+    # at run time: parsing the DAG file stays light
     from loyalty_monitor import warehouse
 
     values = dict(warehouse.dbt_vars(settings, dt.date(2000, 1, 1)))

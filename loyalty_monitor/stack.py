@@ -14,20 +14,24 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Callable
 
 from loyalty_core import locks
-from loyalty_monitor import pipeline
+from loyalty_core.settings import PROJECT_ROOT, Secret, Settings
+from loyalty_monitor import broker, pipeline
 from loyalty_monitor.broker import pid_alive
-from loyalty_core.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +79,6 @@ def prepare_dbt_manifest(settings: Settings, progress: Callable[[str], None] = p
 
 
 def _airflow_version() -> str:
-    from importlib.metadata import version
 
     return version("apache-airflow-core")
 
@@ -101,6 +104,7 @@ def ensure_migrated(home: Path, env: dict[str, str], progress: Callable[[str], N
 
 def load_dag(dag_id: str = pipeline.DAG_ID) -> Any:
     """The DAG as Airflow parses it from the repository's dags/ folder."""
+    # Airflow: only inside a run, never when this module is imported
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
@@ -280,9 +284,7 @@ def ensure_admin_password(path: Path, user: str = ADMIN_USER) -> Path:
     that already holds the user is kept (same password) and made private; the password is never
     printed: ``loyalty up`` says where the file is.
     """
-    import secrets
 
-    from loyalty_core.settings import Secret
 
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -378,8 +380,6 @@ def _metadata_db_exists(env: dict[str, str]) -> bool:
 
 def wait_for_http(url: str, timeout_s: float, interval_s: float = 1.0) -> bool:
     """Whether ``url`` answers HTTP (any status) within ``timeout_s``."""
-    import urllib.error
-    import urllib.request
 
     deadline = time.monotonic() + timeout_s
     while True:
@@ -403,7 +403,6 @@ def up(settings: Settings, port: int = 8080, progress: Callable[[str], None] = p
     ``wait_s`` > 0: then wait up to that long until the Airflow UI answers (``loyalty up`` waits
     300 s); ``info["ui_answers"]`` says whether it did.
     """
-    from loyalty_monitor import broker
 
     host = host or settings.airflow_host
     prepare_dbt_manifest(settings, progress)
@@ -460,7 +459,6 @@ def _with_bootstrap(settings: Settings, bootstrap: str) -> Settings:
 
 def down(settings: Settings, progress: Callable[[str], None] = print) -> None:
     """Stop the web app, airflow standalone, the consumer and the embedded broker (in that order)."""
-    from loyalty_monitor import broker
 
     for name in ("web", "airflow", "consumer"):
         progress(f"{name}: {'stopped' if _stop_background(name, settings) else 'was not running'}")

@@ -26,12 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from loyalty_core import contract, dates
-from loyalty_core.marts import MartsError, MartsReader, engine_of, open_marts
-from loyalty_monitor.scoring import fingerprint, load_scoring
+import duckdb
+import fsspec
+from dbt.cli.main import dbtRunner
+
+from loyalty_core import contract, dates, spark
 from loyalty_core.erasure_register import ensure_churn_counts
 from loyalty_core.landing_zone import quarantine_path
-from loyalty_core.settings import Settings
+from loyalty_core.marts import MartsError, MartsReader, engine_of, open_marts
+from loyalty_core.settings import Settings, load_settings, reveal
+from loyalty_monitor.landing_load import load_landing
+from loyalty_monitor.scoring import fingerprint, load_scoring
 
 BUILD_SCHEMA = "build"
 PUBLISHED_SCHEMA = "published"
@@ -130,7 +135,6 @@ def spark_env(settings: Settings) -> dict[str, str]:
     on the Spark target also which landing datasets have files (a Spark query over no file fails,
     so dbt cannot ask) and whether a quarantine file exists, and, for the session method, the
     in-process Spark's settings (``PYSPARK_SUBMIT_ARGS``: ``loyalty_core.spark``)."""
-    from loyalty_core.settings import reveal
 
     env = {"LOYALTY_SPARK_METHOD": settings.spark_method, "LOYALTY_SPARK_HOST": settings.spark_host,
            "LOYALTY_SPARK_PORT": str(settings.spark_port), "LOYALTY_SPARK_USER": settings.spark_user or "loyalty",
@@ -138,7 +142,6 @@ def spark_env(settings: Settings) -> dict[str, str]:
            "LOYALTY_SPARK_ENDPOINT": settings.spark_endpoint}
     if (settings.dbt_target or "").lower() != "spark":
         return env
-    from loyalty_core import spark
 
     env["LOYALTY_LANDING_DATASETS"] = ",".join(landed_datasets(settings))
     env["LOYALTY_QUARANTINE_EXISTS"] = "1" if quarantine_path(settings).exists() else "0"
@@ -149,7 +152,6 @@ def spark_env(settings: Settings) -> dict[str, str]:
 
 def landed_datasets(settings: Settings) -> list[str]:
     """The landing datasets (touchpoints, customers, case_events) with at least one Parquet file."""
-    import fsspec
 
     fs, root = fsspec.core.url_to_fs(str(settings.landing).rstrip("/"))
     found = []
@@ -172,7 +174,6 @@ def _ls_or_empty(fs: Any, path: str) -> list[str]:
 
 def pg_env(settings: Settings) -> dict[str, str]:
     """The ``LOYALTY_PG_*`` variables of the dbt profile's ``postgres`` target, from the settings."""
-    from loyalty_core.settings import reveal
 
     return {"LOYALTY_PG_HOST": settings.pg_host, "LOYALTY_PG_PORT": str(settings.pg_port),
             "LOYALTY_PG_USER": settings.pg_user, "LOYALTY_PG_PASSWORD": reveal(settings.pg_password),
@@ -190,7 +191,6 @@ def dbt_vars(settings: Settings, as_of: dt.date | str | None = None) -> dict[str
 def dbt_vars_json(settings: Settings | None = None, as_of: dt.date | str | None = None) -> str:
     """``dbt_vars`` as the JSON string for ``dbt --vars`` (handy from a shell or a DAG)."""
     if settings is None:
-        from loyalty_core.settings import load_settings
         settings = load_settings()
     return json.dumps(dbt_vars(settings, as_of))
 
@@ -232,7 +232,6 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | str | None = N
     ``raise_for_failure()`` for a one-line error naming the failing model. ``on_node`` is called
     as each node finishes (progress for long builds).
     """
-    from dbt.cli.main import dbtRunner
 
     project = Path(settings.dbt_project_dir)
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
@@ -254,7 +253,6 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | str | None = N
                                       node.status, node.message or None, float(node.execution_time or 0)))
         callbacks.append(_callback)
     if is_spark(settings) and settings.spark_method == "session":
-        from loyalty_core import spark
 
         spark.session(settings)  # dbt-spark's session method then uses this one (same settings)
     started = time.perf_counter()
@@ -284,6 +282,7 @@ def release_duckdb() -> None:
     refuses other connections to the file (read-only ones, publish) from the same process.
     run_dbt() calls it after every invocation; callers that run dbt themselves (cosmos) can too."""
     try:
+        # optional: the caller handles its absence
         from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     except ImportError:  # adapter not installed: nothing cached
         return
@@ -357,7 +356,6 @@ def load(settings: Settings) -> "LoadResult | None":
     files in place. ``build()`` calls it first."""
     if not is_postgres(settings):
         return None
-    from loyalty_monitor.landing_load import load_landing
 
     try:
         return load_landing(settings)
@@ -369,7 +367,6 @@ def load(settings: Settings) -> "LoadResult | None":
 
 def connect(settings: Settings, read_only: bool = True):
     """A DuckDB connection to the warehouse file (read-only by default)."""
-    import duckdb
 
     path = settings.warehouse
     if read_only and not path.exists():

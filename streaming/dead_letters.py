@@ -11,12 +11,18 @@ topic and everything before them is deleted (DeleteRecords); on a broker without
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.admin import NewTopic
+from kafka.structs import TopicPartition
+
 from loyalty_core import erasure_register
 from loyalty_core.settings import Settings
+from streaming.producer import make_producer
 from streaming.topics import topic_specs
 
 #: How long fetches must stay empty before the dead-letter topic counts as read to its end.
@@ -78,8 +84,6 @@ def iter_dead_letters(settings: Settings, timeout_s: float = 30.0) -> Iterator[D
 
     Each of ``settings.topic_dead_letter``'s partitions is read in order; with several partitions the
     interleaving follows fetch order."""
-    from kafka import KafkaConsumer
-    from kafka.structs import TopicPartition
 
     consumer = KafkaConsumer(client_id="loyalty-dead-letters", enable_auto_commit=False,
                              consumer_timeout_ms=1000, **settings.kafka_client_config())
@@ -130,7 +134,6 @@ class ReplayResult:
 def replay_dead_letters(settings: Settings, error_code: str | None = None,
                         on_progress: Callable[[int], None] | None = None) -> ReplayResult:
     """Re-publish dead letters' original key, bytes and headers to their source topics."""
-    from streaming.producer import make_producer
 
     known = {settings.topic_touchpoints, settings.topic_customers, settings.topic_case_events}
     result = ReplayResult()
@@ -176,7 +179,6 @@ class PurgeResult:
 def _customer_ids_of(record: DeadLetterRecord) -> set[str]:
     """Every customer a dead letter may be about: its key and, when the bytes are a JSON object,
     their customer_id."""
-    import json
 
     ids: set[str] = set()
     if record.key:
@@ -210,7 +212,6 @@ def _identity(record: DeadLetterRecord) -> tuple:
 def _delete_records_supported(admin: Any, topic: str, low: dict[int, int]) -> bool:
     """Probe DeleteRecords with a no-op (delete before the current first offset). Tansu advertises
     the API but drops the connection on it; a real Kafka broker answers."""
-    from kafka.structs import TopicPartition
 
     try:
         admin.delete_records({TopicPartition(topic, p): offset for p, offset in low.items()}, timeout_ms=10_000)
@@ -232,11 +233,7 @@ def purge_dead_letters(settings: Settings, customer_ids: set[str] | None = None,
     embedded broker, memory only): the topic is deleted, created again and the kept ones produced;
     stop the consumer first there, or dead letters written meanwhile are lost.
     """
-    from kafka import KafkaAdminClient, KafkaConsumer
-    from kafka.admin import NewTopic
-    from kafka.structs import TopicPartition
 
-    from streaming.producer import make_producer
 
     wanted = set(customer_ids or ())
     if erased:

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
+from kafka import KafkaProducer
+
 from loyalty_core.settings import Settings
 
 #: Bytes of JSON Lines input between two progress callbacks.
@@ -66,7 +68,6 @@ def read_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
 
 
 def make_producer(settings: Settings, **overrides: Any):
-    from kafka import KafkaProducer
 
     config: dict[str, Any] = dict(
         client_id="loyalty-producer",

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from loyalty_core.settings import Secret, Settings, reveal
 from loyalty_monitor.alerting.deadline import Deadline, DeadlineExceeded, call_with_deadline
 from loyalty_monitor.alerting.messages import Message, one_line
-from loyalty_core.settings import Secret, Settings, reveal
 
 log = logging.getLogger(__name__)
 
@@ -382,6 +382,7 @@ def _airflow_connection(conn_id: str) -> Any | None:
     if "airflow.sdk" not in sys.modules and f"AIRFLOW_CONN_{conn_id.upper()}" not in os.environ:
         return None
     try:
+        # Airflow: only inside a run, never when this module is imported
         from airflow.sdk import Connection
 
         return Connection.get(conn_id)

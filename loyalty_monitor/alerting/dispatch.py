@@ -25,15 +25,25 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, NamedTuple
 
+from loyalty_core.dates import parse_as_of
+from loyalty_core.marts import MartsError, engine_of, open_marts
+from loyalty_core.settings import Settings
+from loyalty_monitor import scoring
 from loyalty_monitor.alerting import context as alert_context
 from loyalty_monitor.alerting import escalation
 from loyalty_monitor.alerting import lifecycle as case_lifecycle
 from loyalty_monitor.alerting import state as alert_state
 from loyalty_monitor.alerting.channels import (
-    Channel, DeliveryError, MessageError, RecipientError, build_channels, channel_secrets, scrub)
+    Channel,
+    DeliveryError,
+    MessageError,
+    RecipientError,
+    build_channels,
+    channel_secrets,
+    scrub,
+)
+from loyalty_monitor.alerting.lifecycle import LIFECYCLE_TABLE, _lifecycle_rows
 from loyalty_monitor.alerting.messages import ALERT_COLUMNS, Message, rank_key, render_alerts, render_notice
-from loyalty_core.dates import parse_as_of
-from loyalty_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +62,6 @@ class AlertPolicy:
 
 def load_policy(settings: Settings) -> AlertPolicy:
     """The ``alerts:`` section of config/scoring.yml (user-edited), with defaults for missing keys."""
-    from loyalty_monitor import scoring
 
     section = scoring.load_scoring(settings.scoring_file).get("alerts") or {}
     defaults = AlertPolicy()
@@ -95,7 +104,6 @@ class DispatchResult:
 def connect(settings: Settings, read_only: bool = False) -> Any:
     """The warehouse through ``loyalty_core.marts`` (DuckDB file or PostgreSQL, by ``dbt_target``):
     published alerts are read, ``ops.alert_state`` is written next to them."""
-    from loyalty_core.marts import MartsError, engine_of, open_marts
 
     if read_only and engine_of(settings) == "duckdb" and not settings.warehouse.exists():
         raise FileNotFoundError(f"no warehouse at {settings.warehouse}: run the pipeline first (`loyalty run`)")
@@ -552,7 +560,6 @@ def _has_column(con: Any, qualified: str, column: str) -> bool:
 
 def _held_cases(con: Any) -> dict[str, dict[str, Any]]:
     """Risk cases whose account manager snoozed or closed them (published.fct_case_lifecycle)."""
-    from loyalty_monitor.alerting.lifecycle import LIFECYCLE_TABLE, _lifecycle_rows
 
     rows = _lifecycle_rows(con)
     if rows and _has_column(con, LIFECYCLE_TABLE, "close_outcome"):

@@ -17,6 +17,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from loyalty_monitor.scoring import ScoringError, load_scoring
+
 SEVERITY_TABLE = "ops.alert_severity"
 RANK = {"low": 1, "medium": 2, "high": 3}
 
@@ -43,7 +45,6 @@ def _told(con: Any) -> dict[str, tuple[str, dt.date | None]]:
 
 
 def high_probability(settings: Any) -> float | None:
-    from loyalty_monitor.scoring import ScoringError, load_scoring
 
     try:
         return float(load_scoring(settings.scoring_file)["risk_cases"]["high_probability"])

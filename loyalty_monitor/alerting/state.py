@@ -10,8 +10,11 @@ handled yet, or left for the next run because its channel was paused).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from typing import Any
+
+import pyarrow as pa
 
 STATE_TABLE = "ops.alert_state"
 STATUSES = ("sent", "failed", "expired", "capped", "undeliverable")
@@ -97,7 +100,6 @@ class StateWriter:
                "recipient", "account_manager_id", "alert_date", "value_at_stake")
 
     def __init__(self, con: Any, batch: int = 200, max_seconds: float = 2.0):
-        import time
 
         self.con, self.batch, self.max_seconds = con, batch, max_seconds
         self._clock = time.monotonic
@@ -118,7 +120,6 @@ class StateWriter:
     def flush(self) -> None:
         if not self.buffer:
             return
-        import pyarrow as pa
 
         latest = {(r.alert_id, r.channel): r for r in self.buffer}  # one row per key per statement
         now = utcnow()

@@ -26,13 +26,15 @@ from __future__ import annotations
 import datetime as dt
 import html as html_lib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from loyalty_core.settings import Settings
 from loyalty_monitor.alerting import state as alert_state
 from loyalty_monitor.alerting.channels import Channel, build_channels
+from loyalty_monitor.alerting.dispatch import connect, deliver
 from loyalty_monitor.alerting.messages import PRODUCT, Message, at_stake, format_money, one_line, slack_escape
-from loyalty_core.settings import Settings
 
 log = logging.getLogger(__name__)
 TOP_CASES = 10
@@ -136,6 +138,7 @@ def _case_value(row: dict[str, Any]) -> str:
 
 def _sign_in(settings: Settings, email: str) -> str:
     try:
+        # optional: the caller handles its absence
         from loyalty_monitor.access import sign_in_link
 
         return sign_in_link(settings, email)
@@ -214,9 +217,7 @@ def render_weekly(settings: Settings, m: dict[str, Any], week: str, day: dt.date
 def send_weekly_digests(settings: Settings, week_end: dt.date, *, channels: list[Channel] | None = None,
                         sleep: Any = None) -> WeeklyResult:
     """Send each manager's digest for the ISO week holding ``week_end`` once per channel."""
-    import time
 
-    from loyalty_monitor.alerting.dispatch import connect, deliver
 
     _, sunday, week = week_of(week_end)
     result = WeeklyResult(week=week)

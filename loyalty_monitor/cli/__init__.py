@@ -17,7 +17,6 @@ import tomllib
 from loyalty_core import logs
 from loyalty_core.settings import load_settings
 
-
 # Sub-command modules, in the order `loyalty --help` lists them. Each module in this package
 # defines `register(sub)` for its commands; add a feature's module here.
 COMMAND_MODULES = [
@@ -43,6 +42,7 @@ def version() -> str:
     try:
         return importlib.metadata.version(DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
+        # the command's own dependencies, loaded when it runs (cli/__init__.py)
         from loyalty_core.settings import PROJECT_ROOT
 
         try:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from loyalty_monitor.cli._common import example, print_json
 from loyalty_core.settings import load_settings
+from loyalty_monitor.cli._common import example, print_json
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import broker
 
     settings = load_settings(broker_port=args.port or None)

@@ -10,15 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from loyalty_monitor.cli._common import example
 from loyalty_core.dates import cli_date
 from loyalty_core.settings import load_settings
-
+from loyalty_monitor.cli._common import example
 
 _date = cli_date
 
 
 def cmd_case_event(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import cases
 
     settings = load_settings()
@@ -36,6 +36,7 @@ def cmd_case_event(args: argparse.Namespace) -> int:
         event = cases.close(case, actor, outcome=args.outcome, note=args.note)
     else:
         event = cases.feedback(case, actor, verdict=args.verdict, comment=args.comment)
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import broker
 
     broker.probe(settings)
@@ -53,6 +54,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_core.contract import CLOSE_OUTCOMES, FEEDBACK_VERDICTS
 
     alerts = _subparsers(sub.choices["alerts"])

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from loyalty_monitor.cli._common import example, print_json
 from loyalty_core.settings import load_settings
+from loyalty_monitor.cli._common import example, print_json
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_core import locks
+
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import erasure
 
     settings = load_settings()
@@ -28,13 +31,17 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
 
 def cmd_erasures(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import erasure
 
     rows = erasure.erasures(load_settings())
     if args.format == "json":
         print_json(rows)
         return 0
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from rich.console import Console
+
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from rich.table import Table
 
     table = Table(title=f"{len(rows)} erasures (customers as keyed hashes)")

@@ -9,6 +9,7 @@ from loyalty_core.settings import load_settings
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor.drift.explain import explain, render_html, render_text
 
     story = explain(load_settings(), args.customer, as_of=args.as_of, days=args.days)

@@ -11,8 +11,9 @@ from loyalty_monitor.cli._common import example
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from loyalty_monitor.generator import generate
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_core.settings import load_settings
+    from loyalty_monitor.generator import generate
 
     out = args.out or load_settings().data_dir / "generated"
     started = time.monotonic()
@@ -78,6 +79,7 @@ def _non_negative_float(text: str) -> float:
 
 def _segment_mix(text: str) -> dict[str, float]:
     """``key=0.6,growth=0.3,standard=0.1`` -> {"key": 0.6, ...}."""
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor.generator import SEGMENTS
 
     known = [name for name, _ in SEGMENTS]

@@ -7,10 +7,9 @@ import datetime as dt
 import json
 import sys
 
-from loyalty_monitor.cli._common import example
 from loyalty_core.dates import cli_date, parse_as_of
 from loyalty_core.settings import load_settings
-
+from loyalty_monitor.cli._common import example
 
 _date = cli_date
 
@@ -26,6 +25,7 @@ def _non_negative_int(text: str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import stack
 
     settings = load_settings()
@@ -48,6 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor.alerting import list_alerts
 
     rows = list_alerts(load_settings(), status=args.status, manager=args.manager, since=args.since,
@@ -55,7 +56,10 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(rows, indent=2, default=str))
         return 0
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from rich.console import Console
+
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from rich.table import Table
 
     filters = [f for f in (args.status, args.manager and f"manager {args.manager}",
@@ -77,6 +81,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import stack
 
     info = stack.up(load_settings(), port=args.port, host=args.host, wait_s=args.wait)
@@ -84,6 +89,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import stack
 
     stack.down(load_settings())

@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from datetime import date
+from pathlib import Path
 
-from loyalty_monitor.cli._common import example, print_json
 from loyalty_core.dates import cli_date, parse_as_of
 from loyalty_core.settings import load_settings
+from loyalty_monitor.cli._common import example, print_json
 
 
 def _dates(text: str) -> list[date]:
@@ -108,6 +108,7 @@ def _print_decision(decision, verb: str) -> None:
 
 
 def _quarantine_command(args: argparse.Namespace, settings) -> int:
+    # the gate loads Great Expectations: not at import
     from expectations import gate, quarantine
 
     if args.quarantined:
@@ -135,7 +136,10 @@ def _quarantine_command(args: argparse.Namespace, settings) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    # the gate loads Great Expectations: not at import
     from expectations import gate
+
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor.alerting import notify_data_engineers
 
     settings = load_settings()

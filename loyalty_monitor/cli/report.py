@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from loyalty_monitor.cli._common import example
 from loyalty_core.dates import cli_date
 from loyalty_core.settings import load_settings
-
+from loyalty_monitor.cli._common import example
 
 _date = cli_date
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor.reporting import render_report
 
     path = render_report(load_settings(), args.out, args.period_start, args.period_end)
@@ -21,6 +21,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor.demo import run_demo
 
     summary = run_demo(load_settings(), customers=args.customers, months=args.months, fresh=args.fresh,

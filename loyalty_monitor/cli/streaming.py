@@ -6,15 +6,15 @@ import argparse
 import os
 import sys
 
-from loyalty_monitor.cli._common import example, print_json
 from loyalty_core.settings import load_settings
+from loyalty_monitor.cli._common import example, print_json
 
 
 def _progress_printer(total_bytes: int | None):
     """A progress callback: a rich bar on a terminal, else a line on stderr every few seconds."""
     if sys.stderr.isatty():
-        from rich.progress import (BarColumn, Progress, TextColumn,
-                                   TimeRemainingColumn)
+        # the command's own dependencies, loaded when it runs (cli/__init__.py)
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
         progress = Progress(TextColumn("producing"), BarColumn(), TextColumn("{task.fields[sent]:,} messages"),
                             TimeRemainingColumn(), transient=True, console=None)
         task = progress.add_task("produce", total=total_bytes, sent=0)
@@ -23,6 +23,7 @@ def _progress_printer(total_bytes: int | None):
         def update(position: int, sent: int) -> None:
             progress.update(task, completed=position, sent=sent)
         return update, progress.stop
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     import time
     state = {"last": time.monotonic()}
 
@@ -38,6 +39,7 @@ def _progress_printer(total_bytes: int | None):
 def _topic_to_write(settings, name: str, create: bool, partitions: int | None) -> str:
     """The topic ``produce`` sends to: the configured name for touchpoints/customers; a topic
     the broker does not have is refused (a typo would create a topic nothing reads) unless ``create``."""
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import broker
 
     topic = {"touchpoints": settings.topic_touchpoints, "customers": settings.topic_customers}.get(name, name)
@@ -53,6 +55,7 @@ def _topic_to_write(settings, name: str, create: bool, partitions: int | None) -
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from streaming.producer import produce_lines, read_lines
 
     settings = load_settings()
@@ -79,6 +82,7 @@ def _backlog_bar():
     """A backlog bar (messages landed of those waiting) for ``consume`` on a terminal, else None."""
     if not sys.stderr.isatty():
         return None, lambda: None
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = Progress(TextColumn("consuming"), BarColumn(), MofNCompleteColumn(), TextColumn("messages"),
@@ -92,7 +96,10 @@ def _backlog_bar():
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import broker
+
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from streaming.consumer import run_consumer
 
     settings = load_settings()
@@ -108,12 +115,16 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import broker
+
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from streaming.dead_letters import list_dead_letters, replay_dead_letters
 
     settings = load_settings()
     broker.probe(settings)
     if args.action == "purge":
+        # the command's own dependencies, loaded when it runs (cli/__init__.py)
         from streaming.dead_letters import purge_dead_letters
 
         if not args.customer and not args.erased:
@@ -132,7 +143,10 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_json([r.as_dict(preview_chars=None) for r in records])
         return 0
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from rich.console import Console
+
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from rich.table import Table
 
     table = Table(title=f"{len(records)} dead letters in {settings.topic_dead_letter}")
@@ -147,6 +161,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 
 
 def cmd_land_offline(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from streaming.landing import land_jsonl_offline
 
     settings = load_settings()

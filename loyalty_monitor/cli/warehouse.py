@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from loyalty_monitor.cli._common import example, print_json
 from loyalty_core.settings import load_settings
+from loyalty_monitor.cli._common import example, print_json
 
 
 def _progress(node) -> None:
@@ -18,6 +18,7 @@ def _progress(node) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import warehouse
 
     settings = load_settings()
@@ -30,6 +31,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                              refit=args.refit)
     print(result.summary())
     if args.select is None:
+        # the command's own dependencies, loaded when it runs (cli/__init__.py)
         from loyalty_monitor.drift import population
 
         fitted = population.refresh(settings, warehouse.parse_as_of(args.as_of), refit=args.refit or args.full_refresh)
@@ -42,6 +44,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import warehouse
 
     settings = load_settings()
@@ -55,6 +58,7 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import warehouse
 
     marts = warehouse.publish(load_settings())
@@ -63,6 +67,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import warehouse
 
     settings = load_settings()
@@ -86,6 +91,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
     """``dbt docs generate --static``: one HTML file with the manifest and catalog inside, which
     opens from the file system (the plain index.html fetches manifest.json and catalog.json, which
     a browser refuses for a file:// page, so it needs ``dbt docs serve``)."""
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import warehouse
 
     settings = load_settings()
@@ -109,6 +115,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def _is_built(settings: Any) -> bool:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import warehouse
 
     try:
@@ -125,6 +132,7 @@ def docs_page(settings: Any) -> Path:
 
 
 def cmd_check_scoring(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor.scoring import load_scoring
 
     settings = load_settings()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loyalty_monitor.cli._common import example
 from loyalty_core.settings import load_settings
+from loyalty_monitor.cli._common import example
 
 
 def cmd_web(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor.web import serve
 
     settings = load_settings()
@@ -24,7 +25,10 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 def cmd_link(args: argparse.Namespace) -> int:
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import access as auth
+
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor.web import queries
 
     settings = load_settings()

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from loyalty_monitor.drift import bgnbd
+from loyalty_core.marts import open_marts
 from loyalty_core.settings import Settings
+from loyalty_monitor.drift import bgnbd
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,6 @@ def refresh(settings: Settings, as_of: dt.date, refit: bool = False) -> Populati
 
 def p_alive_of(settings: Settings, customer_id: str) -> dict[str, dict]:
     """The latest P(alive) rows of one customer, by stream (empty before the first refresh)."""
-    from loyalty_core.marts import open_marts
 
     con = open_marts(settings)
     try:

@@ -12,12 +12,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from loyalty_core.landing_zone import quality_runs
+from loyalty_core.marts import MartsError, engine_of, open_marts
+from loyalty_core.settings import Settings
 from loyalty_monitor.reporting import case_feedback, charts, forecast, queries, summary
 from loyalty_monitor.reporting import formatting as fmt
-from loyalty_core.landing_zone import quality_runs
-from loyalty_core.settings import Settings
+from loyalty_monitor.scoring import ScoringError, load_scoring
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -47,9 +50,7 @@ def connect_read_only(settings: Settings):
 
     DuckDB: the file itself. PostgreSQL and Spark: a ``loyalty_core.marts`` reader, which runs
     the same portable SQL (``?`` parameters, ``information_schema``) with the same ``execute``."""
-    import duckdb
 
-    from loyalty_core.marts import MartsError, engine_of, open_marts
 
     if engine_of(settings) != "duckdb":
         try:
@@ -91,7 +92,6 @@ def build_context(settings: Settings, period_start: dt.date | None = None,
 
 
 def _scoring(settings: Settings) -> dict[str, Any]:
-    from loyalty_monitor.scoring import ScoringError, load_scoring
 
     try:
         return load_scoring(settings.scoring_file)

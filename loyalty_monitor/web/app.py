@@ -9,6 +9,7 @@ is escaped by Jinja2's autoescape; the Content-Security-Policy allows no script 
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import threading
 import time
 from pathlib import Path
@@ -16,16 +17,17 @@ from typing import Any, Callable
 from urllib.parse import quote, urlsplit
 
 import jinja2
+import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from loyalty_monitor import cases as case_events
 from loyalty_core.contract import CLOSE_OUTCOMES, FEEDBACK_VERDICTS, parse_timestamp
 from loyalty_core.settings import Settings
 from loyalty_monitor import access as auth
+from loyalty_monitor import cases as case_events
 from loyalty_monitor.web import queries, svg
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -316,6 +318,7 @@ def _same_origin(request: Request) -> bool:
 
 def _strong_loyalty(settings: Settings) -> float:
     try:
+        # optional: the caller handles its absence
         from loyalty_monitor.scoring import load_scoring
 
         return float(load_scoring(settings.scoring_file)["loyalty"]["strong_min"])
@@ -325,7 +328,6 @@ def _strong_loyalty(settings: Settings) -> float:
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
     """Run the app with uvicorn until interrupted."""
-    import uvicorn
 
     uvicorn.run(create_app(settings), host=host or settings.web_host, port=port or settings.web_port,
                 log_level="info", proxy_headers=settings.web_trust_proxy_header, server_header=False)
@@ -335,9 +337,7 @@ class BackgroundServer:
     """The app served by uvicorn on a thread (tests, demos): ``with BackgroundServer(settings) as url:``."""
 
     def __init__(self, settings: Settings, host: str = "127.0.0.1", port: int = 0, **app_options: Any):
-        import socket
 
-        import uvicorn
 
         if port == 0:
             with socket.socket() as probe:

@@ -10,6 +10,9 @@ import contextlib
 import datetime as dt
 from typing import Any, Iterator
 
+import duckdb
+import pyarrow as pa
+
 from loyalty_core.settings import Settings
 from loyalty_monitor.access import User
 
@@ -22,7 +25,6 @@ class WarehouseUnavailable(RuntimeError):
 
 @contextlib.contextmanager
 def reader(settings: Settings) -> Iterator[Any]:
-    import duckdb
 
     path = settings.warehouse
     if not path.exists():
@@ -105,7 +107,6 @@ def customers(con: Any, user: User, days: int = 90) -> list[dict[str, Any]]:
 def health_trends(con: Any, customer_ids: list[str], days: int) -> dict[str, list[float]]:
     if not customer_ids:
         return {}
-    import pyarrow as pa
 
     wanted = pa.table({"customer_id": customer_ids})  # noqa: F841 - read by DuckDB's replacement scan
     out: dict[str, list[float]] = {}
