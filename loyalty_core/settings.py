@@ -73,7 +73,7 @@ OTHER_ENV_VARS: dict[str, str] = {
     "LOYALTY_LANDING_DATASETS": "landed datasets, for dbt on Spark (warehouse.spark_env)",
     "LOYALTY_DATASETS_DIR": "where the CDNOW validation data set is (loyalty_monitor/drift/cdnow.py)",
     "LOYALTY_IMAGE_TAG": "the image tag docker compose uses (.env)",
-    "LOYALTY_TEST_AIRFLOW_HOME": "tests only (tests/alerting_servers.py)",
+    "LOYALTY_TEST_AIRFLOW_HOME": "tests only (tests/helpers/alerting_servers.py)",
 }
 
 Port = Annotated[int, Field(ge=0, le=65535)]

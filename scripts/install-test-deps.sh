@@ -16,8 +16,8 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
-# PostgreSQL server binaries: tests/test_warehouse_postgres.py builds the dbt project on a
-# throw-away cluster of its own (tests/postgres_cluster.py: initdb + pg_ctl on a free port). Debian
+# PostgreSQL server binaries: tests/loyalty_monitor/warehouse/test_warehouse_postgres.py builds the dbt project on a
+# throw-away cluster of its own (tests/helpers/postgres_cluster.py: initdb + pg_ctl on a free port). Debian
 # puts them under /usr/lib/postgresql/<version>/bin, off PATH; the fixture looks there too.
 have_initdb() {
   command -v initdb >/dev/null 2>&1 && return 0
@@ -36,7 +36,7 @@ if ! have_initdb; then
 fi
 
 # A Java runtime (17 or later): Apache Spark runs in the test process (dbt-spark's session method,
-# pyspark) for the engine parity tests (tests/test_warehouse_postgres.py).
+# pyspark) for the engine parity tests (tests/loyalty_monitor/warehouse/test_warehouse_postgres.py).
 if ! command -v java >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing a Java runtime (Spark in the warehouse parity tests)..."
@@ -47,7 +47,7 @@ if ! command -v java >/dev/null 2>&1; then
   fi
 fi
 
-# The BG/NBD tests and bench (tests/test_bgnbd.py, bench/bench_bgnbd.py) validate against the CDNOW
+# The BG/NBD tests and bench (tests/loyalty_monitor/drift/test_bgnbd.py, bench/bench_bgnbd.py) validate against the CDNOW
 # sample of Fader, Hardie & Lee (2005), read straight out of the lifetimes 0.11.3 wheel (the package
 # itself is never installed: it is archived and its loader is broken on current setuptools).
 # LOYALTY_DATASETS_DIR is where loyalty_monitor/drift/cdnow.py looks for it.

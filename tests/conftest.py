@@ -1,11 +1,15 @@
 """Shared fixtures. Area-specific fixtures live in the area's own test modules.
 
+``tests/`` mirrors the packages (``tests/streaming/`` tests ``streaming/``, ...); the real servers,
+clusters and data builders several areas share are modules in ``tests/helpers/``, imported by name.
+
 Every test runs against real parts: a real Tansu broker process, real files, real dbt/GX/Airflow.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ from loyalty_monitor.broker import EmbeddedBroker
 from loyalty_core.settings import Settings, load_settings
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))  # the shared helpers, by module name
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -18,8 +18,8 @@ faults mixed in, landed by the real consumer, and run by the real ``loyalty run`
   no customer alert, and tells the data engineers.
 
 Other fault tests carry the same ``faults`` marker where their parts live: the slow-drip webhook
-and hung SMTP server (tests/test_alerting_delivery.py), erasure with the full-directory search
-(tests/test_erasure.py), quarantined rows (tests/test_quality_quarantine.py).
+and hung SMTP server (tests/loyalty_monitor/alerting/test_alerting_delivery.py), erasure with the full-directory search
+(tests/loyalty_monitor/warehouse/test_erasure.py), quarantined rows (tests/expectations/test_quality_quarantine.py).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@
 
     A daily run (incremental) is never batched: it rebuilds a few days per customer. PostgreSQL
     and Spark manage their memory themselves and build in one statement. Batched and unbatched
-    builds give identical rows (tests/test_warehouse_batches.py). -#}
+    builds give identical rows (tests/loyalty_monitor/warehouse/test_warehouse_batches.py). -#}
 
 {% macro customer_batch_rows() -%}
   {{ return(env_var('LOYALTY_CUSTOMER_BATCH_ROWS', '0') | int) }}

@@ -10,7 +10,7 @@
     up to the as-of date. The watermark is the model's own max(inputs_landed_at) minus
     `incremental.landing_overlap_seconds`, so each model catches up on its own even when it is run
     as a separate task (astronomer-cosmos). A full refresh builds every customer from its first day;
-    both paths produce identical rows (tests/test_warehouse_incremental.py). -#}
+    both paths produce identical rows (tests/loyalty_monitor/warehouse/test_warehouse_incremental.py). -#}
 
 {% macro incremental_watermark(relation, column) -%}
   {#- SQL timestamp literal: max(column) of relation minus the overlap; null when empty.

@@ -10,7 +10,7 @@
       (spark_delete_insert below): the new rows are written once, then the table is rewritten as
       the stored rows whose key is not among them plus the new rows, into a table that replaces the
       old one by a rename. So a daily run and a full refresh give the same rows on Spark as on the
-      other engines ("full refresh == daily runs", tests/test_warehouse_postgres.py). Spark's own
+      other engines ("full refresh == daily runs", tests/loyalty_monitor/warehouse/test_warehouse_postgres.py). Spark's own
       strategies cannot do that on Parquet: `append` duplicates a re-built day, and
       `insert_overwrite` replaces whole partitions (or the whole table), while a daily run rebuilds
       a few customers from a day on. The price: a daily run rewrites each incremental table once

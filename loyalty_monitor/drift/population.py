@@ -2,7 +2,7 @@
 
 The drift model's evidence (dbt, ``int_drift_days``) asks "has this customer's rhythm changed?".
 BG/NBD (Fader, Hardie & Lee 2005; ``loyalty_monitor.drift.bgnbd``, validated on the CDNOW data in
-``tests/test_bgnbd.py``) asks the older question "is this customer still there at all?": from
+``tests/loyalty_monitor/drift/test_bgnbd.py``) asks the older question "is this customer still there at all?": from
 each customer's number of repeat days with a two-way dialogue (or an order), the day of the last one
 and its age, under population parameters fitted per segment. The two answer different things and
 both are shown to an analyst (``loyalty explain``); the alert decision is the drift model's.
@@ -37,7 +37,7 @@ REFIT_DAYS = 7
 MIN_CUSTOMERS = 30
 #: The streams, as conditions on build.fct_touchpoints (a day with at least one such event counts):
 #: the same conditions as the drift model's streams in dbt_project/macros/drift_streams.sql
-#: (tests/test_scoring.py keeps them equal).
+#: (tests/loyalty_monitor/test_scoring.py keeps them equal).
 STREAMS = {
     "dialogue": "is_two_way_dialogue and contact_kind <> 'friction'",
     "orders": "event_type = 'order'",

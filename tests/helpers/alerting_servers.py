@@ -12,6 +12,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from loyalty_monitor.alerting.channels import SmtpChannel
 from loyalty_monitor.broker import free_port
 
 
@@ -175,3 +176,7 @@ class DripServer:
         self.stop.set()
         self.thread.join(2)
         self.listener.close()
+
+
+def smtp_channel(server: SmtpServer) -> SmtpChannel:
+    return SmtpChannel(host="127.0.0.1", port=server.port, sender="monitor@example.com", timeout_s=5)

@@ -1,6 +1,6 @@
 """The leadership report: rendered from a warehouse, opened in real headless Chromium.
 
-A handmade warehouse with the design.md mart columns (tests/report_fixtures.py) covers the
+A handmade warehouse with the design.md mart columns (tests/helpers/report_fixtures.py) covers the
 content and the edge cases; test_report_pipeline.py renders from a warehouse the real pipeline built.
 """
 
@@ -15,22 +15,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from loyalty_monitor.reporting import ReportError, build_context, render_report
-from loyalty_monitor.reporting import queries
-from loyalty_core.settings import load_settings
-from report_browser import visit
+from report_browser import PROBES, SECTIONS, assert_self_contained, visit
 from report_fixtures import END, EVIL_NAME, EVIL_NOTE, NO_RATE_CURRENCY, build_fixture_warehouse
 
-SECTIONS = ("summary", "portfolio", "movers", "health-by", "coverage", "platform", "matrix", "activity",
-            "at-risk", "alerts", "quality")
-PROBES = {
-    "not_pwned": "window.__pwned === undefined",
-    "scripts": "document.scripts.length",
-    "injected_elements": "document.querySelectorAll('img, a[href^=\"http\"], iframe, object, embed, "
-                         "section b').length",
-    "text": "document.body.innerText",
-}
+from loyalty_core.settings import load_settings
+from loyalty_monitor.reporting import ReportError, build_context, queries, render_report
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -41,13 +30,6 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 @pytest.fixture()
 def warehouse(data_dir: Path) -> Path:
     return build_fixture_warehouse(load_settings().warehouse)
-
-
-def assert_self_contained(page, html_file: Path) -> None:
-    """The page loaded only itself: no network, no console errors, no script at all."""
-    assert page.requests == [html_file.resolve().as_uri()], page.requests
-    assert page.console_errors == []
-    assert page.probes["scripts"] == 0
 
 
 def test_report_cli_renders_in_chromium_self_contained_and_escaped(warehouse, data_dir, tmp_path,

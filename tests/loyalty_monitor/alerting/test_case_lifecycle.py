@@ -2,7 +2,7 @@
 
 The warehouse side (stg_landing__case_events -> int_case_lifecycle -> fct_case_lifecycle) is
 pinned by dbt unit tests (models/intermediate/cases/_int_cases__unit_tests.yml) and exercised end
-to end, with the real consumer and a real build, in tests/test_web.py.
+to end, with the real consumer and a real build, in tests/loyalty_monitor/web/test_web.py.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import json
 
 import duckdb
 import pytest
+from alert_rows import alert, write_alerts
 
+from loyalty_core.contract import decode
+from loyalty_core.settings import load_settings
 from loyalty_monitor import cases
 from loyalty_monitor.alerting import build_channels, dispatch_alerts
 from loyalty_monitor.alerting.dispatch import AlertPolicy
-from loyalty_core.contract import decode
-from loyalty_core.settings import load_settings
 from streaming.landing import decode_chunk
-from test_alerting_delivery import alert, write_alerts
 
 SNOOZE = {"schema_version": 1, "event_id": "e-1", "event_type": "snooze", "occurred_at": "2026-05-26T08:42:10+02:00",
           "case_id": "a41c0f3e9d2b7c55", "customer_id": "C000042", "actor": "sofie.lindberg@example.com",
@@ -206,10 +206,11 @@ def test_case_events_that_break_the_contract_are_dead_lettered_with_their_error_
     original bytes back to the case-events topic, where a data engineer's fix can land them."""
     import io
 
+    from streaming_helpers import fast_settings, produce, read_topic
+
+    from loyalty_core.landing_zone import LandingZone
     from streaming.consumer import JsonLog, LandingConsumer
     from streaming.dead_letters import list_dead_letters, replay_dead_letters
-    from loyalty_core.landing_zone import LandingZone
-    from streaming_helpers import fast_settings, produce, read_topic
 
     settings = fast_settings(settings, monkeypatch)
     good = copy.deepcopy(SNOOZE)
@@ -240,9 +241,9 @@ def test_every_channel_carries_the_signed_link_that_opens_the_case(data_dir):
     """Issue 15: 'e-mail, Slack and webhook messages carry the links'. One case alert through a real
     SMTP server and a Slack and a JSON webhook on loopback: each message carries the account
     manager's signed sign-in link, which opens the case."""
-    from alerting_servers import SmtpServer, WebhookServer
+    from alerting_servers import SmtpServer, WebhookServer, smtp_channel
+
     from loyalty_monitor.alerting.channels import SlackChannel, WebhookChannel
-    from test_alerting_delivery import smtp_channel
 
     settings = load_settings(data_dir=data_dir, web_base_url="https://loyalty.example.com/")
     write_alerts(settings, [alert("K7", "AM1", 7000.0, AS_OF - dt.timedelta(days=1))])

@@ -424,6 +424,7 @@ def test_dead_letters_purge_with_delete_records_writes_the_kept_ones_again_then_
     with their key, bytes, headers and timestamp, then everything before them is deleted."""
     import kafka
 
+    from streaming import dead_letters
     from streaming.dead_letters import list_dead_letters, purge_dead_letters
     from streaming_helpers import produce
 
@@ -434,7 +435,7 @@ def test_dead_letters_purge_with_delete_records_writes_the_kept_ones_again_then_
             cuts.append({tp.partition: offset for tp, offset in records_to_delete.items()})
             return {}
 
-    monkeypatch.setattr(kafka, "KafkaAdminClient", RecordingAdmin)
+    monkeypatch.setattr(dead_letters, "KafkaAdminClient", RecordingAdmin)
     for n, key in enumerate([CANARY_ID.encode(), b"C0002", b"C0003"]):
         produce(settings, settings.topic_dead_letter, [(key, b"not json " + key)],
                 headers=[("dlq.source.topic", b"touchpoints"), ("dlq.source.partition", b"0"),

@@ -15,7 +15,7 @@ import pytest
 from loyalty_core.settings import Settings, load_settings
 from loyalty_core.landing_zone import LandingZone
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Short group timeouts: a consumer group's first join and a killed member's eviction both wait
 #: on them, and they bound how long a batch may take (kept small in these tests).

@@ -5,7 +5,7 @@ One module-wide world: a generated year, landed, built by the real dbt project (
 included) and published; then case events written as the web app would (acknowledge, close,
 feedback), landed by the real landing code and built again. The mart is checked against an
 independent Python reading of the published marts it is made from; the digest is sent through a
-real SMTP server on loopback (tests/alerting_servers.py); the report is rendered and opened in
+real SMTP server on loopback (tests/helpers/alerting_servers.py); the report is rendered and opened in
 headless Chromium.
 """
 

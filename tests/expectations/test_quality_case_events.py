@@ -5,7 +5,7 @@ A few bad case events are set aside in the quarantine with the expectation and w
 goes on; with quarantine off each defect stops the run naming its expectation; an event about a
 case the warehouse does not know yet is released once the case is published; without a
 warehouse the case checks are skipped with a note. That dbt staging leaves quarantined case
-events out is shown with a real dbt build in tests/test_case_feedback.py.
+events out is shown with a real dbt build in tests/loyalty_monitor/alerting/test_case_feedback.py.
 """
 
 from __future__ import annotations

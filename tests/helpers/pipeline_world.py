@@ -1,6 +1,6 @@
 """The environment of an end-to-end pipeline test: a run of `loyalty ...` subprocesses and
 in-process DAG runs on the session's broker, with topics, consumer group and data directory of
-its own (tests/test_dags_pipeline.py, tests/test_faults.py)."""
+its own (tests/dags/test_dags_pipeline.py, tests/test_faults.py)."""
 
 from __future__ import annotations
 

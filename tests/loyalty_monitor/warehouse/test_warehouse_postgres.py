@@ -1,6 +1,6 @@
 """The same dbt project on DuckDB, PostgreSQL and Apache Spark (docs/warehouse.md "Engines").
 
-A real PostgreSQL 15 cluster (tests/postgres_cluster.py: initdb, pg_ctl, a free port, removed at
+A real PostgreSQL 15 cluster (tests/helpers/postgres_cluster.py: initdb, pg_ctl, a free port, removed at
 teardown), a real Spark 4 in this process (dbt-spark's session method, local[2], its metastore and
 tables in a temp dir) and a small generated history (30 customers, six months), landed in two
 parts. On every engine the project is built up to a cut date (on PostgreSQL after loading the

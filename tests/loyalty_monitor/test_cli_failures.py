@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-from loyalty_monitor.alerting import list_alerts
-from loyalty_core.settings import load_settings
+from alert_rows import alert, write_alerts
 from streaming_helpers import ROOT, read_topic
-from test_alerting_delivery import alert, write_alerts
+
+from loyalty_core.settings import load_settings
+from loyalty_monitor.alerting import list_alerts
 
 LOYALTY = str(Path(sys.executable).parent / "loyalty")
 

@@ -23,14 +23,13 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+from report_browser import PROBES, SECTIONS, assert_self_contained, visit
+from report_fixtures import EVIL_NAME, EVIL_NOTE
 
+from loyalty_core.settings import PROJECT_ROOT, load_settings
 from loyalty_monitor import broker
 from loyalty_monitor.demo import INPUT_DIR, REPORT_FILE
 from loyalty_monitor.generator import CUSTOMERS_FILE, GROUND_TRUTH_FILE, TOUCHPOINTS_FILE
-from loyalty_core.settings import PROJECT_ROOT, load_settings
-from report_browser import visit
-from report_fixtures import EVIL_NAME, EVIL_NOTE
-from test_report import PROBES, SECTIONS, assert_self_contained
 
 #: A fixed end keeps the run reproducible: alerts fall in the dispatch window, whatever today is.
 CUSTOMERS, MONTHS, END = 40, 6, "2026-06-30"

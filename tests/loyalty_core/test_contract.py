@@ -15,7 +15,7 @@ import pytest
 
 from loyalty_core.contract import ERROR_CODES, MAX_NOTE_CHARS, SCHEMA_PATH, decode, schema
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "event-contract.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "event-contract.md"
 
 CALL = {
     "schema_version": 1, "event_id": "7d0c2a8e-1f7b-4a51-9a3e-000000000001", "event_type": "call",
@@ -346,7 +346,7 @@ def test_enumerations_are_the_schemas_in_python_and_in_dbt(tmp_path: Path) -> No
     assert list(contract.EVENT_TYPES) == touchpoint_props["event_type"]["enum"]
     settings = load_settings(data_dir=tmp_path, landing_url="", warehouse_path="")
     passed = warehouse.dbt_vars(settings, "2026-01-01")["contract"]
-    macros = (Path(__file__).resolve().parent.parent / "dbt_project" / "macros" / "contract.sql").read_text()
+    macros = (Path(__file__).resolve().parents[2] / "dbt_project" / "macros" / "contract.sql").read_text()
     for name, values in expected.items():
         assert passed[name] == values, f"dbt var contract.{name} differs from the schema"
         found = re.search(r"macro contract_" + name + r"\(\).*?return\((.*?)\) \}\}", macros, re.S)

@@ -108,3 +108,22 @@ def visit(html_file: Path, profile_dir: Path, screenshot: Path | None = None,
         finally:
             context.close()
     return result
+
+
+#: The report's sections and what the tests ask Chromium about a rendered page.
+SECTIONS = ("summary", "portfolio", "movers", "health-by", "coverage", "platform", "matrix", "activity",
+            "at-risk", "alerts", "quality")
+PROBES = {
+    "not_pwned": "window.__pwned === undefined",
+    "scripts": "document.scripts.length",
+    "injected_elements": "document.querySelectorAll('img, a[href^=\"http\"], iframe, object, embed, "
+                         "section b').length",
+    "text": "document.body.innerText",
+}
+
+
+def assert_self_contained(page, html_file: Path) -> None:
+    """The page loaded only itself: no network, no console errors, no script at all."""
+    assert page.requests == [html_file.resolve().as_uri()], page.requests
+    assert page.console_errors == []
+    assert page.probes["scripts"] == 0
