@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import duckdb
 import fsspec
-from dbt.cli.main import dbtRunner
 
 from loyalty_core import contract, dates, spark
 from loyalty_core.erasure_register import ensure_churn_counts
@@ -253,8 +252,9 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | str | None = N
                                       node.status, node.message or None, float(node.execution_time or 0)))
         callbacks.append(_callback)
     if is_spark(settings) and settings.spark_method == "session":
-
         spark.session(settings)  # dbt-spark's session method then uses this one (same settings)
+    from dbt.cli.main import dbtRunner  # dbt takes seconds to import: only when it runs, not with the DAG file
+
     started = time.perf_counter()
     with _DBT_LOCK, environment(env):
         try:
