@@ -1,0 +1,39 @@
+"""The ``loyalty_weekly_report`` DAG's steps: the leadership report and the managers' weekly digests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from loyalty_core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def render_weekly_report(settings: Settings, period_end: dt.date) -> str:
+    """The leadership report up to ``period_end`` (its default window: the 12 weeks before), as a file
+    ``<data_dir>/reports/loyalty-report-<period_end>.html``; a rerun overwrites the same file."""
+    # at run time: parsing the DAG file stays light
+    from loyalty_monitor.reporting import render_report
+
+    out = settings.data_dir / "reports" / f"loyalty-report-{period_end.isoformat()}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return str(render_report(settings, out, period_end=period_end))
+
+
+def send_weekly_digests(settings: Settings, week_end: dt.date) -> dict[str, Any]:
+    """Each account manager's weekly digest for the ISO week holding ``week_end`` (alerting/weekly.py),
+    once per manager and week; raise (after recording) if some could not be delivered."""
+    # at run time: parsing the DAG file stays light
+    from loyalty_monitor.alerting import AlertDeliveryError
+
+    # at run time: parsing the DAG file stays light
+    from loyalty_monitor.alerting.weekly import send_weekly_digests as send
+
+    result = send(settings, week_end)
+    if result.failed:
+        raise AlertDeliveryError(f"{result.failed} weekly digests failed for {result.week} (recorded in "
+                                 f"ops.alert_state; a retry sends only those): " + "; ".join(result.errors[:5]))
+    return {"week": result.week, "sent": result.sent, "already_done": result.already_done,
+            "skipped": result.skipped}
