@@ -5,7 +5,7 @@
 - ``expectations/checkpoints.py``: which suite validates which data, grouped by gate stage.
 - ``expectations/frames.py``: turns the new landed files (or the marts of a build) into the
   small tables the suites validate, plus the run-time parameters (bands, known ids, clock).
-- ``expectations/gate.py``: ``validate_landing``, ``validate_marts`` -> ``GateResult``; the API
+- ``expectations/gate/``: ``validate_landing``, ``validate_marts`` -> ``GateResult``; the API
   the DAG and ``loyalty validate`` call.
 
 The GX file context lives in ``<data_dir>/quality/gx`` (results are kept with the data they
