@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterator
 
-import duckdb
 import pandas as pd
 
 from expectations.config import GateConfig
@@ -41,7 +40,7 @@ from expectations.suites import (
 )
 from loyalty_core.contract import EVENT_TYPES
 from loyalty_core.landing_zone import LandingZone
-from loyalty_core.marts import DuckDBMarts, engine_of, open_marts
+from loyalty_core.marts import DuckDBMarts, MartsError, connect_duckdb, engine_of, open_marts
 from loyalty_core.settings import Settings
 
 _PARTITION = re.compile(r"event_date=(\d{4}-\d{2}-\d{2})")
@@ -399,11 +398,7 @@ def published_cases(settings: Settings) -> Callable[[list[str]], pd.DataFrame | 
             else:
                 if not settings.warehouse.exists():
                     return None
-                try:
-                    con = duckdb.connect(str(settings.warehouse), read_only=True)
-                except duckdb.ConnectionException:  # this process holds it read-write (in-process dbt)
-                    con = duckdb.connect(str(settings.warehouse))
-                reader = DuckDBMarts(con)
+                reader = DuckDBMarts(connect_duckdb(settings, read_only=True))
         except Exception:  # noqa: BLE001 - a warehouse being written: the check is skipped, with a note
             return None
         try:
@@ -479,15 +474,9 @@ def mart_frames(settings: Settings, as_of: date, schema: str) -> list[Frame]:
         if not path.exists():
             raise FileNotFoundError(f"warehouse {path} does not exist: build the marts first")
         try:
-            con = duckdb.connect(str(path), read_only=True)
-        except duckdb.ConnectionException:
-            # This process already holds the file read-write (dbt ran in-process, e.g. dag.test()):
-            # DuckDB then only allows the same configuration. The gate still only reads.
-            con = duckdb.connect(str(path))
-        except duckdb.IOException as exc:
-            raise RuntimeError(f"cannot open warehouse {path} (another process writes it?): {exc}") from exc
-        con.execute("SET TimeZone = 'UTC'")
-        reader = DuckDBMarts(con)
+            reader = DuckDBMarts(connect_duckdb(settings, read_only=True))
+        except MartsError as exc:
+            raise RuntimeError(str(exc)) from exc
     try:
         present = set(reader.tables(schema))
         needed = ("dim_customers", "fct_customer_health_daily", "fct_churn_alerts")

@@ -591,11 +591,27 @@ def open_marts(settings: Settings, read_only: bool = True) -> MartsReader:
     if engine_of(settings) == "spark":
         return SparkMarts(spark_connect(settings))
 
+    return DuckDBMarts(connect_duckdb(settings, read_only=read_only))
+
+
+def connect_duckdb(settings: Settings, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """The one way into the DuckDB warehouse file (every reader and writer of the project opens it here).
+
+    ``read_only`` refuses a missing file. When this process already holds the file read-write (dbt
+    ran in-process, e.g. ``dag.test()``), DuckDB allows only that configuration: the connection is
+    then opened the same way, and the caller still only reads. Sessions run in UTC.
+    """
     path = settings.warehouse
     if read_only and not path.exists():
         raise MartsError(f"no warehouse at {path}: run `loyalty warehouse build` first")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return DuckDBMarts(duckdb.connect(str(path), read_only=read_only))
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.ConnectionException:
+        if not read_only:
+            raise
+        con = duckdb.connect(str(path))
     except duckdb.IOException as exc:
         raise MartsError(f"cannot open the warehouse {path} (is another process writing it?): {exc}") from exc
+    con.execute("SET TimeZone = 'UTC'")
+    return con

@@ -660,7 +660,7 @@ def _erase_warehouse(settings: Settings, targets: dict[str, Subject],
     ids = set(targets)
     _private_dir(register_dir(settings))
     pending.touch()
-    con = duckdb.connect(str(path))
+    con = marts.connect_duckdb(settings, read_only=False)
     try:
         tables = _tables(con)
         found_terms = _warehouse_terms(con, tables, ids)

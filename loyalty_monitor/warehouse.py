@@ -26,13 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-import duckdb
 import fsspec
 
 from loyalty_core import contract, dates, spark
 from loyalty_core.erasure_register import ensure_churn_counts
 from loyalty_core.landing_zone import quarantine_path
-from loyalty_core.marts import MartsError, MartsReader, engine_of, open_marts
+from loyalty_core.marts import MartsError, MartsReader, connect_duckdb, engine_of, open_marts
 from loyalty_core.settings import Settings, load_settings, reveal
 from loyalty_monitor.landing_load import load_landing
 from loyalty_monitor.scoring import fingerprint, load_scoring
@@ -368,11 +367,10 @@ def load(settings: Settings) -> "LoadResult | None":
 def connect(settings: Settings, read_only: bool = True):
     """A DuckDB connection to the warehouse file (read-only by default)."""
 
-    path = settings.warehouse
-    if read_only and not path.exists():
-        raise WarehouseError(f"no warehouse at {path}: run `loyalty warehouse build` first")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(str(path), read_only=read_only)
+    try:
+        return connect_duckdb(settings, read_only=read_only)
+    except MartsError as exc:
+        raise WarehouseError(str(exc)) from None
 
 
 def list_marts(con, schema: str = BUILD_SCHEMA) -> list[str]:

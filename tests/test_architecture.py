@@ -197,3 +197,12 @@ def test_the_rules_see_the_whole_house():
             "loyalty_monitor.cli", "dags.loyalty_pipeline"} <= set(MODULES)
     assert any(t == "loyalty_core.settings" for t, _, _ in GRAPH["streaming.consumer"])
     assert layer("loyalty_monitor.cli.streaming")[0] == 3 and layer("loyalty_core.contract")[0] == 0
+
+
+def test_one_way_into_the_warehouse_file():
+    """Every DuckDB connection to a file goes through ``loyalty_core.marts.connect_duckdb`` (one set of
+    errors and session settings); in-memory sessions (``duckdb.connect()``) are anyone's."""
+    to_a_file = re.compile(r"duckdb\.connect\(\s*[^)\s]")
+    others = [f"{path.relative_to(PROJECT_ROOT)}:{n}" for name, path in MODULES.items() if name != "loyalty_core.marts"
+              for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if to_a_file.search(line)]
+    assert not others, others

@@ -16,7 +16,7 @@ import duckdb
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from loyalty_core.landing_zone import quality_runs
-from loyalty_core.marts import MartsError, engine_of, open_marts
+from loyalty_core.marts import MartsError, connect_duckdb, engine_of, open_marts
 from loyalty_core.settings import Settings
 from loyalty_monitor.reporting import case_feedback, charts, forecast, queries, summary
 from loyalty_monitor.reporting import formatting as fmt
@@ -61,8 +61,8 @@ def connect_read_only(settings: Settings):
     if not path.exists():
         raise ReportError(f"no warehouse at {path}: run the pipeline first (`loyalty run` or `loyalty demo`)")
     try:
-        return duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
+        return connect_duckdb(settings, read_only=True)
+    except (MartsError, duckdb.Error) as exc:
         raise ReportError(f"cannot open the warehouse {path} read-only: {exc}") from exc
 
 

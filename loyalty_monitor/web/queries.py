@@ -13,6 +13,7 @@ from typing import Any, Iterator
 import duckdb
 import pyarrow as pa
 
+from loyalty_core.marts import MartsError, connect_duckdb
 from loyalty_core.settings import Settings
 from loyalty_monitor.access import User
 
@@ -30,8 +31,8 @@ def reader(settings: Settings) -> Iterator[Any]:
     if not path.exists():
         raise WarehouseUnavailable("There is no warehouse yet: the pipeline has not run (`loyalty run`).")
     try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
+        con = connect_duckdb(settings, read_only=True)
+    except (MartsError, duckdb.Error) as exc:
         raise WarehouseUnavailable("The warehouse is being updated right now; try again in a minute.") from exc
     try:
         yield con
