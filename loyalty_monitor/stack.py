@@ -28,6 +28,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Callable
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
 from loyalty_core import locks
 from loyalty_core.settings import PROJECT_ROOT, Secret, Settings
 from loyalty_monitor import broker, pipeline
@@ -123,9 +126,10 @@ class RunOutcome:
 
 
 @contextlib.contextmanager
-def _airflow_output_to(log_file: Path | None):
+def _airflow_output_to(log_file: Path | None, tasks: int = 0, title: str = ""):
     """Send everything Airflow, dbt and GX print (thousands of lines per run) to ``log_file``, and
-    show on the console only which task is running. ``None``: leave the output alone."""
+    show on the console which task runs: a progress bar over the run's ``tasks`` on a terminal, one
+    line per task elsewhere. ``None``: leave the output alone."""
     if log_file is None:
         yield
         return
@@ -138,6 +142,7 @@ def _airflow_output_to(log_file: Path | None):
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
     stop = threading.Event()
+    bar = _task_bar(console, tasks, title) if tasks and console.isatty() else None
 
     def follow() -> None:
         with log_file.open("r", errors="replace") as reader:
@@ -148,11 +153,18 @@ def _airflow_output_to(log_file: Path | None):
                     time.sleep(0.2)
                     continue
                 started = re.search(r"\[DAG TEST\] starting task_id=(\S+)", line)
-                if started:
+                ended = re.search(r"\[DAG TEST\] (?:end task task_id=(\S+)|Marking success for)", line)
+                if started and bar is None:
                     console.write(f"    {started.group(1)}\n")
+                elif started:
+                    bar[0].update(bar[1], description=started.group(1))
+                elif ended and bar is not None:
+                    bar[0].advance(bar[1])
 
     follower = threading.Thread(target=follow, name="loyalty-run-progress", daemon=True)
     follower.start()
+    if bar is not None:
+        bar[0].start()
     try:
         yield
     finally:
@@ -161,11 +173,22 @@ def _airflow_output_to(log_file: Path | None):
         time.sleep(0.3)  # let the follower print the last task
         stop.set()
         follower.join(2)
+        if bar is not None:
+            bar[0].update(bar[1], completed=tasks, description="done")  # branches skip the rest
+            bar[0].stop()
         os.dup2(saved_out, 1)
         os.dup2(saved_err, 2)
         os.close(saved_out)
         os.close(saved_err)
         console.close()
+
+
+def _task_bar(console: Any, tasks: int, title: str) -> tuple[Progress, TaskID]:
+    """A progress bar over a DAG run's tasks, drawn on the saved terminal (stdout goes to the log)."""
+    progress = Progress(TextColumn(f"    {title}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("[cyan]{task.description}"), TimeElapsedColumn(),
+                        console=Console(file=console, force_terminal=True), transient=True)
+    return progress, progress.add_task("starting", total=tasks)
 
 
 def run_dates(settings: Settings, dates: list[dt.date], dag_id: str = pipeline.DAG_ID,
@@ -197,9 +220,11 @@ def _run_dates(settings: Settings, dates: list[dt.date], dag_id: str, progress: 
     for number, day in enumerate(dates, 1):
         progress(f"[{number}/{len(dates)}] {dag_id} as of {day} ...")
         started = time.monotonic()
+        started_at = dt.datetime.now(dt.timezone.utc)
         logical = dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.timezone.utc)
-        with _airflow_output_to(log_file):
+        with _airflow_output_to(log_file, tasks=len(dag.tasks), title=f"{dag_id} {day}"):
             run = dag.test(logical_date=logical, mark_success_pattern=skip_tasks, run_conf=conf)
+        record_real_times(run, started_at, dt.datetime.now(dt.timezone.utc))
         state = str(getattr(run.state, "value", run.state))
         failed = sorted(ti.task_id for ti in run.get_task_instances()
                         if str(getattr(ti.state, "value", ti.state)) == "failed")
@@ -210,6 +235,19 @@ def _run_dates(settings: Settings, dates: list[dt.date], dag_id: str, progress: 
         if state != "success":
             break
     return outcomes
+
+
+def record_real_times(run: Any, started_at: dt.datetime, ended_at: dt.datetime) -> None:
+    """Give an in-process run its wall-clock start and end: ``dag.test()`` starts a run "at" its
+    logical date, so a run of a past date showed in the UI as lasting days (``1d21:35:41``)."""
+    # Airflow: only inside a run, never when this module is imported
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.query(DagRun).filter(DagRun.id == run.id).update(
+            {DagRun.start_date: started_at, DagRun.end_date: ended_at}, synchronize_session=False)
+    run.start_date, run.end_date = started_at, ended_at
 
 
 def date_range(start: dt.date, end: dt.date, step_days: int = 1) -> list[dt.date]:

@@ -121,6 +121,22 @@ def test_failed_quality_gate_sends_no_customer_alert_and_tells_the_data_engineer
     assert "department" in notice[0].text and "warp drive" in notice[0].text
 
 
+def test_in_process_runs_record_their_real_start_and_end(world, good_run):
+    """dag.test() starts a run "at" its logical date; the UI then showed a run of a past date as
+    lasting days. `loyalty run` records the wall-clock start and end instead."""
+    from airflow.models.dagrun import DagRun  # Airflow's metadata DB of this module's runs
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        runs = session.query(DagRun).filter(DagRun.dag_id == pipeline.DAG_ID).all()
+        spans = [(run.run_id, run.start_date, run.end_date) for run in runs]
+    assert len(spans) >= 2  # at least the failed gate's run and the good one
+    now = dt.datetime.now(dt.timezone.utc)
+    for run_id, start, end in spans:
+        assert dt.timedelta(0) < end - start < dt.timedelta(hours=1), (run_id, start, end)
+        assert dt.timedelta(0) < now - start < dt.timedelta(hours=3), (run_id, start)
+
+
 def test_alerts_reach_each_account_manager_by_smtp_and_webhook(world, good_run):
     assert [o.state for o in good_run] == ["success"]
     mails = am_mail(world)
