@@ -9,7 +9,7 @@
     day and at most recall_lookback_days before.
 
     Also what erasure keeps of a churned customer before it deletes the customer's rows
-    (loyalty_monitor/erasure.py: the month, the account manager and had_case, nothing that
+    (loyalty_monitor/erasure/: the month, the account manager and had_case, nothing that
     identifies the customer): tombstoned customers then still count in the month they churned.
     A view: it is read for a few customers at a time. -#}
 {%- set p = case_feedback_params() -%}

@@ -18,7 +18,7 @@
     Erased customers (a tombstone, or `loyalty erase`) are in no table once erased (docs/event-
     contract.md, "What erasure removes"), but they still count: the erasure register keeps, for
     each, only the month it churned, its account manager, why (tombstoned, or the orders_stopped /
-    closed_lost churn it already had) and whether it had a case (loyalty_monitor/erasure.py,
+    closed_lost churn it already had) and whether it had a case (loyalty_monitor/erasure/,
     "churn"), aggregated per month, manager and reason in <data_dir>/erasure/erased_churn.parquet
     (stg_erasure__churn). A customer that had not churned before
     churned the day it was erased (churned_tombstoned). -#}

@@ -1,0 +1,273 @@
+"""The alert outbox and every other file under the data directory: messages about the customer are
+removed; JSON Lines records that mention it dropped; other text has its terms replaced by ``[erased]``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import logging
+import os
+import re
+import sqlite3
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from loyalty_core.settings import Settings
+from loyalty_monitor.erasure.subjects import ERASED, Subject, _fsync_dir, _quote, _terms_of
+
+log = logging.getLogger(__name__)
+UTC = dt.timezone.utc
+
+
+#: Text files larger than this are reported, not rewritten in memory.
+MAX_TEXT_BYTES = 512 * 1024 * 1024
+
+
+JSON_LINES_SUFFIXES = {".jsonl", ".ndjson"}
+
+
+#: Logs may be open for appending by a running process: rewritten in place (same inode), not renamed.
+APPENDED_SUFFIXES = {".log", ".out", ".err"}
+
+
+def _outbox(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "alerts" / "outbox"
+
+
+def _erase_outbox(settings: Settings, targets: dict[str, Subject], alert_ids: dict[str, set[str]]) -> None:
+    """Delete every outbox message (all its files) that is about an erased customer."""
+    outbox = _outbox(settings)
+    if not outbox.is_dir():
+        return
+    by_alert = {alert: cid for cid, alerts in alert_ids.items() for alert in alerts}
+    for path in sorted(outbox.glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        owners = set()
+        for alert in record.get("alerts") or []:
+            if isinstance(alert, dict):
+                if alert.get("customer_id") in targets:
+                    owners.add(alert["customer_id"])
+                elif alert.get("alert_id") in by_alert:
+                    owners.add(by_alert[alert["alert_id"]])
+        key = record.get("idempotency_key")
+        if key in by_alert:
+            owners.add(by_alert[key])
+        if not owners:
+            continue
+        base = path.name[: -len(".json")]
+        for sibling in outbox.glob(glob_escape(base) + ".*"):
+            if sibling.name[len(base):] in (".json", ".eml", ".html") or sibling.name.endswith(".tmp"):
+                sibling.unlink(missing_ok=True)
+                for owner in owners:
+                    targets[owner].removed["outbox_files"] += 1
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def _forms(term: str) -> list[str]:
+    """How a text may be written into a file: as is, JSON-escaped (both ASCII modes), HTML-escaped."""
+    forms = {term, json.dumps(term)[1:-1], json.dumps(term, ensure_ascii=False)[1:-1],
+             html.escape(term), html.escape(term, quote=False)}
+    return sorted((f for f in forms if f), key=lambda f: (-len(f), f))
+
+
+def _pattern(terms: list[str], ids: set[str]) -> re.Pattern[str] | None:
+    forms = sorted({(f, t in ids) for t in terms for f in _forms(t)}, key=lambda f: (-len(f[0]), f))
+    if not forms:
+        return None
+    # An id is a whole token (C0001 must not match inside C00012); names and texts match anywhere.
+    return re.compile("|".join(rf"(?<![\w-]){re.escape(f)}(?![\w])" if is_id else re.escape(f)
+                               for f, is_id in forms))
+
+
+def _is_sqlite(head: bytes) -> bool:
+    return head.startswith(b"SQLite format 3\x00")
+
+
+def _is_duckdb(head: bytes) -> bool:
+    return head[8:12] == b"DUCK"
+
+
+def _scrub_sqlite(path: Path, terms: list[str]) -> int:
+    """Redact the terms in every text value of a SQLite database (Airflow's metadata: XComs,
+    rendered fields, logs), then VACUUM so no freed page keeps them."""
+    changed = 0
+    con = sqlite3.connect(path, timeout=30)
+    try:
+        tables = [r[0] for r in con.execute("select name from sqlite_master where type = 'table' "
+                                            "and name not like 'sqlite_%'")]
+        for table in tables:
+            columns = [r[1] for r in con.execute(f"pragma table_info({_quote(table)})")]
+            for column in columns:
+                for term in terms:
+                    for form in _forms(term):
+                        cursor = con.execute(
+                            f"update {_quote(table)} set {_quote(column)} = replace({_quote(column)}, ?, ?) "
+                            f"where typeof({_quote(column)}) = 'text' and instr({_quote(column)}, ?) > 0",
+                            [form, ERASED, form])
+                        changed += cursor.rowcount
+                        cursor = con.execute(
+                            f"update {_quote(table)} set {_quote(column)} = "
+                            f"cast(replace(cast({_quote(column)} as text), ?, ?) as blob) "
+                            f"where typeof({_quote(column)}) = 'blob' and instr({_quote(column)}, cast(? as blob)) > 0",
+                            [form, ERASED, form])
+                        changed += cursor.rowcount
+        con.commit()
+        con.execute("vacuum")
+    finally:
+        con.close()
+    return changed
+
+
+def _rewrite_parquet(path: Path, targets: dict[str, Subject], pattern: re.Pattern[str]) -> None:
+    """A Parquet file outside the landing zone (e.g. the quality gate's quarantine): the targets'
+    rows go, and their terms are redacted in the text cells of the rows that stay."""
+
+    table = pq.read_table(path)
+    dropped: dict[str, int] = defaultdict(int)
+    if "customer_id" in table.column_names:
+        ids = table.column("customer_id").to_pylist()
+        mask = [c in targets for c in ids]
+        for customer_id, gone in zip(ids, mask):
+            if gone:
+                dropped[customer_id] += 1
+        if any(mask):
+            table = table.filter(pa.array([not m for m in mask]))
+    redacted = False
+    columns = []
+    for name, column in zip(table.column_names, table.columns):
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            values = column.to_pylist()
+            new = [pattern.sub(ERASED, v) if isinstance(v, str) else v for v in values]
+            if new != values:
+                redacted = True
+                column = pa.chunked_array([pa.array(new, type=column.type)])
+        columns.append(column)
+    if not dropped and not redacted:
+        return
+    table = pa.Table.from_arrays(columns, schema=table.schema)
+    mode = os.stat(path).st_mode & 0o777
+    tmp = path.with_name(f".{path.name}.erasure-{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "wb") as fh:
+        pq.write_table(table, fh, compression="zstd")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    for customer_id, rows in dropped.items():
+        targets[customer_id].removed["other_parquet_rows"] += rows
+    for customer_id in targets if redacted else ():
+        targets[customer_id].removed["files_scrubbed"] += 1
+
+
+def _rewrite_in_place(path: Path, text: str) -> None:
+    with open(path, "r+b") as fh:
+        fh.write(text.encode("utf-8"))
+        fh.truncate()
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    mode = os.stat(path).st_mode & 0o777
+    tmp = path.with_name(f".{path.name}.erasure-{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.write(fd, text.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _scrub_files(settings: Settings, roots: list[Path], skip: set[Path], targets: dict[str, Subject],
+                 terms: dict[str, set[str]], notes: list[str], landing_root: Path | None) -> None:
+    """Every other file under the data directory: JSON Lines records mentioning a target are
+    dropped, text has the targets' terms replaced, SQLite databases are redacted and vacuumed."""
+    per_customer = {cid: _terms_of(cid, terms) for cid in targets}
+    everything = sorted({t for values in per_customer.values() for t in values}, key=lambda v: (-len(v), v))
+    pattern = _pattern(everything, set(targets))
+    if pattern is None:
+        return
+    raw_forms = sorted({f.encode("utf-8") for t in everything for f in _forms(t)}, key=len, reverse=True)
+
+    def owners(text: str) -> set[str]:
+        return {cid for cid, values in per_customer.items() if any(f in text for v in values for f in _forms(v))}
+
+    seen: set[Path] = set()
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob("*")):
+            if not path.is_file() or path.is_symlink() or path in seen:
+                continue
+            seen.add(path)
+            resolved = path.resolve()
+            if any(resolved == s or s in resolved.parents for s in skip):
+                continue
+            in_landing = landing_root is not None and resolved.is_relative_to(landing_root)
+            if path.name.endswith(".lock") or (in_landing and path.name.endswith(".tmp")):
+                continue  # locks hold a pid; a landing temp file is a batch being written right now
+            if path.suffix == ".parquet":
+                if not in_landing:
+                    _rewrite_parquet(path, targets, pattern)  # e.g. the quality gate's quarantine
+                continue
+            try:
+                size = path.stat().st_size
+                with path.open("rb") as fh:
+                    head = fh.read(16)
+            except OSError:
+                continue
+            if _is_duckdb(head):
+                notes.append(f"another DuckDB database was not searched: {path}")
+                continue  # the warehouse itself is erased table by table
+            if size > MAX_TEXT_BYTES:
+                notes.append(f"not scanned (larger than {MAX_TEXT_BYTES} bytes): {path}")
+                continue
+            data = path.read_bytes()
+            if not any(f in data for f in raw_forms):
+                continue
+            if _is_sqlite(head):
+                who = owners(data.decode("utf-8", "replace"))
+                try:
+                    _scrub_sqlite(path, everything)
+                except sqlite3.Error as exc:
+                    notes.append(f"could not redact the SQLite database {path}: {exc}; run the erasure again")
+                    log.warning("erasure: could not redact %s: %s", path, exc)
+                    continue
+                for cid in who:
+                    targets[cid].removed["files_scrubbed"] += 1
+                continue
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                notes.append(f"a binary file mentions an erased customer and was left as is: {path}")
+                log.warning("erasure: binary file %s mentions an erased customer; not rewritten", path)
+                continue
+            who = owners(text)
+            if path.suffix in JSON_LINES_SUFFIXES:
+                lines = text.splitlines(keepends=True)
+                kept = [line for line in lines if not pattern.search(line)]
+                for cid in who:
+                    targets[cid].removed["json_lines_dropped"] += len(lines) - len(kept)
+                new_text = "".join(kept)
+            else:
+                new_text = pattern.sub(ERASED, text)
+            if new_text != text:
+                if path.suffix in APPENDED_SUFFIXES:
+                    _rewrite_in_place(path, new_text)  # a running process may still append to it
+                else:
+                    _write_text_atomically(path, new_text)
+                for cid in who:
+                    targets[cid].removed["files_scrubbed"] += 1

@@ -1,0 +1,100 @@
+"""What an erasure is about: the customers (``Subject``), the report of what was removed, its errors,
+and the small helpers every step shares (quoting, fsync of a directory, the terms to look for)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+UTC = dt.timezone.utc
+
+
+ERASED = "[erased]"
+
+
+class ErasureError(RuntimeError):
+    """An erasure could not be completed (it is safe to run again)."""
+
+
+@dataclass
+class Subject:
+    """One customer to erase in this run (the clear id lives in memory only)."""
+
+    customer_id: str
+    subject: str
+    erased_through: dt.datetime
+    requested_by: str
+    reason: str  # "tombstone" | "request" | "re-landed"
+    source: dict[str, Any] = field(default_factory=dict)
+    erasure_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: True when a master-data record newer than the erasure re-created the customer: its newer
+    #: rows stay, and the warehouse is rebuilt from scratch so it holds exactly those.
+    recreated: bool = False
+    removed: dict[str, Any] = field(default_factory=lambda: defaultdict(int))
+
+
+@dataclass
+class ErasureReport:
+    erasures: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def customers(self) -> int:
+        return len(self.erasures)
+
+    def summary(self) -> str:
+        if not self.erasures:
+            return "nothing to erase"
+        parts = []
+        for e in self.erasures:
+            removed = e["removed"]
+            parts.append(f"{e['subject'][:24]}… ({e['reason']}): {removed.get('landing_rows', 0)} landed rows, "
+                         f"{removed.get('warehouse_rows', 0)} warehouse rows, {removed.get('alert_states', 0)} "
+                         f"alert states, {removed.get('outbox_files', 0)} outbox files, "
+                         f"{removed.get('files_scrubbed', 0)} other files scrubbed")
+        return f"erased {len(self.erasures)} customer(s): " + "; ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"customers": self.customers, "erasures": self.erasures, "notes": self.notes}
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(UTC)
+
+
+def _aware(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+#: Free texts shorter than this are not searched for in other files (too likely to be ordinary words).
+MIN_TERM_CHARS = 4
+
+
+def _terms_of(customer_id: str, terms: dict[str, set[str]]) -> list[str]:
+    """The customer's id, name(s) and own free texts, longest first (a name inside a note is
+    replaced as part of the note)."""
+    values = {customer_id, *terms.get(customer_id, ())}
+    return sorted((v for v in values if v), key=lambda v: (-len(v), v))
