@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Callable
 
 from loyalty_monitor.contract import DUNNING_STAGES, SCHEMA_VERSION
+from loyalty_monitor.generator_opportunities import EVENTS_PER_CUSTOMER_MONTH, OpportunityStream
 
 CUSTOMERS_FILE = "customers.jsonl"
 TOUCHPOINTS_FILE = "touchpoints.jsonl"
@@ -339,8 +340,6 @@ def _segment_weights(segment_mix: dict[str, float] | None) -> tuple[tuple[str, f
 def expected_customers_for(target_events: int, months: float, intensity: float = 1.0,
                            opportunity_rate: float = 1.0) -> int:
     """How many customers give about ``target_events`` valid events over ``months``."""
-    from loyalty_monitor.generator_opportunities import EVENTS_PER_CUSTOMER_MONTH
-
     per_customer = (BASE_EVENTS_PER_CUSTOMER_MONTH * intensity
                     + EVENTS_PER_CUSTOMER_MONTH * opportunity_rate) * months
     return max(1, math.ceil(target_events / per_customer))
@@ -657,8 +656,6 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
                        malformed_rate: float, seed: int,
                        progress: ProgressCallback | None, churn_shape: str = DEFAULT_CHURN_SHAPE,
                        opportunity_rate: float = 0.0) -> dict:
-    from loyalty_monitor.generator_opportunities import OpportunityStream
-
     rand = rng.random
     heappush, heappop = heapq.heappush, heapq.heappop
     iso, weekday, thinning, dst, clock = cal.iso, cal.weekday, cal.thinning, cal.dst, cal.clock
