@@ -40,31 +40,24 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable
 
 from loyalty_monitor import logs
 from loyalty_monitor.broker import BrokerUnreachable, probe
 from loyalty_monitor.logs import EventLog
 from loyalty_monitor.settings import Settings, load_settings
-from streaming.landing import (DATASETS, BatchBuilder, Chunk, LandingZone, contract_window, decode_chunk,
-                               prepare)
+from streaming.consumer_batch import Batcher, Record
+from streaming.landing import DATASETS, LandingZone
 from streaming.metrics import ConsumerMetrics, serve
 
 UTC = timezone.utc
 
 #: The longest detail text kept in a dead letter's header.
 MAX_DETAIL_CHARS = 1000
-#: Messages per decode task: small enough to overlap decoding with fetching, big enough that
-#: sending them to a worker process costs little.
-CHUNK_MESSAGES = 2000
 #: librdkafka's "no offset" (OFFSET_INVALID).
 NO_OFFSET = -1001
 #: The smallest batch an eviction halves the batch to (records).
 MIN_BATCH_RECORDS = 100
-
-
-_WARM_UP_TOUCHPOINT = (b'{"schema_version":1,"event_id":"warm-up","event_type":"email","direction":"inbound",'
-                       b'"occurred_at":"2026-01-01T00:00:00Z","customer_id":"C0","department":"sales","payload":{}}')
 
 
 def default_workers() -> int:
@@ -141,36 +134,6 @@ def client_logger(log: EventLog) -> logging.Logger:
     return logger
 
 
-class Record(NamedTuple):
-    """A consumed message as plain values (what a dead letter needs of it)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]] | None
-
-    @classmethod
-    def of(cls, message: Any) -> "Record":
-        return cls(message.topic(), message.partition(), message.offset(), message.key(), message.value(),
-                   message.headers())
-
-
-@dataclass
-class _PendingChunk:
-    topic: str
-    messages: list[Any]  # the confluent-kafka Messages, for dead letters (original key, bytes, headers)
-    result: Any          # Chunk, or a Future of one
-
-
-@dataclass
-class DeadLetter:
-    message: Record
-    code: str
-    detail: str
-
-
 @dataclass
 class RunSummary:
     consumed: int = 0
@@ -217,7 +180,6 @@ class LandingConsumer:
         self.kinds = {settings.topic_touchpoints: "touchpoint", settings.topic_customers: "customer",
                       settings.topic_case_events: "case_event"}
         self.zone = LandingZone.from_settings(settings)
-        self._window = contract_window(settings)
         self.metrics = ConsumerMetrics()
         self.summary = RunSummary()
         self._stop_reason = ""
@@ -227,11 +189,9 @@ class LandingConsumer:
         self._record_limit = settings.batch_max_records
         self._consumer_overrides = consumer_overrides or {}
         self.workers = default_workers() if workers is None else workers
-        self._pool = None
-        self._first_message_at: float | None = None
+        self._batch = Batcher(settings, self.kinds, self.log, self.workers)
         self._last_activity = self._unassigned_since = time.monotonic()
         self._delivery_errors: list[str] = []
-        self._reset_batch()
         self.consumer = None
         self.producer = None
 
@@ -255,39 +215,16 @@ class LandingConsumer:
                                 on_lost=self._on_lost)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._batch.close()
         if self.consumer is not None:
             self._closing = True
             self.consumer.close()  # leaves the group; auto-commit is off, so it commits nothing
         if self.producer is not None:
             self.producer.flush(10)
 
-    def _warm_up(self) -> None:
-        """Pay the first-use costs (compiling the contract validators, loading Arrow and numpy
-        kernels, starting workers) before joining the group: done inside the first batch they
-        can exceed max_poll_interval_ms on a busy host, and the group would evict us."""
-        sample = [(0, 0, None, None, b"{}")]
-        for kind in ("touchpoint", "customer"):
-            decode_chunk(kind, "warm-up", sample, 1024, datetime.now(UTC))
-        warm = BatchBuilder("touchpoints", "warm-up")
-        warm.note_offset(0, 0)
-        warm.add_table(decode_chunk("touchpoint", "warm-up", [(0, 0, None, None, _WARM_UP_TOUCHPOINT)],
-                                    1024, datetime.now(UTC)).table)
-        prepare(warm)
-        if self.workers <= 0:
-            return
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn, not fork: the Kafka clients run threads, and forking a threaded process is unsafe.
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-        for kind in ("touchpoint", "customer") * self.workers:
-            self._pool.submit(decode_chunk, kind, "warm-up", sample, 1024, datetime.now(UTC)).result()
-
     def run(self) -> RunSummary:
         self._closing = False
-        self._warm_up()
+        self._batch.warm_up()
         self._connect()
         server = None
         if self.settings.metrics_port > 0:
@@ -304,24 +241,24 @@ class LandingConsumer:
             while not self._stop_reason:
                 now = time.monotonic()
                 wait = self.settings.batch_max_wait_s
-                if self._batch_started is not None:
-                    wait = max(0.0, self._batch_started + self.settings.batch_max_wait_s - now)
+                if self._batch.started is not None:
+                    wait = max(0.0, self._batch.started + self.settings.batch_max_wait_s - now)
                 # Never overfill a batch: batch_max_records bounds memory and flush time.
-                limit = self._record_limit - self._batch_count
+                limit = self._record_limit - self._batch.count
                 if self.max_records is not None:
                     limit = min(limit, self.max_records - self.summary.consumed)
                 messages = self.consumer.consume(num_messages=max(limit, 1), timeout=min(wait, 0.2))
-                for part in self._within_batch_bytes(messages):
+                for part in self._batch.parts(messages):
                     self._handle_messages(part)
-                    if self._batch_bytes >= self.settings.batch_max_bytes:
+                    if self._batch.bytes >= self.settings.batch_max_bytes:
                         self.flush("full")
                 now = time.monotonic()
                 if messages:
                     self._last_activity = now
-                full = (self._batch_count >= self._record_limit
-                        or self._batch_bytes >= self.settings.batch_max_bytes)
-                if full or (self._batch_started is not None
-                            and now - self._batch_started >= self.settings.batch_max_wait_s):
+                full = (self._batch.count >= self._record_limit
+                        or self._batch.bytes >= self.settings.batch_max_bytes)
+                if full or (self._batch.started is not None
+                            and now - self._batch.started >= self.settings.batch_max_wait_s):
                     self.flush("full" if full else "max_wait")
                     self._report_progress(self._update_lag(cheap=True))
                 elif self.on_progress and messages and now - self._progress_at >= 1.0:
@@ -354,31 +291,8 @@ class LandingConsumer:
         return self.summary
 
     # --- per message -----------------------------------------------------------------------
-    def _reset_batch(self) -> None:
-        self._builders = {topic: BatchBuilder(DATASETS[kind], topic) for topic, kind in self.kinds.items()}
-        self._dead: list[DeadLetter] = []
-        self._chunks: list[_PendingChunk] = []
-        self._batch_started: float | None = None
-        self._batch_count = 0
-        self._batch_bytes = 0
-
-    def _within_batch_bytes(self, messages: list[Any]) -> Iterator[list[Any]]:
-        """The fetched messages in consecutive parts, each filling the open batch up to
-        ``batch_max_bytes`` (at least one message a part): one fetch of large messages never
-        overfills a batch. Read lazily: the caller flushes between parts."""
-        start = 0
-        while start < len(messages):
-            room, end = self.settings.batch_max_bytes - self._batch_bytes, start
-            while end < len(messages) and (end == start or room > 0):
-                room -= len(messages[end].value() or b"")
-                end += 1
-            yield messages[start:end]
-            start = end
-
     def _handle_messages(self, messages: list[Any]) -> None:
-        """Note offsets and start decoding (in a worker process when there is a pool)."""
-        if not messages:
-            return
+        """Group the messages by partition into the batch (it notes offsets and starts decoding)."""
         by_partition: dict[tuple[str, int], list[Any]] = {}
         for message in messages:
             if message.error() is not None:
@@ -391,40 +305,9 @@ class LandingConsumer:
             group.append(message)
         if not by_partition:
             return
-        if self._batch_started is None:
-            self._batch_started = time.monotonic()
-            if self._first_message_at is None:
-                self._first_message_at = self._batch_started
-        by_topic: dict[str, list[Any]] = {}
-        for (topic, partition), group in by_partition.items():
-            builder = self._builders[topic]
-            span = builder.offsets.get(partition)
-            if span is not None and group[0].offset() <= span[1]:
-                # Cannot happen with librdkafka's rebalance barriers; if it ever did, landing the
-                # message twice in one batch would be a duplicate, so it is refused loudly.
-                self.log("offset_went_back", level="warning", topic=topic, partition=partition,
-                         batch_last=span[1], received=group[0].offset())
-                group = [m for m in group if m.offset() > span[1]]
-                if not group:
-                    continue
-            builder.note_offset(partition, group[0].offset())
-            builder.note_offset(partition, group[-1].offset())
-            by_topic.setdefault(topic, []).extend(group)
-            self._batch_count += len(group)
-            self._batch_bytes += sum(len(m.value() or b"") for m in group)
-            self.summary.consumed += len(group)
-            self.metrics.consumed.labels(topic).inc(len(group))
-        landed_at = datetime.now(UTC)
-        for topic, group in by_topic.items():
-            for start in range(0, len(group), CHUNK_MESSAGES):
-                part = group[start:start + CHUNK_MESSAGES]
-                raw = []
-                for m in part:
-                    kind, stamp = m.timestamp()
-                    raw.append((m.partition(), m.offset(), stamp if kind else None, m.key(), m.value()))
-                args = (self.kinds[topic], topic, raw, self.settings.max_message_bytes, landed_at, self._window)
-                result = self._pool.submit(decode_chunk, *args) if self._pool else decode_chunk(*args)
-                self._chunks.append(_PendingChunk(topic, part, result))
+        for topic, taken in self._batch.add(by_partition).items():
+            self.summary.consumed += taken
+            self.metrics.consumed.labels(topic).inc(taken)
 
     def _client_error(self, error: Any) -> None:
         """An error event from the client (broker down, unknown topic...): log it; a fatal one stops us."""
@@ -435,15 +318,6 @@ class LandingConsumer:
         if error.fatal():
             raise KafkaException(error)
 
-    def _collect_chunks(self) -> None:
-        """Wait for the batch's decoded chunks; valid rows to the builders, rejects to dead letters."""
-        for pending in self._chunks:
-            chunk = pending.result if isinstance(pending.result, Chunk) else pending.result.result()
-            self._builders[pending.topic].add_table(chunk.table)
-            for index, code, detail in chunk.rejects:
-                self._dead.append(DeadLetter(Record.of(pending.messages[index]), code, detail))
-        self._chunks = []
-
     # --- batches ---------------------------------------------------------------------------
     def _on_delivery(self, error: Any, message: Any) -> None:
         if error is not None:
@@ -453,9 +327,9 @@ class LandingConsumer:
         """Land, dead-letter and commit the current batch; False if the commit was refused."""
         from confluent_kafka import KafkaException, TopicPartition
 
-        if not any(b.offsets for b in self._builders.values()):
+        if self._batch.empty():
             return True
-        started = self._batch_started or time.monotonic()
+        started = self._batch.started or time.monotonic()
         stages = {"collect": time.monotonic() - started}
         mark = time.monotonic()
 
@@ -465,9 +339,9 @@ class LandingConsumer:
             stages[name] = round(now - mark, 3)
             mark = now
 
-        self._collect_chunks()
+        self._batch.collect()
         stage("decode_wait")
-        prepared = {topic: prepare(builder) for topic, builder in self._builders.items() if builder.offsets}
+        prepared = self._batch.prepare()
 
         # The token marks this batch's manifests and files (Parquet key-value metadata), so that
         # after a refused commit we remove only files nobody else has rewritten since.
@@ -475,7 +349,7 @@ class LandingConsumer:
         pending: list[tuple[str, int]] = []
         for topic, batch in prepared.items():
             for partition, paths in batch.by_partition.items():
-                first, last = self._builders[topic].offsets[partition]
+                first, last = self._batch.builders[topic].offsets[partition]
                 self.zone.write_pending(batch.dataset, partition, {
                     "topic": topic, "partition": partition, "first": first, "last": last,
                     "files": paths, "token": token, "written_at": datetime.now(UTC).isoformat()})
@@ -487,7 +361,7 @@ class LandingConsumer:
 
         failed_at = datetime.now(UTC).isoformat()
         self._delivery_errors = []
-        for d in self._dead:
+        for d in self._batch.dead:
             self._produce(self.settings.topic_dead_letter,
                           # a record without key and value is dead-lettered with an empty key
                           key=d.message.key if d.message.key is not None or d.message.value is not None else b"",
@@ -499,7 +373,7 @@ class LandingConsumer:
                                f"{self._delivery_errors[0]}")
 
         offsets = [TopicPartition(topic, partition, last + 1)
-                   for topic, builder in self._builders.items()
+                   for topic, builder in self._batch.builders.items()
                    for partition, (first, last) in sorted(builder.offsets.items())]
         offsets_log = {f"{tp.topic}[{tp.partition}]": tp.offset for tp in offsets}
         stage("dead_letters")
@@ -526,7 +400,7 @@ class LandingConsumer:
             self.log("commit_failed", level="warning", reason=reason, error=rejected.str(),
                      files_removed=removed, partitions=offsets_log, next_batch_max_records=self._record_limit)
             self._rewind_batch()
-            self._reset_batch()
+            self._batch.reset()
             return False
         stage("commit")
         self._record_limit = min(self.settings.batch_max_records, self._record_limit * 2)
@@ -535,12 +409,12 @@ class LandingConsumer:
 
         latency = time.monotonic() - started
         dead_by_topic: dict[str, int] = {}
-        for d in self._dead:
+        for d in self._batch.dead:
             dead_by_topic[d.message.topic] = dead_by_topic.get(d.message.topic, 0) + 1
             self.metrics.dead_lettered.labels(d.code, d.message.topic).inc()
         landed_at = datetime.now(UTC).isoformat()
         for topic, batch in prepared.items():
-            builder = self._builders[topic]
+            builder = self._batch.builders[topic]
             partitions = {str(p): span for p, span in sorted(builder.offsets.items())}
             notice = {
                 "batch_id": hashlib.sha1(json.dumps([topic, partitions]).encode()).hexdigest()[:20],
@@ -557,15 +431,15 @@ class LandingConsumer:
         if self._delivery_errors:  # the data is landed and committed: a lost notice is only logged
             self.log("batch_notice_failed", level="warning", error=self._delivery_errors[0])
         stage("notify")
-        self.summary.dead_lettered += len(self._dead)
+        self.summary.dead_lettered += len(self._batch.dead)
         self.summary.batches += 1
-        self.summary.busy_seconds = time.monotonic() - (self._first_message_at or started)
+        self.summary.busy_seconds = time.monotonic() - (self._batch.first_message_at or started)
         self.metrics.observe_batch(latency, time.time())
-        self.log("batch_committed", reason=reason, messages=self._batch_count,
-                 landed=sum(b.records for b in prepared.values()), dead_letters=len(self._dead),
+        self.log("batch_committed", reason=reason, messages=self._batch.count,
+                 landed=sum(b.records for b in prepared.values()), dead_letters=len(self._batch.dead),
                  files=sum(len(f) for f in files.values()), seconds=round(latency, 3),
                  stages={k: round(v, 3) for k, v in stages.items()}, offsets=offsets_log)
-        self._reset_batch()
+        self._batch.reset()
         self._write_metrics()
         return True
 
@@ -593,7 +467,7 @@ class LandingConsumer:
         from confluent_kafka import KafkaException, TopicPartition
 
         owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
-        for topic, builder in self._builders.items():
+        for topic, builder in self._batch.builders.items():
             for partition, (first, _last) in builder.offsets.items():
                 if (topic, partition) in owned:
                     try:
@@ -625,12 +499,12 @@ class LandingConsumer:
         self._last_activity = time.monotonic()
         if partitions:
             self.log("partitions_revoked", partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions))
-        if self._batch_count:
+        if self._batch.count:
             # Our uncommitted batch may belong to another member now: drop it. Nothing of it is
             # written yet (files are only written in flush), and whoever owns its partitions
             # re-consumes it from the committed offsets.
-            self.log("batch_dropped_on_rebalance", messages=self._batch_count)
-        self._reset_batch()
+            self.log("batch_dropped_on_rebalance", messages=self._batch.count)
+        self._batch.reset()
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         self.log("partitions_lost", level="warning",
