@@ -25,39 +25,33 @@ loop decodes and writes, so the fetch costs the loop about 1 µs per message ins
 
 Rebalance callbacks run inside ``consume()``, on this thread, so they may call the client.
 
+The steps are units of their own: step 1 is ``streaming.consumer_batch.Batcher``, steps 2a-e and 4
+are ``streaming.consumer_flush`` (``BatchLander``, ``BatchFiles``); this module runs the loop,
+the rebalance callbacks and the lag.
+
 Run it with ``loyalty consume`` or ``python -m streaming.consumer``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import signal
 import sys
 import time
-import uuid
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 from loyalty_monitor import logs
 from loyalty_monitor.broker import BrokerUnreachable, probe
 from loyalty_monitor.logs import EventLog
 from loyalty_monitor.settings import Settings, load_settings
-from streaming.consumer_batch import Batcher, Record
-from streaming.landing import DATASETS, LandingZone
+from streaming.consumer_batch import Batcher
+from streaming.consumer_flush import BatchFiles, BatchLander, RunSummary
+from streaming.landing import LandingZone
 from streaming.metrics import ConsumerMetrics, serve
 
-UTC = timezone.utc
-
-#: The longest detail text kept in a dead letter's header.
-MAX_DETAIL_CHARS = 1000
 #: librdkafka's "no offset" (OFFSET_INVALID).
 NO_OFFSET = -1001
-#: The smallest batch an eviction halves the batch to (records).
-MIN_BATCH_RECORDS = 100
 
 
 def default_workers() -> int:
@@ -66,19 +60,6 @@ def default_workers() -> int:
     Workers overlap decoding with writing and pay off on hosts with idle cores; on a busy
     2-core host they only add processes (see docs/streaming.md, "Throughput")."""
     return 0
-
-
-def _rejected_commit_codes() -> frozenset[int]:
-    from confluent_kafka import KafkaError
-
-    return frozenset({KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
-                      KafkaError.UNKNOWN_MEMBER_ID, KafkaError.FENCED_INSTANCE_ID,
-                      KafkaError._ASSIGNMENT_LOST, KafkaError._MAX_POLL_EXCEEDED,
-                      KafkaError.STALE_MEMBER_EPOCH})
-
-
-#: Commit error codes that mean "not applied" (the group moved on); any other is ambiguous.
-REJECTED_COMMIT = _rejected_commit_codes()
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -134,34 +115,6 @@ def client_logger(log: EventLog) -> logging.Logger:
     return logger
 
 
-@dataclass
-class RunSummary:
-    consumed: int = 0
-    landed: int = 0
-    dead_lettered: int = 0
-    batches: int = 0
-    files: int = 0
-    stopped_by: str = ""
-    #: Seconds from the first message handled to the last commit (throughput without group join).
-    busy_seconds: float = 0.0
-
-    def line(self) -> str:
-        rate = f", {self.consumed / self.busy_seconds:,.0f} msg/s" if self.busy_seconds > 0 else ""
-        return (f"consumed {self.consumed}, landed {self.landed}, dead-lettered {self.dead_lettered} "
-                f"in {self.batches} batches ({self.files} files{rate}); stopped: {self.stopped_by}")
-
-
-def dead_letter_headers(message: Record, code: str, detail: str, failed_at: str) -> list[tuple[str, bytes]]:
-    """The original headers plus the ``dlq.*`` headers of design.md."""
-    return [*(message.headers or []),
-            ("dlq.source.topic", message.topic.encode()),
-            ("dlq.source.partition", str(message.partition).encode()),
-            ("dlq.source.offset", str(message.offset).encode()),
-            ("dlq.error.code", code.encode()),
-            ("dlq.error.detail", detail[:MAX_DETAIL_CHARS].encode("utf-8", "replace")),
-            ("dlq.failed_at", failed_at.encode())]
-
-
 class LandingConsumer:
     """The consumer service. ``run()`` until SIGTERM/SIGINT, ``max_records`` or (``until_idle``) caught up."""
 
@@ -183,15 +136,12 @@ class LandingConsumer:
         self.metrics = ConsumerMetrics()
         self.summary = RunSummary()
         self._stop_reason = ""
-        # Records per batch: halved after an eviction (a batch that could not be landed within
-        # max_poll_interval_ms would be evicted again, for ever, on a host that stays busy),
-        # doubled back after each commit, never above settings.batch_max_records.
-        self._record_limit = settings.batch_max_records
         self._consumer_overrides = consumer_overrides or {}
         self.workers = default_workers() if workers is None else workers
         self._batch = Batcher(settings, self.kinds, self.log, self.workers)
+        self._files = BatchFiles(self.zone, self.log)
+        self._lander: BatchLander | None = None
         self._last_activity = self._unassigned_since = time.monotonic()
-        self._delivery_errors: list[str] = []
         self.consumer = None
         self.producer = None
 
@@ -211,6 +161,8 @@ class LandingConsumer:
             "linger.ms": 5, "enable.idempotence": False, "logger": logger,
             # a dead letter carries the original bytes, which the broker already accepted once
             "message.max.bytes": max(64 * 1024 * 1024, 4 * self.settings.max_message_bytes)})
+        self._lander = BatchLander(self.settings, self._files, self.consumer, self.producer, self.metrics,
+                                   self.summary, self.log)
         self.consumer.subscribe(list(self.kinds), on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_lost)
 
@@ -244,7 +196,7 @@ class LandingConsumer:
                 if self._batch.started is not None:
                     wait = max(0.0, self._batch.started + self.settings.batch_max_wait_s - now)
                 # Never overfill a batch: batch_max_records bounds memory and flush time.
-                limit = self._record_limit - self._batch.count
+                limit = self._lander.record_limit - self._batch.count
                 if self.max_records is not None:
                     limit = min(limit, self.max_records - self.summary.consumed)
                 messages = self.consumer.consume(num_messages=max(limit, 1), timeout=min(wait, 0.2))
@@ -255,7 +207,7 @@ class LandingConsumer:
                 now = time.monotonic()
                 if messages:
                     self._last_activity = now
-                full = (self._batch.count >= self._record_limit
+                full = (self._batch.count >= self._lander.record_limit
                         or self._batch.bytes >= self.settings.batch_max_bytes)
                 if full or (self._batch.started is not None
                             and now - self._batch.started >= self.settings.batch_max_wait_s):
@@ -318,177 +270,17 @@ class LandingConsumer:
         if error.fatal():
             raise KafkaException(error)
 
-    # --- batches ---------------------------------------------------------------------------
-    def _on_delivery(self, error: Any, message: Any) -> None:
-        if error is not None:
-            self._delivery_errors.append(f"{message.topic()}: {error.str()}")
-
     def flush(self, reason: str) -> bool:
         """Land, dead-letter and commit the current batch; False if the commit was refused."""
-        from confluent_kafka import KafkaException, TopicPartition
-
         if self._batch.empty():
             return True
-        started = self._batch.started or time.monotonic()
-        stages = {"collect": time.monotonic() - started}
-        mark = time.monotonic()
-
-        def stage(name: str) -> None:
-            nonlocal mark
-            now = time.monotonic()
-            stages[name] = round(now - mark, 3)
-            mark = now
-
-        self._batch.collect()
-        stage("decode_wait")
-        prepared = self._batch.prepare()
-
-        # The token marks this batch's manifests and files (Parquet key-value metadata), so that
-        # after a refused commit we remove only files nobody else has rewritten since.
-        token = uuid.uuid4().hex
-        pending: list[tuple[str, int]] = []
-        for topic, batch in prepared.items():
-            for partition, paths in batch.by_partition.items():
-                first, last = self._batch.builders[topic].offsets[partition]
-                self.zone.write_pending(batch.dataset, partition, {
-                    "topic": topic, "partition": partition, "first": first, "last": last,
-                    "files": paths, "token": token, "written_at": datetime.now(UTC).isoformat()})
-                pending.append((batch.dataset, partition))
-        stage("prepare")
-        files: dict[str, list[str]] = {topic: self.zone.write_prepared(batch, token=token)
-                                       for topic, batch in prepared.items()}
-        stage("write")
-
-        failed_at = datetime.now(UTC).isoformat()
-        self._delivery_errors = []
-        for d in self._batch.dead:
-            self._produce(self.settings.topic_dead_letter,
-                          # a record without key and value is dead-lettered with an empty key
-                          key=d.message.key if d.message.key is not None or d.message.value is not None else b"",
-                          value=d.message.value,
-                          headers=dead_letter_headers(d.message, d.code, d.detail, failed_at))
-        self._flush_producer()
-        if self._delivery_errors:
-            raise RuntimeError(f"dead-letter topic {self.settings.topic_dead_letter} refused a message: "
-                               f"{self._delivery_errors[0]}")
-
-        offsets = [TopicPartition(topic, partition, last + 1)
-                   for topic, builder in self._batch.builders.items()
-                   for partition, (first, last) in sorted(builder.offsets.items())]
-        offsets_log = {f"{tp.topic}[{tp.partition}]": tp.offset for tp in offsets}
-        stage("dead_letters")
-        rejected = None
-        try:
-            for tp in self.consumer.commit(offsets=offsets, asynchronous=False) or []:
-                if tp.error is not None:
-                    if tp.error.code() not in REJECTED_COMMIT:
-                        raise KafkaException(tp.error)
-                    rejected = tp.error
-        except KafkaException as exc:
-            if exc.args[0].code() not in REJECTED_COMMIT:
-                raise  # ambiguous: stop; the next start resolves the manifests against the commits
-            rejected = exc.args[0]
-        if rejected is not None:
-            # The group moved on without us (evicted after max.poll.interval.ms, or rebalancing):
-            # the commit was definitely not applied and another member re-consumes these
-            # messages, so our files are duplicates-to-be. Remove the ones that are still ours.
-            # The rebalance that follows restarts our partitions at their committed offsets.
-            self.metrics.commit_failures.inc()
-            self._last_activity = time.monotonic()
-            removed = self._discard_own_files(token, pending, files)
-            self._record_limit = max(MIN_BATCH_RECORDS, self._record_limit // 2)
-            self.log("commit_failed", level="warning", reason=reason, error=rejected.str(),
-                     files_removed=removed, partitions=offsets_log, next_batch_max_records=self._record_limit)
-            self._rewind_batch()
-            self._batch.reset()
-            return False
-        stage("commit")
-        self._record_limit = min(self.settings.batch_max_records, self._record_limit * 2)
-        for dataset, partition in pending:
-            self.zone.clear_pending(dataset, partition)
-
-        latency = time.monotonic() - started
-        dead_by_topic: dict[str, int] = {}
-        for d in self._batch.dead:
-            dead_by_topic[d.message.topic] = dead_by_topic.get(d.message.topic, 0) + 1
-            self.metrics.dead_lettered.labels(d.code, d.message.topic).inc()
-        landed_at = datetime.now(UTC).isoformat()
-        for topic, batch in prepared.items():
-            builder = self._batch.builders[topic]
-            partitions = {str(p): span for p, span in sorted(builder.offsets.items())}
-            notice = {
-                "batch_id": hashlib.sha1(json.dumps([topic, partitions]).encode()).hexdigest()[:20],
-                "topic": topic, "partitions": partitions, "event_dates": batch.event_dates,
-                "records": batch.records, "dead_letters": dead_by_topic.get(topic, 0),
-                "files": files[topic], "landed_at": landed_at,
-            }
-            self._produce(self.settings.topic_batches, key=topic.encode(), value=json.dumps(notice).encode())
-            self.metrics.landed.labels(topic).inc(batch.records)
-            self.metrics.files_written.inc(len(files[topic]))
-            self.summary.landed += batch.records
-            self.summary.files += len(files[topic])
-        self._flush_producer()
-        if self._delivery_errors:  # the data is landed and committed: a lost notice is only logged
-            self.log("batch_notice_failed", level="warning", error=self._delivery_errors[0])
-        stage("notify")
-        self.summary.dead_lettered += len(self._batch.dead)
-        self.summary.batches += 1
-        self.summary.busy_seconds = time.monotonic() - (self._batch.first_message_at or started)
-        self.metrics.observe_batch(latency, time.time())
-        self.log("batch_committed", reason=reason, messages=self._batch.count,
-                 landed=sum(b.records for b in prepared.values()), dead_letters=len(self._batch.dead),
-                 files=sum(len(f) for f in files.values()), seconds=round(latency, 3),
-                 stages={k: round(v, 3) for k, v in stages.items()}, offsets=offsets_log)
+        committed = self._lander.land(self._batch, reason)
+        if not committed:
+            self._last_activity = time.monotonic()  # a refused commit is activity, not quiet
         self._batch.reset()
-        self._write_metrics()
-        return True
-
-    def _produce(self, topic: str, key: bytes | None, value: bytes | None,
-                 headers: list[tuple[str, bytes]] | None = None) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, key=key, value=value, headers=headers, on_delivery=self._on_delivery)
-                return
-            except BufferError:  # the producer's queue is full: let it drain
-                self.producer.poll(0.1)
-
-    def _flush_producer(self) -> None:
-        """Wait until every produced message is acknowledged (acks=all) or failed."""
-        deadline = time.monotonic() + 60
-        while self.producer.flush(1.0) > 0:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the broker did not acknowledge the dead letters / batch notices within 60 s")
-
-    def _rewind_batch(self) -> None:
-        """After a refused commit, go back to the batch's first offsets on partitions we still own.
-
-        (A rebalance restarts partitions at the committed offsets anyway; this covers a refused
-        commit that leaves the assignment as it was.)"""
-        from confluent_kafka import KafkaException, TopicPartition
-
-        owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
-        for topic, builder in self._batch.builders.items():
-            for partition, (first, _last) in builder.offsets.items():
-                if (topic, partition) in owned:
-                    try:
-                        self.consumer.seek(TopicPartition(topic, partition, first))
-                    except KafkaException as exc:
-                        self.log("rewind_failed", level="warning", topic=topic, partition=partition,
-                                 error=str(exc))
-
-    def _discard_own_files(self, token: str, pending: list[tuple[str, int]],
-                           files: dict[str, list[str]]) -> int:
-        removed = 0
-        for paths in files.values():
-            for path in paths:
-                if self.zone.file_token(path) == token:
-                    self.zone.fs.rm(path)
-                    removed += 1
-        for dataset, partition in pending:
-            manifest = self.zone.read_pending(dataset, partition)
-            if manifest is not None and manifest.get("token") == token:
-                self.zone.clear_pending(dataset, partition)
-        return removed
+        if committed:
+            self._write_metrics()
+        return committed
 
     # --- rebalances (called by the client inside consume(), on this thread) ----------------
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
@@ -518,42 +310,15 @@ class LandingConsumer:
         # The client assigns the partitions after this returns; they start at their committed offsets.
         self.recover(sorted(partitions, key=lambda tp: (tp.topic, tp.partition)))
 
+    def recover(self, assigned: list[Any]) -> None:
+        """Resolve crash leftovers (pending manifests) of newly assigned partitions."""
+        self._files.recover(assigned, self.kinds, self._committed)
+
     def _committed(self, partitions: list[Any]) -> dict[tuple[str, int], int | None]:
         if not partitions:
             return {}
         result = self.consumer.committed(partitions, timeout=30)
         return {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in result}
-
-    def recover(self, assigned: list[Any]) -> None:
-        """Resolve crash leftovers (pending manifests) of newly assigned partitions."""
-        manifests = {}
-        for tp in assigned:
-            dataset = DATASETS[self.kinds[tp.topic]]
-            if self.zone.delete_pending_temp_files(dataset, tp.partition):
-                self.log("half_written_manifest_removed", topic=tp.topic, partition=tp.partition)
-            manifest = self.zone.read_pending(dataset, tp.partition)
-            if manifest is None:
-                continue
-            if manifest.get("topic") != tp.topic:
-                self.log("pending_manifest_other_topic", level="warning", manifest=manifest, topic=tp.topic)
-                continue
-            manifests[(tp.topic, tp.partition)] = (dataset, manifest)
-        if not manifests:
-            return
-        from confluent_kafka import TopicPartition
-
-        committed_by = self._committed([TopicPartition(t, p) for t, p in manifests])
-        for (topic, partition), (dataset, manifest) in manifests.items():
-            committed = committed_by.get((topic, partition))
-            if committed is not None and committed > manifest["last"]:
-                self.log("pending_batch_was_committed", topic=topic, partition=partition,
-                         last=manifest["last"], committed=committed)
-            else:
-                removed = self.zone.delete(manifest["files"]) + self.zone.delete_temp_files(manifest["files"])
-                self.log("pending_batch_rolled_back", level="warning", topic=topic,
-                         partition=partition, first=manifest["first"], last=manifest["last"],
-                         committed=committed, files_removed=removed)
-            self.zone.clear_pending(dataset, partition)
 
     # --- lag and metrics -------------------------------------------------------------------
     def _update_lag(self, cheap: bool) -> dict[tuple[str, int], int]:
