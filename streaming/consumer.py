@@ -41,6 +41,8 @@ import sys
 import time
 from typing import Any, Callable
 
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
 from loyalty_monitor import logs
 from loyalty_monitor.broker import BrokerUnreachable, probe
 from loyalty_monitor.logs import EventLog
@@ -115,6 +117,51 @@ def client_logger(log: EventLog) -> logging.Logger:
     return logger
 
 
+def _watermarks(client: Consumer, tp: TopicPartition, cheap: bool, log: EventLog) -> tuple[int, int] | None:
+    """A partition's (low, high) offsets; ``cheap``: those of the last fetch response (no request,
+    None when unknown)."""
+    try:
+        low, high = client.get_watermark_offsets(tp, cached=True)
+        if not cheap:
+            # The listed end offsets are exact on Apache Kafka, but the embedded Tansu
+            # broker can report them short (docs/streaming.md): take the larger of both.
+            low2, high2 = client.get_watermark_offsets(tp, timeout=10, cached=False)
+            low, high = (low2 if low2 >= 0 else low), max(high, high2)
+    except Exception as exc:  # noqa: BLE001 - a metric must not stop the consumer
+        if not cheap:
+            raise
+        log("lag_unknown", level="warning", partition=f"{tp.topic}[{tp.partition}]", error=str(exc))
+        return None
+    return low, high
+
+
+def partition_lag(client: Consumer, assignment: list[TopicPartition],
+                  committed: Callable[[list[Any]], dict[tuple[str, int], int | None]] | None,
+                  log: EventLog) -> dict[tuple[str, int], int]:
+    """Messages behind the partition ends, per partition of ``assignment``. Without ``committed``
+    (cheap), from the high-water marks of the last fetch responses, leaving out partitions whose
+    end or position is not known yet; with it, from the broker's end offsets (a request each)."""
+    cheap = committed is None
+    positions = {(tp.topic, tp.partition): tp.offset for tp in client.position(assignment)}
+    committed_by = committed(assignment) if not cheap else {}
+    lag = {}
+    for tp in assignment:
+        key = (tp.topic, tp.partition)
+        marks = _watermarks(client, tp, cheap, log)
+        if marks is None or marks[1] < 0:
+            continue
+        low, high = marks
+        position = positions.get(key, NO_OFFSET)
+        if position < 0:  # nothing consumed in this session: we stand at the committed offset
+            position = committed_by.get(key)
+            if position is None:
+                if cheap:
+                    continue
+                position = max(low, 0)
+        lag[key] = max(0, high - position)
+    return lag
+
+
 class LandingConsumer:
     """The consumer service. ``run()`` until SIGTERM/SIGINT, ``max_records`` or (``until_idle``) caught up."""
 
@@ -151,8 +198,6 @@ class LandingConsumer:
         self._stop_reason = self._stop_reason or reason
 
     def _connect(self) -> None:
-        from confluent_kafka import Consumer, Producer
-
         logger = client_logger(self.log)
         config = {**consumer_config(self.settings), **self._consumer_overrides, "logger": logger}
         self.consumer = Consumer(config)
@@ -191,44 +236,7 @@ class LandingConsumer:
         join_patience = 3 * self.settings.max_poll_interval_ms / 1000 + 10
         try:
             while not self._stop_reason:
-                now = time.monotonic()
-                wait = self.settings.batch_max_wait_s
-                if self._batch.started is not None:
-                    wait = max(0.0, self._batch.started + self.settings.batch_max_wait_s - now)
-                # Never overfill a batch: batch_max_records bounds memory and flush time.
-                limit = self._lander.record_limit - self._batch.count
-                if self.max_records is not None:
-                    limit = min(limit, self.max_records - self.summary.consumed)
-                messages = self.consumer.consume(num_messages=max(limit, 1), timeout=min(wait, 0.2))
-                for part in self._batch.parts(messages):
-                    self._handle_messages(part)
-                    if self._batch.bytes >= self.settings.batch_max_bytes:
-                        self.flush("full")
-                now = time.monotonic()
-                if messages:
-                    self._last_activity = now
-                full = (self._batch.count >= self._lander.record_limit
-                        or self._batch.bytes >= self.settings.batch_max_bytes)
-                if full or (self._batch.started is not None
-                            and now - self._batch.started >= self.settings.batch_max_wait_s):
-                    self.flush("full" if full else "max_wait")
-                    self._report_progress(self._update_lag(cheap=True))
-                elif self.on_progress and messages and now - self._progress_at >= 1.0:
-                    self._report_progress(self._update_lag(cheap=True))
-                if self.max_records is not None and self.summary.consumed >= self.max_records:
-                    self.stop("max_records")
-                elif self.until_idle and now - self._last_activity >= self.idle_s:
-                    self.flush("idle")
-                    if self.consumer.assignment():
-                        self._unassigned_since = None
-                        if sum(self._update_lag(cheap=False).values()) == 0:
-                            self.stop("caught_up")
-                        else:
-                            self._last_activity = now  # lag left: poll for another idle period
-                    else:
-                        self._unassigned_since = self._unassigned_since or now
-                        if now - self._unassigned_since > join_patience:
-                            self.stop("no_partitions_assigned")
+                self._poll_once(join_patience)
             self.flush("shutdown")
         finally:
             self.summary.stopped_by = self._stop_reason or "error"
@@ -242,7 +250,58 @@ class LandingConsumer:
                  batches=self.summary.batches)
         return self.summary
 
-    # --- per message -----------------------------------------------------------------------
+    # --- the loop --------------------------------------------------------------------------
+    def _poll_once(self, join_patience: float) -> None:
+        """Consume into the batch, flush it when full or old, and stop when there is reason to."""
+        messages = self._consume()
+        for part in self._batch.parts(messages):
+            self._handle_messages(part)
+            if self._batch.bytes >= self.settings.batch_max_bytes:
+                self.flush("full")
+        now = time.monotonic()
+        if messages:
+            self._last_activity = now
+        full = (self._batch.count >= self._lander.record_limit
+                or self._batch.bytes >= self.settings.batch_max_bytes)
+        if full or (self._batch.started is not None
+                    and now - self._batch.started >= self.settings.batch_max_wait_s):
+            self.flush("full" if full else "max_wait")
+            self._report_progress(self._update_lag(cheap=True))
+        elif self.on_progress and messages and now - self._progress_at >= 1.0:
+            self._report_progress(self._update_lag(cheap=True))
+        if self.max_records is not None and self.summary.consumed >= self.max_records:
+            self.stop("max_records")
+        elif self.until_idle and now - self._last_activity >= self.idle_s:
+            self._when_idle(now, join_patience)
+
+    def _consume(self) -> list[Any]:
+        """The next fetched messages: no more than the batch has room for, waiting no longer than
+        until the batch is due."""
+        now = time.monotonic()
+        wait = self.settings.batch_max_wait_s
+        if self._batch.started is not None:
+            wait = max(0.0, self._batch.started + self.settings.batch_max_wait_s - now)
+        # Never overfill a batch: batch_max_records bounds memory and flush time.
+        limit = self._lander.record_limit - self._batch.count
+        if self.max_records is not None:
+            limit = min(limit, self.max_records - self.summary.consumed)
+        return self.consumer.consume(num_messages=max(limit, 1), timeout=min(wait, 0.2))
+
+    def _when_idle(self, now: float, join_patience: float) -> None:
+        """``until_idle`` and nothing came for ``idle_s``: flush; stop if caught up, or if the group
+        has handed us no partitions for ``join_patience`` seconds."""
+        self.flush("idle")
+        if self.consumer.assignment():
+            self._unassigned_since = None
+            if sum(self._update_lag(cheap=False).values()) == 0:
+                self.stop("caught_up")
+            else:
+                self._last_activity = now  # lag left: poll for another idle period
+        else:
+            self._unassigned_since = self._unassigned_since or now
+            if now - self._unassigned_since > join_patience:
+                self.stop("no_partitions_assigned")
+
     def _handle_messages(self, messages: list[Any]) -> None:
         """Group the messages by partition into the batch (it notes offsets and starts decoding)."""
         by_partition: dict[tuple[str, int], list[Any]] = {}
@@ -263,8 +322,6 @@ class LandingConsumer:
 
     def _client_error(self, error: Any) -> None:
         """An error event from the client (broker down, unknown topic...): log it; a fatal one stops us."""
-        from confluent_kafka import KafkaException
-
         self.log("kafka_error", level="error" if error.fatal() else "warning", code=error.name(),
                  error=error.str(), retriable=error.retriable())
         if error.fatal():
@@ -328,33 +385,7 @@ class LandingConsumer:
         assignment = list(self.consumer.assignment())
         if not assignment:
             return {}
-        positions = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.position(assignment)}
-        committed = self._committed(assignment) if not cheap else {}
-        lag = {}
-        for tp in assignment:
-            key = (tp.topic, tp.partition)
-            try:
-                low, high = self.consumer.get_watermark_offsets(tp, cached=True)
-                if not cheap:
-                    # The listed end offsets are exact on Apache Kafka, but the embedded Tansu
-                    # broker can report them short (docs/streaming.md): take the larger of both.
-                    low2, high2 = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-                    low, high = (low2 if low2 >= 0 else low), max(high, high2)
-            except Exception as exc:  # noqa: BLE001 - a metric must not stop the consumer
-                if not cheap:
-                    raise
-                self.log("lag_unknown", level="warning", partition=f"{tp.topic}[{tp.partition}]", error=str(exc))
-                continue
-            if high < 0:
-                continue
-            position = positions.get(key, NO_OFFSET)
-            if position < 0:  # nothing consumed in this session: we stand at the committed offset
-                position = committed.get(key)
-                if position is None:
-                    if cheap:
-                        continue
-                    position = max(low, 0)
-            lag[key] = max(0, high - position)
+        lag = partition_lag(self.consumer, assignment, self._committed if not cheap else None, self.log)
         self.metrics.set_lag(lag)
         return lag
 
