@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Callable
 
 from loyalty_core.contract import DUNNING_STAGES, SCHEMA_VERSION
+from loyalty_monitor.generator_opportunities import EVENTS_PER_CUSTOMER_MONTH, OpportunityStream
 
 CUSTOMERS_FILE = "customers.jsonl"
 TOUCHPOINTS_FILE = "touchpoints.jsonl"
@@ -339,8 +340,6 @@ def _segment_weights(segment_mix: dict[str, float] | None) -> tuple[tuple[str, f
 def expected_customers_for(target_events: int, months: float, intensity: float = 1.0,
                            opportunity_rate: float = 1.0) -> int:
     """How many customers give about ``target_events`` valid events over ``months``."""
-    from loyalty_monitor.generator_opportunities import EVENTS_PER_CUSTOMER_MONTH
-
     per_customer = (BASE_EVENTS_PER_CUSTOMER_MONTH * intensity
                     + EVENTS_PER_CUSTOMER_MONTH * opportunity_rate) * months
     return max(1, math.ceil(target_events / per_customer))
@@ -651,73 +650,158 @@ def _truth_row(c: _Customer, calendar: _Calendar) -> dict:
 
 
 # --- touchpoints -------------------------------------------------------------------------------
+#
+# The touchpoints file is written in four steps, each its own unit below: the customers' healthy
+# gaps (_set_healthy_gaps), the first touch of every process (_first_touches), then day by day the
+# touches in time order: what each says (_Touches), when the next one of its process comes
+# (_Rhythm), and the noise of the send order (_SendOrder: late, re-sent and malformed lines). All of
+# them draw from the one seeded stream, in the order the loop calls them: moving a draw changes
+# every later touch, so the same seed gives the same file only as long as that order stays.
 
 def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, rng: random.Random,
                        intensity: float, duplicate_rate: float, late_rate: float,
                        malformed_rate: float, seed: int,
                        progress: ProgressCallback | None, churn_shape: str = DEFAULT_CHURN_SHAPE,
                        opportunity_rate: float = 0.0) -> dict:
-    from loyalty_monitor.generator_opportunities import OpportunityStream
+    """Write the touchpoints in send order; return the counts of ground_truth.json."""
+    _set_healthy_gaps(portfolio, intensity)
+    rhythm = _Rhythm(cal, rng, churn_shape)
+    touches = _Touches(cal, rng, rhythm, seed, churn_shape)
+    agenda = _first_touches(portfolio, rhythm, cal.days)
+    # sales opportunities (contract 1.1): their own random stream, merged in send order
+    opportunities = OpportunityStream(
+        portfolio, cal, ACCOUNT_MANAGERS,
+        lambda c, day: c.manager_change[1] if c.manager_change and day >= c.manager_change[0] else c.manager,
+        seed=seed, rate=opportunity_rate, late_rate=late_rate, duplicate_rate=duplicate_rate,
+        churn_shape=churn_shape)
+    by_type: dict[str, int] = {}
+    by_department: dict[str, int] = {}
+    with path.open("w", encoding="utf-8", buffering=1 << 20) as fh:
+        out = _SendOrder(fh, rng, touches.new_id, duplicate_rate, late_rate, malformed_rate, progress,
+                         horizon=cal.days * 86400)
+        for today in range(cal.days):
+            todays = agenda[today]
+            agenda[today] = None  # done with it: free the memory as the history advances
+            todays.sort()
+            for utc, idx, process, day, second in todays:
+                c = portfolio[idx]
+                line, etype, department = touches.write(c, process, day, second)
+                if process != FOLLOW_UP:  # a follow-up is a one-off: its process has no next touch
+                    nxt = rhythm.next_touch(c, process, day)
+                    if nxt is not None:
+                        agenda[nxt[3]].append(nxt)
+                    if process == ORDER:
+                        fu = rhythm.follow_up(c, day)
+                        if fu is not None:
+                            agenda[fu[3]].append(fu)
+                by_type[etype] = by_type.get(etype, 0) + 1
+                by_department[department] = by_department.get(department, 0) + 1
+                opportunities.drain_until(utc, out.pending, out.buffer)
+                out.send(line, utc, c.currency)
+        opportunities.drain_until(math.inf, out.pending, out.buffer)
+        out.write()
+    if progress is not None:
+        progress(1.0, out.lines)
+    return _touchpoint_counts(out, by_type, by_department, opportunities)
 
-    rand = rng.random
-    heappush, heappop = heapq.heappush, heapq.heappop
-    iso, weekday, thinning, dst, clock = cal.iso, cal.weekday, cal.thinning, cal.dst, cal.clock
-    offset_s, offset_str = cal.offset_s, cal.offset_str
-    days = cal.days
-    managers = [m[0] for m in ACCOUNT_MANAGERS]
-    notes = {k: [json.dumps(n, ensure_ascii=False) for n in v] for k, v in NOTES.items()}
-    # event ids look like UUIDs; a per-seed prefix plus a counter makes them unique by construction
-    id_prefix = f"{random.Random(seed ^ 0x5EED).getrandbits(64):016x}"
-    id_prefix = f"{id_prefix[:8]}-{id_prefix[8:12]}-4{id_prefix[13:16]}-8{id_prefix[1:4]}-"
-    counter = 0
 
-    # hot-loop look-ups as lists indexed by process
-    rate_at_churn = SHAPE_DRIFT_RATE_AT_CHURN[churn_shape]
-    drift_rate_change = [rate_at_churn.get(p, 1.0) - 1 for p in range(FOLLOW_UP + 1)]
-    planned = [p in PLANNED_PROCESSES for p in range(FOLLOW_UP + 1)]
-    friction_process = [p in (DUNNING, COMPLAINT) for p in range(FOLLOW_UP + 1)]
-    # the shape: "sudden" jumps to full drift on drift_start (f = 1 from then on); "champion" stops
-    # executive meetings at drift_start and puts the sales dialogue below decision level at once
-    sudden = churn_shape == "sudden"
-    champion = churn_shape == "champion"
-    friction_at_churn = SHAPE_FRICTION_AT_CHURN[churn_shape]
-    champion_top = HEALTHY_TOP_SHARE * CHAMPION_TOP_SHARE_FACTOR
-    # per process: None, or the drift fraction after which its touches stop (0: from drift_start on)
-    stop_at: list[float | None] = [None] * (FOLLOW_UP + 1)
-    stop_at[ORDER] = SHAPE_ORDERS_STOP_AT_DRIFT[churn_shape]
-    if champion:
-        stop_at[MANAGEMENT] = 0.0
-    # "sudden": the part of a gap drawn before drift_start that reaches past it runs at the drift rate
-    # (its length past drift_start stretched by healthy rate / drift rate), so the jump is immediate
-    stretch = [1.0 / rate_at_churn[p] if rate_at_churn.get(p) else math.inf for p in range(FOLLOW_UP + 1)]
+def _set_healthy_gaps(portfolio: list[_Customer], intensity: float) -> None:
+    """Each customer's healthy mean gap per process: the segment's, at its rhythm and the run's intensity."""
     for c in portfolio:
         c.mean_gap = [MEAN_GAP_DAYS[c.segment].get(p, 0.0) * c.rhythm / intensity
                       for p in range(FOLLOW_UP + 1)]
 
-    def gap_days(c: _Customer, process: int, day: int) -> float:
+
+def _first_touches(portfolio: list[_Customer], rhythm: _Rhythm, days: int) -> list[list[tuple] | None]:
+    """The calendar queue with every process's first touch filed under its local day.
+
+    A touch always schedules the next one at least a day later, so a day's list is complete when
+    its turn comes and one sort puts it in time order; far cheaper than one heap over every
+    customer's processes."""
+    agenda: list[list[tuple] | None] = [[] for _ in range(days)]
+    for c in portfolio:
+        for process in PROCESSES:
+            entry = rhythm.first_touch(c, process)
+            if entry is not None:
+                agenda[entry[3]].append(entry)
+    return agenda
+
+
+def _touchpoint_counts(out: _SendOrder, by_type: dict[str, int], by_department: dict[str, int],
+                       opportunities: OpportunityStream) -> dict:
+    """The exact counts of the file (the touches', the noise's and the opportunities')."""
+    valid, duplicates, late = sum(by_type.values()), out.duplicates, out.late
+    malformed = sum(out.malformed_by_kind.values())
+    extra = opportunities.counts
+    valid += extra["valid_events"]
+    duplicates += extra["duplicates"]
+    late += extra["late_events"]
+    if extra["valid_events"]:
+        by_type["opportunity"] = extra["valid_events"]
+        by_department["sales"] = by_department.get("sales", 0) + extra["valid_events"]
+    assert out.lines == valid + duplicates + malformed
+    return {"touchpoint_lines": out.lines, "valid_events": valid, "duplicates": duplicates,
+            "late_events": late, "malformed": malformed, "malformed_by_kind": out.malformed_by_kind,
+            "events_by_type": dict(sorted(by_type.items())),
+            "events_by_department": dict(sorted(by_department.items())),
+            "opportunities": opportunities.truth()}
+
+
+class _Rhythm:
+    """When touches happen: one renewal process per kind of touch and customer (see the module doc).
+
+    The next touch of a process is drawn from a gap around the customer's healthy mean gap,
+    shortened or stretched by the drift (per the churn shape) or a loyal customer's rough patch;
+    weekends, seasonal thinning and the end of the customer's activity move or drop it. Touches are
+    (utc_s, customer idx, process, local day, local second), sortable into time order."""
+
+    def __init__(self, cal: _Calendar, rng: random.Random, churn_shape: str) -> None:
+        self.rand = rng.random
+        self.weekday, self.thinning, self.dst, self.offset_s = cal.weekday, cal.thinning, cal.dst, cal.offset_s
+        # hot-loop look-ups as lists indexed by process
+        rate_at_churn = SHAPE_DRIFT_RATE_AT_CHURN[churn_shape]
+        self.drift_rate_change = [rate_at_churn.get(p, 1.0) - 1 for p in range(FOLLOW_UP + 1)]
+        self.planned = [p in PLANNED_PROCESSES for p in range(FOLLOW_UP + 1)]
+        self.friction_process = [p in (DUNNING, COMPLAINT) for p in range(FOLLOW_UP + 1)]
+        # the shape: "sudden" jumps to full drift on drift_start (f = 1 from then on); "champion" stops
+        # executive meetings at drift_start (and _Touches puts the dialogue below decision level at once)
+        self.sudden = churn_shape == "sudden"
+        self.friction_at_churn = SHAPE_FRICTION_AT_CHURN[churn_shape]
+        # per process: None, or the drift fraction after which its touches stop (0: from drift_start on)
+        self.stop_at: list[float | None] = [None] * (FOLLOW_UP + 1)
+        self.stop_at[ORDER] = SHAPE_ORDERS_STOP_AT_DRIFT[churn_shape]
+        if churn_shape == "champion":
+            self.stop_at[MANAGEMENT] = 0.0
+        # "sudden": the part of a gap drawn before drift_start that reaches past it runs at the drift
+        # rate (its length past drift_start stretched by healthy rate / drift rate), so the jump is immediate
+        self.stretch = [1.0 / rate_at_churn[p] if rate_at_churn.get(p) else math.inf
+                        for p in range(FOLLOW_UP + 1)]
+
+    def gap_days(self, c: _Customer, process: int, day: int) -> float:
         mean = c.mean_gap[process]
-        if c.drift_start is not None and (day > c.drift_start or (sudden and day == c.drift_start)):
-            f = 1.0 if sudden else min(1.0, (day - c.drift_start) / (c.churn_day - c.drift_start))
-            rate = 1 + drift_rate_change[process] * f
+        if c.drift_start is not None and (day > c.drift_start or (self.sudden and day == c.drift_start)):
+            f = 1.0 if self.sudden else min(1.0, (day - c.drift_start) / (c.churn_day - c.drift_start))
+            rate = 1 + self.drift_rate_change[process] * f
             if rate <= 0:
                 return math.inf  # a touch that stops (the champion's executive meetings)
             mean /= rate
-        elif c.rough_patch is not None and friction_process[process] and \
+        elif c.rough_patch is not None and self.friction_process[process] and \
                 c.rough_patch[0] <= day < c.rough_patch[1]:
             mean /= ROUGH_PATCH_RATE
-        if planned[process]:
-            return mean * (0.4 + 1.2 * rand())   # planned rhythms: regular-ish
-        return -mean * math.log(1.0 - rand())    # things that just happen: memoryless
+        if self.planned[process]:
+            return mean * (0.4 + 1.2 * self.rand())   # planned rhythms: regular-ish
+        return -mean * math.log(1.0 - self.rand())    # things that just happen: memoryless
 
-    def cross(c: _Customer, process: int, origin: float, target: float) -> float:
+    def cross(self, c: _Customer, process: int, origin: float, target: float) -> float:
         """``sudden``: stretch the part of a gap from ``origin`` that lies past drift_start."""
         ds = c.drift_start
         if ds is not None and origin < ds <= target:
-            return ds + (target - ds) * stretch[process]
+            return ds + (target - ds) * self.stretch[process]
         return target
 
-    def schedule(c: _Customer, process: int, day: float) -> tuple | None:
+    def schedule(self, c: _Customer, process: int, day: float) -> tuple | None:
         """The next touch of ``process`` at or after ``day``: (utc_s, idx, process, day, second)."""
+        rand, weekday, thinning = self.rand, self.weekday, self.thinning
         while True:
             if day >= c.end_day:  # also infinite days (a touch that stopped)
                 return None
@@ -729,83 +813,144 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
                 d += 7 - wd  # business happens on weekdays (a few web orders come at weekends)
                 if d >= c.end_day:
                     return None
-            stop = stop_at[process]
+            stop = self.stop_at[process]
             if stop is not None and c.drift_start is not None and d >= c.drift_start and \
                     (stop <= 0 or (d - c.drift_start) / (c.churn_day - c.drift_start) > stop):
                 return None
             thin = thinning[d + 1]
             if thin and rand() < thin:
-                day = d + 1 + gap_days(c, process, d) * 0.5
-                if sudden:
-                    day = cross(c, process, d, day)
+                day = d + 1 + self.gap_days(c, process, d) * 0.5
+                if self.sudden:
+                    day = self.cross(c, process, d, day)
                 continue
             second = 27000 + int(rand() * 36000)  # 07:30-17:30 local
-            utc = d * 86400 + second - offset_s[c.tz][dst[d + 1]]
+            utc = d * 86400 + second - self.offset_s[c.tz][self.dst[d + 1]]
             return (utc, c.idx, process, d, second)
 
-    def first_touch(c: _Customer, process: int) -> tuple | None:
+    def first_touch(self, c: _Customer, process: int) -> tuple | None:
         mean = c.mean_gap[process]
         if c.added_day:  # a new customer: onboarding starts with sales within days
-            start = c.added_day + (rand() * 5 if process == SALES else rand() * mean)
+            start = c.added_day + (self.rand() * 5 if process == SALES else self.rand() * mean)
         else:
-            start = rand() * mean
-        if sudden:
-            start = cross(c, process, c.added_day, start)
-        return schedule(c, process, start)
+            start = self.rand() * mean
+        if self.sudden:
+            start = self.cross(c, process, c.added_day, start)
+        return self.schedule(c, process, start)
 
-    def stamp(c: _Customer, day: int, second: int) -> str:
-        return f"{iso[day + 1]}T{clock[second]}{offset_str[c.tz][dst[day + 1]]}"
+    def next_touch(self, c: _Customer, process: int, day: int) -> tuple | None:
+        """The touch of ``process`` after this one on ``day`` (dunning: see ``_next_dunning``)."""
+        if process == DUNNING:
+            return self._next_dunning(c, day)
+        target = day + max(1.0, self.gap_days(c, process, day))
+        return self.schedule(c, process, self.cross(c, process, day, target) if self.sudden else target)
 
-    def friction(c: _Customer, day: int) -> float:
+    def _next_dunning(self, c: _Customer, day: int) -> tuple | None:
+        """An unpaid invoice escalates to its next stage in about two weeks; a paid one ends the
+        episode and the next invoice falls overdue after a gap."""
+        f = self.friction(c, day)
+        if c.dunning_stage < 3 and self.rand() < 0.25 + 0.6 * f:
+            c.dunning_stage += 1  # unpaid: escalate in about two weeks
+            step = 10 + int(self.rand() * 9)
+            c.dunning_days += step
+            return self.schedule(c, DUNNING, day + step)
+        c.dunning_stage = -1
+        target = day + 1 + self.gap_days(c, DUNNING, day)
+        return self.schedule(c, DUNNING, self.cross(c, DUNNING, day, target) if self.sudden else target)
+
+    def follow_up(self, c: _Customer, day: int) -> tuple | None:
+        """After an order, maybe a follow-up call (the call that keeps customers; less when
+        drifting): a sales touch filed as FOLLOW_UP."""
+        if self.rand() < FOLLOW_UP_SHARE[c.segment] * (1 - 0.8 * self.drift(c, day)):
+            fu = self.schedule(c, SALES, day + 2 + self.rand() * 5)
+            if fu is not None:
+                return (fu[0], fu[1], FOLLOW_UP, fu[3], fu[4])
+        return None
+
+    def friction(self, c: _Customer, day: int) -> float:
         """How rough the relationship is: the drift, or a loyal customer's rough patch."""
         patch = c.rough_patch
         if patch is not None and patch[0] <= day < patch[1]:
             return ROUGH_PATCH_FRICTION
-        if friction_at_churn != 1.0:
-            return friction_at_churn * drift(c, day)
-        return drift(c, day)
+        if self.friction_at_churn != 1.0:
+            return self.friction_at_churn * self.drift(c, day)
+        return self.drift(c, day)
 
-    def drift(c: _Customer, day: int) -> float:
+    def drift(self, c: _Customer, day: int) -> float:
         """Drift progress f: 0 before drift_start, 1 at the churn date (``sudden``: 1 from drift_start)."""
         if c.drift_start is None or day < c.drift_start:
             return 0.0
-        if sudden:
+        if self.sudden:
             return 1.0
         if day == c.drift_start:
             return 0.0
         return min(1.0, (day - c.drift_start) / (c.churn_day - c.drift_start))
 
-    def manager_of(c: _Customer, day: int) -> str:
+
+class _Touches:
+    """What a touch says: one method per process, each returning (line, event_type, department).
+
+    Lines are formatted directly (no json.dumps: the hot loop); event ids look like UUIDs, a
+    per-seed prefix plus a counter makes them unique by construction."""
+
+    def __init__(self, cal: _Calendar, rng: random.Random, rhythm: _Rhythm, seed: int, churn_shape: str) -> None:
+        self.rand, self.gauss = rng.random, rng.gauss
+        self.drift, self.friction = rhythm.drift, rhythm.friction
+        self.cal = cal
+        self.iso, self.clock, self.dst, self.offset_s, self.offset_str = (
+            cal.iso, cal.clock, cal.dst, cal.offset_s, cal.offset_str)
+        self.managers = [m[0] for m in ACCOUNT_MANAGERS]
+        self.notes = {k: [json.dumps(n, ensure_ascii=False) for n in v] for k, v in NOTES.items()}
+        id_prefix = f"{random.Random(seed ^ 0x5EED).getrandbits(64):016x}"
+        self.id_prefix = f"{id_prefix[:8]}-{id_prefix[8:12]}-4{id_prefix[13:16]}-8{id_prefix[1:4]}-"
+        self.counter = 0
+        self.champion = churn_shape == "champion"
+        self.champion_top = HEALTHY_TOP_SHARE * CHAMPION_TOP_SHARE_FACTOR
+        self.by_process = {SALES: self.sales, RECEPTION: self.reception, SERVICE: self.service,
+                           ORDER: self.order, DUNNING: self.dunning, COMPLAINT: self.complaint,
+                           SURVEY: self.survey, MANAGEMENT: self.management, OTHER: self.other}
+
+    def write(self, c: _Customer, process: int, day: int, second: int) -> tuple:
+        """The touch's line, with a new event id: (line, event_type, department)."""
+        eid = self.new_id()
+        if process == FOLLOW_UP:
+            return self.sales(c, day, second, eid, follow_up=True)
+        return self.by_process[process](c, day, second, eid)
+
+    def new_id(self) -> str:
+        self.counter += 1
+        return f"{self.id_prefix}{self.counter:012x}"
+
+    # --- shared parts of a line ----------------------------------------------------------------
+    def stamp(self, c: _Customer, day: int, second: int) -> str:
+        return f"{self.iso[day + 1]}T{self.clock[second]}{self.offset_str[c.tz][self.dst[day + 1]]}"
+
+    def manager_of(self, c: _Customer, day: int) -> str:
         change = c.manager_change
         if change is not None and day >= change[0]:
-            return managers[change[1]]
-        return managers[c.manager]
+            return self.managers[change[1]]
+        return self.managers[c.manager]
 
-    def role(c: _Customer, day: int, f: float) -> str:
+    def role(self, c: _Customer, day: int, f: float) -> str:
         # drifting customers are reached lower in their organisation: stakeholder coverage narrows
-        r = rand()
-        if champion and c.drift_start is not None and day >= c.drift_start:
-            top = champion_top  # the champion has left: at once, not gradually
+        r = self.rand()
+        if self.champion and c.drift_start is not None and day >= c.drift_start:
+            top = self.champion_top  # the champion has left: at once, not gradually
         else:
             top = HEALTHY_TOP_SHARE * (1 - TOP_SHARE_FALL_AT_CHURN * f)
         if r < top:
             return "executive" if r < top * EXECUTIVE_SHARE_OF_TOP else "decision_maker"
         return "user" if r < top + 0.35 else ("finance" if r < top + 0.42 else "other")
 
-    def note(kind: str, share: float) -> str:
-        if rand() < share:
-            options = notes[kind]
-            return f',"note":{options[int(rand() * len(options))]}'
+    def note(self, kind: str, share: float) -> str:
+        if self.rand() < share:
+            options = self.notes[kind]
+            return f',"note":{options[int(self.rand() * len(options))]}'
         return ""
 
-    def new_id() -> str:
-        nonlocal counter
-        counter += 1
-        return f"{id_prefix}{counter:012x}"
-
-    # --- one function per process: returns (line, event_type, department) ------------------
-    def sales(c: _Customer, day: int, second: int, eid: str, follow_up: bool = False) -> tuple:
-        f = drift(c, day)
+    # --- one method per process ----------------------------------------------------------------
+    def sales(self, c: _Customer, day: int, second: int, eid: str, follow_up: bool = False) -> tuple:
+        rand = self.rand
+        f = self.drift(c, day)
         r = rand()
         if follow_up:
             etype = "call" if r < 0.6 else "email"
@@ -825,15 +970,16 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
         else:
             payload = '{"subject":"Re: order follow-up"}' if follow_up else "{}"
         text = (',"note":"Follow-up after order: is everything as agreed?"' if follow_up
-                else note("sales", 0.3))
+                else self.note("sales", 0.3))
         line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"{etype}",'
-                f'"occurred_at":"{stamp(c, day, second)}","customer_id":"{c.customer_id}",'
-                f'"department":"sales","direction":"{direction}","employee_id":"{manager_of(c, day)}",'
-                f'"contact_role":"{role(c, day, f)}","source":"crm"{text},"payload":{payload}}}')
+                f'"occurred_at":"{self.stamp(c, day, second)}","customer_id":"{c.customer_id}",'
+                f'"department":"sales","direction":"{direction}","employee_id":"{self.manager_of(c, day)}",'
+                f'"contact_role":"{self.role(c, day, f)}","source":"crm"{text},"payload":{payload}}}')
         return line, etype, "sales"
 
-    def reception(c: _Customer, day: int, second: int, eid: str) -> tuple:
-        f = friction(c, day)
+    def reception(self, c: _Customer, day: int, second: int, eid: str) -> tuple:
+        rand = self.rand
+        f = self.friction(c, day)
         answered = rand() < 0.9 - 0.3 * f
         if answered:
             transferred = rand() < 0.25
@@ -848,212 +994,155 @@ def _write_touchpoints(path: Path, portfolio: list[_Customer], cal: _Calendar, r
                                           ("decision_maker" if r < 0.95 else "finance"))
         # the phone system stamps milliseconds and sends a field the contract does not know yet
         line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"call",'
-                f'"occurred_at":"{iso[day + 1]}T{clock[second]}.{int(rand() * 1000):03d}'
-                f'{offset_str[c.tz][dst[day + 1]]}","customer_id":"{c.customer_id}",'
+                f'"occurred_at":"{self.iso[day + 1]}T{self.clock[second]}.{int(rand() * 1000):03d}'
+                f'{self.offset_str[c.tz][self.dst[day + 1]]}","customer_id":"{c.customer_id}",'
                 f'"department":"reception","direction":"inbound","employee_id":"RC{1 + int(rand() * 4):02d}",'
-                f'"contact_role":"{contact}","source":"pbx"{note("reception", 0.15)},'
+                f'"contact_role":"{contact}","source":"pbx"{self.note("reception", 0.15)},'
                 f'"pbx_queue":"switchboard","payload":{payload}}}')
         return line, "call", "reception"
 
-    def service(c: _Customer, day: int, second: int, eid: str) -> tuple:
-        f = friction(c, day)
+    def service(self, c: _Customer, day: int, second: int, eid: str) -> tuple:
+        rand = self.rand
+        f = self.friction(c, day)
         resolved = rand() < 0.88 - 0.3 * f
         first_fix = resolved and rand() < 0.75 - 0.3 * f
         contact = "user" if rand() < 0.75 else ("decision_maker" if rand() < 0.6 else "other")
         line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"service_visit",'
-                f'"occurred_at":"{stamp(c, day, second)}","customer_id":"{c.customer_id}",'
+                f'"occurred_at":"{self.stamp(c, day, second)}","customer_id":"{c.customer_id}",'
                 f'"department":"service","direction":"outbound","employee_id":"SV{1 + int(rand() * 10):02d}",'
-                f'"contact_role":"{contact}","source":"field_service"{note("service", 0.4)},'
+                f'"contact_role":"{contact}","source":"field_service"{self.note("service", 0.4)},'
                 f'"payload":{{"resolved":{"true" if resolved else "false"},'
                 f'"first_time_fix":{"true" if first_fix else "false"}}}}}')
         return line, "service_visit", "service"
 
-    def order(c: _Customer, day: int, second: int, eid: str) -> tuple:
+    def order(self, c: _Customer, day: int, second: int, eid: str) -> tuple:
+        rand = self.rand
         # the ERP sends UTC timestamps
-        utc = day * 86400 + second - offset_s[c.tz][dst[day + 1]]
+        utc = day * 86400 + second - self.offset_s[c.tz][self.dst[day + 1]]
         uday, usecond = divmod(utc, 86400)
         amount = c.order_amount * math.exp(0.5 * (rand() + rand() + rand() - 1.5))
         product = c.product_lines[int(rand() * len(c.product_lines))]
         contact = "user" if rand() < 0.7 else "decision_maker"
         line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"order",'
-                f'"occurred_at":"{iso[uday + 1]}T{clock[usecond]}Z","customer_id":"{c.customer_id}",'
+                f'"occurred_at":"{self.iso[uday + 1]}T{self.clock[usecond]}Z","customer_id":"{c.customer_id}",'
                 f'"department":"sales","direction":"inbound","contact_role":"{contact}","source":"erp",'
                 f'"payload":{{"amount":{amount:.2f},"currency":"{c.currency}","product_line":"{product}",'
                 f'"order_id":"SO-{eid[-8:]}"}}}}')
         return line, "order", "sales"
 
-    def dunning(c: _Customer, day: int, second: int, eid: str) -> tuple:
+    def dunning(self, c: _Customer, day: int, second: int, eid: str) -> tuple:
         if c.dunning_stage < 0:  # a new invoice falls overdue
             c.dunning_stage = 0
-            c.dunning_invoice = f"INV-{cal.date_of(day).year}-{c.idx:06d}{day % 1000:03d}"
-            c.dunning_amount = round(c.order_amount * (0.5 + rand() * 1.5), 2)
-            c.dunning_days = 8 + int(rand() * 10)
+            c.dunning_invoice = f"INV-{self.cal.date_of(day).year}-{c.idx:06d}{day % 1000:03d}"
+            c.dunning_amount = round(c.order_amount * (0.5 + self.rand() * 1.5), 2)
+            c.dunning_days = 8 + int(self.rand() * 10)
         stage = DUNNING_STAGES[c.dunning_stage]
         line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"dunning_contact",'
-                f'"occurred_at":"{stamp(c, day, second)}","customer_id":"{c.customer_id}",'
-                f'"department":"finance","direction":"outbound","employee_id":"FI{1 + int(rand() * 4):02d}",'
+                f'"occurred_at":"{self.stamp(c, day, second)}","customer_id":"{c.customer_id}",'
+                f'"department":"finance","direction":"outbound","employee_id":"FI{1 + int(self.rand() * 4):02d}",'
                 f'"contact_role":"finance","source":"erp","payload":{{"stage":"{stage}",'
                 f'"amount_overdue":{c.dunning_amount:.2f},"days_overdue":{c.dunning_days},'
                 f'"invoice_id":"{c.dunning_invoice}"}}}}')
         return line, "dunning_contact", "finance"
 
-    def complaint(c: _Customer, day: int, second: int, eid: str) -> tuple:
-        f = friction(c, day)
+    def complaint(self, c: _Customer, day: int, second: int, eid: str) -> tuple:
+        rand = self.rand
+        f = self.friction(c, day)
         r = rand()
         severity = "high" if r < 0.1 + 0.35 * f else ("medium" if r < 0.45 + 0.2 * f else "low")
         department = "support" if rand() < 0.8 else "service"
         resolved = rand() < 0.8 - 0.4 * f
         contact = "user" if rand() < 0.6 else ("decision_maker" if rand() < 0.75 else "executive")
         line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"complaint",'
-                f'"occurred_at":"{stamp(c, day, second)}","customer_id":"{c.customer_id}",'
+                f'"occurred_at":"{self.stamp(c, day, second)}","customer_id":"{c.customer_id}",'
                 f'"department":"{department}","direction":"inbound","employee_id":"SP{1 + int(rand() * 5):02d}",'
-                f'"contact_role":"{contact}","source":"helpdesk"{note("complaint", 0.7)},'
+                f'"contact_role":"{contact}","source":"helpdesk"{self.note("complaint", 0.7)},'
                 f'"payload":{{"severity":"{severity}","resolved":{"true" if resolved else "false"}}}}}')
         return line, "complaint", department
 
-    def survey(c: _Customer, day: int, second: int, eid: str) -> tuple:
-        f = friction(c, day)
-        score = min(10, max(0, round(rng.gauss(c.nps_base - 5.5 * f, 1.3))))
-        comment = notes["survey"][int(rand() * len(notes["survey"]))] if rand() < 0.4 else "null"
+    def survey(self, c: _Customer, day: int, second: int, eid: str) -> tuple:
+        f = self.friction(c, day)
+        score = min(10, max(0, round(self.gauss(c.nps_base - 5.5 * f, 1.3))))
+        comments = self.notes["survey"]
+        comment = comments[int(self.rand() * len(comments))] if self.rand() < 0.4 else "null"
         line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"survey_response",'
-                f'"occurred_at":"{stamp(c, day, second)}","customer_id":"{c.customer_id}",'
-                f'"department":"support","contact_role":"{role(c, day, f)}","source":"survey",'
+                f'"occurred_at":"{self.stamp(c, day, second)}","customer_id":"{c.customer_id}",'
+                f'"department":"support","contact_role":"{self.role(c, day, f)}","source":"survey",'
                 f'"payload":{{"nps_score":{score},"comment":{comment}}}}}')
         return line, "survey_response", "support"
 
-    def management(c: _Customer, day: int, second: int, eid: str) -> tuple:
+    def management(self, c: _Customer, day: int, second: int, eid: str) -> tuple:
+        rand = self.rand
         line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"meeting",'
-                f'"occurred_at":"{stamp(c, day, second)}","customer_id":"{c.customer_id}",'
+                f'"occurred_at":"{self.stamp(c, day, second)}","customer_id":"{c.customer_id}",'
                 f'"department":"management","direction":"outbound","employee_id":"MG{1 + int(rand() * 3):02d}",'
                 f'"contact_role":"executive","source":"crm",'
                 f'"note":"Executive business review","payload":{{"duration_s":{3600 + 1800 * int(rand() * 3)}}}}}')
         return line, "meeting", "management"
 
-    def other(c: _Customer, day: int, second: int, eid: str) -> tuple:
+    def other(self, c: _Customer, day: int, second: int, eid: str) -> tuple:
+        rand = self.rand
         etype = "call" if rand() < 0.5 else "email"
         direction = "inbound" if rand() < 0.5 else "outbound"
         payload = (f'{{"answered":true,"duration_s":{30 + int(rand() * 300)}}}' if etype == "call" else "{}")
         line = (f'{{"schema_version":1,"event_id":"{eid}","event_type":"{etype}",'
-                f'"occurred_at":"{stamp(c, day, second)}","customer_id":"{c.customer_id}",'
+                f'"occurred_at":"{self.stamp(c, day, second)}","customer_id":"{c.customer_id}",'
                 f'"department":"other","direction":"{direction}","employee_id":"OT{1 + int(rand() * 3):02d}",'
-                f'"contact_role":"user","source":"crm"{note("other", 0.5)},"payload":{payload}}}')
+                f'"contact_role":"user","source":"crm"{self.note("other", 0.5)},"payload":{payload}}}')
         return line, etype, "other"
 
-    handlers = {SALES: sales, RECEPTION: reception, SERVICE: service, ORDER: order, DUNNING: dunning,
-                COMPLAINT: complaint, SURVEY: survey, MANAGEMENT: management, OTHER: other}
 
-    # A calendar queue: every touch is filed under its local day. A touch always schedules the next
-    # one at least a day later, so a day's list is complete when its turn comes and one sort puts
-    # it in time order; far cheaper than one heap over every customer's processes.
-    agenda: list[list[tuple] | None] = [[] for _ in range(days)]
-    for c in portfolio:
-        for process in PROCESSES:
-            entry = first_touch(c, process)
-            if entry is not None:
-                agenda[entry[3]].append(entry)
+class _SendOrder:
+    """The file's send order and its noise: a touch's line is sent at once or late (then it waits
+    in ``pending``, a heap by send time, until the opportunity stream's ``drain_until`` moves it to
+    ``buffer``), may be re-sent later, and may get a malformed copy. Full buffers are written out."""
 
-    pending: list[tuple[int, int, str]] = []  # (send time, tie-break, line): late and re-sent lines
-    seq = 0
-    buffer: list[str] = []
-    lines = valid = duplicates = late = 0
-    malformed_by_kind = {kind: 0 for kind in MALFORMED_KINDS}
-    malformed_kinds = list(MALFORMED_KINDS)
-    by_type: dict[str, int] = {}
-    by_department: dict[str, int] = {}
-    horizon = days * 86400
-    next_report = time.monotonic() + 1.0
-    # sales opportunities (contract 1.1): their own random stream, merged in send order
-    opportunities = OpportunityStream(
-        portfolio, cal, ACCOUNT_MANAGERS,
-        lambda c, day: c.manager_change[1] if c.manager_change and day >= c.manager_change[0] else c.manager,
-        seed=seed, rate=opportunity_rate, late_rate=late_rate, duplicate_rate=duplicate_rate,
-        churn_shape=churn_shape)
+    def __init__(self, fh, rng: random.Random, new_id: Callable[[], str], duplicate_rate: float,
+                 late_rate: float, malformed_rate: float, progress: ProgressCallback | None,
+                 horizon: int) -> None:
+        self.fh, self.rand, self.new_id = fh, rng.random, new_id
+        self.duplicate_rate, self.late_rate, self.malformed_rate = duplicate_rate, late_rate, malformed_rate
+        self.progress, self.horizon = progress, horizon
+        self.next_report = time.monotonic() + 1.0
+        self.pending: list[tuple[int, int, str]] = []  # (send time, tie-break, line): late and re-sent lines
+        self.seq = 0
+        self.buffer: list[str] = []
+        self.lines = self.duplicates = self.late = 0
+        self.malformed_by_kind = {kind: 0 for kind in MALFORMED_KINDS}
+        self.malformed_kinds = list(MALFORMED_KINDS)
 
-    with path.open("w", encoding="utf-8", buffering=1 << 20) as fh:
-        for today in range(days):
-            todays = agenda[today]
-            agenda[today] = None  # done with it: free the memory as the history advances
-            todays.sort()
-            for utc, idx, process, day, second in todays:
-                c = portfolio[idx]
-                eid = new_id()
-                if process == FOLLOW_UP:
-                    line, etype, department = sales(c, day, second, eid, follow_up=True)
-                else:
-                    line, etype, department = handlers[process](c, day, second, eid)
-                    if process == DUNNING:
-                        f = friction(c, day)
-                        if c.dunning_stage < 3 and rand() < 0.25 + 0.6 * f:
-                            c.dunning_stage += 1  # unpaid: escalate in about two weeks
-                            step = 10 + int(rand() * 9)
-                            c.dunning_days += step
-                            nxt = schedule(c, DUNNING, day + step)
-                        else:
-                            c.dunning_stage = -1
-                            target = day + 1 + gap_days(c, DUNNING, day)
-                            nxt = schedule(c, DUNNING, cross(c, DUNNING, day, target) if sudden else target)
-                    else:
-                        target = day + max(1.0, gap_days(c, process, day))
-                        nxt = schedule(c, process, cross(c, process, day, target) if sudden else target)
-                    if nxt is not None:
-                        agenda[nxt[3]].append(nxt)
-                    if process == ORDER:
-                        # follow-up after an order: the call that keeps customers (less when drifting)
-                        if rand() < FOLLOW_UP_SHARE[c.segment] * (1 - 0.8 * drift(c, day)):
-                            fu = schedule(c, SALES, day + 2 + rand() * 5)
-                            if fu is not None:
-                                agenda[fu[3]].append((fu[0], fu[1], FOLLOW_UP, fu[3], fu[4]))
-                valid += 1
-                by_type[etype] = by_type.get(etype, 0) + 1
-                by_department[department] = by_department.get(department, 0) + 1
+    def send(self, line: str, utc: int, currency: str) -> None:
+        """Send a touch's line occurring at ``utc``, with its noise."""
+        rand = self.rand
+        send = utc
+        if rand() < self.late_rate:
+            self.late += 1
+            send = utc + 86400 + int(rand() * 9 * 86400)  # arrives 1-10 days late
+            self.seq += 1
+            heapq.heappush(self.pending, (send, self.seq, line))
+        else:
+            self.buffer.append(line)
+        if rand() < self.duplicate_rate:
+            self.duplicates += 1
+            self.seq += 1
+            heapq.heappush(self.pending, (send + 1 + int(rand() * 6 * 3600), self.seq, line))
+        if rand() < self.malformed_rate:
+            kind = self.malformed_kinds[sum(self.malformed_by_kind.values()) % len(self.malformed_kinds)]
+            self.malformed_by_kind[kind] += 1
+            self.buffer.append(_malform(kind, line, self.new_id(), currency))
+        if len(self.buffer) >= 8192:
+            self.write()
+            if self.progress is not None and time.monotonic() >= self.next_report:
+                self.next_report = time.monotonic() + 1.0
+                self.progress(min(1.0, max(0.0, utc / self.horizon)), self.lines)
 
-                opportunities.drain_until(utc, pending, buffer)
-                send = utc
-                if rand() < late_rate:
-                    late += 1
-                    send = utc + 86400 + int(rand() * 9 * 86400)  # arrives 1-10 days late
-                    seq += 1
-                    heappush(pending, (send, seq, line))
-                else:
-                    buffer.append(line)
-                if rand() < duplicate_rate:
-                    duplicates += 1
-                    seq += 1
-                    heappush(pending, (send + 1 + int(rand() * 6 * 3600), seq, line))
-                if rand() < malformed_rate:
-                    kind = malformed_kinds[sum(malformed_by_kind.values()) % len(malformed_kinds)]
-                    malformed_by_kind[kind] += 1
-                    buffer.append(_malform(kind, line, new_id(), c.currency))
-
-                if len(buffer) >= 8192:
-                    lines += len(buffer)
-                    fh.write("\n".join(buffer))
-                    fh.write("\n")
-                    buffer.clear()
-                    if progress is not None and time.monotonic() >= next_report:
-                        next_report = time.monotonic() + 1.0
-                        progress(min(1.0, max(0.0, utc / horizon)), lines)
-        opportunities.drain_until(math.inf, pending, buffer)
-        if buffer:
-            lines += len(buffer)
-            fh.write("\n".join(buffer))
-            fh.write("\n")
-    if progress is not None:
-        progress(1.0, lines)
-    malformed = sum(malformed_by_kind.values())
-    extra = opportunities.counts
-    valid += extra["valid_events"]
-    duplicates += extra["duplicates"]
-    late += extra["late_events"]
-    if extra["valid_events"]:
-        by_type["opportunity"] = extra["valid_events"]
-        by_department["sales"] = by_department.get("sales", 0) + extra["valid_events"]
-    assert lines == valid + duplicates + malformed
-    return {"touchpoint_lines": lines, "valid_events": valid, "duplicates": duplicates,
-            "late_events": late, "malformed": malformed, "malformed_by_kind": malformed_by_kind,
-            "events_by_type": dict(sorted(by_type.items())),
-            "events_by_department": dict(sorted(by_department.items())),
-            "opportunities": opportunities.truth()}
+    def write(self) -> None:
+        """Write out the buffered lines (none: nothing)."""
+        if self.buffer:
+            self.lines += len(self.buffer)
+            self.fh.write("\n".join(self.buffer))
+            self.fh.write("\n")
+            self.buffer.clear()
 
 
 def _malform(kind: str, line: str, event_id: str, currency: str) -> str:

@@ -25,46 +25,35 @@ loop decodes and writes, so the fetch costs the loop about 1 µs per message ins
 
 Rebalance callbacks run inside ``consume()``, on this thread, so they may call the client.
 
+The steps are units of their own: step 1 is ``streaming.consumer_batch.Batcher``, steps 2a-e and 4
+are ``streaming.consumer_flush`` (``BatchLander``, ``BatchFiles``); this module runs the loop,
+the rebalance callbacks and the lag.
+
 Run it with ``loyalty consume`` or ``python -m streaming.consumer``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import signal
 import sys
 import time
-import uuid
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from loyalty_core import logs
-from streaming.topics import BrokerUnreachable, probe
+from loyalty_core.landing_zone import LandingZone
 from loyalty_core.logs import EventLog
 from loyalty_core.settings import Settings, load_settings
-from loyalty_core.landing_zone import DATASETS, LandingZone
-from streaming.landing import (BatchBuilder, Chunk, contract_window, decode_chunk, prepare)
+from streaming.consumer_batch import Batcher
+from streaming.consumer_flush import BatchFiles, BatchLander, RunSummary
 from streaming.metrics import ConsumerMetrics, serve
+from streaming.topics import BrokerUnreachable, probe
 
-UTC = timezone.utc
-
-#: The longest detail text kept in a dead letter's header.
-MAX_DETAIL_CHARS = 1000
-#: Messages per decode task: small enough to overlap decoding with fetching, big enough that
-#: sending them to a worker process costs little.
-CHUNK_MESSAGES = 2000
 #: librdkafka's "no offset" (OFFSET_INVALID).
 NO_OFFSET = -1001
-#: The smallest batch an eviction halves the batch to (records).
-MIN_BATCH_RECORDS = 100
-
-
-_WARM_UP_TOUCHPOINT = (b'{"schema_version":1,"event_id":"warm-up","event_type":"email","direction":"inbound",'
-                       b'"occurred_at":"2026-01-01T00:00:00Z","customer_id":"C0","department":"sales","payload":{}}')
 
 
 def default_workers() -> int:
@@ -73,19 +62,6 @@ def default_workers() -> int:
     Workers overlap decoding with writing and pay off on hosts with idle cores; on a busy
     2-core host they only add processes (see docs/streaming.md, "Throughput")."""
     return 0
-
-
-def _rejected_commit_codes() -> frozenset[int]:
-    from confluent_kafka import KafkaError
-
-    return frozenset({KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
-                      KafkaError.UNKNOWN_MEMBER_ID, KafkaError.FENCED_INSTANCE_ID,
-                      KafkaError._ASSIGNMENT_LOST, KafkaError._MAX_POLL_EXCEEDED,
-                      KafkaError.STALE_MEMBER_EPOCH})
-
-
-#: Commit error codes that mean "not applied" (the group moved on); any other is ambiguous.
-REJECTED_COMMIT = _rejected_commit_codes()
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -141,62 +117,49 @@ def client_logger(log: EventLog) -> logging.Logger:
     return logger
 
 
-class Record(NamedTuple):
-    """A consumed message as plain values (what a dead letter needs of it)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]] | None
-
-    @classmethod
-    def of(cls, message: Any) -> "Record":
-        return cls(message.topic(), message.partition(), message.offset(), message.key(), message.value(),
-                   message.headers())
-
-
-@dataclass
-class _PendingChunk:
-    topic: str
-    messages: list[Any]  # the confluent-kafka Messages, for dead letters (original key, bytes, headers)
-    result: Any          # Chunk, or a Future of one
+def _watermarks(client: Consumer, tp: TopicPartition, cheap: bool, log: EventLog) -> tuple[int, int] | None:
+    """A partition's (low, high) offsets; ``cheap``: those of the last fetch response (no request,
+    None when unknown)."""
+    try:
+        low, high = client.get_watermark_offsets(tp, cached=True)
+        if not cheap:
+            # The listed end offsets are exact on Apache Kafka, but the embedded Tansu
+            # broker can report them short (docs/streaming.md): take the larger of both.
+            low2, high2 = client.get_watermark_offsets(tp, timeout=10, cached=False)
+            low, high = (low2 if low2 >= 0 else low), max(high, high2)
+    except Exception as exc:  # noqa: BLE001 - a metric must not stop the consumer
+        if not cheap:
+            raise
+        log("lag_unknown", level="warning", partition=f"{tp.topic}[{tp.partition}]", error=str(exc))
+        return None
+    return low, high
 
 
-@dataclass
-class DeadLetter:
-    message: Record
-    code: str
-    detail: str
-
-
-@dataclass
-class RunSummary:
-    consumed: int = 0
-    landed: int = 0
-    dead_lettered: int = 0
-    batches: int = 0
-    files: int = 0
-    stopped_by: str = ""
-    #: Seconds from the first message handled to the last commit (throughput without group join).
-    busy_seconds: float = 0.0
-
-    def line(self) -> str:
-        rate = f", {self.consumed / self.busy_seconds:,.0f} msg/s" if self.busy_seconds > 0 else ""
-        return (f"consumed {self.consumed}, landed {self.landed}, dead-lettered {self.dead_lettered} "
-                f"in {self.batches} batches ({self.files} files{rate}); stopped: {self.stopped_by}")
-
-
-def dead_letter_headers(message: Record, code: str, detail: str, failed_at: str) -> list[tuple[str, bytes]]:
-    """The original headers plus the ``dlq.*`` headers of design.md."""
-    return [*(message.headers or []),
-            ("dlq.source.topic", message.topic.encode()),
-            ("dlq.source.partition", str(message.partition).encode()),
-            ("dlq.source.offset", str(message.offset).encode()),
-            ("dlq.error.code", code.encode()),
-            ("dlq.error.detail", detail[:MAX_DETAIL_CHARS].encode("utf-8", "replace")),
-            ("dlq.failed_at", failed_at.encode())]
+def partition_lag(client: Consumer, assignment: list[TopicPartition],
+                  committed: Callable[[list[Any]], dict[tuple[str, int], int | None]] | None,
+                  log: EventLog) -> dict[tuple[str, int], int]:
+    """Messages behind the partition ends, per partition of ``assignment``. Without ``committed``
+    (cheap), from the high-water marks of the last fetch responses, leaving out partitions whose
+    end or position is not known yet; with it, from the broker's end offsets (a request each)."""
+    cheap = committed is None
+    positions = {(tp.topic, tp.partition): tp.offset for tp in client.position(assignment)}
+    committed_by = committed(assignment) if not cheap else {}
+    lag = {}
+    for tp in assignment:
+        key = (tp.topic, tp.partition)
+        marks = _watermarks(client, tp, cheap, log)
+        if marks is None or marks[1] < 0:
+            continue
+        low, high = marks
+        position = positions.get(key, NO_OFFSET)
+        if position < 0:  # nothing consumed in this session: we stand at the committed offset
+            position = committed_by.get(key)
+            if position is None:
+                if cheap:
+                    continue
+                position = max(low, 0)
+        lag[key] = max(0, high - position)
+    return lag
 
 
 class LandingConsumer:
@@ -217,21 +180,15 @@ class LandingConsumer:
         self.kinds = {settings.topic_touchpoints: "touchpoint", settings.topic_customers: "customer",
                       settings.topic_case_events: "case_event"}
         self.zone = LandingZone.from_settings(settings)
-        self._window = contract_window(settings)
         self.metrics = ConsumerMetrics()
         self.summary = RunSummary()
         self._stop_reason = ""
-        # Records per batch: halved after an eviction (a batch that could not be landed within
-        # max_poll_interval_ms would be evicted again, for ever, on a host that stays busy),
-        # doubled back after each commit, never above settings.batch_max_records.
-        self._record_limit = settings.batch_max_records
         self._consumer_overrides = consumer_overrides or {}
         self.workers = default_workers() if workers is None else workers
-        self._pool = None
-        self._first_message_at: float | None = None
+        self._batch = Batcher(settings, self.kinds, self.log, self.workers)
+        self._files = BatchFiles(self.zone, self.log)
+        self._lander: BatchLander | None = None
         self._last_activity = self._unassigned_since = time.monotonic()
-        self._delivery_errors: list[str] = []
-        self._reset_batch()
         self.consumer = None
         self.producer = None
 
@@ -241,8 +198,6 @@ class LandingConsumer:
         self._stop_reason = self._stop_reason or reason
 
     def _connect(self) -> None:
-        from confluent_kafka import Consumer, Producer
-
         logger = client_logger(self.log)
         config = {**consumer_config(self.settings), **self._consumer_overrides, "logger": logger}
         self.consumer = Consumer(config)
@@ -251,43 +206,22 @@ class LandingConsumer:
             "linger.ms": 5, "enable.idempotence": False, "logger": logger,
             # a dead letter carries the original bytes, which the broker already accepted once
             "message.max.bytes": max(64 * 1024 * 1024, 4 * self.settings.max_message_bytes)})
+        self._lander = BatchLander(self.settings, self._files, self.consumer, self.producer, self.metrics,
+                                   self.summary, self.log)
         self.consumer.subscribe(list(self.kinds), on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_lost)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._batch.close()
         if self.consumer is not None:
             self._closing = True
             self.consumer.close()  # leaves the group; auto-commit is off, so it commits nothing
         if self.producer is not None:
             self.producer.flush(10)
 
-    def _warm_up(self) -> None:
-        """Pay the first-use costs (compiling the contract validators, loading Arrow and numpy
-        kernels, starting workers) before joining the group: done inside the first batch they
-        can exceed max_poll_interval_ms on a busy host, and the group would evict us."""
-        sample = [(0, 0, None, None, b"{}")]
-        for kind in ("touchpoint", "customer"):
-            decode_chunk(kind, "warm-up", sample, 1024, datetime.now(UTC))
-        warm = BatchBuilder("touchpoints", "warm-up")
-        warm.note_offset(0, 0)
-        warm.add_table(decode_chunk("touchpoint", "warm-up", [(0, 0, None, None, _WARM_UP_TOUCHPOINT)],
-                                    1024, datetime.now(UTC)).table)
-        prepare(warm)
-        if self.workers <= 0:
-            return
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn, not fork: the Kafka clients run threads, and forking a threaded process is unsafe.
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-        for kind in ("touchpoint", "customer") * self.workers:
-            self._pool.submit(decode_chunk, kind, "warm-up", sample, 1024, datetime.now(UTC)).result()
-
     def run(self) -> RunSummary:
         self._closing = False
-        self._warm_up()
+        self._batch.warm_up()
         self._connect()
         server = None
         if self.settings.metrics_port > 0:
@@ -302,44 +236,7 @@ class LandingConsumer:
         join_patience = 3 * self.settings.max_poll_interval_ms / 1000 + 10
         try:
             while not self._stop_reason:
-                now = time.monotonic()
-                wait = self.settings.batch_max_wait_s
-                if self._batch_started is not None:
-                    wait = max(0.0, self._batch_started + self.settings.batch_max_wait_s - now)
-                # Never overfill a batch: batch_max_records bounds memory and flush time.
-                limit = self._record_limit - self._batch_count
-                if self.max_records is not None:
-                    limit = min(limit, self.max_records - self.summary.consumed)
-                messages = self.consumer.consume(num_messages=max(limit, 1), timeout=min(wait, 0.2))
-                for part in self._within_batch_bytes(messages):
-                    self._handle_messages(part)
-                    if self._batch_bytes >= self.settings.batch_max_bytes:
-                        self.flush("full")
-                now = time.monotonic()
-                if messages:
-                    self._last_activity = now
-                full = (self._batch_count >= self._record_limit
-                        or self._batch_bytes >= self.settings.batch_max_bytes)
-                if full or (self._batch_started is not None
-                            and now - self._batch_started >= self.settings.batch_max_wait_s):
-                    self.flush("full" if full else "max_wait")
-                    self._report_progress(self._update_lag(cheap=True))
-                elif self.on_progress and messages and now - self._progress_at >= 1.0:
-                    self._report_progress(self._update_lag(cheap=True))
-                if self.max_records is not None and self.summary.consumed >= self.max_records:
-                    self.stop("max_records")
-                elif self.until_idle and now - self._last_activity >= self.idle_s:
-                    self.flush("idle")
-                    if self.consumer.assignment():
-                        self._unassigned_since = None
-                        if sum(self._update_lag(cheap=False).values()) == 0:
-                            self.stop("caught_up")
-                        else:
-                            self._last_activity = now  # lag left: poll for another idle period
-                    else:
-                        self._unassigned_since = self._unassigned_since or now
-                        if now - self._unassigned_since > join_patience:
-                            self.stop("no_partitions_assigned")
+                self._poll_once(join_patience)
             self.flush("shutdown")
         finally:
             self.summary.stopped_by = self._stop_reason or "error"
@@ -353,32 +250,60 @@ class LandingConsumer:
                  batches=self.summary.batches)
         return self.summary
 
-    # --- per message -----------------------------------------------------------------------
-    def _reset_batch(self) -> None:
-        self._builders = {topic: BatchBuilder(DATASETS[kind], topic) for topic, kind in self.kinds.items()}
-        self._dead: list[DeadLetter] = []
-        self._chunks: list[_PendingChunk] = []
-        self._batch_started: float | None = None
-        self._batch_count = 0
-        self._batch_bytes = 0
+    # --- the loop --------------------------------------------------------------------------
+    def _poll_once(self, join_patience: float) -> None:
+        """Consume into the batch, flush it when full or old, and stop when there is reason to."""
+        messages = self._consume()
+        for part in self._batch.parts(messages):
+            self._handle_messages(part)
+            if self._batch.bytes >= self.settings.batch_max_bytes:
+                self.flush("full")
+        now = time.monotonic()
+        if messages:
+            self._last_activity = now
+        full = (self._batch.count >= self._lander.record_limit
+                or self._batch.bytes >= self.settings.batch_max_bytes)
+        if full or (self._batch.started is not None
+                    and now - self._batch.started >= self.settings.batch_max_wait_s):
+            self.flush("full" if full else "max_wait")
+            self._report_progress(self._update_lag(cheap=True))
+        elif self.on_progress and messages and now - self._progress_at >= 1.0:
+            self._report_progress(self._update_lag(cheap=True))
+        if self.max_records is not None and self.summary.consumed >= self.max_records:
+            self.stop("max_records")
+        elif self.until_idle and now - self._last_activity >= self.idle_s:
+            self._when_idle(now, join_patience)
 
-    def _within_batch_bytes(self, messages: list[Any]) -> Iterator[list[Any]]:
-        """The fetched messages in consecutive parts, each filling the open batch up to
-        ``batch_max_bytes`` (at least one message a part): one fetch of large messages never
-        overfills a batch. Read lazily: the caller flushes between parts."""
-        start = 0
-        while start < len(messages):
-            room, end = self.settings.batch_max_bytes - self._batch_bytes, start
-            while end < len(messages) and (end == start or room > 0):
-                room -= len(messages[end].value() or b"")
-                end += 1
-            yield messages[start:end]
-            start = end
+    def _consume(self) -> list[Any]:
+        """The next fetched messages: no more than the batch has room for, waiting no longer than
+        until the batch is due."""
+        now = time.monotonic()
+        wait = self.settings.batch_max_wait_s
+        if self._batch.started is not None:
+            wait = max(0.0, self._batch.started + self.settings.batch_max_wait_s - now)
+        # Never overfill a batch: batch_max_records bounds memory and flush time.
+        limit = self._lander.record_limit - self._batch.count
+        if self.max_records is not None:
+            limit = min(limit, self.max_records - self.summary.consumed)
+        return self.consumer.consume(num_messages=max(limit, 1), timeout=min(wait, 0.2))
+
+    def _when_idle(self, now: float, join_patience: float) -> None:
+        """``until_idle`` and nothing came for ``idle_s``: flush; stop if caught up, or if the group
+        has handed us no partitions for ``join_patience`` seconds."""
+        self.flush("idle")
+        if self.consumer.assignment():
+            self._unassigned_since = None
+            if sum(self._update_lag(cheap=False).values()) == 0:
+                self.stop("caught_up")
+            else:
+                self._last_activity = now  # lag left: poll for another idle period
+        else:
+            self._unassigned_since = self._unassigned_since or now
+            if now - self._unassigned_since > join_patience:
+                self.stop("no_partitions_assigned")
 
     def _handle_messages(self, messages: list[Any]) -> None:
-        """Note offsets and start decoding (in a worker process when there is a pool)."""
-        if not messages:
-            return
+        """Group the messages by partition into the batch (it notes offsets and starts decoding)."""
         by_partition: dict[tuple[str, int], list[Any]] = {}
         for message in messages:
             if message.error() is not None:
@@ -391,230 +316,28 @@ class LandingConsumer:
             group.append(message)
         if not by_partition:
             return
-        if self._batch_started is None:
-            self._batch_started = time.monotonic()
-            if self._first_message_at is None:
-                self._first_message_at = self._batch_started
-        by_topic: dict[str, list[Any]] = {}
-        for (topic, partition), group in by_partition.items():
-            builder = self._builders[topic]
-            span = builder.offsets.get(partition)
-            if span is not None and group[0].offset() <= span[1]:
-                # Cannot happen with librdkafka's rebalance barriers; if it ever did, landing the
-                # message twice in one batch would be a duplicate, so it is refused loudly.
-                self.log("offset_went_back", level="warning", topic=topic, partition=partition,
-                         batch_last=span[1], received=group[0].offset())
-                group = [m for m in group if m.offset() > span[1]]
-                if not group:
-                    continue
-            builder.note_offset(partition, group[0].offset())
-            builder.note_offset(partition, group[-1].offset())
-            by_topic.setdefault(topic, []).extend(group)
-            self._batch_count += len(group)
-            self._batch_bytes += sum(len(m.value() or b"") for m in group)
-            self.summary.consumed += len(group)
-            self.metrics.consumed.labels(topic).inc(len(group))
-        landed_at = datetime.now(UTC)
-        for topic, group in by_topic.items():
-            for start in range(0, len(group), CHUNK_MESSAGES):
-                part = group[start:start + CHUNK_MESSAGES]
-                raw = []
-                for m in part:
-                    kind, stamp = m.timestamp()
-                    raw.append((m.partition(), m.offset(), stamp if kind else None, m.key(), m.value()))
-                args = (self.kinds[topic], topic, raw, self.settings.max_message_bytes, landed_at, self._window)
-                result = self._pool.submit(decode_chunk, *args) if self._pool else decode_chunk(*args)
-                self._chunks.append(_PendingChunk(topic, part, result))
+        for topic, taken in self._batch.add(by_partition).items():
+            self.summary.consumed += taken
+            self.metrics.consumed.labels(topic).inc(taken)
 
     def _client_error(self, error: Any) -> None:
         """An error event from the client (broker down, unknown topic...): log it; a fatal one stops us."""
-        from confluent_kafka import KafkaException
-
         self.log("kafka_error", level="error" if error.fatal() else "warning", code=error.name(),
                  error=error.str(), retriable=error.retriable())
         if error.fatal():
             raise KafkaException(error)
 
-    def _collect_chunks(self) -> None:
-        """Wait for the batch's decoded chunks; valid rows to the builders, rejects to dead letters."""
-        for pending in self._chunks:
-            chunk = pending.result if isinstance(pending.result, Chunk) else pending.result.result()
-            self._builders[pending.topic].add_table(chunk.table)
-            for index, code, detail in chunk.rejects:
-                self._dead.append(DeadLetter(Record.of(pending.messages[index]), code, detail))
-        self._chunks = []
-
-    # --- batches ---------------------------------------------------------------------------
-    def _on_delivery(self, error: Any, message: Any) -> None:
-        if error is not None:
-            self._delivery_errors.append(f"{message.topic()}: {error.str()}")
-
     def flush(self, reason: str) -> bool:
         """Land, dead-letter and commit the current batch; False if the commit was refused."""
-        from confluent_kafka import KafkaException, TopicPartition
-
-        if not any(b.offsets for b in self._builders.values()):
+        if self._batch.empty():
             return True
-        started = self._batch_started or time.monotonic()
-        stages = {"collect": time.monotonic() - started}
-        mark = time.monotonic()
-
-        def stage(name: str) -> None:
-            nonlocal mark
-            now = time.monotonic()
-            stages[name] = round(now - mark, 3)
-            mark = now
-
-        self._collect_chunks()
-        stage("decode_wait")
-        prepared = {topic: prepare(builder) for topic, builder in self._builders.items() if builder.offsets}
-
-        # The token marks this batch's manifests and files (Parquet key-value metadata), so that
-        # after a refused commit we remove only files nobody else has rewritten since.
-        token = uuid.uuid4().hex
-        pending: list[tuple[str, int]] = []
-        for topic, batch in prepared.items():
-            for partition, paths in batch.by_partition.items():
-                first, last = self._builders[topic].offsets[partition]
-                self.zone.write_pending(batch.dataset, partition, {
-                    "topic": topic, "partition": partition, "first": first, "last": last,
-                    "files": paths, "token": token, "written_at": datetime.now(UTC).isoformat()})
-                pending.append((batch.dataset, partition))
-        stage("prepare")
-        files: dict[str, list[str]] = {topic: self.zone.write_prepared(batch, token=token)
-                                       for topic, batch in prepared.items()}
-        stage("write")
-
-        failed_at = datetime.now(UTC).isoformat()
-        self._delivery_errors = []
-        for d in self._dead:
-            self._produce(self.settings.topic_dead_letter,
-                          # a record without key and value is dead-lettered with an empty key
-                          key=d.message.key if d.message.key is not None or d.message.value is not None else b"",
-                          value=d.message.value,
-                          headers=dead_letter_headers(d.message, d.code, d.detail, failed_at))
-        self._flush_producer()
-        if self._delivery_errors:
-            raise RuntimeError(f"dead-letter topic {self.settings.topic_dead_letter} refused a message: "
-                               f"{self._delivery_errors[0]}")
-
-        offsets = [TopicPartition(topic, partition, last + 1)
-                   for topic, builder in self._builders.items()
-                   for partition, (first, last) in sorted(builder.offsets.items())]
-        offsets_log = {f"{tp.topic}[{tp.partition}]": tp.offset for tp in offsets}
-        stage("dead_letters")
-        rejected = None
-        try:
-            for tp in self.consumer.commit(offsets=offsets, asynchronous=False) or []:
-                if tp.error is not None:
-                    if tp.error.code() not in REJECTED_COMMIT:
-                        raise KafkaException(tp.error)
-                    rejected = tp.error
-        except KafkaException as exc:
-            if exc.args[0].code() not in REJECTED_COMMIT:
-                raise  # ambiguous: stop; the next start resolves the manifests against the commits
-            rejected = exc.args[0]
-        if rejected is not None:
-            # The group moved on without us (evicted after max.poll.interval.ms, or rebalancing):
-            # the commit was definitely not applied and another member re-consumes these
-            # messages, so our files are duplicates-to-be. Remove the ones that are still ours.
-            # The rebalance that follows restarts our partitions at their committed offsets.
-            self.metrics.commit_failures.inc()
-            self._last_activity = time.monotonic()
-            removed = self._discard_own_files(token, pending, files)
-            self._record_limit = max(MIN_BATCH_RECORDS, self._record_limit // 2)
-            self.log("commit_failed", level="warning", reason=reason, error=rejected.str(),
-                     files_removed=removed, partitions=offsets_log, next_batch_max_records=self._record_limit)
-            self._rewind_batch()
-            self._reset_batch()
-            return False
-        stage("commit")
-        self._record_limit = min(self.settings.batch_max_records, self._record_limit * 2)
-        for dataset, partition in pending:
-            self.zone.clear_pending(dataset, partition)
-
-        latency = time.monotonic() - started
-        dead_by_topic: dict[str, int] = {}
-        for d in self._dead:
-            dead_by_topic[d.message.topic] = dead_by_topic.get(d.message.topic, 0) + 1
-            self.metrics.dead_lettered.labels(d.code, d.message.topic).inc()
-        landed_at = datetime.now(UTC).isoformat()
-        for topic, batch in prepared.items():
-            builder = self._builders[topic]
-            partitions = {str(p): span for p, span in sorted(builder.offsets.items())}
-            notice = {
-                "batch_id": hashlib.sha1(json.dumps([topic, partitions]).encode()).hexdigest()[:20],
-                "topic": topic, "partitions": partitions, "event_dates": batch.event_dates,
-                "records": batch.records, "dead_letters": dead_by_topic.get(topic, 0),
-                "files": files[topic], "landed_at": landed_at,
-            }
-            self._produce(self.settings.topic_batches, key=topic.encode(), value=json.dumps(notice).encode())
-            self.metrics.landed.labels(topic).inc(batch.records)
-            self.metrics.files_written.inc(len(files[topic]))
-            self.summary.landed += batch.records
-            self.summary.files += len(files[topic])
-        self._flush_producer()
-        if self._delivery_errors:  # the data is landed and committed: a lost notice is only logged
-            self.log("batch_notice_failed", level="warning", error=self._delivery_errors[0])
-        stage("notify")
-        self.summary.dead_lettered += len(self._dead)
-        self.summary.batches += 1
-        self.summary.busy_seconds = time.monotonic() - (self._first_message_at or started)
-        self.metrics.observe_batch(latency, time.time())
-        self.log("batch_committed", reason=reason, messages=self._batch_count,
-                 landed=sum(b.records for b in prepared.values()), dead_letters=len(self._dead),
-                 files=sum(len(f) for f in files.values()), seconds=round(latency, 3),
-                 stages={k: round(v, 3) for k, v in stages.items()}, offsets=offsets_log)
-        self._reset_batch()
-        self._write_metrics()
-        return True
-
-    def _produce(self, topic: str, key: bytes | None, value: bytes | None,
-                 headers: list[tuple[str, bytes]] | None = None) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, key=key, value=value, headers=headers, on_delivery=self._on_delivery)
-                return
-            except BufferError:  # the producer's queue is full: let it drain
-                self.producer.poll(0.1)
-
-    def _flush_producer(self) -> None:
-        """Wait until every produced message is acknowledged (acks=all) or failed."""
-        deadline = time.monotonic() + 60
-        while self.producer.flush(1.0) > 0:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the broker did not acknowledge the dead letters / batch notices within 60 s")
-
-    def _rewind_batch(self) -> None:
-        """After a refused commit, go back to the batch's first offsets on partitions we still own.
-
-        (A rebalance restarts partitions at the committed offsets anyway; this covers a refused
-        commit that leaves the assignment as it was.)"""
-        from confluent_kafka import KafkaException, TopicPartition
-
-        owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
-        for topic, builder in self._builders.items():
-            for partition, (first, _last) in builder.offsets.items():
-                if (topic, partition) in owned:
-                    try:
-                        self.consumer.seek(TopicPartition(topic, partition, first))
-                    except KafkaException as exc:
-                        self.log("rewind_failed", level="warning", topic=topic, partition=partition,
-                                 error=str(exc))
-
-    def _discard_own_files(self, token: str, pending: list[tuple[str, int]],
-                           files: dict[str, list[str]]) -> int:
-        removed = 0
-        for paths in files.values():
-            for path in paths:
-                if self.zone.file_token(path) == token:
-                    self.zone.fs.rm(path)
-                    removed += 1
-        for dataset, partition in pending:
-            manifest = self.zone.read_pending(dataset, partition)
-            if manifest is not None and manifest.get("token") == token:
-                self.zone.clear_pending(dataset, partition)
-        return removed
+        committed = self._lander.land(self._batch, reason)
+        if not committed:
+            self._last_activity = time.monotonic()  # a refused commit is activity, not quiet
+        self._batch.reset()
+        if committed:
+            self._write_metrics()
+        return committed
 
     # --- rebalances (called by the client inside consume(), on this thread) ----------------
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
@@ -625,12 +348,12 @@ class LandingConsumer:
         self._last_activity = time.monotonic()
         if partitions:
             self.log("partitions_revoked", partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions))
-        if self._batch_count:
+        if self._batch.count:
             # Our uncommitted batch may belong to another member now: drop it. Nothing of it is
             # written yet (files are only written in flush), and whoever owns its partitions
             # re-consumes it from the committed offsets.
-            self.log("batch_dropped_on_rebalance", messages=self._batch_count)
-        self._reset_batch()
+            self.log("batch_dropped_on_rebalance", messages=self._batch.count)
+        self._batch.reset()
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         self.log("partitions_lost", level="warning",
@@ -644,42 +367,15 @@ class LandingConsumer:
         # The client assigns the partitions after this returns; they start at their committed offsets.
         self.recover(sorted(partitions, key=lambda tp: (tp.topic, tp.partition)))
 
+    def recover(self, assigned: list[Any]) -> None:
+        """Resolve crash leftovers (pending manifests) of newly assigned partitions."""
+        self._files.recover(assigned, self.kinds, self._committed)
+
     def _committed(self, partitions: list[Any]) -> dict[tuple[str, int], int | None]:
         if not partitions:
             return {}
         result = self.consumer.committed(partitions, timeout=30)
         return {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in result}
-
-    def recover(self, assigned: list[Any]) -> None:
-        """Resolve crash leftovers (pending manifests) of newly assigned partitions."""
-        manifests = {}
-        for tp in assigned:
-            dataset = DATASETS[self.kinds[tp.topic]]
-            if self.zone.delete_pending_temp_files(dataset, tp.partition):
-                self.log("half_written_manifest_removed", topic=tp.topic, partition=tp.partition)
-            manifest = self.zone.read_pending(dataset, tp.partition)
-            if manifest is None:
-                continue
-            if manifest.get("topic") != tp.topic:
-                self.log("pending_manifest_other_topic", level="warning", manifest=manifest, topic=tp.topic)
-                continue
-            manifests[(tp.topic, tp.partition)] = (dataset, manifest)
-        if not manifests:
-            return
-        from confluent_kafka import TopicPartition
-
-        committed_by = self._committed([TopicPartition(t, p) for t, p in manifests])
-        for (topic, partition), (dataset, manifest) in manifests.items():
-            committed = committed_by.get((topic, partition))
-            if committed is not None and committed > manifest["last"]:
-                self.log("pending_batch_was_committed", topic=topic, partition=partition,
-                         last=manifest["last"], committed=committed)
-            else:
-                removed = self.zone.delete(manifest["files"]) + self.zone.delete_temp_files(manifest["files"])
-                self.log("pending_batch_rolled_back", level="warning", topic=topic,
-                         partition=partition, first=manifest["first"], last=manifest["last"],
-                         committed=committed, files_removed=removed)
-            self.zone.clear_pending(dataset, partition)
 
     # --- lag and metrics -------------------------------------------------------------------
     def _update_lag(self, cheap: bool) -> dict[tuple[str, int], int]:
@@ -689,33 +385,7 @@ class LandingConsumer:
         assignment = list(self.consumer.assignment())
         if not assignment:
             return {}
-        positions = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.position(assignment)}
-        committed = self._committed(assignment) if not cheap else {}
-        lag = {}
-        for tp in assignment:
-            key = (tp.topic, tp.partition)
-            try:
-                low, high = self.consumer.get_watermark_offsets(tp, cached=True)
-                if not cheap:
-                    # The listed end offsets are exact on Apache Kafka, but the embedded Tansu
-                    # broker can report them short (docs/streaming.md): take the larger of both.
-                    low2, high2 = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-                    low, high = (low2 if low2 >= 0 else low), max(high, high2)
-            except Exception as exc:  # noqa: BLE001 - a metric must not stop the consumer
-                if not cheap:
-                    raise
-                self.log("lag_unknown", level="warning", partition=f"{tp.topic}[{tp.partition}]", error=str(exc))
-                continue
-            if high < 0:
-                continue
-            position = positions.get(key, NO_OFFSET)
-            if position < 0:  # nothing consumed in this session: we stand at the committed offset
-                position = committed.get(key)
-                if position is None:
-                    if cheap:
-                        continue
-                    position = max(low, 0)
-            lag[key] = max(0, high - position)
+        lag = partition_lag(self.consumer, assignment, self._committed if not cheap else None, self.log)
         self.metrics.set_lag(lag)
         return lag
 

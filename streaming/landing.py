@@ -20,8 +20,16 @@ import numpy as np
 import pyarrow as pa
 
 from loyalty_core.contract import DEFAULT_WINDOW, Decoded, TimeWindow, decode, parse_timestamp
-from loyalty_core.landing_zone import (DATASETS, EPOCH_DATE, PAYLOAD_FIELDS, SCHEMAS, UTC, LandingZone,
-                                       PreparedBatch, relative_path)
+from loyalty_core.landing_zone import (
+    DATASETS,
+    EPOCH_DATE,
+    PAYLOAD_FIELDS,
+    SCHEMAS,
+    UTC,
+    LandingZone,
+    PreparedBatch,
+    relative_path,
+)
 from loyalty_core.settings import Settings
 
 _INT64 = (-(2**63), 2**63 - 1)

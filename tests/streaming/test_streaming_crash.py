@@ -176,7 +176,7 @@ class _StallsInItsFirstBatch(LandingConsumer):
     stall_s = 5.0
 
     def flush(self, reason: str) -> bool:
-        if self.stall_s and self._batch_count:
+        if self.stall_s and self._batch.count:
             time.sleep(self.stall_s)
             self.stall_s = 0.0
         return super().flush(reason)
