@@ -17,8 +17,7 @@ import pyarrow.parquet as pq
 
 from loyalty_core.landing_zone import SCHEMAS, LandingZone
 from loyalty_core.settings import Settings
-from loyalty_monitor.erasure.files import MIN_TERM_CHARS
-from loyalty_monitor.erasure.subjects import Subject, _aware, _utcnow
+from loyalty_monitor.erasure.subjects import MIN_TERM_CHARS, Subject, _aware, _utcnow
 
 log = logging.getLogger(__name__)
 UTC = dt.timezone.utc
