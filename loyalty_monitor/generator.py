@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Callable
 
 from loyalty_core.contract import DUNNING_STAGES, SCHEMA_VERSION
+from loyalty_core.contract import SEGMENTS as CONTRACT_SEGMENTS
 from loyalty_monitor.generator_opportunities import EVENTS_PER_CUSTOMER_MONTH, OpportunityStream
 
 CUSTOMERS_FILE = "customers.jsonl"
@@ -80,7 +81,10 @@ ROUGH_PATCH_RATE = 6.0      # dunning and complaints during a patch, times the h
 # turn --events-per-customer-month and --target-events into an intensity and a customer count.
 BASE_EVENTS_PER_CUSTOMER_MONTH = 4.7
 
-SEGMENTS = (("key", 0.15), ("growth", 0.30), ("standard", 0.55))
+#: The default portfolio's mix: a share for each segment of the event contract (a segment the
+#: contract adds fails here, at import, until it has a share).
+_SEGMENT_SHARES = {"key": 0.15, "growth": 0.30, "standard": 0.55}
+SEGMENTS = tuple((name, _SEGMENT_SHARES[name]) for name in CONTRACT_SEGMENTS)
 
 # How churners drift away (``churn_shape``). Every shape is a different history for the same
 # portfolio, so a detector can be judged on principles rather than on the default drift's quirks.
