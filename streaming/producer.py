@@ -65,6 +65,24 @@ def read_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
         yield consumed, raw.rstrip(b"\r\n")
 
 
+def topic_to_write(settings: Settings, name: str, create: bool = False,
+                   partitions: int | None = None) -> tuple[str, bool]:
+    """The topic to send to and whether it was created: ``touchpoints``/``customers`` mean the
+    configured names; a topic the broker does not have is refused (a typo would create a topic
+    nothing reads) unless ``create``. Raises ``BrokerUnreachable`` when no broker answers."""
+    from loyalty_monitor import broker
+
+    topic = {"touchpoints": settings.topic_touchpoints, "customers": settings.topic_customers}.get(name, name)
+    existing = broker.probe(settings)
+    if topic in existing:
+        return topic, False
+    if not create:
+        raise ValueError(f"topic {topic!r} does not exist on {settings.bootstrap} (existing: "
+                         f"{', '.join(existing) or 'none'}); check the name, or add --create to create it")
+    broker.create_topic(settings, topic, partitions)
+    return topic, True
+
+
 def make_producer(settings: Settings, **overrides: Any):
     from kafka import KafkaProducer
 
