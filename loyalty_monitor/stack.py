@@ -180,6 +180,24 @@ def run_dates(settings: Settings, dates: list[dt.date], dag_id: str = pipeline.D
         return _run_dates(settings, dates, dag_id, progress, skip_tasks, log_file, conf)
 
 
+def run_log_file(settings: Settings) -> Path:
+    """A new file for one run's Airflow, dbt and quality-gate output (``loyalty run``, the demo)."""
+    return settings.data_dir / "logs" / f"loyalty-run-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}.log"
+
+
+def run_failure(settings: Settings, dates: list[dt.date], outcomes: list[RunOutcome],
+                log_file: Path | None = None) -> str | None:
+    """None when every date ran successfully; else where the run stopped and where to look."""
+    if len(outcomes) == len(dates) and all(o.state == "success" for o in outcomes):
+        return None
+    if not outcomes:
+        return "no run was started"
+    last = outcomes[-1]
+    return (f"stopped at {last.as_of}: {last.state}; the data engineers were notified "
+            f"(see {settings.data_dir / 'alerts' / 'outbox'} with the default file channel)"
+            + (f"; details in {log_file}" if log_file else ""))
+
+
 def _run_dates(settings: Settings, dates: list[dt.date], dag_id: str, progress: Callable[[str], None],
                skip_tasks: str | None, log_file: Path | None,
                conf: dict[str, Any] | None = None) -> list[RunOutcome]:
