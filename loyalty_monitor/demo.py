@@ -25,10 +25,10 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from loyalty_monitor.demo_summary import DemoSummary, StepResult, collect_facts, collect_outputs, print_summary
 from loyalty_monitor.settings import Settings
 
 #: Everything under the data directory that a demo run rebuilds from the broker's data.
@@ -41,25 +41,6 @@ CONSUME_ATTEMPTS = 3
 
 class StepUnavailable(RuntimeError):
     """The part this step needs is not installed in this checkout."""
-
-
-@dataclass
-class StepResult:
-    name: str
-    state: str  # done | unavailable | failed | skipped
-    seconds: float = 0.0
-    detail: str = ""
-
-
-@dataclass
-class DemoSummary:
-    steps: list[StepResult] = field(default_factory=list)
-    outputs: dict[str, Path] = field(default_factory=dict)
-    facts: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return all(s.state == "done" for s in self.steps)
 
 
 def _console():
@@ -261,173 +242,6 @@ class Demo:
         self.summary.outputs["leadership report"] = out
         return str(out)
 
-    # --- summary ---------------------------------------------------------------------------------
-    def collect_outputs(self) -> None:
-        outputs = self.summary.outputs
-        if self.settings.warehouse.exists():
-            outputs["warehouse"] = self.settings.warehouse
-        docs = sorted((self.data_dir / "quality").glob("**/index.html"), key=lambda p: len(p.parts))
-        if docs:
-            outputs["data docs"] = docs[0]
-            runs_page = docs[0].with_name("gate_runs.html")
-            if runs_page.is_file():
-                outputs["gate runs"] = runs_page
-        outbox = self.data_dir / "alerts" / "outbox"
-        if outbox.is_dir():
-            outputs["alert outbox"] = outbox
-            self.summary.facts["outbox_files"] = sum(1 for p in outbox.rglob("*") if p.is_file())
-        if not self.settings.landing_url and Path(self.settings.landing).is_dir():
-            outputs["landing zone"] = Path(self.settings.landing)
-
-    def collect_facts(self) -> None:
-        if not self.settings.warehouse.exists():
-            return
-        from loyalty_monitor.reporting import ReportError
-        from loyalty_monitor.reporting import queries
-        from loyalty_monitor.reporting.render import connect_read_only
-
-        try:
-            con = connect_read_only(self.settings)
-        except ReportError as exc:
-            self.summary.facts["warehouse_error"] = str(exc)
-            return
-        try:
-            marts = queries.Marts(con)
-            facts = self.summary.facts
-            as_of = queries.latest_as_of(marts)
-            if as_of:
-                facts["as_of"] = as_of
-                facts["status"] = queries.portfolio(marts, as_of, as_of)["counts"]
-                try:
-                    facts["top_risk"] = queries.values_at_risk(marts, as_of)["rows"][:3]
-                except queries.MissingData:
-                    pass
-            if marts.columns(queries.ALERTS):
-                facts["alerts_raised"] = marts.scalar(f"select count(*) from {queries.ALERTS}")
-            if marts.columns(queries.CUSTOMERS):
-                facts["customers_published"] = marts.scalar(f"select count(*) from {queries.CUSTOMERS}")
-            if "status" in marts.columns("ops.alert_state"):
-                facts["alert_states"] = dict(marts.con.execute(
-                    "select status, count(*) from ops.alert_state group by 1 order by 1").fetchall())
-        except queries.MissingData:
-            pass
-        finally:
-            con.close()
-        try:  # the report's executive summary: the same sentences leadership reads first
-            from loyalty_monitor.reporting import build_context
-
-            self.summary.facts["in_short"] = [s.text for s in build_context(self.settings)["summary"]]
-        except Exception as exc:  # noqa: BLE001 - the summary is a courtesy; the report step says more
-            self.summary.facts["in_short_error"] = str(exc)
-
-    def generated_counts(self) -> dict[str, Any]:
-        """Customers and tombstones of the generated history (its ground truth)."""
-        from loyalty_monitor.generator import GROUND_TRUTH_FILE
-
-        try:
-            truth = json.loads((self.input_dir / GROUND_TRUTH_FILE).read_text())
-            return {"customers": int(truth["generator"]["customers"]),
-                    "tombstones": int(truth["counts"]["tombstones"])}
-        except (OSError, ValueError, KeyError, TypeError):
-            return {}
-
-    def explanations(self) -> list[str]:
-        """What the summary's numbers mean, for someone who has never seen the product."""
-        facts = self.summary.facts
-        lines = []
-        generated = self.generated_counts()
-        published = facts.get("customers_published")
-        if generated and published is not None and published != generated["customers"]:
-            lines.append(
-                f"Customers: {generated['customers']} generated, {published} in the warehouse. The history "
-                f"erases {generated['tombstones']} customers late on with a tombstone (a right-to-erasure "
-                "request: `loyalty erase`), and the warehouse keeps no trace of them.")
-        states = facts.get("alert_states", {})
-        if states.get("expired"):
-            window = 7
-            try:
-                from loyalty_monitor.alerting.dispatch import load_policy
-
-                window = load_policy(self.settings).dispatch_window_days
-            except Exception:  # noqa: BLE001 - the default window is right for the explanation
-                pass
-            lines.append(
-                f"Expired alerts: the demo builds the whole {self.months}-month history in one run on its last "
-                f"day, so most alerts are older than the {window}-day dispatch window; they are recorded "
-                "'expired' instead of waking account managers with old news. Run daily, each alert is "
-                "sent the day it is raised.")
-        if states.get("capped"):
-            lines.append("Capped alerts: beyond alerts.max_per_manager_per_week in one week, the least valuable "
-                         "alerts are held back so that a manager receives few alerts, each worth acting on.")
-        if "gate runs" in self.summary.outputs:
-            lines.append("Quality gate: every validation with its findings is listed on the gate-runs page "
-                         "(it opens offline), each linking to its Data Docs page.")
-        return lines
-
-    def print_summary(self, seconds: float) -> None:
-        from rich.table import Table
-
-        self.console.rule("[bold]Loyalty Monitor demo: summary")
-        steps = Table(show_header=True, header_style="bold")
-        for column in ("step", "result", "time", "detail"):
-            steps.add_column(column)
-        for s in self.summary.steps:
-            colour = {"done": "green", "unavailable": "yellow"}.get(s.state, "red")
-            steps.add_row(s.name, f"[{colour}]{s.state}[/]", f"{s.seconds:.1f} s", s.detail[:160])
-        self.console.print(steps)
-        facts = self.summary.facts
-        if "status" in facts:
-            c = facts["status"]
-            self.console.print(f"Customers by status on {facts['as_of']}: Red ▲ {c['red']}, "
-                               f"Yellow ◆ {c['yellow']}, Green ● {c['green']}")
-        if "alerts_raised" in facts:
-            states = ", ".join(f"{k} {v}" for k, v in facts.get("alert_states", {}).items())
-            self.console.print(f"Churn-risk alerts raised over the history: {facts['alerts_raised']}"
-                               + (f" (delivery: {states})" if states else ""))
-        if facts.get("top_risk"):
-            self.console.print("Top values at risk (open alerts):")
-        for i, row in enumerate(facts.get("top_risk", []), 1):
-            value = f"{row['value_at_stake']:,.0f} {row['currency'] or ''}".strip()
-            if row.get("value_reporting") is not None and row.get("reporting_currency") != row["currency"]:
-                value = f"{row['value_reporting']:,.0f} {row['reporting_currency']} ({value})"
-            self.console.print(f"  {i}. {row['customer_name']} ({row['customer_id']}), {value}, "
-                               f"account manager {row['account_manager_name']}: {row['drivers']}", markup=False)
-        if facts.get("in_short"):
-            self.console.print("The report in short:")
-            for sentence in facts["in_short"]:
-                self.console.print(f"  - {sentence}", markup=False)
-        for line in self.explanations():
-            self.console.print(line, markup=False)
-        self.console.print("Where things are:" if self.summary.outputs else "Nothing was written.")
-        for name, path in self.summary.outputs.items():
-            extra = f" ({facts['outbox_files']} files)" if name == "alert outbox" and "outbox_files" in facts else ""
-            self.console.print(f"  {name:<18} {path}{extra}", markup=False)
-        state = "[green]finished[/]" if self.summary.ok else "[red]finished with problems (see above)[/]"
-        self.console.print(f"Demo {state} in {seconds:.0f} s. Open the report: "
-                           f"{self.summary.outputs.get('leadership report', '(not written)')}")
-        web = self.web_sign_in()
-        if web:
-            self.console.print(web, markup=False)
-
-    def web_sign_in(self) -> str | None:
-        """How to open the web app, with a sign-in link for the manager of the most valuable open case."""
-        try:
-            from loyalty_monitor import access as auth
-            from loyalty_monitor.web import queries
-
-            with queries.reader(self.settings) as con:
-                row = con.execute(
-                    "select account_manager_email, account_manager_name from published.fct_case_lifecycle "
-                    "where needs_action order by expected_value_at_risk desc limit 1").fetchone() or con.execute(
-                    "select account_manager_email, account_manager_name from published.dim_customers "
-                    "where account_manager_email is not null order by 1 limit 1").fetchone()
-        except Exception:  # noqa: BLE001 - no published warehouse: nothing to open
-            return None
-        if row is None:
-            return None
-        return (f"Open the web app: `loyalty web` (or `loyalty up`, which also starts the broker the queue's "
-                f"buttons need), then sign in as {row[1]} with {auth.sign_in_link(self.settings, row[0])}")
-
     def run(self) -> DemoSummary:
         started = time.monotonic()
         plan: list[tuple[str, Callable[[], str], bool]] = [
@@ -458,9 +272,10 @@ class Demo:
                 from loyalty_monitor import broker
 
                 broker.stop(self.settings)
-        self.collect_outputs()
-        self.collect_facts()
-        self.print_summary(time.monotonic() - started)
+        collect_outputs(self.settings, self.summary)
+        collect_facts(self.settings, self.summary)
+        print_summary(self.console, self.settings, self.summary, self.months, self.input_dir,
+                      time.monotonic() - started)
         return self.summary
 
 
