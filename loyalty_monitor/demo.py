@@ -1,14 +1,17 @@
 """The main job: the whole product on a generated history, with one command (``loyalty demo``).
 
-Steps: start the embedded broker, generate a seeded history, produce it to Kafka, land it with the
-consumer (``--until-idle``), run the real pipeline DAG for the history's last day (dbt builds the
-daily series over the whole history, so alerts carry their true dates; the quality gate, publish and
-alert dispatch run as in production), then write the leadership report and print where everything is.
+Steps (``loyalty_monitor.demo_steps``): start the embedded broker, generate a seeded history, produce
+it to Kafka, land it with the consumer until it is caught up, run the real pipeline DAG for the
+history's last day (dbt builds the daily series over the whole history, so alerts carry their true
+dates; the quality gate, publish and alert dispatch run as in production), then write the leadership
+report and print where everything is (``loyalty_monitor.demo_summary``).
 
-Each pipeline step runs the same ``loyalty`` command a user would type, as a child process, so the
-demo proves the documented path (``loyalty produce``, ``loyalty consume --until-idle``,
-``loyalty run``) and shows each command's own progress. A command that is not installed is reported
-as *unavailable*, never faked.
+Each step calls, in this process, the library functions the documented commands call
+(``loyalty produce``, ``loyalty consume --until-idle``, ``loyalty run``), with the same progress and
+result lines; it never starts the ``loyalty`` command. The demo's own settings (its broker's address,
+a short retry delay for pipeline tasks) are a :class:`Settings` passed to every step; the pipeline
+run hands them to the DAG and puts this process back as it was afterwards (``stack.run_dates``).
+A step whose part is not installed is reported as *unavailable*, never faked.
 
 A rerun never trips over leftovers: the previous demo's broker is stopped, and everything derived
 from the broker's (in-memory) data is removed before the new run: landing zone, warehouse, alert
@@ -19,91 +22,115 @@ outbox, quality results, reports. The generated history is reused when its param
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from rich.console import Console
+
 from loyalty_core.settings import Settings
-
-#: Everything under the data directory that a demo run rebuilds from the broker's data.
-DERIVED = ("landing", "alerts", "quality", "reports")
-INPUT_DIR = "demo-input"
-REPORT_FILE = "leadership-report.html"
-DEMO_RETRY_DELAY_S = 5
-CONSUME_ATTEMPTS = 3
-
-
-class StepUnavailable(RuntimeError):
-    """The part this step needs is not installed in this checkout."""
-
-
-@dataclass
-class StepResult:
-    name: str
-    state: str  # done | unavailable | failed | skipped
-    seconds: float = 0.0
-    detail: str = ""
-
-
-@dataclass
-class DemoSummary:
-    steps: list[StepResult] = field(default_factory=list)
-    outputs: dict[str, Path] = field(default_factory=dict)
-    facts: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return all(s.state == "done" for s in self.steps)
+from loyalty_monitor import broker
+from loyalty_monitor import demo_steps as steps
+from loyalty_monitor.demo_steps import (  # noqa: F401
+    CONSUME_ATTEMPTS,
+    DEMO_RETRY_DELAY_S,
+    DERIVED,
+    INPUT_DIR,
+    REPORT_FILE,
+    StepUnavailable,
+)
+from loyalty_monitor.demo_summary import DemoSummary, StepResult, collect_facts, collect_outputs, print_summary
 
 
 def _console():
-    from rich.console import Console
 
     return Console(highlight=False, soft_wrap=True)
 
 
-def _loyalty_command() -> list[str]:
-    """The ``loyalty`` executable next to this Python (the venv), else the module."""
-    exe = Path(sys.executable).with_name("loyalty")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "loyalty_monitor.cli"]
+@dataclass(frozen=True)
+class Step:
+    name: str
+    action: Callable[[], str]
+    #: A later step needs this one: if it does not finish, those are skipped.
+    needed_later: bool = True
 
 
-def available_commands() -> set[str]:
-    """Sub-commands the installed ``loyalty`` offers (read from its help, not by importing the CLI)."""
-    import re
-
-    done = subprocess.run([*_loyalty_command(), "--help"], capture_output=True, text=True, timeout=120)
-    # argparse lists each sub-command as "    name    help text" under the COMMAND metavar.
-    return set(re.findall(r"^    (\w[\w-]*)\s", done.stdout, flags=re.MULTILINE))
-
-
+@dataclass
 class Demo:
-    def __init__(self, settings: Settings, customers: int, months: int, fresh: bool, seed: int,
-                 keep_broker: bool, console: Any | None = None, end: dt.date | None = None):
-        if customers < 1 or months < 1:
-            raise ValueError("the demo needs at least 1 customer and 1 month of history")
-        self.settings = settings
-        self.customers, self.months, self.fresh, self.seed = customers, months, fresh, seed
-        self.keep_broker = keep_broker
-        self.console = console or _console()
-        self.summary = DemoSummary()
-        self.data_dir = Path(settings.data_dir)
-        self.input_dir = self.data_dir / INPUT_DIR
-        # The history ends yesterday (a finished day) unless a fixed end is asked for (reproducible runs).
-        self.end = end or dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
-        self.start = _months_before(self.end, months) + dt.timedelta(days=1)
-        self.env: dict[str, str] = {}
-        self.produced: dict[str, int] = {}
-        self.commands: set[str] = set()
+    """One demo run: its parameters, the settings the steps share, and what they produced."""
 
-    # --- plumbing --------------------------------------------------------------------------------
+    settings: Settings
+    customers: int
+    months: int
+    fresh: bool
+    seed: int
+    keep_broker: bool
+    console: Any = None
+    #: The last day of the history and the pipeline's as-of date (default: yesterday, UTC).
+    end: dt.date | None = None
+    summary: DemoSummary = field(default_factory=DemoSummary)
+    #: Messages produced per topic, for the consume step's lag check.
+    produced: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.customers < 1 or self.months < 1:
+            raise ValueError("the demo needs at least 1 customer and 1 month of history")
+        self.console = self.console or _console()
+        self.end = self.end or dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+
+    @property
+    def start(self) -> dt.date:
+        return _months_before(self.end, self.months) + dt.timedelta(days=1)
+
+    @property
+    def input_dir(self) -> Path:
+        return Path(self.settings.data_dir) / INPUT_DIR
+
+    # --- the plan ------------------------------------------------------------------------------------
+    def plan(self) -> list[Step]:
+        return [
+            Step("clean up leftovers", self.clean_up),
+            Step("start the embedded Kafka broker", self.start_broker),
+            Step(f"generate {self.customers} customers over {self.months} months", self.generate),
+            Step("produce the history to Kafka", self.produce),
+            Step("consume: land the events as Parquet", self.consume),
+            Step(f"run the pipeline DAG (dbt, quality gate, publish, alerts) as of {self.end}", self.run_pipeline),
+            Step("write the leadership report", self.report, needed_later=False),
+        ]
+
+    def clean_up(self) -> str:
+        return steps.clean_up(self.settings, self.input_dir, self.fresh)
+
+    def start_broker(self) -> str:
+        self.settings, detail = steps.start_broker(self.settings)
+        return detail
+
+    def generate(self) -> str:
+        detail, result = steps.generate_history(self.input_dir, self.customers, self.start, self.end, self.seed,
+                                                self.console)
+        if result is not None:
+            self.summary.facts["generated"] = result
+        return detail
+
+    def produce(self) -> str:
+        detail, self.produced = steps.produce_history(self.settings, self.input_dir, self.console)
+        return detail
+
+    def consume(self) -> str:
+        return steps.consume_history(self.settings, self.produced, self.console)
+
+    def run_pipeline(self) -> str:
+        return steps.run_pipeline(self.settings, self.end, self.console)
+
+    def report(self) -> str:
+        out = steps.write_report(self.settings)
+        self.summary.outputs["leadership report"] = out
+        return str(out)
+
+    # --- running -----------------------------------------------------------------------------------
     def step(self, number: int, total: int, name: str, action: Callable[[], str]) -> StepResult:
+        """Run one step under its banner; its result (a failure is a result: the demo goes on where it can)."""
         self.console.rule(f"[bold]Step {number}/{total} · {name}")
         started = time.monotonic()
         try:
@@ -119,348 +146,36 @@ class Demo:
         self.summary.steps.append(result)
         return result
 
-    def loyalty(self, *args: str) -> None:
-        """Run a ``loyalty`` sub-command as the user would; its progress goes to the terminal."""
-        if self.commands and args[0] not in self.commands:
-            raise StepUnavailable(f"`loyalty {args[0]}` is not part of this installation yet")
-        self.console.print(f"[dim]$ loyalty {' '.join(args)}[/]")
-        # Child output goes straight to our stdout/stderr, so the user sees its progress live.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        done = subprocess.run([*_loyalty_command(), *args], env=self.env)
-        if done.returncode != 0:
-            raise RuntimeError(f"`loyalty {' '.join(args)}` exited with {done.returncode} (output above)")
+    def run_plan(self, plan: list[Step]) -> None:
+        """Each step in order; once a step that later ones need did not finish, those are skipped."""
+        blocked = ""
+        for number, item in enumerate(plan, 1):
+            if blocked:
+                self.summary.steps.append(StepResult(item.name, "skipped", 0.0, f"needs: {blocked}"))
+                self.console.print(f"[dim]- {item.name}: skipped (needs {blocked})[/]")
+                continue
+            result = self.step(number, len(plan), item.name, item.action)
+            if result.state != "done" and item.needed_later:
+                blocked = item.name
+        if blocked and self.settings.warehouse.exists():
+            # Still show what an earlier run or a partial pipeline left, clearly labelled.
+            self.step(len(plan), len(plan), "write the leadership report (from what exists)", self.report)
 
-    # --- steps -----------------------------------------------------------------------------------
-    def prepare(self) -> str:
-        from loyalty_monitor import broker
+    def stop_broker(self) -> None:
+        if not self.keep_broker:
 
-        removed = []
-        if broker.stop(self.settings):
-            removed.append("stopped the previous demo's broker")
-        targets = [self.data_dir / name for name in DERIVED]
-        if not self.settings.landing_url:
-            targets.append(Path(self.settings.landing))
-        warehouse = self.settings.warehouse
-        targets += [warehouse, warehouse.with_name(warehouse.name + ".wal")]
-        if self.fresh:
-            targets.append(self.input_dir)
-        for path in targets:
-            if path.is_dir():
-                shutil.rmtree(path)
-                removed.append(str(path))
-            elif path.exists():
-                path.unlink()
-                removed.append(str(path))
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        return ("cleaned: " + ", ".join(removed)) if removed else f"data directory {self.data_dir} is clean"
-
-    def start_broker(self) -> str:
-        from loyalty_monitor import broker
-
-        state = broker.start(self.settings)
-        # Every child command talks to this broker and writes under this data directory.
-        self.env = {**os.environ, "LOYALTY_DATA_DIR": str(self.data_dir),
-                    "LOYALTY_BOOTSTRAP_SERVERS": state.bootstrap_servers}
-        # Someone is watching: retry a failed task after seconds, not the production minute.
-        self.env.setdefault("LOYALTY_TASK_RETRY_DELAY_S", str(DEMO_RETRY_DELAY_S))
-        self.commands = available_commands()
-        return f"Tansu at {state.bootstrap_servers} (in memory), pid {state.pid}"
-
-    def generate(self) -> str:
-        try:
-            from loyalty_monitor.generator import GROUND_TRUTH_FILE, generate
-        except ImportError as exc:
-            raise StepUnavailable(f"the generator is not installed ({exc})") from exc
-        wanted = {"seed": self.seed, "start": self.start.isoformat(), "end": self.end.isoformat(),
-                  "customers": self.customers}
-        truth_file = self.input_dir / GROUND_TRUTH_FILE
-        if truth_file.exists():
-            try:
-                previous = json.loads(truth_file.read_text())["generator"]
-                if {k: previous.get(k) for k in wanted} == wanted:
-                    return f"reused the history in {self.input_dir} (same customers, dates and seed)"
-            except (ValueError, KeyError, TypeError):
-                pass  # unreadable leftovers: generate again
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        with Progress(TextColumn("generating history"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                      TextColumn("{task.fields[lines]:,} lines"), TimeElapsedColumn(),
-                      console=self.console, transient=True) as bar:
-            task = bar.add_task("generate", total=1.0, lines=0)
-            result = generate(self.input_dir, customers=self.customers, start=self.start, end=self.end,
-                              seed=self.seed,
-                              progress=lambda fraction, lines: bar.update(task, completed=fraction, lines=lines))
-        self.summary.facts["generated"] = result
-        return (f"{result.customers:,} customers, {result.touchpoint_lines:,} touchpoint lines "
-                f"({result.duplicates:,} re-sent duplicates, {result.late_events:,} late, "
-                f"{result.malformed:,} malformed), {result.start} to {result.end}")
-
-    def produce(self) -> str:
-        from loyalty_monitor.generator import CUSTOMERS_FILE, TOUCHPOINTS_FILE
-
-        for name, topic in ((CUSTOMERS_FILE, self.settings.topic_customers),
-                            (TOUCHPOINTS_FILE, self.settings.topic_touchpoints)):
-            path = self.input_dir / name
-            self.loyalty("produce", str(path), "--topic", topic)
-            # One message per non-blank line (the producer's contract), into a topic the fresh broker
-            # started empty: the consume step knows exactly how many messages must be landed.
-            with path.open("rb") as fh:
-                self.produced[topic] = sum(1 for line in fh if line.strip())
-        return f"customers and touchpoints sent to {self.env['LOYALTY_BOOTSTRAP_SERVERS']}"
-
-    def consume(self) -> str:
-        # The consumer resumes exactly from its committed offsets, so a run that stopped early (for
-        # example after a rebalance on a loaded machine) is simply continued; the demo checks the lag
-        # itself instead of trusting "idle" to mean "caught up".
-        lag = -1
-        for attempt in range(1, CONSUME_ATTEMPTS + 1):
-            self.loyalty("consume", "--until-idle")
-            lag = self.consumer_lag()
-            if lag == 0:
-                runs = f" after {attempt} consumer runs" if attempt > 1 else ""
-                return f"every message landed or dead-lettered{runs}; landing zone: {self.settings.landing}"
-            self.console.print(f"[yellow]the consumer stopped with {lag:,} messages not yet landed: "
-                               f"resuming from its committed offsets ({attempt}/{CONSUME_ATTEMPTS})[/]")
-        raise RuntimeError(f"{lag:,} messages still not landed after {CONSUME_ATTEMPTS} consumer runs")
-
-    def consumer_lag(self) -> int:
-        """Messages of the input topics the landing consumer group has not committed yet."""
-        from kafka import KafkaConsumer, TopicPartition
-
-        config = dict(self.settings.kafka_client_config(),
-                      bootstrap_servers=self.env["LOYALTY_BOOTSTRAP_SERVERS"].split(","))
-        topics = (self.settings.topic_touchpoints, self.settings.topic_customers)
-        # Reading a group's committed offsets does not join the group (no subscribe, no commit).
-        consumer = KafkaConsumer(**config, group_id=self.settings.consumer_group, enable_auto_commit=False,
-                                 client_id="loyalty-demo-lag")
-        try:
-            lag = 0
-            for topic in topics:
-                partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or ())]
-                committed = sum(consumer.committed(tp) or 0 for tp in partitions)
-                # Tansu can report end offsets short; the produced count is exact for a fresh broker.
-                ends = sum(consumer.end_offsets(partitions).values())
-                lag += max(max(ends, self.produced.get(topic, 0)) - committed, 0)
-            return lag
-        finally:
-            consumer.close()
-
-    def run_pipeline(self) -> str:
-        self.loyalty("run", "--as-of", self.end.isoformat())
-        if not self.settings.warehouse.exists():
-            raise RuntimeError(f"the pipeline finished but left no warehouse at {self.settings.warehouse}")
-        return f"pipeline DAG run for {self.end}"
-
-    def report(self) -> str:
-        from loyalty_monitor.reporting import render_report
-
-        if not self.settings.warehouse.exists():
-            raise StepUnavailable("no warehouse to report on (the pipeline did not run)")
-        out = render_report(self.settings, self.data_dir / "reports" / REPORT_FILE)
-        self.summary.outputs["leadership report"] = out
-        return str(out)
-
-    # --- summary ---------------------------------------------------------------------------------
-    def collect_outputs(self) -> None:
-        outputs = self.summary.outputs
-        if self.settings.warehouse.exists():
-            outputs["warehouse"] = self.settings.warehouse
-        docs = sorted((self.data_dir / "quality").glob("**/index.html"), key=lambda p: len(p.parts))
-        if docs:
-            outputs["data docs"] = docs[0]
-            runs_page = docs[0].with_name("gate_runs.html")
-            if runs_page.is_file():
-                outputs["gate runs"] = runs_page
-        outbox = self.data_dir / "alerts" / "outbox"
-        if outbox.is_dir():
-            outputs["alert outbox"] = outbox
-            self.summary.facts["outbox_files"] = sum(1 for p in outbox.rglob("*") if p.is_file())
-        if not self.settings.landing_url and Path(self.settings.landing).is_dir():
-            outputs["landing zone"] = Path(self.settings.landing)
-
-    def collect_facts(self) -> None:
-        if not self.settings.warehouse.exists():
-            return
-        from loyalty_monitor.reporting import ReportError
-        from loyalty_monitor.reporting import queries
-        from loyalty_monitor.reporting.render import connect_read_only
-
-        try:
-            con = connect_read_only(self.settings)
-        except ReportError as exc:
-            self.summary.facts["warehouse_error"] = str(exc)
-            return
-        try:
-            marts = queries.Marts(con)
-            facts = self.summary.facts
-            as_of = queries.latest_as_of(marts)
-            if as_of:
-                facts["as_of"] = as_of
-                facts["status"] = queries.portfolio(marts, as_of, as_of)["counts"]
-                try:
-                    facts["top_risk"] = queries.values_at_risk(marts, as_of)["rows"][:3]
-                except queries.MissingData:
-                    pass
-            if marts.columns(queries.ALERTS):
-                facts["alerts_raised"] = marts.scalar(f"select count(*) from {queries.ALERTS}")
-            if marts.columns(queries.CUSTOMERS):
-                facts["customers_published"] = marts.scalar(f"select count(*) from {queries.CUSTOMERS}")
-            if "status" in marts.columns("ops.alert_state"):
-                facts["alert_states"] = dict(marts.con.execute(
-                    "select status, count(*) from ops.alert_state group by 1 order by 1").fetchall())
-        except queries.MissingData:
-            pass
-        finally:
-            con.close()
-        try:  # the report's executive summary: the same sentences leadership reads first
-            from loyalty_monitor.reporting import build_context
-
-            self.summary.facts["in_short"] = [s.text for s in build_context(self.settings)["summary"]]
-        except Exception as exc:  # noqa: BLE001 - the summary is a courtesy; the report step says more
-            self.summary.facts["in_short_error"] = str(exc)
-
-    def generated_counts(self) -> dict[str, Any]:
-        """Customers and tombstones of the generated history (its ground truth)."""
-        from loyalty_monitor.generator import GROUND_TRUTH_FILE
-
-        try:
-            truth = json.loads((self.input_dir / GROUND_TRUTH_FILE).read_text())
-            return {"customers": int(truth["generator"]["customers"]),
-                    "tombstones": int(truth["counts"]["tombstones"])}
-        except (OSError, ValueError, KeyError, TypeError):
-            return {}
-
-    def explanations(self) -> list[str]:
-        """What the summary's numbers mean, for someone who has never seen the product."""
-        facts = self.summary.facts
-        lines = []
-        generated = self.generated_counts()
-        published = facts.get("customers_published")
-        if generated and published is not None and published != generated["customers"]:
-            lines.append(
-                f"Customers: {generated['customers']} generated, {published} in the warehouse. The history "
-                f"erases {generated['tombstones']} customers late on with a tombstone (a right-to-erasure "
-                "request: `loyalty erase`), and the warehouse keeps no trace of them.")
-        states = facts.get("alert_states", {})
-        if states.get("expired"):
-            window = 7
-            try:
-                from loyalty_monitor.alerting.dispatch import load_policy
-
-                window = load_policy(self.settings).dispatch_window_days
-            except Exception:  # noqa: BLE001 - the default window is right for the explanation
-                pass
-            lines.append(
-                f"Expired alerts: the demo builds the whole {self.months}-month history in one run on its last "
-                f"day, so most alerts are older than the {window}-day dispatch window; they are recorded "
-                "'expired' instead of waking account managers with old news. Run daily, each alert is "
-                "sent the day it is raised.")
-        if states.get("capped"):
-            lines.append("Capped alerts: beyond alerts.max_per_manager_per_week in one week, the least valuable "
-                         "alerts are held back so that a manager receives few alerts, each worth acting on.")
-        if "gate runs" in self.summary.outputs:
-            lines.append("Quality gate: every validation with its findings is listed on the gate-runs page "
-                         "(it opens offline), each linking to its Data Docs page.")
-        return lines
-
-    def print_summary(self, seconds: float) -> None:
-        from rich.table import Table
-
-        self.console.rule("[bold]Loyalty Monitor demo: summary")
-        steps = Table(show_header=True, header_style="bold")
-        for column in ("step", "result", "time", "detail"):
-            steps.add_column(column)
-        for s in self.summary.steps:
-            colour = {"done": "green", "unavailable": "yellow"}.get(s.state, "red")
-            steps.add_row(s.name, f"[{colour}]{s.state}[/]", f"{s.seconds:.1f} s", s.detail[:160])
-        self.console.print(steps)
-        facts = self.summary.facts
-        if "status" in facts:
-            c = facts["status"]
-            self.console.print(f"Customers by status on {facts['as_of']}: Red ▲ {c['red']}, "
-                               f"Yellow ◆ {c['yellow']}, Green ● {c['green']}")
-        if "alerts_raised" in facts:
-            states = ", ".join(f"{k} {v}" for k, v in facts.get("alert_states", {}).items())
-            self.console.print(f"Churn-risk alerts raised over the history: {facts['alerts_raised']}"
-                               + (f" (delivery: {states})" if states else ""))
-        if facts.get("top_risk"):
-            self.console.print("Top values at risk (open alerts):")
-        for i, row in enumerate(facts.get("top_risk", []), 1):
-            value = f"{row['value_at_stake']:,.0f} {row['currency'] or ''}".strip()
-            if row.get("value_reporting") is not None and row.get("reporting_currency") != row["currency"]:
-                value = f"{row['value_reporting']:,.0f} {row['reporting_currency']} ({value})"
-            self.console.print(f"  {i}. {row['customer_name']} ({row['customer_id']}), {value}, "
-                               f"account manager {row['account_manager_name']}: {row['drivers']}", markup=False)
-        if facts.get("in_short"):
-            self.console.print("The report in short:")
-            for sentence in facts["in_short"]:
-                self.console.print(f"  - {sentence}", markup=False)
-        for line in self.explanations():
-            self.console.print(line, markup=False)
-        self.console.print("Where things are:" if self.summary.outputs else "Nothing was written.")
-        for name, path in self.summary.outputs.items():
-            extra = f" ({facts['outbox_files']} files)" if name == "alert outbox" and "outbox_files" in facts else ""
-            self.console.print(f"  {name:<18} {path}{extra}", markup=False)
-        state = "[green]finished[/]" if self.summary.ok else "[red]finished with problems (see above)[/]"
-        self.console.print(f"Demo {state} in {seconds:.0f} s. Open the report: "
-                           f"{self.summary.outputs.get('leadership report', '(not written)')}")
-        web = self.web_sign_in()
-        if web:
-            self.console.print(web, markup=False)
-
-    def web_sign_in(self) -> str | None:
-        """How to open the web app, with a sign-in link for the manager of the most valuable open case."""
-        try:
-            from loyalty_monitor import access as auth
-            from loyalty_monitor.web import queries
-
-            with queries.reader(self.settings) as con:
-                row = con.execute(
-                    "select account_manager_email, account_manager_name from published.fct_case_lifecycle "
-                    "where needs_action order by expected_value_at_risk desc limit 1").fetchone() or con.execute(
-                    "select account_manager_email, account_manager_name from published.dim_customers "
-                    "where account_manager_email is not null order by 1 limit 1").fetchone()
-        except Exception:  # noqa: BLE001 - no published warehouse: nothing to open
-            return None
-        if row is None:
-            return None
-        return (f"Open the web app: `loyalty web` (or `loyalty up`, which also starts the broker the queue's "
-                f"buttons need), then sign in as {row[1]} with {auth.sign_in_link(self.settings, row[0])}")
+            broker.stop(self.settings)
 
     def run(self) -> DemoSummary:
         started = time.monotonic()
-        plan: list[tuple[str, Callable[[], str], bool]] = [
-            ("clean up leftovers", self.prepare, True),
-            ("start the embedded Kafka broker", self.start_broker, True),
-            (f"generate {self.customers} customers over {self.months} months", self.generate, True),
-            ("produce the history to Kafka", self.produce, True),
-            ("consume: land the events as Parquet", self.consume, True),
-            (f"run the pipeline DAG (dbt, quality gate, publish, alerts) as of {self.end}",
-             self.run_pipeline, True),
-            ("write the leadership report", self.report, False),
-        ]
         try:
-            blocked = ""
-            for number, (name, action, needed_later) in enumerate(plan, 1):
-                if blocked:
-                    self.summary.steps.append(StepResult(name, "skipped", 0.0, f"needs: {blocked}"))
-                    self.console.print(f"[dim]- {name}: skipped (needs {blocked})[/]")
-                    continue
-                result = self.step(number, len(plan), name, action)
-                if result.state != "done" and needed_later:
-                    blocked = name
-            if blocked and self.settings.warehouse.exists():
-                # Still show what an earlier run or a partial pipeline left, clearly labelled.
-                self.step(len(plan), len(plan), "write the leadership report (from what exists)", self.report)
+            self.run_plan(self.plan())
         finally:
-            if not self.keep_broker:
-                from loyalty_monitor import broker
-
-                broker.stop(self.settings)
-        self.collect_outputs()
-        self.collect_facts()
-        self.print_summary(time.monotonic() - started)
+            self.stop_broker()
+        collect_outputs(self.settings, self.summary)
+        collect_facts(self.settings, self.summary)
+        print_summary(self.console, self.settings, self.summary, self.months, self.input_dir,
+                      time.monotonic() - started)
         return self.summary
 
 

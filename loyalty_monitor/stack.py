@@ -9,13 +9,14 @@ metadata database (SQLite) is migrated once per AIRFLOW_HOME and Airflow version
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as dt
+import gc
 import json
 import logging
 import os
 import re
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,12 +29,13 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Callable
 
+import structlog
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from loyalty_core import locks
-from loyalty_core.settings import PROJECT_ROOT, Secret, Settings
-from loyalty_monitor import broker, pipeline
+from loyalty_core.settings import ENV_PREFIX, NESTED_DELIMITER, PROJECT_ROOT, Secret, Settings, load_settings, reveal
+from loyalty_monitor import broker, pipeline, warehouse
 from loyalty_monitor.broker import pid_alive
 
 log = logging.getLogger(__name__)
@@ -201,11 +203,145 @@ def run_dates(settings: Settings, dates: list[dt.date], dag_id: str = pipeline.D
     ``log_file``: where Airflow's own output goes (default: the console).
     ``conf``: the runs' conf, e.g. ``{"path": "event", "topics": [...]}`` for the event-driven path
     (``pipeline.run_path``) that a landed batch takes on the real scheduler.
+
+    The run uses ``settings`` even where they differ from what ``load_settings()`` reads (the DAG
+    file and its tasks read theirs there): see :func:`settings_environment`. Afterwards this process
+    is as the caller left it (logging, signal handlers, umask, ``LOYALTY_*`` variables) and the
+    memory the run freed is given back (:func:`release_run_memory`): what a separate process would
+    have given for free by exiting.
     """
     # One pipeline run at a time per data directory: two runs (same or different dates) would
     # write the same warehouse and alert state at once.
     with locks.exclusive(settings.data_dir / "pipeline.lock", "the pipeline", settings.lock_timeout_s):
-        return _run_dates(settings, dates, dag_id, progress, skip_tasks, log_file, conf)
+        with _settings_in_environment(settings), _process_state_kept():
+            try:
+                return _run_dates(settings, dates, dag_id, progress, skip_tasks, log_file, conf)
+            finally:
+                release_run_memory()
+
+
+def run_log_file(settings: Settings) -> Path:
+    """A new file for one run's Airflow, dbt and quality-gate output (``loyalty run``, the demo)."""
+    return settings.data_dir / "logs" / f"loyalty-run-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}.log"
+
+
+def run_failure(settings: Settings, dates: list[dt.date], outcomes: list[RunOutcome],
+                log_file: Path | None = None) -> str | None:
+    """None when every date ran successfully; else where the run stopped and where to look."""
+    if len(outcomes) == len(dates) and all(o.state == "success" for o in outcomes):
+        return None
+    if not outcomes:
+        return "no run was started"
+    last = outcomes[-1]
+    return (f"stopped at {last.as_of}: {last.state}; the data engineers were notified "
+            f"(see {settings.data_dir / 'alerts' / 'outbox'} with the default file channel)"
+            + (f"; details in {log_file}" if log_file else ""))
+
+
+def _env_text(value: Any) -> str:
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return reveal(value) if not isinstance(value, (int, float, Path)) else str(value)
+
+
+def settings_environment(settings: Settings) -> dict[str, str | None]:
+    """The ``LOYALTY_*`` variables to set (None: to remove) so that ``load_settings()`` in this
+    process gives ``settings``: only the values that differ from what it gives now.
+
+    Why: the DAG file and each of its tasks read their settings with ``load_settings()``, as the
+    separate processes of a real Airflow deployment do. An in-process run for settings that did not
+    come from this environment (the demo's: its broker's address, a shorter retry delay; a caller's
+    data directory) must hand them over the same way a child process got them.
+    """
+
+    current = load_settings()
+    changes: dict[str, str | None] = {}
+    for name in type(settings).model_fields:
+        ours, theirs = getattr(settings, name), getattr(current, name)
+        if ours == theirs:
+            continue
+        if name == "quality":
+            changes.update({f"{ENV_PREFIX}QUALITY{NESTED_DELIMITER}{key.upper()}": _env_text(getattr(ours, key))
+                            for key in type(ours).model_fields if getattr(ours, key) != getattr(theirs, key)})
+        elif name == "kafka":
+            changes.update({f"{ENV_PREFIX}KAFKA{NESTED_DELIMITER}{key.replace('.', NESTED_DELIMITER).upper()}":
+                            _env_text(value) for key, value in ours.items() if theirs.get(key) != value})
+        else:
+            changes[ENV_PREFIX + name.upper()] = _env_text(ours)
+    # An empty variable counts as unset (env_ignore_empty): remove it, the file or the default applies.
+    return {key: value or None for key, value in changes.items()}
+
+
+@contextlib.contextmanager
+def _settings_in_environment(settings: Settings):
+    """:func:`settings_environment` applied for the block and checked; afterwards the ``LOYALTY_*``
+    variables are as the caller had them (also those the run exported for dbt and Airflow)."""
+
+    saved = {key: value for key, value in os.environ.items() if key.startswith(ENV_PREFIX)}
+    try:
+        for key, value in settings_environment(settings).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        seen = load_settings()
+        differ = [name for name in type(settings).model_fields if getattr(seen, name) != getattr(settings, name)]
+        if differ:
+            raise RuntimeError("the pipeline DAG reads its settings from the environment and the settings file, "
+                               f"which cannot express these of the run's settings: {', '.join(differ)}")
+        yield
+    finally:
+        for key in [key for key in os.environ if key.startswith(ENV_PREFIX) and key not in saved]:
+            del os.environ[key]
+        os.environ.update(saved)
+
+
+#: Signals whose handlers an in-process task may leave behind (the task runner's SIGTERM handler,
+#: the execution timeout's SIGALRM).
+_KEPT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGALRM",
+                                                         "SIGUSR1", "SIGUSR2") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def _process_state_kept():
+    """Put back what an in-process Airflow run changes in this process: the root logger's handlers
+    and level and structlog's configuration (Airflow configures logging for itself: the caller's
+    later log lines would otherwise render Airflow's way, at INFO), the signal handlers its task
+    runner installs (a SIGTERM after the run would go to a finished task's handler) and the umask
+    (the DAG file sets its own)."""
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    structlog_config = structlog.get_config()
+    umask = os.umask(0o077)
+    os.umask(umask)
+    main_thread = threading.current_thread() is threading.main_thread()
+    signal_handlers = {signum: signal.getsignal(signum) for signum in _KEPT_SIGNALS} if main_thread else {}
+    try:
+        yield
+    finally:
+        root.handlers = handlers
+        root.setLevel(level)
+        structlog.configure(**structlog_config)
+        os.umask(umask)
+        for signum, handler in signal_handlers.items():
+            if handler is not None and signal.getsignal(signum) is not handler:
+                signal.signal(signum, handler)
+
+
+def release_run_memory() -> None:
+    """Give back what an in-process run no longer needs: dbt-duckdb's database handle (a run that
+    stops inside the dbt build leaves it open, with DuckDB's buffers, and DuckDB would refuse the
+    caller's own connections to the file), then unreachable objects and the heap glibc keeps."""
+
+
+    warehouse.release_duckdb()
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: its allocator keeps its own counsel
+        pass
 
 
 def _run_dates(settings: Settings, dates: list[dt.date], dag_id: str, progress: Callable[[str], None],
@@ -242,6 +378,8 @@ def record_real_times(run: Any, started_at: dt.datetime, ended_at: dt.datetime) 
     logical date, so a run of a past date showed in the UI as lasting days (``1d21:35:41``)."""
     # Airflow: only inside a run, never when this module is imported
     from airflow.models.dagrun import DagRun
+
+    # Airflow: only inside a run, never when this module is imported
     from airflow.utils.session import create_session
 
     with create_session() as session:
@@ -459,13 +597,14 @@ def up(settings: Settings, port: int = 8080, progress: Callable[[str], None] = p
     shown = {"unpaused": "unpaused", "already unpaused": "unpaused",
              "not registered yet": "unpaused once Airflow has parsed it"}
     progress("DAGs: " + ", ".join(f"{dag_id} {shown[how]}" for dag_id, how in dags.items()))
-    loyalty = shutil.which("loyalty", path=env["PATH"]) or str(_venv_bin() / "loyalty")
-    pid, log_file, started = _start_background("consumer", [loyalty, "consume"], env, settings)
+    # The services by their module entry points (the library does not run its own CLI).
+    pid, log_file, started = _start_background("consumer", [sys.executable, "-m", "streaming.consumer"], env,
+                                               settings)
     progress(f"consumer: pid {pid}{'' if started else ' (already running)'}; log {log_file}")
     pid, airflow_log, started = _start_background("airflow", [str(_venv_bin() / "airflow"), "standalone"], env,
                                                   settings)
     progress(f"airflow standalone: pid {pid}{'' if started else ' (already running)'}; log {airflow_log}")
-    pid, log_file, started = _start_background("web", [loyalty, "web"], env, settings)
+    pid, log_file, started = _start_background("web", [sys.executable, "-m", "loyalty_monitor.web"], env, settings)
     progress(f"web app: {settings.web_url} (pid {pid}{'' if started else ', already running'}; log {log_file}); "
              f"sign in with a link from `loyalty web link EMAIL`")
     everywhere = host in ("0.0.0.0", "::", "")

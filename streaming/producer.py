@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 from kafka import KafkaProducer
 
 from loyalty_core.settings import Settings
+from streaming import topics
 
 #: Bytes of JSON Lines input between two progress callbacks.
 PROGRESS_EVERY_S = 0.5
@@ -65,6 +66,23 @@ def read_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
     for raw in stream:
         consumed += len(raw)
         yield consumed, raw.rstrip(b"\r\n")
+
+
+def topic_to_write(settings: Settings, name: str, create: bool = False,
+                   partitions: int | None = None) -> tuple[str, bool]:
+    """The topic to send to and whether it was created: ``touchpoints``/``customers`` mean the
+    configured names; a topic the broker does not have is refused (a typo would create a topic
+    nothing reads) unless ``create``. Raises ``BrokerUnreachable`` when no broker answers."""
+
+    topic = {"touchpoints": settings.topic_touchpoints, "customers": settings.topic_customers}.get(name, name)
+    existing = topics.probe(settings)
+    if topic in existing:
+        return topic, False
+    if not create:
+        raise ValueError(f"topic {topic!r} does not exist on {settings.bootstrap} (existing: "
+                         f"{', '.join(existing) or 'none'}); check the name, or add --create to create it")
+    topics.create_topic(settings, topic, partitions)
+    return topic, True
 
 
 def make_producer(settings: Settings, **overrides: Any):

@@ -25,8 +25,8 @@ import datetime as dt
 from typing import Any
 from urllib.parse import quote
 
-from loyalty_monitor.access import sign_in_link
 from loyalty_core.settings import Settings
+from loyalty_monitor.access import sign_in_link
 
 LIFECYCLE_TABLE = "published.fct_case_lifecycle"
 

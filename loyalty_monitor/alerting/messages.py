@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import html as html_lib
 import re
-from decimal import Decimal
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Mapping
 
 PRODUCT = "Loyalty Monitor"
@@ -191,7 +191,7 @@ def _alert_html(alert: Mapping[str, Any]) -> str:
     items = "".join(f"<li>{e(d)}</li>" for d in drivers)
     dialogue = dialogue_words(alert)
     return (
-        f'<div class="alert" style="border-left:4px solid #c0392b;padding:4px 12px;margin:12px 0">'
+        '<div class="alert" style="border-left:4px solid #c0392b;padding:4px 12px;margin:12px 0">'
         + (f"<p><b>Update:</b> {e(_s(alert.get('update')))}</p>" if alert.get("update") else "")
         + (f"<p><b>Reminder:</b> {e(_s(alert.get('reminder')))}</p>" if alert.get("reminder") else "") +
         f"<h3>{e(_s(alert.get('customer_name'), '?'))} "

@@ -13,6 +13,8 @@ from loyalty_monitor.cli._common import example
 def cmd_generate(args: argparse.Namespace) -> int:
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_core.settings import load_settings
+
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor.generator import generate
 
     out = args.out or load_settings().data_dir / "generated"

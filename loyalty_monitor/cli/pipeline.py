@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 
@@ -35,16 +34,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         dates = stack.date_range(args.start, args.end, args.step)
     else:
         dates = [parse_as_of(args.as_of)]
-    log_file = None if args.verbose else (
-        settings.data_dir / "logs" / f"loyalty-run-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}.log")
+    log_file = None if args.verbose else stack.run_log_file(settings)
     outcomes = stack.run_dates(settings, dates, log_file=log_file)
-    ok = len(outcomes) == len(dates) and all(o.state == "success" for o in outcomes)
-    if not ok:
-        last = outcomes[-1]
-        print(f"loyalty run: stopped at {last.as_of}: {last.state}; the data engineers were notified "
-              f"(see {settings.data_dir / 'alerts' / 'outbox'} with the default file channel)"
-              + (f"; details in {log_file}" if log_file else ""))
-    return 0 if ok else 1
+    failure = stack.run_failure(settings, dates, outcomes, log_file)
+    if failure:
+        print(f"loyalty run: {failure}")
+    return 1 if failure else 0
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:

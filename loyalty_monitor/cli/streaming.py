@@ -10,53 +10,12 @@ from loyalty_core.settings import load_settings
 from loyalty_monitor.cli._common import example, print_json
 
 
-def _progress_printer(total_bytes: int | None):
-    """A progress callback: a rich bar on a terminal, else a line on stderr every few seconds."""
-    if sys.stderr.isatty():
-        # the command's own dependencies, loaded when it runs (cli/__init__.py)
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-        progress = Progress(TextColumn("producing"), BarColumn(), TextColumn("{task.fields[sent]:,} messages"),
-                            TimeRemainingColumn(), transient=True, console=None)
-        task = progress.add_task("produce", total=total_bytes, sent=0)
-        progress.start()
-
-        def update(position: int, sent: int) -> None:
-            progress.update(task, completed=position, sent=sent)
-        return update, progress.stop
-    # the command's own dependencies, loaded when it runs (cli/__init__.py)
-    import time
-    state = {"last": time.monotonic()}
-
-    def line(position: int, sent: int) -> None:
-        now = time.monotonic()
-        if now - state["last"] >= 5:
-            state["last"] = now
-            share = f" ({100 * position / total_bytes:.0f}% of input)" if total_bytes else ""
-            print(f"produce: {sent:,} messages sent{share}", file=sys.stderr, flush=True)
-    return line, lambda: None
-
-
-def _topic_to_write(settings, name: str, create: bool, partitions: int | None) -> str:
-    """The topic ``produce`` sends to: the configured name for touchpoints/customers; a topic
-    the broker does not have is refused (a typo would create a topic nothing reads) unless ``create``."""
-    # the command's own dependencies, loaded when it runs (cli/__init__.py)
-    from loyalty_monitor import broker
-
-    topic = {"touchpoints": settings.topic_touchpoints, "customers": settings.topic_customers}.get(name, name)
-    existing = broker.probe(settings)
-    if topic in existing:
-        return topic
-    if not create:
-        raise ValueError(f"topic {topic!r} does not exist on {settings.bootstrap} (existing: "
-                         f"{', '.join(existing) or 'none'}); check the name, or add --create to create it")
-    broker.create_topic(settings, topic, partitions)
-    print(f"created topic {topic}", file=sys.stderr)
-    return topic
-
-
 def cmd_produce(args: argparse.Namespace) -> int:
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
-    from streaming.producer import produce_lines, read_lines
+    from loyalty_monitor.progress import produce_progress
+
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
+    from streaming.producer import produce_lines, read_lines, topic_to_write
 
     settings = load_settings()
     if args.file == "-":
@@ -64,8 +23,10 @@ def cmd_produce(args: argparse.Namespace) -> int:
     else:
         stream, total = open(args.file, "rb"), os.path.getsize(args.file)
     try:
-        topic = _topic_to_write(settings, args.topic, args.create, args.partitions)
-        update, done = _progress_printer(total)
+        topic, created = topic_to_write(settings, args.topic, args.create, args.partitions)
+        if created:
+            print(f"created topic {topic}", file=sys.stderr)
+        update, done = produce_progress(total)
         try:
             result = produce_lines(settings, read_lines(stream), topic, key_field=args.key_field,
                                    on_progress=update)
@@ -78,33 +39,19 @@ def cmd_produce(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
-def _backlog_bar():
-    """A backlog bar (messages landed of those waiting) for ``consume`` on a terminal, else None."""
-    if not sys.stderr.isatty():
-        return None, lambda: None
-    # the command's own dependencies, loaded when it runs (cli/__init__.py)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(TextColumn("consuming"), BarColumn(), MofNCompleteColumn(), TextColumn("messages"),
-                        TimeRemainingColumn(), transient=True)
-    task = progress.add_task("consume", total=None)
-    progress.start()
-
-    def update(consumed: int, lag: int | None) -> None:
-        progress.update(task, completed=consumed, total=None if lag is None else consumed + lag)
-    return update, progress.stop
-
-
 def cmd_consume(args: argparse.Namespace) -> int:
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import broker
+
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
+    from loyalty_monitor.progress import backlog_progress
 
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from streaming.consumer import run_consumer
 
     settings = load_settings()
     broker.probe(settings)  # one clear line and exit 1 when no broker answers, not a log flood
-    update, done = _backlog_bar()  # started before the consumer's log binds to stderr (rich redirects it)
+    update, done = backlog_progress()  # started before the consumer's log binds to stderr (rich redirects it)
     try:
         summary = run_consumer(settings, until_idle=args.until_idle, idle_s=args.idle_seconds,
                                max_records=args.max_records, workers=args.workers, on_progress=update)

@@ -14,11 +14,11 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
+from loyalty_core.dates import parse_as_of
+from loyalty_core.settings import Settings
 from loyalty_monitor import warehouse
 from loyalty_monitor.drift import population
 from loyalty_monitor.scoring import load_scoring
-from loyalty_core.dates import parse_as_of
-from loyalty_core.settings import Settings
 
 #: How far back the chart goes by default.
 DEFAULT_DAYS = 180

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from loyalty_monitor.reporting import charts, formatting as fmt
+from loyalty_monitor.reporting import charts
+from loyalty_monitor.reporting import formatting as fmt
 from loyalty_monitor.reporting.queries import FOLLOW_UP_DAYS, Section
 
 

@@ -4,7 +4,7 @@
 come from ``loyalty_monitor.access.sign_in_link(settings, email)``.
 """
 
-from loyalty_monitor.web.app import BackgroundServer, create_app, serve
 from loyalty_monitor.access import sign_in_link
+from loyalty_monitor.web.app import BackgroundServer, create_app, serve
 
 __all__ = ["BackgroundServer", "create_app", "serve", "sign_in_link"]

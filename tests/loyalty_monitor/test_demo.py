@@ -9,6 +9,12 @@ twice:
 2. A rerun over the first run's leftovers (a live broker, a warehouse, an outbox), on the same
    history with every customer name and every customer's last note turned hostile (``<script>``,
    HTML): the rerun must succeed, and the report must show the markup as text and execute nothing.
+
+Both runs are watched for the processes they start (Python's audit hooks, installed in every Python
+process of the run by a ``sitecustomize`` module on PYTHONPATH): the demo calls the library
+functions of ``loyalty produce``, ``consume`` and ``run`` in its own process and must never start the
+``loyalty`` command (by its executable or as ``python -m loyalty_monitor.cli``), while the broker
+it starts is seen, so the watch itself is known to work.
 """
 
 from __future__ import annotations
@@ -47,13 +53,56 @@ def small_history_scoring(data_dir: Path) -> Path:
     return path
 
 
+#: Installed in every Python process of a demo run: appends each process it starts (subprocess,
+#: exec, spawn, system) as a JSON line to $DEMO_SPAWN_LOG.
+SPAWN_AUDIT = """
+import json, os, sys
+
+#: audit event -> position of the command line in its arguments
+COMMAND_AT = {"subprocess.Popen": 1, "os.exec": 1, "os.posix_spawn": 1, "os.spawn": 2, "os.system": 0}
+
+def _record(event, args):
+    if event in COMMAND_AT:
+        argv = args[COMMAND_AT[event]] or ()
+        argv = [argv] if isinstance(argv, (str, bytes, os.PathLike)) else list(argv)
+        with open(os.environ["DEMO_SPAWN_LOG"], "a") as log:
+            log.write(json.dumps({"pid": os.getpid(), "event": event,
+                                  "argv": [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in argv]}) + "\\n")
+
+if os.environ.get("DEMO_SPAWN_LOG"):
+    sys.addaudithook(_record)
+"""
+
+
+def spawn_watch(data_dir: Path) -> tuple[Path, Path]:
+    """(directory holding the audit ``sitecustomize``, the spawn log it writes)."""
+    watch = data_dir.parent / "spawn-watch"
+    watch.mkdir(exist_ok=True)
+    (watch / "sitecustomize.py").write_text(SPAWN_AUDIT)
+    log = watch / "spawns.jsonl"
+    log.unlink(missing_ok=True)
+    return watch, log
+
+
+def starts_the_cli(argv: list[str]) -> bool:
+    return bool(argv) and (Path(argv[0]).name == "loyalty" or any("loyalty_monitor.cli" in a for a in argv))
+
+
 def run_demo(data_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    """``loyalty demo`` as a user runs it; fails if it started the ``loyalty`` command itself."""
+    watch, spawn_log = spawn_watch(data_dir)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
     env.update(LOYALTY_DATA_DIR=str(data_dir), COLUMNS="200",
-               LOYALTY_SCORING_FILE=str(small_history_scoring(data_dir)))
-    return subprocess.run([str(Path(sys.executable).parent / "loyalty"), "demo", "--customers", str(CUSTOMERS),
+               LOYALTY_SCORING_FILE=str(small_history_scoring(data_dir)), DEMO_SPAWN_LOG=str(spawn_log),
+               PYTHONPATH=os.pathsep.join(p for p in (str(watch), env.get("PYTHONPATH")) if p))
+    done = subprocess.run([str(Path(sys.executable).parent / "loyalty"), "demo", "--customers", str(CUSTOMERS),
                            "--months", str(MONTHS), "--end", END, *extra],
                           capture_output=True, text=True, timeout=900, env=env)
+    spawned = [json.loads(line) for line in spawn_log.read_text().splitlines()] if spawn_log.exists() else []
+    assert any(Path(s["argv"][0]).name == "tansu" for s in spawned if s["argv"]), \
+        f"the spawn watch saw no broker start: {spawned}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert not [s for s in spawned if starts_the_cli(s["argv"])], f"the demo started the loyalty CLI: {spawned}"
+    return done
 
 
 def make_history_hostile(input_dir: Path) -> None:

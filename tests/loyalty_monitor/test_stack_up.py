@@ -118,7 +118,7 @@ def test_up_starts_the_account_managers_web_app_and_down_stops_it_first(data_dir
     lines: list[str] = []
     stack.up(settings, port=8124, progress=lines.append)
     assert set(started) == {"consumer", "airflow", "web"}
-    assert [Path(started["web"][0]).name, *started["web"][1:]] == ["loyalty", "web"]
+    assert started["web"][1:] == ["-m", "loyalty_monitor.web"]  # its module entry point, not the CLI
     assert any(line.startswith("web app: http://127.0.0.1:18123") for line in lines), lines
     stack.down(settings, progress=lines.append)
     assert stopped[0] == "web"
