@@ -142,3 +142,15 @@
 {% macro default__computed_once() -%}as{%- endmacro %}
 
 {% macro postgres__computed_once() -%}as materialized{%- endmacro %}
+
+{% macro inlined() -%}
+  {#- `with name {{ inlined() }} (select * from {{ ref(...) }})`: an import CTE that a model reads
+      more than once (a daily run's look-ups n days back). DuckDB and PostgreSQL materialize a CTE
+      referenced twice, which would copy the whole relation before any filter reached it; NOT
+      MATERIALIZED keeps each reference a scan of its own, filtered. Spark always inlines. -#}
+  {{ return(adapter.dispatch('inlined')()) }}
+{%- endmacro %}
+
+{% macro default__inlined() -%}as not materialized{%- endmacro %}
+
+{% macro spark__inlined() -%}as{%- endmacro %}

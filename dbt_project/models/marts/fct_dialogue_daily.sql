@@ -1,23 +1,25 @@
 {#- Dialogue frequency per customer per day: contacts in the trailing 30 and 90 days by
     department and kind, the dialogue rhythm (days since the last two-way dialogue, the usual gap,
     the gap ratio), follow-up after the last order and the friction share of recent contact.
-    Incremental by customer-day (see macros/incremental.sql). -#}
--- depends_on: {{ ref('fct_touchpoints') }}
--- depends_on: {{ ref('int_customer_versions') }}
--- depends_on: {{ ref('int_customer_bounds') }}
--- depends_on: {{ ref('int_customer_days') }}
--- depends_on: {{ ref('int_customer_windows') }}
+    The windows and the rhythm are int_customer_windows'. Incremental by customer-day (see
+    macros/incremental.sql). -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['customer_id', 'as_of_date'],
+    on_schema_change='append_new_columns',
     pre_hook="{{ prune_customer_days() }}",
     customer_batched=true,
     post_hook="{{ insert_customer_batches() }}"
 ) }}
 {%- set departments = contract_departments() -%}
+{%- set since = rebuild_floor() %}
 
-with rebuild as (
+with windows as (
+    select * from {{ ref('int_customer_windows') }}
+),
+
+rebuild as (
     {{ customer_days_to_rebuild() }}
 )
 
@@ -48,7 +50,11 @@ select
     windows.caring_share_recent,
     windows.last_caring_date,
     windows.inputs_landed_at
-from ({{ customer_windows_sql(since=rebuild_floor()) }}) as windows
+from windows
 inner join rebuild
     on rebuild.customer_id = windows.customer_id
    and windows.as_of_date >= rebuild.rebuild_from
+where {{ customer_batch_filter('windows.customer_id') }}
+{%- if since is not none %}
+  and windows.as_of_date >= {{ since }}
+{%- endif %}
