@@ -1,7 +1,7 @@
 """Case lifecycle events (contract 1.2): the contract's rules, landing, and what dispatch still sends.
 
 The warehouse side (stg_landing__case_events -> int_case_lifecycle -> fct_case_lifecycle) is
-pinned by dbt unit tests (models/intermediate/cases/_int_cases__unit_tests.yml) and exercised end
+pinned by dbt unit tests (models/intermediate/cases/int_case_lifecycle.yml) and exercised end
 to end, with the real consumer and a real build, in tests/test_web.py.
 """
 

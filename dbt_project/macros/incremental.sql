@@ -130,3 +130,23 @@
   {%- endif -%}
   {{ return("cast('" ~ value.strftime('%Y-%m-%d') ~ "' as date)") }}
 {%- endmacro %}
+
+{% macro portfolio_days_stored_until() -%}
+  {#- The newest day int_portfolio_days holds, as a date literal (none when empty). -#}
+  {%- if not execute -%}{{ return(none) }}{%- endif -%}
+  {%- set value = run_query("select max(date_day) from " ~ this).columns[0].values()[0] -%}
+  {%- if value is none -%}{{ return(none) }}{%- endif -%}
+  {{ return("cast('" ~ value.strftime('%Y-%m-%d') ~ "' as date)") }}
+{%- endmacro %}
+
+{% macro prune_portfolio_days() -%}
+  {#- pre-hook: a backfill (as-of date moved back) drops the days after it; they are estimated
+      again when a run reaches them. -#}
+  {%- if is_incremental() -%}
+    {%- set stored = portfolio_days_stored_until() -%}
+    {{ hook_sql(rebuilt_rows_statements('1 = 1' if stored is none else 'date_day > least(' ~ stored ~ ', ' ~ drift_last_day() ~ ')')
+                + delete_rows(this, 'date_day > ' ~ drift_last_day())) }}
+  {%- else -%}
+    select 1
+  {%- endif -%}
+{%- endmacro %}

@@ -81,7 +81,7 @@ customer_days as (
         days.as_of_date,
         rebuild.rebuild_from,
         {% for s in streams -%}
-        {{ stream_count(s, 'days') }} as cum_n_{{ s.name }},
+        days.cum_drift_{{ s.name }} as cum_n_{{ s.name }},
         {% if s.kind == 'share' -%}
         days.cum_drift_{{ s.of }} as cum_base_{{ s.name }},
         {% endif -%}
@@ -207,7 +207,7 @@ baselined as (
         {% if s.kind == 'share' -%}
         coalesce(counts_back.cum_drift_{{ s.of }}, 0) as baseline_base_{{ s.name }},
         {% endif -%}
-        coalesce({{ stream_count(s, 'counts_back') }}, 0) as baseline_n_{{ s.name }}{{ ',' if not loop.last }}
+        coalesce(counts_back.cum_drift_{{ s.name }}, 0) as baseline_n_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor -%}
         {%- else -%}
         {% for s in rate_streams -%}
@@ -268,10 +268,31 @@ expected as (
 ),
 
 evidence as (
+    -- the day's log-likelihood ratio of "drifting" against "as usual", per stream:
+    --   rate:  Poisson in n with mean expected, drifting mean ratio x expected:
+    --          n ln(ratio) + (1 - ratio) expected. A quiet day adds (1 - ratio) expected for a fading
+    --          stream; each event of a growing stream adds ln(ratio) less what was expected anyway.
+    --   share: binomial, n of the day's base touches, usual share q = usual_rate, drifting share
+    --          q' = min(0.99, ratio x q): n ln(q'/q) + (base - n) ln((1 - q')/(1 - q)).
+    --          A day without any base touch is no evidence.
     select
         expected.*,
         {% for s in streams -%}
-        {{ milli(stream_evidence(s)) }} as evidence_milli_{{ s.name }}{{ ',' if not loop.last }}
+        {%- if s.kind == 'share' -%}
+        {%- set q = 'usual_rate_' ~ s.name -%}
+        {%- set q1 = 'least(0.99, ' ~ s.ratio ~ ' * ' ~ q ~ ')' -%}
+        {%- set llr -%}
+        (case when base_{{ s.name }} = 0 or {{ q }} <= 0 or {{ q }} >= 0.99 then 0
+              else n_{{ s.name }} * ln({{ q1 }} / {{ q }})
+                   + (base_{{ s.name }} - n_{{ s.name }}) * ln((1 - {{ q1 }}) / (1 - {{ q }})) end)
+        {%- endset -%}
+        {%- else -%}
+        {%- set llr -%}
+        (case when expected_{{ s.name }} <= 0 then 0
+              else n_{{ s.name }} * ln({{ s.ratio }}) + {{ 1 - s.ratio }} * expected_{{ s.name }} end)
+        {%- endset -%}
+        {%- endif %}
+        {{ milli(llr) }} as evidence_milli_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor %}
     from expected
 ),

@@ -27,8 +27,10 @@
 ) }}
 {#- counted: every stream and share base the model knows (macros/drift_streams.sql); rated: those and all contacts -#}
 {%- set counted = [] -%}
-{%- for name, condition in drift_counted() if name != 'contacts' -%}
-  {%- do counted.append({'name': name, 'event_condition': condition}) -%}
+{#- every stream and base, whether config/scoring.yml switches it on or not, so that switching one
+    on needs no new column in this append-only table -#}
+{%- for name, spec in drift_stream_conditions().items() if name != 'contacts' -%}
+  {%- do counted.append({'name': name, 'event_condition': spec['condition']}) -%}
 {%- endfor -%}
 {%- set rated = counted + [{'name': 'contacts'}] -%}
 {%- set window = scoring('drift.segment_window_days') | int -%}

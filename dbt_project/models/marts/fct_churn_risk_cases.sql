@@ -30,5 +30,5 @@ select
     reporting_currency,
     expected_value_at_risk,
     segment,
-    case_days
+    cast(case_days as {{ dbt.type_bigint() }}) as case_days
 from risk_cases

@@ -29,17 +29,17 @@ select
     windows.segment,
     windows.account_manager_id,
     {% for n in [30, 90] -%}
-    windows.contacts_{{ n }}d,
-    windows.dialogues_{{ n }}d,
-    windows.caring_{{ n }}d,
-    windows.friction_{{ n }}d,
-    windows.neutral_{{ n }}d,
+    cast(windows.contacts_{{ n }}d as {{ dbt.type_bigint() }}) as contacts_{{ n }}d,
+    cast(windows.dialogues_{{ n }}d as {{ dbt.type_bigint() }}) as dialogues_{{ n }}d,
+    cast(windows.caring_{{ n }}d as {{ dbt.type_bigint() }}) as caring_{{ n }}d,
+    cast(windows.friction_{{ n }}d as {{ dbt.type_bigint() }}) as friction_{{ n }}d,
+    cast(windows.neutral_{{ n }}d as {{ dbt.type_bigint() }}) as neutral_{{ n }}d,
     {% for d in departments -%}
-    windows.contacts_{{ d }}_{{ n }}d,
+    cast(windows.contacts_{{ d }}_{{ n }}d as {{ dbt.type_bigint() }}) as contacts_{{ d }}_{{ n }}d,
     {% endfor -%}
     {% endfor -%}
     windows.last_dialogue_date,
-    windows.days_since_dialogue,
+    cast(windows.days_since_dialogue as {{ dbt.type_bigint() }}) as days_since_dialogue,
     windows.usual_gap_basis,
     windows.segment_usual_gap_days,
     {{ round_to("windows.usual_gap_days", 1) }} as usual_gap_days,

@@ -45,7 +45,7 @@ select
     currency,
     product_line,
     note,
-    days_late,
+    cast(days_late as {{ dbt.type_bigint() }}) as days_late,
     landed_at,
     kafka_topic,
     kafka_partition,

@@ -70,7 +70,7 @@ at_open as (
         {% for s in streams -%}
         drift.since_restart_milli_{{ s.name }},
         drift.usual_rate_{{ s.name }},
-        {{ stream_count(s, 'days') }} - coalesce({{ stream_count(s, 'restart_days') }}, 0) as seen_{{ s.name }},
+        days.cum_drift_{{ s.name }} - coalesce(restart_days.cum_drift_{{ s.name }}, 0) as seen_{{ s.name }},
         {% if s.kind == 'share' -%}
         days.cum_drift_{{ s.of }} - coalesce(restart_days.cum_drift_{{ s.of }}, 0) as seen_base_{{ s.name }},
         {% else -%}
