@@ -2,7 +2,7 @@
     that count them (int_customer_days per customer, int_portfolio_days per segment). -#}
 
 {% macro drift_stream_conditions() -%}
-  {#- Every stream the model can watch, as a condition on fct_touchpoints, and its kind:
+  {#- Every stream the model can watch, as a condition on int_touchpoints, and its kind:
       rate   how often it happens: Poisson counts per portfolio-normal day. The rate streams are
              disjoint (no touch in two of them), so their evidence adds up without counting a
              touch twice: a collection call is friction, not dialogue.

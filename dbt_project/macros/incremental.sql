@@ -1,6 +1,7 @@
 {#- Incremental-by-day machinery shared by the customer-day models.
 
-    Every customer-day model (int_customer_days, fct_dialogue_daily, fct_customer_health_daily)
+    Every customer-day model (int_customer_days, int_customer_windows, fct_dialogue_daily,
+    fct_customer_health_daily, int_alert_flags, int_drift_days)
     stores `inputs_landed_at`: the newest landed_at among the inputs its row depends on. On an
     incremental run a customer is rebuilt from the earliest of
       - the day after its last stored day (new days),
