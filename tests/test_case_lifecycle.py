@@ -107,9 +107,11 @@ POLICY = AlertPolicy(dispatch_window_days=7, max_per_manager_per_week=10)
 
 def write_lifecycle(settings, rows: list[tuple]) -> None:
     con = duckdb.connect(str(settings.warehouse))
+    # the mart's contract declares close_outcome too (dispatch reads it): none of these was closed with one
     con.execute("""create or replace table published.fct_case_lifecycle (case_id varchar, case_status varchar,
-                   lifecycle_state varchar, snoozed_until date, snooze_reason varchar)""")
-    con.executemany("insert into published.fct_case_lifecycle values (?, ?, ?, ?, ?)", rows)
+                   lifecycle_state varchar, snoozed_until date, snooze_reason varchar, close_outcome varchar)""")
+    con.executemany("insert into published.fct_case_lifecycle (case_id, case_status, lifecycle_state, snoozed_until, "
+                    "snooze_reason) values (?, ?, ?, ?, ?)", rows)
     con.close()
 
 
