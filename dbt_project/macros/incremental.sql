@@ -1,6 +1,7 @@
 {#- Incremental-by-day machinery shared by the customer-day models.
 
-    Every customer-day model (int_customer_days, fct_dialogue_daily, fct_customer_health_daily)
+    Every customer-day model (int_customer_days, int_customer_windows, fct_dialogue_daily,
+    fct_customer_health_daily, int_alert_flags, int_drift_days)
     stores `inputs_landed_at`: the newest landed_at among the inputs its row depends on. On an
     incremental run a customer is rebuilt from the earliest of
       - the day after its last stored day (new days),
@@ -25,8 +26,22 @@
   {{ return("cast('" ~ value.strftime('%Y-%m-%d %H:%M:%S.%f') ~ "' as " ~ dbt.type_timestamp() ~ ")") }}
 {%- endmacro %}
 
+{% macro customer_day_inputs() -%}
+  {#- The relations the machinery below reads: the customers in scope (int_customer_bounds: also the
+      pre-hook's scope and the customer batches) and what says which days changed (the touchpoints
+      and master-data versions landed after the watermark). customer_days_to_rebuild and
+      rebuild_floor ref them whatever the branch, so that dbt records them as parents of every model
+      that calls either (a daily run reads them; a full build does not). -#}
+  {{ return({'bounds': ref('int_customer_bounds'), 'touchpoints': ref('int_touchpoints'),
+             'versions': ref('int_customer_versions')}) }}
+{%- endmacro %}
+
 {% macro customer_days_to_rebuild(day_column='as_of_date') -%}
   {#- A select of (customer_id, rebuild_from): which customers to (re)build from which day. -#}
+  {%- set inputs = customer_day_inputs() -%}
+  {%- set bounds_relation = inputs['bounds'] -%}
+  {%- set touchpoints_relation = inputs['touchpoints'] -%}
+  {%- set versions_relation = inputs['versions'] -%}
   {%- if is_incremental() -%}
     {%- set watermark = incremental_watermark(this, 'inputs_landed_at') -%}
     select
@@ -36,7 +51,7 @@
             coalesce(touched.first_changed_day, {{ add_days('done.last_day', 1) }}, bounds.first_day),
             coalesce(versioned.first_changed_day, {{ add_days('done.last_day', 1) }}, bounds.first_day)
         )) as rebuild_from
-    from {{ ref('int_customer_bounds') }} as bounds
+    from {{ bounds_relation }} as bounds
     left join (
         {#- Every run extends each customer it keeps to the as-of date, so the customers stored
             are those on the newest stored day: reading that day only spares a daily run a scan
@@ -48,19 +63,19 @@
     ) as done on done.customer_id = bounds.customer_id
     left join (
         select customer_id, min(event_date) as first_changed_day
-        from {{ ref('fct_touchpoints') }}
+        from {{ touchpoints_relation }}
         where landed_at > {{ watermark }}
         group by customer_id
     ) as touched on touched.customer_id = bounds.customer_id
     left join (
         select customer_id, min(valid_from) as first_changed_day
-        from {{ ref('int_customer_versions') }}
+        from {{ versions_relation }}
         where landed_at > {{ watermark }}
         group by customer_id
     ) as versioned on versioned.customer_id = bounds.customer_id
   {%- else -%}
     select customer_id, first_day as rebuild_from
-    from {{ ref('int_customer_bounds') }}
+    from {{ bounds_relation }}
     where {{ customer_batch_filter('customer_id') }}
   {%- endif -%}
 {%- endmacro %}
@@ -72,7 +87,7 @@
   {%- if is_incremental() -%}
     {{ hook_sql(rebuilt_rows_statements(day_column ~ ' >= ' ~ rebuild_floor(day_column))
                 + delete_rows(this, day_column ~ ' > ' ~ as_of_date_literal())
-                + delete_rows(this, 'customer_id not in (select customer_id from ' ~ ref('int_customer_bounds') ~ ')')) }}
+                + delete_rows(this, 'customer_id not in (select customer_id from ' ~ customer_day_inputs()['bounds'] ~ ')')) }}
   {%- else -%}
     select 1
   {%- endif -%}
@@ -107,6 +122,7 @@
 {% macro rebuild_floor(day_column='as_of_date') -%}
   {#- The earliest day any customer is rebuilt from in this incremental run, as a SQL date literal
       (none on a full refresh): lets the windows skip stored days that cannot matter. -#}
+  {%- do customer_day_inputs() -%}
   {%- if not is_incremental() or not execute -%}{{ return(none) }}{%- endif -%}
   {%- set result = run_query("select min(rebuild_from) from (" ~ customer_days_to_rebuild(day_column) ~ ") as rebuild") -%}
   {%- set value = result.columns[0].values()[0] -%}
@@ -114,4 +130,24 @@
     {{ return(add_days(as_of_date_literal(), 1)) }}
   {%- endif -%}
   {{ return("cast('" ~ value.strftime('%Y-%m-%d') ~ "' as date)") }}
+{%- endmacro %}
+
+{% macro portfolio_days_stored_until() -%}
+  {#- The newest day int_portfolio_days holds, as a date literal (none when empty). -#}
+  {%- if not execute -%}{{ return(none) }}{%- endif -%}
+  {%- set value = run_query("select max(date_day) from " ~ this).columns[0].values()[0] -%}
+  {%- if value is none -%}{{ return(none) }}{%- endif -%}
+  {{ return("cast('" ~ value.strftime('%Y-%m-%d') ~ "' as date)") }}
+{%- endmacro %}
+
+{% macro prune_portfolio_days() -%}
+  {#- pre-hook: a backfill (as-of date moved back) drops the days after it; they are estimated
+      again when a run reaches them. -#}
+  {%- if is_incremental() -%}
+    {%- set stored = portfolio_days_stored_until() -%}
+    {{ hook_sql(rebuilt_rows_statements('1 = 1' if stored is none else 'date_day > least(' ~ stored ~ ', ' ~ drift_last_day() ~ ')')
+                + delete_rows(this, 'date_day > ' ~ drift_last_day())) }}
+  {%- else -%}
+    select 1
+  {%- endif -%}
 {%- endmacro %}

@@ -44,3 +44,47 @@
 {% macro sql_string(value) -%}
   '{{ value | replace("'", "''") }}'
 {%- endmacro %}
+
+{% macro reporting_rate(currency_expr) -%}
+  {#- Units of the reporting currency per unit of `currency_expr` (config/scoring.yml `reporting.rates`);
+      null for a currency without a rate, so it is never silently counted at 1:1. -#}
+  (case {{ currency_expr }}
+    {%- for code, rate in scoring('reporting.rates').items() %}
+    when '{{ code }}' then {{ rate }}
+    {%- endfor %}
+  end)
+{%- endmacro %}
+
+{% macro action_needed_rules() -%}
+  {#- The alert rules that state facts needing action now (not churn predictions): those of
+      config/scoring.yml `alerts.rules` without a `reason`, by name (the order of a mapping that
+      reaches dbt as a var is not the file's on every path: a fixed order keeps the SQL, and the
+      rows it writes, the same on every run) (loyalty_monitor.scoring.action_rules). -#}
+  {%- set rules = scoring('alerts.rules') -%}
+  {%- if rules is not mapping -%}{{ return([]) }}{%- endif -%}
+  {%- set out = [] -%}
+  {%- for name, spec in rules.items() | sort if spec.get('reason') is none -%}{%- do out.append(name) -%}{%- endfor -%}
+  {{ return(out) }}
+{%- endmacro %}
+
+{% macro case_reason_rules() -%}
+  {#- The scorecard rules, as (rule, words) pairs: those of config/scoring.yml `alerts.rules` with a
+      `reason`, the words a churn-risk case lists when the rule held on its opening day
+      (loyalty_monitor.scoring.reason_rules), by name: the reasons' order in a case must not depend
+      on which path the var took (an event-driven run and a full refresh listed them differently). -#}
+  {%- set rules = scoring('alerts.rules') -%}
+  {%- if rules is not mapping -%}{{ return([]) }}{%- endif -%}
+  {%- set out = [] -%}
+  {%- for name, spec in rules.items() | sort if spec.get('reason') -%}{%- do out.append((name, spec['reason'])) -%}{%- endfor -%}
+  {{ return(out) }}
+{%- endmacro %}
+
+{% macro drift_last_day() -%}
+  {#- The last day the drift model scores: the as-of date, but never a day that is not over yet
+      (UTC). An event-driven run during the day builds the rest up to today; the drift model's
+      population parameters are written once per day and kept (int_portfolio_days), so they must
+      not be estimated from half a day. Silence is judged over weeks: a day of latency. -#}
+  {%- if not execute -%}{{ return(as_of_date_literal()) }}{%- endif -%}
+  {%- set yesterday = (modules.datetime.datetime.utcnow().date() - modules.datetime.timedelta(days=1)).isoformat() -%}
+  {{ return("least(" ~ as_of_date_literal() ~ ", cast('" ~ yesterday ~ "' as date))") }}
+{%- endmacro %}

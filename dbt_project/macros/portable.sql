@@ -142,3 +142,54 @@
 {% macro default__computed_once() -%}as{%- endmacro %}
 
 {% macro postgres__computed_once() -%}as materialized{%- endmacro %}
+
+{% macro inlined() -%}
+  {#- `with name {{ inlined() }} (select * from {{ ref(...) }})`: an import CTE that a model reads
+      more than once (a daily run's look-ups n days back). DuckDB and PostgreSQL materialize a CTE
+      referenced twice, which would copy the whole relation before any filter reached it; NOT
+      MATERIALIZED keeps each reference a scan of its own, filtered. Spark always inlines. -#}
+  {{ return(adapter.dispatch('inlined')()) }}
+{%- endmacro %}
+
+{% macro default__inlined() -%}as not materialized{%- endmacro %}
+
+{% macro spark__inlined() -%}as{%- endmacro %}
+
+{% macro milli(expr) -%}
+  {#- a quantity in integer thousandths: running sums of it are exact and do not depend on
+      summation order, so a daily run and a full refresh give identical rows -#}
+  cast({{ round_half_away('(' ~ expr ~ ') * 1000') }} as {{ dbt.type_bigint() }})
+{%- endmacro %}
+
+{% macro log_sum_exp_milli(terms) -%}
+  {#- log(sum of w x exp(x)) over `terms` [(x, w)], x in integer thousandths of a nat, as integer
+      thousandths: the log of a mixture of likelihood ratios. Computed as max + log(sum of
+      w x exp(x - max)), so that large x do not overflow. -#}
+  {%- set top -%}greatest({% for expr, w in terms %}{{ expr }}{{ ', ' if not loop.last }}{% endfor %}){%- endset -%}
+  {%- set mixed -%}
+  {{ top }} + 1000 * ln(
+      {%- for expr, w in terms %}
+      {{ w }} * exp(({{ expr }} - {{ top }}) / 1000.0){{ ' +' if not loop.last }}
+      {%- endfor %}
+  )
+  {%- endset %}
+  cast({{ round_half_away(mixed) }} as {{ dbt.type_bigint() }})
+{%- endmacro %}
+
+{% macro add_months(date_expr, months) -%}
+  cast({{ dbt.dateadd('month', months, date_expr) }} as date)
+{%- endmacro %}
+
+{% macro quarter_start(date_expr) -%}
+  cast({{ dbt.date_trunc('quarter', date_expr) }} as date)
+{%- endmacro %}
+
+{% macro quarter_end(date_expr) -%}
+  {#- the last day of the quarter of date_expr (via months: PostgreSQL has no interval 'quarter') -#}
+  {{ add_days(add_months(quarter_start(date_expr), 3), -1) }}
+{%- endmacro %}
+
+{% macro null_safe_equal(left, right) -%}
+  {#- equality that holds for two nulls (the company's rows have no account manager) -#}
+  ({{ left }} is not distinct from {{ right }})
+{%- endmacro %}

@@ -490,9 +490,8 @@ def list_alerts(settings: Settings, status: str | None = None, *, manager: str |
         has_state = _table_exists(con, alert_state.STATE_TABLE)
         if not has_alerts and not has_state:
             return []
-        kind = "alert_kind" if has_alerts and _has_column(con, ALERTS_TABLE, "alert_kind") else "null as alert_kind"
         alerts_sql = (f"select alert_id, customer_id, customer_name, account_manager_name, account_manager_email,"
-                      f" rule, severity, alert_date, value_at_stake, currency, suggested_action, {kind}"
+                      f" rule, severity, alert_date, value_at_stake, currency, suggested_action, alert_kind"
                       f" from {ALERTS_TABLE}"
                       if has_alerts else
                       "select null::varchar alert_id, null customer_id, null customer_name,"
@@ -551,18 +550,11 @@ def _as_date(value: Any) -> dt.date:
 LIST_STATUSES = (*alert_state.STATUSES, "pending", "held")
 
 
-def _has_column(con: Any, qualified: str, column: str) -> bool:
-    schema, table = qualified.split(".")
-    return bool(con.execute(
-        "select count(*) from information_schema.columns where table_schema = ? and table_name = ? "
-        "and column_name = ?", [schema, table, column]).fetchone()[0])
-
-
 def _held_cases(con: Any) -> dict[str, dict[str, Any]]:
     """Risk cases whose account manager snoozed or closed them (published.fct_case_lifecycle)."""
 
     rows = _lifecycle_rows(con)
-    if rows and _has_column(con, LIFECYCLE_TABLE, "close_outcome"):
+    if rows:
         for case_id, outcome in con.execute(f"select case_id, close_outcome from {LIFECYCLE_TABLE} "
                                             "where lifecycle_state = 'closed'").fetchall():
             if case_id in rows:

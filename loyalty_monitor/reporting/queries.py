@@ -1,9 +1,9 @@
 """Read what the leadership report shows from the published marts (and the ops tables).
 
 Every section is fetched on its own and degrades to "no data" with a reason when a mart, a column or
-the rows are missing: a half-built warehouse still gives a readable report. Where a mart's column
-names are not fixed by docs/design.md, the reader accepts the few names the dbt project may use
-(``_pick``) instead of guessing one and crashing.
+the rows are missing: a half-built warehouse still gives a readable report. The column names are
+those the marts declare in their dbt contracts (``dbt_project/models/marts/<mart>.yml``, enforced
+on every build): the reader names them directly, and a mart that lacks one is reported as such.
 
 The queries are plain SQL on a DuckDB connection opened read-only; nothing here writes.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 PUBLISHED = "published"
 OPS = "ops"
@@ -67,22 +67,6 @@ class Marts:
         absent = [c for c in columns if c not in cols]
         if absent:
             raise MissingData(f"{table} lacks column(s) {', '.join(absent)}")
-
-    def pick(self, table: str, *candidates: str, contains: Iterable[str] = (),
-             dtype: str | None = None, required: bool = True) -> str | None:
-        """The first candidate column that exists, else one whose name holds all of ``contains``."""
-        cols = self.columns(table)
-        for name in candidates:
-            if name in cols:
-                return name
-        words = list(contains)
-        if words:
-            for name, kind in cols.items():
-                if all(w in name for w in words) and (dtype is None or dtype in kind):
-                    return name
-        if required:
-            raise MissingData(f"{table} has no column like {' / '.join(candidates)}")
-        return None
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         cur = self.con.execute(sql, params or [])
@@ -202,11 +186,9 @@ def health_by(marts: Marts, as_of: dt.date, dimension: str) -> list[dict[str, An
 
 
 def _dialogue_columns(marts: Marts) -> tuple[str, str]:
-    marts.require(TOUCHPOINTS, "customer_id")
-    flag = marts.pick(TOUCHPOINTS, "is_two_way_dialogue", "is_two_way", "two_way_dialogue",
-                      "is_dialogue", "is_two_way_contact", contains=("two_way",))
-    date = marts.pick(TOUCHPOINTS, "event_date", "occurred_date", "occurred_on", "occurred_at")
-    return flag, date
+    """fct_touchpoints' two-way-dialogue flag and event date (its contract's names)."""
+    marts.require(TOUCHPOINTS, "customer_id", "is_two_way_dialogue", "event_date")
+    return "is_two_way_dialogue", "event_date"
 
 
 def dialogue_coverage(marts: Marts, as_of: dt.date) -> dict[str, Any]:
@@ -254,9 +236,8 @@ def sales_platform(marts: Marts, as_of: dt.date) -> dict[str, Any]:
     computed per group, and per segment their customer-weighted means.
     """
     marts.require(PLATFORM, "segment", "country", "customers", "breadth_share", "height_potential_share",
-                  "depth_loyalty")
-    period = marts.pick(PLATFORM, "period_end_date", "period_end", "as_of_date", "period_month")
-    latest = marts.scalar(f"select max({period}) from {PLATFORM} where {period} <= ?", [as_of])
+                  "depth_loyalty", "period_end_date")
+    latest = marts.scalar(f"select max(period_end_date) from {PLATFORM} where period_end_date <= ?", [as_of])
     if latest is None:
         raise MissingData(f"{PLATFORM} has no period up to {as_of}")
     cols = marts.columns(PLATFORM)
@@ -264,7 +245,7 @@ def sales_platform(marts: Marts, as_of: dt.date) -> dict[str, Any]:
                 if c in cols]
     rows = marts.rows(
         f"select segment, country, customers, breadth_share, height_potential_share, depth_loyalty"
-        f"{''.join(', ' + c for c in optional)} from {PLATFORM} where {period} = ? "
+        f"{''.join(', ' + c for c in optional)} from {PLATFORM} where period_end_date = ? "
         f"order by segment, customers desc, country", [latest])
     if not rows:
         raise MissingData(f"{PLATFORM} is empty for {latest}")
@@ -295,27 +276,18 @@ def loyalty_matrix(marts: Marts, as_of: dt.date, strong_min: float | None = None
 
     ``strong_min``: where "strong" starts on both axes (scoring.yml ``loyalty.strong_min``).
     """
-    marts.require(MATRIX, "customer_id")
-    rational = marts.pick(MATRIX, "rational_loyalty", "rational_score", "rational", contains=("rational",))
-    emotional = marts.pick(MATRIX, "emotional_loyalty", "emotional_score", "emotional",
-                           contains=("emotional",))
-    quadrant = marts.pick(MATRIX, "quadrant", "loyalty_quadrant", contains=("quadrant",), required=False)
-    day = marts.pick(MATRIX, "period_end_date", "as_of_date", "period_end", required=False)
-    where, params = "", []
-    if day:
-        latest = marts.scalar(f"select max({day}) from {MATRIX} where {day} <= ?", [as_of])
-        if latest is None:
-            raise MissingData(f"{MATRIX} has no rows up to {as_of}")
-        where, params = f"where m.{day} = ?", [latest]
+    marts.require(MATRIX, "customer_id", "rational_loyalty", "emotional_loyalty", "quadrant", "period_end_date")
+    latest = marts.scalar(f"select max(period_end_date) from {MATRIX} where period_end_date <= ?", [as_of])
+    if latest is None:
+        raise MissingData(f"{MATRIX} has no rows up to {as_of}")
     name = "c.customer_name" if "customer_name" in marts.columns(CUSTOMERS) else "m.customer_id"
     join = f"left join {CUSTOMERS} c using (customer_id)" if marts.columns(CUSTOMERS) else ""
     if not join:
         name = "m.customer_id"
     rows = marts.rows(
-        f"select m.customer_id, {name} as customer_name, cast(m.{rational} as double precision) as rational, "
-        f"cast(m.{emotional} as double precision) as emotional, "
-        f"{'m.' + quadrant if quadrant else 'null'} as quadrant "
-        f"from {MATRIX} m {join} {where}", params)
+        f"select m.customer_id, {name} as customer_name, cast(m.rational_loyalty as double precision) as rational, "
+        f"cast(m.emotional_loyalty as double precision) as emotional, m.quadrant "
+        f"from {MATRIX} m {join} where m.period_end_date = ?", [latest])
     rows = [r for r in rows if r["rational"] is not None and r["emotional"] is not None]
     if not rows:
         raise MissingData(f"{MATRIX} has no scored customers")
@@ -326,7 +298,7 @@ def loyalty_matrix(marts: Marts, as_of: dt.date, strong_min: float | None = None
     top = max(max(r["rational"], r["emotional"]) for r in rows)
     scale = 1.0 if top <= 1.0 else 100.0  # scores may be published as 0-1 or 0-100
     return {"points": rows, "quadrants": sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])), "scale": scale,
-            "period": latest if day else None,
+            "period": latest,
             "strong_min": strong_min if strong_min is not None and strong_min <= scale else scale / 2,
             "at_risk_vs_red": _at_risk_vs_red(marts, rows, as_of)}
 
@@ -361,31 +333,21 @@ def account_manager_activity(marts: Marts, start: dt.date, end: dt.date) -> dict
     The mart is weekly; a week partly inside the period counts with the share of its days inside
     (the plan over the week's 7 days, the actuals over the days its data covers). ``all_below_plan``:
     every manager below plan on every measure, which the report says once in words."""
-    marts.require(ACTIVITY, "account_manager_id")
-    week = marts.pick(ACTIVITY, "week_start", "week", "week_start_date", "week_end", contains=("week",))
-    calls = marts.pick(ACTIVITY, "calls", "calls_made", "actual_calls", "calls_actual", contains=("call",))
-    meetings = marts.pick(ACTIVITY, "meetings", "meetings_held", "actual_meetings", "meetings_actual",
-                          contains=("meeting",))
+    marts.require(ACTIVITY, "account_manager_id", "week_start", "calls", "meetings", "calls_planned",
+                  "meetings_planned")
     cols = marts.columns(ACTIVITY)
-    plan_calls = marts.pick(ACTIVITY, "planned_calls", "calls_plan", "plan_calls", "calls_planned",
-                            contains=("plan", "call"), required=False)
-    plan_meetings = marts.pick(ACTIVITY, "planned_meetings", "meetings_plan", "plan_meetings",
-                               "meetings_planned", contains=("plan", "meeting"), required=False)
-    # Plain activity columns must not be plan columns found by the fuzzy match.
-    if calls == plan_calls or meetings == plan_meetings:
-        raise MissingData(f"{ACTIVITY} has no actual call/meeting counts")
     silent = [c for c in ("customers_no_dialogue_30d", "customers_no_dialogue_60d",
                           "customers_no_dialogue_90d") if c in cols]
     name = "a.account_manager_name" if "account_manager_name" in cols else "a.account_manager_id"
     week_end = "a.week_end_date" if "week_end_date" in cols else "null"
-    latest_week = marts.scalar(f"select max({week}) from {ACTIVITY} where {week} <= ?", [end])
+    latest_week = marts.scalar(f"select max(week_start) from {ACTIVITY} where week_start <= ?", [end])
     weeks = marts.rows(
-        f"select a.account_manager_id, {name} as name, cast(a.{week} as date) as week_start, "
-        f"cast({week_end} as date) as week_end, a.{calls} as calls, a.{meetings} as meetings, "
-        f"{f'a.{plan_calls}' if plan_calls else 'null'} as plan_calls, "
-        f"{f'a.{plan_meetings}' if plan_meetings else 'null'} as plan_meetings"
+        f"select a.account_manager_id, {name} as name, cast(a.week_start as date) as week_start, "
+        f"cast({week_end} as date) as week_end, a.calls, a.meetings, "
+        f"a.calls_planned as plan_calls, a.meetings_planned as plan_meetings"
         f"{''.join(f', a.{c}' for c in silent)} "
-        f"from {ACTIVITY} a where {week} >= ? and {week} <= ? order by a.account_manager_id, {week}",
+        f"from {ACTIVITY} a where a.week_start >= ? and a.week_start <= ? "
+        f"order by a.account_manager_id, a.week_start",
         [start - dt.timedelta(days=6), end])
     if not weeks:
         raise MissingData(f"{ACTIVITY} has no weeks in the period")
@@ -420,8 +382,7 @@ def account_manager_activity(marts: Marts, start: dt.date, end: dt.date) -> dict
         r["calls_ratio"] = (r["calls"] / r["plan_calls"]) if r["plan_calls"] else None
         r["meetings_ratio"] = (r["meetings"] / r["plan_meetings"]) if r["plan_meetings"] else None
     ratios = [r[k] for r in rows for k in ("calls_ratio", "meetings_ratio") if r[k] is not None]
-    has_plan = bool(plan_calls or plan_meetings)
-    return {"rows": rows, "silent_columns": silent, "has_plan": has_plan,
+    return {"rows": rows, "silent_columns": silent, "has_plan": True,
             "period_days": _overlap(start, end, start, end),
             "all_below_plan": bool(ratios) and all(x < 1 for x in ratios),
             "calls_range": _ratio_range(rows, "calls_ratio"),
@@ -621,25 +582,14 @@ def quality_status(marts: Marts, start: dt.date, end: dt.date) -> dict[str, Any]
     cols = marts.columns(QUALITY_RUNS)
     if not cols:
         raise MissingData("no quality runs recorded")
-    when = marts.pick(QUALITY_RUNS, "run_at", "finished_at", "started_at", "validated_at", "created_at",
-                      "run_time", "as_of_date", "logical_date", contains=("_at",), required=False)
-    success = marts.pick(QUALITY_RUNS, "success", "passed", "succeeded", "ok", required=False)
-    status = marts.pick(QUALITY_RUNS, "status", "outcome", "result", required=False)
-    where, params = "", []
-    if when:
-        where, params = (f"where cast({when} as date) between ? and ?", [start, end])
-    rows = marts.rows(f"select * from {QUALITY_RUNS} {where} "
-                      f"{f'order by {when} desc' if when else ''} limit 500", params)
+    marts.require(QUALITY_RUNS, "run_at", "success")
+    rows = marts.rows(f"select * from {QUALITY_RUNS} where cast(run_at as date) between ? and ? "
+                      f"order by run_at desc limit 500", [start, end])
     if not rows:
         raise MissingData("no quality runs recorded in this period")
 
     def passed(row: dict[str, Any]) -> bool | None:
-        if success:
-            return bool(row[success]) if row[success] is not None else None
-        if status:
-            value = str(row[status]).lower()
-            return value in {"passed", "pass", "success", "succeeded", "ok", "warning", "warn"}
-        return None
+        return bool(row["success"]) if row["success"] is not None else None
 
     # Where the gate keeps its files is no reader's business (and the report names no paths).
     shown = [c for c in rows[0] if "json" not in c and c not in {"details", "results"}

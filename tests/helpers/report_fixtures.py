@@ -61,7 +61,7 @@ def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, se
         customers_red integer, customers_yellow integer, customers_green integer)""")
     con.execute("""create table published.fct_account_manager_activity (account_manager_id varchar,
         account_manager_name varchar, week_start date, calls integer, meetings integer,
-        planned_calls integer, planned_meetings integer, customers_no_dialogue_30d integer,
+        calls_planned integer, meetings_planned integer, customers_no_dialogue_30d integer,
         customers_no_dialogue_60d integer, customers_no_dialogue_90d integer)""")
 
     rows: dict[str, list[list]] = {}

@@ -7,6 +7,10 @@
     drift model decides. -#}
 {%- set rules = scoring('alerts.rules') %}
 
+with alert_flags {{ inlined() }} (
+    select * from {{ ref('int_alert_flags') }}
+)
+
 {% for rule in action_needed_rules() -%}
 select
     customer_id,
@@ -14,7 +18,7 @@ select
     '{{ rule }}' as rule,
     '{{ rules[rule]['severity'] }}' as severity,
     case '{{ rules[rule]['severity'] }}' when 'high' then 3 when 'medium' then 2 else 1 end as severity_rank
-from {{ ref('int_alert_flags') }}
+from alert_flags
 where past_warmup and {{ rule }}
 {{ 'union all' if not loop.last }}
 {% endfor %}

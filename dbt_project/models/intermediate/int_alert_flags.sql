@@ -1,6 +1,7 @@
 {#- Per customer per day: which churn-alert rules hold (a flag per rule), after the warm-up
-    (alerts.warmup_days of history per customer). Dense and incremental like the health mart it
-    reads, so a daily run evaluates only the new days (with the look-back its windows need). Rules (config/scoring.yml
+    (alerts.warmup_days of history per customer), judged on the health of int_health_daily (as
+    fct_customer_health_daily publishes it). Dense and incremental like the health it reads, so a
+    daily run evaluates only the new days (with the look-back its windows need). Rules (config/scoring.yml
     `alerts.rules`):
       status_drop          the status has been yellow or red for persist_days days in a row AND
                            the mean health of the last recent_days days lies at least
@@ -25,9 +26,6 @@
     customer_batched=true,
     post_hook="{{ insert_customer_batches() }}"
 ) }}
--- depends_on: {{ ref('fct_touchpoints') }}
--- depends_on: {{ ref('int_customer_versions') }}
--- depends_on: {{ ref('int_customer_bounds') }}
 {%- set rules = scoring('alerts.rules') -%}
 {%- set drop = rules['sharp_health_drop'] -%}
 {%- set sd = rules['status_drop'] -%}
@@ -49,7 +47,11 @@
 {%- set at = {'own': 'own.' if inc else 'flagged.'} -%}
 {%- for name in offsets -%}{%- do at.update({name: name ~ '.' if inc else 'flagged.' ~ name ~ '_'}) -%}{%- endfor %}
 
-with rebuild as (
+with health_daily as (
+    select * from {{ ref('int_health_daily') }}
+),
+
+rebuild as (
     {{ customer_days_to_rebuild() }}
 ),
 
@@ -76,12 +78,13 @@ health as (
             rows between unbounded preceding and current row
         ) as cum_health_days
         {%- endif %}
-    from {{ ref('fct_customer_health_daily') }} as health
+    from health_daily as health
     inner join rebuild
         on rebuild.customer_id = health.customer_id
        and health.as_of_date >= {{ add_days('rebuild.rebuild_from', -lookback) }}
+    where {{ customer_batch_filter('health.customer_id') }}
     {% if since is not none -%}
-    where health.as_of_date >= {{ add_days(since, -lookback) }}
+      and health.as_of_date >= {{ add_days(since, -lookback) }}
     {%- endif %}
 )
 {%- if inc %},

@@ -2,15 +2,23 @@
 {#- Every customer in scope as of the as-of date and the first day of its daily series: its first
     touchpoint or first master-data record, whichever is earlier, but not before the history starts
     (the first landed touchpoint). Erased customers are out of scope. -#}
-with touch as (
+with touchpoints as (
+    select * from {{ ref('int_touchpoints') }}
+),
+
+versions as (
+    select * from {{ ref('int_customer_versions') }}
+),
+
+touch as (
     select customer_id, min(event_date) as first_touch_date
-    from {{ ref('fct_touchpoints') }}
+    from touchpoints
     group by customer_id
 ),
 
 master as (
     select customer_id, min(effective_day) as first_record_date
-    from {{ ref('int_customer_versions') }}
+    from versions
     group by customer_id
 ),
 

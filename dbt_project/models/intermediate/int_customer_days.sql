@@ -3,10 +3,13 @@
     signal. Trailing windows are differences of running counts (int_customer_windows), which makes
     every window O(1) per row and lets a daily run extend the series from the stored state of the
     day before instead of re-reading a year of events. Incremental by customer-day: see
-    macros/incremental.sql for which days are rebuilt. -#}
--- depends_on: {{ ref('fct_touchpoints') }}
--- depends_on: {{ ref('int_customer_versions') }}
--- depends_on: {{ ref('int_customer_bounds') }}
+    macros/incremental.sql for which days are rebuilt.
+
+    What it counts per customer-day (int_customer_windows takes its trailing windows from these):
+      counts      (name, condition on int_touchpoints): running count cum_<name>
+      sums        (name, expression): running sum cum_<name>
+      last_dates  (name, condition): last_<name>_date
+      running     every cum_<name>, including cum_dialogue_days (days with a two-way dialogue) -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -16,11 +19,42 @@
     post_hook="{{ insert_customer_batches() }}"
 ) }}
 
-{%- set measures = customer_day_measures() -%}
-{%- set counts = measures.counts -%}
-{%- set sums = measures.sums -%}
-{%- set last_dates = measures.last_dates -%}
-{%- set running = measures.running -%}
+{%- set counts = [
+    ('contacts', 'true'),
+    ('dialogues', 'is_two_way_dialogue'),
+    ('caring', "contact_kind = 'caring'"),
+    ('friction', "contact_kind = 'friction'"),
+    ('neutral', "contact_kind = 'neutral'"),
+    ('inbound_calls', "event_type = 'call' and direction = 'inbound'"),
+    ('inbound_calls_answered', "event_type = 'call' and direction = 'inbound' and coalesce(answered, false)"),
+    ('visits', "event_type = 'service_visit'"),
+    ('visits_resolved', "event_type = 'service_visit' and coalesce(resolved, false)"),
+    ('visits_first_time_fix', "event_type = 'service_visit' and coalesce(first_time_fix, false)"),
+    ('complaints', "event_type = 'complaint'"),
+    ('complaints_high', "event_type = 'complaint' and severity = 'high'"),
+    ('orders', "event_type = 'order'"),
+    ('surveys', "event_type = 'survey_response' and nps_score is not null"),
+    ('promoters', "event_type = 'survey_response' and nps_score >= " ~ scoring('loyalty.promoter_min')),
+    ('detractors', "event_type = 'survey_response' and nps_score <= " ~ scoring('loyalty.detractor_max')),
+    ('survey_comments', "event_type = 'survey_response' and comment is not null and comment <> ''"),
+] -%}
+{%- for d in contract_departments() -%}{%- do counts.append(('dept_' ~ d, "department = '" ~ d ~ "'")) -%}{%- endfor -%}
+{%- for r in contract_contact_roles() -%}{%- do counts.append(('role_' ~ r, "is_two_way_dialogue and contact_role = '" ~ r ~ "'")) -%}{%- endfor -%}
+{%- for s in contract_dunning_stages() -%}{%- do counts.append(('dunning_' ~ s, "event_type = 'dunning_contact' and dunning_stage = '" ~ s ~ "'")) -%}{%- endfor -%}
+{#- the drift model's streams (macros/drift_streams.sql), every one it knows, so that switching
+    one on in config/scoring.yml needs no new column -#}
+{%- for name, spec in drift_stream_conditions().items() -%}{%- do counts.append(('drift_' ~ name, spec['condition'])) -%}{%- endfor -%}
+{#- money is summed as exact decimals, so running totals do not depend on summation order -#}
+{%- set sums = [('order_amount', "cast(case when event_type = 'order' then coalesce(amount, 0) else 0 end as " ~ dbt.type_numeric() ~ ")")] -%}
+{%- set last_dates = [
+    ('dialogue', 'is_two_way_dialogue'),
+    ('caring', "contact_kind = 'caring'"),
+    ('order', "event_type = 'order'"),
+    ('dunning', "event_type = 'dunning_contact'"),
+    ('open_high_complaint', "event_type = 'complaint' and severity = 'high' and not coalesce(resolved, false)"),
+    ('resolution', "(event_type = 'complaint' and coalesce(resolved, false)) or (event_type = 'service_visit' and coalesce(resolved, false))"),
+] -%}
+{%- set running = counts | map(attribute=0) | list + ['dialogue_days'] + sums | map(attribute=0) | list -%}
 {%- set inc = is_incremental() -%}
 {%- set first_dialogue_in_order_group -%}
     min(case when inputs.dialogue_day is not null and inputs.order_day is null then inputs.as_of_date end) over (
@@ -28,7 +62,23 @@
         rows between unbounded preceding and current row)
 {%- endset -%}
 
-with rebuild as (
+with touchpoints as (
+    select * from {{ ref('int_touchpoints') }}
+),
+
+versions as (
+    select * from {{ ref('int_customer_versions') }}
+),
+
+bounds as (
+    select * from {{ ref('int_customer_bounds') }}
+),
+
+calendar as (
+    select * from {{ ref('int_calendar') }}
+),
+
+rebuild as (
     {{ customer_days_to_rebuild() }}
 ),
 
@@ -47,7 +97,7 @@ event_days as (
         {% endfor -%}
         max(case when event_type = 'dunning_contact' then coalesce(amount_overdue, 0) end) as day_dunning_amount,
         max(touchpoints.landed_at) as day_landed_at
-    from {{ ref('fct_touchpoints') }} as touchpoints
+    from touchpoints
     inner join rebuild
         on rebuild.customer_id = touchpoints.customer_id
        and touchpoints.event_date >= rebuild.rebuild_from
@@ -60,8 +110,8 @@ version_days as (
         versions.customer_id,
         greatest(versions.valid_from, bounds.first_day) as as_of_date,
         max(versions.landed_at) as day_landed_at
-    from {{ ref('int_customer_versions') }} as versions
-    inner join {{ ref('int_customer_bounds') }} as bounds on bounds.customer_id = versions.customer_id
+    from versions
+    inner join bounds on bounds.customer_id = versions.customer_id
     inner join rebuild
         on rebuild.customer_id = versions.customer_id
        and greatest(versions.valid_from, bounds.first_day) >= rebuild.rebuild_from
@@ -154,7 +204,7 @@ spine as (
             rows between unbounded preceding and current row
         ) as state_day
     from rebuild
-    inner join {{ ref('int_calendar') }} as calendar on calendar.date_day >= rebuild.rebuild_from
+    inner join calendar on calendar.date_day >= rebuild.rebuild_from
     left join input_days
         on input_days.customer_id = rebuild.customer_id and input_days.as_of_date = calendar.date_day
 )

@@ -3,7 +3,15 @@
     each day (by updated_at, then Kafka offset) is valid from that day until the next version. The
     first version also covers the days before it, so early touchpoints get a segment and account
     manager. Records updated after the as-of date are not known yet; erased customers are gone. -#}
-with records as (
+with landed_customers as (
+    select * from {{ ref('stg_landing__customers') }}
+),
+
+erased as (
+    select * from {{ ref('int_customers_erased') }}
+),
+
+records as (
     select
         customers.*,
         cast(customers.updated_at as date) as effective_day,
@@ -11,11 +19,11 @@ with records as (
             partition by customers.customer_id, cast(customers.updated_at as date)
             order by customers.updated_at desc, customers.kafka_partition desc, customers.kafka_offset desc
         ) as day_recency
-    from {{ ref('stg_landing__customers') }} as customers
+    from landed_customers as customers
     where not customers.is_deleted
       and customers.updated_at is not null
       and cast(customers.updated_at as date) <= {{ as_of_date_literal() }}
-      and customers.customer_id not in (select customer_id from {{ ref('int_customers_erased') }})
+      and customers.customer_id not in (select customer_id from erased)
 ),
 
 versions as (

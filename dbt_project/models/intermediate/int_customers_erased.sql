@@ -1,7 +1,11 @@
 {#- Customers erased by a tombstone: their latest master-data row (by updated_at / Kafka timestamp,
     then Kafka offset) is a tombstone. Erasure ignores the as-of date: personal data must go from
     every mart, also in backfills. -#}
-with ordered as (
+with landed_customers as (
+    select * from {{ ref('stg_landing__customers') }}
+),
+
+ordered as (
     select
         customer_id,
         is_deleted,
@@ -10,7 +14,7 @@ with ordered as (
             partition by customer_id
             order by record_order_at desc, kafka_partition desc, kafka_offset desc
         ) as recency
-    from {{ ref('stg_landing__customers') }}
+    from landed_customers
 )
 
 select customer_id, record_order_at as erased_at

@@ -36,9 +36,6 @@
     customer_batched=true,
     post_hook="{{ insert_customer_batches() }}"
 ) }}
--- depends_on: {{ ref('fct_touchpoints') }}
--- depends_on: {{ ref('int_customer_versions') }}
--- depends_on: {{ ref('int_customer_bounds') }}
 {%- set streams = drift_streams() -%}
 {%- set skip = scoring('drift.baseline_skip_days') | int -%}
 {%- set prior_days = scoring('drift.prior_days') | float -%}
@@ -57,7 +54,23 @@
 {%- set since = rebuild_floor() -%}
 {%- set inc = is_incremental() %}
 
-with rebuild as (
+with customer_day_rows {{ inlined() }} (
+    select * from {{ ref('int_customer_days') }}
+),
+
+portfolio_day_rows {{ inlined() }} (
+    select * from {{ ref('int_portfolio_days') }}
+),
+
+versions as (
+    select * from {{ ref('int_customer_versions') }}
+),
+
+bounds as (
+    select * from {{ ref('int_customer_bounds') }}
+),
+
+rebuild as (
     {{ customer_days_to_rebuild() }}
 ),
 
@@ -68,13 +81,13 @@ customer_days as (
         days.as_of_date,
         rebuild.rebuild_from,
         {% for s in streams -%}
-        {{ stream_count(s, 'days') }} as cum_n_{{ s.name }},
+        days.cum_drift_{{ s.name }} as cum_n_{{ s.name }},
         {% if s.kind == 'share' -%}
         days.cum_drift_{{ s.of }} as cum_base_{{ s.name }},
         {% endif -%}
         {% endfor -%}
         days.inputs_landed_at
-    from {{ ref('int_customer_days') }} as days
+    from customer_day_rows as days
     inner join rebuild
         on rebuild.customer_id = days.customer_id
        and days.as_of_date >= {{ add_days('rebuild.rebuild_from', -1) }}
@@ -94,7 +107,7 @@ portfolio_days as (
         {% for name in rate_names -%}
         max(portfolio_rate_{{ name }}) as portfolio_rate_{{ name }}{{ ',' if not loop.last }}
         {% endfor %}
-    from {{ ref('int_portfolio_days') }}
+    from portfolio_day_rows
     {% if since is not none -%}
     where date_day >= {{ add_days(since, -1) }}
     {%- endif %}
@@ -124,11 +137,11 @@ counted as (
         {% endif -%}
         {% endfor %}
     from customer_days
-    left join {{ ref('int_customer_versions') }} as versions
+    left join versions
         on versions.customer_id = customer_days.customer_id
        and customer_days.as_of_date >= versions.valid_from and customer_days.as_of_date < versions.valid_to
     left join portfolio_days on portfolio_days.date_day = customer_days.as_of_date
-    left join {{ ref('int_portfolio_days') }} as segment_days
+    left join portfolio_day_rows as segment_days
         on segment_days.date_day = customer_days.as_of_date
        and segment_days.segment = coalesce(versions.segment, 'unknown')
     window customer_series as (partition by customer_days.customer_id order by customer_days.as_of_date)
@@ -194,7 +207,7 @@ baselined as (
         {% if s.kind == 'share' -%}
         coalesce(counts_back.cum_drift_{{ s.of }}, 0) as baseline_base_{{ s.name }},
         {% endif -%}
-        coalesce({{ stream_count(s, 'counts_back') }}, 0) as baseline_n_{{ s.name }}{{ ',' if not loop.last }}
+        coalesce(counts_back.cum_drift_{{ s.name }}, 0) as baseline_n_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor -%}
         {%- else -%}
         {% for s in rate_streams -%}
@@ -212,7 +225,7 @@ baselined as (
     left join exposure_totals as exposure_back
         on exposure_back.customer_id = exposed.customer_id
        and exposure_back.as_of_date = {{ add_days('exposed.as_of_date', -skip) }}
-    left join {{ ref('int_customer_days') }} as counts_back
+    left join customer_day_rows as counts_back
         on counts_back.customer_id = exposed.customer_id
        and counts_back.as_of_date = {{ add_days('exposed.as_of_date', -skip) }}
        and counts_back.as_of_date >= {{ add_days(since, -skip) }}
@@ -255,10 +268,31 @@ expected as (
 ),
 
 evidence as (
+    -- the day's log-likelihood ratio of "drifting" against "as usual", per stream:
+    --   rate:  Poisson in n with mean expected, drifting mean ratio x expected:
+    --          n ln(ratio) + (1 - ratio) expected. A quiet day adds (1 - ratio) expected for a fading
+    --          stream; each event of a growing stream adds ln(ratio) less what was expected anyway.
+    --   share: binomial, n of the day's base touches, usual share q = usual_rate, drifting share
+    --          q' = min(0.99, ratio x q): n ln(q'/q) + (base - n) ln((1 - q')/(1 - q)).
+    --          A day without any base touch is no evidence.
     select
         expected.*,
         {% for s in streams -%}
-        {{ milli(stream_evidence(s)) }} as evidence_milli_{{ s.name }}{{ ',' if not loop.last }}
+        {%- if s.kind == 'share' -%}
+        {%- set q = 'usual_rate_' ~ s.name -%}
+        {%- set q1 = 'least(0.99, ' ~ s.ratio ~ ' * ' ~ q ~ ')' -%}
+        {%- set llr -%}
+        (case when base_{{ s.name }} = 0 or {{ q }} <= 0 or {{ q }} >= 0.99 then 0
+              else n_{{ s.name }} * ln({{ q1 }} / {{ q }})
+                   + (base_{{ s.name }} - n_{{ s.name }}) * ln((1 - {{ q1 }}) / (1 - {{ q }})) end)
+        {%- endset -%}
+        {%- else -%}
+        {%- set llr -%}
+        (case when expected_{{ s.name }} <= 0 then 0
+              else n_{{ s.name }} * ln({{ s.ratio }}) + {{ 1 - s.ratio }} * expected_{{ s.name }} end)
+        {%- endset -%}
+        {%- endif %}
+        {{ milli(llr) }} as evidence_milli_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor %}
     from expected
 ),
@@ -365,7 +399,7 @@ windowed {{ computed_once() }} (
         {% endfor -%}
         {% endfor %}
     from backs
-    inner join {{ ref('int_customer_bounds') }} as bounds on bounds.customer_id = backs.customer_id
+    inner join bounds on bounds.customer_id = backs.customer_id
 ),
 mixed {{ computed_once() }} (
     -- when the drift began, and whether it shows in all streams together (a fade) or in one alone

@@ -27,8 +27,10 @@
 ) }}
 {#- counted: every stream and share base the model knows (macros/drift_streams.sql); rated: those and all contacts -#}
 {%- set counted = [] -%}
-{%- for name, condition in drift_counted() if name != 'contacts' -%}
-  {%- do counted.append({'name': name, 'event_condition': condition}) -%}
+{#- every stream and base, whether config/scoring.yml switches it on or not, so that switching one
+    on needs no new column in this append-only table -#}
+{%- for name, spec in drift_stream_conditions().items() if name != 'contacts' -%}
+  {%- do counted.append({'name': name, 'event_condition': spec['condition']}) -%}
 {%- endfor -%}
 {%- set rated = counted + [{'name': 'contacts'}] -%}
 {%- set window = scoring('drift.segment_window_days') | int -%}
@@ -36,13 +38,29 @@
 {%- set inc = is_incremental() -%}
 {%- set since = portfolio_days_stored_until() if inc else none -%}
 
-with segments as (
+with bounds as (
+    select * from {{ ref('int_customer_bounds') }}
+),
+
+versions as (
+    select * from {{ ref('int_customer_versions') }}
+),
+
+calendar as (
+    select * from {{ ref('int_calendar') }}
+),
+
+touchpoints as (
+    select * from {{ ref('int_touchpoints') }}
+),
+
+segments as (
     select
         bounds.customer_id,
         bounds.first_day,
         coalesce(versions.segment, 'unknown') as segment
-    from {{ ref('int_customer_bounds') }} as bounds
-    left join {{ ref('int_customer_versions') }} as versions
+    from bounds
+    left join versions
         on versions.customer_id = bounds.customer_id and versions.valid_to = cast('9999-12-31' as date)
 ),
 
@@ -52,7 +70,7 @@ segment_list as (
 
 grid as (
     select calendar.date_day, segment_list.segment
-    from {{ ref('int_calendar') }} as calendar
+    from calendar
     cross join segment_list
 ),
 
@@ -82,7 +100,7 @@ events as (
         {% for s in counted -%}
         sum(case when {{ s.event_condition }} then 1 else 0 end) as n_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor %}
-    from {{ ref('fct_touchpoints') }} as touchpoints
+    from touchpoints
     inner join segments on segments.customer_id = touchpoints.customer_id
     where touchpoints.event_date <= {{ drift_last_day() }}
     {%- if since is not none %}

@@ -1,25 +1,22 @@
-{#- Current master data per customer (its latest version as of the as-of date). Customers that
-    appear in touchpoints before any master-data record are kept with has_master_data = false and
-    segment 'unknown', so no touchpoint is orphaned. Erased customers (tombstones) are absent. -#}
-with latest as (
-    select versions.*
-    from {{ ref('int_customer_versions') }} as versions
-    where versions.valid_to = cast('9999-12-31' as date)
+{#- Current master data per customer (its latest version as of the as-of date: int_customers).
+    Customers that appear in touchpoints before any master-data record are kept with
+    has_master_data = false and segment 'unknown'; erased customers are absent. -#}
+with customers as (
+    select * from {{ ref('int_customers') }}
 )
 
 select
-    bounds.customer_id,
-    latest.customer_name,
-    coalesce(latest.segment, 'unknown') as segment,
-    latest.country,
-    latest.account_manager_id,
-    latest.account_manager_name,
-    latest.account_manager_email,
-    latest.annual_potential,
-    latest.currency,
-    latest.updated_at,
-    latest.customer_id is not null as has_master_data,
-    bounds.first_day as first_seen_date,
-    bounds.first_touch_date
-from {{ ref('int_customer_bounds') }} as bounds
-left join latest on latest.customer_id = bounds.customer_id
+    customer_id,
+    customer_name,
+    segment,
+    country,
+    account_manager_id,
+    account_manager_name,
+    account_manager_email,
+    annual_potential,
+    currency,
+    updated_at,
+    has_master_data,
+    first_seen_date,
+    first_touch_date
+from customers

@@ -2,12 +2,28 @@
     weekly plan (activity_plan in config/scoring.yml), and how many of the manager's customers had
     no two-way dialogue for 30, 60 and 90 days at the end of the week (or at the as-of date in the
     current week). Customers are attributed to the manager responsible on that day. -#}
-with weeks as (
+with calendar as (
+    select * from {{ ref('int_calendar') }}
+),
+
+touchpoints as (
+    select * from {{ ref('fct_touchpoints') }}
+),
+
+versions {{ inlined() }} (
+    select * from {{ ref('int_customer_versions') }}
+),
+
+dialogue_daily as (
+    select * from {{ ref('fct_dialogue_daily') }}
+),
+
+weeks as (
     select
         week_start,
         max(date_day) as week_end_date,
         count(*) as days_in_week
-    from {{ ref('int_calendar') }}
+    from calendar
     group by week_start
 ),
 
@@ -17,8 +33,8 @@ activity as (
         cast({{ dbt.date_trunc('week', 'touchpoints.event_date') }} as date) as week_start,
         sum(case when touchpoints.event_type = 'call' and touchpoints.direction = 'outbound' then 1 else 0 end) as calls,
         sum(case when touchpoints.event_type = 'meeting' then 1 else 0 end) as meetings
-    from {{ ref('fct_touchpoints') }} as touchpoints
-    inner join {{ ref('int_customer_versions') }} as versions
+    from touchpoints
+    inner join versions
         on versions.customer_id = touchpoints.customer_id
        and touchpoints.event_date >= versions.valid_from
        and touchpoints.event_date < versions.valid_to
@@ -34,7 +50,7 @@ coverage as (
         sum(case when dialogue.days_since_dialogue >= 30 then 1 else 0 end) as customers_no_dialogue_30d,
         sum(case when dialogue.days_since_dialogue >= 60 then 1 else 0 end) as customers_no_dialogue_60d,
         sum(case when dialogue.days_since_dialogue >= 90 then 1 else 0 end) as customers_no_dialogue_90d
-    from {{ ref('fct_dialogue_daily') }} as dialogue
+    from dialogue_daily as dialogue
     inner join weeks on weeks.week_end_date = dialogue.as_of_date
     where dialogue.account_manager_id is not null
     group by dialogue.account_manager_id, weeks.week_start
@@ -42,7 +58,7 @@ coverage as (
 
 managers as (
     select account_manager_id, max(account_manager_name) as account_manager_name
-    from {{ ref('int_customer_versions') }}
+    from versions
     where valid_to = cast('9999-12-31' as date) and account_manager_id is not null
     group by account_manager_id
 ),
@@ -60,16 +76,16 @@ select
     keys.week_start,
     weeks.week_end_date,
     weeks.days_in_week,
-    coalesce(activity.calls, 0) as calls,
+    cast(coalesce(activity.calls, 0) as {{ dbt.type_bigint() }}) as calls,
     {{ scoring('activity_plan.calls_per_week') }} as calls_planned,
-    coalesce(activity.meetings, 0) as meetings,
+    cast(coalesce(activity.meetings, 0) as {{ dbt.type_bigint() }}) as meetings,
     {{ scoring('activity_plan.meetings_per_week') }} as meetings_planned,
     {{ safe_ratio('coalesce(activity.calls, 0)', scoring('activity_plan.calls_per_week')) }} as calls_vs_plan,
     {{ safe_ratio('coalesce(activity.meetings, 0)', scoring('activity_plan.meetings_per_week')) }} as meetings_vs_plan,
-    coalesce(coverage.customers, 0) as customers,
-    coalesce(coverage.customers_no_dialogue_30d, 0) as customers_no_dialogue_30d,
-    coalesce(coverage.customers_no_dialogue_60d, 0) as customers_no_dialogue_60d,
-    coalesce(coverage.customers_no_dialogue_90d, 0) as customers_no_dialogue_90d
+    cast(coalesce(coverage.customers, 0) as {{ dbt.type_bigint() }}) as customers,
+    cast(coalesce(coverage.customers_no_dialogue_30d, 0) as {{ dbt.type_bigint() }}) as customers_no_dialogue_30d,
+    cast(coalesce(coverage.customers_no_dialogue_60d, 0) as {{ dbt.type_bigint() }}) as customers_no_dialogue_60d,
+    cast(coalesce(coverage.customers_no_dialogue_90d, 0) as {{ dbt.type_bigint() }}) as customers_no_dialogue_90d
 from keys
 inner join weeks on weeks.week_start = keys.week_start
 left join activity on activity.account_manager_id = keys.account_manager_id and activity.week_start = keys.week_start

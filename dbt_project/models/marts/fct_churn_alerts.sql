@@ -12,11 +12,27 @@
 {%- set cooldown = scoring('alerts.episode_cooldown_days') | int -%}
 {%- set rules = scoring('alerts.rules') -%}
 
-with fired as (
+with alert_days as (
+    select * from {{ ref('int_alert_days') }}
+),
+
+health as (
+    select * from {{ ref('fct_customer_health_daily') }}
+),
+
+customers as (
+    select * from {{ ref('dim_customers') }}
+),
+
+risk_cases as (
+    select * from {{ ref('fct_churn_risk_cases') }}
+),
+
+fired as (
     select
         alert_days.*,
         lag(as_of_date) over (partition by customer_id, rule order by as_of_date) as previous_day
-    from {{ ref('int_alert_days') }} as alert_days
+    from alert_days
 ),
 
 numbered as (
@@ -64,7 +80,7 @@ select
     cast(health.value_at_stake as {{ type_double() }}) as value_at_stake,
     coalesce(health.currency, customers.currency) as currency,
     health.segment,
-    {{ days_between('episodes.alert_date', 'episodes.last_day') }} + 1 as episode_days,
+    cast({{ days_between('episodes.alert_date', 'episodes.last_day') }} + 1 as {{ dbt.type_bigint() }}) as episode_days,
     'action_needed' as alert_kind,
     cast(1.0 as {{ type_double() }}) as probability,
     cast(health.value_at_stake * {{ reporting_rate('coalesce(health.currency, customers.currency)') }} as {{ type_double() }}) as value_at_stake_reporting,
@@ -72,9 +88,9 @@ select
     cast(health.value_at_stake * {{ reporting_rate('coalesce(health.currency, customers.currency)') }} as {{ type_double() }}) as expected_value_at_risk,
     cast(null as {{ dbt.type_string() }}) as reasons
 from episodes
-inner join {{ ref('fct_customer_health_daily') }} as health
+inner join health
     on health.customer_id = episodes.customer_id and health.as_of_date = episodes.alert_date
-inner join {{ ref('dim_customers') }} as customers
+inner join customers
     on customers.customer_id = episodes.customer_id
 
 union all
@@ -104,4 +120,4 @@ select
     cases.reporting_currency,
     cases.expected_value_at_risk,
     cases.reasons
-from {{ ref('fct_churn_risk_cases') }} as cases
+from risk_cases as cases

@@ -1,101 +1,56 @@
-{#- Relationship health per customer per day (the scorecard of int_health_scored) with the top
-    three drivers in plain words, worst area first. Incremental by customer-day (see
-    macros/incremental.sql). -#}
--- depends_on: {{ ref('fct_touchpoints') }}
--- depends_on: {{ ref('int_customer_versions') }}
--- depends_on: {{ ref('int_customer_bounds') }}
--- depends_on: {{ ref('int_customer_days') }}
--- depends_on: {{ ref('int_health_scored') }}
+{#- Relationship health per customer per day: the five area scores, the weighted health score, the
+    red / yellow / green status and the top three drivers in plain words, worst area first
+    (int_health_daily, scored by int_health_scored). Incremental by customer-day (see
+    macros/incremental.sql): a daily run rewrites the days whose inputs changed. -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['customer_id', 'as_of_date'],
+    on_schema_change='append_new_columns',
     pre_hook="{{ prune_customer_days() }}",
     customer_batched=true,
     post_hook="{{ insert_customer_batches() }}"
 ) }}
-{%- set green = scoring('health.green_min') -%}
-{%- set areas = ['dialogue', 'stakeholder', 'service', 'financial', 'commercial'] -%}
+{%- set since = rebuild_floor() %}
 
-with rebuild as (
+with health as (
+    select * from {{ ref('int_health_daily') }}
+),
+
+rebuild as (
     {{ customer_days_to_rebuild() }}
-),
-
-scored as (
-    select scored.*
-    from ({{ health_scored_sql('(' ~ customer_windows_sql(since=rebuild_floor()) ~ ')') }}) as scored
-    inner join rebuild
-        on rebuild.customer_id = scored.customer_id
-       and scored.as_of_date >= rebuild.rebuild_from
-),
-
-ranked as (
-    {#- The top three drivers, worst area first (ties in area order), among the areas below
-        green: ranked within the row, so the full history streams through without a sort, a
-        group or a join back (at tens of millions of customer-days those spill to disk).
-        Scores are compared as published (one decimal): two areas that read 59.6 are a tie, and
-        the last bits of a double, which differ between engines, cannot reorder them. -#}
-    select
-        scored.*,
-        {% for area in areas -%}
-        {%- set outer = loop -%}
-        {%- set mine = round_to(area ~ '_score', 1) -%}
-        case when {{ area }}_score < {{ green }} then 1
-            {% for other in areas if other != area -%}
-            {%- set theirs = round_to(other ~ '_score', 1) -%}
-            + case when {{ other }}_score < {{ green }}
-                    and ({{ theirs }} < {{ mine }}
-                         {%- if areas.index(other) < outer.index0 %} or {{ theirs }} = {{ mine }}{% endif %})
-                   then 1 else 0 end
-            {% endfor -%}
-        end as {{ area }}_driver_rank{{ ',' if not outer.last }}
-        {% endfor %}
-    from scored
-),
-
-top_drivers as (
-    select
-        ranked.*,
-        {% for k in [1, 2, 3] -%}
-        case
-            {% for area in areas -%}
-            when {{ area }}_driver_rank = {{ k }} then {{ area }}_driver
-            {% endfor -%}
-        end as driver_{{ k }}{{ ',' if not loop.last }}
-        {% endfor %}
-    from ranked
-),
-
-with_drivers as (
-    select
-        top_drivers.*,
-        coalesce('; ' || driver_1, '') || coalesce('; ' || driver_2, '') || coalesce('; ' || driver_3, '') as driver_list
-    from top_drivers
 )
 
 select
-    scored.customer_id,
-    scored.as_of_date,
-    {{ round_to("scored.health_score", 1) }} as health_score,
-    {{ round_to("scored.dialogue_score", 1) }} as dialogue_score,
-    {{ round_to("scored.stakeholder_score", 1) }} as stakeholder_score,
-    {{ round_to("scored.service_score", 1) }} as service_score,
-    {{ round_to("scored.financial_score", 1) }} as financial_score,
-    {{ round_to("scored.commercial_score", 1) }} as commercial_score,
-    scored.status,
-    case when scored.driver_list <> '' then substr(scored.driver_list, 3) end as drivers,
-    scored.days_since_dialogue,
-    {{ round_to("scored.usual_gap_days", 1) }} as usual_gap_days,
-    {{ round_to("scored.gap_ratio", 2) }} as gap_ratio,
-    scored.segment,
-    scored.account_manager_id,
-    scored.observed_days,
-    scored.friction_share_recent,
-    scored.days_since_caring,
-    scored.open_high_complaint_days,
-    scored.worst_dunning_stage,
-    scored.amount_overdue,
-    scored.value_at_stake,
-    scored.currency,
-    scored.inputs_landed_at
-from with_drivers as scored
+    health.customer_id,
+    health.as_of_date,
+    health.health_score,
+    health.dialogue_score,
+    health.stakeholder_score,
+    health.service_score,
+    health.financial_score,
+    health.commercial_score,
+    health.status,
+    health.drivers,
+    cast(health.days_since_dialogue as {{ dbt.type_bigint() }}) as days_since_dialogue,
+    health.usual_gap_days,
+    health.gap_ratio,
+    health.segment,
+    health.account_manager_id,
+    cast(health.observed_days as {{ dbt.type_bigint() }}) as observed_days,
+    health.friction_share_recent,
+    cast(health.days_since_caring as {{ dbt.type_bigint() }}) as days_since_caring,
+    cast(health.open_high_complaint_days as {{ dbt.type_bigint() }}) as open_high_complaint_days,
+    health.worst_dunning_stage,
+    health.amount_overdue,
+    health.value_at_stake,
+    health.currency,
+    health.inputs_landed_at
+from health
+inner join rebuild
+    on rebuild.customer_id = health.customer_id
+   and health.as_of_date >= rebuild.rebuild_from
+where {{ customer_batch_filter('health.customer_id') }}
+{%- if since is not none %}
+  and health.as_of_date >= {{ since }}
+{%- endif %}

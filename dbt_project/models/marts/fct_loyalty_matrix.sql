@@ -19,13 +19,9 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['customer_id', 'period_month'],
+    on_schema_change='append_new_columns',
     pre_hook="{{ prune_customer_days('period_end_date') }}"
 ) }}
--- depends_on: {{ ref('fct_touchpoints') }}
--- depends_on: {{ ref('int_customer_versions') }}
--- depends_on: {{ ref('int_customer_bounds') }}
--- depends_on: {{ ref('int_customer_days') }}
--- depends_on: {{ ref('int_customer_windows') }}
 {%- set prior_rate = scoring('health.service.prior_rate') -%}
 {%- set prior_weight = scoring('health.service.prior_weight') -%}
 {%- set strong = scoring('loyalty.strong_min') -%}
@@ -34,9 +30,25 @@
 
 {%- set since = rebuild_floor('period_end_date') %}
 
-with period_ends as (
+with calendar as (
+    select * from {{ ref('int_calendar') }}
+),
+
+windows as (
+    select * from {{ ref('int_customer_windows') }}
+),
+
+health as (
+    select * from {{ ref('fct_customer_health_daily') }}
+),
+
+versions as (
+    select * from {{ ref('int_customer_versions') }}
+),
+
+period_ends as (
     select date_day as period_end_date, month_start as period_month
-    from {{ ref('int_calendar') }}
+    from calendar
     where (date_day = month_end or date_day = {{ as_of_date_literal() }})
     {% if since is not none %}and date_day >= {{ since }}{% endif %}
 ),
@@ -67,13 +79,16 @@ scored as (
             '50.0 + 50.0 * (promoters_loyalty_window - detractors_loyalty_window - ' ~ complaint_weight ~ ' * complaints_loyalty_window)'
             ~ ' / (surveys_loyalty_window + ' ~ complaint_weight ~ ' * complaints_loyalty_window + ' ~ prior_answers ~ ' + 0.000001)') }}
             as emotional_score
-    from ({{ customer_windows_sql(since=since) }}) as windows
+    from windows
     inner join period_ends on period_ends.period_end_date = windows.as_of_date
-    inner join {{ ref('fct_customer_health_daily') }} as health
+    inner join health
         on health.customer_id = windows.customer_id and health.as_of_date = windows.as_of_date
-    left join {{ ref('int_customer_versions') }} as versions
+    left join versions
         on versions.customer_id = windows.customer_id
        and windows.as_of_date >= versions.valid_from and windows.as_of_date < versions.valid_to
+    {% if since is not none -%}
+    where windows.as_of_date >= {{ since }}
+    {%- endif %}
 )
 
 select
@@ -89,11 +104,11 @@ select
     status,
     case when first_day >= period_month then 1 else 0 end as is_new_customer,
     inputs_landed_at,
-    surveys,
-    promoters,
-    detractors,
-    survey_comments,
-    complaints,
+    cast(surveys as {{ dbt.type_bigint() }}) as surveys,
+    cast(promoters as {{ dbt.type_bigint() }}) as promoters,
+    cast(detractors as {{ dbt.type_bigint() }}) as detractors,
+    cast(survey_comments as {{ dbt.type_bigint() }}) as survey_comments,
+    cast(complaints as {{ dbt.type_bigint() }}) as complaints,
     {{ round_to("rational_score", 1) }} as rational_loyalty,
     {{ round_to("emotional_score", 1) }} as emotional_loyalty,
     rational_score >= {{ strong }} as rational_strong,

@@ -5,7 +5,11 @@
       depth    loyalty: mean rational and emotional loyalty, share of ambassadors, and the
                red / yellow / green split of relationship health.
     Sums and means are rounded (cents, hundredths) so results do not depend on summation order. -#}
-with customer_periods as (
+with loyalty_matrix as (
+    select * from {{ ref('fct_loyalty_matrix') }}
+),
+
+customer_periods as (
     select
         period_month,
         period_end_date,
@@ -19,7 +23,7 @@ with customer_periods as (
         annual_potential,
         status,
         is_new_customer as is_new
-    from {{ ref('fct_loyalty_matrix') }}
+    from loyalty_matrix
 ),
 
 grouped as (
@@ -28,16 +32,16 @@ grouped as (
         period_end_date,
         segment,
         country,
-        count(*) as customers,
-        sum(is_new) as new_customers,
+        cast(count(*) as {{ dbt.type_bigint() }}) as customers,
+        cast(sum(is_new) as {{ dbt.type_bigint() }}) as new_customers,
         {{ round_to("sum(revenue_trailing_year)", 2) }} as revenue_trailing_year,
         {{ round_to("sum(annual_potential)", 2) }} as annual_potential,
         {{ round_to("avg(rational_loyalty)", 2) }} as mean_rational_loyalty,
         {{ round_to("avg(emotional_loyalty)", 2) }} as mean_emotional_loyalty,
-        sum(case when quadrant = 'ambassador' then 1 else 0 end) as ambassadors,
-        sum(case when status = 'green' then 1 else 0 end) as customers_green,
-        sum(case when status = 'yellow' then 1 else 0 end) as customers_yellow,
-        sum(case when status = 'red' then 1 else 0 end) as customers_red
+        cast(sum(case when quadrant = 'ambassador' then 1 else 0 end) as {{ dbt.type_bigint() }}) as ambassadors,
+        cast(sum(case when status = 'green' then 1 else 0 end) as {{ dbt.type_bigint() }}) as customers_green,
+        cast(sum(case when status = 'yellow' then 1 else 0 end) as {{ dbt.type_bigint() }}) as customers_yellow,
+        cast(sum(case when status = 'red' then 1 else 0 end) as {{ dbt.type_bigint() }}) as customers_red
     from customer_periods
     group by period_month, period_end_date, segment, country
 )

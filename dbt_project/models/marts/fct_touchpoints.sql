@@ -1,71 +1,18 @@
-{#- One row per unique touchpoint up to the as-of date, with its two-way-dialogue flag and its
-    caring / friction / neutral classification. The rules, first match wins (kind_rule says which):
-      friction  dunning         every dunning contact (collections damage the relationship)
-      friction  complaint       every complaint
-      friction  unanswered_call a call nobody answered
-      friction  dropped_call    an answered call shorter than classification.dropped_call_max_seconds,
-                                or transferred without being resolved ("transferred into the void")
-      caring    visit           every service visit (we came to the customer)
-      caring    outreach        an outbound answered call, email or meeting by a department not in
-                                classification.non_caring_departments (proactive outreach)
-      neutral   other           everything else (inbound calls and e-mails, orders, surveys)
-    Two-way dialogue: an answered call that was not dropped (and not taken by a department in
-    classification.non_dialogue_departments: the switchboard), a meeting, or a service visit.
-    Incremental: new landed events (and events that became due because the as-of date moved) are
-    inserted; erased customers' rows are deleted first.
-    Opportunity events (contract 1.1) are not touches: a CRM record of a deal is no contact with the
-    customer, so they never count as contact, dialogue or friction; they feed the forecast audit
-    (models/intermediate/forecast). -#}
+{#- Every touchpoint up to the as-of date, classified (int_touchpoints: the rules and the two-way
+    dialogue flag), as people and reports read them. Incremental: new landed events (and events
+    that became due because the as-of date moved) are inserted; the pre-hook first deletes events
+    after the as-of date and those of erased customers (int_customers_erased). -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='event_id',
+    on_schema_change='append_new_columns',
     pre_hook="{{ prune_touchpoints() }}"
 ) }}
+-- depends_on: {{ ref('int_customers_erased') }} (read by the pre-hook only: dbt cannot see a hook's refs)
 
-{%- set dropped_max = scoring('classification.dropped_call_max_seconds') -%}
-{%- set non_caring = scoring('classification.non_caring_departments') -%}
-{%- set non_dialogue = scoring('classification.non_dialogue_departments') -%}
-
-with events as (
-    select *
-    from {{ ref('stg_landing__touchpoints') }}
-    where event_date <= {{ as_of_date_literal() }}
-      and event_type <> 'opportunity'
-      and customer_id not in (select customer_id from {{ ref('int_customers_erased') }})
-    {% if is_incremental() %}
-      and (
-          landed_at > {{ incremental_watermark(this, 'landed_at') }}
-          or event_date > (select coalesce(max(event_date), cast('1900-01-01' as date)) from {{ this }})
-      )
-    {% endif %}
-),
-
-flagged as (
-    select
-        events.*,
-        (event_type = 'call' and coalesce(answered, false) and (
-            coalesce(duration_s, {{ dropped_max }}) < {{ dropped_max }}
-            or (coalesce(transferred, false) and resolved = false)
-        )) as is_dropped_call
-    from events
-),
-
-classified as (
-    select
-        flagged.*,
-        case
-            when event_type = 'dunning_contact' then 'dunning'
-            when event_type = 'complaint' then 'complaint'
-            when event_type = 'call' and not coalesce(answered, false) then 'unanswered_call'
-            when is_dropped_call then 'dropped_call'
-            when event_type = 'service_visit' then 'visit'
-            when event_type in ('call', 'email', 'meeting') and direction = 'outbound'
-                 {% if non_caring %}and department not in ({{ sql_string_list(non_caring) }}){% endif %}
-                then 'outreach'
-            else 'other'
-        end as kind_rule
-    from flagged
+with touchpoints as (
+    select * from {{ ref('int_touchpoints') }}
 )
 
 select
@@ -79,23 +26,15 @@ select
     employee_id,
     contact_role,
     source,
-    case
-        when kind_rule in ('dunning', 'complaint', 'unanswered_call', 'dropped_call') then 'friction'
-        when kind_rule in ('visit', 'outreach') then 'caring'
-        else 'neutral'
-    end as contact_kind,
+    contact_kind,
     kind_rule,
-    (
-        (event_type = 'call' and coalesce(answered, false) and not is_dropped_call
-         {% if non_dialogue %}and department not in ({{ sql_string_list(non_dialogue) }}){% endif %})
-        or event_type in ('meeting', 'service_visit')
-    ) as is_two_way_dialogue,
+    is_two_way_dialogue,
     answered,
     duration_s,
     transferred,
     resolved,
     first_time_fix,
-    stage as dunning_stage,
+    dunning_stage,
     amount_overdue,
     days_overdue,
     invoice_id,
@@ -106,9 +45,13 @@ select
     currency,
     product_line,
     note,
-    {{ days_between('event_date', 'cast(landed_at as date)') }} as days_late,
+    cast(days_late as {{ dbt.type_bigint() }}) as days_late,
     landed_at,
     kafka_topic,
     kafka_partition,
     kafka_offset
-from classified
+from touchpoints
+{% if is_incremental() %}
+where landed_at > {{ incremental_watermark(this, 'landed_at') }}
+   or event_date > (select coalesce(max(event_date), cast('1900-01-01' as date)) from {{ this }})
+{% endif %}

@@ -1,7 +1,7 @@
 """Case lifecycle events (contract 1.2): the contract's rules, landing, and what dispatch still sends.
 
 The warehouse side (stg_landing__case_events -> int_case_lifecycle -> fct_case_lifecycle) is
-pinned by dbt unit tests (models/intermediate/cases/_int_cases__unit_tests.yml) and exercised end
+pinned by dbt unit tests (models/intermediate/cases/int_case_lifecycle.yml) and exercised end
 to end, with the real consumer and a real build, in tests/loyalty_monitor/web/test_web.py.
 """
 
@@ -107,9 +107,11 @@ POLICY = AlertPolicy(dispatch_window_days=7, max_per_manager_per_week=10)
 
 def write_lifecycle(settings, rows: list[tuple]) -> None:
     con = duckdb.connect(str(settings.warehouse))
+    # the mart's contract declares close_outcome too (dispatch reads it): none of these was closed with one
     con.execute("""create or replace table published.fct_case_lifecycle (case_id varchar, case_status varchar,
-                   lifecycle_state varchar, snoozed_until date, snooze_reason varchar)""")
-    con.executemany("insert into published.fct_case_lifecycle values (?, ?, ?, ?, ?)", rows)
+                   lifecycle_state varchar, snoozed_until date, snooze_reason varchar, close_outcome varchar)""")
+    con.executemany("insert into published.fct_case_lifecycle (case_id, case_status, lifecycle_state, snoozed_until, "
+                    "snooze_reason) values (?, ?, ?, ?, ?)", rows)
     con.close()
 
 

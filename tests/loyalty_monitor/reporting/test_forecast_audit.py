@@ -9,7 +9,8 @@ the warehouse, the driver in words and the report's calibration section.
   an independent Python computation from the landed events to 1e-9, and calls a manager with six
   closed deals "too few to judge", however far off his six deals were.
 - The calibration and Brier arithmetic on handcrafted closed deals are dbt unit tests
-  (dbt_project/models/marts/forecast/_forecast__unit_tests.yml), run by the builds here.
+  (dbt_project/models/marts/forecast/fct_forecast_audit.yml and the
+  intermediate models' <model>.yml), run by the builds here.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A full refresh built in customer batches gives exactly the rows of one built in one go.
 
-On DuckDB a full refresh builds the customer-day tables (int_customer_days, fct_dialogue_daily,
-fct_customer_health_daily, int_alert_flags, int_drift_days) in batches of customers when they
+On DuckDB a full refresh builds the customer-day tables (int_customer_days, int_customer_windows,
+fct_dialogue_daily, fct_customer_health_daily, int_alert_flags, int_drift_days) in batches of customers when they
 would hold more than ``settings.customer_batch_rows`` rows (macros/customer_batches.sql), so that
 its memory does not grow with the history. A small history with a tiny batch size is built in many
 batches, in one batch, and by daily runs after a batched build; every table compares equal, row
@@ -20,8 +20,8 @@ from loyalty_monitor import warehouse
 from warehouse_history import land, land_as_partition, make_history, snapshot, split_by_send_order, warehouse_settings
 
 START, CUT, END = "2026-01-01", dt.date(2026, 6, 20), "2026-07-31"
-BATCHED = ("int_customer_days", "fct_dialogue_daily", "fct_customer_health_daily", "int_alert_flags",
-           "int_drift_days")
+BATCHED = ("int_customer_days", "int_customer_windows", "fct_dialogue_daily", "fct_customer_health_daily",
+           "int_alert_flags", "int_drift_days")
 COMPARED = BATCHED + ("dim_customers", "fct_touchpoints", "fct_loyalty_matrix", "fct_sales_platform",
                       "fct_account_manager_activity", "fct_churn_alerts", "fct_churn_risk_cases",
                       "int_portfolio_days")

@@ -14,10 +14,33 @@
     A view: it is read for a few customers at a time. -#}
 {%- set p = case_feedback_params() -%}
 
-with cases as (
-    select customer_id, opened_on, closed_at, lifecycle_state, close_outcome
-    from {{ ref('fct_case_lifecycle') }}
-    where opened_on <= {{ as_of_date_literal() }}
+with risk_cases as (
+    select * from {{ ref('int_risk_cases') }}
+),
+
+lifecycle as (
+    select * from {{ ref('int_case_lifecycle') }}
+),
+
+touchpoints as (
+    select * from {{ ref('int_touchpoints') }}
+),
+
+customers as (
+    select * from {{ ref('int_customers') }}
+),
+
+cases as (
+    -- every churn-risk case and what its account manager did with it (no event: still new)
+    select
+        risk_cases.customer_id,
+        risk_cases.opened_on,
+        lifecycle.closed_at,
+        coalesce(lifecycle.lifecycle_state, 'new') as lifecycle_state,
+        lifecycle.close_outcome
+    from risk_cases
+    left join lifecycle on lifecycle.case_id = risk_cases.case_id
+    where risk_cases.opened_on <= {{ as_of_date_literal() }}
 ),
 
 orders as (
@@ -26,7 +49,7 @@ orders as (
         count(*) as orders,
         min(event_date) as first_order_date,
         max(event_date) as last_order_date
-    from {{ ref('fct_touchpoints') }}
+    from touchpoints
     where event_type = 'order'
     group by customer_id
 ),
@@ -79,4 +102,4 @@ select
           and cases.opened_on >= {{ add_days('churned.churned_on', -(p['recall_lookback_days'] | int)) }}
     ) then 1 else 0 end as had_case
 from churned
-inner join {{ ref('dim_customers') }} as customers on customers.customer_id = churned.customer_id
+inner join customers on customers.customer_id = churned.customer_id

@@ -4,11 +4,19 @@
     then on the case counts as acknowledged. Events of erased customers are gone (notes are
     personal data). Cases without an event are not here: they are `new` (fct_case_lifecycle). -#}
 
-with events as (
+with case_events as (
+    select * from {{ ref('stg_landing__case_events') }}
+),
+
+erased as (
+    select * from {{ ref('int_customers_erased') }}
+),
+
+events as (
     select *
-    from {{ ref('stg_landing__case_events') }}
+    from case_events
     where event_date <= {{ as_of_date_literal() }}
-      and customer_id not in (select customer_id from {{ ref('int_customers_erased') }})
+      and customer_id not in (select customer_id from erased)
 ),
 
 state_events as (

@@ -22,10 +22,38 @@
 {%- set min_driver = (rc['min_driver_evidence'] * 1000) | int -%}
 {%- set reason_rules = case_reason_rules() -%}
 
-with cases as (
+with spans as (
+    select * from {{ ref('int_risk_case_spans') }}
+),
+
+drift_days {{ inlined() }} (
+    select * from {{ ref('int_drift_days') }}
+),
+
+customer_days {{ inlined() }} (
+    select * from {{ ref('int_customer_days') }}
+),
+
+bounds as (
+    select * from {{ ref('int_customer_bounds') }}
+),
+
+opportunity_states as (
+    select * from {{ ref('int_opportunity_states') }}
+),
+
+alert_flags as (
+    select * from {{ ref('int_alert_flags') }}
+),
+
+health_daily as (
+    select * from {{ ref('int_health_daily') }}
+),
+
+cases as (
     -- the openings to compute: all on a full refresh; new or restated ones on a daily run
     select spans.customer_id, spans.opened_on, spans.opened_inputs_landed_at
-    from {{ ref('int_risk_case_spans') }} as spans
+    from spans
     {% if is_incremental() -%}
     left join {{ this }} as stored
         on stored.customer_id = spans.customer_id and stored.opened_on = spans.opened_on
@@ -42,7 +70,7 @@ at_open as (
         {% for s in streams -%}
         drift.since_restart_milli_{{ s.name }},
         drift.usual_rate_{{ s.name }},
-        {{ stream_count(s, 'days') }} - coalesce({{ stream_count(s, 'restart_days') }}, 0) as seen_{{ s.name }},
+        days.cum_drift_{{ s.name }} - coalesce(restart_days.cum_drift_{{ s.name }}, 0) as seen_{{ s.name }},
         {% if s.kind == 'share' -%}
         days.cum_drift_{{ s.of }} - coalesce(restart_days.cum_drift_{{ s.of }}, 0) as seen_base_{{ s.name }},
         {% else -%}
@@ -52,14 +80,14 @@ at_open as (
         {{ days_between('days.last_dialogue_date', 'cases.opened_on') }} as days_since_dialogue,
         {{ days_between('days.last_order_date', 'cases.opened_on') }} as days_since_order
     from cases
-    inner join {{ ref('int_drift_days') }} as drift
+    inner join drift_days as drift
         on drift.customer_id = cases.customer_id and drift.as_of_date = cases.opened_on
-    inner join {{ ref('int_customer_bounds') }} as bounds on bounds.customer_id = cases.customer_id
-    inner join {{ ref('int_customer_days') }} as days
+    inner join bounds on bounds.customer_id = cases.customer_id
+    inner join customer_days as days
         on days.customer_id = cases.customer_id and days.as_of_date = cases.opened_on
-    left join {{ ref('int_customer_days') }} as restart_days
+    left join customer_days as restart_days
         on restart_days.customer_id = cases.customer_id and restart_days.as_of_date = drift.restart_date
-    left join {{ ref('int_drift_days') }} as restart_drift
+    left join drift_days as restart_drift
         on restart_drift.customer_id = cases.customer_id and restart_drift.as_of_date = drift.restart_date
 ),
 
@@ -126,7 +154,7 @@ silent_opportunities as (
                 order by coalesce(states.amount * {{ reporting_rate('states.currency') }}, -1) desc, states.opportunity_id
             ) as largest
         from at_open
-        inner join {{ ref('int_opportunity_states') }} as states
+        inner join opportunity_states as states
             on states.customer_id = at_open.customer_id
            and states.status = 'open'
            and states.event_date <= at_open.opened_on
@@ -146,7 +174,7 @@ reasoned as (
         || case when flags.{{ rule }} then {{ sql_string('; ' ~ words) }} else '' end
         {%- endfor %} as reason_list
     from worded
-    left join {{ ref('int_alert_flags') }} as flags
+    left join alert_flags as flags
         on flags.customer_id = worded.customer_id and flags.as_of_date = worded.opened_on
     left join silent_opportunities
         on silent_opportunities.customer_id = worded.customer_id and silent_opportunities.opened_on = worded.opened_on
@@ -166,5 +194,5 @@ select
     health.currency,
     health.segment as health_segment
 from reasoned
-inner join {{ ref('fct_customer_health_daily') }} as health
+inner join health_daily as health
     on health.customer_id = reasoned.customer_id and health.as_of_date = reasoned.opened_on

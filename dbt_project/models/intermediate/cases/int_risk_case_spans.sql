@@ -11,7 +11,15 @@
 {{ config(materialized='table') }}
 {%- set rc = scoring('risk_cases') -%}
 
-with elevated as (
+with drift_days as (
+    select * from {{ ref('int_drift_days') }}
+),
+
+customers as (
+    select * from {{ ref('int_customers') }}
+),
+
+elevated as (
     select
         drift.customer_id,
         drift.as_of_date,
@@ -19,7 +27,7 @@ with elevated as (
         drift.observed_days,
         drift.inputs_landed_at,
         lag(drift.as_of_date) over (partition by drift.customer_id order by drift.as_of_date) as previous_day
-    from {{ ref('int_drift_days') }} as drift
+    from drift_days as drift
     where drift.drift_probability >= {{ rc['close_probability'] }}
 ),
 
@@ -52,7 +60,7 @@ candidates as (
 
 budget as (
     select {{ rc['cases_per_manager_per_month'] }} * 12 * count(distinct account_manager_id) as cases_per_year
-    from {{ ref('dim_customers') }}
+    from customers
 ),
 
 opening_threshold as (

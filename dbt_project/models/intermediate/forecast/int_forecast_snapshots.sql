@@ -20,6 +20,10 @@ with states as (
     select * from {{ ref('int_opportunity_states') }}
 ),
 
+forecasts as (
+    select * from {{ ref('int_opportunity_forecasts') }}
+),
+
 months as (
     {{ dbt.date_spine('month',
                       "coalesce((select " ~ quarter_start('min(event_date)') ~ " from " ~ ref('int_opportunity_states') ~ "), " ~ quarter_start(as_of) ~ ")",
@@ -53,7 +57,7 @@ judged as (
         forecasts.opportunity_id,
         forecasts.outcome
     from points
-    inner join {{ ref('int_opportunity_forecasts') }} as forecasts
+    inner join forecasts
         on forecasts.deal_close_known_on < points.snapshot_date
        and forecasts.deal_closed_on >= {{ track_record_start('points.snapshot_date') }}
 ),

@@ -11,13 +11,21 @@
       first_expected_close_date (the expected close date of its first open state: later dates
       are slips). A reopened deal is judged by its latest state. -#}
 
-with events as (
+with opportunities as (
+    select * from {{ ref('stg_landing__opportunities') }}
+),
+
+erased as (
+    select * from {{ ref('int_customers_erased') }}
+),
+
+events as (
     select *
-    from {{ ref('stg_landing__opportunities') }}
+    from opportunities
     where event_date <= {{ as_of_date_literal() }}
       and opportunity_id is not null
       and status is not null
-      and customer_id not in (select customer_id from {{ ref('int_customers_erased') }})
+      and customer_id not in (select customer_id from erased)
 ),
 
 ordered as (

@@ -24,15 +24,35 @@
     churned the day it was erased (churned_tombstoned). -#}
 {%- set p = case_feedback_params() -%}
 
-with cases as (
+with case_lifecycle as (
+    select * from {{ ref('fct_case_lifecycle') }}
+),
+
+touchpoints as (
+    select * from {{ ref('fct_touchpoints') }}
+),
+
+case_churn as (
+    select * from {{ ref('int_case_churn') }}
+),
+
+erased_churn as (
+    select * from {{ ref('stg_erasure__churn') }}
+),
+
+customers as (
+    select * from {{ ref('dim_customers') }}
+),
+
+cases as (
     select *
-    from {{ ref('fct_case_lifecycle') }}
+    from case_lifecycle
     where opened_on <= {{ as_of_date_literal() }}
 ),
 
 dialogue as (
     select customer_id, event_date
-    from {{ ref('fct_touchpoints') }}
+    from touchpoints
     where is_two_way_dialogue
 ),
 
@@ -70,14 +90,14 @@ case_facts as (
 
 churn_facts as (
     select customer_id, account_manager_id, month_start, churn_reason, had_case
-    from {{ ref('int_case_churn') }}
+    from case_churn
 ),
 
 {#- Customers erased since (tombstone or `loyalty erase`): in no table any more, they count from
     what the erasure register keeps (month, account manager, reason, had a case), aggregated. -#}
 erased as (
     select month_start, account_manager_id, churn_reason, customers, with_case
-    from {{ ref('stg_erasure__churn') }}
+    from erased_churn
     where month_start <= {{ as_of_date_literal() }}
 ),
 
@@ -157,7 +177,7 @@ grid as (
 managers as (
     select account_manager_id, max(account_manager_name) as account_manager_name,
            max(account_manager_email) as account_manager_email
-    from {{ ref('dim_customers') }}
+    from customers
     group by account_manager_id
 )
 
@@ -166,23 +186,23 @@ select
     grid.account_manager_id,
     managers.account_manager_name,
     managers.account_manager_email,
-    coalesce(case_months.cases_opened, 0) as cases_opened,
-    coalesce(case_months.cases_acknowledged_in_time, 0) as cases_acknowledged_in_time,
-    coalesce(case_months.cases_with_dialogue_in_time, 0) as cases_with_dialogue_in_time,
-    coalesce(case_months.cases_closed_saved, 0) as cases_closed_saved,
-    coalesce(case_months.cases_closed_lost, 0) as cases_closed_lost,
-    coalesce(case_months.cases_closed_not_a_risk, 0) as cases_closed_not_a_risk,
-    coalesce(case_months.cases_closed_other, 0) as cases_closed_other,
-    coalesce(case_months.cases_confirmed_real, 0) as cases_confirmed_real,
-    coalesce(case_months.cases_false_alarm, 0) as cases_false_alarm,
-    coalesce(case_months.cases_confirmed_real, 0) + coalesce(case_months.cases_false_alarm, 0) as cases_with_outcome,
-    coalesce(churn_totals.customers_churned, 0) as customers_churned,
-    coalesce(churn_totals.churned_with_case, 0) as churned_with_case,
-    coalesce(churn_totals.customers_churned, 0) - coalesce(churn_totals.churned_with_case, 0) as churned_without_case,
-    coalesce(churn_totals.churned_orders_stopped, 0) as churned_orders_stopped,
-    coalesce(churn_totals.churned_closed_lost, 0) as churned_closed_lost,
-    coalesce(churn_totals.churned_tombstoned, 0) as churned_tombstoned,
-    coalesce(churn_totals.churned_erased, 0) as churned_erased,
+    cast(coalesce(case_months.cases_opened, 0) as {{ dbt.type_bigint() }}) as cases_opened,
+    cast(coalesce(case_months.cases_acknowledged_in_time, 0) as {{ dbt.type_bigint() }}) as cases_acknowledged_in_time,
+    cast(coalesce(case_months.cases_with_dialogue_in_time, 0) as {{ dbt.type_bigint() }}) as cases_with_dialogue_in_time,
+    cast(coalesce(case_months.cases_closed_saved, 0) as {{ dbt.type_bigint() }}) as cases_closed_saved,
+    cast(coalesce(case_months.cases_closed_lost, 0) as {{ dbt.type_bigint() }}) as cases_closed_lost,
+    cast(coalesce(case_months.cases_closed_not_a_risk, 0) as {{ dbt.type_bigint() }}) as cases_closed_not_a_risk,
+    cast(coalesce(case_months.cases_closed_other, 0) as {{ dbt.type_bigint() }}) as cases_closed_other,
+    cast(coalesce(case_months.cases_confirmed_real, 0) as {{ dbt.type_bigint() }}) as cases_confirmed_real,
+    cast(coalesce(case_months.cases_false_alarm, 0) as {{ dbt.type_bigint() }}) as cases_false_alarm,
+    cast(coalesce(case_months.cases_confirmed_real, 0) + coalesce(case_months.cases_false_alarm, 0) as {{ dbt.type_bigint() }}) as cases_with_outcome,
+    cast(coalesce(churn_totals.customers_churned, 0) as {{ dbt.type_bigint() }}) as customers_churned,
+    cast(coalesce(churn_totals.churned_with_case, 0) as {{ dbt.type_bigint() }}) as churned_with_case,
+    cast(coalesce(churn_totals.customers_churned, 0) - coalesce(churn_totals.churned_with_case, 0) as {{ dbt.type_bigint() }}) as churned_without_case,
+    cast(coalesce(churn_totals.churned_orders_stopped, 0) as {{ dbt.type_bigint() }}) as churned_orders_stopped,
+    cast(coalesce(churn_totals.churned_closed_lost, 0) as {{ dbt.type_bigint() }}) as churned_closed_lost,
+    cast(coalesce(churn_totals.churned_tombstoned, 0) as {{ dbt.type_bigint() }}) as churned_tombstoned,
+    cast(coalesce(churn_totals.churned_erased, 0) as {{ dbt.type_bigint() }}) as churned_erased,
     {{ safe_ratio('case_months.cases_confirmed_real', 'coalesce(case_months.cases_confirmed_real, 0) + coalesce(case_months.cases_false_alarm, 0)') }} as precision_rate,
     {{ safe_ratio('churn_totals.churned_with_case', 'churn_totals.customers_churned') }} as recall_rate
 from grid

@@ -4,6 +4,14 @@
     queue, alert dispatch (a snoozed or closed case sends nothing) and the feedback figures read.
     needs_action: the model still sees the case and the manager has neither snoozed nor closed it. -#}
 
+with risk_cases as (
+    select * from {{ ref('fct_churn_risk_cases') }}
+),
+
+lifecycle as (
+    select * from {{ ref('int_case_lifecycle') }}
+)
+
 select
     cases.case_id,
     cases.customer_id,
@@ -38,5 +46,5 @@ select
     lifecycle.feedback_verdict,
     lifecycle.feedback_comment,
     cases.case_status = 'open' and coalesce(lifecycle.lifecycle_state, 'new') in ('new', 'acknowledged') as needs_action
-from {{ ref('fct_churn_risk_cases') }} as cases
-left join {{ ref('int_case_lifecycle') }} as lifecycle on lifecycle.case_id = cases.case_id
+from risk_cases as cases
+left join lifecycle on lifecycle.case_id = cases.case_id

@@ -27,12 +27,24 @@
 {%- set f = scoring('forecast') -%}
 {%- set keys = ['scope', 'account_manager_id', 'period_type', 'period_start', 'period_end'] -%}
 
-with periods as (
+with forecast_periods as (
+    select * from {{ ref('int_forecast_periods') }}
+),
+
+calibration_bands as (
+    select * from {{ ref('fct_forecast_calibration') }}
+),
+
+snapshots as (
+    select * from {{ ref('int_forecast_snapshots') }}
+),
+
+periods as (
     select
         scope, scope_manager_id as account_manager_id, period_type, period_start, period_end,
         opportunity_id, stated_probability, outcome, slipped, close_days_after_first_expected,
         deal_final_amount_reporting
-    from {{ ref('int_forecast_periods') }}
+    from forecast_periods
 ),
 
 deals as (
@@ -82,7 +94,7 @@ bands as (
         sum(bands.sum_squared_error) / sum(bands.forecasts) as brier_score,
         sum(bands.forecasts * (bands.stated_mean - bands.realised_rate) * (bands.stated_mean - bands.realised_rate))
             / sum(bands.forecasts) as reliability
-    from {{ ref('fct_forecast_calibration') }} as bands
+    from calibration_bands as bands
     group by {% for k in keys %}bands.{{ k }}{{ ', ' if not loop.last }}{% endfor %}
 ),
 
@@ -91,7 +103,7 @@ resolution as (
         {% for k in keys %}calibration.{{ k }}, {% endfor %}
         sum(calibration.forecasts * (calibration.realised_rate - bands.realised_rate) * (calibration.realised_rate - bands.realised_rate))
             / sum(calibration.forecasts) as resolution
-    from {{ ref('fct_forecast_calibration') }} as calibration
+    from calibration_bands as calibration
     inner join bands on {% for k in keys %}{{ 'and ' if not loop.first }}{{ null_safe_equal('calibration.' ~ k, 'bands.' ~ k) }} {% endfor %}
     group by {% for k in keys %}calibration.{{ k }}{{ ', ' if not loop.last }}{% endfor %}
 ),
@@ -100,12 +112,12 @@ pipeline_rows as (
     -- each quarter's opening pipeline expected to close by the quarter's end (overdue included)
     select 'manager' as scope, account_manager_id, snapshot_date, amount_reporting,
            stated_probability, track_record_probability
-    from {{ ref('int_forecast_snapshots') }}
+    from snapshots
     where snapshot_kind = 'quarter_start' and expected_close_date <= {{ quarter_end('snapshot_date') }}
     union all
     select 'company' as scope, cast(null as {{ dbt.type_string() }}) as account_manager_id, snapshot_date,
            amount_reporting, stated_probability, track_record_probability
-    from {{ ref('int_forecast_snapshots') }}
+    from snapshots
     where snapshot_kind = 'quarter_start' and expected_close_date <= {{ quarter_end('snapshot_date') }}
 ),
 
@@ -130,9 +142,9 @@ keyset as (
 select
     {% for k in keys %}keyset.{{ k }},
     {% endfor -%}
-    coalesce(judged.closed_deals, 0) as closed_deals,
-    coalesce(judged.won_deals, 0) as won_deals,
-    coalesce(judged.forecasts, 0) as forecasts,
+    cast(coalesce(judged.closed_deals, 0) as {{ dbt.type_bigint() }}) as closed_deals,
+    cast(coalesce(judged.won_deals, 0) as {{ dbt.type_bigint() }}) as won_deals,
+    cast(coalesce(judged.forecasts, 0) as {{ dbt.type_bigint() }}) as forecasts,
     cast(bands.stated_mean as {{ type_double() }}) as stated_mean,
     cast(bands.realised_rate as {{ type_double() }}) as realised_rate,
     cast(judged.optimism_bias as {{ type_double() }}) as optimism_bias,
@@ -141,7 +153,7 @@ select
     cast(bands.reliability as {{ type_double() }}) as reliability,
     cast(resolution.resolution as {{ type_double() }}) as resolution,
     cast(bands.realised_rate * (1 - bands.realised_rate) as {{ type_double() }}) as uncertainty,
-    coalesce(judged.slipped_deals, 0) as slipped_deals,
+    cast(coalesce(judged.slipped_deals, 0) as {{ dbt.type_bigint() }}) as slipped_deals,
     cast({{ safe_ratio('judged.slipped_deals', 'judged.closed_deals') }} as {{ type_double() }}) as slipped_share,
     judged.mean_slip_days,
     cast(judged.won_value_reporting as {{ type_double() }}) as won_value_reporting,

@@ -7,6 +7,10 @@
     forecasts in the band, so its realised rate is worth showing. The sums let a reader
     aggregate bands or periods exactly (Brier score = sum_squared_error / forecasts). -#}
 
+with periods as (
+    select * from {{ ref('int_forecast_periods') }}
+)
+
 select
     scope,
     scope_manager_id as account_manager_id,
@@ -16,13 +20,13 @@ select
     band_number,
     band_low,
     band_high,
-    count(*) as forecasts,
-    count(distinct opportunity_id) as deals,
+    cast(count(*) as {{ dbt.type_bigint() }}) as forecasts,
+    cast(count(distinct opportunity_id) as {{ dbt.type_bigint() }}) as deals,
     cast(avg(stated_probability) as {{ type_double() }}) as stated_mean,
     cast(avg(cast(outcome as {{ type_double() }})) as {{ type_double() }}) as realised_rate,
     cast(sum(stated_probability) as {{ type_double() }}) as sum_stated,
-    sum(outcome) as sum_outcome,
+    cast(sum(outcome) as {{ dbt.type_bigint() }}) as sum_outcome,
     cast(sum((stated_probability - outcome) * (stated_probability - outcome)) as {{ type_double() }}) as sum_squared_error,
     count(*) >= {{ scoring('forecast.min_band_forecasts') | int }} as enough_forecasts
-from {{ ref('int_forecast_periods') }}
+from periods
 group by scope, scope_manager_id, period_type, period_start, period_end, band_number, band_low, band_high

@@ -9,9 +9,21 @@
 {%- set as_of = as_of_date_literal() -%}
 {%- set silent_days = scoring('forecast.silent_opportunity_days') | int -%}
 
-with open_now as (
+with snapshots as (
+    select * from {{ ref('int_forecast_snapshots') }}
+),
+
+customers as (
+    select * from {{ ref('dim_customers') }}
+),
+
+dialogue_daily as (
+    select * from {{ ref('fct_dialogue_daily') }}
+),
+
+open_now as (
     select *
-    from {{ ref('int_forecast_snapshots') }}
+    from snapshots
     where snapshot_kind = 'as_of'
 ),
 
@@ -23,8 +35,8 @@ joined as (
         dialogue.days_since_dialogue,
         dialogue.last_dialogue_date
     from open_now
-    left join {{ ref('dim_customers') }} as customers on customers.customer_id = open_now.customer_id
-    left join {{ ref('fct_dialogue_daily') }} as dialogue
+    left join customers on customers.customer_id = open_now.customer_id
+    left join dialogue_daily as dialogue
         on dialogue.customer_id = open_now.customer_id and dialogue.as_of_date = {{ as_of }}
 )
 
