@@ -14,12 +14,14 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from loyalty_core.settings import Settings
+
 PUBLISHED = "published"
 OPS = "ops"
 STATUSES = ("red", "yellow", "green")
 #: How long after an alert a two-way dialogue counts as its follow-up (issue 6).
 #: The default of the ``report_follow_up_days`` setting (the report passes the setting in).
-FOLLOW_UP_DAYS = 14
+FOLLOW_UP_DAYS = Settings.model_fields["report_follow_up_days"].default
 DEFAULT_PERIOD_WEEKS = 12
 TOP_VALUES_AT_RISK = 10
 #: An alert case open this many days or more is flagged stale: open for months, nobody closed it.
