@@ -7,6 +7,8 @@ import time
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
+import duckdb
+
 from expectations.config import GateConfig
 from expectations.gate.records import _exclusive, _existing_docs, _finish
 from expectations.gate.results import UTC, Finding, GateResult, Progress
@@ -38,7 +40,7 @@ def validate_marts(settings: Settings, as_of: date, schema: str = "build", *,
             return _finish(settings, "marts", started, started_at, [missing], [],
                            _existing_docs(settings), f"marts-{started_at:%Y%m%dT%H%M%S}-missing",
                            scope, {}, [])
-        except framing.duckdb.Error as exc:  # e.g. a mart without the column the gate filters on
+        except duckdb.Error as exc:  # e.g. a mart without the column the gate filters on
             unreadable = Finding("marts", "data_readable", None, "critical",
                                  f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}",
                                  "marts the gate cannot read cannot be trusted downstream either")
