@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loyalty_core.landing_zone import docs_dir, quality_dir, quarantine_path  # noqa: F401 (the gate's paths)
+from loyalty_core.landing_zone import docs_dir, quality_dir
 from loyalty_core.settings import Settings
 
 # GX reads these at import: no usage statistics, no network.
