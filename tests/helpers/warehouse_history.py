@@ -82,6 +82,23 @@ def split_by_send_order(source: Path, first: Path, second: Path, key: str, cut: 
     return split_at
 
 
+def history_in_two_landings(factory, customers: int, seed: int, start: str, end: str,
+                            cut: date) -> tuple[History, Path, Settings, Path]:
+    """A generated history split by send order at ``cut`` into two landings (``tp1``/``cu1`` before,
+    ``tp2``/``cu2`` after), and warehouse settings for building it incrementally: overlap 0 (the
+    two landings are seconds apart, and the point is the incremental path), risk cases opening at a
+    lower probability than the default so that a small history has some. ``factory``: pytest's
+    ``tmp_path_factory``. Returns (history, parts directory, settings, scratch directory)."""
+    history = make_history(factory.mktemp("history"), customers=customers, start=start, end=end, seed=seed)
+    parts = factory.mktemp("parts")
+    split_by_send_order(history.touchpoints, parts / "tp1.jsonl", parts / "tp2.jsonl", "occurred_at", cut)
+    split_by_send_order(history.customers, parts / "cu1.jsonl", parts / "cu2.jsonl", "updated_at", cut)
+    settings = warehouse_settings(factory.mktemp("warehouse") / "data",
+                                  incremental={"landing_overlap_seconds": 0},
+                                  risk_cases={"open_probability": 0.3, "close_probability": 0.15})
+    return history, parts, settings, factory.mktemp("scratch")
+
+
 def land_as_partition(settings: Settings, scratch: Path, touchpoints: Path, customers: Path,
                       partition: int) -> None:
     """Land files as if a consumer of another partition wrote them (distinct file names)."""

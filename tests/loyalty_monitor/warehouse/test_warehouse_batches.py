@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from loyalty_monitor import warehouse
-from warehouse_history import land, land_as_partition, make_history, snapshot, split_by_send_order, warehouse_settings
+from warehouse_history import history_in_two_landings, land, land_as_partition, snapshot
 
 START, CUT, END = "2026-01-01", dt.date(2026, 6, 20), "2026-07-31"
 BATCHED = ("int_customer_days", "int_customer_windows", "fct_dialogue_daily", "fct_customer_health_daily",
@@ -41,14 +41,7 @@ def _batches_run(settings, model: str) -> int:
 
 @pytest.fixture(scope="module")
 def landed(tmp_path_factory):
-    history = make_history(tmp_path_factory.mktemp("history"), customers=40, start=START, end=END, seed=5)
-    parts = tmp_path_factory.mktemp("parts")
-    split_by_send_order(history.touchpoints, parts / "tp1.jsonl", parts / "tp2.jsonl", "occurred_at", CUT)
-    split_by_send_order(history.customers, parts / "cu1.jsonl", parts / "cu2.jsonl", "updated_at", CUT)
-    settings = warehouse_settings(tmp_path_factory.mktemp("warehouse") / "data",
-                                  incremental={"landing_overlap_seconds": 0},
-                                  risk_cases={"open_probability": 0.3, "close_probability": 0.15})
-    return history, parts, settings, tmp_path_factory.mktemp("scratch")
+    return history_in_two_landings(tmp_path_factory, customers=40, seed=5, start=START, end=END, cut=CUT)
 
 
 def test_batched_full_refresh_equals_one_batch_and_daily_runs(landed):

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from loyalty_monitor import warehouse
-from warehouse_history import land, land_as_partition, make_history, snapshot, split_by_send_order, warehouse_settings
+from warehouse_history import history_in_two_landings, land, land_as_partition, snapshot
 
 START, CUT, END = "2026-01-01", dt.date(2026, 6, 20), "2026-07-31"
 # Tables compared: every mart and the incremental customer-day state.
@@ -32,16 +32,7 @@ def _snapshot(settings) -> dict[str, list[tuple]]:
 
 @pytest.fixture(scope="module")
 def landed(tmp_path_factory):
-    history = make_history(tmp_path_factory.mktemp("history"), customers=60, start=START, end=END, seed=11)
-    parts = tmp_path_factory.mktemp("parts")
-    split_by_send_order(history.touchpoints, parts / "tp1.jsonl", parts / "tp2.jsonl", "occurred_at", CUT)
-    split_by_send_order(history.customers, parts / "cu1.jsonl", parts / "cu2.jsonl", "updated_at", CUT)
-    # overlap 0: the two landings are seconds apart, and the point is to exercise the incremental path
-    # risk cases open at a lower probability than the default, so that this small history has some
-    settings = warehouse_settings(tmp_path_factory.mktemp("warehouse") / "data",
-                                  incremental={"landing_overlap_seconds": 0},
-                                  risk_cases={"open_probability": 0.3, "close_probability": 0.15})
-    return history, parts, settings, tmp_path_factory.mktemp("scratch")
+    return history_in_two_landings(tmp_path_factory, customers=60, seed=11, start=START, end=END, cut=CUT)
 
 
 def test_incremental_runs_equal_full_refresh(landed):
