@@ -140,6 +140,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from expectations import gate
 
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
+    from loyalty_monitor import gate_runs
     from loyalty_monitor.alerting import notify_data_engineers
 
     settings = load_settings()
@@ -159,6 +160,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         results.append(gate.validate_marts(settings, as_of, schema=args.schema, progress=_progress))
     elif args.stage == "all":
         _progress(f"marts not checked: no warehouse at {settings.warehouse} yet")
+    if results:  # the report reads the runs from the warehouse
+        gate_runs.record_quietly(settings)
     failed = [r for r in results if not r.passed]
     if args.format == "json":
         print_json({"passed": not failed, "results": [r.to_dict() for r in results]})

@@ -36,7 +36,18 @@ def _gate_summary(result: Any, what: str) -> dict[str, Any]:
         # Rows that failed a row-level critical expectation, set aside: the run goes on without them.
         "quarantined": [_finding(q) for q in (getattr(result, "quarantined", None) or [])],
         "quarantined_rows": int(getattr(result, "quarantined_rows", 0) or 0),
+        "rows": dict(getattr(result, "rows", None) or {}),
     }
+
+
+def _record_gate_run(settings: Settings) -> None:
+    """The gate's runs into the warehouse's ops.quality_runs (the report reads them there), pass or
+    fail, before a failure stops the run."""
+    # at run time: parsing the DAG file stays light
+    from loyalty_monitor import gate_runs
+
+    release_dbt_handle()
+    gate_runs.record_quietly(settings)
 
 
 def _raise_if_failed(summary: dict[str, Any], as_of: dt.date) -> dict[str, Any]:
@@ -81,6 +92,7 @@ def check_landing(settings: Settings, as_of: dt.date) -> dict[str, Any]:
         log.warning("landing quality gate for %s set %d row(s) aside in quarantine", as_of,
                     len(result.quarantine_ids))
         notify_data_engineers(settings, *quarantine_notice(result))
+    _record_gate_run(settings)
     return _raise_if_failed(_gate_summary(result, "landing"), as_of)
 
 
@@ -156,7 +168,9 @@ def check_marts(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     from expectations.gate import validate_marts
 
     release_dbt_handle()
-    return _raise_if_failed(_gate_summary(validate_marts(settings, as_of, schema="build"), "marts"), as_of)
+    result = validate_marts(settings, as_of, schema="build")
+    _record_gate_run(settings)
+    return _raise_if_failed(_gate_summary(result, "marts"), as_of)
 
 
 def publish(settings: Settings, as_of: dt.date) -> Any:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loyalty_core.settings import Settings
+from loyalty_monitor import gate_runs
 
 PUBLISHED = "published"
 OPS = "ops"
@@ -87,7 +88,9 @@ TOUCHPOINTS = f"{PUBLISHED}.fct_touchpoints"
 MATRIX = f"{PUBLISHED}.fct_loyalty_matrix"
 PLATFORM = f"{PUBLISHED}.fct_sales_platform"
 ACTIVITY = f"{PUBLISHED}.fct_account_manager_activity"
-QUALITY_RUNS = f"{OPS}.quality_runs"
+QUALITY_RUNS = gate_runs.TABLE
+#: What the report shows of each run (where the gate keeps its files is no reader's business).
+QUALITY_COLUMNS = ("started_at", "stage", "critical", "warnings", "quarantined_rows", "first_failure", "run_id")
 FORECAST_AUDIT = f"{PUBLISHED}.fct_forecast_audit"
 
 
@@ -580,90 +583,36 @@ def alert_follow_up(marts: Marts, start: dt.date, end: dt.date,
 
 
 def quality_status(marts: Marts, start: dt.date, end: dt.date) -> dict[str, Any]:
-    """Quality-gate runs of the period, as recorded by the gate in ops.quality_runs."""
-    cols = marts.columns(QUALITY_RUNS)
-    if not cols:
+    """Quality-gate runs of the period, as the pipeline recorded them in ops.quality_runs
+    (``loyalty_monitor.gate_runs``).
+
+    A run belongs to the period if it ran then (or the morning after its last day), or if it
+    judged data of the period: backfills and the demo check a whole history in one run."""
+    if not marts.columns(QUALITY_RUNS):
         raise MissingData("no quality runs recorded")
-    marts.require(QUALITY_RUNS, "run_at", "success")
-    rows = marts.rows(f"select * from {QUALITY_RUNS} where cast(run_at as date) between ? and ? "
-                      f"order by run_at desc limit 500", [start, end])
-    if not rows:
+    marts.require(QUALITY_RUNS, *gate_runs.COLUMNS)
+    where = ("where cast(started_at as date) between ? and ? or (scope_start <= ? and scope_end >= ?)")
+    params = [start, end + dt.timedelta(days=1), end, start]
+    counts = marts.rows(f"select count(*) as runs, sum(case when passed then 1 else 0 end) as passed "
+                        f"from {QUALITY_RUNS} {where}", params)[0]
+    runs = int(counts["runs"] or 0)
+    if not runs:
         raise MissingData("no quality runs recorded in this period")
-
-    def passed(row: dict[str, Any]) -> bool | None:
-        return bool(row["success"]) if row["success"] is not None else None
-
-    # Where the gate keeps its files is no reader's business (and the report names no paths).
-    shown = [c for c in rows[0] if "json" not in c and c not in {"details", "results"}
-             and not any(w in c for w in ("path", "file", "dir", "docs"))][:8]
-    for row in rows:
-        row["_outcome"] = passed(row)
-    outcomes = [r["_outcome"] for r in rows]
-    return {"runs": len(rows), "passed": sum(1 for o in outcomes if o is True),
-            "failed": sum(1 for o in outcomes if o is False), "latest": rows[:10], "columns": shown}
+    latest = marts.rows(f"select {', '.join(QUALITY_COLUMNS)}, passed from {QUALITY_RUNS} {where} "
+                        f"order by started_at desc, run_id limit 10", params)
+    for row in latest:
+        row["_outcome"] = bool(row.pop("passed"))
+    passed = int(counts["passed"] or 0)
+    return {"runs": runs, "passed": passed, "failed": runs - passed, "latest": latest,
+            "columns": list(QUALITY_COLUMNS)}
 
 
-def quality_status_from_records(records: list[dict[str, Any]], start: dt.date, end: dt.date) -> dict[str, Any]:
-    """The same summary from the gate's own run records (``loyalty_core.landing_zone.quality_runs``)."""
-    rows = []
-    for record in records:
-        try:
-            started = dt.datetime.fromisoformat(str(record.get("started_at")))
-        except ValueError:
-            continue
-        # A run belongs to the period if it ran then (or the morning after its last day), or if it
-        # judged data of the period: backfills and the demo check a whole history in one run.
-        ran_in_period = start <= started.date() <= end + dt.timedelta(days=1)
-        if not ran_in_period and not any(start <= d <= end for d in _scope_dates(record.get("scope"))):
-            continue
-        critical = record.get("critical_failures") or []
-        rows.append({
-            "_outcome": bool(record.get("passed")),
-            "started_at": started.astimezone(dt.timezone.utc).replace(tzinfo=None),
-            "stage": record.get("stage"),
-            "critical": len(critical),
-            "warnings": len(record.get("warnings") or []),
-            "first_failure": _finding_text(critical[0]) if critical else None,
-            "run_id": record.get("run_id"),
-        })
-    if not rows:
-        raise MissingData("no quality runs recorded in this period")
-    rows.sort(key=lambda r: r["started_at"], reverse=True)
-    return {"runs": len(rows), "passed": sum(1 for r in rows if r["_outcome"]),
-            "failed": sum(1 for r in rows if not r["_outcome"]), "latest": rows[:10],
-            "columns": ["started_at", "stage", "critical", "warnings", "first_failure", "run_id"]}
-
-
-def _scope_dates(scope: Any) -> list[dt.date]:
-    """The ISO dates named anywhere in a gate run's scope (event dates, volume dates, as-of)."""
-    found: list[dt.date] = []
-    values = scope.values() if isinstance(scope, dict) else scope if isinstance(scope, list) else [scope]
-    for value in values:
-        if isinstance(value, (dict, list)):
-            found += _scope_dates(value)
-        elif isinstance(value, str) and len(value) >= 10:
-            try:
-                found.append(dt.date.fromisoformat(value[:10]))
-            except ValueError:
-                pass
-    return found
-
-
-def _finding_text(finding: Any) -> str:
-    if isinstance(finding, dict):
-        column = f" on {finding['column']}" if finding.get("column") else ""
-        return f"{finding.get('suite', '')}: {finding.get('expectation', '')}{column}: {finding.get('observed', '')}"
-    return str(finding)
-
-
-def collect(con: Any, start: dt.date | None, end: dt.date | None,
-            quality_records: Any = None, strong_min: float | None = None,
+def collect(con: Any, start: dt.date | None, end: dt.date | None, strong_min: float | None = None,
             reporting: dict[str, Any] | None = None,
             follow_up_days: int = FOLLOW_UP_DAYS) -> dict[str, Any]:
     """Everything the template renders, section by section.
 
-    ``quality_records``: a callable returning the gate's run records, used when the warehouse has no
-    ``ops.quality_runs`` table. ``reporting``: scoring.yml ``reporting`` (currency, rates_date).
+    ``reporting``: scoring.yml ``reporting`` (currency, rates_date).
     ``forecast_summary`` (the summary's forecast figures) only when the forecast audit is published.
     """
     marts = Marts(con)
@@ -684,23 +633,11 @@ def collect(con: Any, start: dt.date | None, end: dt.date | None,
         "activity": _section(account_manager_activity, marts, start, end),
         "at_risk": _section(values_at_risk, marts, as_of, reporting),
         "alerts": _section(alert_follow_up, marts, start, end, follow_up_days),
-        "quality": _quality(marts, start, end, quality_records),
+        "quality": _section(quality_status, marts, start, end),
     }
     if marts.columns(FORECAST_AUDIT):
         context["forecast_summary"] = _section(forecast_audit, marts, end)
     return context
-
-
-def _quality(marts: Marts, start: dt.date, end: dt.date, quality_records: Any) -> Section:
-    if marts.columns(QUALITY_RUNS) or quality_records is None:
-        return _section(quality_status, marts, start, end)
-    try:
-        records = quality_records()
-    except Exception as exc:  # noqa: BLE001 - unreadable run records: say so, keep the report
-        return Section(missing=f"no quality runs recorded (run records unreadable: {exc})")
-    if not records:
-        return Section(missing="no quality runs recorded")
-    return _section(quality_status_from_records, records, start, end)
 
 
 def _nonempty(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

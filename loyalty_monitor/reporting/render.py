@@ -15,7 +15,6 @@ from typing import Any
 import duckdb
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from loyalty_core.landing_zone import quality_runs
 from loyalty_core.marts import MartsError, connect_duckdb, engine_of, open_marts
 from loyalty_core.settings import Settings
 from loyalty_monitor.reporting import case_feedback, charts, forecast, queries, summary
@@ -71,7 +70,7 @@ def build_context(settings: Settings, period_start: dt.date | None = None,
     con = connect_read_only(settings)
     try:
         scoring = _scoring(settings)
-        context = queries.collect(con, period_start, period_end, lambda: quality_runs(settings),
+        context = queries.collect(con, period_start, period_end,
                                   strong_min=_strong_loyalty(scoring), reporting=_reporting(scoring),
                                   follow_up_days=settings.report_follow_up_days)
         audit = forecast.collect(con)  # forecast honesty (templates/_forecast.html), when built

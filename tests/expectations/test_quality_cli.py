@@ -9,8 +9,10 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from loyalty_core.settings import load_settings
+import duckdb
 from quality_builders import customer_ids, customer_record, day_of_touchpoints, land_customers, land_touchpoints
+
+from loyalty_core.settings import load_settings
 
 CUSTOMERS = customer_ids(30)
 DAY = datetime.now(timezone.utc).date() - timedelta(days=1)
@@ -31,6 +33,7 @@ def test_validate_fails_with_exit_1_names_the_expectation_and_notifies(data_dir)
     surveys = [i for i, r in enumerate(records) if r["event_type"] == "survey_response"]
     land_touchpoints(settings, records, rows_patch={i: {"nps_score": -1} for i in surveys})
 
+    duckdb.connect(str(settings.warehouse)).close()  # a warehouse exists: the run is copied into it
     run = _validate(data_dir, "--stage", "landing", "--format", "json")
     assert run.returncode == 1, run.stderr
     report = json.loads(run.stdout)
@@ -49,6 +52,13 @@ def test_validate_fails_with_exit_1_names_the_expectation_and_notifies(data_dir)
     notice = json.dumps(notices[0])
     assert "quality gate landing FAILED" in notice and "nps_score" in notice
 
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:  # where the leadership report reads the gate's runs
+        recorded = con.execute("select run_id, stage, passed, critical from ops.quality_runs").fetchall()
+    finally:
+        con.close()
+    assert recorded == [(landing["run_id"], "landing", False, 2)]
+
 
 def test_validate_dates_table_output_exit_0_on_clean_data(data_dir):
     settings = load_settings(data_dir=data_dir)
@@ -60,6 +70,7 @@ def test_validate_dates_table_output_exit_0_on_clean_data(data_dir):
     assert "landing gate: PASSED" in run.stdout
     assert f"Data Docs: file://{data_dir / 'quality' / 'data_docs' / 'index.html'}" in run.stdout
     assert "marts not checked: no warehouse" in run.stderr  # said, not silently skipped
+    assert not settings.warehouse.exists()  # recording the run did not create an empty one
     assert not (data_dir / "alerts" / "outbox").exists()
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from loyalty_monitor import gate_runs
+
 EVIL_NAME = '<script>window.__pwned = 1</script>Evil & Sons <b>bold</b>'
 EVIL_NOTE = 'Call me <img src=x onerror="window.__pwned = 2"> about <a href="http://evil.example/">this</a>'
 END = dt.date(2026, 6, 30)
@@ -138,13 +140,15 @@ def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, se
             week = start + dt.timedelta(days=7 * w)
             add("published.fct_account_manager_activity", am_id, am_name, week, rng.randint(4, 14),
                 rng.randint(1, 5), 10, 3, rng.randint(0, 5), rng.randint(0, 3), rng.randint(0, 2))
-    if with_quality_runs:
-        con.execute("""create table ops.quality_runs (run_id varchar, run_at timestamptz, suite varchar,
-            success boolean, critical_failures integer, warnings integer, details_json varchar)""")
+    if with_quality_runs:  # as the pipeline records them (loyalty_monitor.gate_runs)
+        con.execute(f"create table {gate_runs.TABLE} ("
+                    + ", ".join(f"{name} {kind}" for name, kind in gate_runs.COLUMNS.items()) + ")")
         for d in range(0, days, 3):
-            run_at = dt.datetime.combine(start + dt.timedelta(days=d), dt.time(6), dt.timezone.utc)
-            add("ops.quality_runs", f"R{d}", run_at, "touchpoints_landed", d % 30 != 0, int(d % 30 == 0), d % 2,
-                "{}")
+            day = start + dt.timedelta(days=d)
+            failed = d % 30 == 0
+            add(gate_runs.TABLE, f"R{d}", "landing" if d % 2 else "marts", dt.datetime.combine(day, dt.time(6)),
+                not failed, int(failed), d % 2, 0, "touchpoints: expect_column_values_to_not_be_null on "
+                "customer_id: 12 unexpected" if failed else None, day - dt.timedelta(days=1), day, 3.5)
     if with_forecast_audit:
         con.execute("""create table published.fct_forecast_audit (scope varchar, account_manager_id varchar,
             period_type varchar, period_start date, period_end date, closed_deals integer, won_deals integer,

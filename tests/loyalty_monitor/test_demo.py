@@ -191,6 +191,8 @@ def test_demo_runs_end_to_end_and_reruns_over_its_leftovers(data_dir: Path, tmp_
     for section in SECTIONS:
         assert f'<section id="{section}"' in page.dom, section
     assert "No data." not in page.probes["text"]  # the pipeline publishes every mart the report reads
+    # and copied its quality-gate runs into the warehouse, where the report reads them
+    assert "No quality runs recorded" not in page.probes["text"] and "quality-gate runs" in page.probes["text"]
 
     # The broker was kept: the rerun must stop it and start clean, over the warehouse and outbox.
     kept = broker.read_state(settings)

@@ -1,7 +1,7 @@
 """The leadership report: rendered from a warehouse, opened in real headless Chromium.
 
 A handmade warehouse with the design.md mart columns (tests/helpers/report_fixtures.py) covers the
-content and the edge cases; test_report_pipeline.py renders from a warehouse the real pipeline built.
+content and the edge cases; tests/loyalty_monitor/test_demo.py renders from a warehouse the real pipeline built.
 """
 
 from __future__ import annotations
@@ -108,8 +108,6 @@ def test_alert_follow_up_counts_dialogue_within_14_days(data_dir):
     con.execute("""insert into published.fct_touchpoints values
         ('C1', date '2026-05-06', true), ('C2', date '2026-05-21', true), ('C2', date '2026-05-03', false),
         ('C3', date '2026-06-25', true)""")
-    # An (empty) run table keeps this test from loading the gate's Great Expectations just to find none.
-    con.execute("create schema ops; create table ops.quality_runs (run_at timestamp, success boolean)")
     con.close()
     context = build_context(load_settings(), dt.date(2026, 4, 1), dt.date(2026, 6, 30))
     alerts = context["alerts"].data
@@ -256,7 +254,6 @@ def test_values_at_risk_show_now_next_to_then_in_one_currency(warehouse, data_di
 def _activity_warehouse(path, rows):
     con = duckdb.connect(str(path))
     con.execute("create schema published; create schema ops")
-    con.execute("create table ops.quality_runs (run_at timestamp, success boolean)")
     con.execute("""create table published.fct_account_manager_activity (account_manager_id varchar,
         account_manager_name varchar, week_start date, week_end_date date, days_in_week integer, calls integer,
         calls_planned integer, meetings integer, meetings_planned integer)""")
@@ -312,8 +309,9 @@ def test_loyalty_matrix_explains_at_risk_against_red(warehouse, data_dir):
 def test_report_names_no_local_path_and_prints(warehouse, data_dir, tmp_path, artifacts_dir):
     settings = load_settings()
     con = duckdb.connect(str(settings.warehouse))
-    con.execute("alter table ops.quality_runs add column docs_path varchar")
-    con.execute("update ops.quality_runs set docs_path = ?", [str(data_dir / "quality" / "data_docs" / "index.html")])
+    # a finding that names where the failing rows landed: the report keeps the words, not the path
+    con.execute("update ops.quality_runs set first_failure = ? where not passed",
+                [f"touchpoints: rows at file={data_dir}/landing/touchpoints/event_date=2026-06-01/part-0.parquet"])
     con.close()
     out = render_report(settings, tmp_path / "print.html")
     html = out.read_text()
