@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Test files run on this many pytest-xdist workers, one file on one worker (module fixtures such as
+# the parity test's three engines are built once); 0 runs everything in this process.
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test bench up down clean
 
@@ -21,7 +24,7 @@ demo: setup
 
 test: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" ./scripts/install-test-deps.sh
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m bench $(ARGS)

@@ -342,6 +342,7 @@ def test_the_report_renders_alike_on_spark(engines, tmp_path):
     only_spark = sorted(set(pages["spark"]) - set(pages["duckdb"]))[:5]
     assert pages["duckdb"] == pages["spark"], f"only on DuckDB: {only_duckdb}\nonly on Spark: {only_spark}"
     assert "no data" not in "".join(pages["spark"]).lower()
+    assert "quality-gate runs" in "".join(pages["spark"])  # read from Spark's ops.quality_runs
 
 
 def test_erasure_reaches_the_postgres_warehouse(engines):
