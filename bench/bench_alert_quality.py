@@ -166,8 +166,8 @@ def _settings(data_dir: Path, scoring_file: Path):
 
 def prepare(scenario: Scenario, work: Path) -> tuple[Path, dict]:
     """Generate and land the history once per scenario (reused from ``work`` when unchanged)."""
-    from loyalty_monitor.generator import generate
     from loyalty_core.settings import load_settings
+    from loyalty_monitor.generator import generate
     from streaming.landing import land_jsonl_offline
 
     home = work / scenario.name
@@ -765,9 +765,8 @@ def print_overview(rows: list[tuple[str, int, dict]]) -> None:
 # --- main --------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    from loyalty_core.settings import PROJECT_ROOT
-
     from bench.oracle import Oracle, read_events
+    from loyalty_core.settings import PROJECT_ROOT
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="\n".join(__doc__.rstrip().splitlines()[-7:]),

@@ -50,10 +50,10 @@ def main() -> int:
     parser.add_argument("--alerts", type=int, default=2000)
     args = parser.parse_args()
 
+    from loyalty_core.settings import load_settings
     from loyalty_monitor.alerting import AlertPolicy, dispatch_alerts
     from loyalty_monitor.alerting.channels import FileChannel
     from loyalty_monitor.alerting.messages import render_alerts
-    from loyalty_core.settings import load_settings
 
     alerts = make_alerts(args.alerts)
     policy = AlertPolicy(dispatch_window_days=7, max_per_manager_per_week=10**9)

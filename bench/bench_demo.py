@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from loyalty_monitor.demo import run_demo
 from loyalty_core.settings import load_settings
+from loyalty_monitor.demo import run_demo
 
 TARGET_S = 600.0
 

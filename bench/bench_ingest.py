@@ -24,10 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from loyalty_monitor.broker import EmbeddedBroker, ensure_topics
 from loyalty_core.settings import Settings, load_settings
+from loyalty_monitor.broker import EmbeddedBroker
 from streaming import samples
 from streaming.consumer import JsonLog, LandingConsumer, consumer_config, default_workers
+from streaming.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 

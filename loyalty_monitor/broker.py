@@ -24,16 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from loyalty_core.settings import Settings
-from streaming.topics import (  # noqa: F401
-    PROBE_TIMEOUT_S,
-    BrokerError,
-    BrokerUnreachable,
-    create_topic,
-    ensure_topics,
-    probe,
-    topic_specs,
-    wait_until_ready,
-)
+from streaming.topics import BrokerError, ensure_topics, wait_until_ready
 
 
 def tansu_binary() -> Path:

@@ -23,6 +23,7 @@ from loyalty_monitor import broker, stack
 from loyalty_monitor.generator import CUSTOMERS_FILE, GROUND_TRUTH_FILE, TOUCHPOINTS_FILE
 from loyalty_monitor.progress import backlog_progress, produce_progress
 from loyalty_monitor.reporting import render_report
+from streaming import topics
 from streaming.consumer import run_consumer
 from streaming.producer import produce_lines, read_lines, topic_to_write
 
@@ -172,7 +173,7 @@ def consume_until_idle(settings: Settings, console: Any) -> Any:
     """One consumer run until caught up, with ``loyalty consume``'s backlog bar and summary line."""
 
     _dim(console, "loyalty consume --until-idle (in this process)")
-    broker.probe(settings)  # one clear error when no broker answers, not a log flood
+    topics.probe(settings)  # one clear error when no broker answers, not a log flood
     update, done = backlog_progress(console)  # before the consumer's log binds to stderr
     try:
         summary = run_consumer(settings, until_idle=True, on_progress=update)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from loyalty_monitor.broker import EmbeddedBroker
 from loyalty_core.settings import Settings, load_settings
+from loyalty_monitor.broker import EmbeddedBroker
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))  # the shared helpers, by module name
@@ -51,7 +51,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def settings(data_dir: Path, broker: EmbeddedBroker, monkeypatch: pytest.MonkeyPatch,
              request: pytest.FixtureRequest) -> Settings:
     """Settings on the session broker with topic names unique to this test, topics created."""
-    from loyalty_monitor.broker import ensure_topics
+    from streaming.topics import ensure_topics
 
     suffix = f"{abs(hash(request.node.nodeid)) % 10**8}"
     env = {

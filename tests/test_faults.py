@@ -35,13 +35,13 @@ from pathlib import Path
 import duckdb
 import pyarrow.dataset as ds
 import pytest
-
 from alerting_servers import SmtpServer, airflow_test_environment
 
 airflow_test_environment()
 
 import pipeline_world  # noqa: E402
 from pipeline_world import loyalty  # noqa: E402
+
 from loyalty_core.contract import decode  # noqa: E402
 from loyalty_core.settings import PROJECT_ROOT  # noqa: E402
 from streaming.landing import contract_window  # noqa: E402

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
-import time
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -148,8 +148,8 @@ def test_a_second_pipeline_run_waits_then_fails_naming_the_one_that_runs(tmp_pat
     """Two `loyalty run` at once (same or different dates) must not write the same warehouse: the
     second waits for the pipeline lock and, past its deadline, fails with one line naming the
     holder; nothing of it ran. The lock dies with its holder."""
-    from loyalty_monitor import stack
     from loyalty_core.locks import LockTimeout
+    from loyalty_monitor import stack
 
     settings = load_settings(data_dir=tmp_path, lock_timeout_s=1.0)
     holder = subprocess.Popen([sys.executable, "-c", (

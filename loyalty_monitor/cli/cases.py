@@ -37,9 +37,9 @@ def cmd_case_event(args: argparse.Namespace) -> int:
     else:
         event = cases.feedback(case, actor, verdict=args.verdict, comment=args.comment)
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
-    from loyalty_monitor import broker
+    from streaming import topics
 
-    broker.probe(settings)
+    topics.probe(settings)
     cases.publish(settings, [event])
     if args.format == "json":
         print(json.dumps(event, indent=2, ensure_ascii=False))

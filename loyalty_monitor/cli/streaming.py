@@ -41,16 +41,15 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 def cmd_consume(args: argparse.Namespace) -> int:
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
-    from loyalty_monitor import broker
-
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor.progress import backlog_progress
+    from streaming import topics
 
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from streaming.consumer import run_consumer
 
     settings = load_settings()
-    broker.probe(settings)  # one clear line and exit 1 when no broker answers, not a log flood
+    topics.probe(settings)  # one clear line and exit 1 when no broker answers, not a log flood
     update, done = backlog_progress()  # started before the consumer's log binds to stderr (rich redirects it)
     try:
         summary = run_consumer(settings, until_idle=args.until_idle, idle_s=args.idle_seconds,
@@ -63,13 +62,13 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
-    from loyalty_monitor import broker
+    from streaming import topics
 
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from streaming.dead_letters import list_dead_letters, replay_dead_letters
 
     settings = load_settings()
-    broker.probe(settings)
+    topics.probe(settings)
     if args.action == "purge":
         # the command's own dependencies, loaded when it runs (cli/__init__.py)
         from streaming.dead_letters import purge_dead_letters

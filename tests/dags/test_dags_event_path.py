@@ -20,16 +20,16 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from alerting_servers import airflow_test_environment
 
 airflow_test_environment()
 
 import pipeline_world  # noqa: E402
-from loyalty_monitor import pipeline, stack, warehouse  # noqa: E402
-from loyalty_core.settings import PROJECT_ROOT  # noqa: E402
 from pipeline_world import loyalty  # noqa: E402
 from warehouse_history import snapshot as build_snapshot  # noqa: E402
+
+from loyalty_core.settings import PROJECT_ROOT  # noqa: E402
+from loyalty_monitor import pipeline, stack, warehouse  # noqa: E402
 
 END = dt.date(2026, 2, 28)
 START = dt.date(2025, 6, 1)

@@ -18,15 +18,15 @@ import os
 from pathlib import Path
 
 import pytest
-
 from alerting_servers import SmtpServer, WebhookServer, airflow_test_environment
 
 airflow_test_environment()
 
 import pipeline_world  # noqa: E402
-from loyalty_monitor import pipeline, stack  # noqa: E402
 from pipeline_world import loyalty  # noqa: E402
+
 from loyalty_core.settings import PROJECT_ROOT  # noqa: E402
+from loyalty_monitor import pipeline, stack  # noqa: E402
 
 END = dt.date(2026, 2, 28)
 START = dt.date(2025, 6, 1)

@@ -10,7 +10,6 @@ import asyncio
 import json
 
 import pytest
-
 from alerting_servers import airflow_test_environment
 
 airflow_test_environment()

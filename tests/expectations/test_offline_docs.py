@@ -17,13 +17,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from quality_builders import customer_ids, customer_record, day_of_touchpoints, land_customers, land_touchpoints
+from report_browser import visit
 
 from expectations.gate import validate_landing
 from expectations.offline_docs import MARKER, make_offline
 from loyalty_core.settings import load_settings
-from quality_builders import (customer_ids, customer_record, day_of_touchpoints, land_customers,
-                              land_touchpoints)
-from report_browser import visit
 
 UTC = timezone.utc
 TYPES = {"call": 12, "email": 12, "meeting": 12}  # a small batch: what matters is the pages

@@ -16,11 +16,11 @@ from typing import Any, Callable
 
 import duckdb
 import pytest
+from quality_builders import case_event_record, land_case_events
 
 from expectations import quarantine
 from expectations.gate import GateResult, release_rows, validate_landing
 from loyalty_core.settings import Settings, load_settings
-from quality_builders import case_event_record, land_case_events
 
 UTC = timezone.utc
 NOW = datetime.now(UTC)

@@ -17,14 +17,27 @@ from typing import Any, Callable
 
 import duckdb
 import pytest
+from quality_builders import (
+    customer_ids,
+    customer_record,
+    day_of_touchpoints,
+    land_customers,
+    land_touchpoints,
+    touchpoint_record,
+)
 
 from expectations import quarantine
-from expectations.gate import (GateResult, accept_landing, accept_rows, quality_runs, release_rows,
-                              validate_landing, validate_marts)
+from expectations.gate import (
+    GateResult,
+    accept_landing,
+    accept_rows,
+    quality_runs,
+    release_rows,
+    validate_landing,
+    validate_marts,
+)
 from loyalty_core.contract import EVENT_TYPES
 from loyalty_core.settings import Settings, load_settings
-from quality_builders import (customer_ids, customer_record, day_of_touchpoints, land_customers,
-                              land_touchpoints, touchpoint_record)
 
 UTC = timezone.utc
 TODAY = datetime.now(UTC).date()

@@ -16,11 +16,11 @@ import datetime as dt
 import json
 
 import pytest
+from quality_builders import customer_record, land_customers, land_touchpoints, touchpoint_record
+from warehouse_history import land, make_history, warehouse_settings
 
 from expectations import gate, quarantine
 from loyalty_monitor import pipeline, warehouse
-from quality_builders import customer_record, land_customers, land_touchpoints, touchpoint_record
-from warehouse_history import land, make_history, warehouse_settings
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

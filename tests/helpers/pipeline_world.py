@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from loyalty_monitor import pipeline
-from loyalty_monitor.broker import ensure_topics
 from loyalty_core.settings import Settings, load_settings
+from loyalty_monitor import pipeline
+from streaming.topics import ensure_topics
 
 
 def loyalty(env: dict[str, str], *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:

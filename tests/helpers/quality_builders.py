@@ -11,11 +11,10 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 
-from loyalty_core.contract import EVENT_TYPES
+from loyalty_core.contract import EVENT_TYPES, parse_timestamp
+from loyalty_core.landing_zone import CASE_EVENT_SCHEMA, CUSTOMER_SCHEMA, TOUCHPOINT_SCHEMA, LandingZone
 from loyalty_core.settings import Settings
-from loyalty_core.contract import parse_timestamp
-from loyalty_core.landing_zone import (CASE_EVENT_SCHEMA, CUSTOMER_SCHEMA, TOUCHPOINT_SCHEMA, LandingZone)
-from streaming.landing import (case_event_row, relative_path)
+from streaming.landing import case_event_row, relative_path
 
 UTC = timezone.utc
 _offsets = itertools.count(0, 100_000)

@@ -12,8 +12,8 @@ from typing import Any, Iterable
 
 import pytest
 
-from loyalty_core.settings import Settings, load_settings
 from loyalty_core.landing_zone import LandingZone
+from loyalty_core.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

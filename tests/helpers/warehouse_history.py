@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from loyalty_monitor.generator import generate
 from loyalty_core.settings import PROJECT_ROOT, Settings, load_settings
+from loyalty_monitor.generator import generate
 from streaming.landing import land_jsonl_offline
 
 

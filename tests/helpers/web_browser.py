@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from playwright.sync_api import Error, sync_playwright
-
 from report_browser import console_entry, exception_entry, launch
 
 

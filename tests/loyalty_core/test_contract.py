@@ -328,8 +328,8 @@ def test_enumerations_are_the_schemas_in_python_and_in_dbt(tmp_path: Path) -> No
     """The contract's enums are read from the schema in Python (``enumeration``) and passed to dbt as
     var ``contract``, which dbt's pivot macros read: all agree, and no macro restates a list."""
     from loyalty_core import contract
-    from loyalty_monitor import warehouse
     from loyalty_core.settings import load_settings
+    from loyalty_monitor import warehouse
 
     defs = schema()["$defs"]
     touchpoint_props = defs["touchpoint"]["properties"]

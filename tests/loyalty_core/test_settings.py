@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loyalty_core.settings import (OTHER_ENV_VARS, PROJECT_ROOT, Secret, Settings, SettingsError,
-                                      load_settings, reveal)
+from loyalty_core.settings import OTHER_ENV_VARS, PROJECT_ROOT, Secret, Settings, SettingsError, load_settings, reveal
 
 SECRET = "hunter2-do-not-print"
 

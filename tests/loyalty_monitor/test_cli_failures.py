@@ -79,7 +79,7 @@ def test_produce_refuses_an_unknown_topic_unless_create(settings):
     assert refused.returncode == 1 and len(stderr.splitlines()) == 1, stderr
     assert f"topic {typo!r} does not exist on {settings.bootstrap}" in stderr
     assert settings.topic_touchpoints in stderr and "--create" in stderr  # the existing topics are listed
-    from loyalty_monitor.broker import probe
+    from streaming.topics import probe
 
     assert typo not in probe(settings)  # nothing was created by the attempt
 

@@ -14,12 +14,29 @@ from pathlib import Path
 
 import pytest
 
-from loyalty_core.contract import (CONTACT_ROLES, DEPARTMENTS, DUNNING_STAGES, EVENT_TYPES,
-                                      SEVERITIES, decode, parse_timestamp)
-from loyalty_monitor.generator import (CUSTOMERS_FILE, DRIFT_RATE_AT_CHURN, GENERATOR_VERSION,
-                                       GROUND_TRUTH_FILE, MALFORMED_KINDS, MEAN_GAP_DAYS,
-                                       ORDERS_STOP_AT_DRIFT, PROCESS_NAMES, TOUCHPOINTS_FILE,
-                                       easter_sunday, generate, seasonal_thinning)
+from loyalty_core.contract import (
+    CONTACT_ROLES,
+    DEPARTMENTS,
+    DUNNING_STAGES,
+    EVENT_TYPES,
+    SEVERITIES,
+    decode,
+    parse_timestamp,
+)
+from loyalty_monitor.generator import (
+    CUSTOMERS_FILE,
+    DRIFT_RATE_AT_CHURN,
+    GENERATOR_VERSION,
+    GROUND_TRUTH_FILE,
+    MALFORMED_KINDS,
+    MEAN_GAP_DAYS,
+    ORDERS_STOP_AT_DRIFT,
+    PROCESS_NAMES,
+    TOUCHPOINTS_FILE,
+    easter_sunday,
+    generate,
+    seasonal_thinning,
+)
 
 START, END = date(2025, 1, 1), date(2025, 12, 31)
 DIALOGUE_TYPES = {"call", "email", "meeting"}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from loyalty_monitor import pipeline, stack
 from loyalty_core.settings import load_settings
+from loyalty_monitor import pipeline, stack
 
 
 def loyalty(*args: str) -> str:

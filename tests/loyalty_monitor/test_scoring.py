@@ -8,8 +8,8 @@ import copy
 import pytest
 import yaml
 
-from loyalty_monitor.scoring import ScoringError, load_scoring, validate
 from loyalty_core.settings import PROJECT_ROOT
+from loyalty_monitor.scoring import ScoringError, load_scoring, validate
 
 SHIPPED = PROJECT_ROOT / "config" / "scoring.yml"
 

@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from loyalty_monitor import stack
 from loyalty_core.settings import load_settings
+from loyalty_monitor import stack
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 

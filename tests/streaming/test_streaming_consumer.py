@@ -11,16 +11,26 @@ import sys
 import time
 import urllib.request
 
+from streaming_helpers import (
+    ROOT,
+    coordinates,
+    fast_settings,
+    headers,
+    landed,
+    log_events,
+    produce,
+    read_topic,
+    start_consumer,
+    wait_for,
+)
 
-from loyalty_monitor.broker import free_port
 from loyalty_core.contract import decode
+from loyalty_core.landing_zone import LandingZone
+from loyalty_monitor.broker import free_port
 from streaming import samples
 from streaming.consumer import JsonLog, LandingConsumer, metrics_path
-from loyalty_core.landing_zone import LandingZone
 from streaming.metrics import parse
 from streaming.producer import produce_lines
-from streaming_helpers import (ROOT, coordinates, fast_settings, headers, landed, log_events, produce,
-                                     read_topic, start_consumer, wait_for)
 
 
 def _consume_until_idle(settings, **kwargs):

@@ -10,12 +10,21 @@ import threading
 import time
 from datetime import datetime, timezone
 
+from streaming_helpers import (
+    coordinates,
+    fast_settings,
+    landed,
+    log_events,
+    produce,
+    run_consumer_until_idle,
+    start_consumer,
+    wait_for,
+)
+
+from loyalty_core.landing_zone import LandingZone
 from streaming import samples
 from streaming.consumer import JsonLog, LandingConsumer
-from loyalty_core.landing_zone import LandingZone
 from streaming.landing import BatchBuilder, decode_chunk, prepare
-from streaming_helpers import (coordinates, fast_settings, landed, log_events, produce,
-                               run_consumer_until_idle, start_consumer, wait_for)
 
 
 class SteadyLoad(threading.Thread):

@@ -8,10 +8,10 @@ from datetime import date, datetime, timezone
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loyalty_core.landing_zone import CUSTOMER_SCHEMA, TOUCHPOINT_SCHEMA, LandingZone
 from loyalty_core.settings import load_settings
 from streaming import samples
-from loyalty_core.landing_zone import (CUSTOMER_SCHEMA, TOUCHPOINT_SCHEMA, LandingZone)
-from streaming.landing import (BatchBuilder, decode_chunk, land_jsonl_offline, prepare, safe_decode)
+from streaming.landing import BatchBuilder, decode_chunk, land_jsonl_offline, prepare, safe_decode
 
 # The column list of docs/design.md, "Landing zone", in order: a change here is an interface change.
 DESIGN_TOUCHPOINT_COLUMNS = (

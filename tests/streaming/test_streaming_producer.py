@@ -6,9 +6,10 @@ import os
 import subprocess
 import sys
 
+from streaming_helpers import ROOT, read_topic
+
 from streaming import samples
 from streaming.producer import key_and_value
-from streaming_helpers import ROOT, read_topic
 
 
 def test_key_and_value_rules():

@@ -17,11 +17,11 @@ from collections import defaultdict
 
 import duckdb
 import pytest
-
-from loyalty_monitor import warehouse
-from loyalty_core.settings import Settings
-from streaming.landing import land_offline_file
 from warehouse_history import History, land, make_history, warehouse_settings
+
+from loyalty_core.settings import Settings
+from loyalty_monitor import warehouse
+from streaming.landing import land_offline_file
 
 START, END = "2025-11-01", "2026-10-31"
 AS_OF = dt.date.fromisoformat(END)
@@ -170,8 +170,9 @@ def test_the_feedback_mart_is_built_with_its_unit_test_and_matches_its_definitio
 # --- the report section -------------------------------------------------------------------------
 
 def test_the_report_has_the_precision_section_with_table_and_chart(world, tmp_path, artifacts_dir):
-    from loyalty_monitor.reporting import render_report
     from report_browser import visit
+
+    from loyalty_monitor.reporting import render_report
 
     out = render_report(world.settings, tmp_path / "report.html", period_end=AS_OF)
     probes = {
@@ -204,9 +205,10 @@ def test_the_report_has_the_precision_section_with_table_and_chart(world, tmp_pa
 
 def test_the_weekly_digest_reaches_each_manager_once_per_week_by_smtp(world):
     from alerting_servers import SmtpServer
+
+    from loyalty_monitor import access as auth
     from loyalty_monitor.alerting.channels import SmtpChannel
     from loyalty_monitor.alerting.weekly import send_weekly_digests, week_of
-    from loyalty_monitor import access as auth
 
     settings = world.settings
     monday, sunday, week = week_of(AS_OF)
@@ -262,8 +264,8 @@ def test_the_weekly_digest_reaches_each_manager_once_per_week_by_smtp(world):
 
 
 def test_the_weekly_digest_can_be_turned_off(world):
-    from loyalty_monitor.alerting.weekly import send_weekly_digests
     from loyalty_core.settings import load_settings
+    from loyalty_monitor.alerting.weekly import send_weekly_digests
 
     off = load_settings(data_dir=world.settings.data_dir, scoring_file=world.settings.scoring_file,
                         landing_url="", warehouse_path="", alert_weekly_digest=False)
@@ -275,6 +277,7 @@ def test_the_weekly_digest_can_be_turned_off(world):
 
 def test_alert_messages_say_who_why_what_next_at_stake_and_the_last_dialogue_without_hashes(world):
     from alerting_servers import SmtpServer
+
     from loyalty_monitor.alerting import AlertPolicy, dispatch_alerts
     from loyalty_monitor.alerting.channels import SmtpChannel
 
@@ -323,8 +326,8 @@ def test_erased_customers_still_count_as_churned_without_keeping_who_they_were(w
     On a copy of the module's world, with the real erasure and a real dbt build."""
     import shutil
 
-    from loyalty_monitor import erasure
     from loyalty_core.settings import load_settings
+    from loyalty_monitor import erasure
 
     warehouse.release_duckdb()
     data = tmp_path / "data"

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from warehouse_history import land, warehouse_settings
 
 from loyalty_monitor import warehouse
 from loyalty_monitor.drift import population
 from loyalty_monitor.drift.explain import explain, render_html, render_text
-from warehouse_history import land, warehouse_settings
 
 START, END = dt.date(2025, 9, 1), dt.date(2026, 11, 30)
 HOLIDAY = (dt.date(2026, 7, 6), dt.date(2026, 7, 26))   # everybody silent

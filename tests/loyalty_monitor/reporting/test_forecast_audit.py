@@ -24,13 +24,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from loyalty_monitor import warehouse
-from loyalty_core.contract import decode, parse_timestamp
-from loyalty_monitor.generator import GROUND_TRUTH_FILE, TOUCHPOINTS_FILE, generate
-from loyalty_monitor.generator_opportunities import (MANAGER_OPTIMISM, STAGES, STATED_RANGE,
-                                                     OpportunityStream)
 from warehouse_history import land, warehouse_settings
+
+from loyalty_core.contract import decode, parse_timestamp
+from loyalty_monitor import warehouse
+from loyalty_monitor.generator import GROUND_TRUTH_FILE, TOUCHPOINTS_FILE, generate
+from loyalty_monitor.generator_opportunities import MANAGER_OPTIMISM, STAGES, STATED_RANGE, OpportunityStream
 
 TOLERANCE = 0.06
 AUDIT_START, AUDIT_END = "2024-07-01", "2026-06-30"
@@ -394,8 +393,8 @@ def test_the_report_shows_calibration_and_this_quarters_pipeline(built, tmp_path
 def test_the_report_without_forecast_marts_has_no_such_section_and_empty_ones_say_no_data(data_dir, tmp_path) -> None:
     """A warehouse built before the forecast audit has no such section; once its marts exist but no
     deal has closed, the section says so."""
-    from loyalty_monitor.reporting import render_report
     from loyalty_core.settings import load_settings
+    from loyalty_monitor.reporting import render_report
 
     settings = load_settings()
     con = duckdb.connect(str(settings.warehouse))

@@ -34,10 +34,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from loyalty_core.landing_zone import LandingZone
+from loyalty_core.settings import PROJECT_ROOT, load_settings
 from loyalty_monitor import erasure
 from loyalty_monitor.alerting import state as alert_state
-from loyalty_core.settings import PROJECT_ROOT, load_settings
-from loyalty_core.landing_zone import LandingZone
 from streaming.landing import land_jsonl_offline
 
 pytestmark = pytest.mark.faults
@@ -387,8 +387,9 @@ def test_a_tombstone_erases_and_a_replayed_batch_is_erased_again_but_a_new_recor
 # --- the dead-letter topic --------------------------------------------------------------------------
 
 def test_dead_letters_purge_removes_one_customers_dead_letters_and_keeps_the_others(settings, tmp_path):
-    from streaming.dead_letters import list_dead_letters, purge_dead_letters
     from streaming_helpers import produce
+
+    from streaming.dead_letters import list_dead_letters, purge_dead_letters
 
     def letter(key: bytes | None, value: bytes, source_offset: int) -> tuple:
         return key, value, [("dlq.source.topic", settings.topic_touchpoints.encode()),
@@ -423,10 +424,10 @@ def test_dead_letters_purge_with_delete_records_writes_the_kept_ones_again_then_
     """The Apache Kafka path (Tansu cannot delete records): the kept dead letters are produced again
     with their key, bytes, headers and timestamp, then everything before them is deleted."""
     import kafka
+    from streaming_helpers import produce
 
     from streaming import dead_letters
     from streaming.dead_letters import list_dead_letters, purge_dead_letters
-    from streaming_helpers import produce
 
     cuts = []
 
@@ -468,8 +469,8 @@ def loyalty(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # three pipeline runs; the shared 2-core machine can be busy
 def test_a_tombstone_through_kafka_erases_the_customer_from_every_file_and_it_never_comes_back(broker, tmp_path):
-    from loyalty_monitor.broker import ensure_topics
     from streaming.dead_letters import list_dead_letters
+    from streaming.topics import ensure_topics
 
     root = tmp_path
     data_dir = root / "data"

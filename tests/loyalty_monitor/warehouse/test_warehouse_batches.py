@@ -15,9 +15,9 @@ import re
 from pathlib import Path
 
 import pytest
+from warehouse_history import history_in_two_landings, land, land_as_partition, snapshot
 
 from loyalty_monitor import warehouse
-from warehouse_history import history_in_two_landings, land, land_as_partition, snapshot
 
 START, CUT, END = "2026-01-01", dt.date(2026, 6, 20), "2026-07-31"
 BATCHED = ("int_customer_days", "int_customer_windows", "fct_dialogue_daily", "fct_customer_health_daily",

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from loyalty_monitor import warehouse
-from loyalty_core.settings import PROJECT_ROOT
 from warehouse_history import History, land, make_history, warehouse_settings
+
+from loyalty_core.settings import PROJECT_ROOT
+from loyalty_monitor import warehouse
 
 START, END = "2025-11-01", "2026-10-31"
 

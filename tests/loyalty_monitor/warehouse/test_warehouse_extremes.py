@@ -9,10 +9,10 @@ import datetime as dt
 import json
 
 import duckdb
-
-from loyalty_monitor import warehouse
-from loyalty_core.contract import EARLIEST_INSTANT, decode
 from warehouse_history import land, warehouse_settings
+
+from loyalty_core.contract import EARLIEST_INSTANT, decode
+from loyalty_monitor import warehouse
 
 AS_OF = dt.date(2026, 6, 30)
 LONG_ID = "X" * 256

@@ -13,9 +13,9 @@ import datetime as dt
 
 import duckdb
 import pytest
+from warehouse_history import history_in_two_landings, land, land_as_partition, snapshot
 
 from loyalty_monitor import warehouse
-from warehouse_history import history_in_two_landings, land, land_as_partition, snapshot
 
 START, CUT, END = "2026-01-01", dt.date(2026, 6, 20), "2026-07-31"
 # Tables compared: every mart and the incremental customer-day state.

@@ -18,22 +18,22 @@ each and send the same alerts; a full refresh gives the same marts everywhere.
 
 from __future__ import annotations
 
-import json
 import datetime as dt
 import decimal
+import json
 import math
 import shutil
 import time
 
 import pyarrow.parquet as pq
 import pytest
-
-from loyalty_core import spark
-from loyalty_monitor import warehouse
-from loyalty_monitor.landing_load import LOAD_LOG, landing_counts, load_landing
-from loyalty_core.marts import PostgresMarts, SparkMarts, open_marts, pg_connect, to_pyformat
 from postgres_cluster import postgres_cluster  # noqa: F401 - the fixture
 from warehouse_history import land, land_as_partition, make_history, split_by_send_order, warehouse_settings
+
+from loyalty_core import spark
+from loyalty_core.marts import PostgresMarts, SparkMarts, open_marts, pg_connect, to_pyformat
+from loyalty_monitor import warehouse
+from loyalty_monitor.landing_load import LOAD_LOG, landing_counts, load_landing
 
 # Spark builds the history three times (first build, daily run with the unit tests, full refresh):
 # minutes each on two shared cores, so the first test (which sets the engines up) needs longer

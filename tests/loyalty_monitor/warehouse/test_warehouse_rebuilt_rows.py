@@ -14,9 +14,9 @@ import datetime as dt
 
 import duckdb
 import pytest
+from warehouse_history import land, land_as_partition, make_history, split_by_send_order, warehouse_settings
 
 from loyalty_monitor import warehouse
-from warehouse_history import land, land_as_partition, make_history, split_by_send_order, warehouse_settings
 
 START, CUT, END = "2026-01-01", dt.date(2026, 6, 20), "2026-07-31"
 # incremental models and the column their rebuilt rows are recognised by
@@ -69,7 +69,7 @@ def test_every_row_a_daily_run_writes_is_tested(daily_run):
             assert written > 0, f"{table}: the daily run should have written rows"
             assert untested == 0, f"{table}: {untested} written rows lie outside its tests' filter {predicate}"
         # the late events reach back before the cut: so do the days the health tests check
-        earliest_late = con.execute(f"""
+        earliest_late = con.execute("""
             select min(event_date) from build.fct_touchpoints
             where landed_at > (select max(landed_at) from before_daily.fct_touchpoints)
         """).fetchone()[0]

@@ -20,16 +20,16 @@ import duckdb
 import httpx
 import pytest
 import yaml
-
-from loyalty_monitor import warehouse
-from loyalty_monitor.generator import generate
-from loyalty_core.settings import PROJECT_ROOT, Settings, load_settings
-from loyalty_monitor import access as auth
-from loyalty_monitor.web import BackgroundServer
-from loyalty_core.landing_zone import LandingZone
-from streaming.landing import land_jsonl_offline
 from streaming_helpers import read_topic
 from web_browser import Browser
+
+from loyalty_core.landing_zone import LandingZone
+from loyalty_core.settings import PROJECT_ROOT, Settings, load_settings
+from loyalty_monitor import access as auth
+from loyalty_monitor import warehouse
+from loyalty_monitor.generator import generate
+from loyalty_monitor.web import BackgroundServer
+from streaming.landing import land_jsonl_offline
 
 EVIL = ' <b id="injected-b">Bold</b><img id="injected-img" src="x"> & <script>window.__pwned = 1</script>Søn'
 LEADER = "ceo@example.com"
@@ -76,7 +76,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, broker) -> World:
-    from loyalty_monitor.broker import ensure_topics
+    from streaming.topics import ensure_topics
 
     root = tmp_path_factory.mktemp("web")
     data_dir = root / "data"
