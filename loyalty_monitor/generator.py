@@ -374,26 +374,9 @@ def generate(out_dir: Path | str, customers: int = DEFAULT_CUSTOMERS, start: dat
     the defaults give the same touchpoints and customers as before these options existed.
     """
     started = time.perf_counter()
-    end_date = _as_date(end, datetime.now(timezone.utc).date())
-    start_date = _as_date(start, _months_before(end_date, DEFAULT_MONTHS))
-    if end_date < start_date:
-        raise ValueError(f"end {end_date} is before start {start_date}")
+    start_date, end_date, intensity, customers = _checked_arguments(
+        start, end, customers, events_per_customer_month, target_events, opportunity_rate, churn_shape, seasonality)
     days = (end_date - start_date).days + 1
-    intensity = 1.0
-    if events_per_customer_month is not None:
-        if events_per_customer_month <= 0:
-            raise ValueError("events_per_customer_month must be positive")
-        intensity = events_per_customer_month / BASE_EVENTS_PER_CUSTOMER_MONTH
-    if not (math.isfinite(opportunity_rate) and opportunity_rate >= 0):
-        raise ValueError("opportunity_rate must be a finite number >= 0")
-    if target_events is not None:
-        customers = expected_customers_for(target_events, days / 30.44, intensity, opportunity_rate)
-    if customers < 1:
-        raise ValueError("customers must be at least 1")
-    if churn_shape not in CHURN_SHAPES:
-        raise ValueError(f"churn_shape must be one of {', '.join(CHURN_SHAPES)}, not {churn_shape!r}")
-    if not (math.isfinite(seasonality) and seasonality >= 0):
-        raise ValueError("seasonality must be a finite number >= 0")
     segments = _segment_weights(segment_mix)
 
     out = Path(out_dir)
@@ -432,6 +415,33 @@ def generate(out_dir: Path | str, customers: int = DEFAULT_CUSTOMERS, start: dat
         duplicates=counts["duplicates"], late_events=counts["late_events"],
         malformed=counts["malformed"], malformed_by_kind=counts["malformed_by_kind"],
         seconds=time.perf_counter() - started)
+
+
+def _checked_arguments(start: date | str | None, end: date | str | None, customers: int,
+                       events_per_customer_month: float | None, target_events: int | None,
+                       opportunity_rate: float, churn_shape: str, seasonality: float) -> tuple[date, date, float, int]:
+    """``generate``'s arguments checked, one clear error each: (start, end, intensity, customers)."""
+    end_date = _as_date(end, datetime.now(timezone.utc).date())
+    start_date = _as_date(start, _months_before(end_date, DEFAULT_MONTHS))
+    if end_date < start_date:
+        raise ValueError(f"end {end_date} is before start {start_date}")
+    intensity = 1.0
+    if events_per_customer_month is not None:
+        if events_per_customer_month <= 0:
+            raise ValueError("events_per_customer_month must be positive")
+        intensity = events_per_customer_month / BASE_EVENTS_PER_CUSTOMER_MONTH
+    if not (math.isfinite(opportunity_rate) and opportunity_rate >= 0):
+        raise ValueError("opportunity_rate must be a finite number >= 0")
+    if target_events is not None:
+        days = (end_date - start_date).days + 1
+        customers = expected_customers_for(target_events, days / 30.44, intensity, opportunity_rate)
+    if customers < 1:
+        raise ValueError("customers must be at least 1")
+    if churn_shape not in CHURN_SHAPES:
+        raise ValueError(f"churn_shape must be one of {', '.join(CHURN_SHAPES)}, not {churn_shape!r}")
+    if not (math.isfinite(seasonality) and seasonality >= 0):
+        raise ValueError("seasonality must be a finite number >= 0")
+    return start_date, end_date, intensity, customers
 
 
 def _model_truth(churn_shape: str, seasonality: float, segments: tuple[tuple[str, float], ...]) -> dict:
@@ -516,44 +526,55 @@ def _pick(rng: random.Random, weighted: tuple[tuple[str, float], ...]) -> str:
 def _make_customers(rng: random.Random, n: int, days: int, churn_share: float,
                     segments: tuple[tuple[str, float], ...] = SEGMENTS,
                     drift_lengths: dict[str, tuple[int, int]] = DRIFT_LENGTH_DAYS["fade"]) -> list[_Customer]:
+    """The portfolio: each customer drawn, then the tombstones, then manager changes and rough
+    patches (in this order: the random stream, and so every history, depends on it)."""
     width = max(6, len(str(n)))
     country_weights = tuple((code, spec[0]) for code, spec in COUNTRIES.items())
-    portfolio: list[_Customer] = []
-    for idx in range(n):
-        segment = _pick(rng, segments)
-        country = _pick(rng, country_weights)
-        _, currency, tz, per_eur, suffixes, surnames = COUNTRIES[country]
-        name = f"{rng.choice(surnames)} {rng.choice(TRADES)} {rng.choice(suffixes)}"
-        low, high = ANNUAL_POTENTIAL_EUR[segment]
-        potential = round(math.exp(rng.uniform(math.log(low), math.log(high))) * per_eur, -3)
-        orders_per_year = 365 / MEAN_GAP_DAYS[segment][ORDER]
-        wallet_share = rng.uniform(0.2, 0.8)
-        added_day = 0
-        if n > 1 and rng.random() < ADDED_SHARE:
-            added_day = int(rng.uniform(0.05, 0.85) * days)
-        drift_start = churn_day = None
-        if rng.random() < churn_share:
-            drift_len = int(rng.uniform(*drift_lengths[segment]))
-            # some churn dates lie just after the history: those customers are still drifting at its
-            # end, which is exactly when an alert is worth most
-            earliest = added_day + 90 + drift_len
-            latest = days + 45
-            if earliest < latest:
-                churn_day = int(rng.uniform(max(earliest, 0.35 * days), latest))
-                drift_start = churn_day - drift_len
-        customer = _Customer(
-            idx=idx, customer_id=f"C{idx + 1:0{width}d}", name=name, segment=segment, country=country,
-            currency=currency, tz=TZ_INDEX[tz], manager=rng.randrange(len(ACCOUNT_MANAGERS)),
-            annual_potential=potential, rhythm=math.exp(rng.gauss(0, 0.25)),
-            product_lines=tuple(rng.sample(PRODUCT_LINES, rng.randint(1, 4))),
-            order_amount=potential * wallet_share / orders_per_year,
-            nps_base={"key": 8.3, "growth": 7.9, "standard": 7.4}[segment] + rng.gauss(0, 0.8),
-            added_day=added_day, drift_start=drift_start, churn_day=churn_day, deleted_day=None,
-            rough_patch=None, end_day=days)
-        portfolio.append(customer)
+    portfolio = [_draw_customer(rng, idx, n, days, width, churn_share, segments, drift_lengths, country_weights)
+                 for idx in range(n)]
+    _draw_deletions(rng, portfolio, n, days)
+    _draw_changes(rng, portfolio, days)
+    return portfolio
 
-    # Tombstones late in the history: mostly customers that left (erasure on request), plus one
-    # that is deleted while still active (e.g. merged into another customer record).
+
+def _draw_customer(rng: random.Random, idx: int, n: int, days: int, width: int, churn_share: float,
+                   segments: tuple[tuple[str, float], ...], drift_lengths: dict[str, tuple[int, int]],
+                   country_weights: tuple[tuple[str, float], ...]) -> _Customer:
+    segment = _pick(rng, segments)
+    country = _pick(rng, country_weights)
+    _, currency, tz, per_eur, suffixes, surnames = COUNTRIES[country]
+    name = f"{rng.choice(surnames)} {rng.choice(TRADES)} {rng.choice(suffixes)}"
+    low, high = ANNUAL_POTENTIAL_EUR[segment]
+    potential = round(math.exp(rng.uniform(math.log(low), math.log(high))) * per_eur, -3)
+    orders_per_year = 365 / MEAN_GAP_DAYS[segment][ORDER]
+    wallet_share = rng.uniform(0.2, 0.8)
+    added_day = 0
+    if n > 1 and rng.random() < ADDED_SHARE:
+        added_day = int(rng.uniform(0.05, 0.85) * days)
+    drift_start = churn_day = None
+    if rng.random() < churn_share:
+        drift_len = int(rng.uniform(*drift_lengths[segment]))
+        # some churn dates lie just after the history: those customers are still drifting at its
+        # end, which is exactly when an alert is worth most
+        earliest = added_day + 90 + drift_len
+        latest = days + 45
+        if earliest < latest:
+            churn_day = int(rng.uniform(max(earliest, 0.35 * days), latest))
+            drift_start = churn_day - drift_len
+    return _Customer(
+        idx=idx, customer_id=f"C{idx + 1:0{width}d}", name=name, segment=segment, country=country,
+        currency=currency, tz=TZ_INDEX[tz], manager=rng.randrange(len(ACCOUNT_MANAGERS)),
+        annual_potential=potential, rhythm=math.exp(rng.gauss(0, 0.25)),
+        product_lines=tuple(rng.sample(PRODUCT_LINES, rng.randint(1, 4))),
+        order_amount=potential * wallet_share / orders_per_year,
+        nps_base={"key": 8.3, "growth": 7.9, "standard": 7.4}[segment] + rng.gauss(0, 0.8),
+        added_day=added_day, drift_start=drift_start, churn_day=churn_day, deleted_day=None,
+        rough_patch=None, end_day=days)
+
+
+def _draw_deletions(rng: random.Random, portfolio: list[_Customer], n: int, days: int) -> None:
+    """Tombstones late in the history: mostly customers that left (erasure on request), plus one
+    that is deleted while still active (e.g. merged into another customer record)."""
     n_deleted = max(1, round(n * DELETED_SHARE)) if n >= 20 else 0
     late = int(0.8 * days)
     gone = [c for c in portfolio if c.churn_day is not None and c.churn_day + 30 < days - 2]
@@ -564,6 +585,10 @@ def _make_customers(rng: random.Random, n: int, days: int, churn_share: float,
     if n_deleted and active:
         rng.choice(active).deleted_day = rng.randint(late, days - 1)
 
+
+def _draw_changes(rng: random.Random, portfolio: list[_Customer], days: int) -> None:
+    """Each customer's last day, a change of account manager for some, a rough patch (friction
+    without a departure) for some who stay."""
     for c in portfolio:
         c.end_day = min(d for d in (days, c.churn_day, c.deleted_day) if d is not None)
         if rng.random() < MANAGER_CHANGE_SHARE and c.end_day - c.added_day > 60:
@@ -574,7 +599,6 @@ def _make_customers(rng: random.Random, n: int, days: int, churn_share: float,
             length = rng.randint(30, 75)
             if first + length < c.end_day:
                 c.rough_patch = (first, first + length)
-    return portfolio
 
 
 def _manager_record(manager: int) -> dict:
