@@ -3,7 +3,7 @@ and the demo (which runs the same steps in its own process and must show the sam
 
 Each function returns ``(update, stop)``: ``update`` is the library function's ``on_progress``
 callback, ``stop`` ends the display. On a terminal (stderr) they draw a rich bar on ``console``
-(rich's default console when None); elsewhere ``produce`` prints a line on stderr every few
+(stderr when None); elsewhere ``produce`` prints a line on stderr every few
 seconds and ``consume`` shows nothing (its log lines say what it does).
 """
 
@@ -13,10 +13,17 @@ import sys
 import time
 from typing import Any, Callable
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 #: Seconds between two progress lines when stderr is not a terminal.
 LINE_EVERY_S = 5.0
+
+
+def _stderr() -> Console:
+    """Bars go to stderr, where the terminal is checked: stdout stays the command's output (a
+    piped ``loyalty report | ...`` gets the file name, not escape codes)."""
+    return Console(stderr=True)
 
 
 def produce_progress(total_bytes: int | None, console: Any | None = None
@@ -25,7 +32,7 @@ def produce_progress(total_bytes: int | None, console: Any | None = None
     if sys.stderr.isatty():
 
         progress = Progress(TextColumn("producing"), BarColumn(), TextColumn("{task.fields[sent]:,} messages"),
-                            TimeRemainingColumn(), transient=True, console=console)
+                            TimeRemainingColumn(), transient=True, console=console or _stderr())
         task = progress.add_task("produce", total=total_bytes, sent=0)
         progress.start()
 
@@ -51,10 +58,28 @@ def backlog_progress(console: Any | None = None
         return None, lambda: None
 
     progress = Progress(TextColumn("consuming"), BarColumn(), MofNCompleteColumn(), TextColumn("messages"),
-                        TimeRemainingColumn(), transient=True, console=console)
+                        TimeRemainingColumn(), transient=True, console=console or _stderr())
     task = progress.add_task("consume", total=None)
     progress.start()
 
     def update(consumed: int, lag: int | None) -> None:
         progress.update(task, completed=consumed, total=None if lag is None else consumed + lag)
+    return update, progress.stop
+
+
+def steps_progress(what: str, steps: tuple[str, ...], console: Any | None = None
+                   ) -> tuple[Callable[[str], None] | None, Callable[[], None]]:
+    """For a job of named steps (the report's sections): ``update(step)`` when a step starts. A bar
+    with the step's name on a terminal; elsewhere nothing (the job says what it wrote when done)."""
+    if not sys.stderr.isatty():
+        return None, lambda: None
+
+    progress = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[step]}"),
+                        transient=True, console=console or _stderr())
+    task = progress.add_task(what, total=len(steps), step="")
+    progress.start()
+    order = {name: i for i, name in enumerate(steps)}
+
+    def update(step: str) -> None:
+        progress.update(task, completed=order.get(step, 0), step=step.replace("_", " "))
     return update, progress.stop

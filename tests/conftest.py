@@ -20,6 +20,13 @@ from loyalty_monitor.broker import EmbeddedBroker
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))  # the shared helpers, by module name
 
+# pytest-xdist's workers run under `python -c` (execnet), whose __main__ has neither __spec__ nor
+# __file__: pyspark.sql.connect, imported by Great Expectations, then takes itself for a doctest run
+# without its test dependencies and calls sys.exit(0). A worker's main module names itself instead.
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = "<pytest-xdist worker>"
+
 
 @pytest.fixture(scope="module", autouse=True)
 def _restore_environment():

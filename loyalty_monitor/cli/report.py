@@ -13,9 +13,16 @@ _date = cli_date
 
 def cmd_report(args: argparse.Namespace) -> int:
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
-    from loyalty_monitor.reporting import render_report
+    from loyalty_monitor.progress import steps_progress
 
-    path = render_report(load_settings(), args.out, args.period_start, args.period_end)
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
+    from loyalty_monitor.reporting import render, render_report
+
+    update, done = steps_progress("writing the report", render.STEPS)
+    try:
+        path = render_report(load_settings(), args.out, args.period_start, args.period_end, on_progress=update)
+    finally:
+        done()
     print(f"leadership report written to {path.resolve()}")
     return 0
 

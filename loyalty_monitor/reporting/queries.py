@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from loyalty_core.settings import Settings
 from loyalty_monitor import gate_runs
@@ -607,34 +607,47 @@ def quality_status(marts: Marts, start: dt.date, end: dt.date) -> dict[str, Any]
             "columns": list(QUALITY_COLUMNS)}
 
 
+#: The sections ``collect`` reads, in order (what a progress display counts).
+SECTIONS = ("portfolio", "movers", "by_segment", "by_manager", "coverage", "platform", "matrix", "activity",
+            "at_risk", "alerts", "quality", "forecast_summary")
+
+
 def collect(con: Any, start: dt.date | None, end: dt.date | None, strong_min: float | None = None,
             reporting: dict[str, Any] | None = None,
-            follow_up_days: int = FOLLOW_UP_DAYS) -> dict[str, Any]:
+            follow_up_days: int = FOLLOW_UP_DAYS,
+            on_section: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Everything the template renders, section by section.
 
     ``reporting``: scoring.yml ``reporting`` (currency, rates_date).
     ``forecast_summary`` (the summary's forecast figures) only when the forecast audit is published.
+    ``on_section(name)`` is called before each section of ``SECTIONS`` is read (progress).
     """
     marts = Marts(con)
     start, end = resolve_period(marts, start, end)
+    say = on_section or (lambda name: None)
+    say("portfolio")
     folio = _section(portfolio, marts, start, end)
     as_of = folio.data["as_of"] if folio.ok else end
     since = folio.data["change_since"] if folio.ok else None
-    context = {
-        "period_start": start, "period_end": end, "as_of": as_of, "follow_up_days": follow_up_days,
-        "portfolio": folio,
-        "movers": (_section(movers, marts, since, as_of) if since else
-                   Section(missing=folio.missing or "the period has no earlier week to compare with")),
-        "by_segment": _section(lambda: {"rows": _nonempty(health_by(marts, as_of, "segment"))}),
-        "by_manager": _section(lambda: {"rows": _nonempty(health_by(marts, as_of, "account_manager_id"))}),
-        "coverage": _section(dialogue_coverage, marts, as_of),
-        "platform": _section(sales_platform, marts, as_of),
-        "matrix": _section(loyalty_matrix, marts, as_of, strong_min),
-        "activity": _section(account_manager_activity, marts, start, end),
-        "at_risk": _section(values_at_risk, marts, as_of, reporting),
-        "alerts": _section(alert_follow_up, marts, start, end, follow_up_days),
-        "quality": _section(quality_status, marts, start, end),
+    context: dict[str, Any] = {"period_start": start, "period_end": end, "as_of": as_of,
+                               "follow_up_days": follow_up_days, "portfolio": folio}
+    sections: dict[str, Callable[[], Section]] = {
+        "movers": lambda: (_section(movers, marts, since, as_of) if since else
+                           Section(missing=folio.missing or "the period has no earlier week to compare with")),
+        "by_segment": lambda: _section(lambda: {"rows": _nonempty(health_by(marts, as_of, "segment"))}),
+        "by_manager": lambda: _section(lambda: {"rows": _nonempty(health_by(marts, as_of, "account_manager_id"))}),
+        "coverage": lambda: _section(dialogue_coverage, marts, as_of),
+        "platform": lambda: _section(sales_platform, marts, as_of),
+        "matrix": lambda: _section(loyalty_matrix, marts, as_of, strong_min),
+        "activity": lambda: _section(account_manager_activity, marts, start, end),
+        "at_risk": lambda: _section(values_at_risk, marts, as_of, reporting),
+        "alerts": lambda: _section(alert_follow_up, marts, start, end, follow_up_days),
+        "quality": lambda: _section(quality_status, marts, start, end),
     }
+    for name, build in sections.items():
+        say(name)
+        context[name] = build()
+    say("forecast_summary")
     if marts.columns(FORECAST_AUDIT):
         context["forecast_summary"] = _section(forecast_audit, marts, end)
     return context

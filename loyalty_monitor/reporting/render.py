@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import duckdb
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -65,17 +65,26 @@ def connect_read_only(settings: Settings):
         raise ReportError(f"cannot open the warehouse {path} read-only: {exc}") from exc
 
 
+#: The steps of a report, in order, as ``on_progress`` names them: each section read, then the page.
+STEPS = (*queries.SECTIONS, "forecast audit", "case feedback", "rendering")
+
+
 def build_context(settings: Settings, period_start: dt.date | None = None,
-                  period_end: dt.date | None = None) -> dict[str, Any]:
+                  period_end: dt.date | None = None,
+                  on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """What the template renders; ``on_progress(step)`` before each of ``STEPS`` but the last."""
+    say = on_progress or (lambda step: None)
     con = connect_read_only(settings)
     try:
         scoring = _scoring(settings)
         context = queries.collect(con, period_start, period_end,
                                   strong_min=_strong_loyalty(scoring), reporting=_reporting(scoring),
-                                  follow_up_days=settings.report_follow_up_days)
+                                  follow_up_days=settings.report_follow_up_days, on_section=say)
+        say("forecast audit")
         audit = forecast.collect(con)  # forecast honesty (templates/_forecast.html), when built
         if audit is not None:
             context["forecast"] = audit
+        say("case feedback")
         feedback = case_feedback.collect(con)  # precision in production (templates/_case_feedback.html)
         if feedback is not None:
             context["case_feedback"] = feedback
@@ -117,10 +126,15 @@ def render_html(context: dict[str, Any]) -> str:
 
 
 def render_report(settings: Settings, out_path: str | os.PathLike[str],
-                  period_start: dt.date | None = None, period_end: dt.date | None = None) -> Path:
-    """Write the leadership report for the period (default: 12 weeks up to the latest as-of date)."""
+                  period_start: dt.date | None = None, period_end: dt.date | None = None,
+                  on_progress: Callable[[str], None] | None = None) -> Path:
+    """Write the leadership report for the period (default: 12 weeks up to the latest as-of date).
+    ``on_progress(step)`` is called before each of ``STEPS`` (a progress display)."""
     out = Path(out_path)
-    html = render_html(build_context(settings, period_start, period_end))
+    context = build_context(settings, period_start, period_end, on_progress)
+    if on_progress:
+        on_progress("rendering")
+    html = render_html(context)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     tmp.write_text(html, encoding="utf-8")

@@ -347,3 +347,34 @@ def test_summary_sentences_read_well_with_one_of_everything():
         "1 alert was raised in the period; 1 was followed by a two-way dialogue within 14 days "
         "(100% of those old enough to judge).",
     ]
+
+
+def test_report_says_each_step_and_draws_a_bar_on_a_terminal(warehouse, data_dir, tmp_path):
+    """The library names each step before it starts; ``loyalty report`` on a terminal shows them as
+    a bar (and off a terminal prints only the file it wrote, as before)."""
+    from loyalty_monitor.reporting import render
+
+    steps: list[str] = []
+    render_report(load_settings(), tmp_path / "steps.html", on_progress=steps.append)
+    assert steps == list(render.STEPS)
+
+    primary, secondary = os.openpty()  # stderr on a pseudo-terminal, as a user's shell has it
+    try:
+        done = subprocess.run([str(Path(sys.executable).parent / "loyalty"), "report", "--out",
+                               str(tmp_path / "tty.html")], stdout=subprocess.PIPE, stderr=secondary,
+                              env={**os.environ, "COLUMNS": "120", "TERM": "xterm"}, timeout=120)
+        os.close(secondary)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(primary)
+    assert done.returncode == 0
+    assert b"writing the report" in shown and b"/15" in shown, shown[-500:]
+    assert f"leadership report written to {(tmp_path / 'tty.html').resolve()}" in done.stdout.decode()
