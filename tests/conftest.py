@@ -22,10 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))  # the shar
 
 # pytest-xdist's workers run under `python -c` (execnet), whose __main__ has neither __spec__ nor
 # __file__: pyspark.sql.connect, imported by Great Expectations, then takes itself for a doctest run
-# without its test dependencies and calls sys.exit(0). A worker's main module names itself instead.
+# without its test dependencies and calls sys.exit(0). A worker's main module names an empty file
+# instead (a real one: process pools started with spawn run the main module again in each child).
 _main = sys.modules["__main__"]
 if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
-    _main.__file__ = "<pytest-xdist worker>"
+    _main.__file__ = str(Path(__file__).resolve().parent / "helpers" / "worker_main.py")
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -11,6 +11,7 @@ The queries are plain SQL on a DuckDB connection opened read-only; nothing here 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -74,11 +75,18 @@ class Marts:
     def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         cur = self.con.execute(sql, params or [])
         names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
+        return [{name: _stable(value) for name, value in zip(names, row)} for row in cur.fetchall()]
 
     def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
         row = self.con.execute(sql, params or []).fetchone()
-        return row[0] if row else None
+        return _stable(row[0]) if row else None
+
+
+def _stable(value: Any) -> Any:
+    """A float to 12 significant digits: engines that sum in another order differ in the last bits
+    (-0.045 against -0.04500000000000001), and the report must print the same figure from each
+    (4.5 points rounds to one side only if both sides hold the same number)."""
+    return float(f"{value:.12g}") if isinstance(value, float) and math.isfinite(value) else value
 
 
 HEALTH = f"{PUBLISHED}.fct_customer_health_daily"

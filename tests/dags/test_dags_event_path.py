@@ -31,6 +31,9 @@ from warehouse_history import snapshot as build_snapshot  # noqa: E402
 from loyalty_core.settings import PROJECT_ROOT  # noqa: E402
 from loyalty_monitor import pipeline, stack, warehouse  # noqa: E402
 
+# real DAG runs (dag.test) of a generated history: minutes of set-up
+pytestmark = pytest.mark.slow
+
 END = dt.date(2026, 2, 28)
 START = dt.date(2025, 6, 1)
 #: Every mart, and the incremental state the alert rules read.

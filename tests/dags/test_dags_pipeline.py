@@ -28,6 +28,9 @@ from pipeline_world import loyalty  # noqa: E402
 from loyalty_core.settings import PROJECT_ROOT  # noqa: E402
 from loyalty_monitor import pipeline, stack  # noqa: E402
 
+# real DAG runs (dag.test) of a generated history: minutes of set-up
+pytestmark = pytest.mark.slow
+
 END = dt.date(2026, 2, 28)
 START = dt.date(2025, 6, 1)
 CAP = 1  # small, so that the generated history's alerts meet the weekly cap
