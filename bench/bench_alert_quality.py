@@ -502,7 +502,8 @@ def evaluate(read: dict, truth: dict, end: dt.date, scoring: dict, oracle=None, 
     rules = customer_counts([(c, day) for c, _, day in read["alerts"]], population)
     now = customer_counts([(c, day) for c, _, day in read["alerts_now"]], population)
     scored = sorted(population.first_seen)
-    out = {"model": model, "rules": rules, "alerts_now": now, "oracle": None, "oracle_volumes": None,
+    out = {"model": model, "rules": rules, "alerts_now": now, "oracle": None, "oracle_equal_recall": None,
+           "oracle_volumes": None,
            "oracle_info": None, "sweep": [],
            "case_check": None,
            "episodes": score(list(read["alerts"]) + [(c, "churn_risk", d) for c, d in read["cases"]],
@@ -514,6 +515,7 @@ def evaluate(read: dict, truth: dict, end: dt.date, scoring: dict, oracle=None, 
         out["oracle_info"] = {"threshold_nats": round(threshold, 3) if math.isfinite(threshold) else None,
                               "alerted_customers": out["oracle"]["alerted_customers"],
                               "roles": oracle.roles, "marks": oracle.marks, "warmup_days": WARMUP_DAYS}
+        out["oracle_equal_recall"] = oracle_at_recall(oracle, scored, population, model["recalled_churners"])
     if volume_oracle is not None:
         threshold = volume_oracle.threshold_for(model["alerted_customers"], scored)
         out["oracle_volumes"] = customer_counts(volume_oracle.alerts(threshold, scored), population)
@@ -545,6 +547,27 @@ def evaluate(read: dict, truth: dict, end: dt.date, scoring: dict, oracle=None, 
     return out
 
 
+def oracle_at_recall(oracle, scored: list[str], population: Population, recalled: int) -> dict:
+    """The oracle's counts at the fewest alerted customers with which it recalls at least
+    ``recalled`` churners (the model's): the issue's "precision at equal recall". Recall grows with
+    the number of alerted customers (almost always: an earlier crossing can move a case out of the
+    7-180-day window), so the fewest is found by bisection over the number alerted; when the oracle
+    never recalls as many, all its alerts are taken."""
+    def counts(n: int) -> dict:
+        return customer_counts(oracle.alerts(oracle.threshold_for(n, scored), scored) if n else [], population)
+
+    low, high = 0, oracle.alerted_customers(0.0, scored)
+    if counts(high)["recalled_churners"] < recalled:
+        return counts(high)
+    while low < high:
+        middle = (low + high) // 2
+        if counts(middle)["recalled_churners"] >= recalled:
+            high = middle
+        else:
+            low = middle + 1
+    return counts(low)
+
+
 def pool_history_counts(all_counts: list[dict]) -> dict:
     """Customer-level and episode counts of several histories, summed."""
     def pooled(key: str) -> dict:
@@ -552,7 +575,8 @@ def pool_history_counts(all_counts: list[dict]) -> dict:
         return pool_customer_counts(parts) if parts and len(parts) == len(all_counts) else {}
 
     out = {"model": pooled("model"), "rules": pooled("rules"), "alerts_now": pooled("alerts_now"),
-           "oracle": pooled("oracle"), "oracle_volumes": pooled("oracle_volumes"), "sweep": [],
+           "oracle": pooled("oracle"), "oracle_equal_recall": pooled("oracle_equal_recall"),
+           "oracle_volumes": pooled("oracle_volumes"), "sweep": [],
            "episodes": pool([c["episodes"] for c in all_counts])}
     if all_counts and all(len(c["sweep"]) == len(SWEEP_PROBABILITIES) for c in all_counts):
         for i, probability in enumerate(SWEEP_PROBABILITIES):
@@ -567,11 +591,14 @@ def pool_history_counts(all_counts: list[dict]) -> dict:
 def report(counts: dict) -> dict:
     """Figures (ratios) from counts of one history or of pooled ones."""
     model, oracle = customer_figures(counts["model"]), customer_figures(counts.get("oracle") or {})
+    at_recall = customer_figures(counts.get("oracle_equal_recall") or {})
     return {
         "customers": {"model": model, "oracle": oracle, "rules": customer_figures(counts["rules"]),
                       "alerts_now": customer_figures(counts.get("alerts_now") or {}),
                       "oracle_volumes": customer_figures(counts.get("oracle_volumes") or {}),
-                      "model_vs_oracle": relative(model, oracle) if oracle else {}},
+                      "oracle_equal_recall": at_recall,
+                      "model_vs_oracle": relative(model, oracle) if oracle else {},
+                      "model_vs_oracle_equal_recall": relative(model, at_recall) if at_recall else {}},
         "sweep": [{"open_probability": p["open_probability"], "model": customer_figures(p["model"]),
                    "oracle": customer_figures(p.get("oracle") or {})} for p in counts["sweep"]],
         "episodes": summarise(counts["episodes"]),
@@ -714,6 +741,8 @@ def print_customers(title: str, figures: dict, open_probability: float, oracle_i
         if oracle_info and oracle_info.get("threshold_nats") is not None:
             label = f"oracle (h={oracle_info['threshold_nats']:.1f} nats)"
         print(_customer_row(label, c["oracle"]))
+    if c.get("oracle_equal_recall"):
+        print(_customer_row("oracle (equal recall)", c["oracle_equal_recall"]))
     if c.get("oracle_volumes"):
         print(_customer_row("oracle, volumes only", c["oracle_volumes"]))
     print(_customer_row("old rules (all five)", c["rules"]))
@@ -729,6 +758,11 @@ def print_customers(title: str, figures: dict, open_probability: float, oracle_i
               f"recall {_fmt(rel['recall'], '.2f')}  "
               f"lead {_fmt(rel['median_lead_days'], '.2f')}  value-recall {_fmt(rel['value_weighted_recall'], '.2f')}  "
               f"false alarms {_fmt(rel['false_alarm_customers_per_100_stable_years'], '.2f')}")
+    at_recall = c.get("model_vs_oracle_equal_recall")
+    if at_recall:
+        print(f"    at equal recall:          precision {_fmt(at_recall['precision'], '.2f')} x the oracle's "
+              f"(the oracle alerts {c['oracle_equal_recall']['alerted_customers']} customers for "
+              f"recall {_fmt(c['oracle_equal_recall']['recall'], '.2f')})")
     if figures["sweep"]:
         print("    sweep   open p:" + "".join(f"{p['open_probability']:>18g}" for p in figures["sweep"]))
         for who in ("model", "oracle"):
@@ -747,7 +781,7 @@ def print_overview(rows: list[tuple[str, int, dict]]) -> None:
     print(f"  {'':<10} {'hist':>4} {'elig':>5} | {'model: alert':>12} {'prec':>5} {'recall':>6} {'lead':>5} "
           f"{'FA/100y':>7} "
           f"| {'oracle: prec':>12} {'recall':>6} {'lead':>5} {'FA/100y':>7} | {'rules: alert':>12} {'prec':>5} "
-          f"{'recall':>6} {'lead':>5} {'FA/100y':>7} | {'model = x oracle: prec':>22} {'recall':>6}")
+          f"{'recall':>6} {'lead':>5} {'FA/100y':>7} | {'model = x oracle: prec':>22} {'recall':>6} {'prec at = recall':>16}")
     for label, n, figures in rows:
         c = figures["customers"]
         m, o, r = c["model"], c["oracle"] or {}, c["rules"]
@@ -757,9 +791,10 @@ def print_overview(rows: list[tuple[str, int, dict]]) -> None:
             return (head + f"{_fmt(f.get('precision'), '5.2f')} {_fmt(f.get('recall'), '6.2f')} "
                     f"{_fmt(f.get('median_lead_days'), '5.0f')} "
                     f"{_fmt(f.get('false_alarm_customers_per_100_stable_years'), '7.1f')}")
-        rel = c["model_vs_oracle"] or {}
+        rel, at_recall = c["model_vs_oracle"] or {}, c.get("model_vs_oracle_equal_recall") or {}
         print(f"  {label:<10} {n:>4} {m.get('eligible_churners', 0):>5} | {cells(m, True)} | {'':>7}{cells(o, False)} "
-              f"| {cells(r, True)} | {_fmt(rel.get('precision'), '22.2f')} {_fmt(rel.get('recall'), '6.2f')}")
+              f"| {cells(r, True)} | {_fmt(rel.get('precision'), '22.2f')} {_fmt(rel.get('recall'), '6.2f')} "
+              f"{_fmt(at_recall.get('precision'), '16.2f')}")
 
 
 # --- main --------------------------------------------------------------------------------------

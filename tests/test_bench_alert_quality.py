@@ -234,6 +234,29 @@ def test_the_oracle_crosses_for_a_customer_whose_touches_stop_and_not_for_one_th
     assert goes.peak > steady.peak
 
 
+def test_the_oracle_at_equal_recall_alerts_the_fewest_customers_that_recall_as_many_churners():
+    gaps = {p: 100_000.0 for p in oc.PROCESSES} | {"sales": 5.0, "order": 10.0}
+    truth = truth_of(person("STEADY", gaps=gaps), person("GOES", gaps=gaps, drift="2025-07-01", churn="2025-12-20"),
+                     person("PAUSES", gaps=gaps), **GENERATOR)
+    stop, pause, back = D("2025-07-20"), D("2025-03-01"), D("2025-11-30")
+    both = _rhythm(START, END, 5, "sales") + _rhythm(START, END, 10, "order")
+    events = {"STEADY": both, "GOES": [e for e in both if e.day < stop],
+              "PAUSES": [e for e in both if not pause <= e.day < back]}
+    oracle = oc.Oracle(truth, events)
+    assert oracle.traces["PAUSES"].peak > oracle.traces["GOES"].peak > oracle.traces["STEADY"].peak
+    people, scored = population(truth), ["GOES", "PAUSES", "STEADY"]
+    # the stable customer's long pause ranks first: one churner recalled takes two alerted customers
+    one = aq.oracle_at_recall(oracle, scored, people, recalled=1)
+    assert (one["alerted_customers"], one["recalled_churners"], one["precise_customers"]) == (2, 1, 1)
+    none = aq.oracle_at_recall(oracle, scored, people, recalled=0)
+    assert (none["alerted_customers"], none["recalled_churners"]) == (0, 0)
+    # asked for more than it can reach, it takes all its alerts
+    assert aq.oracle_at_recall(oracle, scored, people, recalled=2)["recalled_churners"] == 1
+    figures = aq.report({"model": one, "rules": one, "oracle": one, "oracle_equal_recall": one, "sweep": [],
+                         "episodes": aq.pool([])})["customers"]
+    assert figures["model_vs_oracle_equal_recall"]["precision"] == 1.0
+
+
 def test_events_map_back_to_the_generators_processes():
     def rec(event_type, department, payload=None, role="user"):
         return {"event_type": event_type, "department": department, "payload": payload or {}, "contact_role": role}
