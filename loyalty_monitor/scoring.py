@@ -274,6 +274,8 @@ class Drift(_Section):
 class RiskCases(_Section):
     open_probability: Number(0.0001, 0.9999)
     cases_per_manager_per_month: Optional[Number(0.01, 1000)] = None
+    target_precision: Optional[Number(0.01, 1.0)] = None
+    target_precision_min_customers: Number(1, 100000) = 20
     close_probability: Number(0.0001, 0.9999)
     warmup_days: Number(0, 3650)
     high_probability: Number(0.0001, 1)
@@ -282,6 +284,9 @@ class RiskCases(_Section):
 
     @model_validator(mode="after")
     def _hysteresis(self) -> RiskCases:
+        if self.cases_per_manager_per_month is not None and self.target_precision is not None:
+            raise _KeyProblem("target_precision", "set either cases_per_manager_per_month or target_precision "
+                              "(each derives the opening probability), not both")
         if self.close_probability > self.open_probability:
             raise _KeyProblem("close_probability", "must not exceed open_probability "
                               f"({_fmt(self.close_probability)} > {_fmt(self.open_probability)})")

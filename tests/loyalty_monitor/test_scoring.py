@@ -40,6 +40,10 @@ def test_the_shipped_file_is_valid():
      "risk_cases.close_probability: must not exceed open_probability"),
     (lambda c: c["risk_cases"].update(cases_per_manager_per_month="two"),
      "risk_cases.cases_per_manager_per_month: must be a number"),
+    (lambda c: c["risk_cases"].update(cases_per_manager_per_month=2, target_precision=0.5),
+     "risk_cases.target_precision: set either cases_per_manager_per_month or target_precision"),
+    (lambda c: c["risk_cases"].update(target_precision=1.5),
+     "risk_cases.target_precision: must be between 0.01 and 1"),
     (lambda c: c["reporting"].update(currency="CHF", rates={"EUR": 1.0}),
      "reporting.rates: must include the reporting currency 'CHF'"),
     (lambda c: c["reporting"]["rates"].update(euro=1.0), "reporting.rates.euro: is not an ISO 4217 currency code"),
@@ -114,6 +118,11 @@ def test_enumerations_come_from_the_contract():
 def test_a_budget_of_cases_is_accepted_instead_of_a_probability(cfg):
     cfg["risk_cases"]["cases_per_manager_per_month"] = 2
     assert validate(cfg)["risk_cases"]["cases_per_manager_per_month"] == 2
+
+
+def test_a_target_precision_is_accepted_instead_of_a_probability(cfg):
+    cfg["risk_cases"]["target_precision"] = 0.5
+    assert validate(cfg)["risk_cases"]["target_precision"] == 0.5
 
 
 def test_the_population_step_counts_the_drift_models_streams():

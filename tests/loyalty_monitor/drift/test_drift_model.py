@@ -31,16 +31,20 @@ QUIET_FROM = dt.date(2026, 10, 1)                        # one customer silent f
 CUSTOMERS = [f"C{i:03d}" for i in range(1, 20)] + ["QUIET"]
 
 
-def _events() -> list[dict]:
+def _events(customers: list[str] = CUSTOMERS, silences: dict | None = None) -> list[dict]:
+    """Every customer's calls and orders. ``silences`` maps a customer to ``(first, last, orders_end)``:
+    no calls from ``first`` to ``last`` (None: for good), and no orders from ``orders_end`` on."""
+    silences = {"QUIET": (QUIET_FROM, None, QUIET_FROM)} | (silences or {})
     events, n = [], 0
     day = START
     while day <= END:
         if day.weekday() < 5 and not (HOLIDAY[0] <= day <= HOLIDAY[1]):
-            for k, customer in enumerate(CUSTOMERS):
-                if customer == "QUIET" and day >= QUIET_FROM:
-                    continue
+            for k, customer in enumerate(customers):
+                first, last, orders_end = silences.get(customer, (None, None, None))
+                silent = first is not None and first <= day and (last is None or day <= last)
+                ordering = orders_end is None or day < orders_end
                 offset = (day - START).days + k
-                if offset % 3 == 0:  # a sales call that reaches the customer, every third day
+                if offset % 3 == 0 and not silent:  # a sales call that reaches the customer, every third day
                     n += 1
                     events.append({
                         "schema_version": 1, "event_id": f"e{n}", "event_type": "call",
@@ -48,7 +52,7 @@ def _events() -> list[dict]:
                         "department": "sales", "direction": "outbound", "employee_id": "S1",
                         "contact_role": "decision_maker" if offset % 9 == 0 else "user", "source": "crm",
                         "payload": {"answered": True, "duration_s": 300}})
-                if offset % 14 == 1:  # an order every other week
+                if offset % 14 == 1 and ordering:  # an order every other week
                     n += 1
                     events.append({
                         "schema_version": 1, "event_id": f"e{n}", "event_type": "order",
@@ -60,11 +64,11 @@ def _events() -> list[dict]:
     return events
 
 
-def _customers() -> list[dict]:
+def _customers(customers: list[str] = CUSTOMERS) -> list[dict]:
     return [{"schema_version": 1, "customer_id": c, "name": f"Company {c}", "segment": "key", "country": "DE",
              "account_manager": {"id": "AM01", "name": "Ann Example", "email": "ann@example.com"},
              "annual_potential": 500000.0, "currency": "EUR", "updated_at": f"{START}T06:00:00Z"}
-            for c in CUSTOMERS]
+            for c in customers]
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +209,53 @@ def test_a_budget_of_cases_per_manager_sets_the_opening_probability(built, tmp_p
     default = _cases(built)
     assert [c for c, _, _ in budgeted] == ["QUIET"]
     assert budgeted[0][1] < default[0][1]
+
+
+def test_a_target_precision_sets_the_opening_probability_from_what_became_of_the_customers(tmp_path):
+    """risk_cases.target_precision instead of a probability. In the judged year (cases opened 180 to
+    545 days before the end) two customers stop calling in February and their last orders come in
+    mid-April (their orders stopped: they left, after the case), and one, LULL, stops calling for
+    a few weeks in February and March but keeps ordering (it stayed). At a target of 0.5 two
+    leavers in three cases are enough at the lowest opening probability, and LULL gets its case; at
+    0.9 only an opening probability above LULL's peak reaches the target, and LULL gets none while
+    the leavers keep theirs."""
+    leaving, last_orders, lull = dt.date(2026, 2, 2), dt.date(2026, 4, 20), (dt.date(2026, 2, 2), dt.date(2026, 3, 17))
+    customers = CUSTOMERS + ["LEAVER1", "LEAVER2", "LULL"]
+    silences = {"LEAVER1": (leaving, None, last_orders), "LEAVER2": (leaving, None, last_orders),
+                "LULL": (*lull, None)}
+    touchpoints, customers_file = tmp_path / "touchpoints.jsonl", tmp_path / "customers.jsonl"
+    touchpoints.write_text("".join(json.dumps(e) + "\n" for e in _events(customers, silences)))
+    customers_file.write_text("".join(json.dumps(c) + "\n" for c in _customers(customers)))
+
+    def cases_at(target: float) -> dict[str, list]:
+        settings = warehouse_settings(tmp_path / f"data-{target}", risk_cases={
+            "target_precision": target, "target_precision_min_customers": 2})
+        land(settings, touchpoints, customers_file)
+        warehouse.build(settings, as_of=END, full_refresh=True)
+        con = duckdb.connect(str(settings.warehouse), read_only=True)
+        try:
+            peak = con.execute("select max(drift_probability) from build.int_drift_days where customer_id = 'LULL' "
+                               "and as_of_date < '2026-05-01'").fetchone()[0]
+            opened = con.execute("select customer_id, opened_on, probability_at_open from build.fct_churn_risk_cases "
+                                 "order by customer_id, opened_on").fetchall()
+        finally:
+            con.close()
+        out: dict[str, list] = {"peak": [peak]}
+        for customer, day, probability in opened:
+            out.setdefault(customer, []).append((day, probability))
+        return out
+
+    lenient = cases_at(0.5)
+    assert {"LEAVER1", "LEAVER2", "LULL"} <= set(lenient)
+    assert all(leaving < day < leaving + dt.timedelta(days=60) for c in ("LEAVER1", "LEAVER2")
+               for day, _ in lenient[c])
+    lull_peak = lenient["peak"][0]
+    assert 0.15 < lull_peak < 0.99, "the lull must peak between the candidate opening probabilities"
+    strict = cases_at(0.9)
+    assert "LULL" not in strict and {"LEAVER1", "LEAVER2", "QUIET"} <= set(strict)
+    # the leavers' cases open later, at an opening probability above the lull's peak
+    assert all(p > lull_peak for c in ("LEAVER1", "LEAVER2") for _, p in strict[c])
+    assert strict["LEAVER1"][0][0] >= lenient["LEAVER1"][0][0]
 
 
 def test_the_drift_model_scores_only_days_that_are_over(built):

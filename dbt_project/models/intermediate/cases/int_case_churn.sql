@@ -43,33 +43,13 @@ cases as (
     where risk_cases.opened_on <= {{ as_of_date_literal() }}
 ),
 
-orders as (
-    select
-        customer_id,
-        count(*) as orders,
-        min(event_date) as first_order_date,
-        max(event_date) as last_order_date
-    from touchpoints
-    where event_type = 'order'
-    group by customer_id
-),
-
-order_lapse as (
-    select
-        customer_id,
-        last_order_date,
-        cast(greatest(
-            {{ p['churn_lapse_min_days'] | int }},
-            ceil({{ p['churn_lapse_gaps'] }} * {{ days_between('first_order_date', 'last_order_date') }} / (orders - 1.0))
-        ) as {{ dbt.type_int() }}) as lapse_days
-    from orders
-    where orders >= {{ p['churn_min_orders'] | int }}
+orders_stopped as (
+    {{ orders_stopped('touchpoints') }}
 ),
 
 churn_events as (
-    select customer_id, {{ dbt.dateadd('day', 'lapse_days', 'last_order_date') }} as churned_at, 'orders_stopped' as churn_reason
-    from order_lapse
-    where {{ days_between('last_order_date', as_of_date_literal()) }} > lapse_days
+    select customer_id, churned_at, 'orders_stopped' as churn_reason
+    from orders_stopped
     union all
     select customer_id, closed_at as churned_at, 'closed_lost' as churn_reason
     from cases
