@@ -38,7 +38,7 @@ def test_the_shipped_file_is_valid():
     (lambda c: c["drift"].update(window_days="30"), "drift.window_days: must be a list of distinct whole numbers"),
     (lambda c: c["risk_cases"].update(close_probability=0.9, open_probability=0.5),
      "risk_cases.close_probability: must not exceed open_probability"),
-    (lambda c: c["risk_cases"].update(cases_per_manager_per_month="two"),
+    (lambda c: c["risk_cases"].update(cases_per_manager_per_month="two", target_precision=None),
      "risk_cases.cases_per_manager_per_month: must be a number"),
     (lambda c: c["risk_cases"].update(cases_per_manager_per_month=2, target_precision=0.5),
      "risk_cases.target_precision: set either cases_per_manager_per_month or target_precision"),
@@ -116,13 +116,14 @@ def test_enumerations_come_from_the_contract():
 
 
 def test_a_budget_of_cases_is_accepted_instead_of_a_probability(cfg):
-    cfg["risk_cases"]["cases_per_manager_per_month"] = 2
+    cfg["risk_cases"].update(cases_per_manager_per_month=2, target_precision=None)
     assert validate(cfg)["risk_cases"]["cases_per_manager_per_month"] == 2
 
 
-def test_a_target_precision_is_accepted_instead_of_a_probability(cfg):
-    cfg["risk_cases"]["target_precision"] = 0.5
-    assert validate(cfg)["risk_cases"]["target_precision"] == 0.5
+def test_a_target_precision_is_the_default_and_can_be_turned_off(cfg):
+    assert validate(cfg)["risk_cases"]["target_precision"] == 0.3
+    cfg["risk_cases"]["target_precision"] = None
+    assert validate(cfg)["risk_cases"]["target_precision"] is None
 
 
 def test_the_population_step_counts_the_drift_models_streams():

@@ -202,7 +202,8 @@ def test_a_budget_of_cases_per_manager_sets_the_opening_probability(built, tmp_p
     touchpoints, customers = tmp_path / "touchpoints.jsonl", tmp_path / "customers.jsonl"
     touchpoints.write_text("".join(json.dumps(e) + "\n" for e in _events()))
     customers.write_text("".join(json.dumps(c) + "\n" for c in _customers()))
-    settings = warehouse_settings(tmp_path / "data", risk_cases={"cases_per_manager_per_month": 1})
+    settings = warehouse_settings(tmp_path / "data", risk_cases={"cases_per_manager_per_month": 1,
+                                                                "target_precision": None})
     land(settings, touchpoints, customers)
     warehouse.build(settings, as_of=END, full_refresh=True)
     budgeted = _cases(settings)
