@@ -358,6 +358,21 @@ def relative(model: dict, oracle: dict) -> dict:
 
 # --- the model's cases at other probabilities (from int_drift_days) ------------------------------
 
+def derived_opening(rc: dict) -> bool:
+    """Whether the scoring file derives the opening probability each run (a target precision or a
+    budget) instead of fixing it."""
+    return bool(rc.get("target_precision") or rc.get("cases_per_manager_per_month"))
+
+
+def opening_rule(rc: dict) -> str:
+    """How the scoring file opens cases, in a few words (the label of the model's rows)."""
+    if rc.get("target_precision"):
+        return f"precision {float(rc['target_precision']):g}"
+    if rc.get("cases_per_manager_per_month"):
+        return f"{float(rc['cases_per_manager_per_month']):g}/AM/month"
+    return f"p>={float(rc['open_probability']):g}"
+
+
 def cases_at(rows: Iterable[tuple], open_probability: float, close_probability: float,
              warmup_days: int) -> list[tuple[str, dt.date]]:
     """The cases ``fct_churn_risk_cases`` would hold if they opened at ``open_probability``.
@@ -528,12 +543,16 @@ def evaluate(read: dict, truth: dict, end: dt.date, scoring: dict, oracle=None, 
                               "reproduced": facts == rebuilt, "differing": len(set(facts) ^ set(rebuilt))}
     rc = scoring["risk_cases"]
     if read["drift_rows"] is not None:
-        configured = sorted(cases_at(read["drift_rows"], float(rc["open_probability"]),
-                                     float(rc["close_probability"]), int(rc["warmup_days"])))
-        actual = sorted((c, _d(d)) for c, d in read["cases"])
-        out["case_check"] = {"reproduced": configured == actual, "sweep_cases": len(configured),
-                             "mart_cases": len(actual),
-                             "differing": len(set(configured) ^ set(actual))}
+        if derived_opening(rc):  # the mart's opening probability is derived each run: nothing fixed to replay
+            out["case_check"] = {"note": f"opening probability derived each run ({opening_rule(rc)}); "
+                                         "the sweep below is at fixed probabilities"}
+        else:
+            configured = sorted(cases_at(read["drift_rows"], float(rc["open_probability"]),
+                                         float(rc["close_probability"]), int(rc["warmup_days"])))
+            actual = sorted((c, _d(d)) for c, d in read["cases"])
+            out["case_check"] = {"reproduced": configured == actual, "sweep_cases": len(configured),
+                                 "mart_cases": len(actual),
+                                 "differing": len(set(configured) ^ set(actual))}
         for probability in SWEEP_PROBABILITIES:
             point = {"open_probability": probability,
                      "model": customer_counts(cases_at(read["drift_rows"], probability, float(rc["close_probability"]),
@@ -729,13 +748,13 @@ def _customer_row(label: str, f: dict) -> str:
             f"{_fmt(f.get('value_weighted_recall'), '7.2f')} {_fmt(f.get('cases_per_manager_month'), '8.2f')}")
 
 
-def print_customers(title: str, figures: dict, open_probability: float, oracle_info: dict | None = None) -> None:
+def print_customers(title: str, figures: dict, rule: str, oracle_info: dict | None = None) -> None:
     c = figures["customers"]
     m = c["model"]
     print(f"\n{title}: {m['eligible_churners']} eligible churners, {m['stable_customer_years']} stable customer-years")
     print(f"    {'customer level':<25} {'alerted':>7} {'cases':>6} {'prec':>6} {'recall':>6} {'lead d':>6} "
           f"{'FA/100y':>8} {'v-recl':>7} {'case/AM/mo':>8}")
-    print(_customer_row(f"model (p>={open_probability:g})", m))
+    print(_customer_row(f"model ({rule})", m))
     if c["oracle"]:
         label = "oracle (equal alerted)"
         if oracle_info and oracle_info.get("threshold_nats") is not None:
@@ -826,6 +845,7 @@ def main(argv: list[str] | None = None) -> int:
                      + ", ".join(s.name for s in (QUICK if args.quick else FULL)) + ")")
     scoring = yaml.safe_load(args.scoring.read_text())
     open_probability = float(scoring["risk_cases"]["open_probability"])
+    rule = opening_rule(scoring["risk_cases"])
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-alert-quality-"))
     work.mkdir(parents=True, exist_ok=True)
     histories, all_counts = [], []
@@ -847,7 +867,9 @@ def main(argv: list[str] | None = None) -> int:
                               volume_oracle)
             all_counts.append((scenario, counts))
             figures = report(counts)
-            print_customers(scenario.name, figures, open_probability, counts["oracle_info"])
+            print_customers(scenario.name, figures, rule, counts["oracle_info"])
+            if counts["case_check"] and counts["case_check"].get("note"):
+                print(f"    note: {counts['case_check']['note']}")
             if counts["case_check"] and not counts["case_check"].get("reproduced", True):
                 print(f"    note: the sweep at p={open_probability:g} differs from fct_churn_risk_cases: "
                       f"{counts['case_check']}")
@@ -872,8 +894,8 @@ def main(argv: list[str] | None = None) -> int:
     pooled = report(pool_history_counts([c for _, c in all_counts]))
     for shape, figures in shapes.items():
         if len(figures["histories"]) > 1:
-            print_customers(f"SHAPE {shape} ({len(figures['histories'])} histories)", figures, open_probability)
-    print_customers(f"POOLED over {len(histories)} histories", pooled, open_probability)
+            print_customers(f"SHAPE {shape} ({len(figures['histories'])} histories)", figures, rule)
+    print_customers(f"POOLED over {len(histories)} histories", pooled, rule)
     print_table("POOLED", pooled["episodes"])
     print_overview(overview + [("POOLED", len(histories), pooled)])
     args.out.parent.mkdir(parents=True, exist_ok=True)
