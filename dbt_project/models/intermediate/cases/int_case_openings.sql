@@ -34,10 +34,6 @@ customer_days {{ inlined() }} (
     select * from {{ ref('int_customer_days') }}
 ),
 
-bounds as (
-    select * from {{ ref('int_customer_bounds') }}
-),
-
 opportunity_states as (
     select * from {{ ref('int_opportunity_states') }}
 ),
@@ -61,34 +57,95 @@ cases as (
     {%- endif %}
 ),
 
-at_open as (
-    -- the opening day, and the day the evidence started to build (int_drift_days.restart_date)
+{%- set counted = [] -%}
+{%- for s in streams -%}{%- for name in [s.name, s.of] if name and name not in counted -%}{%- do counted.append(name) -%}{%- endfor -%}{%- endfor -%}
+{%- set rates = streams | selectattr('kind', 'ne', 'share') | map(attribute='name') | list -%}
+opening_days as (
+    -- the opening day's rows: inner joins, so that the few cases drive the look-ups into the
+    -- customer-day tables (a left join hashes the whole table)
     select
         cases.*,
         drift.segment,
-        coalesce(drift.restart_date, {{ add_days('bounds.first_day', -1) }}) as building_since,
+        drift.restart_date,
+        drift.observed_days,
         {% for s in streams -%}
         drift.since_restart_milli_{{ s.name }},
         drift.usual_rate_{{ s.name }},
-        days.cum_drift_{{ s.name }} - coalesce(restart_days.cum_drift_{{ s.name }}, 0) as seen_{{ s.name }},
-        {% if s.kind == 'share' -%}
-        days.cum_drift_{{ s.of }} - coalesce(restart_days.cum_drift_{{ s.of }}, 0) as seen_base_{{ s.name }},
-        {% else -%}
-        drift.usual_rate_{{ s.name }} * (drift.cum_exposure_milli_{{ s.name }} - coalesce(restart_drift.cum_exposure_milli_{{ s.name }}, 0)) / 1000.0 as expected_{{ s.name }},
-        {% endif -%}
         {% endfor -%}
-        {{ days_between('days.last_dialogue_date', 'cases.opened_on') }} as days_since_dialogue,
-        {{ days_between('days.last_order_date', 'cases.opened_on') }} as days_since_order
+        {% for name in rates -%}
+        drift.cum_exposure_milli_{{ name }} as open_exposure_milli_{{ name }},
+        {% endfor -%}
+        {% for name in counted -%}
+        days.cum_drift_{{ name }} as open_drift_{{ name }},
+        {% endfor -%}
+        days.last_dialogue_date,
+        days.last_order_date
     from cases
     inner join drift_days as drift
         on drift.customer_id = cases.customer_id and drift.as_of_date = cases.opened_on
-    inner join bounds on bounds.customer_id = cases.customer_id
     inner join customer_days as days
         on days.customer_id = cases.customer_id and days.as_of_date = cases.opened_on
-    left join customer_days as restart_days
-        on restart_days.customer_id = cases.customer_id and restart_days.as_of_date = drift.restart_date
-    left join drift_days as restart_drift
-        on restart_drift.customer_id = cases.customer_id and restart_drift.as_of_date = drift.restart_date
+),
+
+restart_counts as (
+    -- the running counts on the day the evidence started to build (none before the first day)
+    select
+        opening_days.customer_id,
+        opening_days.opened_on,
+        {% for name in counted -%}
+        restart_days.cum_drift_{{ name }} as restart_drift_{{ name }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from opening_days
+    inner join (
+        -- the restart days only, found by a semi-join first: a join straight to the table lets the
+        -- planner hash the whole table (at 20M events it spilled 13 GiB)
+        select * from customer_days as d
+        where exists (select 1 from opening_days as o where o.customer_id = d.customer_id and o.restart_date = d.as_of_date)
+    ) as restart_days
+        on restart_days.customer_id = opening_days.customer_id and restart_days.as_of_date = opening_days.restart_date
+),
+
+restart_exposure as (
+    select
+        opening_days.customer_id,
+        opening_days.opened_on,
+        {% for name in rates -%}
+        restart_drift.cum_exposure_milli_{{ name }} as restart_exposure_milli_{{ name }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from opening_days
+    inner join (
+        select * from drift_days as d
+        where exists (select 1 from opening_days as o where o.customer_id = d.customer_id and o.restart_date = d.as_of_date)
+    ) as restart_drift
+        on restart_drift.customer_id = opening_days.customer_id and restart_drift.as_of_date = opening_days.restart_date
+),
+
+at_open as (
+    -- the opening day, and the day the evidence started to build (int_drift_days.restart_date)
+    select
+        opening.customer_id,
+        opening.opened_on,
+        opening.opened_inputs_landed_at,
+        opening.segment,
+        -- no restart day yet: since the customer's first day (observed_days after it)
+        coalesce(opening.restart_date, {{ add_days('opening.opened_on', '-(opening.observed_days + 1)') }}) as building_since,
+        {% for s in streams -%}
+        opening.since_restart_milli_{{ s.name }},
+        opening.usual_rate_{{ s.name }},
+        opening.open_drift_{{ s.name }} - coalesce(counts.restart_drift_{{ s.name }}, 0) as seen_{{ s.name }},
+        {% if s.kind == 'share' -%}
+        opening.open_drift_{{ s.of }} - coalesce(counts.restart_drift_{{ s.of }}, 0) as seen_base_{{ s.name }},
+        {% else -%}
+        opening.usual_rate_{{ s.name }} * (opening.open_exposure_milli_{{ s.name }} - coalesce(exposure.restart_exposure_milli_{{ s.name }}, 0)) / 1000.0 as expected_{{ s.name }},
+        {% endif -%}
+        {% endfor -%}
+        {{ days_between('opening.last_dialogue_date', 'opening.opened_on') }} as days_since_dialogue,
+        {{ days_between('opening.last_order_date', 'opening.opened_on') }} as days_since_order
+    from opening_days as opening
+    left join restart_counts as counts
+        on counts.customer_id = opening.customer_id and counts.opened_on = opening.opened_on
+    left join restart_exposure as exposure
+        on exposure.customer_id = opening.customer_id and exposure.opened_on = opening.opened_on
 ),
 
 ranked as (
@@ -139,6 +196,17 @@ worded as (
     from ranked
 ),
 
+flags_on_opening_days as (
+    -- the scorecard rows of the opening days only (semi-joins, as above)
+    select * from alert_flags as f
+    where exists (select 1 from cases as c where c.customer_id = f.customer_id and c.opened_on = f.as_of_date)
+),
+
+health_on_opening_days as (
+    select * from health_daily as h
+    where exists (select 1 from cases as c where c.customer_id = h.customer_id and c.opened_on = h.as_of_date)
+),
+
 silent_opportunities as (
     -- opportunities open on the opening day at a customer without two-way dialogue: the largest, in words
     select customer_id, opened_on,
@@ -174,7 +242,7 @@ reasoned as (
         || case when flags.{{ rule }} then {{ sql_string('; ' ~ words) }} else '' end
         {%- endfor %} as reason_list
     from worded
-    left join alert_flags as flags
+    left join flags_on_opening_days as flags
         on flags.customer_id = worded.customer_id and flags.as_of_date = worded.opened_on
     left join silent_opportunities
         on silent_opportunities.customer_id = worded.customer_id and silent_opportunities.opened_on = worded.opened_on
@@ -194,5 +262,5 @@ select
     health.currency,
     health.segment as health_segment
 from reasoned
-inner join health_daily as health
+inner join health_on_opening_days as health
     on health.customer_id = reasoned.customer_id and health.as_of_date = reasoned.opened_on
