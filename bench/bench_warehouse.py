@@ -98,9 +98,13 @@ def _child_build(data_dir: str, as_of: str, full_refresh: bool, queue) -> None:
     """Runs in the child: one ``warehouse.build``, its nodes and its own peak RSS to the parent."""
     import resource
 
+    from loyalty_core.settings import load_settings
     from loyalty_monitor import warehouse
 
-    settings = _settings(Path(data_dir))
+    # the scoring file the parent wrote when the run began: rewriting it from config/scoring.yml
+    # here would turn the daily run into a full refresh if that file changed during a long run
+    settings = load_settings(data_dir=Path(data_dir), scoring_file=Path(data_dir) / "scoring.yml",
+                             landing_url="", warehouse_path="")
 
     def on_node(node) -> None:
         queue.put(("node", node.name, node.resource_type, node.status, node.seconds, time.time()))
