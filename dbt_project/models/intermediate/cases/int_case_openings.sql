@@ -21,10 +21,24 @@
 {%- set streams = drift_streams() -%}
 {%- set min_driver = (rc['min_driver_evidence'] * 1000) | int -%}
 {%- set reason_rules = case_reason_rules() -%}
+{%- set cases_to_compute -%}
+    select spans.customer_id, spans.opened_on, spans.opened_inputs_landed_at
+    from {{ ref('int_risk_case_spans') }} as spans
+    {% if is_incremental() -%}
+    left join {{ this }} as stored
+        on stored.customer_id = spans.customer_id and stored.opened_on = spans.opened_on
+    where stored.customer_id is null or stored.inputs_landed_at is distinct from spans.opened_inputs_landed_at
+    {%- endif %}
+{%- endset -%}
+{#- On a daily run, the earliest opening day to compute, as a literal: a filter on it reaches the
+    scans below the scorecard views, so that the health of the few opening days is computed, not
+    that of the whole history (the semi-joins cannot go below the views' projections). None on a
+    full refresh. -#}
+{%- set first_opening = case_openings_floor(cases_to_compute) -%}
+{#- a restart day is at most the longest drift window before its opening day (int_drift_days) -#}
+{%- set longest_window = scoring('drift.window_days') | max -%}
 
-with spans as (
-    select * from {{ ref('int_risk_case_spans') }}
-),
+with
 
 drift_days {{ inlined() }} (
     select * from {{ ref('int_drift_days') }}
@@ -48,13 +62,7 @@ health_daily as (
 
 cases as (
     -- the openings to compute: all on a full refresh; new or restated ones on a daily run
-    select spans.customer_id, spans.opened_on, spans.opened_inputs_landed_at
-    from spans
-    {% if is_incremental() -%}
-    left join {{ this }} as stored
-        on stored.customer_id = spans.customer_id and stored.opened_on = spans.opened_on
-    where stored.customer_id is null or stored.inputs_landed_at is distinct from spans.opened_inputs_landed_at
-    {%- endif %}
+    {{ cases_to_compute }}
 ),
 
 {%- set counted = [] -%}
@@ -82,44 +90,36 @@ opening_days as (
         days.last_order_date
     from cases
     inner join drift_days as drift
-        on drift.customer_id = cases.customer_id and drift.as_of_date = cases.opened_on
+        on drift.customer_id = cases.customer_id and drift.as_of_date = cases.opened_on{% if first_opening %} and drift.as_of_date >= {{ first_opening }}{% endif %}
     inner join customer_days as days
-        on days.customer_id = cases.customer_id and days.as_of_date = cases.opened_on
+        on days.customer_id = cases.customer_id and days.as_of_date = cases.opened_on{% if first_opening %} and days.as_of_date >= {{ first_opening }}{% endif %}
 ),
 
-restart_counts as (
-    -- the running counts on the day the evidence started to build (none before the first day)
+{#- The running counts (int_customer_days) and exposures (int_drift_days) on the day the evidence
+    started to build: none before the customer's first day. -#}
+{%- set restart_lookups = [
+    ('restart_counts', 'customer_days', counted, 'cum_drift_', 'restart_drift_'),
+    ('restart_exposure', 'drift_days', rates, 'cum_exposure_milli_', 'restart_exposure_milli_'),
+] -%}
+{%- for cte, relation, names, stored, named in restart_lookups %}
+{{ cte }} as (
     select
         opening_days.customer_id,
         opening_days.opened_on,
-        {% for name in counted -%}
-        restart_days.cum_drift_{{ name }} as restart_drift_{{ name }}{{ ',' if not loop.last }}
+        {% for name in names -%}
+        restart_days.{{ stored }}{{ name }} as {{ named }}{{ name }}{{ ',' if not loop.last }}
         {% endfor %}
     from opening_days
     inner join (
         -- the restart days only, found by a semi-join first: a join straight to the table lets the
         -- planner hash the whole table (at 20M events it spilled 13 GiB)
-        select * from customer_days as d
+        select * from {{ relation }} as d
         where exists (select 1 from opening_days as o where o.customer_id = d.customer_id and o.restart_date = d.as_of_date)
+          {%- if first_opening %} and d.as_of_date >= {{ add_days(first_opening, -longest_window) }}{% endif %}
     ) as restart_days
         on restart_days.customer_id = opening_days.customer_id and restart_days.as_of_date = opening_days.restart_date
 ),
-
-restart_exposure as (
-    select
-        opening_days.customer_id,
-        opening_days.opened_on,
-        {% for name in rates -%}
-        restart_drift.cum_exposure_milli_{{ name }} as restart_exposure_milli_{{ name }}{{ ',' if not loop.last }}
-        {% endfor %}
-    from opening_days
-    inner join (
-        select * from drift_days as d
-        where exists (select 1 from opening_days as o where o.customer_id = d.customer_id and o.restart_date = d.as_of_date)
-    ) as restart_drift
-        on restart_drift.customer_id = opening_days.customer_id and restart_drift.as_of_date = opening_days.restart_date
-),
-
+{% endfor %}
 at_open as (
     -- the opening day, and the day the evidence started to build (int_drift_days.restart_date)
     select
@@ -199,12 +199,12 @@ worded as (
 flags_on_opening_days as (
     -- the scorecard rows of the opening days only (semi-joins, as above)
     select * from alert_flags as f
-    where exists (select 1 from cases as c where c.customer_id = f.customer_id and c.opened_on = f.as_of_date)
+    where exists (select 1 from cases as c where c.customer_id = f.customer_id and c.opened_on = f.as_of_date){% if first_opening %} and f.as_of_date >= {{ first_opening }}{% endif %}
 ),
 
 health_on_opening_days as (
     select * from health_daily as h
-    where exists (select 1 from cases as c where c.customer_id = h.customer_id and c.opened_on = h.as_of_date)
+    where exists (select 1 from cases as c where c.customer_id = h.customer_id and c.opened_on = h.as_of_date){% if first_opening %} and h.as_of_date >= {{ first_opening }}{% endif %}
 ),
 
 silent_opportunities as (
