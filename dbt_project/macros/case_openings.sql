@@ -14,9 +14,5 @@
   {#- The earliest opening day among the openings a daily run computes (cases_sql), as a SQL date
       literal; the day after the as-of date when there are none; none on a full refresh. -#}
   {%- if not is_incremental() or not execute -%}{{ return(none) }}{%- endif -%}
-  {%- set value = run_query("select min(opened_on) from (" ~ cases_sql ~ ") as cases").columns[0].values()[0] -%}
-  {%- if value is none -%}
-    {{ return(add_days(as_of_date_literal(), 1)) }}
-  {%- endif -%}
-  {{ return("cast('" ~ value.strftime('%Y-%m-%d') ~ "' as date)") }}
+  {{ return(earliest_day(cases_sql, 'opened_on')) }}
 {%- endmacro %}

@@ -124,8 +124,13 @@
       (none on a full refresh): lets the windows skip stored days that cannot matter. -#}
   {%- do customer_day_inputs() -%}
   {%- if not is_incremental() or not execute -%}{{ return(none) }}{%- endif -%}
-  {%- set result = run_query("select min(rebuild_from) from (" ~ customer_days_to_rebuild(day_column) ~ ") as rebuild") -%}
-  {%- set value = result.columns[0].values()[0] -%}
+  {{ return(earliest_day(customer_days_to_rebuild(day_column), 'rebuild_from')) }}
+{%- endmacro %}
+
+{% macro earliest_day(select_sql, column) -%}
+  {#- min(column) of select_sql, run now, as a SQL date literal; the day after the as-of date when
+      it has no rows (nothing to rebuild: every day-bounded filter then selects nothing). -#}
+  {%- set value = run_query("select min(" ~ column ~ ") from (" ~ select_sql ~ ") as found").columns[0].values()[0] -%}
   {%- if value is none -%}
     {{ return(add_days(as_of_date_literal(), 1)) }}
   {%- endif -%}
