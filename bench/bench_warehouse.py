@@ -39,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.history_settings import settings_for_history_bench
+from bench.history_settings import settings_for_history_bench, written_history_bench_settings
 
 CUT = dt.date(2026, 6, 30)
 MONTHS = 12  # history length: 2025-07-02 to CUT
@@ -98,13 +98,11 @@ def _child_build(data_dir: str, as_of: str, full_refresh: bool, queue) -> None:
     """Runs in the child: one ``warehouse.build``, its nodes and its own peak RSS to the parent."""
     import resource
 
-    from loyalty_core.settings import load_settings
     from loyalty_monitor import warehouse
 
     # the scoring file the parent wrote when the run began: rewriting it from config/scoring.yml
     # here would turn the daily run into a full refresh if that file changed during a long run
-    settings = load_settings(data_dir=Path(data_dir), scoring_file=Path(data_dir) / "scoring.yml",
-                             landing_url="", warehouse_path="")
+    settings = written_history_bench_settings(Path(data_dir), landing_url="", warehouse_path="")
 
     def on_node(node) -> None:
         queue.put(("node", node.name, node.resource_type, node.status, node.seconds, time.time()))

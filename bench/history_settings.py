@@ -16,12 +16,20 @@ import yaml
 
 
 def settings_for_history_bench(data_dir: Path, **overrides):
-    from loyalty_core.settings import PROJECT_ROOT, load_settings
+    from loyalty_core.settings import PROJECT_ROOT
 
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     scoring = yaml.safe_load((PROJECT_ROOT / "config" / "scoring.yml").read_text())
     scoring["incremental"]["landing_overlap_seconds"] = 0
-    scoring_file = data_dir / "scoring.yml"
-    scoring_file.write_text(yaml.safe_dump(scoring, sort_keys=False))
-    return load_settings(data_dir=data_dir, scoring_file=scoring_file, **overrides)
+    (data_dir / "scoring.yml").write_text(yaml.safe_dump(scoring, sort_keys=False))
+    return written_history_bench_settings(data_dir, **overrides)
+
+
+def written_history_bench_settings(data_dir: Path, **overrides):
+    """The settings with the scoring copy settings_for_history_bench wrote, as it is: a long run's
+    later steps keep the scoring its first step began with, whatever config/scoring.yml says now."""
+    from loyalty_core.settings import load_settings
+
+    data_dir = Path(data_dir)
+    return load_settings(data_dir=data_dir, scoring_file=data_dir / "scoring.yml", **overrides)
