@@ -117,7 +117,9 @@ running as (
 ),
 
 totals as (
-    -- running totals by day: the rebuilt days and, on a daily run, the stored days before them
+    -- running totals by day: the rebuilt days and, on a daily run, the stored days the offsets
+    -- look up (n days before a rebuilt day), not the customers' whole stored history, which a
+    -- CTE read three times would be copied whole
     select customer_id, as_of_date, cum_health_tenths, cum_health_days from running
     union all
     select stored.customer_id, stored.as_of_date, stored.cum_health_tenths, stored.cum_health_days
@@ -125,6 +127,7 @@ totals as (
     inner join rebuild
         on rebuild.customer_id = stored.customer_id
        and stored.as_of_date < rebuild.rebuild_from
+    where {% for name, days in offsets.items() %}stored.as_of_date between {{ add_days(since, -days) }} and {{ add_days(as_of_date_literal(), -days) }}{{ '\n       or ' if not loop.last }}{% endfor %}
 )
 {%- endif %},
 

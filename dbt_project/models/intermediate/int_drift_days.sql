@@ -23,8 +23,8 @@
                            the drift most likely began
       since_restart_milli_<s>  what stream <s> contributed in that window (the drivers of a case)
       drift_probability    1 / (1 + exp(-(evidence + log prior odds))), prior odds from drift.prior_drift_share
-    Every window is a difference of running integer sums, so a daily run (which reads the stored
-    days the longest window reaches back to) and a full refresh give identical rows.
+    Every window is a difference of running integer sums, so a daily run (which looks up, per
+    rebuilt day, the stored day each window starts from) and a full refresh give identical rows.
     Only days that are over are scored (drift_last_day: an event-driven run during the day leaves
     today to the next run).
     Incremental by customer-day (macros/incremental.sql). -#}
@@ -191,7 +191,8 @@ exposure_totals as (
     inner join rebuild
         on rebuild.customer_id = stored.customer_id
        and stored.as_of_date < rebuild.rebuild_from
-    where stored.as_of_date >= {{ add_days(since, -skip) }}
+    -- only the days baseline_skip_days before a rebuilt day are looked up
+    where stored.as_of_date between {{ add_days(since, -skip) }} and {{ add_days(drift_last_day(), -skip) }}
 )
 {%- endif %},
 
@@ -228,7 +229,7 @@ baselined as (
     left join customer_day_rows as counts_back
         on counts_back.customer_id = exposed.customer_id
        and counts_back.as_of_date = {{ add_days('exposed.as_of_date', -skip) }}
-       and counts_back.as_of_date >= {{ add_days(since, -skip) }}
+       and counts_back.as_of_date between {{ add_days(since, -skip) }} and {{ add_days(drift_last_day(), -skip) }}
     {%- else %}
     window customer_series as (partition by exposed.customer_id order by exposed.as_of_date)
     {%- endif %}
@@ -325,42 +326,35 @@ running as (
 {%- endfor %}
 {%- if inc %}
 series as (
-    -- the rebuilt days and the stored days the longest window reaches back to: the series is
-    -- dense (one row per customer and day), so "k days ago" is "k rows back"
-    select customer_id, as_of_date, 1 as is_rebuilt{% for c in back_columns %}, {{ c }}{% endfor %}
+    -- the rebuilt days and the stored days a window of a rebuilt day starts from (k days before
+    -- it, for each k of drift.window_days): a look-up of a few stored days per customer, not a
+    -- sort of the customer's last 180 days (the series is dense, so the day k days back exists
+    -- whenever the customer was watched then)
+    select customer_id, as_of_date{% for c in back_columns %}, {{ c }}{% endfor %}
     from running
     union all
-    select stored.customer_id, stored.as_of_date, 0 as is_rebuilt{% for c in back_columns %}, stored.{{ c }}{% endfor %}
+    select stored.customer_id, stored.as_of_date{% for c in back_columns %}, stored.{{ c }}{% endfor %}
     from {{ this }} as stored
     inner join rebuild
         on rebuild.customer_id = stored.customer_id
        and stored.as_of_date < rebuild.rebuild_from
     where stored.as_of_date >= {{ add_days(since, -(windows | max)) }}
-),
-series_back as (
-    select
-        series.customer_id,
-        series.as_of_date,
-        series.is_rebuilt,
-        {%- set lags = [] -%}
-        {%- for k in windows -%}{%- for c in back_columns -%}{%- do lags.append('lag(series.' ~ c ~ ', ' ~ k ~ ') over customer_series as back' ~ k ~ '_' ~ c) -%}{%- endfor -%}{%- endfor %}
-        {{ lags | join(',\n        ') }}
-    from series
-    window customer_series as (partition by series.customer_id order by series.as_of_date)
+      and ({% for k in windows %}stored.as_of_date between {{ add_days(since, -k) }} and {{ add_days(drift_last_day(), -k) }}{{ '\n           or ' if not loop.last }}{% endfor %})
 ),
 {%- endif %}
 backs as (
     select
         running.*
         {%- for k in windows %}{% for c in back_columns %},
-        {% if inc %}series_back.back{{ k }}_{{ c }}{% else %}lag(running.{{ c }}, {{ k }}) over customer_series as back{{ k }}_{{ c }}{% endif %}
+        {% if inc %}back{{ k }}.{{ c }} as back{{ k }}_{{ c }}{% else %}lag(running.{{ c }}, {{ k }}) over customer_series as back{{ k }}_{{ c }}{% endif %}
         {%- endfor %}{% endfor %}
     from running
     {% if inc -%}
-    inner join series_back
-        on series_back.customer_id = running.customer_id
-       and series_back.as_of_date = running.as_of_date
-       and series_back.is_rebuilt = 1
+    {% for k in windows -%}
+    left join series as back{{ k }}
+        on back{{ k }}.customer_id = running.customer_id
+       and back{{ k }}.as_of_date = {{ add_days('running.as_of_date', -k) }}
+    {% endfor -%}
     {%- else -%}
     window customer_series as (partition by running.customer_id order by running.as_of_date)
     {%- endif %}
