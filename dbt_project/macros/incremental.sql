@@ -127,6 +127,14 @@
   {{ return(earliest_day(customer_days_to_rebuild(day_column), 'rebuild_from')) }}
 {%- endmacro %}
 
+{% macro looked_back_days(column, days_back, since, last_day) -%}
+  {#- `column` is a day a daily run looks back to: n days before a day it rebuilds (since ..
+      last_day), for an n of days_back (a number or a list); one date range per n, so that a scan
+      of the stored table reads only those days. -#}
+  {%- set offsets = [days_back] if days_back is number else days_back -%}
+  ({% for n in offsets %}{{ column }} between {{ add_days(since, -n) }} and {{ add_days(last_day, -n) }}{{ ' or ' if not loop.last }}{% endfor %})
+{%- endmacro %}
+
 {% macro earliest_day(select_sql, column) -%}
   {#- min(column) of select_sql, run now, as a SQL date literal; the day after the as-of date when
       it has no rows (nothing to rebuild: every day-bounded filter then selects nothing). -#}

@@ -127,7 +127,7 @@ totals as (
     inner join rebuild
         on rebuild.customer_id = stored.customer_id
        and stored.as_of_date < rebuild.rebuild_from
-    where {% for name, days in offsets.items() %}stored.as_of_date between {{ add_days(since, -days) }} and {{ add_days(as_of_date_literal(), -days) }}{{ '\n       or ' if not loop.last }}{% endfor %}
+    where {{ looked_back_days('stored.as_of_date', offsets.values() | list, since, as_of_date_literal()) }}
 )
 {%- endif %},
 
@@ -183,7 +183,7 @@ normed as (
         on {{ name }}.customer_id = flagged.customer_id
        and {{ name }}.as_of_date = {{ add_days('flagged.as_of_date', -days) }}
        {% if since is not none -%}
-       and {{ name }}.as_of_date between {{ add_days(since, -days) }} and {{ add_days(as_of_date_literal(), -days) }}
+       and {{ looked_back_days(name ~ '.as_of_date', days, since, as_of_date_literal()) }}
        {%- endif %}
     {% endfor -%}
     {%- endif %}

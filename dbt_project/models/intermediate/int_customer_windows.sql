@@ -117,7 +117,7 @@ windowed as (
     left join days as lag_{{ n }}
         on lag_{{ n }}.customer_id = current_day.customer_id
        and lag_{{ n }}.as_of_date = {{ add_days('current_day.as_of_date', -n) }}
-       and lag_{{ n }}.as_of_date between {{ add_days(since, -n) }} and {{ add_days(as_of_date_literal(), -n) }}
+       and {{ looked_back_days('lag_' ~ n ~ '.as_of_date', n, since, as_of_date_literal()) }}
     {% endfor -%}
     where current_day.as_of_date >= {{ since }}
 ),

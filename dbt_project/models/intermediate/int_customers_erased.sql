@@ -2,7 +2,8 @@
     then Kafka offset) is a tombstone. Erasure ignores the as-of date: personal data must go from
     every mart, also in backfills.
     A table, not a view: int_touchpoints, int_customer_versions, int_case_lifecycle,
-    int_opportunity_states, fct_touchpoints' pre-hook and its own data tests read it, and a view would rank every landed master-data record again for each. -#}
+    int_opportunity_states, fct_touchpoints' pre-hook and its own data tests read it, and a view
+    would rank every landed master-data record again for each of them. -#}
 {{ config(materialized='table') }}
 with landed_customers as (
     select * from {{ ref('stg_landing__customers') }}

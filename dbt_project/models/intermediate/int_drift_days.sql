@@ -192,7 +192,7 @@ exposure_totals as (
         on rebuild.customer_id = stored.customer_id
        and stored.as_of_date < rebuild.rebuild_from
     -- only the days baseline_skip_days before a rebuilt day are looked up
-    where stored.as_of_date between {{ add_days(since, -skip) }} and {{ add_days(drift_last_day(), -skip) }}
+    where {{ looked_back_days('stored.as_of_date', skip, since, drift_last_day()) }}
 )
 {%- endif %},
 
@@ -229,7 +229,7 @@ baselined as (
     left join customer_day_rows as counts_back
         on counts_back.customer_id = exposed.customer_id
        and counts_back.as_of_date = {{ add_days('exposed.as_of_date', -skip) }}
-       and counts_back.as_of_date between {{ add_days(since, -skip) }} and {{ add_days(drift_last_day(), -skip) }}
+       and {{ looked_back_days('counts_back.as_of_date', skip, since, drift_last_day()) }}
     {%- else %}
     window customer_series as (partition by exposed.customer_id order by exposed.as_of_date)
     {%- endif %}
@@ -338,8 +338,7 @@ series as (
     inner join rebuild
         on rebuild.customer_id = stored.customer_id
        and stored.as_of_date < rebuild.rebuild_from
-    where stored.as_of_date >= {{ add_days(since, -(windows | max)) }}
-      and ({% for k in windows %}stored.as_of_date between {{ add_days(since, -k) }} and {{ add_days(drift_last_day(), -k) }}{{ '\n           or ' if not loop.last }}{% endfor %})
+    where {{ looked_back_days('stored.as_of_date', windows, since, drift_last_day()) }}
 ),
 {%- endif %}
 backs as (
