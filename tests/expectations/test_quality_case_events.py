@@ -24,7 +24,9 @@ from loyalty_core.settings import Settings, load_settings
 
 UTC = timezone.utc
 NOW = datetime.now(UTC)
-AT = NOW - timedelta(days=1)
+# noon yesterday: the ten events, minutes apart, fall on one day (and one landed file) whenever the
+# module is imported, also just before midnight
+AT = (NOW - timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0)
 CASES = {f"K{i}": f"C0000{i}" for i in range(6)}  # case -> its customer
 
 
