@@ -69,7 +69,9 @@ class World:
         return f"{self.url}/login?token={auth.link_token(self.settings, email)}"
 
     def rebuild(self) -> None:
-        warehouse.build(self.settings, as_of=TODAY, select="stg_landing__case_events+")
+        # as of the day it runs: case events recorded just after midnight are dated that day
+        warehouse.build(self.settings, as_of=dt.datetime.now(dt.timezone.utc).date(),
+                        select="stg_landing__case_events+")
         warehouse.release_duckdb()
         warehouse.publish(self.settings, published_by="test")
 
