@@ -4,7 +4,9 @@ What an account manager lives with: for generated histories of several **shapes*
 drift away, how seasonal and how sparse the touches are, how many key accounts; one or more
 histories per shape, distinct seeds), each history is landed with the real landing code
 (``streaming.landing.land_jsonl_offline``), the warehouse is built from scratch
-(``warehouse.build(full_refresh=True)``) with the scoring file under test, and its churn-risk cases
+(``warehouse.build(full_refresh=True)``) with the scoring file under test, then built again with
+the mixture weights the weekly population step would have fitted over the history
+(``loyalty_monitor.drift.mixture.backfill``), and its churn-risk cases
 (``fct_churn_risk_cases``, the drift model) are scored against ``ground_truth.json`` beside the old
 rule alerts (all five rules together, an episode's first day as the opening day). The scorecard
 rules no longer alert on their own (they are reasons inside a case), so their episodes are rebuilt
@@ -204,6 +206,7 @@ class _BuildProgress:
 def build(home: Path, scoring_file: Path, end: str):
     """A fresh warehouse over the scenario's landing zone, built with ``scoring_file``."""
     from loyalty_monitor import warehouse
+    from loyalty_monitor.drift import mixture
 
     data_dir = home / "run"
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -214,6 +217,10 @@ def build(home: Path, scoring_file: Path, end: str):
     started = time.perf_counter()
     progress = _BuildProgress()
     warehouse.build(settings, as_of=end, full_refresh=True, on_node=progress)
+    # the weekly population step's mixture fits over the history, as a running installation would
+    # have made them (each from the days before it), then the drift model again with them
+    if mixture.backfill(settings):
+        warehouse.build(settings, as_of=end, full_refresh=True, on_node=progress)
     if progress.nodes and progress.next > progress.started + progress.every:  # a progress line was printed
         print("\n    build done:", end="")
     return settings, time.perf_counter() - started

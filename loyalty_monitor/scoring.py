@@ -261,6 +261,8 @@ class Drift(_Section):
     max_daily_evidence: Number(0.01)
     prior_drift_share: Number(0.0001, 0.5)
     single_stream_share: Number(0.0, 0.99)
+    learned_mixture: bool
+    mixture_prior_drift_days: Number(0.0)
     min_rate_per_day: Number(0)
     min_baseline_events: Number(0, 1000)
 

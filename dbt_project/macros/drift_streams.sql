@@ -51,3 +51,57 @@
   {%- endfor -%}
   {{ return(streams) }}
 {%- endmacro %}
+
+{% macro drift_window_evidence(s, k, now, back) -%}
+  {#- The log-likelihood ratio of "stream s drifting since k days ago" against "as usual", in
+      thousandths of a nat (0 until the customer has been watched for baseline_skip_days before
+      the window), from the running sums of int_drift_days: `now` prefixes the day's columns,
+      `back` those of the day k days before. One formula for int_drift_days (its windows) and
+      int_drift_window_evidence (the windows per stream, which the population step's mixture fit
+      reads).
+        rate:  N events over E portfolio-normal days in the window. The usual rate is not known but
+               estimated from the customer's history before the window, shrunk towards its segment:
+               Gamma(a, b) with a = prior rate x prior_days + events before, b = prior_days + days
+               before. Integrated over that uncertainty (negative binomial), the ratio is
+               N ln(rho) + (a + N) ln((b + E) / (b + rho E)): silence of a customer we know little
+               about is weak evidence and stays bounded; silence of a well-known chatty one is strong.
+               No evidence from a stream the customer hardly ever used (drift.min_rate_per_day,
+               drift.min_baseline_events).
+        share: the window's sum of the day's capped evidence. -#}
+  {%- set skip = scoring('drift.baseline_skip_days') | int -%}
+  {%- set prior_days = scoring('drift.prior_days') | float -%}
+  {%- set min_rate = scoring('drift.min_rate_per_day') | float -%}
+  {%- set min_events = scoring('drift.min_baseline_events') | int -%}
+  {%- if s.kind == 'share' -%}
+  case when {{ now }}observed_days >= {{ k + skip }}
+       then {{ now }}cum_capped_milli_{{ s.name }} - {{ back }}cum_capped_milli_{{ s.name }} else 0 end
+  {%- else -%}
+  {%- set n_window = '(' ~ now ~ 'cum_count_' ~ s.name ~ ' - ' ~ back ~ 'cum_count_' ~ s.name ~ ')' -%}
+  {%- set e_window = '((' ~ now ~ 'cum_exposure_milli_' ~ s.name ~ ' - ' ~ back ~ 'cum_exposure_milli_' ~ s.name ~ ') / 1000.0)' -%}
+  {%- set a_before = '(' ~ now ~ 'prior_rate_' ~ s.name ~ ' * ' ~ prior_days ~ ' + ' ~ back ~ 'cum_count_' ~ s.name ~ ')' -%}
+  {%- set b_before = '(' ~ prior_days ~ ' + ' ~ back ~ 'cum_exposure_milli_' ~ s.name ~ ' / 1000.0)' -%}
+  case when {{ now }}observed_days >= {{ k + skip }}
+        and {{ now }}usual_rate_{{ s.name }} >= {{ min_rate }}
+        and ({{ back }}cum_count_{{ s.name }} >= {{ min_events }}
+             or {{ back }}cum_exposure_milli_{{ s.name }} < {{ (prior_days * 1000) | int }})
+       then {{ milli('(' ~ n_window ~ ' * ln(' ~ s.ratio ~ ') + (' ~ a_before ~ ' + ' ~ n_window ~ ') * ln((' ~ b_before ~ ' + ' ~ e_window ~ ') / (' ~ b_before ~ ' + ' ~ s.ratio ~ ' * ' ~ e_window ~ ')))') }}
+       else 0 end
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro drift_mixture_fits() -%}
+  {#- The relation the population step writes the learned mixture weights to
+      (loyalty_monitor/drift/mixture.py: one row per fit and alternative, effective from a day on),
+      or none before the first fit (the weights of config/scoring.yml then apply). -#}
+  {%- if not execute -%}{{ return(none) }}{%- endif -%}
+  {{ return(adapter.get_relation(database=this.database, schema=this.schema, identifier='drift_mixture_weights')) }}
+{%- endmacro %}
+
+{% macro drift_configured_weights(streams) -%}
+  {#- The prior weights of the alternatives: all streams together 1 - single_stream_share, each
+      stream alone an equal part of single_stream_share. -#}
+  {%- set alone = scoring('drift.single_stream_share') | float -%}
+  {%- set out = {'all': 1.0 - alone} -%}
+  {%- for s in streams -%}{%- do out.update({s.name: alone / (streams | length)}) -%}{%- endfor -%}
+  {{ return(out) }}
+{%- endmacro %}

@@ -37,6 +37,16 @@ def cmd_build(args: argparse.Namespace) -> int:
         fitted = population.refresh(settings, warehouse.parse_as_of(args.as_of), refit=args.refit or args.full_refresh)
         print(f"drift model population: P(alive) of {fitted.customers} customers"
               f"{' (BG/NBD refitted)' if fitted.refitted else ''}")
+        if args.refit:
+            # the command's own dependencies, loaded when it runs (cli/__init__.py)
+            from loyalty_monitor.drift import mixture
+
+            fits = mixture.backfill(settings)
+            if fits:
+                print(f"drift model mixture weights: {len(fits)} weekly fits over the history; "
+                      "scoring the history with them (full refresh)", file=sys.stderr)
+                result = warehouse.build(settings, as_of=args.as_of, full_refresh=True, on_node=_progress)
+                print(result.summary())
     if args.publish:
         marts = warehouse.publish(settings)
         print(f"published {len(marts)} marts to schema {warehouse.PUBLISHED_SCHEMA}")
@@ -155,7 +165,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--unit-tests", action="store_true", help="also run the dbt unit tests")
     b.add_argument("--refit", action="store_true",
                    help="estimate the drift model's population parameters again from the whole landed "
-                        "history (implies --full-refresh)")
+                        "history, with the weekly mixture weights it would have learned, and score it "
+                        "again with them (implies --full-refresh; builds twice)")
     b.add_argument("--publish", action="store_true", help="publish the marts afterwards (no quality gate!)")
     b.set_defaults(func=cmd_build)
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from loyalty_core.marts import open_marts
 from loyalty_core.settings import Settings
-from loyalty_monitor.drift import bgnbd
+from loyalty_monitor.drift import bgnbd, mixture
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class PopulationResult:
     refitted: bool
     fits: dict[tuple[str, str], bgnbd.BGNBDParams]
     customers: int
+    mixture: mixture.MixtureFit | None = None
 
 
 def _rfm(con, condition: str, as_of: dt.date) -> list[tuple]:
@@ -119,7 +120,16 @@ def _fit(rows: list[tuple]) -> dict[str, tuple[bgnbd.BGNBDParams, int, float]]:
 
 
 def refresh(settings: Settings, as_of: dt.date, refit: bool = False) -> PopulationResult:
-    """Fit the population parameters when due (or ``refit``), then write every customer's P(alive)."""
+    """Fit the population parameters when due (or ``refit``), then write every customer's P(alive);
+    when the BG/NBD parameters were refitted, the drift model's mixture weights are fitted too
+    (``loyalty_monitor.drift.mixture``: they take effect on the next day scored)."""
+    result = _refresh_bgnbd(settings, as_of, refit)
+    if result.refitted:
+        return replace(result, mixture=mixture.refresh(settings))
+    return result
+
+
+def _refresh_bgnbd(settings: Settings, as_of: dt.date, refit: bool) -> PopulationResult:
     from loyalty_core.marts import open_marts  # DuckDB file or PostgreSQL, by settings.dbt_target
 
     con = open_marts(settings, read_only=False)

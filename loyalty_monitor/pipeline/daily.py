@@ -151,15 +151,18 @@ def record_build(settings: Settings, plan: dict[str, Any]) -> None:
 
 
 def fit_population(settings: Settings, as_of: dt.date, plan: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The drift model's population step: BG/NBD parameters refitted weekly or when the scoring
-    changed, and every customer's P(alive) as of the run's day (``loyalty_monitor.drift.population``)."""
+    """The drift model's population step: BG/NBD parameters and the mixture weights refitted weekly
+    or when the scoring changed, and every customer's P(alive) as of the run's day
+    (``loyalty_monitor.drift.population``, ``loyalty_monitor.drift.mixture``)."""
     # at run time: parsing the DAG file stays light
     from loyalty_monitor.drift import population
 
     release_dbt_handle()
     result = population.refresh(settings, as_of, refit=bool(plan and plan.get("full_refresh")))
     return {"as_of": as_of.isoformat(), "refitted": result.refitted, "customers": result.customers,
-            "fits": len(result.fits)}
+            "fits": len(result.fits),
+            "mixture_weights": ({name: round(weight, 4) for name, weight in result.mixture.weights.items()}
+                                if result.mixture else None)}
 
 
 def check_marts(settings: Settings, as_of: dt.date) -> dict[str, Any]:

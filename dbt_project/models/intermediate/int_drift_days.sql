@@ -36,6 +36,7 @@
     customer_batched=true,
     post_hook="{{ insert_customer_batches() }}"
 ) }}
+-- depends_on: {{ ref('int_calendar') }}
 {%- set streams = drift_streams() -%}
 {%- set skip = scoring('drift.baseline_skip_days') | int -%}
 {%- set prior_days = scoring('drift.prior_days') | float -%}
@@ -49,7 +50,6 @@
 {%- set min_rate = scoring('drift.min_rate_per_day') | float -%}
 {%- set min_events = scoring('drift.min_baseline_events') | int -%}
 {%- set share = scoring('drift.prior_drift_share') | float -%}
-{%- set alone = scoring('drift.single_stream_share') | float -%}
 {%- set windows = scoring('drift.window_days') | map('int') | list -%}
 {%- set since = rebuild_floor() -%}
 {%- set inc = is_incremental() %}
@@ -358,56 +358,78 @@ backs as (
     window customer_series as (partition by running.customer_id order by running.as_of_date)
     {%- endif %}
 ),
-windowed {{ computed_once() }} (
-    -- per window of the last k days (drift.window_days) and stream: the log-likelihood ratio of
-    -- "drifting since k days ago" against "as usual", in thousandths of a nat.
-    --   rate:  N events over E portfolio-normal days in the window. The usual rate is not known but
-    --          estimated from the customer's history before the window, shrunk towards its segment:
-    --          Gamma(a, b) with a = prior rate x prior_days + events before, b = prior_days + days
-    --          before. Integrated over that uncertainty (negative binomial), the ratio is
-    --          N ln(rho) + (a + N) ln((b + E) / (b + rho E)): silence of a customer we know little
-    --          about is weak evidence and stays bounded; silence of a well-known chatty one is strong.
-    --   share: the window's sum of the day's capped evidence.
-    -- A window is judged once the customer has been watched for baseline_skip_days before it.
-    select
-        backs.*,
-        {{ days_between('bounds.first_day', 'backs.as_of_date') }} as observed_days,
-        {% for k in windows -%}
-        {% for s in streams -%}
-        {% if s.kind == 'share' -%}
-        case when {{ days_between('bounds.first_day', 'backs.as_of_date') }} >= {{ k + skip }}
-             then backs.cum_capped_milli_{{ s.name }} - backs.back{{ k }}_cum_capped_milli_{{ s.name }} else 0 end as w{{ k }}_milli_{{ s.name }}{{ ',' if not (loop.last and k == windows[-1]) }}
-        {% else -%}
-        {%- set n_window = '(backs.cum_count_' ~ s.name ~ ' - backs.back' ~ k ~ '_cum_count_' ~ s.name ~ ')' -%}
-        {%- set e_window = '((backs.cum_exposure_milli_' ~ s.name ~ ' - backs.back' ~ k ~ '_cum_exposure_milli_' ~ s.name ~ ') / 1000.0)' -%}
-        {%- set a_before = '(backs.prior_rate_' ~ s.name ~ ' * ' ~ prior_days ~ ' + backs.back' ~ k ~ '_cum_count_' ~ s.name ~ ')' -%}
-        {%- set b_before = '(' ~ prior_days ~ ' + backs.back' ~ k ~ '_cum_exposure_milli_' ~ s.name ~ ' / 1000.0)' -%}
-        case when {{ days_between('bounds.first_day', 'backs.as_of_date') }} >= {{ k + skip }}
-              and backs.usual_rate_{{ s.name }} >= {{ min_rate }}
-              and (backs.back{{ k }}_cum_count_{{ s.name }} >= {{ min_events }}
-                   or backs.back{{ k }}_cum_exposure_milli_{{ s.name }} < {{ (prior_days * 1000) | int }})
-             then {{ milli('(' ~ n_window ~ ' * ln(' ~ s.ratio ~ ') + (' ~ a_before ~ ' + ' ~ n_window ~ ') * ln((' ~ b_before ~ ' + ' ~ e_window ~ ') / (' ~ b_before ~ ' + ' ~ s.ratio ~ ' * ' ~ e_window ~ ')))') }}
-             else 0 end as w{{ k }}_milli_{{ s.name }}{{ ',' if not (loop.last and k == windows[-1]) }}
-        {% endif -%}
-        {% endfor -%}
-        {% endfor %}
+observed as (
+    select backs.*, {{ days_between('bounds.first_day', 'backs.as_of_date') }} as observed_days
     from backs
     inner join bounds on bounds.customer_id = backs.customer_id
 ),
+windowed {{ computed_once() }} (
+    -- per window of the last k days (drift.window_days) and stream: the log-likelihood ratio of
+    -- "drifting since k days ago" against "as usual", in thousandths of a nat
+    -- (macros/drift_streams.sql, drift_window_evidence)
+    select
+        observed.*,
+        {% for k in windows -%}
+        {% for s in streams -%}
+        {{ drift_window_evidence(s, k, 'observed.', 'observed.back' ~ k ~ '_') }} as w{{ k }}_milli_{{ s.name }}{{ ',' if not (loop.last and k == windows[-1]) }}
+        {% endfor -%}
+        {% endfor %}
+    from observed
+),
+{%- set configured = drift_configured_weights(streams) -%}
+{%- set fits = drift_mixture_fits() if scoring('drift.learned_mixture') else none %}
+{%- if fits is not none %}
+mixture_fits as (
+    -- the learned weights of each fit (config/scoring.yml's where a fit has no weight for a stream)
+    select
+        effective_from,
+        {% for name, weight in configured.items() -%}
+        coalesce(max(case when alternative = '{{ name }}' then weight end), {{ weight }}) as weight_{{ name }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from {{ fits }}
+    group by effective_from
+),
+mixture_spans as (
+    select mixture_fits.*, lead(effective_from) over (order by effective_from) as effective_until
+    from mixture_fits
+),
+mixture_days as (
+    -- per day the fit in effect: the latest that took effect on or before it (a fit takes effect
+    -- on the first day not yet scored, so a stored day never changes its weights)
+    select calendar.date_day, mixture_spans.*
+    from {{ ref('int_calendar') }} as calendar
+    inner join mixture_spans
+        on mixture_spans.effective_from <= calendar.date_day
+       and (mixture_spans.effective_until is null or calendar.date_day < mixture_spans.effective_until)
+),
+{%- endif %}
 mixed {{ computed_once() }} (
     -- when the drift began, and whether it shows in all streams together (a fade) or in one alone
     -- (a champion leaves and the dialogue goes on with the wrong people), is not known in advance:
-    -- per window, the log of the mixture likelihood ratio over these alternatives
-    -- (drift.single_stream_share); over the windows, their mixture with equal weights
+    -- per window, the log of the mixture likelihood ratio over these alternatives, weighted by how
+    -- the portfolio's drifts have shown so far (the population step's fit, mixture_days) or, before
+    -- the first fit, by drift.single_stream_share; over the windows, their mixture with equal weights
     select
         windowed.*,
+        {% if fits is not none -%}
+        mixture_days.effective_from as mixture_effective_from,
+        {% else -%}
+        cast(null as date) as mixture_effective_from,
+        {% endif -%}
         {% for k in windows -%}
         {%- set parts = [] -%}{%- for s in streams -%}{%- do parts.append('windowed.w' ~ k ~ '_milli_' ~ s.name) -%}{%- endfor -%}
-        {%- set terms = [('(' ~ (parts | join(' + ')) ~ ')', 1.0 - alone)] -%}
-        {%- for s in streams -%}{%- do terms.append(('windowed.w' ~ k ~ '_milli_' ~ s.name, alone / (streams | length))) -%}{%- endfor -%}
+        {%- set weight = {} -%}
+        {%- for name, w in configured.items() -%}
+          {%- do weight.update({name: ('coalesce(mixture_days.weight_' ~ name ~ ', ' ~ w ~ ')') if fits is not none else w}) -%}
+        {%- endfor -%}
+        {%- set terms = [('(' ~ (parts | join(' + ')) ~ ')', weight['all'])] -%}
+        {%- for s in streams -%}{%- do terms.append(('windowed.w' ~ k ~ '_milli_' ~ s.name, weight[s.name])) -%}{%- endfor -%}
         {{ log_sum_exp_milli(terms) }} as window{{ k }}_milli{{ ',' if not loop.last }}
         {% endfor %}
     from windowed
+    {% if fits is not none -%}
+    left join mixture_days on mixture_days.date_day = windowed.as_of_date
+    {%- endif %}
 ),
 weighed {{ computed_once() }} (
     select
@@ -433,6 +455,7 @@ select
     {% for s in rate_streams -%}
     weighed.cum_exposure_milli_{{ s.name }},
     weighed.cum_count_{{ s.name }},
+    cast(weighed.prior_rate_{{ s.name }} as {{ type_double() }}) as prior_rate_{{ s.name }},
     {% endfor -%}
     {% for s in streams -%}
     weighed.n_{{ s.name }},
@@ -453,6 +476,7 @@ select
     weighed.window{{ k }}_milli,
     {% endfor -%}
     weighed.evidence_milli,
+    weighed.mixture_effective_from,
     weighed.drift_window_days,
     {{ add_days('weighed.as_of_date', '-weighed.drift_window_days') }} as restart_date,
     cast(1.0 / (1.0 + exp(-(weighed.evidence_milli / 1000.0 + ln(cast({{ share }} as {{ type_double() }}) / (1 - {{ share }}))))) as {{ type_double() }}) as drift_probability,

@@ -18,12 +18,14 @@ import sys
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 from warehouse_history import land, warehouse_settings
 
 from loyalty_monitor import warehouse
 from loyalty_monitor.drift import population
 from loyalty_monitor.drift.explain import explain, render_html, render_text
+from loyalty_monitor.scoring import load_scoring
 
 START, END = dt.date(2025, 9, 1), dt.date(2026, 11, 30)
 HOLIDAY = (dt.date(2026, 7, 6), dt.date(2026, 7, 26))   # everybody silent
@@ -134,7 +136,7 @@ def _holiday_peaks(settings, until: dt.date) -> dict[str, float]:
 def test_without_the_seasonal_index_the_holiday_would_raise_cases(built, tmp_path):
     """The control: with the seasonal index switched off (pseudo-contacts so many that every day
     counts as normal), the same holiday silence drives the chatty customers' drift probability up
-    to about where cases open (the default open_probability is 0.3, a user may set 0.25), while
+    to about where cases open (a target precision opens them from 0.15 up, a user may set 0.25), while
     with the index nobody comes near one."""
     touchpoints, customers = tmp_path / "touchpoints.jsonl", tmp_path / "customers.jsonl"
     touchpoints.write_text("".join(json.dumps(e) + "\n" for e in _events()))
@@ -259,6 +261,42 @@ def test_a_target_precision_sets_the_opening_probability_from_what_became_of_the
     assert strict["LEAVER1"][0][0] >= lenient["LEAVER1"][0][0]
 
 
+def test_the_mixture_weights_are_fitted_and_take_effect_on_the_next_day(built):
+    """The population step fitted how this portfolio's drifts show (loyalty_monitor/drift/mixture.py)
+    from the scored days; the fit takes effect on the first day not scored yet, so every scored day
+    kept the weights it was scored with. The view the fit reads (int_drift_window_evidence), mixed
+    with the configured weights, gives int_drift_days' windows to the thousandth of a nat: one
+    formula for both."""
+    drift = load_scoring(built.scoring_file)["drift"]
+    streams, alone = list(drift["streams"]), drift["single_stream_share"]
+    windows = drift["window_days"]
+    con = duckdb.connect(str(built.warehouse), read_only=True)
+    try:
+        fits = con.execute("select effective_from, alternative, weight from build.drift_mixture_weights").fetchall()
+        scored_with_fit = con.execute("select count(*) from build.int_drift_days "
+                                      "where mixture_effective_from is not null").fetchone()[0]
+        columns = ", ".join(f"e.w{k}_milli_{s}" for k in windows for s in streams)
+        stored = ", ".join(f"d.window{k}_milli" for k in windows)
+        rows = con.execute(f"select {columns}, {stored} from build.int_drift_window_evidence e "
+                           "join build.int_drift_days d using (customer_id, as_of_date)").fetchall()
+    finally:
+        con.close()
+    assert {day for day, _, _ in fits} == {END + dt.timedelta(days=1)}
+    weights = {name: weight for _, name, weight in fits}
+    assert set(weights) == {"all", *streams} and abs(sum(weights.values()) - 1) < 1e-9
+    assert scored_with_fit == 0
+    values = np.array(rows, dtype=float)
+    n = len(windows) * len(streams)
+    per_stream = values[:, :n].reshape(len(values), len(windows), len(streams)) / 1000.0
+    terms = np.concatenate([per_stream.sum(axis=2, keepdims=True), per_stream], axis=2)
+    configured = np.log([1 - alone] + [alone / len(streams)] * len(streams))
+    x = terms + configured
+    top = x.max(axis=2)
+    mixed = top + np.log(np.exp(x - top[:, :, None]).sum(axis=2))
+    assert len(values) > 5000
+    assert np.abs(np.round(mixed * 1000) - values[:, n:]).max() <= 1
+
+
 def test_the_drift_model_scores_only_days_that_are_over(built):
     """A run during the day (an event-driven run, as-of today) builds today's scorecard, but the
     drift model stops at yesterday: its population parameters are written once per day and kept,
@@ -272,8 +310,12 @@ def test_the_drift_model_scores_only_days_that_are_over(built):
         drift = con.execute("select max(as_of_date) from build.int_drift_days").fetchone()[0]
         portfolio = con.execute("select max(date_day) from build.int_portfolio_days").fetchone()[0]
         open_cases = con.execute("select count(*) from build.fct_churn_risk_cases where case_status = 'open'").fetchone()[0]
+        first_with_fit = con.execute("select min(as_of_date) from build.int_drift_days "
+                                     "where mixture_effective_from is not null").fetchone()[0]
     finally:
         con.close()
     assert health == today
     assert drift == portfolio == today - dt.timedelta(days=1)
     assert open_cases == 1  # QUIET's case is still open: judged on the last day that is over
+    # the days scored after the module's build are scored with the mixture weights fitted then
+    assert first_with_fit == END + dt.timedelta(days=1)
