@@ -2,16 +2,24 @@
 
 Synthetic evidence first (numpy, the estimator alone): customer-days of a portfolio whose drifts show
 in all streams together, or whose drifts are champions leaving (one stream alone), and a portfolio
-where nothing drifts. The dbt side (the view the fit reads, the fits taking effect) is tested on the
-handcrafted history in test_drift_model.py.
+where nothing drifts. Then `loyalty warehouse build --refit` on a generated history (real dbt on
+DuckDB): the weekly fits over the history and the history scored with them. The weekly fit of the
+population step and the view it reads are tested on the handcrafted history in test_drift_model.py.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import subprocess
+import sys
+
+import duckdb
 import numpy as np
 import pytest
+from warehouse_history import land, make_history, warehouse_settings
 
 from loyalty_monitor.drift.mixture import MIN_WEIGHT, em_weights
+from loyalty_monitor.scoring import load_scoring
 
 WINDOWS, STREAMS = 6, 4           # alternatives: all together, then each stream alone
 PRIOR = np.array([0.5] + [0.5 / STREAMS] * STREAMS)
@@ -63,3 +71,47 @@ def test_without_drifts_the_prior_holds():
 def test_no_customer_days_no_change():
     weights, drift_days, iterations = em_weights(np.zeros((WINDOWS, STREAMS + 1, 0)), PRIOR, SHARE, 100)
     assert np.allclose(weights, PRIOR) and drift_days == 0 and iterations == 0
+
+
+def test_refit_backfills_the_weekly_fits_and_scores_the_history_with_them(tmp_path):
+    """`loyalty warehouse build --refit` on a generated history: the weekly fits the population step
+    would have made (each from the days before it) are written, and the history is scored again
+    with them: a day keeps the weights of the latest fit that took effect on or before it, and the
+    days before the first fit keep the configured ones. The first week has no customer-day old
+    enough to judge, so its fit is the prior itself."""
+    history = make_history(tmp_path / "history", customers=60, start="2025-06-01", end="2026-02-28", seed=5)
+    settings = warehouse_settings(tmp_path / "data")
+    land(settings, history.touchpoints, history.customers)
+    result = subprocess.run(
+        [sys.executable, "-m", "loyalty_monitor.cli", "warehouse", "build", "--refit", "--as-of", "2026-02-28"],
+        capture_output=True, text=True, env={"LOYALTY_DATA_DIR": str(settings.data_dir),
+                                             "LOYALTY_SCORING_FILE": str(settings.scoring_file),
+                                             "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "weekly fits over the history" in result.stderr
+    drift = load_scoring(settings.scoring_file)["drift"]
+    alone, streams = drift["single_stream_share"], list(drift["streams"])
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        fits = con.execute("select effective_from, alternative, weight, customer_days "
+                           "from build.drift_mixture_weights order by effective_from").fetchall()
+        first_day, last_day = con.execute("select min(as_of_date), max(as_of_date) from build.int_drift_days").fetchone()
+        scored = dict(con.execute("select as_of_date, min(mixture_effective_from) from build.int_drift_days "
+                                  "group by as_of_date").fetchall())
+    finally:
+        con.close()
+    by_day: dict = {}
+    for day, name, weight, customer_days in fits:
+        by_day.setdefault(day, {})[name] = (weight, customer_days)
+    days = sorted(by_day)
+    assert days[0] == first_day + dt.timedelta(days=7)
+    assert all((b - a).days == 7 for a, b in zip(days, days[1:])) and days[-1] > last_day - dt.timedelta(days=7)
+    for weights in by_day.values():
+        assert set(weights) == {"all", *streams}
+        assert sum(w for w, _ in weights.values()) == pytest.approx(1.0)
+    first = by_day[days[0]]
+    assert first["all"] == (pytest.approx(1 - alone), 0)   # nothing to judge yet: the prior
+    assert max(c for _, c in by_day[days[-1]].values()) > 0   # the last fit learned from the history
+    for day, effective in scored.items():
+        started = [d for d in days if d <= day]
+        assert effective == (started[-1] if started else None), day
