@@ -156,7 +156,7 @@ def _ensure_table(con) -> None:
 
 
 def _write(con, fits: list[MixtureFit], replace_all: bool) -> None:
-    stamp = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    stamp = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     con.execute("begin")
     if replace_all:
         con.execute(f"delete from {WEIGHTS_TABLE}")
