@@ -17,7 +17,7 @@ from typing import Any
 from loyalty_core.dates import parse_as_of
 from loyalty_core.settings import Settings
 from loyalty_monitor import warehouse
-from loyalty_monitor.drift import population
+from loyalty_monitor.drift import mixture, population
 from loyalty_monitor.scoring import load_scoring
 
 #: How far back the chart goes by default.
@@ -50,6 +50,11 @@ class Explanation:
     open_probability: float = 0.0
     close_probability: float = 0.0
     alive: dict[str, dict[str, Any]] = field(default_factory=dict)  # BG/NBD P(alive) by stream
+    # how the portfolio's drifts show, as weighed on the last day: "all" together and each stream
+    # alone (loyalty_monitor/drift/mixture.py); mixture_from: the day that fit took effect (None:
+    # the configured weights)
+    mixture: dict[str, float] = field(default_factory=dict)
+    mixture_from: dt.date | None = None
 
 
 class ExplainError(LookupError):
@@ -71,7 +76,7 @@ def explain(settings: Settings, customer_id: str, as_of: dt.date | str | None = 
     columns = ", ".join(f"n_{n}, usual_rate_{n}, expected_{n}, since_restart_milli_{n}" for n in names)
     rows = warehouse.query(
         settings,
-        f"select as_of_date, drift_probability, evidence_milli, restart_date, {columns} "
+        f"select as_of_date, drift_probability, evidence_milli, restart_date, mixture_effective_from, {columns} "
         "from build.int_drift_days where customer_id = ? and as_of_date between ? and ? order by as_of_date",
         [customer_id, day - dt.timedelta(days=days - 1), day])
     if not rows:
@@ -86,7 +91,8 @@ def explain(settings: Settings, customer_id: str, as_of: dt.date | str | None = 
         out.probability.append(float(row["drift_probability"]))
         out.evidence.append(row["evidence_milli"] / 1000.0)
         for n in names:
-            out.contributions[n].append(row[f"since_restart_milli_{n}"] / 1000.0)
+            # null until the customer has been watched long enough for the shortest window
+            out.contributions[n].append((row[f"since_restart_milli_{n}"] or 0) / 1000.0)
     # the current drift window: the rows since the day the drift most likely began
     last = rows[-1]
     out.restart_day = last["restart_date"] or last["as_of_date"]
@@ -97,9 +103,17 @@ def explain(settings: Settings, customer_id: str, as_of: dt.date | str | None = 
             usual_per_90_days=float(last[f"usual_rate_{name}"] or 0.0) * 90,
             seen_since_restart=int(sum(r[f"n_{name}"] for r in window)),
             expected_since_restart=float(sum(r[f"expected_{name}"] for r in window)),
-            evidence_since_restart=last[f"since_restart_milli_{name}"] / 1000.0))
+            evidence_since_restart=(last[f"since_restart_milli_{name}"] or 0) / 1000.0))
     out.streams.sort(key=lambda s: -s.evidence_since_restart)
     out.alive = population.p_alive_of(settings, customer_id)
+    out.mixture_from = last["mixture_effective_from"]
+    if out.mixture_from is not None:
+        out.mixture = {r["alternative"]: float(r["weight"]) for r in warehouse.query(
+            settings, f"select alternative, weight from {mixture.WEIGHTS_TABLE} where effective_from = ?",
+            [out.mixture_from])}
+    else:
+        alone = float(scoring["drift"]["single_stream_share"])
+        out.mixture = {mixture.ALL: 1 - alone, **{n: alone / len(names) for n in names}}
     out.cases = warehouse.query(
         settings,
         "select opened_on, closed_on, case_status, probability_at_open, severity, drivers from "
@@ -134,6 +148,13 @@ def render_text(e: Explanation, weeks: int = 26) -> str:
         lines.append(f"  {s.label:<50} {s.evidence_since_restart:+5.1f} ({direction}): "
                      f"{s.seen_since_restart} since {e.restart_day}, about {s.expected_since_restart:.1f} "
                      f"expected; usually {s.usual_per_90_days:.1f} per 90 days")
+    if e.mixture:
+        source = f"learned, weights from {e.mixture_from}" if e.mixture_from else "configured weights"
+        labels = {s.name: s.label for s in e.streams}
+        alone = sorted(((w, n) for n, w in e.mixture.items() if n != mixture.ALL), reverse=True)[:3]
+        lines += ["", f"How this portfolio's drifts show ({source}): all streams together "
+                  f"{_share(e.mixture.get(mixture.ALL))}; alone: "
+                  + ", ".join(f"{labels.get(n, n)} {_share(w)}" for w, n in alone)]
     if e.alive:
         lines += ["", "Still there at all? BG/NBD probability alive (as of "
                   f"{next(iter(e.alive.values()))['as_of_date']}):"]
@@ -201,6 +222,10 @@ def render_html(e: Explanation) -> str:
     alive = "".join(f"<li>{html.escape(stream)}: {_share(row['p_alive'])} ({row['repeat_days']} repeat days, "
                     f"the last {row['days_since_last']} days ago)</li>" for stream, row in e.alive.items()) \
         or "<li>not fitted yet</li>"
+    labels = {s.name: s.label for s in e.streams}
+    weights = "".join(f"<li>{'all streams together' if n == mixture.ALL else html.escape(labels.get(n, n)) + ' alone'}: "
+                      f"{_share(w)}</li>" for n, w in sorted(e.mixture.items(), key=lambda item: -item[1]))
+    source = f"learned, weights from {e.mixture_from}" if e.mixture_from else "configured weights"
     title = f"Why {e.customer_id}: drift probability as of {e.as_of}"
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title></head>"
             f"<body style=\"font-family:sans-serif;max-width:960px\"><h1>{html.escape(title)}</h1>"
@@ -208,5 +233,6 @@ def render_html(e: Explanation) -> str:
             f"<h2>What moved it since {e.restart_day}</h2><table border=\"1\" cellpadding=\"4\" "
             f"style=\"border-collapse:collapse\"><tr><th>stream</th><th>evidence (nats)</th><th>seen</th>"
             f"<th>expected</th><th>usually per 90 days</th></tr>{rows}</table>"
+            f"<h2>How this portfolio's drifts show ({source})</h2><ul>{weights}</ul>"
             f"<h2>Still there at all? BG/NBD probability alive</h2><ul>{alive}</ul>"
             f"<h2>Cases</h2><ul>{cases}</ul></body></html>")

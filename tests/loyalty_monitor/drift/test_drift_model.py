@@ -157,12 +157,19 @@ def test_explain_shows_the_probability_and_what_moved_it(built):
     assert story.streams[0].name in ("dialogue", "senior", "orders") and story.streams[0].evidence_since_restart > 1
     text = render_text(story)
     assert "QUIET" in text and "<- case" in text and "two-way dialogue" in text
+    # the module's days were scored before the first mixture fit: the configured weights
+    assert story.mixture_from is None and "How this portfolio's drifts show (configured weights)" in text
+    assert abs(sum(story.mixture.values()) - 1) < 1e-9
     # BG/NBD: QUIET, silent for two months after a dialogue every third day, is unlikely to be there
     # at all; a customer that keeps its rhythm is
     assert story.alive["dialogue"]["p_alive"] < 0.2 and "probability alive" in text
     assert explain(built, "C001", as_of=END).alive["dialogue"]["p_alive"] > 0.9
     page = render_html(story)
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "case opens" in page
+    assert "How this portfolio" in page
+    # a customer's first weeks: no window is judged yet (no evidence), and the story still tells
+    early = explain(built, "C001", as_of=START + dt.timedelta(days=30))
+    assert all(v == 0 for v in early.contributions["dialogue"]) and "C001" in render_text(early)
 
 
 def test_population_parameters_are_fitted_weekly_and_kept(built):

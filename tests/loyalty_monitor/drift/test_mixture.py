@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from warehouse_history import land, make_history, warehouse_settings
 
+from loyalty_monitor.drift.explain import explain, render_text
 from loyalty_monitor.drift.mixture import MIN_WEIGHT, em_weights
 from loyalty_monitor.scoring import load_scoring
 
@@ -99,6 +100,8 @@ def test_refit_backfills_the_weekly_fits_and_scores_the_history_with_them(tmp_pa
         first_day, last_day = con.execute("select min(as_of_date), max(as_of_date) from build.int_drift_days").fetchone()
         scored = dict(con.execute("select as_of_date, min(mixture_effective_from) from build.int_drift_days "
                                   "group by as_of_date").fetchall())
+        someone = con.execute("select min(customer_id) from build.int_drift_days where as_of_date = ?",
+                              [last_day]).fetchone()[0]
     finally:
         con.close()
     by_day: dict = {}
@@ -116,3 +119,7 @@ def test_refit_backfills_the_weekly_fits_and_scores_the_history_with_them(tmp_pa
     for day, effective in scored.items():
         started = [d for d in days if d <= day]
         assert effective == (started[-1] if started else None), day
+    # an analyst sees which weights scored the last day (`loyalty explain`)
+    story = explain(settings, someone)
+    assert story.mixture_from == max(d for d in days if d <= last_day)
+    assert f"How this portfolio's drifts show (learned, weights from {story.mixture_from})" in render_text(story)
