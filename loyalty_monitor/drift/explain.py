@@ -112,8 +112,7 @@ def explain(settings: Settings, customer_id: str, as_of: dt.date | str | None = 
             settings, f"select alternative, weight from {mixture.WEIGHTS_TABLE} where effective_from = ?",
             [out.mixture_from])}
     else:
-        alone = float(scoring["drift"]["single_stream_share"])
-        out.mixture = {mixture.ALL: 1 - alone, **{n: alone / len(names) for n in names}}
+        out.mixture = mixture.configured_weights(scoring["drift"])
     out.cases = warehouse.query(
         settings,
         "select opened_on, closed_on, case_status, probability_at_open, severity, drivers from "

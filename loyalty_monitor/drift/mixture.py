@@ -70,13 +70,20 @@ class _Model:
     enabled: bool
 
 
+def configured_weights(drift: dict) -> dict[str, float]:
+    """The weights of config/scoring.yml's ``drift`` section: "all together" 1 - single_stream_share,
+    each stream alone an equal part of it (the prior of the fit, and the weights before any fit; the
+    same as dbt's ``drift_configured_weights``)."""
+    streams = list(drift["streams"])
+    alone = float(drift["single_stream_share"])
+    return {ALL: 1.0 - alone, **{s: alone / len(streams) for s in streams}}
+
+
 def _model(settings: Settings) -> _Model:
     drift = load_scoring(settings.scoring_file)["drift"]
     streams = list(drift["streams"])
-    alone = float(drift["single_stream_share"])
     windows = [int(k) for k in drift["window_days"]]
-    return _Model(streams=streams, windows=windows,
-                  prior={ALL: 1.0 - alone, **{s: alone / len(streams) for s in streams}},
+    return _Model(streams=streams, windows=windows, prior=configured_weights(drift),
                   prior_drift_days=float(drift["mixture_prior_drift_days"]),
                   prior_share=float(drift["prior_drift_share"]),
                   min_observed=min(windows) + int(drift["baseline_skip_days"]),
@@ -141,7 +148,8 @@ def _read(con, model: _Model, since: dt.date, until: dt.date) -> tuple[np.ndarra
     days = [until - dt.timedelta(days=i) for i in range(0, max(span, 0), stride)]
     if not days:
         return np.array([], dtype="datetime64[D]"), np.zeros((len(model.windows), len(model.streams) + 1, 0))
-    columns = ", ".join(f"w{k}_milli_{s}" for k in model.windows for s in model.streams)
+    names = [f"w{k}_milli_{s}" for k in model.windows for s in model.streams]
+    columns = ", ".join(names)
     dates, values = [], []
     for chunk in range(0, len(days), 20):   # a few days at a time: rows become arrays as they come
         part = days[chunk:chunk + 20]
@@ -149,7 +157,7 @@ def _read(con, model: _Model, since: dt.date, until: dt.date) -> tuple[np.ndarra
                            f"where observed_days >= ? and as_of_date in ({', '.join('?' * len(part))})",
                            [model.min_observed, *part]).fetchall()
         dates.append(np.asarray([r[0] for r in rows], dtype="datetime64[D]"))
-        values.append(np.asarray([r[1:] for r in rows], dtype=float).reshape(len(rows), len(columns.split(", "))))
+        values.append(np.asarray([r[1:] for r in rows], dtype=float).reshape(len(rows), len(names)))
     return np.concatenate(dates), _alternative_logs(np.concatenate(values), model)
 
 
