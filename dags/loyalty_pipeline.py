@@ -167,6 +167,10 @@ def loyalty_pipeline():
             "vars": pipeline.dbt_run_vars(settings, "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"),
             # dbt unit tests pin scores for the shipped scoring.yml: they belong to the test suite.
             "exclude": ["test_type:unit"],
+            # No manifest.json / run_results.json per task: each task runs in a temporary copy of
+            # the project that is deleted afterwards, nothing reads them, and writing the 2 MB
+            # manifest twice took 0.4 s of every task's 1.2 s (partial parsing still works).
+            "dbt_cmd_global_flags": ["--no-write-json"],
             "full_refresh": "{{ ti.xcom_pull(task_ids='plan_build')['full_refresh'] }}",
         },
         default_args=default_args,
