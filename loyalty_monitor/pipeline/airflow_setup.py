@@ -4,6 +4,7 @@ manifest and vars the dbt tasks (astronomer-cosmos) run with, and the failure ca
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -87,17 +88,19 @@ def dbt_profile_name(settings: Settings) -> str:
 def dbt_manifest(settings: Settings) -> Path:
     """dbt's manifest.json for the DAG's one-task-per-model rendering; re-parsed when the project changed.
 
-    Written under ``<data_dir>/dbt/target`` (never into the repository). ``dbt parse`` reads but
+    Written under ``<data_dir>/dbt/target`` (never into the repository) with a fingerprint of what
+    shaped it: the project's directory and target, its files (names, sizes, modification times)
+    and the vars (config/scoring.yml, the contract). A newer file alone would miss a deleted model
+    (the DAG would keep a task for it) or another project directory. ``dbt parse`` reads but
     never connects to the warehouse.
     """
 
     target = settings.data_dir / "dbt" / "target"
     manifest = target / "manifest.json"
+    fingerprint_file = target / "manifest.fingerprint"
     project = settings.dbt_project_dir
-    sources = [p for p in project.rglob("*") if p.is_file() and p.suffix in {".sql", ".yml", ".yaml", ".csv", ".md"}
-               and "target" not in p.relative_to(project).parts and "dbt_packages" not in p.relative_to(project).parts]
-    newest = max((p.stat().st_mtime for p in sources), default=0.0)
-    if manifest.exists() and manifest.stat().st_mtime >= newest:
+    fingerprint = _project_fingerprint(settings)
+    if manifest.exists() and fingerprint_file.exists() and fingerprint_file.read_text() == fingerprint:
         return manifest
     # at run time: parsing the DAG file stays light
     from dbt.cli.main import dbtRunner
@@ -112,7 +115,24 @@ def dbt_manifest(settings: Settings) -> Path:
                                      "--vars", json.dumps(dbt_run_vars(settings, dt.date.today()), default=str)])
     if not result.success or not manifest.exists():
         raise RuntimeError(f"dbt parse of {project} failed: {result.exception or 'see the dbt log above'}")
+    fingerprint_file.write_text(fingerprint)
     return manifest
+
+
+def _project_fingerprint(settings: Settings) -> str:
+    """What the parsed graph depends on (the as-of date does not shape it: a fixed one stands in)."""
+    project = settings.dbt_project_dir.resolve()
+    digest = hashlib.sha256(json.dumps(
+        {"project": str(project), "target": settings.dbt_target,
+         "vars": dbt_run_vars(settings, dt.date(2000, 1, 1))}, sort_keys=True, default=str).encode())
+    for path in sorted(p for p in project.rglob("*") if p.is_file() and p.suffix in _PROJECT_SUFFIXES
+                       and not {"target", "dbt_packages", "logs"} & set(p.relative_to(project).parts)):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(project)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+_PROJECT_SUFFIXES = {".sql", ".yml", ".yaml", ".csv", ".md"}
 
 
 def dbt_run_vars(settings: Settings, as_of: Any) -> dict[str, Any]:

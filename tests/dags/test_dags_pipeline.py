@@ -108,7 +108,23 @@ def failed_gate_run(world):
 
 
 @pytest.fixture(scope="module")
-def good_run(world, failed_gate_run):
+def failed_model_run(world, failed_gate_run, tmp_path_factory):
+    """The same date with a copy of the dbt project in which one model fails at run time: its task
+    fails, the run stops before publishing, and the data engineers hear which model and why."""
+    import shutil
+
+    project = tmp_path_factory.mktemp("broken") / "dbt_project"
+    shutil.copytree(PROJECT_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
+    (project / "models" / "intermediate" / "int_breaks_at_run_time.sql").write_text(
+        "{{ config(materialized='table') }}\n"
+        "select cast('not a number' as integer) as broken from {{ ref('int_touchpoints') }}\n")
+    mails_before = len(world["smtp"].inbox)
+    outcomes = stack.run_dates(world["settings"].replace(dbt_project_dir=project), [END])
+    return outcomes, world["smtp"].inbox[mails_before:]
+
+
+@pytest.fixture(scope="module")
+def good_run(world, failed_gate_run, failed_model_run):
     hook = world["hook"]
     with hook.lock:  # the webhook answers 500 to the first two alert deliveries of this run
         hook.requests, hook.received[:] = 0, []
@@ -122,6 +138,27 @@ def test_failed_quality_gate_sends_no_customer_alert_and_tells_the_data_engineer
     assert len(notice) == 1
     assert "quality gate failed" in notice[0].message["Subject"]
     assert "department" in notice[0].text and "warp drive" in notice[0].text
+
+
+def test_a_model_that_fails_fails_its_task_publishes_nothing_and_tells_the_data_engineers(world, failed_model_run):
+    outcomes, mails = failed_model_run
+    task = "dbt_build.int_breaks_at_run_time_model_build"
+    assert [(o.state, o.failed_tasks) for o in outcomes] == [("failed", [task])]
+    assert [m.rcpt_tos for m in mails] == [["oncall@example.com"]]  # no account manager hears of it
+    assert f"task {task} failed" in mails[0].message["Subject"]
+    assert "int_breaks_at_run_time" in mails[0].text and "not a number" in mails[0].text
+    assert f"loyalty run --as-of {END}" in mails[0].text
+    import duckdb
+
+    from loyalty_monitor import warehouse
+
+    warehouse.release_duckdb()
+    con = duckdb.connect(str(world["settings"].warehouse), read_only=True)
+    try:  # both failed runs stopped before publish: the published schema is still empty
+        assert con.execute("select count(*) from information_schema.tables where table_schema = 'published'"
+                           ).fetchone()[0] == 0
+    finally:
+        con.close()
 
 
 def test_in_process_runs_record_their_real_start_and_end(world, good_run):

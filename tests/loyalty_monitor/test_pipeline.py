@@ -119,3 +119,27 @@ def test_dbt_tasks_rebuild_from_scratch_only_when_scoring_changed(data_dir, tmp_
     scoring.write_text(shipped.replace("max_per_manager_per_week: 3", "max_per_manager_per_week: 4"))
     changed = pipeline.plan_build(settings)
     assert changed["full_refresh"] is True and changed["scoring_fingerprint"] != first["scoring_fingerprint"]
+
+
+def test_the_dags_manifest_is_parsed_again_when_a_model_is_added_or_deleted(tmp_path):
+    """The DAG renders one task per node of this manifest: a deleted model must lose its task (a
+    newer-file check missed deletions), an unchanged project must not pay for a parse."""
+    import shutil
+
+    from loyalty_core.settings import PROJECT_ROOT
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(PROJECT_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
+    probe = project / "models" / "marts" / "zz_probe.sql"
+    probe.write_text("select 1 as probe\n")
+    settings = load_settings(data_dir=tmp_path / "data", dbt_project_dir=project)
+
+    def nodes() -> set[str]:
+        return set(json.loads(pipeline.dbt_manifest(settings).read_text())["nodes"])
+
+    assert "model.loyalty_monitor.zz_probe" in nodes()
+    parsed_at = pipeline.dbt_manifest(settings).stat().st_mtime_ns
+    assert pipeline.dbt_manifest(settings).stat().st_mtime_ns == parsed_at  # unchanged: not parsed again
+    probe.unlink()
+    assert "model.loyalty_monitor.zz_probe" not in nodes()
+    assert "model.loyalty_monitor.fct_churn_alerts" in nodes()
