@@ -45,6 +45,10 @@ ALL = "all"
 #: weights are well determined by far fewer; at 1M events a fit on 890k customer-days took 29 s and,
 #: read as Python rows, 7 GiB.
 MAX_CUSTOMER_DAYS = 250_000
+#: ... and the days are at most a fortnight apart (26 a year), so that no one day (Christmas) makes
+#: a fit; a portfolio too large for the cap on those days is thinned by customer instead (every n-th
+#: customer of each day, by customer_id): at 160k customers the cap alone would leave two days.
+MAX_DAYS_APART = 14
 #: A weight never falls below this: an alternative the portfolio has not shown yet stays possible.
 MIN_WEIGHT = 1e-6
 
@@ -139,22 +143,27 @@ def _alternative_logs(raw: np.ndarray, model: _Model) -> np.ndarray:
 
 
 def _read(con, model: _Model, since: dt.date, until: dt.date) -> tuple[np.ndarray, np.ndarray]:
-    """Days and evidence logs of the customer-days from ``since`` to ``until`` that are judged, read
-    every ``stride`` days so that at most ``MAX_CUSTOMER_DAYS`` enter."""
+    """Days and evidence logs of the customer-days from ``since`` to ``until`` that are judged: every
+    ``stride`` days (at most MAX_DAYS_APART), and of those days' customers every ``every_nth``, so
+    that about ``MAX_CUSTOMER_DAYS`` at most enter."""
     judged = con.execute("select count(*) from build.int_drift_days where as_of_date between ? and ? "
                          "and observed_days >= ?", [since, until, model.min_observed]).fetchone()[0] or 0
     span = (until - since).days + 1
-    stride = max(1, math.ceil(judged / MAX_CUSTOMER_DAYS)) if span > 0 else 1
-    days = [until - dt.timedelta(days=i) for i in range(0, max(span, 0), stride)]
-    if not days:
+    if span <= 0 or not judged:
         return np.array([], dtype="datetime64[D]"), np.zeros((len(model.windows), len(model.streams) + 1, 0))
+    stride = max(1, min(math.ceil(judged / MAX_CUSTOMER_DAYS), MAX_DAYS_APART))
+    days = [until - dt.timedelta(days=i) for i in range(0, span, stride)]
+    every_nth = max(1, math.ceil(judged / span * len(days) / MAX_CUSTOMER_DAYS))
     names = [f"w{k}_milli_{s}" for k in model.windows for s in model.streams]
     columns = ", ".join(names)
     dates, values = [], []
     for chunk in range(0, len(days), 20):   # a few days at a time: rows become arrays as they come
         part = days[chunk:chunk + 20]
-        rows = con.execute(f"select as_of_date, {columns} from {EVIDENCE_VIEW} "
-                           f"where observed_days >= ? and as_of_date in ({', '.join('?' * len(part))})",
+        rows = con.execute(f"select as_of_date, {columns} from ("
+                           f"select as_of_date, {columns}, row_number() over ("
+                           f"partition by as_of_date order by customer_id) as nth from {EVIDENCE_VIEW} "
+                           f"where observed_days >= ? and as_of_date in ({', '.join('?' * len(part))})"
+                           f") as judged where mod(nth, {every_nth}) = 0",
                            [model.min_observed, *part]).fetchall()
         dates.append(np.asarray([r[0] for r in rows], dtype="datetime64[D]"))
         values.append(np.asarray([r[1:] for r in rows], dtype=float).reshape(len(rows), len(names)))
