@@ -169,7 +169,9 @@ def loyalty_pipeline():
             "exclude": ["test_type:unit"],
             # No manifest.json / run_results.json per task: each task runs in a temporary copy of
             # the project that is deleted afterwards, nothing reads them, and writing the 2 MB
-            # manifest twice took 0.4 s of every task's 1.2 s (partial parsing still works).
+            # manifest twice took 0.4 s of every task's 1.2 s (partial parsing still works; cosmos's
+            # OpenLineage extraction, which reads them, has nothing to read: no lineage is emitted
+            # here, the OpenLineage provider is not installed).
             "dbt_cmd_global_flags": ["--no-write-json"],
             "full_refresh": "{{ ti.xcom_pull(task_ids='plan_build')['full_refresh'] }}",
         },

@@ -89,8 +89,8 @@ def dbt_manifest(settings: Settings) -> Path:
     """dbt's manifest.json for the DAG's one-task-per-model rendering; re-parsed when the project changed.
 
     Written under ``<data_dir>/dbt/target`` (never into the repository) with a fingerprint of what
-    shaped it: the project's directory and target, its files (names, sizes, modification times)
-    and the vars (config/scoring.yml, the contract). A newer file alone would miss a deleted model
+    shaped it: the project's directory and target, dbt's version, its files (names, sizes,
+    modification times) and the vars (config/scoring.yml, the contract). A newer file alone would miss a deleted model
     (the DAG would keep a task for it) or another project directory. ``dbt parse`` reads but
     never connects to the warehouse.
     """
@@ -121,18 +121,20 @@ def dbt_manifest(settings: Settings) -> Path:
 
 def _project_fingerprint(settings: Settings) -> str:
     """What the parsed graph depends on (the as-of date does not shape it: a fixed one stands in)."""
+    from importlib.metadata import version
+
     project = settings.dbt_project_dir.resolve()
     digest = hashlib.sha256(json.dumps(
-        {"project": str(project), "target": settings.dbt_target,
+        {"project": str(project), "target": settings.dbt_target, "dbt": version("dbt-core"),
          "vars": dbt_run_vars(settings, dt.date(2000, 1, 1))}, sort_keys=True, default=str).encode())
     for path in sorted(p for p in project.rglob("*") if p.is_file() and p.suffix in _PROJECT_SUFFIXES
-                       and not {"target", "dbt_packages", "logs"} & set(p.relative_to(project).parts)):
+                       and p.relative_to(project).parts[0] not in {"target", "dbt_packages", "logs"}):
         stat = path.stat()
         digest.update(f"{path.relative_to(project)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
-_PROJECT_SUFFIXES = {".sql", ".yml", ".yaml", ".csv", ".md"}
+_PROJECT_SUFFIXES = {".sql", ".py", ".yml", ".yaml", ".csv", ".md"}
 
 
 def dbt_run_vars(settings: Settings, as_of: Any) -> dict[str, Any]:

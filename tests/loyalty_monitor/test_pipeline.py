@@ -143,3 +143,8 @@ def test_the_dags_manifest_is_parsed_again_when_a_model_is_added_or_deleted(tmp_
     probe.unlink()
     assert "model.loyalty_monitor.zz_probe" not in nodes()
     assert "model.loyalty_monitor.fct_churn_alerts" in nodes()
+    # config/scoring.yml is in the vars the graph is parsed with: a change there parses again
+    parsed_at = pipeline.dbt_manifest(settings).stat().st_mtime_ns
+    scoring = tmp_path / "scoring.yml"
+    scoring.write_text(settings.scoring_file.read_text().replace("warmup_days: 45", "warmup_days: 46"))
+    assert pipeline.dbt_manifest(settings.replace(scoring_file=scoring)).stat().st_mtime_ns > parsed_at

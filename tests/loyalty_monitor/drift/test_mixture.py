@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from warehouse_history import land, make_history, warehouse_settings
 
+from loyalty_monitor.drift import mixture
 from loyalty_monitor.drift.explain import explain, render_text
 from loyalty_monitor.drift.mixture import MIN_WEIGHT, em_weights
 from loyalty_monitor.scoring import load_scoring
@@ -75,7 +76,7 @@ def test_no_customer_days_no_change():
     assert np.allclose(weights, PRIOR) and drift_days == 0 and iterations == 0
 
 
-def test_refit_backfills_the_weekly_fits_and_scores_the_history_with_them(tmp_path):
+def test_refit_backfills_the_weekly_fits_and_scores_the_history_with_them(tmp_path, monkeypatch):
     """`loyalty warehouse build --refit` on a generated history: the weekly fits the population step
     would have made (each from the days before it) are written, and the history is scored again
     with them: a day keeps the weights of the latest fit that took effect on or before it, and the
@@ -123,3 +124,20 @@ def test_refit_backfills_the_weekly_fits_and_scores_the_history_with_them(tmp_pa
     story = explain(settings, someone)
     assert story.mixture_from == max(d for d in days if d <= last_day)
     assert f"How this portfolio's drifts show (learned, weights from {story.mixture_from})" in render_text(story)
+
+    # A portfolio too large for the cap: days at most MAX_DAYS_APART apart, thinned by customer
+    from loyalty_core.marts import open_marts
+
+    model = mixture._model(settings)
+    con = open_marts(settings, read_only=True)
+    try:
+        judged = con.execute("select count(*) from build.int_drift_days where as_of_date between ? and ? "
+                             "and observed_days >= ?", [first_day, last_day, model.min_observed]).fetchone()[0]
+        monkeypatch.setattr(mixture, "MAX_CUSTOMER_DAYS", judged // 100)
+        dates, logs = mixture._read(con, model, first_day, last_day)
+    finally:
+        con.close()
+    read_days = sorted(set(dates.tolist()))
+    assert read_days[-1] == last_day and {(b - a).days for a, b in itertools.pairwise(read_days)} == {13}
+    assert len(read_days) >= 10  # not the two days the cap alone would leave
+    assert 0 < len(dates) <= judged // 100 * 1.1 and logs.shape[2] == len(dates)
