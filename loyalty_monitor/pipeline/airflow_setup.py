@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +122,6 @@ def dbt_manifest(settings: Settings) -> Path:
 
 def _project_fingerprint(settings: Settings) -> str:
     """What the parsed graph depends on (the as-of date does not shape it: a fixed one stands in)."""
-    from importlib.metadata import version
-
     project = settings.dbt_project_dir.resolve()
     digest = hashlib.sha256(json.dumps(
         {"project": str(project), "target": settings.dbt_target, "dbt": version("dbt-core"),
