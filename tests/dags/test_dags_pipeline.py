@@ -177,6 +177,19 @@ def test_in_process_runs_record_their_real_start_and_end(world, good_run):
         assert dt.timedelta(0) < now - start < dt.timedelta(hours=3), (run_id, start)
 
 
+def test_an_in_process_run_leaves_the_garbage_collector_as_it_found_it(world, good_run):
+    """Each task of an in-process run freezes what is alive (cosmos's gc.collect() after every dbt
+    task then walks only what that task made); when the run is done, nothing stays frozen and the
+    listener that froze is gone, so the caller's cycles are collected again."""
+    import gc
+
+    from airflow.sdk.listener import get_listener_manager  # the manager the task runner calls
+
+    assert [o.state for o in good_run] == ["success"]
+    assert gc.get_freeze_count() == 0
+    assert not [p for p in get_listener_manager().pm.get_plugins() if type(p).__name__ == "FreezeBeforeEachTask"]
+
+
 def test_alerts_reach_each_account_manager_by_smtp_and_webhook(world, good_run):
     assert [o.state for o in good_run] == ["success"]
     mails = am_mail(world)
