@@ -170,10 +170,11 @@ def _refresh_bgnbd(settings: Settings, as_of: dt.date, refit: bool) -> Populatio
                 t_x = np.array([alive[i][4] for i in index], dtype=float)
                 t_age = np.array([alive[i][5] for i in index], dtype=float)
                 p = bgnbd.p_alive(params, x, t_x, t_age)
-                expected = bgnbd.conditional_expected_transactions(params, HORIZON_DAYS, x, t_x, t_age)
+                # a degenerate fit (no drop-out seen: a and b run off) can leave the expectation
+                # undefined (0 * inf); it is stored as unknown, never as NaN, so numpy need not warn
+                with np.errstate(invalid="ignore", over="ignore"):
+                    expected = bgnbd.conditional_expected_transactions(params, HORIZON_DAYS, x, t_x, t_age)
                 for k, i in enumerate(index):
-                    # a degenerate fit (no drop-out seen: a and b run off) can leave the expectation
-                    # undefined; it is stored as unknown, never as NaN
                     values[i] = (as_of, alive[i][0], alive[i][1], alive[i][2], int(alive[i][3]),
                                  int(alive[i][5] - alive[i][4]), int(alive[i][5]),
                                  _finite(p[k]), _finite(expected[k]))
