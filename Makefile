@@ -6,7 +6,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Test files run on this many pytest-xdist workers, one file on one worker (module fixtures such as
-# the parity test's three engines are built once); 0 runs everything in this process.
+# the parity test's three engines are built once), longest first (tests/conftest.py, LONGEST_FIRST);
+# 0 runs everything in this process.
 TEST_WORKERS ?= 2
 
 .PHONY: setup demo test bench up down clean
@@ -24,7 +25,7 @@ demo: setup
 
 test: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" ./scripts/install-test-deps.sh
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m bench $(ARGS)

@@ -29,6 +29,36 @@ if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
     _main.__file__ = str(Path(__file__).resolve().parent / "helpers" / "worker_main.py")
 
 
+# The longest test files, longest first (seconds each took in a fresh clone's `make test`, both
+# workers busy). pytest-xdist gives each worker one whole file at a time (--dist loadfile), in
+# collection order (the Makefile's --no-loadscope-reorder); starting the longest first keeps a long
+# file from starting last while the other worker has nothing left to do. Other `slow` files follow
+# them, then everything else in the usual order. A stale list costs minutes, never a test.
+LONGEST_FIRST = (
+    "tests/loyalty_monitor/warehouse/test_warehouse_postgres.py",  # 420 s: Spark builds three times
+    "tests/dags/test_dags_pipeline.py",  # 240 s
+    "tests/dags/test_dags_event_path.py",  # 185 s
+    "tests/loyalty_monitor/warehouse/test_erasure.py",  # 175 s
+    "tests/test_faults.py",  # 150 s
+    "tests/loyalty_monitor/test_demo.py",  # 105 s
+    "tests/loyalty_monitor/drift/test_drift_model.py",  # 90 s
+    "tests/streaming/test_streaming_crash.py",  # 80 s
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {path: n for n, path in enumerate(LONGEST_FIRST)}
+    slow = {item.nodeid.split("::", 1)[0] for item in items if item.get_closest_marker("slow")}
+
+    def order(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        if path in rank:
+            return rank[path]
+        return len(rank) if path in slow else len(rank) + 1
+
+    items.sort(key=order)  # stable, by file: each file's tests keep their order and stay together
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _restore_environment():
     """Put os.environ back after each test module: in-process pipeline runs export Airflow and
