@@ -26,6 +26,7 @@ QUICK_ARGS = {
     "bench_demo": [],
     "bench_bgnbd": [],
     "bench_latency": ["--customers", "120", "--months", "6", "--events", "5", "--warm-up", "1"],
+    "bench_run_overhead": ["--repeats", "1"],
 }
 
 
