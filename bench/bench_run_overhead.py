@@ -4,13 +4,15 @@ A daily ``loyalty run`` runs the ``loyalty_pipeline`` DAG in-process: one Airflo
 (astronomer-cosmos, each a ``dbt build`` of its model and that model's data tests), the landing and
 marts gates, the population step, publish and dispatch. The baseline, measured in the same run on
 the same warehouse and date, is ``loyalty warehouse build`` of that date: the same models and data
-tests in one dbt invocation, nothing else. Both run in a fresh process, the way a user or a
-scheduler starts them, alternating, ``--repeats`` times each, after a first ``loyalty run`` that
-built the history and migrated Airflow's metadata database (not measured).
+tests in one dbt invocation, then the population step. Both run in a fresh process, the way a user
+or a scheduler starts them, alternating, ``--repeats`` times each, after a first ``loyalty run``
+that built the history and migrated Airflow's metadata database (not measured).
 
-Printed: the median seconds of each, their ratio, and the DAG's cost per task beyond the baseline
-((run - build) / tasks): the figure that per-task overhead (docs/operations.md, "what a daily run
-costs") moves. Results: ``bench/results/run_overhead.json`` (``--out``).
+Printed: the median seconds of each, their ratio, and what the DAG adds per dbt task
+((run - build) / tasks): an upper bound of the per-task overhead, since the difference also holds
+what a run pays once (Airflow's start, loading the DAG, the two quality gates, publish, dispatch).
+It is the figure per-task overhead (docs/operations.md, "what a daily run costs") moves.
+Results: ``bench/results/run_overhead.json`` (``--out``).
 
     python -m bench.bench_run_overhead [--customers 40] [--months 9] [--repeats 3]
 """
@@ -51,6 +53,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.customers < 1 or args.months < 1 or args.repeats < 1:
+        parser.error("--customers, --months and --repeats must be at least 1")
     loyalty = str(Path(sys.executable).parent / "loyalty")
     end = dt.date.today() - dt.timedelta(days=1)
     start = end - dt.timedelta(days=round(args.months * 30.4))
@@ -68,6 +72,8 @@ def main(argv: list[str]) -> int:
         build = [loyalty, "warehouse", "build", "--as-of", end.isoformat()]
         first, out = _timed(run, env)
         tasks = sum(1 for line in out.splitlines() if line.startswith("    dbt_build."))
+        if tasks == 0:
+            raise SystemExit(f"no dbt task in the output of {' '.join(run)}:\n{out[-3000:]}")
         print(f"  first run (builds the history, migrates Airflow's database; not compared): {first:.0f} s, "
               f"{tasks} dbt tasks", flush=True)
         runs, builds = [], []
@@ -77,15 +83,16 @@ def main(argv: list[str]) -> int:
             print(f"  [{n}/{args.repeats}] loyalty warehouse build {builds[-1]:.1f} s, loyalty run {runs[-1]:.1f} s",
                   flush=True)
     run_s, build_s = statistics.median(runs), statistics.median(builds)
-    per_task = (run_s - build_s) / tasks if tasks else float("nan")
+    per_task = (run_s - build_s) / tasks
     print(f"  median: loyalty run {run_s:.1f} s / loyalty warehouse build {build_s:.1f} s = ratio {run_s / build_s:.2f}")
-    print(f"  the DAG beyond dbt: {run_s - build_s:.1f} s, {per_task:.2f} s per dbt task ({tasks} tasks)")
+    print(f"  the DAG beyond dbt: {run_s - build_s:.1f} s, at most {per_task:.2f} s per dbt task ({tasks} tasks; "
+          "the run's one-off costs are in it too)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "customers": args.customers, "months": args.months, "dbt_tasks": tasks, "first_run_s": round(first, 1),
         "run_s": [round(s, 1) for s in runs], "build_s": [round(s, 1) for s in builds],
-        "ratio_run_to_build": round(run_s / build_s, 3), "dag_seconds_per_task": round(per_task, 3),
+        "ratio_run_to_build": round(run_s / build_s, 3), "dag_seconds_per_task_at_most": round(per_task, 3),
         "load_average": os.getloadavg()[0]}, indent=2) + "\n")
     print(f"  results: {args.out}")
     return 0

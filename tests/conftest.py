@@ -30,9 +30,10 @@ if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
 
 
 # The longest test files, longest first (seconds each took in a fresh clone's `make test`, both
-# workers busy). pytest-xdist gives each worker one whole file at a time (--dist loadfile), in
-# collection order (the Makefile's --no-loadscope-reorder); starting the longest first keeps a long
-# file from starting last while the other worker has nothing left to do. Other `slow` files follow
+# workers busy). pytest-xdist gives each worker whole files (--dist loadfile; the next one when at
+# most two tests of its current files are left), in collection order (the Makefile's
+# --no-loadscope-reorder); starting the longest first keeps a long file from starting last while
+# the other worker has nothing left to do. Other `slow` files follow
 # them, then everything else in the usual order. A stale list costs minutes, never a test.
 LONGEST_FIRST = (
     "tests/loyalty_monitor/warehouse/test_warehouse_postgres.py",  # 420 s: Spark builds three times

@@ -125,10 +125,32 @@ def failed_model_run(world, failed_gate_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def good_run(world, failed_gate_run, failed_model_run):
+    import gc
+
+    from airflow.listeners import hookimpl  # Airflow's hook marker, for the spy below
+    from airflow.sdk.listener import get_listener_manager  # the manager the task runner calls
+
+    class FreezeSpy:
+        """What the garbage collector holds frozen as each task starts, after the run's own listener."""
+
+        def __init__(self) -> None:
+            self.frozen: list[int] = []
+
+        @hookimpl(trylast=True)
+        def on_task_instance_running(self, previous_state, task_instance) -> None:
+            self.frozen.append(gc.get_freeze_count())
+
     hook = world["hook"]
     with hook.lock:  # the webhook answers 500 to the first two alert deliveries of this run
         hook.requests, hook.received[:] = 0, []
-    return stack.run_dates(world["settings"], [END])
+    spy = FreezeSpy()
+    get_listener_manager().add_listener(spy)
+    try:
+        outcomes = stack.run_dates(world["settings"], [END])
+    finally:
+        get_listener_manager().pm.unregister(spy)
+    world["frozen_at_task_start"] = spy.frozen
+    return outcomes
 
 
 def test_failed_quality_gate_sends_no_customer_alert_and_tells_the_data_engineers(world, failed_gate_run):
@@ -181,11 +203,13 @@ def test_an_in_process_run_leaves_the_garbage_collector_as_it_found_it(world, go
     """Each task of an in-process run freezes what is alive (cosmos's gc.collect() after every dbt
     task then walks only what that task made); when the run is done, nothing stays frozen and the
     listener that froze is gone, so the caller's cycles are collected again."""
-    import gc
+    import gc  # beside the listener manager below: this test alone looks at the collector
 
     from airflow.sdk.listener import get_listener_manager  # the manager the task runner calls
 
     assert [o.state for o in good_run] == ["success"]
+    frozen = world["frozen_at_task_start"]
+    assert len(frozen) > 50 and min(frozen) > 100_000, frozen[:5]  # every task started frozen
     assert gc.get_freeze_count() == 0
     assert not [p for p in get_listener_manager().pm.get_plugins() if type(p).__name__ == "FreezeBeforeEachTask"]
 
