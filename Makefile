@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Test files run on this many pytest-xdist workers, one file on one worker (module fixtures such as
-# the parity test's three engines are built once), longest first (tests/conftest.py, LONGEST_FIRST);
+# the parity test's three engines are built once), the slow ones first (tests/conftest.py);
 # 0 runs everything in this process.
 TEST_WORKERS ?= 2
 

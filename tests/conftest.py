@@ -29,35 +29,14 @@ if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
     _main.__file__ = str(Path(__file__).resolve().parent / "helpers" / "worker_main.py")
 
 
-# The longest test files, longest first (seconds each took in a fresh clone's `make test`, both
-# workers busy). pytest-xdist gives each worker whole files (--dist loadfile; the next one when at
-# most two tests of its current files are left), in collection order (the Makefile's
-# --no-loadscope-reorder); starting the longest first keeps a long file from starting last while
-# the other worker has nothing left to do. Other `slow` files follow
-# them, then everything else in the usual order. A stale list costs minutes, never a test.
-LONGEST_FIRST = (
-    "tests/loyalty_monitor/warehouse/test_warehouse_postgres.py",  # 420 s: Spark builds three times
-    "tests/dags/test_dags_pipeline.py",  # 240 s
-    "tests/dags/test_dags_event_path.py",  # 185 s
-    "tests/loyalty_monitor/warehouse/test_erasure.py",  # 175 s
-    "tests/test_faults.py",  # 150 s
-    "tests/loyalty_monitor/test_demo.py",  # 105 s
-    "tests/loyalty_monitor/drift/test_drift_model.py",  # 90 s
-    "tests/streaming/test_streaming_crash.py",  # 80 s
-)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    rank = {path: n for n, path in enumerate(LONGEST_FIRST)}
+    """Files with a test marked `slow` first (the parity module, the DAG runs, the demo: minutes
+    each), then the rest in the usual order. pytest-xdist gives each worker whole files in collection
+    order (--dist loadfile with the Makefile's --no-loadscope-reorder; by default it sorts files by
+    their number of tests, which put the one-test demo last), so a long file does not start when
+    the other worker has nothing left to do."""
     slow = {item.nodeid.split("::", 1)[0] for item in items if item.get_closest_marker("slow")}
-
-    def order(item: pytest.Item) -> int:
-        path = item.nodeid.split("::", 1)[0]
-        if path in rank:
-            return rank[path]
-        return len(rank) if path in slow else len(rank) + 1
-
-    items.sort(key=order)  # stable, by file: each file's tests keep their order and stay together
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in slow)  # stable: files stay whole
 
 
 @pytest.fixture(scope="module", autouse=True)
