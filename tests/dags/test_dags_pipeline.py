@@ -13,6 +13,7 @@ each customer's account manager; a rerun of the same date sends nothing new.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 from pathlib import Path
@@ -125,8 +126,6 @@ def failed_model_run(world, failed_gate_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def good_run(world, failed_gate_run, failed_model_run):
-    import gc
-
     from airflow.listeners import hookimpl  # Airflow's hook marker, for the spy below
     from airflow.sdk.listener import get_listener_manager  # the manager the task runner calls
 
@@ -203,8 +202,6 @@ def test_an_in_process_run_leaves_the_garbage_collector_as_it_found_it(world, go
     """Each task of an in-process run freezes what is alive (cosmos's gc.collect() after every dbt
     task then walks only what that task made); when the run is done, nothing stays frozen and the
     listener that froze is gone, so the caller's cycles are collected again."""
-    import gc  # beside the listener manager below: this test alone looks at the collector
-
     from airflow.sdk.listener import get_listener_manager  # the manager the task runner calls
 
     assert [o.state for o in good_run] == ["success"]
