@@ -42,7 +42,8 @@ def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)  # its output on failure
     seconds = time.monotonic() - started
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"{' '.join(argv)} failed (exit {proc.returncode}):\n"
+                         f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return seconds, proc.stdout
 
 
@@ -84,7 +85,8 @@ def main(argv: list[str]) -> int:
                   flush=True)
     run_s, build_s = statistics.median(runs), statistics.median(builds)
     per_task = (run_s - build_s) / tasks
-    print(f"  median: loyalty run {run_s:.1f} s / loyalty warehouse build {build_s:.1f} s = ratio {run_s / build_s:.2f}")
+    print(f"  median: loyalty run {run_s:.1f} s / loyalty warehouse build {build_s:.1f} s "
+          f"= ratio {run_s / build_s:.2f}")
     print(f"  the DAG beyond dbt: {run_s - build_s:.1f} s, at most {per_task:.2f} s per dbt task ({tasks} tasks; "
           "the run's one-off costs are in it too)")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -91,8 +91,8 @@ def dbt_manifest(settings: Settings) -> Path:
 
     Written under ``<data_dir>/dbt/target`` (never into the repository) with a fingerprint of what
     shaped it: the project's directory and target, dbt's version, its files (names, sizes,
-    modification times) and the vars (config/scoring.yml, the contract). A newer file alone would miss a deleted model
-    (the DAG would keep a task for it) or another project directory. ``dbt parse`` reads but
+    modification times) and the vars (config/scoring.yml, the contract). A newer file alone would
+    miss a deleted model (the DAG would keep a task for it) or another project directory. ``dbt parse`` reads but
     never connects to the warehouse.
     """
 

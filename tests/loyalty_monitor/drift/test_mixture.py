@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from warehouse_history import land, make_history, warehouse_settings
 
+from loyalty_core.marts import open_marts
 from loyalty_monitor.drift import mixture
 from loyalty_monitor.drift.explain import explain, render_text
 from loyalty_monitor.drift.mixture import MIN_WEIGHT, em_weights
@@ -126,8 +127,6 @@ def test_refit_backfills_the_weekly_fits_and_scores_the_history_with_them(tmp_pa
     assert f"How this portfolio's drifts show (learned, weights from {story.mixture_from})" in render_text(story)
 
     # A portfolio too large for the cap: days at most MAX_DAYS_APART apart, thinned by customer
-    from loyalty_core.marts import open_marts
-
     model = mixture._model(settings)
     con = open_marts(settings, read_only=True)
     try:
