@@ -52,7 +52,7 @@ false-alarm episodes per stable customer-year (outside a rough patch; ``fa/yr al
 rough-patch episodes too), precision of episodes (on a churner in drift or in a rough patch plus
 ``ROUGH_PATCH_GRACE_DAYS``), and the loyalty-matrix quadrants.
 
-Results go to ``bench/results/alert_quality.json``:
+Results go to ``bench/results/alert_quality.json`` (``--holdout``: ``alert_quality_holdout.json``):
 ``{"pooled": {...}, "shapes": {shape: {...}}, "histories": [{...}], "definitions": {...}}``; pooled,
 each shape and each history hold ``customers`` (``model``, ``oracle``, ``oracle_volumes``, ``rules``,
 ``alerts_now``, ``model_vs_oracle``), ``sweep`` (per opening probability: ``model``, ``oracle``) and
@@ -62,6 +62,7 @@ configured probability reproduces ``fct_churn_risk_cases``) and ``old_rules_chec
 
     python -m bench.bench_alert_quality                    the full set: one history per shape
     python -m bench.bench_alert_quality --quick            two small histories (minutes)
+    python -m bench.bench_alert_quality --holdout          the held-out set, never tuned on
     python -m bench.bench_alert_quality --shapes fade sudden   only histories of these shapes
     python -m bench.bench_alert_quality --only NAME ...    only the scenarios with these names
     python -m bench.bench_alert_quality --scoring my.yml   judge another scoring file
@@ -89,6 +90,7 @@ import yaml
 from loyalty_monitor import scoring as scoring_rules
 
 RESULTS = Path(__file__).parent / "results" / "alert_quality.json"
+HOLDOUT_RESULTS = RESULTS.with_name("alert_quality_holdout.json")
 #: The old rule alerts the bench compares (all rules of config/scoring.yml's alerts.rules, as
 #: loyalty_monitor.scoring lists them, that fct_churn_alerts had before the drift model):
 #: new_high_complaint came later, so the bench leaves it out to keep its results comparable.
@@ -149,6 +151,23 @@ FULL = (
     Scenario("champion-250x15m-s13", "champion", 250, "2025-07-01", "2026-09-30", 13, churn_shape="champion",
              segment_mix=KEY_ACCOUNTS),
     Scenario("calm-400x18m-s29", "calm", 400, "2025-05-01", "2026-10-31", 29, churn_share=0.02),
+)
+# Held out: the same seven shapes with other seeds, sizes, spans and strengths, plus the default
+# history a new user generates (600 customers, 18 months). No setting of the model was chosen on
+# these: they were written down before their first run, and a change is judged on FULL, then
+# confirmed here. A figure that holds on FULL and not here did not hold.
+HOLDOUT = (
+    Scenario("holdout-default-600x18m-s2026", "fade", 600, "2025-06-01", "2026-11-30", 2026),
+    Scenario("holdout-fade-300x16m-s101", "fade", 300, "2025-03-01", "2026-06-30", 101, churn_share=0.13),
+    Scenario("holdout-sudden-300x18m-s102", "sudden", 300, "2025-01-01", "2026-06-30", 102, churn_shape="sudden"),
+    Scenario("holdout-slow-250x20m-s103", "slow", 250, "2024-11-01", "2026-06-30", 103, churn_share=0.2,
+             churn_shape="slow"),
+    Scenario("holdout-sparse-300x16m-s104", "sparse", 300, "2025-06-01", "2026-09-30", 104,
+             events_per_customer_month=1.5),
+    Scenario("holdout-seasonal-300x18m-s105", "seasonal", 300, "2025-04-01", "2026-09-30", 105, seasonality=1.8),
+    Scenario("holdout-champion-250x16m-s106", "champion", 250, "2025-05-01", "2026-08-31", 106,
+             churn_shape="champion", segment_mix=(("key", 0.5), ("growth", 0.35), ("standard", 0.15))),
+    Scenario("holdout-calm-300x15m-s107", "calm", 300, "2025-09-01", "2026-11-30", 107, churn_share=0.03),
 )
 QUICK = (
     Scenario("quick-fade-160x12m-s7", "fade", 160, "2025-11-01", "2026-10-31", 7, churn_share=0.25),
@@ -830,26 +849,33 @@ def main(argv: list[str] | None = None) -> int:
     from loyalty_core.settings import PROJECT_ROOT
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog="\n".join(__doc__.rstrip().splitlines()[-7:]),
+                                     epilog="\n".join(__doc__.rstrip().splitlines()[-8:]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="two small histories instead of the full set")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--quick", action="store_true", help="two small histories instead of the full set")
+    which.add_argument("--holdout", action="store_true",
+                       help="the held-out set (other seeds, sizes and strengths, never tuned on) instead of "
+                            "the full set")
     parser.add_argument("--scoring", type=Path, default=PROJECT_ROOT / "config" / "scoring.yml",
                         help="scoring file to judge (default: config/scoring.yml)")
     parser.add_argument("--work", type=Path, help="keep generated and landed histories here and reuse them")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only the scenarios with these names")
     parser.add_argument("--shapes", nargs="+", metavar="SHAPE", choices=SHAPES,
                         help=f"only histories of these shapes ({', '.join(SHAPES)})")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
+    parser.add_argument("--out", type=Path,
+                        help=f"results file (default {RESULTS}, with --holdout {HOLDOUT_RESULTS})")
     args = parser.parse_args(argv)
 
-    scenarios = QUICK if args.quick else FULL
+    chosen = QUICK if args.quick else HOLDOUT if args.holdout else FULL
+    out = args.out or (HOLDOUT_RESULTS if args.holdout else RESULTS)
+    scenarios = chosen
     if args.only:
         scenarios = tuple(s for s in scenarios if s.name in args.only)
     if args.shapes:
         scenarios = tuple(s for s in scenarios if s.shape in args.shapes)
     if not scenarios:
         parser.error("no scenario matches --only/--shapes (names: "
-                     + ", ".join(s.name for s in (QUICK if args.quick else FULL)) + ")")
+                     + ", ".join(s.name for s in chosen) + ")")
     scoring = yaml.safe_load(args.scoring.read_text())
     open_probability = float(scoring["risk_cases"]["open_probability"])
     rule = opening_rule(scoring["risk_cases"])
@@ -905,7 +931,7 @@ def main(argv: list[str] | None = None) -> int:
     print_customers(f"POOLED over {len(histories)} histories", pooled, rule)
     print_table("POOLED", pooled["episodes"])
     print_overview(overview + [("POOLED", len(histories), pooled)])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     definitions = {"eligible_after_days": ELIGIBLE_AFTER_DAYS, "recall_lead_days": list(RECALL_LEAD_DAYS),
                    "precision_horizon_days": PRECISION_HORIZON_DAYS, "case_warmup_days": CASE_WARMUP_DAYS,
                    "rough_patch_grace_days": ROUGH_PATCH_GRACE_DAYS, "sweep_probabilities": list(SWEEP_PROBABILITIES),
@@ -913,10 +939,10 @@ def main(argv: list[str] | None = None) -> int:
                    "close_probability": float(scoring["risk_cases"]["close_probability"]),
                    "oracle": "bench/oracle.py: Poisson CUSUM with the true rates and drift ratios, threshold "
                              "matched to the model's number of alerted customers per history"}
-    args.out.write_text(json.dumps({"scoring_file": str(args.scoring), "quick": args.quick,
+    out.write_text(json.dumps({"scoring_file": str(args.scoring), "quick": args.quick, "holdout": args.holdout,
                                     "definitions": definitions, "pooled": pooled, "shapes": shapes,
                                     "histories": histories}, indent=1, default=str) + "\n")
-    print(f"\nwritten to {args.out}")
+    print(f"\nwritten to {out}")
     return 0
 
 

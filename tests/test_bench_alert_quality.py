@@ -15,6 +15,7 @@ import pytest
 
 from bench import bench_alert_quality as aq
 from bench import oracle as oc
+from loyalty_monitor.generator import generate
 
 D = dt.date.fromisoformat
 START, END = D("2025-01-01"), D("2025-12-31")
@@ -301,3 +302,15 @@ def test_a_champion_drift_stops_executive_meetings_but_they_are_usual_when_healt
     rates = oc.stream_rates(champion, person("C1"))
     assert rates["management"] == (pytest.approx(1 / 100), oc.RATIO_FLOOR)
     assert rates["sales_senior"][1] == oc.RATIO_FLOOR and rates["sales_rest"][1] > 1  # the champion left at once
+
+
+def test_the_held_out_histories_cover_every_shape_with_seeds_and_spans_of_their_own(tmp_path):
+    """Held out means nothing of it was seen while tuning: no seed, name or span of the full set."""
+    tuned = {(s.seed, s.start, s.end) for s in aq.FULL + aq.QUICK}
+    assert {s.shape for s in aq.HOLDOUT} == set(aq.SHAPES)
+    assert not {s.seed for s in aq.HOLDOUT} & {s.seed for s in aq.FULL + aq.QUICK}
+    assert not {(s.seed, s.start, s.end) for s in aq.HOLDOUT} & tuned
+    assert len({s.name for s in aq.HOLDOUT + aq.FULL + aq.QUICK}) == len(aq.HOLDOUT + aq.FULL + aq.QUICK)
+    for scenario in aq.HOLDOUT:  # the generator takes each (five customers of it, to be quick)
+        summary = generate(tmp_path / scenario.name, **{**scenario.generator_kwargs(), "customers": 5})
+        assert (summary.start.isoformat(), summary.end.isoformat()) == (scenario.start, scenario.end)
