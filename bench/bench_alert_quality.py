@@ -63,6 +63,7 @@ configured probability reproduces ``fct_churn_risk_cases``) and ``old_rules_chec
     python -m bench.bench_alert_quality                    the full set: one history per shape
     python -m bench.bench_alert_quality --quick            two small histories (minutes)
     python -m bench.bench_alert_quality --holdout          the held-out set, never tuned on
+    python -m bench.bench_alert_quality --reseed 1000      the chosen set with other seeds
     python -m bench.bench_alert_quality --shapes fade sudden   only histories of these shapes
     python -m bench.bench_alert_quality --only NAME ...    only the scenarios with these names
     python -m bench.bench_alert_quality --scoring my.yml   judge another scoring file
@@ -81,7 +82,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -842,6 +843,18 @@ def print_overview(rows: list[tuple[str, int, dict]]) -> None:
               f"{_fmt(at_recall.get('precision'), '16.2f')}")
 
 
+# --- which histories -----------------------------------------------------------------------------
+
+def select(scenarios: tuple[Scenario, ...], only: list[str] | None = None, shapes: list[str] | None = None,
+           reseed: int = 0) -> tuple[Scenario, ...]:
+    """The scenarios named in ``only`` and of ``shapes`` (all when None), each seed moved by
+    ``reseed``: the same shapes and sizes, histories never seen (their names get ``+reseed``)."""
+    picked = tuple(s for s in scenarios if (not only or s.name in only) and (not shapes or s.shape in shapes))
+    if reseed:
+        picked = tuple(replace(s, name=f"{s.name}+{reseed}", seed=s.seed + reseed) for s in picked)
+    return picked
+
+
 # --- main --------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -849,7 +862,7 @@ def main(argv: list[str] | None = None) -> int:
     from loyalty_core.settings import PROJECT_ROOT
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog="\n".join(__doc__.rstrip().splitlines()[-8:]),
+                                     epilog="\n".join(__doc__.rstrip().splitlines()[-9:]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--quick", action="store_true", help="two small histories instead of the full set")
@@ -859,6 +872,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scoring", type=Path, default=PROJECT_ROOT / "config" / "scoring.yml",
                         help="scoring file to judge (default: config/scoring.yml)")
     parser.add_argument("--work", type=Path, help="keep generated and landed histories here and reuse them")
+    parser.add_argument("--reseed", type=int, default=0, metavar="N",
+                        help="add N to every scenario's seed: the same shapes, histories never seen (names get +N)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only the scenarios with these names")
     parser.add_argument("--shapes", nargs="+", metavar="SHAPE", choices=SHAPES,
                         help=f"only histories of these shapes ({', '.join(SHAPES)})")
@@ -868,11 +883,7 @@ def main(argv: list[str] | None = None) -> int:
 
     chosen = QUICK if args.quick else HOLDOUT if args.holdout else FULL
     out = args.out or (HOLDOUT_RESULTS if args.holdout else RESULTS)
-    scenarios = chosen
-    if args.only:
-        scenarios = tuple(s for s in scenarios if s.name in args.only)
-    if args.shapes:
-        scenarios = tuple(s for s in scenarios if s.shape in args.shapes)
+    scenarios = select(chosen, args.only, args.shapes, args.reseed)
     if not scenarios:
         parser.error("no scenario matches --only/--shapes (names: "
                      + ", ".join(s.name for s in chosen) + ")")
@@ -940,8 +951,8 @@ def main(argv: list[str] | None = None) -> int:
                    "oracle": "bench/oracle.py: Poisson CUSUM with the true rates and drift ratios, threshold "
                              "matched to the model's number of alerted customers per history"}
     out.write_text(json.dumps({"scoring_file": str(args.scoring), "quick": args.quick, "holdout": args.holdout,
-                                    "definitions": definitions, "pooled": pooled, "shapes": shapes,
-                                    "histories": histories}, indent=1, default=str) + "\n")
+                               "reseed": args.reseed, "definitions": definitions, "pooled": pooled,
+                               "shapes": shapes, "histories": histories}, indent=1, default=str) + "\n")
     print(f"\nwritten to {out}")
     return 0
 

@@ -314,3 +314,14 @@ def test_the_held_out_histories_cover_every_shape_with_seeds_and_spans_of_their_
     for scenario in aq.HOLDOUT:  # the generator takes each (five customers of it, to be quick)
         summary = generate(tmp_path / scenario.name, **{**scenario.generator_kwargs(), "customers": 5})
         assert (summary.start.isoformat(), summary.end.isoformat()) == (scenario.start, scenario.end)
+
+
+def test_reseeding_keeps_each_scenarios_shape_and_size_and_moves_only_its_seed_and_name():
+    picked = aq.select(aq.FULL, shapes=["sparse", "calm"], reseed=1000)
+    originals = aq.select(aq.FULL, shapes=["sparse", "calm"])
+    assert [s.shape for s in picked] == ["sparse", "calm"]
+    for new, old in zip(picked, originals, strict=True):
+        assert (new.seed, new.name) == (old.seed + 1000, f"{old.name}+1000")
+        assert {**new.generator_kwargs(), "seed": old.seed} == old.generator_kwargs()
+    assert aq.select(aq.HOLDOUT, only=["holdout-calm-300x15m-s107"]) == (aq.HOLDOUT[-1],)
+    assert aq.select(aq.QUICK, only=["no such history"]) == ()
