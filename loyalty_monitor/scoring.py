@@ -277,7 +277,7 @@ class RiskCases(_Section):
     open_probability: Number(0.0001, 0.9999)
     cases_per_manager_per_month: Optional[Number(0.01, 1000)] = None
     target_precision: Optional[Number(0.01, 1.0)] = None
-    target_precision_min_customers: Number(1, 100000) = 20
+    target_precision_min_customers: Number(1, 100000) = 30
     close_probability: Number(0.0001, 0.9999)
     warmup_days: Number(0, 3650)
     high_probability: Number(0.0001, 1)

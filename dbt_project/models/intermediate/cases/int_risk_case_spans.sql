@@ -154,7 +154,7 @@ measured as (
     select threshold, count(*) as customers, sum(churned) as churned
     from judged
     group by threshold
-    having count(*) >= {{ rc.get('target_precision_min_customers', 20) | int }}
+    having count(*) >= {{ rc.get('target_precision_min_customers', 30) | int }}
 ),
 
 reached as (
