@@ -15,6 +15,7 @@ import pytest
 
 from bench import bench_alert_quality as aq
 from bench import oracle as oc
+from bench.__main__ import QUICK_ARGS, runs
 from loyalty_monitor.generator import generate
 
 D = dt.date.fromisoformat
@@ -325,3 +326,10 @@ def test_reseeding_keeps_each_scenarios_shape_and_size_and_moves_only_its_seed_a
         assert {**new.generator_kwargs(), "seed": old.seed} == old.generator_kwargs()
     assert aq.select(aq.HOLDOUT, only=["holdout-calm-300x15m-s107"]) == (aq.HOLDOUT[-1],)
     assert aq.select(aq.QUICK, only=["no such history"]) == ()
+
+
+def test_a_full_bench_run_judges_alert_quality_on_the_tuned_and_the_held_out_histories():
+    full = runs(["bench_alert_quality", "bench_demo"], quick=False)
+    assert full == [("bench_alert_quality", []), ("bench_alert_quality", ["--holdout"]), ("bench_demo", [])]
+    quick = runs(["bench_alert_quality", "bench_demo"], quick=True)
+    assert quick == [("bench_alert_quality", QUICK_ARGS["bench_alert_quality"]), ("bench_demo", [])]
