@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -305,12 +306,10 @@ def test_a_champion_drift_stops_executive_meetings_but_they_are_usual_when_healt
     assert rates["sales_senior"][1] == oc.RATIO_FLOOR and rates["sales_rest"][1] > 1  # the champion left at once
 
 
-def test_the_held_out_histories_cover_every_shape_with_seeds_and_spans_of_their_own(tmp_path):
-    """Held out means nothing of it was seen while tuning: no seed, name or span of the full set."""
-    tuned = {(s.seed, s.start, s.end) for s in aq.FULL + aq.QUICK}
+def test_the_held_out_histories_cover_every_shape_with_seeds_and_names_of_their_own(tmp_path):
+    """Held out means a history of its own: no seed or name of the tuned sets."""
     assert {s.shape for s in aq.HOLDOUT} == set(aq.SHAPES)
     assert not {s.seed for s in aq.HOLDOUT} & {s.seed for s in aq.FULL + aq.QUICK}
-    assert not {(s.seed, s.start, s.end) for s in aq.HOLDOUT} & tuned
     assert len({s.name for s in aq.HOLDOUT + aq.FULL + aq.QUICK}) == len(aq.HOLDOUT + aq.FULL + aq.QUICK)
     for scenario in aq.HOLDOUT:  # the generator takes each (five customers of it, to be quick)
         summary = generate(tmp_path / scenario.name, **{**scenario.generator_kwargs(), "customers": 5})
@@ -323,9 +322,22 @@ def test_reseeding_keeps_each_scenarios_shape_and_size_and_moves_only_its_seed_a
     assert [s.shape for s in picked] == ["sparse", "calm"]
     for new, old in zip(picked, originals, strict=True):
         assert (new.seed, new.name) == (old.seed + 1000, f"{old.name}+1000")
-        assert {**new.generator_kwargs(), "seed": old.seed} == old.generator_kwargs()
-    assert aq.select(aq.HOLDOUT, only=["holdout-calm-300x15m-s107"]) == (aq.HOLDOUT[-1],)
+        assert replace(new, name=old.name, seed=old.seed) == old
+    assert aq.stored_seeds_reused(picked) == []
+    # --only takes a name as printed by a reseeded run, or as stored
+    assert aq.select(aq.HOLDOUT, only=["holdout-calm-300x15m-s107+5"], reseed=5) == \
+        aq.select(aq.HOLDOUT, only=["holdout-calm-300x15m-s107"], reseed=5)
+    assert [s.seed for s in aq.select(aq.HOLDOUT, only=["holdout-calm-300x15m-s107"], reseed=5)] == [112]
     assert aq.select(aq.QUICK, only=["no such history"]) == ()
+    # a reseed that lands on a stored history's seed is named (fade s42 + 59 = the held-out fade's 101)
+    assert aq.stored_seeds_reused(aq.select(aq.FULL, shapes=["fade"], reseed=59)) == ["fade-350x18m-s42+59"]
+
+
+def test_the_bench_names_the_held_out_histories_when_none_matches(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        aq.main(["--holdout", "--only", "no-such-history"])
+    assert stopped.value.code == 2
+    assert "holdout-calm-300x15m-s107" in capsys.readouterr().err
 
 
 def test_a_full_bench_run_judges_alert_quality_on_the_tuned_and_the_held_out_histories():
