@@ -157,9 +157,9 @@ FULL = (
 # Held out: the same seven shapes with other seeds, sizes, spans and strengths, plus the generator's
 # default shape at the size of the issue's own test (600 customers, 18 months), written down before
 # their first run. A change is judged on FULL, then confirmed here: a figure that holds on FULL and
-# not here did not hold. One setting moved after their first run (risk_cases.target_precision_min_customers,
-# docs/warehouse.md), confirmed on the same set reseeded (--holdout --reseed 1000); reseed again to
-# judge a change that this set has already seen.
+# not here did not hold. One setting moved after their first run
+# (risk_cases.target_precision_min_customers, docs/warehouse.md), confirmed on the same set reseeded
+# (--holdout --reseed 1000); reseed again to judge a change that this set has already seen.
 HOLDOUT = (
     Scenario("holdout-default-600x18m-s2026", "fade", 600, "2025-06-01", "2026-11-30", 2026),
     Scenario("holdout-fade-300x16m-s101", "fade", 300, "2025-03-01", "2026-06-30", 101, churn_share=0.13),
