@@ -110,6 +110,10 @@ RECALL_LEAD_DAYS = (7, 180)
 PRECISION_HORIZON_DAYS = 180
 # Cases can open from this many days into a history: the months an account manager lives with.
 CASE_WARMUP_DAYS = 60
+# A case that opens this many days after the customer was last heard from (its last inbound touch or
+# two-way dialogue) is counted apart: on the bench's histories most such customers had already left
+# (docs/warehouse.md, "What opens the held-out cases"). A measurement, not yet a rule of the model.
+SILENT_DAYS = 60
 DAYS_PER_MONTH = 30.44
 SWEEP_PROBABILITIES = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7)
 SHAPES = ("fade", "sudden", "slow", "sparse", "seasonal", "champion", "calm")
@@ -329,6 +333,34 @@ def customer_counts(cases: Iterable[tuple[str, dt.date | str]], population: Popu
     return out
 
 
+def silent_case_counts(last_heard: Iterable[tuple], population: Population,
+                       silent_days: int = SILENT_DAYS) -> dict:
+    """Cases (not customers) by what became of their customer: ``precise`` (churned 0-180 days after
+    the opening), ``late`` (had churned before it), ``stayed`` (never churned), ``other`` (churned
+    later); ``all_<kind>`` counts every case, ``silent_<kind>`` those opened at least
+    ``silent_days`` after the customer was last heard from (``last_heard`` None: never).
+    ``last_heard``: ``(customer_id, opened_on, last_heard_on)`` per case."""
+    kinds = ("precise", "late", "stayed", "other")
+    out = {f"{prefix}_{kind}": 0 for prefix in ("all", "silent") for kind in kinds}
+    for customer_id, opened, heard in last_heard:
+        row = population.people.get(customer_id)
+        if row is None or customer_id not in population.first_seen:
+            continue
+        opened, heard = _d(opened), _d(heard)
+        churn = _d(row["churn_date"]) if row["churns"] else None
+        if churn is None:
+            kind = "stayed"
+        elif opened > churn:
+            kind = "late"
+        elif (churn - opened).days <= PRECISION_HORIZON_DAYS:
+            kind = "precise"
+        else:
+            kind = "other"
+        out[f"all_{kind}"] += 1
+        out[f"silent_{kind}"] += heard is None or (opened - heard).days >= silent_days
+    return out
+
+
 def pool_customer_counts(all_counts: Iterable[dict]) -> dict:
     pooled: dict = {}
     for counts in all_counts:
@@ -448,6 +480,12 @@ def read_warehouse(settings, truth: dict, end: dt.date, scoring: dict) -> dict:
         alerts_now = con.execute("select customer_id, rule, alert_date from build.fct_churn_alerts").fetchall()
         old_alerts = _old_rule_episodes(con, int(scoring["alerts"]["episode_cooldown_days"]))
         cases = con.execute("select customer_id, opened_on from build.fct_churn_risk_cases").fetchall()
+        last_heard = con.execute(
+            "select cases.customer_id, cases.opened_on, max(touches.event_date) "
+            "from build.fct_churn_risk_cases as cases left join build.int_touchpoints as touches "
+            "on touches.customer_id = cases.customer_id and touches.event_date <= cases.opened_on "
+            "and (touches.direction = 'inbound' or touches.is_two_way_dialogue) "
+            "group by cases.customer_id, cases.opened_on").fetchall()
         first_seen = dict(con.execute(
             "select customer_id, min(as_of_date) from build.fct_customer_health_daily group by customer_id").fetchall())
         quadrants = dict(con.execute(
@@ -459,7 +497,8 @@ def read_warehouse(settings, truth: dict, end: dt.date, scoring: dict) -> dict:
         values = _values_at_drift_start(con, truth, first_seen, end, scoring)
     finally:
         con.close()
-    return {"alerts": old_alerts, "alerts_now": alerts_now, "cases": cases, "first_seen": first_seen,
+    return {"alerts": old_alerts, "alerts_now": alerts_now, "cases": cases, "last_heard": last_heard,
+            "first_seen": first_seen,
             "quadrants": quadrants,
             "quadrants_all": quadrants_all, "drift_rows": drift_rows, "drift_note": drift_note,
             "values": values}
@@ -548,6 +587,7 @@ def evaluate(read: dict, truth: dict, end: dt.date, scoring: dict, oracle=None, 
     now = customer_counts([(c, day) for c, _, day in read["alerts_now"]], population)
     scored = sorted(population.first_seen)
     out = {"model": model, "rules": rules, "alerts_now": now, "oracle": None, "oracle_equal_recall": None,
+           "silent": silent_case_counts(read.get("last_heard") or (), population),
            "oracle_volumes": None,
            "oracle_info": None, "sweep": [],
            "case_check": None,
@@ -625,7 +665,7 @@ def pool_history_counts(all_counts: list[dict]) -> dict:
 
     out = {"model": pooled("model"), "rules": pooled("rules"), "alerts_now": pooled("alerts_now"),
            "oracle": pooled("oracle"), "oracle_equal_recall": pooled("oracle_equal_recall"),
-           "oracle_volumes": pooled("oracle_volumes"), "sweep": [],
+           "oracle_volumes": pooled("oracle_volumes"), "silent": pooled("silent"), "sweep": [],
            "episodes": pool([c["episodes"] for c in all_counts])}
     if all_counts and all(len(c["sweep"]) == len(SWEEP_PROBABILITIES) for c in all_counts):
         for i, probability in enumerate(SWEEP_PROBABILITIES):
@@ -651,6 +691,7 @@ def report(counts: dict) -> dict:
         "sweep": [{"open_probability": p["open_probability"], "model": customer_figures(p["model"]),
                    "oracle": customer_figures(p.get("oracle") or {})} for p in counts["sweep"]],
         "episodes": summarise(counts["episodes"]),
+        "silent_at_opening": {"silent_days": SILENT_DAYS, **(counts.get("silent") or {})},
     }
 
 
@@ -801,6 +842,11 @@ def print_customers(title: str, figures: dict, rule: str, oracle_info: dict | No
         print(f"    of the alerted customers: {m['precise_customers']} churned within {PRECISION_HORIZON_DAYS} days "
               f"of the case (precision), {m['late_customers']} had already left when it opened (late), "
               f"{m['stable_alerted_customers']} never churned")
+    silent = figures.get("silent_at_opening") or {}
+    if silent.get("all_late") is not None:
+        print(f"    cases opened {silent['silent_days']}+ days after the customer was last heard from: "
+              + ", ".join(f"{silent['silent_' + k]} of {silent['all_' + k]} {k}" for k in ("late", "precise", "stayed"))
+              + " (a measurement, not a rule of the model)")
     rel = c["model_vs_oracle"]
     if rel:
         print(f"    model = x oracle:         precision {_fmt(rel['precision'], '.2f')}  "

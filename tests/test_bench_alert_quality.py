@@ -345,3 +345,20 @@ def test_a_full_bench_run_judges_alert_quality_on_the_tuned_and_the_held_out_his
     assert full == [("bench_alert_quality", []), ("bench_alert_quality", ["--holdout"]), ("bench_demo", [])]
     quick = runs(["bench_alert_quality", "bench_demo"], quick=True)
     assert quick == [("bench_alert_quality", QUICK_ARGS["bench_alert_quality"]), ("bench_demo", [])]
+
+
+def test_cases_opened_long_after_the_customer_was_last_heard_from_are_counted_apart_by_outcome():
+    truth = truth_of(person("GONE", churn="2025-06-30", drift="2025-04-01"),
+                     person("TALKS", churn="2025-06-30", drift="2025-04-01"),
+                     person("STAYS"), person("LATER", churn="2025-12-31", drift="2025-09-01"))
+    pop = population(truth)
+    cases = [("GONE", D("2025-07-20"), D("2025-05-01")),    # 80 days silent, after the churn: late
+             ("TALKS", D("2025-05-15"), D("2025-05-10")),   # heard 5 days before, churns 46 days on
+             ("STAYS", D("2025-09-01"), None),              # never heard from, never churns
+             ("STAYS", D("2025-03-01"), D("2025-01-05")),   # 55 days: under the 60
+             ("LATER", "2025-02-01", "2025-01-01"),         # churns 333 days after: neither
+             ("UNKNOWN", D("2025-05-01"), None)]            # not in the population: not counted
+    counts = aq.silent_case_counts(cases, pop, silent_days=60)
+    assert counts == {"all_precise": 1, "all_late": 1, "all_stayed": 2, "all_other": 1,
+                      "silent_precise": 0, "silent_late": 1, "silent_stayed": 1, "silent_other": 0}
+    assert aq.pool_customer_counts([counts, counts])["silent_late"] == 2
