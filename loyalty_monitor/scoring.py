@@ -283,6 +283,9 @@ class RiskCases(_Section):
     high_probability: Number(0.0001, 1)
     min_driver_evidence: Number(0)
     suggested_action: Sentence
+    went_silent_min_days: Number(0, 3650) = 30
+    went_silent_chance: Number(0, 0.5) = 0.01
+    went_silent_action: Optional[Sentence] = None
 
     @model_validator(mode="after")
     def _hysteresis(self) -> RiskCases:

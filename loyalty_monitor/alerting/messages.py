@@ -78,10 +78,13 @@ def dialogue_words(alert: Mapping[str, Any]) -> str | None:
 
 
 def risk_words(alert: Mapping[str, Any]) -> str:
-    """The risk in the account manager's words: a churn-risk case says how likely the drift is; a
-    fact says that action is needed."""
+    """The risk in the account manager's words: a churn-risk case says how likely the drift is, one
+    opened after the customer went silent that it may already have left; a fact says that action is
+    needed."""
     if alert.get("alert_kind") == "action_needed":
         return f"action needed ({_s(alert.get('severity'), '?')} severity)"
+    if alert.get("rule") == "went_silent":
+        return f"may already have left: gone silent ({_s(alert.get('severity'), '?')} severity)"
     probability = alert.get("probability")
     try:
         share = f"{float(probability):.0%} likely drifting toward churn"

@@ -1,6 +1,7 @@
 {#- Every alert an account manager receives, of two kinds (alert_kind):
       risk_case      a churn-risk case of the drift model (fct_churn_risk_cases), rule
-                     'churn_risk': probability, drivers from the model, scorecard reasons;
+                     'churn_risk' (drifting) or 'went_silent' (it may already have left: its
+                     case_kind): probability, drivers from the model, scorecard reasons;
       action_needed  an episode of a fact rule (int_alert_days): a run of days on which the rule
                      holds for a customer, where gaps of up to alerts.episode_cooldown_days do not
                      end the episode; severity the worst seen so far, drivers from the scorecard.
@@ -102,7 +103,7 @@ select
     cases.account_manager_id,
     cases.account_manager_name,
     cases.account_manager_email,
-    'churn_risk' as rule,
+    cases.case_kind as rule,
     cases.severity,
     cases.opened_on as alert_date,
     {{ add_days('cases.closed_on', -1) }} as episode_end_date,

@@ -1,7 +1,9 @@
 {#- One row per churn-risk case (int_risk_cases): a customer whose probability of drifting toward
     churn reached the opening probability, open while it stays at or above the closing one; what
     the case said on its opening day (drivers, reasons, health and value at stake), in the
-    customer's and the reporting currency, and its current account manager. -#}
+    customer's and the reporting currency, and its current account manager; its kind: churn_risk
+    (drifting) or went_silent (nothing heard for longer than the customer's rhythm allows: it may
+    already have left). -#}
 with risk_cases as (
     select * from {{ ref('int_risk_cases') }}
 )
@@ -30,5 +32,9 @@ select
     reporting_currency,
     expected_value_at_risk,
     segment,
-    cast(case_days as {{ dbt.type_bigint() }}) as case_days
+    cast(case_days as {{ dbt.type_bigint() }}) as case_days,
+    case_kind,
+    last_heard_on,
+    cast(days_silent as {{ dbt.type_bigint() }}) as days_silent,
+    cast(usual_heard_gap_days as {{ type_double() }}) as usual_heard_gap_days
 from risk_cases

@@ -80,6 +80,14 @@ def test_message_escapes_data_and_has_plain_and_html_parts():
     assert mail["To"] == "am1@example.com"
 
 
+def test_a_case_on_a_customer_gone_silent_reads_may_already_have_left_not_a_probability():
+    drifting = render_alerts([alert("A1", "AM1", 1000.0)], "A1.smtp")
+    gone = render_alerts([alert("A2", "AM1", 1000.0, rule="went_silent")], "A2.smtp")
+    assert "Risk: 80% likely drifting toward churn (high severity)" in drifting.text
+    assert "Risk: may already have left: gone silent (high severity)" in gone.text
+    assert "likely drifting" not in gone.text and "may already have left" in gone.html
+
+
 def test_alerts_route_to_their_account_manager_by_smtp_and_webhook(alert_settings, smtp, webhook):
     write_alerts(alert_settings, [alert("A1", "AM1", 90000.0), alert("A2", "AM2", 50000.0),
                                   alert("A3", "AM1", 10000.0, day=AS_OF - dt.timedelta(days=2))])

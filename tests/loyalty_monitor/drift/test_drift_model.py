@@ -326,3 +326,62 @@ def test_the_drift_model_scores_only_days_that_are_over(built):
     assert open_cases == 1  # QUIET's case is still open: judged on the last day that is over
     # the days scored after the module's build are scored with the mixture weights fitted then
     assert first_with_fit == END + dt.timedelta(days=1)
+
+
+def _case_rows(settings) -> dict[str, list[dict]]:
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        cursor = con.execute("select * from build.fct_churn_risk_cases order by customer_id, opened_on")
+        names = [d[0] for d in cursor.description]
+        out: dict[str, list[dict]] = {}
+        for row in cursor.fetchall():
+            case = dict(zip(names, row))
+            out.setdefault(case["customer_id"], []).append(case)
+        return out
+    finally:
+        con.close()
+
+
+def test_a_case_opened_after_the_customer_went_silent_says_it_may_already_have_left(tmp_path):
+    """AWAY did not come back from the portfolio's summer holiday: the holiday excuses its silence,
+    so its case opens weeks after it was last heard from, for a customer usually heard from every
+    few days; the case says that it may already have left and asks for a win-back call. DRIFTS
+    stops talking with us in May but goes on ordering: it is drifting, not gone, and its case is a
+    churn-risk case. With went_silent_chance 0 every case is a churn-risk case."""
+    customers = CUSTOMERS[:-1] + ["AWAY", "DRIFTS"]
+    silences = {"AWAY": (HOLIDAY[0], None, HOLIDAY[0]), "DRIFTS": (dt.date(2026, 5, 4), None, None)}
+    touchpoints, master = tmp_path / "touchpoints.jsonl", tmp_path / "customers.jsonl"
+    touchpoints.write_text("".join(json.dumps(e) + "\n" for e in _events(customers, silences)))
+    master.write_text("".join(json.dumps(c) + "\n" for c in _customers(customers)))
+    rules = load_scoring(Path(__file__).parents[3] / "config" / "scoring.yml")["risk_cases"]
+
+    settings = warehouse_settings(tmp_path / "data")
+    land(settings, touchpoints, master)
+    warehouse.build(settings, as_of=END, full_refresh=True)
+    cases = _case_rows(settings)
+    assert set(cases) == {"AWAY", "DRIFTS"}, cases
+    [away] = cases["AWAY"]
+    assert away["case_kind"] == "went_silent"
+    assert away["last_heard_on"] < HOLIDAY[0] and away["opened_on"] > HOLIDAY[1]
+    assert away["days_silent"] == (away["opened_on"] - away["last_heard_on"]).days >= rules["went_silent_min_days"]
+    assert away["usual_heard_gap_days"] < 7  # calls every third weekday, orders every other week
+    assert away["drivers"].startswith(f"nothing heard from the customer for {away['days_silent']} days"), away["drivers"]
+    assert "may already have left" in away["drivers"]
+    assert away["suggested_action"] == rules["went_silent_action"]
+    [drifts] = cases["DRIFTS"]
+    assert drifts["case_kind"] == "churn_risk" and drifts["opened_on"] > dt.date(2026, 5, 4)
+    assert drifts["days_silent"] < rules["went_silent_min_days"]  # its orders go on
+    assert drifts["suggested_action"] == rules["suggested_action"]
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        alerts = dict(con.execute("select customer_id, rule from build.fct_churn_alerts "
+                                  "where alert_kind = 'risk_case'").fetchall())
+    finally:
+        con.close()
+    assert alerts == {"AWAY": "went_silent", "DRIFTS": "churn_risk"}
+
+    off = warehouse_settings(tmp_path / "off", risk_cases={"went_silent_chance": 0})
+    land(off, touchpoints, master)
+    warehouse.build(off, as_of=END, full_refresh=True)
+    kinds = {c: [row["case_kind"] for row in rows] for c, rows in _case_rows(off).items()}
+    assert kinds == {"AWAY": ["churn_risk"], "DRIFTS": ["churn_risk"]}

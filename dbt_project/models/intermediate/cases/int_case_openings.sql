@@ -5,6 +5,14 @@
     dialogue for forecast.silent_opportunity_days on the opening day (the largest; forecast audit,
     contract 1.1); the reasons (the scorecard rules that also held on the opening day, in the words
     of their `reason` in config/scoring.yml: status drop, sharp health drop, dialogue gap); health and value at stake on that day.
+    And whether the customer had gone silent by then (went_silent: "may already have left"): nothing
+    heard from it (no inbound touch of any kind, no two-way dialogue) for risk_cases.went_silent_min_days
+    or more, a silence whose chance under the customer's usual rhythm is at most
+    risk_cases.went_silent_chance. The rhythm: the days it was heard from in the year up to the last
+    one (from its first day, if later), a Poisson rate, so a silence of d days has chance
+    exp(-d / usual gap). No rhythm to judge (a label of churn_risk) when the customer was known for
+    less than risk_cases.warmup_days up to its last such day, or was not heard from in the year
+    before the opening.
 
     Incremental, because these lookups into the customer-day tables are what a case costs: a stored
     opening is kept while its opening day's inputs are unchanged (the int_drift_days row of that day
@@ -15,7 +23,8 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['customer_id', 'opened_on'],
-    pre_hook="{{ prune_case_openings() }}"
+    pre_hook="{{ prune_case_openings() }}",
+    on_schema_change='append_new_columns'
 ) }}
 {%- set rc = scoring('risk_cases') -%}
 {%- set streams = drift_streams() -%}
@@ -28,6 +37,10 @@
     left join {{ this }} as stored
         on stored.customer_id = spans.customer_id and stored.opened_on = spans.opened_on
     where stored.customer_id is null or stored.inputs_landed_at is distinct from spans.opened_inputs_landed_at
+    {#- openings stored before went_silent existed are computed again, once -#}
+    {%- if 'went_silent' not in (adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list) %}
+       or true
+    {%- endif %}
     {%- endif %}
 {%- endset -%}
 {#- On a daily run, the earliest opening day to compute, as a literal: a filter on it reaches the
@@ -37,6 +50,9 @@
 {%- set first_opening = case_openings_floor(cases_to_compute) -%}
 {#- a restart day is at most the longest drift window before its opening day (int_drift_days) -#}
 {%- set longest_window = scoring('drift.window_days') | max -%}
+{#- went silent: the rhythm of the year up to the last day the customer was heard from -#}
+{%- set silent_min_days = rc.get('went_silent_min_days', 30) | int -%}
+{%- set silent_chance = rc.get('went_silent_chance', 0.01) | float -%}
 
 with
 
@@ -63,6 +79,48 @@ health_daily as (
 cases as (
     -- the openings to compute: all on a full refresh; new or restated ones on a daily run
     {{ cases_to_compute }}
+),
+
+touchpoints {{ inlined() }} (
+    select * from {{ ref('int_touchpoints') }}
+),
+
+heard_days as (
+    -- the days the customer said something to us (an inbound touch of any kind, a two-way
+    -- dialogue) in the two years before each opening
+    select distinct
+        cases.customer_id,
+        cases.opened_on,
+        touches.event_date
+    from cases
+    inner join touchpoints as touches
+        on touches.customer_id = cases.customer_id
+       and touches.event_date <= cases.opened_on
+       and touches.event_date > {{ add_days('cases.opened_on', -730) }}
+    where (touches.direction = 'inbound' or touches.is_two_way_dialogue)
+      {%- if first_opening %} and touches.event_date > {{ add_days(first_opening, -730) }}{% endif %}
+),
+
+last_heard as (
+    select customer_id, opened_on, max(event_date) as last_heard_on
+    from heard_days
+    group by customer_id, opened_on
+),
+
+heard as (
+    -- the last day, if in the year before the opening, and the days heard from in the year up to it
+    select
+        last_heard.customer_id,
+        last_heard.opened_on,
+        last_heard.last_heard_on,
+        count(*) as heard_days_in_year
+    from last_heard
+    inner join heard_days
+        on heard_days.customer_id = last_heard.customer_id
+       and heard_days.opened_on = last_heard.opened_on
+       and heard_days.event_date > {{ add_days('last_heard.last_heard_on', -365) }}
+    where last_heard.last_heard_on > {{ add_days('last_heard.opened_on', -365) }}
+    group by last_heard.customer_id, last_heard.opened_on, last_heard.last_heard_on
 ),
 
 {%- set counted = [] -%}
@@ -140,18 +198,38 @@ at_open as (
         {% endif -%}
         {% endfor -%}
         {{ days_between('opening.last_dialogue_date', 'opening.opened_on') }} as days_since_dialogue,
-        {{ days_between('opening.last_order_date', 'opening.opened_on') }} as days_since_order
+        {{ days_between('opening.last_order_date', 'opening.opened_on') }} as days_since_order,
+        heard.last_heard_on,
+        {{ days_between('heard.last_heard_on', 'opening.opened_on') }} as days_silent,
+        coalesce(heard.heard_days_in_year, 0) as heard_days_in_year,
+        -- the days of the rhythm's year the customer was known (its first day is observed_days
+        -- before the opening)
+        least(365, opening.observed_days - {{ days_between('heard.last_heard_on', 'opening.opened_on') }} + 1) as rhythm_days
     from opening_days as opening
     left join restart_counts as counts
         on counts.customer_id = opening.customer_id and counts.opened_on = opening.opened_on
     left join restart_exposure as exposure
         on exposure.customer_id = opening.customer_id and exposure.opened_on = opening.opened_on
+    left join heard
+        on heard.customer_id = opening.customer_id and heard.opened_on = opening.opened_on
+),
+
+silence as (
+    select
+        at_open.*,
+        case when heard_days_in_year > 0 and rhythm_days >= {{ rc['warmup_days'] | int }}
+             then cast(rhythm_days as {{ type_double() }}) / heard_days_in_year end as usual_heard_gap_days,
+        {% if silent_chance > 0 -%}
+        coalesce(days_silent >= {{ silent_min_days }} and heard_days_in_year > 0 and rhythm_days >= {{ rc['warmup_days'] | int }}
+                 and days_silent * heard_days_in_year >= -ln({{ silent_chance }}) * rhythm_days, false)
+        {%- else %}false{% endif %} as went_silent
+    from at_open
 ),
 
 ranked as (
     -- the streams ranked within the row by what they added to the evidence (ties in config order)
     select
-        at_open.*,
+        silence.*,
         {% for s in streams -%}
         {%- set outer = loop -%}
         case when since_restart_milli_{{ s.name }} >= {{ min_driver }} then 1
@@ -180,7 +258,7 @@ ranked as (
             {%- endif %} || ')' as driver_{{ s.name }}{{ ',' if not loop.last }}
         {% endif -%}
         {% endfor %}
-    from at_open
+    from silence
 ),
 
 worded as (
@@ -235,7 +313,10 @@ silent_opportunities as (
 reasoned as (
     select
         worded.*,
-        coalesce('; ' || driver_1, '') || coalesce('; ' || driver_2, '') || coalesce('; ' || driver_3, '')
+        case when went_silent then '; nothing heard from the customer for ' || {{ as_text('days_silent') }}
+            || ' days (no inbound touch, no two-way dialogue; usually every '
+            || {{ int_text('usual_heard_gap_days') }} || ' days): it may already have left' else '' end
+        || coalesce('; ' || driver_1, '') || coalesce('; ' || driver_2, '') || coalesce('; ' || driver_3, '')
             || coalesce('; ' || silent_opportunities.words, '') as driver_list,
         ''
         {%- for rule, words in reason_rules %}
@@ -260,7 +341,11 @@ select
     health.status,
     health.value_at_stake,
     health.currency,
-    health.segment as health_segment
+    health.segment as health_segment,
+    reasoned.last_heard_on,
+    cast(reasoned.days_silent as {{ dbt.type_bigint() }}) as days_silent,
+    cast(reasoned.usual_heard_gap_days as {{ type_double() }}) as usual_heard_gap_days,
+    reasoned.went_silent
 from reasoned
 inner join health_on_opening_days as health
     on health.customer_id = reasoned.customer_id and health.as_of_date = reasoned.opened_on

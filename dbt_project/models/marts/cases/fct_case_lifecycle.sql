@@ -45,6 +45,7 @@ select
     coalesce(lifecycle.events, 0) as lifecycle_events,
     lifecycle.feedback_verdict,
     lifecycle.feedback_comment,
-    cases.case_status = 'open' and coalesce(lifecycle.lifecycle_state, 'new') in ('new', 'acknowledged') as needs_action
+    cases.case_status = 'open' and coalesce(lifecycle.lifecycle_state, 'new') in ('new', 'acknowledged') as needs_action,
+    cases.case_kind
 from risk_cases as cases
 left join lifecycle on lifecycle.case_id = cases.case_id
