@@ -7,13 +7,17 @@ histories per shape, distinct seeds), each history is landed with the real landi
 (``warehouse.build(full_refresh=True)``) with the scoring file under test, then built again with
 the mixture weights the weekly population step would have fitted over the history
 (``loyalty_monitor.drift.mixture.backfill``), and its churn-risk cases
-(``fct_churn_risk_cases``, the drift model) are scored against ``ground_truth.json`` beside the old
-rule alerts (all five rules together, an episode's first day as the opening day). The scorecard
+(``fct_churn_risk_cases`` of ``case_kind`` churn_risk, the drift model's predictions) are scored
+against ``ground_truth.json`` beside the old rule alerts (all five rules together, an episode's first day as the opening day). The scorecard
 rules no longer alert on their own (they are reasons inside a case), so their episodes are rebuilt
 as the old ``fct_churn_alerts`` made them: from the daily flags of ``int_alert_flags`` after the rules'
 warm-up, gaps up to ``alerts.episode_cooldown_days`` inside one episode (the fact rules' rebuilt
 episodes are checked against today's ``fct_churn_alerts``). ``alerts now`` is today's
 ``fct_churn_alerts``: the cases plus the action-needed facts.
+
+The cases opened after the customer went silent (``case_kind`` went_silent: "may already have
+left", a win-back call) are scored apart (``went_silent``: how many had already left), and the
+cases of both kinds together (``all_cases``) beside the model.
 
 **Customer-level figures** (per history, per shape and pooled: counts summed, then ratios):
 
@@ -37,7 +41,10 @@ episodes are checked against today's ``fct_churn_alerts``). ``alerts now`` is to
 **The oracle** (``bench/oracle.py``: a Poisson CUSUM with the true rates and the true direction and
 size of a drift, not knowing who drifts or when) is scored with the same functions **at an equal
 number of alerted customers**: on each history its threshold is the one whose number of alerted
-customers is closest to the model's. Every model figure is also given as a share of the oracle's
+customers is closest to the model's (cases of both kinds), and its alerts are labelled as the
+model's cases are (``Silence``, the warehouse's went-silent rule replayed in Python and checked
+against the mart: ``silence_check``): those opened after the customer went silent are set aside
+(``oracle_went_silent``), so both are judged on the same kind of alert. Every model figure is also given as a share of the oracle's
 (``precision 0.45 = 0.62 x oracle``). The oracle sees volumes per generator process, contact roles
 and the marks the generator draws from the drift (unanswered calls, NPS class, ...); the same
 oracle on volumes per process alone is reported beside it (``oracle_volumes``).
@@ -45,7 +52,7 @@ oracle on volumes per process alone is reported beside it (``oracle_volumes``).
 **Threshold sweep**: from ``int_drift_days`` (``drift_probability``, ``observed_days``) the cases the
 model would open at other opening probabilities (``SWEEP_PROBABILITIES``; closing at the configured
 ``risk_cases.close_probability``), without rebuilding, and the oracle at the same numbers of
-alerted customers.
+alerted customers; both unlabelled (cases of both kinds).
 
 **Episode level, per rule** (the old table, kept): recall and lead of alert episodes in the drift,
 false-alarm episodes per stable customer-year (outside a rough patch; ``fa/yr all`` counts the
@@ -56,7 +63,7 @@ Results go to ``bench/results/alert_quality.json`` (``--holdout``: ``alert_quali
 ``--reseed N`` puts ``+N`` before ``.json``):
 ``{"pooled": {...}, "shapes": {shape: {...}}, "histories": [{...}], "definitions": {...}}``; pooled,
 each shape and each history hold ``customers`` (``model``, ``oracle``, ``oracle_volumes``, ``rules``,
-``alerts_now``, ``model_vs_oracle``), ``sweep`` (per opening probability: ``model``, ``oracle``) and
+``alerts_now``, ``went_silent``, ``all_cases``, ``model_vs_oracle``), ``sweep`` (per opening probability: ``model``, ``oracle``) and
 ``episodes`` (per rule, ``all`` = the five old rules, ``churn_risk`` = the cases); a history also its
 ``scenario``, ``shape``, ``build_s``, the ``oracle`` thresholds (nats), ``case_check`` (the sweep at the
 configured probability reproduces ``fct_churn_risk_cases``) and ``old_rules_check``.
@@ -361,6 +368,53 @@ def silent_case_counts(last_heard: Iterable[tuple], population: Population,
     return out
 
 
+@dataclass
+class Silence:
+    """The warehouse's went-silent label (``int_case_openings.went_silent``), replayed in Python so
+    that the oracle's alerts are labelled as the model's cases are: nothing heard from the customer
+    (an inbound touch or a two-way dialogue) for at least ``min_days``, a silence whose chance under
+    the customer's rhythm (the days heard from in the year up to the last one, from its first day
+    if later: a Poisson rate) is at most ``chance``; no rhythm to judge when it was known for fewer
+    than ``rhythm_min_days`` up to its last such day, or not heard from in the year before."""
+
+    heard: dict[str, list[dt.date]]      # each customer's days with such a touch, sorted, distinct
+    first_seen: dict[str, dt.date]
+    min_days: int = 30
+    chance: float = 0.01
+    rhythm_min_days: int = 60
+
+    @classmethod
+    def from_scoring(cls, heard: dict, first_seen: dict, scoring: dict) -> Silence:
+        rc = scoring["risk_cases"]
+        return cls({c: sorted({_d(d) for d in days}) for c, days in heard.items()},
+                   {c: _d(d) for c, d in first_seen.items()}, int(rc.get("went_silent_min_days", 30)),
+                   float(rc.get("went_silent_chance", 0.01)), int(rc.get("warmup_days", 60)))
+
+    def went_silent(self, customer_id: str, day: dt.date | str) -> bool:
+        import bisect
+
+        day, first = _d(day), self.first_seen.get(customer_id)
+        days = self.heard.get(customer_id, [])
+        if self.chance <= 0 or first is None:
+            return False
+        last_index = bisect.bisect_right(days, day) - 1
+        if last_index < 0 or (day - days[last_index]).days >= 365:
+            return False
+        last = days[last_index]
+        silent = (day - last).days
+        in_year = last_index + 1 - bisect.bisect_right(days, last - dt.timedelta(days=365))
+        rhythm_days = min(365, (last - first).days + 1)
+        return (silent >= self.min_days and rhythm_days >= self.rhythm_min_days
+                and silent * in_year >= -math.log(self.chance) * rhythm_days)
+
+    def split(self, alerts: Iterable[tuple]) -> tuple[list[tuple], list[tuple]]:
+        """``alerts`` ``(customer_id, day)`` as (churn-risk ones, went-silent ones)."""
+        kept, silent = [], []
+        for customer_id, day in alerts:
+            (silent if self.went_silent(customer_id, day) else kept).append((customer_id, day))
+        return kept, silent
+
+
 def pool_customer_counts(all_counts: Iterable[dict]) -> dict:
     pooled: dict = {}
     for counts in all_counts:
@@ -479,13 +533,23 @@ def read_warehouse(settings, truth: dict, end: dt.date, scoring: dict) -> dict:
     try:
         alerts_now = con.execute("select customer_id, rule, alert_date from build.fct_churn_alerts").fetchall()
         old_alerts = _old_rule_episodes(con, int(scoring["alerts"]["episode_cooldown_days"]))
-        cases = con.execute("select customer_id, opened_on from build.fct_churn_risk_cases").fetchall()
+        kind = "case_kind" if "case_kind" in _columns(con, "build.fct_churn_risk_cases") else "'churn_risk'"
+        every_case = con.execute(f"select customer_id, opened_on, {kind} from build.fct_churn_risk_cases").fetchall()
+        cases = [(c, d) for c, d, k in every_case if k == "churn_risk"]
+        went_silent = [(c, d) for c, d, k in every_case if k == "went_silent"]
         last_heard = con.execute(
             "select cases.customer_id, cases.opened_on, max(touches.event_date) "
             "from build.fct_churn_risk_cases as cases left join build.int_touchpoints as touches "
             "on touches.customer_id = cases.customer_id and touches.event_date <= cases.opened_on "
             "and (touches.direction = 'inbound' or touches.is_two_way_dialogue) "
             "group by cases.customer_id, cases.opened_on").fetchall()
+        predicted = set(cases)
+        last_heard = [row for row in last_heard if (row[0], row[1]) in predicted]
+        heard: dict[str, list[dt.date]] = {}
+        for customer_id, day in con.execute(
+                "select customer_id, event_date from build.int_touchpoints "
+                "where direction = 'inbound' or is_two_way_dialogue group by 1, 2").fetchall():
+            heard.setdefault(customer_id, []).append(day)
         first_seen = dict(con.execute(
             "select customer_id, min(as_of_date) from build.fct_customer_health_daily group by customer_id").fetchall())
         quadrants = dict(con.execute(
@@ -497,7 +561,8 @@ def read_warehouse(settings, truth: dict, end: dt.date, scoring: dict) -> dict:
         values = _values_at_drift_start(con, truth, first_seen, end, scoring)
     finally:
         con.close()
-    return {"alerts": old_alerts, "alerts_now": alerts_now, "cases": cases, "last_heard": last_heard,
+    return {"alerts": old_alerts, "alerts_now": alerts_now, "cases": cases, "went_silent": went_silent,
+            "all_cases": [(c, d) for c, d, _ in every_case], "last_heard": last_heard, "heard": heard,
             "first_seen": first_seen,
             "quadrants": quadrants,
             "quadrants_all": quadrants_all, "drift_rows": drift_rows, "drift_note": drift_note,
@@ -583,27 +648,46 @@ def evaluate(read: dict, truth: dict, end: dt.date, scoring: dict, oracle=None, 
 
     population = Population.from_truth(truth, read["first_seen"], read["values"])
     model = customer_counts(read["cases"], population)
+    all_cases = read.get("all_cases", read["cases"])
+    silence = Silence.from_scoring(read.get("heard") or {}, read["first_seen"], scoring)
+    # the oracles alert as many customers as the model's cases of both kinds, and their alerts
+    # opened after the customer went silent are set aside as the model's are
+    budget = len({c for c, _ in all_cases if c in population.first_seen and c in population.people})
+
+    def oracle_counts(alerts: list[tuple]) -> tuple[dict, dict]:
+        kept, silent = silence.split(alerts)
+        return customer_counts(kept, population), customer_counts(silent, population)
+
     rules = customer_counts([(c, day) for c, _, day in read["alerts"]], population)
     now = customer_counts([(c, day) for c, _, day in read["alerts_now"]], population)
     scored = sorted(population.first_seen)
+    went_silent = read.get("went_silent") or []
     out = {"model": model, "rules": rules, "alerts_now": now, "oracle": None, "oracle_equal_recall": None,
+           "went_silent": customer_counts(went_silent, population),
+           "all_cases": customer_counts(read.get("all_cases", read["cases"]), population),
            "silent": silent_case_counts(read.get("last_heard") or (), population),
            "oracle_volumes": None,
            "oracle_info": None, "sweep": [],
            "case_check": None,
-           "episodes": score(list(read["alerts"]) + [(c, "churn_risk", d) for c, d in read["cases"]],
+           "episodes": score(list(read["alerts"]) + [(c, "churn_risk", d) for c, d in read["cases"]]
+                             + [(c, "went_silent", d) for c, d in went_silent],
                              read["first_seen"], truth, end, int(scoring["alerts"]["warmup_days"]),
                              read["quadrants"], read["quadrants_all"])}
+    _, silent = silence.split(all_cases)
+    out["silence_check"] = {"reproduced": sorted(silent) == sorted(read.get("went_silent") or []),
+                            "went_silent_cases": len(read.get("went_silent") or []),
+                            "differing": len(set(silent) ^ set(read.get("went_silent") or []))}
     if oracle is not None:
-        threshold = oracle.threshold_for(model["alerted_customers"], scored)
-        out["oracle"] = customer_counts(oracle.alerts(threshold, scored), population)
+        threshold = oracle.threshold_for(budget, scored)
+        out["oracle"], out["oracle_went_silent"] = oracle_counts(oracle.alerts(threshold, scored))
         out["oracle_info"] = {"threshold_nats": round(threshold, 3) if math.isfinite(threshold) else None,
                               "alerted_customers": out["oracle"]["alerted_customers"],
                               "roles": oracle.roles, "marks": oracle.marks, "warmup_days": WARMUP_DAYS}
-        out["oracle_equal_recall"] = oracle_at_recall(oracle, scored, population, model["recalled_churners"])
+        out["oracle_equal_recall"] = oracle_at_recall(oracle, scored, population, model["recalled_churners"],
+                                                      silence)
     if volume_oracle is not None:
-        threshold = volume_oracle.threshold_for(model["alerted_customers"], scored)
-        out["oracle_volumes"] = customer_counts(volume_oracle.alerts(threshold, scored), population)
+        threshold = volume_oracle.threshold_for(budget, scored)
+        out["oracle_volumes"] = oracle_counts(volume_oracle.alerts(threshold, scored))[0]
         if out["oracle_info"] is not None:
             out["oracle_info"]["volumes_threshold_nats"] = round(threshold, 3) if math.isfinite(threshold) else None
     # the rebuilt episodes of the fact rules that still alert must equal fct_churn_alerts' rows
@@ -619,7 +703,7 @@ def evaluate(read: dict, truth: dict, end: dt.date, scoring: dict, oracle=None, 
         else:
             configured = sorted(cases_at(read["drift_rows"], float(rc["open_probability"]),
                                          float(rc["close_probability"]), int(rc["warmup_days"])))
-            actual = sorted((c, _d(d)) for c, d in read["cases"])
+            actual = sorted((c, _d(d)) for c, d in read.get("all_cases", read["cases"]))
             out["case_check"] = {"reproduced": configured == actual, "sweep_cases": len(configured),
                                  "mart_cases": len(actual),
                                  "differing": len(set(configured) ^ set(actual))}
@@ -636,14 +720,17 @@ def evaluate(read: dict, truth: dict, end: dt.date, scoring: dict, oracle=None, 
     return out
 
 
-def oracle_at_recall(oracle, scored: list[str], population: Population, recalled: int) -> dict:
+def oracle_at_recall(oracle, scored: list[str], population: Population, recalled: int,
+                     silence: Silence | None = None) -> dict:
     """The oracle's counts at the fewest alerted customers with which it recalls at least
     ``recalled`` churners (the model's): the issue's "precision at equal recall". Recall grows with
     the number of alerted customers (almost always: an earlier crossing can move a case out of the
     7-180-day window), so the fewest is found by bisection over the number alerted; when the oracle
-    never recalls as many, all its alerts are taken."""
+    never recalls as many, all its alerts are taken. With ``silence``, the alerts opened after the
+    customer went silent are set aside (as the model's are) before counting."""
     def counts(n: int) -> dict:
-        return customer_counts(oracle.alerts(oracle.threshold_for(n, scored), scored) if n else [], population)
+        alerts = oracle.alerts(oracle.threshold_for(n, scored), scored) if n else []
+        return customer_counts(silence.split(alerts)[0] if silence else alerts, population)
 
     low, high = 0, oracle.alerted_customers(0.0, scored)
     if counts(high)["recalled_churners"] < recalled:
@@ -666,6 +753,8 @@ def pool_history_counts(all_counts: list[dict]) -> dict:
     out = {"model": pooled("model"), "rules": pooled("rules"), "alerts_now": pooled("alerts_now"),
            "oracle": pooled("oracle"), "oracle_equal_recall": pooled("oracle_equal_recall"),
            "oracle_volumes": pooled("oracle_volumes"), "silent": pooled("silent"), "sweep": [],
+           "went_silent": pooled("went_silent"), "all_cases": pooled("all_cases"),
+           "oracle_went_silent": pooled("oracle_went_silent"),
            "episodes": pool([c["episodes"] for c in all_counts])}
     if all_counts and all(len(c["sweep"]) == len(SWEEP_PROBABILITIES) for c in all_counts):
         for i, probability in enumerate(SWEEP_PROBABILITIES):
@@ -684,6 +773,9 @@ def report(counts: dict) -> dict:
     return {
         "customers": {"model": model, "oracle": oracle, "rules": customer_figures(counts["rules"]),
                       "alerts_now": customer_figures(counts.get("alerts_now") or {}),
+                      "went_silent": customer_figures(counts.get("went_silent") or {}),
+                      "all_cases": customer_figures(counts.get("all_cases") or {}),
+                      "oracle_went_silent": customer_figures(counts.get("oracle_went_silent") or {}),
                       "oracle_volumes": customer_figures(counts.get("oracle_volumes") or {}),
                       "oracle_equal_recall": at_recall,
                       "model_vs_oracle": relative(model, oracle) if oracle else {},
@@ -838,6 +930,14 @@ def print_customers(title: str, figures: dict, rule: str, oracle_info: dict | No
     print(_customer_row("old rules (all five)", c["rules"]))
     if c.get("alerts_now"):
         print(_customer_row("alerts now (cases+facts)", c["alerts_now"]))
+    if c.get("all_cases"):
+        print(_customer_row("cases of both kinds", c["all_cases"]))
+    for key, who in (("went_silent", "model"), ("oracle_went_silent", "oracle")):
+        gone = c.get(key) or {}
+        if gone.get("alerted_customers"):
+            print(f"    went silent, apart ({who}): {gone['alerted_customers']} customers, "
+                  f"{gone['late_customers']} had already left, {gone['precise_customers']} left within "
+                  f"{PRECISION_HORIZON_DAYS} days, {gone['stable_alerted_customers']} never churned")
     if m.get("alerted_customers"):
         print(f"    of the alerted customers: {m['precise_customers']} churned within {PRECISION_HORIZON_DAYS} days "
               f"of the case (precision), {m['late_customers']} had already left when it opened (late), "
@@ -986,10 +1086,14 @@ def main(argv: list[str] | None = None) -> int:
             if not counts["old_rules_check"]["reproduced"]:
                 print("    note: the rebuilt fact-rule episodes differ from fct_churn_alerts: "
                       f"{counts['old_rules_check']}")
+            if not counts["silence_check"]["reproduced"]:
+                print("    note: the went-silent label replayed in Python differs from fct_churn_risk_cases: "
+                      f"{counts['silence_check']}")
             print_table(scenario.name, figures["episodes"])
             histories.append({"scenario": asdict(scenario), "shape": scenario.shape, "build_s": round(seconds, 1),
                               "oracle": counts["oracle_info"], "case_check": counts["case_check"],
-                              "old_rules_check": counts["old_rules_check"], **figures})
+                              "old_rules_check": counts["old_rules_check"],
+                              "silence_check": counts["silence_check"], **figures})
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

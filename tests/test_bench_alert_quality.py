@@ -362,3 +362,30 @@ def test_cases_opened_long_after_the_customer_was_last_heard_from_are_counted_ap
     assert counts == {"all_precise": 1, "all_late": 1, "all_stayed": 2, "all_other": 1,
                       "silent_precise": 0, "silent_late": 1, "silent_stayed": 1, "silent_other": 0}
     assert aq.pool_customer_counts([counts, counts])["silent_late"] == 2
+
+
+def test_the_went_silent_label_needs_a_silence_unlikely_under_the_customers_own_rhythm():
+    every_3_days = [START + dt.timedelta(days=3 * i) for i in range(120)]
+    monthly = [START + dt.timedelta(days=30 * i) for i in range(13)]               # until 2025-12-27
+    heard = {"CHATTY": [d for d in every_3_days if d < D("2025-09-01")], "MONTHLY": monthly,
+             "NEW": [D("2025-08-20"), D("2025-09-01")]}
+    seen = {"CHATTY": START, "MONTHLY": START, "NEW": D("2025-08-20")}
+    scoring = {"risk_cases": {"went_silent_min_days": 30, "went_silent_chance": 0.01, "warmup_days": 60}}
+    silence = aq.Silence.from_scoring(heard, seen, scoring)
+    last = max(heard["CHATTY"])                                                   # 2025-08-30
+    # 29 days without a word from a customer heard from every third day: under the 30-day minimum
+    assert not silence.went_silent("CHATTY", last + dt.timedelta(days=29))
+    assert silence.went_silent("CHATTY", last + dt.timedelta(days=30))
+    # a month between touches is its rhythm (13 days in the 361 days up to the last: every 27.8
+    # days): 120 days of silence is not unlikely enough (exp(-120 / 27.8) = 0.013), 130 days is
+    assert not silence.went_silent("MONTHLY", max(monthly) + dt.timedelta(days=120))
+    assert silence.went_silent("MONTHLY", max(monthly) + dt.timedelta(days=130))
+    # a customer known for less than the warm-up up to its last touch has no rhythm to judge
+    assert not silence.went_silent("NEW", D("2025-11-30"))
+    assert not silence.went_silent("UNKNOWN", D("2025-11-30"))
+    # nor one not heard from in the year before the day
+    assert not silence.went_silent("CHATTY", last + dt.timedelta(days=365))
+    kept, silent = silence.split([("CHATTY", last + dt.timedelta(days=10)), ("CHATTY", last + dt.timedelta(days=40))])
+    assert (kept, silent) == ([("CHATTY", last + dt.timedelta(days=10))], [("CHATTY", last + dt.timedelta(days=40))])
+    off = aq.Silence.from_scoring(heard, seen, {"risk_cases": {**scoring["risk_cases"], "went_silent_chance": 0}})
+    assert not off.went_silent("CHATTY", last + dt.timedelta(days=60))
