@@ -372,7 +372,7 @@ def test_the_went_silent_label_needs_a_silence_unlikely_under_the_customers_own_
     seen = {"CHATTY": START, "MONTHLY": START, "NEW": D("2025-08-20")}
     scoring = {"risk_cases": {"went_silent_min_days": 30, "went_silent_chance": 0.01, "warmup_days": 60}}
     silence = aq.Silence.from_scoring(heard, seen, scoring)
-    last = max(heard["CHATTY"])                                                   # 2025-08-30
+    last = max(heard["CHATTY"])                                                   # 2025-08-29
     # 29 days without a word from a customer heard from every third day: under the 30-day minimum
     assert not silence.went_silent("CHATTY", last + dt.timedelta(days=29))
     assert silence.went_silent("CHATTY", last + dt.timedelta(days=30))

@@ -9,7 +9,8 @@
     open). health, status and value at stake are those of the alert date (what the account
     manager is told). Both kinds carry the value at stake in the reporting currency and the
     expected value at risk (probability x value; 1 x value for a fact), the key dispatch ranks
-    by. alert_id is stable: a hash of customer, rule and alert date. -#}
+    by. alert_id is stable: a hash of customer, rule and alert date (a case's: its case_id, hashed
+    with 'churn_risk' whatever its kind, so that a case keeps its id). -#}
 {%- set cooldown = scoring('alerts.episode_cooldown_days') | int -%}
 {%- set rules = scoring('alerts.rules') -%}
 

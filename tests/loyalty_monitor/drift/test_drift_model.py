@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from warehouse_history import land, warehouse_settings
 
+from bench.bench_alert_quality import Silence
 from loyalty_monitor import warehouse
 from loyalty_monitor.drift import population
 from loyalty_monitor.drift.explain import explain, render_html, render_text
@@ -376,9 +377,21 @@ def test_a_case_opened_after_the_customer_went_silent_says_it_may_already_have_l
     try:
         alerts = dict(con.execute("select customer_id, rule from build.fct_churn_alerts "
                                   "where alert_kind = 'risk_case'").fetchall())
+        heard: dict[str, list] = {}
+        for customer_id, day in con.execute("select customer_id, event_date from build.int_touchpoints "
+                                            "where direction = 'inbound' or is_two_way_dialogue").fetchall():
+            heard.setdefault(customer_id, []).append(day)
+        first_days = dict(con.execute("select customer_id, first_day from build.int_customer_bounds").fetchall())
     finally:
         con.close()
     assert alerts == {"AWAY": "went_silent", "DRIFTS": "churn_risk"}
+    # the bench labels the oracle's alerts with a replica of the rule: it agrees with the mart on
+    # every case, and turns at AWAY's 30th silent day
+    silence = Silence.from_scoring(heard, first_days, load_scoring(settings.scoring_file))
+    assert {c: silence.went_silent(c, rows[0]["opened_on"]) for c, rows in cases.items()} == {
+        "AWAY": True, "DRIFTS": False}
+    gone_for = [silence.went_silent("AWAY", away["last_heard_on"] + dt.timedelta(days=d)) for d in (29, 30, 200)]
+    assert gone_for == [False, True, True]
 
     off = warehouse_settings(tmp_path / "off", risk_cases={"went_silent_chance": 0})
     land(off, touchpoints, master)

@@ -147,6 +147,13 @@ def test_a_sign_in_link_opens_the_managers_queue_ranked_by_value_at_risk(world, 
     cookie = next(c for c in browser.cookies() if c["name"] == auth.SESSION_COOKIE)
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
     assert browser.eval("document.querySelectorAll('form[action$=\"/acknowledge\"]').length") == len(a["cases"])
+    # a case opened after the customer went silent says so instead of a probability
+    kinds = dict(world.query("select case_id, case_kind from published.fct_case_lifecycle where case_id in "
+                             f"({', '.join('?' * len(shown))})", shown))
+    told = browser.eval("[...document.querySelectorAll('#queue tbody tr')].map(r => "
+                        "[r.dataset.case, !!r.querySelector('.went-silent'), r.innerText.includes('likely')])")
+    assert {case: (silent, likely) for case, silent, likely in told} == {
+        case: (kinds[case] == "went_silent", kinds[case] != "went_silent") for case in shown}
     browser.screenshot(artifacts_dir / "web-queue.png")
     _local_only(world, browser)
 
@@ -191,6 +198,19 @@ def test_the_customer_page_shows_timeline_areas_cases_and_matrix(world, managers
                            "order by period_end_date desc limit 1", [customer_id])[0][0]
     assert browser.text("#quadrant") == quadrant.replace("_", " ")
     browser.screenshot(artifacts_dir / "web-customer.png")
+    _local_only(world, browser)
+
+
+def test_a_case_opened_after_the_customer_went_silent_reads_may_already_have_left(world, browser):
+    gone = world.query("select case_id, customer_id, account_manager_email from published.fct_case_lifecycle "
+                       "where case_kind = 'went_silent' order by case_id limit 1")
+    assert gone, "half the history's customers churn: some cases open after they went silent"
+    case_id, customer_id, email = gone[0]
+    browser.goto(world.link(email))
+    browser.goto(f"{world.url}/customers/{customer_id}")
+    assert browser.text(f"#case-{case_id} .went-silent") == "gone silent: may already have left"
+    assert "likely at opening" not in browser.text(f"#case-{case_id}")
+    assert browser.text(f"#case-{case_id} .drivers li").startswith("nothing heard from the customer for ")
     _local_only(world, browser)
 
 
