@@ -94,6 +94,11 @@ def _warehouse_facts(con: Any, facts: dict[str, Any]) -> None:
                 pass
         if marts.columns(queries.ALERTS):
             facts["alerts_raised"] = marts.scalar(f"select count(*) from {queries.ALERTS}")
+            if "alert_kind" in marts.columns(queries.ALERTS):
+                facts["alerts_by_kind"] = dict(marts.con.execute(
+                    f"select case when alert_kind = 'action_needed' then 'action needed' "
+                    f"when rule = 'went_silent' then 'may already have left' else 'churn risk' end as kind, "
+                    f"count(*) from {queries.ALERTS} group by 1 order by 1").fetchall())
         if marts.columns(queries.CUSTOMERS):
             facts["customers_published"] = marts.scalar(f"select count(*) from {queries.CUSTOMERS}")
         if "status" in marts.columns("ops.alert_state"):
@@ -210,8 +215,9 @@ def _print_numbers(console: Any, facts: dict[str, Any]) -> None:
                       f"Yellow ◆ {c['yellow']}, Green ● {c['green']}")
     if "alerts_raised" in facts:
         states = ", ".join(f"{k} {v}" for k, v in facts.get("alert_states", {}).items())
-        console.print(f"Churn-risk alerts raised over the history: {facts['alerts_raised']}"
-                      + (f" (delivery: {states})" if states else ""))
+        kinds = ", ".join(f"{k} {v}" for k, v in facts.get("alerts_by_kind", {}).items())
+        console.print(f"Alerts raised over the history: {facts['alerts_raised']}"
+                      + (f" ({kinds})" if kinds else "") + (f"; delivery: {states}" if states else ""))
     if facts.get("top_risk"):
         console.print("Top values at risk (open alerts):")
     for i, row in enumerate(facts.get("top_risk", []), 1):

@@ -153,6 +153,10 @@ def test_demo_runs_end_to_end_and_reruns_over_its_leftovers(data_dir: Path, tmp_
             "where as_of_date = (select max(as_of_date) from published.fct_customer_health_daily) "
             "group by 1").fetchall())
         alerts = con.execute("select count(*) from published.fct_churn_alerts").fetchone()[0]
+        kinds = dict(con.execute(
+            "select case when alert_kind = 'action_needed' then 'action needed' when rule = 'went_silent' "
+            "then 'may already have left' else 'churn risk' end, count(*) from published.fct_churn_alerts "
+            "group by 1 order by 1").fetchall())
         sent = con.execute("select count(*) from ops.alert_state where status = 'sent'").fetchone()[0]
         expired = con.execute("select count(*) from ops.alert_state where status = 'expired'").fetchone()[0]
     finally:
@@ -163,7 +167,7 @@ def test_demo_runs_end_to_end_and_reruns_over_its_leftovers(data_dir: Path, tmp_
     # The printed summary tells the same numbers the warehouse holds.
     assert (f"Red ▲ {statuses.get('red', 0)}, Yellow ◆ {statuses.get('yellow', 0)}, "
             f"Green ● {statuses.get('green', 0)}") in out
-    assert f"Churn-risk alerts raised over the history: {alerts}" in out
+    assert f"Alerts raised over the history: {alerts} (" + ", ".join(f"{k} {v}" for k, v in kinds.items()) in out
     assert "Top values at risk (open alerts):" in out and "  1. " in out
     # It explains what it prints: the report's own summary, why alerts expired in a one-shot
     # backfill, why fewer customers than generated are in the warehouse.
