@@ -82,6 +82,7 @@ configured probability reproduces ``fct_churn_risk_cases``) and ``old_rules_chec
 from __future__ import annotations
 
 import argparse
+import bisect
 import datetime as dt
 import json
 import math
@@ -391,8 +392,6 @@ class Silence:
                    float(rc.get("went_silent_chance", 0.01)), int(rc.get("warmup_days", 60)))
 
     def went_silent(self, customer_id: str, day: dt.date | str) -> bool:
-        import bisect
-
         day, first = _d(day), self.first_seen.get(customer_id)
         days = self.heard.get(customer_id, [])
         if self.chance <= 0 or first is None:
@@ -664,7 +663,7 @@ def evaluate(read: dict, truth: dict, end: dt.date, scoring: dict, oracle=None, 
     went_silent = read.get("went_silent") or []
     out = {"model": model, "rules": rules, "alerts_now": now, "oracle": None, "oracle_equal_recall": None,
            "went_silent": customer_counts(went_silent, population),
-           "all_cases": customer_counts(read.get("all_cases", read["cases"]), population),
+           "all_cases": customer_counts(all_cases, population),
            "silent": silent_case_counts(read.get("last_heard") or (), population),
            "oracle_volumes": None,
            "oracle_info": None, "sweep": [],
@@ -703,7 +702,7 @@ def evaluate(read: dict, truth: dict, end: dt.date, scoring: dict, oracle=None, 
         else:
             configured = sorted(cases_at(read["drift_rows"], float(rc["open_probability"]),
                                          float(rc["close_probability"]), int(rc["warmup_days"])))
-            actual = sorted((c, _d(d)) for c, d in read.get("all_cases", read["cases"]))
+            actual = sorted((c, _d(d)) for c, d in all_cases)
             out["case_check"] = {"reproduced": configured == actual, "sweep_cases": len(configured),
                                  "mart_cases": len(actual),
                                  "differing": len(set(configured) ^ set(actual))}
