@@ -300,7 +300,8 @@ def _scoring_state_file(settings: Settings) -> Path:
 
 def build(settings: Settings, as_of: dt.date | str | None = None, full_refresh: bool = False,
           select: str | None = None, on_node: Callable[[DbtNodeResult], None] | None = None,
-          raise_on_failure: bool = True, unit_tests: bool = False, refit: bool = False) -> DbtRunResult:
+          raise_on_failure: bool = True, unit_tests: bool = False, refit: bool = False,
+          data_tests: bool = True) -> DbtRunResult:
     """``dbt build`` (models and data tests) up to ``as_of``; incremental unless asked.
 
     dbt unit tests pin expected scores for the shipped config/scoring.yml, so they run in the test
@@ -312,6 +313,9 @@ def build(settings: Settings, as_of: dt.date | str | None = None, full_refresh: 
     refresh keeps them, so the daily runs and a rebuild judge every day alike. ``refit`` drops
     them first, so that they are estimated again from the whole landed history (and implies a
     full refresh).
+
+    ``data_tests=False`` builds the models alone: for a rebuild of data whose tests already ran
+    (the engine parity test's first build and full refresh, where Spark's tests cost minutes).
     """
     if is_postgres(settings):
         load(settings)  # PostgreSQL cannot read the landed Parquet: bring new files in first
@@ -331,8 +335,9 @@ def build(settings: Settings, as_of: dt.date | str | None = None, full_refresh: 
         args.append("--full-refresh")
     if select:
         args += ["--select", select]
-    if not unit_tests:
-        args += ["--exclude", "test_type:unit"]
+    excluded = ([] if unit_tests else ["test_type:unit"]) + ([] if data_tests else ["test_type:data"])
+    if excluded:
+        args += ["--exclude", *excluded]
     result = run_dbt(settings, args, as_of=as_of, on_node=on_node)
     if result.success and select is None:
         state_file.write_text(scoring_now + "\n")
