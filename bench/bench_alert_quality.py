@@ -4,9 +4,9 @@ What an account manager lives with: for generated histories of several **shapes*
 drift away, how seasonal and how sparse the touches are, how many key accounts; one or more
 histories per shape, distinct seeds), each history is landed with the real landing code
 (``streaming.landing.land_jsonl_offline``), the warehouse is built from scratch
-(``warehouse.build(full_refresh=True)``) with the scoring file under test, then built again with
-the mixture weights the weekly population step would have fitted over the history
-(``loyalty_monitor.drift.mixture.backfill``), and its churn-risk cases
+(``warehouse.build(full_refresh=True)``, the models alone) with the scoring file under test, then
+built again, with its data tests, with the mixture weights the weekly population step would have
+fitted over the history (``loyalty_monitor.drift.mixture.backfill``), and its churn-risk cases
 (``fct_churn_risk_cases`` of ``case_kind`` churn_risk, the drift model's predictions) are scored
 against ``ground_truth.json`` beside the old rule alerts (all five rules together, an episode's first day as the opening day). The scorecard
 rules no longer alert on their own (they are reasons inside a case), so their episodes are rebuilt
@@ -251,11 +251,15 @@ def build(home: Path, scoring_file: Path, end: str):
     shutil.copytree(home / "landing-data" / "landing", landing)
     started = time.perf_counter()
     progress = _BuildProgress()
-    warehouse.build(settings, as_of=end, full_refresh=True, on_node=progress)
+    # the models alone first: the data tests run once, on the warehouse that is judged
+    warehouse.build(settings, as_of=end, full_refresh=True, on_node=progress, data_tests=False)
     # the weekly population step's mixture fits over the history, as a running installation would
     # have made them (each from the days before it), then the drift model again with them
     if mixture.backfill(settings):
         warehouse.build(settings, as_of=end, full_refresh=True, on_node=progress)
+    else:
+        warehouse.run_dbt(settings, ["test", "--exclude", "test_type:unit"], as_of=end,
+                          on_node=progress).raise_for_failure()
     if progress.nodes and progress.next > progress.started + progress.every:  # a progress line was printed
         print("\n    build done:", end="")
     return settings, time.perf_counter() - started

@@ -265,6 +265,10 @@ class Settings(BaseSettings):
     spark_master: str = "local[2]"
     spark_driver_memory: str = "2g"
     spark_shuffle_partitions: int = 4
+    #: dbt threads on Spark: how many models and tests dbt sends at once. Each statement costs
+    #: Spark a job's planning and scheduling, so a few at a time keep a cluster (or local mode's
+    #: cores) busy between them.
+    spark_threads: PositiveInt = 1
     #: metastore and table files of the session method; empty means ``<data_dir>/spark``
     spark_dir: str = ""
     spark_host: str = "localhost"

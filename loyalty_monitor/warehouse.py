@@ -137,7 +137,7 @@ def spark_env(settings: Settings) -> dict[str, str]:
     env = {"LOYALTY_SPARK_METHOD": settings.spark_method, "LOYALTY_SPARK_HOST": settings.spark_host,
            "LOYALTY_SPARK_PORT": str(settings.spark_port), "LOYALTY_SPARK_USER": settings.spark_user or "loyalty",
            "LOYALTY_SPARK_TOKEN": reveal(settings.spark_token), "LOYALTY_SPARK_CLUSTER": settings.spark_cluster,
-           "LOYALTY_SPARK_ENDPOINT": settings.spark_endpoint}
+           "LOYALTY_SPARK_ENDPOINT": settings.spark_endpoint, "LOYALTY_SPARK_THREADS": str(settings.spark_threads)}
     if (settings.dbt_target or "").lower() != "spark":
         return env
 
