@@ -314,8 +314,9 @@ def build(settings: Settings, as_of: dt.date | str | None = None, full_refresh: 
     them first, so that they are estimated again from the whole landed history (and implies a
     full refresh).
 
-    ``data_tests=False`` builds the models alone: for a rebuild of data whose tests already ran
-    (the engine parity test's first build and full refresh, where Spark's tests cost minutes).
+    ``data_tests=False`` builds the models alone, for a build whose data tests run on another
+    build of the same data (the engine parity test, where Spark's tests cost minutes; the
+    alert-quality bench's first build).
     """
     if is_postgres(settings):
         load(settings)  # PostgreSQL cannot read the landed Parquet: bring new files in first

@@ -185,8 +185,6 @@ def test_a_model_that_fails_fails_its_task_publishes_nothing_and_tells_the_data_
     assert f"loyalty run --as-of {END}" in mails[0].text
     import duckdb
 
-    from loyalty_monitor import warehouse
-
     warehouse.release_duckdb()
     con = duckdb.connect(str(world["settings"].warehouse), read_only=True)
     try:  # both failed runs stopped before publish: the published schema is still empty
@@ -268,7 +266,6 @@ def test_rerun_of_the_same_date_sends_nothing_new(world, good_run):
     assert [o.state for o in again] == ["success"]
     assert len(world["smtp"].inbox) == before_mail and len(world["hook"].received) == before_hook
     # each successful run recorded its publish (the failed-gate run published nothing)
-    from loyalty_monitor import warehouse
     runs = warehouse.pipeline_runs(world["settings"])
     assert [r["published_by"] for r in runs] == [f"loyalty_pipeline {END}"] * 2
     assert {r["as_of_date"] for r in runs} == {END}
@@ -301,8 +298,6 @@ def test_weekly_report_dag_renders_the_leadership_report(world, good_run):
 
 
 def _published_and_alert_state(settings) -> dict[str, list[tuple]]:
-    from loyalty_monitor import warehouse
-
     warehouse.release_duckdb()  # the in-process dag.test leaves dbt's handle open
     with warehouse.connect(settings, read_only=True) as con:
         tables = [r[0] for r in con.execute(
@@ -315,8 +310,6 @@ def _published_and_alert_state(settings) -> dict[str, list[tuple]]:
 
 def test_a_failed_marts_gate_leaves_published_marts_and_alert_state_exactly_as_they_were(world, good_run):
     """dbt has rebuilt `build` with a critical defect: the gate stops publish and dispatch."""
-    from loyalty_monitor import warehouse
-
     settings = world["settings"]
     before = _published_and_alert_state(settings)
     assert before["fct_churn_alerts"] and before["ops.alert_state"]
