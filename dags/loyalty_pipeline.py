@@ -46,6 +46,8 @@ from loyalty_core.settings import load_settings
 # owner's only: it holds customer names, notes and account managers' e-mail addresses.
 os.umask(0o077)
 settings = load_settings()
+# The dbt tasks of a run that share a process (loyalty run, dag.test) parse the project once.
+pipeline.reuse_dbt_parse()
 
 # The URI names the topic, not the broker address: the embedded broker's port changes with every
 # `loyalty up`, and an asset's identity must not.

@@ -7,7 +7,8 @@
 - ``events``: the event-driven path (a landed batch updates what it touched, in one task);
 - ``weekly``: the weekly report DAG's steps;
 - ``airflow_setup``: Airflow's environment, Kafka connection, the dbt tasks' profile, manifest and
-  vars, and the failure callback.
+  vars, and the failure callback;
+- ``dbt_reuse``: one parse of the dbt project for the dbt tasks of a run that share a process.
 
 Everything is also importable from here (``pipeline.check_landing``): the DAG file and the
 asset watcher's ``apply_function`` name them so.
@@ -34,6 +35,7 @@ from loyalty_monitor.pipeline.daily import (
                                                     record_build,
                                                     release_dbt_handle,
 )
+from loyalty_monitor.pipeline.dbt_reuse import install as reuse_dbt_parse
 from loyalty_monitor.pipeline.events import EVENT_MARTS, event_selection, event_update, landed_sources
 from loyalty_monitor.pipeline.runs import (
                                                     DAG_ID,
@@ -55,5 +57,6 @@ __all__ = [
     "check_landing", "check_marts", "dbt_environment", "dbt_manifest", "dbt_profile_name", "dbt_run_vars",
     "dispatch_alerts", "event_selection", "event_update", "fit_population", "is_batch_landed",
     "kafka_connection", "landed_sources", "on_failure", "plan_build", "publish", "record_build",
-    "release_dbt_handle", "render_weekly_report", "run_path", "send_weekly_digests", "triggering_topics",
+    "release_dbt_handle", "render_weekly_report", "reuse_dbt_parse", "run_path", "send_weekly_digests",
+    "triggering_topics",
 ]

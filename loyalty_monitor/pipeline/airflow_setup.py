@@ -13,6 +13,7 @@ from typing import Any
 
 from loyalty_core.settings import Settings
 from loyalty_monitor.pipeline.daily import dbt_environment
+from loyalty_monitor.pipeline.dbt_reuse import files_digest
 from loyalty_monitor.pipeline.runs import KAFKA_CONNECTION_ID, QualityGateFailed, as_of_date
 
 log = logging.getLogger(__name__)
@@ -123,17 +124,10 @@ def dbt_manifest(settings: Settings) -> Path:
 def _project_fingerprint(settings: Settings) -> str:
     """What the parsed graph depends on (the as-of date does not shape it: a fixed one stands in)."""
     project = settings.dbt_project_dir.resolve()
-    digest = hashlib.sha256(json.dumps(
+    return hashlib.sha256(json.dumps(
         {"project": str(project), "target": settings.dbt_target, "dbt": version("dbt-core"),
-         "vars": dbt_run_vars(settings, dt.date(2000, 1, 1))}, sort_keys=True, default=str).encode())
-    for path in sorted(p for p in project.rglob("*") if p.is_file() and p.suffix in _PROJECT_SUFFIXES
-                       and p.relative_to(project).parts[0] not in {"target", "dbt_packages", "logs"}):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(project)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
-_PROJECT_SUFFIXES = {".sql", ".py", ".yml", ".yaml", ".csv", ".md"}
+         "vars": dbt_run_vars(settings, dt.date(2000, 1, 1)), "files": files_digest(project)},
+        sort_keys=True, default=str).encode()).hexdigest()
 
 
 def dbt_run_vars(settings: Settings, as_of: Any) -> dict[str, Any]:

@@ -148,3 +148,40 @@ def test_the_dags_manifest_is_parsed_again_when_a_model_is_added_or_deleted(tmp_
     scoring = tmp_path / "scoring.yml"
     scoring.write_text(settings.scoring_file.read_text().replace("warmup_days: 45", "warmup_days: 46"))
     assert pipeline.dbt_manifest(settings.replace(scoring_file=scoring)).stat().st_mtime_ns > parsed_at
+
+
+def test_the_dbt_tasks_of_a_run_share_one_parse_and_a_changed_input_parses_again(tmp_path):
+    """In-process runs (loyalty run, dag.test) give every dbt task the manifest parsed for the same
+    inputs (pipeline.dbt_reuse): another task's selection shares it; another date's vars, another
+    environment or an edited model does not."""
+    import shutil
+
+    from loyalty_core.settings import PROJECT_ROOT
+    from loyalty_monitor.pipeline import dbt_reuse
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(PROJECT_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
+    settings = load_settings(data_dir=tmp_path / "data")
+    env = pipeline.dbt_environment(settings)
+    copy = tmp_path / "task-copy"  # what cosmos runs a task in: links to the project's files
+    copy.mkdir()
+    for entry in project.iterdir():
+        (copy / entry.name).symlink_to(entry)
+
+    def args(select: str, day: str) -> list[str]:
+        return ["--no-write-json", "build", "--select", select, "--exclude", "test_type:unit",
+                "--vars", json.dumps(pipeline.dbt_run_vars(settings, day), default=str),
+                "--project-dir", str(copy), "--profiles-dir", str(project), "--profile", "loyalty_monitor",
+                "--target", "duckdb"]
+
+    first = dbt_reuse.manifest_for(args("stg_landing__touchpoints", "2026-06-30"), env)
+    assert first is not None and "model.loyalty_monitor.fct_churn_alerts" in first.nodes
+    assert dbt_reuse.manifest_for(args("fct_churn_alerts", "2026-06-30"), env) is first  # another task
+    _, _, key = dbt_reuse.parse_inputs(args("fct_churn_alerts", "2026-06-30"), env)
+    assert dbt_reuse.parse_inputs(args("x", "2026-07-01"), env)[2] != key  # the next day's run
+    assert dbt_reuse.parse_inputs(args("x", "2026-06-30"), {**env, "LOYALTY_SPARK_THREADS": "4"})[2] != key
+    model = project / "models" / "marts" / "fct_churn_alerts.sql"
+    model.write_text(model.read_text() + "\n")
+    assert dbt_reuse.parse_inputs(args("x", "2026-06-30"), env)[2] != key  # an edited model
+    assert dbt_reuse.parse_inputs(["--version"], env) is None  # not a build: cosmos's own path
+    assert dbt_reuse.manifest_for(args("fct_churn_alerts", "2026-06-30"), env) is not first
