@@ -92,15 +92,15 @@ def parse_inputs(args: list[str], env: dict[str, str]) -> tuple[Path, list[str],
 
 def _parse(original: Path, flags: list[str], env: dict[str, str]) -> Any | None:
     """The parsed manifest of the project at ``original`` (None when dbt could not parse it)."""
-    from dbt.cli.main import dbtRunner
+    from dbt.cli.main import dbtRunner  # dbt takes seconds to import: only when a task runs
 
-    from loyalty_monitor.warehouse import environment
+    from loyalty_monitor import warehouse  # as the pipeline's steps do: not when the DAG file loads
 
     global _target_dir
     if _target_dir is None:
         _target_dir = Path(tempfile.mkdtemp(prefix="loyalty-dbt-parse-"))
         atexit.register(shutil.rmtree, _target_dir, True)
-    with environment(env):
+    with warehouse.environment(env):
         result = dbtRunner().invoke(["parse", *flags, "--project-dir", str(original),
                                      "--target-path", str(_target_dir), "--log-path", str(_target_dir / "logs"),
                                      "--quiet"])
@@ -134,13 +134,13 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from cosmos.dbt import runner
+    from cosmos.dbt import runner  # cosmos only where the DAG is loaded (which imports it anyway)
 
     original_run_command = runner.run_command
 
     def run_command(command: list[str], env: dict[str, str], cwd: str, callbacks: list | None = None,
                     **kwargs: Any) -> Any:
-        from dbt.cli.main import dbtRunner
+        from dbt.cli.main import dbtRunner  # dbt takes seconds to import: only when a task runs
 
         try:
             manifest = manifest_for(command[1:], env)
