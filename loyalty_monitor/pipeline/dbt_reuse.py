@@ -121,11 +121,10 @@ def manifest_for(args: list[str], env: dict[str, str]) -> Any | None:
         if key in _parsed:
             _parsed.move_to_end(key)
             return _parsed[key]
-        manifest = _parse(original, flags, env)
-        if manifest is not None:
-            _parsed[key] = manifest
-            while len(_parsed) > _KEEP:
-                _parsed.popitem(last=False)
+        # kept also when the parse failed (None): each task would otherwise try it again
+        manifest = _parsed[key] = _parse(original, flags, env)
+        while len(_parsed) > _KEEP:
+            _parsed.popitem(last=False)
         return manifest
 
 
