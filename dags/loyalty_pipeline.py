@@ -151,7 +151,10 @@ def loyalty_pipeline():
         project_config=ProjectConfig(
             dbt_project_path=settings.dbt_project_dir,
             manifest_path=pipeline.dbt_manifest(settings),
-            env_vars=pipeline.dbt_environment(settings),
+            # The run's date goes in the environment, not the vars: dbt then keeps its last parse.
+            # dag_run.logical_date: a run without one (Airflow 3: asset-triggered, or triggered
+            # without a date) has no `logical_date` in the template context at all.
+            env_vars=pipeline.dbt_run_environment(settings, "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"),
             install_dbt_deps=False,
         ),
         profile_config=ProfileConfig(
@@ -164,9 +167,7 @@ def loyalty_pipeline():
         render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD,
                                    should_detach_multiple_parents_tests=True, emit_datasets=False),
         operator_args={
-            # dag_run.logical_date: a run without one (Airflow 3: asset-triggered, or triggered
-            # without a date) has no `logical_date` in the template context at all.
-            "vars": pipeline.dbt_run_vars(settings, "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"),
+            "vars": pipeline.dbt_run_vars(settings),
             # dbt unit tests pin scores for the shipped scoring.yml: they belong to the test suite.
             "exclude": ["test_type:unit"],
             # No manifest.json / run_results.json per task: each task runs in a temporary copy of

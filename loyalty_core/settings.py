@@ -64,7 +64,8 @@ NESTED_DELIMITER = "__"
 OTHER_ENV_VARS: dict[str, str] = {
     "LOYALTY_CONFIG": "the settings file to read (this module)",
     "LOYALTY_DEBUG": "the CLI shows tracebacks (loyalty_monitor/cli)",
-    "LOYALTY_AS_OF_DATE": "the as-of date dbt reads (warehouse.run_dbt sets it for dbt)",
+    "LOYALTY_AS_OF_DATE": "the as-of date dbt reads (warehouse.run_dbt and the DAG's dbt tasks set it for dbt)",
+    "LOYALTY_DBT_PARSE_DIR": "where the DAG's dbt tasks parse the project (pipeline.dbt_run_environment)",
     "LOYALTY_LANDING": "the landing zone dbt reads (warehouse.dbt_env, from landing_url)",
     "LOYALTY_QUARANTINE": "the quarantine file dbt reads (warehouse.dbt_env)",
     "LOYALTY_QUARANTINE_EXISTS": "whether it exists, for dbt on Spark (warehouse.spark_env)",

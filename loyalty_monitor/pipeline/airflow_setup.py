@@ -97,7 +97,7 @@ def dbt_manifest(settings: Settings) -> Path:
     never connects to the warehouse.
     """
 
-    target = settings.data_dir / "dbt" / "target"
+    target = dbt_target_dir(settings)
     manifest = target / "manifest.json"
     fingerprint_file = target / "manifest.fingerprint"
     project = settings.dbt_project_dir
@@ -112,29 +112,49 @@ def dbt_manifest(settings: Settings) -> Path:
     from loyalty_monitor.warehouse import environment
 
     with environment(dbt_environment(settings)):
+        # --profile and --target as the tasks pass them (cosmos): dbt's partial parsing compares them
         result = dbtRunner().invoke(["parse", "--project-dir", str(project), "--profiles-dir", str(project),
-                                     "--target", settings.dbt_target, "--target-path", str(target), "--quiet",
-                                     "--vars", json.dumps(dbt_run_vars(settings, dt.date.today()), default=str)])
+                                     "--profile", dbt_profile_name(settings), "--target", settings.dbt_target,
+                                     "--target-path", str(target), "--quiet",
+                                     "--vars", json.dumps(dbt_run_vars(settings), default=str)])
     if not result.success or not manifest.exists():
         raise RuntimeError(f"dbt parse of {project} failed: {result.exception or 'see the dbt log above'}")
     fingerprint_file.write_text(fingerprint)
     return manifest
 
 
+def dbt_target_dir(settings: Settings) -> Path:
+    """Where the DAG's manifest is parsed, and where an in-process run's dbt tasks parse again
+    (``dbt_reuse``), so that dbt's partial parsing finds the state of the last parse."""
+    return settings.data_dir / "dbt" / "target"
+
+
 def _project_fingerprint(settings: Settings) -> str:
-    """What the parsed graph depends on (the as-of date does not shape it: a fixed one stands in)."""
+    """What the parsed graph depends on (not the as-of date: it is not in the vars)."""
     project = settings.dbt_project_dir.resolve()
     return hashlib.sha256(json.dumps(
         {"project": str(project), "target": settings.dbt_target, "dbt": version("dbt-core"),
-         "vars": dbt_run_vars(settings, dt.date(2000, 1, 1)), "files": files_digest(project)},
+         "vars": dbt_run_vars(settings), "files": files_digest(project)},
         sort_keys=True, default=str).encode()).hexdigest()
 
 
-def dbt_run_vars(settings: Settings, as_of: Any) -> dict[str, Any]:
-    """dbt vars for a run of ``as_of`` (a date, or a template string the DAG fills in per run)."""
+def dbt_run_vars(settings: Settings) -> dict[str, Any]:
+    """dbt vars of the dbt tasks: config/scoring.yml and the event contract, without the run's date
+    (``dbt_run_environment`` carries it): dbt parses the whole project again when the vars differ
+    from its last parse, which a date in them did on every run, in every process."""
     # at run time: parsing the DAG file stays light
     from loyalty_monitor import warehouse
 
     values = dict(warehouse.dbt_vars(settings, dt.date(2000, 1, 1)))
-    values["as_of_date"] = as_of.isoformat() if isinstance(as_of, dt.date) else str(as_of)
+    del values["as_of_date"]
     return values
+
+
+def dbt_run_environment(settings: Settings, as_of: Any) -> dict[str, str]:
+    """Environment of the dbt tasks of a run of ``as_of`` (a date, or the template the DAG fills in
+    per run): the profile's variables, the date (``LOYALTY_AS_OF_DATE``, read only when dbt executes:
+    dbt_project/macros/parameters.sql) and where the tasks of an in-process run parse the project
+    (``LOYALTY_DBT_PARSE_DIR``: ``dbt_reuse``)."""
+    return {**dbt_environment(settings),
+            "LOYALTY_AS_OF_DATE": as_of.isoformat() if isinstance(as_of, dt.date) else str(as_of),
+            "LOYALTY_DBT_PARSE_DIR": str(dbt_target_dir(settings))}

@@ -7,13 +7,17 @@ parse was about 0.27 s of each task's 0.7 s: 13 s of a 50-task run. dbt's progra
 parsed manifest (``dbtRunner(manifest=...)``, "reusing objects" in dbt's docs) and then skips
 parsing. ``install()`` wraps cosmos's runner so that a task reuses the manifest parsed for the same
 inputs: the project's files (names, sizes, modification times), the command's flags other than
-the node selection (the vars with the run's date, profile, target) and the variables dbt reads
-from the environment (``LOYALTY_*``, ``DBT_*``). Any other input is parsed again; when the parse
-fails, the task runs as cosmos runs it. With one process per task (a production executor) nothing
-is reused and nothing changes.
+the node selection (the vars, profile, target) and the variables dbt reads from the environment
+(``LOYALTY_*``, ``DBT_*``), but not the run's date (``LOYALTY_AS_OF_DATE``: dbt reads it only when
+it executes, it never enters the parsed manifest), so that a process running several dates parses
+once. Any other input is parsed again; when the parse fails, the task runs as cosmos runs it. With
+one process per task (a production executor) nothing is reused and nothing changes.
 
 The parse reads the project where it lives (not the task's temporary copy, which is deleted after
-the task), into a target and log directory of its own (a temporary one, removed at exit).
+the task) into ``LOYALTY_DBT_PARSE_DIR`` when the task's environment names one (the DAG names the
+directory its manifest was parsed in: ``airflow_setup.dbt_target_dir``), without writing JSON there,
+so that dbt's partial parsing finds the last parse of an earlier run, or of the DAG's manifest:
+about 0.4 s instead of 5 s of a full parse. Without it, into a temporary directory removed at exit.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ _COMMANDS = {"build", "run", "test", "seed", "snapshot", "compile"}
 #: Manifests kept (a run's tasks share one; another run of the same process parses its own date).
 _KEEP = 2
 _PROJECT_SUFFIXES = {".sql", ".py", ".yml", ".yaml", ".csv", ".md"}
+#: Environment a parse does not depend on: the run's date (read when dbt executes) and where to parse.
+_NOT_PARSED_ENV = {"LOYALTY_AS_OF_DATE", "LOYALTY_DBT_PARSE_DIR"}
 
 _lock = threading.Lock()
 _parsed: OrderedDict[str, Any] = OrderedDict()
@@ -84,7 +90,8 @@ def parse_inputs(args: list[str], env: dict[str, str]) -> tuple[Path, list[str],
         return None
     original = (project / "dbt_project.yml").resolve().parent  # cosmos's copy links to the project
     seen = {**os.environ, **env}
-    environment = {k: v for k, v in seen.items() if k.startswith(("LOYALTY_", "DBT_"))}
+    environment = {k: v for k, v in seen.items()
+                   if k.startswith(("LOYALTY_", "DBT_")) and k not in _NOT_PARSED_ENV}
     key = hashlib.sha256(json.dumps({"project": str(original), "files": files_digest(original), "flags": flags,
                                      "env": environment}, sort_keys=True).encode()).hexdigest()
     return original, flags, key
@@ -100,9 +107,11 @@ def _parse(original: Path, flags: list[str], env: dict[str, str]) -> Any | None:
     if _target_dir is None:
         _target_dir = Path(tempfile.mkdtemp(prefix="loyalty-dbt-parse-"))
         atexit.register(shutil.rmtree, _target_dir, True)
+    parse_dir = {**os.environ, **env}.get("LOYALTY_DBT_PARSE_DIR") or str(_target_dir)
+    write_json = [] if "--no-write-json" in flags else ["--no-write-json"]  # the DAG's manifest.json stays
     with warehouse.environment(env):
-        result = dbtRunner().invoke(["parse", *flags, "--project-dir", str(original),
-                                     "--target-path", str(_target_dir), "--log-path", str(_target_dir / "logs"),
+        result = dbtRunner().invoke(["parse", *flags, *write_json, "--project-dir", str(original),
+                                     "--target-path", parse_dir, "--log-path", str(_target_dir / "logs"),
                                      "--quiet"])
     if not result.success:
         log.info("dbt parse for reuse failed (%s); the task parses for itself", result.exception)

@@ -152,8 +152,9 @@ def test_the_dags_manifest_is_parsed_again_when_a_model_is_added_or_deleted(tmp_
 
 def test_the_dbt_tasks_of_a_run_share_one_parse_and_a_changed_input_parses_again(tmp_path):
     """In-process runs (loyalty run, dag.test) give every dbt task the manifest parsed for the same
-    inputs (pipeline.dbt_reuse): another task's selection shares it; another date's vars, another
-    environment or an edited model does not."""
+    inputs (pipeline.dbt_reuse): another task's selection, another date's run share it; another
+    environment or an edited model does not. The parse lands where the DAG's manifest was parsed,
+    so that the next process's parse is a partial one (and the DAG's manifest.json is left alone)."""
     import shutil
 
     from loyalty_core.settings import PROJECT_ROOT
@@ -161,27 +162,39 @@ def test_the_dbt_tasks_of_a_run_share_one_parse_and_a_changed_input_parses_again
 
     project = tmp_path / "dbt_project"
     shutil.copytree(PROJECT_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
-    settings = load_settings(data_dir=tmp_path / "data")
-    env = pipeline.dbt_environment(settings)
+    settings = load_settings(data_dir=tmp_path / "data", dbt_project_dir=project)
+    manifest = pipeline.dbt_manifest(settings)  # what the DAG file parses first
+    parsed_at = manifest.stat().st_mtime_ns
     copy = tmp_path / "task-copy"  # what cosmos runs a task in: links to the project's files
     copy.mkdir()
     for entry in project.iterdir():
         (copy / entry.name).symlink_to(entry)
 
-    def args(select: str, day: str) -> list[str]:
+    def env(day: str) -> dict[str, str]:
+        return pipeline.dbt_run_environment(settings, day)
+
+    def args(select: str) -> list[str]:
         return ["--no-write-json", "build", "--select", select, "--exclude", "test_type:unit",
-                "--vars", json.dumps(pipeline.dbt_run_vars(settings, day), default=str),
+                "--vars", json.dumps(pipeline.dbt_run_vars(settings), default=str),
                 "--project-dir", str(copy), "--profiles-dir", str(project), "--profile", "loyalty_monitor",
                 "--target", "duckdb"]
 
-    first = dbt_reuse.manifest_for(args("stg_landing__touchpoints", "2026-06-30"), env)
+    def parse_log() -> str:  # this process's parses for reuse log here
+        log = dbt_reuse._target_dir and dbt_reuse._target_dir / "logs" / "dbt.log"
+        return log.read_text() if log and log.exists() else ""
+
+    logged = len(parse_log())
+    first = dbt_reuse.manifest_for(args("stg_landing__touchpoints"), env("2026-06-30"))
     assert first is not None and "model.loyalty_monitor.fct_churn_alerts" in first.nodes
-    assert dbt_reuse.manifest_for(args("fct_churn_alerts", "2026-06-30"), env) is first  # another task
-    _, _, key = dbt_reuse.parse_inputs(args("fct_churn_alerts", "2026-06-30"), env)
-    assert dbt_reuse.parse_inputs(args("x", "2026-07-01"), env)[2] != key  # the next day's run
-    assert dbt_reuse.parse_inputs(args("x", "2026-06-30"), {**env, "LOYALTY_SPARK_THREADS": "4"})[2] != key
+    assert dbt_reuse.manifest_for(args("fct_churn_alerts"), env("2026-06-30")) is first  # another task
+    assert dbt_reuse.manifest_for(args("fct_churn_alerts"), env("2026-07-01")) is first  # the next day's run
+    assert manifest.stat().st_mtime_ns == parsed_at  # the DAG's manifest.json was not rewritten
+    ours = parse_log()[logged:]
+    assert "Partial parsing enabled" in ours and "Unable to do partial parsing" not in ours, ours[-2000:]
+    _, _, key = dbt_reuse.parse_inputs(args("fct_churn_alerts"), env("2026-06-30"))
+    assert dbt_reuse.parse_inputs(args("x"), {**env("2026-06-30"), "LOYALTY_SPARK_THREADS": "4"})[2] != key
     model = project / "models" / "marts" / "fct_churn_alerts.sql"
     model.write_text(model.read_text() + "\n")
-    assert dbt_reuse.parse_inputs(args("x", "2026-06-30"), env)[2] != key  # an edited model
-    assert dbt_reuse.parse_inputs(["--version"], env) is None  # not a build: cosmos's own path
-    assert dbt_reuse.manifest_for(args("fct_churn_alerts", "2026-06-30"), env) is not first
+    assert dbt_reuse.parse_inputs(args("x"), env("2026-06-30"))[2] != key  # an edited model
+    assert dbt_reuse.parse_inputs(["--version"], env("2026-06-30")) is None  # not a build: cosmos's own path
+    assert dbt_reuse.manifest_for(args("fct_churn_alerts"), env("2026-06-30")) is not first
