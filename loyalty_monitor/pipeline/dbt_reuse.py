@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 _RUN_ONLY_FLAGS = {"--select", "-s", "--models", "-m", "--exclude", "--selector", "--indirect-selection"}
 _RUN_ONLY_SWITCHES = {"--full-refresh"}
 _COMMANDS = {"build", "run", "test", "seed", "snapshot", "compile"}
-#: Manifests kept (a run's tasks share one; another run of the same process parses its own date).
+#: Manifests kept (a process's runs share one; another environment, e.g. another data directory, parses its own).
 _KEEP = 2
 _PROJECT_SUFFIXES = {".sql", ".py", ".yml", ".yaml", ".csv", ".md"}
 #: Environment a parse does not depend on: the run's date (read when dbt executes) and where to parse.
