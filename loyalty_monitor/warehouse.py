@@ -104,6 +104,10 @@ class DbtRunResult:
 
 # --- dbt invocation ------------------------------------------------------------------------------
 
+#: The environment variable that carries a run's as-of date to dbt (dbt_project/macros/parameters.sql).
+AS_OF_ENV = "LOYALTY_AS_OF_DATE"
+
+
 def dbt_env(settings: Settings) -> dict[str, str]:
     """Environment variables the dbt profile and sources read."""
 
@@ -236,7 +240,7 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | str | None = N
     # The as-of date goes in the environment, not --vars: dbt re-parses the whole project when
     # the vars differ from its last parse, which a date that changes daily would do every run.
     run_vars = dbt_vars(settings, as_of)
-    env = {**dbt_env(settings), "LOYALTY_AS_OF_DATE": run_vars.pop("as_of_date")}
+    env = {**dbt_env(settings), AS_OF_ENV: run_vars.pop("as_of_date")}
     full_args = [*args, "--project-dir", str(project), "--profiles-dir", str(project),
                  "--target", settings.dbt_target, "--vars", json.dumps(run_vars),
                  "--log-path", str(settings.data_dir / "logs" / "dbt"),

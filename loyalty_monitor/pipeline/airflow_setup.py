@@ -13,7 +13,7 @@ from typing import Any
 
 from loyalty_core.settings import Settings
 from loyalty_monitor.pipeline.daily import dbt_environment
-from loyalty_monitor.pipeline.dbt_reuse import files_digest
+from loyalty_monitor.pipeline.dbt_reuse import PARSE_DIR_ENV, files_digest
 from loyalty_monitor.pipeline.runs import KAFKA_CONNECTION_ID, QualityGateFailed, as_of_date
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,9 @@ def dbt_run_environment(settings: Settings, as_of: Any) -> dict[str, str]:
     per run): the profile's variables, the date (``LOYALTY_AS_OF_DATE``, read only when dbt executes:
     dbt_project/macros/parameters.sql) and where the tasks of an in-process run parse the project
     (``LOYALTY_DBT_PARSE_DIR``: ``dbt_reuse``)."""
+    # at run time: parsing the DAG file stays light
+    from loyalty_monitor import warehouse
+
     return {**dbt_environment(settings),
-            "LOYALTY_AS_OF_DATE": as_of.isoformat() if isinstance(as_of, dt.date) else str(as_of),
-            "LOYALTY_DBT_PARSE_DIR": str(dbt_target_dir(settings))}
+            warehouse.AS_OF_ENV: as_of.isoformat() if isinstance(as_of, dt.date) else str(as_of),
+            PARSE_DIR_ENV: str(dbt_target_dir(settings))}

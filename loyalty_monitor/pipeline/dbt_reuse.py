@@ -44,7 +44,9 @@ _COMMANDS = {"build", "run", "test", "seed", "snapshot", "compile"}
 _KEEP = 2
 _PROJECT_SUFFIXES = {".sql", ".py", ".yml", ".yaml", ".csv", ".md"}
 #: Environment a parse does not depend on: the run's date (read when dbt executes) and where to parse.
-_NOT_PARSED_ENV = {"LOYALTY_AS_OF_DATE", "LOYALTY_DBT_PARSE_DIR"}
+#: The environment variable naming where to parse (``airflow_setup.dbt_run_environment`` sets it).
+PARSE_DIR_ENV = "LOYALTY_DBT_PARSE_DIR"
+_NOT_PARSED_ENV = {"LOYALTY_AS_OF_DATE", PARSE_DIR_ENV}
 
 _lock = threading.Lock()
 _parsed: OrderedDict[str, Any] = OrderedDict()
@@ -107,7 +109,7 @@ def _parse(original: Path, flags: list[str], env: dict[str, str]) -> Any | None:
     if _target_dir is None:
         _target_dir = Path(tempfile.mkdtemp(prefix="loyalty-dbt-parse-"))
         atexit.register(shutil.rmtree, _target_dir, True)
-    parse_dir = {**os.environ, **env}.get("LOYALTY_DBT_PARSE_DIR") or str(_target_dir)
+    parse_dir = {**os.environ, **env}.get(PARSE_DIR_ENV) or str(_target_dir)
     write_json = [] if "--no-write-json" in flags else ["--no-write-json"]  # the DAG's manifest.json stays
     with warehouse.environment(env):
         result = dbtRunner().invoke(["parse", *flags, *write_json, "--project-dir", str(original),
