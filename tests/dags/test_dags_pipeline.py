@@ -223,6 +223,29 @@ def test_an_in_process_run_leaves_the_garbage_collector_as_it_found_it(world, go
     assert not [p for p in get_listener_manager().pm.get_plugins() if type(p).__name__ == "FreezeBeforeEachTask"]
 
 
+def test_the_dbt_tasks_leave_out_cosmos_steps_that_serve_nothing_and_keep_their_environment(world, good_run):
+    """The dbt tasks run on the manifest pipeline.dbt_reuse parsed: cosmos's copy of its
+    partial-parse cache into each task's project copy is left out, and so is its OpenLineage
+    extraction, which nothing reads without Airflow's OpenLineage provider and which used to copy
+    each task's environment (the run's date, ...) into this process's for good."""
+    from cosmos.operators.local import AbstractDbtLocalBase  # what the dbt tasks run
+
+    from loyalty_monitor import warehouse
+    from loyalty_monitor.pipeline import dbt_reuse
+
+    assert [o.state for o in good_run] == ["success"]
+    assert not dbt_reuse.lineage_is_emitted()
+    # the run's tasks exported nothing (cosmos's extraction set os.environ from each task's environment)
+    assert warehouse.AS_OF_ENV not in os.environ and dbt_reuse.PARSE_DIR_ENV not in os.environ
+    task_env = {"TASK_ONLY_VARIABLE": "1"}
+    assert AbstractDbtLocalBase.calculate_openlineage_events_completes(None, task_env, world["settings"].data_dir) is False
+    assert "TASK_ONLY_VARIABLE" not in os.environ
+    copy = world["settings"].data_dir / "task-copy"  # cosmos's own step would read the operator's cache
+    copy.mkdir(exist_ok=True)
+    AbstractDbtLocalBase._handle_partial_parse(None, copy)
+    assert not list(copy.rglob("partial_parse.msgpack"))
+
+
 def test_alerts_reach_each_account_manager_by_smtp_and_webhook(world, good_run):
     assert [o.state for o in good_run] == ["success"]
     mails = am_mail(world)
