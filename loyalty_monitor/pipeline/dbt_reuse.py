@@ -24,8 +24,9 @@ and ``install()`` leaves them out (a daily run of a 40-customer history: 42 -> 3
 cosmos's cached ``partial_parse.msgpack`` into the task's copy of the project (unpacked and patched
 for the copy's path; dbt runs on the manifest given here and never reads it), and extracting
 OpenLineage events from the task's artifacts when Airflow's OpenLineage provider, the only reader
-of those events, is not installed (the extraction also copied the task's environment into the
-process's ``os.environ``, where it outlived the task).
+of those events, is not installed and the task emits no Airflow assets (``emit_datasets``, off in
+the DAG; the extraction also copied the task's environment into the process's ``os.environ``, where
+it outlived the task). A task whose parse here fails then parses in full, not partially.
 """
 
 from __future__ import annotations
@@ -166,13 +167,15 @@ def _skip_unused_cosmos_steps() -> None:
     def no_partial_parse_copy(self: Any, tmp_dir_path: Path) -> None:
         return None
 
-    def no_lineage(self: Any, *args: Any, **kwargs: Any) -> bool:
-        return False
-
     if hasattr(AbstractDbtLocalBase, "_handle_partial_parse"):
         AbstractDbtLocalBase._handle_partial_parse = no_partial_parse_copy
-    if not lineage_is_emitted() and hasattr(AbstractDbtLocalBase, "calculate_openlineage_events_completes"):
-        AbstractDbtLocalBase.calculate_openlineage_events_completes = no_lineage
+    extract = getattr(AbstractDbtLocalBase, "calculate_openlineage_events_completes", None)
+    if extract is not None and not lineage_is_emitted():
+        def lineage_only_for_assets(self: Any, *args: Any, **kwargs: Any) -> bool:
+            # an operator that emits Airflow assets builds them from these events: it keeps them
+            return extract(self, *args, **kwargs) if getattr(self, "emit_datasets", False) else False
+
+        AbstractDbtLocalBase.calculate_openlineage_events_completes = lineage_only_for_assets
 
 
 def install() -> None:

@@ -148,10 +148,12 @@ def good_run(world, failed_gate_run, failed_model_run):
 
         def __init__(self) -> None:
             self.frozen: list[int] = []
+            self.as_of_env: dict[str, str | None] = {}  # the dbt tasks' date variable in this process, per task
 
         @hookimpl(trylast=True)
         def on_task_instance_running(self, previous_state, task_instance) -> None:
             self.frozen.append(gc.get_freeze_count())
+            self.as_of_env[task_instance.task_id] = os.environ.get(warehouse.AS_OF_ENV)
 
     hook = world["hook"]
     with hook.lock:  # the webhook answers 500 to the first two alert deliveries of this run
@@ -163,6 +165,7 @@ def good_run(world, failed_gate_run, failed_model_run):
     finally:
         get_listener_manager().pm.unregister(spy)
     world["frozen_at_task_start"] = spy.frozen
+    world["as_of_env_at_task_start"] = spy.as_of_env
     return outcomes
 
 
@@ -226,24 +229,21 @@ def test_an_in_process_run_leaves_the_garbage_collector_as_it_found_it(world, go
 def test_the_dbt_tasks_leave_out_cosmos_steps_that_serve_nothing_and_keep_their_environment(world, good_run):
     """The dbt tasks run on the manifest pipeline.dbt_reuse parsed: cosmos's copy of its
     partial-parse cache into each task's project copy is left out, and so is its OpenLineage
-    extraction, which nothing reads without Airflow's OpenLineage provider and which used to copy
-    each task's environment (the run's date, ...) into this process's for good."""
+    extraction, which nothing reads without Airflow's OpenLineage provider and which copied each
+    task's environment (the run's date, ...) into this process's, where the next tasks found it."""
     from cosmos.operators.local import AbstractDbtLocalBase  # what the dbt tasks run
 
-    from loyalty_monitor import warehouse
     from loyalty_monitor.pipeline import dbt_reuse
 
     assert [o.state for o in good_run] == ["success"]
+    seen = world["as_of_env_at_task_start"]
+    assert {"dbt_build.fct_churn_alerts_model_build", "record_build", "check_marts", "publish"} <= set(seen)
+    assert set(seen.values()) == {None}, {t: v for t, v in seen.items() if v}  # no task found a dbt task's date
     assert not dbt_reuse.lineage_is_emitted()
-    # the run's tasks exported nothing (cosmos's extraction set os.environ from each task's environment)
-    assert warehouse.AS_OF_ENV not in os.environ and dbt_reuse.PARSE_DIR_ENV not in os.environ
     task_env = {"TASK_ONLY_VARIABLE": "1"}
-    assert AbstractDbtLocalBase.calculate_openlineage_events_completes(None, task_env, world["settings"].data_dir) is False
+    assert AbstractDbtLocalBase.calculate_openlineage_events_completes(
+        type("Task", (), {"emit_datasets": False})(), task_env, world["settings"].data_dir) is False
     assert "TASK_ONLY_VARIABLE" not in os.environ
-    copy = world["settings"].data_dir / "task-copy"  # cosmos's own step would read the operator's cache
-    copy.mkdir(exist_ok=True)
-    AbstractDbtLocalBase._handle_partial_parse(None, copy)
-    assert not list(copy.rglob("partial_parse.msgpack"))
 
 
 def test_alerts_reach_each_account_manager_by_smtp_and_webhook(world, good_run):
