@@ -57,7 +57,8 @@ __all__ = [
     "QualityGateFailed", "airflow_environment", "apply_erasures", "as_of_date", "build_warehouse",
     "check_landing", "check_marts", "dbt_environment", "dbt_manifest", "dbt_profile_name",
     "dbt_run_environment", "dbt_run_vars", "dispatch_alerts", "event_selection", "event_update",
-    "fit_population", "is_batch_landed", "kafka_connection", "landed_sources", "on_failure", "plan_build", "publish", "record_build",
+    "fit_population", "is_batch_landed", "kafka_connection", "landed_sources", "on_failure", "plan_build",
+    "publish", "record_build",
     "release_dbt_handle", "render_weekly_report", "reuse_dbt_parse", "run_path", "send_weekly_digests",
     "triggering_topics",
 ]

@@ -53,9 +53,10 @@ _COMMANDS = {"build", "run", "test", "seed", "snapshot", "compile"}
 #: Manifests kept (a process's runs share one; another environment, e.g. another data directory, parses its own).
 _KEEP = 2
 _PROJECT_SUFFIXES = {".sql", ".py", ".yml", ".yaml", ".csv", ".md"}
-#: Environment a parse does not depend on: the run's date (read when dbt executes) and where to parse.
 #: The environment variable naming where to parse (``airflow_setup.dbt_run_environment`` sets it).
 PARSE_DIR_ENV = "LOYALTY_DBT_PARSE_DIR"
+#: Environment a parse does not depend on: the run's date (``warehouse.AS_OF_ENV``, spelled out
+#: because this module loads with the DAG file, before the warehouse module) and where to parse.
 _NOT_PARSED_ENV = {"LOYALTY_AS_OF_DATE", PARSE_DIR_ENV}
 
 _lock = threading.Lock()
