@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import numpy as np
 import pyarrow as pa
 
-from loyalty_core.contract import DEFAULT_WINDOW, Decoded, TimeWindow, decode, parse_timestamp
+from loyalty_core.contract import DEFAULT_WINDOW, Decoded, TimeWindow, decode, parse_timestamp, schema
 from loyalty_core.landing_zone import (
     DATASETS,
     EPOCH_DATE,
@@ -123,10 +123,37 @@ _PAYLOAD_SLOTS = {name: (i, _coercer(kind)) for i, (name, kind) in enumerate(PAY
 _NO_PAYLOAD = (None,) * len(PAYLOAD_FIELDS)
 
 
-def _payload_columns(payload: dict[str, Any]) -> list[Any]:
+def payload_properties(kind: str) -> dict[str, frozenset[str]]:
+    """Per event type of ``kind`` (``touchpoint``, ``case_event``), the payload fields the contract
+    defines for it (the properties of its payload schema; none for a type without one, e.g. email).
+
+    A typed column holds a field only for the event types that define it: any other payload may
+    carry a field of the same name (unknown fields are allowed and kept in ``payload_json``), and
+    a help desk's ``"stage": "escalated"`` on a complaint is not a dunning stage. Filled for every
+    type, such a field failed the landing gate's checks of that column (a critical in-set or
+    range check), so a contract-valid feed stopped the daily run for every customer.
+    """
+    defs = schema()["$defs"]
+    fields: dict[str, set[str]] = {name: set() for name in defs[kind]["properties"]["event_type"]["enum"]}
+    for rule in defs[kind].get("allOf", []):
+        condition = rule["if"]["properties"]["event_type"]
+        ref = rule["then"].get("properties", {}).get("payload", {}).get("$ref")
+        if ref:
+            for event_type in condition.get("enum") or [condition["const"]]:
+                fields[event_type] |= set(defs[ref.rsplit("/", 1)[-1]].get("properties", {}))
+    return {event_type: frozenset(names) for event_type, names in fields.items()}
+
+
+#: Event type -> the payload slots of the fields its payload schema defines.
+_PAYLOAD_SLOTS_BY_TYPE = {event_type: {name: slot for name, slot in _PAYLOAD_SLOTS.items() if name in names}
+                          for event_type, names in payload_properties("touchpoint").items()}
+_CASE_PAYLOAD_FIELDS = payload_properties("case_event")
+
+
+def _payload_columns(payload: dict[str, Any], slots: dict[str, tuple] = _PAYLOAD_SLOTS) -> list[Any]:
     columns = list(_NO_PAYLOAD)
     for name, value in payload.items():
-        slot = _PAYLOAD_SLOTS.get(name)
+        slot = slots.get(name)
         if slot is not None and value is not None:
             columns[slot[0]] = slot[1](value)
     return columns
@@ -147,7 +174,7 @@ def touchpoint_row(record: dict[str, Any], lineage: tuple) -> tuple:
     return (record["event_id"], record["schema_version"], record["event_type"], occurred,
             record["occurred_at"], occurred.date(), record["customer_id"], record["department"],
             get("direction"), get("employee_id"), get("contact_role"), get("note"), get("source"),
-            *_payload_columns(payload),
+            *_payload_columns(payload, _PAYLOAD_SLOTS_BY_TYPE.get(record["event_type"], {})),
             _json(payload), _json(extra) if extra else None, *lineage)
 
 
@@ -175,13 +202,16 @@ def case_event_row(record: dict[str, Any], lineage: tuple) -> tuple:
     """One case event (contract 1.2) as a tuple in CASE_EVENT_SCHEMA order."""
     occurred = parse_timestamp(record["occurred_at"])
     payload = record["payload"]
-    until = payload.get("until")
+    # only the fields this event type defines (an acknowledge's own "until" is no snooze day)
+    defined = _CASE_PAYLOAD_FIELDS.get(record["event_type"], frozenset())
+    until = payload.get("until") if "until" in defined else None
     extra = {k: v for k, v in record.items() if k not in _CASE_EVENT_KNOWN}
     return (record["event_id"], record["schema_version"], record["event_type"], occurred,
             record["occurred_at"], occurred.date(), record["case_id"], record["customer_id"],
             record["actor"], record.get("source"),
             date.fromisoformat(until) if isinstance(until, str) else None,
-            *(_coerce_str(payload.get(name)) for name in ("reason", "outcome", "note", "verdict", "comment")),
+            *(_coerce_str(payload.get(name)) if name in defined else None
+              for name in ("reason", "outcome", "note", "verdict", "comment")),
             _json(payload), _json(extra) if extra else None, *lineage)
 
 

@@ -253,3 +253,52 @@ def test_a_batch_is_bounded_by_bytes_as_well_as_by_count(settings, monkeypatch):
     full = [e for e in log if e.get("event") == "batch_committed" and e.get("reason") == "full"]
     assert len(full) >= 6 and all(e["messages"] <= 5 for e in full), full
     assert landed(settings).num_rows == 30
+
+
+def test_payload_fields_another_event_type_defines_land_in_payload_json_only(settings, monkeypatch):
+    """Unknown payload fields are allowed and kept (docs/event-contract.md), also when their name is
+    a field of another event type: a help desk's complaint ticket `stage`, a mail system's
+    `severity`, a phone system's call charge `amount`, an acknowledge's own `until`. They land in
+    `payload_json` only, not in the typed column of the other type, whose landing-gate checks
+    (dunning stages, complaint severities, amounts >= 0, snooze days) they would fail."""
+    settings = fast_settings(settings, monkeypatch)
+    day = "2026-03-02T09:00:00+01:00"
+    base = {"schema_version": 1, "occurred_at": day, "customer_id": "C00001", "department": "support"}
+    touches = [
+        {**base, "event_id": "complaint-stage", "event_type": "complaint", "direction": "inbound",
+         "payload": {"severity": "high", "stage": "escalated"}},
+        {**base, "event_id": "email-severity", "event_type": "email", "direction": "inbound",
+         "payload": {"severity": "normal", "nps_score": 11}},
+        {**base, "event_id": "meeting-amount", "event_type": "meeting", "direction": "outbound",
+         "payload": {"duration_s": 1800, "amount": -250.0}},
+        {**base, "event_id": "dunning", "event_type": "dunning_contact", "department": "finance",
+         "payload": {"stage": "reminder", "amount_overdue": 10.5, "severity": "urgent"}},
+    ]
+    case = {"schema_version": 1, "occurred_at": day, "case_id": "case-1", "customer_id": "C00001",
+            "actor": "am@example.com"}
+    case_events = [
+        {**case, "event_id": "ack-until", "event_type": "acknowledge", "payload": {"until": "next week"}},
+        {**case, "event_id": "ack-outcome", "event_type": "acknowledge", "payload": {"outcome": "called"}},
+        {**case, "event_id": "snooze", "event_type": "snooze",
+         "payload": {"until": "2026-03-20", "reason": "on leave", "outcome": "later"}},
+    ]
+    produce(settings, settings.topic_touchpoints, [(b"C00001", samples.encode(t)) for t in touches])
+    produce(settings, settings.topic_case_events, [(b"C00001", samples.encode(e)) for e in case_events])
+
+    summary, _ = _consume_until_idle(settings)
+
+    assert (summary.landed, summary.dead_lettered) == (len(touches) + len(case_events), 0)
+    rows = {r["event_id"]: r for r in landed(settings).to_pylist()}
+    assert rows["complaint-stage"]["severity"] == "high" and rows["complaint-stage"]["stage"] is None
+    assert rows["email-severity"]["severity"] is None and rows["email-severity"]["nps_score"] is None
+    assert rows["meeting-amount"]["duration_s"] == 1800.0 and rows["meeting-amount"]["amount"] is None
+    assert rows["dunning"]["stage"] == "reminder" and rows["dunning"]["amount_overdue"] == 10.5
+    assert rows["dunning"]["severity"] is None
+    for touch in touches:  # nothing sent is thrown away
+        assert json.loads(rows[touch["event_id"]]["payload_json"]) == touch["payload"]
+    actions = {r["event_id"]: r for r in landed(settings, "case_events").to_pylist()}
+    assert actions["ack-until"]["snooze_until"] is None
+    assert json.loads(actions["ack-until"]["payload_json"]) == {"until": "next week"}
+    assert actions["ack-outcome"]["outcome"] is None
+    assert str(actions["snooze"]["snooze_until"]) == "2026-03-20" and actions["snooze"]["reason"] == "on leave"
+    assert actions["snooze"]["outcome"] is None
