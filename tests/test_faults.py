@@ -15,7 +15,12 @@ faults mixed in, landed by the real consumer, and run by the real ``loyalty run`
 * a tiny next-day batch of nine events, two of them for customers nobody knows yet: not a
   critical failure, the day is built;
 * a feed that stopped: a run a month after the last event fails its gate as a stopped feed, sends
-  no customer alert, and tells the data engineers.
+  no customer alert, and tells the data engineers;
+* producers that add their own payload fields named like another event type's (a help desk's ticket
+  ``"stage": "escalated"`` on every complaint, a mail system's ``"severity"`` on every e-mail): the
+  contract keeps unknown payload fields, so they stay in ``payload_json`` and do not fill the typed
+  dunning-stage and severity columns, whose critical gate checks they would fail (they did: the
+  run stopped for every customer).
 
 Other fault tests carry the same ``faults`` marker where their parts live: the slow-drip webhook
 and hung SMTP server (tests/loyalty_monitor/alerting/test_alerting_delivery.py), erasure with the full-directory search
@@ -54,6 +59,8 @@ END = dt.date(2026, 2, 28)
 ONCALL = "oncall@example.com"
 EVIL_NAME = "Evil Corp\r\nBcc: attacker@example.com"
 MAX_MONEY = 1_000_000_000_000
+# fields other producers add to every complaint and e-mail (allowed: unknown payload fields are kept)
+FOREIGN_FIELDS = {"complaint": {"stage": "escalated"}, "email": {"severity": "normal"}}
 
 
 def _touch(n: int, customer: str, when: str, event_type: str, department: str, payload: dict, **extra) -> dict:
@@ -89,6 +96,17 @@ def _faults(customers: list[dict]) -> tuple[list[dict], list[dict], dict[str, st
                                 "other_name": other["name"]}
 
 
+def _add_foreign_fields(line: str) -> str:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line  # the generator's deliberately broken lines stay as they are
+    if isinstance(record, dict) and isinstance(record.get("payload"), dict) and record.get("event_type") in FOREIGN_FIELDS:
+        record["payload"].update(FOREIGN_FIELDS[record["event_type"]])
+        return json.dumps(record)
+    return line
+
+
 @pytest.fixture(scope="module")
 def world(broker, tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
@@ -110,6 +128,8 @@ def world(broker, tmp_path_factory):
         erased = {r["customer_id"] for r in records if r.get("tombstone")}
         customers = [c for c in records if c.get("account_manager") and c["customer_id"] not in erased]
         touches, renamed, who = _faults(customers)
+        generated = gen / "touchpoints.jsonl"
+        generated.write_text("".join(_add_foreign_fields(line) + "\n" for line in generated.read_text().splitlines()))
         with (gen / "touchpoints.jsonl").open("a") as out:
             out.writelines(json.dumps(t) + "\n" for t in touches)
         with (gen / "customers.jsonl").open("a") as out:
@@ -252,3 +272,22 @@ def test_a_stopped_feed_fails_the_gate_sends_no_customer_alert_and_tells_the_dat
     finally:
         con.close()
     assert latest <= END + dt.timedelta(days=1), "nothing was published for the silent month"
+
+
+def test_payload_fields_named_like_another_types_are_kept_and_do_not_trip_the_gate(world, concurrent_runs):
+    """The run above passed with every complaint carrying a ticket ``stage`` and every e-mail a
+    ``severity`` (test_two_runs_at_once...); here: nothing was held for them, and they are kept."""
+    settings = world["settings"]
+    quarantine = Path(settings.data_dir) / "quality" / "quarantine.parquet"
+    if quarantine.exists():
+        held = duckdb.sql(f"select expectation, reason from '{quarantine}' where concat(expectation, reason) "
+                          "similar to '.*(stage|severity).*'").fetchall()
+        assert held == [], held
+    landed = ds.dataset(sorted(Path(settings.landing, "touchpoints").rglob("*.parquet")), format="parquet")
+    rows = landed.to_table(columns=["event_type", "stage", "severity", "payload_json"]).to_pylist()
+    complaints = [r for r in rows if r["event_type"] == "complaint"]
+    emails = [r for r in rows if r["event_type"] == "email" and json.loads(r["payload_json"]).get("severity")]
+    assert len(complaints) >= 5 and len(emails) >= 5, "the history has complaints and e-mails"
+    assert all(r["stage"] is None and r["severity"] in ("low", "medium", "high") for r in complaints)
+    assert all(json.loads(r["payload_json"])["stage"] == "escalated" for r in complaints), "the field is kept"
+    assert all(r["severity"] is None for r in emails)

@@ -13,6 +13,7 @@ import sqlite3
 import uuid
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -81,13 +82,64 @@ def _forms(term: str) -> list[str]:
     return sorted((f for f in forms if f), key=lambda f: (-len(f), f))
 
 
+def _id_pattern(form: str) -> str:
+    """An id as a whole token: C0001 must not match inside C00012, nor a numeric id 4711 inside
+    the numbers 0.4711 or 4711.5 (a digit, a point, a digit is one number, not a token boundary)."""
+    before = r"(?<![\w-])" + (r"(?<!\d\.)" if form[:1].isdigit() else "")
+    after = r"(?![\w])" + (r"(?!\.\d)" if form[-1:].isdigit() else "")
+    return before + re.escape(form) + after
+
+
 def _pattern(terms: list[str], ids: set[str]) -> re.Pattern[str] | None:
     forms = sorted({(f, t in ids) for t in terms for f in _forms(t)}, key=lambda f: (-len(f[0]), f))
     if not forms:
         return None
-    # An id is a whole token (C0001 must not match inside C00012); names and texts match anywhere.
-    return re.compile("|".join(rf"(?<![\w-]){re.escape(f)}(?![\w])" if is_id else re.escape(f)
-                               for f, is_id in forms))
+    # An id is a whole token; names and texts match anywhere.
+    return re.compile("|".join(_id_pattern(f) if is_id else re.escape(f) for f, is_id in forms))
+
+
+def _redact_json(value: Any, pattern: re.Pattern[str]) -> Any:
+    """The strings (values and keys) of a parsed JSON document with the terms replaced; numbers,
+    booleans and the structure stay, so the document still parses (a numeric id 4711 is a string
+    in every record the project writes; an offset 4711 is not the customer)."""
+    if isinstance(value, str):
+        return pattern.sub(ERASED, value)
+    if isinstance(value, list):
+        return [_redact_json(v, pattern) for v in value]
+    if isinstance(value, dict):
+        return {pattern.sub(ERASED, k): _redact_json(v, pattern) for k, v in value.items()}
+    return value
+
+
+def _parsed_container(text: str) -> dict | list | None:
+    """The JSON object or array a text holds, or None for any other text."""
+    stripped = text.strip()
+    if not stripped or stripped[0] not in "{[":
+        return None
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return None
+    return value if isinstance(value, (dict, list)) else None
+
+
+def _redact_text(text: str, pattern: re.Pattern[str]) -> str:
+    """Replace the terms in a text; a JSON document stays a valid one (only its strings change)."""
+    document = _parsed_container(text)
+    if document is None:
+        return pattern.sub(ERASED, text)
+    redacted = _redact_json(document, pattern)
+    if redacted == document:
+        return text
+    return json.dumps(redacted, ensure_ascii=False, indent=2 if "\n" in text.strip() else None)
+
+
+def _mentions(line: str, pattern: re.Pattern[str]) -> bool:
+    """Whether a text mentions a term; in a JSON document, only in its strings."""
+    document = _parsed_container(line)
+    if document is None:
+        return pattern.search(line) is not None
+    return _redact_json(document, pattern) != document
 
 
 def _is_sqlite(head: bytes) -> bool:
@@ -98,30 +150,36 @@ def _is_duckdb(head: bytes) -> bool:
     return head[8:12] == b"DUCK"
 
 
-def _scrub_sqlite(path: Path, terms: list[str]) -> int:
+def _scrub_sqlite(path: Path, pattern: re.Pattern[str]) -> int:
     """Redact the terms in every text value of a SQLite database (Airflow's metadata: XComs,
-    rendered fields, logs), then VACUUM so no freed page keeps them."""
+    rendered fields, logs), then VACUUM so no freed page keeps them. The same matching as in
+    text files (ids as whole tokens, JSON kept valid), through a Python function: SQLite's
+    replace() would cut C0001 out of C00012."""
+
+    def redact(value: Any) -> Any:
+        if isinstance(value, str):
+            return _redact_text(value, pattern)
+        if isinstance(value, bytes):
+            try:
+                return _redact_text(value.decode("utf-8"), pattern).encode("utf-8")
+            except UnicodeDecodeError:
+                return value  # binary (e.g. a compressed serialized DAG): nothing readable to redact
+        return value
+
     changed = 0
     con = sqlite3.connect(path, timeout=30)
     try:
+        con.create_function("loyalty_redact", 1, redact, deterministic=True)
         tables = [r[0] for r in con.execute("select name from sqlite_master where type = 'table' "
                                             "and name not like 'sqlite_%'")]
         for table in tables:
             columns = [r[1] for r in con.execute(f"pragma table_info({_quote(table)})")]
             for column in columns:
-                for term in terms:
-                    for form in _forms(term):
-                        cursor = con.execute(
-                            f"update {_quote(table)} set {_quote(column)} = replace({_quote(column)}, ?, ?) "
-                            f"where typeof({_quote(column)}) = 'text' and instr({_quote(column)}, ?) > 0",
-                            [form, ERASED, form])
-                        changed += cursor.rowcount
-                        cursor = con.execute(
-                            f"update {_quote(table)} set {_quote(column)} = "
-                            f"cast(replace(cast({_quote(column)} as text), ?, ?) as blob) "
-                            f"where typeof({_quote(column)}) = 'blob' and instr({_quote(column)}, cast(? as blob)) > 0",
-                            [form, ERASED, form])
-                        changed += cursor.rowcount
+                quoted = _quote(column)
+                cursor = con.execute(
+                    f"update {_quote(table)} set {quoted} = loyalty_redact({quoted}) "
+                    f"where typeof({quoted}) in ('text', 'blob') and loyalty_redact({quoted}) is not {quoted}")
+                changed += cursor.rowcount
         con.commit()
         con.execute("vacuum")
     finally:
@@ -241,7 +299,7 @@ def _scrub_files(settings: Settings, roots: list[Path], skip: set[Path], targets
             if _is_sqlite(head):
                 who = owners(data.decode("utf-8", "replace"))
                 try:
-                    _scrub_sqlite(path, everything)
+                    _scrub_sqlite(path, pattern)
                 except sqlite3.Error as exc:
                     notes.append(f"could not redact the SQLite database {path}: {exc}; run the erasure again")
                     log.warning("erasure: could not redact %s: %s", path, exc)
@@ -258,12 +316,12 @@ def _scrub_files(settings: Settings, roots: list[Path], skip: set[Path], targets
             who = owners(text)
             if path.suffix in JSON_LINES_SUFFIXES:
                 lines = text.splitlines(keepends=True)
-                kept = [line for line in lines if not pattern.search(line)]
+                kept = [line for line in lines if not _mentions(line, pattern)]
                 for cid in who:
                     targets[cid].removed["json_lines_dropped"] += len(lines) - len(kept)
                 new_text = "".join(kept)
             else:
-                new_text = pattern.sub(ERASED, text)
+                new_text = _redact_text(text, pattern)
             if new_text != text:
                 if path.suffix in APPENDED_SUFFIXES:
                     _rewrite_in_place(path, new_text)  # a running process may still append to it

@@ -572,3 +572,48 @@ def test_a_tombstone_through_kafka_erases_the_customer_from_every_file_and_it_ne
         reasons = [r["reason"] for r in json.loads(loyalty(env, "erasures", "--format", "json").stdout)
                    if r["subject"] == canary]
         assert reasons == ["tombstone", "re-landed"]
+
+
+def test_a_numeric_customer_id_is_erased_as_a_token_and_json_and_sqlite_stay_intact(tmp_path):
+    """A customer number such as 4711 is a valid id. Erasing it replaces the id where it is the
+    customer (a string, a word in a log) and nowhere else: not inside another id (47110), not in a
+    number (an offset 4711, a ratio 0.4711, a date 20264711); a JSON state file stays valid JSON
+    and SQLite (Airflow's metadata) is redacted with the same rule."""
+    from streaming import samples
+
+    gen, data_dir = tmp_path / "generated", tmp_path / "data"
+    gen.mkdir()
+    settings = _offline_settings(data_dir)
+    gone, kept = "4711", "47110"
+    (gen / "customers.jsonl").write_text("".join(
+        json.dumps(samples.customer(i, customer_id=cid)) + "\n" for i, cid in enumerate((gone, kept))))
+    (gen / "touchpoints.jsonl").write_text("".join(
+        json.dumps(samples.touchpoint(i, customer_id=cid)) + "\n" for i, cid in enumerate((gone, kept, gone))))
+    land_jsonl_offline(settings, gen / "touchpoints.jsonl", gen / "customers.jsonl")
+    state = {"customer": gone, "customers": [gone, kept], "kafka_offset": 4711, "ratio": 0.4711,
+             "note": f"call {gone} back", gone: "keyed by the id"}
+    (data_dir / "state.json").write_text(json.dumps(state, indent=2))
+    (data_dir / "run.log").write_text(f"offset 4711.5 ratio 0.4711 for {kept}; gap for {gone}.\n")
+    con = sqlite3.connect(data_dir / "airflow.db")
+    con.execute("create table xcom (key text, value text, raw blob)")
+    con.executemany("insert into xcom values (?, ?, ?)", [
+        ("a", json.dumps({"customer_id": gone, "offset": 4711}), json.dumps([gone]).encode()),
+        ("b", f"run 20264711 for {kept}", b"\x00\xff binary 4711"),
+        ("c", f"{gone} and {kept}", None)])
+    con.commit()
+    con.close()
+
+    erasure.erase_customers(settings, [gone], requested_by="dpo@example.com")
+
+    assert json.loads((data_dir / "state.json").read_text()) == {
+        "customer": "[erased]", "customers": ["[erased]", kept], "kafka_offset": 4711, "ratio": 0.4711,
+        "note": "call [erased] back", "[erased]": "keyed by the id"}
+    assert (data_dir / "run.log").read_text() == f"offset 4711.5 ratio 0.4711 for {kept}; gap for [erased].\n"
+    con = sqlite3.connect(data_dir / "airflow.db")
+    rows = dict((key, (value, raw)) for key, value, raw in con.execute("select key, value, raw from xcom"))
+    con.close()
+    assert json.loads(rows["a"][0]) == {"customer_id": "[erased]", "offset": 4711}
+    assert json.loads(rows["a"][1]) == ["[erased]"]
+    assert rows["b"] == (f"run 20264711 for {kept}", b"\x00\xff binary 4711")
+    assert rows["c"] == (f"[erased] and {kept}", None)
+    assert _landed_ids(settings)["customers"] == {kept}
