@@ -8,6 +8,7 @@ This module imports nothing of the project.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -195,6 +196,21 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _infinite_number(value: Any, path: str = "") -> str | None:
+    """Where a number too large for a double sits (1e999 is valid JSON syntax; Python reads it as
+    inf), for fields the schema leaves open (unknown fields, free-form payloads): landed, it would
+    be written back as the non-JSON `Infinity` in payload_json / extra_json, which PostgreSQL's
+    json type refuses. Fields the schema bounds (amounts) fail their own rule first."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path or "the value")
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for name, child in children:
+        found = _infinite_number(child, f"{path}.{name}" if path else str(name))
+        if found:
+            return found
+    return None
+
+
 def parse_timestamp(value: str) -> datetime:
     """Parse an RFC 3339 timestamp with offset; raise ValueError otherwise. Returns UTC."""
     parsed = datetime.fromisoformat(value.replace("z", "Z"))
@@ -266,7 +282,7 @@ def decode(kind: Kind, key: bytes | None, value: bytes | None,
            max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, window: TimeWindow = DEFAULT_WINDOW) -> Decoded:
     """Decode and validate one Kafka message of the given kind."""
     if value is None:
-        if kind == "customer" and key:
+        if kind == "customer" and key is not None:  # an empty key is a bad key, not a missing value
             if not _IDENTIFIER.match(key.decode("utf-8", "replace")):
                 return Decoded(False, error_code="bad_key", error_detail=ERROR_CODES["bad_key"])
             return Decoded(ok=True, record=None)  # tombstone: the customer was deleted
@@ -278,13 +294,25 @@ def decode(kind: Kind, key: bytes | None, value: bytes | None,
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Decoded(False, error_code="not_utf8", error_detail=str(exc))
+    overflowed: list[str] = []
+
+    def parse_float(literal: str) -> float:  # notes a literal no double holds, for the check below
+        number = float(literal)
+        if math.isinf(number):
+            overflowed.append(literal)
+        return number
+
     try:
-        record = json.loads(text, parse_constant=_reject_constant)
+        record = json.loads(text, parse_constant=_reject_constant, parse_float=parse_float)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         return Decoded(False, error_code="not_json", error_detail=str(exc)[:500])
     problem = validate(kind, record, window=window)
     if problem:
         return Decoded(False, error_code=problem[0], error_detail=problem[1])
+    infinite = _infinite_number(record) if overflowed else None
+    if infinite:
+        return Decoded(False, error_code="schema_violation",
+                       error_detail=f"{infinite}: the number is beyond the range of a double (at most about 1.8e308)")
     if key is not None and key.decode("utf-8", "replace") != record["customer_id"]:
         return Decoded(False, error_code="key_mismatch",
                        error_detail=f"key {key[:64]!r} != customer_id {record['customer_id'][:64]!r}")

@@ -483,3 +483,24 @@ def test_opportunity_dates_must_exist_and_closing_not_lie_ahead(payload: dict, f
     assert result.error_code == "bad_timestamp" and field in result.error_detail, result
     # the day after the event is still accepted (time zones)
     assert decode_touchpoint(touchpoint("opportunity", payload={**WON, "closed_on": "2026-03-03"})).ok
+
+
+@pytest.mark.parametrize("where, value", [("extra", b'{"score": 1e999}'), ("payload", b'{"rating": -2e400}'),
+                                          ("payload", b'{"values": [1.5, 1e999]}')])
+def test_a_number_beyond_a_double_in_an_open_field_is_a_schema_violation(where: str, value: bytes) -> None:
+    """Unknown fields and free-form payloads are kept as JSON text; 1e999 would come back as the
+    non-JSON `Infinity`, which PostgreSQL's json type refuses: it is rejected where it sits."""
+    record = touchpoint("email")
+    if where == "extra":
+        raw = json.dumps({**record, "crm": "__X__"}).encode().replace(b'"__X__"', value)
+    else:
+        raw = json.dumps({**record, "payload": "__X__"}).encode().replace(b'"__X__"', value)
+    result = decode("touchpoint", b"C000042", raw)
+    assert result.error_code == "schema_violation", result
+    assert "beyond the range of a double" in result.error_detail
+    assert ("crm.score" if where == "extra" else "payload.") in result.error_detail
+
+
+def test_an_empty_tombstone_key_is_a_bad_key() -> None:
+    assert decode("customer", b"", None).error_code == "bad_key"
+    assert decode("customer", None, None).error_code == "null_value"
