@@ -24,6 +24,12 @@ from loyalty_monitor.scoring import load_scoring
 DEFAULT_DAYS = 180
 #: Colours of the streams in the HTML chart (in config order, cycling).
 COLOURS = ("#1f77b4", "#9467bd", "#2ca02c", "#d62728", "#ff7f0e", "#8c564b")
+#: The share streams (dbt_project/macros/drift_streams.sql, kind 'share') and, in words, the touches
+#: each is a share of (as the case drivers word them, int_case_openings.sql). Their usual rate is a
+#: share of those touches, not a count per day, so it is told as a percentage; every other stream
+#: counts events per day. tests/loyalty_monitor/drift/test_drift_model.py checks this against the macro.
+SHARE_STREAMS = {"senior": "sales and management contacts", "friction": "contacts",
+                 "unresolved": "service visits", "detractors": "survey answers", "promoters": "survey answers"}
 
 
 @dataclass
@@ -34,6 +40,26 @@ class StreamStory:
     seen_since_restart: int    # events since the drift most likely began
     expected_since_restart: float
     evidence_since_restart: float  # nats this stream added since then (positive: toward drift)
+    # a share stream (SHARE_STREAMS): usual_share is its usual share of base_label touches, and
+    # base_since_restart those touches since the drift most likely began; None for a rate stream
+    usual_share: float | None = None
+    base_since_restart: int | None = None
+    base_label: str | None = None
+
+    def seen_text(self, since: dt.date | None) -> str:
+        """What happened against what was usual, in words: "3 of 6 contacts since ..., about 0.9
+        expected; usually 9 %" for a share, "2 since ..., about 15.8 expected; usually 14.8 per 90
+        days" for a rate (as the case drivers say it)."""
+        if self.usual_share is not None:
+            return (f"{self.seen_since_restart} of {self.base_since_restart} {self.base_label} since {since}, "
+                    f"about {self.expected_since_restart:.1f} expected; usually {self.usual_share:.0%}")
+        return (f"{self.seen_since_restart} since {since}, about {self.expected_since_restart:.1f} "
+                f"expected; usually {self.usual_per_90_days:.1f} per 90 days")
+
+    def usually(self) -> str:
+        if self.usual_share is not None:
+            return f"{self.usual_share:.0%} of {self.base_label}"
+        return f"{self.usual_per_90_days:.1f} per 90 days"
 
 
 @dataclass
@@ -73,7 +99,8 @@ def explain(settings: Settings, customer_id: str, as_of: dt.date | str | None = 
         raise ExplainError(f"no drift-model rows for customer {customer_id!r}: check the id (`loyalty alerts list`), "
                            "or build the warehouse first (`loyalty warehouse build`)")
     day = parse_as_of(as_of) if as_of else latest
-    columns = ", ".join(f"n_{n}, usual_rate_{n}, expected_{n}, since_restart_milli_{n}" for n in names)
+    columns = ", ".join(f"n_{n}, usual_rate_{n}, expected_{n}, since_restart_milli_{n}"
+                        + (f", base_{n}" if n in SHARE_STREAMS else "") for n in names)
     rows = warehouse.query(
         settings,
         f"select as_of_date, drift_probability, evidence_milli, restart_date, mixture_effective_from, {columns} "
@@ -98,12 +125,17 @@ def explain(settings: Settings, customer_id: str, as_of: dt.date | str | None = 
     out.restart_day = last["restart_date"] or last["as_of_date"]
     window = [r for r in rows if r["as_of_date"] > out.restart_day]
     for name, spec in streams:
+        usual = float(last[f"usual_rate_{name}"] or 0.0)
+        share = name in SHARE_STREAMS
         out.streams.append(StreamStory(
             name=name, label=spec["label"],
-            usual_per_90_days=float(last[f"usual_rate_{name}"] or 0.0) * 90,
+            usual_per_90_days=usual * 90,
             seen_since_restart=int(sum(r[f"n_{name}"] for r in window)),
             expected_since_restart=float(sum(r[f"expected_{name}"] for r in window)),
-            evidence_since_restart=(last[f"since_restart_milli_{name}"] or 0) / 1000.0))
+            evidence_since_restart=(last[f"since_restart_milli_{name}"] or 0) / 1000.0,
+            usual_share=usual if share else None,
+            base_since_restart=int(sum(r[f"base_{name}"] or 0 for r in window)) if share else None,
+            base_label=SHARE_STREAMS.get(name)))
     out.streams.sort(key=lambda s: -s.evidence_since_restart)
     out.alive = population.p_alive_of(settings, customer_id)
     out.mixture_from = last["mixture_effective_from"]
@@ -144,9 +176,7 @@ def render_text(e: Explanation, weeks: int = 26) -> str:
     lines += ["", f"Evidence now {e.evidence[-1]:.1f} nats, building since {e.restart_day}. What moved it:"]
     for s in e.streams:
         direction = "toward drift" if s.evidence_since_restart > 0 else "against drift"
-        lines.append(f"  {s.label:<50} {s.evidence_since_restart:+5.1f} ({direction}): "
-                     f"{s.seen_since_restart} since {e.restart_day}, about {s.expected_since_restart:.1f} "
-                     f"expected; usually {s.usual_per_90_days:.1f} per 90 days")
+        lines.append(f"  {s.label:<50} {s.evidence_since_restart:+5.1f} ({direction}): {s.seen_text(e.restart_day)}")
     if e.mixture:
         source = f"learned, weights from {e.mixture_from}" if e.mixture_from else "configured weights"
         labels = {s.name: s.label for s in e.streams}
@@ -213,7 +243,7 @@ def render_html(e: Explanation) -> str:
                      for k, name in enumerate(e.contributions))
     rows = "".join(
         f"<tr><td>{html.escape(s.label)}</td><td>{s.evidence_since_restart:+.1f}</td><td>{s.seen_since_restart}</td>"
-        f"<td>{s.expected_since_restart:.1f}</td><td>{s.usual_per_90_days:.1f}</td></tr>" for s in e.streams)
+        f"<td>{s.expected_since_restart:.1f}</td><td>{html.escape(s.usually())}</td></tr>" for s in e.streams)
     cases = "".join(
         f"<li>opened {c['opened_on']} at {float(c['probability_at_open']):.0%} ({html.escape(str(c['severity']))}), "
         f"{'closed ' + str(c['closed_on']) if c['closed_on'] else 'open'}: {html.escape(str(c['drivers'] or ''))}</li>"
@@ -231,7 +261,7 @@ def render_html(e: Explanation) -> str:
             f"{''.join(parts)}<p>{legend}</p>"
             f"<h2>What moved it since {e.restart_day}</h2><table border=\"1\" cellpadding=\"4\" "
             f"style=\"border-collapse:collapse\"><tr><th>stream</th><th>evidence (nats)</th><th>seen</th>"
-            f"<th>expected</th><th>usually per 90 days</th></tr>{rows}</table>"
+            f"<th>expected</th><th>usually</th></tr>{rows}</table>"
             f"<h2>How this portfolio's drifts show ({source})</h2><ul>{weights}</ul>"
             f"<h2>Still there at all? BG/NBD probability alive</h2><ul>{alive}</ul>"
             f"<h2>Cases</h2><ul>{cases}</ul></body></html>")

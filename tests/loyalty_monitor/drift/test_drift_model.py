@@ -25,7 +25,7 @@ from warehouse_history import land, warehouse_settings
 from bench.bench_alert_quality import Silence
 from loyalty_monitor import warehouse
 from loyalty_monitor.drift import population
-from loyalty_monitor.drift.explain import explain, render_html, render_text
+from loyalty_monitor.drift.explain import SHARE_STREAMS, explain, render_html, render_text
 from loyalty_monitor.scoring import load_scoring
 
 START, END = dt.date(2025, 9, 1), dt.date(2026, 11, 30)
@@ -171,6 +171,36 @@ def test_explain_shows_the_probability_and_what_moved_it(built):
     # a customer's first weeks: no window is judged yet (no evidence), and the story still tells
     early = explain(built, "C001", as_of=START + dt.timedelta(days=30))
     assert all(v == 0 for v in early.contributions["dialogue"]) and "C001" in render_text(early)
+
+
+def test_explain_tells_a_share_stream_as_a_share_not_a_rate(built):
+    """The decision makers among the sales contacts are a share stream: every third sales call of a
+    customer reaches a decision maker, so explain says "N of M sales and management contacts ...;
+    usually 33%" as the case drivers do, not "usually 30.0 per 90 days" (a share times 90)."""
+    story = explain(built, "C001", as_of=END, days=120)
+    senior = next(s for s in story.streams if s.name == "senior")
+    assert 0.25 < senior.usual_share < 0.45, senior
+    assert senior.base_since_restart >= senior.seen_since_restart
+    text = render_text(story)
+    line = next(x for x in text.splitlines() if "executives and decision makers" in x)
+    assert re.search(r": \d+ of \d+ sales and management contacts since \S+, about [\d.]+ expected; "
+                     r"usually (2[5-9]|3\d|4[0-5])%$", line), line
+    assert "per 90 days" not in line
+    dialogue = next(x for x in text.splitlines() if x.strip().startswith("two-way dialogue"))
+    assert dialogue.endswith("per 90 days"), dialogue
+    page = render_html(story)
+    assert re.search(r"<td>(2[5-9]|3\d|4[0-5])% of sales and management contacts</td>", page), page
+
+
+def test_explains_share_streams_are_the_drift_models():
+    """SHARE_STREAMS (Python) names the macro's share streams and words their base as the case
+    drivers do (int_case_openings.sql)."""
+    root = Path(__file__).resolve().parents[3] / "dbt_project"
+    macro = (root / "macros" / "drift_streams.sql").read_text()
+    shares = dict(re.findall(r"'(\w+)': \{'kind': 'share', 'of': '(\w+)'", macro))
+    openings = (root / "models" / "intermediate" / "cases" / "int_case_openings.sql").read_text()
+    words = dict(re.findall(r"'(\w+)': '([\w ]+)'", re.search(r"\{\{ \{('contacts'.*?)\}\[s\.of\]", openings)[1]))
+    assert {name: words[of] for name, of in shares.items()} == SHARE_STREAMS
 
 
 def test_population_parameters_are_fitted_weekly_and_kept(built):
