@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from loyalty_core.settings import load_settings
 from loyalty_monitor.cli._common import example, print_json
@@ -25,6 +26,10 @@ def cmd_erase(args: argparse.Namespace) -> int:
     print(report.summary())
     for note in report.notes:
         print(f"note: {note}")
+    for customer_id in report.not_found:
+        print(f"warning: nothing was found of customer {customer_id!r} (no landed row, no warehouse row): "
+              "check the id (`loyalty alerts list`, `loyalty explain ID`); it is recorded as erased all the same, "
+              "so whatever lands under it later is erased too", file=sys.stderr)
     print("Kafka still holds what was sent: see docs/operations.md (retention, compaction) and "
           "`loyalty dead-letters purge --erased`.")
     return 0

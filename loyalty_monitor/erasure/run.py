@@ -186,6 +186,9 @@ def erase_customers(settings: Settings, customer_ids: Iterable[str], requested_b
             target.recreated = _recreated_after(zone, ids_to_files.get(customer_id, ()), customer_id,
                                              target.erased_through)
         _run(settings, targets, ids_to_files, files, zone, report)
+    # (an id erased before has nothing left to find: no warning for it)
+    report.not_found = [c for c, t in targets.items() if t.subject not in register
+                        and not t.removed.get("landing_rows") and not t.removed.get("warehouse_rows")]
     return report
 
 

@@ -332,6 +332,21 @@ def test_erasure_on_request_leaves_no_trace_anywhere_and_records_who_without_the
     assert oct((data_dir / "erasure" / "key").stat().st_mode & 0o777) == "0o600"
 
 
+def test_erase_warns_when_nothing_of_an_id_is_found(landed):
+    """A mistyped id erases nobody, yet is recorded for good: `loyalty erase` says so, naming the id
+    on the terminal only, and says nothing about an id it found or erased before."""
+    env = {**os.environ, "LOYALTY_DATA_DIR": str(landed["data_dir"])}
+    typo = CANARY_ID[:-1]
+    done = loyalty(env, "erase", typo, CANARY_ID, "--by", "dpo@example.com")
+    assert "erased 2 customer(s)" in done.stdout and "Traceback" not in done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"customer {typo!r}" in warnings[0] and "check the id" in warnings[0], done.stderr
+    assert CANARY_ID not in _landed_ids(landed["settings"])["touchpoints"]
+    assert typo not in (landed["data_dir"] / "erasure" / "erasures.jsonl").read_text()
+    again = loyalty(env, "erase", CANARY_ID, "--by", "dpo@example.com")
+    assert "warning:" not in again.stderr, again.stderr
+
+
 def test_a_tombstone_erases_and_a_replayed_batch_is_erased_again_but_a_new_record_recreates(landed, tmp_path):
     settings, gen, other = landed["settings"], landed["gen"], landed["other"]
     tomb = tmp_path / "tombstone.jsonl"
