@@ -48,7 +48,16 @@ def wait_until_ready(bootstrap: str, timeout_s: float = 30.0) -> None:
     """Block until a Kafka client can fetch cluster metadata from ``bootstrap``."""
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
+    host, port = _host_port(bootstrap.split(",")[0])
     while time.monotonic() < deadline:
+        # First until the port accepts a connection: a Kafka client refused on a starting broker
+        # logs each refusal at level error, which a user starting the broker reads as a failure.
+        try:
+            socket.create_connection((host, port), timeout=1.0).close()
+        except OSError as exc:
+            last = exc
+            time.sleep(0.1)
+            continue
         try:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000,
                                      client_id="loyalty-readiness")

@@ -75,6 +75,8 @@ def test_broker_cli_start_status_stop(tmp_path):
     try:
         assert started.returncode == 0, started.stderr
         assert "in-memory" in started.stdout
+        # waiting for the new broker logs nothing: no client's "Connection failed ... ECONNREFUSED"
+        assert "ECONNREFUSED" not in started.stderr and '"level": "error"' not in started.stderr, started.stderr
         status = _loyalty("broker", "status", env=env)
         assert status.returncode == 0, status.stderr
         assert '"running": true' in status.stdout
