@@ -135,6 +135,26 @@ def _quarantine_command(args: argparse.Namespace, settings) -> int:
     return 1 if decision.still_failing or decision.skipped else 0
 
 
+def _latest_built_day(settings, schema: str) -> date:
+    """The marts' default day: the latest health day built in ``schema``, not today (a pipeline run
+    as of yesterday, such as the daily run or the demo, has no health row of today, and checking
+    today failed the gate critically); today when the schema has no health rows (the gate then
+    says what is missing)."""
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
+    from loyalty_monitor import warehouse
+
+    try:
+        with warehouse.open_reader(settings) as con:
+            if con.table_exists(schema, "fct_customer_health_daily"):
+                day = con.query(f"select max(as_of_date) as d from {schema}.fct_customer_health_daily")[0]["d"]
+                if day is not None:
+                    _progress(f"marts as of {day}, the latest day built in {schema} (--as-of to choose)")
+                    return parse_as_of(day)
+    except warehouse.WarehouseError:
+        pass
+    return parse_as_of(None)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     # the gate loads Great Expectations: not at import
     from expectations import gate
@@ -156,7 +176,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.stage in ("landing", "all"):
         results.append(gate.validate_landing(settings, event_dates=args.dates, progress=_progress))
     if args.stage == "marts" or (args.stage == "all" and settings.warehouse.exists()):
-        as_of = parse_as_of(args.as_of)
+        as_of = parse_as_of(args.as_of) if args.as_of else _latest_built_day(settings, args.schema)
         results.append(gate.validate_marts(settings, as_of, schema=args.schema, progress=_progress))
     elif args.stage == "all":
         _progress(f"marts not checked: no warehouse at {settings.warehouse} yet")
@@ -192,7 +212,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dates", type=_dates, default=None, metavar="D1,D2",
                    help="validate all landed data of these event dates instead of the new files")
     p.add_argument("--as-of", type=_date, default=None, metavar="DATE",
-                   help="the health day to check in the marts (default: today, UTC)")
+                   help="the health day to check in the marts (default: the latest built in --schema)")
     p.add_argument("--schema", default="build", help="warehouse schema of the marts (default: build)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--max-share", type=_share, default=None, metavar="SHARE",

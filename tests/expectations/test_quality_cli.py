@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 from quality_builders import customer_ids, customer_record, day_of_touchpoints, land_customers, land_touchpoints
+from test_quality_gate import AS_OF, build_marts
 
 from loyalty_core.settings import load_settings
 
@@ -72,6 +73,21 @@ def test_validate_dates_table_output_exit_0_on_clean_data(data_dir):
     assert "marts not checked: no warehouse" in run.stderr  # said, not silently skipped
     assert not settings.warehouse.exists()  # recording the run did not create an empty one
     assert not (data_dir / "alerts" / "outbox").exists()
+
+
+def test_validate_checks_the_latest_built_day_of_the_marts_by_default(data_dir):
+    """Marts built as of a past day (the demo and the daily run build as of yesterday): without
+    --as-of the gate checks that day, not today, of which no health row can exist."""
+    settings = load_settings(data_dir=data_dir)
+    build_marts(settings)
+    run = _validate(data_dir, "--stage", "marts", "--format", "json")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"marts as of {AS_OF}, the latest day built in build" in run.stderr
+    (marts,) = json.loads(run.stdout)["results"]
+    assert marts["rows"]["mart_health"] == 20
+    # a day asked for is checked as asked: none of its health rows exist
+    asked = _validate(data_dir, "--stage", "marts", "--as-of", str(AS_OF + timedelta(days=1)), "--no-notify")
+    assert asked.returncode == 1 and "marts gate: FAILED" in asked.stdout, asked.stdout + asked.stderr
 
 
 def test_validate_rejects_a_malformed_date_in_one_line(data_dir):
