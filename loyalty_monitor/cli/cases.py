@@ -25,6 +25,15 @@ def cmd_case_event(args: argparse.Namespace) -> int:
     case = ({"case_id": args.case_id, "customer_id": args.customer} if args.customer
             else cases.find_case(settings, args.case_id))
     if case is None:
+        # the command's own dependencies, loaded when it runs (cli/__init__.py)
+        from loyalty_monitor import warehouse
+
+        alert = warehouse.query(settings, "select alert_kind, rule from published.fct_churn_alerts where alert_id = ?",
+                                [args.case_id])
+        if alert and alert[0]["alert_kind"] != "risk_case":
+            raise ValueError(f"alert {args.case_id!r} is an action-needed alert ({alert[0]['rule']}), not a "
+                             "churn-risk case: only churn-risk cases (rules churn_risk, went_silent) are "
+                             "acknowledged, snoozed, closed or judged")
         raise ValueError(f"no case {args.case_id!r} in the published warehouse (`loyalty alerts list` shows "
                          f"alert ids; a case's id is its alert's id)")
     actor = args.by or cases.default_actor()

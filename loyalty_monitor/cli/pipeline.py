@@ -60,18 +60,20 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     filters = [f for f in (args.status, args.manager and f"manager {args.manager}",
                            args.since and f"since {args.since}", args.limit is not None and f"first {args.limit}") if f]
     table = Table(title=f"churn alerts{' (' + ', '.join(filters) + ')' if filters else ''}: {len(rows)}")
+    # the alert id is what `loyalty alerts ack|snooze|close|feedback` take (a churn-risk case's id)
+    table.add_column("alert id", no_wrap=True)
     for column in ("status", "channel", "alert date", "customer", "severity", "at stake", "recipient",
                    "attempts", "sent at", "last error"):
         table.add_column(column)
     for r in rows:
         stake = f"{r['value_at_stake']:,.0f} {r['currency'] or ''}" if r["value_at_stake"] is not None else ""
         status = f"held: {r['held_because']}" if r.get("held_because") else r["status"]
-        table.add_row(status, r["channel"] or "", str(r["alert_date"] or ""),
+        table.add_row(r["alert_id"] or "", status, r["channel"] or "", str(r["alert_date"] or ""),
                       f"{r['customer_name'] or ''} ({r['customer_id'] or r['alert_id']})", r["severity"] or "",
                       stake.strip(), r["recipient"] or "", str(r["attempts"] or ""),
                       str(r["sent_at"] or "")[:19], (r["last_error"] or "")[:60])
     # Piped output is not cut to 80 columns: people pipe this into less or grep.
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    Console(width=None if sys.stdout.isatty() else 240).print(table)
     return 0
 
 

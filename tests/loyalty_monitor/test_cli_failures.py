@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 from alert_rows import alert, write_alerts
 from streaming_helpers import ROOT, read_topic
@@ -169,6 +170,28 @@ def test_alerts_list_json_and_filters_on_the_command_line(many_alerts):
     assert len(rows_shown) == 2 and all("am0@example.com" in line for line in rows_shown), text
     bad, _ = _loyalty("alerts", "list", "--since", "last week")
     assert bad.returncode == 2 and "not a date" in bad.stderr.decode()
+
+
+def test_alerts_list_shows_the_id_a_case_command_takes_and_an_action_needed_id_is_explained(data_dir):
+    """The case commands take an alert id "as in `loyalty alerts list`": the table shows it. An
+    action-needed alert's id is no case: the error says so instead of "no case"."""
+    settings = load_settings(data_dir=data_dir)
+    case_id, complaint_id = "a" * 32, "b" * 32
+    write_alerts(settings, [alert(case_id, "AM0", 5000.0),
+                            alert(complaint_id, "AM1", 100.0, rule="new_high_complaint", alert_kind="action_needed")])
+    table, _ = _loyalty("alerts", "list")
+    text = table.stdout.decode()
+    assert table.returncode == 0 and "alert id" in text, text
+    assert [line for line in text.splitlines() if case_id in line and "C-" + case_id in line], text
+    con = duckdb.connect(str(settings.warehouse))  # the cases the lookup reads: none yet
+    con.execute("create table published.fct_case_lifecycle (case_id varchar, customer_id varchar)")
+    con.close()
+    done, _ = _loyalty("alerts", "ack", complaint_id, "--by", "am1@example.com")
+    stderr = done.stderr.decode()
+    assert done.returncode == 1 and len(stderr.strip().splitlines()) == 1, stderr
+    assert "is an action-needed alert (new_high_complaint), not a churn-risk case" in stderr, stderr
+    unknown, _ = _loyalty("alerts", "ack", "c" * 32, "--by", "am1@example.com")
+    assert unknown.returncode == 1 and "no case" in unknown.stderr.decode()
 
 
 @pytest.mark.parametrize("fmt", ["json", "table"])
