@@ -11,3 +11,10 @@
 The GX file context lives in ``<data_dir>/quality/gx`` (results are kept with the data they
 describe) and is synchronised from this code on first use; see docs/quality.md.
 """
+
+import warnings
+
+# Great Expectations imports pyspark.sql.connect, which warns on every import that it does not yet
+# fully support pandas 3; the gate never runs Spark through it, so the line is only noise in every
+# `loyalty validate` and DAG log.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)

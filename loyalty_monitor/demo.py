@@ -163,8 +163,10 @@ class Demo:
 
     def stop_broker(self) -> None:
         if not self.keep_broker:
-
             broker.stop(self.settings)
+            # the embedded broker keeps its topics in memory: say what went with it
+            self.console.print("[dim]broker stopped; its topics, the dead letters included, were in memory only "
+                               "(`loyalty demo --keep-broker` keeps them for `loyalty dead-letters list`)[/]")
 
     def run(self) -> DemoSummary:
         started = time.monotonic()

@@ -18,3 +18,14 @@ def example(*lines: str) -> dict[str, Any]:
     """
     return {"epilog": "example:\n" + "\n".join(f"  {line}" for line in lines),
             "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type=``: a whole number of at least 1 (days, customers, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

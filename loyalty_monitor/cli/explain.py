@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from loyalty_core.dates import cli_date
 from loyalty_core.settings import load_settings
+from loyalty_monitor.cli._common import positive_int
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -15,6 +17,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     story = explain(load_settings(), args.customer, as_of=args.as_of, days=args.days)
     if args.html:
         path = Path(args.html)
+        path.parent.mkdir(parents=True, exist_ok=True)  # as `loyalty report --out` does
         path.write_text(render_html(story), encoding="utf-8")
         print(f"written to {path.resolve()}")
     else:
@@ -30,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="example: loyalty explain C000042 --as-of 2026-10-31 --html why-C000042.html",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("customer", help="customer id (as in the events and `loyalty alerts list`)")
-    p.add_argument("--as-of", default=None, help="last day to show (default: the latest built day)")
-    p.add_argument("--days", type=int, default=180, help="days to show (default 180)")
+    p.add_argument("--as-of", type=cli_date, default=None, help="last day to show (default: the latest built day)")
+    p.add_argument("--days", type=positive_int, default=180, help="days to show (default 180)")
     p.add_argument("--html", default=None, metavar="FILE", help="write a page with a chart instead of printing")
     p.set_defaults(func=cmd_explain)

@@ -7,7 +7,7 @@ import sys
 import time
 from datetime import date
 
-from loyalty_monitor.cli._common import example
+from loyalty_monitor.cli._common import example, positive_int
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -46,13 +46,6 @@ def _iso_date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _positive_float(text: str) -> float:
@@ -108,7 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Write customers.jsonl, touchpoints.jsonl (send order, with re-sent\n"
                                    "duplicates, late and malformed lines) and ground_truth.json.",
                        **example("loyalty generate --customers 500 --end 2026-10-31 --seed 7 --out data/generated"))
-    p.add_argument("--customers", type=_positive_int, default=500, help="number of customers (default 500)")
+    p.add_argument("--customers", type=positive_int, default=500, help="number of customers (default 500)")
     p.add_argument("--start", type=_iso_date, default=None,
                    help="first day, YYYY-MM-DD (default: 18 months before --end)")
     p.add_argument("--end", type=_iso_date, default=None,
@@ -117,7 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="output directory (default: <data_dir>/generated)")
     p.add_argument("--events-per-customer-month", type=_positive_float, default=None,
                    help="scale the volume per customer (default mix: about 5)")
-    p.add_argument("--target-events", type=_positive_int, default=None,
+    p.add_argument("--target-events", type=positive_int, default=None,
                    help="pick the number of customers to give about this many valid events "
                         "(overrides --customers)")
     p.add_argument("--churn-share", type=_share, default=0.17,

@@ -110,6 +110,9 @@ def cmd_land_offline(args: argparse.Namespace) -> int:
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from streaming.landing import land_jsonl_offline
 
+    if not (args.touchpoints or args.customers):
+        raise ValueError("nothing to land: give --touchpoints FILE and/or --customers FILE "
+                         "(JSON Lines, as `loyalty generate` writes them)")
     settings = load_settings()
     results = land_jsonl_offline(settings, args.touchpoints, args.customers)
     for dataset, r in results.items():

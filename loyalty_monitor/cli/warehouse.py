@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from loyalty_core.dates import cli_date
 from loyalty_core.settings import load_settings
 from loyalty_monitor.cli._common import example, print_json
 
@@ -159,7 +160,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     b = wsub.add_parser("build", help="dbt build (models and data tests) into schema build",
                         **example("loyalty warehouse build --as-of 2026-10-31 --select +fct_churn_alerts"))
-    b.add_argument("--as-of", help="as-of date YYYY-MM-DD (default: today, UTC); nothing after it is used")
+    b.add_argument("--as-of", type=cli_date, help="as-of date YYYY-MM-DD (default: today, UTC); nothing after it is used")
     b.add_argument("--full-refresh", action="store_true", help="rebuild every day instead of only new/late ones")
     b.add_argument("--select", help="dbt selection, e.g. 'marts' or '+fct_churn_alerts'")
     b.add_argument("--unit-tests", action="store_true", help="also run the dbt unit tests")
@@ -181,7 +182,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     st = wsub.add_parser("status", help="portfolio status and open alert episodes on a day",
                          **example("loyalty warehouse status --as-of 2026-10-31 --schema build"))
-    st.add_argument("--as-of", help="day to show (default: the latest built day)")
+    st.add_argument("--as-of", type=cli_date, help="day to show (default: the latest built day)")
     st.add_argument("--schema", default="published", choices=["published", "build"])
     st.set_defaults(func=cmd_status)
 

@@ -205,3 +205,19 @@ def test_a_closed_pipe_ends_the_listing_quietly(many_alerts, fmt):
     assert "Traceback" not in done.stderr and "Broken pipe" not in done.stderr, done.stderr
     assert done.stderr.strip() == status, done.stderr  # nothing but the status line
     assert status in ("status 0", "status 1", "status 141"), status
+
+
+@pytest.mark.parametrize("args, says", [
+    (["explain", "C1", "--days", "0"], "argument --days: must be at least 1, got 0"),
+    (["explain", "C1", "--as-of", "soon"], "argument --as-of: not a date (expected YYYY-MM-DD): 'soon'"),
+    (["warehouse", "build", "--as-of", "2026-13-01"], "argument --as-of: not a date"),
+    (["warehouse", "status", "--as-of", "yesterday"], "argument --as-of: not a date"),
+    (["generate", "--customers", "many"], "argument --customers: 'many' is not a whole number"),
+    (["land-offline"], "nothing to land: give --touchpoints FILE and/or --customers FILE"),
+])
+def test_bad_arguments_are_refused_before_any_work_with_what_to_give(args, says, data_dir):
+    done, _ = _loyalty(*args)
+    stderr = done.stderr.decode()
+    assert done.returncode in (1, 2) and says in stderr, stderr
+    assert "Traceback" not in stderr and "building the warehouse" not in stderr
+    assert done.stdout == b"" and not any(data_dir.iterdir()), "nothing was started or written"
