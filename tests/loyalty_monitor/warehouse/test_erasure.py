@@ -482,7 +482,7 @@ def loyalty(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # three pipeline runs; the shared 2-core machine can be busy
+@pytest.mark.timeout(1800)  # two pipeline runs; the shared 2-core machine can be busy
 def test_a_tombstone_through_kafka_erases_the_customer_from_every_file_and_it_never_comes_back(broker, tmp_path):
     from streaming.dead_letters import list_dead_letters
     from streaming.topics import ensure_topics
@@ -541,8 +541,6 @@ def test_a_tombstone_through_kafka_erases_the_customer_from_every_file_and_it_ne
             con.close()
         assert canary_alerts, "the canary's complaint alert was dispatched"
         assert any(r.key == CANARY_ID.encode() for r in list_dead_letters(settings))
-        replay = root / "landing-before"  # what a replayed batch would write again, later
-        shutil.copytree(settings.landing, replay)
 
         # The tombstone, through Kafka like real input; the next run erases.
         tomb = root / "tombstone.jsonl"
@@ -577,16 +575,9 @@ def test_a_tombstone_through_kafka_erases_the_customer_from_every_file_and_it_ne
         assert record["removed"]["landing_rows"] > 20 and record["removed"]["outbox_files"] == 3
         assert record["removed"]["alert_states"] == len(canary_alerts)
 
-        # Re-running the pipeline over the same landing zone never brings the customer back, even
-        # when a replayed batch (a consumer restarted from old offsets) wrote its old files again.
-        for path in replay.rglob("*.parquet"):
-            shutil.copy(path, Path(settings.landing) / path.relative_to(replay))
-        loyalty(env, "run", "--as-of", END.isoformat())
-        assert find_everywhere(data_dir) == []
-        assert_others_still_built()
-        reasons = [r["reason"] for r in json.loads(loyalty(env, "erasures", "--format", "json").stdout)
-                   if r["subject"] == canary]
-        assert reasons == ["tombstone", "re-landed"]
+        # A replayed batch (a consumer restarted from old offsets) is erased again by the next run's
+        # same step, apply_erasures: test_a_tombstone_erases_and_a_replayed_batch_is_erased_again...
+        # proves that on the landing zone, without a third pipeline run here.
 
 
 def test_a_numeric_customer_id_is_erased_as_a_token_and_json_and_sqlite_stay_intact(tmp_path):
@@ -625,7 +616,7 @@ def test_a_numeric_customer_id_is_erased_as_a_token_and_json_and_sqlite_stay_int
         "note": "call [erased] back", "[erased]": "keyed by the id"}
     assert (data_dir / "run.log").read_text() == f"offset 4711.5 ratio 0.4711 for {kept}; gap for [erased].\n"
     con = sqlite3.connect(data_dir / "airflow.db")
-    rows = dict((key, (value, raw)) for key, value, raw in con.execute("select key, value, raw from xcom"))
+    rows = {key: (value, raw) for key, value, raw in con.execute("select key, value, raw from xcom")}
     con.close()
     assert json.loads(rows["a"][0]) == {"customer_id": "[erased]", "offset": 4711}
     assert json.loads(rows["a"][1]) == ["[erased]"]
