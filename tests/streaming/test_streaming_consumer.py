@@ -84,7 +84,7 @@ def _bad_customers():
         ("customer with bad email", "schema_violation", b"C00003",
          samples.encode(samples.customer(3, account_manager={"id": "A", "name": "B", "email": "nope"}))),
         ("customer segment unknown", "schema_violation", b"C00003", samples.encode(samples.customer(3, segment="vip"))),
-        ("tombstone with an empty key", "null_value", b"", None),
+        ("tombstone with an empty key", "bad_key", b"", None),
         ("customer key mismatch", "key_mismatch", b"C00004", samples.encode(good)),
     ]
 
@@ -95,7 +95,7 @@ def test_every_bad_message_is_dead_lettered_with_reason_and_source_and_every_goo
     bad_touchpoints = samples.bad_touchpoints(settings.max_message_bytes)
     bad_customers = _bad_customers()
     assert len({label for label, *_ in bad_touchpoints + bad_customers}) >= 20
-    assert len({code for _, code, *_ in bad_touchpoints + bad_customers}) == 9  # every error code
+    assert len({code for _, code, *_ in bad_touchpoints + bad_customers}) == 10  # every contract error code, and unlandable
 
     # interleave: good, bad, good, bad ... on both topics
     tp_messages, tp_expect = [], []
