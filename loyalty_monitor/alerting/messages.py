@@ -136,8 +136,19 @@ def format_money(amount: Any, currency: Any) -> str:
 
 
 def drivers_list(drivers: Any) -> list[str]:
-    """The mart's ``; ``-separated drivers, worst first, as a list of plain sentences."""
-    return [d.strip() for d in _s(drivers).split(";") if d.strip()]
+    """The mart's ``; ``-separated drivers, worst first, as a list of plain sentences. A ``;`` inside
+    parentheses is part of one driver: a risk case's drivers read "two-way dialogue: 0 since
+    2026-07-08, about 2.8 expected (usually 2.0 per 90 days; the last two-way dialogue 186 days
+    ago)", which is one sentence, not two halves with an unbalanced bracket each."""
+    out, depth, current = [], 0, ""
+    for char in _s(drivers):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == ";" and depth <= 0:
+            out.append(current)
+            current = ""
+        else:
+            current += char
+    return [d.strip() for d in [*out, current] if d.strip()]
 
 
 def slack_escape(text: str) -> str:

@@ -34,7 +34,15 @@ from loyalty_core.settings import Settings
 from loyalty_monitor.alerting import state as alert_state
 from loyalty_monitor.alerting.channels import Channel, build_channels
 from loyalty_monitor.alerting.dispatch import connect, deliver
-from loyalty_monitor.alerting.messages import PRODUCT, Message, at_stake, format_money, one_line, slack_escape
+from loyalty_monitor.alerting.messages import (
+    PRODUCT,
+    Message,
+    at_stake,
+    drivers_list,
+    format_money,
+    one_line,
+    slack_escape,
+)
 
 log = logging.getLogger(__name__)
 TOP_CASES = 10
@@ -160,7 +168,7 @@ def render_weekly(settings: Settings, m: dict[str, Any], week: str, day: dt.date
     body.append(f"<h3>Open cases, most value at risk first ({len(opened)})</h3><ol>")
     for row in opened[:TOP_CASES]:
         link = f"{base}/cases/{row['case_id']}"
-        drivers = "; ".join(d.strip() for d in str(row.get("drivers") or "").split(";")[:2] if d.strip())
+        drivers = "; ".join(drivers_list(row.get("drivers"))[:2])
         text.append(f"  - {row.get('customer_name')}: {_case_value(row)} expected at risk ({at_stake(row)} at stake), "
                     f"{_state_words(row)}, open since {row.get('opened_on')}. {drivers}\n    {link}")
         body.append(f"<li><a href=\"{e(link)}\">{e(str(row.get('customer_name')))}</a>: "

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from loyalty_core.settings import Settings
 from loyalty_monitor import gate_runs
+from loyalty_monitor.alerting.messages import drivers_list
 
 PUBLISHED = "published"
 OPS = "ops"
@@ -474,7 +475,8 @@ def values_at_risk(marts: Marts, as_of: dt.date, reporting: dict[str, Any] | Non
 
 
 def _drivers(text: Any) -> list[str]:
-    return [d.strip() for d in str(text or "").split(";") if d.strip()]
+    """One list item per driver; a ``;`` inside parentheses stays in its driver (``drivers_list``)."""
+    return drivers_list(text)
 
 
 _RANK = {"green": 0, "yellow": 1, "red": 2}

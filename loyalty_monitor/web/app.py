@@ -28,6 +28,7 @@ from loyalty_core.contract import CLOSE_OUTCOMES, FEEDBACK_VERDICTS, parse_times
 from loyalty_core.settings import Settings
 from loyalty_monitor import access as auth
 from loyalty_monitor import cases as case_events
+from loyalty_monitor.alerting.messages import drivers_list
 from loyalty_monitor.web import queries, svg
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -61,16 +62,9 @@ def _money(amount: Any, currency: Any = "") -> str:
 
 
 def drivers(text: str | None) -> list[str]:
-    """The mart's ``; ``-separated drivers as sentences; a ``;`` inside parentheses is part of one."""
-    out, depth, current = [], 0, ""
-    for char in text or "":
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == ";" and depth <= 0:
-            out.append(current)
-            current = ""
-        else:
-            current += char
-    return [d.strip() for d in [*out, current] if d.strip()]
+    """The mart's ``; ``-separated drivers as sentences; a ``;`` inside parentheses is part of one
+    (the same reading as the alert messages and the leadership report: ``drivers_list``)."""
+    return drivers_list(text)
 
 
 def _environment() -> jinja2.Environment:

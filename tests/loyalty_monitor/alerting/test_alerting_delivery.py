@@ -29,6 +29,8 @@ from loyalty_monitor.alerting.channels import (
 )
 from loyalty_monitor.alerting.dispatch import deliver
 from loyalty_monitor.alerting.messages import render_alerts
+from loyalty_monitor.reporting import queries as report_queries
+from loyalty_monitor.web import app as web_app
 
 
 def state(settings: Settings) -> dict[tuple[str, str], dict]:
@@ -561,3 +563,29 @@ def test_a_sent_alert_whose_severity_rises_gets_one_short_update(alert_settings,
         assert "escalated" not in mail.text and "Alert id" not in mail.text
     assert dispatch_alerts(alert_settings, later + dt.timedelta(days=1), channels=channels, policy=POLICY).sent == 0
     assert len(smtp.inbox) == 4
+
+
+def test_a_semicolon_inside_a_drivers_parentheses_stays_in_its_bullet(alert_settings):
+    # A risk case's drivers as published.fct_churn_alerts holds them (taken from a demo run): the
+    # usual rate and the days since the last dialogue share one parenthesis, separated by "; ".
+    # Split on every ";", the e-mail listed "(usually 7.5 per 90 days" and "the last two-way
+    # dialogue 46 days ago)" as two bullets, each with half a bracket; the report did the same.
+    drivers = ("nothing heard from the customer for 46 days (no inbound touch, no two-way dialogue; usually "
+               "every 6 days): it may already have left; two-way dialogue: 1 since 2026-09-21, about 4.8 "
+               "expected (usually 7.5 per 90 days; the last two-way dialogue 46 days ago); detractor survey "
+               "answers: 1 of 1 survey answers since 2026-09-21, usually 18 %")
+    write_alerts(alert_settings, [alert("A1", "AM1", 1000.0, rule="went_silent", drivers=drivers)])
+    dispatch_alerts(alert_settings, AS_OF, channels=build_channels(alert_settings), policy=POLICY)
+    outbox = alert_settings.data_dir / "alerts" / "outbox"
+    record = json.loads((outbox / "A1.file.json").read_text())
+    assert ("Why:\n"
+            "  - nothing heard from the customer for 46 days (no inbound touch, no two-way dialogue; usually "
+            "every 6 days): it may already have left\n"
+            "  - two-way dialogue: 1 since 2026-09-21, about 4.8 expected (usually 7.5 per 90 days; the last "
+            "two-way dialogue 46 days ago)\n"
+            "  - detractor survey answers: 1 of 1 survey answers since 2026-09-21, usually 18 %\n") in record["text"]
+    html = (outbox / "A1.file.html").read_text()
+    assert html.count("<li>") == 3 and "(usually 7.5 per 90 days; the last two-way dialogue 46 days ago)</li>" in html
+    # the leadership report and the web app read the drivers the same way
+    assert report_queries._drivers(drivers) == web_app.drivers(drivers) == [
+        line[4:] for line in record["text"].split("Why:\n")[1].split("\n")[:3]]
