@@ -534,7 +534,27 @@ def _make_customers(rng: random.Random, n: int, days: int, churn_share: float,
                  for idx in range(n)]
     _draw_deletions(rng, portfolio, n, days)
     _draw_changes(rng, portfolio, days)
+    _make_names_unique(portfolio)
     return portfolio
+
+
+def _make_names_unique(portfolio: list[_Customer]) -> None:
+    """Two customers of one portfolio never share a name (an account manager with two "Nowak Systems
+    Sp. z o.o." cannot tell their alerts apart): a repeated name takes a partner's surname ("Nowak &
+    Kowalski Systems Sp. z o.o."), else a number. Deterministic and without random draws, so every
+    other field of every history stays as it was."""
+    taken: set[str] = set()
+    for c in portfolio:
+        name = c.name
+        if name in taken:
+            surnames = COUNTRIES[c.country][5]
+            surname = next((s for s in sorted(surnames, key=len, reverse=True) if name.startswith(s + " ")), "")
+            rest = name[len(surname) + 1:] if surname else name
+            partners = [f"{surname} & {other} {rest}" for other in surnames if surname and other != surname]
+            numbered = (f"{name} ({k})" for k in range(2, len(portfolio) + 2))
+            name = next(candidate for candidate in (*partners, *numbered) if candidate not in taken)
+        taken.add(name)
+        c.name = name
 
 
 def _draw_customer(rng: random.Random, idx: int, n: int, days: int, width: int, churn_share: float,

@@ -72,6 +72,24 @@
   cast(cast({{ round_to(expr, 0) }} as {{ dbt.type_bigint() }}) as {{ dbt.type_string() }})
 {%- endmacro %}
 
+{% macro grouped_int_text(expr) -%}
+  {#- A whole amount as text with thousands separators ('78,805'), alike on every engine: money in
+      a sentence an account manager reads. -#}
+  {{ return(adapter.dispatch('grouped_int_text')(expr)) }}
+{%- endmacro %}
+
+{% macro default__grouped_int_text(expr) -%}
+  format('{:,}', cast({{ round_to(expr, 0) }} as bigint))
+{%- endmacro %}
+
+{% macro postgres__grouped_int_text(expr) -%}
+  to_char(cast({{ round_to(expr, 0) }} as bigint), 'FM999,999,999,999,999,990')
+{%- endmacro %}
+
+{% macro spark__grouped_int_text(expr) -%}
+  format_number(cast({{ round_to(expr, 0) }} as bigint), 0)
+{%- endmacro %}
+
 {% macro type_double() -%}
   {{ return(adapter.dispatch('type_double')()) }}
 {%- endmacro %}

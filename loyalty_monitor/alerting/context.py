@@ -4,9 +4,10 @@ and its usual rhythm (issue 15: messages in the account manager's words).
 ``enrich`` adds to each alert, from ``published.fct_touchpoints`` and ``published.fct_dialogue_daily``
 up to the as-of date:
 
-- ``last_dialogue``: ``{"on", "days_ago", "what", "with", "by"}`` of the latest two-way dialogue
-  (an answered call that was not dropped, a meeting, a service visit): what it was, the customer's
-  contact role and our department (and employee id), or None when there never was one;
+- ``last_dialogue``: ``{"on", "days_ago", "what", "with", "by", "employee_id"}`` of the latest two-way
+  dialogue (an answered call that was not dropped, a meeting, a service visit): what it was, the
+  customer's contact role, our department (and employee id) and the employee id alone (so that a
+  message can say "by you" to the account manager who held it), or None when there never was one;
 - ``usual_gap_days``: the customer's usual days between two-way dialogues that day.
 
 A warehouse without those marts (a handmade one in tests) leaves the alerts as they are.
@@ -45,7 +46,8 @@ def last_dialogues(con: Any, customer_ids: list[str], as_of: dt.date) -> dict[st
     for customer_id, day, event_type, department, employee_id, contact_role in cursor.fetchall():
         by = _words(department) + (f" ({employee_id})" if employee_id else "")
         out[customer_id] = {"on": day, "days_ago": (as_of - day).days, "what": _words(event_type),
-                            "with": _words(contact_role) or "someone at the customer", "by": by or "us"}
+                            "with": _words(contact_role) or "someone at the customer", "by": by or "us",
+                            "employee_id": employee_id}
     return out
 
 

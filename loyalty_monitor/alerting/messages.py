@@ -57,6 +57,12 @@ def at_stake(alert: Mapping[str, Any]) -> str:
     return original
 
 
+#: The contract's contact roles (in words) as the customer's side of a dialogue.
+ROLE_PHRASES = {"executive": "an executive", "decision maker": "their decision maker", "user": "a user",
+                 "finance": "their finance team", "other": "a contact",
+                 "someone at the customer": "someone at the customer"}
+
+
 def dialogue_words(alert: Mapping[str, Any]) -> str | None:
     """The last two-way dialogue and with whom, with the customer's usual rhythm (alerting/context.py);
     None when dispatch could not tell."""
@@ -70,8 +76,12 @@ def dialogue_words(alert: Mapping[str, Any]) -> str | None:
     if isinstance(last, Mapping):
         ago = last.get("days_ago")
         when = f"{_s(last.get('on'))}" + (f" ({ago} days ago)" if ago is not None else "")
-        return f"{when}, a {_s(last.get('what'), 'contact')} with their {_s(last.get('with'), 'contact')}, " \
-               f"by {_s(last.get('by'), 'us')}{usual}"
+        who = ROLE_PHRASES.get(_s(last.get("with")), f"their {_s(last.get('with'), 'contact')}")
+        by = _s(last.get("by"), "us")
+        # the message goes to the account manager: their own dialogue is theirs, not an id
+        if last.get("employee_id") and last.get("employee_id") == alert.get("account_manager_id"):
+            by = "you"
+        return f"{when}, a {_s(last.get('what'), 'contact')} with {who}, by {by}{usual}"
     if "last_dialogue" in alert:
         return f"none recorded{usual}"
     return None
@@ -179,6 +189,12 @@ def _jsonable(alert: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _why(alert: Mapping[str, Any]) -> str:
+    # the drivers are the alert day's; an alert sent days later (a dispatch window, a reminder)
+    # would otherwise say "no dialogue for 83 days" beside a last dialogue "89 days ago"
+    return f"Why (as of {_s(alert.get('alert_date'))})" if alert.get("alert_date") else "Why"
+
+
 def _alert_lines(alert: Mapping[str, Any]) -> list[str]:
     drivers = drivers_list(alert.get("drivers")) or ["(no drivers recorded)"]
     dialogue = dialogue_words(alert)
@@ -189,7 +205,7 @@ def _alert_lines(alert: Mapping[str, Any]) -> list[str]:
         f"segment {_s(alert.get('segment'), 'unknown')}",
         f"Risk: {risk_words(alert)}, health {_s(alert.get('health_score'), '?')}/100 "
         f"({_s(alert.get('status'), '?')}), since {_s(alert.get('alert_date'))}",
-        "Why:",
+        _why(alert) + ":",
         *[f"  - {d}" for d in drivers],
         *([f"Also: {_s(alert.get('reasons'))}"] if alert.get("reasons") else []),
         *([f"Last two-way dialogue: {dialogue}"] if dialogue else []),
@@ -213,7 +229,7 @@ def _alert_html(alert: Mapping[str, Any]) -> str:
         f"<p><b>Risk:</b> {e(risk_words(alert))}, health "
         f"{e(_s(alert.get('health_score'), '?'))}/100 ({e(_s(alert.get('status'), '?'))}), "
         f"since {e(_s(alert.get('alert_date')))}</p>"
-        f"<p><b>Why:</b></p><ul>{items}</ul>"
+        f"<p><b>{e(_why(alert))}:</b></p><ul>{items}</ul>"
         + (f"<p><b>Also:</b> {e(_s(alert.get('reasons')))}</p>" if alert.get("reasons") else "")
         + (f"<p><b>Last two-way dialogue:</b> {e(dialogue)}</p>" if dialogue else "") +
         f"<p><b>What to do next:</b> {e(_s(alert.get('suggested_action'), 'talk to the customer'))}</p>"

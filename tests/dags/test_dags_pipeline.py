@@ -254,7 +254,7 @@ def test_alerts_reach_each_account_manager_by_smtp_and_webhook(world, good_run):
         text = mail.text
         customer_id = text.split("(", 1)[1].split(")", 1)[0]
         assert mail.rcpt_tos == [world["managers"][customer_id]]
-        assert "Why:\n  - " in text and "What to do next: " in text and "At stake: " in text
+        assert "Why (as of 20" in text and "):\n  - " in text and "What to do next: " in text and "At stake: " in text
         assert "<li>" in mail.html
     hook = world["hook"]
     assert hook.requests == len(hook.received) + 2  # the first two answers were HTTP 500

@@ -338,10 +338,12 @@ def test_cli_writes_to_the_data_dir_and_reports(data_dir: Path) -> None:
 
 # sha256 of the files the generator wrote for DEFAULT_CASE before churn_shape, seasonality and
 # segment_mix existed (computed with the original generator.py): the defaults must not change them.
+# One deliberate change since: repeated customer names made unique (2026-12-06), which changed
+# names only (customers file), no random draw and no touchpoint.
 DEFAULT_CASE = dict(customers=40, start="2025-01-01", end="2025-06-30", seed=3)
 DEFAULT_CASE_SHA256 = {
     TOUCHPOINTS_FILE: "f094d1fa7fc3c012c3bf1255f462a0f06b6aeb73f5ddd4a9f0cd1b41f6dc77d0",
-    CUSTOMERS_FILE: "f0ed7c7ac427700b3232d4581ef19e7390c6744a40e82ed00b0fbf5c8a359274",
+    CUSTOMERS_FILE: "b8b4a7e9daf30cd11b5885311784f851cba93cab2fd246853aae24312108c0c4",
 }
 
 
@@ -625,3 +627,16 @@ def test_cli_exposes_the_shape_options(data_dir: Path) -> None:
     for bad in (["--churn-shape", "abrupt"], ["--segment-mix", "premium=1"], ["--seasonality", "-1"]):
         failed = _loyalty("generate", "--customers", "3", *bad)
         assert failed.returncode == 2, (bad, failed.stderr)
+
+
+def test_no_two_customers_share_a_name(tmp_path: Path) -> None:
+    """An account manager must tell two alerts apart by the name: 500 customers drawn from a few
+    surnames, trades and legal forms per country repeat names; a repeat takes a partner's surname."""
+    generate(tmp_path, customers=500, start="2025-06-01", end="2025-12-31", seed=42)
+    names: dict[str, set[str]] = {}
+    for line in (tmp_path / CUSTOMERS_FILE).read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record.get("name"):
+            names.setdefault(record["name"], set()).add(record["customer_id"])
+    assert len(names) >= 500 and all(len(ids) == 1 for ids in names.values())
+    assert any(" & " in name for name in names), "repeats were renamed, not left out"

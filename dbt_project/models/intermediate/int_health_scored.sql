@@ -134,7 +134,9 @@ select
     end as stakeholder_driver,
     case
         when open_high_complaint_days is not null
-            then 'high-severity complaint open for ' || {{ int_text('open_high_complaint_days') }} || ' days'
+            then (case when open_high_complaint_days = 0 then 'high-severity complaint came in today, not resolved'
+                       when open_high_complaint_days = 1 then 'high-severity complaint open for 1 day'
+                       else 'high-severity complaint open for ' || {{ int_text('open_high_complaint_days') }} || ' days' end)
         when complaints_service_window > 0
             then {{ int_text('complaints_service_window') }} || ' complaint(s) in {{ h['service']['window_days'] }} days'
         else 'service promises missed: ' || {{ int_text('100 * service_rate') }} || '% of visits resolved, fixed first time or calls answered'
@@ -142,7 +144,7 @@ select
     case
         when worst_dunning_stage is not null
             then 'dunning reached ' || replace(worst_dunning_stage, '_', ' ') || ', '
-                 || {{ int_text('amount_overdue') }} || ' ' || coalesce(currency, '') || ' overdue'
+                 || {{ grouped_int_text('amount_overdue') }} || ' ' || coalesce(currency, '') || ' overdue'
         else 'overdue invoices'
     end as financial_driver,
     case

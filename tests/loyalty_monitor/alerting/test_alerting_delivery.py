@@ -578,7 +578,7 @@ def test_a_semicolon_inside_a_drivers_parentheses_stays_in_its_bullet(alert_sett
     dispatch_alerts(alert_settings, AS_OF, channels=build_channels(alert_settings), policy=POLICY)
     outbox = alert_settings.data_dir / "alerts" / "outbox"
     record = json.loads((outbox / "A1.file.json").read_text())
-    assert ("Why:\n"
+    assert (f"Why (as of {AS_OF}):\n"
             "  - nothing heard from the customer for 46 days (no inbound touch, no two-way dialogue; usually "
             "every 6 days): it may already have left\n"
             "  - two-way dialogue: 1 since 2026-09-21, about 4.8 expected (usually 7.5 per 90 days; the last "
@@ -588,4 +588,4 @@ def test_a_semicolon_inside_a_drivers_parentheses_stays_in_its_bullet(alert_sett
     assert html.count("<li>") == 3 and "(usually 7.5 per 90 days; the last two-way dialogue 46 days ago)</li>" in html
     # the leadership report and the web app read the drivers the same way
     assert report_queries._drivers(drivers) == web_app.drivers(drivers) == [
-        line[4:] for line in record["text"].split("Why:\n")[1].split("\n")[:3]]
+        line[4:] for line in record["text"].split(f"Why (as of {AS_OF}):\n")[1].split("\n")[:3]]

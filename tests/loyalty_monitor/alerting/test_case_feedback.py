@@ -21,6 +21,7 @@ from warehouse_history import History, land, make_history, warehouse_settings
 
 from loyalty_core.settings import Settings
 from loyalty_monitor import warehouse
+from loyalty_monitor.alerting.messages import ROLE_PHRASES
 from streaming.landing import land_offline_file
 
 START, END = "2025-11-01", "2026-10-31"
@@ -289,7 +290,7 @@ def test_alert_messages_say_who_why_what_next_at_stake_and_the_last_dialogue_wit
         inbox = list(smtp.inbox)
     assert result.sent >= 1 and result.failed == 0
     dialogue = {r["customer_id"]: r for r in world.rows(
-        """select customer_id, event_date, contact_role from (
+        """select customer_id, event_date, contact_role, employee_id from (
                select *, row_number() over (partition by customer_id order by occurred_at desc, event_id desc) n
                from published.fct_touchpoints where is_two_way_dialogue) where n = 1""")}
     by_id = {a["alert_id"]: a for a in alerts}
@@ -306,7 +307,10 @@ def test_alert_messages_say_who_why_what_next_at_stake_and_the_last_dialogue_wit
         last = dialogue.get(alert["customer_id"])
         if last is not None:
             assert f"Last two-way dialogue: {last['event_date']}" in text
-            assert f"with their {(last['contact_role'] or 'someone at the customer').replace('_', ' ')}" in text
+            role = (last["contact_role"] or "someone at the customer").replace("_", " ")
+            assert f"with {ROLE_PHRASES[role]}, by " in text and "with their other" not in text
+            if last["employee_id"] and last["employee_id"] == alert["account_manager_id"]:
+                assert f"with {ROLE_PHRASES[role]}, by you" in text  # the reader's own dialogue
         # the severity at sending time: a case is high once its probability reached 0.9 (scoring.yml)
         peak = peaks.get(alert["alert_id"])
         shown = "high" if peak is not None and peak >= 0.9 else alert["severity"]
