@@ -64,7 +64,8 @@ def _lifecycle(con: Any) -> str:
     return (f"(select *, 'new' as lifecycle_state, cast(null as date) as snoozed_until, null as snooze_reason, "
             f"null as close_outcome, null as close_note, cast(null as timestamp) as state_changed_at, "
             f"null as state_changed_by, cast(null as timestamp) as last_event_at, null as feedback_verdict, "
-            f"case_status = 'open' as needs_action "
+            f"case_status = 'open' as needs_action, cast(null as double) as probability_now, "
+            f"cast(null as date) as probability_now_on "
             f"from {P}.fct_churn_risk_cases)")
 
 
@@ -92,7 +93,8 @@ def customers(con: Any, user: User, days: int = 90) -> list[dict[str, Any]]:
                open_case.case_id, open_case.lifecycle_state, open_case.drivers as case_drivers,
                open_case.expected_value_at_risk, open_case.severity as case_severity,
                open_case.snoozed_until, open_case.close_outcome, open_case.last_event_at,
-               open_case.state_changed_at
+               open_case.state_changed_at, open_case.opened_on, open_case.case_kind,
+               open_case.probability_at_open, open_case.probability_now, open_case.probability_now_on
         from {P}.dim_customers as c
         left join health on health.customer_id = c.customer_id
         left join dialogue on dialogue.customer_id = c.customer_id

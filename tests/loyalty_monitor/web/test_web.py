@@ -214,6 +214,43 @@ def test_a_case_opened_after_the_customer_went_silent_reads_may_already_have_lef
     _local_only(world, browser)
 
 
+def test_an_open_case_shows_todays_probability_and_dates_its_opening_drivers(world, managers, browser):
+    """User trial: the queue showed the probability of the opening day ("53% likely") while `loyalty
+    explain` said 99% today, and the opening day's drivers under "data as of <today>". An open case
+    now shows the drift model's latest probability (what explain reads, build.int_drift_days) with
+    the opening one as history, and its drivers say which day they describe, on the queue, the
+    customer page and My customers alike."""
+    a = managers["A"]
+    rows = world.query(
+        "select case_id, customer_id, opened_on, probability_at_open, probability_now, probability_now_on "
+        "from published.fct_case_lifecycle where case_status = 'open' and case_kind = 'churn_risk' "
+        "and lower(account_manager_email) = ? order by expected_value_at_risk desc", [a["email"]])
+    assert rows, "manager A has an open churn-risk case"
+    day = world.query("select max(as_of_date) from published.fct_customer_health_daily")[0][0]
+    browser.goto(world.link(a["email"]))
+    for case_id, customer_id, opened_on, at_open, now, now_on in rows:
+        latest = world.query("select as_of_date, drift_probability from build.int_drift_days where customer_id = ? "
+                             "order by as_of_date desc limit 1", [customer_id])[0]
+        assert (now_on, now) == latest, "today's probability is the drift model's latest day, as explain shows"
+        assert told_on(browser, f"#queue #case-{case_id}", now, at_open, opened_on, now_on, day), \
+            browser.text(f"#queue #case-{case_id}")
+        if browser.eval(f"!!document.querySelector('#queue #case-{case_id} .drivers li')"):
+            assert f"why it opened on {opened_on.isoformat()}:" in browser.text(f"#queue #case-{case_id}")
+    case_id, customer_id, opened_on, at_open, now, now_on = rows[0]
+    browser.goto(f"{world.url}/customers/{customer_id}")
+    assert told_on(browser, f"#case-{case_id}", now, at_open, opened_on, now_on, day)
+    assert "likely at opening" not in browser.text(f"#case-{case_id}")
+    browser.goto(f"{world.url}/customers")
+    assert told_on(browser, f"#customers tr[data-customer='{customer_id}']", now, at_open, opened_on, now_on, day)
+    _local_only(world, browser)
+
+
+def told_on(browser: Browser, selector: str, now: float, at_open: float, opened_on: dt.date, now_on: dt.date,
+            day: dt.date) -> bool:
+    when = "today" if now_on == day else f"on {now_on.isoformat()}"
+    return f"{now:.0%} likely {when} ({at_open:.0%} when it opened on {opened_on.isoformat()}" in browser.text(selector)
+
+
 def test_a_managers_link_does_not_open_another_managers_customer(world, managers, browser):
     a, b = managers["A"], managers["B"]
     browser.goto(world.link(a["email"]))
@@ -394,3 +431,4 @@ def test_the_feedback_form_on_the_case_reaches_kafka_lands_and_counts_in_the_pre
     assert browser.eval(f"document.querySelector('{form} input[value=not_a_risk]').checked")
     browser.screenshot(artifacts_dir / "web-feedback-after-build.png")
     _local_only(world, browser)
+

@@ -2,7 +2,10 @@
     (open while the customer keeps drifting, closed when it recovered) next to the manager's
     (lifecycle_state: new, acknowledged, snoozed, closed; int_case_lifecycle). What the web app's
     queue, alert dispatch (a snoozed or closed case sends nothing) and the feedback figures read.
-    needs_action: the model still sees the case and the manager has neither snoozed nor closed it. -#}
+    needs_action: the model still sees the case and the manager has neither snoozed nor closed it.
+    probability_now / probability_now_on: an open case's drift probability on the latest day the
+    drift model scored (int_drift_days), so that the queue shows today's figure next to the one the
+    case opened with (probability_at_open); null for a case the model has closed. -#}
 
 with risk_cases as (
     select * from {{ ref('fct_churn_risk_cases') }}
@@ -10,6 +13,17 @@ with risk_cases as (
 
 lifecycle as (
     select * from {{ ref('int_case_lifecycle') }}
+),
+
+drift as (
+    select customer_id, as_of_date, drift_probability from {{ ref('int_drift_days') }}
+),
+
+latest_drift as (
+    select drift.customer_id, drift.as_of_date, drift.drift_probability
+    from drift
+    inner join (select customer_id, max(as_of_date) as as_of_date from drift group by customer_id) as latest
+        on latest.customer_id = drift.customer_id and latest.as_of_date = drift.as_of_date
 )
 
 select
@@ -46,6 +60,10 @@ select
     lifecycle.feedback_verdict,
     lifecycle.feedback_comment,
     cases.case_status = 'open' and coalesce(lifecycle.lifecycle_state, 'new') in ('new', 'acknowledged') as needs_action,
-    cases.case_kind
+    cases.case_kind,
+    cast(case when cases.case_status = 'open' then latest_drift.drift_probability end as {{ type_double() }})
+        as probability_now,
+    case when cases.case_status = 'open' then latest_drift.as_of_date end as probability_now_on
 from risk_cases as cases
 left join lifecycle on lifecycle.case_id = cases.case_id
+left join latest_drift on latest_drift.customer_id = cases.customer_id
