@@ -82,26 +82,62 @@ def _environment() -> jinja2.Environment:
 
 
 class Recent:
-    """Case events this process sent, shown until the published warehouse has caught up with them."""
+    """Case events this process sent, shown until the published warehouse has caught up with them.
+
+    The warehouse learns of an action only when the next pipeline run has landed and built it, so
+    until then the pages show the case as the action left it (``apply``): acknowledged, snoozed
+    until its date, or closed with its outcome, marked "just now", and a closed case offers no
+    acknowledge, snooze or close any more."""
+
+    STATES = {"acknowledge": "acknowledged", "snooze": "snoozed", "close": "closed"}
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_case: dict[str, tuple[str, dt.datetime]] = {}
+        self._latest: dict[str, tuple[str, dt.datetime]] = {}
+        self._state: dict[str, tuple[dict[str, Any], dt.datetime]] = {}
 
     def add(self, event: dict[str, Any]) -> None:
         sent_at = parse_timestamp(event["occurred_at"]).replace(tzinfo=None)  # the warehouse's UTC, naive
         with self._lock:
-            self._by_case[event["case_id"]] = (event["event_type"], sent_at)
+            self._latest[event["case_id"]] = (event["event_type"], sent_at)
+            if event["event_type"] in self.STATES:
+                self._state[event["case_id"]] = (event, sent_at)
+
+    @staticmethod
+    def _caught_up(case_row: dict[str, Any], sent_at: dt.datetime) -> bool:
+        changed = case_row.get("last_event_at") or case_row.get("state_changed_at")
+        return changed is not None and changed >= sent_at
 
     def pending(self, case_row: dict[str, Any]) -> str | None:
         with self._lock:
-            sent = self._by_case.get(case_row["case_id"])
-        if sent is None:
-            return None
-        changed = case_row.get("last_event_at") or case_row.get("state_changed_at")
-        if changed is not None and changed >= sent[1]:
-            return None  # the warehouse shows it now
+            sent = self._latest.get(case_row["case_id"])
+        if sent is None or self._caught_up(case_row, sent[1]):
+            return None  # nothing sent, or the warehouse shows it now
         return ACTION_WORDS[sent[0]]
+
+    def apply(self, case_row: dict[str, Any]) -> dict[str, Any]:
+        """Set the row's ``pending`` (what was sent just now, or None) and, while the warehouse has
+        not caught up with this process's latest acknowledge/snooze/close, its state as that event
+        set it (``pending_state``: True then)."""
+        case_row["pending"] = self.pending(case_row)
+        case_row["pending_state"] = False
+        with self._lock:
+            sent = self._state.get(case_row["case_id"])
+        if sent is None or self._caught_up(case_row, sent[1]):
+            return case_row
+        event, sent_at = sent
+        payload = event["payload"]
+        case_row.update(lifecycle_state=self.STATES[event["event_type"]], state_changed_at=sent_at,
+                        state_changed_by=event["actor"], pending_state=True)
+        if event["event_type"] == "snooze":
+            case_row.update(snoozed_until=dt.date.fromisoformat(payload["until"]),
+                            snooze_reason=payload["reason"])
+        elif event["event_type"] == "close":
+            case_row.update(close_outcome=payload["outcome"], close_note=payload.get("note"), snoozed_until=None,
+                            snooze_reason=None)
+        else:
+            case_row.update(snoozed_until=None, snooze_reason=None)
+        return case_row
 
 
 def create_app(settings: Settings, publish: Callable[[Settings, list[dict[str, Any]]], None] | None = None) -> Starlette:
@@ -180,7 +216,10 @@ def create_app(settings: Settings, publish: Callable[[Settings, list[dict[str, A
         rows, day = await run_in_threadpool(load)
         rows.sort(key=SORTS[sort], reverse=direction == "desc")
         for row in rows:
-            row["pending"] = recent.pending(row) if row["case_id"] else None
+            if row["case_id"]:
+                recent.apply(row)
+            else:
+                row["pending"], row["pending_state"] = None, False
         return page(request, "customers.html", user=user, title="My customers", rows=rows, sort=sort,
                     direction=direction, day=day)
 
@@ -202,7 +241,7 @@ def create_app(settings: Settings, publish: Callable[[Settings, list[dict[str, A
             return problem(request, 403, "Not your customer",
                            "This customer is managed by someone else, so you cannot open it.", user)
         for case_row in detail["cases"]:
-            case_row["pending"] = recent.pending(case_row)
+            recent.apply(case_row)
         return page(request, "customer.html", user=user, title=found["customer_name"] or customer_id,
                     customer=found, day=day, today=dt.datetime.now(dt.timezone.utc).date(), **detail)
 
@@ -214,9 +253,9 @@ def create_app(settings: Settings, publish: Callable[[Settings, list[dict[str, A
 
         rows, day = await run_in_threadpool(load)
         for row in rows:
-            row["pending"] = recent.pending(row)
+            recent.apply(row)
         sent = request.query_params.get("sent")
-        notice = (f"{ACTION_WORDS[sent].capitalize()}: the event is on its way; the queue shows it after the "
+        notice = (f"{ACTION_WORDS[sent].capitalize()}: the event is on its way; the warehouse records it with the "
                   f"next pipeline run." if sent in ACTION_WORDS else None)
         return page(request, "queue.html", user=user, title="My queue", day=day, notice=notice,
                     active=[r for r in rows if r["lifecycle_state"] != "snoozed"],

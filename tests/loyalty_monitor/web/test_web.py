@@ -432,3 +432,34 @@ def test_the_feedback_form_on_the_case_reaches_kafka_lands_and_counts_in_the_pre
     browser.screenshot(artifacts_dir / "web-feedback-after-build.png")
     _local_only(world, browser)
 
+
+def test_a_case_acted_on_shows_its_new_state_at_once_and_a_closed_one_offers_no_more_actions(world, managers,
+                                                                                             browser, artifacts_dir):
+    """User trial: after closing, the badges read "new" next to "closed just now" and every button was
+    still offered. Until the next run builds the event, the pages show the state the action recorded
+    (the app's own record of what it sent): closed with its outcome and no acknowledge, snooze or close
+    (feedback stays, docs/web.md), snoozed under "Snoozed" with its date."""
+    used = {managers["A"]["cases"][0], managers["A"]["cases"][-1], managers["B"]["cases"][0]}
+    free = [r for r in world.query("select case_id, customer_id from published.fct_case_lifecycle "
+                                   "where case_status = 'open' and lifecycle_state = 'new' "
+                                   "order by expected_value_at_risk desc") if r[0] not in used]
+    assert len(free) >= 2, "two more open cases to act on"
+    (closed, closed_customer), (snoozed, _) = free[:2]
+    until = TODAY + dt.timedelta(days=10)
+    browser.goto(world.link(LEADER))
+    browser.submit(f"#queue #case-{closed} form[action$='/close']", {"outcome": "saved", "note": "renewed"})
+    row = browser.text(f"#queue #case-{closed}")
+    assert "closed: saved just now" in row, row
+    assert browser.eval(f"[...document.querySelectorAll('#queue #case-{closed} .badge')].map(b => b.innerText)") == [
+        "closed: saved", "just now"]
+    assert browser.eval(f"document.querySelectorAll('#queue #case-{closed} form').length") == 0
+    browser.submit(f"#queue #case-{snoozed} form[action$='/snooze']", {"until": until.isoformat(), "reason": "audit"})
+    assert f"snoozed until {until.isoformat()} just now" in browser.text(f"#snoozed #case-{snoozed}")
+    assert not browser.eval(f"!!document.querySelector('#queue #case-{snoozed}')")
+    browser.screenshot(artifacts_dir / "web-queue-just-acted.png")
+    browser.goto(f"{world.url}/customers/{closed_customer}")
+    case_text = browser.text(f"#case-{closed}")
+    assert "closed: saved just now" in case_text and "Closed (" in case_text and "renewed" in case_text
+    actions = browser.eval(f"[...document.querySelectorAll('#case-{closed} form')].map(f => f.action.split('/').pop())")
+    assert actions == ["feedback"], actions
+    _local_only(world, browser)
