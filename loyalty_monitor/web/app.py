@@ -77,7 +77,7 @@ def _environment() -> jinja2.Environment:
     env.filters["score"] = lambda v: f"{float(v):.0f}" if v is not None else "–"
     env.filters["drivers"] = drivers
     env.globals.update(sparkline=svg.sparkline, matrix_position=svg.matrix_position, areas=queries.AREAS,
-                       close_outcomes=CLOSE_OUTCOMES, feedback_verdicts=FEEDBACK_VERDICTS)
+                       close_outcomes=CLOSE_OUTCOMES, feedback_verdicts=FEEDBACK_VERDICTS, timedelta=dt.timedelta)
     return env
 
 
@@ -243,7 +243,7 @@ def create_app(settings: Settings, publish: Callable[[Settings, list[dict[str, A
         for case_row in detail["cases"]:
             recent.apply(case_row)
         return page(request, "customer.html", user=user, title=found["customer_name"] or customer_id,
-                    customer=found, day=day, today=dt.datetime.now(dt.timezone.utc).date(), **detail)
+                    customer=found, day=day, today=_today(), refused=_refused(request), **detail)
 
     @signed_in
     async def my_queue(request: Request, user: auth.User) -> Response:
@@ -260,7 +260,7 @@ def create_app(settings: Settings, publish: Callable[[Settings, list[dict[str, A
         return page(request, "queue.html", user=user, title="My queue", day=day, notice=notice,
                     active=[r for r in rows if r["lifecycle_state"] != "snoozed"],
                     snoozed=[r for r in rows if r["lifecycle_state"] == "snoozed"],
-                    today=dt.datetime.now(dt.timezone.utc).date())
+                    today=_today(), refused=_refused(request))
 
     @signed_in
     async def open_case(request: Request, user: auth.User) -> Response:
@@ -291,6 +291,15 @@ def create_app(settings: Settings, publish: Callable[[Settings, list[dict[str, A
             return problem(request, 403, "Not your customer", "This case is about a customer managed by someone "
                                                              "else.", user)
         field = lambda name: (str(form.get(name) or "").strip() or None)  # noqa: E731
+        back = form.get("back")
+        target = (f"/customers/{quote(found['customer_id'], safe='')}#case-{found['case_id']}"
+                  if back == "customer" else f"/queue?sent={action}")
+        if action == "snooze" and not _snooze_day_ok(field("until")):
+            # a page left open overnight still offers yesterday: say what to do, send nothing
+            refused = f"refused=snooze-date&case={quote(found['case_id'], safe='')}"
+            return _secured(RedirectResponse(
+                f"/customers/{quote(found['customer_id'], safe='')}?{refused}#case-{found['case_id']}"
+                if back == "customer" else f"/queue?{refused}#case-{found['case_id']}", status_code=303))
         try:
             if action == "acknowledge":
                 event = case_events.acknowledge(found, user.email, note=field("note"), source="web")
@@ -311,9 +320,6 @@ def create_app(settings: Settings, publish: Callable[[Settings, list[dict[str, A
             return problem(request, 503, "Not sent", f"The {action} could not be sent to the event stream ({exc}). "
                                                      "Nothing was recorded; try again.", user)
         recent.add(event)
-        back = form.get("back")
-        target = (f"/customers/{quote(found['customer_id'], safe='')}#case-{found['case_id']}"
-                  if back == "customer" else f"/queue?sent={action}")
         return _secured(RedirectResponse(target, status_code=303))
 
     routes = [
@@ -328,6 +334,24 @@ def create_app(settings: Settings, publish: Callable[[Settings, list[dict[str, A
         Route("/cases/{case_id}/{action}", act, methods=["POST"]),
     ]
     return Starlette(routes=routes)
+
+
+def _today() -> dt.date:
+    """Today in UTC, the clock case events are dated by (a snooze must end after the event)."""
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+def _snooze_day_ok(until: str | None) -> bool:
+    """A snooze ends on a day after today (the contract refuses one before the event that sets it)."""
+    try:
+        return dt.date.fromisoformat(until or "") > _today()
+    except ValueError:
+        return False
+
+
+def _refused(request: Request) -> str | None:
+    """The case whose snooze was just refused for its date (``?refused=snooze-date&case=ID``)."""
+    return request.query_params.get("case") if request.query_params.get("refused") == "snooze-date" else None
 
 
 def _find_case(settings: Settings, case_id: str) -> dict[str, Any] | None:

@@ -433,6 +433,30 @@ def test_the_feedback_form_on_the_case_reaches_kafka_lands_and_counts_in_the_pre
     _local_only(world, browser)
 
 
+def test_a_snooze_date_that_has_passed_is_refused_in_the_form_and_nothing_is_sent(world, managers, browser):
+    """User trial: a page left open overnight still let a manager snooze until yesterday, and the app
+    answered with the contract's rule ("payload.until ... lies before the event that sets it"). The
+    form now asks for a day after today, and the app refuses a passed day with that sentence on the
+    case itself before anything reaches the broker."""
+    a = managers["A"]
+    case = a["cases"][0]
+    form = f"#case-{case} form[action$='/snooze']"
+    browser.goto(world.link(a["email"]))
+    assert browser.eval(f"document.querySelector(\"{form} input[name=until]\").min") == \
+        (TODAY + dt.timedelta(days=1)).isoformat()
+    # the page as it was yesterday: its date field still allowed yesterday
+    browser.eval(f"document.querySelector(\"{form} input[name=until]\").removeAttribute('min')")
+    yesterday = (TODAY - dt.timedelta(days=1)).isoformat()
+    browser.submit(form, {"until": yesterday, "reason": "back from leave"})
+    assert urlsplit(browser.url).path == "/queue", browser.text()
+    told = browser.text(f"#case-{case} .form-error")
+    assert "choose a day after today" in told and "payload" not in told, told
+    assert "lies before" not in browser.text()
+    assert not [e for e in (json.loads(m.value) for m in read_topic(world.settings, world.settings.topic_case_events))
+                if e["case_id"] == case and e["event_type"] == "snooze" and e["payload"]["until"] == yesterday]
+    _local_only(world, browser)
+
+
 def test_a_case_acted_on_shows_its_new_state_at_once_and_a_closed_one_offers_no_more_actions(world, managers,
                                                                                              browser, artifacts_dir):
     """User trial: after closing, the badges read "new" next to "closed just now" and every button was
