@@ -4,7 +4,7 @@
     queue, alert dispatch (a snoozed or closed case sends nothing) and the feedback figures read.
     needs_action: the model still sees the case and the manager has neither snoozed nor closed it.
     probability_now / probability_now_on: an open case's drift probability on the latest day the
-    drift model scored (int_drift_days), so that the queue shows today's figure next to the one the
+    drift model scored (int_drift_days; null if the customer was not scored that day), so that the queue shows today's figure next to the one the
     case opened with (probability_at_open); null for a case the model has closed. -#}
 
 with risk_cases as (
@@ -19,11 +19,12 @@ drift as (
     select customer_id, as_of_date, drift_probability from {{ ref('int_drift_days') }}
 ),
 
+-- the latest scored day only (a filter on the date, not a scan of every customer's history: the
+-- daily run's cost stays with the day); an open case's customer is scored every day
 latest_drift as (
-    select drift.customer_id, drift.as_of_date, drift.drift_probability
+    select customer_id, as_of_date, drift_probability
     from drift
-    inner join (select customer_id, max(as_of_date) as as_of_date from drift group by customer_id) as latest
-        on latest.customer_id = drift.customer_id and latest.as_of_date = drift.as_of_date
+    where as_of_date = (select max(as_of_date) from drift)
 )
 
 select
