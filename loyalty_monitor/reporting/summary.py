@@ -148,9 +148,12 @@ def _forecast(section: Section | None) -> Sentence | None:
     quarter = f.get("quarter")
     if quarter:
         currency = quarter.get("currency")
-        parts += [f"The pipeline of the quarter from {fmt.day(quarter['period_start'])} is forecast at ",
+        # fct_forecast_audit's quarter row: the pipeline open on the quarter's first day and expected
+        # to close by its end, not what is still open today (the forecast section shows both).
+        parts += ["The pipeline open at the start of the quarter "
+                  f"({fmt.day(quarter['period_start'])}) and expected to close by its end was forecast at ",
                   Figure("forecast-stated", fmt.money(quarter["stated"], currency)),
-                  " as stated; audited against each manager's track record it is ",
+                  " as stated; audited against each manager's track record it was ",
                   Figure("forecast-audited", fmt.money(quarter["audited"], currency))]
     record = f.get("track_record")
     if record:

@@ -29,11 +29,16 @@ DEPARTMENTS = ("sales", "service", "support", "finance", "reception")
 
 
 def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, seed: int = 7,
-                            with_quality_runs: bool = True, with_forecast_audit: bool = False) -> Path:
+                            with_quality_runs: bool = True, with_forecast_audit: bool = False,
+                            with_forecast_section: bool = False) -> Path:
     """Churners (a fifth, and customer 0) fall from green to red in the second half; their alerts
     are in EUR, DKK or PLN (value_at_stake_reporting in EUR), some raised while still yellow. Three
     customers who recovered keep an old open alert (stale, green today), one in a currency without a
-    rate. ``with_forecast_audit`` adds a published fct_forecast_audit (company figures)."""
+    rate. ``with_forecast_audit`` adds a published fct_forecast_audit (company figures);
+    ``with_forecast_section`` adds it with fct_forecast_calibration and fct_open_pipeline too (the
+    report's forecast section): what is still open on END differs from the quarter's opening
+    pipeline, and one silent opportunity belongs to a manager master data does not name (AM77)."""
+    with_forecast_audit = with_forecast_audit or with_forecast_section
     rng = random.Random(seed)
     con = duckdb.connect(str(path))
     con.execute("create schema published; create schema ops")
@@ -154,14 +159,39 @@ def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, se
             period_type varchar, period_start date, period_end date, closed_deals integer, won_deals integer,
             forecasts integer, stated_mean double, realised_rate double, pipeline_deals integer,
             pipeline_value_reporting double, pipeline_stated_value double, pipeline_track_record_value double,
-            reporting_currency varchar, judgement varchar)""")
+            reporting_currency varchar, judgement varchar, optimism_bias double, bias_standard_error double,
+            brier_score double, reliability double, slipped_share double)""")
+        quality = [0.21, 0.03, 0.24, 0.04, 0.2]  # optimism, its standard error, Brier, reliability, slipped
         for scope, am_id in (("company", None), ("manager", "AM1")):
             add("published.fct_forecast_audit", scope, am_id, "quarter", dt.date(2026, 4, 1), dt.date(2026, 6, 30),
-                30, 12, 90, 0.61, 0.40, 25, 2_000_000.0, 1_240_000.0, 810_000.0, "EUR", "optimistic")
+                30, 12, 90, 0.61, 0.40, 25, 2_000_000.0, 1_240_000.0, 810_000.0, "EUR", "optimistic", *quality)
             add("published.fct_forecast_audit", scope, am_id, "quarter", dt.date(2026, 1, 1), dt.date(2026, 3, 31),
-                20, 9, 60, 0.58, 0.45, 20, 1_500_000.0, 900_000.0, 700_000.0, "EUR", "unclear")
+                20, 9, 60, 0.58, 0.45, 20, 1_500_000.0, 900_000.0, 700_000.0, "EUR", "unclear", *quality)
             add("published.fct_forecast_audit", scope, am_id, "track_record", dt.date(2024, 7, 1), END,
-                160, 66, 480, 0.62, 0.41, None, None, None, None, "EUR", "optimistic")
+                160, 66, 480, 0.62, 0.41, None, None, None, None, "EUR", "optimistic", *quality)
+    if with_forecast_section:
+        con.execute("""create table published.fct_forecast_calibration (scope varchar, account_manager_id varchar,
+            period_type varchar, band_number integer, band_low double, band_high double, forecasts integer,
+            stated_mean double, realised_rate double, enough_forecasts boolean)""")
+        for scope, am_id in (("company", None), ("manager", "AM1")):
+            for band, (low, stated, won) in enumerate(((0.2, 0.3, 0.2), (0.5, 0.6, 0.4), (0.8, 0.85, 0.6))):
+                add("published.fct_forecast_calibration", scope, am_id, "track_record", band, low, low + 0.2,
+                    160, stated, won, True)
+        con.execute("""create table published.fct_open_pipeline (opportunity_id varchar, customer_id varchar,
+            customer_name varchar, account_manager_id varchar, as_of_date date, pipeline_stage varchar,
+            stated_probability double, amount double, currency varchar, amount_reporting double,
+            stated_value_reporting double, track_record_value_reporting double, reporting_currency varchar,
+            expected_close_date date, in_current_quarter boolean, is_overdue boolean,
+            days_since_dialogue integer, without_dialogue boolean, silence_words varchar)""")
+        # Still open on END: 300,000 + 200,000 stated, 220,000 + 110,000 by track record.
+        for opp, cid, am_id, amount, stated, track, silent in (
+                ("OPP-1", "C0004", "AM1", 500_000.0, 300_000.0, 220_000.0, True),
+                ("OPP-2", "C0005", "AM77", 400_000.0, 200_000.0, 110_000.0, True),
+                ("OPP-3", "C0006", "AM2", 100_000.0, 50_000.0, 40_000.0, False)):
+            add("published.fct_open_pipeline", opp, cid, f"Customer {cid[1:].lstrip('0')} A/S", am_id, END,
+                "proposal", stated / amount, amount, "EUR", amount, stated, track, "EUR",
+                END if opp != "OPP-3" else END + dt.timedelta(days=60), opp != "OPP-3", False,
+                60 if silent else 3, silent, "no two-way dialogue for 60 days" if silent else None)
     for table, values in rows.items():
         _bulk_insert(con, table, values)
     con.close()

@@ -370,8 +370,8 @@ def test_the_report_shows_calibration_and_this_quarters_pipeline(built, tmp_path
         con.close()
     assert totals["stated"] == pytest.approx(stated) and totals["track_record"] == pytest.approx(track)
     html = render_report(built, tmp_path / "report.html").read_text()
-    sentence = re.search(r"This quarter's pipeline: ([\d,]+) EUR as stated, ([\d,]+) EUR when each manager's "
-                         r"track record is applied\.", html)
+    sentence = re.search(r"This quarter's pipeline still open on 2026-10-31: ([\d,]+) EUR as stated, ([\d,]+) EUR "
+                         r"when each manager's track record is applied\.", html)
     assert sentence, "the pipeline sentence"
     assert sentence.group(1) == f"{stated:,.0f}" and sentence.group(2) == f"{track:,.0f}"
     con = warehouse.connect(built)

@@ -232,6 +232,28 @@ def test_forecast_sentence_only_when_the_forecast_audit_is_published(data_dir, t
     assert 'href="#forecast"' in html and 'data-figure="forecast-stated"' in html
 
 
+def test_the_two_pipeline_figures_say_which_is_which(data_dir, tmp_path):
+    """"In short" gives the pipeline open at the quarter's start (fct_forecast_audit), the forecast
+    section what is still open on the report date (fct_open_pipeline): each says which it is, and
+    the section repeats the summary's opening figures next to its own (the browser checks both)."""
+    settings = load_settings()
+    build_fixture_warehouse(settings.warehouse, with_forecast_section=True)
+    out = render_report(settings, tmp_path / "report.html")
+    page = visit(out, tmp_path / "chromium", probes={**PROBES, "summary": SUMMARY_PROBE})
+    [sentence] = [s for s in summary_of(page) if s["id"] == "forecast"]
+    assert sentence["exists"]
+    assert sentence["text"].startswith("The pipeline open at the start of the quarter (2026-04-01) and "
+                                       "expected to close by its end was forecast at 1,240,000 EUR as stated")
+    for key, (said, shown) in sentence["figures"].items():
+        assert said == shown, f"summary says {key}={said!r}, the forecast section shows {shown!r}"
+    assert set(sentence["figures"]) >= {"forecast-stated", "forecast-audited"}
+    text = " ".join(page.probes["text"].split())
+    assert ("This quarter's pipeline still open on 2026-06-30: 500,000 EUR as stated, 330,000 EUR when "
+            "each manager's track record is applied.") in text
+    assert ("Open at the start of the quarter (2026-04-01) and expected to close by its end: 1,240,000 EUR "
+            "as stated, 810,000 EUR") in text
+
+
 def test_values_at_risk_show_now_next_to_then_in_one_currency(warehouse, data_dir):
     risk = build_context(load_settings())["at_risk"].data
     rows = risk["rows"]
