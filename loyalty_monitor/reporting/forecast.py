@@ -74,7 +74,7 @@ def _forecast(marts: Marts) -> dict[str, Any]:
                                            company, width=420) if company else None,
         "managers": managers,
         "small_charts": small,
-        "pipeline": _pipeline(marts),
+        "pipeline": _pipeline(marts, names),
     }
 
 
@@ -86,8 +86,9 @@ def _manager_names(marts: Marts) -> dict[str, str]:
         f"where account_manager_id is not null and account_manager_name is not null")}
 
 
-def _pipeline(marts: Marts) -> Section:
-    """This quarter's open pipeline as stated and by track record, and the silent opportunities."""
+def _pipeline(marts: Marts, names: dict[str, str]) -> Section:
+    """This quarter's open pipeline as stated and by track record, and the silent opportunities,
+    each with its account manager's name (``names``; the id only when master data has no name)."""
     try:
         marts.require(PIPELINE, "as_of_date", "in_current_quarter", "is_overdue", "stated_value_reporting",
                       "track_record_value_reporting", "reporting_currency", "without_dialogue")
@@ -105,6 +106,8 @@ def _pipeline(marts: Marts) -> Section:
         f"stated_probability, amount, currency, amount_reporting, expected_close_date, days_since_dialogue, "
         f"silence_words from {PIPELINE} where without_dialogue "
         f"order by amount_reporting desc nulls last, opportunity_id limit {TOP_SILENT}")
+    for row in silent:
+        row["account_manager_name"] = names.get(row["account_manager_id"], row["account_manager_id"])
     silent_count = marts.scalar(f"select count(*) from {PIPELINE} where without_dialogue")
     quarter_end = None
     if as_of is not None:

@@ -254,6 +254,18 @@ def test_the_two_pipeline_figures_say_which_is_which(data_dir, tmp_path):
             "as stated, 810,000 EUR") in text
 
 
+def test_silent_opportunities_name_their_account_manager(data_dir, tmp_path):
+    """The manager's name from master data (dim_customers); the id only when no name is known."""
+    settings = load_settings()
+    build_fixture_warehouse(settings.warehouse, with_forecast_section=True)
+    html_text = render_report(settings, tmp_path / "report.html").read_text()
+    table = html_text[html_text.index("Open opportunities at customers nobody talks to"):]
+    table = table[:table.index("</table>")]
+    rows = {row.split("</td>")[1].split(" (")[0].removeprefix("<td>"): row.split("<td>")[-1].split("</td>")[0]
+            for row in table.split("<tr>")[2:]}
+    assert rows == {"OPP-1": "Anna Møller", "OPP-2": "AM77"}
+
+
 def test_values_at_risk_show_now_next_to_then_in_one_currency(warehouse, data_dir):
     risk = build_context(load_settings())["at_risk"].data
     rows = risk["rows"]
