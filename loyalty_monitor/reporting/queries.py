@@ -101,6 +101,8 @@ QUALITY_RUNS = gate_runs.TABLE
 #: What the report shows of each run (where the gate keeps its files is no reader's business).
 QUALITY_COLUMNS = ("started_at", "stage", "critical", "warnings", "quarantined_rows", "first_failure", "run_id")
 FORECAST_AUDIT = f"{PUBLISHED}.fct_forecast_audit"
+#: fct_churn_alerts.alert_kind: a churn-risk case, or an action-needed alert (complaint, dunning).
+RISK_CASE, ACTION_NEEDED = "risk_case", "action_needed"
 
 
 def latest_as_of(marts: Marts) -> dt.date | None:
@@ -563,8 +565,12 @@ def alert_follow_up(marts: Marts, start: dt.date, end: dt.date,
     days = int(follow_up_days)
     marts.require(ALERTS, "alert_id", "customer_id", "alert_date", "severity", "rule")
     flag, date = _dialogue_columns(marts)
+    # Churn-risk cases and action-needed alerts (complaints, dunning) are kept apart by alert_kind;
+    # a mart without the column cannot tell them apart, and the report then says "alerts" only.
+    kinds = "alert_kind" in marts.columns(ALERTS)
     rows = marts.rows(
         f"select a.alert_id, a.alert_date, a.severity, a.rule, "
+        f"{'a.alert_kind' if kinds else 'null'} as alert_kind, "
         f"exists (select 1 from {TOUCHPOINTS} t where t.customer_id = a.customer_id and t.{flag} "
         f"and cast(t.{date} as date) > a.alert_date "
         f"and cast(t.{date} as date) <= a.alert_date + {days} "
@@ -585,6 +591,9 @@ def alert_follow_up(marts: Marts, start: dt.date, end: dt.date,
     order = {"high": 0, "medium": 1, "low": 2}
     return {
         "raised": raised, "followed": followed, "pending": pending, "follow_up_days": days,
+        "by_kind": ({"risk_case": sum(1 for r in rows if r["alert_kind"] == RISK_CASE),
+                     "action_needed": sum(1 for r in rows if r["alert_kind"] == ACTION_NEEDED)}
+                    if kinds else None),
         "not_followed": raised - followed - pending,
         "share": followed / (raised - pending) if raised - pending else None,
         "by_severity": sorted(by_severity.items(), key=lambda kv: order.get(kv[0], 9)),

@@ -129,8 +129,13 @@ def _alerts(section: Section) -> Sentence | None:
         return None
     a = section.data
     parts: list[Any] = [Figure("alerts-raised", str(a["raised"])),
-                        f" {_n(a['raised'], 'alert was', 'alerts were')} raised in the period; ",
-                        Figure("alerts-followed", str(a["followed"])),
+                        f" {_n(a['raised'], 'alert was', 'alerts were')} raised in the period"]
+    kinds = a.get("by_kind")
+    if kinds:  # churn-risk cases and action-needed alerts (complaints, dunning) are not the same thing
+        parts += [" (", Figure("alerts-risk-cases", str(kinds["risk_case"])),
+                  f" churn-risk {_n(kinds['risk_case'], 'case')}, ",
+                  Figure("alerts-action-needed", str(kinds["action_needed"])), " action needed)"]
+    parts += ["; ", Figure("alerts-followed", str(a["followed"])),
                         f" {_n(a['followed'], 'was', 'were')} followed by a two-way dialogue within "
                         f"{a.get('follow_up_days', FOLLOW_UP_DAYS)} days"]
     if a["share"] is not None:

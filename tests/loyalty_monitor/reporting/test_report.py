@@ -116,6 +116,39 @@ def test_alert_follow_up_counts_dialogue_within_14_days(data_dir):
     assert dict(alerts["by_severity"])["high"] == {"raised": 2, "followed": 1}
 
 
+def test_alerts_raised_split_churn_risk_cases_from_action_needed(warehouse, data_dir, tmp_path):
+    """Complaints and dunning alerts are no churn-risk cases: the count says how many of each, in
+    the section and in "In short" (the browser reads both), and adds up to what the mart holds."""
+    settings = load_settings()
+    con = duckdb.connect(str(settings.warehouse))
+    # Two complaints in the period, as action-needed alerts (the fixture's dunning ones are older).
+    con.execute("insert into published.fct_churn_alerts select * replace ('X-' || alert_id as alert_id, "
+                "'open_high_complaint' as rule, 'action_needed' as alert_kind, date '2026-06-01' as alert_date) "
+                "from published.fct_churn_alerts where alert_kind = 'risk_case' order by alert_id limit 2")
+    con.close()
+    context = build_context(settings)
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    kinds = dict(con.execute("select alert_kind, count(*) from published.fct_churn_alerts where alert_date "
+                             "between ? and ? group by 1", [context["period_start"], END]).fetchall())
+    con.close()
+    alerts = context["alerts"].data
+    assert kinds["risk_case"] and kinds["action_needed"]  # the fixture raises both kinds in the period
+    assert alerts["by_kind"] == {"risk_case": kinds["risk_case"], "action_needed": kinds["action_needed"]}
+    assert alerts["raised"] == kinds["risk_case"] + kinds["action_needed"]
+    out = render_report(settings, tmp_path / "report.html")
+    page = visit(out, tmp_path / "chromium", probes={**PROBES, "summary": SUMMARY_PROBE})
+    text = " ".join(page.probes["text"].split())
+    assert "Churn-risk alerts raised" not in text
+    assert (f"Alerts raised from {context['period_start']} to {END}: {alerts['raised']} "
+            f"({kinds['risk_case']} churn-risk cases, {kinds['action_needed']} action needed") in text
+    [sentence] = [s for s in summary_of(page) if s["id"] == "alerts"]
+    assert sentence["text"].startswith(f"{alerts['raised']} alerts were raised in the period "
+                                       f"({kinds['risk_case']} churn-risk cases, {kinds['action_needed']} "
+                                       "action needed);")
+    for key, (said, shown) in sentence["figures"].items():
+        assert said == shown, f"summary says {key}={said!r}, the alerts section shows {shown!r}"
+
+
 def test_missing_and_empty_marts_say_no_data(data_dir, tmp_path):
     settings = load_settings()
     con = duckdb.connect(str(settings.warehouse))
