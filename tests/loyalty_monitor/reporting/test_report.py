@@ -299,6 +299,60 @@ def test_silent_opportunities_name_their_account_manager(data_dir, tmp_path):
     assert rows == {"OPP-1": "Anna Møller", "OPP-2": "AM77"}
 
 
+#: Each table's box (its scroll container) against the right edge of the page's text column.
+TABLES_PROBE = """(() => {
+  const main = document.querySelector('main');
+  const right = main.getBoundingClientRect().right - parseFloat(getComputedStyle(main).paddingRight);
+  const tables = [...document.querySelectorAll('table')].map(t => {
+    const box = t.closest('.table-scroll');
+    const last = t.querySelector('thead th:last-child');
+    return {name: t.className || t.querySelector('th').textContent, wrapped: !!box,
+            box_right: (box || t).getBoundingClientRect().right,
+            last_header: last.textContent, last_header_right: last.getBoundingClientRect().right};
+  });
+  return {right: right, page_width: document.documentElement.scrollWidth, viewport: innerWidth, tables: tables};
+})()"""
+
+
+def _add_case_feedback(path, months: int = 12) -> None:
+    """A published fct_case_feedback_monthly: the report's widest table, one row per month."""
+    from loyalty_monitor.reporting.case_feedback import COUNTS, ERASED
+
+    con = duckdb.connect(str(path))
+    con.execute("create table published.fct_case_feedback_monthly (month_start date, account_manager_id varchar, "
+                "account_manager_name varchar, " + ", ".join(f"{c} integer" for c in COUNTS + ERASED) + ")")
+    for m in range(months):
+        month = dt.date(2025 + (m + 6) // 12, (m + 6) % 12 + 1, 1)
+        con.execute("insert into published.fct_case_feedback_monthly values (?, 'AM1', 'Anna Møller', "
+                    + ", ".join("?" for _ in COUNTS + ERASED) + ")",
+                    [month, *[10 + m % 4 for _ in COUNTS], *[0 for _ in ERASED]])
+    con.close()
+
+
+def test_wide_tables_fit_the_page_at_1400_px(data_dir, tmp_path, artifacts_dir):
+    """At 1400 px every table, the monthly precision table with its Recall column included, ends
+    inside the page's text column; a table wider than its column (a narrow window) scrolls inside
+    its own box and the page itself never scrolls sideways."""
+    settings = load_settings()
+    build_fixture_warehouse(settings.warehouse, with_forecast_section=True)
+    _add_case_feedback(settings.warehouse)
+    out = render_report(settings, tmp_path / "report.html")
+    for width in (1400, 700):
+        page = visit(out, tmp_path / f"chromium-{width}", screenshot=artifacts_dir / f"report-{width}px.png",
+                     width=width, probes={**PROBES, "tables": TABLES_PROBE})
+        layout = page.probes["tables"]
+        assert layout["page_width"] <= layout["viewport"], (width, layout["page_width"])
+        names = [t["name"] for t in layout["tables"]]
+        assert "case-feedback-months" in names and len(names) >= 12, names
+        for table in layout["tables"]:
+            assert table["wrapped"], table
+            assert table["box_right"] <= layout["right"] + 1, (width, table)
+            if width == 1400:  # wide enough: nothing to scroll to, every column in sight
+                assert table["last_header_right"] <= layout["right"] + 1, table
+                if table["name"] == "case-feedback-months":
+                    assert table["last_header"] == "Recall"
+
+
 def test_values_at_risk_show_now_next_to_then_in_one_currency(warehouse, data_dir):
     risk = build_context(load_settings())["at_risk"].data
     rows = risk["rows"]
