@@ -20,6 +20,7 @@ from report_fixtures import END, EVIL_NAME, EVIL_NOTE, NO_RATE_CURRENCY, build_f
 
 from loyalty_core.settings import load_settings
 from loyalty_monitor.reporting import ReportError, build_context, queries, render_report
+from loyalty_monitor.reporting.case_feedback import COUNTS, ERASED
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -316,8 +317,6 @@ TABLES_PROBE = """(() => {
 
 def _add_case_feedback(path, months: int = 12) -> None:
     """A published fct_case_feedback_monthly: the report's widest table, one row per month."""
-    from loyalty_monitor.reporting.case_feedback import COUNTS, ERASED
-
     con = duckdb.connect(str(path))
     con.execute("create table published.fct_case_feedback_monthly (month_start date, account_manager_id varchar, "
                 "account_manager_name varchar, " + ", ".join(f"{c} integer" for c in COUNTS + ERASED) + ")")
