@@ -290,6 +290,13 @@ def create_app(settings: Settings, publish: Callable[[Settings, list[dict[str, A
         if not queries.may_see(user, found):
             return problem(request, 403, "Not your customer", "This case is about a customer managed by someone "
                                                              "else.", user)
+        recent.apply(found)  # a close sent from this app just now counts before the warehouse has it
+        if action in ("acknowledge", "snooze", "close") and found["lifecycle_state"] == "closed":
+            # the page hides these buttons; an old tab or a script can still post them
+            return problem(request, 409, "Already closed",
+                           "This case is closed, so it cannot be acknowledged, snoozed or closed again; nothing "
+                           "was sent. You can still give feedback on it. If the customer drifts again after "
+                           "recovering, a new case opens.", user)
         field = lambda name: (str(form.get(name) or "").strip() or None)  # noqa: E731
         back = form.get("back")
         target = (f"/customers/{quote(found['customer_id'], safe='')}#case-{found['case_id']}"

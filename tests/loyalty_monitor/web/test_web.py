@@ -487,3 +487,13 @@ def test_a_case_acted_on_shows_its_new_state_at_once_and_a_closed_one_offers_no_
     actions = browser.eval(f"[...document.querySelectorAll('#case-{closed} form')].map(f => f.action.split('/').pop())")
     assert actions == ["feedback"], actions
     _local_only(world, browser)
+    # an old tab or a script still posts them: the server refuses, says why, and sends nothing
+    sent_before = len(read_topic(world.settings, world.settings.topic_case_events))
+    with httpx.Client(base_url=world.url) as client:
+        client.get(world.link(LEADER).removeprefix(world.url))
+        csrf = client.get("/queue").text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        for action in ("acknowledge", "close"):
+            refused = client.post(f"/cases/{closed}/{action}", data={"csrf": csrf, "outcome": "saved"},
+                                  headers={"Origin": world.url})
+            assert refused.status_code == 409 and "Already closed" in refused.text, refused.text[:500]
+    assert len(read_topic(world.settings, world.settings.topic_case_events)) == sent_before
