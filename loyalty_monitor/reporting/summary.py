@@ -88,14 +88,14 @@ def _value_at_risk(section: Section) -> Sentence | None:
         return None
     r = section.data
     if r["converted"] and r["total_reporting"] is not None:
-        parts: list[Any] = ["Open churn-risk alerts put ",
+        parts: list[Any] = ["Open alerts (churn-risk cases and action needed) put ",
                             Figure("risk-total", fmt.money(r["total_reporting"], r["reporting_currency"])),
                             " at stake across ", Figure("risk-customers", str(r["customers"])),
                             " " + _n(r["customers"], "customer")]
         if r["rates_date"]:
             parts.append(f" (rates of {r['rates_date']})")
     else:  # no reporting currency in the warehouse: one total per currency, none added up
-        parts = ["Open churn-risk alerts put ",
+        parts = ["Open alerts (churn-risk cases and action needed) put ",
                  Figure("risk-total", fmt.money_list(r["totals"])),
                  " at stake across ", Figure("risk-customers", str(r["customers"])),
                  " " + _n(r["customers"], "customer")]

@@ -463,7 +463,7 @@ def test_summary_sentences_read_well_with_one_of_everything():
     }
     texts = [s.text for s in executive_summary(context)]
     assert texts == [
-        "Open churn-risk alerts put 1,000 EUR at stake across 1 customer (rates of 2026-11-30).",
+        "Open alerts (churn-risk cases and action needed) put 1,000 EUR at stake across 1 customer (rates of 2026-11-30).",
         "1 alert was raised in the period; 1 was followed by a two-way dialogue within 14 days "
         "(100% of those old enough to judge).",
     ]
