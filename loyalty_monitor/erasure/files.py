@@ -125,6 +125,8 @@ def _parsed_container(text: str) -> dict | list | None:
 
 def _redact_text(text: str, pattern: re.Pattern[str]) -> str:
     """Replace the terms in a text; a JSON document stays a valid one (only its strings change)."""
+    if not pattern.search(text):
+        return text  # most cells and files: no parse (a term in a JSON string shows in its raw text)
     document = _parsed_container(text)
     if document is None:
         return pattern.sub(ERASED, text)
@@ -136,6 +138,8 @@ def _redact_text(text: str, pattern: re.Pattern[str]) -> str:
 
 def _mentions(line: str, pattern: re.Pattern[str]) -> bool:
     """Whether a text mentions a term; in a JSON document, only in its strings."""
+    if not pattern.search(line):
+        return False
     document = _parsed_container(line)
     if document is None:
         return pattern.search(line) is not None
