@@ -14,10 +14,12 @@ import importlib.util
 import os
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import setuptools
 import yaml
 
 from loyalty_core.settings import PROJECT_ROOT, Settings
@@ -152,7 +154,7 @@ def test_topic_init_creates_the_topics_with_the_projects_partition_counts(servic
 
 
 #: The parts of the checkout the containers run, mounted read-only over the image's copy.
-PROJECT_PARTS = ("loyalty_monitor", "streaming", "expectations", "dbt_project", "config", "dags")
+PROJECT_PARTS = ("loyalty_core", "loyalty_monitor", "streaming", "expectations", "dbt_project", "config", "dags")
 
 
 def short_mounts(service: dict[str, Any]) -> list[list[str]]:
@@ -161,7 +163,7 @@ def short_mounts(service: dict[str, Any]) -> list[list[str]]:
 
 
 def test_dags_and_project_are_mounted_where_airflow_looks(services: dict) -> None:
-    for name in [*AIRFLOW_SERVICES, "airflow-init", "consumer"]:
+    for name in [*AIRFLOW_SERVICES, "airflow-init", "consumer", "web"]:
         service = services[name]
         mounts = {m[1]: m[0] for m in short_mounts(service)}
         modes = {m[1]: m[2:] for m in short_mounts(service)}
@@ -170,7 +172,7 @@ def test_dags_and_project_are_mounted_where_airflow_looks(services: dict) -> Non
             assert modes[f"/opt/loyalty/{part}"] == ["ro"], f"{name}: {part}/ is not mounted read-only"
         assert mounts.get("/data", "").startswith("loyalty-data"), f"{name}: no shared data volume"
         assert environment(service)["LOYALTY_BOOTSTRAP_SERVERS"] == "kafka:9092", name
-        if name != "consumer":
+        if name not in ("consumer", "web"):
             dags_folder = environment(service)["AIRFLOW__CORE__DAGS_FOLDER"]
             assert mounts.get(dags_folder) == "./dags", f"{name}: dags/ not mounted at {dags_folder}"
             assert environment(service)["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
@@ -262,6 +264,18 @@ def test_dockerfile_builds_the_project_from_the_lock_file() -> None:
         for path in (part for part in source.split() if not part.startswith("--")):
             assert (PROJECT_ROOT / path).exists() or path == ".", f"COPY of missing {path}"
     assert re.search(r"^USER \d+", text, flags=re.M), "the image does not run as root"
+    # An editable install maps only the packages present when it runs: a package copied after it
+    # is not importable (loyalty_core was not, so every command of the image failed at import).
+    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    # [tool.setuptools.packages.find] finds namespace packages too (loyalty_core has no __init__.py)
+    include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {p for p in setuptools.find_namespace_packages(str(PROJECT_ROOT), include=include) if "." not in p}
+    assert "loyalty_core" in packages
+    before_install = text[: re.search(r"^RUN pip install .*-e \.", text, flags=re.M).start()]
+    copied = {Path(part).name for source in re.findall(r"^COPY (.+) \S+$", before_install, flags=re.M)
+              for part in source.split() if not part.startswith("--")}
+    assert packages <= copied, f"copy {sorted(packages - copied)} before the editable install"
+    assert packages <= set(PROJECT_PARTS), "mount every package read-only over the image's copy"
 
 
 # --- nobody gets in who should not -----------------------------------------------------------------
