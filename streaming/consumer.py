@@ -336,6 +336,9 @@ class LandingConsumer:
             self._last_activity = time.monotonic()  # a refused commit is activity, not quiet
         self._batch.reset()
         if committed:
+            # the file shows the lag after THIS batch: written with the previous one's, a caught-up
+            # consumer's file said it was a batch behind until the next batch, hours on a quiet feed
+            self._update_lag(cheap=True)
             self._write_metrics()
         return committed
 
