@@ -434,14 +434,14 @@ def values_at_risk(marts: Marts, as_of: dt.date, reporting: dict[str, Any] | Non
     # One row per customer: its most valuable open episode.
     rows = marts.rows(
         f"select * from (select *, row_number() over (partition by customer_id "
-        f"order by {value} desc nulls last, alert_date desc) as rn {open_sql}) "
+        f"order by {value} desc nulls last, alert_date desc) as rn {open_sql}) as ranked "
         f"where rn = 1 order by {value} desc nulls last, customer_id limit {TOP_VALUES_AT_RISK}", [as_of, as_of])
     per_customer = (f"select customer_id, currency, max(value_at_stake) as v, "
                     f"{'max(value_at_stake_reporting)' if converted else 'null'} as r {open_sql} "
                     f"group by customer_id, currency")
     by_currency = marts.rows(
         f"select currency, count(distinct customer_id) as customers, sum(v) as value, sum(r) as reporting "
-        f"from ({per_customer}) group by currency order by reporting desc nulls last, value desc",
+        f"from ({per_customer}) as per_customer group by currency order by reporting desc nulls last, value desc",
         [as_of, as_of])
     customers = marts.scalar(f"select count(distinct customer_id) {open_sql}", [as_of, as_of]) or 0
     now = _status_today(marts, [r["customer_id"] for r in rows], as_of)
@@ -519,7 +519,7 @@ def _last_contact(marts: Marts, customer_ids: list[str], as_of: dt.date) -> dict
     rows = marts.rows(
         f"select customer_id, cast({date} as date) as day, {extra} from (select *, row_number() over "
         f"(partition by customer_id order by {order} desc) as rn from {TOUCHPOINTS} "
-        f"where customer_id in ({', '.join('?' for _ in customer_ids)}) and cast({date} as date) <= ?) "
+        f"where customer_id in ({', '.join('?' for _ in customer_ids)}) and cast({date} as date) <= ?) as ranked "
         f"where rn = 1", [*customer_ids, as_of])
     return {r["customer_id"]: r for r in rows}
 

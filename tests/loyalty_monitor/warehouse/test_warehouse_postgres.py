@@ -330,7 +330,7 @@ def test_full_refresh_is_the_same_on_every_engine(engines):
 def test_the_report_renders_alike_on_spark(engines, tmp_path):
     """The leadership report reads the marts through the engine's reader: the same sections and
     figures on Spark as on DuckDB (the loyalty scatter may list its points in another order; the
-    generation time differs). (On PostgreSQL it goes through the same reader, not compared here yet.)"""
+    generation time differs). (On PostgreSQL: tests/loyalty_monitor/reporting/test_report_postgres.py.)"""
     import re
 
     from loyalty_monitor.reporting.render import render_report
