@@ -20,6 +20,10 @@ def cmd_web(args: argparse.Namespace) -> int:
     if host in ("0.0.0.0", "::", ""):
         print("note: the web app listens on every network interface: put it behind TLS (docs/web.md)",
               file=sys.stderr)
+    if settings.dbt_target != "duckdb":
+        print(f"warning: the web app reads the DuckDB warehouse only; the pipeline publishes to "
+              f"{settings.dbt_target} (LOYALTY_DBT_TARGET), so its pages say they are not available "
+              "(docs/deployment.md, \"The warehouse engine\")", file=sys.stderr)
     serve(settings, host, port)
     return 0
 

@@ -27,6 +27,12 @@ class WarehouseUnavailable(RuntimeError):
 @contextlib.contextmanager
 def reader(settings: Settings) -> Iterator[Any]:
 
+    if settings.dbt_target != "duckdb":
+        # the marts are elsewhere: a DuckDB file left from before the switch would show old data
+        raise WarehouseUnavailable(
+            f"The web app reads the DuckDB warehouse only, and the pipeline publishes to {settings.dbt_target} "
+            f"(LOYALTY_DBT_TARGET={settings.dbt_target}): run the web app against a pipeline on DuckDB "
+            "(docs/deployment.md, \"The warehouse engine\").")
     path = settings.warehouse
     if not path.exists():
         raise WarehouseUnavailable("There is no warehouse yet: the pipeline has not run (`loyalty run`).")
