@@ -568,9 +568,21 @@ def pg_connect(settings: Settings, autocommit: bool = True) -> Any:
     except psycopg2.OperationalError as exc:
         first = " ".join(str(exc).split())
         raise MartsError(f"cannot connect to PostgreSQL {settings.pg_user}@{settings.pg_host}:{settings.pg_port}/"
-                         f"{settings.pg_database}: {first}") from None
+                         f"{settings.pg_database}: {first}; {_pg_hint(first, settings)}") from None
     con.autocommit = autocommit
     return con
+
+
+def _pg_hint(error: str, settings: Settings) -> str:
+    """What to do about a failed PostgreSQL connection, by the settings that decide it."""
+    lowered = error.lower()
+    if "password" in lowered or "authentication" in lowered or ("role" in lowered and "does not exist" in lowered):
+        return "check LOYALTY_PG_USER and LOYALTY_PG_PASSWORD (`loyalty config` shows where each comes from)"
+    if "database" in lowered and "does not exist" in lowered:
+        return (f"create it (create database {settings.pg_database} owner {settings.pg_user}; docs/deployment.md, "
+                "\"The warehouse engine\") or set LOYALTY_PG_DATABASE to the warehouse's database")
+    return ("check that PostgreSQL runs there and LOYALTY_PG_HOST and LOYALTY_PG_PORT point at it "
+            "(`loyalty config` shows where each comes from)")
 
 
 def engine_of(settings: Settings) -> str:

@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import duckdb
 from postgres_cluster import postgres_cluster  # noqa: F401 - the fixture
@@ -90,3 +95,27 @@ def test_the_report_renders_alike_on_postgres(data_dir, postgres_cluster, tmp_pa
     page = render_report(pg_settings, tmp_path / "postgres.html").read_text(encoding="utf-8")
     for section in SECTIONS:
         assert f'<section id="{section}"' in page, section
+
+
+def test_a_failed_postgres_connection_says_what_to_check(data_dir, postgres_cluster):  # noqa: F811
+    """`loyalty warehouse load` (every command on the postgres target connects the same way) against
+    a database that does not exist and a port nothing listens on: one line naming the server, the
+    driver's reason, and the settings to fix or the database to create."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    base = {**os.environ, **postgres_cluster.env(), "LOYALTY_DBT_TARGET": "postgres"}
+    cases = {"no such database": ({"LOYALTY_PG_DATABASE": "nowhere"},
+                                  ['database "nowhere" does not exist',
+                                   f"create database nowhere owner {postgres_cluster.user}", "LOYALTY_PG_DATABASE"]),
+             "nothing listens": ({"LOYALTY_PG_PORT": str(closed_port)},
+                                 [f":{closed_port}/", "LOYALTY_PG_HOST and LOYALTY_PG_PORT"])}
+    for what, (env, expected) in cases.items():
+        done = subprocess.run([str(Path(sys.executable).parent / "loyalty"), "warehouse", "load"],
+                              env={**base, **env}, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1, what
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("loyalty warehouse: error: cannot connect to PostgreSQL"), \
+            done.stderr
+        for text in expected:
+            assert text in lines[0], (what, text, lines[0])

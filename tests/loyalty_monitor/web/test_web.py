@@ -20,6 +20,7 @@ import duckdb
 import httpx
 import pytest
 import yaml
+from report_fixtures import build_fixture_warehouse
 from streaming_helpers import read_topic
 from web_browser import Browser
 
@@ -504,8 +505,6 @@ def test_on_another_warehouse_engine_the_app_says_it_reads_duckdb_only(data_dir)
     DuckDB file left from before the switch holds marts that no longer change. The app says so on
     every page instead of showing them (it used to show them, or, without a file, said the pipeline
     had not run)."""
-    from report_fixtures import build_fixture_warehouse
-
     duck = load_settings(web_signing_keys="k" * 40, web_leadership_emails=LEADER)
     build_fixture_warehouse(duck.warehouse)  # a published DuckDB warehouse, as before the switch
     for target in ("postgres", "spark"):
