@@ -61,6 +61,13 @@ check KAFKA_CLIENT_PASSWORD 12
 check LOYALTY_WEB_SIGNING_KEYS 32
 check KAFKA_SSL_KEYSTORE_PASSWORD 12
 check LOYALTY_SMTP_PASSWORD 8 optional
+# The PostgreSQL warehouse (profile "scale"): its server does not even initialise without a password,
+# and the pipeline logs in with it (LOYALTY_PG_PASSWORD), so it is required once the pipeline uses it.
+if [ "$(lower "${LOYALTY_DBT_TARGET-}")" = postgres ]; then
+    check WAREHOUSE_DB_PASSWORD 12
+else
+    check WAREHOUSE_DB_PASSWORD 12 optional
+fi
 
 # A Fernet key is 32 bytes in URL-safe base64: 43 characters and a final "=".
 fernet=${AIRFLOW_FERNET_KEY-}

@@ -443,6 +443,18 @@ def test_start_up_check_refuses_empty_and_example_secrets() -> None:
     assert "KAFKA_CLIENT_PASSWORD: must not contain" in weak.stderr
     assert "AIRFLOW_ADMIN_PASSWORD: is an example or placeholder value" in weak.stderr
 
+    # the PostgreSQL warehouse's password: optional on DuckDB, required once the pipeline uses it
+    # (its server refuses to initialise without one, and compose restarted it for ever)
+    assert "WAREHOUSE_DB_PASSWORD" not in empty.stderr
+    on_postgres = run_check({**GOOD, "LOYALTY_DBT_TARGET": "postgres"})
+    assert on_postgres.returncode == 1
+    assert "preflight: WAREHOUSE_DB_PASSWORD: is empty" in on_postgres.stderr
+    assert "example" in run_check({**GOOD, "LOYALTY_DBT_TARGET": "postgres",
+                                   "WAREHOUSE_DB_PASSWORD": "loyalty"}).stderr
+    assert run_check({**GOOD, "LOYALTY_DBT_TARGET": "postgres",
+                      "WAREHOUSE_DB_PASSWORD": "5e6f7a8b9c0d1e2f"}).returncode == 0
+    assert "WAREHOUSE_DB_PASSWORD" in run_check({**GOOD, "WAREHOUSE_DB_PASSWORD": "short"}).stderr
+
 
 def test_kafka_tls_script_makes_a_certificate_a_client_verifies(tmp_path: Path) -> None:
     """The keystore opens only with its password; a TLS client that trusts ca.pem accepts the
