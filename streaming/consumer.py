@@ -247,6 +247,7 @@ class LandingConsumer:
                 server.server_close()
         self.log("stopped", reason=self.summary.stopped_by, consumed=self.summary.consumed,
                  landed=self.summary.landed, dead_lettered=self.summary.dead_lettered,
+                 handed_back=self.summary.handed_back,
                  batches=self.summary.batches)
         return self.summary
 
@@ -334,6 +335,7 @@ class LandingConsumer:
         committed = self._lander.land(self._batch, reason)
         if not committed:
             self._last_activity = time.monotonic()  # a refused commit is activity, not quiet
+            self.summary.handed_back += self._batch.count
         self._batch.reset()
         if committed:
             # the file shows the lag after THIS batch: written with the previous one's, a caught-up
@@ -356,6 +358,7 @@ class LandingConsumer:
             # written yet (files are only written in flush), and whoever owns its partitions
             # re-consumes it from the committed offsets.
             self.log("batch_dropped_on_rebalance", messages=self._batch.count)
+            self.summary.handed_back += self._batch.count
         self._batch.reset()
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:

@@ -53,6 +53,9 @@ class RunSummary:
     consumed: int = 0
     landed: int = 0
     dead_lettered: int = 0
+    #: Messages of batches dropped at a rebalance or whose commit the group refused: not landed
+    #: here, the partition's next owner consumes them again (so consumed is more than landed).
+    handed_back: int = 0
     batches: int = 0
     files: int = 0
     stopped_by: str = ""
@@ -61,7 +64,9 @@ class RunSummary:
 
     def line(self) -> str:
         rate = f", {self.consumed / self.busy_seconds:,.0f} msg/s" if self.busy_seconds > 0 else ""
-        return (f"consumed {self.consumed}, landed {self.landed}, dead-lettered {self.dead_lettered} "
+        back = (f", {self.handed_back} handed back uncommitted at a rebalance (consumed again by their "
+                f"partition's next owner)" if self.handed_back else "")
+        return (f"consumed {self.consumed}, landed {self.landed}, dead-lettered {self.dead_lettered}{back} "
                 f"in {self.batches} batches ({self.files} files{rate}); stopped: {self.stopped_by}")
 
 

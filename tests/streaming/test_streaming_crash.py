@@ -205,4 +205,7 @@ def test_a_member_evicted_while_landing_has_its_commit_refused_and_relands_exact
     assert [e for e in events if e["event"] in ("partitions_lost", "partitions_revoked")]
     assert sum(1 for e in events if e["event"] == "partitions_assigned") >= 2, "it never rejoined"
     assert summary.stopped_by == "caught_up" and summary.landed == 3000
+    # the refused batch is consumed twice: the summary says where the difference went
+    assert summary.handed_back > 0 and summary.consumed == summary.landed + summary.handed_back
+    assert f"{summary.handed_back} handed back uncommitted" in summary.line()
     _assert_exactly_once(settings, coords, 3000)
