@@ -6,11 +6,13 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
+import pytest
 from streaming_helpers import (
     ROOT,
     coordinates,
@@ -317,3 +319,19 @@ def test_payload_fields_another_event_type_defines_land_in_payload_json_only(set
     assert actions["ack-outcome"]["outcome"] is None
     assert str(actions["snooze"]["snooze_until"]) == "2026-03-20" and actions["snooze"]["reason"] == "on leave"
     assert actions["snooze"]["outcome"] is None
+
+
+def test_a_taken_metrics_port_says_which_setting_and_what_to_do(settings, monkeypatch):
+    """Two consumers on one host with the same LOYALTY_METRICS_PORT: the second used to stop with
+    a bare "[Errno 98] Address already in use"."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = fast_settings(settings, monkeypatch, LOYALTY_METRICS_PORT=str(port))
+        consumer = LandingConsumer(settings, until_idle=True, idle_s=0.5, log=JsonLog(io.StringIO()))
+        with pytest.raises(RuntimeError) as refused:
+            consumer.run()
+    message = str(refused.value)
+    assert f"127.0.0.1:{port} (LOYALTY_METRICS_PORT)" in message and "its own port, or 0" in message
+    assert consumer.consumer is not None and consumer._closing  # it left the group it had joined
