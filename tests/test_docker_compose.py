@@ -22,7 +22,7 @@ import pytest
 import setuptools
 import yaml
 
-from loyalty_core.settings import PROJECT_ROOT, Settings
+from loyalty_core.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
@@ -237,12 +237,33 @@ def test_every_variable_is_documented_in_env_example(env_example: dict[str, str]
         assert "#" in block, f".env.example: explain {variable}"
 
 
-def test_project_settings_passed_to_containers_exist(services: dict) -> None:
+def test_project_settings_passed_to_containers_exist(services: dict, env_example: dict[str, str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     fields = set(Settings.model_fields)
     for name, service in services.items():
         for key in environment(service):
             if key.startswith("LOYALTY_"):
                 assert key[len("LOYALTY_"):].lower() in fields, f"{name}: {key} is no Loyalty Monitor setting"
+    # ... and each service's values, as .env.example (secrets filled in) makes them, are valid settings
+    values = {**env_example, **{k: "s3cr3t-" + "0" * 40 for k, v in env_example.items() if SECRET_NAME.search(k)}}
+
+    def resolved(text: str) -> str:
+        return REFERENCE.sub(lambda m: values.get(m.group(1)) or (m.group(3) if m.group(2) in (":-", "-") else ""),
+                             text)
+
+    for name, service in services.items():
+        loyalty = {k: resolved(v) for k, v in environment(service).items() if k.startswith("LOYALTY_")}
+        if not loyalty:
+            continue
+        with monkeypatch.context() as env:
+            for key in [k for k in os.environ if k.startswith("LOYALTY_")]:
+                env.delenv(key)
+            for key, value in loyalty.items():
+                env.setenv(key, value)
+            try:
+                load_settings()
+            except SettingsError as exc:
+                pytest.fail(f"{name}: {exc}")
 
 
 def test_airflow_settings_exist_in_the_installed_airflow(services: dict) -> None:
