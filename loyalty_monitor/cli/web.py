@@ -15,15 +15,11 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     host, port = args.host or settings.web_host, args.port or settings.web_port
-    print(f"Loyalty Monitor web app on http://{host}:{port} (sign in with a link from `loyalty web link EMAIL`)",
-          flush=True)
+    print(f"Loyalty Monitor web app on http://{host}:{port}, reading the {settings.dbt_target} warehouse "
+          "(sign in with a link from `loyalty web link EMAIL`)", flush=True)
     if host in ("0.0.0.0", "::", ""):
         print("note: the web app listens on every network interface: put it behind TLS (docs/web.md)",
               file=sys.stderr)
-    if settings.dbt_target != "duckdb":
-        print(f"warning: the web app reads the DuckDB warehouse only; the pipeline publishes to "
-              f"{settings.dbt_target} (LOYALTY_DBT_TARGET), so its pages say they are not available "
-              "(docs/deployment.md, \"The warehouse engine\")", file=sys.stderr)
     serve(settings, host, port)
     return 0
 

@@ -1,7 +1,11 @@
-"""What the web app reads: the ``published`` marts, through a read-only DuckDB connection per request.
+"""What the web app reads: the ``published`` marts, through the warehouse's reader
+(``loyalty_core.marts.open_marts``: the DuckDB file read-only, PostgreSQL or Spark, whichever
+``LOYALTY_DBT_TARGET`` names), one connection per request.
 
 Every function takes the user and returns only what that user may see: an account manager the
-customers whose ``account_manager_email`` is theirs, leadership and data engineers everyone.
+customers whose ``account_manager_email`` is theirs, leadership and data engineers everyone. The
+SQL is the readers' portable subset (``?`` placeholders, ANSI types), so the same pages come from
+every engine.
 """
 
 from __future__ import annotations
@@ -11,9 +15,8 @@ import datetime as dt
 from typing import Any, Iterator
 
 import duckdb
-import pyarrow as pa
 
-from loyalty_core.marts import MartsError, connect_duckdb
+from loyalty_core.marts import MartsError, MartsReader, engine_of, open_marts
 from loyalty_core.settings import Settings
 from loyalty_monitor.access import User
 
@@ -21,39 +24,35 @@ P = "published"
 
 
 class WarehouseUnavailable(RuntimeError):
-    """No published warehouse yet, or a writer (a dbt build, a publish) holds the file right now."""
+    """No published warehouse yet, a writer (a dbt build, a publish) holds the DuckDB file right
+    now, or the warehouse server cannot be reached."""
 
 
 @contextlib.contextmanager
-def reader(settings: Settings) -> Iterator[Any]:
-
-    if settings.dbt_target != "duckdb":
-        # the marts are elsewhere: a DuckDB file left from before the switch would show old data
-        raise WarehouseUnavailable(
-            f"The web app reads the DuckDB warehouse only, and the pipeline publishes to {settings.dbt_target} "
-            f"(LOYALTY_DBT_TARGET={settings.dbt_target}): run the web app against a pipeline on DuckDB "
-            "(docs/deployment.md, \"The warehouse engine\").")
-    path = settings.warehouse
-    if not path.exists():
+def reader(settings: Settings) -> Iterator[MartsReader]:
+    try:
+        engine = engine_of(settings)
+    except MartsError as exc:
+        raise WarehouseUnavailable(str(exc)) from exc
+    if engine == "duckdb" and not settings.warehouse.exists():
         raise WarehouseUnavailable("There is no warehouse yet: the pipeline has not run (`loyalty run`).")
     try:
-        con = connect_duckdb(settings, read_only=True)
+        con = open_marts(settings, read_only=True)
     except (MartsError, duckdb.Error) as exc:
-        raise WarehouseUnavailable("The warehouse is being updated right now; try again in a minute.") from exc
+        if engine == "duckdb":
+            raise WarehouseUnavailable("The warehouse is being updated right now; try again in a minute.") from exc
+        raise WarehouseUnavailable(f"The warehouse cannot be reached right now ({exc}). Try again in a minute; "
+                                   "if it stays, tell your data engineers.") from exc
     try:
+        if not con.table_exists(P, "dim_customers"):
+            raise WarehouseUnavailable("Nothing is published yet: the pipeline has not run (`loyalty run`).")
         yield con
     finally:
         con.close()
 
 
-def _rows(cursor: Any) -> list[dict[str, Any]]:
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-
-def _has(con: Any, table: str) -> bool:
-    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and "
-                            "table_name = ?", [P, table]).fetchone()[0])
+def _has(con: MartsReader, table: str) -> bool:
+    return con.table_exists(P, table)
 
 
 def _scope(user: User, alias: str = "c") -> tuple[str, list[Any]]:
@@ -63,26 +62,26 @@ def _scope(user: User, alias: str = "c") -> tuple[str, list[Any]]:
     return f"lower({alias}.account_manager_email) = ?", [user.email]
 
 
-def _lifecycle(con: Any) -> str:
+def _lifecycle(con: MartsReader) -> str:
     """The case table: fct_case_lifecycle, or the bare cases of a warehouse published before it."""
     if _has(con, "fct_case_lifecycle"):
         return f"{P}.fct_case_lifecycle"
     return (f"(select *, 'new' as lifecycle_state, cast(null as date) as snoozed_until, null as snooze_reason, "
             f"null as close_outcome, null as close_note, cast(null as timestamp) as state_changed_at, "
             f"null as state_changed_by, cast(null as timestamp) as last_event_at, null as feedback_verdict, "
-            f"case_status = 'open' as needs_action, cast(null as double) as probability_now, "
+            f"case_status = 'open' as needs_action, cast(null as double precision) as probability_now, "
             f"cast(null as date) as probability_now_on "
             f"from {P}.fct_churn_risk_cases)")
 
 
-def latest_day(con: Any) -> dt.date | None:
+def latest_day(con: MartsReader) -> dt.date | None:
     return con.execute(f"select max(as_of_date) from {P}.fct_customer_health_daily").fetchone()[0]
 
 
-def customers(con: Any, user: User, days: int = 90) -> list[dict[str, Any]]:
+def customers(con: MartsReader, user: User, days: int = 90) -> list[dict[str, Any]]:
     """The user's customers with status, health and its trend, open case, value at stake and last dialogue."""
     where, params = _scope(user)
-    rows = _rows(con.execute(f"""
+    rows = con.query(f"""
         with latest as (select max(as_of_date) as day from {P}.fct_customer_health_daily),
         health as (
             select h.* from {P}.fct_customer_health_daily as h inner join latest on h.as_of_date = latest.day
@@ -106,31 +105,37 @@ def customers(con: Any, user: User, days: int = 90) -> list[dict[str, Any]]:
         left join dialogue on dialogue.customer_id = c.customer_id
         left join open_case on open_case.customer_id = c.customer_id
         where {where}
-        order by c.customer_name""", params))
-    trend = health_trends(con, [r["customer_id"] for r in rows], days)
+        order by c.customer_name, c.customer_id""", params)
+    trend = health_trends(con, user, days)
     for row in rows:
         row["trend"] = trend.get(row["customer_id"], [])
     return rows
 
 
-def health_trends(con: Any, customer_ids: list[str], days: int) -> dict[str, list[float]]:
-    if not customer_ids:
-        return {}
+def _since(con: MartsReader, days: int) -> dt.date:
+    """The first day of the last ``days`` days of the marts (a parameter: date arithmetic is spelled
+    differently on every engine)."""
+    latest = latest_day(con) or dt.date.today()
+    return latest - dt.timedelta(days=int(days) - 1)
 
-    wanted = pa.table({"customer_id": customer_ids})  # noqa: F841 - read by DuckDB's replacement scan
+
+def health_trends(con: MartsReader, user: User, days: int) -> dict[str, list[float]]:
+    """The health score of the last ``days`` days of every customer ``user`` may see."""
+    where, params = _scope(user)
     out: dict[str, list[float]] = {}
-    for customer_id, score in con.execute(f"""
+    for row in con.query(f"""
             select h.customer_id, h.health_score
             from {P}.fct_customer_health_daily as h
-            inner join wanted on wanted.customer_id = h.customer_id
-            where h.as_of_date > (select max(as_of_date) from {P}.fct_customer_health_daily) - {int(days)}
-            order by h.customer_id, h.as_of_date""").fetchall():
-        out.setdefault(customer_id, []).append(float(score) if score is not None else 0.0)
+            inner join {P}.dim_customers as c on c.customer_id = h.customer_id
+            where h.as_of_date >= ? and {where}
+            order by h.customer_id, h.as_of_date""", [_since(con, days), *params]):
+        score = row["health_score"]
+        out.setdefault(row["customer_id"], []).append(float(score) if score is not None else 0.0)
     return out
 
 
-def customer(con: Any, customer_id: str) -> dict[str, Any] | None:
-    rows = _rows(con.execute(f"select * from {P}.dim_customers where customer_id = ?", [customer_id]))
+def customer(con: MartsReader, customer_id: str) -> dict[str, Any] | None:
+    rows = con.query(f"select * from {P}.dim_customers where customer_id = ?", [customer_id])
     return rows[0] if rows else None
 
 
@@ -141,44 +146,44 @@ def may_see(user: User, customer_row: dict[str, Any]) -> bool:
 AREAS = ("dialogue_score", "stakeholder_score", "service_score", "financial_score", "commercial_score")
 
 
-def customer_detail(con: Any, customer_id: str, days: int = 180, touches: int = 200) -> dict[str, Any]:
+def customer_detail(con: MartsReader, customer_id: str, days: int = 180, touches: int = 200) -> dict[str, Any]:
     """Everything the customer page shows (the caller checked may_see)."""
-    health = _rows(con.execute(f"""
+    health = con.query(f"""
         select as_of_date, health_score, {', '.join(AREAS)}, status, drivers, days_since_dialogue, value_at_stake,
                currency
         from {P}.fct_customer_health_daily
-        where customer_id = ? and as_of_date > (select max(as_of_date) from {P}.fct_customer_health_daily) - {int(days)}
-        order by as_of_date""", [customer_id]))
-    touchpoints = _rows(con.execute(f"""
+        where customer_id = ? and as_of_date >= ?
+        order by as_of_date""", [customer_id, _since(con, days)])
+    touchpoints = con.query(f"""
         select occurred_at, event_type, department, direction, contact_role, contact_kind, kind_rule,
                is_two_way_dialogue, note, comment, severity, dunning_stage, amount, currency, nps_score, answered
         from {P}.fct_touchpoints where customer_id = ?
-        order by occurred_at desc limit {int(touches)}""", [customer_id]))
-    cases = _rows(con.execute(f"select * from {_lifecycle(con)} where customer_id = ? order by opened_on desc",
-                              [customer_id]))
-    matrix = _rows(con.execute(f"""
+        order by occurred_at desc, event_id limit {int(touches)}""", [customer_id])
+    cases = con.query(f"select * from {_lifecycle(con)} where customer_id = ? order by opened_on desc, case_id",
+                      [customer_id])
+    matrix = con.query(f"""
         select period_end_date, rational_loyalty, emotional_loyalty, quadrant
         from {P}.fct_loyalty_matrix where customer_id = ? order by period_end_date desc limit 1""",
-                               [customer_id])) if _has(con, "fct_loyalty_matrix") else []
+                       [customer_id]) if _has(con, "fct_loyalty_matrix") else []
     return {"health": health, "latest": health[-1] if health else None, "touchpoints": touchpoints,
             "cases": cases, "matrix": matrix[0] if matrix else None}
 
 
-def queue(con: Any, user: User) -> list[dict[str, Any]]:
+def queue(con: MartsReader, user: User) -> list[dict[str, Any]]:
     """Open cases the user may see, highest expected value at risk first."""
     where, params = _scope(user)
-    return _rows(con.execute(f"""
+    return con.query(f"""
         select c.* from {_lifecycle(con)} as c
         where c.case_status = 'open' and c.lifecycle_state <> 'closed' and {where}
-        order by c.expected_value_at_risk desc nulls last, c.opened_on""", params))
+        order by c.expected_value_at_risk desc nulls last, c.opened_on, c.case_id""", params)
 
 
-def case(con: Any, case_id: str) -> dict[str, Any] | None:
-    rows = _rows(con.execute(f"select * from {_lifecycle(con)} where case_id = ?", [case_id]))
+def case(con: MartsReader, case_id: str) -> dict[str, Any] | None:
+    rows = con.query(f"select * from {_lifecycle(con)} where case_id = ?", [case_id])
     return rows[0] if rows else None
 
 
-def known_person(con: Any, email: str) -> bool:
+def known_person(con: MartsReader, email: str) -> bool:
     """Whether ``email`` manages a customer (for issuing sign-in links)."""
     return bool(con.execute(f"select count(*) from {P}.dim_customers where lower(account_manager_email) = ?",
                             [email.strip().lower()]).fetchone()[0])

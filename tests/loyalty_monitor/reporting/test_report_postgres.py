@@ -1,5 +1,5 @@
-"""The leadership report on the PostgreSQL warehouse (docs/warehouse.md "Reading the marts": the
-report reads the marts through the engine's reader).
+"""The leadership report and the web app on the PostgreSQL warehouse (docs/warehouse.md "Reading
+the marts": both read the marts through the engine's reader).
 
 The handmade warehouse of the DuckDB report tests (tests/helpers/report_fixtures.py) is copied,
 table by table, into a real PostgreSQL 15 cluster (tests/helpers/postgres_cluster.py); the report
@@ -18,13 +18,16 @@ import sys
 from pathlib import Path
 
 import duckdb
+import httpx
 from postgres_cluster import postgres_cluster  # noqa: F401 - the fixture
 from report_browser import SECTIONS
 from report_fixtures import build_fixture_warehouse
 
 from loyalty_core.marts import pg_connect
 from loyalty_core.settings import load_settings
+from loyalty_monitor import access as auth
 from loyalty_monitor.reporting import build_context, render_report
+from loyalty_monitor.web import BackgroundServer
 
 #: DuckDB column types of the fixture -> PostgreSQL
 PG_TYPES = {"VARCHAR": "text", "INTEGER": "integer", "BIGINT": "bigint", "DOUBLE": "double precision",
@@ -119,3 +122,29 @@ def test_a_failed_postgres_connection_says_what_to_check(data_dir, postgres_clus
             done.stderr
         for text in expected:
             assert text in lines[0], (what, text, lines[0])
+
+
+
+def test_the_web_app_on_postgres_says_when_nothing_is_published_or_the_server_is_down(
+        data_dir, postgres_cluster):  # noqa: F811
+    """The web app on the postgres target (it read the DuckDB file whatever the engine): an empty
+    database says the pipeline has not run, a server that does not answer says so with the settings
+    to check. (The same pages from every engine: test_warehouse_postgres.py, on marts dbt built.)"""
+    leader = "leader@example.com"
+    settings = load_settings(web_signing_keys="web-key-0123456789abcdef", web_leadership_emails=leader,
+                             dbt_target="postgres", pg_host="127.0.0.1", pg_port=postgres_cluster.port,
+                             pg_user=postgres_cluster.user, pg_database=postgres_cluster.database)
+    admin = pg_connect(settings)
+    admin.cursor().execute("create database web_reads")
+    admin.close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    cases = {"Nothing is published yet": settings.replace(pg_database="web_reads"),
+             "LOYALTY_PG_HOST and LOYALTY_PG_PORT": settings.replace(pg_port=closed_port)}
+    for expected, served in cases.items():
+        with BackgroundServer(served) as url, httpx.Client(base_url=url, timeout=60) as client:
+            assert client.get(f"/login?token={auth.link_token(served, leader)}").status_code == 303
+            for path in ("/queue", "/customers", "/customers/C0001"):
+                page = client.get(path)
+                assert page.status_code == 503 and expected in page.text, (expected, path, page.text[-500:])

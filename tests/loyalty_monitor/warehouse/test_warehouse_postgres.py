@@ -351,6 +351,47 @@ def test_the_report_renders_alike_on_spark(engines, tmp_path):
     assert "quality-gate runs" in "".join(pages["spark"])  # read from Spark's ops.quality_runs
 
 
+
+def test_the_web_app_shows_the_same_pages_on_every_engine(engines):
+    """The account managers' web app reads the published marts through the engine's reader (it read
+    the DuckDB file whatever the engine): the leader's queue, customer list and a customer page with
+    a case, and a manager's list, are the same HTML on PostgreSQL and Spark as on DuckDB (each
+    page's form token aside, which is the session's)."""
+    import re
+
+    import httpx
+
+    from loyalty_monitor import access as auth
+    from loyalty_monitor.web import BackgroundServer
+
+    leader = "leader@example.com"
+    with open_marts(engines[0]) as con:
+        case_customer, manager = con.execute(
+            "select customer_id, account_manager_email from published.fct_case_lifecycle "
+            "where case_status = 'open' order by expected_value_at_risk desc, case_id").fetchone()
+    paths = ["/queue", "/customers", f"/customers/{case_customer}", "/customers?sort=name"]
+    pages: dict[str, dict[str, str]] = {}
+    for settings in engines[:3]:
+        settings = settings.replace(web_signing_keys="web-parity-key-0123456789", web_leadership_emails=leader)
+        pages[settings.dbt_target] = {}
+        with BackgroundServer(settings) as url, httpx.Client(base_url=url, timeout=120) as client:
+            for email in (leader, manager):
+                client.cookies.clear()
+                assert client.get(f"/login?token={auth.link_token(settings, email)}").status_code == 303
+                for path in paths if email == leader else ["/queue", "/customers"]:
+                    page = client.get(path)
+                    assert page.status_code == 200, (settings.dbt_target, email, path, page.text[-600:])
+                    pages[settings.dbt_target][f"{email} {path}"] = re.sub(r'name="csrf" value="[^"]*"', "",
+                                                                           page.text)
+    duck = pages["duckdb"]
+    assert "opened " in duck[f"{leader} /queue"] and case_customer in duck[f"{leader} /customers"]
+    assert "why it opened on" in duck[f"{leader} /customers/{case_customer}"]
+    for engine in ("postgres", "spark"):
+        for key, page in duck.items():
+            assert pages[engine][key] == page, f"{engine} {key}: " + next(
+                (f"{a!r} != {b!r}" for a, b in zip(page.splitlines(), pages[engine][key].splitlines()) if a != b), "")
+
+
 def test_erasure_reaches_the_postgres_warehouse(engines):
     """A customer erased on request leaves no row in any PostgreSQL table (the loaded landing
     tables, staging, marts, published, ops), and the record says so without naming it. Runs last:

@@ -20,7 +20,6 @@ import duckdb
 import httpx
 import pytest
 import yaml
-from report_fixtures import build_fixture_warehouse
 from streaming_helpers import read_topic
 from web_browser import Browser
 
@@ -499,20 +498,3 @@ def test_a_case_acted_on_shows_its_new_state_at_once_and_a_closed_one_offers_no_
             assert refused.status_code == 409 and "Already closed" in refused.text, refused.text[:500]
     assert len(read_topic(world.settings, world.settings.topic_case_events)) == sent_before
 
-
-def test_on_another_warehouse_engine_the_app_says_it_reads_duckdb_only(data_dir):
-    """The web app reads the DuckDB file; once the pipeline publishes to PostgreSQL or Spark, a
-    DuckDB file left from before the switch holds marts that no longer change. The app says so on
-    every page instead of showing them (it used to show them, or, without a file, said the pipeline
-    had not run)."""
-    duck = load_settings(web_signing_keys="k" * 40, web_leadership_emails=LEADER)
-    build_fixture_warehouse(duck.warehouse)  # a published DuckDB warehouse, as before the switch
-    for target in ("postgres", "spark"):
-        settings = duck.replace(dbt_target=target)
-        with BackgroundServer(settings) as url, httpx.Client(base_url=url) as client:
-            assert client.get(f"/login?token={auth.link_token(settings, LEADER)}").status_code == 303
-            for path in ("/queue", "/customers"):
-                page = client.get(path)
-                assert page.status_code == 503, (target, path)
-                assert "reads the DuckDB warehouse only" in page.text and f"LOYALTY_DBT_TARGET={target}" in page.text
-    assert duck.warehouse.exists()  # there was a file to show: it was not opened
