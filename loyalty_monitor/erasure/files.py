@@ -13,7 +13,7 @@ import sqlite3
 import uuid
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -90,15 +90,37 @@ def _id_pattern(form: str) -> str:
     return before + re.escape(form) + after
 
 
-def _pattern(terms: list[str], ids: set[str]) -> re.Pattern[str] | None:
+class _Terms:
+    """The erased customers' terms as one pattern, with ``search`` and ``sub`` as a compiled
+    pattern has them, except that the texts of other customers that contain a term (``keep``:
+    "Ek & Lindqvist Packaging AB" when "Lindqvist Packaging AB" is erased) match first and are
+    left as they are: an erasure must not cut a piece out of another customer's name."""
+
+    def __init__(self, regex: re.Pattern[str]):
+        self.regex = regex
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return next((m for m in self.regex.finditer(text) if m.lastgroup != "keep"), None)
+
+    def sub(self, repl: str, text: str) -> str:
+        return self.regex.sub(lambda m: m.group(0) if m.lastgroup == "keep" else repl, text)
+
+
+def _pattern(terms: list[str], ids: set[str], keep: Iterable[str] = ()) -> _Terms | None:
     forms = sorted({(f, t in ids) for t in terms for f in _forms(t)}, key=lambda f: (-len(f[0]), f))
     if not forms:
         return None
-    # An id is a whole token; names and texts match anywhere.
-    return re.compile("|".join(_id_pattern(f) if is_id else re.escape(f) for f, is_id in forms))
+    # An id is a whole token; names and texts match anywhere, except inside a kept text.
+    matched = "|".join(_id_pattern(f) if is_id else re.escape(f) for f, is_id in forms)
+    kept = sorted({f for text in keep for f in _forms(text)
+                   if any(not is_id and form in f and form != f for form, is_id in forms)},
+                  key=lambda f: (-len(f), f))
+    if kept:
+        matched = "(?P<keep>" + "|".join(re.escape(f) for f in kept) + ")|" + matched
+    return _Terms(re.compile(matched))
 
 
-def _redact_json(value: Any, pattern: re.Pattern[str]) -> Any:
+def _redact_json(value: Any, pattern: _Terms) -> Any:
     """The strings (values and keys) of a parsed JSON document with the terms replaced; numbers,
     booleans and the structure stay, so the document still parses (a numeric id 4711 is a string
     in every record the project writes; an offset 4711 is not the customer)."""
@@ -123,7 +145,7 @@ def _parsed_container(text: str) -> dict | list | None:
     return value if isinstance(value, (dict, list)) else None
 
 
-def _redact_text(text: str, pattern: re.Pattern[str]) -> str:
+def _redact_text(text: str, pattern: _Terms) -> str:
     """Replace the terms in a text; a JSON document stays a valid one (only its strings change)."""
     if not pattern.search(text):
         return text  # most cells and files: no parse (a term in a JSON string shows in its raw text)
@@ -136,7 +158,7 @@ def _redact_text(text: str, pattern: re.Pattern[str]) -> str:
     return json.dumps(redacted, ensure_ascii=False, indent=2 if "\n" in text.strip() else None)
 
 
-def _mentions(line: str, pattern: re.Pattern[str]) -> bool:
+def _mentions(line: str, pattern: _Terms) -> bool:
     """Whether a text mentions a term; in a JSON document, only in its strings."""
     if not pattern.search(line):
         return False
@@ -154,7 +176,7 @@ def _is_duckdb(head: bytes) -> bool:
     return head[8:12] == b"DUCK"
 
 
-def _scrub_sqlite(path: Path, pattern: re.Pattern[str]) -> int:
+def _scrub_sqlite(path: Path, pattern: _Terms) -> int:
     """Redact the terms in every text value of a SQLite database (Airflow's metadata: XComs,
     rendered fields, logs), then VACUUM so no freed page keeps them. The same matching as in
     text files (ids as whole tokens, JSON kept valid), through a Python function: SQLite's
@@ -191,7 +213,7 @@ def _scrub_sqlite(path: Path, pattern: re.Pattern[str]) -> int:
     return changed
 
 
-def _rewrite_parquet(path: Path, targets: dict[str, Subject], pattern: re.Pattern[str]) -> None:
+def _rewrite_parquet(path: Path, targets: dict[str, Subject], pattern: _Terms) -> None:
     """A Parquet file outside the landing zone (e.g. the quality gate's quarantine): the targets'
     rows go, and their terms are redacted in the text cells of the rows that stay."""
 
@@ -254,12 +276,14 @@ def _write_text_atomically(path: Path, text: str) -> None:
 
 
 def _scrub_files(settings: Settings, roots: list[Path], skip: set[Path], targets: dict[str, Subject],
-                 terms: dict[str, set[str]], notes: list[str], landing_root: Path | None) -> None:
+                 terms: dict[str, set[str]], notes: list[str], landing_root: Path | None,
+                 keep: Iterable[str] = ()) -> None:
     """Every other file under the data directory: JSON Lines records mentioning a target are
-    dropped, text has the targets' terms replaced, SQLite databases are redacted and vacuumed."""
+    dropped, text has the targets' terms replaced, SQLite databases are redacted and vacuumed.
+    ``keep``: other customers' texts that contain a term, left whole (``_pattern``)."""
     per_customer = {cid: _terms_of(cid, terms) for cid in targets}
     everything = sorted({t for values in per_customer.values() for t in values}, key=lambda v: (-len(v), v))
-    pattern = _pattern(everything, set(targets))
+    pattern = _pattern(everything, set(targets), keep)
     if pattern is None:
         return
     raw_forms = sorted({f.encode("utf-8") for t in everything for f in _forms(t)}, key=len, reverse=True)

@@ -9,7 +9,7 @@ import logging
 import os
 import uuid
 from collections import defaultdict
-from typing import Any
+from typing import Any, Iterable
 
 import duckdb
 
@@ -18,8 +18,8 @@ from loyalty_core.erasure_register import _private_dir, register_dir
 from loyalty_core.marts import open_marts, pg_connect
 from loyalty_core.settings import Settings
 from loyalty_monitor import scoring, warehouse
+from loyalty_monitor.erasure.files import _pattern, _redact_text
 from loyalty_monitor.erasure.subjects import (
-    ERASED,
     MIN_TERM_CHARS,
     ErasureError,
     Subject,
@@ -142,7 +142,7 @@ def _literal(text: str) -> str:
 
 
 def _erase_warehouse(settings: Settings, targets: dict[str, Subject],
-                     terms: dict[str, set[str]]) -> dict[str, set[str]]:
+                     terms: dict[str, set[str]], keep: Iterable[str] = ()) -> dict[str, set[str]]:
     """Delete the targets' rows from every table with a customer_id, their alert states, and
     redact their terms in text columns of the other tables; then compact the file. Returns the
     targets' alert ids (for the outbox). Adds the names and texts the warehouse holds to ``terms``."""
@@ -186,15 +186,26 @@ def _erase_warehouse(settings: Settings, targets: dict[str, Subject],
             if "customer_id" not in names:
                 # Tables without a customer key (run records, errors, ...): the customer's id, name
                 # and own texts must not survive in their text columns either.
+                # Matched as in every other file (files._pattern): the id as a whole token (C0001
+                # is not in C00012), and another customer's name that holds this one's stays whole.
                 texts = [c for c, kind in columns if kind.upper().startswith("VARCHAR")]
-                for customer_id in ids:
-                    for term in _terms_of(customer_id, terms) if texts else ():
-                        for column in texts:
-                            changed = con.execute(
-                                f"update {relation} set {_quote(column)} = replace({_quote(column)}, ?, ?) "
-                                f"where contains({_quote(column)}, ?)", [term, ERASED, term]).fetchone()[0]
-                            if changed:
-                                targets[customer_id].removed["warehouse_values_redacted"] += changed
+                for customer_id in ids if texts else ():
+                    mine = _terms_of(customer_id, terms)
+                    pattern = _pattern(mine, {customer_id}, keep)
+                    if pattern is None:
+                        continue
+                    for column in texts:
+                        quoted = _quote(column)
+                        values = [r[0] for r in con.execute(
+                            f"select distinct {quoted} from {relation} where "
+                            + " or ".join(f"contains({quoted}, ?)" for _ in mine), mine).fetchall()]
+                        for value in values:
+                            redacted = _redact_text(value, pattern)
+                            if redacted == value:
+                                continue
+                            changed = con.execute(f"update {relation} set {quoted} = ? where {quoted} = ?",
+                                                  [redacted, value]).fetchone()[0]
+                            targets[customer_id].removed["warehouse_values_redacted"] += changed
         con.execute("commit")
         con.execute("checkpoint")
     except Exception:

@@ -272,3 +272,28 @@ def _shared_texts(zone: Any, files: list[str], candidates: set[str], ids: set[st
             hits = others.filter(pc.is_in(others.column(column), value_set=_string_array(candidates)))
             shared.update(v for v in hits.column(column).to_pylist() if v is not None)
     return shared
+
+
+def _texts_containing(zone: Any, files: list[str], candidates: set[str], ids: set[str]) -> set[str]:
+    """Other customers' names and texts that contain one of the candidate texts without being it
+    ("Ek & Lindqvist Packaging AB" holds "Lindqvist Packaging AB"): the redaction leaves them whole."""
+
+    if not candidates:
+        return set()
+    found: set[str] = set()
+    keyed = set(_files_with_column(zone, files, "customer_id"))
+    for column in ("name", "note", "comment"):
+        holders = [p for p in _files_with_column(zone, files, column) if p in keyed]
+        rows = _duckdb_rows(zone, holders, f"distinct {column}",
+                            f"customer_id not in (select unnest($ids)) and {column} not in (select unnest($texts)) "
+                            f"and exists (select 1 from (select unnest($texts) as t) where contains({column}, t))",
+                            {"texts": sorted(candidates), "ids": sorted(ids)}) if zone.local else None
+        if rows is not None:
+            found.update(r[0] for r in rows)
+            continue
+        for path in holders:
+            table = _read(zone, path, ["customer_id", column])
+            others = table.filter(pc.invert(pc.is_in(table.column("customer_id"), value_set=_string_array(ids))))
+            found.update(v for v in others.column(column).to_pylist()
+                         if isinstance(v, str) and v not in candidates and any(c in v for c in candidates))
+    return found

@@ -31,6 +31,7 @@ from loyalty_monitor.erasure.landing import (
     _recreated_after,
     _rewrite_landing,
     _shared_texts,
+    _texts_containing,
     _tombstones,
     _zone,
 )
@@ -67,7 +68,9 @@ def _run(settings: Settings, targets: dict[str, Subject], ids_to_files: dict[str
     shared = _shared_texts(zone, files, {t for v in terms.values() for t in v}, ids)
     for customer_id in list(terms):
         terms[customer_id] -= shared
-    alert_ids = _erase_warehouse(settings, targets, terms)
+    # other customers' texts that contain one of these ("Ek & Lindqvist Packaging AB") stay whole
+    keep = _texts_containing(zone, files, {t for v in terms.values() for t in v}, ids)
+    alert_ids = _erase_warehouse(settings, targets, terms, keep)
     if settings.dbt_target == "postgres":
         for customer_id, values in _erase_postgres(settings, targets).items():
             alert_ids.setdefault(customer_id, set()).update(values)
@@ -89,7 +92,7 @@ def _run(settings: Settings, targets: dict[str, Subject], ids_to_files: dict[str
         roots.append(Path(zone.root))
     skip = {register_dir(settings).resolve(), settings.warehouse.resolve()}
     landing_root = Path(zone.root).resolve() if zone.local else None
-    _scrub_files(settings, roots, skip, targets, terms, report.notes, landing_root)
+    _scrub_files(settings, roots, skip, targets, terms, report.notes, landing_root, keep)
     # Last: the landing zone, tombstones included. Until here a crash leaves the tombstone in
     # place and the next run erases again from the start.
     _rewrite_landing(zone, ids_to_files, targets)

@@ -347,6 +347,57 @@ def test_erase_warns_when_nothing_of_an_id_is_found(landed):
     assert "warning:" not in again.stderr, again.stderr
 
 
+def test_another_customers_name_that_holds_the_erased_name_stays_whole(landed, tmp_path):
+    """Erasing "Lindqvist Packaging AB" must not turn "Ek & Lindqvist Packaging AB", another
+    customer, into "Ek & [erased]" in the report, the logs, Airflow's database or the warehouse;
+    nor drop that customer's JSON Lines records."""
+    settings, other, data_dir = landed["settings"], landed["other"], landed["data_dir"]
+    longer, longer_id = f"Ek & {CANARY_NAME}", "CX-LONGER-NAME"
+    extra = tmp_path / "longer-customers.jsonl"
+    extra.write_text(json.dumps({
+        "schema_version": 1, "customer_id": longer_id, "name": longer, "segment": "standard", "country": "DK",
+        "account_manager": {"id": "AM01", "name": "A M", "email": "am@example.com"},
+        "annual_potential": 1000.0, "currency": "EUR", "updated_at": "2026-01-02T00:00:00Z"}) + "\n")
+    land_jsonl_offline(settings, None, extra)
+    _small_warehouse(settings, other)
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute("insert into ops.pipeline_runs values (now(), ?), (now(), ?)",
+                [f"{longer} rebuilt", f"{CANARY_NAME} rebuilt"])
+    con.close()
+    (data_dir / "reports").mkdir()
+    (data_dir / "reports" / "report.html").write_text(
+        f"<title>{html.escape(longer)}: 83</title><title>{html.escape(CANARY_NAME)}: 85</title>")
+    (data_dir / "logs").mkdir()
+    (data_dir / "logs" / "run.log").write_text(f"{longer} ({longer_id}) built; {CANARY_NAME} ({CANARY_ID}) built\n")
+    (data_dir / "logs" / "events.jsonl").write_text(
+        json.dumps({"customer": longer}) + "\n" + json.dumps({"customer": CANARY_NAME}) + "\n")
+    (data_dir / "airflow").mkdir()
+    db = sqlite3.connect(data_dir / "airflow" / "airflow.db")
+    db.execute("create table log (event text)")
+    db.execute("insert into log values (?), (?)", [f"scored {longer}", f"scored {CANARY_NAME}"])
+    db.commit()
+    db.close()
+
+    erasure.erase_customers(settings, [CANARY_ID], requested_by="dpo@example.com")
+
+    assert (data_dir / "reports" / "report.html").read_text() == (
+        f"<title>{html.escape(longer)}: 83</title><title>[erased]: 85</title>")
+    assert (data_dir / "logs" / "run.log").read_text() == f"{longer} ({longer_id}) built; [erased] ([erased]) built\n"
+    assert (data_dir / "logs" / "events.jsonl").read_text() == json.dumps({"customer": longer}) + "\n"
+    db = sqlite3.connect(data_dir / "airflow" / "airflow.db")
+    assert sorted(r[0] for r in db.execute("select event from log")) == sorted(["scored [erased]", f"scored {longer}"])
+    db.close()
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        assert sorted(r[0] for r in con.execute("select published_by from ops.pipeline_runs").fetchall()) == sorted([
+            "loyalty_pipeline", "rerun after [erased] complained", f"{longer} rebuilt", "[erased] rebuilt"])
+        assert con.execute("select customer_name from published.dim_customers where customer_id = ?",
+                           [longer_id]).fetchall() == [(longer,)]
+    finally:
+        con.close()
+    assert find_everywhere(data_dir, [CANARY_ID]) == []
+
+
 def test_a_tombstone_erases_and_a_replayed_batch_is_erased_again_but_a_new_record_recreates(landed, tmp_path):
     settings, gen, other = landed["settings"], landed["gen"], landed["other"]
     tomb = tmp_path / "tombstone.jsonl"
