@@ -22,8 +22,9 @@ from loyalty_monitor.scoring import load_scoring
 
 #: How far back the chart goes by default.
 DEFAULT_DAYS = 180
-#: Colours of the streams in the HTML chart (in config order, cycling).
-COLOURS = ("#1f77b4", "#9467bd", "#2ca02c", "#d62728", "#ff7f0e", "#8c564b")
+#: Colours of the streams in the HTML chart (in config order, cycling): one per stream of the
+#: default config/scoring.yml (seven), so no two lines of the chart share a colour.
+COLOURS = ("#1f77b4", "#9467bd", "#2ca02c", "#d62728", "#ff7f0e", "#8c564b", "#17becf", "#e377c2")
 #: The share streams (dbt_project/macros/drift_streams.sql, kind 'share') and, in words, the touches
 #: each is a share of (as the case drivers word them, int_case_openings.sql). Their usual rate is a
 #: share of those touches, not a count per day, so it is told as a percentage; every other stream
@@ -124,6 +125,12 @@ def explain(settings: Settings, customer_id: str, as_of: dt.date | str | None = 
     last = rows[-1]
     out.restart_day = last["restart_date"] or last["as_of_date"]
     window = [r for r in rows if r["as_of_date"] > out.restart_day]
+    if out.restart_day + dt.timedelta(days=1) < rows[0]["as_of_date"]:
+        # the drift began before the days shown (--days): its counts still start on the day after it
+        window = warehouse.query(
+            settings, f"select as_of_date, {columns} from build.int_drift_days where customer_id = ? "
+            "and as_of_date > ? and as_of_date < ? order by as_of_date",
+            [customer_id, out.restart_day, rows[0]["as_of_date"]]) + window
     for name, spec in streams:
         usual = float(last[f"usual_rate_{name}"] or 0.0)
         share = name in SHARE_STREAMS
@@ -150,7 +157,26 @@ def explain(settings: Settings, customer_id: str, as_of: dt.date | str | None = 
         "select opened_on, closed_on, case_status, probability_at_open, severity, drivers from "
         "build.fct_churn_risk_cases where customer_id = ? and opened_on <= ? order by opened_on",
         [customer_id, out.as_of])
+    for case in out.cases:
+        # as of a past day, a case closed later was open on it: not "closed <a later day>"
+        case["closed_later_on"] = None
+        if case["closed_on"] is not None and case["closed_on"] > out.as_of:
+            case["closed_later_on"], case["closed_on"] = case["closed_on"], None
     return out
+
+
+def _case_state(c: dict[str, Any], as_of: dt.date) -> str:
+    if c["closed_on"]:
+        return f"closed {c['closed_on']}"
+    if c.get("closed_later_on"):
+        return f"open on {as_of} (closed later, on {c['closed_later_on']})"
+    return "open"
+
+
+def _direction(evidence: float) -> str:
+    if round(evidence, 1) == 0:
+        return "no evidence either way"
+    return "toward drift" if evidence > 0 else "against drift"
 
 
 def _share(value: float | None) -> str:
@@ -175,8 +201,8 @@ def render_text(e: Explanation, weeks: int = 26) -> str:
         lines.append(f"  {week}  {_bar(p)} {p:4.0%}{mark}")
     lines += ["", f"Evidence now {e.evidence[-1]:.1f} nats, building since {e.restart_day}. What moved it:"]
     for s in e.streams:
-        direction = "toward drift" if s.evidence_since_restart > 0 else "against drift"
-        lines.append(f"  {s.label:<50} {s.evidence_since_restart:+5.1f} ({direction}): {s.seen_text(e.restart_day)}")
+        lines.append(f"  {s.label:<50} {s.evidence_since_restart:+5.1f} ({_direction(s.evidence_since_restart)}): "
+                     f"{s.seen_text(e.restart_day)}")
     if e.mixture:
         source = f"learned, weights from {e.mixture_from}" if e.mixture_from else "configured weights"
         labels = {s.name: s.label for s in e.streams}
@@ -196,7 +222,7 @@ def render_text(e: Explanation, weeks: int = 26) -> str:
     if e.cases:
         lines += ["", "Cases:"]
         for c in e.cases:
-            until = f"closed {c['closed_on']}" if c["closed_on"] else "open"
+            until = _case_state(c, e.as_of)
             lines.append(f"  opened {c['opened_on']} at {float(c['probability_at_open']):.0%} ({c['severity']}), "
                          f"{until}: {c['drivers'] or ''}")
     return "\n".join(lines)
@@ -246,11 +272,12 @@ def render_html(e: Explanation) -> str:
         f"<td>{s.expected_since_restart:.1f}</td><td>{html.escape(s.usually())}</td></tr>" for s in e.streams)
     cases = "".join(
         f"<li>opened {c['opened_on']} at {float(c['probability_at_open']):.0%} ({html.escape(str(c['severity']))}), "
-        f"{'closed ' + str(c['closed_on']) if c['closed_on'] else 'open'}: {html.escape(str(c['drivers'] or ''))}</li>"
+        f"{_case_state(c, e.as_of)}: {html.escape(str(c['drivers'] or ''))}</li>"
         for c in e.cases) or "<li>none</li>"
     alive = "".join(f"<li>{html.escape(stream)}: {_share(row['p_alive'])} ({row['repeat_days']} repeat days, "
                     f"the last {row['days_since_last']} days ago)</li>" for stream, row in e.alive.items()) \
         or "<li>not fitted yet</li>"
+    alive_day = f" (as of {next(iter(e.alive.values()))['as_of_date']})" if e.alive else ""
     labels = {s.name: s.label for s in e.streams}
     weights = "".join(f"<li>{'all streams together' if n == mixture.ALL else html.escape(labels.get(n, n)) + ' alone'}: "
                       f"{_share(w)}</li>" for n, w in sorted(e.mixture.items(), key=lambda item: -item[1]))
@@ -263,5 +290,5 @@ def render_html(e: Explanation) -> str:
             f"style=\"border-collapse:collapse\"><tr><th>stream</th><th>evidence (nats)</th><th>seen</th>"
             f"<th>expected</th><th>usually</th></tr>{rows}</table>"
             f"<h2>How this portfolio's drifts show ({source})</h2><ul>{weights}</ul>"
-            f"<h2>Still there at all? BG/NBD probability alive</h2><ul>{alive}</ul>"
+            f"<h2>Still there at all? BG/NBD probability alive{alive_day}</h2><ul>{alive}</ul>"
             f"<h2>Cases</h2><ul>{cases}</ul></body></html>")

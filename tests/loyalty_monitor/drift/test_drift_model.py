@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ import pytest
 from warehouse_history import land, warehouse_settings
 
 from bench.bench_alert_quality import Silence
+from loyalty_core.settings import load_settings
 from loyalty_monitor import warehouse
 from loyalty_monitor.drift import population
 from loyalty_monitor.drift.explain import SHARE_STREAMS, explain, render_html, render_text
@@ -190,6 +192,43 @@ def test_explain_tells_a_share_stream_as_a_share_not_a_rate(built):
     assert dialogue.endswith("per 90 days"), dialogue
     page = render_html(story)
     assert re.search(r"<td>(2[5-9]|3\d|4[0-5])% of sales and management contacts</td>", page), page
+
+
+def test_explain_counts_since_the_drift_began_and_tells_cases_as_of_the_day(built, tmp_path):
+    """What `loyalty explain` says must not depend on how many days it draws: "N since <day>" counts
+    from the day the drift most likely began even when --days shows fewer days. As of a past day, a
+    case closed later was open on that day (not "closed <a later day>"); the P(alive) heading says
+    which day it is from; no two streams share a colour in the chart; a stream that added nothing
+    is not said to have been against drift."""
+    wide, narrow = explain(built, "QUIET", as_of=END, days=120), explain(built, "QUIET", as_of=END, days=5)
+    assert narrow.restart_day == wide.restart_day < narrow.days[0]
+    assert [(s.name, s.seen_since_restart, round(s.expected_since_restart, 6), s.base_since_restart)
+            for s in narrow.streams] == [(s.name, s.seen_since_restart, round(s.expected_since_restart, 6),
+                                          s.base_since_restart) for s in wide.streams]
+    assert render_text(narrow).split("Evidence now")[1] == render_text(wide).split("Evidence now")[1]
+    page = render_html(wide)
+    colours = re.findall(r'<span style="color:(#[0-9a-f]+)">', page)
+    assert len(colours) == len(wide.streams) == len(set(colours)), colours
+    assert f"probability alive (as of {wide.alive['dialogue']['as_of_date']})</h2>" in page
+    for line in render_text(wide).splitlines():
+        if "+0.0 (" in line or "-0.0 (" in line:
+            assert "(no evidence either way)" in line, line
+
+    # a copy of the warehouse in which QUIET's case closed on END
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    shutil.copy(built.warehouse, data_dir / "warehouse.duckdb")
+    copy = load_settings(data_dir=data_dir, scoring_file=built.scoring_file, landing_url="", warehouse_path="")
+    con = duckdb.connect(str(copy.warehouse))
+    opened = con.execute("select min(opened_on) from build.fct_churn_risk_cases where customer_id = 'QUIET'").fetchone()[0]
+    con.execute("update build.fct_churn_risk_cases set closed_on = ?, case_status = 'closed' "
+                "where customer_id = 'QUIET'", [END])
+    con.close()
+    then = explain(copy, "QUIET", as_of=opened)
+    text, page = render_text(then), render_html(then)
+    assert f"open on {opened} (closed later, on {END})" in text and f"closed {END}" not in text, text
+    assert f"open on {opened} (closed later, on {END})" in page and f"closed {END}" not in page
+    assert f"closed {END}" in render_text(explain(copy, "QUIET", as_of=END))
 
 
 def test_explains_share_streams_are_the_drift_models():
