@@ -189,16 +189,16 @@ def _bar(value: float, width: int = 40) -> str:
 
 
 def render_text(e: Explanation, weeks: int = 26) -> str:
-    """The story in a terminal: the weekly probability as bars, then what moved it."""
+    """The story in a terminal: the probability on each week's last day as bars, then what moved it."""
     lines = [f"Customer {e.customer_id}: probability of drifting toward churn, as of {e.as_of}",
              f"(a case opens at {e.open_probability:.0%} and closes below {e.close_probability:.0%})", ""]
-    by_week: dict[dt.date, float] = {}
+    # each week's last day shown, dated by that day (its probability is that day's)
+    by_week: dict[dt.date, tuple[dt.date, float]] = {}
     for day, p in zip(e.days, e.probability):
-        by_week[day - dt.timedelta(days=day.weekday())] = p  # the week's last day
-    for week, p in list(by_week.items())[-weeks:]:
-        mark = " <- case" if any(c["opened_on"] and week <= c["opened_on"] < week + dt.timedelta(days=7)
-                                 for c in e.cases) else ""
-        lines.append(f"  {week}  {_bar(p)} {p:4.0%}{mark}")
+        by_week[day - dt.timedelta(days=day.weekday())] = (day, p)
+    for week, (day, p) in list(by_week.items())[-weeks:]:
+        mark = " <- case" if any(c["opened_on"] and week <= c["opened_on"] <= day for c in e.cases) else ""
+        lines.append(f"  {day}  {_bar(p)} {p:4.0%}{mark}")
     lines += ["", f"Evidence now {e.evidence[-1]:.1f} nats, building since {e.restart_day}. What moved it:"]
     for s in e.streams:
         lines.append(f"  {s.label:<50} {s.evidence_since_restart:+5.1f} ({_direction(s.evidence_since_restart)}): "

@@ -213,6 +213,12 @@ def test_explain_counts_since_the_drift_began_and_tells_cases_as_of_the_day(buil
     for line in render_text(wide).splitlines():
         if "+0.0 (" in line or "-0.0 (" in line:
             assert "(no evidence either way)" in line, line
+    # each weekly bar is dated by the day whose probability it shows (not the week's Monday)
+    by_day = dict(zip(wide.days, wide.probability))
+    bars = re.findall(r"^  (\d{4}-\d\d-\d\d)  [#.]+ +(\d+)%", render_text(wide), re.M)
+    assert len(bars) >= 15 and bars[-1][0] == str(END)
+    for day, shown in bars:
+        assert int(shown) == round(by_day[dt.date.fromisoformat(day)] * 100), (day, shown)
 
     # a copy of the warehouse in which QUIET's case closed on END
     data_dir = tmp_path / "data"
