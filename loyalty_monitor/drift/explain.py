@@ -108,8 +108,11 @@ def explain(settings: Settings, customer_id: str, as_of: dt.date | str | None = 
         "from build.int_drift_days where customer_id = ? and as_of_date between ? and ? order by as_of_date",
         [customer_id, day - dt.timedelta(days=days - 1), day])
     if not rows:
+        first = warehouse.query(settings, "select min(as_of_date) as d from build.int_drift_days where customer_id = ?",
+                                [customer_id])[0]["d"]
         raise ExplainError(f"customer {customer_id!r} has no drift-model rows between "
-                           f"{day - dt.timedelta(days=days - 1)} and {day}")
+                           f"{day - dt.timedelta(days=days - 1)} and {day}: its rows run from {first} to {latest}; "
+                           "choose an --as-of in that range")
     out = Explanation(customer_id=customer_id, as_of=rows[-1]["as_of_date"],
                       open_probability=float(scoring["risk_cases"]["open_probability"]),
                       close_probability=float(scoring["risk_cases"]["close_probability"]))

@@ -277,6 +277,13 @@ def test_explain_cli(built, tmp_path):
         env={"LOYALTY_DATA_DIR": str(built.data_dir), "LOYALTY_SCORING_FILE": str(built.scoring_file),
              "PATH": "/usr/bin:/bin"})
     assert unknown.returncode == 1 and "no drift-model rows for customer 'NOBODY'" in unknown.stderr
+    early = subprocess.run(
+        [str(env_python), "-m", "loyalty_monitor.cli", "explain", "QUIET", "--as-of", "2020-01-01"],
+        capture_output=True, text=True,
+        env={"LOYALTY_DATA_DIR": str(built.data_dir), "LOYALTY_SCORING_FILE": str(built.scoring_file),
+             "PATH": "/usr/bin:/bin"})
+    assert early.returncode == 1 and "Traceback" not in early.stderr, early.stderr
+    assert f"its rows run from {START} to {END}; choose an --as-of in that range" in early.stderr, early.stderr
 
 
 def test_a_budget_of_cases_per_manager_sets_the_opening_probability(built, tmp_path):
