@@ -343,10 +343,14 @@ def _scrub_files(settings: Settings, roots: list[Path], skip: set[Path], targets
                 continue
             who = owners(text)
             if path.suffix in JSON_LINES_SUFFIXES:
-                lines = text.splitlines(keepends=True)
-                kept = [line for line in lines if not _mentions(line, pattern)]
-                for cid in who:
-                    targets[cid].removed["json_lines_dropped"] += len(lines) - len(kept)
+                kept = []
+                for line in text.splitlines(keepends=True):
+                    if not _mentions(line, pattern):
+                        kept.append(line)
+                        continue
+                    # each customer's record counts the lines about it, not the file's total
+                    for cid in owners(line) or who:
+                        targets[cid].removed["json_lines_dropped"] += 1
                 new_text = "".join(kept)
             else:
                 new_text = _redact_text(text, pattern)

@@ -398,6 +398,20 @@ def test_another_customers_name_that_holds_the_erased_name_stays_whole(landed, t
     assert find_everywhere(data_dir, [CANARY_ID]) == []
 
 
+def test_each_erasure_record_counts_its_own_json_lines(landed):
+    """Two customers erased at once, one JSON Lines file with one record of the first and two of
+    the second: the register says 1 and 2 (it said 3 for each, the file's total)."""
+    settings, other, data_dir = landed["settings"], landed["other"], landed["data_dir"]
+    (data_dir / "inputs").mkdir()
+    (data_dir / "inputs" / "touches.jsonl").write_text("".join(json.dumps({"customer_id": c}) + "\n" for c in (
+        CANARY_ID, other, other, "SOMEONE-ELSE")))
+    report = erasure.erase_customers(settings, [CANARY_ID, other], requested_by="dpo@example.com")
+    key = erasure.subject_key(settings)
+    dropped = {e["subject"]: e["removed"].get("json_lines_dropped") for e in report.erasures}
+    assert dropped == {erasure.pseudonym(key, CANARY_ID): 1, erasure.pseudonym(key, other): 2}
+    assert (data_dir / "inputs" / "touches.jsonl").read_text() == json.dumps({"customer_id": "SOMEONE-ELSE"}) + "\n"
+
+
 def test_a_tombstone_erases_and_a_replayed_batch_is_erased_again_but_a_new_record_recreates(landed, tmp_path):
     settings, gen, other = landed["settings"], landed["gen"], landed["other"]
     tomb = tmp_path / "tombstone.jsonl"
