@@ -112,7 +112,10 @@ class DuckDBMarts(_Base):
             self.con.executemany(sql, rows)
 
     def query_arrow(self, sql: str, params: Iterable[Any] | None = None) -> Any:
-        # through the relation API's Arrow export (DuckDB's pandas path trips pandas 3 deprecations)
+        # through the relation API's Arrow export (DuckDB's pandas path trips pandas 3 deprecations);
+        # it refuses to run while a result of execute() is unread (table_exists' fetchone, a
+        # caller's): run that to its end first, as the next execute() would
+        self.con.complete()
         return self.con.sql(sql, params=list(params or []) or None).to_arrow_table()
 
     def close(self) -> None:
