@@ -16,6 +16,13 @@ def cmd_erase(args: argparse.Namespace) -> int:
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import erasure
 
+    if args.pending and args.customer_id:
+        # --pending applies the landed tombstones only: the ids would be silently ignored
+        raise ValueError(f"give customer ids or --pending, not both ({' '.join(args.customer_id)} with --pending): "
+                         "run `loyalty erase ID... --by WHO` for the ids")
+    if not args.pending and not args.customer_id:
+        raise ValueError("no customer id given: `loyalty erase ID... --by WHO`, or `--pending` to apply the "
+                         "landed tombstones")
     settings = load_settings()
     # Not while a pipeline run reads or writes the same landing zone and warehouse.
     with locks.exclusive(settings.data_dir / "pipeline.lock", "the pipeline", settings.lock_timeout_s):

@@ -345,6 +345,15 @@ def test_erase_warns_when_nothing_of_an_id_is_found(landed):
     assert typo not in (landed["data_dir"] / "erasure" / "erasures.jsonl").read_text()
     again = loyalty(env, "erase", CANARY_ID, "--by", "dpo@example.com")
     assert "warning:" not in again.stderr, again.stderr
+    # ids with --pending would be ignored ("nothing to erase"): refused, and nothing recorded
+    before = (landed["data_dir"] / "erasure" / "erasures.jsonl").read_text()
+    for args in (["--pending", landed["other"]], []):
+        refused = subprocess.run([str(Path(sys.executable).parent / "loyalty"), "erase", *args, "--by", "dpo@example.com"],
+                                 env=env, capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+        assert "`loyalty erase ID... --by WHO`" in refused.stderr and "nothing to erase" not in refused.stdout
+    assert (landed["data_dir"] / "erasure" / "erasures.jsonl").read_text() == before
+    assert landed["other"] in _landed_ids(landed["settings"])["touchpoints"]
 
 
 def test_another_customers_name_that_holds_the_erased_name_stays_whole(landed, tmp_path):
