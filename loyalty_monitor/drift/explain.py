@@ -253,6 +253,12 @@ def render_html(e: Explanation) -> str:
                      f'stroke-dasharray="4 3"/><text x="{width - 12}" y="{y - 3:.1f}" font-size="11" '
                      f'text-anchor="end" fill="#666">{label} ({level:.0%})</text>')
     parts.append(f'<path d="{path(e.probability, 10, top_h, 0.0, 1.0)}" fill="none" stroke="#c0392b" stroke-width="2"/>')
+    # the last day as a dot with its value: a line of one day (a new customer) draws nothing
+    last_y = 10 + top_h - e.probability[-1] * top_h
+    parts.append(f'<circle class="latest" cx="{x(n - 1):.1f}" cy="{last_y:.1f}" r="3.5" fill="#c0392b">'
+                 f'<title>{e.days[-1]}: {e.probability[-1]:.0%}</title></circle>'
+                 f'<text x="{x(n - 1) - 6:.1f}" y="{last_y - 6:.1f}" font-size="11" text-anchor="end" '
+                 f'fill="#c0392b">{e.probability[-1]:.0%}</text>')
     parts.append(f'<text x="4" y="20" font-size="12">100%</text><text x="4" y="{10 + top_h}" font-size="12">0%</text>')
     all_values = [v for values in e.contributions.values() for v in values] or [0.0]
     lo, hi = min(0.0, min(all_values)), max(1.0, max(all_values))

@@ -220,6 +220,13 @@ def test_explain_counts_since_the_drift_began_and_tells_cases_as_of_the_day(buil
     for day, shown in bars:
         assert int(shown) == round(by_day[dt.date.fromisoformat(day)] * 100), (day, shown)
 
+    # a customer's first day: the chart still shows its probability (a line of one point draws nothing)
+    first = explain(built, "QUIET", as_of=START)
+    assert first.days == [START]
+    dot = re.search(r'<circle class="latest" cx="([\d.]+)" cy="([\d.]+)"[^>]*><title>([^<]+)</title>', render_html(first))
+    assert dot and dot[3] == f"{START}: {first.probability[0]:.0%}", dot
+    assert abs(float(dot[2]) - (10 + 220 - first.probability[0] * 220)) < 0.1
+
     # a copy of the warehouse in which QUIET's case closed on END
     data_dir = tmp_path / "data"
     data_dir.mkdir()
