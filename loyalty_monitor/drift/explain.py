@@ -113,8 +113,13 @@ def explain(settings: Settings, customer_id: str, as_of: dt.date | str | None = 
         raise ExplainError(f"customer {customer_id!r} has no drift-model rows between "
                            f"{day - dt.timedelta(days=days - 1)} and {day}: its rows run from {first} to {latest}; "
                            "choose an --as-of in that range")
+    # a budget or a target precision derives the opening probability each run: the one the cases used
+    derived = None
+    if warehouse.query(settings, "select count(*) as n from information_schema.columns where table_schema = 'build' "
+                       "and table_name = 'int_risk_case_spans' and column_name = 'opening_probability'")[0]["n"]:
+        derived = warehouse.query(settings, "select max(opening_probability) as p from build.int_risk_case_spans")[0]["p"]
     out = Explanation(customer_id=customer_id, as_of=rows[-1]["as_of_date"],
-                      open_probability=float(scoring["risk_cases"]["open_probability"]),
+                      open_probability=float(scoring["risk_cases"]["open_probability"] if derived is None else derived),
                       close_probability=float(scoring["risk_cases"]["close_probability"]))
     out.contributions = {n: [] for n in names}
     for row in rows:

@@ -309,6 +309,12 @@ def test_a_budget_of_cases_per_manager_sets_the_opening_probability(built, tmp_p
     default = _cases(built)
     assert [c for c, _, _ in budgeted] == ["QUIET"]
     assert budgeted[0][1] < default[0][1]
+    # explain draws and states the opening probability the budget derived, not scoring.yml's 0.4
+    story = explain(settings, "QUIET", as_of=END)
+    assert story.open_probability == pytest.approx(0.15)
+    assert story.cases[0]["probability_at_open"] >= 0.15
+    assert "(a case opens at 15% " in render_text(story) and "case opens (15%)" in render_html(story)
+    assert explain(built, "QUIET", as_of=END).open_probability == pytest.approx(0.4)
 
 
 def test_a_target_precision_sets_the_opening_probability_from_what_became_of_the_customers(tmp_path):

@@ -193,7 +193,9 @@ select
     spans.last_elevated_day,
     spans.peak_probability,
     runs.drift_probability as probability_at_open,
-    runs.inputs_landed_at as opened_inputs_landed_at
+    runs.inputs_landed_at as opened_inputs_landed_at,
+    opening_threshold.threshold as opening_probability
 from opened
 inner join spans on spans.customer_id = opened.customer_id and spans.run_number = opened.run_number
 inner join runs on runs.customer_id = opened.customer_id and runs.as_of_date = opened.opened_on
+cross join opening_threshold
