@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loyalty_core.dates import parse_as_of
+from loyalty_core.erasure_register import KEY_FILE, erased_subjects, pseudonym, register_dir, subject_key
 from loyalty_core.settings import Settings
 from loyalty_monitor import warehouse
 from loyalty_monitor.drift import mixture, population
@@ -97,6 +98,10 @@ def explain(settings: Settings, customer_id: str, as_of: dt.date | str | None = 
     latest = warehouse.query(settings, "select max(as_of_date) as d from build.int_drift_days where customer_id = ?",
                              [customer_id])[0]["d"]
     if latest is None:
+        erased = _erased_through(settings, customer_id)
+        if erased is not None:
+            raise ExplainError(f"customer {customer_id!r} was erased (through {erased:%Y-%m-%d %H:%M} UTC; "
+                               "`loyalty erasures`): nothing of it is kept to explain")
         raise ExplainError(f"no drift-model rows for customer {customer_id!r}: check the id (`loyalty alerts list`), "
                            "or build the warehouse first (`loyalty warehouse build`)")
     day = parse_as_of(as_of) if as_of else latest
@@ -185,6 +190,13 @@ def _direction(evidence: float) -> str:
     if round(evidence, 1) == 0:
         return "no evidence either way"
     return "toward drift" if evidence > 0 else "against drift"
+
+
+def _erased_through(settings: Settings, customer_id: str) -> dt.datetime | None:
+    """When the customer was erased, from the erasure register (None: never; no key is created)."""
+    if not (register_dir(settings) / KEY_FILE).exists():
+        return None
+    return erased_subjects(settings).get(pseudonym(subject_key(settings), customer_id))
 
 
 def _share(value: float | None) -> str:

@@ -27,7 +27,8 @@ from bench.bench_alert_quality import Silence
 from loyalty_core.settings import load_settings
 from loyalty_monitor import warehouse
 from loyalty_monitor.drift import population
-from loyalty_monitor.drift.explain import SHARE_STREAMS, explain, render_html, render_text
+from loyalty_monitor.drift.explain import SHARE_STREAMS, ExplainError, explain, render_html, render_text
+from loyalty_monitor.erasure import erase_customers
 from loyalty_monitor.scoring import load_scoring
 
 START, END = dt.date(2025, 9, 1), dt.date(2026, 11, 30)
@@ -242,6 +243,12 @@ def test_explain_counts_since_the_drift_began_and_tells_cases_as_of_the_day(buil
     assert f"open on {opened} (closed later, on {END})" in text and f"closed {END}" not in text, text
     assert f"open on {opened} (closed later, on {END})" in page and f"closed {END}" not in page
     assert f"closed {END}" in render_text(explain(copy, "QUIET", as_of=END))
+    # an erased customer is said to be erased, not to be a wrong id or an unbuilt warehouse
+    with pytest.raises(ExplainError, match="no drift-model rows for customer 'C001X'"):
+        explain(copy, "C001X")
+    erase_customers(copy, ["C001"], requested_by="dpo@example.com")
+    with pytest.raises(ExplainError, match=r"customer 'C001' was erased \(through .* `loyalty erasures`\)"):
+        explain(copy, "C001")
 
 
 def test_explains_share_streams_are_the_drift_models():
