@@ -36,7 +36,8 @@ def cmd_erase(args: argparse.Namespace) -> int:
     for customer_id in report.not_found:
         print(f"warning: nothing was found of customer {customer_id!r} (no landed row, no warehouse row): "
               "check the id (`loyalty alerts list`, `loyalty explain ID`); it is recorded as erased all the same, "
-              "so whatever lands under it later is erased too", file=sys.stderr)
+              "so whatever lands under it later is erased too; no other file was searched for it (an id found "
+              "nowhere may be an ordinary word, such as 'AB' in every 'Berg Plast AB')", file=sys.stderr)
     print("Kafka still holds what was sent: see docs/operations.md (retention, compaction) and "
           "`loyalty dead-letters purge --erased`.")
     return 0

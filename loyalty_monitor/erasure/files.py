@@ -281,7 +281,7 @@ def _scrub_files(settings: Settings, roots: list[Path], skip: set[Path], targets
     """Every other file under the data directory: JSON Lines records mentioning a target are
     dropped, text has the targets' terms replaced, SQLite databases are redacted and vacuumed.
     ``keep``: other customers' texts that contain a term, left whole (``_pattern``)."""
-    per_customer = {cid: _terms_of(cid, terms) for cid in targets}
+    per_customer = {cid: _terms_of(cid, terms, targets[cid].search_id) for cid in targets}
     everything = sorted({t for values in per_customer.values() for t in values}, key=lambda v: (-len(v), v))
     pattern = _pattern(everything, set(targets), keep)
     if pattern is None:

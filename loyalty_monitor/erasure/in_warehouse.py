@@ -141,6 +141,27 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _present_ids(settings: Settings, ids: set[str]) -> set[str]:
+    """Which of these ids have a row in a table of the DuckDB warehouse (read-only; empty without
+    the file)."""
+    if not settings.warehouse.exists() or not ids:
+        return set()
+    warehouse.release_duckdb()  # dbt-duckdb keeps the file open after an in-process run
+    params = sorted(ids)
+    marks = ", ".join("?" * len(params))
+    con = marts.connect_duckdb(settings, read_only=True)
+    try:
+        found: set[str] = set()
+        for schema, table, columns in _tables(con):
+            if "customer_id" in {c for c, _ in columns}:
+                found.update(r[0] for r in con.execute(
+                    f"select distinct customer_id from {_quote(schema)}.{_quote(table)} "
+                    f"where customer_id in ({marks})", params).fetchall())
+        return found
+    finally:
+        con.close()
+
+
 def _erase_warehouse(settings: Settings, targets: dict[str, Subject],
                      terms: dict[str, set[str]], keep: Iterable[str] = ()) -> dict[str, set[str]]:
     """Delete the targets' rows from every table with a customer_id, their alert states, and
@@ -190,7 +211,7 @@ def _erase_warehouse(settings: Settings, targets: dict[str, Subject],
                 # is not in C00012), and another customer's name that holds this one's stays whole.
                 texts = [c for c, kind in columns if kind.upper().startswith("VARCHAR")]
                 for customer_id in ids if texts else ():
-                    mine = _terms_of(customer_id, terms)
+                    mine = _terms_of(customer_id, terms, targets[customer_id].search_id)
                     pattern = _pattern(mine, {customer_id}, keep)
                     if pattern is None:
                         continue

@@ -13,6 +13,7 @@ from loyalty_core import locks
 from loyalty_core.erasure_register import (
     _append,
     erased_subjects,
+    erasure_log,
     pseudonym,
     register_dir,
     subject_key,
@@ -21,7 +22,13 @@ from loyalty_core.erasure_register import (
 from loyalty_core.settings import Settings
 from loyalty_monitor.erasure.churn import _churn_records
 from loyalty_monitor.erasure.files import _erase_outbox, _scrub_files
-from loyalty_monitor.erasure.in_warehouse import _compact_if_pending, _erase_postgres, _erase_spark, _erase_warehouse
+from loyalty_monitor.erasure.in_warehouse import (
+    _compact_if_pending,
+    _erase_postgres,
+    _erase_spark,
+    _erase_warehouse,
+    _present_ids,
+)
 from loyalty_monitor.erasure.landing import (
     _erase_mask,
     _landed_ids,
@@ -63,6 +70,11 @@ def _run(settings: Settings, targets: dict[str, Subject], ids_to_files: dict[str
         write_churn_counts(settings)
 
     ids = set(targets)
+    # An id of which nothing is found (no landed row, no warehouse row, no earlier erasure that
+    # removed any) may be an ordinary word ("AB"): it is recorded, but not searched for elsewhere.
+    known = ids_to_files.keys() | _present_ids(settings, ids) | _found_before(settings)
+    for customer_id, target in targets.items():
+        target.search_id = customer_id in known or target.subject in known
     terms = _landing_terms(zone, ids_to_files, ids)
     # a text that other customers' rows use as well is not this customer's (e.g. a template note)
     shared = _shared_texts(zone, files, {t for v in terms.values() for t in v}, ids)
@@ -112,6 +124,12 @@ def _run(settings: Settings, targets: dict[str, Subject], ids_to_files: dict[str
     for entry in report.erasures:
         log.info("erasure %s of %s (%s) by %s: %s", entry["erasure_id"], entry["subject"][:24], entry["reason"],
                  entry["requested_by"], json.dumps(entry["removed"], sort_keys=True))
+
+
+def _found_before(settings: Settings) -> set[str]:
+    """The keyed hashes of customers an earlier erasure removed landed or warehouse rows of."""
+    return {e["subject"] for e in erasure_log(settings) if e.get("event") == "completed"
+            and ((e.get("removed") or {}).get("landing_rows") or (e.get("removed") or {}).get("warehouse_rows"))}
 
 
 def apply_erasures(settings: Settings, requested_by: str = "loyalty_pipeline") -> ErasureReport:

@@ -38,6 +38,9 @@ class Subject:
     #: rows stay, and the warehouse is rebuilt from scratch so it holds exactly those.
     recreated: bool = False
     removed: dict[str, Any] = field(default_factory=lambda: defaultdict(int))
+    #: Whether the id itself is searched for in other files and text columns: not for an id of
+    #: which nothing was ever found (``loyalty erase AB`` must not cut "AB" out of "Berg Plast AB").
+    search_id: bool = True
 
 
 @dataclass
@@ -97,8 +100,8 @@ def _fsync_dir(directory: Path) -> None:
 MIN_TERM_CHARS = 4
 
 
-def _terms_of(customer_id: str, terms: dict[str, set[str]]) -> list[str]:
-    """The customer's id, name(s) and own free texts, longest first (a name inside a note is
-    replaced as part of the note)."""
-    values = {customer_id, *terms.get(customer_id, ())}
+def _terms_of(customer_id: str, terms: dict[str, set[str]], with_id: bool = True) -> list[str]:
+    """The customer's id (unless ``with_id`` is false), name(s) and own free texts, longest first (a
+    name inside a note is replaced as part of the note)."""
+    values = {customer_id if with_id else "", *terms.get(customer_id, ())}
     return sorted((v for v in values if v), key=lambda v: (-len(v), v))

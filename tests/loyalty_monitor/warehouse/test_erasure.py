@@ -337,14 +337,26 @@ def test_erase_warns_when_nothing_of_an_id_is_found(landed):
     on the terminal only, and says nothing about an id it found or erased before."""
     env = {**os.environ, "LOYALTY_DATA_DIR": str(landed["data_dir"])}
     typo = CANARY_ID[:-1]
+    # an id found nowhere may be an ordinary word: other files are not searched for it
+    report = landed["data_dir"] / "reports" / "report.html"
+    report.parent.mkdir()
+    report.write_text("<td>Berg Plast AB</td><td>Ek & Holm AB</td>")
+    word = loyalty(env, "erase", "AB", "--by", "dpo@example.com")
+    assert "no other file was searched for it" in word.stderr, word.stderr
+    assert report.read_text() == "<td>Berg Plast AB</td><td>Ek & Holm AB</td>"
     done = loyalty(env, "erase", typo, CANARY_ID, "--by", "dpo@example.com")
     assert "erased 2 customer(s)" in done.stdout and "Traceback" not in done.stderr
     warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and f"customer {typo!r}" in warnings[0] and "check the id" in warnings[0], done.stderr
     assert CANARY_ID not in _landed_ids(landed["settings"])["touchpoints"]
     assert typo not in (landed["data_dir"] / "erasure" / "erasures.jsonl").read_text()
+    # erased again, with nothing left to find: still searched for (its rows were found the first time)
+    log = landed["data_dir"] / "logs" / "late.log"
+    log.parent.mkdir(exist_ok=True)
+    log.write_text(f"late line about {CANARY_ID}\n")
     again = loyalty(env, "erase", CANARY_ID, "--by", "dpo@example.com")
     assert "warning:" not in again.stderr, again.stderr
+    assert log.read_text() == "late line about [erased]\n"
     # ids with --pending would be ignored ("nothing to erase"): refused, and nothing recorded
     before = (landed["data_dir"] / "erasure" / "erasures.jsonl").read_text()
     for args in (["--pending", landed["other"]], []):
