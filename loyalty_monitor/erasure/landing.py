@@ -275,14 +275,15 @@ def _shared_texts(zone: Any, files: list[str], candidates: set[str], ids: set[st
 
 
 def _texts_containing(zone: Any, files: list[str], candidates: set[str], ids: set[str]) -> set[str]:
-    """Other customers' names and texts that contain one of the candidate texts without being it
-    ("Ek & Lindqvist Packaging AB" holds "Lindqvist Packaging AB"): the redaction leaves them whole."""
+    """Other customers' names that contain one of the candidate texts without being it ("Ek &
+    Lindqvist Packaging AB" holds "Lindqvist Packaging AB"): the redaction leaves them whole. Not
+    their notes: a note that names the erased customer is redacted as before."""
 
     if not candidates:
         return set()
     found: set[str] = set()
     keyed = set(_files_with_column(zone, files, "customer_id"))
-    for column in ("name", "note", "comment"):
+    for column in ("name",):
         holders = [p for p in _files_with_column(zone, files, column) if p in keyed]
         rows = _duckdb_rows(zone, holders, f"distinct {column}",
                             f"customer_id not in (select unnest($ids)) and {column} not in (select unnest($texts)) "

@@ -80,7 +80,7 @@ def _run(settings: Settings, targets: dict[str, Subject], ids_to_files: dict[str
     shared = _shared_texts(zone, files, {t for v in terms.values() for t in v}, ids)
     for customer_id in list(terms):
         terms[customer_id] -= shared
-    # other customers' texts that contain one of these ("Ek & Lindqvist Packaging AB") stay whole
+    # other customers' names that contain one of these ("Ek & Lindqvist Packaging AB") stay whole
     keep = _texts_containing(zone, files, {t for v in terms.values() for t in v}, ids)
     alert_ids = _erase_warehouse(settings, targets, terms, keep)
     if settings.dbt_target == "postgres":
