@@ -294,7 +294,8 @@ def render_html(e: Explanation) -> str:
     legend = "".join(f'<span style="color:{COLOURS[k % len(COLOURS)]}">&#9632; {html.escape(name)}</span> '
                      for k, name in enumerate(e.contributions))
     rows = "".join(
-        f"<tr><td>{html.escape(s.label)}</td><td>{s.evidence_since_restart:+.1f}</td><td>{s.seen_since_restart}</td>"
+        f"<tr><td>{html.escape(s.label)}</td><td>{s.evidence_since_restart:+.1f}</td><td>{s.seen_since_restart}"
+        f"{'' if s.base_since_restart is None else f' of {s.base_since_restart} ' + html.escape(str(s.base_label))}</td>"
         f"<td>{s.expected_since_restart:.1f}</td><td>{html.escape(s.usually())}</td></tr>" for s in e.streams)
     cases = "".join(
         f"<li>opened {c['opened_on']} at {float(c['probability_at_open']):.0%} ({html.escape(str(c['severity']))}), "

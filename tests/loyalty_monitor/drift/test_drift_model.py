@@ -193,6 +193,8 @@ def test_explain_tells_a_share_stream_as_a_share_not_a_rate(built):
     assert dialogue.endswith("per 90 days"), dialogue
     page = render_html(story)
     assert re.search(r"<td>(2[5-9]|3\d|4[0-5])% of sales and management contacts</td>", page), page
+    # the page tells a share's count with its base, as the text does: "N of M sales and management contacts"
+    assert f"<td>{senior.seen_since_restart} of {senior.base_since_restart} sales and management contacts</td>" in page
 
 
 def test_explain_counts_since_the_drift_began_and_tells_cases_as_of_the_day(built, tmp_path):
