@@ -170,8 +170,8 @@ def _refresh_bgnbd(settings: Settings, as_of: dt.date, refit: bool) -> Populatio
                 t_x = np.array([alive[i][4] for i in index], dtype=float)
                 t_age = np.array([alive[i][5] for i in index], dtype=float)
                 p = bgnbd.p_alive(params, x, t_x, t_age)
-                # a degenerate fit (no drop-out seen: a and b run off) can leave the expectation
-                # undefined (0 * inf); it is stored as unknown, never as NaN, so numpy need not warn
+                # a fit run off to a limit (a, b or r, alpha huge) is integrated numerically (bgnbd);
+                # what is still undefined (a == 1 exactly) is stored as unknown, never as NaN
                 with np.errstate(invalid="ignore", over="ignore"):
                     expected = bgnbd.conditional_expected_transactions(params, HORIZON_DAYS, x, t_x, t_age)
                 for k, i in enumerate(index):

@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from loyalty_monitor.drift import cdnow
+from loyalty_monitor.drift import bgnbd, cdnow
 from loyalty_monitor.drift.bgnbd import (
     BGNBDParams,
     conditional_expected_transactions,
@@ -309,3 +309,55 @@ def test_rfm_from_transactions_merges_same_day_and_cuts_at_calibration_end() -> 
     np.testing.assert_allclose(rfm.T, [10 * day, 3 * day, 7 * day])
     # Without ``day`` only equal times merge.
     assert rfm_from_transactions({"a": [0.0, 0.0, 0.1]}, calibration_end=1.0).x.tolist() == [1.0]
+
+
+
+def _simulate(params: BGNBDParams, customers: int, T: float, horizon: float, seed: int):
+    """The BG/NBD story itself: each customer's rate from the gamma, drop-out probability from the
+    beta; Poisson transactions from a first one at 0; after each repeat it drops out with p."""
+    rng = np.random.default_rng(seed)
+    rates = rng.gamma(params.r, 1.0 / params.alpha, size=customers)
+    dropouts = rng.beta(params.a, params.b, size=customers)
+    x, t_x, future = np.zeros(customers), np.zeros(customers), np.zeros(customers)
+    for i in range(customers):
+        now, repeats = 0.0, []
+        while True:
+            now += rng.exponential(1.0 / rates[i])
+            if now > T + horizon:
+                break
+            repeats.append(now)
+            if rng.random() < dropouts[i]:
+                break
+        seen = [r for r in repeats if r <= T]
+        x[i], t_x[i] = len(seen), (seen[-1] if seen else 0.0)
+        future[i] = sum(1 for r in repeats if T < r <= T + horizon)
+    return x, t_x, np.full(customers, T), future
+
+
+@pytest.mark.parametrize("params", [
+    # fitted on a demo portfolio's dialogue: a and b run off (hardly anyone stops talking for good)
+    BGNBDParams(r=25.04, alpha=954.0, a=2.45e5, b=2.88e7),
+    # and on its orders: r and alpha run off (everyone orders at about the same pace)
+    BGNBDParams(r=1.36e7, alpha=9.0e8, a=0.036, b=3.54)], ids=["drop-out-runs-off", "rate-runs-off"])
+def test_a_fit_run_off_to_a_limit_still_forecasts(params: BGNBDParams) -> None:
+    """On such fits eq. (10)'s hypergeometric terms overflow, and every customer's "expected in the
+    next 90 days" was unknown. It is integrated numerically there, and forecasts what the model's own
+    story then does."""
+    x, t_x, T, future = _simulate(params, 4000, 300.0, 90.0, seed=11)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        expected = conditional_expected_transactions(params, 90.0, x, t_x, T)
+        new = expected_transactions(params, [30.0, 90.0])
+    assert np.all(np.isfinite(expected)) and np.all(expected >= 0) and np.all(np.isfinite(new))
+    assert abs(expected.sum() / future.sum() - 1) < 0.05, (expected.sum(), future.sum())
+
+
+def test_the_numerical_bracket_is_eq_10_where_eq_10_is_finite() -> None:
+    """The fallback and the closed form agree wherever both can be computed (the published CDNOW
+    fit, a larger drop-out, a drop-out beta nearly a point mass), so switching is seamless."""
+    x, t_x, T = np.array([0.0, 1, 3, 10, 40]), np.array([0.0, 20, 50, 100, 300]), np.full(5, 300.0)
+    for params in (PUBLISHED, BGNBDParams(r=0.8, alpha=30.0, a=5.0, b=50.0),
+                   BGNBDParams(r=0.8, alpha=30.0, a=1e3, b=99e3)):
+        closed = conditional_expected_transactions(params, 90.0, x, t_x, T)
+        assert np.all(np.isfinite(closed))
+        np.testing.assert_allclose(bgnbd._by_quadrature(params, np.full(5, 90.0), x, T) * bgnbd.p_alive(params, x, t_x, T),
+                                   closed, rtol=1e-5)
