@@ -280,8 +280,12 @@ def render_html(e: Explanation) -> str:
     all_values = [v for values in e.contributions.values() for v in values] or [0.0]
     lo, hi = min(0.0, min(all_values)), max(1.0, max(all_values))
     y0 = top_h + 40
-    parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y0 + low_h - (0 - lo) / (hi - lo) * low_h:.1f}" '
-                 f'y2="{y0 + low_h - (0 - lo) / (hi - lo) * low_h:.1f}" stroke="#ccc"/>')
+    zero_y = y0 + low_h - (0 - lo) / (hi - lo) * low_h
+    parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{zero_y:.1f}" y2="{zero_y:.1f}" stroke="#ccc"/>')
+    # the scale of the lower chart: its top, its zero line and (when below zero) its bottom, in nats
+    ticks = [(hi, y0 + 10), (0.0, zero_y + 4)] + ([(lo, y0 + low_h)] if lo < 0 and zero_y < y0 + low_h - 12 else [])
+    parts.extend(f'<text class="evidence-scale" x="{left - 6}" y="{y:.1f}" font-size="12" text-anchor="end">'
+                 f'{f"{value:+.1f}" if value else "0"}</text>' for value, y in ticks)
     for k, (name, values) in enumerate(e.contributions.items()):
         colour = COLOURS[k % len(COLOURS)]
         parts.append(f'<path d="{path(values, y0, low_h, lo, hi)}" fill="none" stroke="{colour}" stroke-width="1.5">'

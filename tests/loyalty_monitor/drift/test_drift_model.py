@@ -171,6 +171,10 @@ def test_explain_shows_the_probability_and_what_moved_it(built):
     page = render_html(story)
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "case opens" in page
     assert "How this portfolio" in page
+    # the evidence chart has a scale: its top (the most evidence any stream has, at least 1 nat) and 0
+    scale = re.findall(r'<text class="evidence-scale"[^>]*>([^<]+)</text>', page)
+    top = max(1.0, max(v for values in story.contributions.values() for v in values))
+    assert scale[:2] == [f"{top:+.1f}", "0"], scale
     # a customer's first weeks: no window is judged yet (no evidence), and the story still tells
     early = explain(built, "C001", as_of=START + dt.timedelta(days=30))
     assert all(v == 0 for v in early.contributions["dialogue"]) and "C001" in render_text(early)
