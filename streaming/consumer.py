@@ -49,7 +49,15 @@ from loyalty_core.logs import EventLog
 from loyalty_core.settings import Settings, load_settings
 from streaming.consumer_batch import Batcher
 from streaming.consumer_flush import BatchFiles, BatchLander, RunSummary
-from streaming.metrics import ConsumerMetrics, serve
+from streaming.metrics import (
+    REFRESH_S,
+    ConsumerMetrics,
+    dead_local_textfiles,
+    instance_name,
+    serve,
+    textfile_path,
+    textfiles,
+)
 from streaming.topics import BrokerUnreachable, probe
 
 #: librdkafka's "no offset" (OFFSET_INVALID).
@@ -87,8 +95,19 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def metrics_path(settings: Settings):
-    return settings.data_dir / "run" / "consumer-metrics.prom"
+def metrics_path(settings: Settings, instance: str):
+    """The metrics textfile of consumer ``instance`` (each consumer sharing the data directory has its own)."""
+    return textfile_path(settings.data_dir / "run", instance)
+
+
+def metrics_files(settings: Settings) -> list[Any]:
+    """The metrics textfiles of every consumer instance that writes to this data directory."""
+    return textfiles(settings.data_dir / "run")
+
+
+#: The single, unlabelled file of earlier versions: node_exporter rejects it next to the labelled
+#: ones (same metrics, other label names), so a consumer removes it when it starts.
+LEGACY_METRICS_FILE = "consumer-metrics.prom"
 
 
 #: The consumer's structured event log (loyalty_core/logs.py: console on a terminal, JSON lines
@@ -136,14 +155,14 @@ def _watermarks(client: Consumer, tp: TopicPartition, cheap: bool, log: EventLog
 
 
 def partition_lag(client: Consumer, assignment: list[TopicPartition],
-                  committed: Callable[[list[Any]], dict[tuple[str, int], int | None]] | None,
+                  committed_by: dict[tuple[str, int], int | None], cheap: bool,
                   log: EventLog) -> dict[tuple[str, int], int]:
-    """Messages behind the partition ends, per partition of ``assignment``. Without ``committed``
-    (cheap), from the high-water marks of the last fetch responses, leaving out partitions whose
-    end or position is not known yet; with it, from the broker's end offsets (a request each)."""
-    cheap = committed is None
+    """Messages behind the partition ends, per partition of ``assignment``, from the position, or
+    where nothing was consumed yet, the committed offset (``committed_by``; None: never committed,
+    the start of the partition). ``cheap``: from the high-water marks of the last fetch responses
+    (no request), leaving out partitions whose end or position is not known yet; else from the
+    broker's end offsets (a request each)."""
     positions = {(tp.topic, tp.partition): tp.offset for tp in client.position(assignment)}
-    committed_by = committed(assignment) if not cheap else {}
     lag = {}
     for tp in assignment:
         key = (tp.topic, tp.partition)
@@ -180,7 +199,10 @@ class LandingConsumer:
         self.kinds = {settings.topic_touchpoints: "touchpoint", settings.topic_customers: "customer",
                       settings.topic_case_events: "case_event"}
         self.zone = LandingZone.from_settings(settings)
-        self.metrics = ConsumerMetrics()
+        #: The ``consumer`` label of the metrics and the name of this instance's textfile.
+        self.instance = instance_name()
+        self.metrics = ConsumerMetrics(self.instance)
+        self._metrics_written = 0.0
         self.summary = RunSummary()
         self._stop_reason = ""
         self._consumer_overrides = consumer_overrides or {}
@@ -234,9 +256,11 @@ class LandingConsumer:
                     f"{exc.strerror or exc}; give each consumer on this host its own port, or 0 for no endpoint "
                     f"(the metrics file is written either way)") from None
             self.log("metrics_http", port=self.settings.metrics_port)
+        self._remove_stale_metrics_files()
         self.log("started", group=self.settings.consumer_group, topics=list(self.kinds), workers=self.workers,
                  landing=self.settings.landing, bootstrap=self.settings.bootstrap,
-                 until_idle=self.until_idle, max_records=self.max_records)
+                 until_idle=self.until_idle, max_records=self.max_records,
+                 consumer=self.instance, metrics_file=str(metrics_path(self.settings, self.instance)))
         self._last_activity = self._unassigned_since = time.monotonic()
         # How long --until-idle waits for the group to hand this member partitions (at the start,
         # or again after an eviction) before it gives up.
@@ -247,7 +271,8 @@ class LandingConsumer:
             self.flush("shutdown")
         finally:
             self.summary.stopped_by = self._stop_reason or "error"
-            self._write_metrics()
+            # a consumer that is gone leaves no file behind (its lag would look current for ever)
+            self._remove_metrics_file()
             self.close()
             if server is not None:
                 server.shutdown()
@@ -281,6 +306,9 @@ class LandingConsumer:
             self.stop("max_records")
         elif self.until_idle and now - self._last_activity >= self.idle_s:
             self._when_idle(now, join_patience)
+        if time.monotonic() - self._metrics_written >= REFRESH_S:
+            self._update_lag(cheap=True)  # idle: the file still shows this consumer is alive
+            self._write_metrics()
 
     def _consume(self) -> list[Any]:
         """The next fetched messages: no more than the batch has room for, waiting no longer than
@@ -398,7 +426,8 @@ class LandingConsumer:
         assignment = list(self.consumer.assignment())
         if not assignment:
             return {}
-        lag = partition_lag(self.consumer, assignment, self._committed if not cheap else None, self.log)
+        committed = {} if cheap else self._committed(assignment)
+        lag = partition_lag(self.consumer, assignment, committed, cheap, self.log)
         self.metrics.set_lag(lag)
         return lag
 
@@ -408,10 +437,28 @@ class LandingConsumer:
             self.on_progress(self.summary.consumed, sum(lag.values()) if lag else None)
 
     def _write_metrics(self) -> None:
+        self._metrics_written = time.monotonic()
         try:
-            self.metrics.write(metrics_path(self.settings))
+            self.metrics.write(metrics_path(self.settings, self.instance), time.time())
         except OSError as exc:
             self.log("metrics_write_failed", level="warning", error=str(exc))
+
+    def _remove_metrics_file(self) -> None:
+        try:
+            metrics_path(self.settings, self.instance).unlink(missing_ok=True)
+        except OSError as exc:
+            self.log("metrics_remove_failed", level="warning", error=str(exc))
+
+    def _remove_stale_metrics_files(self) -> None:
+        """Remove the files of this host's consumers that died (SIGKILL, OOM) and the old unlabelled one."""
+        run_dir = self.settings.data_dir / "run"
+        for stale in [*dead_local_textfiles(run_dir), run_dir / LEGACY_METRICS_FILE]:
+            try:
+                if stale.exists():
+                    stale.unlink()
+                    self.log("stale_metrics_file_removed", path=str(stale))
+            except OSError as exc:
+                self.log("metrics_remove_failed", level="warning", error=str(exc))
 
 
 def run_consumer(settings: Settings, *, until_idle: bool = False, idle_s: float = 1.0,

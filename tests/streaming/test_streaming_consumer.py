@@ -30,7 +30,7 @@ from loyalty_core.contract import decode
 from loyalty_core.landing_zone import LandingZone
 from loyalty_monitor.broker import free_port
 from streaming import samples
-from streaming.consumer import JsonLog, LandingConsumer, metrics_path
+from streaming.consumer import JsonLog, LandingConsumer, metrics_files
 from streaming.metrics import parse
 from streaming.producer import produce_lines
 
@@ -118,7 +118,9 @@ def test_every_bad_message_is_dead_lettered_with_reason_and_source_and_every_goo
     tp_coords = produce(settings, settings.topic_touchpoints, tp_messages, headers=[("trace", b"t-1")])
     cu_coords = produce(settings, settings.topic_customers, cu_messages)
 
-    summary, _ = _consume_until_idle(settings)
+    service = LandingConsumer(settings, until_idle=True, idle_s=1.0, log=JsonLog(io.StringIO()))
+    summary = service.run()
+    assert metrics_files(settings) == []  # a consumer that stopped leaves no metrics file behind
 
     dead = {(h["dlq.source.topic"], int(h["dlq.source.partition"]), int(h["dlq.source.offset"])): (m, h)
             for m in read_topic(settings, settings.topic_dead_letter) for h in [headers(m)]}
@@ -147,9 +149,10 @@ def test_every_bad_message_is_dead_lettered_with_reason_and_source_and_every_goo
     assert customers.filter(customers["is_deleted"]).column("customer_id").to_pylist() == ["C00001"]
     assert summary.dead_lettered == len(expected_dead)
 
-    metrics = parse(metrics_path(settings).read_text())
+    metrics = parse(service.metrics.render())
     for (label, code) in {w for w in tp_expect if w}:
-        assert metrics[f'loyalty_consumer_dead_letters_total{{code="{code}",topic="{settings.topic_touchpoints}"}}'] >= 1
+        assert metrics[f'loyalty_consumer_dead_letters_total{{code="{code}",consumer="{service.instance}",'
+                       f'topic="{settings.topic_touchpoints}"}}'] >= 1
 
     # the CLI lists them, and replay re-publishes the original bytes to the source topic
     env = dict(os.environ)
@@ -217,8 +220,11 @@ def test_a_trickle_lands_within_seconds_metrics_are_served_and_sigterm_commits(s
         assert max(delays) < 3.0, delays  # batch_max_wait_s=0.5: a trickle never waits for a full batch
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         samples_ = parse(page)
-        assert samples_[f'loyalty_consumer_records_landed_total{{topic="{settings.topic_touchpoints}"}}'] == 5
-        assert samples_["loyalty_consumer_batch_latency_seconds_count"] >= 1
+        [started] = log_events(log, "started")
+        consumer = started["consumer"]
+        assert samples_[f'loyalty_consumer_records_landed_total{{consumer="{consumer}",'
+                        f'topic="{settings.topic_touchpoints}"}}'] == 5
+        assert samples_[f'loyalty_consumer_batch_latency_seconds_count{{consumer="{consumer}"}}'] >= 1
         assert any(name.startswith("loyalty_consumer_lag{") for name in samples_)
 
         # a backlog lands in batches of 100; once it is in, the textfile (node_exporter's) says the
@@ -228,8 +234,9 @@ def test_a_trickle_lands_within_seconds_metrics_are_served_and_sigterm_commits(s
         wait_for(lambda: set(backlog) <= set(coordinates(landed(settings))), 30, what="the backlog to land")
 
         def file_lag() -> dict[str, float]:
-            return {k: v for k, v in parse(metrics_path(settings).read_text()).items()
-                    if k.startswith("loyalty_consumer_lag{")}
+            [path] = metrics_files(settings)  # this consumer's own file, labelled with its name
+            assert str(path) == started["metrics_file"]
+            return {k: v for k, v in parse(path.read_text()).items() if k.startswith("loyalty_consumer_lag{")}
 
         time.sleep(1.0)  # the consumer is idle now: nothing writes the file any more
         assert file_lag() and set(file_lag().values()) == {0.0}, file_lag()
@@ -246,6 +253,7 @@ def test_a_trickle_lands_within_seconds_metrics_are_served_and_sigterm_commits(s
             proc.kill()
     stopped = log_events(log, "stopped")
     assert stopped and stopped[-1]["reason"] == "SIGTERM"
+    assert metrics_files(settings) == []  # stopped: its file went with it
     assert landed(settings).num_rows == 606
     # committed: a restart finds nothing left to consume
     from streaming.consumer import LandingConsumer as Service

@@ -23,7 +23,8 @@ from streaming_helpers import (
 
 from loyalty_core.landing_zone import LandingZone
 from streaming import samples
-from streaming.consumer import JsonLog, LandingConsumer
+from streaming.consumer import JsonLog, LandingConsumer, metrics_files
+from streaming.metrics import REFRESH_S, parse
 from streaming.landing import BatchBuilder, decode_chunk, prepare
 
 
@@ -80,9 +81,16 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(settings, monkey
     load.join(60)
     assert load.error is None and len(load.coords) == 24_000
 
+    killed = [e["metrics_file"] for e in log_events(log, "started")]
+    # a killed consumer leaves its metrics file; the next one on this host removes it when it starts
+    assert len(killed) == 4 and [str(f) for f in metrics_files(settings)] == killed[-1:]
+
     result = run_consumer_until_idle(log)
     assert result.returncode == 0
     _assert_exactly_once(settings, load.coords, 24_000)
+    # ... and its own when it stops
+    assert metrics_files(settings) == []
+    assert {e["path"] for e in log_events(log, "stale_metrics_file_removed")} == set(killed)
     rolled_back = log_events(log, "pending_batch_rolled_back") + log_events(log, "pending_batch_was_committed")
     print(f"{kills} kills; crash leftovers resolved: {len(rolled_back)}")
 
@@ -164,6 +172,7 @@ def test_a_second_consumer_takes_over_partitions_without_loss_or_duplicates(sett
         wait_for(lambda: len(set(coordinates(landed(settings)))) >= 16_000, 120, interval=0.5,
                  what="everything to land")
         time.sleep(1.0)  # a duplicate would show up after the count was reached
+        _assert_each_member_has_its_own_metrics_file(settings, first_log, second_log)
         for proc in (first, second):
             proc.send_signal(signal.SIGTERM)
         assert first.wait(30) == 0 and second.wait(30) == 0
@@ -171,11 +180,26 @@ def test_a_second_consumer_takes_over_partitions_without_loss_or_duplicates(sett
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
                 proc.kill()
+    assert metrics_files(settings) == [], "a stopped member left its metrics file"
     _assert_exactly_once(settings, load.coords, 16_000)
     second_got = [e for e in log_events(second_log, "partitions_assigned") if e["partitions"]]
     assert second_got, "the second member never received partitions"
     assert log_events(second_log, "batch_committed"), "the second member never landed a batch"
     assert log_events(first_log, "partitions_revoked"), "the first member never handed partitions over"
+
+
+def _assert_each_member_has_its_own_metrics_file(settings, *logs) -> None:
+    """Two members sharing the data directory (compose's ``--scale consumer=2``): each writes a
+    textfile of its own, every sample labelled with its consumer."""
+    files = metrics_files(settings)
+    started = [log_events(log, "started")[-1] for log in logs]
+    assert sorted(str(f) for f in files) == sorted(s["metrics_file"] for s in started)
+    assert len({s["consumer"] for s in started}) == len(logs)
+    for log, member in zip(logs, started):
+        samples = parse(next(f for f in files if str(f) == member["metrics_file"]).read_text())
+        assert samples and all(f'consumer="{member["consumer"]}"' in name for name in samples)
+        updated = samples[f'loyalty_consumer_metrics_updated_timestamp_seconds{{consumer="{member["consumer"]}"}}']
+        assert time.time() - updated < REFRESH_S + 5  # a live member's file is fresh
 
 
 class _StallsInItsFirstBatch(LandingConsumer):
