@@ -160,7 +160,7 @@ def partition_lag(client: Consumer, assignment: list[TopicPartition],
     """Messages behind the partition ends, per partition of ``assignment``, from the position, or
     where nothing was consumed yet, the committed offset (``committed_by``; None: never committed,
     the start of the partition). ``cheap``: from the high-water marks of the last fetch responses
-    (no request), leaving out partitions whose end or position is not known yet; else from the
+    (no request), leaving out partitions whose end or start is not known yet; else from the
     broker's end offsets (a request each)."""
     positions = {(tp.topic, tp.partition): tp.offset for tp in client.position(assignment)}
     lag = {}
@@ -174,7 +174,7 @@ def partition_lag(client: Consumer, assignment: list[TopicPartition],
         if position < 0:  # nothing consumed in this session: we stand at the committed offset
             position = committed_by.get(key)
             if position is None:
-                if cheap:
+                if cheap and low < 0:
                     continue
                 position = max(low, 0)
         lag[key] = max(0, high - position)
@@ -202,6 +202,10 @@ class LandingConsumer:
         #: The ``consumer`` label of the metrics and the name of this instance's textfile.
         self.instance = instance_name()
         self.metrics = ConsumerMetrics(self.instance)
+        # Committed offsets of the assigned partitions when they were assigned: the lag of a
+        # partition nothing was consumed from yet (a quiet one) is measured from there.
+        self._assigned_committed: dict[tuple[str, int], int | None] = {}
+        self._lag_due = False  # (re)assigned: publish the lag of every assigned partition
         self._metrics_written = 0.0
         self.summary = RunSummary()
         self._stop_reason = ""
@@ -306,7 +310,16 @@ class LandingConsumer:
             self.stop("max_records")
         elif self.until_idle and now - self._last_activity >= self.idle_s:
             self._when_idle(now, join_patience)
-        if time.monotonic() - self._metrics_written >= REFRESH_S:
+        if self._lag_due:
+            # (re)assigned in this consume(): every assigned partition gets a lag sample now,
+            # also the quiet ones no message will come from
+            self._lag_due = False
+            try:
+                self._update_lag(cheap=False)
+            except KafkaException as exc:
+                self.log("lag_unknown", level="warning", error=str(exc))
+            self._write_metrics()
+        elif time.monotonic() - self._metrics_written >= REFRESH_S:
             self._update_lag(cheap=True)  # idle: the file still shows this consumer is alive
             self._write_metrics()
 
@@ -407,6 +420,12 @@ class LandingConsumer:
         self.log("partitions_assigned", partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions))
         # The client assigns the partitions after this returns; they start at their committed offsets.
         self.recover(sorted(partitions, key=lambda tp: (tp.topic, tp.partition)))
+        try:
+            self._assigned_committed = self._committed(partitions)
+        except KafkaException as exc:  # a metric must not stop the consumer: the lag pass asks again
+            self._assigned_committed = {}
+            self.log("lag_unknown", level="warning", error=str(exc))
+        self._lag_due = True
 
     def recover(self, assigned: list[Any]) -> None:
         """Resolve crash leftovers (pending manifests) of newly assigned partitions."""
@@ -425,9 +444,15 @@ class LandingConsumer:
         ``cheap`` uses the high-water marks of the last fetch responses (no request)."""
         assignment = list(self.consumer.assignment())
         if not assignment:
+            self.metrics.set_lag({})  # nothing assigned any more: no partition's lag is ours
             return {}
-        committed = {} if cheap else self._committed(assignment)
+        committed = self._assigned_committed if cheap else self._committed(assignment)
         lag = partition_lag(self.consumer, assignment, committed, cheap, self.log)
+        if cheap:
+            # a partition whose end the last fetch responses do not tell keeps its last sample
+            # (taken from the broker on assignment) instead of vanishing from the gauge
+            assigned = {(tp.topic, tp.partition) for tp in assignment}
+            lag = {**{k: v for k, v in self.metrics.lag_samples().items() if k in assigned}, **lag}
         self.metrics.set_lag(lag)
         return lag
 

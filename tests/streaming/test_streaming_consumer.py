@@ -240,6 +240,13 @@ def test_a_trickle_lands_within_seconds_metrics_are_served_and_sigterm_commits(s
 
         time.sleep(1.0)  # the consumer is idle now: nothing writes the file any more
         assert file_lag() and set(file_lag().values()) == {0.0}, file_lag()
+        # every assigned partition has a sample, also those no message came from (customers,
+        # case events): "caught up", not "unknown"
+        assigned = [e for e in log_events(log, "partitions_assigned") if e["partitions"]][-1]
+        assert sorted(file_lag()) == sorted(
+            f'loyalty_consumer_lag{{consumer="{consumer}",partition="{p.rpartition("[")[2][:-1]}",'
+            f'topic="{p.rpartition("[")[0]}"}}' for p in assigned["partitions"])
+        assert len({p.rpartition("[")[0] for p in assigned["partitions"]}) == 3
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         assert {k: v for k, v in parse(page).items() if k.startswith("loyalty_consumer_lag{")} == file_lag()
 

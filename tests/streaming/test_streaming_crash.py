@@ -188,18 +188,32 @@ def test_a_second_consumer_takes_over_partitions_without_loss_or_duplicates(sett
     assert log_events(first_log, "partitions_revoked"), "the first member never handed partitions over"
 
 
+def _label(sample: str, name: str) -> str:
+    return sample.split(f'{name}="')[1].split('"')[0]
+
+
 def _assert_each_member_has_its_own_metrics_file(settings, *logs) -> None:
     """Two members sharing the data directory (compose's ``--scale consumer=2``): each writes a
-    textfile of its own, every sample labelled with its consumer."""
+    textfile of its own, every sample labelled with its consumer, and has a lag sample for every
+    partition it was assigned, the quiet ones (no message since the takeover) too."""
     files = metrics_files(settings)
     started = [log_events(log, "started")[-1] for log in logs]
     assert sorted(str(f) for f in files) == sorted(s["metrics_file"] for s in started)
     assert len({s["consumer"] for s in started}) == len(logs)
+    lag_partitions = []
     for log, member in zip(logs, started):
         samples = parse(next(f for f in files if str(f) == member["metrics_file"]).read_text())
         assert samples and all(f'consumer="{member["consumer"]}"' in name for name in samples)
         updated = samples[f'loyalty_consumer_metrics_updated_timestamp_seconds{{consumer="{member["consumer"]}"}}']
         assert time.time() - updated < REFRESH_S + 5  # a live member's file is fresh
+        assigned = log_events(log, "partitions_assigned")[-1]["partitions"]
+        lag = sorted(f"{_label(n, 'topic')}[{_label(n, 'partition')}]" for n in samples
+                     if n.startswith("loyalty_consumer_lag{"))
+        assert lag == sorted(assigned), (member["consumer"], lag, assigned)
+        lag_partitions += lag
+    assert len(lag_partitions) == len(set(lag_partitions))  # no partition is counted twice
+    assert {p.rpartition("[")[0] for p in lag_partitions} == {settings.topic_touchpoints, settings.topic_customers,
+                                                             settings.topic_case_events}
 
 
 class _StallsInItsFirstBatch(LandingConsumer):
