@@ -2,8 +2,10 @@
 
 Every dead letter keeps the original key and bytes; its ``dlq.*`` headers say where it came from
 and why it failed. ``replay`` re-publishes the original bytes to their source topic (for example
-after the contract or a producer was fixed); messages that still fail land in the dead-letter
-topic again, with a new failure time. ``purge`` removes an erased customer's dead letters: Kafka
+after the contract was fixed); messages that still fail land in the dead-letter topic again, with a
+new failure time. Each dead letter is replayed once: the replay ledger
+(``<data_dir>/dead-letters/replayed.jsonl``, no message content) remembers which were sent, so a
+second replay sends only dead letters that arrived since (e.g. the ones that failed again). ``purge`` removes an erased customer's dead letters: Kafka
 cannot delete single records, so the dead letters to keep are written again at the end of the
 topic and everything before them is deleted (DeleteRecords); on a broker without DeleteRecords
 (the embedded Tansu) the topic is re-created with the dead letters to keep.
@@ -15,6 +17,8 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from kafka import KafkaAdminClient, KafkaConsumer
@@ -45,6 +49,7 @@ class DeadLetterRecord:
     headers: list[tuple[str, bytes]] = field(default_factory=list)  # the original message's
     partition: int = 0
     all_headers: list[tuple[str, bytes]] = field(default_factory=list)  # as stored, dlq.* included
+    replayed_at: str | None = None  # when ``replay`` re-published it (from the replay ledger)
 
     def as_dict(self, preview_chars: int | None = 200) -> dict[str, Any]:
         value = None if self.value is None else self.value.decode("utf-8", "replace")
@@ -53,6 +58,7 @@ class DeadLetterRecord:
         return {"offset": self.offset, "failed_at": self.failed_at, "source_topic": self.source_topic,
                 "source_partition": self.source_partition, "source_offset": self.source_offset,
                 "error_code": self.error_code, "error_detail": self.error_detail,
+                "replayed_at": self.replayed_at,
                 "key": None if self.key is None else self.key.decode("utf-8", "replace"),
                 "value": value}
 
@@ -120,24 +126,91 @@ def iter_dead_letters(settings: Settings, timeout_s: float = 30.0) -> Iterator[D
 
 def list_dead_letters(settings: Settings, limit: int | None = None,
                       error_code: str | None = None) -> list[DeadLetterRecord]:
-    """The newest ``limit`` dead letters (optionally of one error code), oldest first."""
+    """The newest ``limit`` dead letters (optionally of one error code), oldest first, each with
+    ``replayed_at`` when ``replay`` already re-published it."""
+    ledger = read_replay_ledger(settings)
     records = [r for r in iter_dead_letters(settings) if error_code in (None, r.error_code)]
+    for record in records:
+        record.replayed_at = ledger.get(replay_key(record))
     return records[-limit:] if limit else records
+
+
+# --- the replay ledger: each dead letter is replayed once ------------------------------------------
+
+def replay_ledger_path(settings: Settings) -> Path:
+    return settings.data_dir / "dead-letters" / "replayed.jsonl"
+
+
+def replay_key(record: DeadLetterRecord) -> str:
+    """A dead letter's identity in the replay ledger: where its message was read and when it failed
+    (a message replayed and failing again is a new dead letter, from a new source offset). No
+    message content: the ledger holds no personal data. The failure time keeps the key apart from a
+    later message at the same coordinates (the embedded broker starts its offsets again at 0)."""
+    if record.source_topic and record.source_offset >= 0:
+        return (f"{record.source_topic}|{record.source_partition}|{record.source_offset}|"
+                f"{record.error_code}|{record.failed_at}")
+    return f"dead-letter|{record.partition}|{record.offset}|{record.timestamp_ms}"
+
+
+def read_replay_ledger(settings: Settings) -> dict[str, str]:
+    """replay key -> when it was replayed."""
+    path = replay_ledger_path(settings)
+    ledger: dict[str, str] = {}
+    if not path.exists():
+        return ledger
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+            ledger[entry["key"]] = entry["replayed_at"]
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a crash: that dead letter counts as not replayed
+    return ledger
+
+
+def _append_replay_ledger(settings: Settings, keys: list[str]) -> None:
+    if not keys:
+        return
+    path = replay_ledger_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with path.open("a", encoding="utf-8") as out:
+        out.writelines(json.dumps({"key": key, "replayed_at": now}) + "\n" for key in keys)
 
 
 @dataclass
 class ReplayResult:
     replayed: int = 0
     skipped_unknown_topic: int = 0
+    skipped_already_replayed: int = 0
+    skipped_copies: int = 0  # copies of one dead letter (re-sent after a consumer crash)
     by_topic: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        line = (f"replayed {self.replayed} dead letters "
+                f"({', '.join(f'{t}: {n}' for t, n in self.by_topic.items()) or 'none'}); "
+                f"skipped {self.skipped_unknown_topic} from unknown topics")
+        if self.skipped_copies:
+            line += f", {self.skipped_copies} copies of a dead letter sent once"
+        if self.skipped_already_replayed:
+            line += (f", {self.skipped_already_replayed} already replayed (those that failed again are new "
+                     f"dead letters and were replayed; --include-replayed sends the others again)")
+        return line
 
 
 def replay_dead_letters(settings: Settings, error_code: str | None = None,
-                        on_progress: Callable[[int], None] | None = None) -> ReplayResult:
-    """Re-publish dead letters' original key, bytes and headers to their source topics."""
+                        on_progress: Callable[[int], None] | None = None,
+                        include_replayed: bool = False) -> ReplayResult:
+    """Re-publish dead letters' original key, bytes and headers to their source topics, each dead
+    letter once: those already replayed (the replay ledger) are skipped unless ``include_replayed``.
+    A replayed message that fails again is a new dead letter (with a ``dlq.replayed_from_offset``
+    header) and is replayed by the next replay. The ledger is written after the producer flushed:
+    a replay cut short sends its dead letters again next time (at least once)."""
 
     known = {settings.topic_touchpoints, settings.topic_customers, settings.topic_case_events}
     result = ReplayResult()
+    ledger = read_replay_ledger(settings)
+    sent: set[tuple] = set()
+    done: list[str] = []
     producer = make_producer(settings, client_id="loyalty-dead-letter-replay")
     try:
         for record in iter_dead_letters(settings):
@@ -146,6 +219,16 @@ def replay_dead_letters(settings: Settings, error_code: str | None = None,
             if record.source_topic not in known:
                 result.skipped_unknown_topic += 1
                 continue
+            key = replay_key(record)
+            if key in ledger and not include_replayed:
+                result.skipped_already_replayed += 1
+                continue
+            done.append(key)
+            identity = _identity(record)
+            if identity in sent:
+                result.skipped_copies += 1
+                continue
+            sent.add(identity)
             producer.send(record.source_topic, key=record.key, value=record.value,
                           headers=record.headers + [("dlq.replayed_from_offset", str(record.offset).encode())])
             result.replayed += 1
@@ -155,6 +238,7 @@ def replay_dead_letters(settings: Settings, error_code: str | None = None,
         producer.flush()
     finally:
         producer.close()
+    _append_replay_ledger(settings, done)
     return result
 
 

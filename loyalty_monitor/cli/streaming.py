@@ -80,10 +80,9 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
         return 0
     if args.action == "replay":
         result = replay_dead_letters(settings, error_code=args.error_code,
-                                     on_progress=lambda n: print(f"replayed {n:,}", file=sys.stderr))
-        print(f"replayed {result.replayed} dead letters "
-              f"({', '.join(f'{t}: {n}' for t, n in result.by_topic.items()) or 'none'}); "
-              f"skipped {result.skipped_unknown_topic} from unknown topics")
+                                     on_progress=lambda n: print(f"replayed {n:,}", file=sys.stderr),
+                                     include_replayed=args.include_replayed)
+        print(result.summary())
         return 0
     records = list_dead_letters(settings, limit=args.limit, error_code=args.error_code)
     if args.format == "json":
@@ -96,12 +95,13 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(title=f"{len(records)} dead letters in {settings.topic_dead_letter}")
-    for column in ("offset", "failed at", "source", "code", "detail", "key", "value"):
+    for column in ("offset", "failed at", "source", "code", "detail", "key", "value", "replayed"):
         table.add_column(column, overflow="fold")
     for r in records:
         d = r.as_dict(preview_chars=60)
         table.add_row(str(r.offset), r.failed_at[:19], f"{r.source_topic}[{r.source_partition}]@{r.source_offset}",
-                      r.error_code, r.error_detail[:80], d["key"] or "", d["value"] or "(null)")
+                      r.error_code, r.error_detail[:80], d["key"] or "", d["value"] or "(null)",
+                      (r.replayed_at or "")[:19])
     Console(width=max(120, Console().width)).print(table)
     return 0
 
@@ -155,6 +155,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="purge: the dead letters of every customer in the erasure register")
     p.add_argument("--limit", type=int, default=None, help="list: only the newest N")
     p.add_argument("--error-code", default=None, help="only dead letters with this error code")
+    p.add_argument("--include-replayed", action="store_true",
+                   help="replay: also dead letters an earlier replay already sent (default: each once)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_dead_letters)
 

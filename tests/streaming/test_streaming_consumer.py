@@ -175,6 +175,24 @@ def test_every_bad_message_is_dead_lettered_with_reason_and_source_and_every_goo
            if (m.partition, m.offset) not in before]
     assert [(m.key, m.value) for m in new] == [(b"C00004", samples.encode(samples.customer(3)))]
 
+    # each dead letter is replayed once: the replayed messages fail again (the key still mismatches),
+    # and the next replay sends only those new dead letters, not the originals a second time
+    # (replaying every time doubled the dead letters and landed a fixed event once per replay)
+    _consume_until_idle(settings)
+    cli = [sys.executable, "-m", "loyalty_monitor.cli", "dead-letters"]
+    again = subprocess.run([*cli, "replay", "--error-code", "key_mismatch"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert "replayed 3 dead letters" in again.stdout and "3 already replayed" in again.stdout, again.stdout
+    rows = json.loads(subprocess.run([*cli, "list", "--error-code", "key_mismatch", "--format", "json"], cwd=ROOT,
+                                     env=env, capture_output=True, text=True, timeout=60).stdout)
+    assert len(rows) == 6 and all(r["replayed_at"] for r in rows), rows
+    third = subprocess.run([*cli, "replay", "--error-code", "key_mismatch"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert "replayed 0 dead letters" in third.stdout and "6 already replayed" in third.stdout, third.stdout
+    assert [(m.key, m.value) for m in read_topic(settings, settings.topic_customers, quiet_s=0.5)
+            if (m.partition, m.offset) not in before] == [(b"C00004", samples.encode(samples.customer(3)))] * 2
+
 
 def test_events_produced_with_confluent_kafka_land(settings, monkeypatch):
     from confluent_kafka import Producer
