@@ -40,6 +40,7 @@ This module imports nothing of the project: everything else imports it.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import hmac
 import json
@@ -78,6 +79,14 @@ OTHER_ENV_VARS: dict[str, str] = {
 }
 
 Port = Annotated[int, Field(ge=0, le=65535)]
+#: Durations, sizes and factors: a negative, infinite or NaN value is refused when the settings load
+#: (naming the setting and what is allowed), not met later as a silent misbehaviour (a negative clock
+#: skew dead-letters every event, a NaN wait never flushes a batch).
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+#: A share of rows: 0 to 1 (a share above 1 would, e.g., quarantine a whole broken feed instead of
+#: stopping the run).
+Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
 class SettingsError(ValueError):
@@ -148,45 +157,45 @@ class QualitySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: occurred_at / updated_at may lie this far in the future (producers' clocks drift).
-    clock_skew_minutes: float = 10.0
+    clock_skew_minutes: NonNegativeFloat = 10.0
     #: Older events are "absurdly old" (epoch-zero or default-date bugs), not late.
-    max_event_age_days: int = 1830
+    max_event_age_days: PositiveInt = 1830
     #: Share of touchpoint rows whose customer is not (yet) in master data before it is critical.
     #: Master data may arrive a little after a new customer's first touchpoint.
-    unknown_customer_tolerance: float = 0.02
+    unknown_customer_tolerance: Share = 0.02
     #: ... but never fewer than this many rows: an event-driven run over a batch of nine rows with
     #: two new customers is a new customer arriving, not a broken feed.
-    unknown_customer_floor_rows: int = 5
+    unknown_customer_floor_rows: NonNegativeInt = 5
     #: The touchpoint feed is stale (critical) when its newest event is more than this many days
     #: before the last closed day: a producer or the landing consumer has stopped.
-    feed_stale_days: int = 3
+    feed_stale_days: NonNegativeInt = 3
     #: Share of exact re-sends in a batch above which a warning is raised (staging dedups them).
-    resend_warning_share: float = 0.05
+    resend_warning_share: Share = 0.05
     #: Daily volume band: learned from the same weekday of this many trailing weeks.
-    volume_history_weeks: int = 4
+    volume_history_weeks: PositiveInt = 4
     #: Fewer same-weekday samples than this and the band is not enforced yet.
-    volume_min_history_days: int = 2
+    volume_min_history_days: PositiveInt = 2
     #: Band = [median * low_factor - sigmas * sqrt(median), median * high_factor + sigmas * sqrt(median)].
-    volume_low_factor: float = 0.5
-    volume_high_factor: float = 2.0
-    volume_poisson_sigmas: float = 3.0
+    volume_low_factor: NonNegativeFloat = 0.5
+    volume_high_factor: NonNegativeFloat = 2.0
+    volume_poisson_sigmas: NonNegativeFloat = 3.0
     #: New touchpoint files are validated in chunks of about this much Parquet (bounded memory on
     #: a first run over a long history).
-    chunk_mb: float = 64.0
+    chunk_mb: PositiveFloat = 64.0
     #: Without explicit dates, daily volume is judged for closed days of the last this many days
     #: (older days are history, not a broken feed now; pass --dates to audit them).
-    volume_recent_days: int = 31
+    volume_recent_days: PositiveInt = 31
     #: How many failing values each finding quotes.
-    examples: int = 5
+    examples: NonNegativeInt = 5
     #: Rows that fail a row-level critical expectation (a null key, a value outside its set or
     #: range, an unknown customer, an event id with two contents) are set aside in the quarantine
     #: and the rest of the batch goes on, unless more than this share of a batch's rows fail: that
     #: is a broken producer or feed, and the run stops (systemic). 0 turns quarantine off: any
     #: failing row stops the run.
-    quarantine_max_share: float = 0.01
+    quarantine_max_share: Share = 0.01
     #: ... but up to this many failing rows of a batch are always set aside, whatever the share (one
     #: bad row in an event-driven batch of nine is a bad row, not a broken feed).
-    quarantine_floor_rows: int = 5
+    quarantine_floor_rows: NonNegativeInt = 5
 
 
 #: Kafka properties that have a typed setting: refused in the ``[kafka]`` pass-through, so that one
@@ -265,7 +274,7 @@ class Settings(BaseSettings):
     spark_method: Literal["session", "thrift", "http"] = "session"
     spark_master: str = "local[2]"
     spark_driver_memory: str = "2g"
-    spark_shuffle_partitions: int = 4
+    spark_shuffle_partitions: PositiveInt = 4
     #: dbt threads on Spark: how many models and tests dbt sends at once. Each statement costs
     #: Spark a job's planning and scheduling, so a few at a time keep a cluster (or local mode's
     #: cores) busy between them.
@@ -305,25 +314,25 @@ class Settings(BaseSettings):
     topic_batches: str = "loyalty.batches-landed"
     #: Contract 1.2: what account managers do with churn-risk cases (acknowledge, snooze, close, feedback).
     topic_case_events: str = "case-events"
-    partitions_touchpoints: int = 6
-    partitions_customers: int = 3
-    partitions_case_events: int = 3
+    partitions_touchpoints: PositiveInt = 6
+    partitions_customers: PositiveInt = 3
+    partitions_case_events: PositiveInt = 3
     consumer_group: str = "loyalty-landing"
 
     # --- consumer ----------------------------------------------------------------------------
-    batch_max_records: int = 20_000
+    batch_max_records: PositiveInt = 20_000
     #: A batch is also flushed once its messages add up to this many bytes: memory is bounded by
     #: bytes, not only by count (300 one-MiB events made a 1 GB batch).
-    batch_max_bytes: int = 64 * 1024 * 1024
-    batch_max_wait_s: float = 2.0
-    max_message_bytes: int = 1_048_576
+    batch_max_bytes: PositiveInt = 64 * 1024 * 1024
+    batch_max_wait_s: NonNegativeFloat = 2.0
+    max_message_bytes: PositiveInt = 1_048_576
     #: The contract's accepted instants: not before this date (UTC) and not later than the
     #: receiver's clock plus this skew. Anything outside is dead-lettered as ``bad_timestamp``.
     earliest_event_date: str = "2000-01-01"
-    max_clock_skew_hours: float = 24.0
+    max_clock_skew_hours: NonNegativeFloat = 24.0
     #: Kept short: a group's first join waits for the rebalance timeout (see README).
-    max_poll_interval_ms: int = 10_000
-    session_timeout_ms: int = 10_000
+    max_poll_interval_ms: PositiveInt = 10_000
+    session_timeout_ms: PositiveInt = 10_000
     metrics_port: Port = 0  # 0 = no HTTP metrics endpoint; metrics are still written to data_dir
 
     # --- logging (loyalty_core/logs.py) ----------------------------------------------------
@@ -348,13 +357,13 @@ class Settings(BaseSettings):
     data_engineer_emails: str = "data-engineers@localhost"
     #: Delivery attempts per alert and channel within one dispatch; waits double from the first.
     alert_max_attempts: PositiveInt = 3
-    alert_backoff_s: float = 2.0
+    alert_backoff_s: NonNegativeFloat = 2.0
     #: Overall deadline of one delivery attempt (connect, TLS, send, answer), not only a socket
     #: timeout: a server that drips one byte at a time cannot hold dispatch longer than this.
-    alert_timeout_s: float = 10.0
+    alert_timeout_s: PositiveFloat = 10.0
     #: A channel that fails this many attempts in a row is paused for the rest of the dispatch
     #: run; its remaining messages stay pending for the next run (0 = never pause).
-    alert_channel_failure_limit: int = 3
+    alert_channel_failure_limit: NonNegativeInt = 3
     #: One message per account manager listing all of that manager's new alerts.
     alert_digest: bool = False
     #: Each account manager's weekly digest (open cases by value at risk, who went quiet, what was
@@ -368,13 +377,13 @@ class Settings(BaseSettings):
     #: The asset watcher (Airflow triggerer) on the batches-landed topic: how long one poll waits
     #: for a message (it returns as soon as one arrives), and how long it pauses after a message
     #: that starts no run (malformed). Event-to-alert latency: docs/operations.md.
-    asset_watcher_poll_timeout_s: float = 1.0
-    asset_watcher_poll_interval_s: float = 1.0
+    asset_watcher_poll_timeout_s: NonNegativeFloat = 1.0
+    asset_watcher_poll_interval_s: NonNegativeFloat = 1.0
     #: Retries of a failed pipeline task; the wait starts at task_retry_delay_s and doubles.
     task_retries: NonNegativeInt = 2
-    task_retry_delay_s: float = 60.0
+    task_retry_delay_s: NonNegativeFloat = 60.0
     #: The longest wait between two retries of a task (the doubling stops here).
-    task_max_retry_delay_s: float = 1800.0
+    task_max_retry_delay_s: NonNegativeFloat = 1800.0
     #: When the daily pipeline runs without new data (cron, UTC): it also runs as soon as a
     #: batch lands (the batches-landed asset). The weekly report DAG: Mondays 06:00 UTC by
     #: default, for the week that just ended. Read when the DAG files are parsed.
@@ -382,11 +391,11 @@ class Settings(BaseSettings):
     weekly_report_schedule: str = "0 6 * * 1"
     #: Deadline of one pipeline task (Airflow execution_timeout) and of a whole run (dagrun_timeout):
     #: a hung server or a lock never holds the pipeline for ever.
-    task_timeout_s: float = 3600.0
-    dagrun_timeout_s: float = 21600.0
+    task_timeout_s: PositiveFloat = 3600.0
+    dagrun_timeout_s: PositiveFloat = 21600.0
     #: How long a pipeline run (or a quality gate) waits for another one on the same data
     #: directory to finish before it gives up with a message naming the holder.
-    lock_timeout_s: float = 900.0
+    lock_timeout_s: NonNegativeFloat = 900.0
 
     # --- the account managers' web app (docs/web.md) -----------------------------------------
     #: ``loyalty web`` listens here: this machine only unless told otherwise.
@@ -400,8 +409,8 @@ class Settings(BaseSettings):
     #: generated once into ``<data_dir>/run/web-signing-key`` (private to its owner).
     web_signing_keys: Secret = Secret()
     #: How long a sign-in link and a session last.
-    web_link_days: float = 14.0
-    web_session_hours: float = 12.0
+    web_link_days: PositiveFloat = 14.0
+    web_session_hours: PositiveFloat = 12.0
     #: Comma-separated e-mail addresses that see every customer (leadership); the data engineers
     #: (``data_engineer_emails``) do too. Everyone else sees the customers they manage.
     web_leadership_emails: str = ""
@@ -432,6 +441,15 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_user(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("earliest_event_date", mode="after")
+    @classmethod
+    def _iso_date(cls, value: str) -> str:
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("is not a date (YYYY-MM-DD)") from None
+        return value
 
     @field_validator("dbt_target", "spark_method", mode="before")
     @classmethod
@@ -742,6 +760,7 @@ def _describe(error: Any, origins: dict[str, str]) -> str:
     if what is None:
         what = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         what = what[:1].lower() + what[1:]
+        what = what.replace("input should be", "must be", 1)  # pydantic's words for a bound or a choice
     value = error.get("input")
     shown = "" if kind == "extra_forbidden" or isinstance(value, (dict, Secret)) or _secret_name(name) \
         else f"{value!r} "

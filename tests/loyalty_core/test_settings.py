@@ -117,6 +117,34 @@ def test_a_bad_value_in_the_file_names_the_setting_and_the_file(tmp_path, env):
     assert f"smtp_starttls (in {path.resolve()}): 'maybe' is not a boolean" in message
 
 
+@pytest.mark.parametrize("name, value, says", [
+    ("LOYALTY_QUALITY__QUARANTINE_MAX_SHARE", "2", "'2' must be less than or equal to 1"),
+    ("LOYALTY_QUALITY__UNKNOWN_CUSTOMER_TOLERANCE", "-0.1", "'-0.1' must be greater than or equal to 0"),
+    ("LOYALTY_QUALITY__FEED_STALE_DAYS", "-1", "'-1' must be greater than or equal to 0"),
+    ("LOYALTY_MAX_CLOCK_SKEW_HOURS", "-3", "'-3' must be greater than or equal to 0"),
+    ("LOYALTY_BATCH_MAX_RECORDS", "-5", "'-5' must be greater than 0"),
+    ("LOYALTY_BATCH_MAX_WAIT_S", "nan", "'nan' must be a finite number"),
+    ("LOYALTY_TASK_TIMEOUT_S", "0", "'0' must be greater than 0"),
+    ("LOYALTY_EARLIEST_EVENT_DATE", "yesterday", "'yesterday' is not a date (YYYY-MM-DD)"),
+    ("LOYALTY_LOG_FORMAT", "xml", "'xml' must be 'auto', 'console' or 'json'"),
+])
+def test_a_value_out_of_range_names_the_variable_and_what_is_allowed(env, name, value, says):
+    # these were taken as they were: a share of 2 let a whole broken feed into the quarantine
+    # instead of stopping the run, a negative clock skew dead-lettered every fresh event
+    env.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == f"{name} (environment): {says}"
+
+
+def test_a_share_above_one_in_the_file_names_the_table_key_and_the_file(tmp_path, env):
+    path = config_file(tmp_path, env, "[quality]\nquarantine_max_share = 1.5\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == (f"quality.quarantine_max_share (in {path.resolve()}): 1.5 must be less than "
+                                 "or equal to 1")
+
+
 def test_a_bad_secret_value_is_not_quoted(env):
     env.setenv("LOYALTY_SMTP_PASSWORD", SECRET)
     env.setenv("LOYALTY_WEB_PORT", "99999")
