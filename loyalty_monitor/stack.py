@@ -24,7 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Callable
@@ -125,6 +125,8 @@ class RunOutcome:
     state: str
     seconds: float
     failed_tasks: list[str]
+    #: task id -> the error it failed with (its last attempt), as Airflow's listener saw it
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -233,9 +235,25 @@ def run_failure(settings: Settings, dates: list[dt.date], outcomes: list[RunOutc
     if not outcomes:
         return "no run was started"
     last = outcomes[-1]
-    return (f"stopped at {last.as_of}: {last.state}; the data engineers were notified "
-            f"(see {settings.data_dir / 'alerts' / 'outbox'} with the default file channel)"
-            + (f"; details in {log_file}" if log_file else ""))
+    why = "".join(f"\n  {task}: {_one_paragraph(error)}" for task, error in last.errors.items())
+    rerun = f"loyalty run --as-of {last.as_of}"
+    rest = [d for d in dates if d > last.as_of]
+    if rest:
+        step = (dates[1] - dates[0]).days if len(dates) > 1 else 1
+        rerun = f"loyalty run --start {last.as_of} --end {dates[-1]}" + (f" --step {step}" if step > 1 else "")
+    return (f"stopped at {last.as_of}: {last.state}{why}\n"
+            f"the data engineers were notified (see {settings.data_dir / 'alerts' / 'outbox'} with the default "
+            f"file channel)" + (f"; details in {log_file}" if log_file else "")
+            + f"\nfix the cause, then rerun: {rerun}"
+            + (f" ({len(rest)} later date(s) were not run)" if rest else ""))
+
+
+def _one_paragraph(error: str, limit: int = 400) -> str:
+    """A task's error on the console: its first paragraph, a quality gate's findings one per line,
+    each at most ``limit`` characters (the full text is in the notice and the log)."""
+    text = " ".join(error.strip().split("\n\n", 1)[0].split())
+    lines = text.replace("; CRITICAL ", "\n    CRITICAL ").split("\n")
+    return "\n".join(line if len(line) <= limit else line[:limit - 1] + "…" for line in lines)
 
 
 def _env_text(value: Any) -> str:
@@ -359,9 +377,12 @@ def _run_dates(settings: Settings, dates: list[dt.date], dag_id: str, progress: 
     outcomes = []
     freezer = _freeze_before_each_task()
     listeners.add_listener(freezer)
+    failures = _task_failures()
+    listeners.add_listener(failures)
     try:
         for number, day in enumerate(dates, 1):
             progress(f"[{number}/{len(dates)}] {dag_id} as of {day} ...")
+            failures.errors.clear()
             started = time.monotonic()
             started_at = dt.datetime.now(dt.timezone.utc)
             logical = dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.timezone.utc)
@@ -374,7 +395,8 @@ def _run_dates(settings: Settings, dates: list[dt.date], dag_id: str, progress: 
             state = str(getattr(run.state, "value", run.state))
             failed = sorted(ti.task_id for ti in run.get_task_instances()
                             if str(getattr(ti.state, "value", ti.state)) == "failed")
-            outcome = RunOutcome(day, state, time.monotonic() - started, failed)
+            outcome = RunOutcome(day, state, time.monotonic() - started, failed,
+                                 {task: failures.errors.get(task, "") for task in failed if failures.errors.get(task)})
             outcomes.append(outcome)
             progress(f"[{number}/{len(dates)}] {dag_id} as of {day}: {state} in {outcome.seconds:.0f} s"
                      + (f" (failed: {', '.join(failed)})" if failed else ""))
@@ -383,7 +405,26 @@ def _run_dates(settings: Settings, dates: list[dt.date], dag_id: str, progress: 
     finally:
         gc.unfreeze()  # collected again from here on (at exit too: duckdb's bindings report leaks otherwise)
         listeners.pm.unregister(freezer)
+        listeners.pm.unregister(failures)
     return outcomes
+
+
+def _task_failures() -> Any:
+    """An Airflow listener that keeps each failed task's error (``errors``: task id -> text), so that
+    ``loyalty run`` can say on the console why a date stopped, not only which task."""
+    # Airflow: the hook marker, after prepare_airflow() fixed the configuration
+    from airflow.listeners import hookimpl
+
+    class TaskFailures:
+        def __init__(self) -> None:
+            self.errors: dict[str, str] = {}
+
+        @hookimpl
+        def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
+            if error is not None:
+                self.errors[task_instance.task_id] = str(error) or type(error).__name__
+
+    return TaskFailures()
 
 
 def _freeze_before_each_task() -> object:

@@ -176,6 +176,12 @@ def test_failed_quality_gate_sends_no_customer_alert_and_tells_the_data_engineer
     assert len(notice) == 1
     assert "quality gate failed" in notice[0].message["Subject"]
     assert "department" in notice[0].text and "warp drive" in notice[0].text
+    # the console of `loyalty run` says why the date stopped and how to rerun it, not only which task
+    assert "warp drive" in failed_gate_run[0].errors["check_landing"]
+    said = stack.run_failure(world["settings"], [END, END + dt.timedelta(days=1)], failed_gate_run)
+    assert f"stopped at {END}: failed\n  check_landing: landing quality gate failed" in said and "warp drive" in said
+    assert said.endswith(f"rerun: loyalty run --start {END} --end {END + dt.timedelta(days=1)} "
+                         "(1 later date(s) were not run)"), said
 
 
 def test_a_model_that_fails_fails_its_task_publishes_nothing_and_tells_the_data_engineers(world, failed_model_run):
