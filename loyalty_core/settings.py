@@ -451,6 +451,18 @@ class Settings(BaseSettings):
             raise ValueError("is not a date (YYYY-MM-DD)") from None
         return value
 
+    @field_validator("pipeline_schedule", "weekly_report_schedule", mode="after")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        # croniter (installed with Airflow, which reads these schedules) only when a schedule is set:
+        # defaults are not validated, and most commands never set one
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError("is not a cron expression: five fields, minute hour day-of-month month "
+                             "day-of-week, in UTC (e.g. '0 0 * * *' daily at midnight)")
+        return value
+
     @field_validator("dbt_target", "spark_method", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:

@@ -127,6 +127,8 @@ def test_a_bad_value_in_the_file_names_the_setting_and_the_file(tmp_path, env):
     ("LOYALTY_TASK_TIMEOUT_S", "0", "'0' must be greater than 0"),
     ("LOYALTY_EARLIEST_EVENT_DATE", "yesterday", "'yesterday' is not a date (YYYY-MM-DD)"),
     ("LOYALTY_LOG_FORMAT", "xml", "'xml' must be 'auto', 'console' or 'json'"),
+    ("LOYALTY_PIPELINE_SCHEDULE", "0 0 * *", "'0 0 * *' is not a cron expression: five fields, minute hour "
+     "day-of-month month day-of-week, in UTC (e.g. '0 0 * * *' daily at midnight)"),
 ])
 def test_a_value_out_of_range_names_the_variable_and_what_is_allowed(env, name, value, says):
     # these were taken as they were: a share of 2 let a whole broken feed into the quarantine
