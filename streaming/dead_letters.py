@@ -26,12 +26,24 @@ from kafka.admin import NewTopic
 from kafka.structs import TopicPartition
 
 from loyalty_core import erasure_register
+from loyalty_core.contract import ERROR_CODES as CONTRACT_ERROR_CODES
 from loyalty_core.settings import Settings
 from streaming.producer import make_producer
 from streaming.topics import topic_specs
 
 #: How long fetches must stay empty before the dead-letter topic counts as read to its end.
 QUIET_S = 0.6
+
+#: Every ``dlq.error.code`` the consumer writes: the contract's, and the landing's own two
+#: (streaming/landing.py: ``UNLANDABLE`` and the decoder's ``decode_failed``).
+ERROR_CODES = (*CONTRACT_ERROR_CODES, "unlandable", "decode_failed")
+
+
+def check_error_code(error_code: str | None) -> None:
+    """A filter on an error code that no dead letter can have (a typo such as ``schema-violation``)
+    would list or replay nothing and look like an empty topic: refused, with the codes there are."""
+    if error_code is not None and error_code not in ERROR_CODES:
+        raise ValueError(f"unknown error code {error_code!r}; dead letters carry one of: {', '.join(ERROR_CODES)}")
 
 
 @dataclass
@@ -128,6 +140,7 @@ def list_dead_letters(settings: Settings, limit: int | None = None,
                       error_code: str | None = None) -> list[DeadLetterRecord]:
     """The newest ``limit`` dead letters (optionally of one error code), oldest first, each with
     ``replayed_at`` when ``replay`` already re-published it."""
+    check_error_code(error_code)
     ledger = read_replay_ledger(settings)
     records = [r for r in iter_dead_letters(settings) if error_code in (None, r.error_code)]
     for record in records:
@@ -206,6 +219,7 @@ def replay_dead_letters(settings: Settings, error_code: str | None = None,
     header) and is replayed by the next replay. The ledger is written after the producer flushed:
     a replay cut short sends its dead letters again next time (at least once)."""
 
+    check_error_code(error_code)
     known = {settings.topic_touchpoints, settings.topic_customers, settings.topic_case_events}
     result = ReplayResult()
     ledger = read_replay_ledger(settings)

@@ -154,7 +154,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--erased", action="store_true",
                    help="purge: the dead letters of every customer in the erasure register")
     p.add_argument("--limit", type=int, default=None, help="list: only the newest N")
-    p.add_argument("--error-code", default=None, help="only dead letters with this error code")
+    p.add_argument("--error-code", default=None,
+                   help="only dead letters with this error code (oversized, not_utf8, not_json, not_object, "
+                        "null_value, schema_violation, bad_timestamp, key_mismatch, bad_key, unlandable, "
+                        "decode_failed)")
     p.add_argument("--include-replayed", action="store_true",
                    help="replay: also dead letters an earlier replay already sent (default: each once)")
     p.add_argument("--format", choices=["table", "json"], default="table")

@@ -165,6 +165,14 @@ def test_every_bad_message_is_dead_lettered_with_reason_and_source_and_every_goo
     table_out = subprocess.run([sys.executable, "-m", "loyalty_monitor.cli", "dead-letters", "list", "--limit",
                                 "3"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert table_out.returncode == 0 and "3 dead letters" in table_out.stdout
+    # every code the consumer writes is one the filter knows; a typo is refused, not an empty list
+    from streaming.dead_letters import ERROR_CODES
+
+    assert {code for (_, code), *_ in expected_dead.values()} <= set(ERROR_CODES)
+    typo = subprocess.run([sys.executable, "-m", "loyalty_monitor.cli", "dead-letters", "replay", "--error-code",
+                           "schema-violation"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert typo.returncode == 1 and "unknown error code 'schema-violation'" in typo.stderr, typo.stderr
+    assert "schema_violation" in typo.stderr
     before = {(m.partition, m.offset) for m in read_topic(settings, settings.topic_customers, quiet_s=0.5)}
     replayed = subprocess.run([sys.executable, "-m", "loyalty_monitor.cli", "dead-letters", "replay",
                                "--error-code", "key_mismatch"], cwd=ROOT, env=env, capture_output=True,
