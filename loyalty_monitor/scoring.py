@@ -304,9 +304,19 @@ def _iso_currency(code: str) -> str:
     return code
 
 
+def _iso_date(value: str | dt.date) -> str | dt.date:
+    if isinstance(value, str):
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"must be a date, YYYY-MM-DD, got {value!r}") from None
+    return value
+
+
 class Reporting(_Section):
     currency: str
-    rates_date: Optional[str | dt.date] = None
+    #: shown beside converted values in the report ("rates of ..."): a real day
+    rates_date: Optional[Annotated[str | dt.date, AfterValidator(_iso_date)]] = None
     rates: dict[Annotated[str, AfterValidator(_iso_currency)], Number(0.000001)]
 
     @model_validator(mode="after")

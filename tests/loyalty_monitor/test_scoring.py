@@ -47,6 +47,8 @@ def test_the_shipped_file_is_valid():
     (lambda c: c["reporting"].update(currency="CHF", rates={"EUR": 1.0}),
      "reporting.rates: must include the reporting currency 'CHF'"),
     (lambda c: c["reporting"]["rates"].update(euro=1.0), "reporting.rates.euro: is not an ISO 4217 currency code"),
+    (lambda c: c["reporting"].update(rates_date="2026-13-30"),
+     "reporting.rates_date: must be a date, YYYY-MM-DD, got '2026-13-30'"),
 ])
 def test_a_wrong_value_names_its_key(cfg, change, message):
     change(cfg)
