@@ -79,6 +79,8 @@ OTHER_ENV_VARS: dict[str, str] = {
 }
 
 Port = Annotated[int, Field(ge=0, le=65535)]
+#: The alert channels there are (loyalty_monitor/alerting/channels.py builds them).
+ALERT_CHANNEL_NAMES = ("file", "smtp", "slack", "webhook")
 #: Durations, sizes and factors: a negative, infinite or NaN value is refused when the settings load
 #: (naming the setting and what is allowed), not met later as a silent misbehaviour (a negative clock
 #: skew dead-letters every event, a NaN wait never flushes a batch).
@@ -449,6 +451,19 @@ class Settings(BaseSettings):
             dt.date.fromisoformat(value)
         except ValueError:
             raise ValueError("is not a date (YYYY-MM-DD)") from None
+        return value
+
+    @field_validator("alert_channels", mode="after")
+    @classmethod
+    def _channels(cls, value: str) -> str:
+        # checked here, when any command starts, not first by the alert dispatch at the end of a
+        # pipeline run (which retried it for minutes as if the channel were down)
+        unknown = [n.strip() for n in value.split(",") if n.strip() and n.strip().lower() not in ALERT_CHANNEL_NAMES]
+        if unknown:
+            raise ValueError(f"has no channel {', '.join(map(repr, unknown))}; the channels are "
+                             f"{', '.join(ALERT_CHANNEL_NAMES)} (comma-separated)")
+        if not any(n.strip() for n in value.split(",")):
+            raise ValueError(f"names no channel; the channels are {', '.join(ALERT_CHANNEL_NAMES)} (comma-separated)")
         return value
 
     @field_validator("pipeline_schedule", "weekly_report_schedule", mode="after")

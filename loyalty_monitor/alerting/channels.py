@@ -31,13 +31,13 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from loyalty_core.settings import Secret, Settings, reveal
+from loyalty_core.settings import ALERT_CHANNEL_NAMES, Secret, Settings, reveal
 from loyalty_monitor.alerting.deadline import Deadline, DeadlineExceeded, call_with_deadline
 from loyalty_monitor.alerting.messages import Message, one_line
 
 log = logging.getLogger(__name__)
 
-CHANNEL_NAMES = ("file", "smtp", "slack", "webhook")
+CHANNEL_NAMES = ALERT_CHANNEL_NAMES  # the settings check LOYALTY_ALERT_CHANNELS against them
 AIRFLOW_CONNECTIONS = {"smtp": "loyalty_smtp", "slack": "loyalty_slack", "webhook": "loyalty_webhook"}
 
 

@@ -16,7 +16,7 @@ import pytest
 from alert_rows import AS_OF, alert, write_alerts
 from alerting_servers import DripServer, SmtpServer, WebhookServer, smtp_channel
 
-from loyalty_core.settings import Settings, load_settings
+from loyalty_core.settings import Settings, SettingsError, load_settings
 from loyalty_monitor.alerting import AlertPolicy, dispatch_alerts, list_alerts, notify_data_engineers
 from loyalty_monitor.alerting.channels import (
     FileChannel,
@@ -256,7 +256,12 @@ def test_notify_data_engineers_never_raises_and_falls_back_to_the_outbox(data_di
 
 def test_unknown_channel_and_redaction():
     with pytest.raises(ValueError, match="unknown alert channel 'pager'"):
-        build_channels(load_settings(alert_channels="file,pager"))
+        build_channels(load_settings(), "file,pager")
+    # the setting is refused when the settings load, not first by the dispatch at the end of a
+    # pipeline run (where the task retried it for minutes as if the channel were down)
+    with pytest.raises(SettingsError, match=r"alert_channels \(load_settings\(\)\): 'file,pager' has no channel "
+                                            r"'pager'; the channels are file, smtp, slack, webhook"):
+        load_settings(alert_channels="file,pager")
     assert redact_url("https://hooks.slack.com/services/T0/B0/XYZ") == "https://hooks.slack.com/***"
     assert "XYZ" not in SlackChannel(url="https://hooks.slack.com/services/T0/B0/XYZ").describe()
 
