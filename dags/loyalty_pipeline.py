@@ -95,10 +95,11 @@ default_args = {
 
 
 def gate(step, *args):
-    """A failed quality gate fails the task at once (no retry: the data, not the weather, is wrong)."""
+    """A failed quality gate fails the task at once (no retry: the data, not the weather, is wrong);
+    so does a step that cannot run as configured (an alert channel without its URL)."""
     try:
         return step(load_settings(), *args)
-    except pipeline.QualityGateFailed as exc:
+    except (pipeline.QualityGateFailed, pipeline.ConfigurationError) as exc:
         raise AirflowFailException(str(exc)) from exc
 
 
@@ -195,7 +196,7 @@ def loyalty_pipeline():
 
     @task
     def dispatch_alerts() -> dict:
-        return pipeline.dispatch_alerts(load_settings(), as_of())
+        return gate(pipeline.dispatch_alerts, as_of())
 
     plan = plan_build()
     (event_update() >> apply_erasures() >> check_landing() >> plan >> dbt_build >> record_build(plan)

@@ -402,16 +402,22 @@ def _url_from_connection(conn: Any) -> Secret:
     return Secret()
 
 
+class ChannelConfigError(ValueError):
+    """The alert channels' configuration is wrong (an unknown channel, a missing or malformed URL):
+    a retry cannot help, the settings or the Airflow connection must be fixed."""
+
+
 def build_channels(settings: Settings, names: str | None = None) -> list[Channel]:
-    """The configured channels, in order. Raises ValueError naming what is misconfigured."""
+    """The configured channels, in order. Raises ChannelConfigError (a ValueError) naming what is
+    misconfigured."""
     wanted = [n.strip().lower() for n in (names if names is not None else settings.alert_channels).split(",")
               if n.strip()]
     if not wanted:
-        raise ValueError("no alert channel configured (LOYALTY_ALERT_CHANNELS is empty)")
+        raise ChannelConfigError("no alert channel configured (LOYALTY_ALERT_CHANNELS is empty)")
     channels: list[Channel] = []
     for name in wanted:
         if name not in CHANNEL_NAMES:
-            raise ValueError(f"unknown alert channel {name!r}; choose from {', '.join(CHANNEL_NAMES)}")
+            raise ChannelConfigError(f"unknown alert channel {name!r}; choose from {', '.join(CHANNEL_NAMES)}")
         conn = _airflow_connection(AIRFLOW_CONNECTIONS[name]) if name in AIRFLOW_CONNECTIONS else None
         if name == "file":
             channels.append(FileChannel(settings.data_dir / "alerts" / "outbox", settings.smtp_from))
@@ -430,9 +436,12 @@ def build_channels(settings: Settings, names: str | None = None) -> list[Channel
             url = url or Secret(settings.slack_webhook_url if name == "slack" else settings.webhook_url)
             variable = f"LOYALTY_{name.upper()}{'_WEBHOOK' if name == 'slack' else ''}_URL"
             if not url:
-                raise ValueError(f"alert channel {name!r} needs {variable} or the Airflow connection "
-                                 f"{AIRFLOW_CONNECTIONS[name]}")
-            check_url(url, variable if conn is None else f"the Airflow connection {AIRFLOW_CONNECTIONS[name]}")
+                raise ChannelConfigError(f"alert channel {name!r} needs {variable} or the Airflow connection "
+                                         f"{AIRFLOW_CONNECTIONS[name]}")
+            try:
+                check_url(url, variable if conn is None else f"the Airflow connection {AIRFLOW_CONNECTIONS[name]}")
+            except ValueError as exc:
+                raise ChannelConfigError(str(exc)) from None
             cls = SlackChannel if name == "slack" else WebhookChannel
             channels.append(cls(url=url, timeout_s=settings.alert_timeout_s))
     return channels

@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from loyalty_core.settings import Settings
-from loyalty_monitor.pipeline.runs import DAG_ID, QualityGateFailed
+from loyalty_monitor.pipeline.runs import DAG_ID, ConfigurationError, QualityGateFailed
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +195,15 @@ def dispatch_alerts(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     # at run time: parsing the DAG file stays light
     from loyalty_monitor.alerting import dispatch_alerts as dispatch
 
+    # at run time: parsing the DAG file stays light
+    from loyalty_monitor.alerting.channels import ChannelConfigError
+
     release_dbt_handle()
-    result = dispatch(settings, as_of)
+    try:
+        result = dispatch(settings, as_of)
+    except ChannelConfigError as exc:
+        raise ConfigurationError(f"alert dispatch for {as_of}: {exc}. Nothing was sent; fix the setting, "
+                                 f"then rerun the date (`loyalty run --as-of {as_of}`)") from exc
     summary = {k: getattr(result, k) for k in ("sent", "failed", "capped", "expired", "already_done", "messages",
                                                "paused", "undeliverable")}
     if result.failed:

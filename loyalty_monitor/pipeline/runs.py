@@ -28,6 +28,11 @@ class QualityGateFailed(RuntimeError):
     """Critical data-quality checks failed: nothing is published and no alert is sent."""
 
 
+class ConfigurationError(RuntimeError):
+    """A step cannot run as configured (e.g. an alert channel without its URL): like a failed quality
+    gate, the task fails at once instead of retrying for minutes; fix the setting and rerun."""
+
+
 def as_of_date(logical_date: Any) -> dt.date:
     """The business date a run computes: the logical date's UTC calendar day (today when None)."""
     return parse_as_of(logical_date)

@@ -300,6 +300,36 @@ def test_rerun_of_the_same_date_sends_nothing_new(world, good_run):
     assert {r["as_of_date"] for r in runs} == {END}
 
 
+def test_an_alert_channel_without_its_url_fails_dispatch_at_once_naming_the_setting(world, good_run):
+    """A setting, not the weather: the dispatch task fails on its first attempt (it retried for
+    minutes, with the same error each time) and the console says which variable is missing."""
+    from airflow.listeners import hookimpl  # Airflow's hook marker, for the spy below
+
+    # Airflow's listener manager, as the good_run fixture uses it
+    from airflow.sdk.listener import get_listener_manager
+
+    class Attempts:
+        def __init__(self):
+            self.dispatch = 0
+
+        @hookimpl
+        def on_task_instance_running(self, previous_state, task_instance) -> None:
+            self.dispatch += task_instance.task_id == "dispatch_alerts"
+
+    settings = world["settings"].replace(alert_channels="slack", slack_webhook_url="", task_retries=2,
+                                         task_retry_delay_s=5.0)
+    spy = Attempts()
+    get_listener_manager().add_listener(spy)
+    try:
+        outcomes = stack.run_dates(settings, [END], skip_tasks=r"^(?!dispatch_alerts$).*")
+    finally:
+        get_listener_manager().pm.unregister(spy)
+    assert [(o.state, o.failed_tasks) for o in outcomes] == [("failed", ["dispatch_alerts"])]
+    assert spy.dispatch == 1
+    assert "needs LOYALTY_SLACK_WEBHOOK_URL" in outcomes[0].errors["dispatch_alerts"]
+    assert f"loyalty run --as-of {END}" in outcomes[0].errors["dispatch_alerts"]
+
+
 def test_dag_is_wired_for_schedule_events_retries_and_per_model_tasks(world):
     dag = stack.load_dag()
     timetable = dag.timetable
