@@ -231,7 +231,9 @@ def _stale_feed(files: list[Any], today: date, cfg: GateConfig) -> Finding | Non
         suite="touchpoint_feed", expectation="feed_is_fresh", column="event_date", severity="critical",
         observed=f"the newest landed touchpoint is from {newest}, {days} days before {last_closed} "
                  f"(limit {cfg.feed_stale_days}): a producer or the landing consumer has stopped; check "
-                 "`loyalty consume` and the producers, then run again",
+                 "`loyalty consume` and the producers, then run again. If there really was no contact "
+                 "(the company was closed), raise the limit for these runs: "
+                 f"LOYALTY_QUALITY__FEED_STALE_DAYS={days}",
         why="a stopped feed looks like every customer going silent at once: nothing is published "
             "until it flows again", batch=str(last_closed))
 

@@ -295,6 +295,9 @@ def test_a_feed_that_stopped_is_critical_whatever_the_gap_since_the_last_run(gat
         assert not result.passed, result.summary()
         assert critical_names(result) == {("touchpoint_feed", "feed_is_fresh", "event_date")}, result.summary()
         assert f"the newest landed touchpoint is from {DAY}" in result.critical_failures[0].observed
+        # a real closure (no contact for days) is not a stopped feed: the finding names the way through
+        days = (now.date() - timedelta(days=1) - DAY).days
+        assert result.critical_failures[0].observed.endswith(f"LOYALTY_QUALITY__FEED_STALE_DAYS={days}")
     fresh = validate_landing(gate_settings, now=datetime.combine(DAY + timedelta(days=3), datetime.min.time(), UTC))
     assert ("touchpoint_feed", "feed_is_fresh", "event_date") not in critical_names(fresh)
 
