@@ -453,6 +453,26 @@ class Settings(BaseSettings):
             raise ValueError("is not a date (YYYY-MM-DD)") from None
         return value
 
+    @field_validator("landing_url", mode="after")
+    @classmethod
+    def _landing_filesystem(cls, value: str) -> str:
+        # fsspec only when a landing URL is set (the default is the local data directory): an
+        # unknown scheme or a missing filesystem package is named with the setting here, not met
+        # later as fsspec's bare "Protocol not known" / "Install s3fs" in the consumer or the gate
+        import fsspec
+        from fsspec.core import split_protocol
+
+        protocol = split_protocol(value)[0] if value else None
+        if protocol:
+            try:
+                fsspec.get_filesystem_class(protocol)
+            except ValueError:
+                raise ValueError(f"has an unknown scheme {protocol!r}: a directory or an fsspec URL such as "
+                                 "s3://bucket/landing") from None
+            except ImportError as exc:
+                raise ValueError(f"needs a package that is not installed: {exc}") from None
+        return value
+
     @field_validator("alert_channels", mode="after")
     @classmethod
     def _channels(cls, value: str) -> str:

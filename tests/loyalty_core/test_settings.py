@@ -127,6 +127,10 @@ def test_a_bad_value_in_the_file_names_the_setting_and_the_file(tmp_path, env):
     ("LOYALTY_TASK_TIMEOUT_S", "0", "'0' must be greater than 0"),
     ("LOYALTY_EARLIEST_EVENT_DATE", "yesterday", "'yesterday' is not a date (YYYY-MM-DD)"),
     ("LOYALTY_LOG_FORMAT", "xml", "'xml' must be 'auto', 'console' or 'json'"),
+    ("LOYALTY_LANDING_URL", "gcs2://bucket/landing", "'gcs2://bucket/landing' has an unknown scheme 'gcs2': a "
+     "directory or an fsspec URL such as s3://bucket/landing"),
+    ("LOYALTY_LANDING_URL", "abfs://container/landing", "'abfs://container/landing' needs a package that is not "
+     "installed: Install adlfs to access Azure Datalake Gen2 and Azure Blob Storage"),
     ("LOYALTY_PIPELINE_SCHEDULE", "0 0 * *", "'0 0 * *' is not a cron expression: five fields, minute hour "
      "day-of-month month day-of-week, in UTC (e.g. '0 0 * * *' daily at midnight)"),
 ])
