@@ -8,6 +8,7 @@ Any Kafka: the embedded Tansu broker (``loyalty_monitor.broker`` starts it) or t
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import time
 from typing import Any
@@ -70,6 +71,20 @@ def wait_until_ready(bootstrap: str, timeout_s: float = 30.0) -> None:
     raise BrokerError(f"broker at {bootstrap} did not answer within {timeout_s:.0f}s: {last}")
 
 
+def _refused_property(settings: Settings, exc: KafkaException) -> str:
+    """librdkafka's refusal of a passed-through property (unknown name, bad value), with where the
+    property came from (``[kafka]`` in loyalty.toml or a ``LOYALTY_KAFKA__*`` variable)."""
+    error = exc.args[0] if exc.args else exc
+    text = getattr(error, "str", lambda: str(error))()
+    sources = {d["name"]: d["source"] for d in settings.described()}
+    source = next((sources[f"kafka.{quoted}"] for quoted in re.findall(r'"([^"]+)"', text)
+                   if f"kafka.{quoted}" in sources), None)
+    where = (f" (from {source})" if source else
+             " (in the [kafka] pass-through: loyalty.toml [kafka] or LOYALTY_KAFKA__* variables)")
+    return (f"the Kafka clients refuse a passed-through property{where}: {text}; fix or remove it "
+            "(librdkafka's property names and values: its CONFIGURATION.md)")
+
+
 def _unreachable(settings: Settings, why: str) -> BrokerUnreachable:
     address = settings.bootstrap
     if settings.bootstrap_servers:
@@ -112,7 +127,10 @@ def probe(settings: Settings, timeout_s: float = PROBE_TIMEOUT_S) -> list[str]:
         raise _unreachable(settings, "; ".join(dict.fromkeys(errors)) or "no address configured")
     quiet = logging.getLogger("loyalty.broker.probe")
     quiet.handlers, quiet.propagate = [logging.NullHandler()], False
-    admin = AdminClient({**settings.confluent_client_config(), "client.id": "loyalty-probe", "logger": quiet})
+    try:
+        admin = AdminClient({**settings.confluent_client_config(), "client.id": "loyalty-probe", "logger": quiet})
+    except KafkaException as exc:  # a property librdkafka refuses: raised before any connection
+        raise ValueError(_refused_property(settings, exc)) from None
     try:
         metadata = admin.list_topics(timeout=max(0.5, deadline - time.monotonic()))
     except KafkaException as exc:

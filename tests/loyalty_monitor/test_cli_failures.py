@@ -57,6 +57,21 @@ def test_no_broker_is_one_clear_line_and_a_failure(command, data_dir, tmp_path):
     assert done.stdout == b""
 
 
+def test_a_kafka_property_librdkafka_refuses_is_one_line_naming_the_variable(data_dir):
+    """A passed-through property librdkafka does not know: it said only KafkaError{code=_INVALID_ARG,...}."""
+    with socket.socket() as listening:  # an address that answers: the refusal comes before any Kafka talk
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        env = {**os.environ, "LOYALTY_BOOTSTRAP_SERVERS": f"127.0.0.1:{listening.getsockname()[1]}",
+               "LOYALTY_KAFKA__CLIENT__RAK": "eu-1a"}
+        done, _ = _loyalty("consume", "--until-idle", env=env)
+    line = done.stderr.decode().strip()
+    assert done.returncode == 1 and len(line.splitlines()) == 1, line
+    assert line.startswith("loyalty consume: error: the Kafka clients refuse a passed-through property (from "
+                           "environment LOYALTY_KAFKA__CLIENT__RAK): No such configuration property: "
+                           '"client.rak"'), line
+
+
 def test_no_embedded_broker_says_to_start_it(data_dir):
     """Nothing configured and no embedded broker running: the default address, and how to start one."""
     env = {k: v for k, v in os.environ.items() if k != "LOYALTY_BOOTSTRAP_SERVERS"}
