@@ -188,6 +188,14 @@ class LandingConsumer:
                  max_records: int | None = None, log: EventLog | None = None,
                  workers: int | None = None, consumer_overrides: dict[str, Any] | None = None,
                  on_progress: Callable[[int, int | None], None] | None = None):
+        # Refused before the member joins the group: --max-records 0 or -1 stopped it in the middle of
+        # its first join, and the embedded broker then handed the group's partitions to nobody.
+        if max_records is not None and max_records < 1:
+            raise ValueError(f"--max-records must be at least 1, got {max_records}")
+        if workers is not None and workers < 0:
+            raise ValueError(f"--workers must be 0 or more, got {workers}")
+        if idle_s < 0:
+            raise ValueError(f"--idle-seconds must be 0 or more, got {idle_s:g}")
         self.settings = settings
         #: ``on_progress(messages consumed, messages still behind or None)``, about once a second.
         self.on_progress = on_progress

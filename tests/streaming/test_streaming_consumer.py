@@ -376,3 +376,14 @@ def test_a_taken_metrics_port_says_which_setting_and_what_to_do(settings, monkey
     message = str(refused.value)
     assert f"127.0.0.1:{port} (LOYALTY_METRICS_PORT)" in message and "its own port, or 0" in message
     assert consumer.consumer is not None and consumer._closing  # it left the group it had joined
+
+
+@pytest.mark.parametrize("kwargs, says", [({"max_records": 0}, "--max-records must be at least 1, got 0"),
+                                          ({"max_records": -1}, "--max-records must be at least 1, got -1"),
+                                          ({"workers": -2}, "--workers must be 0 or more, got -2")])
+def test_a_count_that_makes_no_sense_is_refused_before_the_member_joins(settings, kwargs, says):
+    """--max-records 0 or -1 stopped the member in the middle of its first join; on the embedded
+    broker the group then handed its partitions to nobody, and every later `loyalty consume`
+    waited for them and gave up (no_partitions_assigned)."""
+    with pytest.raises(ValueError, match=says):
+        LandingConsumer(settings, **kwargs)
