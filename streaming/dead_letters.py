@@ -5,10 +5,11 @@ and why it failed. ``replay`` re-publishes the original bytes to their source to
 after the contract was fixed); messages that still fail land in the dead-letter topic again, with a
 new failure time. Each dead letter is replayed once: the replay ledger
 (``<data_dir>/dead-letters/replayed.jsonl``, no message content) remembers which were sent, so a
-second replay sends only dead letters that arrived since (e.g. the ones that failed again). ``purge`` removes an erased customer's dead letters: Kafka
-cannot delete single records, so the dead letters to keep are written again at the end of the
-topic and everything before them is deleted (DeleteRecords); on a broker without DeleteRecords
-(the embedded Tansu) the topic is re-created with the dead letters to keep.
+second replay sends only dead letters that arrived since (e.g. the ones that failed again).
+``purge`` removes an erased customer's dead letters: Kafka cannot delete single records, so the
+dead letters to keep are written again at the end of the topic and everything before them is
+deleted (DeleteRecords); on a broker without DeleteRecords (the embedded Tansu) the topic is
+re-created with the dead letters to keep.
 """
 
 from __future__ import annotations
@@ -205,8 +206,8 @@ class ReplayResult:
         if self.skipped_copies:
             line += f", {self.skipped_copies} copies of a dead letter sent once"
         if self.skipped_already_replayed:
-            line += (f", {self.skipped_already_replayed} already replayed (those that failed again are new "
-                     f"dead letters and were replayed; --include-replayed sends the others again)")
+            line += (f", {self.skipped_already_replayed} already replayed, not sent again (a replayed message "
+                     f"that failed again is a new dead letter; --include-replayed sends them all again)")
         return line
 
 
