@@ -336,6 +336,9 @@ class Settings(BaseSettings):
     max_poll_interval_ms: PositiveInt = 10_000
     session_timeout_ms: PositiveInt = 10_000
     metrics_port: Port = 0  # 0 = no HTTP metrics endpoint; metrics are still written to data_dir
+    #: Where the endpoint listens: this machine only by default; ``0.0.0.0`` in a container, so that
+    #: a Prometheus on the same network can scrape it (compose publishes no port for it).
+    metrics_host: str = "127.0.0.1"
 
     # --- logging (loyalty_core/logs.py) ----------------------------------------------------
     #: How log lines look: ``console`` (aligned, coloured on a terminal), ``json`` (one object per

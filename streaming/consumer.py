@@ -260,14 +260,14 @@ class LandingConsumer:
         server = None
         if self.settings.metrics_port > 0:
             try:
-                server = serve(self.metrics, self.settings.metrics_port)
+                server = serve(self.metrics, self.settings.metrics_port, self.settings.metrics_host)
             except OSError as exc:  # the port is taken (a second consumer on this host?)
                 self.close()
                 raise RuntimeError(
-                    f"cannot serve the metrics on 127.0.0.1:{self.settings.metrics_port} (LOYALTY_METRICS_PORT): "
+                    f"cannot serve the metrics on {self.settings.metrics_host}:{self.settings.metrics_port} (LOYALTY_METRICS_PORT): "
                     f"{exc.strerror or exc}; give each consumer on this host its own port, or 0 for no endpoint "
                     f"(the metrics file is written either way)") from None
-            self.log("metrics_http", port=self.settings.metrics_port)
+            self.log("metrics_http", host=self.settings.metrics_host, port=self.settings.metrics_port)
         self._remove_stale_metrics_files()
         self.log("started", group=self.settings.consumer_group, topics=list(self.kinds), workers=self.workers,
                  landing=self.settings.landing, bootstrap=self.settings.bootstrap,

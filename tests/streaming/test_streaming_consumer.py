@@ -230,7 +230,9 @@ def test_events_produced_with_confluent_kafka_land(settings, monkeypatch):
 
 def test_a_trickle_lands_within_seconds_metrics_are_served_and_sigterm_commits(settings, monkeypatch, tmp_path):
     port = free_port()
-    settings = fast_settings(settings, monkeypatch, LOYALTY_METRICS_PORT=str(port), LOYALTY_BATCH_MAX_RECORDS="100")
+    # every interface (as compose sets it, for a Prometheus on its network): it listened on 127.0.0.1 only
+    settings = fast_settings(settings, monkeypatch, LOYALTY_METRICS_PORT=str(port), LOYALTY_METRICS_HOST="0.0.0.0",
+                             LOYALTY_BATCH_MAX_RECORDS="100")
     log = tmp_path / "consumer.log"
     proc = start_consumer(log=log)
     try:
@@ -244,7 +246,8 @@ def test_a_trickle_lands_within_seconds_metrics_are_served_and_sigterm_commits(s
                      interval=0.05, what=f"trickle message {i} to land")
             delays.append(time.monotonic() - sent)
         assert max(delays) < 3.0, delays  # batch_max_wait_s=0.5: a trickle never waits for a full batch
-        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        # 127.0.0.2 is this machine too, but not the address 127.0.0.1 binds
+        page = urllib.request.urlopen(f"http://127.0.0.2:{port}/metrics", timeout=5).read().decode()
         samples_ = parse(page)
         [started] = log_events(log, "started")
         consumer = started["consumer"]
