@@ -53,23 +53,32 @@ def _progress(message: str) -> None:
     print(f"... {message}", file=sys.stderr, flush=True)
 
 
+def _print_findings(rows: list, header: bool, widths_of: list) -> None:
+    """Findings (label, finding) in columns as wide as their longest cell over ``widths_of`` (so two
+    blocks line up; fixed widths ran long names together: "set asidelanded_touchpoints")."""
+    def cells(label: str, f) -> list[str]:
+        return [label, f"{f.suite} [{f.batch}]" if f.batch else f.suite, f.expectation, f.column or "-",
+                str(f.observed)]
+    titles = ["severity", "suite", "expectation", "column", "observed"]
+    every = [titles, *(cells(label, f) for label, f in widths_of)]
+    widths = [max(len(c[i]) for c in every) + 2 for i in range(4)]
+    for c in ([titles] if header else []) + [cells(label, f) for label, f in rows]:
+        print("  " + "".join(text.ljust(width) for text, width in zip(c, widths)) + c[4])
+
+
 def _print_table(results) -> None:
     for result in results:
         verdict = "PASSED" if result.passed else "FAILED"
         print(f"{result.stage} gate: {verdict}  ({len(result.critical_failures)} critical, "
               f"{len(result.warnings)} warning(s), {result.duration_s:.1f}s)")
-        findings = result.critical_failures + result.warnings
+        findings = [(f.severity, f) for f in result.critical_failures + result.warnings]
+        set_aside = [("set aside", f) for f in result.quarantined]
         if findings:
-            print(f"  {'severity':9}{'suite':34}{'expectation':44}{'column':22}observed")
-            for f in findings:
-                suite = f"{f.suite} [{f.batch}]" if f.batch else f.suite
-                print(f"  {f.severity:9}{suite:34}{f.expectation:44}{(f.column or '-'):22}{f.observed}")
+            _print_findings(findings, header=True, widths_of=findings + set_aside)
         if result.quarantined:
             print(f"  {result.quarantined_rows} row(s) set aside in quarantine, the rest goes on "
                   f"({len(result.quarantine_ids)} new): `loyalty validate --quarantined` lists them")
-            for f in result.quarantined:
-                suite = f"{f.suite} [{f.batch}]" if f.batch else f.suite
-                print(f"  {'set aside':9}{suite:34}{f.expectation:44}{(f.column or '-'):22}{f.observed}")
+            _print_findings(set_aside, header=not findings, widths_of=findings + set_aside)
         for note in result.notes:
             print(f"  note: {note}")
     docs = next((r.docs_path for r in reversed(results) if r.docs_path), None)

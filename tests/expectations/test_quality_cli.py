@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -110,6 +111,10 @@ def test_validate_quarantines_a_bad_row_lists_it_and_accepts_it_by_id(data_dir):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "landing gate: PASSED" in run.stdout
     assert "1 row(s) set aside in quarantine" in run.stdout and "nps_score" in run.stdout
+    # the row in columns that stay apart however long a name is ("set asidelanded_touchpoints" before)
+    set_aside = next(line for line in run.stdout.splitlines() if line.strip().startswith("set aside"))
+    assert re.match(r"  set aside  +landed_touchpoints  +expect_column_values_to_be_between  +nps_score  +1 of 90 rows",
+                    set_aside), set_aside
     (notice,) = [json.loads(p.read_text()) for p in (data_dir / "alerts" / "outbox").glob("*.json")]
     assert "1 row(s) quarantined, the run goes on" in notice["subject"]
     assert "loyalty validate --release 1" in json.dumps(notice)
