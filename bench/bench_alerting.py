@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import positive_int
+
 AS_OF = dt.date(2026, 3, 12)
 TARGET_OVERHEAD = 3.0
 TARGET_RERUN = 0.25
@@ -47,7 +49,7 @@ def write_mart(path: Path, alerts: list[dict]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--alerts", type=int, default=2000)
+    parser.add_argument("--alerts", type=positive_int, default=2000)
     args = parser.parse_args()
 
     from loyalty_core.settings import load_settings

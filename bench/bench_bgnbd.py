@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import positive_int
+
 RESULTS = Path(__file__).parent / "results" / "bgnbd.json"
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}   # FHL Table 2
 PUBLISHED_LL = -9582.4
@@ -32,7 +34,7 @@ HOLDOUT_WEEKS = 39
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="fits to time (default 5)")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="fits to time (default 5)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
     args = parser.parse_args()
 

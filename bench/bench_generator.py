@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import positive_int
+
 TARGET_LINES_PER_S = 100_000
 START, END = "2025-01-01", "2026-06-30"
 
@@ -64,9 +66,9 @@ def measure_in_child(events: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000, help="valid events in the large run")
+    parser.add_argument("--events", type=positive_int, default=1_000_000, help="valid events in the large run")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
-    args, _ = parser.parse_known_args(argv)  # `python -m bench` passes its arguments to every bench
+    args = parser.parse_args(argv)
     if args.child is not None:
         child(args.child)
         return 0

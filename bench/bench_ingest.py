@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import positive_int
+
 from loyalty_core.settings import Settings, load_settings
 from loyalty_monitor.broker import EmbeddedBroker
 from streaming import samples
@@ -145,14 +147,14 @@ def peak_rss_of_consumer(settings: Settings) -> tuple[int, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=200_000, help="backlog for the throughput ratio")
+    parser.add_argument("--events", type=positive_int, default=200_000, help="backlog for the throughput ratio")
     parser.add_argument("--rss-events", default="100000,1000000",
                         help="comma-separated backlog sizes for the peak-RSS runs")
     parser.add_argument("--skip-rss", action="store_true")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved raw/ours rounds (best of)")
+    parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved raw/ours rounds (best of)")
     parser.add_argument("--workers", type=int, default=None,
                         help="decode worker processes of the consumer (default: its own default)")
-    args, _unknown = parser.parse_known_args(argv)  # `python -m bench` passes its arguments to every bench
+    args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp, EmbeddedBroker(create_topics=False) as broker:
         settings = make_settings(broker.bootstrap_servers, Path(tmp) / "throughput", "tp")

@@ -53,6 +53,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from bench import positive_int
 from typing import Any
 
 from loyalty_core.settings import PROJECT_ROOT
@@ -420,10 +422,10 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_latency", description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=300)
+    parser.add_argument("--customers", type=positive_int, default=300)
     parser.add_argument("--months", type=float, default=12)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--events", type=int, default=20, help="measured complaints (default 20)")
+    parser.add_argument("--events", type=positive_int, default=20, help="measured complaints (default 20)")
     parser.add_argument("--warm-up", type=int, default=2, help="complaints before the measured ones (default 2)")
     parser.add_argument("--port", type=int, default=0, help="Airflow UI port (default: a free one)")
     parser.add_argument("--data-dir", type=Path, default=None, help="private data directory (default: temporary)")

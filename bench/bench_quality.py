@@ -27,6 +27,8 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+from bench import positive_int
+
 from bench.history_settings import settings_for_history_bench
 
 TARGET_RATIO = 0.5
@@ -102,7 +104,7 @@ def prepare(work: Path, events: int, fresh: bool) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=10_000_000, help="history size (default 10M)")
+    parser.add_argument("--events", type=positive_int, default=10_000_000, help="history size (default 10M)")
     parser.add_argument("--work", type=Path, default=None,
                         help="work directory (default bench/results/quality-<events>)")
     parser.add_argument("--fresh", action="store_true", help="regenerate even if cached")

@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import positive_int
+
 from bench.history_settings import settings_for_history_bench, written_history_bench_settings
 
 CUT = dt.date(2026, 6, 30)
@@ -291,18 +293,18 @@ def _machine() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, nargs="+", default=DEFAULT_SIZES,
+    parser.add_argument("--events", type=positive_int, nargs="+", default=DEFAULT_SIZES,
                         help="history sizes in touchpoint events (default: 1M, 3M, 10M and 20M)")
     parser.add_argument("--work", type=Path, default=None,
                         help="keep each size's landed history in WORK/<events> and reuse it when there "
                              "(the daily day is landed again only into a fresh copy: see --keep)")
     parser.add_argument("--keep", action="store_true", help="keep the generated data (prints where)")
-    parser.add_argument("--months", type=int, default=MONTHS,
+    parser.add_argument("--months", type=positive_int, default=MONTHS,
                         help="history length in months (default 12); --events are the events of the whole "
                              "history, so 2M events over 24 months have the customers of 1M over 12")
     parser.add_argument("--no-daily", action="store_true", help="full refresh only")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where to merge the results")
-    args, _ = parser.parse_known_args(argv)
+    args = parser.parse_args(argv)
     sizes = sorted(args.events)
     machine = _machine()
     results = []
