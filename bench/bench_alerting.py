@@ -25,15 +25,27 @@ TARGET_RERUN = 0.25
 
 
 def make_alerts(n: int) -> list[dict]:
-    return [{
-        "alert_id": f"bench-{i:07d}", "customer_id": f"C{i:06d}", "customer_name": f"Customer {i} A/S",
-        "account_manager_id": f"AM{i % 25:02d}", "account_manager_name": f"Manager {i % 25}",
-        "account_manager_email": f"am{i % 25}@example.com", "rule": "dialogue_gap", "severity": "high",
-        "alert_date": AS_OF - dt.timedelta(days=i % 5), "episode_end_date": None, "health_score": 41.0,
-        "status": "red", "drivers": "no dialogue for 64 days (usual 14); 2 unanswered calls; dunning call",
-        "suggested_action": "Call the decision maker this week.", "value_at_stake": float(1000 + i),
-        "currency": "EUR", "segment": "key",
-    } for i in range(n)]
+    """N due alerts with every column of ``published.fct_churn_alerts`` that dispatch reads
+    (``messages.ALERT_COLUMNS``), of both kinds: even ones churn-risk cases, odd ones facts."""
+    alerts = []
+    for i in range(n):
+        value = float(1000 + i)
+        case = i % 2 == 0
+        probability = 0.6 if case else 1.0
+        alerts.append({
+            "alert_id": f"bench-{i:07d}", "customer_id": f"C{i:06d}", "customer_name": f"Customer {i} A/S",
+            "account_manager_id": f"AM{i % 25:02d}", "account_manager_name": f"Manager {i % 25}",
+            "account_manager_email": f"am{i % 25}@example.com",
+            "rule": "churn_risk" if case else "dunning_escalation", "severity": "high",
+            "alert_date": AS_OF - dt.timedelta(days=i % 5), "episode_end_date": None, "health_score": 41.0,
+            "status": "red", "drivers": "no dialogue for 64 days (usual 14); 2 unanswered calls; dunning call",
+            "suggested_action": "Call the decision maker this week.", "value_at_stake": value,
+            "currency": "EUR", "segment": "key", "alert_kind": "risk_case" if case else "action_needed",
+            "probability": probability, "value_at_stake_reporting": value, "reporting_currency": "EUR",
+            "expected_value_at_risk": probability * value,
+            "reasons": "health fell below its own norm" if case else None,
+        })
+    return alerts
 
 
 def write_mart(path: Path, alerts: list[dict]) -> None:
