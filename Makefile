@@ -28,6 +28,7 @@ test: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench: setup
+	PATH="$(abspath $(VENV))/bin:$$PATH" ./scripts/fetch-datasets.sh
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m bench $(ARGS)
 
 up: setup

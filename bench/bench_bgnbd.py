@@ -8,7 +8,7 @@ weeks 1-39 of 1997, time in weeks. Prints, from one run on this machine:
   (eq. 10) against the actual repeat transactions, and the cohort's cumulative repeat transactions
   by week 78 from eq. (7) against actual, beside FHL's "under-forecasting by ... 4%" (p. 281);
 - the fit time (median of N fits; each fit runs three local searches, see ``fit``).
-Writes bench/results/bgnbd.json. Needs the lifetimes wheel: scripts/install-test-deps.sh.
+Writes bench/results/bgnbd.json. Needs the lifetimes wheel: scripts/fetch-datasets.sh (run by `make bench` and `make test`).
 """
 
 from __future__ import annotations
