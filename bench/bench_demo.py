@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import positive_int
 from loyalty_core.settings import load_settings
 from loyalty_monitor.demo import run_demo
 
@@ -23,8 +24,8 @@ TARGET_S = 600.0
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_demo")
-    parser.add_argument("--customers", type=int, default=500)
-    parser.add_argument("--months", type=int, default=18)
+    parser.add_argument("--customers", type=positive_int, default=500)
+    parser.add_argument("--months", type=positive_int, default=18)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-demo-") as tmp:
         settings = load_settings(data_dir=Path(tmp), bootstrap_servers="")
