@@ -60,7 +60,7 @@ rough-patch episodes too), precision of episodes (on a churner in drift or in a 
 ``ROUGH_PATCH_GRACE_DAYS``), and the loyalty-matrix quadrants.
 
 Results go to ``bench/results/alert_quality.json`` (``--holdout``: ``alert_quality_holdout.json``;
-``--reseed N`` puts ``+N`` before ``.json``):
+``--quick``: ``alert_quality_quick.json``; ``--reseed N`` puts ``+N`` before ``.json``):
 ``{"pooled": {...}, "shapes": {shape: {...}}, "histories": [{...}], "definitions": {...}}``; pooled,
 each shape and each history hold ``customers`` (``model``, ``oracle``, ``oracle_volumes``, ``rules``,
 ``alerts_now``, ``went_silent``, ``all_cases``, ``model_vs_oracle``), ``sweep`` (per opening probability: ``model``, ``oracle``) and
@@ -101,6 +101,14 @@ from loyalty_monitor import scoring as scoring_rules
 
 RESULTS = Path(__file__).parent / "results" / "alert_quality.json"
 HOLDOUT_RESULTS = RESULTS.with_name("alert_quality_holdout.json")
+QUICK_RESULTS = RESULTS.with_name("alert_quality_quick.json")
+
+
+def default_results(quick: bool, holdout: bool, reseed: int) -> Path:
+    """Where a run writes its results unless ``--out`` says: each set its own file, so that a
+    ``--quick`` or reseeded run never overwrites the full set's or the held-out set's results."""
+    path = QUICK_RESULTS if quick else HOLDOUT_RESULTS if holdout else RESULTS
+    return path.with_name(f"{path.stem}+{reseed}{path.suffix}") if reseed else path
 #: The old rule alerts the bench compares (all rules of config/scoring.yml's alerts.rules, as
 #: loyalty_monitor.scoring lists them, that fct_churn_alerts had before the drift model):
 #: new_high_complaint came later, so the bench leaves it out to keep its results comparable.
@@ -1039,15 +1047,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shapes", nargs="+", metavar="SHAPE", choices=SHAPES,
                         help=f"only histories of these shapes ({', '.join(SHAPES)})")
     parser.add_argument("--out", type=Path,
-                        help=f"results file (default {RESULTS}, with --holdout {HOLDOUT_RESULTS}; "
+                        help=f"results file (default {RESULTS}, with --holdout {HOLDOUT_RESULTS}, with --quick {QUICK_RESULTS}; "
                              "--reseed N adds +N to the name)")
     args = parser.parse_args(argv)
 
     chosen = QUICK if args.quick else HOLDOUT if args.holdout else FULL
-    default_out = HOLDOUT_RESULTS if args.holdout else RESULTS
-    if args.reseed:  # a reseeded run does not overwrite the stored sets' results
-        default_out = default_out.with_name(f"{default_out.stem}+{args.reseed}{default_out.suffix}")
-    out = args.out or default_out
+    out = args.out or default_results(args.quick, args.holdout, args.reseed)
     scenarios = select(chosen, args.only, args.shapes, args.reseed)
     if not scenarios:
         parser.error("no scenario matches --only/--shapes (names: "

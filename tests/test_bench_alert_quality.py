@@ -333,6 +333,15 @@ def test_reseeding_keeps_each_scenarios_shape_and_size_and_moves_only_its_seed_a
     assert aq.stored_seeds_reused(aq.select(aq.FULL, shapes=["fade"], reseed=59)) == ["fade-350x18m-s42+59"]
 
 
+def test_each_set_writes_its_own_results_file_so_a_quick_run_keeps_the_full_sets():
+    paths = {aq.default_results(quick, holdout, reseed)
+             for quick, holdout in [(False, False), (True, False), (False, True)] for reseed in (0, 2000)}
+    assert len(paths) == 6
+    assert aq.default_results(False, False, 0).name == "alert_quality.json"
+    assert aq.default_results(False, True, 0).name == "alert_quality_holdout.json"
+    assert aq.default_results(False, True, 2000).name == "alert_quality_holdout+2000.json"
+
+
 def test_the_bench_names_the_held_out_histories_when_none_matches(capsys):
     with pytest.raises(SystemExit) as stopped:
         aq.main(["--holdout", "--only", "no-such-history"])
