@@ -514,12 +514,29 @@ def _stop_background(name: str, settings: Settings, timeout_s: float = 20.0) -> 
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
+    # wait for the whole group, not only its leader: airflow standalone exits before its scheduler,
+    # triggerer and dag-processor do, and a `loyalty up` right after would meet them still running
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and pid_alive(pid):
+    while time.monotonic() < deadline and _group_alive(pid):
         time.sleep(0.2)
-    if pid_alive(pid):
-        os.killpg(pid, signal.SIGKILL)
+    if _group_alive(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     return True
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` still runs (zombies count as gone)."""
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
 
 
 #: Airflow's SimpleAuthManager keeps the login passwords in this file (under AIRFLOW_HOME).

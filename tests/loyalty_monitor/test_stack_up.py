@@ -124,6 +124,30 @@ def test_up_starts_the_account_managers_web_app_and_down_stops_it_first(data_dir
     assert stopped[0] == "web"
 
 
+def test_down_waits_for_every_process_of_the_group_not_only_its_leader(data_dir):
+    """`loyalty down` said "airflow: stopped" while airflow standalone's scheduler, triggerer and
+    dag-processor still ran for another 15 s (the leader exits first). A real process group here:
+    the leader dies at once on SIGTERM, its child takes 2 s to finish."""
+    settings = load_settings(data_dir=data_dir)
+    ready = data_dir / "child-ready"
+    child = (f"import signal, sys, time, pathlib\n"
+             f"signal.signal(signal.SIGTERM, lambda *a: (time.sleep(2), sys.exit(0)))\n"
+             f"pathlib.Path({str(ready)!r}).touch()\n"
+             f"time.sleep(60)\n")
+    leader = f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', {child!r}])\ntime.sleep(60)\n"
+    pid, _log, started = stack._start_background("grouptest", [sys.executable, "-c", leader], dict(os.environ),
+                                                 settings)
+    assert started
+    deadline = time.monotonic() + 30
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ready.exists()
+    assert stack._stop_background("grouptest", settings)
+    # what ps sees of the group: nothing, or zombies waiting for their parent to reap them
+    states = subprocess.run(["ps", "-o", "stat=", "-g", str(pid)], capture_output=True, text=True).stdout.split()
+    assert all(state.startswith("Z") for state in states), f"a process of the stopped group still runs: {states}"
+
+
 def _stack_environment(data_dir, monkeypatch) -> tuple[object, dict[str, str]]:
     for name in list(os.environ):
         if name.startswith("AIRFLOW"):  # as from a shell: the stack's own AIRFLOW_HOME under data_dir
