@@ -8,7 +8,7 @@ import logging
 import os
 import posixpath
 from collections import defaultdict
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import duckdb
 import pyarrow as pa
@@ -251,50 +251,44 @@ def _string_array(values: Iterable[str]):
     return pa.array(sorted(values), type=pa.string())
 
 
-def _shared_texts(zone: Any, files: list[str], candidates: set[str], ids: set[str]) -> set[str]:
-    """The candidate texts that other customers' rows use as well (not personal to the erased ones)."""
-
+def _other_customers_values(zone: Any, files: list[str], columns: tuple[str, ...], ids: set[str],
+                            candidates: set[str], sql_test: Callable[[str], str],
+                            keep: Callable[[str], bool]) -> set[str]:
+    """The values of ``columns`` in other customers' rows (not ``ids``) that pass a test against the
+    candidate texts: ``sql_test(column)`` (over ``$texts``) in DuckDB on a local zone, else
+    ``keep(value)`` on each value read with Arrow."""
     if not candidates:
         return set()
-    shared: set[str] = set()
+    found: set[str] = set()
     keyed = set(_files_with_column(zone, files, "customer_id"))
-    for column in ("name", "note", "comment"):
+    for column in columns:
         holders = [p for p in _files_with_column(zone, files, column) if p in keyed]
         rows = _duckdb_rows(zone, holders, f"distinct {column}",
-                            f"{column} in (select unnest($texts)) and customer_id not in (select unnest($ids))",
+                            f"customer_id not in (select unnest($ids)) and {sql_test(column)}",
                             {"texts": sorted(candidates), "ids": sorted(ids)}) if zone.local else None
         if rows is not None:
-            shared.update(r[0] for r in rows)
+            found.update(r[0] for r in rows if r[0] is not None)
             continue
         for path in holders:
             table = _read(zone, path, ["customer_id", column])
             others = table.filter(pc.invert(pc.is_in(table.column("customer_id"), value_set=_string_array(ids))))
-            hits = others.filter(pc.is_in(others.column(column), value_set=_string_array(candidates)))
-            shared.update(v for v in hits.column(column).to_pylist() if v is not None)
-    return shared
+            found.update(v for v in others.column(column).to_pylist() if isinstance(v, str) and keep(v))
+    return found
+
+
+def _shared_texts(zone: Any, files: list[str], candidates: set[str], ids: set[str]) -> set[str]:
+    """The candidate texts that other customers' rows use as well (not personal to the erased ones)."""
+    return _other_customers_values(zone, files, ("name", "note", "comment"), ids, candidates,
+                                   lambda column: f"{column} in (select unnest($texts))",
+                                   lambda value: value in candidates)
 
 
 def _texts_containing(zone: Any, files: list[str], candidates: set[str], ids: set[str]) -> set[str]:
     """Other customers' names that contain one of the candidate texts without being it ("Ek &
     Lindqvist Packaging AB" holds "Lindqvist Packaging AB"): the redaction leaves them whole. Not
     their notes: a note that names the erased customer is redacted as before."""
-
-    if not candidates:
-        return set()
-    found: set[str] = set()
-    keyed = set(_files_with_column(zone, files, "customer_id"))
-    for column in ("name",):
-        holders = [p for p in _files_with_column(zone, files, column) if p in keyed]
-        rows = _duckdb_rows(zone, holders, f"distinct {column}",
-                            f"customer_id not in (select unnest($ids)) and {column} not in (select unnest($texts)) "
-                            f"and exists (select 1 from (select unnest($texts) as t) where contains({column}, t))",
-                            {"texts": sorted(candidates), "ids": sorted(ids)}) if zone.local else None
-        if rows is not None:
-            found.update(r[0] for r in rows)
-            continue
-        for path in holders:
-            table = _read(zone, path, ["customer_id", column])
-            others = table.filter(pc.invert(pc.is_in(table.column("customer_id"), value_set=_string_array(ids))))
-            found.update(v for v in others.column(column).to_pylist()
-                         if isinstance(v, str) and v not in candidates and any(c in v for c in candidates))
-    return found
+    return _other_customers_values(
+        zone, files, ("name",), ids, candidates,
+        lambda column: (f"{column} not in (select unnest($texts)) and exists (select 1 from "
+                        f"(select unnest($texts) as t) where contains({column}, t))"),
+        lambda value: value not in candidates and any(c in value for c in candidates))
