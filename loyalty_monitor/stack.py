@@ -3,7 +3,8 @@
 Airflow reads its configuration when first imported, so :func:`prepare_airflow` must run before
 anything imports ``airflow``: it points AIRFLOW_HOME at ``<data_dir>/airflow`` (unless set), the DAG
 folder at the repository's ``dags/``, and defines the Kafka connection the asset watcher uses. The
-metadata database (SQLite) is migrated once per AIRFLOW_HOME and Airflow version.
+metadata database (SQLite) is migrated once per AIRFLOW_HOME and Airflow version; a new home
+starts from a copy of the first empty database this installation migrated.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -88,20 +91,61 @@ def _airflow_version() -> str:
     return version("apache-airflow-core")
 
 
+def _sqlite_file(env: dict[str, str]) -> Path | None:
+    """The file of a SQLite metadata database (None for a server database)."""
+    url = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
+
+
+def migrated_template(version_: str) -> Path:
+    """Where a freshly migrated, empty SQLite metadata database of this Airflow version is kept,
+    beside the installed packages (``sys.prefix``: it goes with the virtualenv, and with it when
+    Airflow is upgraded)."""
+    return Path(sys.prefix) / "var" / "loyalty-monitor" / f"airflow-{version_}.db"
+
+
+def _keep_template(database: Path, template: Path) -> None:
+    """Best effort: a read-only installation (a container image) just migrates every new home."""
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        partial = template.with_name(f"{template.name}.{os.getpid()}.partial")
+        partial.unlink(missing_ok=True)
+        # SQLite's backup, not a file copy: Airflow runs the database in WAL mode
+        with contextlib.closing(sqlite3.connect(database)) as source, \
+                contextlib.closing(sqlite3.connect(partial)) as copy:
+            source.backup(copy)
+        os.replace(partial, template)  # atomic: a concurrent copy never reads half a file
+    except (OSError, sqlite3.Error) as exc:
+        log.debug("no migrated-database template kept at %s: %s", template, exc)
+
+
 def ensure_migrated(home: Path, env: dict[str, str], progress: Callable[[str], None] = print) -> float:
-    """Run ``airflow db migrate`` unless this home was migrated for this Airflow version; seconds spent."""
+    """Run ``airflow db migrate`` unless this home was migrated for this Airflow version; seconds spent.
+
+    A new SQLite database starts as a copy of the empty one the first migration on this
+    installation left (``migrated_template``): every new data directory (each test, each
+    bench history) otherwise spent 10-20 s migrating the same empty schema."""
     stamp = home / MIGRATED_STAMP
     wanted = _airflow_version()
     if stamp.exists() and stamp.read_text().strip() == wanted:
         return 0.0
-    progress(f"preparing the Airflow metadata database in {home} (one time)...")
     started = time.monotonic()
+    database, template = _sqlite_file(env), migrated_template(wanted)
+    if database is not None and not database.exists() and template.is_file():
+        database.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, database)
+        stamp.write_text(wanted)
+        return time.monotonic() - started
+    progress(f"preparing the Airflow metadata database in {home} (one time)...")
+    fresh = database is not None and not database.exists()
     proc = subprocess.run([str(_venv_bin() / "airflow"), "db", "migrate"], env=env, capture_output=True,
                           text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
         raise RuntimeError("airflow db migrate failed: " + " | ".join(tail))
     took = time.monotonic() - started
+    if fresh and database.is_file():
+        _keep_template(database, template)
     stamp.write_text(wanted)
     progress(f"Airflow metadata database ready in {took:.0f} s")
     return took

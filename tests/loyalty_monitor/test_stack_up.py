@@ -235,3 +235,39 @@ def test_up_waits_until_the_ui_answers_and_says_where_the_password_is(data_dir, 
     assert info["ui_answers"] is False and time.monotonic() - started < 30
     assert any("did not answer within 2 s" in line and "airflow.log" in line and info["password_file"] in line
                for line in lines), lines
+
+
+def test_a_new_home_starts_from_the_first_migrated_database_and_airflow_finds_it_complete(tmp_path, monkeypatch):
+    """The first ``airflow db migrate`` of an installation keeps its empty database; a new data
+    directory copies it instead of migrating again, and the installed Airflow finds every migration
+    applied and works on it (its default pool there, a pool written)."""
+    template = tmp_path / "template" / "airflow.db"
+    monkeypatch.setattr(stack, "migrated_template", lambda version: template)
+    said: list[str] = []
+    _, first = _stack_environment(tmp_path / "first", monkeypatch)
+    stack.ensure_migrated(Path(first["AIRFLOW_HOME"]), first, said.append)
+    assert template.is_file() and any("preparing the Airflow metadata database" in s for s in said), said
+
+    said.clear()
+    _, second = _stack_environment(tmp_path / "second", monkeypatch)
+    home = Path(second["AIRFLOW_HOME"])
+    stack.ensure_migrated(home, second, said.append)
+    assert said == [] and (home / "airflow.db").is_file()
+    assert (home / stack.MIGRATED_STAMP).read_text().strip() == stack._airflow_version()
+    checked = subprocess.run([AIRFLOW, "db", "check-migrations", "--migration-wait-timeout", "1"], env=second,
+                             capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    made = subprocess.run([AIRFLOW, "pools", "set", "loyalty_test", "3", "written on the copy"], env=second,
+                          capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr[-2000:]
+    pools = subprocess.run([AIRFLOW, "pools", "list", "-o", "plain"], env=second, capture_output=True, text=True,
+                           timeout=300)
+    assert pools.returncode == 0, pools.stderr[-2000:]
+    assert "default_pool" in pools.stdout and "loyalty_test" in pools.stdout, pools.stdout
+    assert "loyalty_test" not in template.read_bytes().decode("latin-1")  # the copy is the home's own
+
+    # a home that already has a database of its own is never overwritten by the template
+    template.write_bytes(b"not a database")
+    (home / stack.MIGRATED_STAMP).unlink()
+    stack.ensure_migrated(home, second, said.append)
+    assert any("preparing" in s for s in said)
