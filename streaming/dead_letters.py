@@ -1,4 +1,4 @@
-"""Read, replay and purge the dead-letter topic.
+"""Read, export, replay and purge the dead-letter topic.
 
 Every dead letter keeps the original key and bytes; its ``dlq.*`` headers say where it came from
 and why it failed. ``replay`` re-publishes the original bytes to their source topic (for example
@@ -6,6 +6,8 @@ after the contract was fixed); messages that still fail land in the dead-letter 
 new failure time. Each dead letter is replayed once: the replay ledger
 (``<data_dir>/dead-letters/replayed.jsonl``, no message content) remembers which were sent, so a
 second replay sends only dead letters that arrived since (e.g. the ones that failed again).
+``export`` writes dead letters as JSON Lines for a data engineer to correct, and ``replay_corrected``
+sends the corrected messages (checked against the contract first) in their originals' place.
 ``purge`` removes an erased customer's dead letters: Kafka cannot delete single records, so the
 dead letters to keep are written again at the end of the topic and everything before them is
 deleted (DeleteRecords); on a broker without DeleteRecords (the embedded Tansu) the topic is
@@ -14,8 +16,10 @@ re-created with the dead letters to keep.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,6 +33,7 @@ from kafka.structs import TopicPartition
 from loyalty_core import erasure_register
 from loyalty_core.contract import ERROR_CODES as CONTRACT_ERROR_CODES
 from loyalty_core.settings import Settings
+from streaming.landing import contract_window, safe_decode  # the contract as the consumer applies it
 from streaming.producer import make_producer
 from streaming.topics import topic_specs
 
@@ -250,6 +255,151 @@ def replay_dead_letters(settings: Settings, error_code: str | None = None,
             result.by_topic[record.source_topic] = result.by_topic.get(record.source_topic, 0) + 1
             if on_progress and result.replayed % 1000 == 0:
                 on_progress(result.replayed)
+        producer.flush()
+    finally:
+        producer.close()
+    _append_replay_ledger(settings, done)
+    return result
+
+
+# --- correcting dead letters: export, edit, replay the corrected messages -------------------------
+
+#: What an export line names its dead letter by: its place in the dead-letter topic.
+EXPORT_ID = "dead_letter"
+
+
+def _exported(record: DeadLetterRecord) -> dict[str, Any]:
+    """One dead letter as a line a data engineer edits: the message's value as JSON when it is JSON
+    (``value``), else as text (``value_text``), else base64 (``value_base64``, not UTF-8)."""
+    line: dict[str, Any] = {EXPORT_ID: {"partition": record.partition, "offset": record.offset},
+                            "source_topic": record.source_topic, "error_code": record.error_code,
+                            "error_detail": record.error_detail,
+                            "key": None if record.key is None else record.key.decode("utf-8", "replace")}
+    if record.value is None:
+        line["value"] = None
+        return line
+    try:
+        text = record.value.decode("utf-8")
+    except UnicodeDecodeError:
+        line["value_base64"] = base64.b64encode(record.value).decode("ascii")
+        return line
+    try:
+        line["value"] = json.loads(text)
+    except ValueError:
+        line["value_text"] = text
+    return line
+
+
+def export_dead_letters(settings: Settings, out: Path, error_code: str | None = None,
+                        include_replayed: bool = False) -> int:
+    """Write the dead letters not replayed yet (all with ``include_replayed``), optionally of one
+    error code, as JSON Lines to correct by hand and send with :func:`replay_corrected`; returns
+    how many. The file holds customer data: it is readable by its owner only."""
+    check_error_code(error_code)
+    ledger = read_replay_ledger(settings)
+    lines = [json.dumps(_exported(r), ensure_ascii=False) + "\n" for r in iter_dead_letters(settings)
+             if error_code in (None, r.error_code) and (include_replayed or replay_key(r) not in ledger)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as fh:
+        fh.writelines(lines)
+    return len(lines)
+
+
+@dataclass
+class CorrectedReplay:
+    replayed: int = 0
+    #: (line number, what is wrong): corrected lines still breaking the contract, or naming no dead letter
+    refused: list[tuple[int, str]] = field(default_factory=list)
+    skipped_already_replayed: int = 0
+
+    def summary(self) -> str:
+        line = f"replayed {self.replayed} corrected dead letters"
+        if self.skipped_already_replayed:
+            line += f"; skipped {self.skipped_already_replayed} already replayed (--include-replayed sends them)"
+        if self.refused:
+            line += f"; {len(self.refused)} lines not sent:" + "".join(
+                f"\n  line {number}: {why}" for number, why in self.refused)
+        return line
+
+
+def _corrected_message(number: int, entry: Any) -> tuple[tuple[int, int], bytes | None, bytes | None]:
+    """(dead letter's partition and offset, key, value) of one export line, or ValueError."""
+    if not isinstance(entry, dict) or not isinstance(entry.get(EXPORT_ID), dict):
+        raise ValueError(f"line {number}: not a line of `loyalty dead-letters export` (no {EXPORT_ID!r} object)")
+    where = entry[EXPORT_ID]
+    if not all(isinstance(where.get(k), int) for k in ("partition", "offset")):
+        raise ValueError(f"line {number}: {EXPORT_ID} needs an integer partition and offset")
+    key = entry.get("key")
+    if key is not None and not isinstance(key, str):
+        raise ValueError(f"line {number}: key must be a string or null")
+    given = [k for k in ("value", "value_text", "value_base64") if k in entry]
+    if len(given) != 1:
+        raise ValueError(f"line {number}: give exactly one of value, value_text, value_base64 (found {given or 'none'})")
+    raw = entry[given[0]]
+    if given[0] == "value":
+        value = None if raw is None else json.dumps(raw, ensure_ascii=False, separators=(",", ":")).encode()
+    elif not isinstance(raw, str):
+        raise ValueError(f"line {number}: {given[0]} must be a string")
+    elif given[0] == "value_text":
+        value = raw.encode("utf-8")
+    else:
+        try:
+            value = base64.b64decode(raw, validate=True)
+        except ValueError as exc:
+            raise ValueError(f"line {number}: value_base64 is not base64: {exc}") from None
+    return (where["partition"], where["offset"]), None if key is None else key.encode("utf-8"), value
+
+
+def replay_corrected(settings: Settings, corrected: Path, include_replayed: bool = False) -> CorrectedReplay:
+    """Send the corrected messages of an edited export (:func:`export_dead_letters`) to the source
+    topics of their dead letters, with the original headers and a ``dlq.corrected`` header.
+
+    The whole file is read first (a malformed line stops everything, naming the line); each corrected
+    message is checked against the event contract as the consumer will check it, and one that
+    still breaks it is not sent but reported with its error, so the fix can be finished first. A
+    line whose dead letter is gone (purged) is reported too. The dead letters sent are written to
+    the replay ledger: a plain ``replay`` then does not send their broken originals again."""
+    entries = []
+    for number, text in enumerate(corrected.read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            entry = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"{corrected}, line {number}: not JSON ({exc})") from None
+        entries.append((number, *_corrected_message(number, entry)))
+    kinds = {settings.topic_touchpoints: "touchpoint", settings.topic_customers: "customer",
+             settings.topic_case_events: "case_event"}
+    letters = {(r.partition, r.offset): r for r in iter_dead_letters(settings)}
+    ledger = read_replay_ledger(settings)
+    window = contract_window(settings)
+    result = CorrectedReplay()
+    done: list[str] = []
+    producer = make_producer(settings, client_id="loyalty-dead-letter-replay")
+    try:
+        for number, where, key, value in entries:
+            record = letters.get(where)
+            if record is None:
+                result.refused.append((number, (f"no dead letter at partition {where[0]}, offset {where[1]} "
+                                                "(purged, or an export of another topic)")))
+                continue
+            if record.source_topic not in kinds:
+                result.refused.append((number, (f"its source topic {record.source_topic!r} is not one this "
+                                                "installation reads")))
+                continue
+            if replay_key(record) in ledger and not include_replayed:
+                result.skipped_already_replayed += 1
+                continue
+            decoded = safe_decode(kinds[record.source_topic], key, value, settings.max_message_bytes, window)
+            if not decoded.ok:
+                result.refused.append((number, (f"still breaks the contract: {decoded.error_code}: "
+                                                f"{decoded.error_detail}")))
+                continue
+            producer.send(record.source_topic, key=key, value=value,
+                          headers=record.headers + [("dlq.replayed_from_offset", str(record.offset).encode()),
+                                                    ("dlq.corrected", b"true")])
+            done.append(replay_key(record))
+            result.replayed += 1
         producer.flush()
     finally:
         producer.close()

@@ -1,10 +1,11 @@
-"""``loyalty produce``, ``loyalty consume``, ``loyalty dead-letters list|replay|purge``, ``loyalty land-offline``."""
+"""``loyalty produce``, ``loyalty consume``, ``loyalty dead-letters list|export|replay|purge``, ``loyalty land-offline``."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from loyalty_core.settings import load_settings
 from loyalty_monitor.cli._common import example, print_json
@@ -67,6 +68,8 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from streaming.dead_letters import list_dead_letters, replay_dead_letters
 
+    if args.corrected and args.action != "replay" or args.out and args.action != "export":
+        raise ValueError("--corrected goes with replay, --out with export")
     settings = load_settings()
     topics.probe(settings)
     if args.action == "purge":
@@ -78,6 +81,26 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
         result = purge_dead_letters(settings, customer_ids=set(args.customer or ()), erased=args.erased)
         print(result.summary(settings.topic_dead_letter))
         return 0
+    if args.action == "export":
+        # the command's own dependencies, loaded when it runs (cli/__init__.py)
+        from streaming.dead_letters import export_dead_letters
+
+        if not args.out:
+            raise ValueError("export needs --out FILE (JSON Lines to correct, then `loyalty dead-letters replay "
+                             "--corrected FILE`)")
+        count = export_dead_letters(settings, Path(args.out), error_code=args.error_code,
+                                    include_replayed=args.include_replayed)
+        print(f"exported {count} dead letters to {args.out} (readable by you only: it holds customer data). "
+              f"Correct value (or value_text / value_base64) and key, delete the lines not to send, then: "
+              f"loyalty dead-letters replay --corrected {args.out}")
+        return 0
+    if args.action == "replay" and args.corrected:
+        # the command's own dependencies, loaded when it runs (cli/__init__.py)
+        from streaming.dead_letters import replay_corrected
+
+        corrected = replay_corrected(settings, Path(args.corrected), include_replayed=args.include_replayed)
+        print(corrected.summary())
+        return 1 if corrected.refused else 0
     if args.action == "replay":
         result = replay_dead_letters(settings, error_code=args.error_code,
                                      on_progress=lambda n: print(f"replayed {n:,}", file=sys.stderr),
@@ -146,9 +169,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="decode worker processes (default 0: decode in the consumer process)")
     p.set_defaults(func=cmd_consume)
 
-    p = sub.add_parser("dead-letters", help="list, replay or purge messages of the dead-letter topic",
-                       **example("loyalty dead-letters list --limit 20 --error-code schema_violation"))
-    p.add_argument("action", choices=["list", "replay", "purge"])
+    p = sub.add_parser("dead-letters", help="list, export, replay or purge messages of the dead-letter topic",
+                       **example("loyalty dead-letters list --limit 20 --error-code schema_violation",
+                                 "loyalty dead-letters export --error-code bad_timestamp --out fix.jsonl",
+                                 "loyalty dead-letters replay --corrected fix.jsonl   # after correcting fix.jsonl"))
+    p.add_argument("action", choices=["list", "export", "replay", "purge"])
     p.add_argument("--customer", action="append", metavar="ID",
                    help="purge: the dead letters of this customer (key or customer_id); repeatable")
     p.add_argument("--erased", action="store_true",
@@ -159,7 +184,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "null_value, schema_violation, bad_timestamp, key_mismatch, bad_key, unlandable, "
                         "decode_failed)")
     p.add_argument("--include-replayed", action="store_true",
-                   help="replay: also dead letters an earlier replay already sent (default: each once)")
+                   help="replay, export: also dead letters an earlier replay already sent (default: each once)")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="export: the JSON Lines file to write, one dead letter per line, its message to correct")
+    p.add_argument("--corrected", default=None, metavar="FILE",
+                   help="replay: send the corrected messages of an edited export instead of the original bytes")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_dead_letters)
 

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -390,3 +391,59 @@ def test_a_count_that_makes_no_sense_is_refused_before_the_member_joins(settings
     waited for them and gave up (no_partitions_assigned)."""
     with pytest.raises(ValueError, match=says):
         LandingConsumer(settings, **kwargs)
+
+
+def test_a_data_engineer_exports_dead_letters_corrects_them_and_replays_the_corrections(settings, monkeypatch,
+                                                                                         tmp_path):
+    """A producer sent an impossible date and a truncated line, and cannot send them again: the data
+    engineer exports the dead letters (a private file, the message as JSON where it is JSON), corrects
+    one, and replays the file. The corrected event lands; the still-broken one is not sent but named
+    with its contract error; a plain replay afterwards does not send the corrected one's original."""
+    settings = fast_settings(settings, monkeypatch)
+    good_key, good = next(samples.touchpoint_messages(1, start=0))
+    wrong_date = samples.touchpoint(1, occurred_at="2026-02-30T10:00:00+00:00")
+    truncated = samples.encode(samples.touchpoint(2))[:40]
+    produce(settings, settings.topic_touchpoints, [
+        (good_key, good), (wrong_date["customer_id"].encode(), samples.encode(wrong_date)), (b"C00002", truncated)],
+        headers=[("trace", b"t-7")])
+    assert _consume_until_idle(settings)[0].dead_lettered == 2
+    env = dict(os.environ)
+    cli = [sys.executable, "-m", "loyalty_monitor.cli", "dead-letters"]
+    out = tmp_path / "fix.jsonl"
+    exported = subprocess.run([*cli, "export", "--out", str(out)], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60)
+    assert exported.returncode == 0 and "exported 2 dead letters" in exported.stdout, exported.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600  # it holds customer data
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    by_code = {line["error_code"]: line for line in lines}
+    assert set(by_code) == {"bad_timestamp", "not_json"}
+    assert by_code["bad_timestamp"]["value"] == wrong_date and "value_text" not in by_code["bad_timestamp"]
+    assert by_code["not_json"]["value_text"] == truncated.decode()
+
+    by_code["bad_timestamp"]["value"]["occurred_at"] = "2026-02-28T10:00:00+00:00"  # the correction
+    out.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    replayed = subprocess.run([*cli, "replay", "--corrected", str(out)], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60)
+    assert replayed.returncode == 1, replayed.stderr  # one line was not sent: the engineer must see it
+    assert "replayed 1 corrected dead letters" in replayed.stdout, replayed.stdout
+    number = 1 + [line["error_code"] for line in lines].index("not_json")
+    assert f"line {number}: still breaks the contract: not_json" in replayed.stdout, replayed.stdout
+
+    assert _consume_until_idle(settings)[0].dead_lettered == 0
+    landed_ids = set(LandingZone.from_settings(settings).read("touchpoints").column("event_id").to_pylist())
+    assert landed_ids == {json.loads(good)["event_id"], wrong_date["event_id"]}
+    corrected = [m for m in read_topic(settings, settings.topic_touchpoints, quiet_s=0.5)
+                 if headers(m).get("dlq.corrected") == "true"]
+    assert len(corrected) == 1 and headers(corrected[0])["trace"] == "t-7"  # the original headers go along
+    plain = subprocess.run([*cli, "replay"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert "replayed 1 dead letters" in plain.stdout and "1 already replayed" in plain.stdout, plain.stdout
+
+    # a file that is not an export is refused before anything is sent, naming the line
+    out.write_text(json.dumps({"value": {}}) + "\n")
+    refused = subprocess.run([*cli, "replay", "--corrected", str(out)], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 1 and "line 1: not a line of `loyalty dead-letters export`" in refused.stderr, \
+        refused.stderr
+    misplaced = subprocess.run([*cli, "list", "--corrected", str(out)], cwd=ROOT, env=env, capture_output=True,
+                               text=True, timeout=60)
+    assert misplaced.returncode == 1 and "--corrected goes with replay" in misplaced.stderr, misplaced.stderr
