@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +27,8 @@ from typing import Any
 
 from loyalty_core.settings import Settings
 from streaming.topics import BrokerError, ensure_topics, wait_until_ready
+
+log = logging.getLogger(__name__)
 
 
 def tansu_binary() -> Path:
@@ -160,16 +164,22 @@ class EmbeddedBroker:
         self.port = free_port()
         self.bootstrap_servers = f"127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
+        self.log_dir: Path | None = None
 
     def __enter__(self) -> "EmbeddedBroker":
-        log = Path(tempfile.mkdtemp(prefix="tansu-")) / "broker.log"
-        self.proc = launch(self.port, log, detach=False)
-        wait_until_ready(self.bootstrap_servers)
-        if self.create_topics and self.settings is not None:
-            ensure_topics(self.settings, self.bootstrap_servers)
+        self.log_dir = Path(tempfile.mkdtemp(prefix="tansu-"))
+        try:
+            self.proc = launch(self.port, self.log_dir / "broker.log", detach=False)
+            wait_until_ready(self.bootstrap_servers)
+            if self.create_topics and self.settings is not None:
+                ensure_topics(self.settings, self.bootstrap_servers)
+        except BaseException:  # Ctrl-C or SIGTERM while starting: `with` calls no __exit__ then
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
+        died_on_its_own = self.proc is not None and self.proc.poll() not in (None, 0)
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -177,3 +187,10 @@ class EmbeddedBroker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.log_dir is None:
+            return
+        if died_on_its_own:  # its log says why: kept
+            log.warning("the embedded broker exited with %s on its own; its log: %s", self.proc.returncode,
+                        self.log_dir / "broker.log")
+        else:  # each broker left a tansu-* directory in the temp dir
+            shutil.rmtree(self.log_dir, ignore_errors=True)
