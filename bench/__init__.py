@@ -4,7 +4,24 @@ Run one with ``python -m bench.bench_ingest`` (each accepts ``--help``), or all 
 They are not tests: this machine is shared and noisy, so nothing here asserts a time.
 """
 
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
 # sizes and counts: the same argparse type as the CLI's (a whole number of at least 1, or a usage error)
 from loyalty_monitor.cli._common import positive_int
 
-__all__ = ["positive_int"]
+__all__ = ["positive_int", "run_main"]
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def run_main(main: Callable[[], int | None]) -> NoReturn:
+    """Run a benchmark's ``main`` so that SIGTERM (a CI timeout, ``kill``) unwinds it as Ctrl-C
+    does: its ``with`` and ``finally`` blocks stop the embedded broker and remove its temporary
+    directories; killed by the default handler, it left a Tansu process and gigabytes behind."""
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    sys.exit(main())

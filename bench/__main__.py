@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import argparse
 import pkgutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-# Sizes for --quick: the same measurements, scaled down.
+_RESULTS = Path(__file__).parent / "results"
+# Sizes for --quick: the same measurements, scaled down; results that a full run would write to the
+# same file go to a file of their own (a quick run never overwrites the full figures).
 QUICK_ARGS = {
     "bench_ingest": ["--events", "100000", "--rss-events", "100000,1000000"],
     "bench_generator": ["--events", "1000000"],
@@ -26,8 +29,9 @@ QUICK_ARGS = {
     "bench_alert_quality": ["--quick"],
     "bench_demo": [],
     "bench_bgnbd": [],
-    "bench_latency": ["--customers", "120", "--months", "6", "--events", "5", "--warm-up", "1"],
-    "bench_run_overhead": ["--repeats", "1"],
+    "bench_latency": ["--customers", "120", "--months", "6", "--events", "5", "--warm-up", "1",
+                      "--out", str(_RESULTS / "latency_quick.json")],
+    "bench_run_overhead": ["--repeats", "1", "--out", str(_RESULTS / "run_overhead_quick.json")],
 }
 # Full runs only: further runs of a benchmark after its default one.
 ALSO_FULL = {
@@ -58,9 +62,25 @@ def main() -> int:
             parser.error(f"no such benchmark: {', '.join(sorted(unknown))} (have: {', '.join(modules)})")
         modules = [m for m in modules if m in wanted]
     failed = []
+    running: list[subprocess.Popen] = []
+    stopped: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        # SIGTERM to `make bench`: pass it on so the running benchmark cleans up (bench.run_main);
+        # the loop below waits for it, then stops (a wait here would deadlock the interrupted one)
+        stopped.append(signum)
+        for child in running:
+            child.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
     for name, extra in runs(modules, args.quick):
         print(f"\n=== bench.{name} {' '.join(extra)} ===", flush=True)
-        if subprocess.call([sys.executable, "-m", f"bench.{name}", *extra]) != 0:
+        child = subprocess.Popen([sys.executable, "-m", f"bench.{name}", *extra])
+        running[:] = [child]
+        code = child.wait()
+        if stopped:
+            return 128 + stopped[0]
+        if code != 0:
             failed.append(" ".join([name, *extra]))
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)

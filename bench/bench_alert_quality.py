@@ -88,7 +88,6 @@ import json
 import math
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
@@ -97,6 +96,7 @@ from typing import Iterable
 
 import yaml
 
+from bench import run_main
 from loyalty_monitor import scoring as scoring_rules
 
 RESULTS = Path(__file__).parent / "results" / "alert_quality.json"
@@ -1136,4 +1136,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

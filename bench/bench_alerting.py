@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench import positive_int
+from bench import positive_int, run_main
 
 AS_OF = dt.date(2026, 3, 12)
 TARGET_OVERHEAD = 3.0
@@ -103,4 +102,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

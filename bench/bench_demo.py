@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import positive_int
+from bench import positive_int, run_main
 from loyalty_core.settings import load_settings
 from loyalty_monitor.demo import run_demo
 
@@ -46,4 +46,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    run_main(lambda: main(sys.argv[1:]))

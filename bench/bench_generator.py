@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import positive_int
+from bench import positive_int, run_main
 
 TARGET_LINES_PER_S = 100_000
 START, END = "2025-01-01", "2026-06-30"
@@ -98,4 +98,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

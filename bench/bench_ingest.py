@@ -24,8 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import positive_int
-
+from bench import positive_int, run_main
 from loyalty_core.settings import Settings, load_settings
 from loyalty_monitor.broker import EmbeddedBroker
 from streaming import samples
@@ -204,4 +203,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

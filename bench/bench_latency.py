@@ -53,10 +53,9 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-
-from bench import positive_int
 from typing import Any
 
+from bench import positive_int, run_main
 from loyalty_core.settings import PROJECT_ROOT
 
 RESULTS = Path(__file__).parent / "results" / "latency.json"
@@ -497,4 +496,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    run_main(lambda: main(sys.argv[1:]))

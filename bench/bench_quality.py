@@ -27,8 +27,7 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from bench import positive_int
-
+from bench import positive_int, run_main
 from bench.history_settings import settings_for_history_bench
 
 TARGET_RATIO = 0.5
@@ -200,4 +199,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import run_main
 from loyalty_core.settings import load_settings
 from loyalty_monitor.generator import generate
 from streaming.landing import land_jsonl_offline
@@ -101,4 +102,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    run_main(lambda: main(sys.argv[1:]))

@@ -34,13 +34,11 @@ import multiprocessing
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench import positive_int
-
+from bench import positive_int, run_main
 from bench.history_settings import settings_for_history_bench, written_history_bench_settings
 
 CUT = dt.date(2026, 6, 30)
@@ -372,4 +370,4 @@ def _merge_results(path: Path, results: list[dict]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

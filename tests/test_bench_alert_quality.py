@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -398,3 +404,68 @@ def test_the_went_silent_label_needs_a_silence_unlikely_under_the_customers_own_
     assert (kept, silent) == ([("CHATTY", last + dt.timedelta(days=10))], [("CHATTY", last + dt.timedelta(days=40))])
     off = aq.Silence.from_scoring(heard, seen, {"risk_cases": {**scoring["risk_cases"], "went_silent_chance": 0}})
     assert not off.went_silent("CHATTY", last + dt.timedelta(days=60))
+
+
+def test_a_quick_bench_run_never_writes_over_a_full_runs_results():
+    """Where each benchmark's full run writes its results (its module's RESULTS), the quick run of
+    ``python -m bench --quick`` does not, except where both are the same measurement (BG/NBD on
+    CDNOW has one size) or results are merged by size (the warehouse benchmark)."""
+    import importlib
+
+    same_or_merged = {"bench_bgnbd", "bench_warehouse"}
+    assert aq.default_results(True, False, 0) != aq.RESULTS
+    for name, quick in QUICK_ARGS.items():
+        full_out = getattr(importlib.import_module(f"bench.{name}"), "RESULTS", None)
+        if full_out is None or name in same_or_merged or name == "bench_alert_quality":
+            continue
+        assert "--out" in quick, f"python -m bench --quick would overwrite {full_out} with {name}'s quick figures"
+        assert Path(quick[quick.index("--out") + 1]) != full_out, name
+
+
+def _descendants(pid: int) -> set[int]:
+    """The processes below ``pid`` (from /proc: children, their children, ...)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return not (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z")
+    except OSError:
+        return False
+
+
+def test_a_benchmark_stopped_by_sigterm_stops_its_broker_and_removes_its_temporary_files(tmp_path):
+    """`make bench` killed by a CI timeout: the running benchmark (here the ingest one, which starts
+    an embedded Tansu broker and fills a temporary directory) unwinds as on Ctrl-C instead of leaving
+    the broker running and its files behind."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    bench = subprocess.Popen([sys.executable, "-m", "bench", "--quick", "ingest"], env=env, cwd=Path(aq.__file__).parents[1],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline, below = time.monotonic() + 300, set()
+    while time.monotonic() < deadline and bench.poll() is None:
+        below = _descendants(bench.pid)
+        brokers = [p for p in below if "tansu" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+        if brokers and list(tmp_path.glob("bench-ingest-*")):
+            break
+        time.sleep(0.2)
+    assert brokers, "the benchmark should have started its broker"
+    bench.send_signal(signal.SIGTERM)
+    out, _ = bench.communicate(timeout=120)
+    assert bench.returncode == 128 + signal.SIGTERM, out[-2000:]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_running(p) for p in below):
+        time.sleep(0.2)
+    left = {p: Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")[:200] for p in below if _running(p)}
+    assert not left, f"processes of the benchmark outlived it: {left}"
+    assert list(tmp_path.iterdir()) == [], "the benchmark left its temporary files"
