@@ -2,7 +2,7 @@
 figures keep of erased customers (their churn, counted, read by dbt's ``stg_erasure__churn``).
 
 At the bottom because three parts read it: the erasure (``loyalty_monitor.erasure``) writes it, the
-dead-letter replay (``streaming.dead_letters``) refuses to replay an erased customer, and the warehouse
+dead-letter replays and export (``streaming.dead_letters``) leave an erased customer out, and the warehouse
 hands the churn counts file to dbt. It imports nothing but the settings.
 """
 

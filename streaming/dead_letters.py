@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -202,6 +202,7 @@ class ReplayResult:
     skipped_unknown_topic: int = 0
     skipped_already_replayed: int = 0
     skipped_copies: int = 0  # copies of one dead letter (re-sent after a consumer crash)
+    skipped_erased: int = 0  # of customers in the erasure register
     by_topic: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -210,6 +211,8 @@ class ReplayResult:
                 f"skipped {self.skipped_unknown_topic} from unknown topics")
         if self.skipped_copies:
             line += f", {self.skipped_copies} copies of a dead letter sent once"
+        if self.skipped_erased:
+            line += f", {self.skipped_erased} of customers in the erasure register (purge them: --erased)"
         if self.skipped_already_replayed:
             line += (f", {self.skipped_already_replayed} already replayed, not sent again (a replayed message "
                      f"that failed again is a new dead letter; --include-replayed sends them all again)")
@@ -220,7 +223,8 @@ def replay_dead_letters(settings: Settings, error_code: str | None = None,
                         on_progress: Callable[[int], None] | None = None,
                         include_replayed: bool = False) -> ReplayResult:
     """Re-publish dead letters' original key, bytes and headers to their source topics, each dead
-    letter once: those already replayed (the replay ledger) are skipped unless ``include_replayed``.
+    letter once: those already replayed (the replay ledger) are skipped unless ``include_replayed``,
+    and those of customers in the erasure register always.
     A replayed message that fails again is a new dead letter (with a ``dlq.replayed_from_offset``
     header) and is replayed by the next replay. The ledger is written after the producer flushed:
     a replay cut short sends its dead letters again next time (at least once)."""
@@ -229,6 +233,7 @@ def replay_dead_letters(settings: Settings, error_code: str | None = None,
     known = {settings.topic_touchpoints, settings.topic_customers, settings.topic_case_events}
     result = ReplayResult()
     ledger = read_replay_ledger(settings)
+    erased = _erased_filter(settings)
     sent: set[tuple] = set()
     done: list[str] = []
     producer = make_producer(settings, client_id="loyalty-dead-letter-replay")
@@ -238,6 +243,9 @@ def replay_dead_letters(settings: Settings, error_code: str | None = None,
                 continue
             if record.source_topic not in known:
                 result.skipped_unknown_topic += 1
+                continue
+            if erased(_customer_ids_of(record)):
+                result.skipped_erased += 1
                 continue
             key = replay_key(record)
             if key in ledger and not include_replayed:
@@ -264,51 +272,132 @@ def replay_dead_letters(settings: Settings, error_code: str | None = None,
 
 # --- correcting dead letters: export, edit, replay the corrected messages -------------------------
 
-#: What an export line names its dead letter by: its place in the dead-letter topic.
+#: What an export line names its dead letter by: its identity in the replay ledger (where its
+#: message was read and when it failed; no content), so that a line never reaches another dead
+#: letter that took its place in the topic (a purge re-creates it, a restarted broker starts again at 0).
 EXPORT_ID = "dead_letter"
+#: The ways an export line carries the message; exactly one per line.
+_VALUE_FIELDS = ("value", "value_text", "value_base64", "tombstone")
+
+
+def _erased_filter(settings: Settings) -> Callable[[set[str]], bool]:
+    """Whether any of some customer ids is in the erasure register (by keyed hash). A customer
+    erased once stays out of exports and replays: a relationship that really started again comes
+    back through its source system, not through an old dead letter."""
+    subjects = erasure_register.erased_subjects(settings)
+    if not subjects:
+        return lambda ids: False
+    key = erasure_register.subject_key(settings)
+    return lambda ids: any(erasure_register.pseudonym(key, c) in subjects for c in ids)
+
+
+def _text(raw: bytes | None) -> tuple[str, str] | None:
+    """("text", str) for UTF-8 bytes, ("base64", str) otherwise; None for None."""
+    if raw is None:
+        return None
+    try:
+        return "text", raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64", base64.b64encode(raw).decode("ascii")
 
 
 def _exported(record: DeadLetterRecord) -> dict[str, Any]:
-    """One dead letter as a line a data engineer edits: the message's value as JSON when it is JSON
-    (``value``), else as text (``value_text``), else base64 (``value_base64``, not UTF-8)."""
-    line: dict[str, Any] = {EXPORT_ID: {"partition": record.partition, "offset": record.offset},
+    """One dead letter as a line a data engineer edits: the message as JSON when it is a JSON
+    object or array (``value``), as text (``value_text``: anything else, ``null`` included), as
+    base64 when not UTF-8 (``value_base64``); a Kafka null value (a delete) as ``tombstone: true``."""
+    line: dict[str, Any] = {EXPORT_ID: {"id": replay_key(record), "partition": record.partition,
+                                        "offset": record.offset},
                             "source_topic": record.source_topic, "error_code": record.error_code,
-                            "error_detail": record.error_detail,
-                            "key": None if record.key is None else record.key.decode("utf-8", "replace")}
-    if record.value is None:
-        line["value"] = None
-        return line
-    try:
-        text = record.value.decode("utf-8")
-    except UnicodeDecodeError:
-        line["value_base64"] = base64.b64encode(record.value).decode("ascii")
-        return line
-    try:
-        line["value"] = json.loads(text)
-    except ValueError:
-        line["value_text"] = text
+                            "error_detail": record.error_detail}
+    key = _text(record.key)
+    line["key" if key is None or key[0] == "text" else "key_base64"] = None if key is None else key[1]
+    value = _text(record.value)
+    if value is None:
+        line["tombstone"] = True
+    elif value[0] == "base64":
+        line["value_base64"] = value[1]
+    else:
+        try:
+            parsed = json.loads(value[1])
+        except (ValueError, RecursionError):
+            parsed = None
+        if isinstance(parsed, (dict, list)):
+            line["value"] = parsed
+        else:
+            line["value_text"] = value[1]
     return line
 
 
+def _json_line(entry: dict[str, Any]) -> str:
+    """Readable UTF-8 where it can be; escaped where the text holds what UTF-8 cannot (a lone
+    surrogate, as in an ``unlandable`` dead letter)."""
+    text = json.dumps(entry, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(entry)
+    return text + "\n"
+
+
+@dataclass
+class ExportResult:
+    exported: int = 0
+    skipped_erased: int = 0
+    skipped_copies: int = 0
+
+    def summary(self, out: Path) -> str:
+        line = f"exported {self.exported} dead letters to {out} (readable by you only: it holds customer data)"
+        if self.skipped_erased:
+            line += f"; left out {self.skipped_erased} of customers in the erasure register"
+        if self.skipped_copies:
+            line += f"; {self.skipped_copies} copies of a dead letter exported once"
+        return line
+
+
 def export_dead_letters(settings: Settings, out: Path, error_code: str | None = None,
-                        include_replayed: bool = False) -> int:
+                        include_replayed: bool = False) -> ExportResult:
     """Write the dead letters not replayed yet (all with ``include_replayed``), optionally of one
-    error code, as JSON Lines to correct by hand and send with :func:`replay_corrected`; returns
-    how many. The file holds customer data: it is readable by its owner only."""
+    error code, one copy each, as JSON Lines to correct by hand and send with
+    :func:`replay_corrected`. Dead letters of erased customers are left out. The file holds customer
+    data: it is written whole (a temporary file renamed) and readable by its owner only, also when
+    it replaces an earlier export."""
     check_error_code(error_code)
     ledger = read_replay_ledger(settings)
-    lines = [json.dumps(_exported(r), ensure_ascii=False) + "\n" for r in iter_dead_letters(settings)
-             if error_code in (None, r.error_code) and (include_replayed or replay_key(r) not in ledger)]
+    erased = _erased_filter(settings)
+    result = ExportResult()
+    lines: list[str] = []
+    seen: set[tuple] = set()
+    for record in iter_dead_letters(settings):
+        if error_code not in (None, record.error_code) or (replay_key(record) in ledger and not include_replayed):
+            continue
+        if erased(_customer_ids_of(record)):
+            result.skipped_erased += 1
+            continue
+        if _identity(record) in seen:
+            result.skipped_copies += 1
+            continue
+        seen.add(_identity(record))
+        lines.append(_json_line(_exported(record)))
     out.parent.mkdir(parents=True, exist_ok=True)
-    with os.fdopen(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as fh:
-        fh.writelines(lines)
-    return len(lines)
+    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever an earlier partial file had
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.writelines(lines)
+        os.replace(partial, out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    result.exported = len(lines)
+    return result
 
 
 @dataclass
 class CorrectedReplay:
     replayed: int = 0
-    #: (line number, what is wrong): corrected lines still breaking the contract, or naming no dead letter
+    #: (line number, what is wrong): lines not sent (still breaking the contract, naming no dead
+    #: letter there is, of an erased customer)
     refused: list[tuple[int, str]] = field(default_factory=list)
     skipped_already_replayed: int = 0
 
@@ -322,43 +411,57 @@ class CorrectedReplay:
         return line
 
 
-def _corrected_message(number: int, entry: Any) -> tuple[tuple[int, int], bytes | None, bytes | None]:
-    """(dead letter's partition and offset, key, value) of one export line, or ValueError."""
-    if not isinstance(entry, dict) or not isinstance(entry.get(EXPORT_ID), dict):
-        raise ValueError(f"line {number}: not a line of `loyalty dead-letters export` (no {EXPORT_ID!r} object)")
-    where = entry[EXPORT_ID]
-    if not all(isinstance(where.get(k), int) for k in ("partition", "offset")):
-        raise ValueError(f"line {number}: {EXPORT_ID} needs an integer partition and offset")
-    key = entry.get("key")
-    if key is not None and not isinstance(key, str):
-        raise ValueError(f"line {number}: key must be a string or null")
-    given = [k for k in ("value", "value_text", "value_base64") if k in entry]
-    if len(given) != 1:
-        raise ValueError(f"line {number}: give exactly one of value, value_text, value_base64 (found {given or 'none'})")
-    raw = entry[given[0]]
-    if given[0] == "value":
-        value = None if raw is None else json.dumps(raw, ensure_ascii=False, separators=(",", ":")).encode()
-    elif not isinstance(raw, str):
-        raise ValueError(f"line {number}: {given[0]} must be a string")
-    elif given[0] == "value_text":
-        value = raw.encode("utf-8")
-    else:
+def _decoded_field(number: int, name: str, raw: Any) -> bytes:
+    if not isinstance(raw, str):
+        raise ValueError(f"line {number}: {name} must be a string")
+    if name.endswith("_base64"):
         try:
-            value = base64.b64decode(raw, validate=True)
+            return base64.b64decode(raw, validate=True)
         except ValueError as exc:
-            raise ValueError(f"line {number}: value_base64 is not base64: {exc}") from None
-    return (where["partition"], where["offset"]), None if key is None else key.encode("utf-8"), value
+            raise ValueError(f"line {number}: {name} is not base64: {exc}") from None
+    try:
+        return raw.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"line {number}: {name} holds text UTF-8 cannot carry ({exc.reason}); "
+                         f"give the bytes as base64 instead") from None
+
+
+def _corrected_message(number: int, entry: Any) -> tuple[str, bytes | None, bytes | None]:
+    """(the dead letter's id, key, value) of one export line, or ValueError naming the line."""
+    if not isinstance(entry, dict) or not isinstance(entry.get(EXPORT_ID), dict) \
+            or not isinstance(entry[EXPORT_ID].get("id"), str):
+        raise ValueError(f"line {number}: not a line of `loyalty dead-letters export` (no {EXPORT_ID}.id)")
+    keys = [k for k in ("key", "key_base64") if k in entry]
+    if len(keys) > 1:
+        raise ValueError(f"line {number}: give key or key_base64, not both")
+    key = None if not keys or entry[keys[0]] is None else _decoded_field(number, keys[0], entry[keys[0]])
+    given = [k for k in _VALUE_FIELDS if k in entry]
+    if len(given) != 1:
+        raise ValueError(f"line {number}: give exactly one of {', '.join(_VALUE_FIELDS)} (found {given or 'none'})")
+    name, raw = given[0], entry[given[0]]
+    if name == "tombstone":
+        if raw is not True:
+            raise ValueError(f"line {number}: tombstone can only be true (a delete of the customer)")
+        return entry[EXPORT_ID]["id"], key, None
+    if name == "value":
+        if raw is None:
+            raise ValueError(f'line {number}: "value": null is ambiguous: "tombstone": true deletes the customer, '
+                             f'"value_text": "null" sends the text null')
+        text = json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
+        return entry[EXPORT_ID]["id"], key, _decoded_field(number, "value", text)
+    return entry[EXPORT_ID]["id"], key, _decoded_field(number, name, raw)
 
 
 def replay_corrected(settings: Settings, corrected: Path, include_replayed: bool = False) -> CorrectedReplay:
     """Send the corrected messages of an edited export (:func:`export_dead_letters`) to the source
     topics of their dead letters, with the original headers and a ``dlq.corrected`` header.
 
-    The whole file is read first (a malformed line stops everything, naming the line); each corrected
-    message is checked against the event contract as the consumer will check it, and one that
-    still breaks it is not sent but reported with its error, so the fix can be finished first. A
-    line whose dead letter is gone (purged) is reported too. The dead letters sent are written to
-    the replay ledger: a plain ``replay`` then does not send their broken originals again."""
+    The whole file is read first (a malformed line stops everything, naming the line). A line is
+    not sent, and is reported with why, when its corrected message still breaks the event
+    contract as the consumer will check it, when its dead letter is no longer in the topic (purged),
+    or when the original or the corrected message is about a customer in the erasure register.
+    The dead letters sent are written to the replay ledger: a plain ``replay`` then does not send
+    their broken originals again; copies of one dead letter are sent once."""
     entries = []
     for number, text in enumerate(corrected.read_text(encoding="utf-8").splitlines(), start=1):
         if not text.strip():
@@ -370,39 +473,51 @@ def replay_corrected(settings: Settings, corrected: Path, include_replayed: bool
         entries.append((number, *_corrected_message(number, entry)))
     kinds = {settings.topic_touchpoints: "touchpoint", settings.topic_customers: "customer",
              settings.topic_case_events: "case_event"}
-    letters = {(r.partition, r.offset): r for r in iter_dead_letters(settings)}
+    letters: dict[str, DeadLetterRecord] = {}
+    for record in iter_dead_letters(settings):
+        letters.setdefault(replay_key(record), record)
     ledger = read_replay_ledger(settings)
+    erased = _erased_filter(settings)
     window = contract_window(settings)
     result = CorrectedReplay()
     done: list[str] = []
+    sent: set[tuple] = set()
     producer = make_producer(settings, client_id="loyalty-dead-letter-replay")
     try:
-        for number, where, key, value in entries:
-            record = letters.get(where)
+        for number, letter_id, key, value in entries:
+            record = letters.get(letter_id)
             if record is None:
-                result.refused.append((number, (f"no dead letter at partition {where[0]}, offset {where[1]} "
-                                                "(purged, or an export of another topic)")))
+                result.refused.append((number, ("its dead letter is no longer in the topic (purged, or the broker "
+                                                "started again since the export)")))
                 continue
             if record.source_topic not in kinds:
                 result.refused.append((number, (f"its source topic {record.source_topic!r} is not one this "
                                                 "installation reads")))
                 continue
-            if replay_key(record) in ledger and not include_replayed:
+            if letter_id in ledger and not include_replayed:
                 result.skipped_already_replayed += 1
+                continue
+            if erased(_customer_ids_of(record) | _customer_ids_of(replace(record, key=key, value=value))):
+                result.refused.append((number, "a customer in the erasure register: not sent"))
                 continue
             decoded = safe_decode(kinds[record.source_topic], key, value, settings.max_message_bytes, window)
             if not decoded.ok:
                 result.refused.append((number, (f"still breaks the contract: {decoded.error_code}: "
                                                 f"{decoded.error_detail}")))
                 continue
+            if _identity(record) in sent:
+                continue  # an export holds one copy; a hand-made file may hold two lines of one
+            sent.add(_identity(record))
             producer.send(record.source_topic, key=key, value=value,
                           headers=record.headers + [("dlq.replayed_from_offset", str(record.offset).encode()),
                                                     ("dlq.corrected", b"true")])
-            done.append(replay_key(record))
+            done.append(letter_id)
             result.replayed += 1
         producer.flush()
     finally:
         producer.close()
+    # every copy of a sent dead letter counts as replayed: a plain replay must not send the broken one
+    done += [k for k, r in letters.items() if _identity(r) in sent and k not in done]
     _append_replay_ledger(settings, done)
     return result
 

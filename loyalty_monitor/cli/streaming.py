@@ -70,6 +70,8 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 
     if args.corrected and args.action != "replay" or args.out and args.action != "export":
         raise ValueError("--corrected goes with replay, --out with export")
+    if args.corrected and args.error_code:
+        raise ValueError("replay --corrected sends the lines of its file: choose them with export --error-code")
     settings = load_settings()
     topics.probe(settings)
     if args.action == "purge":
@@ -88,11 +90,11 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
         if not args.out:
             raise ValueError("export needs --out FILE (JSON Lines to correct, then `loyalty dead-letters replay "
                              "--corrected FILE`)")
-        count = export_dead_letters(settings, Path(args.out), error_code=args.error_code,
-                                    include_replayed=args.include_replayed)
-        print(f"exported {count} dead letters to {args.out} (readable by you only: it holds customer data). "
-              f"Correct value (or value_text / value_base64) and key, delete the lines not to send, then: "
-              f"loyalty dead-letters replay --corrected {args.out}")
+        exported = export_dead_letters(settings, Path(args.out), error_code=args.error_code,
+                                       include_replayed=args.include_replayed)
+        print(f"{exported.summary(Path(args.out))}. Correct each line's value (value_text, value_base64) "
+              f"and key, delete the lines not to send, then: loyalty dead-letters replay --corrected {args.out}; "
+              f"delete the file afterwards")
         return 0
     if args.action == "replay" and args.corrected:
         # the command's own dependencies, loaded when it runs (cli/__init__.py)

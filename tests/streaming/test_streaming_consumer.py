@@ -447,3 +447,67 @@ def test_a_data_engineer_exports_dead_letters_corrects_them_and_replays_the_corr
     misplaced = subprocess.run([*cli, "list", "--corrected", str(out)], cwd=ROOT, env=env, capture_output=True,
                                text=True, timeout=60)
     assert misplaced.returncode == 1 and "--corrected goes with replay" in misplaced.stderr, misplaced.stderr
+
+
+def test_corrected_replays_keep_erased_customers_out_and_never_turn_text_into_a_delete(settings, monkeypatch,
+                                                                                       tmp_path):
+    """The corner cases of the correction path, on the real broker, consumer and CLI: a customer
+    record whose bytes are the text ``null`` comes back as that text, not as a Kafka delete; a key
+    that is not UTF-8 and a note UTF-8 cannot carry survive the export; an export over a readable
+    file leaves it private; a customer erased after the export is neither exported nor sent, by the
+    corrected or the plain replay; a line naming a dead letter that is not there is refused."""
+    settings = fast_settings(settings, monkeypatch)
+    surrogate = (b'{"schema_version":1,"event_id":"E-sur","event_type":"email","direction":"inbound",'
+                 b'"occurred_at":"2026-03-01T09:00:00Z","customer_id":"C00007","department":"sales",'
+                 b'"payload":{},"note":"\\ud800"}')
+    doomed = samples.touchpoint(3, occurred_at="2026-02-30T10:00:00+00:00")  # C00003, erased below
+    produce(settings, settings.topic_touchpoints, [
+        (b"\xff\xfe", samples.encode(samples.touchpoint(5))), (b"C00007", surrogate),
+        (doomed["customer_id"].encode(), samples.encode(doomed))])
+    produce(settings, settings.topic_customers, [(b"C00001", b"null")])
+    assert _consume_until_idle(settings)[0].dead_lettered == 4
+    env = dict(os.environ)
+    cli = [sys.executable, "-m", "loyalty_monitor.cli", "dead-letters"]
+    out = tmp_path / "fix.jsonl"
+    out.write_text("an earlier, readable file\n")
+    out.chmod(0o644)
+    exported = subprocess.run([*cli, "export", "--out", str(out)], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60)
+    assert exported.returncode == 0 and "exported 4 dead letters" in exported.stdout, exported.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    by_code = {line["error_code"]: line for line in lines}
+    assert by_code["not_object"]["value_text"] == "null" and "tombstone" not in by_code["not_object"]
+    assert by_code["key_mismatch"]["key_base64"] == "//4=" and "key" not in by_code["key_mismatch"]
+    assert by_code["unlandable"]["value"]["note"] == "\ud800"  # escaped in the file, whole when read
+    kept_for_later = by_code["bad_timestamp"]
+
+    # an unedited "value": null would be a delete of C00001: refused, nothing sent
+    bad = dict(by_code["not_object"], value=None)
+    del bad["value_text"]
+    out.write_text(json.dumps(bad) + "\n")
+    ambiguous = subprocess.run([*cli, "replay", "--corrected", str(out)], cwd=ROOT, env=env, capture_output=True,
+                               text=True, timeout=60)
+    assert ambiguous.returncode == 1 and '"value": null is ambiguous' in ambiguous.stderr, ambiguous.stderr
+
+    erased = subprocess.run([sys.executable, "-m", "loyalty_monitor.cli", "erase", "C00003", "--by", "dpo@example.com"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert erased.returncode == 0, erased.stderr
+    again = subprocess.run([*cli, "export", "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert "exported 3 dead letters" in again.stdout and "left out 1 of customers in the erasure register" in \
+        again.stdout, again.stdout
+    assert "C00003" not in out.read_text()
+    kept_for_later["value"]["occurred_at"] = "2026-02-28T10:00:00+00:00"  # corrected from the older export
+    gone = dict(kept_for_later, dead_letter={**kept_for_later["dead_letter"], "id": "not|a|dead|letter"})
+    out.write_text(json.dumps(kept_for_later) + "\n" + json.dumps(gone) + "\n")
+    before = len(read_topic(settings, settings.topic_touchpoints, quiet_s=0.5))
+    refused = subprocess.run([*cli, "replay", "--corrected", str(out)], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 1, refused.stderr
+    assert "replayed 0 corrected" in refused.stdout and "line 1: a customer in the erasure register" in \
+        refused.stdout and "line 2: its dead letter is no longer in the topic" in refused.stdout, refused.stdout
+    plain = subprocess.run([*cli, "replay"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert "1 of customers in the erasure register" in plain.stdout, plain.stdout
+    after = read_topic(settings, settings.topic_touchpoints, quiet_s=0.5)
+    assert not [m for m in after[before:] if b"C00003" in (m.key or b"") + (m.value or b"")]
