@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import datetime as dt
 import gc
+import hashlib
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from importlib.metadata import version
+from importlib.metadata import distributions, version
 from pathlib import Path
 from typing import Any, Callable
 
@@ -94,14 +95,22 @@ def _airflow_version() -> str:
 def _sqlite_file(env: dict[str, str]) -> Path | None:
     """The file of a SQLite metadata database (None for a server database)."""
     url = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
-    return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
+    if not url.startswith("sqlite:///") or "?" in url:  # options (?timeout=...): the user's own set-up
+        return None
+    return Path(url[len("sqlite:///"):])
+
+
+def _airflow_distributions() -> str:
+    """Airflow and its providers as installed (providers bring tables of their own): the template's key."""
+    installed = sorted(f"{d.metadata['Name']}=={d.version}" for d in distributions()
+                       if (d.metadata["Name"] or "").lower().startswith("apache-airflow"))
+    return hashlib.sha256("\n".join(installed).encode()).hexdigest()[:16]
 
 
 def migrated_template(version_: str) -> Path:
-    """Where a freshly migrated, empty SQLite metadata database of this Airflow version is kept,
-    beside the installed packages (``sys.prefix``: it goes with the virtualenv, and with it when
-    Airflow is upgraded)."""
-    return Path(sys.prefix) / "var" / "loyalty-monitor" / f"airflow-{version_}.db"
+    """Where a freshly migrated, empty SQLite metadata database of this Airflow version (and these
+    providers) is kept, beside the installed packages (``sys.prefix``: it goes with the virtualenv)."""
+    return Path(sys.prefix) / "var" / "loyalty-monitor" / f"airflow-{version_}-{_airflow_distributions()}.db"
 
 
 def _keep_template(database: Path, template: Path) -> None:
@@ -133,7 +142,9 @@ def ensure_migrated(home: Path, env: dict[str, str], progress: Callable[[str], N
     database, template = _sqlite_file(env), migrated_template(wanted)
     if database is not None and not database.exists() and template.is_file():
         database.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(template, database)
+        partial = database.with_name(f".{database.name}.{os.getpid()}.partial")
+        shutil.copyfile(template, partial)
+        os.replace(partial, database)  # a copy cut short never stands as the database
         stamp.write_text(wanted)
         return time.monotonic() - started
     progress(f"preparing the Airflow metadata database in {home} (one time)...")
