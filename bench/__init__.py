@@ -16,6 +16,9 @@ __all__ = ["positive_int", "run_main"]
 
 
 def _exit_on_signal(signum: int, _frame: Any) -> None:
+    # once: a second SIGTERM (`timeout` signals the whole group, `python -m bench` passes it on too)
+    # must not interrupt the cleanup the first one started
+    signal.signal(signum, signal.SIG_IGN)
     raise SystemExit(128 + signum)
 
 

@@ -74,9 +74,13 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     for name, extra in runs(modules, args.quick):
+        if stopped:  # between two benchmarks: start no further one
+            return 128 + stopped[0]
         print(f"\n=== bench.{name} {' '.join(extra)} ===", flush=True)
         child = subprocess.Popen([sys.executable, "-m", f"bench.{name}", *extra])
         running[:] = [child]
+        if stopped:  # it came while the benchmark was being started
+            child.terminate()
         code = child.wait()
         if stopped:
             return 128 + stopped[0]

@@ -173,13 +173,21 @@ class EmbeddedBroker:
             wait_until_ready(self.bootstrap_servers)
             if self.create_topics and self.settings is not None:
                 ensure_topics(self.settings, self.bootstrap_servers)
+        except Exception:  # it did not come up: stopped, its log kept and named
+            self._stop(keep_log=True)
+            raise
         except BaseException:  # Ctrl-C or SIGTERM while starting: `with` calls no __exit__ then
-            self.__exit__()
+            self._stop()
             raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        died_on_its_own = self.proc is not None and self.proc.poll() not in (None, 0)
+        self._stop()
+
+    def _stop(self, keep_log: bool = False) -> None:
+        # stopped by a signal to the whole process group (Ctrl-C, a CI timeout) is a stop, not a failure
+        keep = keep_log or self.proc is not None and self.proc.poll() not in (
+            None, 0, -signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGTERM, 128 + signal.SIGINT)
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -189,8 +197,8 @@ class EmbeddedBroker:
                 self.proc.wait()
         if self.log_dir is None:
             return
-        if died_on_its_own:  # its log says why: kept
-            log.warning("the embedded broker exited with %s on its own; its log: %s", self.proc.returncode,
-                        self.log_dir / "broker.log")
+        if keep:  # its log says why: kept
+            log.warning("the embedded broker stopped (exit code %s) without being asked to, or did not start; "
+                        "its log: %s", self.proc.returncode if self.proc else None, self.log_dir / "broker.log")
         else:  # each broker left a tansu-* directory in the temp dir
             shutil.rmtree(self.log_dir, ignore_errors=True)

@@ -91,6 +91,31 @@ def test_broker_cli_start_status_stop(tmp_path):
     assert after.returncode == 1 and '"running": false' in after.stdout
 
 
+def test_the_embedded_broker_removes_its_log_after_a_clean_stop_and_keeps_it_when_it_did_not_start(
+        tmp_path, monkeypatch):
+    """A real Tansu each time: stopped by its ``with``, nothing of it stays (no process, no tansu-*
+    directory); when starting fails (here: topics it cannot create), it is stopped too, and its log,
+    the only account of why, is kept."""
+    from loyalty_monitor import broker as broker_module
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(broker_module.tempfile, "tempdir", None)  # TMPDIR read again
+    with broker_module.EmbeddedBroker(create_topics=False) as running:
+        proc, log_dir = running.proc, running.log_dir
+        assert proc.poll() is None and (log_dir / "broker.log").exists()
+    assert proc.poll() is not None and not log_dir.exists() and list(tmp_path.iterdir()) == []
+
+    def refuse(*_args, **_kwargs):
+        raise broker_module.BrokerError("cannot create the topics")
+
+    monkeypatch.setattr(broker_module, "ensure_topics", refuse)
+    failing = broker_module.EmbeddedBroker(load_settings(data_dir=tmp_path / "data"), create_topics=True)
+    with pytest.raises(broker_module.BrokerError):
+        failing.__enter__()
+    assert failing.proc.poll() is not None, "a broker that failed to start must not run on"
+    assert (failing.log_dir / "broker.log").exists()
+
+
 def test_what_the_cli_writes_is_readable_by_its_owner_only(tmp_path):
     data = tmp_path / "data"
     env = {**os.environ, "LOYALTY_DATA_DIR": str(data)}
