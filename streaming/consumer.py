@@ -58,7 +58,7 @@ from streaming.metrics import (
     textfile_path,
     textfiles,
 )
-from streaming.topics import BrokerUnreachable, probe
+from streaming.topics import BrokerUnreachable, input_topics, probe
 
 #: librdkafka's "no offset" (OFFSET_INVALID).
 NO_OFFSET = -1001
@@ -204,8 +204,7 @@ class LandingConsumer:
         self.idle_s = idle_s
         self.max_records = max_records
         self.log = log or EventLog(fmt=settings.log_format)
-        self.kinds = {settings.topic_touchpoints: "touchpoint", settings.topic_customers: "customer",
-                      settings.topic_case_events: "case_event"}
+        self.kinds = input_topics(settings)
         self.zone = LandingZone.from_settings(settings)
         #: The ``consumer`` label of the metrics and the name of this instance's textfile.
         self.instance = instance_name()

@@ -35,7 +35,7 @@ from loyalty_core.contract import ERROR_CODES as CONTRACT_ERROR_CODES
 from loyalty_core.settings import Settings
 from streaming.landing import contract_window, safe_decode  # the contract as the consumer applies it
 from streaming.producer import make_producer
-from streaming.topics import topic_specs
+from streaming.topics import input_topics, topic_specs
 
 #: How long fetches must stay empty before the dead-letter topic counts as read to its end.
 QUIET_S = 0.6
@@ -230,7 +230,7 @@ def replay_dead_letters(settings: Settings, error_code: str | None = None,
     a replay cut short sends its dead letters again next time (at least once)."""
 
     check_error_code(error_code)
-    known = {settings.topic_touchpoints, settings.topic_customers, settings.topic_case_events}
+    known = set(input_topics(settings))
     result = ReplayResult()
     ledger = read_replay_ledger(settings)
     erased = _erased_filter(settings)
@@ -471,8 +471,7 @@ def replay_corrected(settings: Settings, corrected: Path, include_replayed: bool
         except ValueError as exc:
             raise ValueError(f"{corrected}, line {number}: not JSON ({exc})") from None
         entries.append((number, *_corrected_message(number, entry)))
-    kinds = {settings.topic_touchpoints: "touchpoint", settings.topic_customers: "customer",
-             settings.topic_case_events: "case_event"}
+    kinds = input_topics(settings)
     letters: dict[str, DeadLetterRecord] = {}
     for record in iter_dead_letters(settings):
         letters.setdefault(replay_key(record), record)

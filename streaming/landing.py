@@ -378,10 +378,10 @@ def _reject_record(path: Path, number: int, line: bytes, code: str, detail: str)
 def land_offline_file(settings: Settings, kind: str, path: Path, zone: LandingZone | None = None,
                       chunk: int | None = None) -> OfflineResult:
     from streaming.producer import key_and_value  # the same key/tombstone rules as `loyalty produce`
+    from streaming.topics import input_topics  # Kafka's clients, only for offline landing's topic names
 
     dataset = DATASETS[kind]
-    topic = {"touchpoint": settings.topic_touchpoints, "customer": settings.topic_customers,
-             "case_event": settings.topic_case_events}[kind]
+    topic = {k: t for t, k in input_topics(settings).items()}[kind]
     zone = zone or LandingZone.from_settings(settings)
     chunk = chunk or settings.batch_max_records
     result = OfflineResult(dataset)

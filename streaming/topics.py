@@ -33,6 +33,13 @@ class BrokerUnreachable(BrokerError):
 PROBE_TIMEOUT_S = 5.0
 
 
+def input_topics(settings: Settings) -> dict[str, str]:
+    """The topics the landing consumer reads, each with the kind of message the event contract
+    decodes from it (``loyalty_core.contract.decode``)."""
+    return {settings.topic_touchpoints: "touchpoint", settings.topic_customers: "customer",
+            settings.topic_case_events: "case_event"}
+
+
 def topic_specs(settings: Settings) -> list[dict[str, Any]]:
     """Topics the pipeline needs, with partition counts and configs."""
     return [
