@@ -144,6 +144,7 @@ def ensure_migrated(home: Path, env: dict[str, str], progress: Callable[[str], N
         database.parent.mkdir(parents=True, exist_ok=True)
         partial = database.with_name(f".{database.name}.{os.getpid()}.partial")
         shutil.copyfile(template, partial)
+        partial.chmod(0o600)  # as private as the database Airflow itself creates under the data directory
         os.replace(partial, database)  # a copy cut short never stands as the database
         stamp.write_text(wanted)
         return time.monotonic() - started

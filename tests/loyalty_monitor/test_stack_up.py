@@ -253,6 +253,7 @@ def test_a_new_home_starts_from_the_first_migrated_database_and_airflow_finds_it
     home = Path(second["AIRFLOW_HOME"])
     stack.ensure_migrated(home, second, said.append)
     assert said == [] and (home / "airflow.db").is_file()
+    assert stat.S_IMODE((home / "airflow.db").stat().st_mode) == 0o600  # it will hold the pipeline's runs
     assert (home / stack.MIGRATED_STAMP).read_text().strip() == stack._airflow_version()
     checked = subprocess.run([AIRFLOW, "db", "check-migrations", "--migration-wait-timeout", "1"], env=second,
                              capture_output=True, text=True, timeout=300)
