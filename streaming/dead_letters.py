@@ -591,9 +591,7 @@ def _delete_records_supported(admin: Any, topic: str, low: dict[int, int]) -> bo
         kafka_log.setLevel(level)
 
 
-def purge_dead_letters(settings: Settings, customer_ids: set[str] | None = None, erased: bool = False,
-                       subject_of: Callable[[str], str] | None = None,
-                       erased_subjects: set[str] | None = None) -> PurgeResult:
+def purge_dead_letters(settings: Settings, customer_ids: set[str] | None = None, erased: bool = False) -> PurgeResult:
     """Remove the dead letters of ``customer_ids`` (and, with ``erased``, of every customer in the
     erasure register, matched by keyed hash) from the dead-letter topic.
 
@@ -605,11 +603,7 @@ def purge_dead_letters(settings: Settings, customer_ids: set[str] | None = None,
     stop the consumer first there, or dead letters written meanwhile are lost.
     """
     wanted = set(customer_ids or ())
-    if erased:
-        if subject_of is None or erased_subjects is None:
-            key = erasure_register.subject_key(settings)
-            erased_subjects = set(erasure_register.erased_subjects(settings))
-            subject_of = lambda customer_id: erasure_register.pseudonym(key, customer_id)  # noqa: E731
+    in_register = _erased_filter(settings) if erased else None
     topic = settings.topic_dead_letter
     result = PurgeResult()
     records = list(iter_dead_letters(settings))
@@ -618,7 +612,7 @@ def purge_dead_letters(settings: Settings, customer_ids: set[str] | None = None,
     def doomed(record: DeadLetterRecord) -> bool:
         if wanted and _mentions(record, wanted):
             return True
-        return bool(erased and any(subject_of(c) in erased_subjects for c in _customer_ids_of(record)))
+        return bool(in_register and in_register(_customer_ids_of(record)))
 
     keep: dict[tuple, DeadLetterRecord] = {}
     for record in records:
