@@ -35,7 +35,7 @@ from airflow.sdk import (
     get_current_context,
     task,
 )
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
@@ -216,13 +216,20 @@ loyalty_pipeline()
     tags=["loyalty"],
 )
 def loyalty_weekly_report():
+    # Before the first publish there is nothing to report: skipped, not failed (no page at night).
     @task
     def render_report() -> str:
-        return pipeline.render_weekly_report(load_settings(), as_of() - dt.timedelta(days=1))
+        try:
+            return pipeline.render_weekly_report(load_settings(), as_of() - dt.timedelta(days=1))
+        except pipeline.NothingPublishedYet as exc:
+            raise AirflowSkipException(str(exc)) from exc
 
     @task
     def send_weekly_digests() -> dict:
-        return pipeline.send_weekly_digests(load_settings(), as_of() - dt.timedelta(days=1))
+        try:
+            return pipeline.send_weekly_digests(load_settings(), as_of() - dt.timedelta(days=1))
+        except pipeline.NothingPublishedYet as exc:
+            raise AirflowSkipException(str(exc)) from exc
 
     render_report()
     send_weekly_digests()

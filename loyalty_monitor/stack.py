@@ -183,6 +183,8 @@ class RunOutcome:
     failed_tasks: list[str]
     #: task id -> the error it failed with (its last attempt), as Airflow's listener saw it
     errors: dict[str, str] = field(default_factory=dict)
+    #: tasks that skipped themselves or were skipped by a branch (the daily DAG's unused path)
+    skipped_tasks: list[str] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -449,10 +451,11 @@ def _run_dates(settings: Settings, dates: list[dt.date], dag_id: str, progress: 
                 gc.unfreeze()  # what a date's tasks froze waits for one date at most, not a whole backfill
             record_real_times(run, started_at, dt.datetime.now(dt.timezone.utc))
             state = str(getattr(run.state, "value", run.state))
-            failed = sorted(ti.task_id for ti in run.get_task_instances()
-                            if str(getattr(ti.state, "value", ti.state)) == "failed")
+            states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in run.get_task_instances()}
+            failed = sorted(task for task, ti_state in states.items() if ti_state == "failed")
             outcome = RunOutcome(day, state, time.monotonic() - started, failed,
-                                 {task: failures.errors.get(task, "") for task in failed if failures.errors.get(task)})
+                                 {task: failures.errors.get(task, "") for task in failed if failures.errors.get(task)},
+                                 sorted(task for task, ti_state in states.items() if ti_state == "skipped"))
             outcomes.append(outcome)
             progress(f"[{number}/{len(dates)}] {dag_id} as of {day}: {state} in {outcome.seconds:.0f} s"
                      + (f" (failed: {', '.join(failed)})" if failed else ""))

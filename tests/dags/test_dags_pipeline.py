@@ -356,6 +356,19 @@ def test_weekly_report_dag_renders_the_leadership_report(world, good_run):
     assert report.exists() and "<html" in report.read_text()[:500].lower()
 
 
+def test_weekly_report_dag_skips_its_steps_before_anything_is_published(world, tmp_path):
+    """A new installation's first Monday, before any daily run: no report, no digest, no failure and
+    no page to the data engineers (tests/loyalty_monitor/test_pipeline.py: the reason given)."""
+    fresh = world["settings"].replace(data_dir=tmp_path / "data")
+    fresh.data_dir.mkdir()
+    oncall_before = len(oncall_mail(world))
+    outcomes = stack.run_dates(fresh, [dt.date(2026, 3, 2)], dag_id=pipeline.REPORT_DAG_ID)
+    assert [(o.state, o.failed_tasks, o.skipped_tasks) for o in outcomes] == [
+        ("success", [], ["render_report", "send_weekly_digests"])]
+    assert not (fresh.data_dir / "reports").exists() and not fresh.warehouse.exists()
+    assert len(oncall_mail(world)) == oncall_before
+
+
 def _published_and_alert_state(settings) -> dict[str, list[tuple]]:
     warehouse.release_duckdb()  # the in-process dag.test leaves dbt's handle open
     with warehouse.connect(settings, read_only=True) as con:

@@ -198,3 +198,19 @@ def test_the_dbt_tasks_of_a_run_share_one_parse_and_a_changed_input_parses_again
     assert dbt_reuse.parse_inputs(args("x"), env("2026-06-30"))[2] != key  # an edited model
     assert dbt_reuse.parse_inputs(["--version"], env("2026-06-30")) is None  # not a build: cosmos's own path
     assert dbt_reuse.manifest_for(args("fct_churn_alerts"), env("2026-06-30")) is not first
+
+
+def test_the_weekly_steps_say_nothing_is_published_yet_on_a_new_installation(data_dir):
+    """Before the first publish the weekly DAG's steps raise NothingPublishedYet (the DAG skips them,
+    tests/dags/test_dags_pipeline.py); after it they run (the same file's report test)."""
+    import duckdb
+
+    settings = load_settings()
+    expected = r"nothing is published yet: .* first daily run publishes \(`loyalty run`"
+    with pytest.raises(pipeline.NothingPublishedYet, match=expected):
+        pipeline.render_weekly_report(settings, dt.date(2026, 3, 1))
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    duckdb.connect(str(settings.warehouse)).close()  # a warehouse file, nothing built or published in it
+    with pytest.raises(pipeline.NothingPublishedYet, match=expected):
+        pipeline.send_weekly_digests(settings, dt.date(2026, 3, 1))
+    assert not (settings.data_dir / "reports").exists()
