@@ -90,6 +90,15 @@ def _id_pattern(form: str) -> str:
     return before + re.escape(form) + after
 
 
+def _word_pattern(form: str) -> str:
+    """A name or text as whole words: "Nova" erased leaves "Novatech" and "Casanova" alone (other
+    words that contain it) but matches "Nova's" and "Nova," (an edge that is not a letter or digit
+    needs no boundary)."""
+    before = r"(?<!\w)" if re.match(r"\w", form) else ""
+    after = r"(?!\w)" if re.search(r"\w$", form) else ""
+    return before + re.escape(form) + after
+
+
 class _Terms:
     """The erased customers' terms as one pattern, with ``search`` and ``sub`` as a compiled
     pattern has them, except that the texts of other customers that contain a term (``keep``:
@@ -110,8 +119,8 @@ def _pattern(terms: list[str], ids: set[str], keep: Iterable[str] = ()) -> _Term
     forms = sorted({(f, t in ids) for t in terms for f in _forms(t)}, key=lambda f: (-len(f[0]), f))
     if not forms:
         return None
-    # An id is a whole token; names and texts match anywhere, except inside a kept text.
-    matched = "|".join(_id_pattern(f) if is_id else re.escape(f) for f, is_id in forms)
+    # An id is a whole token; names and texts whole words anywhere, except inside a kept text.
+    matched = "|".join(_id_pattern(f) if is_id else _word_pattern(f) for f, is_id in forms)
     kept = sorted({f for text in keep for f in _forms(text)
                    if any(not is_id and form in f and form != f for form, is_id in forms)},
                   key=lambda f: (-len(f), f))

@@ -709,3 +709,26 @@ def test_a_numeric_customer_id_is_erased_as_a_token_and_json_and_sqlite_stay_int
     assert rows["b"] == (f"run 20264711 for {kept}", b"\x00\xff binary 4711")
     assert rows["c"] == (f"[erased] and {kept}", None)
     assert _landed_ids(settings)["customers"] == {kept}
+
+
+def test_a_name_that_is_an_ordinary_word_is_erased_as_whole_words_only(tmp_path):
+    """A customer called "Nova" is erased where the word stands ("Nova called", "Nova's", "Nova,")
+    and not inside other words ("Novaform", "Casanova"; another customer's name that holds the
+    word is kept whole by the test above)."""
+    from streaming import samples
+
+    gen, data_dir = tmp_path / "generated", tmp_path / "data"
+    gen.mkdir()
+    settings = _offline_settings(data_dir)
+    (gen / "customers.jsonl").write_text("".join(json.dumps(samples.customer(i, customer_id=cid, name=name)) + "\n"
+                                                 for i, (cid, name) in enumerate((("C-NOVA", "Nova"),
+                                                                                  ("C-BERG", "Berg Plast AB")))))
+    (gen / "touchpoints.jsonl").write_text(json.dumps(samples.touchpoint(0, customer_id="C-NOVA")) + "\n")
+    land_jsonl_offline(settings, gen / "touchpoints.jsonl", gen / "customers.jsonl")
+    (data_dir / "run.log").write_text("Nova called; Nova's renewal, Nova, and the Novaform launch at Casanova\n")
+
+    erasure.erase_customers(settings, ["C-NOVA"], requested_by="dpo@example.com")
+
+    assert (data_dir / "run.log").read_text() == (
+        "[erased] called; [erased]'s renewal, [erased], and the Novaform launch at Casanova\n")
+    assert _landed_ids(settings)["customers"] == {"C-BERG"}
