@@ -200,6 +200,27 @@ def test_the_dbt_tasks_of_a_run_share_one_parse_and_a_changed_input_parses_again
     assert dbt_reuse.manifest_for(args("fct_churn_alerts"), env("2026-06-30")) is not first
 
 
+def test_dbt_behaviour_flags_name_the_same_source_without_walking_the_stack():
+    """dbt's flags that name no source get the module that created them: the same module after
+    pipeline.dbt_reuse names it from the frame's globals instead of ``inspect.stack()``."""
+    from dbt_common.behavior_flags import Behavior, BehaviorFlagRendered
+
+    from loyalty_monitor.pipeline import dbt_reuse
+
+    flag = {"name": "loyalty_test_flag", "default": False, "description": "a flag of this test"}
+
+    def source(**extra: str) -> str:
+        return Behavior([dict(flag, **extra)], {}).loyalty_test_flag._behavior_change_event.flag_source
+
+    replaced = BehaviorFlagRendered._default_source.__module__ == dbt_reuse.__name__  # a dbt task ran here
+    by_stack = __name__ if replaced else source()
+    dbt_reuse.name_behavior_flags_cheaply()
+    dbt_reuse.name_behavior_flags_cheaply()  # idempotent
+    assert BehaviorFlagRendered._default_source.__module__ == dbt_reuse.__name__
+    assert source() == by_stack == __name__
+    assert source(source="dbt-duckdb") == "dbt-duckdb"  # a flag that names its source keeps it
+
+
 def test_the_weekly_steps_say_nothing_is_published_yet_on_a_new_installation(data_dir):
     """Before the first publish the weekly DAG's steps raise NothingPublishedYet (the DAG skips them,
     tests/dags/test_dags_pipeline.py); after it they run (the same file's report test)."""
