@@ -47,7 +47,7 @@ def render_weekly_report(settings: Settings, period_end: dt.date) -> str:
 def send_weekly_digests(settings: Settings, week_end: dt.date) -> dict[str, Any]:
     """Each account manager's weekly digest for the ISO week holding ``week_end`` (alerting/weekly.py),
     once per manager and week; raise (after recording) if some could not be delivered.
-    Both raise NothingPublishedYet before the first publish."""
+    NothingPublishedYet before the first publish, as render_weekly_report."""
     # at run time: parsing the DAG file stays light
     from loyalty_monitor.alerting import AlertDeliveryError
 
