@@ -14,11 +14,11 @@ TEST_WORKERS ?= 2
 
 setup: $(STAMP)
 
+# --compile-bytecode: every `loyalty` process (a pipeline run imports some 3,500 modules) reads
+# compiled modules, also where PYTHONDONTWRITEBYTECODE keeps Python from caching them itself.
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip uv
-	# --compile-bytecode: every `loyalty` process (a pipeline run imports some 3,500 modules) reads
-	# compiled modules, also where PYTHONDONTWRITEBYTECODE keeps Python from caching them itself
 	$(VENV)/bin/uv pip install --python $(PY) --quiet --compile-bytecode -c requirements.lock -e ".[test]"
 	touch $(STAMP)
 
