@@ -193,8 +193,9 @@ def name_behavior_flags_cheaply() -> None:
     except ImportError:
         return
     rendered = getattr(behavior_flags, "BehaviorFlagRendered", None)
-    if rendered is None or not isinstance(rendered.__dict__.get("_default_source"), staticmethod):
-        return
+    current = rendered.__dict__.get("_default_source") if rendered is not None else None
+    if not isinstance(current, staticmethod) or current.__func__.__module__ == __name__:
+        return  # dbt changed it, or it is replaced already (every task calls this)
 
     def default_source() -> str:
         frame = sys._getframe(1)
