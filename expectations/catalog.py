@@ -14,6 +14,8 @@ def _target(kwargs: dict[str, Any]) -> str:
         return kwargs["column"]
     if kwargs.get("column_list"):
         return ", ".join(kwargs["column_list"])
+    if kwargs.get("column_A"):
+        return f"{kwargs['column_A']} {'>=' if kwargs.get('or_equal') else '>'} {kwargs['column_B']}"
     return "(table)"
 
 

@@ -64,10 +64,8 @@ CASE_EVENT_CONTENT = ("schema_version", "event_type", "occurred_at", "case_id", 
 CASE_EVENT_COLUMNS = ("event_id", "schema_version", "event_type", "occurred_at", "event_date", "case_id",
                       "customer_id", "actor", "snooze_until", "reason", "outcome", "verdict",
                       "kafka_topic", "kafka_partition", "kafka_offset", "landed_at")
-#: DuckDB temp tables of landed-row keys (expectations.quarantine.KEY): ``held_rows`` (rows in
-#: quarantine) and ``only_rows`` (re-validating quarantined rows).
-#: Stands in for "no upper bound yet" (GX needs a number where a parameter is declared).
-NO_UPPER_BOUND = 10**12
+# DuckDB temp tables of landed-row keys (expectations.quarantine.KEY): ``held_rows`` (rows in
+# quarantine) and ``only_rows`` (re-validating quarantined rows).
 
 
 @dataclass
@@ -95,6 +93,9 @@ class Frame:
     dataset: str | None = None  # "touchpoint" | "customer" | "case_event" (loyalty_core.landing_zone.DATASETS keys)
     rows: pd.DataFrame | None = None
     match: dict[str, str] = field(default_factory=dict)
+    #: A table of checks, one per row (volume: a day and event type): each failing row is its own
+    #: finding, ``describe_row(row) -> (batch, column, observed)``.
+    describe_row: Callable[[dict[str, Any]], tuple[str, str, str]] | None = None
 
 
 # --- landing zone listing -------------------------------------------------------------------------
@@ -415,6 +416,7 @@ def published_cases(settings: Settings) -> Callable[[list[str]], pd.DataFrame | 
 
 def _volume_frames(reader: LandingReader, cfg: GateConfig, dates: list[date],
                    every: list[LandedFile]) -> tuple[list[Frame], list[str]]:
+    """One frame for every checked day: a row per day and event type that has a band."""
     history = {d: [d - timedelta(weeks=k) for k in range(1, cfg.volume_history_weeks + 1)]
                for d in dates}
     needed = set(dates) | {h for hs in history.values() for h in hs}
@@ -429,27 +431,34 @@ def _volume_frames(reader: LandingReader, cfg: GateConfig, dates: list[date],
             day = row.event_date.date() if hasattr(row.event_date, "date") else row.event_date
             counts[(day, row.event_type)] = int(row.events)
     days_with_data = {day for day, _ in counts}
-    frames: list[Frame] = []
+    rows: list[dict[str, Any]] = []
     notes: list[str] = []
     for day in dates:
         samples_days = [h for h in history[day] if h in days_with_data]
-        row: dict[str, Any] = {"event_date": day}
-        params: dict[str, Any] = {}
-        enforced = []
+        banded = 0
         for event_type in EVENT_TYPES:
-            row[event_type] = counts.get((day, event_type), 0)
             band = volume_band([counts.get((h, event_type), 0) for h in samples_days], cfg)
-            low, high = band if band else (0, NO_UPPER_BOUND)
-            params[f"{event_type}_min"] = low
-            params[f"{event_type}_max"] = high
             if band:
-                enforced.append(f"{event_type} {low}-{high}")
-        if not enforced:
+                banded += 1
+                rows.append({"event_date": day, "event_type": event_type,
+                             "events": counts.get((day, event_type), 0), "band_low": band[0],
+                             "band_high": band[1], "history_days": len(samples_days)})
+        if not banded:
             notes.append(f"daily volume of {day}: no band yet ({len(samples_days)} same-weekday "
                          f"day(s) of history, need {cfg.volume_min_history_days})")
-            continue
-        frames.append(Frame(touchpoint_daily_volume.NAME, pd.DataFrame([row]), params, label=str(day)))
-    return frames, notes
+    if not rows:
+        return [], notes
+    data = pd.DataFrame(rows)
+    return [Frame(touchpoint_daily_volume.NAME, data, label="", describe_row=_volume_finding)], notes
+
+
+def _volume_finding(row: dict[str, Any]) -> tuple[str, str, str]:
+    """A failing row of the volume table as a finding's (batch, column, observed)."""
+    events, low, high = (int(row[k]) for k in ("events", "band_low", "band_high"))
+    days = row.get("history_days")
+    source = f" from {int(days)} same-weekday day(s)" if days is not None and not pd.isna(days) else ""
+    return (str(row["event_date"]), str(row["event_type"]),
+            f"{events} event(s), expected {low}-{high}{source}")
 
 
 # --- mart frames ---------------------------------------------------------------------------------

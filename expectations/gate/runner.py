@@ -65,6 +65,27 @@ def _locations(result: Any, limit: int) -> list[dict[str, Any]]:
     return [loc for loc in out if loc]
 
 
+def _row_findings(frame: framing.Frame, result: Any, severity: str) -> list[Finding]:
+    """A failed expectation of a table of checks (``Frame.describe_row``, e.g. the daily volume):
+    one finding per failing row, named by its row (a date and an event type), not one for the table."""
+    config = result.expectation_config
+    details = result.result or {}
+    why = (config.meta or {}).get("why", "")
+    names = list(details.get("unexpected_index_column_names") or [])
+    table = {tuple(row[n] for n in names): row for row in frame.data.to_dict("records")} if names else {}
+    found = []
+    entries = [e for e in details.get("partial_unexpected_index_list") or [] if isinstance(e, dict)]
+    for entry in entries:
+        row = table.get(tuple(entry.get(n) for n in names), entry)
+        batch, column, observed = frame.describe_row({k: _plain(v) for k, v in row.items()})
+        found.append(Finding(frame.suite, config.type, column, severity, observed, why, batch))
+    rest = int(details.get("unexpected_count") or 0) - len(entries)
+    if rest > 0 or not found:  # more than the result lists (or none listed): still named, as a count
+        found.append(Finding(frame.suite, config.type, None, severity,
+                             f"{max(rest, 0)} more failing row(s) not listed", why, frame.label))
+    return found
+
+
 @dataclass
 class _RowFailure:
     """A failed critical expectation of a row-level suite, and the landed rows behind it."""
@@ -160,12 +181,15 @@ def _run_frames(settings: Settings, stage: str, frame_list: Iterable[framing.Fra
                 if result.success:
                     continue
                 config = result.expectation_config
+                severity = getattr(config.severity, "value", str(config.severity))
+                if frame.describe_row is not None and not (result.exception_info or {}).get("raised_exception"):
+                    (critical if severity == "critical" else warnings).extend(_row_findings(frame, result, severity))
+                    continue
                 kwargs = config.kwargs
                 column = kwargs.get("column") or (", ".join(kwargs["column_list"])
                                                   if kwargs.get("column_list") else None)
                 observed, shown = _summarise(result, cfg.examples)
                 locations = _locations(result, cfg.examples)
-                severity = getattr(config.severity, "value", str(config.severity))
                 finding = Finding(frame.suite, config.type, column, severity, observed,
                                   (config.meta or {}).get("why", ""), frame.label, shown, locations)
                 if severity == "critical" and frame.rows is not None:

@@ -27,6 +27,8 @@ from quality_builders import (
 )
 
 from expectations import quarantine
+from expectations.config import GateConfig
+from expectations.frames import volume_band
 from expectations.gate import (
     GateResult,
     accept_landing,
@@ -207,8 +209,8 @@ DEFECTS: dict[str, tuple[Callable[[Settings], None], tuple[str, str, str]]] = {
                          ("landed_touchpoints", "expect_column_values_to_be_between", "amount")),
     "nps_out_of_range": (_nps_out_of_range,
                          ("landed_touchpoints", "expect_column_values_to_be_between", "nps_score")),
-    "collapsed_daily_volume": (_collapsed_volume,
-                               ("touchpoint_daily_volume", "expect_column_values_to_be_between", "call")),
+    "collapsed_daily_volume": (_collapsed_volume, ("touchpoint_daily_volume",
+                               "expect_column_pair_values_a_to_be_greater_than_b", "call")),
     "unknown_segment": (_unknown_segment,
                         ("landed_customers", "expect_column_values_to_be_in_set", "segment")),
     "malformed_manager_email": (_bad_manager_email, ("landed_customers",
@@ -328,6 +330,36 @@ def test_an_unreadable_landing_file_fails_the_gate_instead_of_crashing_it(gate_s
     assert not result.passed
     assert critical_names(result) == {("landing", "data_readable", None)}
     assert broken.name in result.critical_failures[0].observed
+
+
+def test_every_day_and_type_outside_its_band_is_its_own_finding_from_one_validation(gate_settings):
+    """Days checked at once are one table and one validation, but each day and type outside its
+    band is named on its own, with what landed and the band it was judged by."""
+    first, second = DAY - timedelta(weeks=1), DAY
+    land_customers(gate_settings, [customer_record(c) for c in CUSTOMERS])
+    for week in range(2, 7):
+        land_touchpoints(gate_settings, day_of_touchpoints(DAY - timedelta(weeks=week), PER_TYPE, CUSTOMERS))
+    assert validate_landing(gate_settings, now=datetime.combine(DAY - timedelta(weeks=2, days=-1),
+                                                                datetime.min.time(), UTC)).passed
+    counts = {t: PER_TYPE for t in EVENT_TYPES}
+    land_touchpoints(gate_settings, day_of_touchpoints(first, {**counts, "call": 2, "order": 5 * PER_TYPE},
+                                                       CUSTOMERS))
+    land_touchpoints(gate_settings, day_of_touchpoints(second, {**counts, "meeting": 1}, CUSTOMERS))
+    result = validate_landing(gate_settings, now=datetime.combine(DAY + timedelta(days=1),
+                                                                  datetime.min.time(), UTC))
+    volume = [f for f in result.critical_failures if f.suite == "touchpoint_daily_volume"]
+    assert sorted((f.batch, f.column) for f in volume) == [(str(first), "call"), (str(second), "meeting")]
+    [call] = [f for f in volume if f.column == "call"]
+    low, high = volume_band([PER_TYPE] * 4, GateConfig.from_settings(gate_settings))
+    assert low > 2
+    assert call.observed == f"2 event(s), expected {low}-{high} from 4 same-weekday day(s)", call.observed
+    assert (f"CRITICAL touchpoint_daily_volume [{first}]: expect_column_pair_values_a_to_be_greater_than_b "
+            "on call: 2 event(s)") in result.summary()
+    surge = [f for f in result.warnings if f.suite == "touchpoint_daily_volume"]
+    assert [(f.batch, f.column) for f in surge] == [(str(first), "order")], result.summary()
+    validations = [p for p in (gate_settings.data_dir / "quality" / "gx" / "uncommitted" / "validations").rglob("*.json")
+                   if "touchpoint_daily_volume" in str(p)]
+    assert len(validations) == 2, "one validation per gate run, not one per day"
 
 
 def test_an_accepted_dip_unblocks_and_is_recorded(gate_settings):
@@ -618,9 +650,6 @@ def test_docs_table_is_generated_from_the_suites():
 
 
 def test_volume_band_is_tolerant_for_small_counts_and_strict_for_large_ones():
-    from expectations.config import GateConfig
-    from expectations.frames import volume_band
-
     config = GateConfig()
     assert volume_band([100], config) is None  # one same-weekday sample: no band yet
     assert volume_band([0, 0, 0, 0], config) == (0, 3)  # a usually absent type may occur a few times
