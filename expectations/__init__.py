@@ -9,7 +9,7 @@
   the DAG and ``loyalty validate`` call.
 
 The GX file context lives in ``<data_dir>/quality/gx`` (results are kept with the data they
-describe) and is synchronised from this code on first use; see docs/quality.md.
+describe) and is written from this code when it changed (expectations/context.py); see docs/quality.md.
 """
 
 import warnings

@@ -3,14 +3,23 @@
 Layout under ``<data_dir>/quality/``: ``gx/`` (the GX project: suites, validation definitions,
 checkpoints written from code; validation results under ``gx/uncommitted/validations``),
 ``data_docs/`` (the static Data Docs site), ``state.json`` and ``runs.jsonl`` (see gate.py).
-Opening and synchronising costs a few hundred milliseconds, so it is done once per process
-and data directory.
+Opening is done once per process and data directory. Writing the definitions through GX takes
+about 1.5 s (every pipeline run and ``loyalty validate`` paid it), so ``gx/definitions.sha256``
+records what was written: the code's definitions and the files they became. When both still
+match, the checkpoints are only read (0.06 s); a change on either side (a new release, a hand edit
+of a suite file) writes them again from code. A new data directory starts from a copy of a project
+this process already wrote for the same definitions, if any.
 """
 
 from __future__ import annotations
 
+import atexit
+import hashlib
+import json
 import logging
 import os
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +31,16 @@ from loyalty_core.settings import Settings
 # GX reads these at import: no usage statistics, no network.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
+log = logging.getLogger("loyalty.quality")
+
 SITE_NAME = "loyalty_quality"
+#: In ``gx/``: the definitions' digest and the digest of the files they were written to.
+DIGEST_FILE = "definitions.sha256"
+#: What GX writes from the definitions (uncommitted/ holds results, not definitions).
+_DEFINITION_DIRS = ("expectations", "validation_definitions", "checkpoints")
 _cache: dict[Path, "QualityContext"] = {}
+#: definitions digest -> a copy of a project this process wrote them to (new data directories)
+_templates: dict[str, Path] = {}
 _lock = threading.Lock()
 
 
@@ -117,6 +134,62 @@ def _build_docs_offline(context: Any, docs: Path) -> None:
     context.build_data_docs = build_data_docs
 
 
+def _definitions_digest() -> str:
+    """What the code defines: every suite, checkpoint and the GX version that writes them."""
+    # Great Expectations takes seconds to import: only when the gate runs
+    import great_expectations as gx
+
+    # the gate loads Great Expectations: not at import
+    from expectations import checkpoints as specs
+
+    # pandas and Great Expectations: only when validating
+    from expectations.suites import all_suites
+
+    payload = {"gx": gx.__version__, "datasource": specs.DATASOURCE,
+               "suites": {name: suite.to_json_dict() for name, suite in sorted(all_suites().items())},
+               "checkpoints": [[spec.name, spec.suite, spec.result_format] for spec in specs.ALL]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _files_digest(project: Path) -> str:
+    digest = hashlib.sha256()
+    for folder in _DEFINITION_DIRS:
+        for path in sorted((project / folder).glob("*.json")):
+            digest.update(f"{folder}/{path.name}\0".encode() + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _written(project: Path) -> tuple[str, str] | None:
+    try:
+        code, files = (project / DIGEST_FILE).read_text().split()
+    except (OSError, ValueError):
+        return None
+    return code, files
+
+
+def _start_from_template(project: Path, digest: str) -> None:
+    template = _templates.get(digest)
+    if template is None or (project / "great_expectations.yml").exists():
+        return
+    try:
+        shutil.copytree(template, project, dirs_exist_ok=True)
+    except OSError as exc:  # the copy is a shortcut: GX writes the definitions itself instead
+        log.debug("could not copy the GX project template %s: %s", template, exc)
+
+
+def _keep_template(project: Path, digest: str) -> None:
+    if digest in _templates:
+        return
+    template = Path(tempfile.mkdtemp(prefix="loyalty-gx-template-")) / "gx"
+    try:
+        shutil.copytree(project, template, ignore=shutil.ignore_patterns("uncommitted", ".ge_store_backend_id"))
+    except OSError as exc:
+        log.debug("could not keep a GX project template: %s", exc)
+        return
+    atexit.register(shutil.rmtree, template.parent, True)
+    _templates[digest] = template
+
+
 def open_context(settings: Settings) -> QualityContext:
     """The synchronised GX context of ``settings.data_dir`` (cached per process)."""
     root = quality_dir(settings).resolve()
@@ -128,11 +201,26 @@ def open_context(settings: Settings) -> QualityContext:
         # Great Expectations takes seconds to import: only when the gate runs
         import great_expectations as gx
 
+        # the gate loads Great Expectations: not at import
+        from expectations import checkpoints as specs
+
         root.mkdir(parents=True, exist_ok=True)
+        project = root / "gx"
+        digest = _definitions_digest()
+        _start_from_template(project, digest)
         context = gx.get_context(mode="file", project_root_dir=str(root))
         docs = docs_dir(settings).resolve()
         _configure(context, docs)
-        checkpoints = _sync_definitions(context)
+        checkpoints = None
+        if _written(project) == (digest, _files_digest(project)):
+            try:
+                checkpoints = {spec.name: context.checkpoints.get(spec.name) for spec in specs.ALL}
+            except Exception as exc:  # noqa: BLE001 - unreadable: written again below
+                log.info("GX definitions in %s could not be read (%s); writing them again", project, exc)
+        if checkpoints is None:
+            checkpoints = _sync_definitions(context)
+            (project / DIGEST_FILE).write_text(f"{digest} {_files_digest(project)}\n")
+            _keep_template(project, digest)
         _build_docs_offline(context, docs)
         opened = QualityContext(context, checkpoints, docs / "index.html")
         _cache[root] = opened
