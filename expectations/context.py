@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import inspect
 import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -145,7 +147,9 @@ def _definitions_digest() -> str:
     # pandas and Great Expectations: only when validating
     from expectations.suites import all_suites
 
-    payload = {"gx": gx.__version__, "datasource": specs.DATASOURCE,
+    # this module's code too: a change in what it writes (an action, the asset's kind) must reach
+    # every existing project, not only a change in the suites
+    payload = {"gx": gx.__version__, "datasource": specs.DATASOURCE, "writer": inspect.getsource(sys.modules[__name__]),
                "suites": {name: suite.to_json_dict() for name, suite in sorted(all_suites().items())},
                "checkpoints": [[spec.name, spec.suite, spec.result_format] for spec in specs.ALL]}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
@@ -219,7 +223,9 @@ def open_context(settings: Settings) -> QualityContext:
                 log.info("GX definitions in %s could not be read (%s); writing them again", project, exc)
         if checkpoints is None:
             checkpoints = _sync_definitions(context)
-            (project / DIGEST_FILE).write_text(f"{digest} {_files_digest(project)}\n")
+            marker = project / f".{DIGEST_FILE}.{os.getpid()}"  # whole or not at all: another process may read it
+            marker.write_text(f"{digest} {_files_digest(project)}\n")
+            os.replace(marker, project / DIGEST_FILE)
             _keep_template(project, digest)
         _build_docs_offline(context, docs)
         opened = QualityContext(context, checkpoints, docs / "index.html")

@@ -83,7 +83,9 @@ class Frame:
     Row-level suites also say which landed rows their failures are: ``rows`` (one row per landed
     row of the batch, with its Kafka lineage, ``source_file``, ``event_id``,
     ``customer_id``, ``event_date``, ``landed_at``) and ``match`` (a column of a failing GX row ->
-    the column of ``rows`` it equals). A frame without ``rows`` (volume) can only fail as a whole.
+    the column of ``rows`` it equals). A frame without ``rows`` fails as a whole, unless it is a
+    table of checks (volume: a day and event type per row) that names each failing row through
+    ``describe_row``.
     """
 
     suite: str

@@ -76,13 +76,17 @@ def _row_findings(frame: framing.Frame, result: Any, severity: str) -> list[Find
     found = []
     entries = [e for e in details.get("partial_unexpected_index_list") or [] if isinstance(e, dict)]
     for entry in entries:
-        row = table.get(tuple(entry.get(n) for n in names), entry)
+        row = table.get(tuple(entry.get(n) for n in names))
+        if row is None:  # not found again in the table: counted below, never a crash of the gate
+            continue
         batch, column, observed = frame.describe_row({k: _plain(v) for k, v in row.items()})
         found.append(Finding(frame.suite, config.type, column, severity, observed, why, batch))
-    rest = int(details.get("unexpected_count") or 0) - len(entries)
-    if rest > 0 or not found:  # more than the result lists (or none listed): still named, as a count
+    rest = int(details.get("unexpected_count") or 0) - len(found)
+    if rest > 0 or not found:  # failing rows not named above: still reported, as GX counted them
+        text, shown = _summarise(result, 0)
         found.append(Finding(frame.suite, config.type, None, severity,
-                             f"{max(rest, 0)} more failing row(s) not listed", why, frame.label))
+                             f"{rest} failing row(s) not named: {text}" if found else text, why, frame.label,
+                             shown))
     return found
 
 

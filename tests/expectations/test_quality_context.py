@@ -70,3 +70,28 @@ def test_a_new_data_directory_starts_from_the_project_already_written_and_valida
     outcome = opened.checkpoints["landing.touchpoint_daily_volume"].run(batch_parameters={"dataframe": volume})
     assert not outcome.success  # the copied definitions validate: 2 calls are below the band
     assert list((project / "uncommitted" / "validations").rglob("*.json"))
+
+
+def test_a_failing_row_the_table_no_longer_holds_is_counted_not_a_crash(tmp_path):
+    """Each failing row of the volume table is its own finding; a listed row that cannot be found
+    again in the frame (it cannot happen with the gate's own tables) is still reported, as a count
+    of what Great Expectations found, and the gate does not crash on it."""
+    from expectations.frames import Frame, _volume_finding
+    from expectations.gate.runner import _row_findings
+
+    opened = open_context(load_settings(data_dir=tmp_path / "data"))
+    day = pd.Timestamp("2026-02-01").date()
+    volume = pd.DataFrame({"event_date": [day, day, day], "event_type": ["call", "email", "order"],
+                           "events": [2, 1, 50], "band_low": [8, 6, 40], "band_high": [20, 15, 70],
+                           "history_days": [4, 4, 4]})
+    outcome = opened.checkpoints["landing.touchpoint_daily_volume"].run(batch_parameters={"dataframe": volume})
+    [suite_result] = outcome.run_results.values()
+    [low] = [r for r in suite_result.results if not r.success]
+    whole = _row_findings(Frame("touchpoint_daily_volume", volume, describe_row=_volume_finding), low, "critical")
+    assert [(f.batch, f.column, f.observed) for f in whole] == [
+        ("2026-02-01", "call", "2 event(s), expected 8-20 from 4 same-weekday day(s)"),
+        ("2026-02-01", "email", "1 event(s), expected 6-15 from 4 same-weekday day(s)")]
+    partial = _row_findings(Frame("touchpoint_daily_volume", volume[volume.event_type != "email"],
+                                  describe_row=_volume_finding), low, "critical")
+    assert [f.column for f in partial] == ["call", None]
+    assert partial[1].observed.startswith("1 failing row(s) not named: 2 of 3 rows unexpected"), partial[1].observed
