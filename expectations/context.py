@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loyalty_core.files import replace_text
 from loyalty_core.landing_zone import docs_dir, quality_dir
 from loyalty_core.settings import Settings
 
@@ -227,9 +228,8 @@ def open_context(settings: Settings) -> QualityContext:
                 log.info("GX definitions in %s could not be read (%s); writing them again", project, exc)
         if checkpoints is None:
             checkpoints = _sync_definitions(context)
-            marker = project / f".{DIGEST_FILE}.{os.getpid()}"  # whole or not at all: another process may read it
-            marker.write_text(f"{digest} {_files_digest(project)}\n")
-            os.replace(marker, project / DIGEST_FILE)
+            # whole or not at all: another process may read it
+            replace_text(project / DIGEST_FILE, f"{digest} {_files_digest(project)}\n")
             _keep_template(project, digest)
         _build_docs_offline(context, docs)
         opened = QualityContext(context, checkpoints, docs / "index.html")

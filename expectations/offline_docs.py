@@ -33,6 +33,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
+from loyalty_core.files import replace_text
+
 MARKER = "loyalty-offline-docs"
 
 _REMOTE_SCRIPT = re.compile(r"<script\b[^>]*\bsrc\s*=\s*[\"']https?://[^\"']*[\"'][^>]*>\s*</script>\s*",
@@ -115,9 +117,7 @@ def make_offline(site: Path, run_name: str | None = None) -> list[Path]:
         if MARKER in text or "Great Expectations" not in text:
             continue  # already offline, or not a GX page (gate_runs.html is ours)
         rewritten = rewrite(text, site, page)
-        tmp = page.with_name(f".{page.name}.offline-tmp")
-        tmp.write_text(rewritten, encoding="utf-8")
-        os.replace(tmp, page)
+        replace_text(page, rewritten)
         done.append(page)
     return done
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-import uuid
 from contextlib import contextmanager
 from datetime import datetime
 from html import escape
@@ -16,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from expectations.gate.results import Finding, GateResult
 from loyalty_core import locks
+from loyalty_core.files import replace_text
 from loyalty_core.landing_zone import docs_dir, quality_dir, quality_runs, runs_path
 from loyalty_core.settings import Settings
 
@@ -37,10 +36,7 @@ def _read_state(settings: Settings) -> dict[str, Any]:
 
 
 def _write_state(settings: Settings, state: dict[str, Any]) -> None:
-    path = _state_path(settings)
-    tmp = path.with_suffix(f".tmp-{uuid.uuid4().hex}")
-    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    replace_text(_state_path(settings), json.dumps(state, indent=1, sort_keys=True))
 
 
 def _record(settings: Settings, result: GateResult) -> None:
@@ -92,9 +88,7 @@ def _write_runs_page(settings: Settings, limit: int = 200) -> None:
             "<p>Newest first. Full Data Docs: <a href='index.html'>index.html</a>.</p>"
             "<table><tr><th>started (UTC)</th><th>stage</th><th>result</th><th>findings</th>"
             "<th>validation pages</th></tr>" + "".join(rows) + "</table>")
-    tmp = docs / f".{RUNS_PAGE}.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, docs / RUNS_PAGE)
+    replace_text(docs / RUNS_PAGE, page)
 
 
 def _existing_docs(settings: Settings) -> str | None:
