@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import secrets
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loyalty_core.files import replace_with
 from loyalty_core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -170,15 +170,7 @@ def write_churn_counts(settings: Settings) -> Path:
     table = pa.Table.from_pylist(
         [{**r, "month_start": dt.date.fromisoformat(r["month_start"])} for r in rows], schema=schema)
     path = _private_dir(register_dir(settings)) / CHURN_FILE
-    tmp = path.with_name(f".{CHURN_FILE}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            pq.write_table(table, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    replace_with(path, lambda fh: pq.write_table(table, fh), durable=True)
     return path
 
 

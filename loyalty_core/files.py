@@ -1,19 +1,89 @@
-"""Writing a small file whole or not at all: a reader (another process, a browser, dbt) sees the
-old content or the new one, never half of it, and two writers never share a temporary file."""
+"""Replacing a file whole or not at all: a reader (another process, a browser, dbt) sees the old
+content or the new one, never half of it, and two writers never share a temporary file.
+
+One mechanism for every writer of the project that replaces a file (the quality gate's records,
+reports, the outbox, exports, the erasure's rewrites, Airflow's database template): write a hidden
+temporary sibling, then rename it over the file. The landing zone keeps its own protocol
+(``loyalty_core.landing_zone``: its temporary names and manifests are part of exactly-once).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
+
+#: What every temporary sibling's name ends with (readers that walk a directory skip them).
+TMP_SUFFIX = ".tmp"
 
 
-def replace_text(path: Path, text: str, encoding: str = "utf-8") -> None:
-    """Write ``text`` to a hidden temporary sibling of ``path``, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+def temporary_sibling(path: Path) -> Path:
+    """A hidden name beside ``path`` that no other writer, in this process or another, uses."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` survive a power cut."""
+    fd = os.open(directory, os.O_RDONLY)
     try:
-        tmp.write_text(text, encoding=encoding)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def replacing(path: Path, *, mode: int | None = None, durable: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write (by any means: a Parquet writer, SQLite's
+    backup, a copy); when the block ends without an error it is renamed over ``path``, otherwise
+    removed and ``path`` left as it was.
+
+    ``mode``: the permission bits of the new file; by default those of the file it replaces (a
+    private file stays private), or as created when there was none. ``durable``: fsync the file and
+    its directory before returning, for what must survive a power cut (an erasure, its register).
+    """
+    path = Path(path)
+    tmp = temporary_sibling(path)
+    try:
+        yield tmp
+        if mode is None:
+            with contextlib.suppress(FileNotFoundError):
+                mode = os.stat(path).st_mode & 0o777
+        if mode is not None:
+            os.chmod(tmp, mode)
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def replace_with(path: Path, write: Callable[[BinaryIO], object], *, mode: int | None = None,
+                 durable: bool = False) -> None:
+    """Replace ``path`` with what ``write(fh)`` writes to a binary file (``replacing``'s rules). When
+    the new file gets a mode, or the old one's, its temporary file is private (0600) until then, so
+    a private file's content is never readable on its way."""
+    path = Path(path)
+    # a new file without a mode is created as any file of this process is (0666 less the umask)
+    created = 0o666 if mode is None and not path.exists() else 0o600
+    with replacing(path, mode=mode, durable=durable) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, created)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+
+
+def replace_text(path: Path, text: str | Iterable[str], encoding: str = "utf-8", *, mode: int | None = None,
+                 durable: bool = False) -> None:
+    """Replace ``path`` with ``text`` (a string, or lines to write one after the other)."""
+    chunks = [text] if isinstance(text, str) else text
+    replace_with(path, lambda fh: fh.writelines(chunk.encode(encoding) for chunk in chunks),
+                 mode=mode, durable=durable)

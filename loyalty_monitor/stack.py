@@ -38,6 +38,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from loyalty_core import locks
+from loyalty_core.files import replace_text, replacing
 from loyalty_core.settings import ENV_PREFIX, NESTED_DELIMITER, PROJECT_ROOT, Secret, Settings, load_settings, reveal
 from loyalty_monitor import broker, pipeline, warehouse
 from loyalty_monitor.broker import pid_alive
@@ -117,13 +118,11 @@ def _keep_template(database: Path, template: Path) -> None:
     """Best effort: a read-only installation (a container image) just migrates every new home."""
     try:
         template.parent.mkdir(parents=True, exist_ok=True)
-        partial = template.with_name(f"{template.name}.{os.getpid()}.partial")
-        partial.unlink(missing_ok=True)
-        # SQLite's backup, not a file copy: Airflow runs the database in WAL mode
-        with contextlib.closing(sqlite3.connect(database)) as source, \
+        # SQLite's backup, not a file copy: Airflow runs the database in WAL mode; both connections
+        # close before the copy is renamed into place (a concurrent copy never reads half a file)
+        with replacing(template) as partial, contextlib.closing(sqlite3.connect(database)) as source, \
                 contextlib.closing(sqlite3.connect(partial)) as copy:
             source.backup(copy)
-        os.replace(partial, template)  # atomic: a concurrent copy never reads half a file
     except (OSError, sqlite3.Error) as exc:
         log.debug("no migrated-database template kept at %s: %s", template, exc)
 
@@ -142,10 +141,10 @@ def ensure_migrated(home: Path, env: dict[str, str], progress: Callable[[str], N
     database, template = _sqlite_file(env), migrated_template(wanted)
     if database is not None and not database.exists() and template.is_file():
         database.parent.mkdir(parents=True, exist_ok=True)
-        partial = database.with_name(f".{database.name}.{os.getpid()}.partial")
-        shutil.copyfile(template, partial)
-        partial.chmod(0o600)  # as private as the database Airflow itself creates under the data directory
-        os.replace(partial, database)  # a copy cut short never stands as the database
+        # a copy cut short never stands as the database, which is as private as the one Airflow
+        # itself creates under the data directory
+        with replacing(database, mode=0o600) as partial:
+            shutil.copyfile(template, partial)
         stamp.write_text(wanted)
         return time.monotonic() - started
     progress(f"preparing the Airflow metadata database in {home} (one time)...")
@@ -623,12 +622,7 @@ def ensure_admin_password(path: Path, user: str = ADMIN_USER) -> Path:
     if user not in passwords:
         password = Secret(secrets.token_urlsafe(18))
         passwords[user] = password.reveal()
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(passwords) + "\n")
-        tmp.replace(path)
+        replace_text(path, json.dumps(passwords) + "\n", mode=0o600)
     os.chmod(path, 0o600)
     return path
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -32,6 +31,7 @@ from kafka.structs import TopicPartition
 
 from loyalty_core import erasure_register
 from loyalty_core.contract import ERROR_CODES as CONTRACT_ERROR_CODES
+from loyalty_core.files import replace_text
 from loyalty_core.settings import Settings
 from streaming.landing import contract_window, safe_decode  # the contract as the consumer applies it
 from streaming.producer import make_producer
@@ -379,16 +379,7 @@ def export_dead_letters(settings: Settings, out: Path, error_code: str | None = 
         seen.add(_identity(record))
         lines.append(_json_line(_exported(record)))
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # whatever an earlier partial file had
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.writelines(lines)
-        os.replace(partial, out)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    replace_text(out, lines, mode=0o600)
     result.exported = len(lines)
     return result
 

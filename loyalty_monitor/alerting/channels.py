@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from loyalty_core.files import replace_text
 from loyalty_core.settings import ALERT_CHANNEL_NAMES, Secret, Settings, reveal
 from loyalty_monitor.alerting.deadline import Deadline, DeadlineExceeded, call_with_deadline
 from loyalty_monitor.alerting.messages import Message, one_line
@@ -184,9 +185,7 @@ class FileChannel:
             for suffix, content in ((".json", json.dumps(record, indent=2, default=str)),
                                     (".eml", mail),
                                     (".html", message.html or "")):
-                tmp = base.with_name(base.name + suffix + ".tmp")
-                tmp.write_text(content, encoding="utf-8")
-                tmp.replace(base.with_name(base.name + suffix))
+                replace_text(base.with_name(base.name + suffix), content)
         except OSError as exc:
             raise DeliveryError(f"cannot write to outbox {self.outbox}: {exc}") from exc
 

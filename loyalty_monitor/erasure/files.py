@@ -10,7 +10,6 @@ import logging
 import os
 import re
 import sqlite3
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
@@ -18,8 +17,9 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loyalty_core.files import replace_text, replace_with
 from loyalty_core.settings import Settings
-from loyalty_monitor.erasure.subjects import ERASED, Subject, _fsync_dir, _quote, _terms_of
+from loyalty_monitor.erasure.subjects import ERASED, Subject, _quote, _terms_of
 
 log = logging.getLogger(__name__)
 UTC = dt.timezone.utc
@@ -64,7 +64,8 @@ def _erase_outbox(settings: Settings, targets: dict[str, Subject], alert_ids: di
         if not owners:
             continue
         base = path.name[: -len(".json")]
-        for sibling in outbox.glob(glob_escape(base) + ".*"):
+        # the message's files, and what a writer cut short left of them (loyalty_core.files)
+        for sibling in [*outbox.glob(glob_escape(base) + ".*"), *outbox.glob("." + glob_escape(base) + ".*.tmp")]:
             if sibling.name[len(base):] in (".json", ".eml", ".html") or sibling.name.endswith(".tmp"):
                 sibling.unlink(missing_ok=True)
                 for owner in owners:
@@ -249,15 +250,7 @@ def _rewrite_parquet(path: Path, targets: dict[str, Subject], pattern: _Terms) -
     if not dropped and not redacted:
         return
     table = pa.Table.from_arrays(columns, schema=table.schema)
-    mode = os.stat(path).st_mode & 0o777
-    tmp = path.with_name(f".{path.name}.erasure-{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as fh:
-        pq.write_table(table, fh, compression="zstd")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    replace_with(path, lambda fh: pq.write_table(table, fh, compression="zstd"), durable=True)
     for customer_id, rows in dropped.items():
         targets[customer_id].removed["other_parquet_rows"] += rows
     for customer_id in targets if redacted else ():
@@ -270,18 +263,6 @@ def _rewrite_in_place(path: Path, text: str) -> None:
         fh.truncate()
         fh.flush()
         os.fsync(fh.fileno())
-
-
-def _write_text_atomically(path: Path, text: str) -> None:
-    mode = os.stat(path).st_mode & 0o777
-    tmp = path.with_name(f".{path.name}.erasure-{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def _scrub_files(settings: Settings, roots: list[Path], skip: set[Path], targets: dict[str, Subject],
@@ -367,6 +348,6 @@ def _scrub_files(settings: Settings, roots: list[Path], skip: set[Path], targets
                 if path.suffix in APPENDED_SUFFIXES:
                     _rewrite_in_place(path, new_text)  # a running process may still append to it
                 else:
-                    _write_text_atomically(path, new_text)
+                    replace_text(path, new_text, durable=True)
                 for cid in who:
                     targets[cid].removed["files_scrubbed"] += 1

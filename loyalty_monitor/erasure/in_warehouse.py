@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import os
-import uuid
 from collections import defaultdict
 from typing import Any, Iterable
 
@@ -15,6 +13,7 @@ import duckdb
 
 from loyalty_core import marts
 from loyalty_core.erasure_register import _private_dir, register_dir
+from loyalty_core.files import replacing
 from loyalty_core.marts import open_marts, pg_connect
 from loyalty_core.settings import Settings
 from loyalty_monitor import scoring, warehouse
@@ -23,7 +22,6 @@ from loyalty_monitor.erasure.subjects import (
     MIN_TERM_CHARS,
     ErasureError,
     Subject,
-    _fsync_dir,
     _quote,
     _terms_of,
 )
@@ -108,33 +106,26 @@ def _compact(settings: Settings) -> None:
     and CHECKPOINT in the file's free blocks). Atomic: a temporary file, fsynced, renamed."""
 
     path = settings.warehouse
-    tmp = path.with_name(f".{path.name}.erasure-{uuid.uuid4().hex[:8]}.tmp")
     # dbt's views may name the catalog: attach the original under its own name
     catalog = path.stem if path.stem not in {"memory", "system", "temp", "main"} else "erasure_source"
-    con = duckdb.connect()
-    try:
-        con.execute(f"attach {_literal(str(path))} as {_quote(catalog)} (read_only)")
-        con.execute(f"attach {_literal(str(tmp))} as erasure_compact")
-        con.execute(f"copy from database {_quote(catalog)} to erasure_compact")
-        con.execute("detach erasure_compact")
-        con.execute(f"detach {_quote(catalog)}")
-    except Exception:
-        con.close()
-        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-            leftover.unlink(missing_ok=True)
-        raise
-    con.close()
-    wal = tmp.with_name(tmp.name + ".wal")
-    if wal.exists():  # a detach checkpoints; a WAL left over would be lost by the rename
-        raise ErasureError(f"compacting the warehouse left a WAL file {wal}")
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, os.stat(path).st_mode & 0o777)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    with replacing(path, durable=True) as tmp:
+        wal = tmp.with_name(tmp.name + ".wal")
+        try:
+            con = duckdb.connect()
+            try:
+                con.execute(f"attach {_literal(str(path))} as {_quote(catalog)} (read_only)")
+                con.execute(f"attach {_literal(str(tmp))} as erasure_compact")
+                con.execute(f"copy from database {_quote(catalog)} to erasure_compact")
+                con.execute("detach erasure_compact")
+                con.execute(f"detach {_quote(catalog)}")
+            finally:
+                con.close()
+            if wal.exists():  # a detach checkpoints; a WAL left over would be lost by the rename
+                raise ErasureError("compacting the warehouse left a WAL file beside its copy; "
+                                   "the warehouse is unchanged: run the erasure again")
+        except BaseException:
+            wal.unlink(missing_ok=True)
+            raise
 
 
 def _literal(text: str) -> str:

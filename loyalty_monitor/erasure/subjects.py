@@ -1,15 +1,13 @@
 """What an erasure is about: the customers (``Subject``), the report of what was removed, its errors,
-and the small helpers every step shares (quoting, fsync of a directory, the terms to look for)."""
+and the small helpers every step shares (quoting, the terms to look for)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -88,12 +86,6 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 #: Free texts shorter than this are not searched for in other files (too likely to be ordinary words).

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import duckdb
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from loyalty_core.files import replace_text
 from loyalty_core.marts import MartsError, connect_duckdb, engine_of, open_marts
 from loyalty_core.settings import Settings
 from loyalty_monitor.reporting import case_feedback, charts, forecast, queries, summary
@@ -136,7 +137,5 @@ def render_report(settings: Settings, out_path: str | os.PathLike[str],
         on_progress("rendering")
     html = render_html(context)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, out)
+    replace_text(out, html)
     return out
