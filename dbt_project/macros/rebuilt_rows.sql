@@ -7,14 +7,26 @@
 
     How: the pre-hook of each incremental model records, before it writes anything, which rows it
     is about to rewrite (a SQL predicate such as `as_of_date >= cast('2026-06-22' as date)`) in
-    the small table `dbt_rebuilt_rows`, with dbt's invocation_id. Every data test has
+    the small table `dbt_rebuilt_rows` (on Spark one per model, `dbt_rebuilt_rows__<model>`), with dbt's invocation_id. Every data test has
     `where: "__rebuilt_rows__"` (dbt_project.yml); `get_where_subquery` below replaces the
     placeholder with the recorded predicate when the tested model was built incrementally in this
     same invocation, and drops the filter otherwise: a full refresh, a table model, or a
     `dbt test` on its own tests every row. -#}
 
 {% macro rebuilt_rows_ledger(relation) -%}
+  {{ return(adapter.dispatch('rebuilt_rows_ledger')(relation)) }}
+{%- endmacro %}
+
+{% macro default__rebuilt_rows_ledger(relation) -%}
   {{ return(api.Relation.create(database=relation.database, schema=relation.schema, identifier='dbt_rebuilt_rows')) }}
+{%- endmacro %}
+
+{% macro spark__rebuilt_rows_ledger(relation) -%}
+  {#- one ledger per model: on Spark a delete rewrites the whole table (macros/spark.sql), and two
+      models' pre-hooks rewriting one shared ledger at once (spark_threads > 1) would each drop
+      the other's copy ("table already exists", or a row lost) -#}
+  {{ return(api.Relation.create(database=relation.database, schema=relation.schema,
+                                identifier='dbt_rebuilt_rows__' ~ relation.identifier)) }}
 {%- endmacro %}
 
 {% macro record_rebuilt_rows(predicate) -%}

@@ -31,7 +31,7 @@
 {%- set sd = rules['status_drop'] -%}
 {#- Means over long windows (the own norm: a year) are differences of running health totals
     stored on each row (cum_health_tenths, cum_health_days), read n days back like the trailing
-    windows of int_customer_windows: a daily run joins a few stored days per customer instead of
+    windows of int_customer_windows: a daily run reads a few stored days per customer instead of
     reading a year of health rows; a full build takes them n rows back in the customer's dense
     series (lag), one sort instead of a hash join of the whole history per offset. Totals are in
     integer tenths (health_score has one decimal), so they are exact and do not depend on
@@ -42,10 +42,10 @@
 {%- set offsets = {'recent_start': sd['recent_days'] | int, 'norm_end': sd['norm_skip_days'] | int,
                    'norm_start': sd['norm_window_days'] | int + 1} -%}
 {%- set dunning = rules['dunning_escalation'] -%}
-{#- where normed reads the running totals at each offset: a joined row (daily run) or lag columns
-    of the row itself (full build) -#}
+{#- where normed reads the running totals at each offset: the looked-back columns of the rebuilt
+    day (daily run) or lag columns of the row itself (full build) -#}
 {%- set at = {'own': 'own.' if inc else 'flagged.'} -%}
-{%- for name in offsets -%}{%- do at.update({name: name ~ '.' if inc else 'flagged.' ~ name ~ '_'}) -%}{%- endfor %}
+{%- for name in offsets -%}{%- do at.update({name: ('own.' if inc else 'flagged.') ~ name ~ '_'}) -%}{%- endfor %}
 
 with health_daily as (
     select * from {{ ref('int_health_daily') }}
@@ -116,18 +116,33 @@ running as (
     )
 ),
 
-totals as (
-    -- running totals by day: the rebuilt days and, on a daily run, the stored days the offsets
-    -- look up (n days before a rebuilt day), not the customers' whole stored history, which a
-    -- CTE read three times would be copied whole
-    select customer_id, as_of_date, cum_health_tenths, cum_health_days from running
-    union all
+stored_totals as (
+    -- the stored running totals n days before a rebuilt day, for each offset (when that day lies
+    -- before the rebuild; after it, the rebuilt series has it: looked_back)
     select stored.customer_id, stored.as_of_date, stored.cum_health_tenths, stored.cum_health_days
     from {{ this }} as stored
     inner join rebuild
         on rebuild.customer_id = stored.customer_id
        and stored.as_of_date < rebuild.rebuild_from
     where {{ looked_back_days('stored.as_of_date', offsets.values() | list, since, as_of_date_literal()) }}
+),
+
+looked_back as (
+    -- each rebuilt day's totals and those n days back: n rows back in the dense rebuilt series
+    -- (lag), or the stored day before the rebuild. `running` is read once: Spark plans a CTE anew
+    -- at every reference, and a join per offset planned the chain below it four times more
+    select
+        running.*
+        {%- for name, days in offsets.items() %}{% for column in ['cum_health_tenths', 'cum_health_days'] %},
+        coalesce(lag(running.{{ column }}, {{ days }}) over customer_series, {{ name }}.{{ column }}) as {{ name }}_{{ column }}
+        {%- endfor %}{% endfor %}
+    from running
+    {% for name, days in offsets.items() -%}
+    left join stored_totals as {{ name }}
+        on {{ name }}.customer_id = running.customer_id
+       and {{ name }}.as_of_date = {{ add_days('running.as_of_date', -days) }}
+    {% endfor -%}
+    window customer_series as (partition by running.customer_id order by running.as_of_date)
 )
 {%- endif %},
 
@@ -176,16 +191,8 @@ normed as (
                       '10.0 * (coalesce(' ~ at.norm_end ~ 'cum_health_days, 0) - coalesce(' ~ at.norm_start ~ 'cum_health_days, 0))') }} as own_norm_health
     from flagged
     {% if inc -%}
-    inner join running as own
+    inner join looked_back as own
         on own.customer_id = flagged.customer_id and own.as_of_date = flagged.as_of_date
-    {% for name, days in offsets.items() -%}
-    left join totals as {{ name }}
-        on {{ name }}.customer_id = flagged.customer_id
-       and {{ name }}.as_of_date = {{ add_days('flagged.as_of_date', -days) }}
-       {% if since is not none -%}
-       and {{ looked_back_days(name ~ '.as_of_date', days, since, as_of_date_literal()) }}
-       {%- endif %}
-    {% endfor -%}
     {%- endif %}
     where flagged.as_of_date >= flagged.rebuild_from
 ),

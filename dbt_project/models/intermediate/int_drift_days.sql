@@ -182,16 +182,14 @@ exposed as (
 )
 {%- if inc %},
 
-exposure_totals as (
-    -- running exposure by day: the rebuilt days and the stored days before them
-    select customer_id, as_of_date{% for s in rate_streams %}, cum_exposure_milli_{{ s.name }}{% endfor %} from exposed
-    union all
+stored_exposure as (
+    -- the stored running exposure baseline_skip_days before a rebuilt day (when that day lies
+    -- before the rebuild; after it, the rebuilt series has it: baselined)
     select stored.customer_id, stored.as_of_date{% for s in rate_streams %}, stored.cum_exposure_milli_{{ s.name }}{% endfor %}
     from {{ this }} as stored
     inner join rebuild
         on rebuild.customer_id = stored.customer_id
        and stored.as_of_date < rebuild.rebuild_from
-    -- only the days baseline_skip_days before a rebuilt day are looked up
     where {{ looked_back_days('stored.as_of_date', skip, since, drift_last_day()) }}
 )
 {%- endif %},
@@ -202,7 +200,8 @@ baselined as (
         exposed.*,
         {% if inc -%}
         {% for s in rate_streams -%}
-        coalesce(exposure_back.cum_exposure_milli_{{ s.name }}, 0) as baseline_exposure_milli_{{ s.name }},
+        coalesce(lag(exposed.cum_exposure_milli_{{ s.name }}, {{ skip }}) over customer_series,
+                 exposure_back.cum_exposure_milli_{{ s.name }}, 0) as baseline_exposure_milli_{{ s.name }},
         {% endfor -%}
         {% for s in streams -%}
         {% if s.kind == 'share' -%}
@@ -223,16 +222,15 @@ baselined as (
         {%- endif %}
     from exposed
     {% if inc -%}
-    left join exposure_totals as exposure_back
+    left join stored_exposure as exposure_back
         on exposure_back.customer_id = exposed.customer_id
        and exposure_back.as_of_date = {{ add_days('exposed.as_of_date', -skip) }}
     left join customer_day_rows as counts_back
         on counts_back.customer_id = exposed.customer_id
        and counts_back.as_of_date = {{ add_days('exposed.as_of_date', -skip) }}
        and {{ looked_back_days('counts_back.as_of_date', skip, since, drift_last_day()) }}
-    {%- else %}
-    window customer_series as (partition by exposed.customer_id order by exposed.as_of_date)
     {%- endif %}
+    window customer_series as (partition by exposed.customer_id order by exposed.as_of_date)
 ),
 
 rated as (
@@ -325,14 +323,9 @@ running as (
   {%- else -%}{%- do back_columns.append('cum_count_' ~ s.name) -%}{%- do back_columns.append('cum_exposure_milli_' ~ s.name) -%}{%- endif -%}
 {%- endfor %}
 {%- if inc %}
-series as (
-    -- the rebuilt days and the stored days a window of a rebuilt day starts from (k days before
-    -- it, for each k of drift.window_days): a look-up of a few stored days per customer, not a
-    -- sort of the customer's last 180 days (the series is dense, so the day k days back exists
-    -- whenever the customer was watched then)
-    select customer_id, as_of_date{% for c in back_columns %}, {{ c }}{% endfor %}
-    from running
-    union all
+stored_backs as (
+    -- the stored days before the rebuild a window of a rebuilt day can start from (k days before
+    -- it, for each k of drift.window_days): a few stored days per customer, not its last 180 days
     select stored.customer_id, stored.as_of_date{% for c in back_columns %}, stored.{{ c }}{% endfor %}
     from {{ this }} as stored
     inner join rebuild
@@ -342,21 +335,24 @@ series as (
 ),
 {%- endif %}
 backs as (
+    -- each day's totals k days back: k rows back in the customer's dense daily series (lag); on a
+    -- daily run the series starts at the rebuild, and a day before it is the stored day. `running`
+    -- is read once: Spark plans a CTE anew at every reference, and a join of the series per window
+    -- planned this model's whole chain seven times (382 table scans for a daily run of nothing)
     select
         running.*
         {%- for k in windows %}{% for c in back_columns %},
-        {% if inc %}back{{ k }}.{{ c }} as back{{ k }}_{{ c }}{% else %}lag(running.{{ c }}, {{ k }}) over customer_series as back{{ k }}_{{ c }}{% endif %}
+        {% if inc %}coalesce(lag(running.{{ c }}, {{ k }}) over customer_series, back{{ k }}.{{ c }}){% else %}lag(running.{{ c }}, {{ k }}) over customer_series{% endif %} as back{{ k }}_{{ c }}
         {%- endfor %}{% endfor %}
     from running
     {% if inc -%}
     {% for k in windows -%}
-    left join series as back{{ k }}
+    left join stored_backs as back{{ k }}
         on back{{ k }}.customer_id = running.customer_id
        and back{{ k }}.as_of_date = {{ add_days('running.as_of_date', -k) }}
     {% endfor -%}
-    {%- else -%}
-    window customer_series as (partition by running.customer_id order by running.as_of_date)
     {%- endif %}
+    window customer_series as (partition by running.customer_id order by running.as_of_date)
 ),
 observed as (
     select backs.*, {{ days_between('bounds.first_day', 'backs.as_of_date') }} as observed_days

@@ -327,6 +327,21 @@ def test_full_refresh_is_the_same_on_every_engine(engines):
     _assert_same_marts(duck, sp)
 
 
+def test_two_incremental_models_at_once_on_spark_each_keep_their_rebuilt_rows(engines):
+    """With spark_threads > 1, dbt runs independent models at once, and each incremental model's
+    pre-hook first deletes its old record of the rows it rewrites. On Spark a delete rewrites the
+    table, so two pre-hooks sharing one ledger dropped each other's copy ("table already exists")
+    or lost a record: the ledger is one table per model there (macros/rebuilt_rows.sql)."""
+    *_, sp, _ = engines
+    assert sp.spark_threads > 1
+    models = ("int_drift_days", "int_alert_flags")
+    result = warehouse.run_dbt(sp, ["run", "--select", *models], as_of=END)
+    assert result.success, result.error or [(n.name, n.message) for n in result.nodes]
+    with open_marts(sp) as con:
+        for model in models:
+            assert [r["model_name"] for r in con.query(f"select model_name from build.dbt_rebuilt_rows__{model}")] == [model]
+
+
 def test_the_report_renders_alike_on_spark(engines, tmp_path):
     """The leadership report reads the marts through the engine's reader: the same sections and
     figures on Spark as on DuckDB (the loyalty scatter may list its points in another order; the
