@@ -286,9 +286,8 @@ def _scrub_files(settings: Settings, roots: list[Path], skip: set[Path], targets
     pattern = _pattern(everything, set(targets), keep)
     if pattern is None:
         return
-    raw_forms = sorted({f.encode("utf-8") for t in everything for f in _forms(t)}, key=len, reverse=True)
-
     forms_of = {cid: [f for v in values for f in _forms(v)] for cid, values in per_customer.items()}
+    raw_forms = sorted({f.encode("utf-8") for forms in forms_of.values() for f in forms}, key=len, reverse=True)
 
     def owners(text: str) -> set[str]:
         return {cid for cid, forms in forms_of.items() if any(f in text for f in forms)}
