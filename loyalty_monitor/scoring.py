@@ -105,9 +105,9 @@ Department = Literal[contract.DEPARTMENTS]  # type: ignore[valid-type]
 
 class _Section(BaseModel):
     """A mapping of config/scoring.yml: known keys only, values of the declared types (no coercion
-    of strings to numbers)."""
+    of strings to numbers), numbers finite (YAML's .nan and .inf would reach every score)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -480,6 +480,7 @@ _TYPE_WORDS = {
     "float_type": "must be a number", "int_type": "must be a whole number", "bool_type": "must be true or false",
     "string_type": "must be text", "list_type": "must be a list", "dict_type": "must be a mapping",
     "model_type": "must be a mapping", "model_attributes_type": "must be a mapping",
+    "finite_number": "must be a finite number",
 }
 
 
@@ -508,17 +509,17 @@ def _problem(error: dict[str, Any]) -> str:
     return f"{dotted}: {error['msg']}"
 
 
-def validate(cfg: Any) -> dict[str, Any]:
+def validate(cfg: Any, source: str = "scoring.yml") -> dict[str, Any]:
     """Check every value the models use; return ``cfg`` unchanged (raises ScoringError naming each
-    wrong key, one a line)."""
+    wrong key, one a line, after ``source``: the file the values came from)."""
     if not isinstance(cfg, dict):
-        raise ScoringError("scoring.yml: top level must be a mapping")
+        raise ScoringError(f"{source}: top level must be a mapping")
     if cfg.get("version") != 1:
-        raise ScoringError(f"scoring.yml: unsupported version {cfg.get('version')!r} (expected 1)")
+        raise ScoringError(f"{source}: unsupported version {cfg.get('version')!r} (expected 1)")
     try:
         ScoringFile.model_validate(cfg)
     except ValidationError as exc:
-        raise ScoringError("\n".join(f"scoring.yml: {_problem(e)}" for e in exc.errors())) from None
+        raise ScoringError("\n".join(f"{source}: {_problem(e)}" for e in exc.errors())) from None
     return cfg
 
 
@@ -531,7 +532,7 @@ def load_scoring(path: str | Path) -> dict[str, Any]:
         raise ScoringError(f"cannot read scoring file {path}: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
         raise ScoringError(f"scoring file {path} is not valid YAML: {exc}") from exc
-    return validate(cfg)
+    return validate(cfg, str(path))  # the path as given: which file to edit, also when it is not the shipped one
 
 
 def fingerprint(cfg: dict[str, Any]) -> str:

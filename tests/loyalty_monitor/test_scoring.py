@@ -79,12 +79,29 @@ def test_a_wrong_value_names_its_key(cfg, change, message):
     (lambda c: c["alerts"]["rules"]["open_high_complaint"].pop("severity"),
      "missing key 'alerts.rules.open_high_complaint.severity': is needed by a rule without a reason"),
     (lambda c: c["alerts"]["rules"].pop("dialogue_gap"), "missing key 'alerts.rules.dialogue_gap'"),
+    # YAML's .nan and .inf are numbers to a parser, not to a score
+    (lambda c: c["health"]["weights"].update(dialogue=float("nan")),
+     "health.weights.dialogue: must be a finite number, got nan"),
+    (lambda c: c["health"].update(green_min=float("inf")), "health.green_min: must be a finite number, got inf"),
+    (lambda c: c["alerts"].update(max_per_manager_per_week=float("inf")),
+     "alerts.max_per_manager_per_week: must be a finite number, got inf"),
+    (lambda c: c["reporting"]["rates"].update(DKK=float("nan")), "reporting.rates.DKK: must be a finite number, got nan"),
 ])
 def test_the_schema_names_the_key_path(cfg, change, message):
     change(cfg)
     with pytest.raises(ScoringError) as caught:
         validate(cfg)
     assert str(caught.value).startswith("scoring.yml: ") and message in str(caught.value), str(caught.value)
+
+
+def test_a_file_is_named_as_given_so_that_the_right_one_is_edited(cfg, tmp_path):
+    cfg["risk_cases"]["open_probability"] = float("nan")
+    mine = tmp_path / "scoring-test.yml"
+    mine.write_text(yaml.safe_dump(cfg))
+    assert "open_probability: .nan" in mine.read_text()
+    with pytest.raises(ScoringError) as caught:
+        load_scoring(mine)
+    assert str(caught.value) == f"{mine}: risk_cases.open_probability: must be a finite number, got nan"
 
 
 def test_every_wrong_key_is_reported_one_a_line(cfg):
