@@ -63,6 +63,8 @@ def acknowledge(case: dict[str, Any], actor: str, note: str | None = None, sourc
 def snooze(case: dict[str, Any], actor: str, until: dt.date | str, reason: str,
            source: str = "cli") -> dict[str, Any]:
     until_text = until.isoformat() if isinstance(until, dt.date) else str(until)
+    if not (reason or "").strip():  # the contract's words for it ("must contain ['reason']") say nothing to a user
+        raise CaseEventError("a snooze needs its reason: why the case may wait (e.g. 'customer on leave until the 15th')")
     return make_event("snooze", case["case_id"], case["customer_id"], actor,
                       {"until": until_text, "reason": reason}, source)
 

@@ -99,6 +99,9 @@ def test_the_library_refuses_events_that_break_the_contract() -> None:
         cases.snooze(case, "sofie.lindberg@example.com", dt.date(2020, 1, 1), "too late")
     with pytest.raises(cases.CaseEventError, match="outcome"):
         cases.close(case, "sofie.lindberg@example.com", "won")
+    for blank in ("", "   "):  # said in a user's words, not the schema's
+        with pytest.raises(cases.CaseEventError, match="^a snooze needs its reason: why the case may wait"):
+            cases.snooze(case, "sofie.lindberg@example.com", dt.date.today() + dt.timedelta(days=3), blank)
 
 
 AS_OF = dt.date(2026, 3, 12)
