@@ -7,7 +7,7 @@ import sys
 import time
 from datetime import date
 
-from loyalty_monitor.cli._common import example, positive_int
+from loyalty_monitor.cli._common import example, positive_float, positive_int, share
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -46,20 +46,6 @@ def _iso_date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
-
-
-def _share(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError("must be between 0 and 1")
-    return value
 
 
 def _non_negative_float(text: str) -> float:
@@ -108,12 +94,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="last day, YYYY-MM-DD (default: today, UTC)")
     p.add_argument("--seed", type=int, default=42, help="random seed: same seed, same files (default 42)")
     p.add_argument("--out", default=None, help="output directory (default: <data_dir>/generated)")
-    p.add_argument("--events-per-customer-month", type=_positive_float, default=None,
+    p.add_argument("--events-per-customer-month", type=positive_float, default=None,
                    help="scale the volume per customer (default mix: about 5)")
     p.add_argument("--target-events", type=positive_int, default=None,
                    help="pick the number of customers to give about this many valid events "
                         "(overrides --customers)")
-    p.add_argument("--churn-share", type=_share, default=0.17,
+    p.add_argument("--churn-share", type=share, default=0.17,
                    help="share of customers that drift away and churn (default 0.17; e.g. 0.02 for a "
                         "calm portfolio)")
     p.add_argument("--churn-shape", choices=("fade", "sudden", "slow", "champion"), default="fade",

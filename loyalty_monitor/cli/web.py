@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from loyalty_core.settings import load_settings
-from loyalty_monitor.cli._common import example
+from loyalty_monitor.cli._common import example, positive_float
 
 
 def cmd_web(args: argparse.Namespace) -> int:
@@ -32,6 +32,11 @@ def cmd_link(args: argparse.Namespace) -> int:
     from loyalty_monitor.web import queries
 
     settings = load_settings()
+    # `loyalty web --port 8051 link ...`: the link leads to the app those options start
+    # (a web_base_url, where users reach it from outside, still wins)
+    listen = {k: v for k, v in (("web_host", args.host), ("web_port", args.port)) if v}
+    if listen:
+        settings = settings.replace(**listen)
     email = auth.normalise_email(args.email)
     if auth.role_of(settings, email) == "manager":
         try:
@@ -56,5 +61,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = actions.add_parser("link", help="print a signed sign-in link for an account manager (or leader)",
                            **example("loyalty web link anna@example.com --days 7"))
     q.add_argument("email")
-    q.add_argument("--days", type=float, default=None, help="how long the link lasts (default LOYALTY_WEB_LINK_DAYS, 14)")
+    q.add_argument("--days", type=positive_float, default=None, help="how long the link lasts (default LOYALTY_WEB_LINK_DAYS, 14)")
     q.set_defaults(func=cmd_link)

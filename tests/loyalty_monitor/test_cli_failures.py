@@ -236,3 +236,16 @@ def test_bad_arguments_are_refused_before_any_work_with_what_to_give(args, says,
     assert done.returncode in (1, 2) and says in stderr, stderr
     assert "Traceback" not in stderr and "building the warehouse" not in stderr
     assert done.stdout == b"" and not any(data_dir.iterdir()), "nothing was started or written"
+
+
+@pytest.mark.parametrize("days", ["0", "-5", "nan", "inf"])
+def test_a_sign_in_link_that_would_never_work_is_refused(days, data_dir):
+    done, _ = _loyalty("web", "link", "anna.holm@example.com", "--days", days)
+    assert done.returncode == 2 and done.stdout == b""  # no link printed that has expired already
+    assert f"argument --days: must be a number above 0, got {days}" in done.stderr.decode()
+
+
+def test_a_sign_in_link_leads_to_the_port_the_command_names(data_dir):
+    done, _ = _loyalty("web", "--port", "8051", "link", "anna.holm@example.com", "--days", "0.5")
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().startswith("http://127.0.0.1:8051/login?token=")
