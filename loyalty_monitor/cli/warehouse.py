@@ -83,13 +83,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     schema = args.schema
-    latest = warehouse.query(settings, f"select max(as_of_date) as d from {schema}.fct_customer_health_daily")[0]["d"]
+    span = warehouse.query(settings, "select min(as_of_date) as first, max(as_of_date) as latest "
+                                     f"from {schema}.fct_customer_health_daily")[0]
+    first, latest = span["first"], span["latest"]
     if latest is None:
         raise warehouse.WarehouseError(f"{schema}.fct_customer_health_daily is empty")
     day = args.as_of or latest
+    if not first <= day <= latest:  # empty counts would read as "no customers, no alerts"
+        raise warehouse.WarehouseError(f"{schema} has no day {day}: its days run from {first} to {latest}; "
+                                       "choose an --as-of in that range")
+    # open on that day: begun by then and not ended before it (an ended episode's end is its last day)
     alerts = warehouse.query(settings, f"select rule, count(*) as episodes from {schema}.fct_churn_alerts "
-                                       "where episode_end_date is null and alert_date <= ? group by rule "
-                                       "order by rule", [day])
+                                       "where alert_date <= ? and (episode_end_date is null or episode_end_date >= ?) "
+                                       "group by rule order by rule", [day, day])
     print_json({"schema": schema, "as_of_date": str(day), "latest_day": str(latest),
                 "customers_by_status": warehouse.portfolio_status(settings, day, schema=schema),
                 "open_alert_episodes": {row["rule"]: row["episodes"] for row in alerts},

@@ -249,3 +249,36 @@ def test_a_sign_in_link_leads_to_the_port_the_command_names(data_dir):
     done, _ = _loyalty("web", "--port", "8051", "link", "anna.holm@example.com", "--days", "0.5")
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().startswith("http://127.0.0.1:8051/login?token=")
+
+
+def test_status_on_a_past_day_counts_the_episodes_open_that_day_and_refuses_a_day_not_built(data_dir):
+    settings = load_settings(data_dir=data_dir)
+    write_alerts(settings, [
+        alert("OPEN", "AM0", 1000.0, AS_OF - dt.timedelta(days=10)),
+        alert("ENDED", "AM0", 1000.0, AS_OF - dt.timedelta(days=20), episode_end_date=AS_OF - dt.timedelta(days=12)),
+        alert("DUN", "AM1", 1000.0, AS_OF - dt.timedelta(days=14), rule="dunning_escalation", alert_kind="action_needed",
+              episode_end_date=AS_OF - dt.timedelta(days=14)),
+    ])
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute("create table published.fct_customer_health_daily as select customer_id, as_of_date, status "
+                "from (values ('C-OPEN'), ('C-ENDED')) c(customer_id), "
+                "(select unnest(range(date '2026-02-10', date '2026-03-13', interval 1 day))::date as as_of_date), "
+                "(values ('green')) s(status)")
+    con.close()
+
+    def status(*args: str) -> dict:
+        done, _ = _loyalty("warehouse", "status", *args)
+        assert done.returncode == 0, done.stderr.decode()
+        return json.loads(done.stdout)
+
+    assert status()["open_alert_episodes"] == {"churn_risk": 1}  # the latest day: the episode still open
+    past = status("--as-of", str(AS_OF - dt.timedelta(days=14)))
+    assert past["open_alert_episodes"] == {"churn_risk": 1, "dunning_escalation": 1}  # its last day counts
+    assert past["customers_by_status"] == {"green": 2}
+    assert status("--as-of", str(AS_OF - dt.timedelta(days=12)))["open_alert_episodes"] == {"churn_risk": 1}
+    assert status("--as-of", str(AS_OF - dt.timedelta(days=11)))["open_alert_episodes"] == {}  # between the two
+    for day in (AS_OF + dt.timedelta(days=1), dt.date(2026, 1, 1)):
+        done, _ = _loyalty("warehouse", "status", "--as-of", str(day))
+        assert done.returncode == 1 and done.stdout == b""
+        assert (f"published has no day {day}: its days run from 2026-02-10 to {AS_OF}; choose an --as-of in that range"
+                in done.stderr.decode())
