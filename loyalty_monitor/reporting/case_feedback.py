@@ -28,13 +28,14 @@ COUNTS = ("cases_opened", "cases_acknowledged_in_time", "cases_with_dialogue_in_
 ERASED = ("churned_tombstoned", "churned_erased")
 
 
-def collect(con: Any, months: int = MONTHS) -> Section | None:
-    """The section's data (or why there is none); None when the warehouse has no such mart."""
+def collect(con: Any, months: int = MONTHS, until: Any = None) -> Section | None:
+    """The section's data (or why there is none); None when the warehouse has no such mart.
+    ``until``: the report's last day; months that begin after it are left out."""
     marts = Marts(con)
     if not marts.columns(FEEDBACK):
         return None
     try:
-        return Section(data=feedback_table(marts, months))
+        return Section(data=feedback_table(marts, months, until))
     except MissingData as exc:
         return Section(missing=str(exc))
 
@@ -52,16 +53,20 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def feedback_table(marts: Marts, months: int = MONTHS) -> dict[str, Any]:
-    """The last ``months`` months: one row per month (company), one per account manager over them,
-    and the company's totals; precision and recall recomputed from the counts (never averaged)."""
+def feedback_table(marts: Marts, months: int = MONTHS, until: Any = None) -> dict[str, Any]:
+    """The last ``months`` months (up to the one ``until`` falls in): one row per month (company),
+    one per account manager over them, and the company's totals; precision and recall recomputed
+    from the counts (never averaged)."""
     marts.require(FEEDBACK, "month_start", "account_manager_id", *COUNTS)
-    recent = marts.rows(f"select distinct month_start from {FEEDBACK} order by month_start desc limit ?", [months])
+    bound = "" if until is None else " where month_start <= ?"
+    recent = marts.rows(f"select distinct month_start from {FEEDBACK}{bound} order by month_start desc limit ?",
+                        ([] if until is None else [until]) + [months])
     if not recent:
-        raise MissingData("no churn-risk case and no churned customer yet")
-    first = min(r["month_start"] for r in recent)
-    rows = marts.rows(f"select * from {FEEDBACK} where month_start >= ? order by month_start, account_manager_id",
-                      [first])
+        raise MissingData("no churn-risk case and no churned customer yet" if until is None else
+                          f"no churn-risk case and no churned customer by {until}")
+    first, last = min(r["month_start"] for r in recent), max(r["month_start"] for r in recent)
+    rows = marts.rows(f"select * from {FEEDBACK} where month_start between ? and ? "
+                      "order by month_start, account_manager_id", [first, last])
     by_month: dict[Any, list[dict[str, Any]]] = {}
     by_manager: dict[Any, list[dict[str, Any]]] = {}
     for row in rows:

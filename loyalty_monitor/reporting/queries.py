@@ -112,11 +112,18 @@ def latest_as_of(marts: Marts) -> dt.date | None:
 
 
 def resolve_period(marts: Marts, start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
-    """Defaults: the 12 weeks up to the latest as-of date in the warehouse (today if it is empty)."""
+    """Defaults: the 12 weeks up to the latest as-of date in the warehouse (today if it is empty).
+    A period that ends before the warehouse's first day is refused: every section would say "no
+    data" or count customers that did not exist yet."""
     end = end or latest_as_of(marts) or dt.date.today()
     start = start or end - dt.timedelta(weeks=DEFAULT_PERIOD_WEEKS) + dt.timedelta(days=1)
     if start > end:
         raise ValueError(f"period start {start} is after period end {end}")
+    if "as_of_date" in marts.columns(HEALTH):
+        first = marts.scalar(f"select min(as_of_date) from {HEALTH}")
+        if first is not None and end < first:
+            raise ValueError(f"the period ends on {end}, before the warehouse's first day {first} (its days run "
+                             f"to {latest_as_of(marts)}): choose a period end in that range")
     return start, end
 
 

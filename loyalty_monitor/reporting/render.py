@@ -86,7 +86,8 @@ def build_context(settings: Settings, period_start: dt.date | None = None,
         if audit is not None:
             context["forecast"] = audit
         say("case feedback")
-        feedback = case_feedback.collect(con)  # precision in production (templates/_case_feedback.html)
+        # precision in production (templates/_case_feedback.html), up to the month the report ends in
+        feedback = case_feedback.collect(con, until=context["period_end"])
         if feedback is not None:
             context["case_feedback"] = feedback
     finally:

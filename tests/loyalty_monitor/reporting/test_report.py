@@ -352,6 +352,24 @@ def test_wide_tables_fit_the_page_at_1400_px(data_dir, tmp_path, artifacts_dir):
                     assert table["last_header"] == "Recall"
 
 
+def test_a_report_of_an_earlier_period_stops_at_its_end_or_says_what_is_later(data_dir, tmp_path):
+    settings = load_settings()
+    build_fixture_warehouse(settings.warehouse, with_forecast_section=True)  # health to 2026-06-30
+    _add_case_feedback(settings.warehouse)  # months 2025-07 to 2026-06
+    end = dt.date(2026, 4, 15)
+    context = build_context(settings, period_end=end)
+    feedback = context["case_feedback"].data
+    assert feedback["last_month"] == dt.date(2026, 4, 1) and feedback["first_month"] == dt.date(2025, 7, 1)
+    assert [m["month"] for m in feedback["months"]][-1] == dt.date(2026, 4, 1)
+    html = render_report(settings, tmp_path / "april.html", period_end=end).read_text()
+    assert ("Later than this report's period:</strong> the warehouse keeps only its latest forecast audit, "
+            "as of 2026-06-30; this report's period ends 2026-04-15.") in html
+    assert "Later than this report" not in render_report(settings, tmp_path / "june.html").read_text()
+    with pytest.raises(ValueError, match="the period ends on 2026-01-01, before the warehouse's first day 2026-03-03 "
+                                         r"\(its days run to 2026-06-30\): choose a period end in that range"):
+        render_report(settings, tmp_path / "before.html", period_end=dt.date(2026, 1, 1))
+
+
 def test_values_at_risk_show_now_next_to_then_in_one_currency(warehouse, data_dir):
     risk = build_context(load_settings())["at_risk"].data
     rows = risk["rows"]
