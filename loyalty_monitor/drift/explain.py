@@ -23,6 +23,8 @@ from loyalty_monitor.scoring import load_scoring
 
 #: How far back the chart goes by default.
 DEFAULT_DAYS = 180
+#: Up to this many days the terminal chart has a row a day; beyond, a row a week.
+DAILY_ROWS_UP_TO = 42
 #: Colours of the streams in the HTML chart (in config order, cycling): one per stream of the
 #: default config/scoring.yml (seven), so no two lines of the chart share a colour.
 COLOURS = ("#1f77b4", "#9467bd", "#2ca02c", "#d62728", "#ff7f0e", "#8c564b", "#17becf", "#e377c2")
@@ -208,17 +210,46 @@ def _bar(value: float, width: int = 40) -> str:
     return "#" * filled + "." * (width - filled)
 
 
-def render_text(e: Explanation, weeks: int = 26) -> str:
-    """The story in a terminal: the probability on each week's last day as bars, then what moved it."""
-    lines = [f"Customer {e.customer_id}: probability of drifting toward churn, as of {e.as_of}",
-             f"(a case opens at {e.open_probability:.0%} and closes below {e.close_probability:.0%})", ""]
-    # each week's last day shown, dated by that day (its probability is that day's)
-    by_week: dict[dt.date, tuple[dt.date, float]] = {}
+def _chart_rows(e: Explanation, weeks: int) -> tuple[str, list[tuple[dt.date, float, str]]]:
+    """The terminal chart's rows (day, probability, mark) and what a row is: every day of a short
+    span; of a longer one each week's highest day (a peak or a case's opening day never falls
+    between two rows), then the last day shown."""
+    opened = {c["opened_on"] for c in e.cases if c["opened_on"]}
+
+    def mark(row_day: dt.date, days: list[dt.date]) -> str:
+        on = sorted(opened & set(days))
+        if not on:
+            return ""
+        return " <- case opened" + ("" if on == [row_day] else " " + ", ".join(map(str, on)))
+
+    if len(e.days) <= DAILY_ROWS_UP_TO:
+        return "one row a day", [(day, p, mark(day, [day])) for day, p in zip(e.days, e.probability)]
+    by_week: dict[dt.date, list[tuple[dt.date, float]]] = {}
     for day, p in zip(e.days, e.probability):
-        by_week[day - dt.timedelta(days=day.weekday())] = (day, p)
-    for week, (day, p) in list(by_week.items())[-weeks:]:
-        mark = " <- case" if any(c["opened_on"] and week <= c["opened_on"] <= day for c in e.cases) else ""
-        lines.append(f"  {day}  {_bar(p)} {p:4.0%}{mark}")
+        by_week.setdefault(day - dt.timedelta(days=day.weekday()), []).append((day, p))
+    rows = []
+    for week_days in list(by_week.values())[-weeks:]:
+        day, p = max(week_days, key=lambda dp: (dp[1], dp[0]))  # the highest, the later of equals
+        rows.append((day, p, mark(day, [d for d, _ in week_days])))
+    if rows[-1][0] != e.days[-1]:
+        rows.append((e.days[-1], e.probability[-1], " (the last day shown)"))
+    return "one row a week: its highest day", rows
+
+
+def _alive_heading(e: Explanation) -> str:
+    """The P(alive) section's date, and a word when it is later than the day explained."""
+    alive_day = next(iter(e.alive.values()))["as_of_date"]
+    later = alive_day is not None and e.as_of is not None and alive_day > e.as_of
+    return f"as of {alive_day}" + (", after the day explained: only the latest refresh is kept" if later else "")
+
+
+def render_text(e: Explanation, weeks: int = 26) -> str:
+    """The story in a terminal: the probability as bars (every day, or each week's highest day),
+    then what moved it."""
+    what, rows = _chart_rows(e, weeks)
+    lines = [f"Customer {e.customer_id}: probability of drifting toward churn, as of {e.as_of}",
+             f"(a case opens at {e.open_probability:.0%} and closes below {e.close_probability:.0%}; {what})", ""]
+    lines += [f"  {day}  {_bar(p)} {p:4.0%}{mark}" for day, p, mark in rows]
     lines += ["", f"Evidence now {e.evidence[-1]:.1f} nats, building since {e.restart_day}. What moved it:"]
     for s in e.streams:
         lines.append(f"  {s.label:<50} {s.evidence_since_restart:+5.1f} ({_direction(s.evidence_since_restart)}): "
@@ -231,8 +262,7 @@ def render_text(e: Explanation, weeks: int = 26) -> str:
                   f"{_share(e.mixture.get(mixture.ALL))}; alone: "
                   + ", ".join(f"{labels.get(n, n)} {_share(w)}" for w, n in alone)]
     if e.alive:
-        lines += ["", "Still there at all? BG/NBD probability alive (as of "
-                  f"{next(iter(e.alive.values()))['as_of_date']}):"]
+        lines += ["", f"Still there at all? BG/NBD probability alive ({_alive_heading(e)}):"]
         for stream, row in e.alive.items():
             expected = row[f"expected_next_{population.HORIZON_DAYS}_days"]
             lines.append(f"  {stream:<10} {_share(row['p_alive'])} ({row['repeat_days']} repeat days, "
@@ -308,7 +338,7 @@ def render_html(e: Explanation) -> str:
     alive = "".join(f"<li>{html.escape(stream)}: {_share(row['p_alive'])} ({row['repeat_days']} repeat days, "
                     f"the last {row['days_since_last']} days ago)</li>" for stream, row in e.alive.items()) \
         or "<li>not fitted yet</li>"
-    alive_day = f" (as of {next(iter(e.alive.values()))['as_of_date']})" if e.alive else ""
+    alive_day = f" ({_alive_heading(e)})" if e.alive else ""
     labels = {s.name: s.label for s in e.streams}
     weights = "".join(f"<li>{'all streams together' if n == mixture.ALL else html.escape(labels.get(n, n)) + ' alone'}: "
                       f"{_share(w)}</li>" for n, w in sorted(e.mixture.items(), key=lambda item: -item[1]))

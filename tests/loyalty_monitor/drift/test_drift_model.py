@@ -226,6 +226,19 @@ def test_explain_counts_since_the_drift_began_and_tells_cases_as_of_the_day(buil
     assert len(bars) >= 15 and bars[-1][0] == str(END)
     for day, shown in bars:
         assert int(shown) == round(by_day[dt.date.fromisoformat(day)] * 100), (day, shown)
+    # ... the week's highest day, so that no peak and no case's opening falls between two rows
+    weeks: dict[dt.date, list[float]] = {}
+    for day, p in zip(wide.days, wide.probability):
+        weeks.setdefault(day - dt.timedelta(days=day.weekday()), []).append(p)
+    for day, shown in bars[:-1]:
+        week = dt.date.fromisoformat(day) - dt.timedelta(days=dt.date.fromisoformat(day).weekday())
+        assert int(shown) == round(max(weeks[week]) * 100), (day, shown)
+    assert max(int(shown) for _, shown in bars) == round(max(wide.probability) * 100)
+    assert "<- case opened" in render_text(wide) and "one row a week: its highest day" in render_text(wide)
+    # a short span has a row a day
+    short = explain(built, "QUIET", as_of=END, days=10)
+    assert len(re.findall(r"^  \d{4}-\d\d-\d\d  [#.]+", render_text(short), re.M)) == 10
+    assert "one row a day" in render_text(short)
 
     # a customer's first day: the chart still shows its probability (a line of one point draws nothing)
     first = explain(built, "QUIET", as_of=START)
@@ -248,6 +261,12 @@ def test_explain_counts_since_the_drift_began_and_tells_cases_as_of_the_day(buil
     text, page = render_text(then), render_html(then)
     assert f"open on {opened} (closed later, on {END})" in text and f"closed {END}" not in text, text
     assert f"open on {opened} (closed later, on {END})" in page and f"closed {END}" not in page
+    # P(alive) is kept as of the latest refresh only: as of an earlier day it says so
+    alive_day = then.alive["dialogue"]["as_of_date"]
+    assert alive_day > opened
+    assert (f"probability alive (as of {alive_day}, after the day explained: only the latest refresh is kept)"
+            in text and "after the day explained" in page)
+    assert "after the day explained" not in render_text(explain(copy, "QUIET", as_of=alive_day))
     assert f"closed {END}" in render_text(explain(copy, "QUIET", as_of=END))
     # an erased customer is said to be erased, not to be a wrong id or an unbuilt warehouse
     with pytest.raises(ExplainError, match="no drift-model rows for customer 'C001X'"):
