@@ -604,6 +604,11 @@ def open_marts(settings: Settings, read_only: bool = True) -> MartsReader:
     if engine_of(settings) == "postgres":
         return PostgresMarts(pg_connect(settings))
     if engine_of(settings) == "spark":
+        in_process = (settings.spark_method or "session").lower() == "session"
+        if read_only and in_process and not spark.metastore(settings).exists():
+            # as a missing DuckDB file: starting Spark would create an empty metastore, and every
+            # query would fail with Spark's "table or view not found" and its Java stack
+            raise MartsError(f"no Spark warehouse at {spark.spark_dir(settings)}: run `loyalty warehouse build` first")
         return SparkMarts(spark_connect(settings))
 
     return DuckDBMarts(connect_duckdb(settings, read_only=read_only))

@@ -42,6 +42,11 @@ def spark_dir(settings: Settings) -> Path:
     return Path(settings.spark_dir) if settings.spark_dir else settings.data_dir / "spark"
 
 
+def metastore(settings: Settings) -> Path:
+    """The session method's Hive metastore (embedded Derby): there once the warehouse was built."""
+    return spark_dir(settings) / "metastore_db"
+
+
 def spark_url(url: str) -> str:
     """A landing-zone URL as Spark's Hadoop file systems spell it: ``s3://`` -> ``s3a://``; a local
     path stays a path."""
@@ -63,7 +68,7 @@ def static_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
         "spark.sql.warehouse.dir": str(home / "warehouse"),
         "spark.sql.catalogImplementation": "hive",
-        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true",
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore(settings)};create=true",
         "spark.driver.extraJavaOptions": f"-Duser.timezone=UTC -Dderby.system.home={home}",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",

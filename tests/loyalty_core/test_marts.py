@@ -3,9 +3,12 @@ another in any order (docs/warehouse.md, "Reading the marts")."""
 
 from __future__ import annotations
 
-import duckdb
+import re
 
-from loyalty_core.marts import open_marts
+import duckdb
+import pytest
+
+from loyalty_core.marts import MartsError, open_marts
 from loyalty_core.settings import load_settings
 
 
@@ -23,3 +26,14 @@ def test_the_duckdb_reader_answers_arrow_after_a_fetchone(tmp_path):
         assert reader.query_arrow("select count(*) as n from published.dim_customers where customer_id = ?",
                                   ["C1"]).to_pylist() == [{"n": 1}]
         assert reader.query("select customer_id from published.dim_customers") == [{"customer_id": "C1"}]
+
+
+def test_a_spark_warehouse_not_built_yet_is_said_as_a_missing_duckdb_file_is(tmp_path):
+    """Reading before the first build: one line saying what to do, no Spark started (it would
+    create an empty metastore and fail every query with a Java stack)."""
+    settings = load_settings(data_dir=tmp_path, landing_url="", warehouse_path="", dbt_target="spark")
+    for engine_settings, where in ((settings, f"no Spark warehouse at {tmp_path / 'spark'}"),
+                                   (settings.replace(dbt_target="duckdb"), f"no warehouse at {settings.warehouse}")):
+        with pytest.raises(MartsError, match=f"^{re.escape(where)}: run `loyalty warehouse build` first$"):
+            open_marts(engine_settings)
+    assert not (tmp_path / "spark").exists()
