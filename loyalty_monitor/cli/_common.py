@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 
@@ -41,6 +42,15 @@ def positive_float(text: str) -> float:
     if not math.isfinite(value) or value <= 0:  # nan compares false with everything: say it here
         raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
     return value
+
+
+def output_file(text: str) -> str:
+    """An argparse ``type=``: a file to write (not empty, not an existing directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give a file name")
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory: name a file in it")
+    return text
 
 
 def share(text: str) -> float:

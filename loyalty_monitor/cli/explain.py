@@ -7,7 +7,7 @@ from pathlib import Path
 
 from loyalty_core.dates import cli_date
 from loyalty_core.settings import load_settings
-from loyalty_monitor.cli._common import positive_int
+from loyalty_monitor.cli._common import output_file, positive_int
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -25,6 +25,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def days_shown(text: str) -> int:
+    """``--days``: at least 1, and no more than a century (further back lies before any date)."""
+    days = positive_int(text)
+    if days > 36500:
+        raise argparse.ArgumentTypeError(f"at most 36500 (a century), got {days}")
+    return days
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "explain", help="show a customer's drift probability over time and what moved it",
@@ -34,6 +42,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("customer", help="customer id (as in the events and `loyalty alerts list`)")
     p.add_argument("--as-of", type=cli_date, default=None, help="last day to show (default: the latest built day)")
-    p.add_argument("--days", type=positive_int, default=180, help="days to show (default 180)")
-    p.add_argument("--html", default=None, metavar="FILE", help="write a page with a chart instead of printing")
+    p.add_argument("--days", type=days_shown, default=180, help="days to show (default 180, at most 36500)")
+    p.add_argument("--html", type=output_file, default=None, metavar="FILE", help="write a page with a chart instead of printing")
     p.set_defaults(func=cmd_explain)

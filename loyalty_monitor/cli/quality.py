@@ -172,6 +172,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from loyalty_monitor import gate_runs
     from loyalty_monitor.alerting import notify_data_engineers
 
+    if args.status != "quarantined" and not args.quarantined:  # else the whole gate ran, the option unread
+        raise ValueError(f"--status {args.status} goes with --quarantined: `loyalty validate --quarantined "
+                         f"--status {args.status}` lists those rows")
     settings = load_settings()
     if args.quarantined or args.release is not False or args.accept is not False:
         return _quarantine_command(args, settings)

@@ -6,7 +6,7 @@ import argparse
 
 from loyalty_core.dates import cli_date
 from loyalty_core.settings import load_settings
-from loyalty_monitor.cli._common import example
+from loyalty_monitor.cli._common import example, output_file
 
 _date = cli_date
 
@@ -39,7 +39,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write the leadership report: one self-contained HTML file",
                        **example("loyalty report --out report.html --period-end 2026-10-31"))
-    p.add_argument("--out", required=True, help="HTML file to write (e.g. report.html)")
+    p.add_argument("--out", type=output_file, required=True, help="HTML file to write (e.g. report.html)")
     p.add_argument("--period-start", type=_date, default=None,
                    help="first day of the period (default: 12 weeks before the period end)")
     p.add_argument("--period-end", type=_date, default=None,

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from loyalty_core.settings import load_settings
-from loyalty_monitor.cli._common import example, print_json
+from loyalty_monitor.cli._common import example, output_file, print_json
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
@@ -72,14 +72,18 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
         raise ValueError("--corrected goes with replay, --out with export")
     if args.corrected and args.error_code:
         raise ValueError("replay --corrected sends the lines of its file: choose them with export --error-code")
+    # a missing option is said before the broker is asked: it is the user's to fix either way
+    if args.action == "purge" and not args.customer and not args.erased:
+        raise ValueError("purge needs --customer ID (repeatable) and/or --erased")
+    if args.action == "export" and not args.out:
+        raise ValueError("export needs --out FILE (JSON Lines to correct, then `loyalty dead-letters replay "
+                         "--corrected FILE`)")
     settings = load_settings()
     topics.probe(settings)
     if args.action == "purge":
         # the command's own dependencies, loaded when it runs (cli/__init__.py)
         from streaming.dead_letters import purge_dead_letters
 
-        if not args.customer and not args.erased:
-            raise ValueError("purge needs --customer ID (repeatable) and/or --erased")
         result = purge_dead_letters(settings, customer_ids=set(args.customer or ()), erased=args.erased)
         print(result.summary(settings.topic_dead_letter))
         return 0
@@ -87,9 +91,6 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
         # the command's own dependencies, loaded when it runs (cli/__init__.py)
         from streaming.dead_letters import export_dead_letters
 
-        if not args.out:
-            raise ValueError("export needs --out FILE (JSON Lines to correct, then `loyalty dead-letters replay "
-                             "--corrected FILE`)")
         exported = export_dead_letters(settings, Path(args.out), error_code=args.error_code,
                                        include_replayed=args.include_replayed)
         print(f"{exported.summary(Path(args.out))}. Correct each line's value (value_text, value_base64) "
@@ -187,7 +188,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "decode_failed)")
     p.add_argument("--include-replayed", action="store_true",
                    help="replay, export: also dead letters an earlier replay already sent (default: each once)")
-    p.add_argument("--out", default=None, metavar="FILE",
+    p.add_argument("--out", type=output_file, default=None, metavar="FILE",
                    help="export: the JSON Lines file to write, one dead letter per line, its message to correct")
     p.add_argument("--corrected", default=None, metavar="FILE",
                    help="replay: send the corrected messages of an edited export instead of the original bytes")

@@ -229,6 +229,15 @@ def test_a_closed_pipe_ends_the_listing_quietly(many_alerts, fmt):
     (["warehouse", "status", "--as-of", "yesterday"], "argument --as-of: not a date"),
     (["generate", "--customers", "many"], "argument --customers: 'many' is not a whole number"),
     (["land-offline"], "nothing to land: give --touchpoints FILE and/or --customers FILE"),
+    (["explain", "C1", "--days", "100000000"], "argument --days: at most 36500 (a century), got 100000000"),
+    (["report", "--out", ""], "argument --out: give a file name"),
+    (["report", "--out", "/tmp"], "argument --out: /tmp is a directory: name a file in it"),
+    (["explain", "C1", "--html", "/tmp"], "argument --html: /tmp is a directory: name a file in it"),
+    (["validate", "--status", "all"], "--status all goes with --quarantined: `loyalty validate --quarantined "
+                                      "--status all` lists those rows"),
+    # a missing option is said before the broker is asked (none runs here)
+    (["dead-letters", "export"], "export needs --out FILE"),
+    (["dead-letters", "purge"], "purge needs --customer ID (repeatable) and/or --erased"),
 ])
 def test_bad_arguments_are_refused_before_any_work_with_what_to_give(args, says, data_dir):
     done, _ = _loyalty(*args)
