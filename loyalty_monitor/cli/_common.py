@@ -44,6 +44,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def require_data_dir(settings: Any) -> None:
+    """For commands that act on what is already there: a data directory that does not exist is a
+    wrong path (LOYALTY_DATA_DIR), not an empty installation to create."""
+    if not Path(settings.data_dir).is_dir():
+        raise ValueError(f"no data directory at {settings.data_dir}: check LOYALTY_DATA_DIR (or data_dir in the "
+                         "settings file); nothing was read or changed")
+
+
 def output_file(text: str) -> str:
     """An argparse ``type=``: a file to write (not empty, not an existing directory)."""
     if not text.strip():

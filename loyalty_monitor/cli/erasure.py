@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from loyalty_core.settings import load_settings
-from loyalty_monitor.cli._common import example, print_json
+from loyalty_monitor.cli._common import example, print_json, require_data_dir
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
@@ -24,6 +24,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
         raise ValueError("no customer id given: `loyalty erase ID... --by WHO`, or `--pending` to apply the "
                          "landed tombstones")
     settings = load_settings()
+    require_data_dir(settings)  # a misspelt one would get a register of its own, and nothing erased
     # Not while a pipeline run reads or writes the same landing zone and warehouse.
     with locks.exclusive(settings.data_dir / "pipeline.lock", "the pipeline", settings.lock_timeout_s):
         if args.pending:
@@ -47,7 +48,9 @@ def cmd_erasures(args: argparse.Namespace) -> int:
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from loyalty_monitor import erasure
 
-    rows = erasure.erasures(load_settings())
+    settings = load_settings()
+    require_data_dir(settings)
+    rows = erasure.erasures(settings)
     if args.format == "json":
         print_json(rows)
         return 0

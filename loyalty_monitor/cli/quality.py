@@ -11,7 +11,7 @@ from pathlib import Path
 
 from loyalty_core.dates import cli_date, parse_as_of
 from loyalty_core.settings import load_settings
-from loyalty_monitor.cli._common import example, print_json
+from loyalty_monitor.cli._common import example, print_json, require_data_dir
 
 
 def _dates(text: str) -> list[date]:
@@ -120,6 +120,7 @@ def _quarantine_command(args: argparse.Namespace, settings) -> int:
     # the gate loads Great Expectations: not at import
     from expectations import gate, quarantine
 
+    require_data_dir(settings)  # the quarantine lives there: a wrong path would list none
     if args.quarantined:
         status = None if args.status == "all" else args.status
         rows = quarantine.listing(settings, status=status)

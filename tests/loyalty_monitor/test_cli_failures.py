@@ -291,3 +291,18 @@ def test_status_on_a_past_day_counts_the_episodes_open_that_day_and_refuses_a_da
         assert done.returncode == 1 and done.stdout == b""
         assert (f"published has no day {day}: its days run from 2026-02-10 to {AS_OF}; choose an --as-of in that range"
                 in done.stderr.decode())
+
+
+@pytest.mark.parametrize("args", [["erase", "--pending", "--by", "dpo@example.com"],
+                                  ["erase", "C1", "--by", "dpo@example.com"], ["erasures"],
+                                  ["validate", "--quarantined"], ["validate", "--accept", "3"]])
+def test_commands_on_what_is_there_refuse_a_data_directory_that_does_not_exist(args, tmp_path):
+    """A misspelt LOYALTY_DATA_DIR: 'nothing to erase' or '0 erasures' would read as done, and an
+    erasure would have started a register of its own there."""
+    missing = tmp_path / "no-such-data"
+    done, _ = _loyalty(*args, env={**os.environ, "LOYALTY_DATA_DIR": str(missing)})
+    assert done.returncode == 1 and done.stdout == b"", done.stdout
+    assert done.stderr.decode().strip().endswith(
+        f"error: no data directory at {missing}: check LOYALTY_DATA_DIR (or data_dir in the settings file); "
+        "nothing was read or changed")
+    assert not missing.exists()
