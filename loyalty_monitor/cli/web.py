@@ -38,6 +38,8 @@ def cmd_link(args: argparse.Namespace) -> int:
     if listen:
         settings = settings.replace(**listen)
     email = auth.normalise_email(args.email)
+    if "@" not in email.strip("@"):  # people are known by their e-mail address (dim_customers, the roles)
+        raise ValueError(f"{args.email!r} is not an e-mail address: give the person's, e.g. anna@example.com")
     if auth.role_of(settings, email) == "manager":
         try:
             with queries.reader(settings) as con:

@@ -254,6 +254,13 @@ def test_a_sign_in_link_that_would_never_work_is_refused(days, data_dir):
     assert f"argument --days: must be a number above 0, got {days}" in done.stderr.decode()
 
 
+@pytest.mark.parametrize("email", ["", "  ", "anna", "@"])
+def test_a_sign_in_link_needs_an_email_address(email, data_dir):
+    done, _ = _loyalty("web", "link", email)
+    assert done.returncode == 1 and done.stdout == b""
+    assert f"error: {email!r} is not an e-mail address: give the person's, e.g. anna@example.com" in done.stderr.decode()
+
+
 def test_a_sign_in_link_leads_to_the_port_the_command_names(data_dir):
     done, _ = _loyalty("web", "--port", "8051", "link", "anna.holm@example.com", "--days", "0.5")
     assert done.returncode == 0, done.stderr.decode()
