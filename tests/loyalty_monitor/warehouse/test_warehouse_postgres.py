@@ -195,6 +195,21 @@ def test_publish_records_the_run_on_postgres_and_spark(engines):
         assert not [t for t in con.tables("published") if not t.startswith(warehouse.MART_PREFIXES)]
 
 
+def test_the_case_event_gate_looks_cases_up_on_every_engine(engines):
+    """The landing gate's check of case events against the published cases (an unknown case id is
+    quarantined) asks each engine's warehouse, not the DuckDB file only."""
+    from expectations.frames import published_cases
+
+    duck, pg, sp, _ = engines
+    with open_marts(duck) as con:
+        case_id = con.execute("select min(case_id) from published.fct_churn_risk_cases").fetchone()[0]
+    assert case_id
+    found = {name: published_cases(settings)([case_id, "no-such-case"]) for name, settings in
+             (("duckdb", duck), ("postgres", pg), ("spark", sp))}
+    for name, frame in found.items():
+        assert frame is not None and frame["case_id"].tolist() == [case_id], name
+
+
 def test_marts_reader_answers_alike(engines):
     duck, pg, sp, _ = engines
     sql = ("select status, count(*) as n from published.fct_customer_health_daily "
