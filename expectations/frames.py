@@ -395,24 +395,24 @@ def published_cases(settings: Settings) -> Callable[[list[str]], pd.DataFrame | 
     when the warehouse has none to ask (not built yet, or busy: a note says the check was skipped)."""
     def lookup(case_ids: list[str]) -> pd.DataFrame | None:
 
-        try:
-            if engine_of(settings) == "duckdb":
-                if not settings.warehouse.exists():
-                    return None
-                reader = DuckDBMarts(connect_duckdb(settings, read_only=True))
-            else:  # PostgreSQL or Spark (not built yet: MartsError, the check skipped with its note)
-                reader = open_marts(settings)
-        except Exception:  # noqa: BLE001 - a warehouse being written: the check is skipped, with a note
+        if engine_of(settings) == "duckdb" and not settings.warehouse.exists():
             return None
+        reader = None
         try:
+            # PostgreSQL or Spark: open_marts (Spark not built yet: MartsError, skipped with the note)
+            reader = (DuckDBMarts(connect_duckdb(settings, read_only=True)) if engine_of(settings) == "duckdb"
+                      else open_marts(settings))
             if not reader.table_exists("published", "fct_churn_risk_cases"):
                 return None
             marks = ", ".join("?" * len(case_ids))
             rows = reader.query(f"SELECT case_id, customer_id FROM published.fct_churn_risk_cases "
                                 f"WHERE case_id IN ({marks})", case_ids)
             return pd.DataFrame(rows, columns=["case_id", "customer_id"])
+        except Exception:  # noqa: BLE001 - a warehouse being written (a Spark metastore is locked only at
+            return None   # its first query): the check is skipped, with a note
         finally:
-            reader.close()
+            if reader is not None:
+                reader.close()
     return lookup
 
 

@@ -595,6 +595,17 @@ def engine_of(settings: Settings) -> str:
     return engine
 
 
+def never_built(settings: Settings) -> bool:
+    """Whether the warehouse of ``settings`` has certainly never been built here: no DuckDB file, or
+    no metastore of the in-process Spark. (PostgreSQL and a Spark server: unknown, False.)"""
+    engine = engine_of(settings)
+    if engine == "duckdb":
+        return not settings.warehouse.exists()
+    if engine == "spark" and (settings.spark_method or "session").lower() == "session":
+        return not spark.metastore(settings).exists()
+    return False
+
+
 def open_marts(settings: Settings, read_only: bool = True) -> MartsReader:
     """A :class:`MartsReader` on the warehouse of ``settings`` (engine = ``settings.dbt_target``).
 
@@ -604,8 +615,7 @@ def open_marts(settings: Settings, read_only: bool = True) -> MartsReader:
     if engine_of(settings) == "postgres":
         return PostgresMarts(pg_connect(settings))
     if engine_of(settings) == "spark":
-        in_process = (settings.spark_method or "session").lower() == "session"
-        if read_only and in_process and not spark.metastore(settings).exists():
+        if read_only and never_built(settings):
             # as a missing DuckDB file: starting Spark would create an empty metastore, and every
             # query would fail with Spark's "table or view not found" and its Java stack
             raise MartsError(f"no Spark warehouse at {spark.spark_dir(settings)}: run `loyalty warehouse build` first")

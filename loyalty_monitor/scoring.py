@@ -17,6 +17,7 @@ import datetime as dt
 import difflib
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
@@ -422,7 +423,7 @@ class Alerts(_Section):
 
 def _band_edges(edges: Any) -> Any:
     if (not isinstance(edges, list) or len(edges) < 2
-            or any(isinstance(e, bool) or not isinstance(e, (int, float)) for e in edges)
+            or any(isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e) for e in edges)
             or edges[0] != 0 or edges[-1] != 1 or any(b <= a for a, b in zip(edges, edges[1:]))):
         raise ValueError(f"must be increasing numbers from 0 to 1, got {edges!r}")
     return edges

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from loyalty_core.dates import cli_date, parse_as_of
 from loyalty_core.settings import load_settings
-from loyalty_monitor.cli._common import example, print_json, require_data_dir
+from loyalty_monitor.cli._common import example, print_json, require_data_dir, share
 
 
 def _dates(text: str) -> list[date]:
@@ -37,16 +37,6 @@ def _ids(text: str) -> list[int] | None:
     if not ids:
         raise argparse.ArgumentTypeError("expected quarantine ids (e.g. 3,4,7 or 5-9) or 'all'")
     return ids
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
-    return value
 
 
 def _progress(message: str) -> None:
@@ -228,7 +218,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the health day to check in the marts (default: the latest built in --schema)")
     p.add_argument("--schema", default="build", help="warehouse schema of the marts (default: build)")
     p.add_argument("--format", choices=["table", "json"], default="table")
-    p.add_argument("--max-share", type=_share, default=None, metavar="SHARE",
+    p.add_argument("--max-share", type=share, default=None, metavar="SHARE",
                    help="for this run, set aside failing rows up to this share of a batch instead of "
                         "[quality] quarantine_max_share (e.g. 0.3 to quarantine a broken event type "
                         "and build the rest); 0: stop on any failing row")

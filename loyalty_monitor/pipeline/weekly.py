@@ -20,13 +20,12 @@ def require_published(settings: Settings) -> None:
     """Raise NothingPublishedYet before the first publish; a warehouse that cannot be reached (a
     PostgreSQL server down) is a real failure and raises WarehouseError as before."""
     # at run time: parsing the DAG file stays light
-    from loyalty_core.marts import engine_of
+    from loyalty_core.marts import never_built
 
     # at run time: parsing the DAG file stays light
     from loyalty_monitor import warehouse
 
-    never_built = engine_of(settings) == "duckdb" and not settings.warehouse.exists()
-    if never_built or not warehouse.pipeline_runs(settings, limit=1):
+    if never_built(settings) or not warehouse.pipeline_runs(settings, limit=1):
         raise NothingPublishedYet(
             "nothing is published yet: the weekly report and digests start after the first daily run "
             "publishes (`loyalty run`, or the loyalty_pipeline DAG)")
@@ -36,9 +35,18 @@ def render_weekly_report(settings: Settings, period_end: dt.date) -> str:
     """The leadership report up to ``period_end`` (its default window: the 12 weeks before), as a file
     ``<data_dir>/reports/loyalty-report-<period_end>.html``; a rerun overwrites the same file."""
     # at run time: parsing the DAG file stays light
+    from loyalty_monitor import warehouse
+
+    # at run time: parsing the DAG file stays light
     from loyalty_monitor.reporting import render_report
 
     require_published(settings)
+    # a new installation whose first day falls in the report's week: nothing of the period yet
+    # (a user asking for such a period is refused, reporting/queries.resolve_period)
+    first = warehouse.query(settings, "select min(as_of_date) as d from published.fct_customer_health_daily")[0]["d"]
+    if first is not None and period_end < first:
+        raise NothingPublishedYet(f"the published days begin on {first}, after the report's period end {period_end}: "
+                                  "the weekly report starts with the week after")
     out = settings.data_dir / "reports" / f"loyalty-report-{period_end.isoformat()}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     return str(render_report(settings, out, period_end=period_end))

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import duckdb
 
-from loyalty_core.marts import MartsError, MartsReader, engine_of, open_marts
+from loyalty_core.marts import MartsError, MartsReader, engine_of, never_built, open_marts
 from loyalty_core.settings import Settings
 from loyalty_monitor.access import User
 
@@ -34,7 +34,7 @@ def reader(settings: Settings) -> Iterator[MartsReader]:
         engine = engine_of(settings)
     except MartsError as exc:
         raise WarehouseUnavailable(str(exc)) from exc
-    if engine == "duckdb" and not settings.warehouse.exists():
+    if never_built(settings):
         raise WarehouseUnavailable("There is no warehouse yet: the pipeline has not run (`loyalty run`).")
     try:
         con = open_marts(settings, read_only=True)

@@ -235,3 +235,17 @@ def test_the_weekly_steps_say_nothing_is_published_yet_on_a_new_installation(dat
     with pytest.raises(pipeline.NothingPublishedYet, match=expected):
         pipeline.send_weekly_digests(settings, dt.date(2026, 3, 1))
     assert not (settings.data_dir / "reports").exists()
+    # on the in-process Spark before its first build, the same (no Spark started to find that out)
+    with pytest.raises(pipeline.NothingPublishedYet, match=expected):
+        pipeline.render_weekly_report(settings.replace(dbt_target="spark"), dt.date(2026, 3, 1))
+    assert not (settings.data_dir / "spark").exists()
+    # published, but its first day comes after the report's week (a new installation without backfill)
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute("create schema ops; create table ops.pipeline_runs as select timestamp '2026-03-03 06:00' as published_at")
+    con.execute("create schema published; create table published.fct_customer_health_daily as "
+                "select date '2026-03-02' as as_of_date")
+    con.close()
+    with pytest.raises(pipeline.NothingPublishedYet, match=r"^the published days begin on 2026-03-02, after the "
+                                                          r"report's period end 2026-03-01: the weekly report starts"):
+        pipeline.render_weekly_report(settings, dt.date(2026, 3, 1))
+    assert not (settings.data_dir / "reports").exists()

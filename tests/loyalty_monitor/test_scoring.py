@@ -86,6 +86,8 @@ def test_a_wrong_value_names_its_key(cfg, change, message):
     (lambda c: c["alerts"].update(max_per_manager_per_week=float("inf")),
      "alerts.max_per_manager_per_week: must be a finite number, got inf"),
     (lambda c: c["reporting"]["rates"].update(DKK=float("nan")), "reporting.rates.DKK: must be a finite number, got nan"),
+    (lambda c: c["forecast"].update(band_edges=[0, float("nan"), 1]),
+     "forecast.band_edges: must be increasing numbers from 0 to 1, got [0, nan, 1]"),
 ])
 def test_the_schema_names_the_key_path(cfg, change, message):
     change(cfg)

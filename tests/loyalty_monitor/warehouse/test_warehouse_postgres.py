@@ -198,6 +198,7 @@ def test_publish_records_the_run_on_postgres_and_spark(engines):
 def test_the_case_event_gate_looks_cases_up_on_every_engine(engines):
     """The landing gate's check of case events against the published cases (an unknown case id is
     quarantined) asks each engine's warehouse, not the DuckDB file only."""
+    # the gate's module: loaded by the one test that needs it (Great Expectations is heavy)
     from expectations.frames import published_cases
 
     duck, pg, sp, _ = engines
