@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -301,6 +302,33 @@ def _text(raw: bytes | None) -> tuple[str, str] | None:
         return "base64", base64.b64encode(raw).decode("ascii")
 
 
+def _json_as_sent(text: str) -> Any:
+    """The message parsed, when writing it back as JSON sends the same thing; else None (exported
+    as text). Not so: NaN and Infinity (no JSON; written back, the replay is refused for a token the
+    producer never sent), a number beyond a double (1e400 would come back as Infinity, 1e-400 as 0.0),
+    a key given twice (only the last would come back)."""
+    def refuse(literal: str) -> Any:
+        raise ValueError(literal)
+
+    def number(literal: str) -> float:
+        value = float(literal)
+        mantissa = literal.lower().split("e")[0]
+        if not math.isfinite(value) or (value == 0 and any(c in "123456789" for c in mantissa)):
+            raise ValueError(literal)
+        return value
+
+    def members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(pairs)
+        if len(out) != len(pairs):
+            raise ValueError("a key given twice")
+        return out
+
+    try:
+        return json.loads(text, parse_constant=refuse, parse_float=number, object_pairs_hook=members)
+    except (ValueError, RecursionError):
+        return None
+
+
 def _exported(record: DeadLetterRecord) -> dict[str, Any]:
     """One dead letter as a line a data engineer edits: the message as JSON when it is a JSON
     object or array (``value``), as text (``value_text``: anything else, ``null`` included), as
@@ -317,10 +345,7 @@ def _exported(record: DeadLetterRecord) -> dict[str, Any]:
     elif value[0] == "base64":
         line["value_base64"] = value[1]
     else:
-        try:
-            parsed = json.loads(value[1])
-        except (ValueError, RecursionError):
-            parsed = None
+        parsed = _json_as_sent(value[1])
         if isinstance(parsed, (dict, list)):
             line["value"] = parsed
         else:

@@ -45,16 +45,21 @@ class ProduceResult:
 
 def key_and_value(line: bytes, key_field: str = "customer_id") -> tuple[bytes | None, bytes | None]:
     """The Kafka (key, value) for one JSON Lines line (value None = tombstone)."""
+    # Whatever the line holds, it is sent as it is: the consumer dead-letters what is malformed, with
+    # its reason, and the lines after it still go out (here only the key is looked for).
     try:
         parsed = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return None, line
     if not isinstance(parsed, dict):
         return None, line
     key_value = parsed.get(key_field)
     if isinstance(key_value, bool) or not isinstance(key_value, (str, int)):
         return None, line
-    key = str(key_value).encode()
+    try:
+        key = str(key_value).encode()
+    except (UnicodeEncodeError, ValueError):  # a lone surrogate (\udc00) or an int too long to print
+        return None, line
     if parsed.get("tombstone") is True and set(parsed) == {key_field, "tombstone"}:
         return key, None
     return key, line
@@ -111,14 +116,23 @@ def produce_lines(settings: Settings, lines: Iterable[tuple[int, bytes]], topic:
     """
     result = ProduceResult(topic)
     producer = make_producer(settings)
+    limit = producer.config["max_request_size"]
     started = last_report = time.monotonic()
     position = 0
 
-    def failed(number: int):
+    sent_then_failed = [0]  # counted in result.sent when sent, taken out when the broker refused them
+
+    def failed(number: int, size: int, was_sent: bool = True):
         def record(exc: BaseException) -> None:
             result.failed += 1
+            sent_then_failed[0] += was_sent
             if len(result.failures) < 10:
-                result.failures.append(f"line {number + 1}: {type(exc).__name__}: {exc}")
+                why = f"{type(exc).__name__}: {exc}"
+                if type(exc).__name__ == "MessageSizeTooLargeError":  # its words name a setting no user set
+                    why = (f"{size} bytes, more than `loyalty produce` sends ({limit}: twice "
+                           "LOYALTY_MAX_MESSAGE_BYTES, at least 1 MiB); the consumer would dead-letter it as "
+                           "oversized anyway")
+                result.failures.append(f"line {number + 1}: {why}")
         return record
 
     try:
@@ -134,9 +148,9 @@ def produce_lines(settings: Settings, lines: Iterable[tuple[int, bytes]], topic:
             try:
                 future = producer.send(topic, key=key, value=value)
             except Exception as exc:  # noqa: BLE001 - e.g. MessageSizeTooLargeError: count, go on
-                failed(number)(exc)
+                failed(number, len(line), was_sent=False)(exc)
                 continue
-            future.add_errback(failed(number))
+            future.add_errback(failed(number, len(line)))
             result.sent += 1
             now = time.monotonic()
             if on_progress and now - last_report >= PROGRESS_EVERY_S:
@@ -145,7 +159,7 @@ def produce_lines(settings: Settings, lines: Iterable[tuple[int, bytes]], topic:
         producer.flush()
     finally:
         producer.close()
-    result.sent -= result.failed
+    result.sent -= sent_then_failed[0]
     result.seconds = time.monotonic() - started
     if on_progress:
         on_progress(position, result.sent)

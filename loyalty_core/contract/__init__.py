@@ -211,6 +211,10 @@ def _infinite_number(value: Any, path: str = "") -> str | None:
     return None
 
 
+#: The schema's pattern of a timestamp (``$defs.rfc3339``): a mismatch is explained in words.
+_TIMESTAMP_PATTERN = schema()["$defs"]["rfc3339"]["pattern"]
+
+
 def parse_timestamp(value: str) -> datetime:
     """Parse an RFC 3339 timestamp with offset; raise ValueError otherwise. Returns UTC."""
     parsed = datetime.fromisoformat(value.replace("z", "Z"))
@@ -233,16 +237,24 @@ def validate(kind: Kind, record: Any, now: datetime | None = None,
     except RecursionError:
         return "schema_violation", "value is nested too deeply"
     except fastjsonschema.JsonSchemaValueException as exc:
+        if exc.rule == "pattern" and (exc.definition or {}).get("pattern") == _TIMESTAMP_PATTERN:
+            # the regular expression says nothing to whoever fixes the feed
+            return "schema_violation", (f"{exc.name.removeprefix('data.')}: {exc.value!r} is not a timestamp with "
+                                        "its UTC offset, e.g. 2026-03-02T09:15:04Z or 2026-03-02T10:15:04+01:00 "
+                                        f"(a time without one is ambiguous) (at {exc.name})")
         return "schema_violation", f"{exc.message} (at {exc.name})"
     stamp_field = "updated_at" if kind == "customer" else "occurred_at"
     try:
         instant = parse_timestamp(record[stamp_field])
     except (ValueError, OverflowError) as exc:  # OverflowError: year 1 shifted before UTC year 1
+        if "offset must be a timedelta" in str(exc):  # Python's words for +24:00
+            return "bad_timestamp", f"{stamp_field}: {record[stamp_field]!r} has a UTC offset beyond ±23:59"
         return "bad_timestamp", f"{stamp_field}: {exc}"
     latest = (now or datetime.now(timezone.utc)) + window.max_skew
     if not window.earliest <= instant <= latest:
-        return "bad_timestamp", (f"{stamp_field}: {record[stamp_field]} lies outside the accepted window "
-                                 f"[{window.earliest.isoformat()}, now + {window.max_skew}]")
+        return "bad_timestamp", (f"{stamp_field}: {record[stamp_field]} lies outside the accepted window: from "
+                                 f"{window.earliest:%Y-%m-%d} to {window.max_skew.total_seconds() / 3600:g} hours "
+                                 f"after the receiver's clock ({latest:%Y-%m-%dT%H:%M}Z)")
     if kind == "touchpoint" and record["event_type"] == "opportunity":
         return _check_opportunity_dates(record["payload"], instant)
     if kind == "case_event" and record["event_type"] == "snooze":
@@ -304,7 +316,13 @@ def decode(kind: Kind, key: bytes | None, value: bytes | None,
 
     try:
         record = json.loads(text, parse_constant=_reject_constant, parse_float=parse_float)
-    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+    except RecursionError:
+        return Decoded(False, error_code="not_json",
+                       error_detail="nested deeper than the decoder follows (about 1,000 levels of arrays and objects)")
+    except ValueError as exc:
+        if "Exceeds the limit" in str(exc):  # Python's guard on int(); its advice is about Python
+            return Decoded(False, error_code="schema_violation",
+                           error_detail="a whole number of more than 4,300 digits: beyond the range of any field")
         return Decoded(False, error_code="not_json", error_detail=str(exc)[:500])
     problem = validate(kind, record, window=window)
     if problem:

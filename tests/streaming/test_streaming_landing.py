@@ -223,3 +223,23 @@ def test_payload_values_land_only_in_columns_of_their_type():
     assert columns["nps_score"] is None and columns["amount"] is None and columns["stage"] is None
     assert columns["currency"] == "DKK"
     assert sum(v is not None for v in columns.values()) == 3
+
+
+def test_an_exported_dead_letter_is_text_where_json_would_not_send_it_back_the_same():
+    """`dead-letters export` gives a message as editable JSON only when writing it back sends the same
+    thing; else as text, exactly as it came (NaN and 1e400 came back as the non-JSON NaN/Infinity
+    that the replay then refused, 1e-400 as 0.0, and of a key given twice only the last)."""
+    # the export's own line format: a unit of the dead-letter module, no broker needed
+    from streaming.dead_letters import DeadLetterRecord, _exported
+
+    def exported(value: bytes) -> dict:
+        return _exported(DeadLetterRecord(offset=0, timestamp_ms=0, key=b"C1", value=value, source_topic="t",
+                                          source_partition=0, source_offset=0, error_code="x", error_detail="",
+                                          failed_at=""))
+    for raw in (b'{"customer_id": "C1", "duration_s": 1e400}', b'{"customer_id": "C1", "v": NaN}',
+                b'{"customer_id": "C1", "tiny": 1e-400}', b'{"customer_id": "C1", "customer_id": "C9"}'):
+        line = exported(raw)
+        assert "value" not in line and line["value_text"] == raw.decode(), line
+        assert json.loads(json.dumps(line, allow_nan=False))  # the file itself is standard JSON
+    assert exported(b'{"customer_id": "C1", "amount": 12.5, "n": [1, 2]}')["value"] == {
+        "customer_id": "C1", "amount": 12.5, "n": [1, 2]}

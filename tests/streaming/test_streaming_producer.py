@@ -23,6 +23,27 @@ def test_key_and_value_rules():
     record = b'{"customer_id": "C1", "tombstone": true, "name": "x"}'
     assert key_and_value(record) == (b"C1", record)
     assert key_and_value(b'{"account": "A7"}', key_field="account") == (b"A7", b'{"account": "A7"}')
+    # lines that trip the parser or the key's encoding are still sent, unkeyed, for the consumer to
+    # dead-letter with its reason (they stopped the whole file before)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert key_and_value(deep) == (None, deep)
+    surrogate = b'{"customer_id": "D\\udc001", "event_type": "call"}'
+    assert key_and_value(surrogate) == (None, surrogate)
+
+
+def test_a_line_the_broker_refuses_is_counted_apart_and_the_rest_of_the_file_goes_out(settings):
+    first, last = samples.encode(samples.touchpoint(1)), samples.encode(samples.touchpoint(2))
+    huge = b'{"customer_id": "C00009", "note": "' + b"x" * 3_000_000 + b'"}'
+    deep = b"[" * 100_000 + b"]" * 100_000
+    result = subprocess.run([sys.executable, "-m", "loyalty_monitor.cli", "produce", "-", "--topic", "touchpoints"],
+                            input=b"\n".join([first, huge, deep, last]) + b"\n", cwd=ROOT, env=dict(os.environ),
+                            capture_output=True, timeout=120)
+    assert result.returncode == 1, result.stderr  # something was not sent: the command says so
+    out = result.stdout.decode() + result.stderr.decode()
+    assert f"3 messages to {settings.topic_touchpoints}" in out, out
+    assert "1 FAILED (line 2: 3000037 bytes, more than `loyalty produce` sends" in out, out
+    assert "LOYALTY_MAX_MESSAGE_BYTES" in out and "Traceback" not in out
+    assert sorted(m.value for m in read_topic(settings, settings.topic_touchpoints)) == sorted([first, deep, last])
 
 
 def test_produce_cli_sends_lines_verbatim_with_keys_and_tombstones(settings):
