@@ -298,6 +298,10 @@ def decode(kind: Kind, key: bytes | None, value: bytes | None,
             if not _IDENTIFIER.match(key.decode("utf-8", "replace")):
                 return Decoded(False, error_code="bad_key", error_detail=ERROR_CODES["bad_key"])
             return Decoded(ok=True, record=None)  # tombstone: the customer was deleted
+        if kind == "customer":  # the customers topic has tombstones: this one names no customer
+            return Decoded(False, error_code="null_value",
+                           error_detail="null value (tombstone) without a key: a tombstone's key is the id of the "
+                                        "customer it deletes")
         return Decoded(False, error_code="null_value", error_detail=ERROR_CODES["null_value"])
     if len(value) > max_bytes:
         return Decoded(False, error_code="oversized",

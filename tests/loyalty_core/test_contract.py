@@ -170,6 +170,25 @@ def test_impossible_instants_are_bad_timestamps(stamp: str) -> None:
     assert result.error_code == "bad_timestamp" and "occurred_at" in result.error_detail
 
 
+def test_timestamp_and_number_problems_are_said_in_words_not_in_the_parsers() -> None:
+    """What a feed's owner reads in the dead letter: what to send instead, not a regular expression,
+    a timedelta repr or Python's advice on its own int() limit."""
+    naive = decode_touchpoint(touchpoint("email", occurred_at="2026-03-02T09:15:04"))
+    assert naive.error_code == "schema_violation" and naive.error_detail.startswith(
+        "occurred_at: '2026-03-02T09:15:04' is not a timestamp with its UTC offset, e.g. 2026-03-02T09:15:04Z")
+    far = decode_touchpoint(touchpoint("email", occurred_at="2026-03-02T09:15:04+24:00"))
+    assert far.error_detail == "occurred_at: '2026-03-02T09:15:04+24:00' has a UTC offset beyond ±23:59"
+    late = decode_touchpoint(touchpoint("email", occurred_at="2099-01-01T00:00:00Z"))
+    assert re.fullmatch(r"occurred_at: 2099-01-01T00:00:00Z lies outside the accepted window: from 2000-01-01 to "
+                        r"24 hours after the receiver's clock \(\d{4}-\d\d-\d\dT\d\d:\d\dZ\)", late.error_detail)
+    digits = json.dumps(touchpoint("email")).replace('"schema_version": 1', '"schema_version": 1, "big": ' + "9" * 5000)
+    big = decode("touchpoint", b"C000042", digits.encode())
+    assert (big.error_code, big.error_detail) == (
+        "schema_violation", "a whole number of more than 4,300 digits: beyond the range of any field")
+    deep = decode("touchpoint", b"C000042", b"[" * 5000 + b"]" * 5000)
+    assert deep.error_code == "not_json" and deep.error_detail.startswith("nested deeper than the decoder follows")
+
+
 def test_raw_byte_errors_each_have_their_code() -> None:
     good = json.dumps(touchpoint("email")).encode()
     assert decode("touchpoint", b"C000042", good).ok
@@ -200,7 +219,8 @@ def test_customer_record_and_tombstone() -> None:
     assert result.ok and result.record["name"] == "Møller Hydraulics A/S"
     tombstone = decode("customer", b"C000042", None)
     assert (tombstone.ok, tombstone.record) == (True, None)
-    assert decode("customer", None, None).error_code == "null_value"
+    keyless = decode("customer", None, None)
+    assert keyless.error_code == "null_value" and "a tombstone's key is the id of the customer" in keyless.error_detail
     assert decode("customer", b"C000099", value).error_code == "key_mismatch"
     kept = decode("customer", b"C000042", json.dumps({**CUSTOMER, "vat_id": "DK12345678"}).encode())
     assert kept.ok and kept.record["vat_id"] == "DK12345678"
