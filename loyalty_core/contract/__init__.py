@@ -229,6 +229,11 @@ def validate(kind: Kind, record: Any, now: datetime | None = None,
     receiver's clock (default: the system's); ``window`` bounds the accepted timestamps around it."""
     if not isinstance(record, dict):
         return "not_object", f"expected a JSON object, got {type(record).__name__}"
+    if kind == "customer" and record.get("tombstone") is True:  # an erasure request that did not take
+        others = sorted(k for k in record if k not in ("customer_id", "tombstone"))
+        return "schema_violation", ("a tombstone line is exactly {\"customer_id\": ..., \"tombstone\": true}"
+                                    + (f"; this one also has {', '.join(others)}" if others else "")
+                                    + ": it was sent as a customer record, and nothing was erased")
     try:
         if kind == "touchpoint":
             _validate_touchpoint(record)

@@ -219,6 +219,10 @@ def test_customer_record_and_tombstone() -> None:
     assert result.ok and result.record["name"] == "Møller Hydraulics A/S"
     tombstone = decode("customer", b"C000042", None)
     assert (tombstone.ok, tombstone.record) == (True, None)
+    gdpr = decode("customer", b"C000042", b'{"customer_id": "C000042", "tombstone": true, "reason": "gdpr"}')
+    assert (gdpr.error_code, gdpr.error_detail) == ("schema_violation", 'a tombstone line is exactly {"customer_id": ..., '
+                                                    '"tombstone": true}; this one also has reason: it was sent as a '
+                                                    "customer record, and nothing was erased")
     keyless = decode("customer", None, None)
     assert keyless.error_code == "null_value" and "a tombstone's key is the id of the customer" in keyless.error_detail
     assert decode("customer", b"C000099", value).error_code == "key_mismatch"
