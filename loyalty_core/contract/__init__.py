@@ -323,8 +323,17 @@ def decode(kind: Kind, key: bytes | None, value: bytes | None,
             overflowed.append(literal)
         return number
 
+    twice: list[str] = []
+
+    def members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:  # notes a key given twice in one object
+        out = dict(pairs)
+        if len(out) != len(pairs) and not twice:
+            seen: set[str] = set()
+            twice.append(next(k for k, _ in pairs if k in seen or seen.add(k)))
+        return out
+
     try:
-        record = json.loads(text, parse_constant=_reject_constant, parse_float=parse_float)
+        record = json.loads(text, parse_constant=_reject_constant, parse_float=parse_float, object_pairs_hook=members)
     except RecursionError:
         return Decoded(False, error_code="not_json",
                        error_detail="nested deeper than the decoder follows (about 1,000 levels of arrays and objects)")
@@ -333,6 +342,9 @@ def decode(kind: Kind, key: bytes | None, value: bytes | None,
             return Decoded(False, error_code="schema_violation",
                            error_detail="a whole number of more than 4,300 digits: beyond the range of any field")
         return Decoded(False, error_code="not_json", error_detail=str(exc)[:500])
+    if twice:  # JSON parsers differ on which value wins: never guess which one the producer meant
+        return Decoded(False, error_code="schema_violation",
+                       error_detail=f"key {twice[0]!r} is given twice in one object: send it once")
     problem = validate(kind, record, window=window)
     if problem:
         return Decoded(False, error_code=problem[0], error_detail=problem[1])

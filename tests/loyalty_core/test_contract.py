@@ -185,6 +185,10 @@ def test_timestamp_and_number_problems_are_said_in_words_not_in_the_parsers() ->
     big = decode("touchpoint", b"C000042", digits.encode())
     assert (big.error_code, big.error_detail) == (
         "schema_violation", "a whole number of more than 4,300 digits: beyond the range of any field")
+    twice = json.dumps(touchpoint("email")).replace('"schema_version": 1', '"schema_version": 1, "customer_id": "C9"')
+    duplicated = decode("touchpoint", b"C000042", twice.encode())  # the last value used to win, silently
+    assert (duplicated.error_code, duplicated.error_detail) == (
+        "schema_violation", "key 'customer_id' is given twice in one object: send it once")
     deep = decode("touchpoint", b"C000042", b"[" * 5000 + b"]" * 5000)
     assert deep.error_code == "not_json" and deep.error_detail.startswith("nested deeper than the decoder follows")
 
