@@ -316,11 +316,14 @@ def decode(kind: Kind, key: bytes | None, value: bytes | None,
     except UnicodeDecodeError as exc:
         return Decoded(False, error_code="not_utf8", error_detail=str(exc))
     overflowed: list[str] = []
+    underflowed: list[str] = []
 
-    def parse_float(literal: str) -> float:  # notes a literal no double holds, for the check below
+    def parse_float(literal: str) -> float:  # notes a literal no double holds, for the checks below
         number = float(literal)
         if math.isinf(number):
             overflowed.append(literal)
+        elif number == 0 and any(c in "123456789" for c in literal.lower().split("e")[0]):
+            underflowed.append(literal)  # 1e-400: not zero, but it would land as 0.0
         return number
 
     twice: list[str] = []
@@ -345,6 +348,10 @@ def decode(kind: Kind, key: bytes | None, value: bytes | None,
     if twice:  # JSON parsers differ on which value wins: never guess which one the producer meant
         return Decoded(False, error_code="schema_violation",
                        error_detail=f"key {twice[0]!r} is given twice in one object: send it once")
+    if underflowed:
+        return Decoded(False, error_code="schema_violation",
+                       error_detail=f"{underflowed[0][:40]}: the number is too small for a double (at least about "
+                                    "5e-324 when not 0): it would land as 0")
     problem = validate(kind, record, window=window)
     if problem:
         return Decoded(False, error_code=problem[0], error_detail=problem[1])

@@ -189,6 +189,13 @@ def test_timestamp_and_number_problems_are_said_in_words_not_in_the_parsers() ->
     duplicated = decode("touchpoint", b"C000042", twice.encode())  # the last value used to win, silently
     assert (duplicated.error_code, duplicated.error_detail) == (
         "schema_violation", "key 'customer_id' is given twice in one object: send it once")
+    tiny = decode("touchpoint", b"C000042", json.dumps(touchpoint("email")).replace(
+        '"schema_version": 1', '"schema_version": 1, "tiny": 1e-400, "zero": 0.0e5').encode())
+    assert (tiny.error_code, tiny.error_detail) == (
+        "schema_violation", "1e-400: the number is too small for a double (at least about 5e-324 when not 0): "
+                            "it would land as 0")
+    assert decode("touchpoint", b"C000042", json.dumps(touchpoint("email")).replace(
+        '"schema_version": 1', '"schema_version": 1, "zero": 0.0e5, "small": 5e-324').encode()).ok
     deep = decode("touchpoint", b"C000042", b"[" * 5000 + b"]" * 5000)
     assert deep.error_code == "not_json" and deep.error_detail.startswith("nested deeper than the decoder follows")
 
