@@ -39,6 +39,8 @@ UTC = timezone.utc
 
 #: The longest detail text kept in a dead letter's header.
 MAX_DETAIL_CHARS = 1000
+#: A dead letter's header saying its source message had no key (its own key is then empty).
+KEY_NULL_HEADER = "dlq.source.key_null"
 #: The smallest batch an eviction halves the batch to (records).
 MIN_BATCH_RECORDS = 100
 #: Commit error codes that mean "not applied" (the group moved on); any other is ambiguous.
@@ -71,14 +73,17 @@ class RunSummary:
 
 
 def dead_letter_headers(message: Record, code: str, detail: str, failed_at: str) -> list[tuple[str, bytes]]:
-    """The original headers plus the ``dlq.*`` headers of design.md."""
+    """The original headers plus the ``dlq.*`` headers of design.md (and ``dlq.source.key_null``
+    when the message had no key and no value: the dead letter's key is then empty, which a replay
+    must not send as a key)."""
     return [*(message.headers or []),
             ("dlq.source.topic", message.topic.encode()),
             ("dlq.source.partition", str(message.partition).encode()),
             ("dlq.source.offset", str(message.offset).encode()),
             ("dlq.error.code", code.encode()),
             ("dlq.error.detail", detail[:MAX_DETAIL_CHARS].encode("utf-8", "replace")),
-            ("dlq.failed_at", failed_at.encode())]
+            ("dlq.failed_at", failed_at.encode()),
+            *([(KEY_NULL_HEADER, b"true")] if message.key is None and message.value is None else [])]
 
 
 def batch_notice(topic: str, builder: BatchBuilder, landed: PreparedBatch, dead_letters: int,

@@ -34,6 +34,7 @@ from loyalty_core import erasure_register
 from loyalty_core.contract import ERROR_CODES as CONTRACT_ERROR_CODES
 from loyalty_core.files import replace_text
 from loyalty_core.settings import Settings
+from streaming.consumer_flush import KEY_NULL_HEADER
 from streaming.landing import contract_window, safe_decode  # the contract as the consumer applies it
 from streaming.producer import make_producer
 from streaming.topics import input_topics, topic_specs
@@ -97,8 +98,10 @@ def _parse(message: Any) -> DeadLetterRecord:
         except ValueError:
             return -1
 
+    # a keyless message without a value is kept under an empty key; its original key was none
+    key = None if dlq.get(KEY_NULL_HEADER) == "true" else message.key
     return DeadLetterRecord(
-        offset=message.offset, timestamp_ms=message.timestamp, key=message.key, value=message.value,
+        offset=message.offset, timestamp_ms=message.timestamp, key=key, value=message.value,
         source_topic=dlq.get("dlq.source.topic", ""), source_partition=number("dlq.source.partition"),
         source_offset=number("dlq.source.offset"), error_code=dlq.get("dlq.error.code", ""),
         error_detail=dlq.get("dlq.error.detail", ""), failed_at=dlq.get("dlq.failed_at", ""),

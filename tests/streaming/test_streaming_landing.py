@@ -243,3 +243,24 @@ def test_an_exported_dead_letter_is_text_where_json_would_not_send_it_back_the_s
         assert json.loads(json.dumps(line, allow_nan=False))  # the file itself is standard JSON
     assert exported(b'{"customer_id": "C1", "amount": 12.5, "n": [1, 2]}')["value"] == {
         "customer_id": "C1", "amount": 12.5, "n": [1, 2]}
+
+
+def test_a_dead_letter_of_a_keyless_empty_message_is_replayed_without_a_key():
+    """Kept under an empty key (a dead-letter topic may be compacted), it was replayed with that key
+    and came back as bad_key instead of its null_value; a header says the key was none."""
+    # the dead-letter module's own record and headers: a unit, no broker needed
+    from types import SimpleNamespace
+
+    from streaming.consumer_batch import Record
+    from streaming.consumer_flush import dead_letter_headers
+    from streaming.dead_letters import _parse
+
+    def stored(key, value):
+        headers = dead_letter_headers(Record("customers", 0, 7, key, value, None), "null_value", "why", "2026-12-07")
+        message = SimpleNamespace(offset=1, timestamp=0, partition=0, headers=headers,
+                                  key=b"" if key is None and value is None else key, value=value)
+        return _parse(message)
+
+    assert stored(None, None).key is None and stored(None, None).error_code == "null_value"
+    assert stored(b"", None).key == b""  # an empty key as sent stays one (bad_key on replay, as before)
+    assert stored(b"C1", b"{}").key == b"C1"
