@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -32,6 +31,7 @@ from kafka.structs import TopicPartition
 
 from loyalty_core import erasure_register
 from loyalty_core.contract import ERROR_CODES as CONTRACT_ERROR_CODES
+from loyalty_core.contract import JsonProblem, parse_json
 from loyalty_core.files import replace_text
 from loyalty_core.settings import Settings
 from streaming.consumer_flush import KEY_NULL_HEADER
@@ -307,29 +307,14 @@ def _text(raw: bytes | None) -> tuple[str, str] | None:
 
 def _json_as_sent(text: str) -> Any:
     """The message parsed, when writing it back as JSON sends the same thing; else None (exported
-    as text). Not so: NaN and Infinity (no JSON; written back, the replay is refused for a token the
-    producer never sent), a number beyond a double (1e400 would come back as Infinity, 1e-400 as 0.0),
-    a key given twice (only the last would come back)."""
-    def refuse(literal: str) -> Any:
-        raise ValueError(literal)
-
-    def number(literal: str) -> float:
-        value = float(literal)
-        mantissa = literal.lower().split("e")[0]
-        if not math.isfinite(value) or (value == 0 and any(c in "123456789" for c in mantissa)):
-            raise ValueError(literal)
-        return value
-
-    def members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out = dict(pairs)
-        if len(out) != len(pairs):
-            raise ValueError("a key given twice")
-        return out
-
+    as text). Not so: what the contract's parser refuses (NaN and Infinity, which written back made
+    the replay refuse a token the producer never sent; 1e-400, which came back as 0.0; a key given
+    twice, of which only the last came back) and a number beyond a double (1e400: Infinity)."""
     try:
-        return json.loads(text, parse_constant=refuse, parse_float=number, object_pairs_hook=members)
-    except (ValueError, RecursionError):
+        parsed, overflowed = parse_json(text)
+    except JsonProblem:
         return None
+    return None if overflowed else parsed
 
 
 def _exported(record: DeadLetterRecord) -> dict[str, Any]:

@@ -196,6 +196,59 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class JsonProblem(ValueError):
+    """A message that is not JSON (``not_json``) or that JSON would not carry as it was meant
+    (``schema_violation``); ``detail`` says which, in words."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
+def parse_json(text: str) -> tuple[Any, bool]:
+    """A message's JSON as the contract reads it, and whether a number in it is beyond a double
+    (1e999 reads as inf: ``decode`` says where, after the schema's own rules). Raises JsonProblem for
+    what is not JSON (NaN and Infinity included, and nesting deeper than the parser follows) and for
+    what would land changed: a key given twice in one object (parsers differ on which value wins), a
+    number too small for a double (1e-400 would land as 0), a whole number of more than 4,300 digits.
+    The export of dead letters uses it too: what passes here is written back unchanged."""
+    overflowed: list[str] = []
+    underflowed: list[str] = []
+    twice: list[str] = []
+
+    def parse_float(literal: str) -> float:  # notes a literal no double holds
+        number = float(literal)
+        if math.isinf(number):
+            overflowed.append(literal)
+        elif number == 0 and any(c in "123456789" for c in literal.lower().split("e")[0]):
+            underflowed.append(literal)  # 1e-400: not zero, but it would land as 0.0
+        return number
+
+    def members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:  # notes a key given twice in one object
+        out = dict(pairs)
+        if len(out) != len(pairs) and not twice:
+            seen: set[str] = set()
+            twice.append(next(k for k, _ in pairs if k in seen or seen.add(k)))
+        return out
+
+    try:
+        record = json.loads(text, parse_constant=_reject_constant, parse_float=parse_float, object_pairs_hook=members)
+    except RecursionError:
+        raise JsonProblem("not_json", "nested deeper than the decoder follows (about 1,000 levels of arrays and "
+                                      "objects)") from None
+    except ValueError as exc:
+        if "Exceeds the limit" in str(exc):  # Python's guard on int(); its advice is about Python
+            raise JsonProblem("schema_violation", "a whole number of more than 4,300 digits: beyond the range of "
+                                                  "any field") from None
+        raise JsonProblem("not_json", str(exc)[:500]) from None
+    if twice:  # never guess which value the producer meant
+        raise JsonProblem("schema_violation", f"key {twice[0]!r} is given twice in one object: send it once")
+    if underflowed:
+        raise JsonProblem("schema_violation", f"{underflowed[0][:40]}: the number is too small for a double (at "
+                                              "least about 5e-324 when not 0): it would land as 0")
+    return record, bool(overflowed)
+
+
 def _infinite_number(value: Any, path: str = "") -> str | None:
     """Where a number too large for a double sits (1e999 is valid JSON syntax; Python reads it as
     inf), for fields the schema leaves open (unknown fields, free-form payloads): landed, it would
@@ -315,43 +368,10 @@ def decode(kind: Kind, key: bytes | None, value: bytes | None,
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Decoded(False, error_code="not_utf8", error_detail=str(exc))
-    overflowed: list[str] = []
-    underflowed: list[str] = []
-
-    def parse_float(literal: str) -> float:  # notes a literal no double holds, for the checks below
-        number = float(literal)
-        if math.isinf(number):
-            overflowed.append(literal)
-        elif number == 0 and any(c in "123456789" for c in literal.lower().split("e")[0]):
-            underflowed.append(literal)  # 1e-400: not zero, but it would land as 0.0
-        return number
-
-    twice: list[str] = []
-
-    def members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:  # notes a key given twice in one object
-        out = dict(pairs)
-        if len(out) != len(pairs) and not twice:
-            seen: set[str] = set()
-            twice.append(next(k for k, _ in pairs if k in seen or seen.add(k)))
-        return out
-
     try:
-        record = json.loads(text, parse_constant=_reject_constant, parse_float=parse_float, object_pairs_hook=members)
-    except RecursionError:
-        return Decoded(False, error_code="not_json",
-                       error_detail="nested deeper than the decoder follows (about 1,000 levels of arrays and objects)")
-    except ValueError as exc:
-        if "Exceeds the limit" in str(exc):  # Python's guard on int(); its advice is about Python
-            return Decoded(False, error_code="schema_violation",
-                           error_detail="a whole number of more than 4,300 digits: beyond the range of any field")
-        return Decoded(False, error_code="not_json", error_detail=str(exc)[:500])
-    if twice:  # JSON parsers differ on which value wins: never guess which one the producer meant
-        return Decoded(False, error_code="schema_violation",
-                       error_detail=f"key {twice[0]!r} is given twice in one object: send it once")
-    if underflowed:
-        return Decoded(False, error_code="schema_violation",
-                       error_detail=f"{underflowed[0][:40]}: the number is too small for a double (at least about "
-                                    "5e-324 when not 0): it would land as 0")
+        record, overflowed = parse_json(text)
+    except JsonProblem as exc:
+        return Decoded(False, error_code=exc.code, error_detail=exc.detail)
     problem = validate(kind, record, window=window)
     if problem:
         return Decoded(False, error_code=problem[0], error_detail=problem[1])
