@@ -22,12 +22,17 @@ def example(*lines: str) -> dict[str, Any]:
             "formatter_class": argparse.RawDescriptionHelpFormatter}
 
 
+def _number(text: str, kind: type) -> Any:
+    """``text`` as an int or a float, or the argparse error that says it is not one."""
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole number' if kind is int else 'number'}") from None
+
+
 def positive_int(text: str) -> int:
     """An argparse ``type=``: a whole number of at least 1 (days, customers, ...)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = _number(text, int)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -35,10 +40,7 @@ def positive_int(text: str) -> int:
 
 def positive_float(text: str) -> float:
     """An argparse ``type=``: a finite number above 0 (days a link lasts, a rate, ...)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _number(text, float)
     if not math.isfinite(value) or value <= 0:  # nan compares false with everything: say it here
         raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
     return value
@@ -63,10 +65,7 @@ def output_file(text: str) -> str:
 
 def share(text: str) -> float:
     """An argparse ``type=``: a number from 0 to 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _number(text, float)
     if not 0 <= value <= 1:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value

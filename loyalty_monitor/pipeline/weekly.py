@@ -35,21 +35,20 @@ def render_weekly_report(settings: Settings, period_end: dt.date) -> str:
     """The leadership report up to ``period_end`` (its default window: the 12 weeks before), as a file
     ``<data_dir>/reports/loyalty-report-<period_end>.html``; a rerun overwrites the same file."""
     # at run time: parsing the DAG file stays light
-    from loyalty_monitor import warehouse
-
-    # at run time: parsing the DAG file stays light
     from loyalty_monitor.reporting import render_report
 
+    # at run time: parsing the DAG file stays light
+    from loyalty_monitor.reporting.queries import PeriodBeforeData
+
     require_published(settings)
-    # a new installation whose first day falls in the report's week: nothing of the period yet
-    # (a user asking for such a period is refused, reporting/queries.resolve_period)
-    first = warehouse.query(settings, "select min(as_of_date) as d from published.fct_customer_health_daily")[0]["d"]
-    if first is not None and period_end < first:
-        raise NothingPublishedYet(f"the published days begin on {first}, after the report's period end {period_end}: "
-                                  "the weekly report starts with the week after")
     out = settings.data_dir / "reports" / f"loyalty-report-{period_end.isoformat()}.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return str(render_report(settings, out, period_end=period_end))
+    try:
+        return str(render_report(settings, out, period_end=period_end))  # it makes the directory
+    except PeriodBeforeData as exc:
+        # a new installation whose first day falls after the report's week: nothing of it yet (a
+        # user who asks for such a period is refused, reporting/queries.resolve_period)
+        raise NothingPublishedYet(f"the published days begin on {exc.first}, after the report's period end "
+                                  f"{period_end}: the weekly report starts with the week after") from None
 
 
 def send_weekly_digests(settings: Settings, week_end: dt.date) -> dict[str, Any]:

@@ -122,9 +122,17 @@ def resolve_period(marts: Marts, start: dt.date | None, end: dt.date | None) -> 
     if "as_of_date" in marts.columns(HEALTH):
         first = marts.scalar(f"select min(as_of_date) from {HEALTH}")
         if first is not None and end < first:
-            raise ValueError(f"the period ends on {end}, before the warehouse's first day {first} (its days run "
-                             f"to {latest_as_of(marts)}): choose a period end in that range")
+            raise PeriodBeforeData(end, first, latest_as_of(marts))
     return start, end
+
+
+class PeriodBeforeData(ValueError):
+    """A report period that ends before the warehouse's first day (``first``)."""
+
+    def __init__(self, end: dt.date, first: dt.date, latest: dt.date | None) -> None:
+        super().__init__(f"the period ends on {end}, before the warehouse's first day {first} (its days run "
+                         f"to {latest}): choose a period end in that range")
+        self.end, self.first = end, first
 
 
 def _section(builder, *args: Any) -> Section:
