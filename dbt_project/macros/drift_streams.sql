@@ -78,15 +78,33 @@
   {%- else -%}
   {%- set n_window = '(' ~ now ~ 'cum_count_' ~ s.name ~ ' - ' ~ back ~ 'cum_count_' ~ s.name ~ ')' -%}
   {%- set e_window = '((' ~ now ~ 'cum_exposure_milli_' ~ s.name ~ ' - ' ~ back ~ 'cum_exposure_milli_' ~ s.name ~ ') / 1000.0)' -%}
+  {#- the exposure before the window, without a silence that began before it and still goes on
+      (its counts are those of the last active day anyway): see drift_exposure_before -#}
+  {%- set exposure_before = drift_exposure_before(s, k, now, back ~ 'cum_exposure_milli_' ~ s.name) -%}
   {%- set a_before = '(' ~ now ~ 'prior_rate_' ~ s.name ~ ' * ' ~ prior_days ~ ' + ' ~ back ~ 'cum_count_' ~ s.name ~ ')' -%}
-  {%- set b_before = '(' ~ prior_days ~ ' + ' ~ back ~ 'cum_exposure_milli_' ~ s.name ~ ' / 1000.0)' -%}
+  {%- set b_before = '(' ~ prior_days ~ ' + ' ~ exposure_before ~ ' / 1000.0)' -%}
   case when {{ now }}observed_days >= {{ k + skip }}
         and {{ now }}usual_rate_{{ s.name }} >= {{ min_rate }}
         and ({{ back }}cum_count_{{ s.name }} >= {{ min_events }}
-             or {{ back }}cum_exposure_milli_{{ s.name }} < {{ (prior_days * 1000) | int }})
+             or {{ exposure_before }} < {{ (prior_days * 1000) | int }})
        then {{ milli('(' ~ n_window ~ ' * ln(' ~ s.ratio ~ ') + (' ~ a_before ~ ' + ' ~ n_window ~ ') * ln((' ~ b_before ~ ' + ' ~ e_window ~ ') / (' ~ b_before ~ ' + ' ~ s.ratio ~ ' * ' ~ e_window ~ ')))') }}
        else 0 end
   {%- endif -%}
+{%- endmacro %}
+
+{% macro silent_since_before(now, k) -%}
+  {#- Whether the customer's last day with an event of a rate stream (last_active_date) lies more
+      than k days before the day: it has been silent in every rate stream since before then. -#}
+  ({{ now }}last_active_date is not null and {{ days_between(now ~ 'last_active_date', now ~ 'as_of_date') }} > {{ k }})
+{%- endmacro %}
+
+{% macro drift_exposure_before(s, k, now, exposure_back) -%}
+  {#- A rate stream's running exposure k days before the day (exposure_back), or, when the
+      customer has been silent in every rate stream since before then, its exposure on its last
+      active day: a silence that is still going on is judged against the history before it and
+      never becomes part of it, however long it lasts (a customer silent for a year is not "as
+      usual" because the year is now in its baseline). Its counts are unchanged by the silence. -#}
+  (case when {{ silent_since_before(now, k) }} then {{ now }}active_exposure_milli_{{ s.name }} else {{ exposure_back }} end)
 {%- endmacro %}
 
 {% macro drift_mixture_fits() -%}

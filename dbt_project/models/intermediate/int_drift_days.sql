@@ -11,6 +11,11 @@
       evidence_milli_<s>   the day's log-likelihood ratio of "drifting" against "as usual" (the
                            chart of `loyalty explain`; a share stream's windows add it up)
       cum_count_<s>, cum_exposure_milli_<s>  a rate stream's running count and portfolio-normal days
+      last_active_date, active_exposure_milli_<s>  the customer's last day with an event of a rate
+                           stream, and each rate stream's running exposure on it: a silence still
+                           going on is judged against the history before it (its usual rate and
+                           every window's), so however long it lasts it never becomes the
+                           customer's norm (macros/drift_streams.sql, drift_exposure_before)
       cum_capped_milli_<s> a share stream's running evidence, each day capped at drift.max_daily_evidence
     The evidence is judged over windows of the last k days (drift.window_days): per window and stream
     the log-likelihood ratio of "drifting since k days ago" against "as usual" (a rate stream's usual
@@ -52,6 +57,9 @@
 {%- set share = scoring('drift.prior_drift_share') | float -%}
 {%- set windows = scoring('drift.window_days') | map('int') | list -%}
 {%- set since = rebuild_floor() -%}
+{#- a day the customer did something the rate streams count (two-way dialogue, an order) -#}
+{%- set active_terms = [] -%}{%- for s in rate_streams -%}{%- do active_terms.append('exposed.n_' ~ s.name) -%}{%- endfor -%}
+{%- set active_condition = ('(' ~ (active_terms | join(' + ')) ~ ') > 0') if active_terms else 'false' -%}
 {%- set inc = is_incremental() %}
 
 with customer_day_rows {{ inlined() }} (
@@ -179,6 +187,27 @@ exposed as (
         partition by rebuilt.customer_id order by rebuilt.as_of_date
         rows between unbounded preceding and current row
     )
+),
+
+active as (
+    -- the customer's last day with an event of a rate stream, and each rate stream's running
+    -- exposure on that day: a silence that is still going on is judged against the history
+    -- before it, however long it lasts, so it never becomes the customer's norm (a running
+    -- maximum: exposure only grows)
+    select
+        exposed.*,
+        {% if inc %}coalesce({% endif %}max(case when {{ active_condition }} then exposed.as_of_date end) over running{% if inc %}, base.last_active_date){% endif %} as last_active_date{{ ',' if rate_streams }}
+        {% for s in rate_streams -%}
+        {% if inc %}coalesce({% endif %}max(case when {{ active_condition }} then exposed.cum_exposure_milli_{{ s.name }} end) over running{% if inc %}, base.active_exposure_milli_{{ s.name }}){% endif %} as active_exposure_milli_{{ s.name }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from exposed
+    {% if inc -%}
+    left join base on base.customer_id = exposed.customer_id
+    {%- endif %}
+    window running as (
+        partition by exposed.customer_id order by exposed.as_of_date
+        rows between unbounded preceding and current row
+    )
 )
 {%- if inc %},
 
@@ -200,8 +229,7 @@ baselined as (
         exposed.*,
         {% if inc -%}
         {% for s in rate_streams -%}
-        coalesce(lag(exposed.cum_exposure_milli_{{ s.name }}, {{ skip }}) over customer_series,
-                 exposure_back.cum_exposure_milli_{{ s.name }}, 0) as baseline_exposure_milli_{{ s.name }},
+        {{ drift_exposure_before(s, skip, 'exposed.', 'coalesce(lag(exposed.cum_exposure_milli_' ~ s.name ~ ', ' ~ skip ~ ') over customer_series, exposure_back.cum_exposure_milli_' ~ s.name ~ ', 0)') }} as baseline_exposure_milli_{{ s.name }},
         {% endfor -%}
         {% for s in streams -%}
         {% if s.kind == 'share' -%}
@@ -211,7 +239,7 @@ baselined as (
         {% endfor -%}
         {%- else -%}
         {% for s in rate_streams -%}
-        coalesce(lag(cum_exposure_milli_{{ s.name }}, {{ skip }}) over customer_series, 0) as baseline_exposure_milli_{{ s.name }},
+        {{ drift_exposure_before(s, skip, 'exposed.', 'coalesce(lag(exposed.cum_exposure_milli_' ~ s.name ~ ', ' ~ skip ~ ') over customer_series, 0)') }} as baseline_exposure_milli_{{ s.name }},
         {% endfor -%}
         {% for s in streams -%}
         {% if s.kind == 'share' -%}
@@ -220,7 +248,7 @@ baselined as (
         coalesce(lag(cum_n_{{ s.name }}, {{ skip }}) over customer_series, 0) as baseline_n_{{ s.name }}{{ ',' if not loop.last }}
         {% endfor -%}
         {%- endif %}
-    from exposed
+    from active as exposed
     {% if inc -%}
     left join stored_exposure as exposure_back
         on exposure_back.customer_id = exposed.customer_id
@@ -448,8 +476,10 @@ select
     weighed.segment,
     weighed.observed_days,
     weighed.season_index_milli,
+    weighed.last_active_date,
     {% for s in rate_streams -%}
     weighed.cum_exposure_milli_{{ s.name }},
+    weighed.active_exposure_milli_{{ s.name }},
     weighed.cum_count_{{ s.name }},
     cast(weighed.prior_rate_{{ s.name }} as {{ type_double() }}) as prior_rate_{{ s.name }},
     {% endfor -%}

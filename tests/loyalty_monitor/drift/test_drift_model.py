@@ -525,3 +525,38 @@ def test_a_case_opened_after_the_customer_went_silent_says_it_may_already_have_l
     warehouse.build(off, as_of=END, full_refresh=True)
     kinds = {c: [row["case_kind"] for row in rows] for c, rows in _case_rows(off).items()}
     assert kinds == {"AWAY": ["churn_risk"], "DRIFTS": ["churn_risk"]}
+
+
+def test_a_silence_that_goes_on_never_becomes_the_customers_norm(tmp_path):
+    """GONE, heard from every few days and ordering every other week, falls silent in every stream
+    in December and stays silent for a year. Its silence is judged against its history before the
+    silence however long it lasts: the usual dialogue rate does not shrink towards the silence,
+    the probability stays high and its case stays open (it does not close as "recovered" after
+    the longest window while nothing has been heard). The others keep their rhythm: no case."""
+    gone_from = dt.date(2025, 12, 1)
+    customers = CUSTOMERS[:-1] + ["GONE"]
+    touchpoints, master = tmp_path / "touchpoints.jsonl", tmp_path / "customers.jsonl"
+    touchpoints.write_text("".join(json.dumps(e) + "\n" for e in _events(customers, {"GONE": (gone_from, None, gone_from)})))
+    master.write_text("".join(json.dumps(c) + "\n" for c in _customers(customers)))
+    settings = warehouse_settings(tmp_path / "data")
+    land(settings, touchpoints, master)
+    warehouse.build(settings, as_of=END, full_refresh=True)
+
+    cases = _case_rows(settings)
+    assert set(cases) == {"GONE"}, cases
+    [case] = cases["GONE"]
+    assert case["opened_on"] <= gone_from + dt.timedelta(days=60) and case["closed_on"] is None, case
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        rows = con.execute("select as_of_date, drift_probability, usual_rate_dialogue, last_active_date "
+                           "from build.int_drift_days where customer_id = 'GONE' and as_of_date >= ? "
+                           "order by as_of_date", [case["opened_on"]]).fetchall()
+    finally:
+        con.close()
+    last_active = {r[3] for r in rows}
+    assert len(last_active) == 1 and max(last_active) < gone_from, last_active
+    # 250 days in, the silence has outlasted the longest window (180) and the baseline's skip (60)
+    later = [r for r in rows if r[0] >= gone_from + dt.timedelta(days=250)]
+    assert later and min(r[1] for r in later) >= 0.9, min(r[1] for r in later)
+    usual = [r[2] for r in rows if r[0] >= gone_from + dt.timedelta(days=60)]
+    assert max(usual) - min(usual) < 0.05 * max(usual), (min(usual), max(usual))
