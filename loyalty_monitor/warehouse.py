@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -302,6 +303,20 @@ def _scoring_state_file(settings: Settings) -> Path:
     return settings.warehouse.with_name(settings.warehouse.name + ".scoring")
 
 
+def build_fingerprint(settings: Settings) -> str:
+    """What the stored days were scored with: config/scoring.yml's values and the dbt project's SQL
+    (models, macros, dbt_project.yml) by content. When it differs from the last completed build's,
+    past days must be re-scored: a changed scoring, or an upgrade whose incremental models compute
+    (or store) something else, turns the next build into a full refresh by itself, instead of a
+    daily run that mixes old rows with new or looks for a column the stored table does not have."""
+    digest = hashlib.sha256(fingerprint(load_scoring(settings.scoring_file)).encode())
+    project = Path(settings.dbt_project_dir)
+    sources = [*project.glob("models/**/*.sql"), *project.glob("macros/**/*.sql"), project / "dbt_project.yml"]
+    for path in sorted(p for p in sources if p.is_file()):
+        digest.update(f"{path.relative_to(project).as_posix()}\0".encode() + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def build(settings: Settings, as_of: dt.date | str | None = None, full_refresh: bool = False,
           select: str | None = None, on_node: Callable[[DbtNodeResult], None] | None = None,
           raise_on_failure: bool = True, unit_tests: bool = False, refit: bool = False,
@@ -310,8 +325,8 @@ def build(settings: Settings, as_of: dt.date | str | None = None, full_refresh: 
 
     dbt unit tests pin expected scores for the shipped config/scoring.yml, so they run in the test
     suite (``unit_tests=True``), not in production builds where users tune that file. When the
-    scoring file changed since the last build, past days must be re-scored, so the build turns
-    into a full refresh by itself.
+    scoring file or the dbt models changed since the last build (``build_fingerprint``), past days
+    must be re-scored, so the build turns into a full refresh by itself.
 
     The drift model's population parameters (``int_portfolio_days``) are append-only: a full
     refresh keeps them, so the daily runs and a rebuild judge every day alike. ``refit`` drops
@@ -329,7 +344,7 @@ def build(settings: Settings, as_of: dt.date | str | None = None, full_refresh: 
         if is_postgres(settings) or settings.warehouse.exists():
             with open_marts(settings, read_only=False) as con:
                 con.execute(f"drop table if exists {BUILD_SCHEMA}.int_portfolio_days")
-    scoring_now = fingerprint(load_scoring(settings.scoring_file))
+    scoring_now = build_fingerprint(settings)
     state_file = _scoring_state_file(settings)
     if not full_refresh and select is None:
         previous = state_file.read_text().strip() if state_file.exists() else None

@@ -122,23 +122,25 @@ def release_dbt_handle() -> None:
 
 
 def plan_build(settings: Settings) -> dict[str, Any]:
-    """Whether the dbt tasks must rebuild from scratch: yes when config/scoring.yml changed since the
-    last completed build (past days must be re-scored), as ``warehouse.build`` decides it too.
+    """Whether the dbt tasks must rebuild from scratch: yes when config/scoring.yml or the dbt
+    project's SQL changed since the last completed build (past days must be re-scored:
+    ``warehouse.build_fingerprint``), as ``warehouse.build`` decides it too.
 
     On PostgreSQL it first loads the landed files into schema ``landing`` (``warehouse.load``), the
     step the dbt tasks that follow need, as ``warehouse.build`` does it; on DuckDB nothing to load."""
     # at run time: parsing the DAG file stays light
-    from loyalty_monitor import scoring, warehouse
+    from loyalty_monitor import warehouse
 
     loaded = warehouse.load(settings)
     if loaded is not None:
         log.info("landing zone loaded into PostgreSQL: %s", loaded.summary())
 
-    now = scoring.fingerprint(scoring.load_scoring(settings.scoring_file))
+    now = warehouse.build_fingerprint(settings)
     state = warehouse._scoring_state_file(settings)  # shared with `loyalty warehouse build`
     previous = state.read_text().strip() if state.exists() else None
     if previous != now:
-        log.info("scoring fingerprint %s differs from the last build's (%s): full refresh", now, previous)
+        log.info("the scoring or the dbt models changed since the last build (fingerprint %s, was %s): "
+                 "full refresh", now, previous)
     return {"full_refresh": previous != now, "scoring_fingerprint": now}
 
 

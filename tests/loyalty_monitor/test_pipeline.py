@@ -121,6 +121,29 @@ def test_dbt_tasks_rebuild_from_scratch_only_when_scoring_changed(data_dir, tmp_
     assert changed["full_refresh"] is True and changed["scoring_fingerprint"] != first["scoring_fingerprint"]
 
 
+def test_an_upgrade_that_changes_a_model_rebuilds_from_scratch(data_dir, tmp_path):
+    """An upgrade whose incremental model computes or stores something else must re-score past days:
+    a daily run would mix old rows with new ones, or look for a column the stored table lacks. A
+    copy of the project rebuilt after a model's SQL changed plans a full refresh; after a change of
+    what dbt does not read into data (a target/ file) it does not."""
+    import shutil
+
+    from loyalty_core.settings import PROJECT_ROOT
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(PROJECT_ROOT / "dbt_project", project,
+                    ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    settings = load_settings(dbt_project_dir=project)
+    pipeline.record_build(settings, pipeline.plan_build(settings))
+    assert pipeline.plan_build(settings)["full_refresh"] is False
+    (project / "target").mkdir()
+    (project / "target" / "run_results.json").write_text("{}")
+    assert pipeline.plan_build(settings)["full_refresh"] is False
+    model = project / "models" / "intermediate" / "int_drift_days.sql"
+    model.write_text(model.read_text() + "\n-- a new release\n")
+    assert pipeline.plan_build(settings)["full_refresh"] is True
+
+
 def test_the_dags_manifest_is_parsed_again_when_a_model_is_added_or_deleted(tmp_path):
     """The DAG renders one task per node of this manifest: a deleted model must lose its task (a
     newer-file check missed deletions), an unchanged project must not pay for a parse."""
