@@ -57,6 +57,11 @@ class StreamStory:
         if self.usual_share is not None:
             return (f"{self.seen_since_restart} of {self.base_since_restart} {self.base_label} since {since}, "
                     f"about {self.expected_since_restart:.1f} expected; usually {self.usual_share:.0%}")
+        if self.expected_since_restart < 0.05 <= self.usual_per_90_days:
+            # the model expects nothing of a stream the customer hardly ever used
+            # (drift.min_baseline_events): "about 0.0 expected; usually 0.7" read as a contradiction
+            return (f"{self.seen_since_restart} since {since}; not judged: too few in the customer's own "
+                    f"history (its usual {self.usual_per_90_days:.1f} per 90 days is mostly its segment's)")
         return (f"{self.seen_since_restart} since {since}, about {self.expected_since_restart:.1f} "
                 f"expected; usually {self.usual_per_90_days:.1f} per 90 days")
 
@@ -250,7 +255,8 @@ def render_text(e: Explanation, weeks: int = 26) -> str:
     lines = [f"Customer {e.customer_id}: probability of drifting toward churn, as of {e.as_of}",
              f"(a case opens at {e.open_probability:.0%} and closes below {e.close_probability:.0%}; {what})", ""]
     lines += [f"  {day}  {_bar(p)} {p:4.0%}{mark}" for day, p, mark in rows]
-    lines += ["", f"Evidence now {e.evidence[-1]:.1f} nats, building since {e.restart_day}. What moved it:"]
+    lines += ["", (f"Evidence now {e.evidence[-1]:+.1f} (a log-likelihood ratio: each +0.7 doubles the odds of "
+                   f"a drift), building since {e.restart_day}. What moved it:")]
     for s in e.streams:
         lines.append(f"  {s.label:<50} {s.evidence_since_restart:+5.1f} ({_direction(s.evidence_since_restart)}): "
                      f"{s.seen_text(e.restart_day)}")

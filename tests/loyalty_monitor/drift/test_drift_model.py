@@ -27,7 +27,14 @@ from bench.bench_alert_quality import Silence
 from loyalty_core.settings import load_settings
 from loyalty_monitor import warehouse
 from loyalty_monitor.drift import population
-from loyalty_monitor.drift.explain import SHARE_STREAMS, ExplainError, explain, render_html, render_text
+from loyalty_monitor.drift.explain import (
+    SHARE_STREAMS,
+    ExplainError,
+    StreamStory,
+    explain,
+    render_html,
+    render_text,
+)
 from loyalty_monitor.erasure import erase_customers
 from loyalty_monitor.scoring import load_scoring
 
@@ -285,6 +292,19 @@ def test_explains_share_streams_are_the_drift_models():
     openings = (root / "models" / "intermediate" / "cases" / "int_case_openings.sql").read_text()
     words = dict(re.findall(r"'(\w+)': '([\w ]+)'", re.search(r"\{\{ \{('contacts'.*?)\}\[s\.of\]", openings)[1]))
     assert {name: words[of] for name, of in shares.items()} == SHARE_STREAMS
+
+
+def test_a_stream_too_rare_to_judge_says_so_instead_of_expecting_nothing():
+    """User trial: "orders: 0 since ..., about 0.0 expected; usually 0.7 per 90 days" read as a
+    contradiction. The model expects nothing of a stream the customer hardly ever used (its usual
+    rate is mostly its segment's), and says so; a judged stream keeps its figures."""
+    rare = StreamStory(name="orders", label="orders", usual_per_90_days=0.7, seen_since_restart=0,
+                       expected_since_restart=0.0, evidence_since_restart=0.0)
+    text = rare.seen_text(dt.date(2026, 9, 1))
+    assert text.startswith("0 since 2026-09-01; not judged: too few in the customer's own history") and "0.0" not in text
+    judged = StreamStory(name="orders", label="orders", usual_per_90_days=6.2, seen_since_restart=1,
+                         expected_since_restart=4.1, evidence_since_restart=1.3)
+    assert judged.seen_text(dt.date(2026, 9, 1)) == "1 since 2026-09-01, about 4.1 expected; usually 6.2 per 90 days"
 
 
 def test_population_parameters_are_fitted_weekly_and_kept(built):
