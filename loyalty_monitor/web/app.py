@@ -48,7 +48,7 @@ SORTS = {
     "status": lambda r: {"red": 0, "yellow": 1, "green": 2}.get(r["status"] or "", 3),
     "health": lambda r: r["health_score"] if r["health_score"] is not None else -1,
     "value": lambda r: r["value_at_stake"] or 0,
-    "risk": lambda r: r["expected_value_at_risk"] or 0,
+    "risk": lambda r: r["value_at_risk_now"] or 0,
     "dialogue": lambda r: r["days_since_dialogue"] if r["days_since_dialogue"] is not None else 10**6,
 }
 ACTION_WORDS = {"acknowledge": "acknowledged", "snooze": "snoozed", "close": "closed", "feedback": "feedback sent"}
@@ -232,7 +232,9 @@ def create_app(settings: Settings, publish: Callable[[Settings, list[dict[str, A
                 found = queries.customer(con, customer_id)
                 if found is None or not queries.may_see(user, found):
                     return found, None, None
-                return found, queries.customer_detail(con, customer_id), queries.latest_day(con)
+                detail = queries.customer_detail(con, customer_id)
+                detail["facts"] = queries.action_needed(con, user, customer_id)
+                return found, detail, queries.latest_day(con)
 
         found, detail, day = await run_in_threadpool(load)
         if found is None:
@@ -247,17 +249,17 @@ def create_app(settings: Settings, publish: Callable[[Settings, list[dict[str, A
 
     @signed_in
     async def my_queue(request: Request, user: auth.User) -> Response:
-        def load() -> tuple[list[dict[str, Any]], Any]:
+        def load() -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:
             with queries.reader(settings) as con:
-                return queries.queue(con, user), queries.latest_day(con)
+                return queries.queue(con, user), queries.action_needed(con, user), queries.latest_day(con)
 
-        rows, day = await run_in_threadpool(load)
+        rows, facts, day = await run_in_threadpool(load)
         for row in rows:
             recent.apply(row)
         sent = request.query_params.get("sent")
         notice = (f"{ACTION_WORDS[sent].capitalize()}: the event is on its way; the warehouse records it with the "
                   f"next pipeline run." if sent in ACTION_WORDS else None)
-        return page(request, "queue.html", user=user, title="My queue", day=day, notice=notice,
+        return page(request, "queue.html", user=user, title="My queue", day=day, notice=notice, facts=facts,
                     active=[r for r in rows if r["lifecycle_state"] != "snoozed"],
                     snoozed=[r for r in rows if r["lifecycle_state"] == "snoozed"],
                     today=_today(), refused=_refused(request))

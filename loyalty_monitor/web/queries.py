@@ -96,7 +96,11 @@ def customers(con: MartsReader, user: User, days: int = 90) -> list[dict[str, An
                health.value_at_stake, coalesce(health.currency, c.currency) as currency,
                health.days_since_dialogue, dialogue.last_dialogue_at,
                open_case.case_id, open_case.lifecycle_state, open_case.drivers as case_drivers,
-               open_case.expected_value_at_risk, open_case.severity as case_severity,
+               open_case.expected_value_at_risk, open_case.reporting_currency,
+               -- today's probability: the one the page shows beside it (expected_value_at_risk is
+               -- the opening day's, by which dispatch ranked the alerts)
+               coalesce(open_case.probability_now, open_case.probability_at_open) * open_case.value_at_stake_reporting as value_at_risk_now,
+               open_case.severity as case_severity,
                open_case.snoozed_until, open_case.close_outcome, open_case.last_event_at,
                open_case.state_changed_at, open_case.opened_on, open_case.case_kind,
                open_case.probability_at_open, open_case.probability_now, open_case.probability_now_on
@@ -170,12 +174,32 @@ def customer_detail(con: MartsReader, customer_id: str, days: int = 180, touches
 
 
 def queue(con: MartsReader, user: User) -> list[dict[str, Any]]:
-    """Open cases the user may see, highest expected value at risk first."""
+    """Open cases the user may see, highest expected value at risk today first (today's probability x
+    the value at stake in the reporting currency)."""
     where, params = _scope(user)
     return con.query(f"""
-        select c.* from {_lifecycle(con)} as c
+        select c.*, coalesce(c.probability_now, c.probability_at_open) * c.value_at_stake_reporting as value_at_risk_now from {_lifecycle(con)} as c
         where c.case_status = 'open' and c.lifecycle_state <> 'closed' and {where}
-        order by c.expected_value_at_risk desc nulls last, c.opened_on, c.case_id""", params)
+        order by value_at_risk_now desc nulls last, c.opened_on, c.case_id""", params)
+
+
+def action_needed(con: MartsReader, user: User, customer_id: str | None = None) -> list[dict[str, Any]]:
+    """The open action-needed alerts (facts, not predictions: an unresolved high-severity complaint,
+    dunning escalation without caring contact; fct_churn_alerts, alert_kind 'action_needed', its
+    episode not ended) of the customers ``user`` may see, or of one customer; newest first. They
+    are sent apart from the churn-risk cases and have no case to act on: the page lists them so
+    that the alert's link does not lead to "no case"."""
+    if not _has(con, "fct_churn_alerts"):
+        return []
+    where, params = _scope(user, "a")
+    if customer_id is not None:
+        where, params = f"{where} and a.customer_id = ?", [*params, customer_id]
+    return con.query(f"""
+        select a.alert_id, a.customer_id, a.customer_name, a.account_manager_name, a.rule, a.severity,
+               a.alert_date, a.drivers, a.suggested_action, a.value_at_stake, a.currency
+        from {P}.fct_churn_alerts as a
+        where a.alert_kind = 'action_needed' and a.episode_end_date is null and {where}
+        order by a.alert_date desc, a.customer_name, a.alert_id""", params)
 
 
 def case(con: MartsReader, case_id: str) -> dict[str, Any] | None:

@@ -110,10 +110,12 @@ def world(tmp_path_factory, broker) -> World:
 
 @pytest.fixture(scope="module")
 def managers(world) -> dict[str, dict]:
-    """Two account managers with open cases: A has the most valuable one."""
-    rows = world.query("""select account_manager_email, case_id, customer_id, expected_value_at_risk
+    """Two account managers with open cases: A has the most valuable one (today's probability x the
+    value at stake, the queue's order)."""
+    rows = world.query("""select account_manager_email, case_id, customer_id,
+                                 coalesce(probability_now, probability_at_open) * value_at_stake_reporting as at_risk
                           from published.fct_case_lifecycle where case_status = 'open'
-                          order by expected_value_at_risk desc""")
+                          order by at_risk desc nulls last, opened_on, case_id""")
     by_manager: dict[str, dict] = {}
     for email, case_id, customer_id, value in rows:
         by_manager.setdefault(email, {"email": email, "cases": [], "customers": []})
@@ -143,7 +145,14 @@ def test_a_sign_in_link_opens_the_managers_queue_ranked_by_value_at_risk(world, 
     assert urlsplit(browser.url).path == "/queue"
     assert browser.text("#signed-in-as") == a["email"]
     shown = browser.eval("[...document.querySelectorAll('#queue tbody tr')].map(r => r.dataset.case)")
-    assert shown == a["cases"], "the manager's open cases, highest expected value at risk first"
+    assert shown == a["cases"], "the manager's open cases, highest expected value at risk today first"
+    # the figure shown is today's probability x the value at stake (the probability the row shows),
+    # in the reporting currency; user trial: it was the opening day's beside "99% likely today"
+    for case_id, at_risk, currency in world.query(
+            "select case_id, coalesce(probability_now, probability_at_open) * value_at_stake_reporting, "
+            f"reporting_currency from published.fct_case_lifecycle where case_id in ({', '.join('?' * len(shown))})",
+            shown):
+        assert f"{at_risk:,.0f} {currency}" in browser.text(f"#queue #case-{case_id}"), case_id
     cookie = next(c for c in browser.cookies() if c["name"] == auth.SESSION_COOKIE)
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
     assert browser.eval("document.querySelectorAll('form[action$=\"/acknowledge\"]').length") == len(a["cases"])
