@@ -49,12 +49,17 @@ def rank_key(alert: Mapping[str, Any]) -> float:
 
 def at_stake(alert: Mapping[str, Any]) -> str:
     """The value at stake in the one reporting currency, with the customer's own currency beside it
-    where it differs: "16,733 EUR (125,000 DKK)"."""
+    where it differs: "16,733 EUR (125,000 DKK)". It is a year's worth (the larger of the customer's
+    annual potential and its revenue of the last 12 months: alerts.value_at_stake_potential_share)."""
     original = format_money(alert.get("value_at_stake"), alert.get("currency"))
     reporting = alert.get("reporting_currency")
     if reporting and reporting != alert.get("currency") and alert.get("value_at_stake_reporting") is not None:
         return f"{format_money(alert.get('value_at_stake_reporting'), reporting)} ({original})"
     return original
+
+
+#: What "at stake" is, said once in each message beside the figure.
+AT_STAKE_MEANS = "a year: its annual potential or its revenue of the last 12 months, whichever is larger"
 
 
 #: The contract's contact roles (in words) as the customer's side of a dialogue.
@@ -97,7 +102,10 @@ def risk_words(alert: Mapping[str, Any]) -> str:
         return f"may already have left: gone silent ({_s(alert.get('severity'), '?')} severity)"
     probability = alert.get("probability")
     try:
-        share = f"{float(probability):.0%} likely drifting toward churn"
+        # the model's probability on the day the case opened: a message sent later (a backlog, a
+        # reminder) must not pass it off as today's
+        opened = f" when the case opened on {alert['alert_date']}" if alert.get("alert_date") else ""
+        share = f"{float(probability):.0%} likely drifting toward churn{opened}"
     except (TypeError, ValueError):
         share = "may be drifting toward churn"
     return f"{share} ({_s(alert.get('severity'), '?')} severity)"
@@ -210,7 +218,7 @@ def _alert_lines(alert: Mapping[str, Any]) -> list[str]:
         *([f"Also: {_s(alert.get('reasons'))}"] if alert.get("reasons") else []),
         *([f"Last two-way dialogue: {dialogue}"] if dialogue else []),
         f"What to do next: {_s(alert.get('suggested_action'), 'talk to the customer')}",
-        f"At stake: {at_stake(alert)}",
+        f"At stake: {at_stake(alert)} {AT_STAKE_MEANS}",
         *([f"Open it: {_s(alert.get('link'))}"] if alert.get("link") else []),
     ]
 
@@ -233,7 +241,7 @@ def _alert_html(alert: Mapping[str, Any]) -> str:
         + (f"<p><b>Also:</b> {e(_s(alert.get('reasons')))}</p>" if alert.get("reasons") else "")
         + (f"<p><b>Last two-way dialogue:</b> {e(dialogue)}</p>" if dialogue else "") +
         f"<p><b>What to do next:</b> {e(_s(alert.get('suggested_action'), 'talk to the customer'))}</p>"
-        f"<p><b>At stake:</b> {e(at_stake(alert))}</p>"
+        f"<p><b>At stake:</b> {e(at_stake(alert))} {e(AT_STAKE_MEANS)}</p>"
         + (f"<p><a href=\"{e(_s(alert.get('link')))}\">Open it in {PRODUCT}</a></p>" if alert.get("link") else "")
         + "</div>"
     )
@@ -258,10 +266,18 @@ def render_alerts(alerts: list[Mapping[str, Any]], key: str) -> Message:
         prefix = "update: " if first.get("update") else "reminder: " if first.get("reminder") else ""
         subject = (f"[{PRODUCT}] {prefix}{_s(first.get('severity'), '?')} {what}: "
                    f"{_s(first.get('customer_name'), '?')} - {at_stake(first)} at stake")
-    else:
-        subject = f"[{PRODUCT}] {len(alerts)} customers at churn risk - {_total_at_stake(alerts)} at stake"
+    facts = sum(1 for a in alerts if a.get("alert_kind") == "action_needed")
+    if len(alerts) > 1:
+        what = ("need action" if facts == len(alerts) else "need action or are at churn risk" if facts
+                else "at churn risk")
+        subject = f"[{PRODUCT}] {len(alerts)} customers {what} - {_total_at_stake(alerts)} at stake"
     if len(alerts) == 1 and first.get("update"):
         intro = f"Hello {manager}, an update on a customer of yours we told you about: it is getting worse."
+    elif facts == len(alerts):  # a fact needing action is not a prediction of churn
+        intro = (f"Hello {manager}, {'this customer' if len(alerts) == 1 else 'these customers'} "
+                 f"of yours {'needs' if len(alerts) == 1 else 'need'} action.")
+    elif facts:
+        intro = f"Hello {manager}, these customers of yours need action or may be drifting away."
     else:
         intro = (f"Hello {manager}, {'this customer' if len(alerts) == 1 else 'these customers'} "
                  f"of yours may be drifting away.")

@@ -10,7 +10,7 @@ to read gets:
   the week (``fct_dialogue_daily.gap_ratio`` at most 1 on the day before the week, above 1 on the
   week's last published day), with the last dialogue's date and the usual gap;
 - **closed this week**: cases the manager closed (with the outcome) and cases the model closed
-  because the customer recovered.
+  because the signs of drift faded.
 
 A manager with none of the three gets nothing. The message has a plain-text and an HTML part and
 links to the web app (``web_base_url``): the manager's own sign-in link (``access.py``, valid
@@ -137,7 +137,7 @@ def _closed_words(row: dict[str, Any]) -> str:
     if row.get("lifecycle_state") == "closed":
         outcome = str(row.get("close_outcome") or "closed").replace("_", " ")
         return f"closed by you as {outcome}" + (f" ({row['close_note']})" if row.get("close_note") else "")
-    return "the customer recovered (the drift model closed the case)"
+    return "the signs of drift faded (the drift model closed the case)"
 
 
 def _case_value(row: dict[str, Any]) -> str:

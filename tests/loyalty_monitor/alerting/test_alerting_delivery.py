@@ -85,9 +85,28 @@ def test_message_escapes_data_and_has_plain_and_html_parts():
 def test_a_case_on_a_customer_gone_silent_reads_may_already_have_left_not_a_probability():
     drifting = render_alerts([alert("A1", "AM1", 1000.0)], "A1.smtp")
     gone = render_alerts([alert("A2", "AM1", 1000.0, rule="went_silent")], "A2.smtp")
-    assert "Risk: 80% likely drifting toward churn (high severity)" in drifting.text
+    # the probability is the opening day's: a message sent later must not pass it off as today's
+    assert f"Risk: 80% likely drifting toward churn when the case opened on {AS_OF} (high severity)" in drifting.text
     assert "Risk: may already have left: gone silent (high severity)" in gone.text
     assert "likely drifting" not in gone.text and "may already have left" in gone.html
+    # "at stake" says what it is: a year's worth
+    assert "At stake: 1,000 EUR a year: its annual potential or its revenue of the last 12 months" in drifting.text
+
+
+def test_a_fact_needing_action_is_not_told_as_a_drift():
+    """User trial: a dunning alert on a green customer who ordered last week opened with "this
+    customer of yours may be drifting away". A fact is a fact: it needs action."""
+    fact = alert("F1", "AM1", 1000.0, rule="dunning_escalation", alert_kind="action_needed", probability=None,
+                 expected_value_at_risk=None)
+    one = render_alerts([fact], "F1.smtp")
+    assert one.text.startswith("Hello Manager AM1, this customer of yours needs action.")
+    assert "drifting" not in one.text and "Risk: action needed (high severity)" in one.text
+    both = render_alerts([fact, alert("A1", "AM1", 900.0)], "digest.smtp")
+    assert both.text.startswith("Hello Manager AM1, these customers of yours need action or may be drifting away.")
+    assert "2 customers need action or are at churn risk - " in both.subject
+    facts = render_alerts([fact, alert("F2", "AM1", 900.0, rule="new_high_complaint", alert_kind="action_needed")],
+                          "facts.smtp")
+    assert "2 customers need action - " in facts.subject and "drifting" not in facts.text
 
 
 def test_alerts_route_to_their_account_manager_by_smtp_and_webhook(alert_settings, smtp, webhook):
