@@ -7,10 +7,10 @@
 {%- endmacro %}
 
 {% macro silent_opportunity_words(opportunity_id, stage, amount, currency, expected_close_date, days_since_dialogue) -%}
-  {#- "open opportunity OPP-1 (proposal, 185000 DKK, expected to close 2026-06-30) and no two-way
+  {#- "open opportunity OPP-1 (proposal, 185,000 DKK, expected to close 2026-06-30) and no two-way
       dialogue for 52 days": an open deal at a customer nobody talks to. -#}
   'open opportunity ' || {{ opportunity_id }} || ' (' || coalesce({{ stage }}, 'no stage') || ', '
-    || {{ int_text(amount) }} || ' ' || {{ currency }} || ', expected to close '
+    || {{ grouped_int_text(amount) }} || ' ' || {{ currency }} || ', expected to close '
     || {{ as_text(expected_close_date) }} || ') and '
     || coalesce('no two-way dialogue for ' || {{ as_text(days_since_dialogue) }} || ' days', 'no two-way dialogue recorded')
 {%- endmacro %}

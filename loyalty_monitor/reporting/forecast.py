@@ -97,6 +97,7 @@ def _pipeline(marts: Marts, names: dict[str, str]) -> Section:
     totals = marts.rows(
         f"select max(as_of_date) as as_of, count(*) as deals, "
         f"sum(case when is_overdue then 1 else 0 end) as overdue, "
+        f"sum(case when is_overdue then amount_reporting else 0 end) as overdue_total, "
         f"sum(stated_value_reporting) as stated, sum(track_record_value_reporting) as track_record, "
         f"sum(amount_reporting) as total, max(reporting_currency) as currency "
         f"from {PIPELINE} where in_current_quarter")[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import numbers
 import re
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 
@@ -27,10 +28,24 @@ def signed(n: int) -> str:
     return f"+{n}" if n > 0 else ("±0" if n == 0 else f"−{-n}")
 
 
+def _rounded(value: Any, digits: int) -> Decimal:
+    # half away from zero, as the warehouse rounds (round_half_away), not Python's half to even:
+    # 85.5 printed as 86 beside a change of -34.5 printed as -34 did not add up; snapped to 9
+    # decimals first, as pct1
+    return Decimal(repr(round(float(value), 9))).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+
+
 def num(value: Any, digits: int = 1) -> str:
     if value is None:
         return "–"
-    return f"{float(value):,.{digits}f}"
+    return f"{_rounded(value, digits):,.{digits}f}"
+
+
+def change(then: Any, now: Any, digits: int = 0) -> str:
+    """now - then as the two figures are printed, so that the three always add up in a table."""
+    if then is None or now is None:
+        return "–"
+    return f"{_rounded(now, digits) - _rounded(then, digits):,.{digits}f}"
 
 
 def money(value: Any, currency: Any) -> str:

@@ -459,6 +459,13 @@ def values_at_risk(marts: Marts, as_of: dt.date, reporting: dict[str, Any] | Non
         f"from ({per_customer}) as per_customer group by currency order by reporting desc nulls last, value desc",
         [as_of, as_of])
     customers = marts.scalar(f"select count(distinct customer_id) {open_sql}", [as_of, as_of]) or 0
+    # the customers whose open case says they may already have left (went silent): their value is a
+    # win-back's, not a retention's, and a headline that adds it in unsaid overstates what can be kept
+    gone = marts.rows(
+        f"select count(*) as customers, sum(r) as reporting from (select customer_id, "
+        f"{'max(value_at_stake_reporting)' if converted else 'null'} as r {open_sql} and customer_id in "
+        f"(select customer_id {open_sql} and rule = 'went_silent') group by customer_id) as gone",
+        [as_of, as_of, as_of, as_of])[0]
     now = _status_today(marts, [r["customer_id"] for r in rows], as_of)
     last_contact = _last_contact(marts, [r["customer_id"] for r in rows], as_of)
     for r in rows:
@@ -483,6 +490,7 @@ def values_at_risk(marts: Marts, as_of: dt.date, reporting: dict[str, Any] | Non
         "reporting_currency": currency if converted else None,
         "rates_date": (reporting or {}).get("rates_date") if converted else None,
         "total_reporting": total,
+        "gone_customers": gone["customers"] or 0, "gone_reporting": gone["reporting"],
         "without_rate": sum(c["customers"] for c in by_currency if converted and c["reporting"] is None),
         "now_counts": {s: shown_now.count(s) for s in STATUSES},
         "changed": sum(1 for r in rows if r["change"] not in ("same", None)),

@@ -38,7 +38,7 @@ def _environment() -> Environment:
         status_mix_rows=charts.status_mix_rows, paired_share_bars=charts.paired_share_bars,
         count_bars=charts.count_bars, metric_bars=charts.metric_bars, palette=charts.PALETTE, loyalty_scatter=charts.loyalty_scatter,
         plan_bullets=charts.plan_bullets, follow_up_bar=charts.follow_up_bar,
-        pct=fmt.pct, pct1=fmt.pct1, signed=fmt.signed, num=fmt.num, money=fmt.money, money_list=fmt.money_list, cell=fmt.cell,
+        pct=fmt.pct, pct1=fmt.pct1, signed=fmt.signed, num=fmt.num, change=fmt.change, money=fmt.money, money_list=fmt.money_list, cell=fmt.cell,
         is_number=fmt.is_number, day=fmt.day, no_paths=fmt.without_paths, Figure=summary.Figure,
         follow_up_days=queries.FOLLOW_UP_DAYS,
     )

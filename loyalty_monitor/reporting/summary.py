@@ -94,6 +94,11 @@ def _value_at_risk(section: Section) -> Sentence | None:
                             " " + _n(r["customers"], "customer")]
         if r["rates_date"]:
             parts.append(f" (rates of {r['rates_date']})")
+        if r.get("gone_customers") and r.get("gone_reporting") is not None:
+            parts += ["; ", Figure("risk-gone-total", fmt.money(r["gone_reporting"], r["reporting_currency"])),
+                      " of it is ", Figure("risk-gone-customers", str(r["gone_customers"])),
+                      " " + _n(r["gone_customers"], "customer") + " who may already have left (gone silent: "
+                      "a win-back rather than a retention)"]
     else:  # no reporting currency in the warehouse: one total per currency, none added up
         parts = ["Open alerts (churn-risk cases and action needed) put ",
                  Figure("risk-total", fmt.money_list(r["totals"])),

@@ -32,7 +32,8 @@ def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, se
                             with_quality_runs: bool = True, with_forecast_audit: bool = False,
                             with_forecast_section: bool = False) -> Path:
     """Churners (a fifth, and customer 0) fall from green to red in the second half; their alerts
-    are in EUR, DKK or PLN (value_at_stake_reporting in EUR), some raised while still yellow. Three
+    are in EUR, DKK or PLN (value_at_stake_reporting in EUR), some raised while still yellow, one a
+    went-silent case. Three
     customers who recovered keep an old open alert (stale, green today), one in a currency without a
     rate. ``with_forecast_audit`` adds a published fct_forecast_audit (company figures);
     ``with_forecast_section`` adds it with fct_forecast_calibration and fct_open_pipeline too (the
@@ -121,7 +122,9 @@ def build_fixture_warehouse(path: Path, customers: int = 60, days: int = 120, se
             # The alert tells the status on its day: early alerts caught customers still yellow.
             then = next(h for h in health_rows if h[1] == alert_day)
             reporting = potential * RATES[currency]
-            add("published.fct_churn_alerts", f"A-{cid}", cid, name, *am, "churn_risk",
+            # the first churner's case opened after it went silent: it may already have left
+            add("published.fct_churn_alerts", f"A-{cid}", cid, name, *am,
+                "went_silent" if i == min(churners) else "churn_risk",
                 rng.choice(["high", "medium"]), alert_day, None, then[2], "yellow" if i % 2 else "red",
                 "two-way dialogue: 1 in the last 90 days, usually 9.4, the last one 74 days ago",
                 "call the decision maker this week", potential, currency, segment, "risk_case", 0.8, reporting,

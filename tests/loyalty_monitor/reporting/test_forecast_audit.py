@@ -349,7 +349,7 @@ def test_opportunities_are_no_touches_and_silence_around_an_open_deal_is_a_drive
         drivers = [d for (d,) in con.execute(
             "select drivers from build.fct_churn_risk_cases where drivers like '%open opportunity%'").fetchall()]
         assert drivers, "a churn-risk case names the open opportunity nobody talks about"
-        assert all(re.search(r"open opportunity OPP-\d+ \(\w+, \d+ [A-Z]{3}, expected to close \d{4}-\d\d-\d\d\) "
+        assert all(re.search(r"open opportunity OPP-\d+ \(\w+, \d{1,3}(,\d{3})* [A-Z]{3}, expected to close \d{4}-\d\d-\d\d\) "
                              r"and no two-way dialogue (for \d+ days|recorded)", d) for d in drivers), drivers
     finally:
         con.close()
@@ -364,8 +364,11 @@ def test_the_report_shows_calibration_and_this_quarters_pipeline(built, tmp_path
     totals = section.data["pipeline"].data["totals"]
     con = warehouse.connect(built)
     try:
-        stated, track = con.execute("""select sum(stated_value_reporting), sum(track_record_value_reporting)
-                                       from published.fct_open_pipeline where in_current_quarter""").fetchone()
+        stated, track, deals, total, overdue, overdue_total = con.execute(
+            """select sum(stated_value_reporting), sum(track_record_value_reporting), count(*),
+                      sum(amount_reporting), count(*) filter (where is_overdue),
+                      sum(amount_reporting) filter (where is_overdue)
+               from published.fct_open_pipeline where in_current_quarter""").fetchone()
     finally:
         con.close()
     assert totals["stated"] == pytest.approx(stated) and totals["track_record"] == pytest.approx(track)
@@ -374,6 +377,11 @@ def test_the_report_shows_calibration_and_this_quarters_pipeline(built, tmp_path
                          r"when each manager's track record is applied\.", html)
     assert sentence, "the pipeline sentence"
     assert sentence.group(1) == f"{stated:,.0f}" and sentence.group(2) == f"{track:,.0f}"
+    # user trial: "11 of them already overdue (worth <all 62 deals>)" gave the whole pipeline's worth
+    # as the overdue deals'
+    assert overdue, "the history has overdue deals"
+    assert (f"{deals} open opportunities worth {total:,.0f} EUR in full expected to close by 2026-12-31, "
+            f"{overdue} of them (worth {overdue_total:,.0f} EUR) already overdue") in html
     con = warehouse.connect(built)
     try:
         managers = con.execute("select count(*) from published.fct_forecast_audit "

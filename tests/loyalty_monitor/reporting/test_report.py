@@ -237,6 +237,12 @@ def test_executive_summary_figures_match_the_sections_they_summarise(warehouse, 
             "select sum(v), count(*) from (select customer_id, max(value_at_stake_reporting) as v "
             "from published.fct_churn_alerts where alert_date <= ? and (episode_end_date is null "
             "or episode_end_date > ?) group by customer_id)", [END, END]).fetchone()
+        open_alerts = ("from published.fct_churn_alerts where alert_date <= ? and (episode_end_date is null "
+                       "or episode_end_date > ?)")
+        gone, gone_total = con.execute(
+            f"select count(*), sum(v) from (select customer_id, max(value_at_stake_reporting) as v {open_alerts} "
+            f"and customer_id in (select customer_id {open_alerts} and rule = 'went_silent') group by customer_id)",
+            [END, END, END, END]).fetchone()
         drop = con.execute(
             "select min(n.health_score - t.health_score) from published.fct_customer_health_daily n "
             "join published.fct_customer_health_daily t using (customer_id) where n.as_of_date = ? "
@@ -246,6 +252,9 @@ def test_executive_summary_figures_match_the_sections_they_summarise(warehouse, 
     assert figures["red-now"] == str(red_now) and figures["red-then"] == str(red_then)
     assert figures["customers"] == str(customers)
     assert figures["risk-total"] == f"{total:,.0f} EUR" and figures["risk-customers"] == str(at_risk)
+    # user trial: the total counted customers gone silent for a year as if they could be kept
+    assert gone, "the history has open cases of customers who went silent"
+    assert figures["risk-gone-total"] == f"{gone_total:,.0f} EUR" and figures["risk-gone-customers"] == str(gone)
     # The biggest mover is the largest fall (rounding each score may move the difference by one).
     assert abs(int(figures["mover-then"]) - int(figures["mover-now"]) + drop) <= 1
     assert "forecast" not in [s["id"] for s in sentences]  # no forecast marts: no forecast sentence
