@@ -339,7 +339,9 @@ def _scrub_files(settings: Settings, roots: list[Path], skip: set[Path], targets
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError:
-                notes.append(f"a binary file mentions an erased customer and was left as is: {path}")
+                notes.append(f"a binary file mentions an erased customer (its id, name or one of its notes) "
+                             f"and was left as is: {path}. Check it (`grep -c`), and delete it if it is a "
+                             f"cache or a copy the pipeline writes again (dbt's target/ is rebuilt)")
                 log.warning("erasure: binary file %s mentions an erased customer; not rewritten", path)
                 continue
             who = owners(text)

@@ -19,11 +19,11 @@ from loyalty_core.settings import Settings
 from loyalty_monitor import scoring, warehouse
 from loyalty_monitor.erasure.files import _pattern, _redact_text
 from loyalty_monitor.erasure.subjects import (
-    MIN_TERM_CHARS,
     ErasureError,
     Subject,
     _quote,
     _terms_of,
+    personal_text,
 )
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def _warehouse_terms(con: Any, tables: list, ids: set[str]) -> dict[str, set[str
                 for customer_id, value in con.execute(
                         f"select distinct customer_id, {_quote(column)} from {_quote(schema)}.{_quote(table)} "
                         f"where customer_id in ({marks})", params).fetchall():
-                    if isinstance(value, str) and len(value.strip()) >= MIN_TERM_CHARS:
+                    if personal_text(column, value):
                         texts[customer_id].add(value)
     return texts
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from loyalty_core.landing_zone import SCHEMAS, LandingZone
 from loyalty_core.settings import Settings
-from loyalty_monitor.erasure.subjects import MIN_TERM_CHARS, Subject, _aware, _utcnow
+from loyalty_monitor.erasure.subjects import Subject, _aware, _utcnow, personal_text
 
 log = logging.getLogger(__name__)
 UTC = dt.timezone.utc
@@ -241,7 +241,7 @@ def _landing_terms(zone: Any, ids_to_files: dict[str, set[str]], ids: set[str]) 
             if column in mine.column_names:
                 for customer_id, value in zip(mine.column("customer_id").to_pylist(),
                                            mine.column(column).to_pylist()):
-                    if isinstance(value, str) and len(value.strip()) >= MIN_TERM_CHARS:
+                    if personal_text(column, value):
                         texts[customer_id].add(value)
     return texts
 

@@ -90,6 +90,19 @@ def _quote(name: str) -> str:
 
 #: Free texts shorter than this are not searched for in other files (too likely to be ordinary words).
 MIN_TERM_CHARS = 4
+#: The free-text columns (notes, survey comments): only a text of at least two words is searched
+#: for; a one-word note ("future", "ok") is an ordinary word, and replacing it everywhere would
+#: alter other customers' texts and the quality gate's records (user trial). The customer's rows
+#: that hold it go anyway; names are searched from MIN_TERM_CHARS on.
+FREE_TEXT_COLUMNS = ("note", "comment")
+
+
+def personal_text(column: str, value: object) -> bool:
+    """Whether ``value`` of ``column`` (a name, note or comment of an erased customer) is searched
+    for and replaced in other tables and files."""
+    if not isinstance(value, str) or len(value.strip()) < MIN_TERM_CHARS:
+        return False
+    return column not in FREE_TEXT_COLUMNS or len(value.split()) >= 2
 
 
 def _terms_of(customer_id: str, terms: dict[str, set[str]], with_id: bool = True) -> list[str]:
