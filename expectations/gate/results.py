@@ -103,12 +103,32 @@ def _id_ranges(ids: list[int]) -> str:
     return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in spans)
 
 
+#: How to recover from a critical finding of a landing suite or check, in the data engineer's
+#: commands (docs/operations.md, "Faults"); the feed check's finding says it itself.
+RECOVERY = {
+    "failing_row_share": "Too many rows of a batch failed: fix the producer or the feed and rerun. If one "
+                         "broken source is something the day can do without, `loyalty validate --max-share "
+                         "SHARE` (above the failing share the finding names) sets its rows aside for this run; "
+                         "they are then listed by `loyalty validate --quarantined`.",
+    "touchpoint_daily_volume": "If the volume really dipped (a holiday, a closure), accept the landed days "
+                               "as they are: `loyalty validate --accept-files \"REASON\"`; otherwise fix the "
+                               "feed and rerun.",
+}
+
+
 def failure_notice(result: GateResult) -> tuple[str, str]:
-    """Subject and text of a failed gate's summary for the data engineers."""
+    """Subject and text of a failed gate's summary for the data engineers, with what to do."""
     subject = (f"[loyalty-monitor] quality gate {result.stage} FAILED: "
                f"{len(result.critical_failures)} critical expectation(s)")
+    steps = []
+    for finding in result.critical_failures:
+        step = RECOVERY.get(finding.expectation) or RECOVERY.get(finding.suite)
+        if step and step not in steps:
+            steps.append(step)
     text = (result.summary() + "\n\nThe pipeline stopped before publishing marts and before "
-            "sending alerts. Fix or remove the bad data, then re-run `loyalty validate`.")
+            "sending alerts. " + " ".join(steps or ["Fix or remove the bad data, then re-run `loyalty validate`."])
+            + "\nThen rerun the date (`loyalty run --as-of DATE`, or clear the DAG run in Airflow). "
+            "Every fault and its recovery: docs/operations.md, \"Faults\".")
     return subject, text
 
 

@@ -33,6 +33,7 @@ from expectations.gate import (
     GateResult,
     accept_landing,
     accept_rows,
+    failure_notice,
     quality_runs,
     release_rows,
     validate_landing,
@@ -355,6 +356,8 @@ def test_every_day_and_type_outside_its_band_is_its_own_finding_from_one_validat
     assert call.observed == f"2 event(s), expected {low}-{high} from 4 same-weekday day(s)", call.observed
     assert (f"CRITICAL touchpoint_daily_volume [{first}]: expect_column_pair_values_a_to_be_greater_than_b "
             "on call: 2 event(s)") in result.summary()
+    _, told = failure_notice(result)
+    assert "`loyalty validate --accept-files \"REASON\"`" in told and "--max-share" not in told, told
     surge = [f for f in result.warnings if f.suite == "touchpoint_daily_volume"]
     assert [(f.batch, f.column) for f in surge] == [(str(first), "order")], result.summary()
     validations = [p for p in (gate_settings.data_dir / "quality" / "gx" / "uncommitted" / "validations").rglob("*.json")
@@ -429,6 +432,10 @@ def test_a_share_of_failing_rows_above_the_limit_stops_the_run_and_sets_nothing_
     share = next(f for f in result.critical_failures if f.expectation == "failing_row_share")
     assert share.observed.startswith(f"30 of {len(records)} new touchpoint row(s)"), share.observed
     assert not result.quarantined and quarantine.listing(gate_settings) == []
+    # the notice says how to recover, in commands (user trial: only "fix the cause, then rerun")
+    _, told = failure_notice(result)
+    assert "`loyalty validate --max-share SHARE`" in told and "`loyalty run --as-of DATE`" in told, told
+    assert "--accept-files" not in told
 
     wider = validate_landing(with_quality(gate_settings, quarantine_max_share=0.05))
     assert wider.passed, wider.summary()
