@@ -153,6 +153,24 @@ def test_topic_init_creates_the_topics_with_the_projects_partition_counts(servic
     assert "--if-not-exists" in script and "--create" in script
 
 
+def test_topic_init_sets_the_retention_and_compaction_that_erasure_relies_on(services: dict) -> None:
+    """docs/operations.md ("Erasure") bounds how long an erased customer's records stay in Kafka
+    by each topic's retention and compaction; the stack creates its topics with exactly those."""
+    script = command_text(services["kafka-init"])
+    table = (PROJECT_ROOT / "docs" / "operations.md").read_text()
+    rows = {"TOPIC_TOUCHPOINTS": "| `touchpoints`", "TOPIC_CUSTOMERS": "| `customers` (compacted)",
+            "TOPIC_DEAD_LETTER": "| `loyalty.dead-letter`"}
+    for variable, row_start in rows.items():
+        row = next(line for line in table.splitlines() if line.startswith(row_start))
+        documented = set(re.findall(r"`([a-z.]+=\d+|cleanup\.policy=\w+)`", row.split("|")[2]))
+        line = next(line for line in script.splitlines() if f'"$${variable}"' in line)
+        configured = set(re.findall(r"--config (\S+)", line)) | (
+            set() if "cleanup.policy" in line else {"cleanup.policy=delete"})
+        assert documented and configured == documented, (variable, configured, documented)
+    case_events = next(line for line in script.splitlines() if '"$$TOPIC_CASE_EVENTS"' in line)
+    assert "--config retention.ms=604800000" in case_events  # keyed by customer, like touchpoints
+
+
 #: The parts of the checkout the containers run, mounted read-only over the image's copy.
 PROJECT_PARTS = ("loyalty_core", "loyalty_monitor", "streaming", "expectations", "dbt_project", "config", "dags")
 
