@@ -260,6 +260,52 @@ def told_on(browser: Browser, selector: str, now: float, at_open: float, opened_
     return f"{now:.0%} likely {when} ({at_open:.0%} when it opened on {opened_on.isoformat()}" in browser.text(selector)
 
 
+def test_open_action_needed_alerts_are_on_the_queue_and_the_customer_page(world, managers, browser):
+    """User trial: the e-mail link of a dunning alert opened a customer page that said "No churn-risk
+    case so far", and the queue listed cases only. The manager's open action-needed alerts (facts,
+    not predictions) are listed on the queue and the customer's page, apart from the cases; an ended
+    one and another manager's are not. Two facts for A's customers are added to the published marts
+    (the generated history may have none open), and removed again."""
+    a, b = managers["A"], managers["B"]
+    con = duckdb.connect(str(world.settings.warehouse))
+    try:
+        def fact(alert_id: str, customer_id: str, ended: str | None) -> None:
+            con.execute(
+                "insert into published.fct_churn_alerts by name select * replace (? as alert_id, "
+                "'dunning_escalation' as rule, 'action_needed' as alert_kind, cast(? as date) as episode_end_date, "
+                "'dunning reached collection call, 12,774 PLN overdue' as drivers, "
+                "'Call the customer today' as suggested_action) "
+                "from published.fct_churn_alerts where customer_id = ? limit 1",
+                [alert_id, ended, customer_id])
+        fact("web-fact-open", a["customers"][0], None)
+        fact("web-fact-ended", a["customers"][0], str(TODAY))
+        fact("web-fact-other", b["customers"][0], None)
+        expected = {r[0] for r in con.execute(
+            "select alert_id from published.fct_churn_alerts where alert_kind = 'action_needed' "
+            "and episode_end_date is null and lower(account_manager_email) = ?", [a["email"]]).fetchall()}
+    finally:
+        con.close()
+    try:
+        assert "web-fact-open" in expected
+        browser.goto(world.link(a["email"]))
+        listed = browser.eval("[...document.querySelectorAll('#action-needed tbody tr')].map(r => r.dataset.alert)")
+        assert set(listed) == expected, listed
+        row = browser.text("#action-needed tr[data-alert='web-fact-open']")
+        assert "dunning escalation" in row and "12,774 PLN overdue" in row and "Call the customer today" in row
+        assert browser.eval("!!document.querySelector('#queue')") == bool(a["cases"]), "the cases stay below"
+        browser.goto(f"{world.url}/customers/{a['customers'][0]}")
+        assert "web-fact-open" in browser.eval(
+            "[...document.querySelectorAll('#action-needed tbody tr')].map(r => r.dataset.alert)")
+        assert "web-fact-ended" not in browser.eval("document.body.innerHTML")
+        _local_only(world, browser)
+    finally:
+        con = duckdb.connect(str(world.settings.warehouse))
+        try:
+            con.execute("delete from published.fct_churn_alerts where alert_id like 'web-fact-%'")
+        finally:
+            con.close()
+
+
 def test_a_managers_link_does_not_open_another_managers_customer(world, managers, browser):
     a, b = managers["A"], managers["B"]
     browser.goto(world.link(a["email"]))
