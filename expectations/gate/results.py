@@ -104,7 +104,7 @@ def _id_ranges(ids: list[int]) -> str:
 
 
 #: How to recover from a critical finding of a landing suite or check, in the data engineer's
-#: commands (docs/operations.md, "Faults"); the feed check's finding says it itself.
+#: commands (docs/operations.md, "What can go wrong"); the feed check's finding says it itself.
 RECOVERY = {
     "failing_row_share": "Too many rows of a batch failed: fix the producer or the feed and rerun. If one "
                          "broken source is something the day can do without, `loyalty validate --max-share "
@@ -128,7 +128,7 @@ def failure_notice(result: GateResult) -> tuple[str, str]:
     text = (result.summary() + "\n\nThe pipeline stopped before publishing marts and before "
             "sending alerts. " + " ".join(steps or ["Fix or remove the bad data, then re-run `loyalty validate`."])
             + "\nThen rerun the date (`loyalty run --as-of DATE`, or clear the DAG run in Airflow). "
-            "Every fault and its recovery: docs/operations.md, \"Faults\".")
+            "Every fault and its recovery: docs/operations.md, \"What can go wrong\".")
     return subject, text
 
 

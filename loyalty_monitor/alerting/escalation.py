@@ -89,6 +89,7 @@ def apply(con: Any, alerts: list[dict[str, Any]], as_of: dt.date, settings: Any)
         if RANK.get(str(now), 0) > RANK.get(before, 0):
             since = f" on {told_on.isoformat()}" if told_on else ""
             out.append({**alert, "alert_id": f"{base}-escalated-{now}", "alert_date": as_of,
+                        "opened_on": alert.get("opened_on") or alert["alert_date"],
                         "updates": base, "previous_severity": before,
                         "update": f"Severity rose from {before} to {now} since we told you{since}."})
     return out

@@ -27,8 +27,9 @@ ALERT_COLUMNS = (
 
 #: Keys dispatch adds to an alert: ``link`` (the case or customer in the web app, from the setting
 #: ``web_base_url``), ``reminder`` (a snoozed case whose snooze ended), ``update``, ``updates`` and
-#: ``previous_severity`` (an escalation of an alert already sent: alerting/escalation.py).
-OPTIONAL_KEYS = ("link", "reminder", "update", "updates", "previous_severity")
+#: ``previous_severity`` (an escalation of an alert already sent: alerting/escalation.py), and
+#: ``opened_on`` (an update's or a reminder's case opening day: their ``alert_date`` is their own).
+OPTIONAL_KEYS = ("link", "reminder", "update", "updates", "previous_severity", "opened_on")
 #: The mail header that carries the alert ids: the text never shows a hash (issue 15).
 ALERT_ID_HEADER = "X-Loyalty-Alert-Id"
 
@@ -59,7 +60,7 @@ def at_stake(alert: Mapping[str, Any]) -> str:
 
 
 #: What "at stake" is, said once in each message beside the figure.
-AT_STAKE_MEANS = "a year: its annual potential or its revenue of the last 12 months, whichever is larger"
+AT_STAKE_MEANS = "a year: the larger of its potential and its revenue of the last 12 months"
 
 
 #: The contract's contact roles (in words) as the customer's side of a dialogue.
@@ -104,7 +105,9 @@ def risk_words(alert: Mapping[str, Any]) -> str:
     try:
         # the model's probability on the day the case opened: a message sent later (a backlog, a
         # reminder) must not pass it off as today's
-        opened = f" when the case opened on {alert['alert_date']}" if alert.get("alert_date") else ""
+        # (an update or a reminder is dated its own day: ``opened_on`` keeps the case's)
+        day = alert.get("opened_on") or alert.get("alert_date")
+        opened = f" when the case opened on {day}" if day else ""
         share = f"{float(probability):.0%} likely drifting toward churn{opened}"
     except (TypeError, ValueError):
         share = "may be drifting toward churn"

@@ -57,7 +57,7 @@ class StreamStory:
         if self.usual_share is not None:
             return (f"{self.seen_since_restart} of {self.base_since_restart} {self.base_label} since {since}, "
                     f"about {self.expected_since_restart:.1f} expected; usually {self.usual_share:.0%}")
-        if self.expected_since_restart < 0.05 <= self.usual_per_90_days:
+        if self.expected_since_restart == 0 and self.usual_per_90_days > 0:
             # the model expects nothing of a stream the customer hardly ever used
             # (drift.min_baseline_events): "about 0.0 expected; usually 0.7" read as a contradiction
             return (f"{self.seen_since_restart} since {since}; not judged: too few in the customer's own "

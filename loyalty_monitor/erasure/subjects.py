@@ -90,10 +90,11 @@ def _quote(name: str) -> str:
 
 #: Free texts shorter than this are not searched for in other files (too likely to be ordinary words).
 MIN_TERM_CHARS = 4
-#: The free-text columns (notes, survey comments): only a text of at least two words is searched
-#: for; a one-word note ("future", "ok") is an ordinary word, and replacing it everywhere would
-#: alter other customers' texts and the quality gate's records (user trial). The customer's rows
-#: that hold it go anyway; names are searched from MIN_TERM_CHARS on.
+#: The free-text columns (notes, survey comments): a note that is one ordinary lowercase word
+#: ("future", "callback") is not searched for: replacing it everywhere would alter other
+#: customers' texts and the quality gate's records (user trial). A one-word note that may point at
+#: a person (a capital, a digit, an @: "Kowalski", "+4512345678", "ola@acme.pl") still is, as is
+#: every longer note; the customer's rows that hold any note go anyway. Names: from MIN_TERM_CHARS.
 FREE_TEXT_COLUMNS = ("note", "comment")
 
 
@@ -102,7 +103,8 @@ def personal_text(column: str, value: object) -> bool:
     for and replaced in other tables and files."""
     if not isinstance(value, str) or len(value.strip()) < MIN_TERM_CHARS:
         return False
-    return column not in FREE_TEXT_COLUMNS or len(value.split()) >= 2
+    word = value.strip()
+    return column not in FREE_TEXT_COLUMNS or not (word.isalpha() and word.islower())
 
 
 def _terms_of(customer_id: str, terms: dict[str, set[str]], with_id: bool = True) -> list[str]:

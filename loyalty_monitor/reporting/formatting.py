@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import numbers
 import re
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 
@@ -28,24 +27,18 @@ def signed(n: int) -> str:
     return f"+{n}" if n > 0 else ("±0" if n == 0 else f"−{-n}")
 
 
-def _rounded(value: Any, digits: int) -> Decimal:
-    # half away from zero, as the warehouse rounds (round_half_away), not Python's half to even:
-    # 85.5 printed as 86 beside a change of -34.5 printed as -34 did not add up; snapped to 9
-    # decimals first, as pct1
-    return Decimal(repr(round(float(value), 9))).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
-
-
 def num(value: Any, digits: int = 1) -> str:
     if value is None:
         return "–"
-    return f"{_rounded(value, digits):,.{digits}f}"
+    return f"{float(value):,.{digits}f}"
 
 
 def change(then: Any, now: Any, digits: int = 0) -> str:
-    """now - then as the two figures are printed, so that the three always add up in a table."""
+    """now - then as the two figures are printed (``num``), so that the three always add up in a
+    table: 85.5 and 51.0 print as 86 and 51, and their change as -35, not the -34 that -34.5 prints."""
     if then is None or now is None:
         return "–"
-    return f"{_rounded(now, digits) - _rounded(then, digits):,.{digits}f}"
+    return f"{float(f'{float(now):.{digits}f}') - float(f'{float(then):.{digits}f}'):,.{digits}f}"
 
 
 def money(value: Any, currency: Any) -> str:

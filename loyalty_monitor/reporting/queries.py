@@ -461,8 +461,9 @@ def values_at_risk(marts: Marts, as_of: dt.date, reporting: dict[str, Any] | Non
     customers = marts.scalar(f"select count(distinct customer_id) {open_sql}", [as_of, as_of]) or 0
     # the customers whose open case says they may already have left (went silent): their value is a
     # win-back's, not a retention's, and a headline that adds it in unsaid overstates what can be kept
+    # (counted where the value is: a currency without a rate is out of the total as well)
     gone = marts.rows(
-        f"select count(*) as customers, sum(r) as reporting from (select customer_id, "
+        f"select count(r) as customers, sum(r) as reporting from (select customer_id, "
         f"{'max(value_at_stake_reporting)' if converted else 'null'} as r {open_sql} and customer_id in "
         f"(select customer_id {open_sql} and rule = 'went_silent') group by customer_id) as gone",
         [as_of, as_of, as_of, as_of])[0]

@@ -184,22 +184,27 @@ def queue(con: MartsReader, user: User) -> list[dict[str, Any]]:
 
 
 def action_needed(con: MartsReader, user: User, customer_id: str | None = None) -> list[dict[str, Any]]:
-    """The open action-needed alerts (facts, not predictions: an unresolved high-severity complaint,
-    dunning escalation without caring contact; fct_churn_alerts, alert_kind 'action_needed', its
-    episode not ended) of the customers ``user`` may see, or of one customer; newest first. They
-    are sent apart from the churn-risk cases and have no case to act on: the page lists them so
-    that the alert's link does not lead to "no case"."""
+    """The action-needed alerts (facts, not predictions: an unresolved high-severity complaint,
+    dunning escalation without caring contact; fct_churn_alerts, alert_kind 'action_needed') whose
+    fact still holds on the latest day, of the customers ``user`` may see, or of one customer;
+    newest first. They are sent apart from the churn-risk cases and have no case to act on: the
+    page lists them so that the alert's link does not lead to "no case". An episode stays open in
+    the mart for alerts.episode_cooldown_days after its rule last held (so that a flicker does not
+    alert twice): one whose last day (alert_date + episode_days - 1) is before the latest is over."""
     if not _has(con, "fct_churn_alerts"):
         return []
     where, params = _scope(user, "a")
     if customer_id is not None:
         where, params = f"{where} and a.customer_id = ?", [*params, customer_id]
-    return con.query(f"""
+    rows = con.query(f"""
         select a.alert_id, a.customer_id, a.customer_name, a.account_manager_name, a.rule, a.severity,
-               a.alert_date, a.drivers, a.suggested_action, a.value_at_stake, a.currency
+               a.alert_date, a.episode_days, a.drivers, a.suggested_action, a.value_at_stake, a.currency
         from {P}.fct_churn_alerts as a
         where a.alert_kind = 'action_needed' and a.episode_end_date is null and {where}
         order by a.alert_date desc, a.customer_name, a.alert_id""", params)
+    latest = latest_day(con)
+    return [r for r in rows if latest is None or r["episode_days"] is None
+            or r["alert_date"] + dt.timedelta(days=int(r["episode_days"]) - 1) >= latest]
 
 
 def case(con: MartsReader, case_id: str) -> dict[str, Any] | None:

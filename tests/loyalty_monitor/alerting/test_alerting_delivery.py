@@ -90,7 +90,12 @@ def test_a_case_on_a_customer_gone_silent_reads_may_already_have_left_not_a_prob
     assert "Risk: may already have left: gone silent (high severity)" in gone.text
     assert "likely drifting" not in gone.text and "may already have left" in gone.html
     # "at stake" says what it is: a year's worth
-    assert "At stake: 1,000 EUR a year: its annual potential or its revenue of the last 12 months" in drifting.text
+    assert "At stake: 1,000 EUR a year: the larger of its potential and its revenue of the last 12 months" in drifting.text
+    # an update or a reminder is dated its own day; the probability stays the opening day's
+    opened = AS_OF - dt.timedelta(days=20)
+    reminder = render_alerts([alert("A1-snoozed", "AM1", 1000.0, opened_on=opened, reminder="You snoozed this case")],
+                             "A1-snoozed.smtp")
+    assert f"80% likely drifting toward churn when the case opened on {opened} " in reminder.text
 
 
 def test_a_fact_needing_action_is_not_told_as_a_drift():

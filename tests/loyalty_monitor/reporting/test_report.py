@@ -240,7 +240,7 @@ def test_executive_summary_figures_match_the_sections_they_summarise(warehouse, 
         open_alerts = ("from published.fct_churn_alerts where alert_date <= ? and (episode_end_date is null "
                        "or episode_end_date > ?)")
         gone, gone_total = con.execute(
-            f"select count(*), sum(v) from (select customer_id, max(value_at_stake_reporting) as v {open_alerts} "
+            f"select count(v), sum(v) from (select customer_id, max(value_at_stake_reporting) as v {open_alerts} "
             f"and customer_id in (select customer_id {open_alerts} and rule = 'went_silent') group by customer_id)",
             [END, END, END, END]).fetchone()
         drop = con.execute(
@@ -525,3 +525,12 @@ def test_report_says_each_step_and_draws_a_bar_on_a_terminal(warehouse, data_dir
     assert done.returncode == 0
     assert b"writing the report" in shown and b"/15" in shown, shown[-500:]
     assert f"leadership report written to {(tmp_path / 'tty.html').resolve()}" in done.stdout.decode()
+
+
+def test_a_movers_change_is_that_of_the_figures_printed_beside_it():
+    """User trial: "85.5 -> 51.0" printed as 86 and 51 with a change of -34 (-34.5 rounded half to
+    even): the three did not add up."""
+    from loyalty_monitor.reporting import formatting
+
+    assert (formatting.num(85.5, 0), formatting.num(51.0, 0), formatting.change(85.5, 51.0)) == ("86", "51", "-35")
+    assert formatting.change(85.4, 51.6) == "-33" and formatting.change(None, 51.0) == "–"

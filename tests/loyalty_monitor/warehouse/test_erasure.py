@@ -737,24 +737,28 @@ def test_a_name_that_is_an_ordinary_word_is_erased_as_whole_words_only(tmp_path)
 def test_a_one_word_note_is_not_erased_from_other_records(landed, tmp_path):
     """User trial: a customer whose note was the single word "future" was erased, and every "future"
     in the quality gate's validation results became "[erased]" ("from the [erased] (beyond"),
-    altering the audit trail of other data. A one-word note is an ordinary word: the customer's rows
-    that hold it go, other texts keep it; a note of two words or more is still replaced."""
+    altering the audit trail of other data. A note that is one ordinary lowercase word: the
+    customer's rows that hold it go, other texts keep it; a longer note, or one word that may point
+    at a person (a surname, a phone number), is still replaced."""
     settings, other, data_dir = landed["settings"], landed["other"], landed["data_dir"]
     extra = tmp_path / "notes.jsonl"
     extra.write_text("".join(json.dumps({
         "schema_version": 1, "event_id": event_id, "event_type": "call", "occurred_at": "2026-02-20T09:00:00Z",
         "customer_id": CANARY_ID, "department": "sales", "direction": "outbound", "note": note,
         "payload": {"answered": True, "duration_s": 60}}) + "\n"
-        for event_id, note in (("one-word", "future"), ("two-words", "Krogh renewal"))))
+        for event_id, note in (("one-word", "future"), ("two-words", "Krogh renewal"), ("a-surname", "Kowalski"),
+                               ("a-phone", "+4512345678"))))
     land_jsonl_offline(settings, extra, None)
     _small_warehouse(settings, other)
     validations = data_dir / "quality" / "gx" / "validations.json"
     validations.parent.mkdir(parents=True)
     validations.write_text(json.dumps({"observed": "an event date from the future (beyond the window)",
-                                       "note": "the Krogh renewal is signed"}))
+                                       "note": "the Krogh renewal is signed", "who": "Kowalski on +4512345678"}))
 
     erasure.erase_customers(settings, [CANARY_ID], requested_by="dpo@example.com")
 
+    # one word that may point at a person (a capital, a digit) is still replaced
     assert json.loads(validations.read_text()) == {
-        "observed": "an event date from the future (beyond the window)", "note": "the [erased] is signed"}
+        "observed": "an event date from the future (beyond the window)", "note": "the [erased] is signed",
+        "who": "[erased] on [erased]"}
     assert CANARY_ID not in _landed_ids(settings)["touchpoints"]

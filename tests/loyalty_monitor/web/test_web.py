@@ -262,27 +262,33 @@ def told_on(browser: Browser, selector: str, now: float, at_open: float, opened_
 
 def test_open_action_needed_alerts_are_on_the_queue_and_the_customer_page(world, managers, browser):
     """User trial: the e-mail link of a dunning alert opened a customer page that said "No churn-risk
-    case so far", and the queue listed cases only. The manager's open action-needed alerts (facts,
-    not predictions) are listed on the queue and the customer's page, apart from the cases; an ended
-    one and another manager's are not. Two facts for A's customers are added to the published marts
-    (the generated history may have none open), and removed again."""
+    case so far", and the queue listed cases only. The manager's action-needed alerts whose fact
+    holds on the latest day (facts, not predictions) are listed on the queue and the customer's
+    page, apart from the cases; an ended one, one whose rule stopped holding days ago (its episode
+    still open for the cool-down) and another manager's are not. Facts for A's and B's customers are
+    added to the published marts (the generated history may have none open), and removed again."""
     a, b = managers["A"], managers["B"]
     con = duckdb.connect(str(world.settings.warehouse))
     try:
-        def fact(alert_id: str, customer_id: str, ended: str | None) -> None:
+        latest = con.execute("select max(as_of_date) from published.fct_customer_health_daily").fetchone()[0]
+
+        def fact(alert_id: str, customer_id: str, since: dt.date, days: int, ended: dt.date | None) -> None:
             con.execute(
                 "insert into published.fct_churn_alerts by name select * replace (? as alert_id, "
-                "'dunning_escalation' as rule, 'action_needed' as alert_kind, cast(? as date) as episode_end_date, "
+                "'dunning_escalation' as rule, 'action_needed' as alert_kind, cast(? as date) as alert_date, "
+                "cast(? as bigint) as episode_days, cast(? as date) as episode_end_date, "
                 "'dunning reached collection call, 12,774 PLN overdue' as drivers, "
                 "'Call the customer today' as suggested_action) "
                 "from published.fct_churn_alerts where customer_id = ? limit 1",
-                [alert_id, ended, customer_id])
-        fact("web-fact-open", a["customers"][0], None)
-        fact("web-fact-ended", a["customers"][0], str(TODAY))
-        fact("web-fact-other", b["customers"][0], None)
+                [alert_id, since, days, ended, customer_id])
+        fact("web-fact-open", a["customers"][0], latest - dt.timedelta(days=2), 3, None)
+        fact("web-fact-lapsed", a["customers"][0], latest - dt.timedelta(days=9), 4, None)
+        fact("web-fact-ended", a["customers"][0], latest - dt.timedelta(days=40), 5, latest - dt.timedelta(days=36))
+        fact("web-fact-other", b["customers"][0], latest, 1, None)
         expected = {r[0] for r in con.execute(
             "select alert_id from published.fct_churn_alerts where alert_kind = 'action_needed' "
-            "and episode_end_date is null and lower(account_manager_email) = ?", [a["email"]]).fetchall()}
+            "and episode_end_date is null and alert_date + to_days(cast(episode_days - 1 as integer)) >= ? "
+            "and lower(account_manager_email) = ?", [latest, a["email"]]).fetchall()}
     finally:
         con.close()
     try:
@@ -296,7 +302,8 @@ def test_open_action_needed_alerts_are_on_the_queue_and_the_customer_page(world,
         browser.goto(f"{world.url}/customers/{a['customers'][0]}")
         assert "web-fact-open" in browser.eval(
             "[...document.querySelectorAll('#action-needed tbody tr')].map(r => r.dataset.alert)")
-        assert "web-fact-ended" not in browser.eval("document.body.innerHTML")
+        page = browser.eval("document.body.innerHTML")
+        assert "web-fact-ended" not in page and "web-fact-lapsed" not in page
         _local_only(world, browser)
     finally:
         con = duckdb.connect(str(world.settings.warehouse))
