@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import fsspec
 
 from loyalty_core import contract, dates, spark
+from loyalty_core.dbt_files import project_files
 from loyalty_core.erasure_register import ensure_churn_counts
 from loyalty_core.landing_zone import quarantine_path
 from loyalty_core.marts import MartsError, MartsReader, connect_duckdb, engine_of, open_marts
@@ -304,16 +305,17 @@ def _scoring_state_file(settings: Settings) -> Path:
 
 
 def build_fingerprint(settings: Settings) -> str:
-    """What the stored days were scored with: config/scoring.yml's values and the dbt project's SQL
-    (models, macros, dbt_project.yml) by content. When it differs from the last completed build's,
-    past days must be re-scored: a changed scoring, or an upgrade whose incremental models compute
-    (or store) something else, turns the next build into a full refresh by itself, instead of a
-    daily run that mixes old rows with new or looks for a column the stored table does not have."""
+    """What the stored days were scored with: config/scoring.yml's values and the dbt project's
+    files by content (``loyalty_core.dbt_files``; not its docs). When it differs from the last
+    completed build's, past days must be re-scored: a changed scoring, or an upgrade whose
+    incremental models compute (or store, or type) something else, turns the next build into a full
+    refresh by itself, instead of a daily run that mixes old rows with new or looks for a column
+    the stored table does not have."""
     digest = hashlib.sha256(fingerprint(load_scoring(settings.scoring_file)).encode())
     project = Path(settings.dbt_project_dir)
-    sources = [*project.glob("models/**/*.sql"), *project.glob("macros/**/*.sql"), project / "dbt_project.yml"]
-    for path in sorted(p for p in sources if p.is_file()):
-        digest.update(f"{path.relative_to(project).as_posix()}\0".encode() + path.read_bytes() + b"\0")
+    for path in project_files(project):
+        if path.suffix != ".md":
+            digest.update(f"{path.relative_to(project).as_posix()}\0".encode() + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 

@@ -45,6 +45,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from loyalty_core.dbt_files import project_files
+
 log = logging.getLogger(__name__)
 
 #: Flags (with their value) that choose nodes or how to run them, not what the project parses to.
@@ -53,7 +55,6 @@ _RUN_ONLY_SWITCHES = {"--full-refresh"}
 _COMMANDS = {"build", "run", "test", "seed", "snapshot", "compile"}
 #: Manifests kept (a process's runs share one; another environment, e.g. another data directory, parses its own).
 _KEEP = 2
-_PROJECT_SUFFIXES = {".sql", ".py", ".yml", ".yaml", ".csv", ".md"}
 #: The environment variable naming where to parse (``airflow_setup.dbt_run_environment`` sets it).
 PARSE_DIR_ENV = "LOYALTY_DBT_PARSE_DIR"
 #: Environment a parse does not depend on: the run's date (``warehouse.AS_OF_ENV``, spelled out
@@ -68,10 +69,9 @@ _installed = False
 
 def files_digest(project: Path) -> str:
     """What dbt parses from a project directory: its files' names, sizes and modification times
-    (symlinks followed: cosmos's copies link to the project), without target/, logs/, packages."""
+    (``loyalty_core.dbt_files.project_files``)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in project.rglob("*") if p.suffix in _PROJECT_SUFFIXES and p.is_file()
-                       and p.relative_to(project).parts[0] not in {"target", "dbt_packages", "logs"}):
+    for path in project_files(project):
         stat = path.stat()
         digest.update(f"{path.relative_to(project)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()

@@ -124,8 +124,8 @@ def test_dbt_tasks_rebuild_from_scratch_only_when_scoring_changed(data_dir, tmp_
 def test_an_upgrade_that_changes_a_model_rebuilds_from_scratch(data_dir, tmp_path):
     """An upgrade whose incremental model computes or stores something else must re-score past days:
     a daily run would mix old rows with new ones, or look for a column the stored table lacks. A
-    copy of the project rebuilt after a model's SQL changed plans a full refresh; after a change of
-    what dbt does not read into data (a target/ file) it does not."""
+    copy of the project rebuilt after a model's SQL or YAML changed plans a full refresh; after a
+    change of what does not make data (a target/ file, docs) it does not."""
     import shutil
 
     from loyalty_core.settings import PROJECT_ROOT
@@ -139,8 +139,14 @@ def test_an_upgrade_that_changes_a_model_rebuilds_from_scratch(data_dir, tmp_pat
     (project / "target").mkdir()
     (project / "target" / "run_results.json").write_text("{}")
     assert pipeline.plan_build(settings)["full_refresh"] is False
+    (project / "models" / "overview.md").write_text("{% docs __overview__ %}Loyalty Monitor{% enddocs %}\n")
+    assert pipeline.plan_build(settings)["full_refresh"] is False, "docs change no row"
     model = project / "models" / "intermediate" / "int_drift_days.sql"
     model.write_text(model.read_text() + "\n-- a new release\n")
+    assert pipeline.plan_build(settings)["full_refresh"] is True
+    pipeline.record_build(settings, pipeline.plan_build(settings))
+    contract = project / "models" / "marts" / "fct_churn_risk_cases.yml"
+    contract.write_text(contract.read_text() + "\n")  # a model's YAML: its contract's types, its config
     assert pipeline.plan_build(settings)["full_refresh"] is True
 
 
