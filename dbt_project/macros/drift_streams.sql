@@ -83,10 +83,12 @@
   {%- set exposure_before = drift_exposure_before(s, k, now, back ~ 'cum_exposure_milli_' ~ s.name) -%}
   {%- set a_before = '(' ~ now ~ 'prior_rate_' ~ s.name ~ ' * ' ~ prior_days ~ ' + ' ~ back ~ 'cum_count_' ~ s.name ~ ')' -%}
   {%- set b_before = '(' ~ prior_days ~ ' + ' ~ exposure_before ~ ' / 1000.0)' -%}
+  {#- whether the stream was used often enough to be judged asks how long the customer has been
+      watched: the exposure k days back, silence and all -#}
   case when {{ now }}observed_days >= {{ k + skip }}
         and {{ now }}usual_rate_{{ s.name }} >= {{ min_rate }}
         and ({{ back }}cum_count_{{ s.name }} >= {{ min_events }}
-             or {{ exposure_before }} < {{ (prior_days * 1000) | int }})
+             or {{ back }}cum_exposure_milli_{{ s.name }} < {{ (prior_days * 1000) | int }})
        then {{ milli('(' ~ n_window ~ ' * ln(' ~ s.ratio ~ ') + (' ~ a_before ~ ' + ' ~ n_window ~ ') * ln((' ~ b_before ~ ' + ' ~ e_window ~ ') / (' ~ b_before ~ ' + ' ~ s.ratio ~ ' * ' ~ e_window ~ ')))') }}
        else 0 end
   {%- endif -%}

@@ -229,7 +229,8 @@ baselined as (
         exposed.*,
         {% if inc -%}
         {% for s in rate_streams -%}
-        {{ drift_exposure_before(s, skip, 'exposed.', 'coalesce(lag(exposed.cum_exposure_milli_' ~ s.name ~ ', ' ~ skip ~ ') over customer_series, exposure_back.cum_exposure_milli_' ~ s.name ~ ', 0)') }} as baseline_exposure_milli_{{ s.name }},
+        coalesce(lag(exposed.cum_exposure_milli_{{ s.name }}, {{ skip }}) over customer_series,
+                 exposure_back.cum_exposure_milli_{{ s.name }}, 0) as baseline_exposure_milli_{{ s.name }},
         {% endfor -%}
         {% for s in streams -%}
         {% if s.kind == 'share' -%}
@@ -239,7 +240,7 @@ baselined as (
         {% endfor -%}
         {%- else -%}
         {% for s in rate_streams -%}
-        {{ drift_exposure_before(s, skip, 'exposed.', 'coalesce(lag(exposed.cum_exposure_milli_' ~ s.name ~ ', ' ~ skip ~ ') over customer_series, 0)') }} as baseline_exposure_milli_{{ s.name }},
+        coalesce(lag(cum_exposure_milli_{{ s.name }}, {{ skip }}) over customer_series, 0) as baseline_exposure_milli_{{ s.name }},
         {% endfor -%}
         {% for s in streams -%}
         {% if s.kind == 'share' -%}
@@ -269,8 +270,10 @@ rated as (
         (prior_rate_{{ s.name }} * {{ prior_events }} + baseline_n_{{ s.name }})
             / ({{ prior_events }} + baseline_base_{{ s.name }}) as usual_rate_{{ s.name }}{{ ',' if not loop.last }}
         {% else -%}
+        -- over the exposure up to the skip, without a silence that began before it and still goes on
+        -- (drift_exposure_before); baseline_exposure_milli_<s> stays how long it has been watched
         (prior_rate_{{ s.name }} * {{ prior_days }} + baseline_n_{{ s.name }})
-            / ({{ prior_days }} + baseline_exposure_milli_{{ s.name }} / 1000.0) as usual_rate_{{ s.name }}{{ ',' if not loop.last }}
+            / ({{ prior_days }} + {{ drift_exposure_before(s, skip, 'baselined.', 'baselined.baseline_exposure_milli_' ~ s.name) }} / 1000.0) as usual_rate_{{ s.name }}{{ ',' if not loop.last }}
         {% endif -%}
         {% endfor %}
     from baselined
