@@ -103,9 +103,9 @@ def risk_words(alert: Mapping[str, Any]) -> str:
         return f"may already have left: gone silent ({_s(alert.get('severity'), '?')} severity)"
     probability = alert.get("probability")
     try:
-        # the model's probability on the day the case opened: a message sent later (a backlog, a
-        # reminder) must not pass it off as today's
-        # (an update or a reminder is dated its own day: ``opened_on`` keeps the case's)
+        # the model's probability on the day the case opened: a message sent later (a backlog, an
+        # update, a reminder: dated their own day, ``opened_on`` keeps the case's) must not pass it
+        # off as today's
         day = alert.get("opened_on") or alert.get("alert_date")
         opened = f" when the case opened on {day}" if day else ""
         share = f"{float(probability):.0%} likely drifting toward churn{opened}"

@@ -96,7 +96,7 @@ def _value_at_risk(section: Section) -> Sentence | None:
             parts.append(f" (rates of {r['rates_date']})")
         if r.get("gone_customers") and r.get("gone_reporting") is not None:
             parts += ["; ", Figure("risk-gone-total", fmt.money(r["gone_reporting"], r["reporting_currency"])),
-                      " of it is ", Figure("risk-gone-customers", str(r["gone_customers"])),
+                      " of it with ", Figure("risk-gone-customers", str(r["gone_customers"])),
                       " " + _n(r["gone_customers"], "customer") + " who may already have left (gone silent: "
                       "a win-back rather than a retention)"]
     else:  # no reporting currency in the warehouse: one total per currency, none added up
