@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from loyalty_monitor.alerting.messages import case_opened_on
 from loyalty_monitor.scoring import ScoringError, load_scoring
 
 SEVERITY_TABLE = "ops.alert_severity"
@@ -89,7 +90,7 @@ def apply(con: Any, alerts: list[dict[str, Any]], as_of: dt.date, settings: Any)
         if RANK.get(str(now), 0) > RANK.get(before, 0):
             since = f" on {told_on.isoformat()}" if told_on else ""
             out.append({**alert, "alert_id": f"{base}-escalated-{now}", "alert_date": as_of,
-                        "opened_on": alert.get("opened_on") or alert["alert_date"],
+                        "opened_on": case_opened_on(alert),
                         "updates": base, "previous_severity": before,
                         "update": f"Severity rose from {before} to {now} since we told you{since}."})
     return out

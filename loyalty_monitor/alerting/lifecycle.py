@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from loyalty_core.settings import Settings
 from loyalty_monitor.access import sign_in_link
+from loyalty_monitor.alerting.messages import case_opened_on
 
 LIFECYCLE_TABLE = "published.fct_case_lifecycle"
 
@@ -73,7 +74,7 @@ def apply(con: Any, alerts: list[dict[str, Any]], as_of: dt.date, settings: Sett
         elif case["snoozed_until"] is not None and case["snoozed_until"] <= as_of and case["case_status"] == "open":
             until = case["snoozed_until"]
             out.append({**alert, "alert_id": f"{alert['alert_id']}-snoozed-{until.isoformat()}",
-                        "alert_date": until, "opened_on": alert.get("opened_on") or alert["alert_date"],
+                        "alert_date": until, "opened_on": case_opened_on(alert),
                         "reminder": f"You snoozed this case until {until.isoformat()}"
                                     + (f" ({case['snooze_reason']})" if case.get("snooze_reason") else "")
                                     + "; the customer is still drifting."})

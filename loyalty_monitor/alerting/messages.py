@@ -93,6 +93,12 @@ def dialogue_words(alert: Mapping[str, Any]) -> str | None:
     return None
 
 
+def case_opened_on(alert: Mapping[str, Any]) -> Any:
+    """The day an alert's case opened: an update's or a reminder's ``opened_on`` (their
+    ``alert_date`` is their own day), else the alert's ``alert_date``."""
+    return alert.get("opened_on") or alert.get("alert_date")
+
+
 def risk_words(alert: Mapping[str, Any]) -> str:
     """The risk in the account manager's words: a churn-risk case says how likely the drift is, one
     opened after the customer went silent that it may already have left; a fact says that action is
@@ -106,7 +112,7 @@ def risk_words(alert: Mapping[str, Any]) -> str:
         # the model's probability on the day the case opened: a message sent later (a backlog, an
         # update, a reminder: dated their own day, ``opened_on`` keeps the case's) must not pass it
         # off as today's
-        day = alert.get("opened_on") or alert.get("alert_date")
+        day = case_opened_on(alert)
         opened = f" when the case opened on {day}" if day else ""
         share = f"{float(probability):.0%} likely drifting toward churn{opened}"
     except (TypeError, ValueError):

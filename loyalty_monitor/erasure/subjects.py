@@ -101,10 +101,10 @@ FREE_TEXT_COLUMNS = ("note", "comment")
 def personal_text(column: str, value: object) -> bool:
     """Whether ``value`` of ``column`` (a name, note or comment of an erased customer) is searched
     for and replaced in other tables and files."""
-    if not isinstance(value, str) or len(value.strip()) < MIN_TERM_CHARS:
+    text = value.strip() if isinstance(value, str) else ""
+    if len(text) < MIN_TERM_CHARS:
         return False
-    word = value.strip()
-    return column not in FREE_TEXT_COLUMNS or not (word.isalpha() and word.islower())
+    return column not in FREE_TEXT_COLUMNS or not (text.isalpha() and text.islower())
 
 
 def _terms_of(customer_id: str, terms: dict[str, set[str]], with_id: bool = True) -> list[str]:
