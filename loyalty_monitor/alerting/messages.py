@@ -99,6 +99,30 @@ def case_opened_on(alert: Mapping[str, Any]) -> Any:
     return alert.get("opened_on") or alert.get("alert_date")
 
 
+#: A dialogue gap this many times the customer's usual one when the model closed a case changes
+#: what the closing says: the probability fell (a friction that opened the case aged out of its
+#: window, say), but the customer had gone quiet, so "the signs faded" would mislead.
+QUIET_AT_CLOSE_GAPS = 3
+
+
+def model_closed_words(case: Mapping[str, Any]) -> str:
+    """Why the drift model closed a case, with the customer's dialogue on the closing day
+    (``days_since_dialogue_at_close`` and ``usual_gap_days_at_close``, fct_dialogue_daily, when
+    known): quiet beyond its usual rhythm then is said, and far beyond it leads."""
+    try:
+        days = int(case["days_since_dialogue_at_close"])
+        gap = float(case["usual_gap_days_at_close"])
+    except (KeyError, TypeError, ValueError):
+        return "closed by the model: the signs of drift faded"
+    quiet = f"no two-way dialogue for {days} days by then, usually every {gap:.0f} days"
+    if gap > 0 and days >= QUIET_AT_CLOSE_GAPS * gap:
+        return (f"closed by the model (the drift probability fell below the closing one), though the customer "
+                f"had gone quiet: {quiet}; make sure it is still a customer")
+    if gap > 0 and days > gap:
+        return f"closed by the model: the signs of drift faded ({quiet})"
+    return "closed by the model: the signs of drift faded"
+
+
 def risk_words(alert: Mapping[str, Any]) -> str:
     """The risk in the account manager's words: a churn-risk case says how likely the drift is, one
     opened after the customer went silent that it may already have left; a fact says that action is

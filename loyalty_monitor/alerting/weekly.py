@@ -10,7 +10,8 @@ to read gets:
   the week (``fct_dialogue_daily.gap_ratio`` at most 1 on the day before the week, above 1 on the
   week's last published day), with the last dialogue's date and the usual gap;
 - **closed this week**: cases the manager closed (with the outcome) and cases the model closed
-  because the signs of drift faded.
+  because the signs of drift faded (or, for a customer far quieter than usual on the closing day,
+  that the probability fell though the customer went quiet: ``messages.model_closed_words``).
 
 A manager with none of the three gets nothing. The message has a plain-text and an HTML part and
 links to the web app (``web_base_url``): the manager's own sign-in link (``access.py``, valid
@@ -40,6 +41,7 @@ from loyalty_monitor.alerting.messages import (
     at_stake,
     drivers_list,
     format_money,
+    model_closed_words,
     one_line,
     slack_escape,
 )
@@ -103,10 +105,16 @@ def collect(con: Any, week_end: dt.date) -> tuple[dt.date | None, dict[str, dict
                                  order by expected_value_at_risk desc nulls last, case_id""", []):
             if (m := manager(row)) is not None:
                 m["open"].append(row)
-        for row in _rows(con, """select * from published.fct_case_lifecycle
-                                 where (lifecycle_state = 'closed' and cast(closed_at as date) between ? and ?)
-                                    or (closed_on between ? and ?)
-                                 order by coalesce(cast(closed_at as date), closed_on), case_id""",
+        # the dialogue on the day the model closed a case: a quiet customer is not "recovered"
+        quiet = (""", quiet.days_since_dialogue as days_since_dialogue_at_close,
+                           quiet.usual_gap_days as usual_gap_days_at_close""",
+                 """left join published.fct_dialogue_daily as quiet
+                        on quiet.customer_id = cases.customer_id and quiet.as_of_date = cases.closed_on"""
+                 ) if day is not None else ("", "")
+        for row in _rows(con, f"""select cases.*{quiet[0]} from published.fct_case_lifecycle as cases {quiet[1]}
+                                  where (cases.lifecycle_state = 'closed' and cast(cases.closed_at as date) between ? and ?)
+                                     or (cases.closed_on between ? and ?)
+                                  order by coalesce(cast(cases.closed_at as date), cases.closed_on), cases.case_id""",
                          [monday, sunday, monday, sunday]):
             if (m := manager(row)) is not None:
                 m["closed"].append(row)
@@ -137,7 +145,7 @@ def _closed_words(row: dict[str, Any]) -> str:
     if row.get("lifecycle_state") == "closed":
         outcome = str(row.get("close_outcome") or "closed").replace("_", " ")
         return f"closed by you as {outcome}" + (f" ({row['close_note']})" if row.get("close_note") else "")
-    return "the signs of drift faded (the drift model closed the case)"
+    return model_closed_words(row)
 
 
 def _case_value(row: dict[str, Any]) -> str:

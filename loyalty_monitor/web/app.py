@@ -28,7 +28,7 @@ from loyalty_core.contract import CLOSE_OUTCOMES, FEEDBACK_VERDICTS, parse_times
 from loyalty_core.settings import Settings
 from loyalty_monitor import access as auth
 from loyalty_monitor import cases as case_events
-from loyalty_monitor.alerting.messages import drivers_list
+from loyalty_monitor.alerting.messages import drivers_list, model_closed_words
 from loyalty_monitor.web import queries, svg
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -77,7 +77,8 @@ def _environment() -> jinja2.Environment:
     env.filters["score"] = lambda v: f"{float(v):.0f}" if v is not None else "–"
     env.filters["drivers"] = drivers
     env.globals.update(sparkline=svg.sparkline, matrix_position=svg.matrix_position, areas=queries.AREAS,
-                       close_outcomes=CLOSE_OUTCOMES, feedback_verdicts=FEEDBACK_VERDICTS, timedelta=dt.timedelta)
+                       close_outcomes=CLOSE_OUTCOMES, feedback_verdicts=FEEDBACK_VERDICTS, timedelta=dt.timedelta,
+                       model_closed_words=model_closed_words)
     return env
 
 

@@ -163,8 +163,14 @@ def customer_detail(con: MartsReader, customer_id: str, days: int = 180, touches
                is_two_way_dialogue, note, comment, severity, dunning_stage, amount, currency, nps_score, answered
         from {P}.fct_touchpoints where customer_id = ?
         order by occurred_at desc, event_id limit {int(touches)}""", [customer_id])
-    cases = con.query(f"select * from {_lifecycle(con)} where customer_id = ? order by opened_on desc, case_id",
-                      [customer_id])
+    # the dialogue on the day the model closed a case (messages.model_closed_words): a customer far
+    # quieter than usual then had not recovered, whatever the probability did
+    columns = ", quiet.days_since_dialogue as days_since_dialogue_at_close, quiet.usual_gap_days as usual_gap_days_at_close"
+    join = (f"left join {P}.fct_dialogue_daily as quiet "
+            "on quiet.customer_id = c.customer_id and quiet.as_of_date = c.closed_on")
+    quiet = (columns, join) if _has(con, "fct_dialogue_daily") else ("", "")
+    cases = con.query(f"select c.*{quiet[0]} from {_lifecycle(con)} as c {quiet[1]} "
+                      "where c.customer_id = ? order by c.opened_on desc, c.case_id", [customer_id])
     matrix = con.query(f"""
         select period_end_date, rational_loyalty, emotional_loyalty, quadrant
         from {P}.fct_loyalty_matrix where customer_id = ? order by period_end_date desc limit 1""",

@@ -274,6 +274,56 @@ def test_the_weekly_digest_can_be_turned_off(world):
     assert (result.sent, result.failed) == (0, 0)
 
 
+def test_a_case_the_model_closed_in_the_week_says_how_quiet_the_customer_was_then(world):
+    """The digest's "closed this week" line carries the customer's dialogue on the day the model
+    closed the case: "the signs of drift faded" alone read wrong for a customer not heard from since."""
+    from alerting_servers import SmtpServer
+
+    from loyalty_monitor.alerting.channels import SmtpChannel
+    from loyalty_monitor.alerting.weekly import send_weekly_digests, week_of
+
+    quiet = world.rows("""
+        select c.customer_id, c.customer_name, c.account_manager_email, c.closed_on, q.days_since_dialogue, q.usual_gap_days
+        from published.fct_case_lifecycle as c
+        inner join published.fct_dialogue_daily as q on q.customer_id = c.customer_id and q.as_of_date = c.closed_on
+        where c.case_status = 'closed' and c.lifecycle_state <> 'closed'
+          and q.days_since_dialogue > q.usual_gap_days and q.days_since_dialogue < 3 * q.usual_gap_days
+        order by c.closed_on, c.case_id limit 1""")
+    assert quiet, "the history has a case the model closed while the customer was quieter than usual"
+    case = quiet[0]
+    with SmtpServer() as smtp:
+        channel = SmtpChannel(host="127.0.0.1", port=smtp.port, sender="monitor@example.com", timeout_s=5)
+        result = send_weekly_digests(world.settings, week_of(case["closed_on"])[1], channels=[channel])
+        mail = next(m for m in smtp.inbox if m.rcpt_tos[0] == case["account_manager_email"].lower())
+    assert result.failed == 0
+    # the customer page reads the same day's dialogue (web/queries.py)
+    from loyalty_core.marts import open_marts
+    from loyalty_monitor.web import queries
+
+    with open_marts(world.settings) as con:
+        shown = next(c for c in queries.customer_detail(con, case["customer_id"])["cases"]
+                     if c["closed_on"] == case["closed_on"])
+    assert (shown["days_since_dialogue_at_close"], shown["usual_gap_days_at_close"]) == (
+        case["days_since_dialogue"], case["usual_gap_days"])
+    words = (f"{case['customer_name']}: closed by the model: the signs of drift faded (no two-way dialogue for "
+             f"{case['days_since_dialogue']} days by then, usually every {case['usual_gap_days']:.0f} days)")
+    assert words in mail.text, mail.text
+
+
+def test_the_model_closing_words_follow_the_customers_dialogue_on_the_closing_day():
+    from loyalty_monitor.alerting.messages import model_closed_words
+
+    faded = "closed by the model: the signs of drift faded"
+    assert model_closed_words({}) == faded  # a warehouse without the dialogue mart
+    assert model_closed_words({"days_since_dialogue_at_close": None, "usual_gap_days_at_close": 20.0}) == faded
+    assert model_closed_words({"days_since_dialogue_at_close": 20, "usual_gap_days_at_close": 20.0}) == faded
+    assert model_closed_words({"days_since_dialogue_at_close": 41, "usual_gap_days_at_close": 20.4}) == (
+        f"{faded} (no two-way dialogue for 41 days by then, usually every 20 days)")
+    assert model_closed_words({"days_since_dialogue_at_close": 190, "usual_gap_days_at_close": 26.0}) == (
+        "closed by the model (the drift probability fell below the closing one), though the customer had gone "
+        "quiet: no two-way dialogue for 190 days by then, usually every 26 days; make sure it is still a customer")
+
+
 # --- alert messages in the account manager's words -------------------------------------------------
 
 def test_alert_messages_say_who_why_what_next_at_stake_and_the_last_dialogue_without_hashes(world):

@@ -223,6 +223,28 @@ def test_a_case_opened_after_the_customer_went_silent_reads_may_already_have_lef
     _local_only(world, browser)
 
 
+def test_a_case_the_model_closed_says_whether_the_customer_had_gone_quiet_by_then(world, browser):
+    """User trial: a case opened by friction closed when the friction aged out, for a customer not
+    heard from since, and read "the signs of drift faded". The closing now carries the customer's
+    dialogue on the closing day (fct_dialogue_daily), and leads with it when far beyond its rhythm
+    (this history's closings are all within the rhythm: test_case_feedback has the quiet ones)."""
+    from loyalty_monitor.alerting.messages import model_closed_words
+
+    closed = world.query("""
+        select c.case_id, c.customer_id, c.account_manager_email, q.days_since_dialogue, q.usual_gap_days
+        from published.fct_case_lifecycle as c
+        inner join published.fct_dialogue_daily as q on q.customer_id = c.customer_id and q.as_of_date = c.closed_on
+        where c.case_status = 'closed' and c.lifecycle_state <> 'closed'
+        order by q.days_since_dialogue / q.usual_gap_days desc, c.case_id limit 3""")
+    assert closed, "the history has cases the model closed"
+    for case_id, customer_id, email, days, gap in closed:
+        browser.goto(world.link(email))
+        browser.goto(f"{world.url}/customers/{customer_id}")
+        words = model_closed_words({"days_since_dialogue_at_close": days, "usual_gap_days_at_close": gap})
+        assert f"({words})" in browser.text(f"#case-{case_id}"), browser.text(f"#case-{case_id}")
+    _local_only(world, browser)
+
+
 def test_an_open_case_shows_todays_probability_and_dates_its_opening_drivers(world, managers, browser):
     """User trial: the queue showed the probability of the opening day ("53% likely") while `loyalty
     explain` said 99% today, and the opening day's drivers under "data as of <today>". An open case
