@@ -9,7 +9,10 @@ Layout (docs/design.md, "Landing zone")::
     <landing>/case_events/event_date=YYYY-MM-DD/case_events-p{partition:03d}-{first:012d}-{last:012d}.parquet
 
 A file name depends only on the dataset, the partition, the event date and the batch's offset range
-of that partition, so a replayed batch rewrites the same names instead of adding duplicates.
+of that partition, so a replayed batch rewrites the same names instead of adding duplicates. A file
+landed offline (``loyalty land-offline``: line numbers as offsets of partition 0) carries its
+source's tag, ``<dataset>-offline-<12 hex>-p000-...``, a hash of the source file's absolute path:
+landing the same file again rewrites its own files, and no other file's.
 Files are written under a temporary name, fsynced (local files) and renamed into place.
 
 ``_pending/`` holds one small intent manifest per (dataset, partition) while a batch is written but
@@ -142,12 +145,16 @@ class PreparedBatch:
     records: int
 
 
-def file_name(dataset: str, partition: int, first: int, last: int) -> str:
-    return f"{dataset}-p{partition:03d}-{first:012d}-{last:012d}.parquet"
+def file_name(dataset: str, partition: int, first: int, last: int, source: str = "") -> str:
+    """A Kafka batch's file (``source`` empty), or an offline landing's: its ``source`` tag keeps two
+    files landed offline, and a file landed offline and a consumer's batch, from sharing a name."""
+    prefix = f"{dataset}-{source}" if source else dataset
+    return f"{prefix}-p{partition:03d}-{first:012d}-{last:012d}.parquet"
 
 
-def relative_path(dataset: str, event_date: date | str, partition: int, first: int, last: int) -> str:
-    return posixpath.join(dataset, f"event_date={event_date}", file_name(dataset, partition, first, last))
+def relative_path(dataset: str, event_date: date | str, partition: int, first: int, last: int,
+                  source: str = "") -> str:
+    return posixpath.join(dataset, f"event_date={event_date}", file_name(dataset, partition, first, last, source))
 
 
 # --- the landing zone on any fsspec filesystem ------------------------------------------------

@@ -9,6 +9,7 @@ split a batch into one file per (partition, event date).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -299,6 +300,8 @@ class BatchBuilder:
     topic: str
     tables: list[pa.Table] = field(default_factory=list)
     offsets: dict[int, list[int]] = field(default_factory=dict)
+    #: an offline landing's source tag (``landing_zone.file_name``); empty for Kafka batches
+    source: str = ""
 
     def note_offset(self, partition: int, offset: int) -> None:
         span = self.offsets.get(partition)
@@ -340,7 +343,7 @@ def prepare(batch: BatchBuilder) -> PreparedBatch:
         partition = int(partitions[start])
         event_date = EPOCH_DATE + timedelta(days=int(days[start]))
         first, last = batch.offsets[partition]
-        path = relative_path(batch.dataset, event_date, partition, first, last)
+        path = relative_path(batch.dataset, event_date, partition, first, last, batch.source)
         tables[path] = table.slice(start, end - start)
         by_partition[partition].append(path)
         event_dates.add(str(event_date))
@@ -378,10 +381,12 @@ def _reject_record(path: Path, number: int, line: bytes, code: str, detail: str)
 def land_offline_file(settings: Settings, kind: str, path: Path, zone: LandingZone | None = None,
                       chunk: int | None = None) -> OfflineResult:
     from streaming.producer import key_and_value  # the same key/tombstone rules as `loyalty produce`
-    from streaming.topics import input_topics  # Kafka's clients, only for offline landing's topic names
 
     dataset = DATASETS[kind]
-    topic = {k: t for t, k in input_topics(settings).items()}[kind]
+    source = offline_source(path)
+    # the lineage of a line landed offline: its file, not a Kafka topic (a row is identified by
+    # topic, partition and offset: two files' line 12 must not be one row)
+    topic = f"{source}:{Path(path).name}"
     zone = zone or LandingZone.from_settings(settings)
     chunk = chunk or settings.batch_max_records
     result = OfflineResult(dataset)
@@ -398,7 +403,7 @@ def land_offline_file(settings: Settings, kind: str, path: Path, zone: LandingZo
         for index, code, detail in decoded.rejects:
             number, line = lines[index]
             rejects.append(_reject_record(path, number, line, code, detail))
-        batch = BatchBuilder(dataset, topic)
+        batch = BatchBuilder(dataset, topic, source=source)
         batch.note_offset(0, lines[0][0])
         batch.note_offset(0, lines[-1][0])
         batch.add_table(decoded.table)
@@ -415,9 +420,16 @@ def land_offline_file(settings: Settings, kind: str, path: Path, zone: LandingZo
             pending = []
     land(pending)
     result.rejected = len(rejects)
-    # one file per dataset, replaced by every run: it lists the rejects of the files landed last
-    result.rejects_file = zone.write_rejected(f"{dataset}-offline.jsonl", rejects)
+    # one file per source file, replaced when that file is landed again: another file's rejects stay
+    result.rejects_file = zone.write_rejected(f"{dataset}-{source}.jsonl", rejects)
     return result
+
+
+def offline_source(path: str | Path) -> str:
+    """The tag of a file landed offline, in its landed files' and rejects' names: a hash of its
+    absolute path, so that the same file landed again replaces its own files and no other's."""
+    digest = hashlib.sha256(str(Path(path).resolve()).encode("utf-8", "surrogateescape")).hexdigest()
+    return f"offline-{digest[:12]}"
 
 
 def land_jsonl_offline(settings: Settings, touchpoints_path: str | Path | None,
@@ -425,8 +437,9 @@ def land_jsonl_offline(settings: Settings, touchpoints_path: str | Path | None,
     """Decode a generator's JSON Lines files and land them as partition 0, offsets = line numbers.
 
     Line numbers are 0-based (like Kafka offsets). Lines that break the contract are written to
-    ``<landing>/_rejected/<dataset>-offline.jsonl`` with their error code, never dropped silently.
-    Re-running on the same files rewrites the same Parquet files.
+    ``<landing>/_rejected/<dataset>-offline-<tag>.jsonl`` with their error code, never dropped
+    silently. Re-running on the same files rewrites the same Parquet files; other files land beside
+    them (``offline_source``), as a consumer's batches do.
     """
     zone = LandingZone.from_settings(settings)
     results: dict[str, OfflineResult] = {}

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from loyalty_core.landing_zone import CUSTOMER_SCHEMA, TOUCHPOINT_SCHEMA, LandingZone
 from loyalty_core.settings import load_settings
 from streaming import samples
-from streaming.landing import BatchBuilder, decode_chunk, land_jsonl_offline, prepare, safe_decode
+from streaming.landing import BatchBuilder, decode_chunk, land_jsonl_offline, offline_source, prepare, safe_decode
 
 # The column list of docs/design.md, "Landing zone", in order: a change here is an interface change.
 DESIGN_TOUCHPOINT_COLUMNS = (
@@ -199,6 +199,39 @@ def test_offline_landing_of_jsonl_rejects_bad_lines_visibly(data_dir, tmp_path):
     assert [(r["customer_id"], r["is_deleted"]) for r in customers_rows] == [("C00001", False), ("C00001", True)]
     again = land_jsonl_offline(settings, touchpoints, None)["touchpoints"]
     assert again.files == tp.files and zone.read("touchpoints").num_rows == 30
+
+
+def test_two_files_landed_offline_never_overwrite_each_other_or_a_consumers_batch(data_dir, tmp_path):
+    """User trial: a second file landed offline, its lines on the same day and line numbers as the
+    first's, reported "31 landed" and replaced the first file's Parquet files (same name): 30
+    events gone without a word, and the first file's rejects list with them."""
+    settings = load_settings(data_dir=data_dir)
+    zone = LandingZone.from_settings(settings)
+    # a consumer's batch of partition 0, offsets 0-9, on the same day
+    batch = BatchBuilder("touchpoints", "touchpoints")
+    messages = [(0, i, None, None, samples.encode(samples.touchpoint(100 + i, days=1))) for i in range(10)]
+    for partition, offset, *_ in messages:
+        batch.note_offset(partition, offset)
+    batch.add_table(decode_chunk("touchpoint", "touchpoints", messages, 1 << 20, datetime.now(timezone.utc)).table)
+    zone.write_prepared(prepare(batch))
+    first, second = tmp_path / "a" / "touchpoints.jsonl", tmp_path / "b" / "touchpoints.jsonl"
+    for n, path in enumerate((first, second)):
+        path.parent.mkdir()
+        lines = [samples.encode(samples.touchpoint(200 * (n + 1) + i, days=1)) for i in range(10)]
+        path.write_bytes(b"\n".join([*lines, b"{broken"]) + b"\n")
+    a = land_jsonl_offline(settings, first, None)["touchpoints"]
+    b = land_jsonl_offline(settings, second, None)["touchpoints"]
+    assert (a.landed, b.landed, a.rejected, b.rejected) == (10, 10, 1, 1)
+    assert not set(a.files) & set(b.files)
+    rows = zone.read("touchpoints").to_pylist()
+    assert len(rows) == 30 and len({r["event_id"] for r in rows}) == 30, "every landing kept"
+    keys = {(r["kafka_topic"], r["kafka_partition"], r["kafka_offset"]) for r in rows}
+    assert len(keys) == 30, "a row is still one (topic, partition, offset)"
+    assert {r["kafka_topic"] for r in rows} == {"touchpoints", f"{offline_source(first)}:touchpoints.jsonl",
+                                                f"{offline_source(second)}:touchpoints.jsonl"}
+    assert a.rejects_file != b.rejects_file
+    assert [json.loads(line)["file"] for line in open(a.rejects_file)] == [str(first)]
+    assert [json.loads(line)["file"] for line in open(b.rejects_file)] == [str(second)]
 
 
 def test_payload_values_land_only_in_columns_of_their_type():

@@ -19,6 +19,7 @@ from warehouse_history import land, make_history, warehouse_settings
 
 from loyalty_core.contract import ERROR_CODES
 from loyalty_monitor import pipeline, warehouse
+from streaming.landing import offline_source
 
 pytestmark = pytest.mark.faults
 
@@ -40,7 +41,8 @@ def test_mutated_touchpoints_never_stop_the_daily_chain_and_the_gate_names_them(
     settings = warehouse_settings(tmp_path / "data")
     land(settings, history.touchpoints, history.customers)
     rejected = [json.loads(line) for line in
-                (Path(settings.landing) / "_rejected" / "touchpoints-offline.jsonl").read_text().splitlines()]
+                (Path(settings.landing) / "_rejected" / f"touchpoints-{offline_source(history.touchpoints)}.jsonl")
+                .read_text().split("\n") if line]
     assert {r["error_code"] for r in rejected} <= set(ERROR_CODES), "a reject outside the contract's codes"
     assert all(r["error_detail"] for r in rejected)
 
