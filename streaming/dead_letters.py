@@ -175,13 +175,20 @@ def replay_key(record: DeadLetterRecord) -> str:
     return f"dead-letter|{record.partition}|{record.offset}|{record.timestamp_ms}"
 
 
+def json_lines(text: str) -> list[str]:
+    """The lines of a JSON Lines text: split at "\n" only (a "\r" before it dropped). Not
+    ``str.splitlines``: it also splits at U+2028, U+2029, U+0085 and other characters a JSON string
+    may hold as they are (``ensure_ascii=False``, as the export writes), cutting a line in two."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def read_replay_ledger(settings: Settings) -> dict[str, str]:
     """replay key -> when it was replayed."""
     path = replay_ledger_path(settings)
     ledger: dict[str, str] = {}
     if not path.exists():
         return ledger
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in json_lines(path.read_text(encoding="utf-8")):
         try:
             entry = json.loads(line)
             ledger[entry["key"]] = entry["replayed_at"]
@@ -467,7 +474,7 @@ def replay_corrected(settings: Settings, corrected: Path, include_replayed: bool
     The dead letters sent are written to the replay ledger: a plain ``replay`` then does not send
     their broken originals again; copies of one dead letter are sent once."""
     entries = []
-    for number, text in enumerate(corrected.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, text in enumerate(json_lines(corrected.read_text(encoding="utf-8")), start=1):
         if not text.strip():
             continue
         try:

@@ -347,7 +347,10 @@ def _scrub_files(settings: Settings, roots: list[Path], skip: set[Path], targets
             who = owners(text)
             if path.suffix in JSON_LINES_SUFFIXES:
                 kept = []
-                for line in text.splitlines(keepends=True):
+                # lines end at "\n" only: splitlines() also cut a record at a U+2028 or U+0085 in
+                # one of its strings (written as is, ensure_ascii=False) and kept the half that did not
+                # name the customer, a broken line with the rest of their note
+                for line in filter(None, re.split(r"(?<=\n)", text)):  # each with its "\n"
                     if not _mentions(line, pattern):
                         kept.append(line)
                         continue

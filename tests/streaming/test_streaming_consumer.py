@@ -511,3 +511,45 @@ def test_corrected_replays_keep_erased_customers_out_and_never_turn_text_into_a_
     assert "1 of customers in the erasure register" in plain.stdout, plain.stdout
     after = read_topic(settings, settings.topic_touchpoints, quiet_s=0.5)
     assert not [m for m in after[before:] if b"C00003" in (m.key or b"") + (m.value or b"")]
+
+
+def test_an_unedited_export_whose_note_holds_line_separators_is_read_line_by_line(settings, monkeypatch, tmp_path):
+    """Tester: a note with U+2028 or U+0085 (written as they are: the export is readable UTF-8) made
+    `replay --corrected` on the unedited export fail with `line 4: not JSON (Unterminated string ...)`:
+    the file was split at those characters too, not only at line ends. Both lines are read whole:
+    the unedited one is refused for what its message still breaks, the corrected one is sent and
+    lands with its note as it was."""
+    settings = fast_settings(settings, monkeypatch)
+    notes = {"E-sep-1": "first\u2028second", "E-sep-2": "one\x85two\u2029three"}
+    messages = []
+    for i, (event_id, note) in enumerate(notes.items()):
+        record = samples.touchpoint(i, event_id=event_id, note=note, occurred_at="2026-02-30T10:00:00+00:00")
+        messages.append((record["customer_id"].encode(), json.dumps(record, ensure_ascii=False).encode()))
+    produce(settings, settings.topic_touchpoints, messages)
+    assert _consume_until_idle(settings)[0].dead_lettered == 2
+    env = dict(os.environ)
+    cli = [sys.executable, "-m", "loyalty_monitor.cli", "dead-letters"]
+    out = tmp_path / "fix.jsonl"
+    exported = subprocess.run([*cli, "export", "--out", str(out)], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+    assert exported.returncode == 0 and "exported 2 dead letters" in exported.stdout, exported.stderr
+    assert "\u2028" in out.read_text(encoding="utf-8")  # as it is, not escaped: what made the reader trip
+
+    unedited = subprocess.run([*cli, "replay", "--corrected", str(out)], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+    assert "not JSON" not in unedited.stderr, unedited.stderr
+    assert unedited.returncode == 1 and "line 1: still breaks the contract: bad_timestamp" in unedited.stdout \
+        and "line 2: still breaks the contract: bad_timestamp" in unedited.stdout, unedited.stdout + unedited.stderr
+
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").split("\n") if line]
+    for line in lines:
+        line["value"]["occurred_at"] = "2026-02-28T10:00:00+00:00"
+    out.write_text("".join(json.dumps(line, ensure_ascii=False) + "\r\n" for line in lines), encoding="utf-8")
+    corrected = subprocess.run([*cli, "replay", "--corrected", str(out)], cwd=ROOT, env=env, capture_output=True,
+                               text=True, timeout=60, check=False)
+    assert corrected.returncode == 0 and "replayed 2 corrected dead letters" in corrected.stdout, \
+        corrected.stdout + corrected.stderr
+    assert _consume_until_idle(settings)[0].dead_lettered == 0
+    landed_notes = LandingZone.from_settings(settings).read("touchpoints").select(["event_id", "note"]).to_pylist()
+    assert {row["event_id"]: row["note"] for row in landed_notes} == notes
+
