@@ -20,6 +20,7 @@ import base64
 import json
 import logging
 import time
+import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -52,6 +53,30 @@ def check_error_code(error_code: str | None) -> None:
     would list or replay nothing and look like an empty topic: refused, with the codes there are."""
     if error_code is not None and error_code not in ERROR_CODES:
         raise ValueError(f"unknown error code {error_code!r}; dead letters carry one of: {', '.join(ERROR_CODES)}")
+
+
+#: How :func:`shown` writes the commonest control characters.
+_NAMED_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def shown(text: str) -> str:
+    """``text`` safe to print on a terminal: every character that is not plain visible text is
+    escaped as in Python (``\\x1b``, ``\\u200f``): control characters (C0, DEL, C1: an escape
+    sequence could clear the screen or set the window title), line and paragraph separators
+    (U+2028, U+2029) and format characters (bidi overrides such as U+202E, zero-width ones), which
+    would reorder or hide what is shown. For dead letters' message data (key, value, error detail)
+    in tables and summaries; JSON output escapes them itself."""
+    if text.isprintable() and text.isascii():
+        return text
+    out = []
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
+            point = ord(char)
+            out.append(_NAMED_ESCAPES.get(char) or (f"\\x{point:02x}" if point < 0x100 else
+                                                     f"\\u{point:04x}" if point < 0x10000 else f"\\U{point:08x}"))
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 @dataclass
@@ -417,8 +442,8 @@ class CorrectedReplay:
         if self.skipped_already_replayed:
             line += f"; skipped {self.skipped_already_replayed} already replayed (--include-replayed sends them)"
         if self.refused:
-            line += f"; {len(self.refused)} lines not sent:" + "".join(
-                f"\n  line {number}: {why}" for number, why in self.refused)
+            line += f"; {len(self.refused)} lines not sent:" + "".join(  # why may quote the message: shown()
+                f"\n  line {number}: {shown(why)}" for number, why in self.refused)
         return line
 
 

@@ -120,14 +120,23 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from rich.table import Table
 
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
+    from rich.text import Text
+
+    # the command's own dependencies, loaded when it runs (cli/__init__.py)
+    from streaming.dead_letters import shown
+
     table = Table(title=f"{len(records)} dead letters in {settings.topic_dead_letter}")
     for column in ("offset", "failed at", "source", "code", "detail", "key", "value", "replayed"):
         table.add_column(column, overflow="fold")
     for r in records:
         d = r.as_dict(preview_chars=60)
-        table.add_row(str(r.offset), r.failed_at[:19], f"{r.source_topic}[{r.source_partition}]@{r.source_offset}",
-                      r.error_code, r.error_detail[:80], d["key"] or "", d["value"] or "(null)",
-                      (r.replayed_at or "")[:19])
+        # Message data (and the dlq.* headers beside it) is anyone's bytes: escaped, so that an escape
+        # sequence cannot clear the terminal or a bidi control reorder the row, and given as Text,
+        # so that "[/]" or "[red]" in it is shown, not read as rich markup
+        cells = (str(r.offset), r.failed_at[:19], f"{r.source_topic}[{r.source_partition}]@{r.source_offset}",
+                 r.error_code, r.error_detail[:80], d["key"] or "", d["value"] or "(null)", (r.replayed_at or "")[:19])
+        table.add_row(*(Text(shown(cell)) for cell in cells))
     Console(width=max(120, Console().width)).print(table)
     return 0
 

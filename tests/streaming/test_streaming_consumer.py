@@ -553,3 +553,33 @@ def test_an_unedited_export_whose_note_holds_line_separators_is_read_line_by_lin
     landed_notes = LandingZone.from_settings(settings).read("touchpoints").select(["event_id", "note"]).to_pylist()
     assert {row["event_id"]: row["note"] for row in landed_notes} == notes
 
+
+def test_dead_letters_list_escapes_what_would_drive_the_terminal(settings, monkeypatch):
+    """Tester: `loyalty dead-letters list` printed the message preview raw, so value bytes
+    ``\\x1b[2J\\x1b]0;pwned\\x07\\x1b[31m`` cleared the terminal and set its title. Every cell that
+    comes from the message (value, key, error detail) shows control, separator and bidi characters
+    escaped, and rich markup in it as text; ``--format json`` is unchanged (JSON escapes them)."""
+    settings = fast_settings(settings, monkeypatch)
+    attack = b"\x1b[2J\x1b]0;pwned\x07\x1b[31m [/] [red]"
+    produce(settings, settings.topic_touchpoints, [(b"C00001", attack),
+                                                   ("C00002\u200f\x9b".encode(), samples.encode(samples.touchpoint(2)))])
+    assert _consume_until_idle(settings)[0].dead_lettered == 2
+    # the consumer quotes values with repr(); a dead letter written by another hand may not
+    produce(settings, settings.topic_dead_letter, [(b"C00003", b"{}")], headers=[
+        ("dlq.source.topic", settings.topic_touchpoints.encode()), ("dlq.error.code", b"schema_violation"),
+        ("dlq.error.detail", "department sales\u202eselas\u200f\u2066x\u2069\u2028 is not one".encode())])
+    env = {**os.environ, "COLUMNS": "400"}  # wide enough that no cell is folded
+    cli = [sys.executable, "-m", "loyalty_monitor.cli", "dead-letters", "list"]
+    table = subprocess.run(cli, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert table.returncode == 0, table.stderr
+    shown = table.stdout
+    assert not [c for c in shown if c not in "\n" and (ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0
+                                                        or c in "\u2028\u2029\u200e\u200f\u202e\u2066\u2069")], shown
+    assert r"\x1b[2J\x1b]0;pwned\x07\x1b[31m [/] [red]" in shown  # the value, escaped, markup as text
+    assert r"C00002\u200f\x9b" in shown  # the key
+    assert r"department sales\u202eselas\u200f\u2066x\u2069\u2028 is not one" in shown  # the error detail
+
+    as_json = subprocess.run([*cli, "--format", "json"], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=60, check=False)
+    listed = {d["key"]: d for d in json.loads(as_json.stdout)}
+    assert listed["C00001"]["value"] == attack.decode() and "C00002\u200f\x9b" in listed
