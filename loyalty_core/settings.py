@@ -49,8 +49,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, PrivateAttr, SecretStr,
-                      StrictBool, ValidationError, field_validator)
-from pydantic_core import core_schema
+                      StrictBool, ValidationError, field_validator, model_validator)
+from pydantic_core import PydanticCustomError, core_schema
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 #: The repository root when the package runs from a checkout (the normal case: ``pip install -e``).
@@ -89,6 +89,21 @@ NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 #: A share of rows: 0 to 1 (a share above 1 would, e.g., quarantine a whole broken feed instead of
 #: stopping the run).
 Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+#: Durations have an upper bound too: a hundred years (a clock skew: one year). Beyond it a value is
+#: a slip (an exponent, a unit mixed up) and the time arithmetic it feeds overflows far from the
+#: setting: ``LOYALTY_MAX_CLOCK_SKEW_HOURS=1e308`` passed ``loyalty config`` and failed
+#: ``loyalty land-offline`` with "Python int too large to convert to C int".
+CENTURY_DAYS = 36_500
+YEAR_DAYS = 365
+#: A duration's unit and its length in days, by the setting's name ending (for the bound's message).
+_UNITS = {"_s": ("seconds", 1 / 86400), "_minutes": ("minutes", 1 / 1440), "_hours": ("hours", 1 / 24),
+          "_days": ("days", 1), "_weeks": ("weeks", 7)}
+Seconds = Annotated[float, Field(ge=0, le=CENTURY_DAYS * 86400, allow_inf_nan=False)]
+PositiveSeconds = Annotated[float, Field(gt=0, le=CENTURY_DAYS * 86400, allow_inf_nan=False)]
+Days = Annotated[int, Field(ge=0, le=CENTURY_DAYS)]
+PositiveDays = Annotated[int, Field(gt=0, le=CENTURY_DAYS)]
+#: Kafka's timeouts in milliseconds are 32-bit integers on the wire.
+KafkaMillis = Annotated[int, Field(gt=0, le=2**31 - 1)]
 
 
 class SettingsError(ValueError):
@@ -159,9 +174,9 @@ class QualitySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: occurred_at / updated_at may lie this far in the future (producers' clocks drift).
-    clock_skew_minutes: NonNegativeFloat = 10.0
+    clock_skew_minutes: Annotated[float, Field(ge=0, le=YEAR_DAYS * 1440, allow_inf_nan=False)] = 10.0
     #: Older events are "absurdly old" (epoch-zero or default-date bugs), not late.
-    max_event_age_days: PositiveInt = 1830
+    max_event_age_days: PositiveDays = 1830
     #: Share of touchpoint rows whose customer is not (yet) in master data before it is critical.
     #: Master data may arrive a little after a new customer's first touchpoint.
     unknown_customer_tolerance: Share = 0.02
@@ -170,13 +185,13 @@ class QualitySettings(BaseModel):
     unknown_customer_floor_rows: NonNegativeInt = 5
     #: The touchpoint feed is stale (critical) when its newest event is more than this many days
     #: before the last closed day: a producer or the landing consumer has stopped.
-    feed_stale_days: NonNegativeInt = 3
+    feed_stale_days: Days = 3
     #: Share of exact re-sends in a batch above which a warning is raised (staging dedups them).
     resend_warning_share: Share = 0.05
     #: Daily volume band: learned from the same weekday of this many trailing weeks.
-    volume_history_weeks: PositiveInt = 4
+    volume_history_weeks: Annotated[int, Field(gt=0, le=CENTURY_DAYS // 7)] = 4
     #: Fewer same-weekday samples than this and the band is not enforced yet.
-    volume_min_history_days: PositiveInt = 2
+    volume_min_history_days: PositiveDays = 2
     #: Band = [median * low_factor - sigmas * sqrt(median), median * high_factor + sigmas * sqrt(median)].
     volume_low_factor: NonNegativeFloat = 0.5
     volume_high_factor: NonNegativeFloat = 2.0
@@ -186,7 +201,7 @@ class QualitySettings(BaseModel):
     chunk_mb: PositiveFloat = 64.0
     #: Without explicit dates, daily volume is judged for closed days of the last this many days
     #: (older days are history, not a broken feed now; pass --dates to audit them).
-    volume_recent_days: PositiveInt = 31
+    volume_recent_days: PositiveDays = 31
     #: How many failing values each finding quotes.
     examples: NonNegativeInt = 5
     #: Rows that fail a row-level critical expectation (a null key, a value outside its set or
@@ -326,15 +341,15 @@ class Settings(BaseSettings):
     #: A batch is also flushed once its messages add up to this many bytes: memory is bounded by
     #: bytes, not only by count (300 one-MiB events made a 1 GB batch).
     batch_max_bytes: PositiveInt = 64 * 1024 * 1024
-    batch_max_wait_s: NonNegativeFloat = 2.0
+    batch_max_wait_s: Seconds = 2.0
     max_message_bytes: PositiveInt = 1_048_576
     #: The contract's accepted instants: not before this date (UTC) and not later than the
     #: receiver's clock plus this skew. Anything outside is dead-lettered as ``bad_timestamp``.
     earliest_event_date: str = "2000-01-01"
-    max_clock_skew_hours: NonNegativeFloat = 24.0
+    max_clock_skew_hours: Annotated[float, Field(ge=0, le=YEAR_DAYS * 24, allow_inf_nan=False)] = 24.0
     #: Kept short: a group's first join waits for the rebalance timeout (see README).
-    max_poll_interval_ms: PositiveInt = 10_000
-    session_timeout_ms: PositiveInt = 10_000
+    max_poll_interval_ms: KafkaMillis = 10_000
+    session_timeout_ms: KafkaMillis = 10_000
     metrics_port: Port = 0  # 0 = no HTTP metrics endpoint; metrics are still written to data_dir
     #: Where the endpoint listens: this machine only by default; ``0.0.0.0`` in a container, so that
     #: a Prometheus on the same network can scrape it (compose publishes no port for it).
@@ -362,10 +377,10 @@ class Settings(BaseSettings):
     data_engineer_emails: str = "data-engineers@localhost"
     #: Delivery attempts per alert and channel within one dispatch; waits double from the first.
     alert_max_attempts: PositiveInt = 3
-    alert_backoff_s: NonNegativeFloat = 2.0
+    alert_backoff_s: Seconds = 2.0
     #: Overall deadline of one delivery attempt (connect, TLS, send, answer), not only a socket
     #: timeout: a server that drips one byte at a time cannot hold dispatch longer than this.
-    alert_timeout_s: PositiveFloat = 10.0
+    alert_timeout_s: PositiveSeconds = 10.0
     #: A channel that fails this many attempts in a row is paused for the rest of the dispatch
     #: run; its remaining messages stay pending for the next run (0 = never pause).
     alert_channel_failure_limit: NonNegativeInt = 3
@@ -382,13 +397,13 @@ class Settings(BaseSettings):
     #: The asset watcher (Airflow triggerer) on the batches-landed topic: how long one poll waits
     #: for a message (it returns as soon as one arrives), and how long it pauses after a message
     #: that starts no run (malformed). Event-to-alert latency: docs/operations.md.
-    asset_watcher_poll_timeout_s: NonNegativeFloat = 1.0
-    asset_watcher_poll_interval_s: NonNegativeFloat = 1.0
+    asset_watcher_poll_timeout_s: Seconds = 1.0
+    asset_watcher_poll_interval_s: Seconds = 1.0
     #: Retries of a failed pipeline task; the wait starts at task_retry_delay_s and doubles.
     task_retries: NonNegativeInt = 2
-    task_retry_delay_s: NonNegativeFloat = 60.0
+    task_retry_delay_s: Seconds = 60.0
     #: The longest wait between two retries of a task (the doubling stops here).
-    task_max_retry_delay_s: NonNegativeFloat = 1800.0
+    task_max_retry_delay_s: Seconds = 1800.0
     #: When the daily pipeline runs without new data (cron, UTC): it also runs as soon as a
     #: batch lands (the batches-landed asset). The weekly report DAG: Mondays 06:00 UTC by
     #: default, for the week that just ended. Read when the DAG files are parsed.
@@ -396,11 +411,11 @@ class Settings(BaseSettings):
     weekly_report_schedule: str = "0 6 * * 1"
     #: Deadline of one pipeline task (Airflow execution_timeout) and of a whole run (dagrun_timeout):
     #: a hung server or a lock never holds the pipeline for ever.
-    task_timeout_s: PositiveFloat = 3600.0
-    dagrun_timeout_s: PositiveFloat = 21600.0
+    task_timeout_s: PositiveSeconds = 3600.0
+    dagrun_timeout_s: PositiveSeconds = 21600.0
     #: How long a pipeline run (or a quality gate) waits for another one on the same data
     #: directory to finish before it gives up with a message naming the holder.
-    lock_timeout_s: NonNegativeFloat = 900.0
+    lock_timeout_s: Seconds = 900.0
 
     # --- the account managers' web app (docs/web.md) -----------------------------------------
     #: ``loyalty web`` listens here: this machine only unless told otherwise.
@@ -414,8 +429,8 @@ class Settings(BaseSettings):
     #: generated once into ``<data_dir>/run/web-signing-key`` (private to its owner).
     web_signing_keys: Secret = Secret()
     #: How long a sign-in link and a session last.
-    web_link_days: PositiveFloat = 14.0
-    web_session_hours: PositiveFloat = 12.0
+    web_link_days: Annotated[float, Field(gt=0, le=CENTURY_DAYS, allow_inf_nan=False)] = 14.0
+    web_session_hours: Annotated[float, Field(gt=0, le=CENTURY_DAYS * 24, allow_inf_nan=False)] = 12.0
     #: Comma-separated e-mail addresses that see every customer (leadership); the data engineers
     #: (``data_engineer_emails``) do too. Everyone else sees the customers they manage.
     web_leadership_emails: str = ""
@@ -427,7 +442,7 @@ class Settings(BaseSettings):
     # --- reporting -----------------------------------------------------------------------------
     #: An alert counts as followed up when a two-way dialogue with the customer happened within
     #: this many days (the leadership report's alert follow-up section).
-    report_follow_up_days: PositiveInt = 14
+    report_follow_up_days: PositiveDays = 14
 
     # --- tables -----------------------------------------------------------------------------------
     #: The quality gate's thresholds (``[quality]``; docs/quality.md "Thresholds").
@@ -441,6 +456,18 @@ class Settings(BaseSettings):
         # Only keyword arguments: load_settings() reads the file and the environment itself, to check
         # names and record sources; Settings() alone is the defaults.
         return (init_settings,)
+
+    @model_validator(mode="after")
+    def _topics_differ(self) -> Settings:
+        # A dead-letter topic that is an input topic had `consume --until-idle` read its own dead
+        # letters and dead-letter them again, for ever; two inputs on one topic land each message
+        # as a touchpoint and as a customer record. Every topic setting names a topic of its own.
+        clashes = topic_clashes({name: getattr(self, name) for name in type(self).model_fields
+                                 if name.startswith(TOPIC_PREFIX)})
+        if clashes:
+            raise PydanticCustomError("topic_clash", "{text}", {"text": "; ".join(
+                _clash_words(names, topic, {}) for topic, names in clashes), "clashes": clashes})
+        return self
 
     @field_validator("data_dir", "scoring_file", "dbt_project_dir", mode="after")
     @classmethod
@@ -731,6 +758,28 @@ def load_settings(**overrides: Any) -> Settings:
 
 _TABLES = {"quality": QualitySettings.model_fields, "kafka": None}
 
+#: The settings that name Kafka topics: each must name a different one (Settings._topics_differ).
+TOPIC_PREFIX = "topic_"
+
+
+def topic_clashes(topics: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """(topic, the settings naming it) for every topic that more than one of ``topics`` (setting ->
+    topic name) names."""
+    named: dict[str, list[str]] = {}
+    for name, topic in topics.items():
+        named.setdefault(topic, []).append(name)
+    return [(topic, names) for topic, names in named.items() if len(names) > 1]
+
+
+def _clash_words(names: list[str], topic: str, origins: dict[str, str]) -> str:
+    """Settings naming one topic, as the error says it: which, where from, and what to do."""
+    labels = [_label(name, origins) for name in names]
+    two = len(labels) == 2
+    return (f"{', '.join(labels[:-1])} and {labels[-1]} {'both' if two else 'all'} name the topic {topic!r}: the "
+            "topic settings must differ, each topic has one purpose (an input read by the consumer, its dead "
+            "letters, the landed-batch signal, the case events); give "
+            f"{'one of them' if two else 'all but one of them'} another name")
+
 
 def _table_key(table: str, key: str) -> str:
     return key.lower().replace(NESTED_DELIMITER, ".") if table == "kafka" else key
@@ -795,22 +844,40 @@ def _validated(values: dict[str, Any], origins: dict[str, str]) -> Settings:
     return settings
 
 
+def _label(name: str, origins: dict[str, str]) -> str:
+    """A setting as a message names it: its variable, or its name and where its value came from."""
+    source = origins.get(name) or origins.get(name.split(".")[0], "default")
+    if source.startswith(ENV_PREFIX):
+        return f"{source} (environment)"
+    if source in ("load_settings()", "set in code", "default", "environment"):
+        return f"{name} ({source})"
+    return f"{name} (in {source})"
+
+
+def _bound_words(name: str, bound: Any) -> str:
+    """`` hours (a year)`` after the upper bound of a duration setting; empty for other settings."""
+    unit = next((u for u in _UNITS if name.endswith(u)), None)
+    if unit is None:
+        return ""
+    word, days_each = _UNITS[unit]
+    years = round(float(bound) * days_each / YEAR_DAYS)
+    return f" {word} ({ {1: 'a year', 100: 'a hundred years'}.get(years, f'{years} years') })"
+
+
 def _describe(error: Any, origins: dict[str, str]) -> str:
     loc = [str(part) for part in error.get("loc", ())]
     name = ".".join(loc[:2]) if loc and loc[0] in _TABLES else (loc[0] if loc else "settings")
-    source = origins.get(name) or origins.get(loc[0] if loc else "", "default")
-    if source.startswith(ENV_PREFIX):
-        label = f"{source} (environment)"
-    elif source in ("load_settings()", "set in code", "default", "environment"):
-        label = f"{name} ({source})"
-    else:
-        label = f"{name} (in {source})"
     kind = error.get("type", "")
+    if kind == "topic_clash":
+        return "; ".join(_clash_words(names, topic, origins) for topic, names in error["ctx"]["clashes"])
+    label = _label(name, origins)
     what = _MESSAGES.get(kind)
     if what is None:
         what = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         what = what[:1].lower() + what[1:]
         what = what.replace("input should be", "must be", 1)  # pydantic's words for a bound or a choice
+    if kind == "less_than_equal":
+        what += _bound_words(name, error["ctx"]["le"])
     value = error.get("input")
     shown = "" if kind == "extra_forbidden" or isinstance(value, (dict, Secret)) or _secret_name(name) \
         else f"{value!r} "

@@ -133,6 +133,15 @@ def test_a_bad_value_in_the_file_names_the_setting_and_the_file(tmp_path, env):
      "installed: Install adlfs to access Azure Datalake Gen2 and Azure Blob Storage"),
     ("LOYALTY_PIPELINE_SCHEDULE", "0 0 * *", "'0 0 * *' is not a cron expression: five fields, minute hour "
      "day-of-month month day-of-week, in UTC (e.g. '0 0 * * *' daily at midnight)"),
+    # durations have an upper bound: 1e308 hours passed here and overflowed in land-offline's timedelta
+    ("LOYALTY_MAX_CLOCK_SKEW_HOURS", "1e308", "'1e308' must be less than or equal to 8760 hours (a year)"),
+    ("LOYALTY_QUALITY__CLOCK_SKEW_MINUTES", "1e9", "'1e9' must be less than or equal to 525600 minutes (a year)"),
+    ("LOYALTY_QUALITY__MAX_EVENT_AGE_DAYS", "99999999999",
+     ("'99999999999' must be less than or equal to 36500 days (a hundred years)")),
+    ("LOYALTY_TASK_RETRY_DELAY_S", "1e308",
+     ("'1e308' must be less than or equal to 3153600000 seconds (a hundred years)")),
+    ("LOYALTY_WEB_SESSION_HOURS", "1e308", "'1e308' must be less than or equal to 876000 hours (a hundred years)"),
+    ("LOYALTY_MAX_POLL_INTERVAL_MS", "3000000000", "'3000000000' must be less than or equal to 2147483647"),
 ])
 def test_a_value_out_of_range_names_the_variable_and_what_is_allowed(env, name, value, says):
     # these were taken as they were: a share of 2 let a whole broken feed into the quarantine
@@ -141,6 +150,97 @@ def test_a_value_out_of_range_names_the_variable_and_what_is_allowed(env, name, 
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert str(caught.value) == f"{name} (environment): {says}"
+
+
+def _duration_fields():
+    """(model, field name, unit, days per unit) of every duration setting, by its name's unit."""
+    from loyalty_core.settings import QualitySettings
+
+    units = {"_s": ("seconds", 1 / 86400), "_minutes": ("minutes", 1 / 1440), "_hours": ("hours", 1 / 24),
+             "_days": ("days", 1), "_weeks": ("weeks", 7)}
+    for model in (Settings, QualitySettings):
+        for name in model.model_fields:
+            unit = next((u for u in units if name.endswith(u)), None)
+            if unit:
+                yield model, name, *units[unit]
+
+
+@pytest.mark.parametrize("model, name, unit, days_each", list(_duration_fields()),
+                         ids=[name for _, name, _, _ in _duration_fields()])
+def test_every_duration_has_an_upper_bound_that_time_arithmetic_can_take(model, name, unit, days_each):
+    """A duration without an upper bound let 1e308 through to a timedelta far from the setting.
+    Each one has a bound, and the longest duration it allows still gives a date either side of now."""
+    import datetime as dt
+
+    bounds = [m.le for m in model.model_fields[name].metadata if getattr(m, "le", None) is not None]
+    assert bounds, f"{name} has no upper bound"
+    span = dt.timedelta(**{unit: bounds[0]})  # no OverflowError
+    assert abs(span.total_seconds() / 86400 - bounds[0] * days_each) < 1
+    now = dt.datetime.now(dt.UTC)
+    assert now - span < now < now + span  # no OverflowError either
+
+
+def test_land_offline_names_a_clock_skew_too_large_instead_of_overflowing(tmp_path):
+    """Tester: LOYALTY_MAX_CLOCK_SKEW_HOURS=1e308 passed `loyalty config`, then `loyalty land-offline`
+    failed with "Python int too large to convert to C int". Refused when the settings load, naming
+    the variable; the largest skew allowed lands."""
+    from streaming import samples
+
+    events = tmp_path / "touchpoints.jsonl"
+    events.write_text(json.dumps(samples.touchpoint(1)) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
+    env.update(PYTHONPATH=str(PROJECT_ROOT), LOYALTY_DATA_DIR=str(tmp_path / "data"))
+    cli = [sys.executable, "-m", "loyalty_monitor.cli", "land-offline", "--touchpoints", str(events)]
+    refused = subprocess.run(cli, env={**env, "LOYALTY_MAX_CLOCK_SKEW_HOURS": "1e308"}, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert refused.returncode == 1 and refused.stderr == (
+        "loyalty land-offline: error: LOYALTY_MAX_CLOCK_SKEW_HOURS (environment): '1e308' must be less than or "
+        "equal to 8760 hours (a year)\n"), refused.stderr
+    landed = subprocess.run(cli, env={**env, "LOYALTY_MAX_CLOCK_SKEW_HOURS": "8760"}, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert landed.returncode == 0 and "1 landed" in landed.stdout, landed.stderr
+
+
+# --- topics ----------------------------------------------------------------------------------------
+
+def test_a_dead_letter_topic_that_is_an_input_topic_is_refused_naming_both(env):
+    """Tester: LOYALTY_TOPIC_DEAD_LETTER=touchpoints was accepted, and `consume --until-idle` then read
+    its own dead letters and dead-lettered them again, for ever."""
+    env.setenv("LOYALTY_TOPIC_DEAD_LETTER", "touchpoints")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == (
+        "topic_touchpoints (default) and LOYALTY_TOPIC_DEAD_LETTER (environment) both name the topic "
+        "'touchpoints': the topic settings must differ, each topic has one purpose (an input read by the "
+        "consumer, its dead letters, the landed-batch signal, the case events); give one of them another name")
+
+
+@pytest.mark.parametrize("first, second", [
+    ("touchpoints", "customers"), ("customers", "case_events"), ("dead_letter", "batches"),
+    ("batches", "touchpoints"), ("case_events", "dead_letter")])
+def test_any_two_topic_settings_naming_one_topic_are_refused(tmp_path, env, first, second):
+    """Two inputs on one topic landed every message twice, as a touchpoint and as a customer record;
+    every topic setting (each field named topic_*) names a topic of its own, wherever it was set."""
+    path = config_file(tmp_path, env, f'topic_{first} = "shared"\n')
+    env.setenv(f"LOYALTY_TOPIC_{second.upper()}", "shared")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert f"topic_{first} (in {path.resolve()})" in message and f"LOYALTY_TOPIC_{second.upper()} (environment)" \
+        in message and "both name the topic 'shared'" in message and "must differ" in message, message
+
+
+def test_every_topic_setting_is_checked_and_replace_checks_again(env):
+    topics = [name for name in Settings.model_fields if name.startswith("topic_")]
+    assert {"topic_touchpoints", "topic_customers", "topic_case_events", "topic_dead_letter",
+            "topic_batches"} <= set(topics)
+    settings = load_settings(**{name: f"t-{i}" for i, name in enumerate(topics)})
+    with pytest.raises(SettingsError) as caught:
+        settings.replace(**{name: "one" for name in topics})
+    assert str(caught.value).startswith(", ".join(f"{name} (set in code)" for name in topics[:-1])
+                                        + f" and {topics[-1]} (set in code) all name the topic 'one'")
+    with pytest.raises(ValueError, match="both name the topic 'customers'"):
+        Settings(topic_batches="customers")  # also without load_settings
 
 
 def test_a_share_above_one_in_the_file_names_the_table_key_and_the_file(tmp_path, env):
