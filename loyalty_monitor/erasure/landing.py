@@ -119,6 +119,24 @@ def _order_at(table) -> list[dt.datetime | None]:
     return [_aware(next((v for v in values if v is not None), None)) for values in zip(*cols)]
 
 
+def _sent_at(table) -> list[dt.datetime | None]:
+    """A customers row's place against an erasure: when it was sent (its Kafka timestamp, else its
+    landing time), and for a record the earlier of that and its updated_at. A record re-creates an
+    erased customer only if both are after the erasure: a source system's clock set a day ahead
+    must not make a record sent before the tombstone look newer (its rows would be kept), and a
+    replayed old record is not new because it landed again. In doubt, the rows go."""
+    names = table.column_names
+    n = table.num_rows
+    cols = [table.column(c).to_pylist() if c in names else [None] * n
+            for c in ("kafka_timestamp", "landed_at", "updated_at")]
+    out: list[dt.datetime | None] = []
+    for kafka_ts, landed_at, updated_at in zip(*cols):
+        sent = _aware(kafka_ts if kafka_ts is not None else landed_at)
+        updated = _aware(updated_at)
+        out.append(min(sent, updated) if sent is not None and updated is not None else sent or updated)
+    return out
+
+
 def _tombstones(zone: Any, files: list[str]) -> dict[str, dict[str, Any]]:
     """customer_id -> its newest landed tombstone (instant and Kafka position)."""
     found: list[tuple] = []
@@ -135,7 +153,7 @@ def _tombstones(zone: Any, files: list[str]) -> dict[str, dict[str, Any]]:
                 continue
             columns = {c: table.column(c).to_pylist() if c in table.column_names else [None] * table.num_rows
                        for c in ("customer_id", "is_deleted", "kafka_topic", "kafka_partition", "kafka_offset")}
-            for i, at in enumerate(_order_at(table)):
+            for i, at in enumerate(_sent_at(table)):
                 if columns["is_deleted"][i] and columns["customer_id"][i] is not None:
                     found.append((columns["customer_id"][i], at, columns["kafka_topic"][i],
                                   columns["kafka_partition"][i], columns["kafka_offset"][i]))
@@ -149,7 +167,7 @@ def _tombstones(zone: Any, files: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def _recreated_after(zone: Any, files: Iterable[str], customer_id: str, through: dt.datetime) -> bool:
-    """Is there a master-data record of the customer newer than its erasure?"""
+    """Is there a master-data record of the customer sent after its erasure (``_sent_at``)?"""
 
     for path in files:
         if _dataset_of(zone, path) != "customers":
@@ -157,7 +175,7 @@ def _recreated_after(zone: Any, files: Iterable[str], customer_id: str, through:
         table = _read(zone, path)
         table = table.filter(pc.equal(table.column("customer_id"), customer_id))
         deleted = table.column("is_deleted").to_pylist() if "is_deleted" in table.column_names else [False] * table.num_rows
-        for is_deleted, at in zip(deleted, _order_at(table)):
+        for is_deleted, at in zip(deleted, _sent_at(table)):
             if not is_deleted and at is not None and at > through:
                 return True
     return False
@@ -170,7 +188,7 @@ def _erase_mask(zone: Any, path: str, table, targets: dict[str, Subject]) -> lis
     ids = table.column("customer_id").to_pylist()
     n = table.num_rows
     if dataset == "customers":
-        order = _order_at(table)
+        order = _sent_at(table)
         deleted = table.column("is_deleted").to_pylist() if "is_deleted" in table.column_names else [False] * n
     elif "kafka_timestamp" in table.column_names:  # touchpoints, and any other dataset from Kafka
         order = [_aware(v) for v in table.column("kafka_timestamp").to_pylist()]

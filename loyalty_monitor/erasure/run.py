@@ -30,6 +30,7 @@ from loyalty_monitor.erasure.in_warehouse import (
     _present_ids,
 )
 from loyalty_monitor.erasure.landing import (
+    _dataset_of,
     _erase_mask,
     _landed_ids,
     _landing_terms,
@@ -174,8 +175,19 @@ def apply_erasures(settings: Settings, requested_by: str = "loyalty_pipeline") -
                 if not any(any(_erase_mask(zone, p, _read(zone, p), probe))
                            for p in ids_to_files.get(customer_id, ())):
                     del targets[customer_id]
+        # a tombstone whose id names nothing else landed (no event, no record) may have been meant
+        # for another customer ("C000046 " for C000046): erased all the same, but said
+        alone = [c for c, t in targets.items() if t.reason == "tombstone" and t.subject not in register
+                 and all(_dataset_of(zone, p) == "customers" for p in ids_to_files.get(c, ()))
+                 and not _recreated_after(zone, ids_to_files.get(c, ()), c, dt.datetime.min.replace(tzinfo=UTC))]
         if targets:
             _run(settings, targets, ids_to_files, files, zone, report)
+        report.not_found = [c for c in alone if not targets[c].removed.get("warehouse_rows")]
+        for customer_id in report.not_found:
+            report.notes.append(
+                f"the tombstone of {targets[customer_id].subject[:24]}… matched no customer: nothing but the tombstone "
+                "was landed or built under its id; if it was meant for another customer (a typo, a stray space), "
+                "send the tombstone again with the right id (the id is in the log)")
     return report
 
 

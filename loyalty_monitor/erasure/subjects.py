@@ -45,7 +45,8 @@ class Subject:
 class ErasureReport:
     erasures: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    # ids asked for (``loyalty erase``) of which nothing was found: no landed row, no warehouse row.
+    # ids asked for (``loyalty erase``) of which nothing was found: no landed row, no warehouse row;
+    # and tombstones under whose id nothing but the tombstone had landed (``apply_erasures``).
     # A typo erases nobody, yet is recorded for good, so the command warns. Kept out of as_dict and
     # the register: it names the customer.
     not_found: list[str] = field(default_factory=list)

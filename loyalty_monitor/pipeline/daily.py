@@ -74,6 +74,10 @@ def apply_erasures(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     report = erasure.apply_erasures(settings, requested_by=f"{DAG_ID} {as_of.isoformat()}")
     if report.erasures:
         log.info("%s", report.summary())
+    for customer_id in report.not_found:  # the id in the log only: the result is kept in Airflow's metadata
+        log.warning("the tombstone of customer id %s matched no customer: nothing but the tombstone was landed "
+                    "or built under it; if it was meant for another customer, send the tombstone again with the "
+                    "right id", ascii(customer_id))
     return {"erased": report.customers, "erasures": [e["erasure_id"] for e in report.erasures],
             "notes": report.notes}
 

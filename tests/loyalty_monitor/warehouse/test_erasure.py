@@ -485,6 +485,41 @@ def test_a_tombstone_erases_and_a_replayed_batch_is_erased_again_but_a_new_recor
     assert len(erasure.erasures(settings)) == len(first.erasures) + len(again.erasures)
 
 
+def test_a_record_its_source_stamped_a_day_ahead_does_not_survive_the_tombstone_sent_after_it(landed, tmp_path):
+    """User trial: a customer's record with updated_at 20 hours ahead (a source system's clock; within
+    the contract's skew), then its tombstone: the erasure took the record for a re-creation (updated_at
+    after the tombstone's send time) and kept the name and manager. What orders them is when each was
+    sent. And a tombstone for an id nothing else was landed under is erased, and said."""
+    settings, other = landed["settings"], landed["other"]
+    ahead = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    record = tmp_path / "record" / "customers.jsonl"
+    record.parent.mkdir()
+    record.write_text(json.dumps({
+        "schema_version": 1, "customer_id": other, "name": "Skewed Clock GmbH", "segment": "growth",
+        "country": "DE", "account_manager": {"id": "AM07", "name": "A M", "email": "am7@example.com"},
+        "annual_potential": 1000, "currency": "EUR", "updated_at": ahead}) + "\n")
+    assert land_jsonl_offline(settings, None, record)["customers"].landed == 1
+    time.sleep(0.01)  # the tombstone is sent after the record (Kafka timestamps in milliseconds)
+    tombstones = tmp_path / "tombstones" / "customers.jsonl"
+    tombstones.parent.mkdir()
+    tombstones.write_text(json.dumps({"customer_id": other, "tombstone": True}) + "\n"
+                          + json.dumps({"customer_id": "C999999", "tombstone": True}) + "\n")
+    assert land_jsonl_offline(settings, None, tombstones)["customers"].landed == 2
+
+    report = erasure.apply_erasures(settings, requested_by="loyalty_pipeline 2026-02-27")
+    assert _reasons(settings, report, other) == ["tombstone"]
+    ours = next(e for e in report.erasures if e["subject"] == erasure.pseudonym(erasure.subject_key(settings), other))
+    assert ours["removed"]["recreated_rows_kept"] is False
+    landed_ids = _landed_ids(settings)
+    assert other not in landed_ids["customers"] | landed_ids["touchpoints"]
+    assert "Skewed Clock GmbH" not in json.dumps(LandingZone.from_settings(settings).read("customers").to_pylist(),
+                                                  default=str)
+    # the stray tombstone: erased (recorded, so that what lands under it later goes too), and said
+    assert report.not_found == ["C999999"]
+    stray = [n for n in report.notes if "matched no customer" in n]
+    assert len(stray) == 1 and "C999999" not in stray[0], report.notes  # notes are kept: a keyed hash only
+
+
 # --- the dead-letter topic --------------------------------------------------------------------------
 
 def test_dead_letters_purge_removes_one_customers_dead_letters_and_keeps_the_others(settings, tmp_path):
