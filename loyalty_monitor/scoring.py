@@ -524,15 +524,63 @@ def validate(cfg: Any, source: str = "scoring.yml") -> dict[str, Any]:
     return cfg
 
 
+class _DuplicateKeys(ValueError):
+    """Keys given twice in one mapping of the file: one ``key.path: ...`` text per key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping. YAML loaders keep the
+    last value silently: a second ``max_per_manager_per_week: 0`` further down a section turned the
+    alerts off with no word. Every mapping of the document is checked before it is built, so the
+    error can name each duplicate's key path and lines."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        problems: list[str] = []
+        _find_duplicates(node, [], problems)
+        if problems:
+            raise _DuplicateKeys(problems)
+        return super().construct_document(node)
+
+
+def _find_duplicates(node: yaml.Node, path: list[str], problems: list[str], seen: set[int] | None = None) -> None:
+    seen = set() if seen is None else seen
+    if id(node) in seen:  # an alias of a node already checked (YAML anchors may even refer back)
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[tuple[str, Any], yaml.Node] = {}
+        for key, value in node.value:
+            if key.tag == "tag:yaml.org,2002:merge":  # "<<: *defaults": later keys override, on purpose
+                _find_duplicates(value, path, problems, seen)
+                continue
+            name = str(key.value) if isinstance(key, yaml.ScalarNode) else f"<{key.id} key>"
+            identity = (key.tag, key.value if isinstance(key, yaml.ScalarNode) else id(key))
+            if identity in first:
+                problems.append(f"{'.'.join([*path, name])}: given twice, on lines {first[identity].start_mark.line + 1} "
+                                f"and {key.start_mark.line + 1} (YAML would keep the second silently); keep one")
+            else:
+                first[identity] = key
+            _find_duplicates(value, [*path, name], problems, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _find_duplicates(item, [*path[:-1], f"{path[-1] if path else ''}[{index}]"], problems, seen)
+
+
 def load_scoring(path: str | Path) -> dict[str, Any]:
-    """Read and validate the scoring file at ``path``."""
+    """Read and validate the scoring file at ``path``; a key given twice in one mapping is refused."""
     path = Path(path)
     try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+        cfg = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader: no tags run code
     except OSError as exc:
         raise ScoringError(f"cannot read scoring file {path}: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
         raise ScoringError(f"scoring file {path} is not valid YAML: {exc}") from exc
+    except _DuplicateKeys as exc:
+        raise ScoringError("\n".join(f"{path}: {problem}" for problem in exc.problems)) from None
     return validate(cfg, str(path))  # the path as given: which file to edit, also when it is not the shipped one
 
 

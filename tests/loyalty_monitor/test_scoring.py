@@ -155,3 +155,38 @@ def test_the_population_step_counts_the_drift_models_streams():
     macro = (PROJECT_ROOT / "dbt_project" / "macros" / "drift_streams.sql").read_text()
     assert f"'dialogue': {{'kind': 'rate', 'condition': \"{STREAMS['dialogue']}\"}}" in macro
     assert f"'orders': {{'kind': 'rate', 'condition': \"{STREAMS['orders']}\"}}" in macro
+
+
+def test_a_key_given_twice_is_refused_naming_its_path_and_lines(tmp_path):
+    """Tester: a second ``max_per_manager_per_week: 0`` in the alerts section was accepted silently
+    (YAML keeps the last value): the cap became 0. Every key given twice in one mapping is refused,
+    one line each, naming the key path and both lines."""
+    text = SHIPPED.read_text()
+    lines = text.splitlines(keepends=True)
+    first = next(n for n, line in enumerate(lines, 1) if line.strip().startswith("max_per_manager_per_week:"))
+    mine = tmp_path / "scoring.yml"
+    mine.write_text("".join(lines[:first]) + "  max_per_manager_per_week: 0\n" + "".join(lines[first:])
+                    + "version: 1\n")
+    assert yaml.safe_load(mine.read_text())["alerts"]["max_per_manager_per_week"] == 0  # what YAML does
+    with pytest.raises(ScoringError) as caught:
+        load_scoring(mine)
+    version = next(n for n, line in enumerate(lines, 1) if line.startswith("version:"))
+    assert str(caught.value).splitlines() == [  # in the order the second ones come
+        (f"{mine}: alerts.max_per_manager_per_week: given twice, on lines {first} and {first + 1} (YAML would "
+         "keep the second silently); keep one"),
+        (f"{mine}: version: given twice, on lines {version} and {len(lines) + 2} (YAML would keep the second "
+         "silently); keep one")]
+
+
+def test_keys_given_twice_are_found_in_lists_and_merges_still_override(tmp_path):
+    from loyalty_monitor.scoring import _UniqueKeyLoader  # the loader itself: a merge is no scoring key
+
+    mine = tmp_path / "scoring.yml"
+    mine.write_text("a: [{x: 1}, {x: 1, y: 2, x: 3}]\n")
+    with pytest.raises(ScoringError) as caught:
+        load_scoring(mine)
+    assert str(caught.value) == (f"{mine}: a[1].x: given twice, on lines 1 and 1 (YAML would keep the second "
+                                 "silently); keep one")
+    merged = "b: &base {k: 1, j: 1}\nc:\n  <<: *base\n  k: 2\nd: *base\n"
+    assert yaml.load(merged, Loader=_UniqueKeyLoader) == {"b": {"k": 1, "j": 1}, "c": {"k": 2, "j": 1},
+                                                          "d": {"k": 1, "j": 1}}
