@@ -305,12 +305,43 @@ def run_failure(settings: Settings, dates: list[dt.date], outcomes: list[RunOutc
             + (f" ({len(rest)} later date(s) were not run)" if rest else ""))
 
 
-def _one_paragraph(error: str, limit: int = 400) -> str:
-    """A task's error on the console: its first paragraph, a quality gate's findings one per line,
-    each at most ``limit`` characters (the full text is in the notice and the log)."""
+#: What a reader acts on in an error: a command in backticks (`loyalty consume`) or a setting to
+#: change (LOYALTY_QUALITY__FEED_STALE_DAYS=12). A shortened line keeps every one of them whole.
+_FIXES = re.compile(r"`[^`]+`|\bLOYALTY_[A-Z0-9_]+=[^\s;,]*[^\s;,.)]")
+
+
+def _one_paragraph(error: str, limit: int = 1000, tail: int = 300) -> str:
+    """A task's error on the console: its first paragraph, a quality gate's findings one per line.
+    A line is not wrapped (the terminal does, and a command stays one piece to copy). A line
+    longer than ``limit`` characters loses its middle, not its end, where the fix usually is (the
+    full text is in the notice and the log); a cut never splits a command or a setting, and the
+    ones that were in the part left out follow on a line of their own. Cutting the end lost the
+    fix: "raise the limit for these runs: LOYAL…"."""
     text = " ".join(error.strip().split("\n\n", 1)[0].split())
     lines = text.replace("; CRITICAL ", "\n    CRITICAL ").split("\n")
-    return "\n".join(line if len(line) <= limit else line[:limit - 1] + "…" for line in lines)
+    return "\n".join(_shortened(line, limit, tail) for line in lines)
+
+
+def _shortened(line: str, limit: int, tail: int) -> str:
+    if len(line) <= limit:
+        return line
+    fixes = [(found.start(), found.end()) for found in _FIXES.finditer(line)]
+    space = line.rfind(" ", 0, limit - tail + 1)
+    head_end = space if space > 0 else limit - tail  # at a word's end ...
+    space = line.find(" ", len(line) - tail)
+    tail_start = space + 1 if space >= 0 else len(line) - tail  # ... and a word's start
+    for start, end in fixes:  # ... and never inside a command or a setting: before it instead
+        if start < head_end < end:
+            head_end = start
+        if start < tail_start < end:
+            tail_start = start
+    if tail_start <= head_end:
+        return line
+    left_out = [line[start:end] for start, end in fixes if head_end <= start and end <= tail_start]
+    shortened = f"{line[:head_end].rstrip()} … {line[tail_start:].lstrip()}"
+    if left_out:
+        shortened += "\n      (also named in the part left out: " + "; ".join(dict.fromkeys(left_out)) + ")"
+    return shortened
 
 
 def _env_text(value: Any) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -278,3 +280,34 @@ def test_the_weekly_steps_say_nothing_is_published_yet_on_a_new_installation(dat
                                                           r"report's period end 2026-03-01: the weekly report starts"):
         pipeline.render_weekly_report(settings, dt.date(2026, 3, 1))
     assert not (settings.data_dir / "reports").exists()
+
+
+def test_the_run_summary_keeps_the_fix_a_stopped_feed_names(data_dir):
+    """Tester: `loyalty run` printed the stale-feed finding cut at 400 characters, "raise the limit
+    for these runs: LOYAL…": the setting to change was lost. The finding's fix is printed whole, and
+    a finding too long for one line loses its middle, never the commands and settings it names."""
+    gen = data_dir / "generated"
+    loyalty("generate", "--customers", "8", "--start", "2026-01-01", "--end", "2026-02-28", "--out", str(gen))
+    loyalty("land-offline", "--touchpoints", str(gen / "touchpoints.jsonl"), "--customers",
+            str(gen / "customers.jsonl"))
+    settings = load_settings()
+    as_of = dt.date(2026, 3, 20)  # three weeks without a touchpoint: the feed has stopped
+    with pytest.raises(pipeline.QualityGateFailed) as caught:
+        pipeline.check_landing(settings, as_of)
+    error = str(caught.value)
+    fix = re.search(r"LOYALTY_QUALITY__FEED_STALE_DAYS=\d+", error).group(0)
+    outcome = stack.RunOutcome(as_of=as_of, state="failed", seconds=1.0, failed_tasks=["check_landing"],
+                               errors={"check_landing": error})
+    said = stack.run_failure(settings, [as_of], [outcome])
+    assert f"raise the limit for these runs: {fix}" in said and "`loyalty consume`" in said, said
+    assert "LOYAL…" not in said
+
+    # a longer finding (many rows quoted) is shortened in the middle; what it names to do survives
+    padded = error.replace("a producer or the landing consumer has stopped",
+                           "a producer or the landing consumer has stopped " + "(padding) " * 150
+                           + "run `loyalty validate --dates 2026-03-19` to see " + "(more) " * 150)
+    said = stack.run_failure(settings, [as_of], [replace(outcome, errors={"check_landing": padded})])
+    first = said.split("\n")[1]
+    assert " (padding) … " in first and len(first) < 1100, said  # the middle went, not the end
+    assert re.search(rf"{fix}\b", said) and "`loyalty validate --dates 2026-03-19`" in said, said
+    assert "LOYAL…" not in said and "`loyalty consume`" in said, said
