@@ -21,6 +21,15 @@ if TYPE_CHECKING:  # frames imports Great Expectations (seconds): only when vali
 log = logging.getLogger("loyalty.quality")
 
 
+def _visible(value: Any) -> str:
+    """An example value as a data engineer can read it: a text with a space at an end or an
+    invisible character ("C000006 ", "C000007\u200f") quoted and escaped, else as it is."""
+    text = str(value)
+    if isinstance(value, str) and (not text.isprintable() or text != text.strip() or not text):
+        return repr(text)
+    return text
+
+
 def _summarise(result: Any, examples: int) -> tuple[str, list[Any]]:
     info = result.exception_info or {}
     if info.get("raised_exception"):
@@ -36,7 +45,7 @@ def _summarise(result: Any, examples: int) -> tuple[str, list[Any]]:
         if kwargs.get("mostly") not in (None, 1, 1.0):
             text += f", tolerance {100 * (1 - float(kwargs['mostly'])):.2f}%"
         if shown:
-            text += f", e.g. {', '.join(str(v) for v in shown)}"
+            text += f", e.g. {', '.join(_visible(v) for v in shown)}"
         return text, shown
     if "observed_value" in details:
         kwargs = result.expectation_config.kwargs

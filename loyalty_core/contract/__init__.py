@@ -51,8 +51,8 @@ class TimeWindow:
 
 
 DEFAULT_WINDOW = TimeWindow()
-#: A key (customer_id, event_id, a tombstone's key): printable, without control characters.
-_IDENTIFIER = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
+#: Longest key (customer_id, event_id, a tombstone's key): the schema's identifier maxLength.
+IDENTIFIER_MAX_CHARS = 256
 
 Kind = Literal["touchpoint", "customer", "case_event"]
 
@@ -116,7 +116,8 @@ ERROR_CODES = {
     "schema_violation": "value violates the event contract",
     "bad_timestamp": "timestamp is not a valid RFC 3339 instant with offset",
     "key_mismatch": "message key differs from the record's customer_id",
-    "bad_key": "message key is not a valid customer_id (empty, too long, or with control characters)",
+    "bad_key": ("message key is not a valid customer_id (empty, longer than 256 characters, not UTF-8, or with a "
+                "control, format or line-separator character such as a zero-width or bidi mark)"),
 }
 
 
@@ -264,8 +265,12 @@ def _infinite_number(value: Any, path: str = "") -> str | None:
     return None
 
 
-#: The schema's pattern of a timestamp (``$defs.rfc3339``): a mismatch is explained in words.
+#: The schema's pattern of a timestamp (``$defs.rfc3339``) and of an id (``$defs.identifier``): a
+#: mismatch is explained in words.
 _TIMESTAMP_PATTERN = schema()["$defs"]["rfc3339"]["pattern"]
+_IDENTIFIER_PATTERN = schema()["$defs"]["identifier"]["pattern"]
+#: The minutes of a timestamp's UTC offset (the schema's pattern allows any two digits).
+_OFFSET_MINUTES = re.compile(r"[+-][0-9]{2}:([0-9]{2})$")
 
 
 def parse_timestamp(value: str) -> datetime:
@@ -282,6 +287,10 @@ def validate(kind: Kind, record: Any, now: datetime | None = None,
     receiver's clock (default: the system's); ``window`` bounds the accepted timestamps around it."""
     if not isinstance(record, dict):
         return "not_object", f"expected a JSON object, got {type(record).__name__}"
+    if kind == "customer" and "tombstone" in record and record.get("tombstone") is not True:
+        return "schema_violation", (f"tombstone: {record['tombstone']!r} is not the JSON literal true; a tombstone "
+                                    "line is exactly {\"customer_id\": ..., \"tombstone\": true}: it was sent as a "
+                                    "customer record, and nothing was erased")
     if kind == "customer" and record.get("tombstone") is True:  # an erasure request that did not take
         others = sorted(k for k in record if k not in ("customer_id", "tombstone"))
         return "schema_violation", ("a tombstone line is exactly {\"customer_id\": ..., \"tombstone\": true}"
@@ -300,14 +309,24 @@ def validate(kind: Kind, record: Any, now: datetime | None = None,
             return "schema_violation", (f"{exc.name.removeprefix('data.')}: {exc.value!r} is not a timestamp with "
                                         "its UTC offset, e.g. 2026-03-02T09:15:04Z or 2026-03-02T10:15:04+01:00 "
                                         f"(a time without one is ambiguous) (at {exc.name})")
+        if exc.rule == "pattern" and (exc.definition or {}).get("pattern") == _IDENTIFIER_PATTERN:
+            bad = sorted({f"U+{ord(c):04X}" for c in str(exc.value) if not _identifier_pattern().match(c)})
+            return "schema_violation", (f"{exc.name.removeprefix('data.')}: {exc.value!r} has a control, format or "
+                                        f"line-separator character ({', '.join(bad[:5])}): an id must be printable, "
+                                        "or two ids that look alike would be two customers (at "
+                                        f"{exc.name})")
         return "schema_violation", f"{exc.message} (at {exc.name})"
     stamp_field = "updated_at" if kind == "customer" else "occurred_at"
+    stamp = record[stamp_field]
     try:
-        instant = parse_timestamp(record[stamp_field])
+        if (offset := _OFFSET_MINUTES.search(stamp)) and int(offset.group(1)) > 59:
+            # Python reads +00:60 as an hour; RFC 3339 has no such offset
+            raise ValueError(f"its UTC offset has {offset.group(1)} minutes (at most 59)")
+        instant = parse_timestamp(stamp)
     except (ValueError, OverflowError) as exc:  # OverflowError: year 1 shifted before UTC year 1
         if "offset must be a timedelta" in str(exc):  # Python's words for +24:00
-            return "bad_timestamp", f"{stamp_field}: {record[stamp_field]!r} has a UTC offset beyond ±23:59"
-        return "bad_timestamp", f"{stamp_field}: {exc}"
+            return "bad_timestamp", f"{stamp_field}: {stamp!r} has a UTC offset beyond ±23:59"
+        return "bad_timestamp", f"{stamp_field}: {stamp!r}: {exc}"
     latest = (now or datetime.now(timezone.utc)) + window.max_skew
     if not window.earliest <= instant <= latest:
         return "bad_timestamp", (f"{stamp_field}: {record[stamp_field]} lies outside the accepted window: from "
@@ -348,13 +367,34 @@ def _check_opportunity_dates(payload: dict[str, Any], occurred: datetime) -> tup
     return None
 
 
+@lru_cache(maxsize=1)
+def _identifier_pattern() -> re.Pattern[str]:
+    return re.compile(schema()["$defs"]["identifier"]["pattern"])
+
+
+def _key_text(key: bytes) -> str | None:
+    """A message key as text; None when it is not UTF-8 (it then matches no id: a replacement
+    character must not make ``b"\\xff"`` equal to the id "\\ufffd")."""
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def is_identifier(key: bytes | str) -> bool:
+    """A key the contract accepts as an id (its ``identifier``): UTF-8, 1 to 256 characters, none a
+    control, format or line-separator character (two ids that look alike must be alike)."""
+    text = _key_text(key) if isinstance(key, bytes) else key
+    return text is not None and 1 <= len(text) <= IDENTIFIER_MAX_CHARS and bool(_identifier_pattern().match(text))
+
+
 def decode(kind: Kind, key: bytes | None, value: bytes | None,
            max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, window: TimeWindow = DEFAULT_WINDOW) -> Decoded:
     """Decode and validate one Kafka message of the given kind."""
     if value is None:
         if kind == "customer" and key is not None:  # an empty key is a bad key, not a missing value
-            if not _IDENTIFIER.match(key.decode("utf-8", "replace")):
-                return Decoded(False, error_code="bad_key", error_detail=ERROR_CODES["bad_key"])
+            if not is_identifier(key):
+                return Decoded(False, error_code="bad_key", error_detail=f"{ERROR_CODES['bad_key']}: {key[:64]!r}")
             return Decoded(ok=True, record=None)  # tombstone: the customer was deleted
         if kind == "customer":  # the customers topic has tombstones: this one names no customer
             return Decoded(False, error_code="null_value",
@@ -364,6 +404,10 @@ def decode(kind: Kind, key: bytes | None, value: bytes | None,
     if len(value) > max_bytes:
         return Decoded(False, error_code="oversized",
                        error_detail=f"{len(value)} bytes > limit of {max_bytes}")
+    if not value.strip():
+        return Decoded(False, error_code="not_json",
+                       error_detail=f"empty message ({len(value)} bytes): a message is one JSON object "
+                                    "(a Kafka delete, on the customers topic only, is a null value, not an empty one)")
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -379,7 +423,7 @@ def decode(kind: Kind, key: bytes | None, value: bytes | None,
     if infinite:
         return Decoded(False, error_code="schema_violation",
                        error_detail=f"{infinite}: the number is beyond the range of a double (at most about 1.8e308)")
-    if key is not None and key.decode("utf-8", "replace") != record["customer_id"]:
+    if key is not None and _key_text(key) != record["customer_id"]:
         return Decoded(False, error_code="key_mismatch",
                        error_detail=f"key {key[:64]!r} != customer_id {record['customer_id'][:64]!r}")
     return Decoded(ok=True, record=record)

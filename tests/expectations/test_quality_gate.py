@@ -269,6 +269,19 @@ def test_warning_only_failure_does_not_block(gate_settings):
     assert "C77777" in result.warnings[0].observed
 
 
+def test_an_unknown_id_that_looks_like_a_known_one_is_shown_so_the_difference_can_be_seen(gate_settings):
+    """User trial: the warning read "e.g. C000006 " for a customer id with a trailing space, the
+    difference invisible; such an example is quoted now."""
+    land_history(gate_settings)
+    records = day_records()
+    known = records[0]["customer_id"]
+    records[0]["customer_id"] = f"{known} "
+    land_touchpoints(gate_settings, records)
+    result = validate_landing(gate_settings)
+    assert result.passed, result.summary()
+    assert f"e.g. '{known} '" in result.warnings[0].observed, result.warnings[0].observed
+
+
 def test_a_tiny_batch_with_two_new_customers_is_not_critical(gate_settings):
     """The tolerance of unknown customers has an absolute floor: nine rows of which two come from
     customers whose master data has not landed yet is a warning, not a stopped pipeline."""

@@ -539,3 +539,49 @@ def test_a_number_beyond_a_double_in_an_open_field_is_a_schema_violation(where: 
 def test_an_empty_tombstone_key_is_a_bad_key() -> None:
     assert decode("customer", b"", None).error_code == "bad_key"
     assert decode("customer", None, None).error_code == "null_value"
+
+
+# --- ids that look alike, and other inputs a user trial sent ----------------------------------------
+
+def test_an_id_is_printable_no_control_format_or_separator_character_anywhere_in_unicode() -> None:
+    """User trial: "C000006 ", "C000007\\u200f" (a right-to-left mark) and "C\\u0085000001" (a C1
+    control) landed as customers of their own, each taking touches from the customer it looks like.
+    The contract's identifier was "printable, no control characters" but checked C0 and DEL only."""
+    import unicodedata
+
+    from loyalty_core.contract import is_identifier
+
+    rejected = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF and not is_identifier(f"C{chr(cp)}1")]
+    expected = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF
+                and unicodedata.category(chr(cp)) in ("Cc", "Cf", "Zl", "Zp")]
+    assert rejected == expected
+    assert is_identifier("C000042") and is_identifier("Møller A/S 42") and is_identifier("x" * 256)
+    assert not is_identifier("x" * 257) and not is_identifier("") and not is_identifier(b"\xff")
+
+
+def test_a_lookalike_id_is_refused_in_words_and_a_lookalike_key_is_a_bad_key() -> None:
+    result = decode("touchpoint", None, json.dumps(touchpoint(customer_id="C000007\u200f")).encode())
+    assert result.error_code == "schema_violation"
+    assert result.error_detail.startswith("customer_id: 'C000007\\u200f' has a control, format or line-separator "
+                                          "character (U+200F): an id must be printable"), result.error_detail
+    assert "\\u0000" not in result.error_detail  # not the regular expression
+    tomb = decode("customer", "C\u0085000001".encode(), None)
+    assert tomb.error_code == "bad_key" and tomb.error_detail.endswith("b'C\\xc2\\x85000001'")
+    # a key that is not UTF-8 is no id: the replacement character must not make it equal to one
+    assert decode("touchpoint", b"\xff", json.dumps(touchpoint(customer_id="\ufffd")).encode()).error_code == (
+        "key_mismatch")
+
+
+def test_other_inputs_of_the_user_trial_get_errors_that_say_what_to_fix() -> None:
+    minutes = decode("touchpoint", None, json.dumps(touchpoint(occurred_at="2026-03-02T09:15:00+00:60")).encode())
+    assert (minutes.error_code, minutes.error_detail) == (
+        "bad_timestamp", "occurred_at: '2026-03-02T09:15:00+00:60': its UTC offset has 60 minutes (at most 59)")
+    day = decode("touchpoint", None, json.dumps(touchpoint(occurred_at="2026-02-30T09:15:00Z")).encode())
+    assert day.error_code == "bad_timestamp" and day.error_detail.startswith("occurred_at: '2026-02-30T09:15:00Z': ")
+    string_true = decode("customer", b"C000048", b'{"customer_id": "C000048", "tombstone": "true"}')
+    assert string_true.error_code == "schema_violation"
+    assert string_true.error_detail.startswith("tombstone: 'true' is not the JSON literal true; a tombstone line is "
+                                               'exactly {"customer_id": ..., "tombstone": true}')
+    for empty in (b"", b"  \n"):
+        result = decode("touchpoint", b"C000042", empty)
+        assert result.error_code == "not_json" and result.error_detail.startswith("empty message"), result

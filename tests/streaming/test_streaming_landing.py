@@ -131,9 +131,9 @@ def test_customers_and_tombstones(tmp_path):
     batch, rejects = _batch("customer", [
         (0, 5, 1_772_000_000_000, b"C00001", samples.encode(samples.customer(1, extra_flag=True))),
         (0, 6, 1_772_000_000_000, b"C00002", None),  # tombstone: event date from the Kafka timestamp
-        (0, 7, None, b"\xff", None),                 # a tombstone whose key is not text cannot be stored
+        (0, 7, None, b"\xff", None),                 # a tombstone whose key is not UTF-8 names no customer
     ])
-    assert [(i, code) for i, code, _ in rejects] == [(2, "unlandable")]
+    assert [(i, code) for i, code, _ in rejects] == [(2, "bad_key")]
     zone = LandingZone(str(tmp_path / "landing"))
     zone.write_prepared(prepare(batch))
     rows = {r["customer_id"]: r for r in zone.read("customers").to_pylist()}
