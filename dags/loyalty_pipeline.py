@@ -125,6 +125,7 @@ def loyalty_pipeline():
         costs seconds of scheduling, process start and imports, and this path is about seconds."""
         context = get_current_context()
         dag_run = context["dag_run"]
+        gate(pipeline.check_run_date, as_of())  # a future date must not reach dispatch (it expires alerts)
         if pipeline.run_path(dag_run.run_type, dag_run.conf) != pipeline.EVENT_PATH:
             return ["apply_erasures"]
         summary = gate(pipeline.event_update, as_of(), pipeline.triggering_topics(context))

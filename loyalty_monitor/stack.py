@@ -269,6 +269,8 @@ def run_dates(settings: Settings, dates: list[dt.date], dag_id: str = pipeline.D
     memory the run freed is given back (:func:`release_run_memory`): what a separate process would
     have given for free by exiting.
     """
+    for day in (max(dates), min(dates)) if dates else ():  # before Airflow starts: the DAG refuses them too
+        pipeline.check_run_date(settings, day)
     # One pipeline run at a time per data directory: two runs (same or different dates) would
     # write the same warehouse and alert state at once.
     with locks.exclusive(settings.data_dir / "pipeline.lock", "the pipeline", settings.lock_timeout_s):

@@ -34,6 +34,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         dates = stack.date_range(args.start, args.end, args.step)
     else:
         dates = [parse_as_of(args.as_of)]
+    for day in (max(dates), min(dates)):  # before anything is started or written
+        stack.pipeline.check_run_date(settings, day)
     log_file = None if args.verbose else stack.run_log_file(settings)
     outcomes = stack.run_dates(settings, dates, log_file=log_file)
     failure = stack.run_failure(settings, dates, outcomes, log_file)

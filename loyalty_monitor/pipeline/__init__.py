@@ -47,6 +47,7 @@ from loyalty_monitor.pipeline.runs import (
                                                     ConfigurationError,
                                                     QualityGateFailed,
                                                     as_of_date,
+                                                    check_run_date,
                                                     is_batch_landed,
                                                     run_path,
                                                     triggering_topics,
@@ -56,7 +57,7 @@ from loyalty_monitor.pipeline.weekly import NothingPublishedYet, render_weekly_r
 __all__ = [
     "DAG_ID", "DAILY_PATH", "EVENT_MARTS", "EVENT_PATH", "KAFKA_CONNECTION_ID", "REPORT_DAG_ID",
     "ConfigurationError", "NothingPublishedYet", "QualityGateFailed", "airflow_environment", "apply_erasures",
-    "as_of_date", "build_warehouse",
+    "as_of_date", "build_warehouse", "check_run_date",
     "check_landing", "check_marts", "dbt_environment", "dbt_manifest", "dbt_profile_name",
     "dbt_run_environment", "dbt_run_vars", "dispatch_alerts", "event_selection", "event_update",
     "fit_population", "is_batch_landed", "kafka_connection", "landed_sources", "on_failure", "plan_build",

@@ -38,6 +38,21 @@ def as_of_date(logical_date: Any) -> dt.date:
     return parse_as_of(logical_date)
 
 
+def check_run_date(settings: Any, as_of: dt.date) -> None:
+    """Refuse an as-of date no run may compute: after tomorrow (UTC: a day of slack for time zones
+    ahead of it) or before the contract's earliest event date. A run as of a future day is not
+    harmless: it scores days nobody has lived and its dispatch expires, for good, the real alerts
+    that lie too far before it (a year typed wrong did that), so it fails before any step."""
+    latest = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
+    earliest = dt.date.fromisoformat(str(settings.earliest_event_date))
+    if as_of > latest:
+        raise ConfigurationError(f"as-of date {as_of} is in the future (today is {latest - dt.timedelta(days=1)} "
+                                 "in UTC): a run computes a day that has begun; check the date (the year?)")
+    if as_of < earliest:
+        raise ConfigurationError(f"as-of date {as_of} is before the earliest event date the contract accepts "
+                                 f"({earliest}, setting earliest_event_date): no event can lie on it")
+
+
 #: How a run knows it is event-driven without an asset event (a manual trigger, ``dag.test``):
 #: ``{"path": "event", "topics": [...]}`` in the run's conf.
 EVENT_PATH, DAILY_PATH = "event", "daily"

@@ -348,6 +348,27 @@ def test_dag_is_wired_for_schedule_events_retries_and_per_model_tasks(world):
                for task in dag.tasks), [t.task_id for t in dag.tasks if not t.execution_timeout]
 
 
+def test_a_run_date_in_the_future_or_before_any_event_is_refused_and_the_dag_asks_first():
+    """User trial: `loyalty run --as-of 2027-03-01` scored days nobody had lived and expired, for
+    good, the alerts of November; the run as of the right day then sent nothing. The CLI, run_dates
+    and the DAG's first task (a manual trigger in the UI) refuse such a date."""
+    from loyalty_core.settings import load_settings
+
+    settings = load_settings()
+    today = dt.datetime.now(dt.timezone.utc).date()
+    for fine in (today, today + dt.timedelta(days=1), dt.date(2000, 1, 1)):
+        pipeline.check_run_date(settings, fine)
+    with pytest.raises(pipeline.ConfigurationError, match=r"as-of date .* is in the future \(today is "):
+        pipeline.check_run_date(settings, today + dt.timedelta(days=2))
+    with pytest.raises(pipeline.ConfigurationError, match="before the earliest event date"):
+        pipeline.check_run_date(settings, dt.date(1999, 12, 31))
+    with pytest.raises(pipeline.ConfigurationError, match="in the future"):
+        stack.run_dates(settings, [today, today + dt.timedelta(days=400)])
+    dag_file = (PROJECT_ROOT / "dags" / "loyalty_pipeline.py").read_text()
+    first = dag_file[dag_file.index("def event_update"):dag_file.index("def apply_erasures")]
+    assert "gate(pipeline.check_run_date, as_of())" in first
+
+
 def test_weekly_report_dag_renders_the_leadership_report(world, good_run):
     monday = END + dt.timedelta(days=(7 - END.weekday()) % 7 or 7)
     outcomes = stack.run_dates(world["settings"], [monday], dag_id=pipeline.REPORT_DAG_ID)

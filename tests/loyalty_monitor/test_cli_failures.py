@@ -231,6 +231,10 @@ def test_a_closed_pipe_ends_the_listing_quietly(many_alerts, fmt):
     (["land-offline"], "nothing to land: give --touchpoints FILE and/or --customers FILE"),
     (["explain", "C1", "--days", "100000000"], "argument --days: at most 36500 (a century), got 100000000"),
     (["report", "--out", ""], "argument --out: give a file name"),
+    # a run as of a future day expired real alerts for good (user trial: a year typed wrong)
+    (["run", "--as-of", "2099-03-01"], "as-of date 2099-03-01 is in the future"),
+    (["run", "--start", "2026-11-01", "--end", "2099-01-01"], "as-of date 2099-01-01 is in the future"),
+    (["run", "--as-of", "0001-01-01"], "as-of date 0001-01-01 is before the earliest event date"),
     (["report", "--out", "/tmp"], "argument --out: /tmp is a directory: name a file in it"),
     (["explain", "C1", "--html", "/tmp"], "argument --html: /tmp is a directory: name a file in it"),
     (["validate", "--status", "all"], "--status all goes with --quarantined: `loyalty validate --quarantined "
