@@ -3,7 +3,9 @@ content or the new one, never half of it, and two writers never share a temporar
 
 One mechanism for every writer of the project that replaces a file (the quality gate's records,
 reports, the outbox, exports, the erasure's rewrites, Airflow's database template): write a hidden
-temporary sibling, then rename it over the file. The landing zone keeps its own protocol
+temporary sibling, then rename it over the file. A file made once and never replaced (a secret
+key: ``create_once``) is linked into place instead, so that of two processes making it at once
+one wins and the other reads the winner's. The landing zone keeps its own protocol
 (``loyalty_core.landing_zone``: its temporary names and manifests are part of exactly-once).
 """
 
@@ -65,6 +67,37 @@ def replacing(path: Path, *, mode: int | None = None, durable: bool = False) -> 
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+def create_once(path: Path, data: bytes, *, mode: int = 0o600) -> bool:
+    """Create ``path`` holding ``data`` unless it exists, so that no reader ever sees it empty or
+    half written: the data goes to a temporary sibling (``mode``, private by default), is fsynced,
+    and is then hard-linked to ``path``, which fails when the file is already there. True when this
+    call made the file; False when it existed (another process won the race: read that one).
+
+    Not ``O_CREAT | O_EXCL`` on the file itself: between its creation and the write another
+    process would find it, empty, and use an empty secret.
+    """
+    path = Path(path)
+    tmp = temporary_sibling(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            os.fchmod(fd, mode)  # exactly ``mode``, whatever the umask
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return True
 
 
 def replace_with(path: Path, write: Callable[[BinaryIO], object], *, mode: int | None = None,

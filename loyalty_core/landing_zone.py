@@ -25,6 +25,7 @@ that staging leaves out, and the data docs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import posixpath
@@ -36,6 +37,7 @@ from typing import Any, Iterable
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
@@ -212,6 +214,39 @@ class LandingZone:
             table = table.replace_schema_metadata({TOKEN_KEY: token})
         return self._write_bytes_atomically(
             relative, lambda fh: pq.write_table(table, fh, compression="zstd"))
+
+    def beside_other_messages(self, prepared: PreparedBatch) -> tuple[PreparedBatch, list[str]]:
+        """The batch with a new name for every file whose name is taken by a landed file of other
+        messages, and those names. A name says partition and offsets, and offsets start again at 0
+        when a topic is created anew (the embedded broker keeps its messages in memory: a restart
+        loses them, and the next messages come at offsets already landed): writing such a batch
+        over the landed file lost those events without a word. A replay of the same messages
+        (same offsets, same Kafka timestamps) keeps its name and rewrites the same rows. The new
+        name adds a hash of the batch's offsets and timestamps, so a replay of it finds it again."""
+        renamed: dict[str, str] = {}
+        for relative, table in prepared.tables.items():
+            if not self.fs.exists(self.full(relative)) or self._same_messages(relative, table):
+                continue
+            offsets = table.column("kafka_offset").to_numpy()
+            stamps = pc.fill_null(table.column("kafka_timestamp").cast(pa.int64()), -1).to_numpy()
+            digest = hashlib.sha256(offsets.tobytes() + stamps.tobytes()).hexdigest()[:10]
+            renamed[relative] = relative.removesuffix(".parquet") + f"-r{digest}.parquet"
+        if not renamed:
+            return prepared, []
+        tables = {renamed.get(rel, rel): table for rel, table in prepared.tables.items()}
+        by_partition = {p: [renamed.get(rel, rel) for rel in rels] for p, rels in prepared.by_partition.items()}
+        return (PreparedBatch(prepared.dataset, tables, by_partition, prepared.event_dates, prepared.records),
+                sorted(renamed.values()))
+
+    def _same_messages(self, relative: str, table: pa.Table) -> bool:
+        try:
+            with self.fs.open(self.full(relative), "rb") as fh:
+                landed = pq.read_table(fh, columns=["kafka_offset", "kafka_timestamp"])
+        except (OSError, pa.ArrowException, KeyError):
+            return False  # unreadable: keep it for the data engineer (the gate names it)
+        new = table.select(["kafka_offset", "kafka_timestamp"])
+        return landed.num_rows == new.num_rows and all(
+            landed.column(c).to_pylist() == new.column(c).to_pylist() for c in ("kafka_offset", "kafka_timestamp"))
 
     def write_prepared(self, prepared: PreparedBatch, token: str | None = None) -> list[str]:
         """Write a batch's files (``token``: the writer's batch token, kept in the file metadata)."""

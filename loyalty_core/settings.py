@@ -167,6 +167,39 @@ def reveal(value: "str | Secret | SecretStr | None") -> str:
     return "" if value is None else str(value)
 
 
+#: The fewest bytes a web signing key may have: an empty key let anyone forge a sign-in link for any
+#: address, and a short one can be guessed.
+MIN_SIGNING_KEY_BYTES = 16
+#: How ``loyalty web`` tells to make a key (docs/web.md).
+MAKE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+_ORDINALS = {1: "first", 2: "second", 3: "third"}
+
+
+def signing_key_list(value: str | Secret | SecretStr | None) -> list[str]:
+    """The keys of a ``web_signing_keys`` value, in order (comma-separated; a TOML list's brackets
+    and quotes tolerated); empty when the setting is not set."""
+    text = reveal(value).strip().strip("[]")
+    return [key.strip().strip("'\"") for key in text.split(",") if key.strip().strip("'\"")]
+
+
+def signing_keys_problem(value: str | Secret | SecretStr | None) -> str | None:
+    """What is wrong with a ``web_signing_keys`` value, in words (never the key itself); None when
+    it is fine or not set (an empty setting: a key is generated into ``<data_dir>/run/web-signing-key``)."""
+    if not reveal(value).strip():
+        return None
+    keys = signing_key_list(value)
+    if not keys:
+        return (f"names no key (only separators): give keys of at least {MIN_SIGNING_KEY_BYTES} bytes, "
+                f"comma-separated (make one with `{MAKE_KEY}`), or leave it unset to have one generated")
+    for number, key in enumerate(keys, 1):
+        size = len(key.encode("utf-8"))
+        if size < MIN_SIGNING_KEY_BYTES:
+            which = f"its {_ORDINALS.get(number, f'{number}th')} key" if len(keys) > 1 else "its key"
+            return (f"{which} has {size} bytes, fewer than {MIN_SIGNING_KEY_BYTES}: a short key can be guessed and "
+                    f"anyone could sign in with a forged link; set a longer one (make one with `{MAKE_KEY}`)")
+    return None
+
+
 class QualitySettings(BaseModel):
     """Thresholds of the quality gate (``[quality]`` in loyalty.toml, ``LOYALTY_QUALITY__<NAME>``).
     ``expectations.config.GateConfig`` is this model with the gate's own helpers."""
@@ -426,7 +459,8 @@ class Settings(BaseSettings):
     web_base_url: str = ""
     #: Comma-separated keys that sign sign-in links and session cookies: links are signed with the
     #: first, any of them is accepted (add a new key first, drop the old one later). Empty: a key
-    #: generated once into ``<data_dir>/run/web-signing-key`` (private to its owner).
+    #: generated once into ``<data_dir>/run/web-signing-key`` (private to its owner). Each key has at
+    #: least ``MIN_SIGNING_KEY_BYTES`` (16) bytes: an empty or short one is refused.
     web_signing_keys: Secret = Secret()
     #: How long a sign-in link and a session last.
     web_link_days: Annotated[float, Field(gt=0, le=CENTURY_DAYS, allow_inf_nan=False)] = 14.0
@@ -473,6 +507,14 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_user(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("web_signing_keys", mode="after")
+    @classmethod
+    def _signing_keys(cls, value: Secret) -> Secret:
+        problem = signing_keys_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("earliest_event_date", mode="after")
     @classmethod

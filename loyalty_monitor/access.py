@@ -5,7 +5,8 @@ web app and the alert messages, which both hand out sign-in links: it imports on
   expiry, signed with HMAC-SHA256. Keys come from the setting ``web_signing_keys`` (a
   comma-separated list: new links are signed with the first key, any listed key is accepted, so a
   key is rotated by putting a new one first and dropping the old one once its links have expired).
-  Without the setting, a key is generated once into ``<data_dir>/run/web-signing-key``.
+  Without the setting, a key is generated once into ``<data_dir>/run/web-signing-key``. A key
+  (setting or file) shorter than 16 bytes, or empty, is an error: nothing is signed or accepted.
 - **Sessions**: opening a valid link sets a signed session cookie (HttpOnly, SameSite=Lax,
   Secure when the app's URL is https) that expires after ``web_session_hours``.
 - **CSRF**: every form carries a token that is an HMAC of the session's random id; a POST without
@@ -25,14 +26,14 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
-from loyalty_core.settings import Settings
+from loyalty_core.files import create_once
+from loyalty_core.settings import MIN_SIGNING_KEY_BYTES, Settings, signing_key_list, signing_keys_problem
 
 SESSION_COOKIE = "lm_session"
 PROXY_HEADER = "x-forwarded-email"
@@ -47,32 +48,43 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _reveal(value: object) -> str:
-    reveal = getattr(value, "reveal", None)  # settings may hold it as a Secret
-    return reveal() if callable(reveal) else str(value or "")
-
-
 def key_file(settings: Settings) -> Path:
     return settings.data_dir / "run" / "web-signing-key"
 
 
+class SigningKeyError(ValueError):
+    """A signing key that is empty or too short: the app would accept forged sign-in links."""
+
+
 def signing_keys(settings: Settings) -> list[bytes]:
-    """The configured keys, first = the one that signs; else the generated one (created once, 0600)."""
-    configured = _reveal(settings.web_signing_keys).strip().strip("[]")
-    keys = [k.strip().strip("'\"") for k in configured.split(",") if k.strip().strip("'\"")]
+    """The configured keys, first = the one that signs; else the generated one (created once, 0600).
+
+    A key shorter than ``MIN_SIGNING_KEY_BYTES`` is refused, never used: with an empty key anyone
+    could sign a link for any address. The generated key is written whole before any process can
+    read it (``create_once``): two processes starting at once share the one that was made first.
+    """
+    problem = signing_keys_problem(settings.web_signing_keys)
+    if problem:  # the settings refuse it when they load; settings built without validation too
+        raise SigningKeyError(f"web_signing_keys (LOYALTY_WEB_SIGNING_KEYS) {problem}")
+    keys = signing_key_list(settings.web_signing_keys)
     if keys:
         return [k.encode() for k in keys]
     path = key_file(settings)
-    if not path.exists():
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first
-            pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(32) + "\n")
-    return [path.read_text().strip().encode()]
+        made = (secrets.token_urlsafe(32) + "\n").encode()
+        key = made if create_once(path, made) else path.read_bytes()  # else another process made it first
+    key = key.strip()
+    if len(key) < MIN_SIGNING_KEY_BYTES:
+        what = "is empty" if not key else f"holds a key of {len(key)} bytes, fewer than {MIN_SIGNING_KEY_BYTES}"
+        raise SigningKeyError(
+            f"the web signing key file {path} {what}: with it anyone could sign in with a forged link, so nothing "
+            "is signed or accepted; delete the file to have a new key made (sign-in links and sessions made "
+            "before stop working: send new links with `loyalty web link EMAIL`), or set web_signing_keys "
+            f"(LOYALTY_WEB_SIGNING_KEYS) to a key of at least {MIN_SIGNING_KEY_BYTES} bytes (docs/web.md)")
+    return [key]
 
 
 def _sign(key: bytes, purpose: str, payload: bytes) -> bytes:

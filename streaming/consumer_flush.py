@@ -174,6 +174,20 @@ class BatchFiles:
                 written.pending.append((batch.dataset, partition))
         return written
 
+    def beside_other_messages(self, prepared: dict[str, PreparedBatch]) -> dict[str, PreparedBatch]:
+        """Before step a: a file name already taken by other messages (offsets that started again
+        at 0: a topic created anew, the embedded broker restarted) gets a name of its own
+        (``LandingZone.beside_other_messages``), said in the log: the landed file stays."""
+        out = {}
+        for topic, batch in prepared.items():
+            out[topic], renamed = self.zone.beside_other_messages(batch)
+            if renamed:
+                self.log("offsets_reused", level="warning", topic=topic, files=renamed,
+                         why="a landed file of other messages has these offsets: the topic's offsets started "
+                             "again (a topic created anew, or the embedded broker restarted: it keeps messages "
+                             "in memory); this batch lands beside it under a name of its own")
+        return out
+
     def write_files(self, prepared: dict[str, PreparedBatch], written: WrittenBatch) -> None:
         """Step b: the Parquet files, durable when this returns."""
         written.files = {topic: self.zone.write_prepared(batch, token=written.token)
@@ -305,7 +319,7 @@ class BatchLander:
         stage = StageTimer(started)
         batch.collect()
         stage("decode_wait")
-        prepared = batch.prepare()
+        prepared = self.files.beside_other_messages(batch.prepare())
         written = self.files.write_manifests(prepared, batch.builders)
         stage("prepare")
         self.files.write_files(prepared, written)

@@ -143,6 +143,7 @@ class Recent:
 
 def create_app(settings: Settings, publish: Callable[[Settings, list[dict[str, Any]]], None] | None = None) -> Starlette:
     """The ASGI app. ``publish`` sends case events (default: to Kafka, ``cases.publish``)."""
+    auth.signing_keys(settings)  # an empty or short key is refused when the app starts, not on each request
     env = _environment()
     recent = Recent()
     send = publish or case_events.publish

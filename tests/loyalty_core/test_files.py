@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from loyalty_core.files import TMP_SUFFIX, replace_text, replace_with, replacing
+from loyalty_core.files import TMP_SUFFIX, create_once, replace_text, replace_with, replacing
 
 
 def _mode(path) -> int:
@@ -131,4 +131,50 @@ def test_readers_see_one_whole_version_while_two_writers_replace_the_file(tmp_pa
     assert not errors and not failures, (errors, failures)
     assert path.read_text() in ("A" * size, "B" * size)
     assert seen, "the reader read the file"
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_file_made_once_is_private_whole_and_never_replaced(tmp_path):
+    """A secret key: the first maker wins, a later one reads the first one's (False), and the file
+    is 0600 whatever the umask."""
+    path = tmp_path / "key"
+    umask = os.umask(0)
+    try:
+        assert create_once(path, b"first-key-0123456789\n") is True
+    finally:
+        os.umask(umask)
+    assert _mode(path) == 0o600 and path.read_bytes() == b"first-key-0123456789\n"
+    assert create_once(path, b"second") is False
+    assert path.read_bytes() == b"first-key-0123456789\n" and _leftovers(tmp_path) == []
+
+
+def _at_once(threads: int, call):
+    """What ``call()`` returns in each of ``threads`` threads started together (or what it raised)."""
+    barrier = threading.Barrier(threads)
+    results: list[object] = []
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            results.append(call())
+        except Exception as exc:  # noqa: BLE001 - handed to the test thread
+            results.append(exc)
+
+    started = [threading.Thread(target=run) for _ in range(threads)]
+    for t in started:
+        t.start()
+    for t in started:
+        t.join()
+    return results
+
+
+def test_makers_racing_for_a_file_made_once_all_see_one_whole_content(tmp_path):
+    """Eight threads make the same file at once, 30 times over: each finds it whole (the key a web
+    app signs with was read empty by a second process while the first had not yet written it)."""
+    for round_ in range(30):
+        path = tmp_path / f"key-{round_}"
+        results = _at_once(8, lambda path=path: (create_once(path, os.urandom(32).hex().encode()),
+                                                 path.read_bytes()))
+        assert [made for made, _ in results].count(True) == 1, results
+        assert len({content for _, content in results}) == 1 and len(results[0][1]) == 64, results
     assert _leftovers(tmp_path) == []

@@ -152,6 +152,26 @@ def test_a_value_out_of_range_names_the_variable_and_what_is_allowed(env, name, 
     assert str(caught.value) == f"{name} (environment): {says}"
 
 
+@pytest.mark.parametrize("value, says", [
+    (" , ", "names no key (only separators)"),
+    ("short", "its key has 5 bytes, fewer than 16"),
+    ("a-long-enough-key-0123,short", "its second key has 5 bytes, fewer than 16"),
+    (["a-long-enough-key-0123", ""], None),  # an empty list item is no key, the other is fine
+])
+def test_an_empty_or_short_web_signing_key_is_refused_without_showing_it(env, value, says):
+    # an empty key let anyone forge a sign-in link for any address and see every customer
+    if says is None:
+        assert load_settings(web_signing_keys=value).web_signing_keys
+        return
+    with pytest.raises(SettingsError) as caught:
+        load_settings(web_signing_keys=value)
+    message = str(caught.value)
+    assert message.startswith(f"web_signing_keys (load_settings()): {says}"), message
+    assert "secrets.token_urlsafe(32)" in message and "short'" not in message and "0123" not in message
+    env.setenv("LOYALTY_WEB_SIGNING_KEYS", "")  # empty: not set, a key is generated (docs/web.md)
+    assert not load_settings().web_signing_keys
+
+
 def _duration_fields():
     """(model, field name, unit, days per unit) of every duration setting, by its name's unit."""
     from loyalty_core.settings import QualitySettings
@@ -366,12 +386,12 @@ def test_replace_validates_again_and_keeps_secrets(env):
 
 
 def test_secrets_are_hidden_everywhere_but_reveal(env):
-    settings = load_settings(smtp_password=SECRET, web_signing_keys=["new-key", "old-key"])
+    settings = load_settings(smtp_password=SECRET, web_signing_keys=["new-key-0123456789", "old-key-0123456789"])
     assert isinstance(settings.smtp_password, Secret)
     assert SECRET not in repr(settings) and SECRET not in str(settings)
     assert SECRET not in json.dumps(settings.redacted()) and SECRET not in settings.model_dump_json()
     assert reveal(settings.smtp_password) == SECRET and settings.smtp_password.reveal() == SECRET
-    assert settings.web_signing_keys.reveal() == "new-key,old-key"
+    assert settings.web_signing_keys.reveal() == "new-key-0123456789,old-key-0123456789"
     from pydantic import SecretStr
 
     assert reveal(SecretStr("x")) == "x" and load_settings(pg_password=SecretStr("pw")).pg_password.reveal() == "pw"

@@ -583,3 +583,39 @@ def test_dead_letters_list_escapes_what_would_drive_the_terminal(settings, monke
                              timeout=60, check=False)
     listed = {d["key"]: d for d in json.loads(as_json.stdout)}
     assert listed["C00001"]["value"] == attack.decode() and "C00002\u200f\x9b" in listed
+
+
+def test_offsets_that_start_again_never_overwrite_landed_events(settings, monkeypatch):
+    """User trial: `loyalty broker stop` / `start` (the embedded broker keeps its messages in memory),
+    then 5 new events for the same customer and day: they came at offsets 0-4 again, their file had
+    the name of the first 5 events' file and replaced it; both consumes said "landed 5". A topic
+    created anew (here: the touchpoints topic renamed to a new one) gives the same offsets."""
+    from streaming.topics import ensure_topics
+
+    settings = fast_settings(settings, monkeypatch)
+
+    def five(start: int) -> list[tuple[bytes, bytes]]:
+        return [(b"C00007", samples.encode(samples.touchpoint(i, customers=1, days=1, customer_id="C00007")))
+                for i in range(start, start + 5)]
+
+    first = produce(settings, settings.topic_touchpoints, five(0))
+    assert _consume_until_idle(settings)[0].landed == 5
+    # a topic of the same name created anew: offsets start again at 0
+    monkeypatch.setenv("LOYALTY_TOPIC_TOUCHPOINTS", f"{settings.topic_touchpoints}-anew")
+    monkeypatch.setenv("LOYALTY_CONSUMER_GROUP", f"{settings.consumer_group}-anew")
+    anew = fast_settings(settings, monkeypatch)
+    ensure_topics(anew)
+    assert produce(anew, anew.topic_touchpoints, five(100)) == first, "the same partition and offsets"
+    summary, log = _consume_until_idle(anew)
+    assert summary.landed == 5
+    table = landed(anew)
+    assert sorted(table.column("event_id").to_pylist()) == [f"E{i:09d}" for i in [*range(5), *range(100, 105)]]
+    reused = [e for e in log if e["event"] == "offsets_reused"]
+    assert len(reused) == 1 and "embedded broker restarted" in reused[0]["why"], log
+    # consumed again from the start (a replay: the same messages), it rewrites its own file, no other
+    monkeypatch.setenv("LOYALTY_CONSUMER_GROUP", f"{settings.consumer_group}-replay")
+    replay = fast_settings(settings, monkeypatch)
+    files = sorted(LandingZone.from_settings(replay).files("touchpoints"))
+    assert _consume_until_idle(replay)[0].landed == 5
+    assert sorted(LandingZone.from_settings(replay).files("touchpoints")) == files
+    assert landed(replay).num_rows == 10
