@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from loyalty_core.landing_zone import SCHEMAS, LandingZone
 from loyalty_core.settings import Settings
-from loyalty_monitor.erasure.subjects import Subject, _aware, _utcnow, personal_text
+from loyalty_monitor.erasure.subjects import ErasureError, Subject, _aware, _utcnow, personal_text
 
 log = logging.getLogger(__name__)
 UTC = dt.timezone.utc
@@ -69,8 +69,31 @@ def _duckdb_rows(zone: Any, files: list[str], select: str, where: str = "true",
     try:
         return con.execute(f"select {select} from read_parquet($files, union_by_name = true, filename = true) "
                            f"where {where}", {"files": files, **(params or {})}).fetchall()
+    except duckdb.Error as exc:
+        broken = _unreadable(zone, files)
+        if not broken:
+            raise
+        raise ErasureError(
+            f"{len(broken)} landed file(s) are not readable Parquet (cut short or damaged): "
+            f"{', '.join(broken[:5])}{' ...' if len(broken) > 5 else ''}. An erasure reads every landed file, so "
+            "the run stops here: move them out of the landing zone (keep them to look into), land their "
+            "messages again and run again (docs/operations.md, \"What can go wrong\": a landed Parquet file is "
+            "cut short)"
+        ) from exc
     finally:
         con.close()
+
+
+def _unreadable(zone: Any, files: list[str]) -> list[str]:
+    """The files among ``files`` whose Parquet footer cannot be read."""
+    broken = []
+    for path in files:
+        try:
+            with zone.fs.open(path, "rb") as fh:
+                pq.read_metadata(fh)
+        except (OSError, pa.ArrowException):
+            broken.append(path)
+    return broken
 
 
 def _files_with_column(zone: Any, files: list[str], column: str) -> list[str]:

@@ -797,3 +797,18 @@ def test_a_one_word_note_is_not_erased_from_other_records(landed, tmp_path):
         "observed": "an event date from the future (beyond the window)", "note": "the [erased] is signed",
         "who": "[erased] on [erased]"}
     assert CANARY_ID not in _landed_ids(settings)["touchpoints"]
+
+
+@pytest.mark.faults
+def test_a_landed_file_cut_short_stops_the_erasure_naming_it_and_what_to_do(landed):
+    """User trial: one truncated Parquet file stopped the run in its erasure step with DuckDB's
+    "No magic bytes found at end of file"; nothing said which step, or what to do."""
+    settings = landed["settings"]
+    victim = sorted(Path(settings.landing, "touchpoints").rglob("*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[:100])
+    with pytest.raises(erasure.ErasureError) as caught:
+        erasure.apply_erasures(settings, requested_by="loyalty_pipeline 2026-02-27")
+    message = str(caught.value)
+    assert message.startswith("1 landed file(s) are not readable Parquet (cut short or damaged): ")
+    assert str(victim) in message and "move them out of the landing zone" in message
+    assert "What can go wrong" in message and "magic bytes" not in message
