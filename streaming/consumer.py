@@ -58,7 +58,7 @@ from streaming.metrics import (
     textfile_path,
     textfiles,
 )
-from streaming.topics import BrokerUnreachable, input_topics, probe
+from streaming.topics import BrokerUnreachable, input_topics, probe, require_input_topics
 
 #: librdkafka's "no offset" (OFFSET_INVALID).
 NO_OFFSET = -1001
@@ -523,8 +523,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     logs.configure(settings.log_format)  # librdkafka's and other libraries' lines look like ours
     try:
-        probe(settings)
-    except BrokerUnreachable as exc:
+        require_input_topics(settings, probe(settings))
+    except (BrokerUnreachable, ValueError) as exc:
         print(f"python -m streaming.consumer: error: {exc}", file=sys.stderr)
         return 1
     summary = run_consumer(settings, until_idle=args.until_idle, idle_s=args.idle_seconds,

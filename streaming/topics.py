@@ -7,6 +7,7 @@ Any Kafka: the embedded Tansu broker (``loyalty_monitor.broker`` starts it) or t
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 import socket
@@ -38,6 +39,26 @@ def input_topics(settings: Settings) -> dict[str, str]:
     decodes from it (``loyalty_core.contract.decode``)."""
     return {settings.topic_touchpoints: "touchpoint", settings.topic_customers: "customer",
             settings.topic_case_events: "case_event"}
+
+
+#: The setting that names each input topic, by the kind of message it carries.
+INPUT_TOPIC_SETTINGS = {"touchpoint": "LOYALTY_TOPIC_TOUCHPOINTS", "customer": "LOYALTY_TOPIC_CUSTOMERS",
+                        "case_event": "LOYALTY_TOPIC_CASE_EVENTS"}
+
+
+def require_input_topics(settings: Settings, existing: list[str]) -> None:
+    """ValueError naming each input topic the broker does not have (``existing``: ``probe``'s
+    answer): a consumer subscribed to a mistyped topic found nothing, said "caught up" and exited 0."""
+    missing = [(topic, kind) for topic, kind in input_topics(settings).items() if topic not in existing]
+    if not missing:
+        return
+    words = []
+    for topic, kind in missing:
+        near = difflib.get_close_matches(topic, existing, n=1)
+        words.append(f"{topic!r} ({INPUT_TOPIC_SETTINGS[kind]}" + (f"; did you mean {near[0]!r}?" if near else "") + ")")
+    raise ValueError(f"the broker at {settings.bootstrap} has no topic {', '.join(words)}: check the setting, or "
+                     "create the topic (`loyalty broker start` creates the embedded broker's; on Apache Kafka, "
+                     "docs/deployment.md)")
 
 
 def topic_specs(settings: Settings) -> list[dict[str, Any]]:

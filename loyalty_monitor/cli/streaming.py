@@ -50,7 +50,8 @@ def cmd_consume(args: argparse.Namespace) -> int:
     from streaming.consumer import run_consumer
 
     settings = load_settings()
-    topics.probe(settings)  # one clear line and exit 1 when no broker answers, not a log flood
+    # one clear line and exit 1 when no broker answers, not a log flood; or when a topic is missing
+    topics.require_input_topics(settings, topics.probe(settings))
     update, done = backlog_progress()  # started before the consumer's log binds to stderr (rich redirects it)
     try:
         summary = run_consumer(settings, until_idle=args.until_idle, idle_s=args.idle_seconds,

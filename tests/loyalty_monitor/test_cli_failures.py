@@ -109,6 +109,21 @@ def test_produce_refuses_an_unknown_topic_unless_create(settings):
     assert again.returncode == 0, again.stderr
 
 
+def test_consume_refuses_a_topic_the_broker_does_not_have_naming_the_setting(settings):
+    """User trial: LOYALTY_TOPIC_TOUCHPOINTS=touchpoint (one letter short) and `loyalty consume
+    --until-idle` said "stopped: caught_up" and exited 0: it had subscribed to nothing."""
+    typo = settings.topic_touchpoints.replace("touchpoints", "touchpoint")
+    env = {**os.environ, "LOYALTY_TOPIC_TOUCHPOINTS": typo}
+    done, _ = _loyalty("consume", "--until-idle", env=env)
+    stderr = done.stderr.decode().strip()
+    assert done.returncode == 1 and len(stderr.splitlines()) == 1, stderr
+    assert (f"the broker at {settings.bootstrap} has no topic {typo!r} (LOYALTY_TOPIC_TOUCHPOINTS; did you mean "
+            f"{settings.topic_touchpoints!r}?): check the setting") in stderr, stderr
+    from streaming.topics import probe
+
+    assert typo not in probe(settings)  # the attempt created nothing
+
+
 def test_version():
     from importlib.metadata import version
 
