@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loyalty_core.files import replace_with
+from loyalty_core.files import create_once, replace_with
 from loyalty_core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,27 +50,55 @@ def _private_dir(path: Path) -> Path:
     return path
 
 
+class RegisterError(RuntimeError):
+    """The erasure register cannot be used as it is (its key lost or cut short, lines unreadable):
+    the message names the file and what to do. Nothing was erased or recorded."""
+
+
+#: Bytes of the key; a key file holding fewer was cut short.
+KEY_BYTES = 32
+#: Where the message on a lost key points to (how to back up and restore the register).
+BACKUP_DOC = 'docs/operations.md, "Erasure: backing up the register"'
+
+
 def subject_key(settings: Settings) -> bytes:
     """The installation's secret for keyed hashes of customer ids (created on first use, mode 0600).
 
     Back it up with the data directory: without it an erased customer's rows that reach the
-    landing zone again (a replay) can no longer be recognised.
+    landing zone again (a replay) can no longer be recognised. So a new key is made only while the
+    register records nothing: with erasures recorded, a missing or cut-short key is a
+    :class:`RegisterError` saying to restore it from the backup, never a new key under which the
+    recorded keyed hashes match no one and the erased customers' rows would stay.
     """
-    path = _private_dir(register_dir(settings)) / KEY_FILE
+    directory = _private_dir(register_dir(settings))
+    path = directory / KEY_FILE
     try:
-        key = path.read_bytes()
-        if len(key) >= 32:
-            return key
+        key: bytes | None = path.read_bytes()
     except FileNotFoundError:
-        pass
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        key = secrets.token_bytes(32)
-        os.write(fd, key)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return key
+        key = None
+    if key is not None and len(key) >= KEY_BYTES:
+        return key
+    recorded = len(_register_lines(settings)[0])
+    if key is None and not recorded:
+        made = secrets.token_bytes(KEY_BYTES)
+        # written whole, then linked into place: no process ever reads a key file cut short
+        if create_once(path, made):
+            return made
+        key = path.read_bytes()  # another process made it first
+        if len(key) >= KEY_BYTES:
+            return key
+    register = _register_path(settings)
+    what = "is missing" if key is None else f"holds {len(key)} bytes instead of {KEY_BYTES} (cut short)"
+    if recorded:
+        raise RegisterError(
+            f"the erasure key {path} {what}, but the erasure register {register} records {recorded} line(s) "
+            "keyed with it: with a new key the erased customers would no longer be recognised, and their rows "
+            f"that land again would stay. Restore {path} from the backup of the data directory ({BACKUP_DOC}); "
+            "no new key is made while the register has entries. Nothing was erased or changed")
+    raise RegisterError(
+        f"the erasure key {path} {what}, and the erasure register {register} records no erasure: if a backup "
+        f"of the data directory has this key, restore it from there ({BACKUP_DOC}); if none does, delete {path} "
+        "to have a new key made. Nothing was erased or changed")
 
 
 def pseudonym(key: bytes, customer_id: str) -> str:
@@ -78,18 +106,51 @@ def pseudonym(key: bytes, customer_id: str) -> str:
     return "hmac-sha256:" + hmac.new(key, customer_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def _register_lines(settings: Settings) -> tuple[list[str], list[int]]:
+    """The register's lines that are not blank, and the line numbers (from 1) of those that are not
+    a JSON object (a line cut short by a crash, a line damaged by hand)."""
+    try:
+        text = _register_path(settings).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return [], []
+    lines, unreadable = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        lines.append(line)
+        try:
+            if not isinstance(json.loads(line), dict):
+                unreadable.append(number)
+        except ValueError:
+            unreadable.append(number)
+    return lines, unreadable
+
+
+def unreadable_lines(settings: Settings) -> list[int]:
+    """The line numbers (from 1) of the register's lines that cannot be read: each may be an erasure
+    that is no longer known (``loyalty erasures`` says so, docs/operations.md)."""
+    return _register_lines(settings)[1]
+
+
+def register_path(settings: Settings) -> Path:
+    """``<data_dir>/erasure/erasures.jsonl``: the register itself."""
+    return _register_path(settings)
+
+
 def erasure_log(settings: Settings) -> list[dict[str, Any]]:
     """Every line of the register, oldest first."""
-    try:
-        lines = _register_path(settings).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
+    lines, unreadable = _register_lines(settings)
     out = []
     for line in lines:
         try:
-            out.append(json.loads(line))
-        except ValueError:  # a line cut short by a crash: the erasure is redone from its tombstone
-            log.warning("erasure register: skipping an unreadable line")
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            out.append(entry)
+    if unreadable:  # a line cut short by a crash: an erasure from a tombstone is redone from it
+        log.warning("erasure register %s: %d unreadable line(s) skipped (line %s); `loyalty erasures` says "
+                    "what to do", _register_path(settings), len(unreadable), ", ".join(map(str, unreadable[:10])))
     return out
 
 
@@ -111,8 +172,13 @@ def _append(settings: Settings, entries: list[dict[str, Any]]) -> None:
         return
     path = _private_dir(register_dir(settings)) / LOG_FILE
     data = "".join(json.dumps(e, sort_keys=True, default=str) + "\n" for e in entries).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
     try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            # the last line was cut short by a crash: without a line break the new entry would be
+            # glued to it, and unreadable with it
+            data = b"\n" + data
         os.write(fd, data)
         os.fsync(fd)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from loyalty_core.settings import load_settings
 from loyalty_monitor.cli._common import example, print_json, require_data_dir
@@ -51,16 +52,20 @@ def cmd_erasures(args: argparse.Namespace) -> int:
     settings = load_settings()
     require_data_dir(settings)
     rows = erasure.erasures(settings)
+    damaged = erasure.unreadable_lines(settings), erasure.register_path(settings)
     if args.format == "json":
         print_json(rows)
-        return 0
+        return _unreadable_warning(*damaged)
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from rich.console import Console
 
     # the command's own dependencies, loaded when it runs (cli/__init__.py)
     from rich.table import Table
 
-    table = Table(title=f"{len(rows)} erasures (customers as keyed hashes)")
+    title = f"{len(rows)} erasures (customers as keyed hashes)"
+    if damaged[0]:
+        title += f"; {len(damaged[0])} line(s) of the register UNREADABLE: see the warning below"
+    table = Table(title=title)
     for column in ("requested at", "by", "reason", "customer (keyed hash)", "completed", "removed"):
         table.add_column(column, overflow="fold")
     for r in rows:
@@ -68,7 +73,22 @@ def cmd_erasures(args: argparse.Namespace) -> int:
         table.add_row(str(r.get("requested_at") or ""), str(r.get("requested_by") or ""), str(r.get("reason") or ""),
                       str(r.get("subject") or "")[:32] + "…", str(r.get("completed_at") or "NOT COMPLETED"), removed)
     Console(width=max(120, Console().width)).print(table)
-    return 0
+    return _unreadable_warning(*damaged)
+
+
+def _unreadable_warning(unreadable: list[int], register: Path) -> int:
+    """Exit status 1 and a warning on stderr when lines of the register could not be read: the
+    register is what keeps erased customers erased, and "0 erasures" read as all is well."""
+    if not unreadable:
+        return 0
+    shown = ", ".join(map(str, unreadable[:20])) + (", ..." if len(unreadable) > 20 else "")
+    print(f"WARNING: {len(unreadable)} line(s) of the erasure register {register} could not be read (line "
+          f"{shown}) and are not listed: each may be an erasure that is no longer known, whose customer's rows "
+          "would stay when they land again. Restore the register from the backup of the data directory "
+          '(docs/operations.md, "Erasure: backing up the register"); a last line cut short by a crash is the '
+          "erasure that was running then: run it again (`loyalty erase --pending --by WHO` for a tombstone, "
+          "`loyalty erase ID --by WHO` for an id)", file=sys.stderr)
+    return 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:

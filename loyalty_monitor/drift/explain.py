@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loyalty_core.dates import parse_as_of
-from loyalty_core.erasure_register import KEY_FILE, erased_subjects, pseudonym, register_dir, subject_key
+from loyalty_core.erasure_register import erased_subjects, pseudonym, subject_key
 from loyalty_core.settings import Settings
 from loyalty_monitor import warehouse
 from loyalty_monitor.drift import mixture, population
@@ -200,10 +200,12 @@ def _direction(evidence: float) -> str:
 
 
 def _erased_through(settings: Settings, customer_id: str) -> dt.datetime | None:
-    """When the customer was erased, from the erasure register (None: never; no key is created)."""
-    if not (register_dir(settings) / KEY_FILE).exists():
+    """When the customer was erased, from the erasure register (None: never; no key is created).
+    A register with erasures but its key lost is an error saying to restore the key, not "never"."""
+    erased = erased_subjects(settings)
+    if not erased:
         return None
-    return erased_subjects(settings).get(pseudonym(subject_key(settings), customer_id))
+    return erased.get(pseudonym(subject_key(settings), customer_id))
 
 
 def _share(value: float | None) -> str:

@@ -39,17 +39,20 @@ The register itself is ``loyalty_core.erasure_register``.
 """
 
 from loyalty_core.erasure_register import (
+                                          RegisterError,
                                           erased_churn_counts,
                                           erased_subjects,
                                           erasure_log,
                                           erasures,
                                           pseudonym,
                                           register_dir,
+                                          register_path,
                                           subject_key,
+                                          unreadable_lines,
 )
 from loyalty_monitor.erasure.run import apply_erasures, erase_customers, is_erased
 from loyalty_monitor.erasure.subjects import ERASED, ErasureError, ErasureReport, Subject
 
-__all__ = ["ERASED", "ErasureError", "ErasureReport", "Subject", "apply_erasures", "erase_customers",
-           "erased_churn_counts", "erased_subjects", "erasure_log", "erasures", "is_erased", "pseudonym",
-           "register_dir", "subject_key"]
+__all__ = ["ERASED", "ErasureError", "ErasureReport", "RegisterError", "Subject", "apply_erasures",
+           "erase_customers", "erased_churn_counts", "erased_subjects", "erasure_log", "erasures", "is_erased",
+           "pseudonym", "register_dir", "register_path", "subject_key", "unreadable_lines"]

@@ -812,3 +812,86 @@ def test_a_landed_file_cut_short_stops_the_erasure_naming_it_and_what_to_do(land
     assert message.startswith("1 landed file(s) are not readable Parquet (cut short or damaged): ")
     assert str(victim) in message and "move them out of the landing zone" in message
     assert "What can go wrong" in message and "magic bytes" not in message
+
+
+# --- the register's key and its lines ------------------------------------------------------------
+
+def test_a_lost_erasure_key_is_refused_not_replaced_and_restoring_it_erases_the_relanded_rows(landed, tmp_path):
+    """Tester: with <data_dir>/erasure/key deleted, an erased customer's re-landed rows met a new key
+    made without a word: the register's keyed hashes matched no one, "nothing to erase", rows stayed.
+    A key cut short gave "[Errno 17] File exists"."""
+    settings, gen, data_dir = landed["settings"], landed["gen"], landed["data_dir"]
+    erasure.erase_customers(settings, [CANARY_ID], requested_by="dpo@example.com")
+    key_path = data_dir / "erasure" / "key"
+    kept = tmp_path / "key-backup"
+    shutil.copy(key_path, kept)
+    land_jsonl_offline(settings, gen / "touchpoints.jsonl", gen / "customers.jsonl")  # a replay
+    assert CANARY_ID in _landed_ids(settings)["touchpoints"]
+    register = data_dir / "erasure" / "erasures.jsonl"
+    recorded = len(register.read_text().splitlines())
+
+    for damage, says in ((lambda: key_path.unlink(), "is missing"),
+                         (lambda: key_path.write_bytes(kept.read_bytes()[:7]), "holds 7 bytes instead of 32 (cut short)"),
+                         (lambda: key_path.write_bytes(b""), "holds 0 bytes instead of 32 (cut short)")):
+        damage()
+        before = key_path.read_bytes() if key_path.exists() else None
+        with pytest.raises(erasure.RegisterError) as caught:
+            erasure.apply_erasures(settings, requested_by="dpo@example.com")
+        message = str(caught.value)
+        assert message.startswith(f"the erasure key {key_path} {says}, but the erasure register {register} "
+                                  f"records {recorded} line(s) keyed with it"), message
+        assert f"Restore {key_path} from the backup" in message and "docs/operations.md" in message
+        assert "Errno" not in message and "no new key is made" in message
+        assert (key_path.read_bytes() if key_path.exists() else None) == before  # no key made or changed
+        assert CANARY_ID in _landed_ids(settings)["touchpoints"]  # nothing erased, nothing recorded
+        assert len(register.read_text().splitlines()) == recorded
+
+    shutil.copy(kept, key_path)  # restored from the backup: the re-landed rows are recognised and erased
+    again = erasure.apply_erasures(settings, requested_by="dpo@example.com")
+    assert _reasons(settings, again, CANARY_ID) == ["re-landed"]
+    assert CANARY_ID not in _landed_ids(settings)["touchpoints"]
+
+
+def test_a_new_key_is_made_whole_only_while_the_register_is_empty(tmp_path):
+    settings = _offline_settings(tmp_path / "data")
+    key = erasure.subject_key(settings)  # first use: made, private
+    path = tmp_path / "data" / "erasure" / "key"
+    assert len(key) == 32 and path.read_bytes() == key and (path.stat().st_mode & 0o777) == 0o600
+    assert erasure.subject_key(settings) == key
+    path.write_bytes(key[:5])  # cut short, nothing recorded yet: restore it or delete it, said in words
+    with pytest.raises(erasure.RegisterError) as caught:
+        erasure.subject_key(settings)
+    assert str(caught.value).startswith(f"the erasure key {path} holds 5 bytes instead of 32 (cut short), and the "
+                                        "erasure register")
+    assert f"delete {path} to have a new key made" in str(caught.value)
+    path.unlink()
+    assert len(erasure.subject_key(settings)) == 32
+
+
+def test_erasures_says_how_many_register_lines_it_could_not_read_and_a_torn_line_swallows_no_entry(landed):
+    """Tester: a torn line in the register showed "0 erasures" with only "skipping an unreadable
+    line" in the log, while the register is what keeps erased customers erased. And an entry
+    appended after a line cut short by a crash was glued to it, unreadable with it."""
+    settings, data_dir = landed["settings"], landed["data_dir"]
+    env = {**os.environ, "LOYALTY_DATA_DIR": str(data_dir)}
+    erasure.erase_customers(settings, [CANARY_ID], requested_by="dpo@example.com")
+    register = data_dir / "erasure" / "erasures.jsonl"
+    lines = register.read_text().splitlines()
+    register.write_text(lines[0][:40] + "\n" + "\n".join(lines[1:]) + "\n" + lines[0][:25])  # torn twice
+    done = subprocess.run([str(Path(sys.executable).parent / "loyalty"), "erasures", "--format", "json"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    rows = json.loads(done.stdout)
+    assert len(rows) == 1 and rows[0].get("subject") is None  # the request's line is the torn one
+    warning = done.stderr.strip().splitlines()[-1]
+    assert warning.startswith(f"WARNING: 2 line(s) of the erasure register {register} could not be read "
+                              f"(line 1, {len(lines) + 1}) and are not listed"), warning
+    assert "Restore the register from the backup" in warning and "`loyalty erase --pending --by WHO`" in warning
+    table = subprocess.run([str(Path(sys.executable).parent / "loyalty"), "erasures"], env=env,
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert table.returncode == 1 and "UNREADABLE" in table.stdout and "WARNING: 2 line(s)" in table.stderr
+    # the next entry goes on a line of its own: the torn last line does not take it down with it
+    erasure.erase_customers(settings, [landed["other"]], requested_by="dpo@example.com")
+    assert erasure.unreadable_lines(settings) == [1, len(lines) + 1]
+    assert any(e.get("requested_by") == "dpo@example.com" and e.get("event") == "requested"
+               for e in erasure.erasure_log(settings)[len(lines) - 1:])
