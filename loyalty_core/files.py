@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -36,6 +37,26 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+#: What a file that is not a regular file is, in words.
+_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
+
+
+def require_regular_target(path: Path) -> None:
+    """Refuse to replace anything but a regular file (or nothing): a rename over ``/dev/full`` or a
+    FIFO replaces the device or the pipe itself with a plain file. Raises :class:`ValueError` naming
+    what ``path`` is (a symbolic link is judged by what it points to)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(mode):
+        return
+    kind = next((words for test, words in _KINDS if test(mode)), "not a regular file")
+    raise ValueError(f"{path} is {kind}, not a regular file: writing would replace it with a plain file, so nothing "
+                     "was written; name a regular file (a new one or one to overwrite)")
+
+
 @contextlib.contextmanager
 def replacing(path: Path, *, mode: int | None = None, durable: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write (by any means: a Parquet writer, SQLite's
@@ -43,10 +64,12 @@ def replacing(path: Path, *, mode: int | None = None, durable: bool = False) -> 
     removed and ``path`` left as it was.
 
     ``mode``: the permission bits of the new file; by default those of the file it replaces (a
-    private file stays private), or as created when there was none. ``durable``: fsync the file and
+    private file stays private), or as created when there was none. ``path`` must be a regular file
+    or not exist (``require_regular_target``): a device or a FIFO is never replaced. ``durable``: fsync the file and
     its directory before returning, for what must survive a power cut (an erasure, its register).
     """
     path = Path(path)
+    require_regular_target(path)
     tmp = temporary_sibling(path)
     try:
         yield tmp

@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from loyalty_core.files import require_regular_target
+
 
 def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
@@ -55,11 +57,16 @@ def require_data_dir(settings: Any) -> None:
 
 
 def output_file(text: str) -> str:
-    """An argparse ``type=``: a file to write (not empty, not an existing directory)."""
+    """An argparse ``type=``: a file to write (not empty, not an existing directory, device, FIFO or
+    socket)."""
     if not text.strip():
         raise argparse.ArgumentTypeError("give a file name")
     if Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a directory: name a file in it")
+    try:
+        require_regular_target(Path(text))  # /dev/full or a FIFO was replaced by the written file
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import duckdb
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from loyalty_core.files import replace_text
+from loyalty_core.files import replace_text, require_regular_target
 from loyalty_core.marts import MartsError, connect_duckdb, engine_of, open_marts
 from loyalty_core.settings import Settings
 from loyalty_monitor.reporting import case_feedback, charts, forecast, queries, summary
@@ -23,6 +23,8 @@ from loyalty_monitor.reporting import formatting as fmt
 from loyalty_monitor.scoring import ScoringError, load_scoring
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+#: The written report's permission bits: readable by all, written by its owner only.
+REPORT_MODE = 0o644
 
 
 class ReportError(RuntimeError):
@@ -131,12 +133,17 @@ def render_report(settings: Settings, out_path: str | os.PathLike[str],
                   period_start: dt.date | None = None, period_end: dt.date | None = None,
                   on_progress: Callable[[str], None] | None = None) -> Path:
     """Write the leadership report for the period (default: 12 weeks up to the latest as-of date).
-    ``on_progress(step)`` is called before each of ``STEPS`` (a progress display)."""
+    ``on_progress(step)`` is called before each of ``STEPS`` (a progress display).
+
+    ``out_path`` must be a regular file or not exist: ``/dev/full`` or a FIFO is refused (it would
+    be replaced by the report). The file gets mode 0644 (``REPORT_MODE``), not the mode of a file it
+    replaces: a world-writable old report would let anyone change what leadership reads."""
     out = Path(out_path)
+    require_regular_target(out)  # before the work, not after it
     context = build_context(settings, period_start, period_end, on_progress)
     if on_progress:
         on_progress("rendering")
     html = render_html(context)
     out.parent.mkdir(parents=True, exist_ok=True)
-    replace_text(out, html)
+    replace_text(out, html, mode=REPORT_MODE)
     return out

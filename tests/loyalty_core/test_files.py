@@ -178,3 +178,14 @@ def test_makers_racing_for_a_file_made_once_all_see_one_whole_content(tmp_path):
         assert [made for made, _ in results].count(True) == 1, results
         assert len({content for _, content in results}) == 1 and len(results[0][1]) == 64, results
     assert _leftovers(tmp_path) == []
+
+
+def test_a_device_or_a_fifo_is_never_replaced(tmp_path):
+    """A rename over a FIFO (or /dev/full) replaced it with a plain file: refused, in words."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=r"pipe is a FIFO \(named pipe\), not a regular file: writing would replace"):
+        replace_text(fifo, "report")
+    with pytest.raises(ValueError, match="is a directory, not a regular file"):
+        replace_text(tmp_path, "report")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and _leftovers(tmp_path) == []

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import html
 import os
+import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -179,6 +181,34 @@ def test_report_period_option_and_clear_errors(warehouse, data_dir, tmp_path):
     assert "no warehouse at" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
     with pytest.raises(ReportError):
         render_report(load_settings(data_dir=tmp_path / "nowhere"), tmp_path / "x.html")
+
+
+def test_report_refuses_a_device_or_a_fifo_and_writes_mode_0644_not_the_old_files(warehouse, data_dir, tmp_path):
+    """Tester: `loyalty report --out /dev/full` replaced the device with the HTML file and printed
+    "leadership report written"; a FIFO was replaced the same way; and a world-writable old report
+    left its mode to the new one. (A device of the test's own, never /dev/full itself.)"""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    targets = [(fifo, "a FIFO (named pipe)", stat.S_ISFIFO)]
+    device = tmp_path / "full"
+    try:
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 7))  # what /dev/full is
+        targets.append((device, "a character device", stat.S_ISCHR))
+    except PermissionError:
+        pass  # not root: the FIFO alone
+    for target, kind, still in targets:
+        done = run_cli("report", "--out", str(target))
+        assert done.returncode != 0 and "written" not in done.stdout, done.stdout
+        assert (f"{target} is {kind}, not a regular file: writing would replace it with a plain file, so nothing "
+                "was written") in done.stderr, done.stderr
+        with pytest.raises(ValueError, match=re.escape(f"is {kind}, not a regular file")):
+            render_report(load_settings(), target)
+        assert still(os.stat(target).st_mode), f"{target} was replaced"
+    old = tmp_path / "report.html"
+    old.write_text("old")
+    os.chmod(old, 0o666)
+    render_report(load_settings(), old)
+    assert stat.S_IMODE(os.stat(old).st_mode) == 0o644 and "<html" in old.read_text()
 
 
 # --- issue 16: a report that tells the truth at a glance -----------------------------------------
