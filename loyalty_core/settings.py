@@ -508,6 +508,15 @@ class Settings(BaseSettings):
     def _expand_user(cls, value: Path) -> Path:
         return value.expanduser()
 
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _a_directory(cls, value: Path) -> Path:
+        # checked here, not met as "[Errno 17] File exists" when a command first creates it
+        if value.exists() and not value.is_dir():
+            raise ValueError("exists and is not a directory: name a directory (one that does not exist yet is "
+                             "created)")
+        return value
+
     @field_validator("web_signing_keys", mode="after")
     @classmethod
     def _signing_keys(cls, value: Secret) -> Secret:

@@ -152,6 +152,20 @@ def test_a_value_out_of_range_names_the_variable_and_what_is_allowed(env, name, 
     assert str(caught.value) == f"{name} (environment): {says}"
 
 
+def test_a_data_dir_that_exists_and_is_not_a_directory_is_named_when_the_settings_load(env, tmp_path):
+    # was "[Errno 17] File exists" from the first command that created a directory in it
+    env.setenv("LOYALTY_DATA_DIR", "/dev/null")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == ("LOYALTY_DATA_DIR (environment): '/dev/null' exists and is not a directory: name a "
+                                 "directory (one that does not exist yet is created)")
+    a_file = tmp_path / "data.txt"
+    a_file.write_text("")
+    with pytest.raises(SettingsError, match="exists and is not a directory"):
+        load_settings(data_dir=a_file)
+    assert load_settings(data_dir=tmp_path / "not-yet").data_dir == tmp_path / "not-yet"  # created when needed
+
+
 @pytest.mark.parametrize("value, says", [
     (" , ", "names no key (only separators)"),
     ("short", "its key has 5 bytes, fewer than 16"),
