@@ -200,6 +200,19 @@ def signing_keys_problem(value: str | Secret | SecretStr | None) -> str | None:
     return None
 
 
+def email_list_problem(value: str) -> str | None:
+    """What is wrong with a comma-separated list of e-mail addresses, in words; None when each entry
+    looks like ``name@domain`` and there is at least one."""
+    addresses = [entry.strip() for entry in value.split(",") if entry.strip()]
+    if not addresses:
+        return "names no e-mail address"
+    bad = [entry for entry in addresses
+           if entry.count("@") != 1 or not all(entry.split("@")) or any(c.isspace() or c in "<>;" for c in entry)]
+    if bad:
+        return f"has {', '.join(map(repr, bad))}, not an e-mail address (name@domain)"
+    return None
+
+
 class QualitySettings(BaseModel):
     """Thresholds of the quality gate (``[quality]`` in loyalty.toml, ``LOYALTY_QUALITY__<NAME>``).
     ``expectations.config.GateConfig`` is this model with the gate's own helpers."""
@@ -515,6 +528,16 @@ class Settings(BaseSettings):
         if value.exists() and not value.is_dir():
             raise ValueError("exists and is not a directory: name a directory (one that does not exist yet is "
                              "created)")
+        return value
+
+    @field_validator("data_engineer_emails", mode="after")
+    @classmethod
+    def _engineer_addresses(cls, value: str) -> str:
+        # " , " was accepted, and every failure notice then went to nobody while the run said it was sent
+        problem = email_list_problem(value)
+        if problem:
+            raise ValueError(f"{problem}: the data engineers hear about failed runs and quality gates at these "
+                             "addresses; give at least one, comma-separated (e.g. oncall@example.com)")
         return value
 
     @field_validator("web_signing_keys", mode="after")

@@ -300,9 +300,13 @@ def run_failure(settings: Settings, dates: list[dt.date], outcomes: list[RunOutc
     if rest:
         step = (dates[1] - dates[0]).days if len(dates) > 1 else 1
         rerun = f"loyalty run --start {last.as_of} --end {dates[-1]}" + (f" --step {step}" if step > 1 else "")
+    recipients = [a.strip() for a in str(settings.data_engineer_emails or "").split(",") if a.strip()]
+    told = (f"the data engineers were notified (see {settings.data_dir / 'alerts' / 'outbox'} with the default "
+            "file channel)" if recipients else
+            "no data engineer was notified: data_engineer_emails (LOYALTY_DATA_ENGINEER_EMAILS) names no address; "
+            "set it to theirs")
     return (f"stopped at {last.as_of}: {last.state}{why}\n"
-            f"the data engineers were notified (see {settings.data_dir / 'alerts' / 'outbox'} with the default "
-            f"file channel)" + (f"; details in {log_file}" if log_file else "")
+            + told + (f"; details in {log_file}" if log_file else "")
             + f"\nfix the cause, then rerun: {rerun}"
             + (f" ({len(rest)} later date(s) were not run)" if rest else ""))
 

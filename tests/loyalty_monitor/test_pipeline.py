@@ -311,3 +311,18 @@ def test_the_run_summary_keeps_the_fix_a_stopped_feed_names(data_dir):
     assert " (padding) … " in first and len(first) < 1100, said  # the middle went, not the end
     assert re.search(rf"{fix}\b", said) and "`loyalty validate --dates 2026-03-19`" in said, said
     assert "LOYAL…" not in said and "`loyalty consume`" in said, said
+
+
+def test_a_stopped_run_says_the_data_engineers_were_notified_only_when_the_notice_had_a_recipient(data_dir):
+    """Tester: LOYALTY_DATA_ENGINEER_EMAILS=" , " was accepted, the notice went to nobody, and
+    `loyalty run` said "the data engineers were notified". The setting is refused when it loads
+    (tests/loyalty_core/test_settings.py); settings built without validation are not believed either."""
+    settings = load_settings()
+    outcome = stack.RunOutcome(as_of=dt.date(2026, 3, 2), state="failed", seconds=1.0, failed_tasks=["score"],
+                               errors={"score": "boom"})
+    assert "the data engineers were notified" in stack.run_failure(settings, [outcome.as_of], [outcome])
+    nobody = settings.model_copy(update={"data_engineer_emails": " , "})
+    said = stack.run_failure(nobody, [outcome.as_of], [outcome])
+    assert "were notified" not in said, said
+    assert ("no data engineer was notified: data_engineer_emails (LOYALTY_DATA_ENGINEER_EMAILS) names no address; "
+            "set it to theirs") in said and "fix the cause, then rerun: loyalty run --as-of 2026-03-02" in said
