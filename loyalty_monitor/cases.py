@@ -26,6 +26,8 @@ from loyalty_monitor.warehouse import open_reader
 
 #: The published mart with every case and its current lifecycle state.
 LIFECYCLE_TABLE = "published.fct_case_lifecycle"
+#: The last day a snooze may end on: the contract's dates (``$defs.isoDate``) run from 2000 to 2099.
+SNOOZE_LAST_DAY = dt.date(2099, 12, 31)
 
 
 class CaseEventError(ValueError):
@@ -65,6 +67,15 @@ def snooze(case: dict[str, Any], actor: str, until: dt.date | str, reason: str,
     until_text = until.isoformat() if isinstance(until, dt.date) else str(until)
     if not (reason or "").strip():  # the contract's words for it ("must contain ['reason']") say nothing to a user
         raise CaseEventError("a snooze needs its reason: why the case may wait (e.g. 'customer on leave until the 15th')")
+    try:
+        day = until if isinstance(until, dt.date) else dt.date.fromisoformat(until_text.strip())
+    except ValueError:
+        day = None  # not a date at all: the contract's check says so, with an example
+    if day is not None and day > SNOOZE_LAST_DAY:
+        # the contract's dates run to 2099 (a day before the event: its own words say so); its
+        # pattern, shown to a manager who typed 9999-12-31, was no message
+        raise CaseEventError(f"snooze until must be a date before 2100, not {day.isoformat()}: choose the day the case "
+                             "may alert again (a snooze of years is a close: close the case instead)")
     return make_event("snooze", case["case_id"], case["customer_id"], actor,
                       {"until": until_text, "reason": reason}, source)
 

@@ -269,6 +269,8 @@ def _infinite_number(value: Any, path: str = "") -> str | None:
 #: mismatch is explained in words.
 _TIMESTAMP_PATTERN = schema()["$defs"]["rfc3339"]["pattern"]
 _IDENTIFIER_PATTERN = schema()["$defs"]["identifier"]["pattern"]
+#: ... and of a calendar date (``$defs.isoDate``: YYYY-MM-DD from 2000 to 2099).
+_DATE_PATTERN = schema()["$defs"]["isoDate"]["pattern"]
 #: The minutes of a timestamp's UTC offset (the schema's pattern allows any two digits).
 _OFFSET_MINUTES = re.compile(r"[+-][0-9]{2}:([0-9]{2})$")
 
@@ -309,6 +311,11 @@ def validate(kind: Kind, record: Any, now: datetime | None = None,
             return "schema_violation", (f"{exc.name.removeprefix('data.')}: {exc.value!r} is not a timestamp with "
                                         "its UTC offset, e.g. 2026-03-02T09:15:04Z or 2026-03-02T10:15:04+01:00 "
                                         f"(a time without one is ambiguous) (at {exc.name})")
+        if exc.rule == "pattern" and (exc.definition or {}).get("pattern") == _DATE_PATTERN:
+            # a snooze until 9999-12-31 showed a manager "must match pattern ^20[0-9]{2}-..."
+            return "schema_violation", (f"{exc.name.removeprefix('data.')}: {exc.value!r} is not a date from "
+                                        "2000-01-01 to 2099-12-31 written YYYY-MM-DD, e.g. 2026-03-02 (at "
+                                        f"{exc.name})")
         if exc.rule == "pattern" and (exc.definition or {}).get("pattern") == _IDENTIFIER_PATTERN:
             bad = sorted({f"U+{ord(c):04X}" for c in str(exc.value) if not _identifier_pattern().match(c)})
             return "schema_violation", (f"{exc.name.removeprefix('data.')}: {exc.value!r} has a control, format or "

@@ -104,6 +104,34 @@ def test_the_library_refuses_events_that_break_the_contract() -> None:
             cases.snooze(case, "sofie.lindberg@example.com", dt.date.today() + dt.timedelta(days=3), blank)
 
 
+@pytest.mark.parametrize("until", [dt.date(9999, 12, 31), "9999-12-31", dt.date(2100, 1, 1)])
+def test_a_snooze_past_2099_is_refused_in_words_not_with_the_schemas_pattern(until) -> None:
+    """Tester: a snooze until the year 9999 showed the manager, in the web app, the raw regular
+    expression of the contract's date ("does not match '^20[0-9]{2}-...'")."""
+    case = {"case_id": "a41c0f3e9d2b7c55", "customer_id": "C000042"}
+    with pytest.raises(cases.CaseEventError) as caught:
+        cases.snooze(case, "sofie.lindberg@example.com", until, "back after the merger")
+    message = str(caught.value)
+    day = until if isinstance(until, str) else until.isoformat()
+    assert message.startswith(f"snooze until must be a date before 2100, not {day}: choose the day"), message
+    assert "^" not in message and "[0-9]" not in message
+    assert decode_event(cases.snooze(case, "sofie.lindberg@example.com", dt.date(2099, 12, 31), "long leave")).ok
+
+
+@pytest.mark.parametrize("until, says", [
+    ("2100-01-01", ("payload.until: '2100-01-01' is not a date from 2000-01-01 to 2099-12-31 written YYYY-MM-DD, "
+                    "e.g. 2026-03-02 (at data.payload.until)")),
+    ("15/06/2026", "payload.until: '15/06/2026' is not a date from 2000-01-01 to 2099-12-31 written YYYY-MM-DD"),
+])
+def test_the_contract_says_a_date_out_of_its_range_in_words(until, says) -> None:
+    # every producer's dates (snoozes, opportunities' close dates) met the pattern itself
+    result = decode_event(changed(payload_until=until))
+    assert not result.ok and says in result.error_detail and "[0-9]" not in result.error_detail, result.error_detail
+    with pytest.raises(cases.CaseEventError, match="is not a date from 2000-01-01 to 2099-12-31"):
+        cases.snooze({"case_id": "a41c0f3e9d2b7c55", "customer_id": "C000042"}, "sofie.lindberg@example.com",
+                     "tomorrow", "on leave")
+
+
 AS_OF = dt.date(2026, 3, 12)
 POLICY = AlertPolicy(dispatch_window_days=7, max_per_manager_per_week=10)
 

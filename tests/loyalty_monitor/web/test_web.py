@@ -541,6 +541,28 @@ def test_a_snooze_date_that_has_passed_is_refused_in_the_form_and_nothing_is_sen
     _local_only(world, browser)
 
 
+def test_a_snooze_until_the_year_9999_is_refused_in_words_and_nothing_is_sent(world, managers, browser):
+    """Tester: a snooze date of the year 9999 showed the manager the contract's regular expression
+    as the error. The form offers no day after 2099, and a posted one is refused in words."""
+    a = managers["A"]
+    case = a["cases"][0]
+    form = f"#case-{case} form[action$='/snooze']"
+    browser.goto(world.link(a["email"]))
+    assert browser.eval(f"document.querySelector(\"{form} input[name=until]\").max") == "2099-12-31"
+    # the page as it was before: its date field took any year (a browser lets one type 9999)
+    browser.eval(f"document.querySelector(\"{form} input[name=until]\").removeAttribute('max')")
+    browser.submit(form, {"until": "9999-12-31", "reason": "back after the merger"})
+    told = browser.text()
+    assert "The snooze was not sent: snooze until must be a date before 2100, not 9999-12-31" in told, told
+    assert "^20" not in told and "[0-9]" not in told and "pattern" not in told, told
+    assert not [e for e in (json.loads(m.value) for m in read_topic(world.settings, world.settings.topic_case_events))
+                if e["case_id"] == case and e["event_type"] == "snooze" and e["payload"]["until"] == "9999-12-31"]
+    # the refusal is a 400 page (the browser logs its status as an error); nothing left the machine
+    assert not [u for u in browser.requests if not u.startswith((world.url + "/", "data:"))]
+    refused = "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    assert [e["text"] for e in browser.errors] == [refused], browser.errors
+
+
 def test_a_case_acted_on_shows_its_new_state_at_once_and_a_closed_one_offers_no_more_actions(world, managers,
                                                                                              browser, artifacts_dir):
     """User trial: after closing, the badges read "new" next to "closed just now" and every button was
