@@ -102,7 +102,8 @@ def validate_landing(settings: Settings, event_dates: list[date] | None = None,
                                             case_lookup=framing.published_cases(settings))
         critical, warnings, docs_path, run_id, row_failures = _run_frames(
             settings, "landing", frame_iter, cfg, progress, rows)
-        stale = _stale_feed(all_touchpoints, today, cfg) if event_dates is None else None
+        stale = (_stale_feed(all_touchpoints, today, cfg, bool(all_touchpoints or all_customers or all_case_events))
+                 if event_dates is None else None)
         if stale is not None:
             critical.append(stale)
         set_aside, stopping = _triage(row_failures, cfg)

@@ -255,12 +255,21 @@ def _triage(failures: list[_RowFailure], cfg: GateConfig) -> tuple[list[_RowFail
     return failures, []
 
 
-def _stale_feed(files: list[Any], today: date, cfg: GateConfig) -> Finding | None:
+def _stale_feed(files: list[Any], today: date, cfg: GateConfig, anything_landed: bool = True) -> Finding | None:
     """A critical finding when the newest landed touchpoint is more than ``feed_stale_days`` before
     the last closed day: however long since the last run, a stopped feed must not pass as "no new
     data" (the whole portfolio would turn silent, hence red)."""
     newest = max((f.event_date for f in files if f.event_date), default=None)
     last_closed = today - timedelta(days=1)
+    if newest is None and not anything_landed:
+        # nothing landed at all (a landing zone emptied, or moved): it passed as "no new data", and a
+        # full refresh then built an empty warehouse without a word
+        return Finding(
+            suite="touchpoint_feed", expectation="feed_is_fresh", column="event_date", severity="critical",
+            observed="nothing has landed at all: start the producers and `loyalty consume` (or check that the "
+                     "landing zone is where it should be: LOYALTY_LANDING_URL, LOYALTY_DATA_DIR), then run again",
+            why="a warehouse built from nothing would show every customer silent: nothing is published",
+            batch=str(last_closed))
     if newest is None or (last_closed - newest).days <= cfg.feed_stale_days:
         return None
     days = (last_closed - newest).days

@@ -298,6 +298,15 @@ def test_a_tiny_batch_with_two_new_customers_is_not_critical(gate_settings):
     assert "C77777" in result.warnings[0].observed and "C77778" in result.warnings[0].observed
 
 
+def test_a_landing_zone_with_nothing_in_it_is_critical_not_no_new_data(gate_settings):
+    """User trial: with the landing zone emptied the gate passed ("no new landed data"), and the
+    next full refresh built an empty warehouse without a word."""
+    result = validate_landing(gate_settings)
+    assert not result.passed
+    assert [(f.suite, f.expectation) for f in result.critical_failures] == [("touchpoint_feed", "feed_is_fresh")]
+    assert result.critical_failures[0].observed.startswith("nothing has landed at all: start the producers")
+
+
 def test_a_feed_that_stopped_is_critical_whatever_the_gap_since_the_last_run(gate_settings):
     """Nothing new landed for days: not "no new data to validate" but a stopped feed. Judged at
     the end of a day two years later (a `loyalty run --as-of` long after the last event) and at
