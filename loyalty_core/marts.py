@@ -642,6 +642,11 @@ def connect_duckdb(settings: Settings, read_only: bool = True) -> duckdb.DuckDBP
             raise
         con = duckdb.connect(str(path))
     except duckdb.IOException as exc:
-        raise MartsError(f"cannot open the warehouse {path} (is another process writing it?): {exc}") from exc
+        if "lock" in str(exc).lower():
+            raise MartsError(f"cannot open the warehouse {path}: another process is writing it ({exc}); wait for it "
+                             "(`loyalty run` holds it while it builds) and try again") from exc
+        raise MartsError(f"cannot open the warehouse {path}: the file is damaged or is not a DuckDB database ({exc}); "
+                         "move it aside and rebuild it from the landing zone (`loyalty warehouse build "
+                         "--full-refresh`, then `loyalty warehouse publish`), or restore it from a backup") from exc
     con.execute("SET TimeZone = 'UTC'")
     return con

@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -29,9 +29,21 @@ def _state_path(settings: Settings) -> Path:
 
 
 def _read_state(settings: Settings) -> dict[str, Any]:
+    path = _state_path(settings)
     try:
-        return json.loads(_state_path(settings).read_text())
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(state, dict):
+            raise ValueError(f"expected a JSON object, got {type(state).__name__}")
+        return state
     except FileNotFoundError:
+        return {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        # It only records how far the gate has checked: without it every landed file is checked
+        # again (slower, nothing lost). Kept aside, not deleted, for whoever looks into the damage.
+        aside = path.with_name(f"{path.name}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}")
+        path.replace(aside)
+        log.warning("quality gate state %s was damaged (%s): moved to %s; this run checks every landed file "
+                    "again", path, exc, aside.name)
         return {}
 
 

@@ -307,6 +307,23 @@ def test_a_landing_zone_with_nothing_in_it_is_critical_not_no_new_data(gate_sett
     assert result.critical_failures[0].observed.startswith("nothing has landed at all: start the producers")
 
 
+def test_a_damaged_gate_state_is_set_aside_and_every_file_is_checked_again(gate_settings, caplog):
+    """User trial: a damaged quality/state.json stopped the run with "Invalid control character at:
+    line 1 column 31". It only records how far the gate has checked: the gate now moves it aside
+    and checks every landed file again."""
+    land_history(gate_settings)
+    land_touchpoints(gate_settings, day_records())
+    assert validate_landing(gate_settings).passed
+    state = Path(gate_settings.data_dir) / "quality" / "state.json"
+    state.write_text('{"checked": "\x01 broken')
+    with caplog.at_level("WARNING", logger="loyalty.quality"):
+        again = validate_landing(gate_settings)
+    assert again.passed, again.summary()
+    assert again.scope["touchpoint_files"] > 1, "every landed file was checked again"
+    assert [p.name.startswith("state.json.damaged-") for p in state.parent.glob("state.json.damaged-*")] == [True]
+    assert "was damaged" in caplog.text and json.loads(state.read_text())
+
+
 def test_a_feed_that_stopped_is_critical_whatever_the_gap_since_the_last_run(gate_settings):
     """Nothing new landed for days: not "no new data to validate" but a stopped feed. Judged at
     the end of a day two years later (a `loyalty run --as-of` long after the last event) and at

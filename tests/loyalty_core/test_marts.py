@@ -37,3 +37,16 @@ def test_a_spark_warehouse_not_built_yet_is_said_as_a_missing_duckdb_file_is(tmp
         with pytest.raises(MartsError, match=f"^{re.escape(where)}: run `loyalty warehouse build` first$"):
             open_marts(engine_settings)
     assert not (tmp_path / "spark").exists()
+
+
+def test_a_damaged_warehouse_file_is_said_as_damaged_not_as_busy(tmp_path):
+    """User trial: a warehouse file cut short read "(is another process writing it?)"."""
+    settings = load_settings(data_dir=tmp_path, landing_url="", warehouse_path="")
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute("create table t as select 1 as a")
+    con.close()
+    with open(settings.warehouse, "r+b") as fh:
+        fh.truncate(100)
+    with pytest.raises(MartsError, match=r"the file is damaged or is not a DuckDB database .* move it aside and "
+                                         r"rebuild it from the landing zone \(`loyalty warehouse build --full-refresh`"):
+        open_marts(settings)
