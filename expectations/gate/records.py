@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -32,19 +32,20 @@ def _read_state(settings: Settings) -> dict[str, Any]:
     path = _state_path(settings)
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(state, dict):
-            raise ValueError(f"expected a JSON object, got {type(state).__name__}")
-        return state
+        if isinstance(state, dict):
+            return state
+        problem: Exception = TypeError(f"expected a JSON object, got {type(state).__name__}")
     except FileNotFoundError:
         return {}
     except (ValueError, UnicodeDecodeError) as exc:
-        # It only records how far the gate has checked: without it every landed file is checked
-        # again (slower, nothing lost). Kept aside, not deleted, for whoever looks into the damage.
-        aside = path.with_name(f"{path.name}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}")
-        path.replace(aside)
-        log.warning("quality gate state %s was damaged (%s): moved to %s; this run checks every landed file "
-                    "again", path, exc, aside.name)
-        return {}
+        problem = exc
+    # It only records how far the gate has checked: without it every landed file is checked again
+    # (slower, nothing lost). Kept aside, not deleted, for whoever looks into the damage.
+    aside = path.with_name(f"{path.name}.damaged-{datetime.now(UTC):%Y%m%dT%H%M%S}")
+    path.replace(aside)
+    log.warning("quality gate state %s was damaged (%s): moved to %s; this run checks every landed file again",
+                path, problem, aside.name)
+    return {}
 
 
 def _write_state(settings: Settings, state: dict[str, Any]) -> None:
