@@ -43,6 +43,15 @@ def tansu_binary() -> Path:
     return path
 
 
+def _listening(port: int) -> bool:
+    """Does something accept connections on this port of this machine?"""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -103,12 +112,20 @@ def start(settings: Settings, timeout_s: float = 30.0) -> BrokerProcess:
         ensure_topics(settings, current.bootstrap_servers)
         return current
     port = settings.broker_port or free_port()
+    if settings.broker_port and _listening(port):
+        # the new broker would die at once (address in use) while the ready check, answered by
+        # whatever holds the port, recorded its dead pid as running
+        raise BrokerError(f"port {port} (LOYALTY_BROKER_PORT) is already taken by a process this data directory did "
+                          "not start (a broker of another data directory, or another program): stop it, or set "
+                          "LOYALTY_BROKER_PORT to a free port (0 picks one)")
     log_file = settings.data_dir / "run" / "broker.log"
     proc = launch(port, log_file, detach=True)
     state = BrokerProcess(pid=proc.pid, port=port, bootstrap_servers=f"127.0.0.1:{port}",
                           log_file=str(log_file), started_at=time.time())
     try:
         wait_until_ready(state.bootstrap_servers, timeout_s)
+        if proc.poll() is not None:
+            raise BrokerError(f"the broker exited at start (code {proc.returncode}): see {log_file}")
         ensure_topics(settings, state.bootstrap_servers)
     except Exception:
         proc.kill()

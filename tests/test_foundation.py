@@ -91,6 +91,27 @@ def test_broker_cli_start_status_stop(tmp_path):
     assert after.returncode == 1 and '"running": false' in after.stdout
 
 
+def test_broker_start_on_a_port_another_process_holds_is_refused_not_recorded_as_running(tmp_path):
+    """User trial: with an untracked broker on LOYALTY_BROKER_PORT, `broker start` reported a pid that
+    had died at once (AddrInUse in its log: the ready check was answered by the other one), and
+    `broker stop` then said none was running."""
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    env = {**os.environ, "LOYALTY_DATA_DIR": str(tmp_path), "LOYALTY_BROKER_PORT": str(port)}
+    try:
+        refused = _loyalty("broker", "start", env=env)
+    finally:
+        holder.close()
+    assert refused.returncode == 1, refused.stdout
+    assert f"port {port} (LOYALTY_BROKER_PORT) is already taken by a process this data directory did not start" in (
+        refused.stderr), refused.stderr
+    assert _loyalty("broker", "status", env=env).returncode == 1  # nothing recorded as running
+
+
 def test_the_embedded_broker_removes_its_log_after_a_clean_stop_and_keeps_it_when_it_did_not_start(
         tmp_path, monkeypatch):
     """A real Tansu each time: stopped by its ``with``, nothing of it stays (no process, no tansu-*
