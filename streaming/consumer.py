@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import sys
 import time
@@ -116,22 +117,42 @@ JsonLog = EventLog
 
 
 class _ClientLogHandler(logging.Handler):
-    """librdkafka's own log lines (connection failures and the like) as structured lines."""
+    """librdkafka's own log lines (connection failures and the like) as structured lines, each kind
+    (the line with its numbers left out) at most once per ``REPEAT_S``, with how many were left out:
+    a broker that is down made the clients log about twenty lines a second, and none said what to do."""
 
-    def __init__(self, log: EventLog):
+    REPEAT_S = 30.0
+    _NUMBERS = re.compile(r"\d+")
+
+    def __init__(self, log: EventLog, bootstrap: str = ""):
         super().__init__()
         self.json_log = log
+        self.bootstrap = bootstrap
+        self._last: dict[str, tuple[float, int]] = {}  # kind -> (when said, repeats left out since)
 
     def emit(self, record: logging.LogRecord) -> None:
         level = "error" if record.levelno >= logging.ERROR else (
             "warning" if record.levelno >= logging.WARNING else "info")
-        self.json_log("kafka_client", level=level, message=record.getMessage())
+        message = record.getMessage()
+        kind = self._NUMBERS.sub("#", message)
+        now = time.monotonic()
+        said, left_out = self._last.get(kind, (float("-inf"), 0))
+        if now - said < self.REPEAT_S:
+            self._last[kind] = (said, left_out + 1)
+            return
+        self._last[kind] = (now, 0)
+        extra: dict[str, Any] = {"repeated": left_out} if left_out else {}
+        if "Connection refused" in message or "Connect to" in message:
+            extra["fix"] = (f"no broker answers at {self.bootstrap or 'the bootstrap servers'}: start it (`loyalty "
+                            "broker start` for the embedded one) or check LOYALTY_BOOTSTRAP_SERVERS; the consumer "
+                            "retries by itself and lands nothing meanwhile")
+        self.json_log("kafka_client", level=level, message=message, **extra)
 
 
-def client_logger(log: EventLog) -> logging.Logger:
+def client_logger(log: EventLog, bootstrap: str = "") -> logging.Logger:
     logger = logging.getLogger(f"loyalty.kafka.{id(log)}")
     logger.propagate = False
-    logger.handlers = [_ClientLogHandler(log)]
+    logger.handlers = [_ClientLogHandler(log, bootstrap)]
     logger.setLevel(logging.INFO)
     return logger
 
@@ -231,7 +252,7 @@ class LandingConsumer:
         self._stop_reason = self._stop_reason or reason
 
     def _connect(self) -> None:
-        logger = client_logger(self.log)
+        logger = client_logger(self.log, self.settings.bootstrap)
         config = {**consumer_config(self.settings), **self._consumer_overrides, "logger": logger}
         self.consumer = Consumer(config)
         self.producer = Producer({

@@ -620,3 +620,29 @@ def test_offsets_that_start_again_never_overwrite_landed_events(settings, monkey
     assert _consume_until_idle(replay)[0].landed == 5
     assert sorted(LandingZone.from_settings(replay).files("touchpoints")) == files
     assert landed(replay).num_rows == 10
+
+
+def test_the_kafka_clients_lines_about_a_broker_that_is_down_come_once_with_what_to_do():
+    """User trial: with the broker down the consumer logged about twenty "Connection refused" lines a
+    second and never said how to recover. Its clients' lines of one kind come once per 30 s now,
+    with the count left out, and a refused connection says what to do."""
+    import logging
+
+    from streaming.consumer import client_logger
+
+    out = io.StringIO()
+    logger = client_logger(JsonLog(out), "127.0.0.1:19092")
+    for attempt in range(40):
+        logger.error("FAIL [thrd:127.0.0.1:19092/bootstrap]: 127.0.0.1:19092/bootstrap: Connect to ipv4#127.0.0.1:"
+                     f"19092 failed: Connection refused (after {attempt}ms in state CONNECT)")
+    logger.warning("another kind of line")
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(e["event"], e["level"]) for e in lines] == [("kafka_client", "error"), ("kafka_client", "warning")]
+    assert "no broker answers at 127.0.0.1:19092: start it (`loyalty broker start`" in lines[0]["fix"]
+    assert "fix" not in lines[1] and logging.getLogger("loyalty.kafka").propagate
+    # once the quiet time is over, the next line of the kind says how many were left out
+    logger.handlers[0].REPEAT_S = 0.2
+    time.sleep(0.25)
+    logger.error("FAIL [thrd:127.0.0.1:19092/bootstrap]: 127.0.0.1:19092/bootstrap: Connect to ipv4#127.0.0.1:"
+                 "19092 failed: Connection refused (after 1ms in state CONNECT)")
+    assert json.loads(out.getvalue().splitlines()[-1])["repeated"] == 39
