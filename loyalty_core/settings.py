@@ -695,7 +695,8 @@ class Settings(BaseSettings):
             state = json.loads(self.broker_state_file.read_text())
             return state["bootstrap_servers"], f"embedded broker, recorded in {self.broker_state_file}"
         except (OSError, ValueError, KeyError):
-            return "127.0.0.1:9092", "default (no embedded broker running)"
+            # the port an embedded broker of this configuration would take (named in errors while it is down)
+            return f"127.0.0.1:{self.broker_port or 9092}", "default (no embedded broker running)"
 
     def kafka_client_config(self) -> dict[str, Any]:
         """Connection and security keyword arguments for kafka-python clients. The ``kafka``

@@ -113,6 +113,8 @@ def publish(settings: Settings, events: list[dict[str, Any]], timeout_s: float =
                          value=json.dumps(event, ensure_ascii=False).encode(), on_delivery=delivered)
     left = producer.flush(timeout_s)
     if left or errors:
+        producer.purge()  # what it still holds is given up here: no client retrying in the background
+        producer.flush(0)
         raise RuntimeError(f"the broker at {settings.bootstrap} did not take the case event"
                            + (f": {errors[0]}" if errors else f" within {timeout_s:.0f} s"))
 

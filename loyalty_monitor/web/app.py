@@ -329,7 +329,8 @@ def create_app(settings: Settings, publish: Callable[[Settings, list[dict[str, A
             await run_in_threadpool(send, settings, [event])
         except Exception as exc:  # noqa: BLE001 - the broker is down: say so, lose nothing silently
             return problem(request, 503, "Not sent", f"The {action} could not be sent to the event stream ({exc}). "
-                                                     "Nothing was recorded; try again.", user)
+                                                     "Nothing was recorded; try again in a few minutes, or tell your data "
+                                                     "team if it keeps failing.", user)
         recent.add(event)
         return _secured(RedirectResponse(target, status_code=303))
 

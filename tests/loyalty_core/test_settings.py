@@ -474,3 +474,11 @@ def test_every_variable_the_dbt_project_reads_is_derived_from_the_settings(tmp_p
     assert read and read - exported == {"LOYALTY_AS_OF_DATE"}
     pg = warehouse.pg_env(settings)
     assert pg["LOYALTY_PG_HOST"] == "db.example" and pg["LOYALTY_PG_PASSWORD"] == SECRET
+
+
+def test_without_a_running_embedded_broker_the_address_is_the_port_it_would_take(tmp_path):
+    """User trial: with LOYALTY_BROKER_PORT=19392 and the broker stopped, the web app's error named
+    127.0.0.1:9092, an address nothing of this configuration uses."""
+    on_port = load_settings(data_dir=tmp_path, broker_port=19392)
+    assert on_port.bootstrap_with_source() == ("127.0.0.1:19392", "default (no embedded broker running)")
+    assert load_settings(data_dir=tmp_path).bootstrap == "127.0.0.1:9092"
