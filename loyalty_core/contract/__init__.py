@@ -271,6 +271,9 @@ _TIMESTAMP_PATTERN = schema()["$defs"]["rfc3339"]["pattern"]
 _IDENTIFIER_PATTERN = schema()["$defs"]["identifier"]["pattern"]
 #: ... and of a calendar date (``$defs.isoDate``: YYYY-MM-DD from 2000 to 2099).
 _DATE_PATTERN = schema()["$defs"]["isoDate"]["pattern"]
+#: A ``tombstone`` field that was meant as the JSON literal true (any other value, such as false on
+#: every record, is an unknown field like any other: tolerated and kept).
+_TOMBSTONE_LOOKALIKES = ("true", "True", "TRUE", "yes", "1", 1)
 #: The minutes of a timestamp's UTC offset (the schema's pattern allows any two digits).
 _OFFSET_MINUTES = re.compile(r"[+-][0-9]{2}:([0-9]{2})$")
 
@@ -289,7 +292,7 @@ def validate(kind: Kind, record: Any, now: datetime | None = None,
     receiver's clock (default: the system's); ``window`` bounds the accepted timestamps around it."""
     if not isinstance(record, dict):
         return "not_object", f"expected a JSON object, got {type(record).__name__}"
-    if kind == "customer" and "tombstone" in record and record.get("tombstone") is not True:
+    if kind == "customer" and record.get("tombstone") in _TOMBSTONE_LOOKALIKES and record.get("tombstone") is not True:
         return "schema_violation", (f"tombstone: {record['tombstone']!r} is not the JSON literal true; a tombstone "
                                     "line is exactly {\"customer_id\": ..., \"tombstone\": true}: it was sent as a "
                                     "customer record, and nothing was erased")
@@ -392,7 +395,8 @@ def is_identifier(key: bytes | str) -> bool:
     """A key the contract accepts as an id (its ``identifier``): UTF-8, 1 to 256 characters, none a
     control, format or line-separator character (two ids that look alike must be alike)."""
     text = _key_text(key) if isinstance(key, bytes) else key
-    return text is not None and 1 <= len(text) <= IDENTIFIER_MAX_CHARS and bool(_identifier_pattern().match(text))
+    # fullmatch: the pattern's "$" would also match before a final newline
+    return text is not None and 1 <= len(text) <= IDENTIFIER_MAX_CHARS and bool(_identifier_pattern().fullmatch(text))
 
 
 def decode(kind: Kind, key: bytes | None, value: bytes | None,
