@@ -239,14 +239,19 @@ class LandingZone:
                 sorted(renamed.values()))
 
     def _same_messages(self, relative: str, table: pa.Table) -> bool:
+        """Is the landed file at ``relative`` of the same messages as ``table`` (a replay)? Yes when
+        every landed row's offset, Kafka timestamp and id (event_id, else customer_id) is one of the
+        new rows': a replay may hold more rows than the file kept (an erasure rewrote it, a
+        dead-letter rule changed), never other ones. The id tells two generations of a topic
+        apart where the broker gave no timestamps."""
+        key = ["kafka_offset", "kafka_timestamp", "event_id" if "event_id" in table.column_names else "customer_id"]
         try:
             with self.fs.open(self.full(relative), "rb") as fh:
-                landed = pq.read_table(fh, columns=["kafka_offset", "kafka_timestamp"])
+                landed = pq.read_table(fh, columns=key)
         except (OSError, pa.ArrowException, KeyError):
             return False  # unreadable: keep it for the data engineer (the gate names it)
-        new = table.select(["kafka_offset", "kafka_timestamp"])
-        return landed.num_rows == new.num_rows and all(
-            landed.column(c).to_pylist() == new.column(c).to_pylist() for c in ("kafka_offset", "kafka_timestamp"))
+        rows = set(zip(*(table.column(c).to_pylist() for c in key)))
+        return all(row in rows for row in zip(*(landed.column(c).to_pylist() for c in key)))
 
     def write_prepared(self, prepared: PreparedBatch, token: str | None = None) -> list[str]:
         """Write a batch's files (``token``: the writer's batch token, kept in the file metadata)."""

@@ -102,8 +102,11 @@ def validate_landing(settings: Settings, event_dates: list[date] | None = None,
                                             case_lookup=framing.published_cases(settings))
         critical, warnings, docs_path, run_id, row_failures = _run_frames(
             settings, "landing", frame_iter, cfg, progress, rows)
-        stale = (_stale_feed(all_touchpoints, today, cfg, bool(all_touchpoints or all_customers or all_case_events))
-                 if event_dates is None else None)
+        # nothing landed is a finding once the gate has checked something before (an emptied or
+        # moved landing zone), not on a fresh install's first runs
+        checked_before = any(state.get(d) for d in ("touchpoints", "customers", "case_events"))
+        landed_before = bool(all_touchpoints or all_customers or all_case_events) or not checked_before
+        stale = _stale_feed(all_touchpoints, today, cfg, landed_before) if event_dates is None else None
         if stale is not None:
             critical.append(stale)
         set_aside, stopping = _triage(row_failures, cfg)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -300,7 +301,15 @@ def test_a_tiny_batch_with_two_new_customers_is_not_critical(gate_settings):
 
 def test_a_landing_zone_with_nothing_in_it_is_critical_not_no_new_data(gate_settings):
     """User trial: with the landing zone emptied the gate passed ("no new landed data"), and the
-    next full refresh built an empty warehouse without a word."""
+    next full refresh built an empty warehouse without a word. A fresh install's first runs,
+    before anything was ever landed, pass as before."""
+    for _ in range(2):
+        fresh = validate_landing(gate_settings)
+        assert fresh.passed and "no new landed data to validate" in fresh.notes, fresh.summary()
+    land_history(gate_settings)
+    land_touchpoints(gate_settings, day_records())
+    assert validate_landing(gate_settings).passed
+    shutil.rmtree(Path(gate_settings.landing))
     result = validate_landing(gate_settings)
     assert not result.passed
     assert [(f.suite, f.expectation) for f in result.critical_failures] == [("touchpoint_feed", "feed_is_fresh")]

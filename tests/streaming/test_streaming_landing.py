@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, timezone
 
 import pyarrow as pa
@@ -297,3 +298,30 @@ def test_a_dead_letter_of_a_keyless_empty_message_is_replayed_without_a_key():
     assert stored(None, None).key is None and stored(None, None).error_code == "null_value"
     assert stored(b"", None).key == b""  # an empty key as sent stays one (bad_key on replay, as before)
     assert stored(b"C1", b"{}").key == b"C1"
+
+
+def test_a_replay_keeps_its_file_name_and_other_messages_at_the_same_offsets_get_their_own(tmp_path):
+    """Review: a replay is the same messages even when the landed file has fewer rows (an erasure
+    rewrote it); messages of a topic created anew are other ones even without Kafka timestamps."""
+    zone = LandingZone(str(tmp_path / "landing"))
+
+    def batch(start: int, timestamp_ms: int | None) -> object:
+        builder = BatchBuilder("touchpoints", "touchpoints")
+        messages = [(0, i, timestamp_ms, None, samples.encode(samples.touchpoint(start + i, customers=1, days=1)))
+                    for i in range(5)]
+        for partition, offset, *_ in messages:
+            builder.note_offset(partition, offset)
+        builder.add_table(decode_chunk("touchpoint", "touchpoints", messages, 1 << 20, datetime.now(timezone.utc)).table)
+        return prepare(builder)
+
+    first = batch(0, 1_772_000_000_000)
+    (path,) = zone.write_prepared(first)
+    assert zone.beside_other_messages(batch(0, 1_772_000_000_000))[1] == []  # a replay: no new name
+    kept = pq.read_table(path).slice(1)  # an erasure took one row out of the landed file
+    pq.write_table(kept, path)
+    assert zone.beside_other_messages(batch(0, 1_772_000_000_000))[1] == []
+    for other in (batch(100, 1_772_000_000_000), batch(100, None)):  # other events; without timestamps too
+        renamed = zone.beside_other_messages(other)[1]
+        assert len(renamed) == 1 and re.search(r"-000000000004-r[0-9a-f]{10}\.parquet$", renamed[0]), renamed
+    zone.write_prepared(batch(200, None))  # a file of a broker without timestamps ...
+    assert zone.beside_other_messages(batch(300, None))[1]  # ... and another generation of it
