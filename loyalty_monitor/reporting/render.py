@@ -24,7 +24,13 @@ from loyalty_monitor.scoring import ScoringError, load_scoring
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: The written report's permission bits: readable by all, written by its owner only.
-REPORT_MODE = 0o644
+def report_mode() -> int:
+    """The new report's mode: what the process's umask gives a new file (0600 under the CLI's 077:
+    it names customers), never the mode of a file it replaces (a world-writable old report would
+    let anyone change what leadership reads)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 class ReportError(RuntimeError):
@@ -136,8 +142,8 @@ def render_report(settings: Settings, out_path: str | os.PathLike[str],
     ``on_progress(step)`` is called before each of ``STEPS`` (a progress display).
 
     ``out_path`` must be a regular file or not exist: ``/dev/full`` or a FIFO is refused (it would
-    be replaced by the report). The file gets mode 0644 (``REPORT_MODE``), not the mode of a file it
-    replaces: a world-writable old report would let anyone change what leadership reads."""
+    be replaced by the report). The file gets the mode a new file gets (``report_mode``), not the
+    mode of a file it replaces."""
     out = Path(out_path)
     require_regular_target(out)  # before the work, not after it
     context = build_context(settings, period_start, period_end, on_progress)
@@ -145,5 +151,5 @@ def render_report(settings: Settings, out_path: str | os.PathLike[str],
         on_progress("rendering")
     html = render_html(context)
     out.parent.mkdir(parents=True, exist_ok=True)
-    replace_text(out, html, mode=REPORT_MODE)
+    replace_text(out, html, mode=report_mode())
     return out

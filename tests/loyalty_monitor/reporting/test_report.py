@@ -183,7 +183,8 @@ def test_report_period_option_and_clear_errors(warehouse, data_dir, tmp_path):
         render_report(load_settings(data_dir=tmp_path / "nowhere"), tmp_path / "x.html")
 
 
-def test_report_refuses_a_device_or_a_fifo_and_writes_mode_0644_not_the_old_files(warehouse, data_dir, tmp_path):
+def test_report_refuses_a_device_or_a_fifo_and_takes_a_new_files_mode_not_the_old_files(warehouse, data_dir,
+                                                                                       tmp_path):
     """Tester: `loyalty report --out /dev/full` replaced the device with the HTML file and printed
     "leadership report written"; a FIFO was replaced the same way; and a world-writable old report
     left its mode to the new one. (A device of the test's own, never /dev/full itself.)"""
@@ -207,8 +208,14 @@ def test_report_refuses_a_device_or_a_fifo_and_writes_mode_0644_not_the_old_file
     old = tmp_path / "report.html"
     old.write_text("old")
     os.chmod(old, 0o666)
-    render_report(load_settings(), old)
-    assert stat.S_IMODE(os.stat(old).st_mode) == 0o644 and "<html" in old.read_text()
+    before = os.umask(0o077)  # the CLI's (it names customers: readable by its owner only)
+    try:
+        render_report(load_settings(), old)
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(os.stat(old).st_mode) == 0o600 and "<html" in old.read_text()
+    done = run_cli("report", "--out", str(old))
+    assert done.returncode == 0 and stat.S_IMODE(os.stat(old).st_mode) == 0o600, done.stderr
 
 
 # --- issue 16: a report that tells the truth at a glance -----------------------------------------
