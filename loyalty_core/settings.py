@@ -533,11 +533,15 @@ class Settings(BaseSettings):
     @field_validator("data_engineer_emails", mode="after")
     @classmethod
     def _engineer_addresses(cls, value: str) -> str:
-        # " , " was accepted, and every failure notice then went to nobody while the run said it was sent
+        # Empty (or only commas and spaces) is allowed: an installation that tells its data engineers
+        # through Slack, a webhook or the outbox only (the run then says no one was e-mailed). An entry
+        # that is no address is refused: the notice went to nobody while the run said it was sent.
+        if not value.replace(",", "").strip():
+            return ""
         problem = email_list_problem(value)
         if problem:
             raise ValueError(f"{problem}: the data engineers hear about failed runs and quality gates at these "
-                             "addresses; give at least one, comma-separated (e.g. oncall@example.com)")
+                             "addresses, comma-separated (e.g. oncall@example.com), or none (empty)")
         return value
 
     @field_validator("web_signing_keys", mode="after")

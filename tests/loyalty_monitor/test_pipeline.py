@@ -315,8 +315,8 @@ def test_the_run_summary_keeps_the_fix_a_stopped_feed_names(data_dir):
 
 def test_a_stopped_run_says_the_data_engineers_were_notified_only_when_the_notice_had_a_recipient(data_dir):
     """Tester: LOYALTY_DATA_ENGINEER_EMAILS=" , " was accepted, the notice went to nobody, and
-    `loyalty run` said "the data engineers were notified". The setting is refused when it loads
-    (tests/loyalty_core/test_settings.py); settings built without validation are not believed either."""
+    `loyalty run` said "the data engineers were notified". Such a setting now names nobody
+    (tests/loyalty_core/test_settings.py), and the run says so."""
     settings = load_settings()
     outcome = stack.RunOutcome(as_of=dt.date(2026, 3, 2), state="failed", seconds=1.0, failed_tasks=["score"],
                                errors={"score": "boom"})
