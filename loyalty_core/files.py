@@ -12,6 +12,7 @@ one wins and the other reads the winner's. The landing zone keeps its own protoc
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import uuid
@@ -117,8 +118,32 @@ def create_once(path: Path, data: bytes, *, mode: int = 0o600) -> bool:
             os.link(tmp, path)
         except FileExistsError:
             return False
+        except OSError as exc:
+            # a file system without hard links (some network and FUSE mounts, exFAT): create the
+            # file exclusively and write it; a reader racing this one may then see it short, and
+            # the callers refuse a short secret rather than use it
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.ENOSYS):
+                raise
+            return _create_exclusively(path, data, mode)
     finally:
         tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return True
+
+
+def _create_exclusively(path: Path, data: bytes, mode: int) -> bool:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return False
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     fsync_dir(path.parent)
     return True
 

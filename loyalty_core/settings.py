@@ -353,7 +353,7 @@ class Settings(BaseSettings):
 
     # --- Kafka -------------------------------------------------------------------------------
     #: Comma-separated host:port list. Empty means: the embedded broker's address if it runs
-    #: (recorded by ``loyalty broker start``), else ``127.0.0.1:9092``.
+    #: (recorded by ``loyalty broker start``), else ``127.0.0.1:<broker_port>`` (9092 when 0).
     bootstrap_servers: str = ""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: str = ""  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
@@ -692,7 +692,8 @@ class Settings(BaseSettings):
 
     def bootstrap_with_source(self) -> tuple[str, str]:
         """The Kafka bootstrap address every client uses and where it comes from: the setting, else
-        the embedded broker's address recorded by ``loyalty broker start``, else ``127.0.0.1:9092``."""
+        the embedded broker's address recorded by ``loyalty broker start``, else ``127.0.0.1:<broker_port>``
+        (9092 when 0)."""
         if self.bootstrap_servers:
             return self.bootstrap_servers, self._sources.get("bootstrap_servers", "default")
         try:

@@ -148,6 +148,22 @@ def test_a_file_made_once_is_private_whole_and_never_replaced(tmp_path):
     assert path.read_bytes() == b"first-key-0123456789\n" and _leftovers(tmp_path) == []
 
 
+def test_a_file_made_once_where_the_file_system_has_no_hard_links(tmp_path, monkeypatch):
+    """Review: on a mount without hard links (CIFS, some FUSE, exFAT: none can be mounted here, so
+    os.link is made to fail as they do) the first erasure or web start died with an OSError."""
+    import errno
+
+    def no_links(*_args):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = tmp_path / "key"
+    assert create_once(path, b"first-key-0123456789\n") is True
+    assert _mode(path) == 0o600 and path.read_bytes() == b"first-key-0123456789\n"
+    assert create_once(path, b"second") is False and path.read_bytes() == b"first-key-0123456789\n"
+    assert _leftovers(tmp_path) == []
+
+
 def _at_once(threads: int, call):
     """What ``call()`` returns in each of ``threads`` threads started together (or what it raised)."""
     barrier = threading.Barrier(threads)
