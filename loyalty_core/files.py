@@ -105,15 +105,7 @@ def create_once(path: Path, data: bytes, *, mode: int = 0o600) -> bool:
     path = Path(path)
     tmp = temporary_sibling(path)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        try:
-            os.fchmod(fd, mode)  # exactly ``mode``, whatever the umask
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_new(tmp, data, mode)
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -131,11 +123,10 @@ def create_once(path: Path, data: bytes, *, mode: int = 0o600) -> bool:
     return True
 
 
-def _create_exclusively(path: Path, data: bytes, mode: int) -> bool:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except FileExistsError:
-        return False
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` (FileExistsError if it is there) with exactly ``mode``, whatever the umask,
+    holding ``data``, fsynced."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         os.fchmod(fd, mode)
         view = memoryview(data)
@@ -144,6 +135,13 @@ def _create_exclusively(path: Path, data: bytes, mode: int) -> bool:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _create_exclusively(path: Path, data: bytes, mode: int) -> bool:
+    try:
+        _write_new(path, data, mode)
+    except FileExistsError:
+        return False
     fsync_dir(path.parent)
     return True
 
