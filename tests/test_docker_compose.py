@@ -162,13 +162,16 @@ def test_topic_init_sets_the_retention_and_compaction_that_erasure_relies_on(ser
             "TOPIC_DEAD_LETTER": "| `loyalty.dead-letter`"}
     for variable, row_start in rows.items():
         row = next(line for line in table.splitlines() if line.startswith(row_start))
-        documented = set(re.findall(r"`([a-z.]+=\d+|cleanup\.policy=\w+)`", row.split("|")[2]))
+        documented = set(re.findall(r"`([a-z.]+=\d+|cleanup\.policy=\w+|message\.timestamp\.type=\w+)`",
+                                    row.split("|")[2]))
         line = next(line for line in script.splitlines() if f'"$${variable}"' in line)
         configured = set(re.findall(r"--config (\S+)", line)) | (
             set() if "cleanup.policy" in line else {"cleanup.policy=delete"})
         assert documented and configured == documented, (variable, configured, documented)
     case_events = next(line for line in script.splitlines() if '"$$TOPIC_CASE_EVENTS"' in line)
     assert "--config retention.ms=604800000" in case_events  # keyed by customer, like touchpoints
+    customers = next(line for line in script.splitlines() if '"$$TOPIC_CUSTOMERS"' in line)
+    assert "--config message.timestamp.type=LogAppendTime" in customers  # erasure orders by the broker's clock
 
 
 #: The parts of the checkout the containers run, mounted read-only over the image's copy.
