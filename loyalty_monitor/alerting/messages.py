@@ -105,6 +105,16 @@ def case_opened_on(alert: Mapping[str, Any]) -> Any:
 QUIET_AT_CLOSE_GAPS = 3
 
 
+def closed_dialogue_sql(cases: str, schema: str = "published") -> tuple[str, str]:
+    """The columns and the join that give ``model_closed_words`` its figures: the customer's
+    dialogue on the day the model closed the case (fct_dialogue_daily), for a query over the
+    cases aliased ``cases``."""
+    columns = ", quiet.days_since_dialogue as days_since_dialogue_at_close, quiet.usual_gap_days as usual_gap_days_at_close"
+    join = (f"left join {schema}.fct_dialogue_daily as quiet "
+            f"on quiet.customer_id = {cases}.customer_id and quiet.as_of_date = {cases}.closed_on")
+    return columns, join
+
+
 def model_closed_words(case: Mapping[str, Any]) -> str:
     """Why the drift model closed a case, with the customer's dialogue on the closing day
     (``days_since_dialogue_at_close`` and ``usual_gap_days_at_close``, fct_dialogue_daily, when

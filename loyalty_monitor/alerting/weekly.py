@@ -39,6 +39,7 @@ from loyalty_monitor.alerting.messages import (
     PRODUCT,
     Message,
     at_stake,
+    closed_dialogue_sql,
     drivers_list,
     format_money,
     model_closed_words,
@@ -106,11 +107,7 @@ def collect(con: Any, week_end: dt.date) -> tuple[dt.date | None, dict[str, dict
             if (m := manager(row)) is not None:
                 m["open"].append(row)
         # the dialogue on the day the model closed a case: a quiet customer is not "recovered"
-        quiet = (""", quiet.days_since_dialogue as days_since_dialogue_at_close,
-                           quiet.usual_gap_days as usual_gap_days_at_close""",
-                 """left join published.fct_dialogue_daily as quiet
-                        on quiet.customer_id = cases.customer_id and quiet.as_of_date = cases.closed_on"""
-                 ) if day is not None else ("", "")
+        quiet = closed_dialogue_sql("cases") if day is not None else ("", "")
         for row in _rows(con, f"""select cases.*{quiet[0]} from published.fct_case_lifecycle as cases {quiet[1]}
                                   where (cases.lifecycle_state = 'closed' and cast(cases.closed_at as date) between ? and ?)
                                      or (cases.closed_on between ? and ?)

@@ -19,6 +19,7 @@ import duckdb
 from loyalty_core.marts import MartsError, MartsReader, engine_of, never_built, open_marts
 from loyalty_core.settings import Settings
 from loyalty_monitor.access import User
+from loyalty_monitor.alerting.messages import closed_dialogue_sql
 
 P = "published"
 
@@ -165,10 +166,7 @@ def customer_detail(con: MartsReader, customer_id: str, days: int = 180, touches
         order by occurred_at desc, event_id limit {int(touches)}""", [customer_id])
     # the dialogue on the day the model closed a case (messages.model_closed_words): a customer far
     # quieter than usual then had not recovered, whatever the probability did
-    columns = ", quiet.days_since_dialogue as days_since_dialogue_at_close, quiet.usual_gap_days as usual_gap_days_at_close"
-    join = (f"left join {P}.fct_dialogue_daily as quiet "
-            "on quiet.customer_id = c.customer_id and quiet.as_of_date = c.closed_on")
-    quiet = (columns, join) if _has(con, "fct_dialogue_daily") else ("", "")
+    quiet = closed_dialogue_sql("c", P) if _has(con, "fct_dialogue_daily") else ("", "")
     cases = con.query(f"select c.*{quiet[0]} from {_lifecycle(con)} as c {quiet[1]} "
                       "where c.customer_id = ? order by c.opened_on desc, c.case_id", [customer_id])
     matrix = con.query(f"""
